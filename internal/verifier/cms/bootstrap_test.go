@@ -1,0 +1,178 @@
+package cms
+
+import (
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFetchRootPinned(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	mux := http.NewServeMux()
+	ca.Routes(mux, withClaims(nil))
+	ours, _ := startServer(t, ca, mux, ca.RootPool())
+
+	otherMux := http.NewServeMux()
+	other.Routes(otherMux, withClaims(nil))
+	foreign, _ := startServer(t, other, otherMux, other.RootPool())
+
+	// A server whose TLS chain holds our root but whose endpoint serves
+	// another root.
+	liar, _ := startServer(t, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writePEM(w, http.StatusOK, EncodeChainPEM(other.certsOf(IssuingRoot)))
+	}), ca.RootPool())
+
+	tlsCA, _ := ca.CACertificate(TypeTLS)
+	tests := []struct {
+		name    string
+		url     string
+		pin     string
+		wantErr string
+	}{
+		{"the right pin yields the root", ours.URL, ca.RootSHA384(), ""},
+		{"the right pin in upper case yields the root", ours.URL, strings.ToUpper(ca.RootSHA384()), ""},
+		{"a wrong pin is refused", ours.URL, other.RootSHA384(), ErrPinMismatch.Error()},
+		{"a server with a certificate from another CA is refused", foreign.URL, ca.RootSHA384(), ErrPinMismatch.Error()},
+		{"a pin of an intermediate is refused", ours.URL, Fingerprint(tlsCA), "not a self-signed CA"},
+		{"a server that serves another root than it presents is refused", liar.URL, ca.RootSHA384(), "differs from the pinned one"},
+		{"a malformed pin is refused", ours.URL, "abc", "96 hex digits"},
+		{"a plain HTTP URL is refused", strings.Replace(ours.URL, "https", "http", 1), ca.RootSHA384(), "must be https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, err := FetchRootPinned(t.Context(), tt.url, tt.pin)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("FetchRootPinned error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FetchRootPinned: %v", err)
+			}
+			if !root.Equal(ca.Root()) {
+				t.Fatal("FetchRootPinned returned another certificate than the root")
+			}
+		})
+	}
+}
+
+func TestAClientTrustingOnlyTheRootRefusesAServerOfAnotherCA(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	mux := http.NewServeMux()
+	other.Routes(mux, withClaims(nil))
+	srv, _ := startServer(t, other, mux, nil)
+	_, client := startServer(t, ca, mux, ca.RootPool())
+	resp, err := get(t, client, srv.URL+PathCACertificates)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a client trusting only our root accepted a server of another CA")
+	}
+	if !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Fatalf("error = %v, want an unknown authority", err)
+	}
+}
+
+func TestLoadRootFile(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf, err := ca.IssueTLSClient(newP384(t).Public(), "x", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := write("root.pem", EncodeChainPEM(ca.certsOf(IssuingRoot)))
+	both := write("both.pem", EncodeChainPEM(append(other.certsOf(IssuingRoot), ca.Root())))
+	onlyLeaf := write("leaf.pem", EncodeChainPEM(leaf[:1]))
+	garbage := write("garbage.pem", []byte("not a certificate"))
+	tests := []struct {
+		name    string
+		path    string
+		pin     string
+		wantErr string
+	}{
+		{"a single root loads without a pin", root, "", ""},
+		{"a single root loads with its pin", root, ca.RootSHA384(), ""},
+		{"a bundle loads the root matching the pin", both, ca.RootSHA384(), ""},
+		{"a bundle without a pin is refused", both, "", "exactly one"},
+		{"a wrong pin is refused", root, other.RootSHA384(), ErrPinMismatch.Error()},
+		{"a leaf certificate is refused", onlyLeaf, "", "not a self-signed CA"},
+		{"a file that is not PEM is refused", garbage, "", "not PEM"},
+		{"a missing file is refused", filepath.Join(dir, "none.pem"), "", "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadRootFile(tt.path, tt.pin)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("LoadRootFile error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(ca.Root()) {
+				t.Fatal("LoadRootFile returned another certificate than the root")
+			}
+		})
+	}
+}
+
+func TestRootFromEnv(t *testing.T) {
+	ca := newTestCA(t)
+	mux := http.NewServeMux()
+	ca.Routes(mux, withClaims(nil))
+	srv, _ := startServer(t, ca, mux, ca.RootPool())
+	file := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(file, EncodeChainPEM(ca.certsOf(IssuingRoot)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"a CA file is loaded", map[string]string{EnvRootCAFile: file}, ""},
+		{"a CA file is checked against the pin", map[string]string{EnvRootCAFile: file, EnvRootSHA384: strings.Repeat("00", 48)}, ErrPinMismatch.Error()},
+		{"a pin alone bootstraps from the CMS", map[string]string{EnvRootSHA384: ca.RootSHA384()}, ""},
+		{"nothing set is an error naming both variables", map[string]string{}, EnvRootCAFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, err := RootFromEnv(t.Context(), srv.URL, env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("RootFromEnv error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !root.Equal(ca.Root()) {
+				t.Fatal("RootFromEnv returned another certificate than the root")
+			}
+		})
+	}
+}
+
+// certsOf returns the CA certificate of kind as a one-element chain.
+func (ca *CA) certsOf(kind string) []*x509.Certificate {
+	c, err := ca.CACertificate(kind)
+	if err != nil {
+		panic(err)
+	}
+	return []*x509.Certificate{c}
+}

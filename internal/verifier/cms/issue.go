@@ -1,0 +1,299 @@
+package cms
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"trustedcompute.io/tc/internal/verifier/api"
+)
+
+// Categories of refused requests. Errors returned by the CA are *api.Error
+// values whose cause wraps one of these.
+var (
+	ErrUnknownCertType = errors.New("unknown certificate type")
+	ErrUnknownCA       = errors.New("unknown issuing CA")
+	ErrBadCSR          = errors.New("bad certificate signing request")
+	ErrKeyNotAllowed   = errors.New("public key not allowed")
+	ErrBadName         = errors.New("bad certificate name")
+	ErrNotApproved     = errors.New("certificate not approved")
+)
+
+func badRequest(cause error, format string, args ...any) *api.Error {
+	return &api.Error{Kind: api.KindBadRequest, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+func allowedTypes() string { return strings.Join(certTypes, ", ") }
+
+// checkCertType returns a bad-request error unless t is a known type.
+func checkCertType(t string) error {
+	for _, k := range certTypes {
+		if t == k {
+			return nil
+		}
+	}
+	return badRequest(ErrUnknownCertType, "certificate type %q is unknown (allowed: %s)", t, allowedTypes())
+}
+
+// IssueTLSServer issues a TLS server certificate for pub, valid for the given
+// DNS names and IP addresses (at least one), for ttl (LeafValidity when 0).
+// The chain is leaf, intermediate, root.
+func (ca *CA) IssueTLSServer(pub crypto.PublicKey, cn string, dnsNames []string, ips []net.IP, ttl time.Duration) ([]*x509.Certificate, error) {
+	return ca.issue(TypeTLS, pub, cn, dnsNames, ips, ttl)
+}
+
+// IssueTLSClient issues a TLS client certificate for pub.
+func (ca *CA) IssueTLSClient(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
+	return ca.issue(TypeTLSClient, pub, cn, nil, nil, ttl)
+}
+
+// IssueSigning issues a signing certificate for pub (flavors, reports, token
+// signing). Its only extended key usage is OIDExtKeyUsageDocumentSigning.
+func (ca *CA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
+	return ca.issue(TypeSigning, pub, cn, nil, nil, ttl)
+}
+
+// ServerCertificate generates a P-384 key and issues a TLS server certificate
+// for it. The chain holds leaf, intermediate and root, so that clients can
+// bootstrap from a pinned root (FetchRootPinned).
+func (ca *CA) ServerCertificate(cn string, dnsNames []string, ips []net.IP) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate server key: %w", err)
+	}
+	chain, err := ca.IssueTLSServer(key.Public(), cn, dnsNames, ips, 0)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, cert := range chain {
+		c.Certificate = append(c.Certificate, cert.Raw)
+	}
+	return c, nil
+}
+
+// SignCSR signs csr as a certificate of the given type (TypeTLS,
+// TypeTLSClient or TypeSigning), valid for LeafValidity. It takes the common
+// name, DNS names and IP addresses of the CSR and nothing else; it does not
+// authorize: the HTTP handler checks the caller's CertApprover roles.
+func (ca *CA) SignCSR(csr *x509.CertificateRequest, certType string) ([]*x509.Certificate, error) {
+	if err := checkCertType(certType); err != nil {
+		return nil, err
+	}
+	if csr == nil {
+		return nil, badRequest(ErrBadCSR, "certificate signing request is missing")
+	}
+	if err := checkCSR(csr); err != nil {
+		return nil, err
+	}
+	return ca.issue(certType, csr.PublicKey, csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses, 0)
+}
+
+// checkCSR checks the signature, the key and the names of a CSR.
+func checkCSR(csr *x509.CertificateRequest) error {
+	if err := csr.CheckSignature(); err != nil {
+		return &api.Error{Kind: api.KindBadRequest, Message: "certificate signing request signature is invalid",
+			Err: fmt.Errorf("%w: %w", ErrBadCSR, err)}
+	}
+	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
+		return badRequest(ErrBadCSR, "certificate signing request may name only DNS names and IP addresses, not e-mail addresses or URIs")
+	}
+	return checkKey(csr.PublicKey)
+}
+
+// checkKey accepts ECDSA P-256 and P-384 keys and RSA keys of 2048 to 8192
+// bits.
+func checkKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() || k.Curve == elliptic.P384() {
+			return nil
+		}
+		return badRequest(ErrKeyNotAllowed, "ECDSA key on curve %s is not allowed (allowed: P-256, P-384)", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < 2048 || bits > 8192 {
+			return badRequest(ErrKeyNotAllowed, "RSA key of %d bits is not allowed (allowed: 2048 to 8192 bits)", bits)
+		}
+		return nil
+	default:
+		return badRequest(ErrKeyNotAllowed, "public key of type %T is not allowed (allowed: ECDSA P-256, P-384, RSA of 2048 bits or more)", pub)
+	}
+}
+
+func (ca *CA) issue(kind string, pub crypto.PublicKey, cn string, dnsNames []string, ips []net.IP, ttl time.Duration) ([]*x509.Certificate, error) {
+	issuer, ok := ca.inter[kind]
+	if !ok {
+		return nil, checkCertType(kind)
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, err
+	}
+	if err := checkCommonName(cn); err != nil {
+		return nil, err
+	}
+	for _, d := range dnsNames {
+		if err := checkDNSName(d); err != nil {
+			return nil, err
+		}
+	}
+	if kind == TypeTLS && len(dnsNames) == 0 && len(ips) == 0 {
+		return nil, badRequest(ErrBadName, "a TLS server certificate needs at least one DNS name or IP address")
+	}
+	if ttl < 0 {
+		return nil, badRequest(ErrBadName, "certificate lifetime must not be negative")
+	}
+	if ttl == 0 {
+		ttl = ca.cfg.LeafValidity
+	}
+	now := ca.cfg.Now()
+	notAfter := now.Add(ttl)
+	if notAfter.After(issuer.cert.NotAfter) {
+		notAfter = issuer.cert.NotAfter
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		DNSNames:              dnsNames,
+		IPAddresses:           ips,
+	}
+	switch kind {
+	case TypeTLS:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		if _, isRSA := pub.(*rsa.PublicKey); isRSA {
+			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+	case TypeTLSClient:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case TypeSigning:
+		tmpl.KeyUsage |= x509.KeyUsageContentCommitment
+		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{OIDExtKeyUsageDocumentSigning}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.cert, pub, issuer.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s certificate: %w", kind, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s certificate: %w", kind, err)
+	}
+	return []*x509.Certificate{leaf, issuer.cert, ca.root.cert}, nil
+}
+
+// checkCommonName accepts 1 to 64 printable UTF-8 characters.
+func checkCommonName(cn string) error {
+	if cn == "" {
+		return badRequest(ErrBadName, "common name is empty")
+	}
+	if !utf8.ValidString(cn) || utf8.RuneCountInString(cn) > 64 {
+		return badRequest(ErrBadName, "common name must be valid UTF-8 of at most 64 characters")
+	}
+	for _, r := range cn {
+		if !unicode.IsPrint(r) {
+			return badRequest(ErrBadName, "common name %q holds a non-printable character", cn)
+		}
+	}
+	return nil
+}
+
+// checkDNSName accepts host names of letters, digits, '-' and '.', with an
+// optional leading "*." wildcard label.
+func checkDNSName(name string) error {
+	bad := func() error { return badRequest(ErrBadName, "DNS name %q is not a valid host name", name) }
+	if len(name) == 0 || len(name) > 253 {
+		return bad()
+	}
+	labels := strings.Split(strings.TrimPrefix(name, "*."), ".")
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return bad()
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return bad()
+			}
+		}
+	}
+	return nil
+}
+
+// ParseCSR parses one PEM "CERTIFICATE REQUEST" block (nothing else may
+// follow it), checks its signature and its key.
+func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
+	block, rest := pem.Decode(b)
+	if block == nil {
+		return nil, badRequest(ErrBadCSR, "request body is not PEM")
+	}
+	if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
+		return nil, badRequest(ErrBadCSR, "PEM block is %q, want \"CERTIFICATE REQUEST\"", block.Type)
+	}
+	if len(strings.TrimSpace(string(rest))) != 0 {
+		return nil, badRequest(ErrBadCSR, "request body must hold exactly one PEM block")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, &api.Error{Kind: api.KindBadRequest, Message: "certificate signing request is malformed",
+			Err: fmt.Errorf("%w: %w", ErrBadCSR, err)}
+	}
+	if err := checkCSR(csr); err != nil {
+		return nil, err
+	}
+	return csr, nil
+}
+
+// EncodeChainPEM encodes certificates as consecutive PEM CERTIFICATE blocks.
+func EncodeChainPEM(chain []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range chain {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// VerifySigning verifies a signing certificate chain (leaf first, then any
+// intermediates) under roots at now, and that the leaf may sign documents:
+// digital signature key usage and the document signing extended key usage.
+// x509.Verify cannot ask for that usage itself, so consumers of signed
+// flavors, reports and tokens call this.
+func VerifySigning(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) error {
+	if len(chain) == 0 {
+		return errors.New("signing chain is empty")
+	}
+	leaf := chain[0]
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("verify signing certificate: %w", err)
+	}
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 || len(leaf.ExtKeyUsage) != 0 ||
+		!slices.ContainsFunc(leaf.UnknownExtKeyUsage, OIDExtKeyUsageDocumentSigning.Equal) {
+		return fmt.Errorf("certificate %q is not a signing certificate", leaf.Subject.CommonName)
+	}
+	return nil
+}
