@@ -1,0 +1,452 @@
+package aas
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeStore is an in-memory Store.
+type fakeStore struct {
+	mu        sync.Mutex
+	users     map[string]User
+	roles     map[string]Role
+	userRoles map[string][]string
+	failures  map[string][]time.Time
+	secrets   map[string][]byte
+	writes    int // number of successful mutations
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{
+		users: map[string]User{}, roles: map[string]Role{}, userRoles: map[string][]string{},
+		failures: map[string][]time.Time{}, secrets: map[string][]byte{},
+	}
+}
+
+func (s *fakeStore) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
+}
+
+func (s *fakeStore) CreateUser(_ context.Context, u User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.users {
+		if e.Name == u.Name {
+			return fmt.Errorf("user %q: %w", u.Name, ErrConflict)
+		}
+	}
+	if _, ok := s.users[u.ID]; ok {
+		return fmt.Errorf("user %q: %w", u.ID, ErrConflict)
+	}
+	s.users[u.ID] = u
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) UserByName(_ context.Context, name string) (User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.users {
+		if u.Name == name {
+			return u, nil
+		}
+	}
+	return User{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
+}
+
+func (s *fakeStore) UserByID(_ context.Context, id string) (User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	return u, nil
+}
+
+func (s *fakeStore) ListUsers(context.Context) ([]User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []User
+	for _, u := range s.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b User) int { return compareStrings(a.Name, b.Name) })
+	return out, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *fakeStore) UpdateUserPassword(_ context.Context, id string, hash []byte) error {
+	return s.updateUser(id, func(u *User) { u.PasswordHash = hash })
+}
+
+func (s *fakeStore) SetUserLockedUntil(_ context.Context, id string, t time.Time) error {
+	return s.updateUser(id, func(u *User) { u.LockedUntil = t })
+}
+
+func (s *fakeStore) updateUser(id string, f func(*User)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		return fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	f(&u)
+	s.users[id] = u
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) DeleteUser(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[id]; !ok {
+		return fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	delete(s.users, id)
+	delete(s.userRoles, id)
+	delete(s.failures, id)
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) CreateRole(_ context.Context, r Role) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.roles {
+		if e.Service == r.Service && e.Name == r.Name && e.Context == r.Context {
+			return fmt.Errorf("role %s:%s: %w", r.Service, r.Name, ErrConflict)
+		}
+	}
+	r.Permissions = slices.Clone(r.Permissions)
+	s.roles[r.ID] = r
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) RoleByID(_ context.Context, id string) (Role, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.roles[id]
+	if !ok {
+		return Role{}, fmt.Errorf("role %q: %w", id, ErrNotFound)
+	}
+	return r, nil
+}
+
+func (s *fakeStore) ListRoles(context.Context) ([]Role, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Role
+	for _, r := range s.roles {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Role) int { return compareStrings(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *fakeStore) DeleteRole(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.roles[id]; !ok {
+		return fmt.Errorf("role %q: %w", id, ErrNotFound)
+	}
+	delete(s.roles, id)
+	for u, ids := range s.userRoles {
+		s.userRoles[u] = slices.DeleteFunc(ids, func(x string) bool { return x == id })
+	}
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) SetRolePermissions(_ context.Context, id string, perms []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.roles[id]
+	if !ok {
+		return fmt.Errorf("role %q: %w", id, ErrNotFound)
+	}
+	r.Permissions = slices.Clone(perms)
+	s.roles[id] = r
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) AddUserRoles(_ context.Context, userID string, roleIDs []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return fmt.Errorf("user %q: %w", userID, ErrNotFound)
+	}
+	for _, id := range roleIDs {
+		if _, ok := s.roles[id]; !ok {
+			return fmt.Errorf("role %q: %w", id, ErrNotFound)
+		}
+	}
+	for _, id := range roleIDs {
+		if !slices.Contains(s.userRoles[userID], id) {
+			s.userRoles[userID] = append(s.userRoles[userID], id)
+		}
+	}
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) RemoveUserRole(_ context.Context, userID, roleID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := s.userRoles[userID]
+	i := slices.Index(ids, roleID)
+	if i < 0 {
+		return fmt.Errorf("user role %q %q: %w", userID, roleID, ErrNotFound)
+	}
+	s.userRoles[userID] = slices.Delete(ids, i, i+1)
+	s.writes++
+	return nil
+}
+
+func (s *fakeStore) UserRoles(_ context.Context, userID string) ([]Role, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Role
+	for _, id := range s.userRoles[userID] {
+		out = append(out, s.roles[id])
+	}
+	return out, nil
+}
+
+func (s *fakeStore) RecordLoginFailure(_ context.Context, userID string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[userID] = append(s.failures[userID], at)
+	return nil
+}
+
+func (s *fakeStore) LoginFailuresSince(_ context.Context, userID string, since time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.failures[userID] {
+		if !t.Before(since) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *fakeStore) ClearLoginFailures(_ context.Context, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, userID)
+	return nil
+}
+
+func (s *fakeStore) GetSecret(_ context.Context, name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.secrets[name]
+	if !ok {
+		return nil, fmt.Errorf("secret %q: %w", name, ErrNotFound)
+	}
+	return v, nil
+}
+
+func (s *fakeStore) CreateSecret(_ context.Context, name string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.secrets[name]; ok {
+		return fmt.Errorf("secret %q: %w", name, ErrConflict)
+	}
+	s.secrets[name] = value
+	s.writes++
+	return nil
+}
+
+// fakeCA issues signing certificates under a two-level CA, on a fake clock.
+type fakeCA struct {
+	now    func() time.Time
+	root   *x509.Certificate
+	inter  *x509.Certificate
+	ikey   *ecdsa.PrivateKey
+	issued int
+	mu     sync.Mutex
+	fail   error
+}
+
+func newFakeCA(t testing.TB, now func() time.Time) *fakeCA {
+	t.Helper()
+	rkey := mustKey(t)
+	ikey := mustKey(t)
+	start := now().Add(-time.Hour)
+	root := mustCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
+		NotBefore: start, NotAfter: start.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign,
+	}, nil, &rkey.PublicKey, rkey)
+	inter := mustCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test signing ca"},
+		NotBefore: start, NotAfter: start.Add(5 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign,
+	}, root, &ikey.PublicKey, rkey)
+	return &fakeCA{now: now, root: root, inter: inter, ikey: ikey}
+}
+
+func (ca *fakeCA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if ca.fail != nil {
+		return nil, ca.fail
+	}
+	ca.issued++
+	now := ca.now()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(int64(100 + ca.issued)), Subject: pkix.Name{CommonName: cn},
+		NotBefore: now, NotAfter: now.Add(ttl), KeyUsage: x509.KeyUsageDigitalSignature,
+	}, ca.inter, pub, ca.ikey)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{leaf, ca.inter, ca.root}, nil
+}
+
+func (ca *fakeCA) Issued() int {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.issued
+}
+
+func mustKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// fakeCreds records credential requests.
+type fakeCreds struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeCreds) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "agent:"+hostID)
+	return []byte("-----BEGIN NATS USER JWT-----\nagent " + hostID + "\n"), nil
+}
+
+func (f *fakeCreds) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "service:"+name)
+	return []byte("-----BEGIN NATS USER JWT-----\nservice " + name + "\n"), nil
+}
+
+// fixture is an AAS on fakes.
+type fixture struct {
+	aas   *AAS
+	store *fakeStore
+	ca    *fakeCA
+	creds *fakeCreds
+	clock *fakeClock
+	mux   *http.ServeMux
+}
+
+const adminPassword = "correct horse battery staple"
+
+// testConfig has cheap argon2 parameters and the fake clock.
+func testConfig(clock *fakeClock) Config {
+	return Config{
+		Argon2:        Argon2Params{Memory: 64, Time: 1, Threads: 1},
+		AdminPassword: adminPassword,
+		Now:           clock.Now,
+	}
+}
+
+func newFixture(t testing.TB, edit ...func(*Config)) *fixture {
+	t.Helper()
+	clock := newFakeClock()
+	cfg := testConfig(clock)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	f := &fixture{store: newFakeStore(), ca: newFakeCA(t, clock.Now), creds: &fakeCreds{}, clock: clock, mux: http.NewServeMux()}
+	a, err := New(context.Background(), cfg, f.store, f.ca, f.creds, discardLogger())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	f.aas = a
+	a.Register(f.mux)
+	return f
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,111 @@
+package aas
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+type request struct {
+	method, path, token, contentType string
+	body                             string
+}
+
+func (f *fixture) do(t testing.TB, r request) *httptest.ResponseRecorder {
+	t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req := httptest.NewRequestWithContext(context.Background(), r.method, r.path, body)
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	rec := httptest.NewRecorder()
+	f.mux.ServeHTTP(rec, req)
+	return rec
+}
+
+func (f *fixture) login(t testing.TB, user, pw string) *httptest.ResponseRecorder {
+	t.Helper()
+	b, err := json.Marshal(tokenRequest{Username: user, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.do(t, request{method: "POST", path: "/aas/v1/token", contentType: "application/json", body: string(b)})
+}
+
+func (f *fixture) adminToken(t testing.TB) string {
+	t.Helper()
+	rec := f.login(t, "admin", adminPassword)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("admin login: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+// token mints a token whose only permissions are the given "service:rule"s.
+func (f *fixture) token(t testing.TB, perms ...string) string {
+	t.Helper()
+	var ps []auth.Permission
+	for _, p := range perms {
+		service, rule, _ := strings.Cut(p, ":")
+		ps = append(ps, auth.Permission{Service: service, Rules: []string{rule}})
+	}
+	tok, err := f.aas.issue("test-subject", "", nil, ps, f.aas.cfg.TokenValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.NewDecoder(bytes.NewReader(rec.Body.Bytes())).Decode(&v); err != nil {
+		t.Fatalf("decode %T from %q: %v", v, rec.Body, err)
+	}
+	return v
+}
+
+// createUser adds a user through the store and returns its id.
+func (f *fixture) createUser(t testing.TB, name, pw string) string {
+	t.Helper()
+	hash, err := hashPassword(pw, f.aas.cfg.Argon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := User{ID: newID(), Name: name, PasswordHash: hash, CreatedAt: f.clock.Now()}
+	if err := f.store.CreateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
+}
+
+func (f *fixture) createRole(t testing.TB, service, name string, perms ...string) string {
+	t.Helper()
+	r := Role{ID: newID(), Service: service, Name: name, Permissions: perms, CreatedAt: f.clock.Now()}
+	if err := f.store.CreateRole(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}

@@ -1,0 +1,101 @@
+package aas
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+// Guard is the authentication and authorization middleware of every service.
+type Guard struct {
+	verifier *Verifier
+	logger   *slog.Logger
+}
+
+// NewGuard returns the middleware for tokens that v accepts.
+func NewGuard(v *Verifier, logger *slog.Logger) *Guard {
+	return &Guard{verifier: v, logger: logger}
+}
+
+// Guard returns the middleware for this AAS's tokens.
+func (a *AAS) Guard() *Guard { return NewGuard(a.verifier, a.logger) }
+
+// Authenticate verifies "Authorization: Bearer <jwt>" and puts the claims in
+// the request context (auth.FromContext). Any failure is a 401.
+func (a *AAS) Authenticate(next http.Handler) http.Handler { return a.Guard().Authenticate(next) }
+
+// Require is Guard.Require for this AAS's tokens.
+func (a *AAS) Require(service, rule string) func(http.Handler) http.Handler {
+	return a.Guard().Require(service, rule)
+}
+
+// Authenticate verifies "Authorization: Bearer <jwt>" and puts the claims in
+// the request context (auth.FromContext). Any failure is a 401.
+func (g *Guard) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := bearer(r)
+		var c *auth.Claims
+		if err == nil {
+			c, err = g.verifier.Verify(tok)
+		}
+		if err != nil {
+			api.WriteError(w, r, g.logger, api.Wrap(api.KindUnauthenticated, err, tokenMessage(err)))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
+	})
+}
+
+// Require returns middleware that lets a request through only when its claims
+// (put there by Authenticate) allow rule in service: 401 without claims, 403
+// naming the missing permission otherwise. It panics on a malformed rule, a
+// programming error found when the routes are built.
+func (g *Guard) Require(service, rule string) func(http.Handler) http.Handler {
+	need, err := auth.ParseRule(rule)
+	if err != nil || service == "" {
+		panic(fmt.Sprintf("aas: bad required permission %q in service %q", rule, service))
+	}
+	msg := "permission " + service + ":" + need.String() + " required"
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := auth.FromContext(r.Context())
+			switch {
+			case c == nil:
+				api.WriteError(w, r, g.logger, api.Errorf(api.KindUnauthenticated, "%s", ErrTokenMissing.Error()))
+			case !c.Allows(service, need):
+				api.WriteError(w, r, g.logger, api.Errorf(api.KindForbidden, "%s", msg))
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// bearer returns the token of the Authorization header.
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", ErrTokenMissing
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", fmt.Errorf("%w: authorization header is not \"Bearer <token>\"", ErrTokenMalformed)
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+// tokenMessage is the caller-visible reason a token was refused.
+func tokenMessage(err error) string {
+	for _, e := range []error{ErrTokenMissing, ErrTokenExpired, ErrTokenNotYetValid, ErrTokenSignature,
+		ErrTokenAlgorithm, ErrTokenUnknownKey, ErrTokenIssuer, ErrTokenAudience, ErrTokenMalformed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "invalid token"
+}

@@ -1,0 +1,530 @@
+package aas
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+// Route is one endpoint of the AAS and the permission it needs, written
+// "<service>:<resource>:<action>:<selector>"; empty means no token needed.
+type Route struct {
+	Method, Pattern, Permission string
+}
+
+// ServiceRule splits Permission into the service and the rule.
+func (r Route) ServiceRule() (service, rule string) {
+	service, rule, _ = strings.Cut(r.Permission, ":")
+	return service, rule
+}
+
+type route struct {
+	Route
+	handle func(a *AAS, w http.ResponseWriter, r *http.Request) error
+}
+
+// routes is the one table of AAS endpoints and their permissions.
+var routes = []route{
+	{Route{"POST", "/aas/v1/token", ""}, (*AAS).handleToken},
+	{Route{"GET", "/aas/v1/jwt-certificates", ""}, (*AAS).handleCertificates},
+	{Route{"GET", "/aas/v1/jwks", ""}, (*AAS).handleJWKS},
+	{Route{"GET", "/.well-known/jwks.json", ""}, (*AAS).handleJWKS},
+	{Route{"POST", "/aas/v1/custom-claims-token", "AAS:custom_claims:create:*"}, (*AAS).handleCustomClaimsToken},
+	{Route{"POST", "/aas/v1/credentials", "AAS:credential:create:*"}, (*AAS).handleCredentials},
+	{Route{"POST", "/aas/v1/users", "AAS:users:create:*"}, (*AAS).handleCreateUser},
+	{Route{"GET", "/aas/v1/users", "AAS:users:search:*"}, (*AAS).handleListUsers},
+	{Route{"GET", "/aas/v1/users/{id}", "AAS:users:retrieve:*"}, (*AAS).handleGetUser},
+	{Route{"PUT", "/aas/v1/users/{id}", "AAS:users:update:*"}, (*AAS).handleUpdateUser},
+	{Route{"DELETE", "/aas/v1/users/{id}", "AAS:users:delete:*"}, (*AAS).handleDeleteUser},
+	{Route{"POST", "/aas/v1/roles", "AAS:roles:create:*"}, (*AAS).handleCreateRole},
+	{Route{"GET", "/aas/v1/roles", "AAS:roles:search:*"}, (*AAS).handleListRoles},
+	{Route{"GET", "/aas/v1/roles/{id}", "AAS:roles:retrieve:*"}, (*AAS).handleGetRole},
+	{Route{"DELETE", "/aas/v1/roles/{id}", "AAS:roles:delete:*"}, (*AAS).handleDeleteRole},
+	{Route{"PUT", "/aas/v1/roles/{id}/permissions", "AAS:roles:update:*"}, (*AAS).handleSetRolePermissions},
+	{Route{"POST", "/aas/v1/users/{id}/roles", "AAS:user_roles:create:*"}, (*AAS).handleAddUserRoles},
+	{Route{"GET", "/aas/v1/users/{id}/roles", "AAS:user_roles:search:*"}, (*AAS).handleUserRoles},
+	{Route{"DELETE", "/aas/v1/users/{id}/roles/{roleId}", "AAS:user_roles:delete:*"}, (*AAS).handleRemoveUserRole},
+	{Route{"GET", "/aas/v1/users/{id}/permissions", "AAS:user_roles:retrieve:*"}, (*AAS).handleUserPermissions},
+}
+
+// Routes returns the endpoints of the AAS with the permission each needs.
+func Routes() []Route {
+	out := make([]Route, len(routes))
+	for i, r := range routes {
+		out[i] = r.Route
+	}
+	return out
+}
+
+// Register mounts every AAS endpoint on mux, each behind Authenticate and
+// Require for its permission.
+func (a *AAS) Register(mux *http.ServeMux) {
+	g := a.Guard()
+	for _, rt := range routes {
+		h := a.handler(rt.handle)
+		if rt.Permission != "" {
+			service, rule := rt.ServiceRule()
+			h = g.Authenticate(g.Require(service, rule)(h))
+		}
+		mux.Handle(rt.Method+" "+rt.Pattern, h)
+	}
+}
+
+func (a *AAS) handler(h func(*AAS, http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(a, w, r); err != nil {
+			api.WriteError(w, r, a.logger, err)
+		}
+	})
+}
+
+const smallBody = 8 << 10
+
+// Wire shapes.
+type (
+	tokenRequest struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	userRequest struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	passwordRequest struct {
+		Password string `json:"password"`
+	}
+	// UserResponse is a user as the API shows it: never the password hash.
+	UserResponse struct {
+		ID          string     `json:"id"`
+		Username    string     `json:"username"`
+		CreatedAt   time.Time  `json:"created_at"`
+		LockedUntil *time.Time `json:"locked_until,omitempty"`
+	}
+	roleRequest struct {
+		Service     string   `json:"service"`
+		Name        string   `json:"name"`
+		Context     string   `json:"context"`
+		Permissions []string `json:"permissions"`
+	}
+	// RoleResponse is a role as the API shows it.
+	RoleResponse struct {
+		ID          string    `json:"id"`
+		Service     string    `json:"service"`
+		Name        string    `json:"name"`
+		Context     string    `json:"context,omitempty"`
+		Permissions []string  `json:"permissions"`
+		CreatedAt   time.Time `json:"created_at"`
+	}
+	permissionsRequest struct {
+		Permissions []string `json:"permissions"`
+	}
+	userRolesRequest struct {
+		RoleIDs []string `json:"role_ids"`
+	}
+	customClaimsRequest struct {
+		Subject         string       `json:"subject"`
+		ValiditySeconds int64        `json:"validity_seconds"`
+		Claims          customClaims `json:"claims"`
+	}
+	customClaims struct {
+		Roles       []auth.Role       `json:"roles"`
+		Permissions []auth.Permission `json:"permissions"`
+	}
+	credentialsRequest struct {
+		Type       string            `json:"type"`
+		Parameters map[string]string `json:"parameters"`
+	}
+)
+
+func (a *AAS) userResponse(u User) UserResponse {
+	out := UserResponse{ID: u.ID, Username: u.Name, CreatedAt: u.CreatedAt.UTC()}
+	if a.now().Before(u.LockedUntil) {
+		t := u.LockedUntil.UTC()
+		out.LockedUntil = &t
+	}
+	return out
+}
+
+func roleResponse(r Role) RoleResponse {
+	p := r.Permissions
+	if p == nil {
+		p = []string{}
+	}
+	return RoleResponse{ID: r.ID, Service: r.Service, Name: r.Name, Context: r.Context, Permissions: p, CreatedAt: r.CreatedAt.UTC()}
+}
+
+func badRequest(err error) error { return api.Wrap(api.KindBadRequest, err, err.Error()) }
+
+func writeToken(w http.ResponseWriter, tok string) {
+	w.Header().Set("Content-Type", "application/jwt")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(tok))
+}
+
+func (a *AAS) handleToken(w http.ResponseWriter, r *http.Request) error {
+	var req tokenRequest
+	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return api.Errorf(api.KindBadRequest, "username and password are required")
+	}
+	tok, err := a.Login(r.Context(), req.Username, req.Password)
+	if err != nil {
+		return err
+	}
+	writeToken(w, tok)
+	return nil
+}
+
+func (a *AAS) handleCertificates(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(a.signer.certificatesPEM(a.now()))
+	return nil
+}
+
+func (a *AAS) handleJWKS(w http.ResponseWriter, _ *http.Request) error {
+	set, err := a.signer.jwks(a.now())
+	if err != nil {
+		return api.Wrap(api.KindInternal, err, "jwks")
+	}
+	api.WriteJSON(w, http.StatusOK, set)
+	return nil
+}
+
+func (a *AAS) handleCustomClaimsToken(w http.ResponseWriter, r *http.Request) error {
+	var req customClaimsRequest
+	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	var errs []error
+	if req.Subject == "" || len(req.Subject) > 256 {
+		errs = append(errs, errors.New("subject must have 1 to 256 bytes"))
+	}
+	if req.ValiditySeconds <= 0 {
+		errs = append(errs, errors.New("validity_seconds must be positive"))
+	}
+	caller := auth.FromContext(r.Context())
+	for _, p := range req.Claims.Permissions {
+		if p.Service == "" {
+			errs = append(errs, errors.New("permission service is empty"))
+		}
+		if err := checkRules(p.Rules); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, s := range p.Rules {
+			rule, _ := auth.ParseRule(s)
+			if !caller.Allows(p.Service, rule) {
+				return api.Errorf(api.KindForbidden, "cannot grant %s:%s, which the caller does not hold", p.Service, s)
+			}
+		}
+	}
+	for _, rl := range req.Claims.Roles {
+		if rl.Service == "" || rl.Name == "" {
+			errs = append(errs, errors.New("role service and name are required"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return badRequest(err)
+	}
+	validity := min(time.Duration(min(req.ValiditySeconds, 1<<32))*time.Second, a.cfg.MaxCustomClaimsValidity)
+	tok, err := a.issue(req.Subject, "", req.Claims.Roles, req.Claims.Permissions, validity)
+	if err != nil {
+		return err
+	}
+	a.logger.Info("custom claims token issued", slog.String(keySubject, req.Subject), slog.String(keyCaller, caller.Subject))
+	writeToken(w, tok)
+	return nil
+}
+
+func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
+	var req credentialsRequest
+	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
+		return err
+	}
+	var creds []byte
+	var err error
+	switch req.Type {
+	case "TA":
+		host := req.Parameters["host-id"]
+		if err := checkHostID(host); err != nil {
+			return badRequest(err)
+		}
+		creds, err = a.creds.AgentCredentials(host, a.cfg.CredentialValidity)
+	case "HVS":
+		creds, err = a.creds.ServiceCredentials("HVS", a.cfg.CredentialValidity)
+	default:
+		return api.Errorf(api.KindBadRequest, "type must be TA or HVS, got %q", req.Type)
+	}
+	if err != nil {
+		return api.Wrap(api.KindInternal, err, "issue credentials")
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(creds)
+	return nil
+}
+
+func (a *AAS) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
+		return err
+	}
+	var errs []error
+	if err := checkName("username", req.Username); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkPassword(req.Password, a.cfg.MinPasswordLength); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return badRequest(err)
+	}
+	hash, err := a.hash(r.Context(), req.Password)
+	if err != nil {
+		return api.Wrap(api.KindInternal, err, "hash password")
+	}
+	u := User{ID: newID(), Name: req.Username, PasswordHash: hash, CreatedAt: a.now().UTC()}
+	if err := a.store.CreateUser(r.Context(), u); err != nil {
+		return storeErr(err, "user "+req.Username)
+	}
+	api.WriteJSON(w, http.StatusCreated, a.userResponse(u))
+	return nil
+}
+
+func (a *AAS) handleListUsers(w http.ResponseWriter, r *http.Request) error {
+	out := []UserResponse{}
+	if name := r.URL.Query().Get("name"); name != "" {
+		u, err := a.store.UserByName(r.Context(), name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return storeErr(err, "user")
+		}
+		if err == nil {
+			out = append(out, a.userResponse(u))
+		}
+		api.WriteJSON(w, http.StatusOK, out)
+		return nil
+	}
+	users, err := a.store.ListUsers(r.Context())
+	if err != nil {
+		return storeErr(err, "list users")
+	}
+	for _, u := range users {
+		out = append(out, a.userResponse(u))
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *AAS) handleGetUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.store.UserByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	api.WriteJSON(w, http.StatusOK, a.userResponse(u))
+	return nil
+}
+
+// handleUpdateUser sets a new password; it also lifts a lockout.
+func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
+	var req passwordRequest
+	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
+		return err
+	}
+	if err := checkPassword(req.Password, a.cfg.MinPasswordLength); err != nil {
+		return badRequest(err)
+	}
+	id := r.PathValue("id")
+	if _, err := a.store.UserByID(r.Context(), id); err != nil {
+		return storeErr(err, "user")
+	}
+	hash, err := a.hash(r.Context(), req.Password)
+	if err != nil {
+		return api.Wrap(api.KindInternal, err, "hash password")
+	}
+	if err := a.store.UpdateUserPassword(r.Context(), id, hash); err != nil {
+		return storeErr(err, "user")
+	}
+	if err := a.store.SetUserLockedUntil(r.Context(), id, time.Time{}); err != nil {
+		return storeErr(err, "user")
+	}
+	if err := a.store.ClearLoginFailures(r.Context(), id); err != nil {
+		return storeErr(err, "user")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *AAS) handleDeleteUser(w http.ResponseWriter, r *http.Request) error {
+	if err := a.store.DeleteUser(r.Context(), r.PathValue("id")); err != nil {
+		return storeErr(err, "user")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *AAS) handleCreateRole(w http.ResponseWriter, r *http.Request) error {
+	var req roleRequest
+	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	var errs []error
+	if err := checkName("service", req.Service); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkName("role name", req.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkContext(req.Context); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkRules(req.Permissions); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return badRequest(err)
+	}
+	perms := slices.Compact(slices.Sorted(slices.Values(req.Permissions)))
+	role := Role{ID: newID(), Service: req.Service, Name: req.Name, Context: req.Context, Permissions: perms, CreatedAt: a.now().UTC()}
+	if err := a.store.CreateRole(r.Context(), role); err != nil {
+		return storeErr(err, "role "+req.Service+":"+req.Name)
+	}
+	api.WriteJSON(w, http.StatusCreated, roleResponse(role))
+	return nil
+}
+
+func (a *AAS) handleListRoles(w http.ResponseWriter, r *http.Request) error {
+	roles, err := a.store.ListRoles(r.Context())
+	if err != nil {
+		return storeErr(err, "list roles")
+	}
+	q := r.URL.Query()
+	out := []RoleResponse{}
+	for _, rl := range roles {
+		if (q.Has("service") && rl.Service != q.Get("service")) || (q.Has("name") && rl.Name != q.Get("name")) ||
+			(q.Has("context") && rl.Context != q.Get("context")) {
+			continue
+		}
+		out = append(out, roleResponse(rl))
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *AAS) handleGetRole(w http.ResponseWriter, r *http.Request) error {
+	rl, err := a.store.RoleByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return storeErr(err, "role")
+	}
+	api.WriteJSON(w, http.StatusOK, roleResponse(rl))
+	return nil
+}
+
+func (a *AAS) handleDeleteRole(w http.ResponseWriter, r *http.Request) error {
+	if err := a.store.DeleteRole(r.Context(), r.PathValue("id")); err != nil {
+		return storeErr(err, "role")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) error {
+	var req permissionsRequest
+	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	if err := checkRules(req.Permissions); err != nil {
+		return badRequest(err)
+	}
+	perms := slices.Compact(slices.Sorted(slices.Values(req.Permissions)))
+	if perms == nil {
+		perms = []string{}
+	}
+	if err := a.store.SetRolePermissions(r.Context(), r.PathValue("id"), perms); err != nil {
+		return storeErr(err, "role")
+	}
+	rl, err := a.store.RoleByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return storeErr(err, "role")
+	}
+	api.WriteJSON(w, http.StatusOK, roleResponse(rl))
+	return nil
+}
+
+func (a *AAS) handleAddUserRoles(w http.ResponseWriter, r *http.Request) error {
+	var req userRolesRequest
+	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
+		return err
+	}
+	if len(req.RoleIDs) == 0 {
+		return api.Errorf(api.KindBadRequest, "role_ids must not be empty")
+	}
+	id := r.PathValue("id")
+	if _, err := a.store.UserByID(r.Context(), id); err != nil {
+		return storeErr(err, "user")
+	}
+	for _, rid := range req.RoleIDs {
+		if _, err := a.store.RoleByID(r.Context(), rid); err != nil {
+			return storeErr(err, "role "+rid)
+		}
+	}
+	if err := a.store.AddUserRoles(r.Context(), id, slices.Compact(slices.Sorted(slices.Values(req.RoleIDs)))); err != nil {
+		return storeErr(err, "user role")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *AAS) handleUserRoles(w http.ResponseWriter, r *http.Request) error {
+	roles, err := a.userRoles(r)
+	if err != nil {
+		return err
+	}
+	out := make([]RoleResponse, 0, len(roles))
+	for _, rl := range roles {
+		out = append(out, roleResponse(rl))
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *AAS) handleRemoveUserRole(w http.ResponseWriter, r *http.Request) error {
+	if err := a.store.RemoveUserRole(r.Context(), r.PathValue("id"), r.PathValue("roleId")); err != nil {
+		return storeErr(err, "user role")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *AAS) handleUserPermissions(w http.ResponseWriter, r *http.Request) error {
+	roles, err := a.userRoles(r)
+	if err != nil {
+		return err
+	}
+	_, perms := claimsOf(roles)
+	api.WriteJSON(w, http.StatusOK, perms)
+	return nil
+}
+
+// userRoles returns the roles of the user in the path; 404 for an unknown user.
+func (a *AAS) userRoles(r *http.Request) ([]Role, error) {
+	id := r.PathValue("id")
+	if _, err := a.store.UserByID(r.Context(), id); err != nil {
+		return nil, storeErr(err, "user")
+	}
+	roles, err := a.store.UserRoles(r.Context(), id)
+	if err != nil {
+		return nil, storeErr(err, "user roles")
+	}
+	return roles, nil
+}

@@ -1,0 +1,210 @@
+package aas
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+	"unicode"
+
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+// CredentialIssuer issues NATS credentials (.creds files): for the trust agent
+// of one host, or for a verifier service.
+type CredentialIssuer interface {
+	AgentCredentials(hostID string, ttl time.Duration) ([]byte, error)
+	ServiceCredentials(name string, ttl time.Duration) ([]byte, error)
+}
+
+// errLogin is the one answer to every failed login: unknown user, wrong
+// password and locked account look the same.
+var errLogin = api.Errorf(api.KindUnauthenticated, "invalid username or password")
+
+// Login checks a password and returns a signed token. Unknown users cost a
+// dummy hash so that they take as long as known ones.
+func (a *AAS) Login(ctx context.Context, username, password string) (string, error) {
+	if err := a.acquire(ctx); err != nil {
+		return "", api.Wrap(api.KindUnavailable, err, "server busy")
+	}
+	ok, u, err := a.checkLogin(ctx, username, password)
+	a.release()
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errLogin
+	}
+	if err := a.store.ClearLoginFailures(ctx, u.ID); err != nil {
+		return "", api.Wrap(api.KindInternal, err, "clear login failures")
+	}
+	roles, err := a.store.UserRoles(ctx, u.ID)
+	if err != nil {
+		return "", api.Wrap(api.KindInternal, err, "read user roles")
+	}
+	r, p := claimsOf(roles)
+	return a.issue(u.ID, u.Name, r, p, a.cfg.TokenValidity)
+}
+
+// checkLogin verifies the password of username; it runs with a hashing slot.
+func (a *AAS) checkLogin(ctx context.Context, username, password string) (bool, User, error) {
+	now := a.now()
+	u, err := a.store.UserByName(ctx, username)
+	if errors.Is(err, ErrNotFound) || len(password) > MaxPasswordLength {
+		_, _ = verifyPassword(password, a.dummy)
+		return false, User{}, nil
+	}
+	if err != nil {
+		return false, User{}, api.Wrap(api.KindInternal, err, "read user")
+	}
+	if now.Before(u.LockedUntil) {
+		_, _ = verifyPassword(password, a.dummy)
+		a.logger.Info("login refused: account locked", slog.String(keyUser, u.ID), slog.Time(keyUntil, u.LockedUntil))
+		return false, u, nil
+	}
+	ok, err := verifyPassword(password, u.PasswordHash)
+	if err != nil {
+		return false, u, api.Wrap(api.KindInternal, err, "check password")
+	}
+	if ok {
+		return true, u, nil
+	}
+	if err := a.store.RecordLoginFailure(ctx, u.ID, now); err != nil {
+		return false, u, api.Wrap(api.KindInternal, err, "record login failure")
+	}
+	n, err := a.store.LoginFailuresSince(ctx, u.ID, now.Add(-a.cfg.LockoutWindow))
+	if err != nil {
+		return false, u, api.Wrap(api.KindInternal, err, "count login failures")
+	}
+	if n >= a.cfg.LockoutFailures {
+		until := now.Add(a.cfg.LockoutDuration)
+		if err := a.store.SetUserLockedUntil(ctx, u.ID, until); err != nil {
+			return false, u, api.Wrap(api.KindInternal, err, "lock account")
+		}
+		if err := a.store.ClearLoginFailures(ctx, u.ID); err != nil {
+			return false, u, api.Wrap(api.KindInternal, err, "clear login failures")
+		}
+		a.logger.Warn("account locked after failed logins", slog.String(keyUser, u.ID), slog.Time(keyUntil, until))
+	}
+	return false, u, nil
+}
+
+// issue signs a token for sub.
+func (a *AAS) issue(sub, name string, roles []auth.Role, perms []auth.Permission, validity time.Duration) (string, error) {
+	now := a.now()
+	a.signer.certificates(now) // re-issue the certificate when due
+	if roles == nil {
+		roles = []auth.Role{}
+	}
+	if perms == nil {
+		perms = []auth.Permission{}
+	}
+	tok, err := signToken(a.signer.key, a.signer.kid, &tokenClaims{
+		Subject: sub, Name: name, Roles: roles, Permissions: perms,
+		Issuer: a.cfg.Issuer, Audience: audience{a.cfg.Audience},
+		ExpiresAt: now.Add(validity).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
+	})
+	if err != nil {
+		return "", api.Wrap(api.KindInternal, err, "sign token")
+	}
+	return tok, nil
+}
+
+// claimsOf turns roles into token roles and permissions; rules are grouped by
+// the role's service (and context), deduplicated and sorted.
+func claimsOf(roles []Role) ([]auth.Role, []auth.Permission) {
+	out := make([]auth.Role, 0, len(roles))
+	type key struct{ service, context string }
+	rules := map[key][]string{}
+	for _, r := range roles {
+		out = append(out, auth.Role{Service: r.Service, Name: r.Name, Context: r.Context})
+		k := key{r.Service, r.Context}
+		rules[k] = append(rules[k], r.Permissions...)
+	}
+	perms := make([]auth.Permission, 0, len(rules))
+	for k, rs := range rules {
+		slices.Sort(rs)
+		perms = append(perms, auth.Permission{Service: k.service, Context: k.context, Rules: slices.Compact(rs)})
+	}
+	slices.SortFunc(perms, func(x, y auth.Permission) int {
+		return cmp.Or(cmp.Compare(x.Service, y.Service), cmp.Compare(x.Context, y.Context))
+	})
+	return out, perms
+}
+
+// Validation of names in users and roles.
+const (
+	maxNameLen    = 64
+	maxContextLen = 512
+	maxRules      = 256
+)
+
+// checkName accepts 1 to 64 characters of [A-Za-z0-9._@-].
+func checkName(what, s string) error {
+	if s == "" || len(s) > maxNameLen {
+		return fmt.Errorf("%s must have 1 to %d characters", what, maxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-') {
+			return fmt.Errorf("%s %q: character %q at %d, only A-Z a-z 0-9 . _ @ - allowed", what, s, c, i)
+		}
+	}
+	return nil
+}
+
+func checkContext(s string) error {
+	if len(s) > maxContextLen {
+		return fmt.Errorf("context longer than %d bytes", maxContextLen)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("context %q has a non-printable character", s)
+		}
+	}
+	return nil
+}
+
+func checkRules(rules []string) error {
+	if len(rules) > maxRules {
+		return fmt.Errorf("at most %d permission rules allowed", maxRules)
+	}
+	var errs []error
+	for _, s := range rules {
+		if _, err := auth.ParseRule(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostID mirrors the bus package's rule (1 to 64 of [A-Za-z0-9_-]) so that
+// this package need not import the NATS server.
+func checkHostID(id string) error {
+	if id == "" || len(id) > 64 {
+		return errors.New("host-id must have 1 to 64 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("host-id %q: character %q at %d, only A-Z a-z 0-9 - _ allowed", id, c, i)
+		}
+	}
+	return nil
+}
+
+// storeErr maps store sentinels to API errors.
+func storeErr(err error, what string) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return api.Wrap(api.KindNotFound, err, what+" not found")
+	case errors.Is(err, ErrConflict):
+		return api.Wrap(api.KindConflict, err, what+" already exists")
+	default:
+		return api.Wrap(api.KindInternal, err, what)
+	}
+}

@@ -1,0 +1,84 @@
+package aas
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The store package of the verifier did not exist when this package was
+// written, so the records and sentinels the AAS needs are declared here; the
+// composition root adapts the real store to Store (its methods have the same
+// names and shapes; only the record types and sentinels differ).
+
+// User is a stored user. PasswordHash is an argon2id PHC string and never
+// leaves this package in a response.
+type User struct {
+	ID           string
+	Name         string
+	PasswordHash []byte
+	LockedUntil  time.Time // zero: not locked
+	CreatedAt    time.Time
+}
+
+// Role is a stored role {service, name, context} with its permission rules.
+type Role struct {
+	ID          string
+	Service     string
+	Name        string
+	Context     string
+	Permissions []string
+	CreatedAt   time.Time
+}
+
+// ErrNotFound and ErrConflict are the sentinels Store errors wrap (errors.Is).
+// An adapter over the real store translates its sentinels into these.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// UserStore keeps users.
+type UserStore interface {
+	CreateUser(ctx context.Context, u User) error
+	UserByName(ctx context.Context, name string) (User, error)
+	UserByID(ctx context.Context, id string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUserPassword(ctx context.Context, id string, hash []byte) error
+	SetUserLockedUntil(ctx context.Context, id string, t time.Time) error
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// RoleStore keeps roles, their permissions and their assignment to users.
+type RoleStore interface {
+	CreateRole(ctx context.Context, r Role) error
+	RoleByID(ctx context.Context, id string) (Role, error)
+	ListRoles(ctx context.Context) ([]Role, error)
+	DeleteRole(ctx context.Context, id string) error
+	SetRolePermissions(ctx context.Context, roleID string, perms []string) error
+	AddUserRoles(ctx context.Context, userID string, roleIDs []string) error
+	RemoveUserRole(ctx context.Context, userID, roleID string) error
+	UserRoles(ctx context.Context, userID string) ([]Role, error)
+}
+
+// LoginFailureStore counts failed logins for the lockout.
+type LoginFailureStore interface {
+	RecordLoginFailure(ctx context.Context, userID string, at time.Time) error
+	LoginFailuresSince(ctx context.Context, userID string, since time.Time) (int, error)
+	ClearLoginFailures(ctx context.Context, userID string) error
+}
+
+// SecretStore keeps named secrets (the token signing key).
+type SecretStore interface {
+	GetSecret(ctx context.Context, name string) ([]byte, error)
+	CreateSecret(ctx context.Context, name string, value []byte) error
+}
+
+// Store is everything the AAS keeps. It is the union of the small interfaces
+// above so that a part can be faked alone.
+type Store interface {
+	UserStore
+	RoleStore
+	LoginFailureStore
+	SecretStore
+}

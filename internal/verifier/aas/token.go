@@ -1,0 +1,404 @@
+package aas
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+// Token verification errors. Verify wraps exactly one of them, so a caller can
+// tell "expired" from "forged" with errors.Is; the middleware shows the text.
+var (
+	ErrTokenMissing      = errors.New("missing bearer token")
+	ErrTokenMalformed    = errors.New("malformed token")
+	ErrTokenAlgorithm    = errors.New("token algorithm not accepted, only ES256")
+	ErrTokenUnknownKey   = errors.New("token signed by an unknown key")
+	ErrTokenSignature    = errors.New("bad token signature")
+	ErrTokenExpired      = errors.New("token expired")
+	ErrTokenNotYetValid  = errors.New("token not yet valid")
+	ErrTokenIssuer       = errors.New("token issuer not accepted")
+	ErrTokenAudience     = errors.New("token audience not accepted")
+	errTokenTooLarge     = fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, MaxTokenBytes)
+	b64url               = base64.RawURLEncoding.Strict()
+	errNoVerificationKey = errors.New("no ES256 verification key")
+)
+
+// MaxTokenBytes bounds the size of a token the verifier looks at.
+const MaxTokenBytes = 16 << 10
+
+const algES256 = "ES256"
+
+// header is the JOSE header of our tokens.
+type header struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Typ  string   `json:"typ,omitempty"`
+	Crit []string `json:"crit,omitempty"`
+}
+
+// tokenClaims is the JWT claim set the AAS issues.
+type tokenClaims struct {
+	Subject     string            `json:"sub"`
+	Name        string            `json:"name,omitempty"`
+	Roles       []auth.Role       `json:"roles"`
+	Permissions []auth.Permission `json:"permissions"`
+	Issuer      string            `json:"iss"`
+	Audience    audience          `json:"aud"`
+	ExpiresAt   int64             `json:"exp"`
+	IssuedAt    int64             `json:"iat"`
+	NotBefore   int64             `json:"nbf"`
+	ID          string            `json:"jti"`
+}
+
+// audience is a JWT "aud": one string or an array of strings (RFC 7519 4.1.3).
+type audience []string
+
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// KeyID returns the key id of an ES256 public key: its RFC 7638 JWK
+// thumbprint (base64url SHA-256). It depends on the key only, so the id is
+// the same on every replica and across certificate re-issues.
+func KeyID(pub *ecdsa.PublicKey) (string, error) {
+	x, y, err := coordinates(pub)
+	if err != nil {
+		return "", err
+	}
+	// Members in lexicographic order, no whitespace (RFC 7638 section 3).
+	canon := `{"crv":"P-256","kty":"EC","x":"` + b64url.EncodeToString(x) + `","y":"` + b64url.EncodeToString(y) + `"}`
+	sum := sha256.Sum256([]byte(canon))
+	return b64url.EncodeToString(sum[:]), nil
+}
+
+// coordinates returns the 32-byte big-endian X and Y of a P-256 key.
+func coordinates(pub *ecdsa.PublicKey) ([]byte, []byte, error) {
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return nil, nil, fmt.Errorf("%w: key is not on P-256", errNoVerificationKey)
+	}
+	raw, err := pub.Bytes() // 0x04 || X || Y
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode public key: %w", err)
+	}
+	return raw[1:33], raw[33:65], nil
+}
+
+// signToken encodes and signs claims as a compact ES256 JWS.
+func signToken(key *ecdsa.PrivateKey, kid string, c *tokenClaims) (string, error) {
+	h, err := json.Marshal(header{Alg: algES256, Kid: kid, Typ: "JWT"})
+	if err != nil {
+		return "", fmt.Errorf("encode token header: %w", err)
+	}
+	p, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode token claims: %w", err)
+	}
+	signing := b64url.EncodeToString(h) + "." + b64url.EncodeToString(p)
+	digest := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return signing + "." + b64url.EncodeToString(sig), nil
+}
+
+// VerifierConfig sets what a Verifier accepts.
+type VerifierConfig struct {
+	Issuer   string        // required "iss"
+	Audience string        // required member of "aud"
+	Leeway   time.Duration // clock skew allowed on exp and nbf; 0 means none
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// CacheSize bounds the cache of verified tokens; 0 disables it.
+	CacheSize int
+}
+
+// Verifier checks AAS tokens offline: ES256 signature by a known key, kid,
+// exp/nbf, iss and aud. It is safe for concurrent use.
+type Verifier struct {
+	keys     map[string]*ecdsa.PublicKey
+	issuer   string
+	audience string
+	leeway   time.Duration
+	now      func() time.Time
+	cache    *tokenCache
+}
+
+// NewVerifier returns a Verifier for the ES256 keys of certs (as served by
+// GET /aas/v1/jwt-certificates, see ParseCertificatesPEM, or the x5c of the
+// JWKS). CA certificates in certs are taken as intermediates. When roots is
+// not nil, every signing certificate must chain to it and be valid now.
+func NewVerifier(certs []*x509.Certificate, roots *x509.CertPool, cfg VerifierConfig) (*Verifier, error) {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs {
+		if c.IsCA {
+			inter.AddCert(c)
+		}
+	}
+	keys := make(map[string]crypto.PublicKey)
+	for _, c := range certs {
+		if c.IsCA {
+			continue
+		}
+		if roots != nil {
+			if _, err := c.Verify(x509.VerifyOptions{
+				Roots: roots, Intermediates: inter, CurrentTime: now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			}); err != nil {
+				return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, err)
+			}
+		}
+		pub, ok := c.PublicKey.(*ecdsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, errNoVerificationKey)
+		}
+		kid, err := KeyID(pub)
+		if err != nil {
+			return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, err)
+		}
+		keys[kid] = pub
+	}
+	return NewVerifierFromKeys(keys, cfg)
+}
+
+// NewVerifierFromKeys returns a Verifier for ES256 public keys by key id.
+func NewVerifierFromKeys(keys map[string]crypto.PublicKey, cfg VerifierConfig) (*Verifier, error) {
+	var errs []error
+	if cfg.Issuer == "" {
+		errs = append(errs, errors.New("verifier: issuer is empty"))
+	}
+	if cfg.Audience == "" {
+		errs = append(errs, errors.New("verifier: audience is empty"))
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("verifier: leeway %s out of range [0, 5m]", cfg.Leeway))
+	}
+	if len(keys) == 0 {
+		errs = append(errs, fmt.Errorf("verifier: %w", errNoVerificationKey))
+	}
+	v := &Verifier{
+		keys: make(map[string]*ecdsa.PublicKey, len(keys)), issuer: cfg.Issuer, audience: cfg.Audience,
+		leeway: cfg.Leeway, now: cfg.Now,
+	}
+	for kid, k := range keys {
+		pub, ok := k.(*ecdsa.PublicKey)
+		if !ok || pub.Curve != elliptic.P256() || kid == "" {
+			errs = append(errs, fmt.Errorf("verifier: key %q: %w", kid, errNoVerificationKey))
+			continue
+		}
+		v.keys[kid] = pub
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v, nil
+}
+
+// ParseCertificatesPEM parses the PEM certificates of GET /aas/v1/jwt-certificates.
+func ParseCertificatesPEM(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse token signing certificate: %w", err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate in PEM")
+	}
+	return out, nil
+}
+
+// Verify checks token and returns its claims. The returned claims may be
+// shared with other callers of Verify and must not be modified.
+func (v *Verifier) Verify(token string) (*auth.Claims, error) {
+	now := v.now()
+	if v.cache != nil {
+		if c, exp, ok := v.cache.get(token); ok {
+			if !now.Before(exp.Add(v.leeway)) {
+				return nil, ErrTokenExpired
+			}
+			return c, nil
+		}
+	}
+	tc, err := v.verify(token, now)
+	if err != nil {
+		return nil, err
+	}
+	c := &auth.Claims{Subject: tc.Subject, Roles: tc.Roles, Permissions: tc.Permissions}
+	if v.cache != nil {
+		v.cache.put(token, c, time.Unix(tc.ExpiresAt, 0), now)
+	}
+	return c, nil
+}
+
+func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
+	if token == "" {
+		return nil, ErrTokenMissing
+	}
+	if len(token) > MaxTokenBytes {
+		return nil, errTokenTooLarge
+	}
+	h64, rest, ok1 := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(s64, ".") {
+		return nil, fmt.Errorf("%w: want three dot-separated parts", ErrTokenMalformed)
+	}
+	hb, err := b64url.DecodeString(h64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header encoding", ErrTokenMalformed)
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header", ErrTokenMalformed)
+	}
+	if h.Alg != algES256 {
+		return nil, fmt.Errorf("%w: got %q", ErrTokenAlgorithm, h.Alg)
+	}
+	if len(h.Crit) > 0 {
+		return nil, fmt.Errorf("%w: critical header parameters are not supported", ErrTokenMalformed)
+	}
+	if h.Kid == "" {
+		return nil, fmt.Errorf("%w: no kid", ErrTokenUnknownKey)
+	}
+	pub, ok := v.keys[h.Kid]
+	if !ok {
+		return nil, ErrTokenUnknownKey
+	}
+	sig, err := b64url.DecodeString(s64)
+	if err != nil || len(sig) != 64 {
+		return nil, fmt.Errorf("%w: signature is not 64 bytes of base64url", ErrTokenMalformed)
+	}
+	digest := sha256.Sum256([]byte(token[:len(h64)+1+len(p64)]))
+	r := new(big.Int).SetBytes(sig[:32])
+	s := new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(pub, digest[:], r, s) {
+		return nil, ErrTokenSignature
+	}
+	pb, err := b64url.DecodeString(p64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims encoding", ErrTokenMalformed)
+	}
+	var c tokenClaims
+	dec := json.NewDecoder(bytes.NewReader(pb))
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: claims", ErrTokenMalformed)
+	}
+	if c.Subject == "" || c.ExpiresAt == 0 {
+		return nil, fmt.Errorf("%w: sub and exp are required", ErrTokenMalformed)
+	}
+	if !now.Before(time.Unix(c.ExpiresAt, 0).Add(v.leeway)) {
+		return nil, ErrTokenExpired
+	}
+	if c.NotBefore != 0 && now.Add(v.leeway).Before(time.Unix(c.NotBefore, 0)) {
+		return nil, ErrTokenNotYetValid
+	}
+	if c.Issuer != v.issuer {
+		return nil, fmt.Errorf("%w: %q", ErrTokenIssuer, c.Issuer)
+	}
+	found := false
+	for _, a := range c.Audience {
+		found = found || a == v.audience
+	}
+	if !found {
+		return nil, ErrTokenAudience
+	}
+	return &c, nil
+}
+
+// tokenCache maps already verified token strings to their claims until exp.
+// It is bounded: when full, expired entries go first, then arbitrary ones.
+type tokenCache struct {
+	mu      sync.RWMutex
+	max     int
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	claims *auth.Claims
+	exp    time.Time
+}
+
+func newTokenCache(max int) *tokenCache {
+	return &tokenCache{max: max, entries: make(map[string]cacheEntry, max)}
+}
+
+func (c *tokenCache) get(token string) (*auth.Claims, time.Time, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[token]
+	c.mu.RUnlock()
+	return e.claims, e.exp, ok
+}
+
+func (c *tokenCache) put(token string, claims *auth.Claims, exp, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k, e := range c.entries {
+			if !now.Before(e.exp) {
+				delete(c.entries, k)
+			}
+		}
+		for k := range c.entries {
+			if len(c.entries) < c.max {
+				break
+			}
+			delete(c.entries, k)
+		}
+	}
+	c.entries[token] = cacheEntry{claims: claims, exp: exp}
+}

@@ -1,0 +1,303 @@
+package aas
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/verifier/auth"
+)
+
+func TestLoginTokenCarriesTheUsersRolesAndPermissions(t *testing.T) {
+	f := newFixture(t)
+	rec := f.login(t, "admin", adminPassword)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/jwt" {
+		t.Errorf("content type %q, want application/jwt", ct)
+	}
+	tok := rec.Body.String()
+	c, err := f.aas.Verifier().Verify(tok)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	admin, err := f.store.UserByName(t.Context(), "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != admin.ID {
+		t.Errorf("sub %q, want the admin's id %q", c.Subject, admin.ID)
+	}
+	for _, svc := range []string{"AAS", "CMS", "HVS"} {
+		if len(c.HasRole(svc, "Administrator")) != 1 {
+			t.Errorf("no %s:Administrator role in %+v", svc, c.Roles)
+		}
+		if !c.Allows(svc, auth.Rule{Resource: "users", Action: "create", Selector: "*"}) {
+			t.Errorf("claims do not allow %s users:create:*", svc)
+		}
+	}
+	h, cl := decodeParts(t, tok)
+	if h["alg"] != "ES256" || h["kid"] != f.aas.KeyID() {
+		t.Errorf("header %v, want ES256 with kid %s", h, f.aas.KeyID())
+	}
+	now := f.clock.Now().Unix()
+	for k, want := range map[string]any{
+		"iss": "trusted-compute-aas", "aud": "trusted-compute", "name": "admin",
+		"iat": float64(now), "nbf": float64(now), "exp": float64(now + 3600),
+	} {
+		if cl[k] != want {
+			t.Errorf("claim %s = %v, want %v", k, cl[k], want)
+		}
+	}
+	if jti, _ := cl["jti"].(string); jti == "" {
+		t.Error("no jti")
+	}
+}
+
+func decodeParts(t *testing.T, tok string) (map[string]any, map[string]any) {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token has %d parts", len(parts))
+	}
+	var h, c map[string]any
+	for i, v := range []*map[string]any{&h, &c} {
+		b, err := b64url.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, c
+}
+
+// craft builds a token from a raw header and claims, signed by sign.
+func craft(header, claims string, sign func(input string) []byte) string {
+	in := b64url.EncodeToString([]byte(header)) + "." + b64url.EncodeToString([]byte(claims))
+	return in + "." + b64url.EncodeToString(sign(in))
+}
+
+func TestVerifierRefusesEveryBadToken(t *testing.T) {
+	f := newFixture(t)
+	good := f.adminToken(t)
+	kid := f.aas.KeyID()
+	now := f.clock.Now()
+	claims := func(edit func(*tokenClaims)) *tokenClaims {
+		c := &tokenClaims{Subject: "u", Issuer: "trusted-compute-aas", Audience: audience{"trusted-compute"},
+			ExpiresAt: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: "j"}
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	signed := func(kid string, c *tokenClaims) string {
+		tok, err := signToken(f.aas.signer.key, kid, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	otherKey := mustKey(t)
+	pubDER, err := x509.MarshalPKIXPublicKey(&f.aas.signer.key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	payload := mustJSON(t, claims(nil))
+	hs256 := func(secret []byte) func(string) []byte {
+		return func(in string) []byte {
+			m := hmac.New(sha256.New, secret)
+			m.Write([]byte(in))
+			return m.Sum(nil)
+		}
+	}
+	parts := strings.Split(good, ".")
+	sig, _ := b64url.DecodeString(parts[2])
+	sig[10] ^= 1
+	flipped := parts[0] + "." + parts[1] + "." + b64url.EncodeToString(sig)
+	tampered := parts[0] + "." + b64url.EncodeToString([]byte(strings.Replace(mustJSON(t, claims(nil)), `"sub":"u"`, `"sub":"admin"`, 1))) + "." + parts[2]
+
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"an empty token is missing", "", ErrTokenMissing},
+		{"garbage is malformed", "not a token", ErrTokenMalformed},
+		{"four parts are malformed", good + ".x", ErrTokenMalformed},
+		{"a flipped signature bit is a bad signature", flipped, ErrTokenSignature},
+		{"claims changed under a valid signature are a bad signature", tampered, ErrTokenSignature},
+		{"alg none is refused", craft(`{"alg":"none","kid":"`+kid+`"}`, payload, func(string) []byte { return nil }), ErrTokenAlgorithm},
+		{"alg None is refused", craft(`{"alg":"None","kid":"`+kid+`"}`, payload, func(string) []byte { return nil }), ErrTokenAlgorithm},
+		{"HS256 keyed with the public key PEM is refused", craft(`{"alg":"HS256","kid":"`+kid+`"}`, payload, hs256(pubPEM)), ErrTokenAlgorithm},
+		{"HS256 keyed with the public key DER is refused", craft(`{"alg":"HS256","kid":"`+kid+`"}`, payload, hs256(pubDER)), ErrTokenAlgorithm},
+		{"RS256 is refused", craft(`{"alg":"RS256","kid":"`+kid+`"}`, payload, func(string) []byte { return make([]byte, 256) }), ErrTokenAlgorithm},
+		{"a token without kid is refused", signed("", claims(nil)), ErrTokenUnknownKey},
+		{"a token with an unknown kid is refused", signed("someone-else", claims(nil)), ErrTokenUnknownKey},
+		{"another key under our kid is a bad signature", func() string {
+			tok, err := signToken(otherKey, kid, claims(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}(), ErrTokenSignature},
+		{"a crit header is refused", craft(`{"alg":"ES256","kid":"`+kid+`","crit":["exp"]}`, payload, func(string) []byte { return make([]byte, 64) }), ErrTokenMalformed},
+		{"a wrong issuer is refused", signed(kid, claims(func(c *tokenClaims) { c.Issuer = "evil" })), ErrTokenIssuer},
+		{"a wrong audience is refused", signed(kid, claims(func(c *tokenClaims) { c.Audience = audience{"other", "more"} })), ErrTokenAudience},
+		{"an expired token is refused", signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-31 * time.Second).Unix() })), ErrTokenExpired},
+		{"a token without exp is refused", signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = 0 })), ErrTokenMalformed},
+		{"a token from the future is refused", signed(kid, claims(func(c *tokenClaims) { c.NotBefore = now.Add(time.Minute).Unix() })), ErrTokenNotYetValid},
+		{"a huge token is refused unread", strings.Repeat("a", MaxTokenBytes+1), ErrTokenMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := f.aas.Verifier().Verify(tt.token)
+			if !errors.Is(err, tt.want) || c != nil {
+				t.Fatalf("Verify = %v, %v; want error %v", c, err, tt.want)
+			}
+		})
+	}
+	t.Run("the good token itself is accepted", func(t *testing.T) {
+		if _, err := f.aas.Verifier().Verify(good); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("an expired token within the leeway is accepted", func(t *testing.T) {
+		tok := signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-29 * time.Second).Unix() }))
+		if _, err := f.aas.Verifier().Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestACachedTokenStillExpires(t *testing.T) {
+	for _, size := range []int{-1, 16} {
+		f := newFixture(t, func(c *Config) { c.VerifyCacheSize = size })
+		tok := f.adminToken(t)
+		if _, err := f.aas.Verifier().Verify(tok); err != nil {
+			t.Fatalf("cache %d: fresh token: %v", size, err)
+		}
+		f.clock.Advance(time.Hour + 31*time.Second)
+		if _, err := f.aas.Verifier().Verify(tok); !errors.Is(err, ErrTokenExpired) {
+			t.Fatalf("cache %d: after an hour: %v, want %v", size, err, ErrTokenExpired)
+		}
+	}
+}
+
+func TestTheTokenCacheStaysBounded(t *testing.T) {
+	c := newTokenCache(3)
+	now := time.Unix(1000, 0)
+	for i := range 10 {
+		c.put(string(rune('a'+i)), &auth.Claims{}, now.Add(time.Hour), now)
+	}
+	if n := len(c.entries); n > 3 {
+		t.Fatalf("cache holds %d entries, bound is 3", n)
+	}
+	if _, _, ok := c.get("j"); !ok {
+		t.Error("the last token put is not cached")
+	}
+}
+
+func TestOtherProcessesVerifyTokensFromThePublishedKeys(t *testing.T) {
+	f := newFixture(t)
+	tok := f.adminToken(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(f.ca.root)
+	cfg := VerifierConfig{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Now: f.clock.Now}
+
+	rec := f.do(t, request{method: "GET", path: "/aas/v1/jwt-certificates"})
+	certs, err := ParseCertificatesPEM(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(certs, roots, cfg)
+	if err != nil {
+		t.Fatalf("verifier from jwt-certificates: %v", err)
+	}
+	if _, err := v.Verify(tok); err != nil {
+		t.Errorf("verify with jwt-certificates: %v", err)
+	}
+
+	other := x509.NewCertPool()
+	other.AddCert(newFakeCA(t, f.clock.Now).root)
+	if _, err := NewVerifier(certs, other, cfg); err == nil {
+		t.Error("certificates that do not chain to the given roots were accepted")
+	}
+
+	rec = f.do(t, request{method: "GET", path: "/aas/v1/jwks"})
+	set := decode[JWKS](t, rec)
+	if len(set.Keys) != 1 || set.Keys[0].Kid != f.aas.KeyID() || len(set.Keys[0].X5c) != 3 {
+		t.Fatalf("jwks %+v: want one key with kid %s and a chain of 3", set, f.aas.KeyID())
+	}
+	keys, err := ParseJWKS(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = NewVerifierFromKeys(keys, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tok); err != nil {
+		t.Errorf("verify with jwks: %v", err)
+	}
+	strict := cfg
+	strict.Audience = "someone-else"
+	v, err = NewVerifierFromKeys(keys, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tok); !errors.Is(err, ErrTokenAudience) {
+		t.Errorf("a verifier for another audience accepted the token: %v", err)
+	}
+}
+
+func TestTheSigningCertificateIsReissuedBeforeItExpires(t *testing.T) {
+	f := newFixture(t)
+	old := f.adminToken(t)
+	if n := f.ca.Issued(); n != 1 {
+		t.Fatalf("issued %d certificates at start, want 1", n)
+	}
+	f.clock.Advance(19 * 24 * time.Hour) // more than a third of 30 days left
+	f.adminToken(t)
+	if n := f.ca.Issued(); n != 1 {
+		t.Fatalf("re-issued too early: %d certificates", n)
+	}
+	f.clock.Advance(2 * 24 * time.Hour) // 9 days left
+	f.adminToken(t)
+	if n := f.ca.Issued(); n != 2 {
+		t.Fatalf("issued %d certificates, want a re-issue", n)
+	}
+	rec := f.do(t, request{method: "GET", path: "/aas/v1/jwt-certificates"})
+	certs, err := ParseCertificatesPEM(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := slices.DeleteFunc(certs, func(c *x509.Certificate) bool { return c.IsCA })
+	if len(leaves) != 2 {
+		t.Fatalf("jwt-certificates has %d signing certificates, want current and previous", len(leaves))
+	}
+	f.clock.Advance(-21*24*time.Hour + 30*time.Minute)
+	if _, err := f.aas.Verifier().Verify(old); err != nil {
+		t.Errorf("a token signed before the re-issue no longer verifies: %v", err)
+	}
+}
+
+func TestAFailedReissueKeepsTheCurrentCertificate(t *testing.T) {
+	f := newFixture(t)
+	f.ca.fail = errors.New("cms down")
+	f.clock.Advance(25 * 24 * time.Hour)
+	if rec := f.login(t, "admin", adminPassword); rec.Code != http.StatusOK {
+		t.Fatalf("login while the CMS is down: %d %s", rec.Code, rec.Body)
+	}
+}
