@@ -1,0 +1,180 @@
+package appraise
+
+import (
+	"bytes"
+	"time"
+
+	"trustedcompute.io/tc/internal/evidence"
+)
+
+// Input is everything one appraisal needs.
+type Input struct {
+	// AKPublic is the TPMT_PUBLIC of the node's enrolled AK.
+	AKPublic []byte
+	// Request is what the verifier asked for; its nonce must be in the quote.
+	Request evidence.QuoteRequest
+	// Response is the agent's answer.
+	Response *evidence.QuoteResponse
+	// IMAStart holds, by bank, PCR 10 after the Request.IMAOffset IMA
+	// entries the verifier already holds. It is unused when IMAOffset is 0.
+	IMAStart map[string][]byte
+}
+
+// Verdict is the outcome of one appraisal: the faults and the facts that
+// were derived from verified evidence only.
+type Verdict struct {
+	// Time is the appraisal time the caller passed in.
+	Time   time.Time `json:"time"`
+	Faults []Fault   `json:"faults,omitempty"`
+	// Quote is the verified quote; nil when the quote failed, and then
+	// nothing else below is filled in.
+	Quote *Quote `json:"quote,omitempty"`
+	// Events holds, by bank, the event log events of the PCRs that
+	// replayed to their quoted values.
+	Events map[string][]Event `json:"events,omitempty"`
+	// SecureBoot is read from replay-verified PCR 7 events.
+	SecureBoot SecureBootState `json:"secure_boot"`
+	// IMA is the IMA replay; IMAEntries are the entries the quote covers.
+	IMA        *IMAResult `json:"-"`
+	IMAEntries []IMAEntry `json:"ima_entries,omitempty"`
+	// IMANext is the IMA offset and PCR 10 value the next appraisal of
+	// this boot starts from.
+	IMANextOffset int    `json:"ima_next_offset,omitempty"`
+	IMANextValue  []byte `json:"ima_next_value,omitempty"`
+}
+
+// Trusted reports whether the appraisal found no fault.
+func (v *Verdict) Trusted() bool { return len(v.Faults) == 0 }
+
+// ResetCount is the TPM reset count from the verified quote, and false when
+// the quote did not verify.
+func (v *Verdict) ResetCount() (uint32, bool) {
+	if v.Quote == nil {
+		return 0, false
+	}
+	return v.Quote.ClockInfo.ResetCount, true
+}
+
+// imaBanks is the order in which banks are preferred for the IMA replay.
+var imaBanks = []string{evidence.BankSHA384, evidence.BankSHA256, evidence.BankSHA1}
+
+// Appraise runs every check in order of trust: the quote, the event log
+// replay, Secure Boot from PCR 7 and, when asked for, the IMA replay. The
+// event log is always required: Secure Boot is read from it.
+func Appraise(in Input, now time.Time) Verdict {
+	v := Verdict{Time: now}
+	q, faults := VerifyQuote(in.AKPublic, in.Request.Nonce, in.Response)
+	if len(faults) > 0 {
+		v.Faults = faults
+		return v
+	}
+	v.Quote = q
+	v.Faults = append(v.Faults, checkCoverage(in.Request, q.PCRs)...)
+	v.appraiseEventLog(in.Response.EventLog)
+	if in.Request.IMAMeasureEnabled {
+		v.appraiseIMA(in)
+	}
+	return v
+}
+
+// checkCoverage checks that the quote covers the PCRs the verifier asked
+// for in every requested bank it quotes; an agent quotes only the requested
+// banks its TPM has active, but at least one of them.
+func checkCoverage(req evidence.QuoteRequest, pcrs PCRs) []Fault {
+	if len(req.Banks) == 0 {
+		return nil
+	}
+	var faults []Fault
+	quotedBanks := 0
+	for _, bank := range req.Banks {
+		values, ok := pcrs[bank]
+		if !ok {
+			continue
+		}
+		quotedBanks++
+		for _, i := range req.PCRs {
+			if _, ok := values[i]; !ok {
+				faults = append(faults, pcrFault(FaultQuotePCRSelection, bank, i, nil, nil, "the verifier asked for this PCR but the quote does not cover it"))
+			}
+		}
+	}
+	if quotedBanks == 0 {
+		faults = append(faults, fault(FaultQuotePCRSelection, "the quote covers none of the requested banks %v", req.Banks))
+	}
+	return faults
+}
+
+func (v *Verdict) appraiseEventLog(raw []byte) {
+	if len(raw) == 0 {
+		v.Faults = append(v.Faults,
+			fault(FaultEvidenceMissing, "the event log is missing"),
+			fault(FaultSecureBootUnparsable, "there is no event log to read Secure Boot from"))
+		return
+	}
+	log, err := ParseEventLog(raw)
+	if err != nil {
+		v.Faults = append(v.Faults,
+			fault(FaultEventLogUnparsable, "%v", err),
+			fault(FaultSecureBootUnparsable, "the event log does not decode"))
+		return
+	}
+	faults, replayed := log.replay(v.Quote.PCRs)
+	v.Faults = append(v.Faults, faults...)
+	v.Events = map[string][]Event{}
+	for bank, indexes := range replayed {
+		ok := map[int]bool{}
+		for _, i := range indexes {
+			ok[i] = true
+		}
+		for _, ev := range log.Events(bank) {
+			if ok[ev.Index] {
+				v.Events[bank] = append(v.Events[bank], ev)
+			}
+		}
+	}
+	sb, faults := SecureBoot(log, v.Quote.PCRs)
+	v.SecureBoot = sb
+	v.Faults = append(v.Faults, faults...)
+}
+
+func (v *Verdict) appraiseIMA(in Input) {
+	rsp := in.Response
+	if rsp.IMAOffset != in.Request.IMAOffset {
+		v.Faults = append(v.Faults, fault(FaultIMAUnparsable,
+			"the IMA log starts at entry %d, the verifier asked for entry %d", rsp.IMAOffset, in.Request.IMAOffset))
+		return
+	}
+	if rsp.IMALog == "" && rsp.IMAOffset == 0 {
+		v.Faults = append(v.Faults, fault(FaultEvidenceMissing, "the IMA log is missing"))
+		return
+	}
+	bank := ""
+	for _, b := range imaBanks {
+		if _, ok := v.Quote.PCRs[b][imaPCR]; ok {
+			bank = b
+			break
+		}
+	}
+	if bank == "" {
+		v.Faults = append(v.Faults, fault(FaultIMAReplay, "the quote does not cover PCR 10"))
+		return
+	}
+	var start []byte
+	if rsp.IMAOffset > 0 {
+		if start = in.IMAStart[bank]; start == nil {
+			v.Faults = append(v.Faults, fault(FaultIMAReplay,
+				"the IMA log starts at entry %d but there is no %s PCR 10 value to start from", rsp.IMAOffset, bank))
+			return
+		}
+	}
+	res, faults := ReplayIMA(rsp.IMALog, start, bank)
+	v.IMA = &res
+	v.Faults = append(v.Faults, faults...)
+	covered, faults := CompareIMA(res, v.Quote.PCRs)
+	v.Faults = append(v.Faults, faults...)
+	if len(faults) == 0 {
+		v.IMAEntries = res.Entries[:covered]
+		v.IMANextOffset = rsp.IMAOffset + covered
+		v.IMANextValue = bytes.Clone(res.values[covered])
+	}
+}

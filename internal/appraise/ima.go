@@ -1,0 +1,271 @@
+package appraise
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha1" //nolint:gosec // IMA's legacy template hash is SHA-1 by definition.
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	_ "crypto/sha256" // registers SHA-256 and SHA-384 for crypto.Hash.New
+	_ "crypto/sha512"
+)
+
+// imaPCR is the PCR IMA extends unless its policy says otherwise.
+const imaPCR = 10
+
+// IMA template names.
+const (
+	TemplateIMANG = "ima-ng"
+	TemplateIMA   = "ima"
+)
+
+// imaLegacyNameSize is the padded size of the file name in the legacy "ima"
+// template (IMA_EVENT_NAME_LEN_MAX + 1).
+const imaLegacyNameSize = 256
+
+// IMAEntry is one line of the IMA ascii runtime measurement log.
+type IMAEntry struct {
+	PCR int `json:"pcr"`
+	// TemplateHash is the column of the log: the hash of the template data.
+	TemplateHash []byte `json:"template_hash"`
+	Template     string `json:"template"`
+	// FileHashAlg is "sha1", "sha256", ... ("sha1" for the legacy template).
+	FileHashAlg string `json:"file_hash_alg"`
+	FileHash    []byte `json:"file_hash"`
+	Path        string `json:"path"`
+}
+
+// Violation reports whether the entry is an IMA violation (a file measured
+// while open for writing, or the reverse): its template hash is all zeros and
+// the kernel extends the PCR with all ones.
+func (e IMAEntry) Violation() bool {
+	for _, b := range e.TemplateHash {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// IMALineError says why an IMA log line does not decode.
+type IMALineError struct {
+	Line   string
+	Reason string
+}
+
+func (e *IMALineError) Error() string {
+	return fmt.Sprintf("ima line %q: %s", e.Line, e.Reason)
+}
+
+var imaAlgs = map[string]crypto.Hash{
+	"sha1":   crypto.SHA1,
+	"sha256": crypto.SHA256,
+	"sha384": crypto.SHA384,
+	"sha512": crypto.SHA512,
+}
+
+// ParseIMALine decodes one line of ascii_runtime_measurements in the ima-ng
+// or legacy ima template: "<pcr> <template-hash> <template> <file-hash> <path>".
+// The path is the rest of the line and may hold spaces.
+func ParseIMALine(line string) (IMAEntry, error) {
+	fail := func(format string, args ...any) (IMAEntry, error) {
+		return IMAEntry{}, &IMALineError{Line: line, Reason: fmt.Sprintf(format, args...)}
+	}
+	fields := strings.SplitN(line, " ", 5)
+	if len(fields) != 5 {
+		return fail("has %d of 5 fields", len(fields))
+	}
+	pcr, err := strconv.Atoi(fields[0])
+	if err != nil || pcr < 0 || pcr > maxPCRIndex || fields[0] != strconv.Itoa(pcr) {
+		return fail("pcr %q is not an index from 0 to %d", fields[0], maxPCRIndex)
+	}
+	e := IMAEntry{PCR: pcr, Template: fields[2], Path: fields[4]}
+	if e.TemplateHash, err = hex.DecodeString(fields[1]); err != nil {
+		return fail("template hash: %v", err)
+	}
+	switch len(e.TemplateHash) {
+	case crypto.SHA1.Size(), crypto.SHA256.Size(), crypto.SHA384.Size(), crypto.SHA512.Size():
+	default:
+		return fail("template hash has %d bytes", len(e.TemplateHash))
+	}
+	if e.Path == "" {
+		return fail("has no path")
+	}
+	if strings.ContainsAny(e.Path, "\x00\n") {
+		return fail("path holds a NUL or newline")
+	}
+	var digest string
+	switch e.Template {
+	case TemplateIMANG:
+		alg, d, ok := strings.Cut(fields[3], ":")
+		if !ok {
+			return fail("file hash %q has no algorithm", fields[3])
+		}
+		e.FileHashAlg, digest = alg, d
+	case TemplateIMA:
+		e.FileHashAlg, digest = "sha1", fields[3]
+		if len(e.Path) >= imaLegacyNameSize {
+			return fail("path of %d bytes is too long for the ima template", len(e.Path))
+		}
+	default:
+		return fail("template %q is not supported", e.Template)
+	}
+	h, ok := imaAlgs[e.FileHashAlg]
+	if !ok {
+		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
+	}
+	if e.FileHash, err = hex.DecodeString(digest); err != nil {
+		return fail("file hash: %v", err)
+	}
+	if len(e.FileHash) != h.Size() {
+		return fail("%s file hash has %d bytes", e.FileHashAlg, len(e.FileHash))
+	}
+	return e, nil
+}
+
+// templateData returns the bytes the kernel hashes into the template hash
+// (ima_calc_field_array_hash): for ima-ng each field with a little-endian
+// u32 length prefix, the digest field as "<alg>:\0<digest>" and the name
+// with its NUL; for the legacy ima template the bare SHA-1 digest and the
+// name NUL-padded to 256 bytes.
+func (e IMAEntry) templateData() []byte {
+	if e.Template == TemplateIMA {
+		b := make([]byte, len(e.FileHash)+imaLegacyNameSize)
+		copy(b, e.FileHash)
+		copy(b[len(e.FileHash):], e.Path)
+		return b
+	}
+	dLen := len(e.FileHashAlg) + 2 + len(e.FileHash)
+	nLen := len(e.Path) + 1
+	b := make([]byte, 0, 8+dLen+nLen)
+	b = binary.LittleEndian.AppendUint32(b, uint32(dLen))
+	b = append(b, e.FileHashAlg...)
+	b = append(b, ':', 0)
+	b = append(b, e.FileHash...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(nLen))
+	b = append(b, e.Path...)
+	return append(b, 0)
+}
+
+// IMAResult is the outcome of an IMA log replay for one bank.
+type IMAResult struct {
+	Bank    string     `json:"bank"`
+	Entries []IMAEntry `json:"entries"`
+	// Value is the PCR 10 value after the last entry; nil when a line did
+	// not decode, so the replay cannot be trusted.
+	Value []byte `json:"value"`
+	// values[i] is PCR 10 after the first i entries; CompareIMA looks for the
+	// quoted value there, since entries may be appended between the quote
+	// and the log read.
+	values [][]byte
+}
+
+// ReplayIMA replays IMA log lines for one bank from startValue (nil for a
+// log read from its first entry: PCR 10 starts at zero). Every entry's
+// template hash column must be the hash of its template data; PCR 10 is
+// extended with the template hash computed with the bank's algorithm, and
+// with all ones for a violation entry.
+func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault) {
+	res := IMAResult{Bank: bank}
+	h, ok := bankHash(bank)
+	if !ok {
+		return res, []Fault{fault(FaultIMAReplay, "IMA replay in unknown bank %q", bank)}
+	}
+	value := make([]byte, h.Size())
+	if startValue != nil {
+		if len(startValue) != h.Size() {
+			return res, []Fault{fault(FaultIMAReplay, "the %s start value has %d bytes", bank, len(startValue))}
+		}
+		copy(value, startValue)
+	}
+	var faults []Fault
+	intact := true
+	d := h.New()
+	res.values = append(res.values, value)
+	for n := 1; lines != ""; n++ {
+		var line string
+		line, lines, _ = strings.Cut(lines, "\n")
+		if line == "" {
+			continue
+		}
+		e, err := ParseIMALine(line)
+		if err != nil {
+			faults = append(faults, fault(FaultIMAUnparsable, "line %d: %v", n, err))
+			intact = false
+			continue
+		}
+		res.Entries = append(res.Entries, e)
+		extend := make([]byte, h.Size())
+		if e.Violation() {
+			for i := range extend {
+				extend[i] = 0xff
+			}
+		} else {
+			data := e.templateData()
+			if !checkTemplateHash(e.TemplateHash, data) {
+				f := fault(FaultIMAUnparsable, "line %d: template hash mismatch", n)
+				f.File = e.Path
+				faults = append(faults, f)
+			}
+			d.Reset()
+			d.Write(data)
+			extend = d.Sum(extend[:0])
+		}
+		if e.PCR == imaPCR {
+			d.Reset()
+			d.Write(value)
+			d.Write(extend)
+			value = d.Sum(make([]byte, 0, h.Size()))
+		}
+		res.values = append(res.values, value)
+	}
+	if intact {
+		res.Value = value
+	}
+	return res, faults
+}
+
+// checkTemplateHash checks a template hash column; its length names the hash
+// (SHA-1 in ascii_runtime_measurements, longer in the per-bank variants).
+func checkTemplateHash(column, data []byte) bool {
+	var h crypto.Hash
+	switch len(column) {
+	case sha1.Size:
+		sum := sha1.Sum(data) //nolint:gosec // see import
+		return bytes.Equal(sum[:], column)
+	case crypto.SHA256.Size():
+		h = crypto.SHA256
+	case crypto.SHA384.Size():
+		h = crypto.SHA384
+	case crypto.SHA512.Size():
+		h = crypto.SHA512
+	default:
+		return false
+	}
+	d := h.New()
+	d.Write(data)
+	return bytes.Equal(d.Sum(nil), column)
+}
+
+// CompareIMA checks a replay against the quoted PCR 10 of its bank. Entries
+// appended after the quote are allowed: the quote covers the first covered
+// entries, which CompareIMA returns; later checks may use only those.
+func CompareIMA(res IMAResult, pcrs PCRs) (covered int, faults []Fault) {
+	quoted, ok := pcrs[res.Bank][imaPCR]
+	if !ok {
+		return 0, []Fault{fault(FaultIMAReplay, "the quote does not cover %s PCR 10", res.Bank)}
+	}
+	if res.Value == nil {
+		return 0, []Fault{pcrFault(FaultIMAReplay, res.Bank, imaPCR, quoted, nil, "the IMA log has unparsable lines and cannot be replayed")}
+	}
+	for i := len(res.values) - 1; i >= 0; i-- {
+		if bytes.Equal(res.values[i], quoted) {
+			return i, nil
+		}
+	}
+	return 0, []Fault{pcrFault(FaultIMAReplay, res.Bank, imaPCR, quoted, res.Value, "the IMA log does not replay to the quoted PCR 10")}
+}

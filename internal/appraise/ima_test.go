@@ -1,0 +1,210 @@
+package appraise
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"trustedcompute.io/tc/internal/evidence"
+)
+
+// realIMALine is an ima-ng line as a Linux kernel wrote it; its template
+// hash pins our template encoding to the kernel's.
+const realIMALine = "10 bb24b135e1c911c97aad8f1c1863efc08cd44c11 ima-ng sha256:d41dd4adacf5a35df426461dd8a92d7bdd5ba29bb61a1c3531bec0ada386f8dd /usr/lib/x86_64-linux-gnu/libresolv.so.2"
+
+func TestTemplateHashMatchesTheKernel(t *testing.T) {
+	e, err := ParseIMALine(realIMALine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha1.Sum(e.templateData())
+	if !bytes.Equal(sum[:], e.TemplateHash) {
+		t.Fatalf("template hash %x, the kernel wrote %x", sum, e.TemplateHash)
+	}
+}
+
+func TestParseIMALine(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want IMAEntry
+	}{
+		{"an ima-ng line is read field by field", realIMALine, IMAEntry{PCR: 10, Template: "ima-ng", FileHashAlg: "sha256",
+			Path: "/usr/lib/x86_64-linux-gnu/libresolv.so.2"}},
+		{"a path with spaces is kept whole", "10 " + strings.Repeat("ab", 20) + " ima-ng sha1:" + strings.Repeat("cd", 20) + " /opt/my app/run me",
+			IMAEntry{PCR: 10, Template: "ima-ng", FileHashAlg: "sha1", Path: "/opt/my app/run me"}},
+		{"a legacy ima line has a sha1 file hash", "10 " + strings.Repeat("ab", 20) + " ima " + strings.Repeat("cd", 20) + " boot_aggregate",
+			IMAEntry{PCR: 10, Template: "ima", FileHashAlg: "sha1", Path: "boot_aggregate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseIMALine(tt.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.PCR != tt.want.PCR || e.Template != tt.want.Template || e.FileHashAlg != tt.want.FileHashAlg || e.Path != tt.want.Path ||
+				len(e.TemplateHash) != 20 || len(e.FileHash) == 0 {
+				t.Fatalf("entry = %+v, want %+v", e, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseIMALineRefusesMalformedLines(t *testing.T) {
+	th := strings.Repeat("ab", 20)
+	fh := "sha256:" + strings.Repeat("cd", 32)
+	for _, tt := range []struct{ name, line string }{
+		{"an empty line", ""},
+		{"a line without a path", "10 " + th + " ima-ng " + fh},
+		{"a line with an empty path", "10 " + th + " ima-ng " + fh + " "},
+		{"a PCR that is not a number", "ten " + th + " ima-ng " + fh + " /bin/sh"},
+		{"a PCR out of range", "24 " + th + " ima-ng " + fh + " /bin/sh"},
+		{"a PCR with a sign", "+10 " + th + " ima-ng " + fh + " /bin/sh"},
+		{"a template hash that is not hex", "10 " + strings.Repeat("zz", 20) + " ima-ng " + fh + " /bin/sh"},
+		{"a template hash of odd size", "10 abcd ima-ng " + fh + " /bin/sh"},
+		{"an unknown template", "10 " + th + " ima-sig " + fh + " /bin/sh"},
+		{"a file hash without algorithm", "10 " + th + " ima-ng " + strings.Repeat("cd", 32) + " /bin/sh"},
+		{"an unknown file hash algorithm", "10 " + th + " ima-ng md5:" + strings.Repeat("cd", 16) + " /bin/sh"},
+		{"a file hash of the wrong size", "10 " + th + " ima-ng sha256:" + strings.Repeat("cd", 20) + " /bin/sh"},
+		{"a legacy line with a long path", "10 " + th + " ima " + strings.Repeat("cd", 20) + " /" + strings.Repeat("a", 300)},
+	} {
+		t.Run(tt.name+" is refused", func(t *testing.T) {
+			_, err := ParseIMALine(tt.line)
+			var le *IMALineError
+			if !errors.As(err, &le) {
+				t.Fatalf("err = %v, want an *IMALineError", err)
+			}
+		})
+	}
+}
+
+func TestReplayIMAReachesTheKernelsPCR10(t *testing.T) {
+	log := imaLog(20)
+	for _, bank := range []string{evidence.BankSHA256, evidence.BankSHA384} {
+		t.Run("the "+bank+" bank replays", func(t *testing.T) {
+			res, faults := ReplayIMA(log, nil, bank)
+			if len(faults) > 0 {
+				t.Fatalf("faults: %v", faults)
+			}
+			want := extendIMA(t, log, bank)
+			if !bytes.Equal(res.Value, want) {
+				t.Fatalf("PCR 10 = %x, want %x", res.Value, want)
+			}
+			covered, faults := CompareIMA(res, PCRs{bank: {10: want}})
+			if len(faults) > 0 || covered != 21 {
+				t.Fatalf("covered %d faults %v, want all 21 entries", covered, faults)
+			}
+			if res.Entries[0].Path != "boot_aggregate" {
+				t.Errorf("first entry %+v", res.Entries[0])
+			}
+		})
+	}
+}
+
+func TestReplayIMALegacyTemplate(t *testing.T) {
+	digest := bytes.Repeat([]byte{0x11}, 20)
+	data := append(bytes.Clone(digest), make([]byte, imaLegacyNameSize)...)
+	copy(data[20:], "boot_aggregate")
+	th := sha1.Sum(data)
+	line := "10 " + hex.EncodeToString(th[:]) + " ima " + hex.EncodeToString(digest) + " boot_aggregate"
+	res, faults := ReplayIMA(line, nil, evidence.BankSHA1)
+	if len(faults) > 0 {
+		t.Fatalf("faults: %v", faults)
+	}
+	want := sha1.Sum(append(make([]byte, 20), th[:]...))
+	if !bytes.Equal(res.Value, want[:]) {
+		t.Fatalf("PCR 10 = %x, want %x", res.Value, want)
+	}
+}
+
+func TestReplayIMAViolationsExtendAllOnes(t *testing.T) {
+	violation := "10 " + strings.Repeat("00", 20) + " ima-ng sha256:" + strings.Repeat("00", 32) + " /var/log/app.log"
+	res, faults := ReplayIMA(violation, nil, evidence.BankSHA256)
+	if len(faults) > 0 {
+		t.Fatalf("faults: %v", faults)
+	}
+	d := sha256Sum(append(make([]byte, 32), bytes.Repeat([]byte{0xff}, 32)...))
+	if !bytes.Equal(res.Value, d) || !res.Entries[0].Violation() {
+		t.Fatalf("PCR 10 = %x, want %x", res.Value, d)
+	}
+}
+
+func TestReplayIMANamesTamperedFiles(t *testing.T) {
+	good := imaLog(3)
+	quoted := PCRs{evidence.BankSHA256: {10: extendIMA(t, good, evidence.BankSHA256)}}
+	tests := []struct {
+		name     string
+		log      string
+		file     string
+		unparsed bool
+	}{
+		{"a renamed file", strings.Replace(good, "lib1.so.1", "lib1.so.2", 1), "/usr/lib/x86_64-linux-gnu/lib1.so.2", false},
+		{"a changed file hash", strings.Replace(good, "sha256:"+hex.EncodeToString(sha256Sum([]byte{2, 0})), "sha256:"+strings.Repeat("00", 32), 1),
+			"/usr/lib/x86_64-linux-gnu/lib2.so.1", false},
+		{"an unparsable line", strings.Replace(good, "ima-ng", "ima-xx", 1), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is a fault", func(t *testing.T) {
+			res, faults := ReplayIMA(tt.log, nil, evidence.BankSHA256)
+			if len(faults) != 1 || faults[0].Name != FaultIMAUnparsable || faults[0].File != tt.file {
+				t.Fatalf("faults = %+v, want one %s naming %q", faults, FaultIMAUnparsable, tt.file)
+			}
+			if _, faults := CompareIMA(res, quoted); !slices.Equal(faultNames(faults), []string{FaultIMAReplay}) {
+				t.Fatalf("compare faults = %v, want %s", faults, FaultIMAReplay)
+			}
+		})
+	}
+}
+
+func TestCompareIMA(t *testing.T) {
+	log := imaLog(5)
+	res, faults := ReplayIMA(log, nil, evidence.BankSHA256)
+	if len(faults) > 0 {
+		t.Fatal(faults)
+	}
+	lines := strings.SplitAfter(log, "\n")
+	atQuote := extendIMA(t, strings.Join(lines[:4], ""), evidence.BankSHA256)
+	tests := []struct {
+		name    string
+		pcrs    PCRs
+		covered int
+		fault   bool
+	}{
+		{"entries appended after the quote are not covered", PCRs{evidence.BankSHA256: {10: atQuote}}, 4, false},
+		{"a quoted value the log never reaches is a fault", PCRs{evidence.BankSHA256: {10: bytes.Repeat([]byte{3}, 32)}}, 0, true},
+		{"a quote without PCR 10 is a fault", PCRs{evidence.BankSHA256: {7: atQuote}}, 0, true},
+		{"a quote of another bank is a fault", PCRs{evidence.BankSHA384: {10: atQuote}}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			covered, faults := CompareIMA(res, tt.pcrs)
+			if covered != tt.covered || (len(faults) > 0) != tt.fault {
+				t.Fatalf("covered %d faults %v, want %d and fault %t", covered, faults, tt.covered, tt.fault)
+			}
+			if tt.fault && faults[0].Name != FaultIMAReplay {
+				t.Fatalf("fault %v, want %s", faults[0], FaultIMAReplay)
+			}
+		})
+	}
+}
+
+func TestReplayIMAContinuesFromAStartValue(t *testing.T) {
+	log := imaLog(5)
+	lines := strings.SplitAfter(log, "\n")
+	head, tail := strings.Join(lines[:3], ""), strings.Join(lines[3:], "")
+	start, _ := ReplayIMA(head, nil, evidence.BankSHA256)
+	res, faults := ReplayIMA(tail, start.Value, evidence.BankSHA256)
+	if len(faults) > 0 {
+		t.Fatal(faults)
+	}
+	if want := extendIMA(t, log, evidence.BankSHA256); !bytes.Equal(res.Value, want) {
+		t.Fatalf("PCR 10 = %x, want %x", res.Value, want)
+	}
+	if _, faults := ReplayIMA(tail, make([]byte, 20), evidence.BankSHA256); len(faults) != 1 {
+		t.Fatalf("a start value of the wrong size: faults %v", faults)
+	}
+}
