@@ -1,0 +1,262 @@
+// Command trust-agent owns a node's TPM and answers the verifier's requests
+// for evidence over the NATS bus it dials out to.
+//
+//	trust-agent run      [-config file]        serve the verifier (no listening port)
+//	trust-agent evidence [-config file] -nonce <hex> [-pcrs 0,7,...] [-banks SHA256,...] [-ima]
+//	trust-agent version
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/verifier/bus"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trust-agent:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: trust-agent <command> [flags]
+
+commands:
+  run       connect to the verifier's bus and answer its requests
+  evidence  print one evidence bundle (quote, event log, IMA log, host facts, keys) as JSON
+  version   print the version
+
+Run "trust-agent <command> -h" for the flags of a command.`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr, getenv)
+	case "evidence":
+		return cmdEvidence(ctx, args[1:], stdout, stderr, getenv)
+	case "version":
+		_, err := fmt.Fprintf(stdout, "trust-agent %s %s\n", version, runtime.Version())
+		return err
+	case "-h", "-help", "--help", "help":
+		_, err := fmt.Fprintln(stdout, usage)
+		return err
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// common holds the flags every command shares.
+type common struct {
+	configPath string
+	tpmSpec    string
+	root       string
+	hostID     string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.configPath, "config", "", "YAML configuration file")
+	fs.StringVar(&c.tpmSpec, "tpm", "", "TPM: device | device:<path> | swtpm:unix:<path> | swtpm:<host>:<port> | simulator (overrides the config)")
+	fs.StringVar(&c.root, "root", "", "file system root to read measurements under (overrides the config)")
+	fs.StringVar(&c.hostID, "host-id", "", "host id on the bus (default: the SMBIOS system UUID)")
+}
+
+func (c *common) config(getenv func(string) string, needBus bool) (Config, error) {
+	cfg, err := loadConfig(c.configPath, getenv)
+	if err != nil {
+		return cfg, err
+	}
+	if c.tpmSpec != "" {
+		cfg.TPM = c.tpmSpec
+	}
+	if c.root != "" {
+		cfg.Root = c.root
+	}
+	if c.hostID != "" {
+		cfg.HostID = c.hostID
+	}
+	return cfg, cfg.validate(needBus)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log_level %q: %w", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// node opens the TPM and the measurements and builds the agent.
+type node struct {
+	tpm   *agent.NodeTPM
+	agent *agent.Agent
+}
+
+func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
+	t, err := tpm.Open(cfg.TPM)
+	if err != nil {
+		return nil, err
+	}
+	nt, err := agent.NewNodeTPM(t, tpm.AKOptions{Algorithm: tpm.KeyAlgorithm(strings.ToLower(cfg.AKAlgorithm)), Handle: cfg.AKHandle})
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	m := measure.New(cfg.Root, measure.WithLogger(logger))
+	hostID := cfg.HostID
+	if hostID == "" {
+		info, err := m.HostInfo(ctx)
+		if err != nil {
+			_ = t.Close()
+			return nil, err
+		}
+		if info.HardwareUUID == "" {
+			_ = t.Close()
+			return nil, errors.New("no SMBIOS system UUID on this host: set host_id (TC_HOST_ID or -host-id)")
+		}
+		hostID = info.HardwareUUID
+	}
+	a, err := agent.New(agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}, nt, m, logger)
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	return &node{tpm: nt, agent: a}, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := c.config(getenv, true)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	creds, err := os.ReadFile(cfg.NATS.CredsFile)
+	if err != nil {
+		return fmt.Errorf("nats credentials: %w", err)
+	}
+	caPEM, err := os.ReadFile(cfg.NATS.CAFile)
+	if err != nil {
+		return fmt.Errorf("nats ca file: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("nats ca file %s holds no PEM certificate", cfg.NATS.CAFile)
+	}
+	n, err := openNode(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = n.tpm.Close() }()
+	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "trust-agent", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	logger.Info("trust agent serving", "host_id", cfg.HostID, "nats_url", cfg.NATS.URL)
+	return n.agent.Run(ctx, nc)
+}
+
+// Bundle is what `trust-agent evidence` prints.
+type Bundle struct {
+	Keys     evidence.AKInfo         `json:"keys"`
+	Request  evidence.QuoteRequest   `json:"request"`
+	Response *evidence.QuoteResponse `json:"response"`
+}
+
+func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("evidence", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	nonceHex := fs.String("nonce", "", "the verifier's nonce, hex (required)")
+	pcrList := fs.String("pcrs", "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,23", "PCRs to quote")
+	banks := fs.String("banks", "SHA256,SHA384", "PCR banks to quote")
+	ima := fs.Bool("ima", true, "include the IMA log")
+	eventLog := fs.Bool("eventlog", true, "include the TCG event log")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	nonce, err := hex.DecodeString(*nonceHex)
+	if err != nil || len(nonce) == 0 {
+		return errors.New("-nonce must be a non-empty hex string")
+	}
+	pcrs, err := parseInts(*pcrList)
+	if err != nil {
+		return err
+	}
+	cfg, err := c.config(getenv, false)
+	if err != nil {
+		return err
+	}
+	if cfg.HostID == "" {
+		cfg.HostID = "local"
+	}
+	logger, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	n, err := openNode(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = n.tpm.Close() }()
+	req := evidence.QuoteRequest{Version: evidence.Version, Nonce: nonce, PCRs: pcrs, Banks: strings.Split(*banks, ","), IMAMeasureEnabled: *ima, EventLog: *eventLog}
+	resp, err := n.agent.Evidence(ctx, req)
+	if err != nil {
+		return err
+	}
+	keys, err := n.tpm.KeyInfo()
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(Bundle{Keys: keys, Request: req, Response: resp})
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("bad PCR list %q: %w", s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

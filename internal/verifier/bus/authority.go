@@ -1,0 +1,265 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// SecretStore keeps the seeds of the authority. The verifier's store
+// implements it; GetSecret returns an error wrapping the store's not-found
+// error for a name never created.
+type SecretStore interface {
+	GetSecret(ctx context.Context, name string) ([]byte, error)
+	CreateSecret(ctx context.Context, name string, value []byte) error
+}
+
+// Names of the seeds in the SecretStore.
+const (
+	OperatorSeedSecret      = "nats-operator-seed"
+	AccountSeedSecret       = "nats-account-tc-seed"
+	SystemAccountSeedSecret = "nats-account-sys-seed"
+)
+
+// Names written into the JWTs (for people reading them, not for auth).
+const (
+	operatorName      = "trusted-compute"
+	accountName       = "TC"
+	systemAccountName = "SYS"
+)
+
+// ResponseWindow is how long an agent may take to answer a request it
+// received (one answer per request). Long enough for a TPM to create an RSA
+// key, short enough that an old reply subject is useless.
+const ResponseWindow = time.Minute
+
+// MaxCredentialsTTL bounds the lifetime of any user credentials.
+const MaxCredentialsTTL = 366 * 24 * time.Hour
+
+// Authority issues NATS credentials in the decentralized JWT model: an
+// operator signs the accounts, the account "TC" signs every user. It keeps
+// only the account key in memory (the operator key signs the account JWTs at
+// start and is wiped); the seeds persist in a SecretStore.
+type Authority struct {
+	account     nkeys.KeyPair
+	operatorPub string
+	accountPub  string
+	systemPub   string
+	operatorJWT string
+	accountJWTs map[string]string // account public key -> account JWT
+	now         func() time.Time
+}
+
+// NewAuthority loads the operator and account seeds from secrets, creating
+// them on first start. notFound is the error the store wraps when a secret
+// does not exist (matched with errors.Is).
+//
+// Two verifier replicas may start together: if CreateSecret fails (for
+// instance because the other replica created the secret first) the secret is
+// read again and the stored value wins, so every replica ends up with the same
+// keys. If the read fails too, the CreateSecret error is returned.
+func NewAuthority(ctx context.Context, secrets SecretStore, notFound error) (*Authority, error) {
+	if secrets == nil || notFound == nil {
+		return nil, errors.New("nats authority: secret store and its not-found error are required")
+	}
+	op, err := loadOrCreateKey(ctx, secrets, notFound, OperatorSeedSecret, nkeys.PrefixByteOperator)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := loadOrCreateKey(ctx, secrets, notFound, AccountSeedSecret, nkeys.PrefixByteAccount)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := loadOrCreateKey(ctx, secrets, notFound, SystemAccountSeedSecret, nkeys.PrefixByteAccount)
+	if err != nil {
+		return nil, err
+	}
+	defer op.Wipe() // it signs the accounts below and nothing else
+	a := &Authority{account: acc, now: time.Now}
+	if a.operatorPub, err = op.PublicKey(); err != nil {
+		return nil, fmt.Errorf("nats authority: operator public key: %w", err)
+	}
+	if a.accountPub, err = acc.PublicKey(); err != nil {
+		return nil, fmt.Errorf("nats authority: account public key: %w", err)
+	}
+	if a.systemPub, err = sys.PublicKey(); err != nil {
+		return nil, fmt.Errorf("nats authority: system account public key: %w", err)
+	}
+	sys.Wipe() // only its public key is needed from now on
+
+	oc := jwt.NewOperatorClaims(a.operatorPub)
+	oc.Name = operatorName
+	oc.SystemAccount = a.systemPub
+	if a.operatorJWT, err = oc.Encode(op); err != nil {
+		return nil, fmt.Errorf("nats authority: encode operator jwt: %w", err)
+	}
+	a.accountJWTs = make(map[string]string, 2)
+	for pub, name := range map[string]string{a.accountPub: accountName, a.systemPub: systemAccountName} {
+		ac := jwt.NewAccountClaims(pub)
+		ac.Name = name
+		encoded, err := ac.Encode(op)
+		if err != nil {
+			return nil, fmt.Errorf("nats authority: encode account %s jwt: %w", name, err)
+		}
+		a.accountJWTs[pub] = encoded
+	}
+	return a, nil
+}
+
+func loadOrCreateKey(ctx context.Context, secrets SecretStore, notFound error, name string, prefix nkeys.PrefixByte) (nkeys.KeyPair, error) {
+	seed, err := secrets.GetSecret(ctx, name)
+	if errors.Is(err, notFound) {
+		kp, cerr := createKey(prefix)
+		if cerr != nil {
+			return nil, fmt.Errorf("nats authority: create %s: %w", name, cerr)
+		}
+		newSeed, cerr := kp.Seed()
+		if cerr != nil {
+			return nil, fmt.Errorf("nats authority: seed of %s: %w", name, cerr)
+		}
+		cerr = secrets.CreateSecret(ctx, name, newSeed)
+		if cerr == nil {
+			return kp, nil
+		}
+		kp.Wipe()
+		// Lost a race with another replica, or the store is failing: the
+		// stored value wins if there is one.
+		seed, err = secrets.GetSecret(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("nats authority: store %s: %w", name, cerr)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: read %s: %w", name, err)
+	}
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: parse %s: %w", name, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: public key of %s: %w", name, err)
+	}
+	if err := nkeys.CompatibleKeyPair(kp, prefix); err != nil {
+		return nil, fmt.Errorf("nats authority: %s holds a %s key, want %s: %w", name, nkeys.Prefix(pub), prefix, err)
+	}
+	return kp, nil
+}
+
+func createKey(prefix nkeys.PrefixByte) (nkeys.KeyPair, error) {
+	switch prefix {
+	case nkeys.PrefixByteOperator:
+		return nkeys.CreateOperator()
+	case nkeys.PrefixByteAccount:
+		return nkeys.CreateAccount()
+	}
+	return nil, fmt.Errorf("unsupported key type %s", prefix)
+}
+
+// OperatorJWT is the operator JWT the server trusts (for an external NATS
+// server, write it to its operator file).
+func (a *Authority) OperatorJWT() string { return a.operatorJWT }
+
+// AccountPublicKey is the public key of the account "TC" all users belong to.
+func (a *Authority) AccountPublicKey() string { return a.accountPub }
+
+// SystemAccountPublicKey is the public key of the system account. No
+// credentials are ever issued for it.
+func (a *Authority) SystemAccountPublicKey() string { return a.systemPub }
+
+// AccountJWTs maps account public keys to their JWTs: the preload of a memory
+// resolver (or the contents of an external server's resolver).
+func (a *Authority) AccountJWTs() map[string]string {
+	m := make(map[string]string, len(a.accountJWTs))
+	for k, v := range a.accountJWTs {
+		m[k] = v
+	}
+	return m
+}
+
+// AgentCredentials issues the credentials of the trust agent of hostID: it may
+// subscribe to trust-agent.<host-id>.> only, publish to
+// trust-events.<host-id>.> only, and answer once, within ResponseWindow, each
+// request it received. It may connect over TCP only.
+func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
+	perms := jwt.Permissions{
+		Sub:  jwt.Permission{Allow: jwt.StringList{agentPrefix + "." + hostID + ".>"}},
+		Pub:  jwt.Permission{Allow: jwt.StringList{eventPrefix + "." + hostID + ".>"}},
+		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
+	}
+	return a.userCredentials("agent:"+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+}
+
+// ServiceCredentials issues the credentials of a verifier service (HVS): it
+// may publish requests to any agent (trust-agent.>) and trust reports
+// (trust-reports.>), and subscribe to every agent event (trust-events.>) and to
+// reply inboxes (_INBOX.>).
+func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
+	if err := ValidateHostID(name); err != nil {
+		return nil, fmt.Errorf("service credentials: name: %w", err)
+	}
+	perms := jwt.Permissions{
+		Pub: jwt.Permission{Allow: jwt.StringList{AllAgentRequests, AllReports}},
+		Sub: jwt.Permission{Allow: jwt.StringList{AllEvents, inboxPrefix + ".>"}},
+	}
+	return a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+}
+
+// ManagerCredentials issues the credentials of an attestation manager: it may
+// subscribe to trust reports (trust-reports.>) and publish nothing. It makes no
+// requests, so it gets no _INBOX subscription either (which would let it read
+// the agents' answers to the verifier).
+func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, error) {
+	if err := ValidateHostID(name); err != nil {
+		return nil, fmt.Errorf("manager credentials: name: %w", err)
+	}
+	perms := jwt.Permissions{
+		Sub: jwt.Permission{Allow: jwt.StringList{AllReports}},
+		// An allow list that matches nothing: deny every publish.
+		Pub: jwt.Permission{Deny: jwt.StringList{">"}},
+	}
+	return a.userCredentials("manager:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+}
+
+// userCredentials creates a user key, signs its JWT with the account and
+// returns the .creds file (JWT and user seed).
+func (a *Authority) userCredentials(name string, perms jwt.Permissions, ttl time.Duration, connTypes ...string) ([]byte, error) {
+	if ttl <= 0 || ttl > MaxCredentialsTTL {
+		return nil, fmt.Errorf("credentials for %s: ttl %s out of range (0, %s]", name, ttl, MaxCredentialsTTL)
+	}
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: create user key: %w", name, err)
+	}
+	defer user.Wipe()
+	pub, err := user.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: user public key: %w", name, err)
+	}
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = name
+	uc.Expires = a.now().Add(ttl).Unix()
+	uc.Permissions = perms
+	uc.AllowedConnectionTypes = connTypes
+	// Signed by the account key itself, so IssuerAccount stays empty.
+	encoded, err := uc.Encode(a.account)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: encode user jwt: %w", name, err)
+	}
+	seed, err := user.Seed()
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: user seed: %w", name, err)
+	}
+	creds, err := jwt.FormatUserConfig(encoded, seed)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: format: %w", name, err)
+	}
+	return creds, nil
+}

@@ -1,0 +1,52 @@
+// Package bus is the verifier's NATS bus: the embedded server, the
+// credentials of every party and the client connection used by the verifier,
+// the trust agent and the attestation manager.
+//
+// # Subjects
+//
+//	trust-agent.<host-id>.<request>  verifier → agent, request/reply
+//	                                 (quote-request, host-info-request, aik-request,
+//	                                 version-request, activate-credential)
+//	trust-events.<host-id>.<type>    agent → verifier (boot, ima)
+//	trust-reports.<host-id>          verifier → attestation manager
+//
+// A host id is one subject token: 1 to 64 of [A-Za-z0-9_-] (see
+// ValidateHostID), so it can never smuggle a "." or a wildcard into a subject.
+//
+// # Authentication
+//
+// The server runs in NATS operator mode (decentralized JWT auth). An operator
+// key signs two accounts, "TC" and the system account; the TC account key
+// signs the JWT of every user. The seeds of the operator and accounts live in
+// the verifier's secret store (Authority); a user's credentials (JWT + user
+// seed, a .creds file) are issued by AAS and held only by that user. The server
+// preloads the account JWTs in a memory resolver: there is no account server.
+// Every user JWT expires; the server refuses expired credentials and drops a
+// connection when its credentials expire. All client connections use TLS 1.3
+// verified against the CMS roots; the server refuses plaintext clients.
+//
+// # Permissions
+//
+// The server enforces them; a client cannot widen them.
+//
+//	user      subscribe                      publish
+//	agent H   trust-agent.H.>                trust-events.H.>
+//	          + one reply, within ResponseWindow, to each request it received
+//	service   trust-events.>, _INBOX.>       trust-agent.>, trust-reports.>
+//	manager   trust-reports.>                nothing
+//
+// An agent therefore sees only its own requests, can answer only those (a
+// reply subject it did not receive is refused), and can raise events only in
+// its own name: a consumer takes the host id of an event from its subject,
+// never from its payload.
+//
+// The answer allowance is counted per connection, and nats-server counts the
+// delivery of a request to a second subscription of the same connection as
+// the use of it: an agent must have exactly one subscription matching each
+// request subject (one "trust-agent.<host-id>.>" subscription that dispatches
+// on the last token), or it cannot answer at all.
+//
+// Agent credentials work over TCP only; service and
+// manager credentials also in-process. Nobody holds system-account
+// credentials.
+package bus

@@ -1,0 +1,254 @@
+package bus
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// errNotFound and errExists stand in for the store's sentinel errors.
+var (
+	errNotFound = errors.New("not found")
+	errExists   = errors.New("already exists")
+)
+
+// memSecrets is an in-memory SecretStore. beforeCreate, when set, runs at the
+// start of CreateSecret (to play another replica).
+type memSecrets struct {
+	mu           sync.Mutex
+	m            map[string][]byte
+	getErr       error
+	beforeCreate func(name string)
+}
+
+func newMemSecrets() *memSecrets { return &memSecrets{m: map[string][]byte{}} }
+
+func (s *memSecrets) GetSecret(_ context.Context, name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
+	v, ok := s.m[name]
+	if !ok {
+		return nil, fmt.Errorf("secret %q: %w", name, errNotFound)
+	}
+	return append([]byte(nil), v...), nil
+}
+
+func (s *memSecrets) CreateSecret(_ context.Context, name string, value []byte) error {
+	if s.beforeCreate != nil {
+		s.beforeCreate(name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[name]; ok {
+		return fmt.Errorf("secret %q: %w", name, errExists)
+	}
+	s.m[name] = append([]byte(nil), value...)
+	return nil
+}
+
+func (s *memSecrets) put(name string, value []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[name] = value
+}
+
+func newTestAuthority(t testing.TB) *Authority {
+	t.Helper()
+	a, err := NewAuthority(context.Background(), newMemSecrets(), errNotFound)
+	if err != nil {
+		t.Fatalf("NewAuthority: %v", err)
+	}
+	return a
+}
+
+// testCA is a CA made for one test, with a server certificate for localhost.
+type testCA struct {
+	pool      *x509.CertPool
+	serverTLS *tls.Config
+}
+
+func newTestCA(t testing.TB) testCA {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "bus test root CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "nats"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return testCA{
+		pool: pool,
+		serverTLS: &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey}},
+			MinVersion:   tls.VersionTLS13,
+		},
+	}
+}
+
+// startServer runs a server until the test ends and checks that Run returns
+// nil after the clean shutdown. stop ends it earlier.
+func startServer(t testing.TB, cfg ServerConfig, auth *Authority) (srv *Server, stop func()) {
+	t.Helper()
+	srv, err := NewServer(cfg, auth, discardLogger())
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	if err := srv.Ready(10 * time.Second); err != nil {
+		cancel()
+		t.Fatalf("Ready: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv, stop
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// recorder is a slog.Handler that keeps every record's message and
+// attributes as one line, to assert on what was logged.
+type recorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recorder) WithGroup(string) slog.Handler            { return r }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Message)
+	rec.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	r.mu.Lock()
+	r.lines = append(r.lines, b.String())
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}
+
+// waitFor polls until the log holds substr or the timeout passes.
+func (r *recorder) waitFor(substr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(r.text(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// client connects with creds and a recording logger, closing at test end.
+func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name string) (*nats.Conn, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := Connect(ctx, url, creds, roots, name, slog.New(rec))
+	if err != nil {
+		t.Fatalf("Connect %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, rec
+}
+
+// echoAgent answers every request on its own subjects with "<host>:<data>".
+func echoAgent(t testing.TB, nc *nats.Conn, hostID string) {
+	t.Helper()
+	subj, err := AgentRequests(hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
+		_ = m.Respond(append([]byte(hostID+":"), m.Data...))
+	}); err != nil {
+		t.Fatalf("agent %s subscribe: %v", hostID, err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustCreds(t)(auth.XCredentials(...)) fails the test on an error.
+func mustCreds(t testing.TB) func([]byte, error) []byte {
+	return func(creds []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("credentials: %v", err)
+		}
+		return creds
+	}
+}

@@ -1,0 +1,181 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Subject prefixes. The first token names the direction of the traffic; the
+// second is always the host id, so that a permission on "<prefix>.<host-id>.>"
+// confines a user to one host.
+const (
+	agentPrefix  = "trust-agent"
+	eventPrefix  = "trust-events"
+	reportPrefix = "trust-reports"
+	inboxPrefix  = "_INBOX"
+)
+
+// Wildcard subjects for the consumers of all hosts.
+const (
+	// AllAgentRequests matches every request to every agent.
+	AllAgentRequests = agentPrefix + ".>"
+	// AllEvents matches every event of every agent.
+	AllEvents = eventPrefix + ".>"
+	// AllReports matches every trust report.
+	AllReports = reportPrefix + ".>"
+)
+
+// Request names a request the verifier sends to a trust agent.
+type Request string
+
+// Requests a trust agent answers, as the last token of
+// trust-agent.<host-id>.<request>.
+const (
+	QuoteRequest       Request = "quote-request"
+	HostInfoRequest    Request = "host-info-request"
+	AIKRequest         Request = "aik-request"
+	VersionRequest     Request = "version-request"
+	ActivateCredential Request = "activate-credential"
+)
+
+func (r Request) valid() bool {
+	switch r {
+	case QuoteRequest, HostInfoRequest, AIKRequest, VersionRequest, ActivateCredential:
+		return true
+	}
+	return false
+}
+
+// EventType names an event a trust agent publishes, as the last token of
+// trust-events.<host-id>.<type>.
+type EventType string
+
+// Event types.
+const (
+	BootEvent EventType = "boot"
+	IMAEvent  EventType = "ima"
+)
+
+func (e EventType) valid() bool {
+	return e == BootEvent || e == IMAEvent
+}
+
+// MaxHostIDLen is the longest host id accepted in a subject.
+const MaxHostIDLen = 64
+
+// ErrInvalidHostID is wrapped by every error about a host id that cannot be
+// used as a subject token.
+var ErrInvalidHostID = errors.New("invalid host id")
+
+// ErrInvalidSubject is wrapped by the errors of the subject parsers and
+// builders for anything but the host id.
+var ErrInvalidSubject = errors.New("invalid subject")
+
+// ValidateHostID reports whether id can be one token of a subject: 1 to 64
+// characters out of [A-Za-z0-9_-]. That excludes the NATS separators and
+// wildcards ".", "*" and ">", and whitespace.
+func ValidateHostID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidHostID)
+	}
+	if len(id) > MaxHostIDLen {
+		return fmt.Errorf("%w: %d characters, at most %d allowed", ErrInvalidHostID, len(id), MaxHostIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return fmt.Errorf("%w %q: character %q at %d, only A-Z a-z 0-9 - _ allowed", ErrInvalidHostID, id, c, i)
+		}
+	}
+	return nil
+}
+
+// AgentRequestSubject is the subject of a request to the agent of hostID:
+// trust-agent.<host-id>.<request>.
+func AgentRequestSubject(hostID string, r Request) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	if !r.valid() {
+		return "", fmt.Errorf("%w: unknown request %q", ErrInvalidSubject, r)
+	}
+	return agentPrefix + "." + hostID + "." + string(r), nil
+}
+
+// AgentRequests is the subject the agent of hostID subscribes to:
+// trust-agent.<host-id>.>.
+func AgentRequests(hostID string) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	return agentPrefix + "." + hostID + ".>", nil
+}
+
+// EventSubject is the subject of an event of hostID:
+// trust-events.<host-id>.<type>.
+func EventSubject(hostID string, t EventType) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	if !t.valid() {
+		return "", fmt.Errorf("%w: unknown event type %q", ErrInvalidSubject, t)
+	}
+	return eventPrefix + "." + hostID + "." + string(t), nil
+}
+
+// ReportSubject is the subject of the trust reports of hostID:
+// trust-reports.<host-id>.
+func ReportSubject(hostID string) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	return reportPrefix + "." + hostID, nil
+}
+
+// ParseAgentRequestSubject splits trust-agent.<host-id>.<request>.
+func ParseAgentRequestSubject(subject string) (hostID string, r Request, err error) {
+	host, last, err := splitSubject(subject, agentPrefix, 3)
+	if err != nil {
+		return "", "", err
+	}
+	if r = Request(last); !r.valid() {
+		return "", "", fmt.Errorf("%w %q: unknown request %q", ErrInvalidSubject, subject, last)
+	}
+	return host, r, nil
+}
+
+// ParseEventSubject splits trust-events.<host-id>.<type>. The host id of an
+// event is the one in its subject, which the server lets only that host's agent
+// publish to; never take it from the payload.
+func ParseEventSubject(subject string) (hostID string, t EventType, err error) {
+	host, last, err := splitSubject(subject, eventPrefix, 3)
+	if err != nil {
+		return "", "", err
+	}
+	if t = EventType(last); !t.valid() {
+		return "", "", fmt.Errorf("%w %q: unknown event type %q", ErrInvalidSubject, subject, last)
+	}
+	return host, t, nil
+}
+
+// ParseReportSubject returns the host id of trust-reports.<host-id>.
+func ParseReportSubject(subject string) (hostID string, err error) {
+	host, _, err := splitSubject(subject, reportPrefix, 2)
+	return host, err
+}
+
+// splitSubject checks that subject is prefix.<host-id>[.<last>] with n tokens
+// and returns the host id and the last token.
+func splitSubject(subject, prefix string, n int) (hostID, last string, err error) {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) != n || tokens[0] != prefix {
+		return "", "", fmt.Errorf("%w %q: want %d tokens starting with %q", ErrInvalidSubject, subject, n, prefix)
+	}
+	if err := ValidateHostID(tokens[1]); err != nil {
+		return "", "", fmt.Errorf("%w %q: %w", ErrInvalidSubject, subject, err)
+	}
+	return tokens[1], tokens[n-1], nil
+}
