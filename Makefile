@@ -33,8 +33,8 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 20s) each
 bench: ## Run the benchmarks
 	CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-sandbox: ## Run the trust agent on a simulated TPM and print its evidence
-	@hack/sandbox.sh
+sandbox: ## Boot a simulated edge node and appraise its evidence (ARGS="--secure-boot-off")
+	@hack/sandbox.sh $(ARGS)
 
 clean: ## Remove build output
 	rm -rf $(BIN)

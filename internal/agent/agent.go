@@ -1,0 +1,327 @@
+// Package agent is the trust agent: it owns the node's TPM, answers the
+// verifier's requests on trust-agent.<host-id>.<request> over a NATS
+// connection it dialled out, and raises boot and IMA-change events so that the
+// verifier attests at once instead of waiting for its next poll.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/verifier/bus"
+)
+
+// TPM is what the agent needs of the node's TPM.
+type TPM interface {
+	Quote(nonce []byte, pcrs []int, banks []string) (*evidence.QuoteResponse, error)
+	Info() (evidence.TPMInfo, error)
+	ResetCount() (uint32, error)
+	KeyInfo() (evidence.AKInfo, error)
+	ActivateCredential(credentialBlob, encryptedSecret []byte) ([]byte, error)
+}
+
+// Measurer is what the agent needs of the node's logs and facts.
+type Measurer interface {
+	EventLog() ([]byte, error)
+	// IMALog returns the IMA lines from entry offset on, the offset used and
+	// the total number of entries.
+	IMALog(offset int) (lines string, offsetUsed, total int, err error)
+	IMAEntryCount() (int, error)
+	HostInfo(ctx context.Context) (evidence.HostInfo, error)
+}
+
+// Config configures an Agent.
+type Config struct {
+	// HostID is the host's id on the bus (default: the SMBIOS system UUID).
+	HostID string
+	// AgentVersion is reported in version replies and host info.
+	AgentVersion string
+	// IMAPollInterval is how often the IMA log length is checked (default 5s).
+	IMAPollInterval time.Duration
+	// IMADebounce coalesces IMA growth into one event (default 2s).
+	IMADebounce time.Duration
+}
+
+// Agent answers the verifier's requests for one host.
+type Agent struct {
+	cfg     Config
+	tpm     TPM
+	measure Measurer
+	logger  *slog.Logger
+	now     func() time.Time
+
+	mu sync.Mutex // serializes TPM access
+}
+
+// Log field keys.
+const (
+	keyHost    = "host_id"
+	keyRequest = "request"
+	keyError   = "error"
+	keyEntries = "ima_entries"
+)
+
+// New returns an agent for the host in cfg.
+func New(cfg Config, t TPM, m Measurer, logger *slog.Logger) (*Agent, error) {
+	if err := bus.ValidateHostID(cfg.HostID); err != nil {
+		return nil, fmt.Errorf("agent host id: %w", err)
+	}
+	if cfg.IMAPollInterval <= 0 {
+		cfg.IMAPollInterval = 5 * time.Second
+	}
+	if cfg.IMADebounce <= 0 {
+		cfg.IMADebounce = 2 * time.Second
+	}
+	if cfg.AgentVersion == "" {
+		cfg.AgentVersion = "dev"
+	}
+	return &Agent{cfg: cfg, tpm: t, measure: m, logger: logger.With(keyHost, cfg.HostID), now: time.Now}, nil
+}
+
+// Run serves requests on nc until ctx ends. It publishes a boot event first and
+// an IMA event whenever the IMA log grows.
+func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
+	subject, err := bus.AgentRequests(a.cfg.HostID)
+	if err != nil {
+		return err
+	}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { a.serve(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	if err := a.publishEvent(nc, bus.BootEvent, -1); err != nil {
+		a.logger.Warn("boot event not published", keyError, err.Error())
+	}
+	a.watchIMA(ctx, nc)
+	return nil
+}
+
+func (a *Agent) serve(ctx context.Context, m *nats.Msg) {
+	_, req, err := bus.ParseAgentRequestSubject(m.Subject)
+	if err != nil {
+		a.logger.Warn("request on an unexpected subject", keyError, err.Error())
+		return
+	}
+	if m.Reply == "" {
+		a.logger.Warn("request without a reply subject", keyRequest, string(req))
+		return
+	}
+	reply := a.Handle(ctx, req, m.Data)
+	body, err := json.Marshal(reply)
+	if err != nil {
+		a.logger.Error("encode reply", keyRequest, string(req), keyError, err.Error())
+		return
+	}
+	if err := m.Respond(body); err != nil {
+		a.logger.Warn("reply not sent", keyRequest, string(req), keyError, err.Error())
+	}
+}
+
+// Handle answers one request. The returned value is the JSON reply; failures
+// are carried in its Error field, so the verifier always gets an answer it can
+// name.
+func (a *Agent) Handle(ctx context.Context, req bus.Request, data []byte) any {
+	switch req {
+	case bus.QuoteRequest:
+		var in evidence.QuoteRequest
+		if err := decodeRequest(data, &in); err != nil {
+			return &evidence.QuoteResponse{Version: evidence.Version, Error: err}
+		}
+		resp, err := a.Evidence(ctx, in)
+		if err != nil {
+			return &evidence.QuoteResponse{Version: evidence.Version, Error: a.fail(req, err)}
+		}
+		return resp
+	case bus.HostInfoRequest:
+		var in evidence.HostInfoRequest
+		if err := decodeRequest(data, &in); err != nil {
+			return &evidence.HostInfo{Version: evidence.Version, Error: err}
+		}
+		info, err := a.HostInfo(ctx)
+		if err != nil {
+			return &evidence.HostInfo{Version: evidence.Version, Error: a.fail(req, err)}
+		}
+		return info
+	case bus.AIKRequest:
+		var in evidence.AKRequest
+		if err := decodeRequest(data, &in); err != nil {
+			return &evidence.AKInfo{Version: evidence.Version, Error: err}
+		}
+		a.mu.Lock()
+		info, err := a.tpm.KeyInfo()
+		a.mu.Unlock()
+		if err != nil {
+			return &evidence.AKInfo{Version: evidence.Version, Error: a.fail(req, err)}
+		}
+		info.Version = evidence.Version
+		return &info
+	case bus.ActivateCredential:
+		var in evidence.ActivateRequest
+		if err := decodeRequest(data, &in); err != nil {
+			return &evidence.ActivateResponse{Version: evidence.Version, Error: err}
+		}
+		a.mu.Lock()
+		secret, err := a.tpm.ActivateCredential(in.CredentialBlob, in.EncryptedSecret)
+		a.mu.Unlock()
+		if err != nil {
+			return &evidence.ActivateResponse{Version: evidence.Version, Error: a.fail(req, err)}
+		}
+		return &evidence.ActivateResponse{Version: evidence.Version, Secret: secret}
+	case bus.VersionRequest:
+		var in evidence.VersionRequest
+		if err := decodeRequest(data, &in); err != nil {
+			return &evidence.VersionInfo{Version: evidence.Version, Error: err}
+		}
+		return &evidence.VersionInfo{Version: evidence.Version, AgentVersion: a.cfg.AgentVersion, GoVersion: runtime.Version()}
+	}
+	return &evidence.VersionInfo{Version: evidence.Version, Error: &evidence.Error{Code: evidence.CodeBadRequest, Message: "unknown request " + string(req)}}
+}
+
+// decodeRequest decodes a request strictly; a request that does not decode or
+// validate is answered with a BAD_REQUEST error and changes nothing.
+func decodeRequest(data []byte, v evidence.Message) *evidence.Error {
+	if err := evidence.Decode(data, v); err != nil {
+		return &evidence.Error{Code: evidence.CodeBadRequest, Message: err.Error()}
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		if err := val.Validate(); err != nil {
+			return &evidence.Error{Code: evidence.CodeBadRequest, Message: err.Error()}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) fail(req bus.Request, err error) *evidence.Error {
+	a.logger.Warn("request failed", keyRequest, string(req), keyError, err.Error())
+	code := evidence.CodeInternal
+	var e *evidence.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &evidence.Error{Code: code, Message: err.Error()}
+}
+
+// Evidence produces the quote and the logs that explain it. It is what a
+// quote-request is answered with, and what `trust-agent evidence` prints.
+func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evidence.QuoteResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, &evidence.Error{Code: evidence.CodeBadRequest, Message: err.Error()}
+	}
+	a.mu.Lock()
+	resp, err := a.tpm.Quote(req.Nonce, req.PCRs, req.Banks)
+	a.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	resp.Version = evidence.Version
+	if req.EventLog {
+		log, err := a.measure.EventLog()
+		if err != nil {
+			return nil, fmt.Errorf("event log: %w", err)
+		}
+		resp.EventLog = log
+	}
+	if req.IMAMeasureEnabled {
+		lines, offset, total, err := a.measure.IMALog(req.IMAOffset)
+		if err != nil {
+			return nil, fmt.Errorf("ima log: %w", err)
+		}
+		resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
+	}
+	info, err := a.HostInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp.HostInfo = &info
+	return resp, nil
+}
+
+// HostInfo collects the host facts, with the TPM's own description.
+func (a *Agent) HostInfo(ctx context.Context) (evidence.HostInfo, error) {
+	info, err := a.measure.HostInfo(ctx)
+	if err != nil {
+		return evidence.HostInfo{}, fmt.Errorf("host info: %w", err)
+	}
+	a.mu.Lock()
+	tpmInfo, err := a.tpm.Info()
+	a.mu.Unlock()
+	if err != nil {
+		return evidence.HostInfo{}, fmt.Errorf("tpm info: %w", err)
+	}
+	info.Version = evidence.Version
+	info.TPM = tpmInfo
+	info.AgentVersion = a.cfg.AgentVersion
+	return info, nil
+}
+
+// publishEvent publishes an event of this host; imaEntries < 0 means unknown.
+func (a *Agent) publishEvent(nc *nats.Conn, t bus.EventType, imaEntries int) error {
+	subject, err := bus.EventSubject(a.cfg.HostID, t)
+	if err != nil {
+		return err
+	}
+	ev := evidence.Event{Version: evidence.Version, Type: string(t), HostID: a.cfg.HostID, Time: a.now().UTC()}
+	a.mu.Lock()
+	rc, err := a.tpm.ResetCount()
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("read reset count: %w", err)
+	}
+	ev.ResetCount = rc
+	if imaEntries >= 0 {
+		ev.IMAEntries = imaEntries
+	}
+	if info, err := a.measure.HostInfo(context.Background()); err == nil {
+		ev.BootID = info.BootID
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return nc.Publish(subject, body)
+}
+
+// watchIMA publishes an IMA event when the IMA log grows, at most once per
+// debounce interval, until ctx ends.
+func (a *Agent) watchIMA(ctx context.Context, nc *nats.Conn) {
+	last, err := a.measure.IMAEntryCount()
+	if err != nil {
+		last = -1 // no IMA log: keep looking, it may appear (securityfs mounted late)
+	}
+	tick := time.NewTicker(a.cfg.IMAPollInterval)
+	defer tick.Stop()
+	var pending <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n, err := a.measure.IMAEntryCount()
+			if err != nil || n <= last {
+				continue
+			}
+			last = n
+			if pending == nil {
+				pending = time.After(a.cfg.IMADebounce)
+			}
+		case <-pending:
+			pending = nil
+			if err := a.publishEvent(nc, bus.IMAEvent, last); err != nil {
+				a.logger.Warn("ima event not published", keyError, err.Error())
+				continue
+			}
+			a.logger.Info("ima log grew", keyEntries, last)
+		}
+	}
+}
