@@ -1,0 +1,211 @@
+//go:build linux
+
+// Command dumpinit is a tiny /init for a throwaway VM: it reads the firmware's
+// measured-boot event log and the PCRs of every active bank of the TPM, writes
+// them to the serial console as one base64 block between TC-DUMP-BEGIN and
+// TC-DUMP-END lines, and powers the VM off. hack/vmboot/capture.sh decodes the
+// block. Build it static: CGO_ENABLED=0 go build ./hack/vmboot/dumpinit.
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	eventLogPath   = "/sys/kernel/security/tpm0/binary_bios_measurements"
+	secureBootPath = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+	efivarfsModule = "/lib/modules/efivarfs.ko"
+	lineWidth      = 76
+)
+
+// dump is what the guest reports. Field names are the host contract with capture.sh.
+type dump struct {
+	EventLog   []byte                       `json:"event_log"` // base64 in JSON
+	PCRs       map[string]map[string]string `json:"pcrs"`      // bank -> index -> hex
+	Cmdline    string                       `json:"cmdline"`
+	SecureBoot *int                         `json:"secureboot,omitempty"` // value byte of the SecureBoot efivar
+	TPMDevice  string                       `json:"tpm_device"`
+}
+
+var bankNames = map[tpm2.TPMAlgID]string{
+	tpm2.TPMAlgSHA1:   "SHA1",
+	tpm2.TPMAlgSHA256: "SHA256",
+	tpm2.TPMAlgSHA384: "SHA384",
+	tpm2.TPMAlgSHA512: "SHA512",
+}
+
+func main() {
+	out := console()
+	d, err := collect()
+	if err != nil {
+		fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
+	} else if err := write(out, d); err != nil {
+		fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
+	}
+	syscall.Sync()
+	// Give the UART a moment to drain before the VM disappears.
+	time.Sleep(200 * time.Millisecond)
+	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+	select {}
+}
+
+func console() io.Writer {
+	mounts := []struct{ src, dst, fstype string }{
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"securityfs", "/sys/kernel/security", "securityfs"},
+		{"efivarfs", "/sys/firmware/efi/efivars", "efivarfs"},
+	}
+	var errs []error
+	for _, m := range mounts {
+		_ = os.MkdirAll(m.dst, 0o755)
+		err := syscall.Mount(m.src, m.dst, m.fstype, 0, "")
+		if errors.Is(err, syscall.ENODEV) && m.fstype == "efivarfs" {
+			// Debian builds efivarfs as a module; mkuki.sh puts it in the initramfs.
+			if err = loadModule(efivarfsModule); err == nil {
+				err = syscall.Mount(m.src, m.dst, m.fstype, 0, "")
+			}
+		}
+		if err != nil && !errors.Is(err, syscall.EBUSY) {
+			errs = append(errs, fmt.Errorf("mount %s: %w", m.dst, err))
+		}
+	}
+	var out io.Writer = os.Stdout
+	for _, p := range []string{"/dev/ttyS0", "/dev/console"} {
+		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
+			out = f
+			break
+		}
+	}
+	for _, err := range errs {
+		fmt.Fprintf(out, "dumpinit: %v\n", err)
+	}
+	return out
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
+		return fmt.Errorf("load %s: %w", path, err)
+	}
+	return nil
+}
+
+func collect() (*dump, error) {
+	log, err := os.ReadFile(eventLogPath)
+	if err != nil {
+		return nil, fmt.Errorf("read event log: %w", err)
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, fmt.Errorf("read cmdline: %w", err)
+	}
+	d := &dump{EventLog: log, Cmdline: strings.TrimSpace(string(cmdline))}
+	if v, err := os.ReadFile(secureBootPath); err == nil && len(v) == 5 {
+		sb := int(v[4]) // 4 bytes of attributes, then the value
+		d.SecureBoot = &sb
+	}
+
+	tpm, path, err := openTPM()
+	if err != nil {
+		return nil, err
+	}
+	defer tpm.Close()
+	d.TPMDevice = path
+	if d.PCRs, err = readPCRs(tpm); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func openTPM() (transport.TPMCloser, string, error) {
+	var lastErr error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, p := range []string{"/dev/tpmrm0", "/dev/tpm0"} {
+			tpm, err := linuxtpm.Open(p)
+			if err == nil {
+				return tpm, p, nil
+			}
+			lastErr = err
+		}
+	}
+	return nil, "", fmt.Errorf("open tpm: %w", lastErr)
+}
+
+// readPCRs reads PCRs 0-23 of every bank the TPM has allocated, one PCR per
+// command so that no response is ever truncated.
+func readPCRs(tpm transport.TPM) (map[string]map[string]string, error) {
+	capRsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapPCRs, PropertyCount: 1}.Execute(tpm)
+	if err != nil {
+		return nil, fmt.Errorf("get pcr capability: %w", err)
+	}
+	assigned, err := capRsp.CapabilityData.Data.AssignedPCR()
+	if err != nil {
+		return nil, fmt.Errorf("parse pcr capability: %w", err)
+	}
+	banks := make(map[string]map[string]string)
+	for _, sel := range assigned.PCRSelections {
+		name, ok := bankNames[sel.Hash]
+		if !ok || bytes.Count(sel.PCRSelect, []byte{0}) == len(sel.PCRSelect) {
+			continue // unknown or inactive bank
+		}
+		values := make(map[string]string)
+		for i := uint(0); i < 24; i++ {
+			rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{
+				{Hash: sel.Hash, PCRSelect: tpm2.PCClientCompatible.PCRs(i)},
+			}}}.Execute(tpm)
+			if err != nil {
+				return nil, fmt.Errorf("read %s pcr %d: %w", name, i, err)
+			}
+			if len(rsp.PCRValues.Digests) != 1 {
+				return nil, fmt.Errorf("read %s pcr %d: got %d digests", name, i, len(rsp.PCRValues.Digests))
+			}
+			values[strconv.Itoa(int(i))] = hex.EncodeToString(rsp.PCRValues.Digests[0].Buffer)
+		}
+		banks[name] = values
+	}
+	if len(banks) == 0 {
+		return nil, errors.New("no active pcr bank")
+	}
+	return banks, nil
+}
+
+func write(out io.Writer, d *dump) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(b)
+	var buf strings.Builder
+	buf.WriteString("\nTC-DUMP-BEGIN\n")
+	for len(enc) > 0 {
+		n := min(lineWidth, len(enc))
+		buf.WriteString(enc[:n])
+		buf.WriteByte('\n')
+		enc = enc[n:]
+	}
+	buf.WriteString("TC-DUMP-END\n")
+	_, err = io.WriteString(out, buf.String())
+	return err
+}
