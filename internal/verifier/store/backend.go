@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Everything that differs between SQLite and PostgreSQL lives in this file:
+// connecting, the migration lock, and recognising constraint violations.
+// The SQL itself is shared; both accept $1-style parameters.
+
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+
+	// sqliteBusyTimeout is how long an SQLite statement waits for another
+	// process's write lock before failing with SQLITE_BUSY.
+	sqliteBusyTimeout = "10000" // milliseconds
+	sqliteReaders     = 4
+)
+
+func open(ctx context.Context, dsn string) (*Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	default:
+		scheme, _, _ := strings.Cut(dsn, ":")
+		return nil, fmt.Errorf("open store: unsupported data source %q (want sqlite:<path>, sqlite::memory: or postgres://...)", scheme)
+	}
+}
+
+// openSQLite opens a file with one writer connection, so that writers in this
+// process queue in Go instead of failing with SQLITE_BUSY, and a few reader
+// connections, which WAL lets run beside the writer. busy_timeout covers
+// writers in other processes. ":memory:" gets a single connection: each
+// connection to :memory: would be a separate database.
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?") {
+		return nil, fmt.Errorf("open store: bad sqlite path %q", path)
+	}
+	common := url.Values{}
+	common.Add("_pragma", "busy_timeout("+sqliteBusyTimeout+")")
+	common.Add("_pragma", "foreign_keys(1)")
+
+	if path == ":memory:" {
+		db, err := sql.Open("sqlite", path+"?"+common.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		s := newStore(backendSQLite, db, db)
+		if err := s.Ping(ctx); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+
+	wq := url.Values{"_pragma": append([]string{"journal_mode(WAL)"}, common["_pragma"]...)}
+	wq.Set("_txlock", "immediate")
+	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	// The writer goes first: it creates the file and switches it to WAL.
+	if err := wdb.PingContext(ctx); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	rq := url.Values{"_pragma": append([]string{"query_only(1)"}, common["_pragma"]...)}
+	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	rdb.SetMaxOpenConns(sqliteReaders)
+	rdb.SetMaxIdleConns(sqliteReaders)
+	s := newStore(backendSQLite, wdb, rdb)
+	if err := rdb.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(5)
+	s := newStore(backendPostgres, db, db)
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(backend string, wdb, rdb *sql.DB) *Store {
+	return &Store{
+		queries: queries{r: rdb, w: wdb, db: wdb},
+		backend: backend,
+		wdb:     wdb,
+		rdb:     rdb,
+	}
+}
+
+// lockMigrations serializes migrations between processes. SQLite needs
+// nothing: the migration transaction is BEGIN IMMEDIATE, which holds the
+// write lock. PostgreSQL takes a transaction-scoped advisory lock keyed by
+// the current schema.
+func lockMigrations(ctx context.Context, tx *sql.Tx, backend string) error {
+	if backend != backendPostgres {
+		return nil
+	}
+	const lockClass = 0x7463 // "tc"
+	if _, err := tx.ExecContext(ctx,
+		`SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))`, lockClass); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	return nil
+}
+
+// Constraint violations, as reported by either driver.
+var (
+	errUnique     = errors.New("unique constraint violated")
+	errForeignKey = errors.New("foreign key constraint violated")
+)
+
+// classify wraps err so that errors.Is(err, errUnique) or
+// errors.Is(err, errForeignKey) tells a constraint violation; other errors are
+// returned unchanged.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %w", errUnique, err)
+		case "23503": // foreign_key_violation
+			return fmt.Errorf("%w: %w", errForeignKey, err)
+		}
+		return err
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %w", errUnique, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: %w", errForeignKey, err)
+		}
+	}
+	return err
+}

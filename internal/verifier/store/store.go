@@ -1,0 +1,186 @@
+// Package store is the verifier's persistence: users, roles, secrets and TPM
+// enrollment, on SQLite (embedded default, pure Go) or PostgreSQL (real
+// deployments, several verifier replicas).
+//
+// One concrete type, [Store], serves every part of the verifier; each consumer
+// declares the small interface it needs. Both backends share the same SQL and
+// the same embedded, numbered migrations (migrations/NNNN_name.sql), which
+// [Open] applies.
+//
+// Times are stored as Unix microseconds and come back in UTC, truncated to the
+// microsecond. A zero CreatedAt is set to the current time on create; a zero
+// LockedUntil means "not locked". Nil and empty byte slices are stored alike.
+//
+// Errors: [ErrNotFound], [ErrConflict] and [ErrChallengeUsed] are wrapped with
+// context; test them with errors.Is.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors callers must tell apart. They are always wrapped with context.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrConflict      = errors.New("already exists")
+	ErrChallengeUsed = errors.New("activation challenge already used")
+)
+
+// Store is the verifier's database. It is safe for concurrent use.
+// Its methods run each in their own transaction (or single statement);
+// use [Store.InTx] to group several into one atomic unit.
+type Store struct {
+	queries
+	backend string  // "sqlite" or "postgres"
+	wdb     *sql.DB // writes and transactions
+	rdb     *sql.DB // reads; the same as wdb except for an SQLite file
+}
+
+// Tx is a transaction begun by [Store.InTx]. It has the same data methods as
+// [Store]; they all run inside the transaction.
+type Tx struct {
+	queries
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queries holds the data methods shared by Store and Tx.
+type queries struct {
+	r, w querier // reads and writes; both the transaction inside a Tx
+	// db begins transactions for multi-statement methods; nil inside a Tx,
+	// where those methods simply join the transaction.
+	db *sql.DB
+}
+
+// atomic runs fn in a transaction: a new one on a Store, the current one in a Tx.
+func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
+	if q.db == nil {
+		return fn(q)
+	}
+	return inTx(ctx, q.db, func(tx *sql.Tx) error {
+		return fn(&queries{r: tx, w: tx})
+	})
+}
+
+// Open connects to the database named by dsn and brings its schema up to date.
+//
+//	sqlite:/var/lib/tc/verifier.db   SQLite file, created if missing (WAL)
+//	sqlite::memory:                  private in-memory SQLite database (tests)
+//	postgres://user@host:5432/db?sslmode=verify-full   (or postgresql://)
+//
+// PostgreSQL connection parameters (search_path, application_name, ...) may be
+// given as URL query parameters.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s, err := open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, s.wdb, s.backend, migrationFiles); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the database connections.
+func (s *Store) Close() error {
+	err := s.wdb.Close()
+	if s.rdb != s.wdb {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.wdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", s.backend, err)
+	}
+	return nil
+}
+
+// Backend names the database in use: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.backend }
+
+// InTx runs fn in one transaction, committed if fn returns nil and rolled back
+// otherwise (or if fn panics). Inside fn use only tx, never s: on SQLite there
+// is a single writer connection, so calling s from fn would wait for ever.
+// When a method of tx fails, return (a wrap of) its error: on PostgreSQL the
+// transaction accepts no further statements after an error.
+//
+//	err := s.InTx(ctx, func(tx *store.Tx) error {
+//		if err := tx.CreateUser(ctx, u); err != nil {
+//			return err
+//		}
+//		return tx.AddUserRoles(ctx, u.ID, roleIDs)
+//	})
+//
+// On SQLite transactions are serialized (BEGIN IMMEDIATE). On PostgreSQL they
+// run at READ COMMITTED: every statement is atomic with the others, and rows
+// written by fn are locked until the end, but rows only read may change.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
+		return fn(&Tx{queries{r: tx, w: tx}})
+	})
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", classify(err))
+	}
+	return nil
+}
+
+// Time and byte conversions. Times are BIGINT Unix microseconds; NULL (and the
+// zero time) means "none". Byte columns are NOT NULL; nil is stored as empty.
+
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromDBTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func createdAt(t time.Time) int64 {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UnixMicro()
+}
+
+func dbBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
