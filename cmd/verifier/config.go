@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the verifier's configuration file. Every key can be overridden by
+// a TC_* environment variable (listed in docs/config.md) and some by flags.
+// Unknown keys are an error; all problems are reported at once.
+type Config struct {
+	// Listen is the HTTPS address of the AAS, CMS and HVS APIs.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite database (unless Database says otherwise) and
+	// a copy of the CMS root certificate.
+	DataDir string `yaml:"data_dir"`
+	// Database is sqlite:<path> or postgres://... (the URL may also come from
+	// the file named by TC_DATABASE_URL_FILE, to keep its password out of env).
+	Database string `yaml:"database"`
+	// ServerName is the DNS name clients use; also DNSNames and IPs for the
+	// TLS certificate.
+	ServerName string   `yaml:"server_name"`
+	DNSNames   []string `yaml:"dns_names"`
+	IPs        []string `yaml:"ips"`
+	Admin      Admin    `yaml:"admin"`
+	Tokens     Tokens   `yaml:"tokens"`
+	NATS       NATS     `yaml:"nats"`
+	LogLevel   string   `yaml:"log_level"`
+}
+
+// Admin is the first administrator, created on first start.
+type Admin struct {
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (TC_ADMIN_PASSWORD_FILE). There is no
+	// default password.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Tokens configures AAS tokens.
+type Tokens struct {
+	Issuer   string        `yaml:"issuer"`
+	Audience string        `yaml:"audience"`
+	Validity time.Duration `yaml:"validity"`
+}
+
+// NATS configures the bus.
+type NATS struct {
+	// Listen is the embedded server's address (default :4222).
+	Listen string `yaml:"listen"`
+	// URL of an external NATS cluster; empty runs the embedded server.
+	URL string `yaml:"url"`
+	// CredsFile holds the verifier's credentials for an external cluster.
+	CredsFile string `yaml:"creds_file"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:     ":8443",
+		DataDir:    "/var/lib/trusted-compute",
+		ServerName: "localhost",
+		IPs:        []string{"127.0.0.1"},
+		Admin:      Admin{Username: "admin"},
+		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour},
+		NATS:       NATS{Listen: ":4222"},
+		LogLevel:   "info",
+	}
+}
+
+func loadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	var errs []error
+	str := func(key string, dst *string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	list := func(key string, dst *[]string) {
+		if v := getenv(key); v != "" {
+			*dst = strings.Split(v, ",")
+		}
+	}
+	str("TC_LISTEN", &cfg.Listen)
+	str("TC_DATA_DIR", &cfg.DataDir)
+	str("TC_DATABASE_URL", &cfg.Database)
+	if f := getenv("TC_DATABASE_URL_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TC_DATABASE_URL_FILE: %w", err))
+		}
+		cfg.Database = strings.TrimSpace(string(b))
+	}
+	str("TC_SERVER_NAME", &cfg.ServerName)
+	list("TC_DNS_NAMES", &cfg.DNSNames)
+	list("TC_IPS", &cfg.IPs)
+	str("TC_ADMIN_USERNAME", &cfg.Admin.Username)
+	str("TC_ADMIN_PASSWORD_FILE", &cfg.Admin.PasswordFile)
+	str("TC_TOKEN_ISSUER", &cfg.Tokens.Issuer)
+	str("TC_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
+	if v := getenv("TC_TOKEN_VALIDITY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TC_TOKEN_VALIDITY: %w", err))
+		}
+		cfg.Tokens.Validity = d
+	}
+	str("TC_NATS_LISTEN", &cfg.NATS.Listen)
+	str("TC_NATS_URL", &cfg.NATS.URL)
+	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
+	str("TC_LOG_LEVEL", &cfg.LogLevel)
+	return cfg, errors.Join(errs...)
+}
+
+// validate reports every problem at once.
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.Database == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("set database or data_dir"))
+	}
+	if c.ServerName == "" {
+		errs = append(errs, errors.New("server_name must be set"))
+	}
+	for _, ip := range c.IPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("ips: %q is not an IP address", ip))
+		}
+	}
+	if c.Tokens.Validity <= 0 || c.Tokens.Validity > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("tokens.validity %s: want more than 0 and at most 24h", c.Tokens.Validity))
+	}
+	if c.NATS.URL == "" {
+		if _, port, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("nats.listen %q: %w", c.NATS.Listen, err))
+		} else if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("nats.listen %q: port: %w", c.NATS.Listen, err))
+		}
+	} else if c.NATS.CredsFile == "" {
+		errs = append(errs, errors.New("nats.creds_file must be set with an external nats.url"))
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log_level %q: %w", c.LogLevel, err))
+	}
+	return errors.Join(errs...)
+}

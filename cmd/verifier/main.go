@@ -1,0 +1,134 @@
+// Command verifier runs the Trusted Compute verifier: AAS, CMS, HVS and the
+// NATS bus in one process, on SQLite (default) or PostgreSQL.
+//
+//	verifier run [-config file] [-listen addr] [-data-dir dir]
+//	verifier version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"trustedcompute.io/tc/internal/verifier"
+	"trustedcompute.io/tc/internal/verifier/aas"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "verifier:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: verifier <command> [flags]
+
+commands:
+  run      serve AAS, CMS, HVS and NATS
+  version  print the version`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr, getenv)
+	case "version":
+		_, err := fmt.Fprintf(stdout, "verifier %s %s\n", version, runtime.Version())
+		return err
+	case "-h", "-help", "--help", "help":
+		_, err := fmt.Fprintln(stdout, usage)
+		return err
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file")
+	listen := fs.String("listen", "", "HTTPS address (overrides the config)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
+	natsURL := fs.String("nats-url", "", "external NATS cluster instead of the embedded server (overrides the config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if *natsURL != "" {
+		cfg.NATS.URL = *natsURL
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	vcfg, err := cfg.verifierConfig(getenv)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	v, err := verifier.New(ctx, vcfg, logger)
+	if err != nil {
+		return err
+	}
+	return v.Run(ctx)
+}
+
+// verifierConfig turns the file configuration into the composition root's.
+func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, error) {
+	db := c.Database
+	if db == "" {
+		db = "sqlite:" + filepath.Join(c.DataDir, "verifier.db")
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return verifier.Config{}, err
+		}
+	}
+	a := aas.DefaultConfig()
+	a.Issuer, a.Audience, a.TokenValidity = c.Tokens.Issuer, c.Tokens.Audience, c.Tokens.Validity
+	a.AdminUsername = c.Admin.Username
+	a.AdminPasswordFile = c.Admin.PasswordFile
+	a.AdminPassword = getenv("TC_ADMIN_PASSWORD")
+	if a.AdminPasswordFile != "" {
+		a.AdminPassword = ""
+	}
+	var ips []net.IP
+	for _, s := range c.IPs {
+		ips = append(ips, net.ParseIP(s))
+	}
+	out := verifier.Config{
+		Listen: c.Listen, Database: db, DataDir: c.DataDir,
+		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
+		NATS: verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
+	}
+	if c.NATS.URL == "" {
+		host, port, _ := net.SplitHostPort(c.NATS.Listen)
+		out.NATS.Host = host
+		out.NATS.Port, _ = strconv.Atoi(port)
+	}
+	return out, nil
+}

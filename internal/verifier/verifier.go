@@ -1,0 +1,284 @@
+// Package verifier is the composition root of the verifier: it opens the
+// store, starts CMS, AAS, the NATS bus and HVS, and serves their HTTP APIs over
+// TLS 1.3 with a CMS-issued certificate. Long-running parts are Run(ctx) error
+// tasks that stop together when one fails.
+package verifier
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/aas/aasstore"
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// Config is what the composition root needs; cmd/verifier fills it from its
+// YAML file, environment and flags.
+type Config struct {
+	// Listen is the HTTPS address of the AAS, CMS and HVS APIs.
+	Listen string
+	// Database is sqlite:<path> or postgres://...
+	Database string
+	// DataDir receives the CMS root certificate (cms-root.pem) for operators.
+	DataDir string
+	// ServerName, DNSNames and IPs go into the TLS server certificate.
+	ServerName string
+	DNSNames   []string
+	IPs        []net.IP
+	AAS        aas.Config
+	// NATS is the bus.
+	NATS NATSConfig
+}
+
+// NATSConfig selects the embedded NATS server or an external one.
+type NATSConfig struct {
+	// External is the URL of an external NATS cluster; empty runs the
+	// embedded server.
+	External string
+	// ExternalCredsFile holds the verifier's credentials for the external bus.
+	ExternalCredsFile string
+	// Host and Port of the embedded server (4222 by default).
+	Host string
+	Port int
+}
+
+// Verifier is a running verifier.
+type Verifier struct {
+	cfg    Config
+	logger *slog.Logger
+	store  *store.Store
+	ca     *cms.CA
+	aas    *aas.AAS
+	auth   *bus.Authority
+	nats   *bus.Server
+	mux    *http.ServeMux
+	cert   *tls.Certificate
+	ln     net.Listener
+
+	// ready is closed once every part serves.
+	ready chan struct{}
+}
+
+// Log field keys.
+const (
+	keyListen = "listen"
+	keyRoot   = "cms_root_sha384"
+	keyError  = "error"
+)
+
+// New opens the store and builds every part. It listens but serves nothing
+// until Run.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error) {
+	st, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	v := &Verifier{cfg: cfg, logger: logger, store: st, mux: http.NewServeMux(), ready: make(chan struct{})}
+	if err := v.build(ctx); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *Verifier) build(ctx context.Context) error {
+	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict}, v.store, v.logger.With("part", "cms"))
+	if err != nil {
+		return fmt.Errorf("cms: %w", err)
+	}
+	v.ca = ca
+	if err := v.writeRoot(); err != nil {
+		return err
+	}
+	v.auth, err = bus.NewAuthority(ctx, v.store, store.ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("nats authority: %w", err)
+	}
+	v.aas, err = aas.New(ctx, v.cfg.AAS, aasstore.New(v.store), ca, v.auth, v.logger.With("part", "aas"))
+	if err != nil {
+		return fmt.Errorf("aas: %w", err)
+	}
+	names := append([]string{v.cfg.ServerName}, v.cfg.DNSNames...)
+	v.cert, err = ca.ServerCertificate(v.cfg.ServerName, names, v.cfg.IPs)
+	if err != nil {
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	if v.cfg.NATS.External == "" {
+		natsCert, err := ca.ServerCertificate(v.cfg.ServerName, names, v.cfg.IPs)
+		if err != nil {
+			return fmt.Errorf("nats tls certificate: %w", err)
+		}
+		v.nats, err = bus.NewServer(bus.ServerConfig{
+			Host: v.cfg.NATS.Host, Port: v.cfg.NATS.Port,
+			TLS: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*natsCert}},
+		}, v.auth, v.logger.With("part", "nats"))
+		if err != nil {
+			return fmt.Errorf("nats server: %w", err)
+		}
+	}
+	ca.Routes(v.mux, v.aas.Authenticate)
+	v.aas.Register(v.mux)
+	v.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	v.mux.HandleFunc("GET /readyz", v.handleReady)
+	return nil
+}
+
+// writeRoot writes the CMS root for operators, who pin it in agents and clients.
+func (v *Verifier) writeRoot() error {
+	if v.cfg.DataDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(v.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.ca.Root().Raw})
+	return os.WriteFile(filepath.Join(v.cfg.DataDir, "cms-root.pem"), pemBytes, 0o644) //nolint:gosec // a CA certificate is public
+}
+
+func (v *Verifier) handleReady(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-v.ready:
+	default:
+		api.WriteError(w, r, v.logger, api.Errorf(api.KindUnavailable, "verifier is starting"))
+		return
+	}
+	if err := v.store.Ping(r.Context()); err != nil {
+		api.WriteError(w, r, v.logger, api.Wrap(api.KindUnavailable, err, "store unreachable"))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// CA returns the certificate authority.
+func (v *Verifier) CA() *cms.CA { return v.ca }
+
+// Authority returns the NATS credentials authority.
+func (v *Verifier) Authority() *bus.Authority { return v.auth }
+
+// Store returns the store.
+func (v *Verifier) Store() *store.Store { return v.store }
+
+// Addr returns the HTTPS address once Run listens.
+func (v *Verifier) Addr() string {
+	if v.ln == nil {
+		return ""
+	}
+	return v.ln.Addr().String()
+}
+
+// NATSURL returns the client URL of the embedded bus, or the external one.
+func (v *Verifier) NATSURL() string {
+	if v.nats == nil {
+		return v.cfg.NATS.External
+	}
+	return v.nats.ClientURL()
+}
+
+// Ready is closed when every part serves.
+func (v *Verifier) Ready() <-chan struct{} { return v.ready }
+
+// Listen binds the HTTPS address; Run calls it when it was not called before.
+func (v *Verifier) Listen() error {
+	if v.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", v.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", v.cfg.Listen, err)
+	}
+	v.ln = ln
+	return nil
+}
+
+// Run serves until ctx ends or a part fails; then everything stops.
+func (v *Verifier) Run(ctx context.Context) error {
+	defer func() { _ = v.store.Close() }()
+	if err := v.Listen(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	tasks := 0
+	start := func(name string, f func(context.Context) error) {
+		tasks++
+		go func() {
+			err := f(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("%s: %w", name, err)
+			} else {
+				err = nil
+			}
+			errc <- err
+			cancel()
+		}()
+	}
+	if v.nats != nil {
+		start("nats", v.nats.Run)
+		if err := v.nats.Ready(30 * time.Second); err != nil {
+			cancel()
+			return err
+		}
+	}
+	var nc *nats.Conn
+	if v.nats != nil {
+		creds, err := v.auth.ServiceCredentials("hvs", 24*time.Hour)
+		if err != nil {
+			cancel()
+			return err
+		}
+		if nc, err = bus.ConnectInProcess(v.nats, creds, "hvs", v.logger.With("part", "hvs")); err != nil {
+			cancel()
+			return err
+		}
+		defer nc.Close()
+	}
+	start("https", v.serveHTTP)
+	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
+	close(v.ready)
+	var first error
+	for range tasks {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (v *Verifier) serveHTTP(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           v.mux,
+		TLSConfig:         api.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return v.cert, nil }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(v.ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx) //nolint:contextcheck // shutdown must outlive the cancelled ctx
+		return nil
+	}
+}

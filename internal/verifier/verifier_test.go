@@ -1,0 +1,233 @@
+package verifier_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/verifier"
+	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/cms"
+)
+
+const adminPassword = "correct horse battery staple"
+
+type harness struct {
+	v      *verifier.Verifier
+	base   string
+	client *http.Client
+	roots  *x509.CertPool
+	stop   func()
+}
+
+// startVerifier runs a whole verifier (SQLite, embedded NATS) on loopback and
+// bootstraps a client the way an operator does: pinned CMS root digest.
+func startVerifier(t *testing.T, dataDir string) *harness {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := aas.DefaultConfig()
+	cfg.AdminPassword = adminPassword
+	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := verifier.New(ctx, verifier.Config{
+		Listen:     "127.0.0.1:0",
+		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
+		DataDir:    dataDir,
+		ServerName: "localhost",
+		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
+		AAS:        cfg,
+		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
+	}, logger)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := v.Listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	select {
+	case <-v.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("verifier stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("verifier not ready in 60s")
+	}
+	base := "https://" + v.Addr()
+	root, err := cms.FetchRootPinned(ctx, base, v.CA().RootSHA384())
+	if err != nil {
+		cancel()
+		t.Fatalf("pinned bootstrap: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	h := &harness{
+		v: v, base: base, roots: roots,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}}},
+	}
+	stopped := false
+	h.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("verifier run: %v", err)
+		}
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) do(t *testing.T, method, path, token, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, h.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (h *harness) login(t *testing.T, user, password string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	status, tok := h.do(t, "POST", "/aas/v1/token", "", "application/json", body)
+	if status != http.StatusOK {
+		t.Fatalf("login %s: %d %s", user, status, tok)
+	}
+	return string(tok)
+}
+
+// tokenWith gets a custom-claims token holding exactly one permission rule.
+func (h *harness) tokenWith(t *testing.T, admin, service, rule string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"subject": "matrix", "validity_seconds": 600,
+		"claims": map[string]any{"permissions": []map[string]any{{"service": service, "rules": []string{rule}}}},
+	})
+	status, tok := h.do(t, "POST", "/aas/v1/custom-claims-token", admin, "application/json", body)
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("custom claims token for %s %s: %d %s", service, rule, status, tok)
+	}
+	return string(tok)
+}
+
+// TestAuthorizationMatrix checks every protected route of the running
+// verifier with no token (401), a token lacking the route's permission (403)
+// and a token holding exactly it (neither 401 nor 403).
+func TestAuthorizationMatrix(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	admin := h.login(t, "admin", adminPassword)
+	other := h.tokenWith(t, admin, "HVS", "unrelated:read:*")
+	routes := verifier.Routes()
+	if len(routes) < 20 {
+		t.Fatalf("only %d routes: the route table is incomplete", len(routes))
+	}
+	for _, r := range routes {
+		if r.Service == "" {
+			continue
+		}
+		path := strings.NewReplacer("{id}", "00000000-0000-0000-0000-000000000001", "{roleId}", "00000000-0000-0000-0000-000000000002", "{hostId}", "h1").Replace(r.Pattern)
+		t.Run(r.Method+" "+r.Pattern, func(t *testing.T) {
+			if status, body := h.do(t, r.Method, path, "", "application/json", []byte("{}")); status != http.StatusUnauthorized {
+				t.Errorf("without a token: %d %s, want 401", status, body)
+			}
+			if status, body := h.do(t, r.Method, path, other, "application/json", []byte("{}")); status != http.StatusForbidden {
+				t.Errorf("without the permission: %d %s, want 403", status, body)
+			}
+			right := h.tokenWith(t, admin, r.Service, r.Rule)
+			if status, body := h.do(t, r.Method, path, right, "application/json", []byte("{}")); status == http.StatusUnauthorized || status == http.StatusForbidden {
+				t.Errorf("with %s %s: %d %s, want the handler's answer", r.Service, r.Rule, status, body)
+			}
+		})
+	}
+}
+
+func TestBootstrapRefusesAWrongPin(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	wrong := strings.Repeat("ab", 48)
+	if _, err := cms.FetchRootPinned(context.Background(), h.base, wrong); err == nil {
+		t.Fatal("bootstrap with a wrong root digest succeeded")
+	}
+}
+
+func TestOnlyTLS13IsServed(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MaxVersion: tls.VersionTLS12, RootCAs: h.roots}}}
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", h.base+"/healthz", nil)
+	resp, err := c.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a TLS 1.2 client was served")
+	}
+}
+
+func TestRestartKeepsTheRootAndTheAdmin(t *testing.T) {
+	dir := t.TempDir()
+	h := startVerifier(t, dir)
+	root := h.v.CA().RootSHA384()
+	h.stop()
+	h2 := startVerifier(t, dir)
+	if got := h2.v.CA().RootSHA384(); got != root {
+		t.Fatalf("root changed across a restart: %s → %s", root, got)
+	}
+	h2.login(t, "admin", adminPassword)
+}
+
+// TestAgentCredentialsConnectToTheBus issues a trust agent's NATS credentials
+// through AAS and uses them against the verifier's embedded bus over TLS
+// pinned to the CMS root.
+func TestAgentCredentialsConnectToTheBus(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	admin := h.login(t, "admin", adminPassword)
+	body := []byte(`{"type":"TA","parameters":{"host-id":"edge-1"}}`)
+	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", body)
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("credentials: %d %s", status, creds)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent-edge-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("agent connect: %v", err)
+	}
+	defer nc.Close()
+	subject, _ := bus.AgentRequests("edge-1")
+	if _, err := nc.SubscribeSync(subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.LastError(); err != nil {
+		t.Fatalf("subscription refused: %v", err)
+	}
+}
