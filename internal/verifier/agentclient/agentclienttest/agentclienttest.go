@@ -1,0 +1,226 @@
+// Package agentclienttest runs the real parts a test of the verifier's agent
+// traffic needs: the embedded NATS server with TLS and operator-mode
+// credentials (package bus), and real trust agents (package agent) on swtpm.
+package agentclienttest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// credsTTL is the lifetime of the credentials issued for a test.
+const credsTTL = time.Hour
+
+// Bus is an embedded NATS server that runs until the test ends.
+type Bus struct {
+	Server    *bus.Server
+	Authority *bus.Authority
+	// Roots verifies the server's TLS certificate.
+	Roots *x509.CertPool
+}
+
+// NewBus starts an embedded NATS server on 127.0.0.1 with TLS 1.3 (a
+// certificate from a CA made for the test) and an authority whose keys live
+// in a fresh in-memory SQLite store.
+func NewBus(t testing.TB) *Bus {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite::memory:")
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	authority, err := bus.NewAuthority(context.Background(), st, store.ErrNotFound)
+	if err != nil {
+		t.Fatalf("nats authority: %v", err)
+	}
+	roots, serverTLS := testCA(t)
+	srv, err := bus.NewServer(bus.ServerConfig{Host: "127.0.0.1", TLS: serverTLS}, authority, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("nats server: %v", err)
+		}
+	})
+	if err := srv.Ready(10 * time.Second); err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	return &Bus{Server: srv, Authority: authority, Roots: roots}
+}
+
+// ServiceConn connects in process with service credentials, as HVS does.
+func (b *Bus) ServiceConn(t testing.TB) *nats.Conn {
+	t.Helper()
+	creds, err := b.Authority.ServiceCredentials("hvs", credsTTL)
+	if err != nil {
+		t.Fatalf("service credentials: %v", err)
+	}
+	nc, err := bus.ConnectInProcess(b.Server, creds, "hvs", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("service connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// AgentConn connects over TLS with the agent credentials of hostID, as a
+// trust agent does.
+func (b *Bus) AgentConn(t testing.TB, hostID string) *nats.Conn {
+	t.Helper()
+	creds, err := b.Authority.AgentCredentials(hostID, credsTTL)
+	if err != nil {
+		t.Fatalf("agent credentials: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := bus.Connect(ctx, b.Server.ClientURL(), creds, b.Roots, "agent-"+hostID, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("agent connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Agent is a real trust agent serving on the bus until the test ends.
+type Agent struct {
+	HostID string
+	// TPM is the agent's TPM, with its EK and AK loaded.
+	TPM *agent.NodeTPM
+}
+
+// StartAgent opens the swtpm sw, loads its EK and creates its AK, and runs a
+// trust agent for hostID on the bus. It returns once the agent answers.
+// The agent's host facts come from an almost empty file system root whose
+// host name is "node-<hostID>".
+func (b *Bus) StartAgent(t testing.TB, hostID string, sw *tpmtest.Swtpm) *Agent {
+	t.Helper()
+	tp, err := tpm.Open(sw.Spec())
+	if err != nil {
+		t.Fatalf("open tpm: %v", err)
+	}
+	node, err := agent.NewNodeTPM(tp, tpm.AKOptions{})
+	if err != nil {
+		_ = tp.Close()
+		t.Fatalf("node tpm: %v", err)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("node-"+hostID+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: hostID, AgentVersion: "test"}, node, measure.New(root), slog.New(slog.DiscardHandler))
+	if err != nil {
+		_ = tp.Close()
+		t.Fatalf("agent: %v", err)
+	}
+	nc := b.AgentConn(t, hostID)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, nc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent %s: %v", hostID, err)
+		}
+		_ = tp.Close()
+	})
+	waitForAgent(t, agentclient.New(b.ServiceConn(t), time.Second), hostID)
+	return &Agent{HostID: hostID, TPM: node}
+}
+
+// waitForAgent polls the agent's version until it answers.
+func waitForAgent(t testing.TB, c *agentclient.Client, hostID string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Version(context.Background(), hostID)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, agentclient.ErrNoResponders) || time.Now().After(deadline) {
+			t.Fatalf("agent %s does not answer: %v", hostID, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testCA makes a CA for one test and a server certificate for 127.0.0.1.
+func testCA(t testing.TB) (*x509.CertPool, *tls.Config) {
+	t.Helper()
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "agentclienttest root CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "nats"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return pool, &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey}},
+		MinVersion:   tls.VersionTLS13,
+	}
+}

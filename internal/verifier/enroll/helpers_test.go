@@ -1,0 +1,148 @@
+package enroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func openStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite::memory:")
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func newEnroller(t testing.TB, cfg Config, st Store, agent Agent) *Enroller {
+	t.Helper()
+	e, err := New(context.Background(), cfg, st, agent, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return e
+}
+
+func readPEMCert(t testing.TB, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s holds no PEM block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// swtpmLocalCA is the pool of the CA that swtpm_setup issues EK certificates from.
+func swtpmLocalCA(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(readPEMCert(t, tpmtest.LocalCACert))
+	return pool
+}
+
+// otherCA is the pool of a CA made for the test, which issued no EK certificate.
+func otherCA(t testing.TB) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "some other EK CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+// tamperedAgent is a hand-written fake of Agent around a real agent client:
+// it passes requests on and lets a test change the answers.
+type tamperedAgent struct {
+	Agent
+	akInfo   func(*evidence.AKInfo)
+	activate func(*evidence.ActivateResponse) error
+}
+
+func (a tamperedAgent) AKInfo(ctx context.Context, hostID string) (*evidence.AKInfo, error) {
+	info, err := a.Agent.AKInfo(ctx, hostID)
+	if err == nil && a.akInfo != nil {
+		a.akInfo(info)
+	}
+	return info, err
+}
+
+func (a tamperedAgent) Activate(ctx context.Context, hostID string, req evidence.ActivateRequest) (*evidence.ActivateResponse, error) {
+	resp, err := a.Agent.Activate(ctx, hostID, req)
+	if err == nil && a.activate != nil {
+		if err := a.activate(resp); err != nil {
+			return nil, err
+		}
+	}
+	return resp, err
+}
+
+// failingAgent answers every request with err.
+type failingAgent struct{ err error }
+
+func (a failingAgent) AKInfo(context.Context, string) (*evidence.AKInfo, error) { return nil, a.err }
+func (a failingAgent) Activate(context.Context, string, evidence.ActivateRequest) (*evidence.ActivateResponse, error) {
+	return nil, a.err
+}

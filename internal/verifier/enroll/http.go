@@ -1,0 +1,338 @@
+package enroll
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// Service is the AAS service the enrollment permissions belong to.
+const Service = "HVS"
+
+// Route is one HTTP route and the permission a caller needs for it.
+type Route struct {
+	Method, Pattern, Service, Permission string
+}
+
+// route binds a Route to its handler.
+type route struct {
+	Route
+	handler func(e *Enroller, w http.ResponseWriter, r *http.Request)
+}
+
+var routes = []route{
+	{Route{http.MethodPost, "/hvs/v2/tpm-endorsements", Service, "tpm_endorsements:create:*"}, (*Enroller).createEndorsement},
+	{Route{http.MethodGet, "/hvs/v2/tpm-endorsements", Service, "tpm_endorsements:search:*"}, (*Enroller).listEndorsements},
+	{Route{http.MethodGet, "/hvs/v2/tpm-endorsements/{id}", Service, "tpm_endorsements:retrieve:*"}, (*Enroller).getEndorsement},
+	{Route{http.MethodDelete, "/hvs/v2/tpm-endorsements/{id}", Service, "tpm_endorsements:delete:*"}, (*Enroller).deleteEndorsement},
+	{Route{http.MethodPost, "/hvs/v2/aik-enrollments", Service, "aik_enrollments:create:*"}, (*Enroller).createEnrollment},
+	{Route{http.MethodGet, "/hvs/v2/aik-enrollments/{hostId}", Service, "aik_enrollments:retrieve:*"}, (*Enroller).getEnrollment},
+}
+
+// Routes lists the HTTP routes of enrollment with their permissions.
+func Routes() []Route {
+	out := make([]Route, len(routes))
+	for i, r := range routes {
+		out[i] = r.Route
+	}
+	return out
+}
+
+// Register adds the routes to mux, each wrapped with require(Service, its
+// permission) (the AAS middleware; authentication must run before it).
+func (e *Enroller) Register(mux *http.ServeMux, require func(service, rule string) func(http.Handler) http.Handler) {
+	for _, r := range routes {
+		h := r.handler
+		mux.Handle(r.Method+" "+r.Pattern, require(r.Service, r.Permission)(http.HandlerFunc(
+			func(w http.ResponseWriter, req *http.Request) { h(e, w, req) })))
+	}
+}
+
+// Limits of the endorsement fields.
+const (
+	maxDescription = 1024
+	maxIssuer      = 1024
+)
+
+// endorsementRequest is the body of POST /hvs/v2/tpm-endorsements.
+type endorsementRequest struct {
+	HardwareUUID string `json:"hardware_uuid"`
+	// Issuer names who vouches for the EK (the shape of the ISecL API). It
+	// is checked but not kept: the operator's registration is the trust.
+	Issuer      string `json:"issuer,omitempty"`
+	Description string `json:"description"`
+	// EKPublicKey is the EK's public key as a PEM "PUBLIC KEY" (SPKI).
+	EKPublicKey string `json:"ek_public_key"`
+}
+
+// Endorsement is a registered EK as the API shows it.
+type Endorsement struct {
+	ID                string    `json:"id"`
+	HardwareUUID      string    `json:"hardware_uuid"`
+	Description       string    `json:"description"`
+	EKPublicKeySHA256 string    `json:"ek_public_key_sha256"`
+	Created           time.Time `json:"created"`
+}
+
+// EndorsementList is the body of GET /hvs/v2/tpm-endorsements.
+type EndorsementList struct {
+	Endorsements []Endorsement `json:"tpm_endorsements"`
+}
+
+func endorsementView(r store.EKRegistration) Endorsement {
+	return Endorsement{ID: r.ID, HardwareUUID: r.HardwareUUID, Description: r.Description,
+		EKPublicKeySHA256: r.EKPublicSHA256, Created: r.CreatedAt}
+}
+
+func (e *Enroller) createEndorsement(w http.ResponseWriter, r *http.Request) {
+	var in endorsementRequest
+	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	reg, err := in.registration()
+	if err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	if reg.ID, err = randomID(); err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	reg.CreatedAt = e.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err := e.store.CreateEKRegistration(r.Context(), reg); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = api.Wrap(api.KindConflict, err, "this ek public key is registered already")
+		}
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	w.Header().Set("Location", "/hvs/v2/tpm-endorsements/"+reg.ID)
+	api.WriteJSON(w, http.StatusCreated, endorsementView(reg))
+}
+
+// registration checks the request and returns the registration it asks for
+// (without ID and time).
+func (in endorsementRequest) registration() (store.EKRegistration, error) {
+	var problems []string
+	uuid, ok := normalizeUUID(in.HardwareUUID)
+	if !ok {
+		problems = append(problems, "hardware_uuid must be a UUID")
+	}
+	if len(in.Description) > maxDescription || !utf8.ValidString(in.Description) {
+		problems = append(problems, fmt.Sprintf("description must be valid UTF-8 of at most %d bytes", maxDescription))
+	}
+	if len(in.Issuer) > maxIssuer || !utf8.ValidString(in.Issuer) {
+		problems = append(problems, fmt.Sprintf("issuer must be valid UTF-8 of at most %d bytes", maxIssuer))
+	}
+	der, digest, err := ParseEKPublicKeyPEM([]byte(in.EKPublicKey))
+	if err != nil {
+		problems = append(problems, "ek_public_key: "+err.Error())
+	}
+	if len(problems) > 0 {
+		return store.EKRegistration{}, api.Errorf(api.KindBadRequest, "%s", strings.Join(problems, "; "))
+	}
+	return store.EKRegistration{HardwareUUID: uuid, Description: in.Description, EKPublicSHA256: digest, EKPublic: der}, nil
+}
+
+// ParseEKPublicKeyPEM parses one PEM "PUBLIC KEY" block (an RSA or ECDSA
+// SubjectPublicKeyInfo) and returns its canonical DER and the lower-hex
+// SHA-256 of that DER: the digest Enroll looks a certificate-less EK up by.
+func ParseEKPublicKeyPEM(b []byte) (der []byte, digest string, err error) {
+	block, rest := pem.Decode(b)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, "", errors.New(`want a PEM block of type "PUBLIC KEY"`)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, "", errors.New("trailing data after the PEM block")
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, "", fmt.Errorf("parse public key: %w", err)
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, "", fmt.Errorf("rsa key of %d bits is too small", k.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+	default:
+		return nil, "", fmt.Errorf("unsupported key type %T, want RSA or ECDSA", key)
+	}
+	return canonicalSPKI(key)
+}
+
+func canonicalSPKI(key crypto.PublicKey) ([]byte, string, error) {
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode public key: %w", err)
+	}
+	digest, err := spkiDigest(key)
+	if err != nil {
+		return nil, "", err
+	}
+	return der, digest, nil
+}
+
+// normalizeUUID accepts a UUID in its 36-character form, in either case,
+// and returns it in lower case.
+func normalizeUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return "", false
+			}
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+func (e *Enroller) listEndorsements(w http.ResponseWriter, r *http.Request) {
+	regs, err := e.store.ListEKRegistrations(r.Context())
+	if err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	out := EndorsementList{Endorsements: make([]Endorsement, 0, len(regs))}
+	for _, reg := range regs {
+		out.Endorsements = append(out.Endorsements, endorsementView(reg))
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// getEndorsement looks the id up in the list: the store has no lookup by id,
+// and registrations are few (one per certificate-less TPM).
+func (e *Enroller) getEndorsement(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	regs, err := e.store.ListEKRegistrations(r.Context())
+	if err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	for _, reg := range regs {
+		if reg.ID == id {
+			api.WriteJSON(w, http.StatusOK, endorsementView(reg))
+			return
+		}
+	}
+	api.WriteError(w, r, e.logger, api.Errorf(api.KindNotFound, "no tpm endorsement with id %q", id))
+}
+
+func (e *Enroller) deleteEndorsement(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := e.store.DeleteEKRegistration(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = api.Wrap(api.KindNotFound, err, fmt.Sprintf("no tpm endorsement with id %q", id))
+		}
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// enrollmentRequest is the body of POST /hvs/v2/aik-enrollments.
+type enrollmentRequest struct {
+	HostID string `json:"host_id"`
+}
+
+// Enrollment is an enrolled AK as the API shows it.
+type Enrollment struct {
+	HostID string `json:"host_id"`
+	// AKName is the TPM name of the AK in hex.
+	AKName string `json:"ak_name"`
+	// AKCertificate is the AK certificate the privacy CA issued, as PEM.
+	AKCertificate string    `json:"ak_certificate"`
+	Created       time.Time `json:"created"`
+}
+
+func enrollmentView(enr store.AKEnrollment) Enrollment {
+	return Enrollment{
+		HostID:        enr.HostID,
+		AKName:        hex.EncodeToString(enr.AKName),
+		AKCertificate: string(pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: enr.AKCertificate})),
+		Created:       enr.CreatedAt,
+	}
+}
+
+func (e *Enroller) createEnrollment(w http.ResponseWriter, r *http.Request) {
+	var in enrollmentRequest
+	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	if err := bus.ValidateHostID(in.HostID); err != nil {
+		api.WriteError(w, r, e.logger, api.Wrap(api.KindBadRequest, err, "host_id: "+err.Error()))
+		return
+	}
+	enr, err := e.Enroll(r.Context(), in.HostID)
+	if err != nil {
+		api.WriteError(w, r, e.logger, enrollError(in.HostID, err))
+		return
+	}
+	w.Header().Set("Location", "/hvs/v2/aik-enrollments/"+enr.HostID)
+	api.WriteJSON(w, http.StatusCreated, enrollmentView(enr))
+}
+
+// enrollError gives an Enroll error its API kind: a refusal is 403 with its
+// reason, an unreachable agent 503, a silent one 504, an AK enrolled for
+// another host 409.
+func enrollError(hostID string, err error) error {
+	var (
+		refused  *RefusedError
+		agentErr *agentclient.AgentError
+	)
+	switch {
+	case errors.As(err, &refused):
+		return api.Wrap(api.KindForbidden, err, fmt.Sprintf("ak enrollment refused: %s: %s", refused.Reason, refused.Detail))
+	case errors.Is(err, bus.ErrInvalidHostID):
+		return api.Wrap(api.KindBadRequest, err, "host_id: "+err.Error())
+	case errors.Is(err, agentclient.ErrTimeout):
+		return api.Wrap(api.KindGatewayTimeout, err, fmt.Sprintf("the trust agent of host %q did not answer in time", hostID))
+	case errors.Is(err, agentclient.ErrNoResponders):
+		return api.Wrap(api.KindUnavailable, err, fmt.Sprintf("no trust agent of host %q is connected", hostID))
+	case errors.Is(err, agentclient.ErrBadReply):
+		return api.Wrap(api.KindUnavailable, err, fmt.Sprintf("the trust agent of host %q sent a malformed reply", hostID))
+	case errors.As(err, &agentErr):
+		return api.Wrap(api.KindUnavailable, err, fmt.Sprintf("the trust agent of host %q answered %s: %s", hostID, agentErr.Code, agentErr.Message))
+	case errors.Is(err, ErrAKInUse):
+		return api.Wrap(api.KindConflict, err, "the attestation key of this host is enrolled for another host")
+	}
+	return err
+}
+
+func (e *Enroller) getEnrollment(w http.ResponseWriter, r *http.Request) {
+	hostID := r.PathValue("hostId")
+	enr, err := e.store.AKEnrollmentByHost(r.Context(), hostID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = api.Wrap(api.KindNotFound, err, fmt.Sprintf("host %q has no enrolled ak", hostID))
+		}
+		api.WriteError(w, r, e.logger, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, enrollmentView(enr))
+}

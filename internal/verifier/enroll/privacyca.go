@@ -1,0 +1,282 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"trustedcompute.io/tc/internal/tpm/credential"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// PrivacyCASecret names the store secret that holds the privacy CA: its
+// PKCS#8 key and its certificate, as PEM.
+const PrivacyCASecret = "hvs/privacy-ca"
+
+// PrivacyCACommonName is the subject CN of the privacy CA certificate.
+const PrivacyCACommonName = "Trusted Compute Privacy CA"
+
+// OIDAKCertificate is tcg-kp-AIKCertificate (2.23.133.8.3), the extended key
+// usage of an AK certificate (TCG EK Credential Profile). AK certificates carry
+// it as their only extended key usage, so they are no TLS certificates.
+var OIDAKCertificate = asn1.ObjectIdentifier{2, 23, 133, 8, 3}
+
+// backdate is how far NotBefore lies before now, for clock skew.
+const backdate = 5 * time.Minute
+
+const (
+	pemKey  = "PRIVATE KEY"
+	pemCert = "CERTIFICATE"
+)
+
+// privacyCA is the CA that certifies enrolled AKs.
+type privacyCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+// loadOrCreateCA reads the privacy CA from the store or creates and stores
+// one. Replicas starting together agree on the first one stored.
+func (e *Enroller) loadOrCreateCA(ctx context.Context) (*privacyCA, error) {
+	b, err := e.store.GetSecret(ctx, PrivacyCASecret)
+	switch {
+	case err == nil:
+		return e.decodeCA(b)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("read privacy ca: %w", err)
+	}
+	ca, err := newPrivacyCA(e.cfg.Now(), e.cfg.PrivacyCAValidity)
+	if err != nil {
+		return nil, fmt.Errorf("create privacy ca: %w", err)
+	}
+	enc, err := ca.encode()
+	if err != nil {
+		return nil, fmt.Errorf("encode privacy ca: %w", err)
+	}
+	err = e.store.CreateSecret(ctx, PrivacyCASecret, enc)
+	switch {
+	case err == nil:
+		e.logger.LogAttrs(ctx, slog.LevelInfo, "created privacy ca", slog.String(keySecret, PrivacyCASecret),
+			slog.Time(keyUntil, ca.cert.NotAfter))
+		return ca, nil
+	case !errors.Is(err, store.ErrConflict):
+		return nil, fmt.Errorf("store privacy ca: %w", err)
+	}
+	// Another replica stored one first: use theirs.
+	b, err = e.store.GetSecret(ctx, PrivacyCASecret)
+	if err != nil {
+		return nil, fmt.Errorf("read privacy ca after a conflict: %w", err)
+	}
+	return e.decodeCA(b)
+}
+
+func newPrivacyCA(now time.Time, validity time.Duration) (*privacyCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: PrivacyCACommonName},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse own certificate: %w", err)
+	}
+	return newCA(cert, key), nil
+}
+
+func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey) *privacyCA {
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &privacyCA{cert: cert, key: key, pool: pool}
+}
+
+func (ca *privacyCA) encode() ([]byte, error) {
+	k, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal key: %w", err)
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: pemKey, Bytes: k})
+	return append(out, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: ca.cert.Raw})...), nil
+}
+
+// decodeCA decodes and checks a stored privacy CA.
+func (e *Enroller) decodeCA(b []byte) (*privacyCA, error) {
+	kb, rest := pem.Decode(b)
+	if kb == nil || kb.Type != pemKey {
+		return nil, errors.New("stored privacy ca: first PEM block must be a PRIVATE KEY")
+	}
+	cb, rest := pem.Decode(rest)
+	if cb == nil || cb.Type != pemCert {
+		return nil, errors.New("stored privacy ca: second PEM block must be a CERTIFICATE")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("stored privacy ca: trailing data after the certificate")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("stored privacy ca: parse key: %w", err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("stored privacy ca: key is %T, want an ECDSA key", k)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("stored privacy ca: parse certificate: %w", err)
+	}
+	switch {
+	case !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0:
+		return nil, errors.New("stored privacy ca: certificate is not a CA certificate")
+	case !key.PublicKey.Equal(cert.PublicKey):
+		return nil, errors.New("stored privacy ca: key does not match the certificate")
+	case e.cfg.Now().After(cert.NotAfter):
+		return nil, fmt.Errorf("stored privacy ca expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		return nil, fmt.Errorf("stored privacy ca: certificate is not self-signed: %w", err)
+	}
+	return newCA(cert, key), nil
+}
+
+// issueAK certifies an AK public key for hostID: a leaf (no CA), subject
+// CN=hostID, digital signature only, extended key usage tcg-kp-AIKCertificate.
+func (ca *privacyCA) issueAK(akKey crypto.PublicKey, hostID string, now time.Time, validity time.Duration) (*x509.Certificate, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hostID},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{OIDAKCertificate},
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, akKey, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+func newSerial() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	return n.Add(n, big.NewInt(1)), nil
+}
+
+// Reasons an AK is not accepted for quotes (AKError.Reason).
+const (
+	// AKNotEnrolled: the host has no enrolled AK (HVS: AIK_NOT_PROVISIONED).
+	AKNotEnrolled = "AKNotEnrolled"
+	// AKCertUntrusted: the AK certificate does not chain to the privacy CA or
+	// does not certify the enrolled AK of this host.
+	AKCertUntrusted = "AKCertUntrusted"
+	// AKCertExpired: the AK certificate is outside its validity.
+	AKCertExpired = "AKCertExpired"
+)
+
+// AKError says why a host's AK is not accepted for quotes.
+type AKError struct {
+	HostID string
+	// Reason is AKNotEnrolled, AKCertUntrusted or AKCertExpired.
+	Reason string
+	Err    error
+}
+
+func (e *AKError) Error() string {
+	msg := fmt.Sprintf("ak of host %q not accepted: %s", e.HostID, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *AKError) Unwrap() error { return e.Err }
+
+// VerifyAK returns the TPMT_PUBLIC of the AK whose quotes HVS may accept for
+// hostID: the enrolled AK, when its certificate chains to the privacy CA, is
+// within its validity, names the host and certifies that very AK. Otherwise
+// it returns an *AKError (or another error when the store fails).
+func (e *Enroller) VerifyAK(ctx context.Context, hostID string) ([]byte, error) {
+	enr, err := e.store.AKEnrollmentByHost(ctx, hostID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &AKError{HostID: hostID, Reason: AKNotEnrolled, Err: err}
+	} else if err != nil {
+		return nil, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
+	}
+	untrusted := func(err error) ([]byte, error) {
+		return nil, &AKError{HostID: hostID, Reason: AKCertUntrusted, Err: err}
+	}
+	cert, err := x509.ParseCertificate(enr.AKCertificate)
+	if err != nil {
+		return untrusted(fmt.Errorf("parse ak certificate: %w", err))
+	}
+	_, err = cert.Verify(x509.VerifyOptions{
+		Roots:       e.ca.pool,
+		CurrentTime: e.cfg.Now(),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+		return nil, &AKError{HostID: hostID, Reason: AKCertExpired, Err: err}
+	} else if err != nil {
+		return untrusted(err)
+	}
+	if cert.Subject.CommonName != hostID {
+		return untrusted(fmt.Errorf("ak certificate names host %q", cert.Subject.CommonName))
+	}
+	pub, err := decodePublic(enr.AKPublic)
+	if err != nil {
+		return untrusted(fmt.Errorf("enrolled ak: %w", err))
+	}
+	key, err := publicKey(pub)
+	if err != nil {
+		return untrusted(fmt.Errorf("enrolled ak: %w", err))
+	}
+	if !keysEqual(cert.PublicKey, key) {
+		return untrusted(errors.New("ak certificate certifies another key than the enrolled ak"))
+	}
+	if name, err := credential.Name(enr.AKPublic); err != nil || !bytes.Equal(name, enr.AKName) {
+		return untrusted(errors.New("enrolled ak name is not the name of the enrolled ak"))
+	}
+	return enr.AKPublic, nil
+}
