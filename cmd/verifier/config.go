@@ -28,13 +28,24 @@ type Config struct {
 	Database string `yaml:"database"`
 	// ServerName is the DNS name clients use; also DNSNames and IPs for the
 	// TLS certificate.
-	ServerName string   `yaml:"server_name"`
-	DNSNames   []string `yaml:"dns_names"`
-	IPs        []string `yaml:"ips"`
-	Admin      Admin    `yaml:"admin"`
-	Tokens     Tokens   `yaml:"tokens"`
-	NATS       NATS     `yaml:"nats"`
-	LogLevel   string   `yaml:"log_level"`
+	ServerName string     `yaml:"server_name"`
+	DNSNames   []string   `yaml:"dns_names"`
+	IPs        []string   `yaml:"ips"`
+	Admin      Admin      `yaml:"admin"`
+	Tokens     Tokens     `yaml:"tokens"`
+	NATS       NATS       `yaml:"nats"`
+	Enrollment Enrollment `yaml:"enrollment"`
+	LogLevel   string     `yaml:"log_level"`
+}
+
+// Enrollment configures how trust agents' attestation keys are enrolled.
+type Enrollment struct {
+	// EKCAFiles are PEM bundles of the TPM manufacturers' EK CAs (roots and
+	// intermediates). An EK certificate must chain to one of them.
+	EKCAFiles []string `yaml:"ek_ca_files"`
+	// AllowRegisteredEKs accepts TPMs without an EK certificate when an
+	// operator registered the EK public key (/hvs/v2/tpm-endorsements).
+	AllowRegisteredEKs bool `yaml:"allow_registered_eks"`
 }
 
 // Admin is the first administrator, created on first start.
@@ -126,6 +137,14 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	str("TC_NATS_LISTEN", &cfg.NATS.Listen)
 	str("TC_NATS_URL", &cfg.NATS.URL)
 	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
+	list("TC_EK_CA_FILES", &cfg.Enrollment.EKCAFiles)
+	if v := getenv("TC_ALLOW_REGISTERED_EKS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TC_ALLOW_REGISTERED_EKS: %w", err))
+		}
+		cfg.Enrollment.AllowRegisteredEKs = b
+	}
 	str("TC_LOG_LEVEL", &cfg.LogLevel)
 	return cfg, errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/enroll"
 )
 
 var version = "dev"
@@ -120,10 +122,15 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 	for _, s := range c.IPs {
 		ips = append(ips, net.ParseIP(s))
 	}
+	ekRoots, err := loadPool(c.Enrollment.EKCAFiles)
+	if err != nil {
+		return verifier.Config{}, err
+	}
 	out := verifier.Config{
 		Listen: c.Listen, Database: db, DataDir: c.DataDir,
 		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
-		NATS: verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
+		NATS:       verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
+		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
 	}
 	if c.NATS.URL == "" {
 		host, port, _ := net.SplitHostPort(c.NATS.Listen)
@@ -131,4 +138,23 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		out.NATS.Port, _ = strconv.Atoi(port)
 	}
 	return out, nil
+}
+
+// loadPool reads PEM bundles into one pool; nil when no file is given (no EK
+// certificate is trusted then).
+func loadPool(files []string) (*x509.CertPool, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ek ca file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("ek ca file %s holds no PEM certificate", f)
+		}
+	}
+	return pool, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/enroll"
 )
 
 // Route is one HTTP route of the verifier and the permission it needs.
@@ -28,6 +29,9 @@ func Routes() []Route {
 		Route{Method: "GET", Pattern: cms.PathCACertificates},
 		Route{Method: "POST", Pattern: cms.PathCertificates, Role: cms.RoleService + ":" + cms.RoleCertApprover},
 	)
+	for _, r := range enroll.Routes() {
+		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Permission})
+	}
 	for i := range out {
 		out[i].Pattern = strings.TrimSpace(out[i].Pattern)
 	}

@@ -15,15 +15,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/aas/aasstore"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -43,6 +47,8 @@ type Config struct {
 	AAS        aas.Config
 	// NATS is the bus.
 	NATS NATSConfig
+	// Enrollment configures AK enrollment (EK CA bundles, registered EKs).
+	Enrollment enroll.Config
 }
 
 // NATSConfig selects the embedded NATS server or an external one.
@@ -66,6 +72,8 @@ type Verifier struct {
 	aas    *aas.AAS
 	auth   *bus.Authority
 	nats   *bus.Server
+	enroll *enroll.Enroller
+	agents agentProxy
 	mux    *http.ServeMux
 	cert   *tls.Certificate
 	ln     net.Listener
@@ -131,11 +139,22 @@ func (v *Verifier) build(ctx context.Context) error {
 			return fmt.Errorf("nats server: %w", err)
 		}
 	}
+	v.enroll, err = enroll.New(ctx, v.cfg.Enrollment, v.store, &v.agents, v.logger.With("part", "enroll"))
+	if err != nil {
+		return fmt.Errorf("enrollment: %w", err)
+	}
 	ca.Routes(v.mux, v.aas.Authenticate)
 	v.aas.Register(v.mux)
+	v.enroll.Register(v.mux, v.require)
 	v.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	v.mux.HandleFunc("GET /readyz", v.handleReady)
 	return nil
+}
+
+// require chains authentication and the route's permission check.
+func (v *Verifier) require(service, rule string) func(http.Handler) http.Handler {
+	perm := v.aas.Require(service, rule)
+	return func(h http.Handler) http.Handler { return v.aas.Authenticate(perm(h)) }
 }
 
 // writeRoot writes the CMS root for operators, who pin it in agents and clients.
@@ -235,19 +254,13 @@ func (v *Verifier) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	var nc *nats.Conn
-	if v.nats != nil {
-		creds, err := v.auth.ServiceCredentials("hvs", 24*time.Hour)
-		if err != nil {
-			cancel()
-			return err
-		}
-		if nc, err = bus.ConnectInProcess(v.nats, creds, "hvs", v.logger.With("part", "hvs")); err != nil {
-			cancel()
-			return err
-		}
-		defer nc.Close()
+	nc, err := v.connectBus(ctx)
+	if err != nil {
+		cancel()
+		return err
 	}
+	defer nc.Close()
+	v.agents.set(agentclient.New(nc, 30*time.Second))
 	start("https", v.serveHTTP)
 	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
 	close(v.ready)
@@ -258,6 +271,49 @@ func (v *Verifier) Run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// connectBus connects the verifier's own user: in process to the embedded
+// server, or over TLS to the external cluster with the configured credentials.
+func (v *Verifier) connectBus(ctx context.Context) (*nats.Conn, error) {
+	logger := v.logger.With("part", "hvs")
+	if v.nats != nil {
+		creds, err := v.auth.ServiceCredentials("hvs", bus.MaxCredentialsTTL)
+		if err != nil {
+			return nil, err
+		}
+		return bus.ConnectInProcess(v.nats, creds, "hvs", logger)
+	}
+	creds, err := os.ReadFile(v.cfg.NATS.ExternalCredsFile)
+	if err != nil {
+		return nil, fmt.Errorf("nats credentials: %w", err)
+	}
+	return bus.Connect(ctx, v.cfg.NATS.External, creds, v.ca.RootPool(), "hvs", logger)
+}
+
+// agentProxy lets parts built before the bus is up reach the agents once it is.
+type agentProxy struct {
+	c atomic.Pointer[agentclient.Client]
+}
+
+func (p *agentProxy) set(c *agentclient.Client) { p.c.Store(c) }
+
+var errBusDown = api.Errorf(api.KindUnavailable, "the verifier is not connected to the bus yet")
+
+func (p *agentProxy) AKInfo(ctx context.Context, hostID string) (*evidence.AKInfo, error) {
+	c := p.c.Load()
+	if c == nil {
+		return nil, errBusDown
+	}
+	return c.AKInfo(ctx, hostID)
+}
+
+func (p *agentProxy) Activate(ctx context.Context, hostID string, req evidence.ActivateRequest) (*evidence.ActivateResponse, error) {
+	c := p.c.Load()
+	if c == nil {
+		return nil, errBusDown
+	}
+	return c.Activate(ctx, hostID, req)
 }
 
 func (v *Verifier) serveHTTP(ctx context.Context) error {

@@ -10,11 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/bus"
@@ -33,14 +39,14 @@ type harness struct {
 
 // startVerifier runs a whole verifier (SQLite, embedded NATS) on loopback and
 // bootstraps a client the way an operator does: pinned CMS root digest.
-func startVerifier(t *testing.T, dataDir string) *harness {
+func startVerifier(t *testing.T, dataDir string, opts ...func(*verifier.Config)) *harness {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := aas.DefaultConfig()
 	cfg.AdminPassword = adminPassword
 	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
 	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.New(ctx, verifier.Config{
+	vcfg := verifier.Config{
 		Listen:     "127.0.0.1:0",
 		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
 		DataDir:    dataDir,
@@ -48,7 +54,11 @@ func startVerifier(t *testing.T, dataDir string) *harness {
 		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
 		AAS:        cfg,
 		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-	}, logger)
+	}
+	for _, o := range opts {
+		o(&vcfg)
+	}
+	v, err := verifier.New(ctx, vcfg, logger)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -229,5 +239,75 @@ func TestAgentCredentialsConnectToTheBus(t *testing.T) {
 	}
 	if err := nc.LastError(); err != nil {
 		t.Fatalf("subscription refused: %v", err)
+	}
+}
+
+// TestEnrollmentOverTheRealStack enrolls a trust agent on a swtpm with an EK
+// certificate: credentials from AAS, the agent dials the embedded bus, the
+// operator asks HVS to enroll it, and the AK certificate comes back.
+func TestEnrollmentOverTheRealStack(t *testing.T) {
+	sw := tpmtest.NewWithEKCert(t)
+	ekRoots := x509.NewCertPool()
+	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ekRoots.AppendCertsFromPEM(b)
+	}
+	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
+	admin := h.login(t, "admin", adminPassword)
+	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"TA","parameters":{"host-id":"edge-1"}}`))
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("credentials: %d %s", status, creds)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	raw, err := tpm.Open(sw.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "edge-1", sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: "edge-1"}, nt, measure.New(root.Dir), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent", logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go func() { _ = a.Run(ctx, nc) }()
+
+	var body []byte
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, body = h.do(t, "POST", "/hvs/v2/aik-enrollments", admin, "application/json", []byte(`{"host_id":"edge-1"}`))
+		if status == http.StatusCreated || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // the agent's subscription may not be up yet
+	}
+	if status != http.StatusCreated {
+		t.Fatalf("enrollment: %d %s", status, body)
+	}
+	var got struct {
+		HostID        string `json:"host_id"`
+		AKCertificate string `json:"ak_certificate"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil || got.HostID != "edge-1" || !strings.Contains(got.AKCertificate, "BEGIN CERTIFICATE") {
+		t.Fatalf("enrollment answer %s (%v)", body, err)
+	}
+	if status, body := h.do(t, "GET", "/hvs/v2/aik-enrollments/edge-1", admin, "", nil); status != http.StatusOK {
+		t.Fatalf("get enrollment: %d %s", status, body)
 	}
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	cfg, err := loadConfig("", env(map[string]string{"TC_TPM": "simulator", "TC_HOST_ID": "edge-9"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TPM != "simulator" || cfg.HostID != "edge-9" || cfg.Root != "/" || cfg.AKAlgorithm != "ecc-p256" {
+		t.Fatalf("config = %+v", cfg)
+	}
+	if err := cfg.validate(true); err == nil || !strings.Contains(err.Error(), "nats.url") || !strings.Contains(err.Error(), "nats.ca_file") {
+		t.Fatalf("validate without bus settings: %v", err)
+	}
+}
+
+func TestConfigRefusesUnknownKeysAndBadValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte("tpm: device\nak_algoritm: rsa2048\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), "ak_algoritm") {
+		t.Fatalf("err = %v, want the unknown key named", err)
+	}
+	cfg := defaultConfig()
+	cfg.AKAlgorithm = "dsa"
+	if err := cfg.validate(false); err == nil || !strings.Contains(err.Error(), "dsa") {
+		t.Fatalf("err = %v, want the bad algorithm named", err)
+	}
+}
+
+func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
+	sw := tpmtest.New(t)
+	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a02", "edge-2", sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = run(t.Context(), []string{"evidence", "-tpm", sw.Spec(), "-root", root.Dir, "-nonce", "00112233", "-pcrs", "0,7"}, &out, &errOut, env(nil))
+	if err != nil {
+		t.Fatalf("evidence: %v\n%s", err, errOut.String())
+	}
+	var b Bundle
+	if err := json.Unmarshal(out.Bytes(), &b); err != nil {
+		t.Fatalf("output is not a bundle: %v\n%s", err, out.String())
+	}
+	if len(b.Response.Attest) == 0 || len(b.Keys.AKPublic) == 0 || len(b.Response.EventLog) == 0 || b.Response.HostInfo.HardwareUUID != "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a02" {
+		t.Fatalf("incomplete bundle: %s", out.String())
+	}
+}
+
+func TestUnknownCommandsAndMissingNonceAreErrors(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, env(nil)); err == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+	err := run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("err = %v, want a nonce error", err)
+	}
+	if err := run(t.Context(), []string{"run", "-tpm", "simulator"}, &out, &out, env(nil)); err == nil || errors.Is(err, nil) {
+		t.Fatal("run without bus settings succeeded")
+	}
+}

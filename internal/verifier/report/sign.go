@@ -1,0 +1,58 @@
+package report
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sign returns r as a compact JWS: the header holds alg (ES256 or ES384,
+// fixed by the key), typ TypeReport and the x5c chain; the payload is the
+// JSON of r. Anyone holding the CMS root checks it offline with Verify or
+// any JOSE library. A report without an expiration, or expiring before it
+// was created, is refused.
+func (s *Signer) Sign(r *Report) (string, error) {
+	if r == nil {
+		return "", errors.New("sign report: no report")
+	}
+	if r.Expiration.IsZero() || r.Expiration.Before(r.Created) {
+		return "", fmt.Errorf("sign report %q: expiration %s is not after creation %s", r.ID, r.Expiration, r.Created)
+	}
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("sign report %q: %w", r.ID, err)
+	}
+	jws, err := s.sign(TypeReport, payload)
+	if err != nil {
+		return "", fmt.Errorf("sign report %q: %w", r.ID, err)
+	}
+	return jws, nil
+}
+
+// Verify checks a signed report at now and returns it: the header must be
+// of TypeReport with alg ES256 or ES384 fitting the leaf's key, the x5c
+// chain must lead to roots with the leaf a CMS signing certificate valid at
+// now (cms.VerifySigning), the signature must verify, the payload must
+// decode strictly (no unknown fields, nothing after it) and the report must
+// not have expired at now. To read an old report, pass its creation time
+// as now. The errors wrap ErrMalformed, ErrAlgorithmNotAllowed,
+// ErrCertificateUntrusted, ErrSignatureInvalid or ErrExpired.
+func Verify(jws string, roots *x509.CertPool, now time.Time) (*Report, error) {
+	payload, err := verifyJWS(jws, TypeReport, roots, now)
+	if err != nil {
+		return nil, fmt.Errorf("verify report: %w", err)
+	}
+	var r Report
+	if err := decodeStrict(payload, &r); err != nil {
+		return nil, fmt.Errorf("verify report: %w", malformed("payload: %v", err))
+	}
+	if r.Expiration.IsZero() {
+		return nil, fmt.Errorf("verify report %q: %w", r.ID, malformed("no expiration"))
+	}
+	if now.After(r.Expiration) {
+		return nil, fmt.Errorf("verify report %q: %w at %s", r.ID, ErrExpired, r.Expiration.Format(time.RFC3339))
+	}
+	return &r, nil
+}

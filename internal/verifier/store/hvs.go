@@ -1,0 +1,657 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HVS data: hosts, flavor groups, flavors and trust reports. JSON documents
+// (signed flavors, match policies, reports, a host's boot state) are opaque
+// bytes here; HVS owns their shape.
+
+// Host is a registered host. ID is the host id of its trust agent on the bus.
+type Host struct {
+	ID, Name, ConnectionString, Description string
+	// HardwareUUID is the SMBIOS UUID the agent reported ("" until known).
+	HardwareUUID string
+	// FlavorGroupIDs are the groups the host is appraised against.
+	FlavorGroupIDs []string
+	// Status is the connection status (CONNECTED, CONNECTION_TIMEOUT, ...),
+	// set at StatusAt; LastConnected is the last time the agent answered.
+	Status                  string
+	StatusAt, LastConnected time.Time
+	Boot                    HostBoot
+	CreatedAt               time.Time
+}
+
+// HostBoot is what HVS keeps of a host's current boot, from its last
+// verified quote.
+type HostBoot struct {
+	// Known is false until a quote of the host verified.
+	Known      bool
+	ResetCount uint32
+	// RebootedAt is when a changed reset count was last seen.
+	RebootedAt time.Time
+	// State is HVS's JSON (IMA offset, PCR 10 values, entries of the boot).
+	State []byte
+}
+
+// HostFilter selects hosts; zero fields select all.
+type HostFilter struct {
+	Name, HardwareUUID string
+	// Trusted selects hosts whose latest report has this trust; a host
+	// without reports is never selected by it.
+	Trusted *bool
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateHost stores a new host with its flavor groups; ErrConflict if its
+// ID or name is taken, ErrNotFound if a group does not exist.
+func (q *queries) CreateHost(ctx context.Context, h Host) error {
+	return q.atomic(ctx, func(q *queries) error {
+		_, err := q.w.ExecContext(ctx, `INSERT INTO hosts
+			(id, name, connection_string, description, hardware_uuid, status, status_at, last_connected,
+			 reset_count, rebooted_at, boot_state, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			h.ID, h.Name, h.ConnectionString, h.Description, h.HardwareUUID, h.Status, dbTime(h.StatusAt),
+			dbTime(h.LastConnected), resetCount(h.Boot), dbTime(h.Boot.RebootedAt), dbBytes(h.Boot.State),
+			createdAt(h.CreatedAt))
+		if err = classify(err); errors.Is(err, errUnique) {
+			return fmt.Errorf("host %q (name %q): %w", h.ID, h.Name, ErrConflict)
+		} else if err != nil {
+			return fmt.Errorf("create host %q: %w", h.ID, err)
+		}
+		return q.setHostGroups(ctx, h.ID, h.FlavorGroupIDs)
+	})
+}
+
+func resetCount(b HostBoot) any {
+	if !b.Known {
+		return nil
+	}
+	return int64(b.ResetCount)
+}
+
+func (q *queries) setHostGroups(ctx context.Context, hostID string, groupIDs []string) error {
+	if _, err := q.w.ExecContext(ctx, `DELETE FROM host_flavor_groups WHERE host_id = $1`, hostID); err != nil {
+		return fmt.Errorf("set flavor groups of host %q: %w", hostID, err)
+	}
+	for _, g := range groupIDs {
+		_, err := q.w.ExecContext(ctx, `INSERT INTO host_flavor_groups (host_id, group_id) VALUES ($1, $2)
+			ON CONFLICT DO NOTHING`, hostID, g)
+		if err = classify(err); errors.Is(err, errForeignKey) {
+			return fmt.Errorf("flavor group %q of host %q: %w", g, hostID, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("set flavor groups of host %q: %w", hostID, err)
+		}
+	}
+	return nil
+}
+
+const hostColumns = `id, name, connection_string, description, hardware_uuid, status, status_at, last_connected,
+	reset_count, rebooted_at, boot_state, created_at`
+
+func scanHost(row interface{ Scan(...any) error }) (Host, error) {
+	var (
+		h                                     Host
+		statusAt, connected, rebooted, create sql.NullInt64
+		reset                                 sql.NullInt64
+	)
+	if err := row.Scan(&h.ID, &h.Name, &h.ConnectionString, &h.Description, &h.HardwareUUID, &h.Status,
+		&statusAt, &connected, &reset, &rebooted, &h.Boot.State, &create); err != nil {
+		return Host{}, err
+	}
+	h.StatusAt, h.LastConnected = fromDBTime(statusAt), fromDBTime(connected)
+	h.Boot.Known, h.Boot.ResetCount = reset.Valid, uint32(reset.Int64) //nolint:gosec // stored from a uint32
+	h.Boot.RebootedAt, h.CreatedAt = fromDBTime(rebooted), fromDBTime(create)
+	return h, nil
+}
+
+func (q *queries) hostGroups(ctx context.Context, hostID string) ([]string, error) {
+	return q.strings(ctx, `SELECT group_id FROM host_flavor_groups WHERE host_id = $1 ORDER BY group_id`, hostID)
+}
+
+// strings runs a query of one TEXT column.
+func (q *queries) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := q.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (q *queries) host(ctx context.Context, what, where string, arg any) (Host, error) {
+	h, err := scanHost(q.r.QueryRowContext(ctx, `SELECT `+hostColumns+` FROM hosts WHERE `+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Host{}, fmt.Errorf("host %s: %w", what, ErrNotFound)
+	} else if err != nil {
+		return Host{}, fmt.Errorf("read host %s: %w", what, err)
+	}
+	if h.FlavorGroupIDs, err = q.hostGroups(ctx, h.ID); err != nil {
+		return Host{}, fmt.Errorf("read host %s: %w", what, err)
+	}
+	return h, nil
+}
+
+// HostByID returns the host; ErrNotFound if none.
+func (q *queries) HostByID(ctx context.Context, id string) (Host, error) {
+	return q.host(ctx, fmt.Sprintf("%q", id), `id = $1`, id)
+}
+
+// HostByName returns the host of that name; ErrNotFound if none.
+func (q *queries) HostByName(ctx context.Context, name string) (Host, error) {
+	return q.host(ctx, fmt.Sprintf("named %q", name), `name = $1`, name)
+}
+
+// ListHosts returns the hosts the filter selects, by name.
+func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Name != "" {
+		add("name = $%d", f.Name)
+	}
+	if f.HardwareUUID != "" {
+		add("hardware_uuid = $%d", f.HardwareUUID)
+	}
+	if f.Trusted != nil {
+		add("(SELECT r.trusted FROM reports r WHERE r.host_id = hosts.id ORDER BY r.id DESC LIMIT 1) = $%d", boolInt(*f.Trusted))
+	}
+	query := `SELECT ` + hostColumns + ` FROM hosts`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := q.r.QueryContext(ctx, query+` ORDER BY name`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	var hs []Host
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list hosts: %w", err)
+		}
+		hs = append(hs, h)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	for i := range hs {
+		if hs[i].FlavorGroupIDs, err = q.hostGroups(ctx, hs[i].ID); err != nil {
+			return nil, fmt.Errorf("list hosts: %w", err)
+		}
+	}
+	return hs, nil
+}
+
+// UpdateHost replaces the host's name, connection string, description,
+// hardware UUID and flavor groups. ErrNotFound if there is no such host
+// (or group), ErrConflict if the name is taken.
+func (q *queries) UpdateHost(ctx context.Context, h Host) error {
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `UPDATE hosts SET name = $2, connection_string = $3, description = $4,
+			hardware_uuid = $5 WHERE id = $1`, h.ID, h.Name, h.ConnectionString, h.Description, h.HardwareUUID)
+		if err = classify(err); errors.Is(err, errUnique) {
+			return fmt.Errorf("host name %q: %w", h.Name, ErrConflict)
+		}
+		if err := oneRow(res, err, fmt.Sprintf("update host %q", h.ID)); err != nil {
+			return err
+		}
+		return q.setHostGroups(ctx, h.ID, h.FlavorGroupIDs)
+	})
+}
+
+// SetHostHardwareUUID records the hardware UUID the host's agent reported.
+func (q *queries) SetHostHardwareUUID(ctx context.Context, id, uuid string) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET hardware_uuid = $2 WHERE id = $1`, id, uuid)
+	return oneRow(res, err, fmt.Sprintf("set hardware uuid of host %q", id))
+}
+
+// SetHostStatus records the host's connection status at a time; connected
+// also moves LastConnected to at.
+func (q *queries) SetHostStatus(ctx context.Context, id, status string, at time.Time, connected bool) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET status = $2, status_at = $3,
+		last_connected = CASE WHEN $4 = 1 THEN $3 ELSE last_connected END WHERE id = $1`,
+		id, status, at.UnixMicro(), boolInt(connected))
+	return oneRow(res, err, fmt.Sprintf("set status of host %q", id))
+}
+
+// SetHostBoot records the boot of the host's last verified quote.
+func (q *queries) SetHostBoot(ctx context.Context, id string, b HostBoot) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET reset_count = $2, rebooted_at = $3, boot_state = $4 WHERE id = $1`,
+		id, resetCount(b), dbTime(b.RebootedAt), dbBytes(b.State))
+	return oneRow(res, err, fmt.Sprintf("set boot of host %q", id))
+}
+
+// DeleteHost deletes the host with its reports, its group memberships and
+// the flavors bound to it (so that a host registered again under the same id
+// never inherits old golden measurements); ErrNotFound if there is none.
+func (q *queries) DeleteHost(ctx context.Context, id string) error {
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `DELETE FROM hosts WHERE id = $1`, id)
+		if err := oneRow(res, err, fmt.Sprintf("delete host %q", id)); err != nil {
+			return err
+		}
+		if _, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1`, id); err != nil {
+			return fmt.Errorf("delete flavors of host %q: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// FlavorGroup is a flavor group; Policies is its match policy JSON.
+type FlavorGroup struct {
+	ID, Name  string
+	Policies  []byte
+	CreatedAt time.Time
+}
+
+// CreateFlavorGroup stores a group; ErrConflict if its ID or name is taken.
+func (q *queries) CreateFlavorGroup(ctx context.Context, g FlavorGroup) error {
+	_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_groups (id, name, policies, created_at) VALUES ($1, $2, $3, $4)`,
+		g.ID, g.Name, dbBytes(g.Policies), createdAt(g.CreatedAt))
+	if err = classify(err); errors.Is(err, errUnique) {
+		return fmt.Errorf("flavor group %q: %w", g.Name, ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("create flavor group %q: %w", g.Name, err)
+	}
+	return nil
+}
+
+const flavorGroupColumns = `id, name, policies, created_at`
+
+func scanFlavorGroup(row interface{ Scan(...any) error }) (FlavorGroup, error) {
+	var (
+		g      FlavorGroup
+		create sql.NullInt64
+	)
+	if err := row.Scan(&g.ID, &g.Name, &g.Policies, &create); err != nil {
+		return FlavorGroup{}, err
+	}
+	g.CreatedAt = fromDBTime(create)
+	return g, nil
+}
+
+func (q *queries) flavorGroup(ctx context.Context, what, where string, arg any) (FlavorGroup, error) {
+	g, err := scanFlavorGroup(q.r.QueryRowContext(ctx, `SELECT `+flavorGroupColumns+` FROM flavor_groups WHERE `+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return FlavorGroup{}, fmt.Errorf("flavor group %s: %w", what, ErrNotFound)
+	} else if err != nil {
+		return FlavorGroup{}, fmt.Errorf("read flavor group %s: %w", what, err)
+	}
+	return g, nil
+}
+
+// FlavorGroupByID returns the group; ErrNotFound if none.
+func (q *queries) FlavorGroupByID(ctx context.Context, id string) (FlavorGroup, error) {
+	return q.flavorGroup(ctx, fmt.Sprintf("%q", id), `id = $1`, id)
+}
+
+// FlavorGroupByName returns the group of that name; ErrNotFound if none.
+func (q *queries) FlavorGroupByName(ctx context.Context, name string) (FlavorGroup, error) {
+	return q.flavorGroup(ctx, fmt.Sprintf("named %q", name), `name = $1`, name)
+}
+
+// ListFlavorGroups returns every group, by name.
+func (q *queries) ListFlavorGroups(ctx context.Context) ([]FlavorGroup, error) {
+	rows, err := q.r.QueryContext(ctx, `SELECT `+flavorGroupColumns+` FROM flavor_groups ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list flavor groups: %w", err)
+	}
+	defer rows.Close()
+	var gs []FlavorGroup
+	for rows.Next() {
+		g, err := scanFlavorGroup(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list flavor groups: %w", err)
+		}
+		gs = append(gs, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list flavor groups: %w", err)
+	}
+	return gs, nil
+}
+
+// UpdateFlavorGroup replaces the group's name and policies; ErrNotFound if
+// there is no such group, ErrConflict if the name is taken.
+func (q *queries) UpdateFlavorGroup(ctx context.Context, g FlavorGroup) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE flavor_groups SET name = $2, policies = $3 WHERE id = $1`,
+		g.ID, g.Name, dbBytes(g.Policies))
+	if err = classify(err); errors.Is(err, errUnique) {
+		return fmt.Errorf("flavor group %q: %w", g.Name, ErrConflict)
+	}
+	return oneRow(res, err, fmt.Sprintf("update flavor group %q", g.ID))
+}
+
+// DeleteFlavorGroup deletes the group and its flavor memberships;
+// ErrNotFound if there is none, ErrConflict if a host uses it.
+func (q *queries) DeleteFlavorGroup(ctx context.Context, id string) error {
+	res, err := q.w.ExecContext(ctx, `DELETE FROM flavor_groups WHERE id = $1`, id)
+	if err = classify(err); errors.Is(err, errForeignKey) {
+		return fmt.Errorf("flavor group %q is used by a host: %w", id, ErrConflict)
+	}
+	return oneRow(res, err, fmt.Sprintf("delete flavor group %q", id))
+}
+
+// Flavor is a stored signed flavor. HostID and HardwareUUID bind it to one
+// host ("" = any host); Signed is the SignedFlavor JSON.
+type Flavor struct {
+	ID, Part, Label      string
+	HostID, HardwareUUID string
+	Signed               []byte
+	GroupIDs             []string
+	CreatedAt            time.Time
+}
+
+// FlavorFilter selects flavors; zero fields select all.
+type FlavorFilter struct {
+	ID, GroupID, HostID string
+	Parts               []string
+}
+
+// CreateFlavor stores a flavor in its groups; ErrConflict if its ID is
+// taken, ErrNotFound if a group does not exist.
+func (q *queries) CreateFlavor(ctx context.Context, f Flavor) error {
+	return q.atomic(ctx, func(q *queries) error {
+		_, err := q.w.ExecContext(ctx, `INSERT INTO flavors (id, part, label, host_id, hardware_uuid, signed, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			f.ID, f.Part, f.Label, f.HostID, f.HardwareUUID, dbBytes(f.Signed), createdAt(f.CreatedAt))
+		if err = classify(err); errors.Is(err, errUnique) {
+			return fmt.Errorf("flavor %q: %w", f.ID, ErrConflict)
+		} else if err != nil {
+			return fmt.Errorf("create flavor %q: %w", f.ID, err)
+		}
+		for _, g := range f.GroupIDs {
+			_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_group_flavors (group_id, flavor_id) VALUES ($1, $2)
+				ON CONFLICT DO NOTHING`, g, f.ID)
+			if err = classify(err); errors.Is(err, errForeignKey) {
+				return fmt.Errorf("flavor group %q of flavor %q: %w", g, f.ID, ErrNotFound)
+			} else if err != nil {
+				return fmt.Errorf("add flavor %q to group %q: %w", f.ID, g, err)
+			}
+		}
+		return nil
+	})
+}
+
+const flavorColumns = `f.id, f.part, f.label, f.host_id, f.hardware_uuid, f.signed, f.created_at`
+
+func (q *queries) flavors(ctx context.Context, what, query string, args ...any) ([]Flavor, error) {
+	rows, err := q.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var fs []Flavor
+	for rows.Next() {
+		var (
+			f      Flavor
+			create sql.NullInt64
+		)
+		if err := rows.Scan(&f.ID, &f.Part, &f.Label, &f.HostID, &f.HardwareUUID, &f.Signed, &create); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		f.CreatedAt = fromDBTime(create)
+		fs = append(fs, f)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	for i := range fs {
+		if fs[i].GroupIDs, err = q.strings(ctx,
+			`SELECT group_id FROM flavor_group_flavors WHERE flavor_id = $1 ORDER BY group_id`, fs[i].ID); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return fs, nil
+}
+
+// FlavorByID returns the flavor; ErrNotFound if none.
+func (q *queries) FlavorByID(ctx context.Context, id string) (Flavor, error) {
+	fs, err := q.flavors(ctx, fmt.Sprintf("read flavor %q", id), `SELECT `+flavorColumns+` FROM flavors f WHERE f.id = $1`, id)
+	if err != nil {
+		return Flavor{}, err
+	}
+	if len(fs) == 0 {
+		return Flavor{}, fmt.Errorf("flavor %q: %w", id, ErrNotFound)
+	}
+	return fs[0], nil
+}
+
+// ListFlavors returns the flavors the filter selects, oldest first.
+func (q *queries) ListFlavors(ctx context.Context, f FlavorFilter) ([]Flavor, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.ID != "" {
+		add("f.id = $?", f.ID)
+	}
+	if f.HostID != "" {
+		add("f.host_id = $?", f.HostID)
+	}
+	if f.GroupID != "" {
+		add("EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.flavor_id = f.id AND g.group_id = $?)", f.GroupID)
+	}
+	if len(f.Parts) > 0 {
+		var in []string
+		for _, p := range f.Parts {
+			args = append(args, p)
+			in = append(in, fmt.Sprintf("$%d", len(args)))
+		}
+		where = append(where, "f.part IN ("+strings.Join(in, ", ")+")")
+	}
+	query := `SELECT ` + flavorColumns + ` FROM flavors f`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return q.flavors(ctx, "list flavors", query+` ORDER BY f.created_at, f.id`, args...)
+}
+
+// HostFlavors returns the flavors of a group that apply to a host: those
+// bound to no host or to this one (by host id and by hardware UUID).
+func (q *queries) HostFlavors(ctx context.Context, groupID, hostID, hardwareUUID string) ([]Flavor, error) {
+	return q.flavors(ctx, fmt.Sprintf("flavors of host %q in group %q", hostID, groupID),
+		`SELECT `+flavorColumns+` FROM flavors f JOIN flavor_group_flavors g ON g.flavor_id = f.id
+		WHERE g.group_id = $1 AND (f.host_id = '' OR f.host_id = $2)
+		AND (f.hardware_uuid = '' OR f.hardware_uuid = $3)
+		ORDER BY f.created_at, f.id`, groupID, hostID, hardwareUUID)
+}
+
+// DeleteFlavor deletes the flavor; ErrNotFound if there is none.
+func (q *queries) DeleteFlavor(ctx context.Context, id string) error {
+	res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE id = $1`, id)
+	return oneRow(res, err, fmt.Sprintf("delete flavor %q", id))
+}
+
+// DeleteHostFlavors deletes the flavors bound to the host whose part is one
+// of parts, and returns how many it deleted.
+func (q *queries) DeleteHostFlavors(ctx context.Context, hostID string, parts []string) (int64, error) {
+	if hostID == "" || len(parts) == 0 {
+		return 0, nil
+	}
+	args := []any{hostID}
+	var in []string
+	for _, p := range parts {
+		args = append(args, p)
+		in = append(in, fmt.Sprintf("$%d", len(args)))
+	}
+	res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1 AND part IN (`+strings.Join(in, ", ")+`)`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("delete flavors of host %q: %w", hostID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete flavors of host %q: %w", hostID, err)
+	}
+	return n, nil
+}
+
+// Report is a stored trust report: its JSON and its compact JWS.
+type Report struct {
+	ID, HostID, HostName string
+	Trusted              bool
+	CreatedAt, ExpiresAt time.Time
+	JSON                 []byte
+	JWS                  string
+}
+
+// ReportFilter selects reports; zero fields select all. Reports come newest
+// first (by ID, which is time-ordered).
+type ReportFilter struct {
+	HostID, HostName string
+	// LatestPerHost keeps only the newest report of each host.
+	LatestPerHost bool
+	// From and To bound CreatedAt (inclusive; zero means unbounded).
+	From, To time.Time
+	// AfterID continues a listing after the report with this ID (keyset).
+	AfterID string
+	// Limit bounds the number of reports (0 means no limit).
+	Limit int
+}
+
+// CreateReport stores a report; ErrConflict if its ID is taken, ErrNotFound
+// if its host does not exist.
+func (q *queries) CreateReport(ctx context.Context, r Report) error {
+	_, err := q.w.ExecContext(ctx, `INSERT INTO reports (id, host_id, host_name, trusted, created_at, expires_at, report, jws)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.ID, r.HostID, r.HostName, boolInt(r.Trusted), createdAt(r.CreatedAt), r.ExpiresAt.UnixMicro(),
+		dbBytes(r.JSON), r.JWS)
+	switch err = classify(err); {
+	case errors.Is(err, errUnique):
+		return fmt.Errorf("report %q: %w", r.ID, ErrConflict)
+	case errors.Is(err, errForeignKey):
+		return fmt.Errorf("host %q of report %q: %w", r.HostID, r.ID, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("create report %q: %w", r.ID, err)
+	}
+	return nil
+}
+
+const reportColumns = `r.id, r.host_id, r.host_name, r.trusted, r.created_at, r.expires_at, r.report, r.jws`
+
+func scanReport(row interface{ Scan(...any) error }) (Report, error) {
+	var (
+		r               Report
+		trusted         int64
+		create, expires sql.NullInt64
+	)
+	if err := row.Scan(&r.ID, &r.HostID, &r.HostName, &trusted, &create, &expires, &r.JSON, &r.JWS); err != nil {
+		return Report{}, err
+	}
+	r.Trusted = trusted == 1
+	r.CreatedAt, r.ExpiresAt = fromDBTime(create), fromDBTime(expires)
+	return r, nil
+}
+
+// ReportByID returns the report; ErrNotFound if none.
+func (q *queries) ReportByID(ctx context.Context, id string) (Report, error) {
+	r, err := scanReport(q.r.QueryRowContext(ctx, `SELECT `+reportColumns+` FROM reports r WHERE r.id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Report{}, fmt.Errorf("report %q: %w", id, ErrNotFound)
+	} else if err != nil {
+		return Report{}, fmt.Errorf("read report %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListReports returns the reports the filter selects, newest first.
+func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.HostID != "" {
+		add("r.host_id = $%d", f.HostID)
+	}
+	if f.HostName != "" {
+		add("r.host_id IN (SELECT id FROM hosts WHERE name = $%d)", f.HostName)
+	}
+	if !f.From.IsZero() {
+		add("r.created_at >= $%d", f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("r.created_at <= $%d", f.To.UnixMicro())
+	}
+	if f.AfterID != "" {
+		add("r.id < $%d", f.AfterID)
+	}
+	if f.LatestPerHost {
+		where = append(where, "r.id = (SELECT MAX(l.id) FROM reports l WHERE l.host_id = r.host_id)")
+	}
+	query := `SELECT ` + reportColumns + ` FROM reports r`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY r.id DESC"
+	if f.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := q.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	defer rows.Close()
+	var rs []Report
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list reports: %w", err)
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	return rs, nil
+}
+
+// HostsToRefresh returns the ids of the hosts that have no report or whose
+// latest report expires at or before t.
+func (q *queries) HostsToRefresh(ctx context.Context, t time.Time) ([]string, error) {
+	ids, err := q.strings(ctx, `SELECT h.id FROM hosts h WHERE COALESCE(
+		(SELECT r.expires_at FROM reports r WHERE r.host_id = h.id ORDER BY r.id DESC LIMIT 1), 0) <= $1
+		ORDER BY h.id`, t.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("list hosts to refresh: %w", err)
+	}
+	return ids, nil
+}
