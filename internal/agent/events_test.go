@@ -1,0 +1,102 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
+	"trustedcompute.io/tc/internal/verifier/bus"
+)
+
+// TestAgentRaisesBootAndIMAEvents runs an agent on a swtpm against the real
+// embedded bus: it announces its boot with the TPM reset count, and one
+// debounced IMA event follows a burst of new IMA entries.
+func TestAgentRaisesBootAndIMAEvents(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	svc := b.ServiceConn(t)
+	events, err := svc.SubscribeSync(bus.AllEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	sw := tpmtest.New(t)
+	raw, err := tpm.Open(sw.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a03", "edge-3", sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: "edge-3", IMAPollInterval: 50 * time.Millisecond, IMADebounce: 300 * time.Millisecond}, nt, measure.New(root.Dir), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, b.AgentConn(t, "edge-3")) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent run: %v", err)
+		}
+	}()
+
+	next := func() (string, evidence.Event) {
+		t.Helper()
+		m, err := events.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no event: %v", err)
+		}
+		var ev evidence.Event
+		if err := evidence.Decode(m.Data, &ev); err != nil {
+			t.Fatalf("event %s does not decode: %v", m.Data, err)
+		}
+		return m.Subject, ev
+	}
+	rc, err := nt.ResetCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, ev := next()
+	if subject != "trust-events.edge-3.boot" || ev.Type != evidence.EventBoot || ev.ResetCount != rc {
+		t.Fatalf("first event %s %+v, want the boot event with reset count %d", subject, ev, rc)
+	}
+
+	for i, f := range []string{"/usr/bin/a", "/usr/bin/b", "/usr/bin/c"} {
+		if err := root.MeasureFiles(nt, banks, map[string]string{f: f}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			time.Sleep(60 * time.Millisecond)
+		}
+	}
+	subject, ev = next()
+	if subject != "trust-events.edge-3.ima" || ev.IMAEntries != 3 {
+		body, _ := json.Marshal(ev)
+		t.Fatalf("second event %s %s, want one ima event with 3 entries", subject, body)
+	}
+	if m, err := events.NextMsg(700 * time.Millisecond); err == nil {
+		t.Fatalf("a burst of IMA entries raised a second event: %s %s", m.Subject, m.Data)
+	}
+}
