@@ -1,0 +1,248 @@
+package flavor
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"trustedcompute.io/tc/internal/appraise"
+)
+
+func isCertificateError(err error) bool { return errors.Is(err, ErrCertificateUntrusted) }
+
+// pcrMatchesConstant: the quoted PCR value equals the flavor's measurement.
+func pcrMatchesConstant(r *PCRRule, facts *Facts) []appraise.Fault {
+	actual, ok := facts.pcrValue(r.PCR)
+	if !ok {
+		return []appraise.Fault{pcrFault(FaultPcrValueMissing, r.PCR, r.Measurement, "",
+			"the verified quote does not cover %s", r.PCR)}
+	}
+	if got := hex.EncodeToString(actual); got != r.Measurement {
+		return []appraise.Fault{pcrFault(FaultPcrValueMismatch, r.PCR, r.Measurement, got,
+			"%s differs from the flavor", r.PCR)}
+	}
+	return nil
+}
+
+// pcrEventLogIntegrity: the PCR's events replayed to its quoted value. The
+// faults are appraise's replay faults about the PCR.
+func pcrEventLogIntegrity(p PCR, facts *Facts) []appraise.Fault {
+	if facts.Replayed[p.Bank][p.Index] {
+		return nil
+	}
+	var faults []appraise.Fault
+	for _, f := range facts.EventLogFaults {
+		if faultAbout(f, p.Bank, p.Index) {
+			faults = append(faults, f)
+		}
+	}
+	if len(faults) == 0 {
+		faults = append(faults, pcrFault(FaultPcrEventLogMissing, p, "", "",
+			"there are no replay-verified events for %s", p))
+	}
+	return faults
+}
+
+// eventKey identifies an event for comparison: its type and digest.
+type eventKey struct {
+	typ    uint32
+	digest string
+}
+
+func (e EventDigest) key() eventKey { return eventKey{e.TypeID, e.Digest} }
+
+func (e EventDigest) label() string {
+	name := e.TypeName
+	if name == "" {
+		name = appraise.EventTypeName(e.TypeID)
+	}
+	if e.Description != "" {
+		name += " " + e.Description
+	}
+	return name + " " + e.Digest
+}
+
+// verifiedEvents returns the PCR's replay-verified events without the
+// excluded tags, or a PcrEventLogMissing fault.
+func verifiedEvents(p PCR, exclude []string, facts *Facts) ([]EventDigest, []appraise.Fault) {
+	events, ok := facts.events(p)
+	if !ok {
+		return nil, []appraise.Fault{pcrFault(FaultPcrEventLogMissing, p, "", "",
+			"the event log of %s did not replay to the quoted value", p)}
+	}
+	out := make([]EventDigest, 0, len(events))
+	for _, e := range events {
+		if !tagged(e, exclude) {
+			out = append(out, eventDigest(e))
+		}
+	}
+	return out, nil
+}
+
+// diffEvents returns the events of want missing from got and the events of
+// got not in want, counting repeats.
+func diffEvents(want, got []EventDigest) (missing, unexpected []string) {
+	count := map[eventKey]int{}
+	for _, e := range got {
+		count[e.key()]++
+	}
+	for _, e := range want {
+		if count[e.key()] > 0 {
+			count[e.key()]--
+			continue
+		}
+		missing = append(missing, e.label())
+	}
+	for _, e := range got {
+		if count[e.key()] > 0 {
+			count[e.key()]--
+			unexpected = append(unexpected, e.label())
+		}
+	}
+	return missing, unexpected
+}
+
+// pcrEventLogEquals: the PCR's verified events, without the excluded tags,
+// are the flavor's events in the flavor's order.
+func pcrEventLogEquals(r *PCRRule, facts *Facts) []appraise.Fault {
+	eq := r.EventlogEquals
+	got, faults := verifiedEvents(r.PCR, eq.ExcludeTags, facts)
+	if faults != nil {
+		return faults
+	}
+	want := make([]EventDigest, 0, len(eq.Events))
+	for _, e := range eq.Events {
+		if !hasTag(e.TypeName, e.Description, eq.ExcludeTags) {
+			want = append(want, e)
+		}
+	}
+	missing, unexpected := diffEvents(want, got)
+	if len(missing) > 0 {
+		f := pcrFault(FaultPcrEventLogMissingExpectedEntries, r.PCR, "", "",
+			"%d events of the flavor are not in the event log of %s", len(missing), r.PCR)
+		f.MissingEntries = missing
+		faults = append(faults, f)
+	}
+	if len(unexpected) > 0 {
+		f := pcrFault(FaultPcrEventLogContainsUnexpectedEntries, r.PCR, "", "",
+			"the event log of %s has %d events the flavor does not have", r.PCR, len(unexpected))
+		f.UnexpectedEntries = unexpected
+		faults = append(faults, f)
+	}
+	if faults == nil && !slices.EqualFunc(want, got, func(a, b EventDigest) bool { return a.key() == b.key() }) {
+		faults = append(faults, pcrFault(FaultPcrEventLogOutOfOrder, r.PCR, "", "",
+			"the event log of %s has the flavor's events in a different order", r.PCR))
+	}
+	return faults
+}
+
+// pcrEventLogIncludes: every event the flavor lists is among the PCR's
+// verified events.
+func pcrEventLogIncludes(r *PCRRule, facts *Facts) []appraise.Fault {
+	got, faults := verifiedEvents(r.PCR, nil, facts)
+	if faults != nil {
+		return faults
+	}
+	missing, _ := diffEvents(r.EventlogIncludes, got)
+	if len(missing) == 0 {
+		return nil
+	}
+	f := pcrFault(FaultPcrEventLogMissingExpectedEntries, r.PCR, "", "",
+		"%d events the flavor requires are not in the event log of %s", len(missing), r.PCR)
+	f.MissingEntries = missing
+	return []appraise.Fault{f}
+}
+
+// imaReplay: the IMA log replayed to the quoted PCR 10.
+func imaReplay(facts *Facts) []appraise.Fault {
+	if facts.IMAReplayed {
+		return nil
+	}
+	if len(facts.IMAFaults) > 0 {
+		return slices.Clone(facts.IMAFaults)
+	}
+	return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "the IMA log was not appraised against the quoted PCR 10"}}
+}
+
+// imaEventLogEquals: the replay-verified IMA entries are the flavor's file
+// list. A file the flavor does not list is an unexpected entry; a listed
+// file with another measurement is an ImaMeasurementMismatch naming the
+// file; a listed measurement the log lacks is a missing entry.
+func imaEventLogEquals(l *IMALogs, facts *Facts) []appraise.Fault {
+	if !facts.IMAReplayed {
+		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
+	}
+	want := map[string][]string{}
+	var wantFiles []string
+	for _, m := range l.ImaMeasurements {
+		if _, ok := want[m.File]; !ok {
+			wantFiles = append(wantFiles, m.File)
+		}
+		want[m.File] = append(want[m.File], m.Measurement)
+	}
+	got := map[string][]string{}
+	var gotFiles []string
+	for _, e := range facts.IMAEntries {
+		m := imaMeasurement(e)
+		if _, ok := got[m.File]; !ok {
+			gotFiles = append(gotFiles, m.File)
+		}
+		if !slices.Contains(got[m.File], m.Measurement) {
+			got[m.File] = append(got[m.File], m.Measurement)
+		}
+	}
+	var faults []appraise.Fault
+	var unexpected, missing []string
+	changed := map[string]bool{}
+	for _, file := range gotFiles {
+		expected, listed := want[file]
+		if !listed {
+			unexpected = append(unexpected, file)
+			continue
+		}
+		for _, m := range got[file] {
+			if !slices.Contains(expected, m) {
+				changed[file] = true
+				faults = append(faults, appraise.Fault{
+					Name:        FaultImaMeasurementMismatch,
+					Description: fmt.Sprintf("%s was measured with a value the flavor does not have", file),
+					File:        file,
+					Expected:    strings.Join(sortedUnique(expected), ","),
+					Actual:      m,
+				})
+			}
+		}
+	}
+	for _, file := range wantFiles {
+		actual, measured := got[file]
+		if !measured {
+			missing = append(missing, file)
+			continue
+		}
+		if changed[file] {
+			continue
+		}
+		for _, m := range sortedUnique(want[file]) {
+			if !slices.Contains(actual, m) {
+				missing = append(missing, file+" "+m)
+			}
+		}
+	}
+	if len(unexpected) > 0 {
+		faults = append(faults, appraise.Fault{
+			Name:              FaultImaContainsUnexpectedEntries,
+			Description:       fmt.Sprintf("the IMA log measured %d files the flavor does not list", len(unexpected)),
+			UnexpectedEntries: unexpected,
+		})
+	}
+	if len(missing) > 0 {
+		faults = append(faults, appraise.Fault{
+			Name:           FaultImaMissingExpectedEntries,
+			Description:    fmt.Sprintf("%d measurements of the flavor are not in the IMA log", len(missing)),
+			MissingEntries: missing,
+		})
+	}
+	return faults
+}
