@@ -148,6 +148,7 @@ func (v *Verifier) build(ctx context.Context) error {
 	v.enroll.Register(v.mux, v.require)
 	v.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	v.mux.HandleFunc("GET /readyz", v.handleReady)
+	v.mux.HandleFunc("GET /openapi.json", v.handleOpenAPI)
 	return nil
 }
 
