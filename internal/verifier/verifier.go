@@ -213,11 +213,12 @@ func (v *Verifier) NATSURL() string {
 func (v *Verifier) Ready() <-chan struct{} { return v.ready }
 
 // Listen binds the HTTPS address; Run calls it when it was not called before.
-func (v *Verifier) Listen() error {
+func (v *Verifier) Listen(ctx context.Context) error {
 	if v.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", v.cfg.Listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", v.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", v.cfg.Listen, err)
 	}
@@ -228,7 +229,7 @@ func (v *Verifier) Listen() error {
 // Run serves until ctx ends or a part fails; then everything stops.
 func (v *Verifier) Run(ctx context.Context) error {
 	defer func() { _ = v.store.Close() }()
-	if err := v.Listen(); err != nil {
+	if err := v.Listen(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

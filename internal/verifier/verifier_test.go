@@ -41,7 +41,7 @@ type harness struct {
 // bootstraps a client the way an operator does: pinned CMS root digest.
 func startVerifier(t *testing.T, dataDir string, opts ...func(*verifier.Config)) *harness {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	cfg := aas.DefaultConfig()
 	cfg.AdminPassword = adminPassword
 	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
@@ -63,7 +63,7 @@ func startVerifier(t *testing.T, dataDir string, opts ...func(*verifier.Config))
 		cancel()
 		t.Fatal(err)
 	}
-	if err := v.Listen(); err != nil {
+	if err := v.Listen(ctx); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestEnrollmentOverTheRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
 	if err != nil {
 		t.Fatal(err)
