@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -66,8 +67,6 @@ const (
 	TVApprovedBoot = 3
 	// TVWarning: an unsafe configuration.
 	TVWarning = 32
-	// TVUnrecognized: executables (or a whole part) without a reference.
-	TVUnrecognized = 33
 	// TVContraindicated: measurements contradict the reference.
 	TVContraindicated = 96
 	// TVUnrecognizedInstance: the attestation key is not the enrolled one.
@@ -108,16 +107,17 @@ type appraisal struct {
 //
 // A submodule's status is the tier of the worst claim of its
 // trustworthiness vector; a part that is not trusted is always
-// contraindicated. The vector: instance-identity from the evidence faults
-// outside the parts (quote and AK); hardware (PLATFORM) likewise;
-// executables approved-boot (3) for trusted PLATFORM and OS parts and
-// approved (2) for a trusted IMA part; configuration for PLATFORM and OS.
-// Faults on PCRs 1, 3, 5, 6, 7 and 8 (configuration) make configuration
-// contraindicated, other boot faults executables; IMA faults make
-// executables unrecognized (unexpected files) or contraindicated; a
-// missing flavor makes them unrecognized. Secure Boot off in the quoted
-// PCR 7 events makes PLATFORM configuration contraindicated; an efivar
-// claim of off while PCR 7 says on is a warning.
+// contraindicated, and its vector then holds a contraindicated claim. The
+// vector: instance-identity from the evidence faults outside the parts
+// (crypto-failed for a bad quote, unrecognized-instance for a wrong AK);
+// hardware (PLATFORM) likewise; executables approved-boot (3) for trusted
+// PLATFORM and OS parts and approved (2) for a trusted IMA part;
+// configuration for PLATFORM and OS. A rule fault on PCR 1, 3, 5, 6, 7 or 8
+// makes configuration contraindicated; any other rule fault (other PCRs,
+// IMA files, missing or untrusted flavors) executables; event log and IMA
+// replay faults make executables of their part crypto-failed. Secure Boot
+// off in the quoted PCR 7 events makes PLATFORM configuration
+// contraindicated; an efivar claim of off while PCR 7 says on is a warning.
 func (s *Signer) EAR(r *Report, profile string, now time.Time) (string, error) {
 	if r == nil {
 		return "", errors.New("ear: no report")
@@ -229,7 +229,8 @@ func appraisePart(r *Report, p flavor.Part, pt flavor.PartTrust) appraisal {
 		}
 	}
 	if !pt.Trust && slices.Max(slices.Collect(maps.Values(v))) < TVContraindicated {
-		// Untrusted for a reason no fault names (no rule result at all).
+		// An untrusted part is contraindicated, even when no fault says
+		// why (no rule result at all).
 		worse(ClaimExecutables, TVContraindicated)
 	}
 	slices.Sort(ids)
@@ -237,11 +238,7 @@ func appraisePart(r *Report, p flavor.Part, pt flavor.PartTrust) appraisal {
 	for _, id := range slices.Compact(ids) {
 		policy = append(policy, PolicyIDPrefix+"flavor/"+id)
 	}
-	status := tier(slices.Max(slices.Collect(maps.Values(v))))
-	if !pt.Trust {
-		status = StatusContraindicated
-	}
-	return appraisal{status: status, vector: v, policy: policy}
+	return appraisal{status: tier(slices.Max(slices.Collect(maps.Values(v)))), vector: v, policy: policy}
 }
 
 // evidenceFault maps a fault outside the parts to a claim and the part it
@@ -271,12 +268,6 @@ func evidenceFault(f appraise.Fault) (claim string, val int, part flavor.Part) {
 
 // partFault maps a fault of a part's rule to a claim.
 func partFault(p flavor.Part, f appraise.Fault) (string, int) {
-	switch f.Name {
-	case flavor.FaultFlavorMissing:
-		return ClaimExecutables, TVUnrecognized
-	case flavor.FaultImaContainsUnexpectedEntries:
-		return ClaimExecutables, TVUnrecognized
-	}
 	if p == flavor.PartPlatform || p == flavor.PartOS {
 		if f.PCRIndex != nil {
 			switch *f.PCRIndex {
@@ -310,7 +301,11 @@ func tier(v int) string {
 // errors wrap ErrMalformed, ErrAlgorithmNotAllowed, ErrCertificateUntrusted,
 // ErrSignatureInvalid, ErrClaimsInvalid or ErrExpired.
 func VerifyEAR(token string, roots *x509.CertPool, now time.Time) (map[string]any, error) {
-	payload, err := verifyJWS(token, TypeEAR, roots, now)
+	return verifyEAR(token, roots, now, nil)
+}
+
+func verifyEAR(token string, roots *x509.CertPool, now time.Time, cache *headerCache) (map[string]any, error) {
+	payload, err := verifyJWS(token, TypeEAR, roots, now, cache)
 	if err != nil {
 		return nil, fmt.Errorf("verify ear: %w", err)
 	}
@@ -320,7 +315,7 @@ func VerifyEAR(token string, roots *x509.CertPool, now time.Time) (map[string]an
 	if err := dec.Decode(&claims); err != nil || claims == nil {
 		return nil, fmt.Errorf("verify ear: %w", malformed("claims are not a JSON object"))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("verify ear: %w", malformed("trailing data after the claims"))
 	}
 	if err := checkClaims(claims, now); err != nil {

@@ -99,10 +99,9 @@ type jwsHeader struct {
 // Signer signs reports and EARs with the key of a CMS signing
 // certificate. It is immutable and safe for concurrent use.
 type Signer struct {
-	key   crypto.Signer
-	alg   jwsAlg
-	chain []*x509.Certificate
-	x5c   []string
+	key crypto.Signer
+	alg jwsAlg
+	x5c []string
 	// headers holds the encoded JWS header by typ.
 	headers map[string]string
 	build   string
@@ -122,16 +121,16 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new report signer: %w", err)
 	}
-	pub, ok := key.Public().(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(chain[0].PublicKey) {
-		return nil, errors.New("new report signer: the key is not the key of the leaf certificate")
-	}
-	s := &Signer{key: key, alg: alg, chain: chain, headers: map[string]string{}, build: buildID()}
+	s := &Signer{key: key, alg: alg, headers: map[string]string{}, build: buildID()}
 	for _, c := range chain {
 		if c == nil {
 			return nil, errors.New("new report signer: nil certificate in the chain")
 		}
 		s.x5c = append(s.x5c, base64.StdEncoding.EncodeToString(c.Raw))
+	}
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(chain[0].PublicKey) {
+		return nil, errors.New("new report signer: the key is not the key of the leaf certificate")
 	}
 	for _, typ := range []string{TypeReport, TypeEAR} {
 		h, err := json.Marshal(jwsHeader{Alg: alg.name, Typ: typ, X5C: s.x5c})
@@ -166,15 +165,14 @@ func (s *Signer) sign(typ string, payload []byte) (string, error) {
 	b.WriteString(h64)
 	b.WriteByte('.')
 	b.WriteString(base64.RawURLEncoding.EncodeToString(payload))
-	d := s.alg.hash.New()
-	io.WriteString(d, b.String())
-	der, err := s.key.Sign(rand.Reader, d.Sum(nil), s.alg.hash)
+	der, err := s.key.Sign(rand.Reader, digest(s.alg.hash, b.String()), s.alg.hash)
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}
 	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 {
-		return "", errors.New("sign: the key returned no ASN.1 ECDSA signature")
+	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 ||
+		rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 8*s.alg.size || rs.S.BitLen() > 8*s.alg.size {
+		return "", errors.New("sign: the key returned no ECDSA signature of its curve")
 	}
 	sig := make([]byte, 2*s.alg.size)
 	rs.R.FillBytes(sig[:s.alg.size])
@@ -184,15 +182,33 @@ func (s *Signer) sign(typ string, payload []byte) (string, error) {
 	return b.String(), nil
 }
 
+// digest hashes the concatenation of parts; writes to a hash never fail.
+func digest(h crypto.Hash, parts ...string) []byte {
+	d := h.New()
+	for _, p := range parts {
+		_, _ = io.WriteString(d, p)
+	}
+	return d.Sum(nil)
+}
+
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// signerKey is what a checked JWS header yields: the leaf's key and
+// algorithm, and the time window in which every x5c certificate is valid.
+type signerKey struct {
+	pub                 *ecdsa.PublicKey
+	alg                 jwsAlg
+	notBefore, notAfter time.Time
 }
 
 // verifyJWS checks a compact JWS of type typ and returns its payload:
 // the header must name ES256 or ES384 fitting the leaf's key, the x5c
 // chain must be a CMS signing chain under roots at now (cms.VerifySigning),
-// and the signature must verify.
-func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time) ([]byte, error) {
+// and the signature must verify. cache, when not nil, remembers checked
+// headers.
+func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time, cache *headerCache) ([]byte, error) {
 	if len(token) > MaxTokenSize {
 		return nil, malformed("%d bytes exceed the %d byte limit", len(token), MaxTokenSize)
 	}
@@ -201,39 +217,6 @@ func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time) ([]byte, 
 	if !ok || !ok2 || strings.Contains(s64, ".") {
 		return nil, malformed("want a compact JWS of three parts")
 	}
-	if len(h64) > base64.RawURLEncoding.EncodedLen(maxHeaderSize) {
-		return nil, malformed("header exceeds %d bytes", maxHeaderSize)
-	}
-	// Strict decoding: no second spelling of the same bytes.
-	header, err := base64.RawURLEncoding.Strict().DecodeString(h64)
-	if err != nil {
-		return nil, malformed("header: %v", err)
-	}
-	var h jwsHeader
-	if err := decodeStrict(header, &h); err != nil {
-		return nil, malformed("header: %v", err)
-	}
-	if h.Alg != es256.name && h.Alg != es384.name {
-		return nil, fmt.Errorf("%w: %q", ErrAlgorithmNotAllowed, h.Alg)
-	}
-	if h.Typ != typ {
-		return nil, malformed("typ %q, want %q", h.Typ, typ)
-	}
-	if len(h.X5C) == 0 || len(h.X5C) > maxChainLength {
-		return nil, malformed("x5c has %d certificates, want 1 to %d", len(h.X5C), maxChainLength)
-	}
-	chain := make([]*x509.Certificate, 0, len(h.X5C))
-	for i, c := range h.X5C {
-		der, err := base64.StdEncoding.Strict().DecodeString(c)
-		if err != nil {
-			return nil, malformed("x5c[%d]: %v", i, err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, malformed("x5c[%d]: %v", i, err)
-		}
-		chain = append(chain, cert)
-	}
 	// A nil pool would make x509 use the system roots, a zero time the clock.
 	if roots == nil {
 		return nil, fmt.Errorf("%w: no CMS roots are configured", ErrCertificateUntrusted)
@@ -241,30 +224,24 @@ func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time) ([]byte, 
 	if now.IsZero() {
 		return nil, fmt.Errorf("%w: no verification time", ErrCertificateUntrusted)
 	}
-	if err := cms.VerifySigning(chain, roots, now); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)
-	}
-	alg, err := algFor(chain[0].PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	if alg.name != h.Alg {
-		return nil, fmt.Errorf("%w: %q does not fit the certificate's key", ErrAlgorithmNotAllowed, h.Alg)
+	key, ok := cache.get(typ, h64, now)
+	if !ok {
+		var err error
+		if key, err = checkHeader(h64, typ, roots, now); err != nil {
+			return nil, err
+		}
+		cache.put(typ, h64, key)
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(s64)
 	if err != nil {
 		return nil, malformed("signature: %v", err)
 	}
-	if len(sig) != 2*alg.size {
-		return nil, fmt.Errorf("%w: %d signature bytes, want %d", ErrSignatureInvalid, len(sig), 2*alg.size)
+	if len(sig) != 2*key.alg.size {
+		return nil, fmt.Errorf("%w: %d signature bytes, want %d", ErrSignatureInvalid, len(sig), 2*key.alg.size)
 	}
-	d := alg.hash.New()
-	io.WriteString(d, h64)
-	io.WriteString(d, ".")
-	io.WriteString(d, p64)
-	r := new(big.Int).SetBytes(sig[:alg.size])
-	s := new(big.Int).SetBytes(sig[alg.size:])
-	if !ecdsa.Verify(chain[0].PublicKey.(*ecdsa.PublicKey), d.Sum(nil), r, s) {
+	r := new(big.Int).SetBytes(sig[:key.alg.size])
+	s := new(big.Int).SetBytes(sig[key.alg.size:])
+	if !ecdsa.Verify(key.pub, digest(key.alg.hash, h64, ".", p64), r, s) {
 		return nil, ErrSignatureInvalid
 	}
 	payload, err := base64.RawURLEncoding.Strict().DecodeString(p64)
@@ -272,6 +249,64 @@ func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time) ([]byte, 
 		return nil, malformed("payload: %v", err)
 	}
 	return payload, nil
+}
+
+// checkHeader decodes a JWS header and checks its alg, its typ and its
+// x5c chain at now.
+func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKey, error) {
+	if len(h64) > base64.RawURLEncoding.EncodedLen(maxHeaderSize) {
+		return signerKey{}, malformed("header exceeds %d bytes", maxHeaderSize)
+	}
+	// Strict decoding: no second spelling of the same bytes.
+	header, err := base64.RawURLEncoding.Strict().DecodeString(h64)
+	if err != nil {
+		return signerKey{}, malformed("header: %v", err)
+	}
+	var h jwsHeader
+	if err := decodeStrict(header, &h); err != nil {
+		return signerKey{}, malformed("header: %v", err)
+	}
+	if h.Alg != es256.name && h.Alg != es384.name {
+		return signerKey{}, fmt.Errorf("%w: %q", ErrAlgorithmNotAllowed, h.Alg)
+	}
+	if h.Typ != typ {
+		return signerKey{}, malformed("typ %q, want %q", h.Typ, typ)
+	}
+	if len(h.X5C) == 0 || len(h.X5C) > maxChainLength {
+		return signerKey{}, malformed("x5c has %d certificates, want 1 to %d", len(h.X5C), maxChainLength)
+	}
+	chain := make([]*x509.Certificate, 0, len(h.X5C))
+	for i, c := range h.X5C {
+		der, err := base64.StdEncoding.Strict().DecodeString(c)
+		if err != nil {
+			return signerKey{}, malformed("x5c[%d]: %v", i, err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return signerKey{}, malformed("x5c[%d]: %v", i, err)
+		}
+		chain = append(chain, cert)
+	}
+	if err := cms.VerifySigning(chain, roots, now); err != nil {
+		return signerKey{}, fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)
+	}
+	alg, err := algFor(chain[0].PublicKey)
+	if err != nil {
+		return signerKey{}, err
+	}
+	if alg.name != h.Alg {
+		return signerKey{}, fmt.Errorf("%w: %q does not fit the certificate's key", ErrAlgorithmNotAllowed, h.Alg)
+	}
+	k := signerKey{pub: chain[0].PublicKey.(*ecdsa.PublicKey), alg: alg, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(k.notBefore) {
+			k.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(k.notAfter) {
+			k.notAfter = c.NotAfter
+		}
+	}
+	return k, nil
 }
 
 // decodeStrict decodes exactly one JSON value into v, refusing unknown

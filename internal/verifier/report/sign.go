@@ -40,7 +40,11 @@ func (s *Signer) Sign(r *Report) (string, error) {
 // as now. The errors wrap ErrMalformed, ErrAlgorithmNotAllowed,
 // ErrCertificateUntrusted, ErrSignatureInvalid or ErrExpired.
 func Verify(jws string, roots *x509.CertPool, now time.Time) (*Report, error) {
-	payload, err := verifyJWS(jws, TypeReport, roots, now)
+	return verifyReport(jws, roots, now, nil)
+}
+
+func verifyReport(jws string, roots *x509.CertPool, now time.Time, cache *headerCache) (*Report, error) {
+	payload, err := verifyJWS(jws, TypeReport, roots, now, cache)
 	if err != nil {
 		return nil, fmt.Errorf("verify report: %w", err)
 	}
