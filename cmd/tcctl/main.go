@@ -4,7 +4,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -43,7 +42,7 @@ func newSandbox() *cobra.Command {
 		Use:   "sandbox",
 		Short: "Boot a simulated edge node (real OVMF event log, IMA) and appraise its evidence",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var h slog.Handler = slog.NewTextHandler(io.Discard, nil)
+			h := slog.DiscardHandler
 			if verbose {
 				h = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug})
 			}

@@ -54,7 +54,8 @@ Run "trust-agent <command> -h" for the flags of a command.`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		_, _ = fmt.Fprintln(stderr, usage) // best effort: the error below says what is wrong
+		return errors.New("no command given")
 	}
 	switch args[0] {
 	case "run":
@@ -68,7 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		_, err := fmt.Fprintln(stdout, usage)
 		return err
 	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	_, _ = fmt.Fprintln(stderr, usage) // best effort: the error below says what is wrong
+	return fmt.Errorf("unknown command %q", args[0])
 }
 
 // common holds the flags every command shares.
@@ -118,7 +120,7 @@ type node struct {
 }
 
 func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
-	t, err := tpm.Open(cfg.TPM)
+	t, err := tpm.OpenContext(ctx, cfg.TPM)
 	if err != nil {
 		return nil, err
 	}

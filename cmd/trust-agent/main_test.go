@@ -30,10 +30,11 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 
 func TestConfigRefusesUnknownKeysAndBadValues(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agent.yaml")
-	if err := os.WriteFile(path, []byte("tpm: device\nak_algoritm: rsa2048\n"), 0o600); err != nil {
+	const typo = "ak_algoritm" //nolint:misspell // a deliberate typo: the unknown key under test
+	if err := os.WriteFile(path, []byte("tpm: device\n"+typo+": rsa2048\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), "ak_algoritm") {
+	if _, err := loadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), typo) {
 		t.Fatalf("err = %v, want the unknown key named", err)
 	}
 	cfg := defaultConfig()
@@ -65,8 +66,12 @@ func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
 
 func TestUnknownCommandsAndMissingNonceAreErrors(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, env(nil)); err == nil {
-		t.Fatal("an unknown command succeeded")
+	if err := run(t.Context(), nil, &out, &out, env(nil)); err == nil || !strings.Contains(out.String(), "usage: trust-agent") {
+		t.Fatalf("no command: err = %v, output %q, want an error and the usage", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, env(nil)); err == nil || !strings.Contains(err.Error(), "frobnicate") || !strings.Contains(out.String(), "usage: trust-agent") {
+		t.Fatalf("unknown command: err = %v, output %q, want an error naming it and the usage", err, out.String())
 	}
 	err := run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "nonce") {

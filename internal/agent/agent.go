@@ -100,7 +100,7 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	if err := a.publishEvent(nc, bus.BootEvent, -1); err != nil {
+	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
 		a.logger.Warn("boot event not published", keyError, err.Error())
 	}
 	a.watchIMA(ctx, nc)
@@ -266,7 +266,7 @@ func (a *Agent) HostInfo(ctx context.Context) (evidence.HostInfo, error) {
 }
 
 // publishEvent publishes an event of this host; imaEntries < 0 means unknown.
-func (a *Agent) publishEvent(nc *nats.Conn, t bus.EventType, imaEntries int) error {
+func (a *Agent) publishEvent(ctx context.Context, nc *nats.Conn, t bus.EventType, imaEntries int) error {
 	subject, err := bus.EventSubject(a.cfg.HostID, t)
 	if err != nil {
 		return err
@@ -282,7 +282,7 @@ func (a *Agent) publishEvent(nc *nats.Conn, t bus.EventType, imaEntries int) err
 	if imaEntries >= 0 {
 		ev.IMAEntries = imaEntries
 	}
-	if info, err := a.measure.HostInfo(context.Background()); err == nil {
+	if info, err := a.measure.HostInfo(ctx); err == nil {
 		ev.BootID = info.BootID
 	}
 	body, err := json.Marshal(ev)
@@ -317,7 +317,7 @@ func (a *Agent) watchIMA(ctx context.Context, nc *nats.Conn) {
 			}
 		case <-pending:
 			pending = nil
-			if err := a.publishEvent(nc, bus.IMAEvent, last); err != nil {
+			if err := a.publishEvent(ctx, nc, bus.IMAEvent, last); err != nil {
 				a.logger.Warn("ima event not published", keyError, err.Error())
 				continue
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -21,7 +20,7 @@ import (
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)
 
 // bootedNode is a node whose TPM went through a real firmware measured boot
 // (a captured OVMF event log replayed into its PCRs) and whose IMA log

@@ -508,12 +508,3 @@ func faultNames(faults []Fault) []string {
 	}
 	return names
 }
-
-func hasFault(faults []Fault, name string) bool {
-	for _, f := range faults {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
-}

@@ -235,11 +235,11 @@ func ParseEventLog(raw []byte) (*EventLog, error) {
 		return log, nil
 	}
 	if first.index != 0 {
-		return nil, &EventLogError{Reason: fmt.Sprintf("Spec ID event in PCR %d, not 0", first.index)}
+		return nil, specIDError("Spec ID event in PCR %d, not 0", first.index)
 	}
 	algs, err := parseSpecID(first.data)
 	if err != nil {
-		return nil, &EventLogError{Reason: err.Error()}
+		return nil, err
 	}
 	log.algs = algs
 	for n := 1; r.off < len(raw); n++ {
@@ -299,7 +299,14 @@ func algIndex(algs []logAlg, id tpm2.TPMAlgID) int {
 	return -1
 }
 
+// specIDError is the *EventLogError of a bad Spec ID event (event 0, at
+// offset 0). The reason names the event as the TCG specification does.
+func specIDError(format string, args ...any) error {
+	return &EventLogError{Reason: fmt.Sprintf(format, args...)}
+}
+
 // parseSpecID decodes the TCG_EfiSpecIdEvent that opens a crypto-agile log.
+// Its errors are *EventLogError.
 func parseSpecID(data []byte) ([]logAlg, error) {
 	r := &logReader{b: data}
 	r.bytes(len(specIDSignature))
@@ -310,7 +317,7 @@ func parseSpecID(data []byte) ([]logAlg, error) {
 	r.u8() // uintnSize
 	n := r.u32()
 	if r.err == "" && (n == 0 || n > maxDigestsPerEvent) {
-		return nil, fmt.Errorf("Spec ID event declares %d algorithms", n)
+		return nil, specIDError("Spec ID event declares %d algorithms", n)
 	}
 	var algs []logAlg
 	for i := 0; r.err == "" && i < int(n); i++ {
@@ -320,24 +327,24 @@ func parseSpecID(data []byte) ([]logAlg, error) {
 			break
 		}
 		if algIndex(algs, id) >= 0 {
-			return nil, fmt.Errorf("Spec ID event declares algorithm %#04x twice", uint16(id))
+			return nil, specIDError("Spec ID event declares algorithm %#04x twice", uint16(id))
 		}
 		bank := bankName(id)
 		if h, ok := bankHash(bank); ok && h.Size() != size {
-			return nil, fmt.Errorf("Spec ID event gives %s a digest size of %d", bank, size)
+			return nil, specIDError("Spec ID event gives %s a digest size of %d", bank, size)
 		}
 		if size == 0 || size > 64 {
-			return nil, fmt.Errorf("Spec ID event gives algorithm %#04x a digest size of %d", uint16(id), size)
+			return nil, specIDError("Spec ID event gives algorithm %#04x a digest size of %d", uint16(id), size)
 		}
 		algs = append(algs, logAlg{id: id, bank: bank, size: size})
 	}
 	vendorSize := int(r.u8())
 	r.bytes(vendorSize)
 	if r.err != "" {
-		return nil, fmt.Errorf("Spec ID event: %s", r.err)
+		return nil, specIDError("Spec ID event: %s", r.err)
 	}
 	if major != 2 {
-		return nil, fmt.Errorf("Spec ID event has spec version major %d, not 2", major)
+		return nil, specIDError("Spec ID event has spec version major %d, not 2", major)
 	}
 	return algs, nil
 }

@@ -256,7 +256,7 @@ func Decode(data []byte, v Message) error {
 	return nil
 }
 
-func (m *QuoteRequest) wireVersion() string     { return m.Version }
+func (r *QuoteRequest) wireVersion() string     { return r.Version }
 func (m *QuoteResponse) wireVersion() string    { return m.Version }
 func (m *HostInfo) wireVersion() string         { return m.Version }
 func (m *HostInfoRequest) wireVersion() string  { return m.Version }

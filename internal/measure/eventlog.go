@@ -12,7 +12,7 @@ func (c *Collector) EventLog() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }() // read-only root: a close error loses nothing
 	data, err := readBounded(r, eventLogPath, c.maxLogSize)
 	switch {
 	case isNotExist(err):

@@ -32,7 +32,7 @@ func (c *Collector) HostInfo(ctx context.Context) (evidence.HostInfo, error) {
 	if err != nil {
 		return hi, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }() // read-only root: a close error loses nothing
 
 	hi.HardwareUUID, err = c.hardwareUUID(r)
 	if err != nil {

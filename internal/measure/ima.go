@@ -192,13 +192,14 @@ func (c *Collector) openIMALog() (*os.File, func(), error) {
 	}
 	f, err := r.Open(imaLogPath)
 	if err != nil {
-		r.Close()
+		_ = r.Close() // read-only root: a close error loses nothing
 		if isNotExist(err) {
 			return nil, nil, fmt.Errorf("%w: %s does not exist", ErrNoIMA, imaLogPath)
 		}
 		return nil, nil, fmt.Errorf("open ima log: %w", err)
 	}
-	return f, func() { f.Close(); r.Close() }, nil
+	// Both are read-only, so a close error loses nothing.
+	return f, func() { _ = f.Close(); _ = r.Close() }, nil
 }
 
 // IMALog returns the IMA ascii runtime measurement lines from entry index

@@ -49,7 +49,7 @@ func RunLocal(ctx context.Context, w io.Writer, opts LocalOptions, logger *slog.
 	}
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
 
-	raw, err := tpm.Open(opts.TPM)
+	raw, err := tpm.OpenContext(ctx, opts.TPM)
 	if err != nil {
 		return err
 	}

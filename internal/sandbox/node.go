@@ -37,7 +37,7 @@ func NewRoot(dir, hardwareUUID, hostName string, eventLog []byte) (*Root, error)
 	}
 	for rel, data := range files {
 		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil { //nolint:gosec // fixture directories are public, like the files
 			return nil, err
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil { //nolint:gosec // fixture files are public

@@ -16,6 +16,7 @@
 package tpm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,6 +68,11 @@ type TPM struct {
 //	swtpm:host:port      swtpm's server socket (TCP), e.g. swtpm:127.0.0.1:2321
 //	simulator            the in-process reference simulator (one per process)
 func Open(spec string) (*TPM, error) {
+	return OpenContext(context.Background(), spec)
+}
+
+// OpenContext is Open with a context that bounds the dial of a swtpm socket.
+func OpenContext(ctx context.Context, spec string) (*TPM, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "device":
@@ -87,7 +93,7 @@ func Open(spec string) (*TPM, error) {
 		if address == "" {
 			return nil, fmt.Errorf("%w %q: swtpm needs unix:/path or host:port", ErrBadSpec, spec)
 		}
-		s, err := dialSocket(network, address)
+		s, err := dialSocket(ctx, network, address)
 		if err != nil {
 			return nil, err
 		}

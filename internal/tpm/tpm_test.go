@@ -2,6 +2,7 @@ package tpm_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -115,6 +116,20 @@ func TestOpen(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOpenContextGivesUpWhenTheContextEnds(t *testing.T) {
+	spec := tpmtest.New(t).Spec()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	tp, err := tpm.OpenContext(ctx, spec)
+	if err == nil {
+		_ = tp.Close()
+		t.Fatalf("OpenContext(%q) with an ended context succeeded", spec)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenContext(%q) = %v, want context.Canceled", spec, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,8 +33,9 @@ type socketTPM struct {
 	conn net.Conn
 }
 
-func dialSocket(network, address string) (*socketTPM, error) {
-	conn, err := net.DialTimeout(network, address, 10*time.Second)
+func dialSocket(ctx context.Context, network, address string) (*socketTPM, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("dial swtpm %s %s: %w", network, address, err)
 	}

@@ -18,6 +18,7 @@ package tpmtest
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -103,7 +104,7 @@ func NewWithEKCert(t testing.TB) *Swtpm {
 	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
 	s.ServerSock = filepath.Join(s.Dir, "tpm.sock")
 	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
-	out, err := exec.Command(setup, "--tpm2", "--tpmstate", s.Dir,
+	out, err := exec.CommandContext(t.Context(), setup, "--tpm2", "--tpmstate", s.Dir,
 		"--create-ek-cert", "--create-platform-cert", "--lock-nvram", "--overwrite").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swtpm_setup: %v\n%s", err, out)
@@ -119,7 +120,8 @@ func NewTCP(t testing.TB) *Swtpm {
 	t.Helper()
 	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
 	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free tcp port: %v", err)
 	}
@@ -148,8 +150,12 @@ func (s *Swtpm) serverArg() string {
 
 // ready tells whether the server socket accepts commands.
 func (s *Swtpm) ready() bool {
+	// Not the test's context: Restart may run while the test is ending, and
+	// the dialer's timeout bounds the probe.
+	ctx := context.Background()
+	d := net.Dialer{Timeout: time.Second}
 	if s.ServerAddr != "" {
-		c, err := net.DialTimeout("tcp", s.ServerAddr, time.Second)
+		c, err := d.DialContext(ctx, "tcp", s.ServerAddr)
 		if err != nil {
 			return false
 		}
@@ -157,7 +163,7 @@ func (s *Swtpm) ready() bool {
 		return true
 	}
 	// The socket file exists from bind on; dial to know swtpm listens.
-	c, err := net.DialTimeout("unix", s.ServerSock, time.Second)
+	c, err := d.DialContext(ctx, "unix", s.ServerSock)
 	if err != nil {
 		return false
 	}
@@ -174,7 +180,9 @@ func (s *Swtpm) start() {
 	}
 	_ = os.Remove(s.CtrlSock)
 	s.stderr = &bytes.Buffer{}
-	cmd := exec.Command(s.bin, "socket", "--tpm2",
+	// Not the test's context, which ends before cleanup: Stop ends swtpm
+	// gracefully (SIGTERM) at cleanup.
+	cmd := exec.CommandContext(context.Background(), s.bin, "socket", "--tpm2",
 		"--tpmstate", "dir="+s.Dir,
 		"--server", s.serverArg(),
 		"--ctrl", "type=unixio,path="+s.CtrlSock,

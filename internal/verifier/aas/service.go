@@ -150,7 +150,7 @@ func checkName(what, s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-') {
+		if !isASCIIAlnum(c) && c != '.' && c != '_' && c != '@' && c != '-' {
 			return fmt.Errorf("%s %q: character %q at %d, only A-Z a-z 0-9 . _ @ - allowed", what, s, c, i)
 		}
 	}
@@ -190,7 +190,7 @@ func checkHostID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !isASCIIAlnum(c) && c != '-' && c != '_' {
 			return fmt.Errorf("host-id %q: character %q at %d, only A-Z a-z 0-9 - _ allowed", id, c, i)
 		}
 	}
@@ -207,4 +207,9 @@ func storeErr(err error, what string) error {
 	default:
 		return api.Wrap(api.KindInternal, err, what)
 	}
+}
+
+// isASCIIAlnum reports whether c is an ASCII letter or digit.
+func isASCIIAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

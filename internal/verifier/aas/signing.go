@@ -24,7 +24,7 @@ type CertIssuer interface {
 }
 
 // signingKeySecret names the PKCS#8 DER of the token signing key in the store.
-const signingKeySecret = "aas/jwt-signing-key"
+const signingKeySecret = "aas/jwt-signing-key" //nolint:gosec // G101: the name of a stored secret, not a secret
 
 // signer holds the token signing key and its certificate chain, and asks the
 // CMS for a new certificate when the current one nears its end.

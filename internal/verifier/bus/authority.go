@@ -19,6 +19,8 @@ type SecretStore interface {
 }
 
 // Names of the seeds in the SecretStore.
+//
+//nolint:gosec // G101: names of stored secrets, not secrets
 const (
 	OperatorSeedSecret      = "nats-operator-seed"
 	AccountSeedSecret       = "nats-account-tc-seed"

@@ -33,7 +33,8 @@ func TestNewAuthorityKeys(t *testing.T) {
 	})
 
 	t.Run("two stores yield different keys", func(t *testing.T) {
-		if newTestAuthority(t).AccountPublicKey() == newTestAuthority(t).AccountPublicKey() {
+		a, b := newTestAuthority(t), newTestAuthority(t)
+		if a.AccountPublicKey() == b.AccountPublicKey() {
 			t.Error("two fresh authorities share an account key")
 		}
 	})

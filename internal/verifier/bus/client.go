@@ -53,7 +53,7 @@ func backoff(attempt int) time.Duration {
 			d = e
 		}
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter needs no unpredictability
 }
 
 // Connect dials the NATS server at url (a comma-separated list is allowed)

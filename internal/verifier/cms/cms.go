@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg Config, store Store, logger *slog.Logger) (*CA
 		slog.Time(keyNotAfter, root.cert.NotAfter))
 
 	if cfg.ExportDir != "" {
-		if err := ca.export(cfg.ExportDir); err != nil {
+		if err := ca.export(ctx, cfg.ExportDir); err != nil {
 			return nil, err
 		}
 	}
@@ -404,7 +404,7 @@ func decodeAuthority(b []byte) (authority, error) {
 }
 
 // export writes every CA certificate and key to dir; keys get mode 0600.
-func (ca *CA) export(dir string) error {
+func (ca *CA) export(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("export CA: %w", err)
 	}
@@ -424,7 +424,7 @@ func (ca *CA) export(dir string) error {
 		if err := writeFile0600(base+".crt", pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: a.cert.Raw})); err != nil {
 			return fmt.Errorf("export %s CA certificate: %w", kind, err)
 		}
-		ca.log.LogAttrs(context.Background(), slog.LevelInfo, "exported CA", slog.String(keyCA, kind), slog.String(keyPath, base))
+		ca.log.LogAttrs(ctx, slog.LevelInfo, "exported CA", slog.String(keyCA, kind), slog.String(keyPath, base))
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -68,7 +67,7 @@ func (s *memStore) CreateSecret(_ context.Context, name string, value []byte) er
 
 func testConfig() Config { return Config{NotFound: errNotFound, Conflict: errConflict} }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newTestCA creates a CA on a fresh in-memory store.
 func newTestCA(t testing.TB) *CA {

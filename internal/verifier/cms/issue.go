@@ -232,12 +232,17 @@ func checkDNSName(name string) error {
 		}
 		for i := 0; i < len(l); i++ {
 			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			if !isASCIIAlnum(c) && c != '-' {
 				return bad()
 			}
 		}
 	}
 	return nil
+}
+
+// isASCIIAlnum reports whether c is an ASCII letter or digit.
+func isASCIIAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // ParseCSR parses one PEM "CERTIFICATE REQUEST" block (nothing else may

@@ -203,12 +203,17 @@ func normalizeUUID(s string) (string, bool) {
 				return "", false
 			}
 		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			if !isHexDigit(c) {
 				return "", false
 			}
 		}
 	}
 	return strings.ToLower(s), true
+}
+
+// isHexDigit reports whether c is a hexadecimal digit, in either case.
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func (e *Enroller) listEndorsements(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,7 @@ func (q *queries) ListEKRegistrations(ctx context.Context) ([]EKRegistration, er
 	if err != nil {
 		return nil, fmt.Errorf("list ek registrations: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var rs []EKRegistration
 	for rows.Next() {
 		r, err := scanEKRegistration(rows)

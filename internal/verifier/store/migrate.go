@@ -110,7 +110,7 @@ func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	applied := map[int]bool{}
 	for rows.Next() {
 		var v int

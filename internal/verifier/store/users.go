@@ -83,7 +83,7 @@ func (q *queries) ListUsers(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var us []User
 	for rows.Next() {
 		u, err := scanUser(rows)
@@ -173,7 +173,7 @@ func (q *queries) queryRoles(ctx context.Context, query string, args ...any) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var roles []Role
 	index := map[string]int{}
 	for rows.Next() {

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
 	"log/slog"
 	"math/big"
 	"sync"
@@ -70,7 +69,7 @@ func TestTheAASRunsOnTheRealStore(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 	const pw = "the admin's long password"
 	cfg := aas.Config{Argon2: aas.Argon2Params{Memory: 64, Time: 1, Threads: 1}, AdminPassword: pw, Now: clk.Now}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	a, err := aas.New(ctx, cfg, New(st), selfSigned{clk.Now}, noCreds{}, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
