@@ -310,11 +310,24 @@ func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		return fmt.Errorf("%w: %q lacks the digitalSignature key usage", ErrCertificateUntrusted, leaf.Subject)
 	}
 	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
-		if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageCodeSigning) {
+		if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageCodeSigning) && !hasDocumentSigning(leaf) {
 			return fmt.Errorf("%w: %q is not a signing certificate (extended key usage)", ErrCertificateUntrusted, leaf.Subject)
 		}
 	}
 	return nil
+}
+
+// oidDocumentSigning is id-kp-documentSigning (RFC 9336), the extended key
+// usage of the CMS "Signing" certificates that sign flavors and reports.
+var oidDocumentSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 36}
+
+func hasDocumentSigning(c *x509.Certificate) bool {
+	for _, oid := range c.UnknownExtKeyUsage {
+		if oid.Equal(oidDocumentSigning) {
+			return true
+		}
+	}
+	return false
 }
 
 func verifyJWS(pub crypto.PublicKey, alg jwsAlg, msg, sig []byte) bool {
