@@ -112,7 +112,7 @@ func scanHost(row interface{ Scan(...any) error }) (Host, error) {
 		return Host{}, err
 	}
 	h.StatusAt, h.LastConnected = fromDBTime(statusAt), fromDBTime(connected)
-	h.Boot.Known, h.Boot.ResetCount = reset.Valid, uint32(reset.Int64) //nolint:gosec // stored from a uint32
+	h.Boot.Known, h.Boot.ResetCount = reset.Valid, uint32(reset.Int64)
 	h.Boot.RebootedAt, h.CreatedAt = fromDBTime(rebooted), fromDBTime(create)
 	return h, nil
 }
@@ -127,7 +127,7 @@ func (q *queries) strings(ctx context.Context, query string, args ...any) ([]str
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var out []string
 	for rows.Next() {
 		var s string
@@ -193,13 +193,13 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	for rows.Next() {
 		h, err := scanHost(rows)
 		if err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, fmt.Errorf("list hosts: %w", err)
 		}
 		hs = append(hs, h)
 	}
 	err = rows.Err()
-	rows.Close()
+	_ = rows.Close() // the groups are read next, on the same connection for SQLite memory
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
@@ -325,7 +325,7 @@ func (q *queries) ListFlavorGroups(ctx context.Context) ([]FlavorGroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list flavor groups: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var gs []FlavorGroup
 	for rows.Next() {
 		g, err := scanFlavorGroup(rows)
@@ -416,14 +416,14 @@ func (q *queries) flavors(ctx context.Context, what, query string, args ...any) 
 			create sql.NullInt64
 		)
 		if err := rows.Scan(&f.ID, &f.Part, &f.Label, &f.HostID, &f.HardwareUUID, &f.Signed, &create); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		f.CreatedAt = fromDBTime(create)
 		fs = append(fs, f)
 	}
 	err = rows.Err()
-	rows.Close()
+	_ = rows.Close() // the groups are read next, on the same connection for SQLite memory
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -629,7 +629,7 @@ func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, er
 	if err != nil {
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
 	var rs []Report
 	for rows.Next() {
 		r, err := scanReport(rows)

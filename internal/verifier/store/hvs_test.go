@@ -376,7 +376,7 @@ func testRebaselineAtomic(t *testing.T, s *Store) {
 	failed := errors.New("signing failed")
 	err := s.InTx(ctx, func(tx *Tx) error {
 		if n, err := tx.DeleteHostFlavors(ctx, "h1", []string{"PLATFORM", "OS", "IMA"}); err != nil || n != 2 {
-			return fmt.Errorf("DeleteHostFlavors = %d, %v; want 2", n, err)
+			return fmt.Errorf("DeleteHostFlavors = %d, %w; want 2", n, err)
 		}
 		if err := tx.CreateFlavor(ctx, flavorRec("p-new", "PLATFORM", "h1", "", "g1")); err != nil {
 			return err
@@ -511,7 +511,7 @@ func testConcurrentReports(t *testing.T, s *Store) {
 					if err := tx.CreateReport(ctx, report(fmt.Sprintf("r-%d-%02d", i, j), id, true, t0)); err != nil {
 						return err
 					}
-					return tx.SetHostBoot(ctx, id, HostBoot{Known: true, ResetCount: uint32(j)}) //nolint:gosec // small
+					return tx.SetHostBoot(ctx, id, HostBoot{Known: true, ResetCount: uint32(j)})
 				})
 			})
 		}

@@ -1,0 +1,557 @@
+package hvs
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/uuid"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// Hand-written fakes for the unit tests. The node side is real code (the
+// trust agent, the measured boot replayed from a real OVMF log, the IMA log
+// written as the kernel would) on a software TPM whose quotes are signed by
+// a software ECDSA AK: fast, and every pipeline decision is exercised on
+// real evidence. The integration test runs the same on swtpm over NATS.
+
+var discard = slog.New(slog.DiscardHandler)
+
+// softTPM is a TPM in software: SHA256 and SHA384 PCRs, a P-256 AK, a
+// reset count. It implements agent.TPM and sandbox.Extender.
+type softTPM struct {
+	mu     sync.Mutex
+	pcrs   map[string]*[24][]byte
+	reset  uint32
+	key    *ecdsa.PrivateKey
+	public []byte
+	name   []byte
+}
+
+var softBanks = map[string]crypto.Hash{evidence.BankSHA256: crypto.SHA256, evidence.BankSHA384: crypto.SHA384}
+var bankAlg = map[string]tpm2.TPMAlgID{evidence.BankSHA256: tpm2.TPMAlgSHA256, evidence.BankSHA384: tpm2.TPMAlgSHA384}
+
+func newSoftTPM(t testing.TB) *softTPM {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgECC,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true,
+			UserWithAuth: true, Restricted: true, SignEncrypt: true},
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme: tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgECDSA,
+				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256})},
+			CurveID: tpm2.TPMECCNistP256,
+			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+		}),
+		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+			X: tpm2.TPM2BECCParameter{Buffer: k.X.FillBytes(make([]byte, 32))},
+			Y: tpm2.TPM2BECCParameter{Buffer: k.Y.FillBytes(make([]byte, 32))},
+		}),
+	}
+	name, err := tpm2.ObjectName(&pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &softTPM{key: k, public: tpm2.Marshal(&pub), name: name.Buffer, reset: 1}
+	s.clear()
+	return s
+}
+
+func (s *softTPM) clear() {
+	s.pcrs = map[string]*[24][]byte{}
+	for bank, h := range softBanks {
+		var p [24][]byte
+		for i := range p {
+			p[i] = make([]byte, h.Size())
+		}
+		s.pcrs[bank] = &p
+	}
+}
+
+// Reboot resets the PCRs and counts a TPM reset.
+func (s *softTPM) Reboot() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clear()
+	s.reset++
+}
+
+func (s *softTPM) Extend(pcr int, bank string, digest []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := softBanks[bank]
+	if !ok || len(digest) != h.Size() || pcr < 0 || pcr > 23 {
+		return fmt.Errorf("soft tpm: bad extend of %s pcr %d", bank, pcr)
+	}
+	d := h.New()
+	d.Write(s.pcrs[bank][pcr])
+	d.Write(digest)
+	s.pcrs[bank][pcr] = d.Sum(nil)
+	return nil
+}
+
+func (s *softTPM) ActiveBanks() ([]string, error) {
+	return []string{evidence.BankSHA256, evidence.BankSHA384}, nil
+}
+
+func (s *softTPM) Quote(nonce []byte, pcrs []int, banks []string) (*evidence.QuoteResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rsp := &evidence.QuoteResponse{Version: evidence.Version, AKName: slices.Clone(s.name)}
+	var sel tpm2.TPMLPCRSelection
+	d := sha256.New()
+	sorted := slices.Sorted(slices.Values(pcrs))
+	for _, bank := range banks {
+		if _, ok := softBanks[bank]; !ok {
+			continue
+		}
+		mask := make([]byte, 3)
+		for _, i := range sorted {
+			mask[i/8] |= 1 << (i % 8)
+			v := slices.Clone(s.pcrs[bank][i])
+			rsp.PCRs = append(rsp.PCRs, evidence.PCRValue{Bank: bank, Index: i, Value: v})
+			d.Write(v)
+		}
+		sel.PCRSelections = append(sel.PCRSelections, tpm2.TPMSPCRSelection{Hash: bankAlg[bank], PCRSelect: mask})
+	}
+	attest := tpm2.TPMSAttest{
+		Magic:           tpm2.TPMGeneratedValue,
+		Type:            tpm2.TPMSTAttestQuote,
+		QualifiedSigner: tpm2.TPM2BName{Buffer: slices.Clone(s.name)},
+		ExtraData:       tpm2.TPM2BData{Buffer: nonce},
+		ClockInfo:       tpm2.TPMSClockInfo{Clock: 1000, ResetCount: s.reset, RestartCount: 0, Safe: true},
+		FirmwareVersion: 1,
+		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
+			PCRSelect: sel, PCRDigest: tpm2.TPM2BDigest{Buffer: d.Sum(nil)}}),
+	}
+	rsp.Attest = tpm2.Marshal(&attest)
+	digest := sha256.Sum256(rsp.Attest)
+	r, sv, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	sig := tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgECDSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA,
+		&tpm2.TPMSSignatureECC{Hash: tpm2.TPMAlgSHA256, SignatureR: tpm2.TPM2BECCParameter{Buffer: r.Bytes()},
+			SignatureS: tpm2.TPM2BECCParameter{Buffer: sv.Bytes()}})}
+	rsp.Signature = tpm2.Marshal(&sig)
+	return rsp, nil
+}
+
+func (s *softTPM) Info() (evidence.TPMInfo, error) {
+	return evidence.TPMInfo{Present: true, Version: "2.0", ActiveBanks: []string{evidence.BankSHA256, evidence.BankSHA384}}, nil
+}
+
+func (s *softTPM) ResetCount() (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reset, nil
+}
+
+func (s *softTPM) KeyInfo() (evidence.AKInfo, error) {
+	return evidence.AKInfo{Version: evidence.Version, AKPublic: slices.Clone(s.public), AKName: slices.Clone(s.name)}, nil
+}
+
+func (s *softTPM) ActivateCredential(_, _ []byte) ([]byte, error) {
+	return nil, errors.New("soft tpm: no credential activation")
+}
+
+// bootFiles are the files every node's IMA log measures after boot.
+var bootFiles = map[string]string{"/usr/bin/kata-runtime": "kata", "/usr/lib/systemd/systemd": "init"}
+
+// node is a simulated edge node: a software TPM through a real measured
+// boot, a file system root and the real trust agent.
+type node struct {
+	id    string
+	tpm   *softTPM
+	root  *sandbox.Root
+	agent *agent.Agent
+	banks []string
+	uuid  string
+	dir   string
+}
+
+func newNode(t testing.TB, id string) *node {
+	t.Helper()
+	sum := sha256.Sum256([]byte(id))
+	uuid := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	n := &node{id: id, tpm: newSoftTPM(t), uuid: uuid, dir: t.TempDir()}
+	n.boot(t, sandbox.BootLogSecureBootOn)
+	return n
+}
+
+// boot replays a measured boot and measures the boot files.
+func (n *node) boot(t testing.TB, log []byte) {
+	t.Helper()
+	banks, err := sandbox.ReplayEventLog(n.tpm, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sandbox.NewRoot(n.dir, n.uuid, "edge-"+n.id, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.MeasureFiles(n.tpm, banks, bootFiles); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: n.id}, n.tpm, measure.New(root.Dir), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.root, n.agent, n.banks = root, a, banks
+}
+
+// reboot resets the TPM and boots again, with the given firmware log
+// (default the first boot's).
+func (n *node) reboot(t testing.TB, log ...[]byte) {
+	t.Helper()
+	n.tpm.Reboot()
+	if len(log) == 0 {
+		log = [][]byte{sandbox.BootLogSecureBootOn}
+	}
+	n.boot(t, log[0])
+}
+
+// bootLogCmdline2 is a Secure Boot log of the same firmware with another
+// kernel command line: PCR 9 differs (see internal/appraise/testdata/ovmf).
+func bootLogCmdline2(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../appraise/testdata/ovmf/sb-on-cmdline2.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// extend extends a PCR of every bank with a digest nobody expects.
+func (n *node) extend(t testing.TB, pcr int) {
+	t.Helper()
+	for _, bank := range n.banks {
+		if err := n.tpm.Extend(pcr, bank, make([]byte, softBanks[bank].Size())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// measureFile measures a file into PCR 10 and the IMA log.
+func (n *node) measureFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{path: content}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeAgent serves quotes from nodes, and can be made to fail, block or
+// tamper with its answers.
+type fakeAgent struct {
+	mu     sync.Mutex
+	nodes  map[string]*node
+	err    error
+	tamper func(req *evidence.QuoteRequest, resp *evidence.QuoteResponse)
+	// entered, when set, receives a value when a quote starts, and the
+	// quote waits for release.
+	entered chan struct{}
+	release chan struct{}
+	calls   atomic.Int32
+	reqs    []evidence.QuoteRequest
+}
+
+func newFakeAgent(nodes ...*node) *fakeAgent {
+	f := &fakeAgent{nodes: map[string]*node{}}
+	for _, n := range nodes {
+		f.nodes[n.id] = n
+	}
+	return f
+}
+
+func (f *fakeAgent) Quote(ctx context.Context, hostID string, req evidence.QuoteRequest) (*evidence.QuoteResponse, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	n, err, tamper, entered, release := f.nodes[hostID], f.err, f.tamper, f.entered, f.release
+	f.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+		<-release
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, fmt.Errorf("no node %q", hostID)
+	}
+	resp, err := n.agent.Evidence(ctx, req)
+	if err != nil {
+		// As agentclient reports an error the agent answered with.
+		return nil, &agentclient.AgentError{HostID: hostID, Request: bus.QuoteRequest, Code: evidence.CodeInternal, Message: err.Error()}
+	}
+	if tamper != nil {
+		tamper(&req, resp)
+	}
+	return resp, nil
+}
+
+func (f *fakeAgent) set(fn func(f *fakeAgent)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeAgent) lastRequest() evidence.QuoteRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reqs[len(f.reqs)-1]
+}
+
+// fakeEnroller enrolls a node's AK on Enroll (unless refuse is set) and
+// answers VerifyAK from what it enrolled.
+type fakeEnroller struct {
+	mu       sync.Mutex
+	agent    *fakeAgent
+	enrolled map[string][]byte
+	refuse   error
+}
+
+func newFakeEnroller(a *fakeAgent) *fakeEnroller {
+	return &fakeEnroller{agent: a, enrolled: map[string][]byte{}}
+}
+
+func (e *fakeEnroller) Enroll(_ context.Context, hostID string) (store.AKEnrollment, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.refuse != nil {
+		return store.AKEnrollment{}, e.refuse
+	}
+	e.agent.mu.Lock()
+	n := e.agent.nodes[hostID]
+	e.agent.mu.Unlock()
+	if n == nil {
+		return store.AKEnrollment{}, fmt.Errorf("ak info of host %q: no agent", hostID)
+	}
+	info, _ := n.tpm.KeyInfo()
+	e.enrolled[hostID] = info.AKPublic
+	return store.AKEnrollment{HostID: hostID, AKPublic: info.AKPublic, AKName: info.AKName}, nil
+}
+
+func (e *fakeEnroller) VerifyAK(_ context.Context, hostID string) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ak, ok := e.enrolled[hostID]
+	if !ok {
+		return nil, &enroll.AKError{HostID: hostID, Reason: enroll.AKNotEnrolled, Err: store.ErrNotFound}
+	}
+	return ak, nil
+}
+
+// fakePublisher records what is published.
+type fakePublisher struct {
+	mu   sync.Mutex
+	msgs map[string][]string
+}
+
+func (p *fakePublisher) Publish(subject string, data []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.msgs == nil {
+		p.msgs = map[string][]string{}
+	}
+	p.msgs[subject] = append(p.msgs[subject], string(data))
+	return nil
+}
+
+func (p *fakePublisher) published(subject string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.msgs[subject])
+}
+
+// failingSigner refuses to sign reports.
+type failingSigner struct{}
+
+func (failingSigner) Sign(*report.Report) (string, error) { return "", errors.New("hsm unavailable") }
+func (failingSigner) EAR(*report.Report, string, time.Time) (string, error) {
+	return "", errors.New("hsm unavailable")
+}
+
+// clock is a fake clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Microsecond)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fakeCA issues signing certificates without an extended key usage from a
+// root made for the test. It stands in for CMS because flavor.Verify today
+// refuses CMS signing certificates (they carry id-kp-documentSigning, which
+// report.Verify requires); the integration test runs the real CMS.
+type fakeCA struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+	now  func() time.Time
+}
+
+func newFakeCA(t testing.TB) *fakeCA {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake CMS root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeCA{key: k, cert: c, now: time.Now}
+}
+
+func (c *fakeCA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: c.now().Add(-time.Hour), NotAfter: c.now().Add(ttl), KeyUsage: x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{leaf, c.cert}, nil
+}
+
+func (c *fakeCA) RootPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.cert)
+	return p
+}
+
+// env is a Service on a real SQLite store, with fakes for the agents,
+// enrollment, the CA and publishing.
+type env struct {
+	svc   *Service
+	st    *store.Store
+	agent *fakeAgent
+	enr   *fakeEnroller
+	pub   *fakePublisher
+	clock *clock
+}
+
+type envOption func(cfg *Config, deps *Deps)
+
+func newEnv(t testing.TB, nodes []*node, opts ...envOption) *env {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return newEnvOn(t, st, nodes, opts...)
+}
+
+func newEnvOn(t testing.TB, st *store.Store, nodes []*node, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	e := &env{st: st, agent: newFakeAgent(nodes...), pub: &fakePublisher{}, clock: newClock()}
+	e.enr = newFakeEnroller(e.agent)
+	cfg := Config{Now: e.clock.Now}
+	ca := newFakeCA(t)
+	ca.now = e.clock.Now
+	deps := Deps{Store: st, Agent: e.agent, Enroller: e.enr, CA: ca, Publisher: e.pub}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	if e.svc, err = New(ctx, cfg, deps, discard); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// register stores the node as a host in group automatic and enrolls it.
+func (e *env) register(t testing.TB, n *node) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := e.st.FlavorGroupByName(ctx, "automatic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateHost(ctx, store.Host{ID: n.id, Name: "edge-" + n.id, ConnectionString: "nats://" + n.id,
+		FlavorGroupIDs: []string{g.ID}, Status: report.StatusUnknown}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.enr.Enroll(ctx, n.id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// baseline registers the node and makes its PLATFORM, OS and IMA flavors.
+func (e *env) baseline(t testing.TB, n *node) []string {
+	t.Helper()
+	e.register(t, n)
+	fs, err := e.svc.FlavorsFromHost(context.Background(), n.id, DefaultRebaselineParts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.Flavor.Meta.ID)
+	}
+	return ids
+}
+
+func (e *env) roots() *x509.CertPool { return e.svc.roots }
+
+func uuidString() string { return uuid.NewString() }

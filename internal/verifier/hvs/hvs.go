@@ -1,0 +1,359 @@
+// Package hvs is the Host Verification Service: hosts, flavor groups,
+// flavors and trust reports.
+//
+// A report is made by one pipeline (Service.CreateReport): the host's
+// enrolled AK (enroll.VerifyAK) → a fresh quote with a new 32-byte nonce
+// (agent over NATS) → appraise.Appraise → flavor.Evaluate against the flavors
+// of the host's groups → report.Report → JWS → store → publish. Evidence
+// faults (quote, replay, AK, connection) go to Report.Faults and make the
+// report untrusted whatever the flavors say; OVERALL is then false too, so
+// that readers of trust_information alone never see a trusted host. An agent
+// that does not answer gives a stored, untrusted report naming the cause.
+//
+// Flavor binding: a flavor applies to a host when it is in one of the
+// host's groups and is bound to no host or to this one. Flavors made from a
+// live host (POST /flavors from a host, rebaseline) are bound to it by host
+// id and carry its hardware_uuid in meta.description; uploaded flavors are
+// fleet-wide unless their meta.description.hardware_uuid names a host
+// (HOST_UNIQUE flavors always do), and then apply to hosts whose agent
+// reports that hardware UUID.
+//
+// The IMA log is read incrementally within a boot: the host's row keeps the
+// reset count, IMA offset, PCR 10 value and the entries of its current boot
+// from the last verified quote; a changed reset count starts over at 0 (and
+// is recorded as a reboot). Flavors are always made from a full read.
+//
+// Reports are published as their compact JWS on trust-reports.<host-id>.
+package hvs
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/singleflight"
+
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// Agent is what HVS needs of a host's trust agent; *agentclient.Client is one.
+type Agent interface {
+	Quote(ctx context.Context, hostID string, req evidence.QuoteRequest) (*evidence.QuoteResponse, error)
+}
+
+// Enroller enrolls a host's AK and says which AK its quotes must be signed
+// by; *enroll.Enroller is one. VerifyAK returns an *enroll.AKError when the
+// host's AK is not accepted.
+type Enroller interface {
+	Enroll(ctx context.Context, hostID string) (store.AKEnrollment, error)
+	VerifyAK(ctx context.Context, hostID string) ([]byte, error)
+}
+
+// CA issues HVS's signing certificate and holds the roots flavors and
+// reports chain to; *cms.CA is one.
+type CA interface {
+	IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error)
+	RootPool() *x509.CertPool
+}
+
+// ReportSigner signs reports; *report.Signer is one.
+type ReportSigner interface {
+	Sign(r *report.Report) (string, error)
+	EAR(r *report.Report, profile string, now time.Time) (string, error)
+}
+
+// Publisher publishes a message; *nats.Conn is one.
+type Publisher interface {
+	Publish(subject string, data []byte) error
+}
+
+// Deps are the parts HVS works with.
+type Deps struct {
+	Store    *store.Store
+	Agent    Agent
+	Enroller Enroller
+	CA       CA
+	// NewReportSigner makes the report signer for HVS's signing key
+	// (default: report.NewSigner).
+	NewReportSigner func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error)
+	// Publisher receives the reports (default: NATS when set, else none).
+	Publisher Publisher
+	// NATS, when set, is subscribed to the agents' events by Run.
+	NATS *nats.Conn
+}
+
+// Config tunes HVS. Zero values take the defaults.
+type Config struct {
+	// PCRs are quoted in every bank of Banks (default 0-10).
+	PCRs  []int
+	Banks []string // default SHA384, SHA256
+	// ReportValidity is how long a report holds (default 1h).
+	ReportValidity time.Duration
+	// RefreshMargin: hosts whose latest report expires within it are
+	// attested again (default 10m), checked every RefreshInterval (default 1m).
+	RefreshMargin, RefreshInterval time.Duration
+	// Workers make async reports from a queue of QueueSize hosts
+	// (defaults 2 and 1024).
+	Workers, QueueSize int
+	// ReportTimeout bounds one report, agent round trips included
+	// (default 60s; the agent client has its own, shorter timeout).
+	ReportTimeout time.Duration
+	// SigningValidity is the lifetime of HVS's signing certificate (default
+	// 30 days); it is re-issued when a third of it is left.
+	SigningValidity time.Duration
+	// Templates make flavors from hosts (default flavor.DefaultTemplates).
+	Templates []flavor.Template
+	// EARProfile is the eat_profile of EAR tokens (default the report package's).
+	EARProfile string
+	// Now is the clock (default time.Now); NewID makes flavor and group IDs
+	// (default random UUIDs).
+	Now   func() time.Time
+	NewID func() string
+}
+
+func (c *Config) setDefaults() error {
+	if c.PCRs == nil {
+		c.PCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	}
+	if c.Banks == nil {
+		c.Banks = []string{evidence.BankSHA384, evidence.BankSHA256}
+	}
+	var errs []error
+	check := evidence.QuoteRequest{Nonce: []byte{1}, PCRs: c.PCRs, Banks: c.Banks}
+	if err := check.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("hvs config: %w", err))
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"ReportValidity", &c.ReportValidity, time.Hour},
+		{"RefreshMargin", &c.RefreshMargin, 10 * time.Minute},
+		{"RefreshInterval", &c.RefreshInterval, time.Minute},
+		{"ReportTimeout", &c.ReportTimeout, 60 * time.Second},
+		{"SigningValidity", &c.SigningValidity, 30 * 24 * time.Hour},
+	} {
+		switch {
+		case *d.v < 0:
+			errs = append(errs, fmt.Errorf("hvs config: %s must not be negative, got %s", d.name, *d.v))
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 2
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1024
+	}
+	if c.Templates == nil {
+		c.Templates = flavor.DefaultTemplates()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = uuid.NewString
+	}
+	return errors.Join(errs...)
+}
+
+// Log field keys.
+const (
+	keyHost    = "host_id"
+	keyReport  = "report_id"
+	keyStatus  = "host_status"
+	keyTrusted = "trusted"
+	keyFaults  = "faults"
+	keyError   = "error"
+	keySubject = "subject"
+	keyCount   = "count"
+	keyEvent   = "event"
+)
+
+// Service is HVS. It is safe for concurrent use.
+type Service struct {
+	cfg       Config
+	store     *store.Store
+	agent     Agent
+	enroller  Enroller
+	ca        CA
+	roots     *x509.CertPool
+	newSigner func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error)
+	publisher Publisher
+	nc        *nats.Conn
+	logger    *slog.Logger
+	templates []*flavor.CompiledTemplate
+
+	signingMu sync.Mutex
+	signing   *signingKey
+
+	flight  singleflight.Group
+	queue   chan string
+	pending sync.Map // host id → struct{}: queued or being made async
+}
+
+// New returns HVS: it creates the default flavor groups on first start and
+// loads (or has CMS issue) its signing certificate.
+func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Service, error) {
+	if deps.Store == nil || deps.Agent == nil || deps.Enroller == nil || deps.CA == nil || logger == nil {
+		return nil, errors.New("hvs: store, agent, enroller, ca and logger are required")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, store: deps.Store, agent: deps.Agent, enroller: deps.Enroller, ca: deps.CA,
+		roots: deps.CA.RootPool(), newSigner: deps.NewReportSigner, publisher: deps.Publisher,
+		nc: deps.NATS, logger: logger, queue: make(chan string, cfg.QueueSize),
+	}
+	if s.newSigner == nil {
+		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
+			return report.NewSigner(key, chain)
+		}
+	}
+	if s.publisher == nil && s.nc != nil {
+		s.publisher = s.nc
+	}
+	for _, t := range cfg.Templates {
+		c, err := flavor.Compile(t)
+		if err != nil {
+			return nil, fmt.Errorf("hvs: flavor template %q: %w", t.ID, err)
+		}
+		s.templates = append(s.templates, c)
+	}
+	if err := s.createDefaultGroups(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := s.signingKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// createDefaultGroups creates the groups of flavor.DefaultGroups that do not
+// exist; replicas starting together race, and the losers find the group.
+func (s *Service) createDefaultGroups(ctx context.Context) error {
+	for _, g := range flavor.DefaultGroups() {
+		if _, err := s.store.FlavorGroupByName(ctx, g.Name); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("hvs: %w", err)
+		}
+		g.ID = s.cfg.NewID()
+		rec, err := groupRecord(g, s.cfg.Now())
+		if err != nil {
+			return fmt.Errorf("hvs: default group %q: %w", g.Name, err)
+		}
+		if err := s.store.CreateFlavorGroup(ctx, rec); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("hvs: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run makes async reports, refreshes reports about to expire and, with a
+// NATS connection, attests hosts on their boot and IMA events, until ctx
+// ends or one of them fails.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	start := func(f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+			}
+			cancel()
+		})
+	}
+	for range s.cfg.Workers {
+		start(s.work)
+	}
+	start(s.refresh)
+	if s.nc != nil {
+		start(s.subscribeEvents)
+	}
+	wg.Wait()
+	return first
+}
+
+// ErrQueueFull: the async report queue is full; try again later.
+var ErrQueueFull = errors.New("the report queue is full")
+
+// Enqueue queues an async report of the host. A host already queued (or
+// being appraised from the queue) is not queued twice.
+func (s *Service) Enqueue(hostID string) error {
+	if _, loaded := s.pending.LoadOrStore(hostID, struct{}{}); loaded {
+		return nil
+	}
+	select {
+	case s.queue <- hostID:
+		return nil
+	default:
+		s.pending.Delete(hostID)
+		return fmt.Errorf("queue report of host %q: %w", hostID, ErrQueueFull)
+	}
+}
+
+func (s *Service) work(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case id := <-s.queue:
+			s.pending.Delete(id)
+			if _, err := s.CreateReport(ctx, id); err != nil && ctx.Err() == nil {
+				s.logger.LogAttrs(ctx, slog.LevelWarn, "async report failed", slog.String(keyHost, id), slog.String(keyError, err.Error()))
+			}
+		}
+	}
+}
+
+// refresh queues the hosts whose latest report expires within the margin
+// (and those without a report).
+func (s *Service) refresh(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.RefreshInterval)
+	defer tick.Stop()
+	for {
+		ids, err := s.store.HostsToRefresh(ctx, s.cfg.Now().Add(s.cfg.RefreshMargin))
+		if err != nil && ctx.Err() == nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyError, err.Error()))
+		}
+		queued := 0
+		for _, id := range ids {
+			if err := s.Enqueue(id); err != nil {
+				s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyHost, id), slog.String(keyError, err.Error()))
+				break
+			}
+			queued++
+		}
+		if queued > 0 {
+			s.logger.LogAttrs(ctx, slog.LevelDebug, "reports refreshed", slog.Int(keyCount, queued))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

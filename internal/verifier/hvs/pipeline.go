@@ -1,0 +1,420 @@
+package hvs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// Fault names of the report pipeline, beside appraise's: the evidence could
+// not be had, and why.
+const (
+	// FaultAikCertificateTrusted: the host has no enrolled AK, or its AK
+	// certificate is not trusted; no quote is accepted.
+	FaultAikCertificateTrusted = "AikCertificateTrusted"
+	// FaultAgentTimeout: the agent did not answer in time.
+	FaultAgentTimeout = "AgentTimeout"
+	// FaultAgentUnreachable: no agent of the host is connected, or the
+	// request failed in transport.
+	FaultAgentUnreachable = "AgentUnreachable"
+	// FaultAgentBadReply: the agent's reply does not decode.
+	FaultAgentBadReply = "AgentBadReply"
+	// FaultAgentError: the agent answered with an error of its own.
+	FaultAgentError = "AgentError"
+)
+
+// bootState is what HVS keeps of a host's current boot (store.HostBoot.State):
+// where the next incremental IMA read starts and the entries read so far.
+type bootState struct {
+	IMAOffset  int                 `json:"ima_offset"`
+	IMAValues  map[string][]byte   `json:"ima_pcr10,omitempty"`
+	IMAEntries []appraise.IMAEntry `json:"ima_entries,omitempty"`
+}
+
+func decodeBoot(b store.HostBoot) bootState {
+	var st bootState
+	if !b.Known || len(b.State) == 0 || json.Unmarshal(b.State, &st) != nil || st.IMAOffset < 0 {
+		return bootState{}
+	}
+	return st
+}
+
+// collected is the outcome of asking a host for evidence and appraising it:
+// a verdict, or the status and faults of why there is none.
+type collected struct {
+	status  string
+	faults  []appraise.Fault
+	req     evidence.QuoteRequest
+	resp    *evidence.QuoteResponse
+	verdict *appraise.Verdict
+	// prior is the boot state the request continued from (IMAOffset > 0).
+	prior bootState
+}
+
+func newNonce() ([]byte, error) {
+	n := make([]byte, evidence.NonceSize)
+	if _, err := rand.Read(n); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Service) quoteRequest(offset int) (evidence.QuoteRequest, error) {
+	nonce, err := newNonce()
+	if err != nil {
+		return evidence.QuoteRequest{}, err
+	}
+	return evidence.QuoteRequest{
+		Version: evidence.Version, Nonce: nonce, PCRs: slices.Clone(s.cfg.PCRs), Banks: slices.Clone(s.cfg.Banks),
+		EventLog: true, IMAMeasureEnabled: true, IMAOffset: offset,
+	}, nil
+}
+
+// collect asks the host for a fresh quote and appraises it. With
+// incremental, the IMA log is read from the offset of the host's current
+// boot; a quote that shows another boot is asked for again from 0. The
+// error is an infrastructure failure only: an unreachable agent or an AK
+// that is not accepted is a collected status with faults.
+func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, now time.Time) (collected, error) {
+	ak, err := s.enroller.VerifyAK(ctx, h.ID)
+	var akErr *enroll.AKError
+	if errors.As(err, &akErr) {
+		return collected{status: report.StatusAIKNotProvisioned, faults: []appraise.Fault{{
+			Name: FaultAikCertificateTrusted, Description: err.Error()}}}, nil
+	} else if err != nil {
+		return collected{}, fmt.Errorf("ak of host %q: %w", h.ID, err)
+	}
+	var prior bootState
+	if incremental {
+		prior = decodeBoot(h.Boot)
+	}
+	c, err := s.quote(ctx, h.ID, ak, prior, now)
+	if err != nil || c.req.IMAOffset == 0 || !c.retryFull(h.Boot) {
+		return c, err
+	}
+	// The incremental read did not work out: the host rebooted since its
+	// last verified quote (its IMA log starts over), or the agent refused
+	// the offset, or the IMA replay failed. A full read decides.
+	return s.quote(ctx, h.ID, ak, bootState{}, now)
+}
+
+// retryFull reports whether an incremental quote should be asked for again
+// with the whole IMA log: not when the agent is unreachable.
+func (c collected) retryFull(prev store.HostBoot) bool {
+	if c.verdict == nil {
+		return c.status != report.StatusConnectionTimeout && c.status != report.StatusConnectionFailure
+	}
+	if rc, ok := c.verdict.ResetCount(); ok && rc != prev.ResetCount {
+		return true
+	}
+	return slices.ContainsFunc(c.verdict.Faults, func(f appraise.Fault) bool {
+		return f.Name == appraise.FaultIMAReplay || f.Name == appraise.FaultIMAUnparsable
+	})
+}
+
+func (s *Service) quote(ctx context.Context, hostID string, ak []byte, prior bootState, now time.Time) (collected, error) {
+	req, err := s.quoteRequest(prior.IMAOffset)
+	if err != nil {
+		return collected{}, err
+	}
+	c := collected{req: req, prior: prior}
+	resp, err := s.agent.Quote(ctx, hostID, req)
+	if err != nil {
+		c.status, c.faults = agentFault(err)
+		return c, nil
+	}
+	v := appraise.Appraise(appraise.Input{AKPublic: ak, Request: req, Response: resp, IMAStart: prior.IMAValues}, now)
+	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
+	return c, nil
+}
+
+// agentFault gives a failed agent request its host status and fault.
+func agentFault(err error) (string, []appraise.Fault) {
+	f := func(name string) []appraise.Fault { return []appraise.Fault{{Name: name, Description: err.Error()}} }
+	var ae *agentclient.AgentError
+	switch {
+	case errors.Is(err, agentclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return report.StatusConnectionTimeout, f(FaultAgentTimeout)
+	case errors.Is(err, agentclient.ErrBadReply):
+		return report.StatusConnectionFailure, f(FaultAgentBadReply)
+	case errors.As(err, &ae):
+		switch ae.Code {
+		case evidence.CodeTPMUnavailable:
+			return report.StatusTPMNotPresent, f(FaultAgentError)
+		case evidence.CodeAKMissing:
+			return report.StatusAIKNotProvisioned, f(FaultAgentError)
+		}
+		return report.StatusConnected, f(FaultAgentError)
+	}
+	return report.StatusConnectionFailure, f(FaultAgentUnreachable)
+}
+
+// ErrNotFound is wrapped by errors about a host, flavor, group or report
+// that does not exist.
+var ErrNotFound = store.ErrNotFound
+
+// CreateReport attests the host now and returns its stored, signed report.
+// Concurrent calls for one host share one quote and one report. The error
+// is an infrastructure failure (or ErrNotFound for an unknown host); a host
+// that cannot be attested gets an untrusted report that says why.
+func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Report, error) {
+	ch := s.flight.DoChan(hostID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ReportTimeout)
+		defer cancel()
+		return s.makeReport(ctx, hostID)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("report of host %q: %w", hostID, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*report.Report), nil
+	}
+}
+
+func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report, error) {
+	h, err := s.store.HostByID(ctx, hostID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("report id: %w", err)
+	}
+	r := &report.Report{
+		ID: id.String(), HostID: h.ID, HostName: h.Name, Created: now, Expiration: now.Add(s.cfg.ReportValidity),
+		TrustInformation: flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}},
+	}
+	logger := s.logger.With(slog.String(keyHost, h.ID), slog.String(keyReport, r.ID))
+	c, err := s.collect(ctx, h, true, now)
+	if err != nil {
+		return nil, err
+	}
+	r.HostStatus = c.status
+	r.HostInfo = report.NewHostInfo(nil, appraise.SecureBootState{}, false)
+	r.HostInfo.HostName = h.Name
+	r.HostInfo.HardwareUUID = h.HardwareUUID
+	var boot *store.HostBoot
+	hwUUID := h.HardwareUUID
+	if v := c.verdict; v == nil {
+		r.Faults = c.faults
+	} else {
+		r.Nonce = c.req.Nonce
+		r.Faults = slices.Clone(v.Faults)
+		facts := flavor.FactsFromVerdict(v)
+		if facts.IMAReplayed && c.req.IMAOffset > 0 {
+			facts.IMAEntries = append(slices.Clone(c.prior.IMAEntries), facts.IMAEntries...)
+		}
+		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
+			hwUUID = hi.HardwareUUID
+		}
+		ti, err := s.evaluate(ctx, h, hwUUID, facts, now)
+		if err != nil {
+			return nil, err
+		}
+		r.TrustInformation = ti
+		r.HostInfo = report.NewHostInfo(c.resp.HostInfo, v.SecureBoot, secureBootVerified(v, facts))
+		if rc, ok := v.ResetCount(); ok {
+			r.ResetCount = rc
+			r.Rebooted = h.Boot.Known && rc != h.Boot.ResetCount
+			b := nextBoot(h.Boot, c, facts, now)
+			boot = &b
+		}
+	}
+	if len(r.Faults) > 0 {
+		// Readers of trust_information alone must not see a trusted host.
+		r.TrustInformation.Overall = false
+	}
+	key, err := s.signingKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jws, err := key.report.Sign(r)
+	if err != nil {
+		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
+	}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
+			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}); err != nil {
+			return err
+		}
+		if err := tx.SetHostStatus(ctx, h.ID, r.HostStatus, now, c.verdict != nil); err != nil {
+			return err
+		}
+		if hwUUID != h.HardwareUUID {
+			if err := tx.SetHostHardwareUUID(ctx, h.ID, hwUUID); err != nil {
+				return err
+			}
+		}
+		if boot != nil {
+			return tx.SetHostBoot(ctx, h.ID, *boot)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "report", slog.Bool(keyTrusted, r.Trusted()),
+		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
+	s.publish(ctx, logger, h.ID, jws)
+	return r, nil
+}
+
+// publish sends the report's JWS on trust-reports.<host-id>. A failure is
+// logged: the report is stored and can be read.
+func (s *Service) publish(ctx context.Context, logger *slog.Logger, hostID, jws string) {
+	if s.publisher == nil {
+		return
+	}
+	subject, err := bus.ReportSubject(hostID)
+	if err == nil {
+		err = s.publisher.Publish(subject, []byte(jws))
+	}
+	if err != nil {
+		logger.LogAttrs(ctx, slog.LevelWarn, "publish report", slog.String(keyError, err.Error()))
+	}
+}
+
+// faultNames lists the report's evidence faults and the faults of its parts.
+func faultNames(r *report.Report) []string {
+	var names []string
+	for _, f := range r.Faults {
+		names = append(names, f.Name)
+	}
+	for _, p := range flavor.Parts() {
+		for _, rule := range r.TrustInformation.FlavorsTrust[p].Rules {
+			for _, f := range rule.Faults {
+				names = append(names, string(p)+":"+f.Name)
+			}
+		}
+	}
+	return names
+}
+
+// secureBootVerified: the Secure Boot state was read from PCR 7 events that
+// replayed to the quoted PCR 7.
+func secureBootVerified(v *appraise.Verdict, facts flavor.Facts) bool {
+	if v.Quote == nil || v.SecureBoot.Bank == "" || !facts.Replayed[v.SecureBoot.Bank][7] {
+		return false
+	}
+	return !slices.ContainsFunc(v.Faults, func(f appraise.Fault) bool { return f.Name == appraise.FaultSecureBootUnparsable })
+}
+
+// nextBoot is the host's boot after a verified quote: a new reset count
+// starts a new boot (a reboot when one was known); the IMA state moves on
+// when the IMA log replayed, and stays put otherwise.
+func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Time) store.HostBoot {
+	rc, _ := c.verdict.ResetCount()
+	same := prev.Known && rc == prev.ResetCount
+	b := store.HostBoot{Known: true, ResetCount: rc, RebootedAt: prev.RebootedAt, State: prev.State}
+	if !same {
+		b.State = nil
+		if prev.Known {
+			b.RebootedAt = now
+		}
+	}
+	v := c.verdict
+	if !facts.IMAReplayed || v.IMANextValue == nil {
+		return b
+	}
+	bank := ""
+	for _, candidate := range []string{evidence.BankSHA384, evidence.BankSHA256, evidence.BankSHA1} {
+		if _, ok := v.Quote.PCRs[candidate][10]; ok {
+			bank = candidate
+			break
+		}
+	}
+	st := bootState{IMAOffset: v.IMANextOffset, IMAValues: map[string][]byte{bank: v.IMANextValue}, IMAEntries: facts.IMAEntries}
+	if enc, err := json.Marshal(st); err == nil {
+		b.State = enc
+	}
+	return b
+}
+
+// evaluate appraises the facts against every group of the host; a part
+// evaluated by several groups must be trusted by each.
+func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, now time.Time) (flavor.TrustInformation, error) {
+	ti := flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
+	overall := len(h.FlavorGroupIDs) > 0
+	for _, gid := range h.FlavorGroupIDs {
+		rec, err := s.store.FlavorGroupByID(ctx, gid)
+		if err != nil {
+			return ti, err
+		}
+		g, err := decodeGroup(rec)
+		if err != nil {
+			return ti, err
+		}
+		recs, err := s.store.HostFlavors(ctx, gid, h.ID, hwUUID)
+		if err != nil {
+			return ti, err
+		}
+		flavors := make([]flavor.SignedFlavor, 0, len(recs))
+		for _, fr := range recs {
+			var sf flavor.SignedFlavor
+			if err := json.Unmarshal(fr.Signed, &sf); err != nil {
+				// A stored flavor that does not decode is kept with its ID
+				// only: FlavorTrusted fails on it.
+				sf = flavor.SignedFlavor{Flavor: flavor.Flavor{Meta: flavor.Meta{ID: fr.ID,
+					Description: flavor.Description{FlavorPart: flavor.Part(fr.Part)}}}}
+			}
+			flavors = append(flavors, sf)
+		}
+		gti, err := flavor.Evaluate(g, flavors, facts, s.roots, now)
+		if err != nil {
+			return ti, fmt.Errorf("flavor group %q: %w", g.Name, err)
+		}
+		overall = overall && gti.Overall
+		for p, pt := range gti.FlavorsTrust {
+			if prev, ok := ti.FlavorsTrust[p]; ok {
+				pt = flavor.PartTrust{Trust: prev.Trust && pt.Trust, Rules: append(prev.Rules, pt.Rules...)}
+			}
+			ti.FlavorsTrust[p] = pt
+		}
+	}
+	ti.Overall = overall && len(ti.FlavorsTrust) > 0
+	return ti, nil
+}
+
+// groupRecord and decodeGroup convert between a flavor group and its row.
+func groupRecord(g flavor.Group, now time.Time) (store.FlavorGroup, error) {
+	if err := g.Validate(); err != nil {
+		return store.FlavorGroup{}, err
+	}
+	b, err := json.Marshal(g.MatchPolicies)
+	if err != nil {
+		return store.FlavorGroup{}, err
+	}
+	return store.FlavorGroup{ID: g.ID, Name: g.Name, Policies: b, CreatedAt: now}, nil
+}
+
+func decodeGroup(rec store.FlavorGroup) (flavor.Group, error) {
+	g := flavor.Group{ID: rec.ID, Name: rec.Name}
+	if err := json.Unmarshal(rec.Policies, &g.MatchPolicies); err != nil {
+		return flavor.Group{}, fmt.Errorf("flavor group %q: stored policies: %w", rec.Name, err)
+	}
+	return g, nil
+}
