@@ -18,8 +18,13 @@ pgport=$((20000 + RANDOM % 20000))
 TC_TEST_POSTGRES_URL=$(hack/postgres.sh start "$work/pg" "$pgport" | tail -n 1)
 export TC_TEST_POSTGRES_URL
 
+# A real kube-apiserver and etcd, built from their Go modules (cached).
+echo "== kube-apiserver and etcd"
+KUBEBUILDER_ASSETS=$(hack/kube-tools.sh)
+export KUBEBUILDER_ASSETS
+
 # Tests that need these parts fail instead of skipping.
-export TC_TEST_REQUIRE=swtpm,swtpm_setup,simulator,postgres
+export TC_TEST_REQUIRE=swtpm,swtpm_setup,simulator,postgres,kube
 export CGO_ENABLED=1
 
 echo "== go vet"

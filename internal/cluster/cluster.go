@@ -1,0 +1,135 @@
+// Package cluster is the Kubernetes adapter the attestation manager acts
+// through. It labels Nodes, cordons and taints them, sets the
+// TrustedAttestation Node condition, records Events on Nodes and evicts pods.
+// It decides nothing: the manager tells it what happened and it makes the
+// Node say so, idempotently, with the permissions listed in rbac.yaml.
+//
+// All state lives in the Node objects (labels, annotations, spec, condition),
+// so a manager that restarts halfway through an action picks up where it
+// stopped: every method reads the Node first and writes only what differs.
+// Nodes are changed by strategic-merge PATCH, never by a full update, so
+// fields other clients own survive; the taint list, which Kubernetes
+// replaces as a whole, is patched with a resourceVersion precondition and
+// retried on conflict.
+//
+// Nothing here uncordons a Node on its own. Only Onboarded, which the manager
+// calls after an operator asked for re-onboarding and a fresh attestation
+// passed, lifts the cordon, and only a cordon this package set
+// (AnnotationCordonedBy); an operator's own cordon stays.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Labels, annotations, the taint and the Node condition this package owns.
+const (
+	// LabelEnabled selects the Nodes that take part in Trusted Compute
+	// (value "true"). This package never changes it and refuses to act on
+	// Nodes without it.
+	LabelEnabled = "trustedcompute.io/enabled"
+	// LabelStatus holds the node's Status.
+	LabelStatus = "trustedcompute.io/status"
+	// LabelReady is "true" on Verified Nodes that also have Secure Boot and
+	// full-disk encryption on; confidential workloads select it. It is
+	// absent otherwise.
+	LabelReady = "trustedcompute.io/ready"
+	// AnnotationHostID names the host in the verifier; without it the
+	// host id is the Node's SMBIOS system UUID.
+	AnnotationHostID = "trustedcompute.io/host-id"
+	// AnnotationOnboard is set by an operator (any non-empty value) to ask
+	// for re-onboarding; Onboarded removes it.
+	AnnotationOnboard = "trustedcompute.io/onboard"
+	// AnnotationLastReport holds the id of the last trust report acted on.
+	AnnotationLastReport = "trustedcompute.io/last-report"
+	// AnnotationCordonedBy is set when this package cordoned the Node, so
+	// that Onboarded lifts only its own cordon.
+	AnnotationCordonedBy = "trustedcompute.io/cordoned-by"
+	// TaintUntrusted (effect NoSchedule) keeps pods that do not tolerate it
+	// off a failed Node even if someone uncordons it by hand.
+	TaintUntrusted = "trustedcompute.io/untrusted"
+	// ConditionTrustedAttestation is the Node condition type: True when
+	// verified, False when failed, Unknown when no result can be had.
+	ConditionTrustedAttestation = "TrustedAttestation"
+)
+
+// Reasons used on the TrustedAttestation condition and on Events.
+const (
+	ReasonVerified           = "Verified"
+	ReasonAttestationFailed  = "AttestationFailed"
+	ReasonSecureBootDisabled = "SecureBootDisabled"
+	ReasonOnboarded          = "Onboarded"
+	// ReasonVerifierUnreachable is a typical reason for Pending.
+	ReasonVerifierUnreachable = "VerifierUnreachable"
+)
+
+// DefaultName is the default Options.Name: the field manager, the Events'
+// reporting controller and the value of AnnotationCordonedBy.
+const DefaultName = "trustedcompute.io/attestation-manager"
+
+// Status is a Node's attestation status, the value of LabelStatus.
+type Status string
+
+// The statuses. A Node without LabelStatus is Pending.
+const (
+	StatusPending            Status = "pending"
+	StatusVerified           Status = "verified"
+	StatusAttestationFailed  Status = "attestation-failed"
+	StatusSecureBootDisabled Status = "secure-boot-disabled"
+)
+
+// failureReason is the condition and Event reason of a failure status.
+func failureReason(s Status) (string, bool) {
+	switch s {
+	case StatusAttestationFailed:
+		return ReasonAttestationFailed, true
+	case StatusSecureBootDisabled:
+		return ReasonSecureBootDisabled, true
+	}
+	return "", false
+}
+
+// NodeInfo is what the manager needs to know about a Node.
+type NodeInfo struct {
+	Name string
+	// HostID is AnnotationHostID, or else the system UUID, trimmed and
+	// lower-case; empty when the Node has neither.
+	HostID string
+	// Enabled tells whether the Node carries LabelEnabled=true.
+	Enabled bool
+	// Status is LabelStatus; StatusPending when the label is absent.
+	Status Status
+	// Ready tells whether LabelReady is "true".
+	Ready bool
+	// Cordoned is spec.unschedulable, whoever set it.
+	Cordoned bool
+	// CordonedByUs tells whether this package set the cordon.
+	CordonedByUs bool
+	// OnboardRequested tells whether an operator set AnnotationOnboard.
+	OnboardRequested bool
+	// LastReport is AnnotationLastReport.
+	LastReport string
+}
+
+// Errors the caller can tell apart with errors.Is.
+var (
+	ErrNodeNotFound = errors.New("node not found")
+	ErrNotEnabled   = errors.New("node is not enabled for trusted compute")
+	ErrBadStatus    = errors.New("status is not a failure status")
+)
+
+// EvictionBlockedError lists the pods whose eviction the API server refused
+// with 429 Too Many Requests, almost always because a PodDisruptionBudget
+// allows no disruption now. The pods stay; the caller may retry later.
+type EvictionBlockedError struct {
+	Node string
+	// Pods are "namespace/name".
+	Pods []string
+}
+
+func (e *EvictionBlockedError) Error() string {
+	return fmt.Sprintf("node %s: eviction of %d pod(s) refused, disruption budget: %s",
+		e.Node, len(e.Pods), strings.Join(e.Pods, ", "))
+}

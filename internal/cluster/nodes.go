@@ -1,0 +1,510 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+)
+
+// Log field keys.
+const (
+	keyNode      = "node"
+	keyReport    = "report"
+	keyStatus    = "status"
+	keyReason    = "reason"
+	keyPod       = "pod"
+	keyCordoned  = "cordoned"
+	keyEvicted   = "evicted"
+	keyBlocked   = "blocked"
+	keyOperation = "operation"
+)
+
+// Options configure Nodes. The zero value is usable.
+type Options struct {
+	// Logger receives one line per change made; nil discards.
+	Logger *slog.Logger
+	// Name is the field manager of every patch, the reporting controller
+	// of Events and the value of AnnotationCordonedBy. Default DefaultName.
+	Name string
+	// Instance is the Events' reporting instance (the manager's pod name).
+	// Default: the host name.
+	Instance string
+	// Now is the clock for condition and Event times. Default time.Now.
+	Now func() time.Time
+}
+
+// Nodes acts on Kubernetes Nodes. It is built from a client-go clientset,
+// not a controller-runtime client: every read goes to the API server rather
+// than an informer cache, so the "is this already done?" checks that make
+// each method idempotent see the Node as it is now. Events are written
+// synchronously through events.k8s.io/v1 (not an asynchronous recorder), so
+// a failure to record one is returned to the caller.
+//
+// Nodes is safe for concurrent use.
+type Nodes struct {
+	cs       kubernetes.Interface
+	log      *slog.Logger
+	name     string
+	instance string
+	now      func() time.Time
+}
+
+// New returns Nodes acting through cs.
+func New(cs kubernetes.Interface, opts Options) *Nodes {
+	n := &Nodes{cs: cs, log: opts.Logger, name: opts.Name, instance: opts.Instance, now: opts.Now}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if n.name == "" {
+		n.name = DefaultName
+	}
+	if n.instance == "" {
+		n.instance, _ = os.Hostname()
+		if n.instance == "" {
+			n.instance = "unknown"
+		}
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	return n
+}
+
+// EnabledNodes lists the Nodes labelled LabelEnabled=true, by name.
+func (n *Nodes) EnabledNodes(ctx context.Context) ([]NodeInfo, error) {
+	sel := labels.SelectorFromSet(labels.Set{LabelEnabled: "true"}).String()
+	var out []NodeInfo
+	opts := metav1.ListOptions{LabelSelector: sel, Limit: 500}
+	for {
+		list, err := n.cs.CoreV1().Nodes().List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list enabled nodes: %w", err)
+		}
+		for i := range list.Items {
+			out = append(out, infoOf(&list.Items[i]))
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Get describes one Node, enabled or not (see NodeInfo.Enabled). A missing
+// Node is ErrNodeNotFound.
+func (n *Nodes) Get(ctx context.Context, name string) (NodeInfo, error) {
+	node, err := n.get(ctx, name)
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	return infoOf(node), nil
+}
+
+func (n *Nodes) get(ctx context.Context, name string) (*corev1.Node, error) {
+	if name == "" {
+		return nil, fmt.Errorf("get node: %w: empty name", ErrNodeNotFound)
+	}
+	node, err := n.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get node %s: %w", name, ErrNodeNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", name, err)
+	}
+	return node, nil
+}
+
+// getEnabled is get that refuses Nodes not selected for Trusted Compute.
+func (n *Nodes) getEnabled(ctx context.Context, name string) (*corev1.Node, error) {
+	node, err := n.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if node.Labels[LabelEnabled] != "true" {
+		return nil, fmt.Errorf("node %s: %w (label %s=true missing)", name, ErrNotEnabled, LabelEnabled)
+	}
+	return node, nil
+}
+
+func infoOf(node *corev1.Node) NodeInfo {
+	hostID := node.Annotations[AnnotationHostID]
+	if strings.TrimSpace(hostID) == "" {
+		hostID = node.Status.NodeInfo.SystemUUID
+	}
+	status := Status(node.Labels[LabelStatus])
+	if status == "" {
+		status = StatusPending
+	}
+	return NodeInfo{
+		Name:             node.Name,
+		HostID:           strings.ToLower(strings.TrimSpace(hostID)),
+		Enabled:          node.Labels[LabelEnabled] == "true",
+		Status:           status,
+		Ready:            node.Labels[LabelReady] == "true",
+		Cordoned:         node.Spec.Unschedulable,
+		CordonedByUs:     node.Annotations[AnnotationCordonedBy] != "",
+		OnboardRequested: node.Annotations[AnnotationOnboard] != "",
+		LastReport:       node.Annotations[AnnotationLastReport],
+	}
+}
+
+// MarkVerified records a passing attestation: LabelStatus=verified,
+// LabelReady=true when ready (Secure Boot and full-disk encryption on) and
+// removed otherwise, AnnotationLastReport, condition TrustedAttestation=True.
+// It neither uncordons nor removes the taint: only Onboarded does. A Normal
+// Event "Verified" is recorded when the condition turns True.
+func (n *Nodes) MarkVerified(ctx context.Context, node string, ready bool, reportID, message string) error {
+	_, err := n.apply(ctx, node, "verified", func(cur *corev1.Node) (change, error) {
+		var c change
+		c.setLabel(cur, LabelStatus, string(StatusVerified))
+		c.setReady(cur, ready)
+		c.setAnnotation(cur, AnnotationLastReport, reportID)
+		c.setCondition(cur, corev1.ConditionTrue, ReasonVerified, message, n.now())
+		if c.condition != nil && conditionStatus(cur) != corev1.ConditionTrue {
+			c.event = &event{typ: corev1.EventTypeNormal, reason: ReasonVerified, action: "Attest",
+				note: joinNote(message, "", reportID), reportID: reportID}
+		}
+		return c, nil
+	})
+	return err
+}
+
+// MarkFailed records a failed attestation (status StatusAttestationFailed or
+// StatusSecureBootDisabled). It cordons the Node by patching
+// spec.unschedulable (and sets AnnotationCordonedBy, unless the Node was
+// already unschedulable: an operator's cordon is not claimed), adds the
+// TaintUntrusted NoSchedule taint keeping the others, sets LabelStatus,
+// removes LabelReady, sets AnnotationLastReport and condition
+// TrustedAttestation=False, and records a Warning Event naming the failed
+// parts and the report id.
+//
+// changed is false when the Node already said all this: then nothing is
+// patched and no Event is recorded, so repeating a call, for instance after a
+// manager restart, neither cordons twice nor records a second Event.
+func (n *Nodes) MarkFailed(ctx context.Context, node string, status Status, parts []string, reportID, message string) (changed bool, err error) {
+	reason, ok := failureReason(status)
+	if !ok {
+		return false, fmt.Errorf("mark node %s failed: %w: %q", node, ErrBadStatus, status)
+	}
+	return n.apply(ctx, node, "failed", func(cur *corev1.Node) (change, error) {
+		var c change
+		if !cur.Spec.Unschedulable {
+			c.setUnschedulable(true)
+			c.setAnnotation(cur, AnnotationCordonedBy, n.name)
+		}
+		c.addTaint(cur)
+		c.setLabel(cur, LabelStatus, string(status))
+		c.setReady(cur, false)
+		c.setAnnotation(cur, AnnotationLastReport, reportID)
+		c.setCondition(cur, corev1.ConditionFalse, reason, conditionMessage(message, parts), n.now())
+		if c.any() {
+			c.event = &event{typ: corev1.EventTypeWarning, reason: reason, action: "Cordon",
+				note: joinNote(message, strings.Join(parts, ", "), reportID), reportID: reportID}
+		}
+		return c, nil
+	})
+}
+
+// Onboarded finishes a re-onboarding after a passing attestation: it removes
+// the TaintUntrusted taint, uncordons the Node if (and only if)
+// AnnotationCordonedBy says this package cordoned it, removes
+// AnnotationOnboard and AnnotationCordonedBy, sets LabelStatus=verified,
+// LabelReady as for MarkVerified, condition TrustedAttestation=True, and
+// records a Normal Event "Onboarded".
+func (n *Nodes) Onboarded(ctx context.Context, node string, ready bool, reportID string) error {
+	_, err := n.apply(ctx, node, "onboarded", func(cur *corev1.Node) (change, error) {
+		var c change
+		uncordon := cur.Annotations[AnnotationCordonedBy] != ""
+		if uncordon && cur.Spec.Unschedulable {
+			c.setUnschedulable(false)
+		}
+		c.removeAnnotation(cur, AnnotationCordonedBy)
+		c.removeAnnotation(cur, AnnotationOnboard)
+		c.removeTaint(cur)
+		c.setLabel(cur, LabelStatus, string(StatusVerified))
+		c.setReady(cur, ready)
+		c.setAnnotation(cur, AnnotationLastReport, reportID)
+		msg := "re-onboarded after a passing attestation"
+		c.setCondition(cur, corev1.ConditionTrue, ReasonVerified, msg, n.now())
+		if c.any() {
+			note := msg
+			switch {
+			case uncordon && cur.Spec.Unschedulable:
+				note += "; uncordoned"
+			case cur.Spec.Unschedulable:
+				note += "; left cordoned: the cordon was not set by " + n.name
+			}
+			c.event = &event{typ: corev1.EventTypeNormal, reason: ReasonOnboarded, action: "Onboard",
+				note: joinNote(note, "", reportID), reportID: reportID}
+		}
+		return c, nil
+	})
+	return err
+}
+
+// Pending records that no attestation result can be had now (reason such as
+// ReasonVerifierUnreachable): condition TrustedAttestation=Unknown and a
+// Warning Event saying why. LabelStatus is left as it is, except that a Node
+// without one gets StatusPending; Pending never makes a Node Verified, nor
+// does it lift or set a cordon.
+func (n *Nodes) Pending(ctx context.Context, node, reason, message string) error {
+	if reason == "" {
+		return fmt.Errorf("mark node %s pending: empty reason", node)
+	}
+	_, err := n.apply(ctx, node, "pending", func(cur *corev1.Node) (change, error) {
+		var c change
+		if cur.Labels[LabelStatus] == "" {
+			c.setLabel(cur, LabelStatus, string(StatusPending))
+		}
+		c.setCondition(cur, corev1.ConditionUnknown, reason, message, n.now())
+		if c.any() {
+			c.event = &event{typ: corev1.EventTypeWarning, reason: reason, action: "Attest", note: message}
+		}
+		return c, nil
+	})
+	return err
+}
+
+// apply reads the Node, asks plan what to change and writes it: first the
+// Node (labels, annotations, spec) by one strategic-merge patch, then the
+// Event, then the condition by a patch of the status subresource. The
+// Event precedes the condition so that a crash in between repeats the Event
+// rather than losing it. A conflict (the taint list changed under us)
+// restarts from the read.
+func (n *Nodes) apply(ctx context.Context, name, op string, plan func(*corev1.Node) (change, error)) (bool, error) {
+	var (
+		cur *corev1.Node
+		c   change
+	)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if cur, err = n.getEnabled(ctx, name); err != nil {
+			return err
+		}
+		if c, err = plan(cur); err != nil {
+			return err
+		}
+		if !c.nodePatch() {
+			return nil
+		}
+		body, err := json.Marshal(c.patchBody(cur.ResourceVersion))
+		if err != nil {
+			return fmt.Errorf("encode patch: %w", err)
+		}
+		patched, err := n.cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, body,
+			metav1.PatchOptions{FieldManager: n.name})
+		if err != nil {
+			return err
+		}
+		cur = patched
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("mark node %s %s: %w", name, op, err)
+	}
+	if !c.any() {
+		return false, nil
+	}
+	if c.event != nil {
+		if err := n.recordEvent(ctx, cur, c.event); err != nil {
+			return true, fmt.Errorf("mark node %s %s: %w", name, op, err)
+		}
+	}
+	if c.condition != nil {
+		body, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{*c.condition}}})
+		if err != nil {
+			return true, fmt.Errorf("mark node %s %s: encode condition: %w", name, op, err)
+		}
+		if _, err := n.cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, body,
+			metav1.PatchOptions{FieldManager: n.name}, "status"); err != nil {
+			return true, fmt.Errorf("mark node %s %s: patch condition: %w", name, op, err)
+		}
+	}
+	n.log.InfoContext(ctx, "node updated", keyNode, name, keyOperation, op,
+		keyStatus, cur.Labels[LabelStatus], keyCordoned, cur.Spec.Unschedulable)
+	return true, nil
+}
+
+// change is what an operation writes to one Node. Only fields that differ
+// from the current Node are recorded, so an empty change means "already so".
+type change struct {
+	labels        map[string]*string // nil value: remove
+	annotations   map[string]*string
+	unschedulable *bool
+	taints        []corev1.Taint // the whole new list, when taintsSet
+	taintsSet     bool
+	condition     *corev1.NodeCondition
+	event         *event
+}
+
+func (c *change) any() bool { return c.nodePatch() || c.condition != nil }
+
+func (c *change) nodePatch() bool {
+	return len(c.labels) > 0 || len(c.annotations) > 0 || c.unschedulable != nil || c.taintsSet
+}
+
+func (c *change) setLabel(cur *corev1.Node, key, value string) {
+	if v, ok := cur.Labels[key]; !ok || v != value {
+		c.labels = setKey(c.labels, key, &value)
+	}
+}
+
+func (c *change) setReady(cur *corev1.Node, ready bool) {
+	if ready {
+		c.setLabel(cur, LabelReady, "true")
+	} else if _, ok := cur.Labels[LabelReady]; ok {
+		c.labels = setKey(c.labels, LabelReady, nil)
+	}
+}
+
+func (c *change) setAnnotation(cur *corev1.Node, key, value string) {
+	if value == "" {
+		return
+	}
+	if v, ok := cur.Annotations[key]; !ok || v != value {
+		c.annotations = setKey(c.annotations, key, &value)
+	}
+}
+
+func (c *change) removeAnnotation(cur *corev1.Node, key string) {
+	if _, ok := cur.Annotations[key]; ok {
+		c.annotations = setKey(c.annotations, key, nil)
+	}
+}
+
+func (c *change) setUnschedulable(v bool) { c.unschedulable = &v }
+
+func isOurTaint(t corev1.Taint) bool {
+	return t.Key == TaintUntrusted && t.Effect == corev1.TaintEffectNoSchedule
+}
+
+func (c *change) addTaint(cur *corev1.Node) {
+	if slices.ContainsFunc(cur.Spec.Taints, isOurTaint) {
+		return
+	}
+	c.taints = append(slices.Clone(cur.Spec.Taints), corev1.Taint{Key: TaintUntrusted, Effect: corev1.TaintEffectNoSchedule})
+	c.taintsSet = true
+}
+
+func (c *change) removeTaint(cur *corev1.Node) {
+	if !slices.ContainsFunc(cur.Spec.Taints, isOurTaint) {
+		return
+	}
+	c.taints = slices.DeleteFunc(slices.Clone(cur.Spec.Taints), isOurTaint)
+	if c.taints == nil {
+		c.taints = []corev1.Taint{}
+	}
+	c.taintsSet = true
+}
+
+// setCondition records the TrustedAttestation condition unless the Node
+// already has it with the same status, reason and message. The transition
+// time moves only when the status does.
+func (c *change) setCondition(cur *corev1.Node, status corev1.ConditionStatus, reason, message string, now time.Time) {
+	nowT := metav1.NewTime(now)
+	want := corev1.NodeCondition{
+		Type: ConditionTrustedAttestation, Status: status, Reason: reason, Message: message,
+		LastHeartbeatTime: nowT, LastTransitionTime: nowT,
+	}
+	for _, have := range cur.Status.Conditions {
+		if have.Type != ConditionTrustedAttestation {
+			continue
+		}
+		if have.Status == status && have.Reason == reason && have.Message == message {
+			return
+		}
+		if have.Status == status {
+			want.LastTransitionTime = have.LastTransitionTime
+		}
+	}
+	c.condition = &want
+}
+
+func conditionStatus(cur *corev1.Node) corev1.ConditionStatus {
+	for _, have := range cur.Status.Conditions {
+		if have.Type == ConditionTrustedAttestation {
+			return have.Status
+		}
+	}
+	return ""
+}
+
+// patchBody is the strategic-merge patch for the Node. The taint list is
+// replaced as a whole by a strategic merge, so when it changes the patch
+// carries the resourceVersion it was computed from: a concurrent change to
+// the Node then fails the patch with a conflict instead of being lost.
+func (c *change) patchBody(resourceVersion string) map[string]any {
+	meta := map[string]any{}
+	if len(c.labels) > 0 {
+		meta["labels"] = c.labels
+	}
+	if len(c.annotations) > 0 {
+		meta["annotations"] = c.annotations
+	}
+	spec := map[string]any{}
+	if c.unschedulable != nil {
+		spec["unschedulable"] = *c.unschedulable
+	}
+	if c.taintsSet {
+		spec["taints"] = c.taints
+		meta["resourceVersion"] = resourceVersion
+	}
+	body := map[string]any{}
+	if len(meta) > 0 {
+		body["metadata"] = meta
+	}
+	if len(spec) > 0 {
+		body["spec"] = spec
+	}
+	return body
+}
+
+func setKey(m map[string]*string, key string, v *string) map[string]*string {
+	if m == nil {
+		m = map[string]*string{}
+	}
+	m[key] = v
+	return m
+}
+
+// conditionMessage is the condition message of a failure.
+func conditionMessage(message string, parts []string) string {
+	if len(parts) == 0 {
+		return message
+	}
+	p := "failed: " + strings.Join(parts, ", ")
+	if message == "" {
+		return p
+	}
+	return message + " (" + p + ")"
+}
+
+// joinNote is an Event note: the message, the failed parts, the report id.
+func joinNote(message, parts, reportID string) string {
+	var b []string
+	if message != "" {
+		b = append(b, message)
+	}
+	if parts != "" {
+		b = append(b, "failed: "+parts)
+	}
+	if reportID != "" {
+		b = append(b, "report "+reportID)
+	}
+	return strings.Join(b, "; ")
+}
