@@ -6,6 +6,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/hvs"
 )
 
 // Route is one HTTP route of the verifier and the permission it needs.
@@ -31,6 +32,9 @@ func Routes() []Route {
 	)
 	for _, r := range enroll.Routes() {
 		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Permission})
+	}
+	for _, r := range hvs.Routes() {
+		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
 	}
 	for i := range out {
 		out[i].Pattern = strings.TrimSpace(out[i].Pattern)

@@ -28,6 +28,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/hvs"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	NATS NATSConfig
 	// Enrollment configures AK enrollment (EK CA bundles, registered EKs).
 	Enrollment enroll.Config
+	// HVS tunes host verification (PCRs, banks, report validity, workers).
+	HVS hvs.Config
 }
 
 // NATSConfig selects the embedded NATS server or an external one.
@@ -234,7 +237,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	tasks := 0
 	start := func(name string, f func(context.Context) error) {
 		tasks++
@@ -262,7 +265,15 @@ func (v *Verifier) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	v.agents.set(agentclient.New(nc, 30*time.Second))
+	agents := agentclient.New(nc, 30*time.Second)
+	v.agents.set(agents)
+	svc, err := hvs.New(ctx, v.cfg.HVS, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc}, v.logger.With("part", "hvs"))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("hvs: %w", err)
+	}
+	svc.Register(v.mux, v.require)
+	start("hvs", svc.Run)
 	start("https", v.serveHTTP)
 	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
 	close(v.ready)

@@ -25,6 +25,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/report"
 )
 
 const adminPassword = "correct horse battery staple"
@@ -242,10 +243,10 @@ func TestAgentCredentialsConnectToTheBus(t *testing.T) {
 	}
 }
 
-// TestEnrollmentOverTheRealStack enrolls a trust agent on a swtpm with an EK
+// TestNodeLifecycleOverTheRealStack enrolls a trust agent on a swtpm with an EK
 // certificate: credentials from AAS, the agent dials the embedded bus, the
 // operator asks HVS to enroll it, and the AK certificate comes back.
-func TestEnrollmentOverTheRealStack(t *testing.T) {
+func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	sw := tpmtest.NewWithEKCert(t)
 	ekRoots := x509.NewCertPool()
 	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
@@ -273,8 +274,15 @@ func TestEnrollmentOverTheRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	banks, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "edge-1", sandbox.BootLogSecureBootOn)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/kata-runtime": "kata"}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Config{HostID: "edge-1"}, nt, measure.New(root.Dir), logger)
@@ -310,4 +318,48 @@ func TestEnrollmentOverTheRealStack(t *testing.T) {
 	if status, body := h.do(t, "GET", "/hvs/v2/aik-enrollments/edge-1", admin, "", nil); status != http.StatusOK {
 		t.Fatalf("get enrollment: %d %s", status, body)
 	}
+
+	// Register, baseline, attest: a trusted report whose JWS verifies offline
+	// against the CMS root alone.
+	const ctJSON = "application/json"
+	if status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"edge-1","connection_string":"nats://edge-1"}`)); status != http.StatusCreated {
+		t.Fatalf("register host: %d %s", status, body)
+	}
+	if status, body := h.do(t, "POST", "/hvs/v2/flavors", admin, ctJSON, []byte(`{"host_id":"edge-1","partial_flavor_types":["PLATFORM","OS","IMA"]}`)); status != http.StatusCreated {
+		t.Fatalf("flavors from the host: %d %s", status, body)
+	}
+	trusted := func() bool {
+		t.Helper()
+		status, body := h.do(t, "POST", "/hvs/v2/reports", admin, ctJSON, []byte(`{"host_id":"edge-1"}`))
+		if status != http.StatusCreated {
+			t.Fatalf("report: %d %s", status, body)
+		}
+		var rep report.Report
+		if err := json.Unmarshal(body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		status, jws := h.do(t, "GET", "/hvs/v2/reports/"+rep.ID+"?format=jws", admin, "", nil)
+		if status != http.StatusOK {
+			t.Fatalf("report jws: %d %s", status, jws)
+		}
+		signed, err := report.Verify(string(jws), h.roots, time.Now())
+		if err != nil {
+			t.Fatalf("the report does not verify offline: %v", err)
+		}
+		if signed.ID != rep.ID || signed.Trusted() != rep.Trusted() {
+			t.Fatalf("signed report %s/%v differs from the served one %s/%v", signed.ID, signed.Trusted(), rep.ID, rep.Trusted())
+		}
+		return rep.Trusted()
+	}
+	if !trusted() {
+		t.Fatal("first report of a freshly baselined node is not trusted")
+	}
+	// A file measured into PCR 10 and shown in the IMA log, but not in the golden IMA flavor.
+	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/evil": "evil"}); err != nil {
+		t.Fatal(err)
+	}
+	if trusted() {
+		t.Fatal("a new IMA entry left the node trusted")
+	}
 }
+
