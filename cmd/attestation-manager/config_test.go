@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"trustedcompute.io/tc/internal/manager"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// TestDefaultsArePinned fails when a default changes; run with -update to
+// accept the change on purpose.
+func TestDefaultsArePinned(t *testing.T) {
+	got, err := yaml.Marshal(defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "defaults.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("defaults changed (run go test -update to accept):\n%s\nwant:\n%s", got, want)
+	}
+	mc, err := defaultConfig().managerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.PollDuration != time.Hour || mc.Jitter != 0.1 || mc.GoldenFlavors != manager.EveryBoot {
+		t.Fatalf("manager defaults %+v", mc)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const complete = `
+pollDuration: 30
+goldenFlavors: firstBoot
+evictNamespaces: [default, apps]
+verifier:
+  url: https://verifier:8443
+  cmsRootSHA384: 0a0b
+  passwordFile: /etc/tc/password
+nats:
+  url: tls://verifier:4222
+  credsFile: /etc/tc/nats.creds
+eim:
+  address: eim:443
+  caFile: /etc/tc/eim-ca.pem
+  tokenFile: /etc/tc/eim-token
+`
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		check   func(*testing.T, Config)
+		wantErr []string // substrings of the load or validate error
+	}{
+		{
+			name: "a complete file is valid and its pollDuration is minutes like the Helm value",
+			file: complete,
+			check: func(t *testing.T, c Config) {
+				mc, _ := c.managerConfig()
+				if mc.PollDuration != 30*time.Minute || mc.GoldenFlavors != manager.FirstBoot || len(mc.EvictNamespaces) != 2 {
+					t.Fatalf("manager config %+v", mc)
+				}
+			},
+		},
+		{
+			name: "environment variables override the file",
+			file: complete,
+			env: map[string]string{"TC_POLL_DURATION": "15", "TC_GOLDEN_FLAVORS": "provided",
+				"TC_EVICT_NAMESPACES": "a, b,", "TC_VERIFIER_URL": "https://other:9443", "TC_JITTER": "0"},
+			check: func(t *testing.T, c Config) {
+				mc, _ := c.managerConfig()
+				if mc.PollDuration != 15*time.Minute || mc.GoldenFlavors != manager.Provided ||
+					strings.Join(mc.EvictNamespaces, ",") != "a,b" || c.Verifier.URL != "https://other:9443" || mc.Jitter != 0 {
+					t.Fatalf("config %+v, manager %+v", c, mc)
+				}
+			},
+		},
+		{
+			name:    "an unknown key is an error",
+			file:    complete + "pollIntervall: 5\n",
+			wantErr: []string{"pollIntervall"},
+		},
+		{
+			name: "every problem is reported at once",
+			file: "pollDuration: soon\ngoldenFlavors: always\nverifier:\n  url: http://verifier\nlogLevel: loud\n",
+			env:  map[string]string{"TC_EIM_ADDRESS": "eim:443"},
+			wantErr: []string{"pollDuration", "verifier.url", "cmsRootFile or verifier.cmsRootSHA384",
+				"passwordFile", "nats.url", "nats.credsFile", "eim caFile", "logLevel"},
+		},
+		{
+			name:    "a bad number in the environment is an error",
+			env:     map[string]string{"TC_CONCURRENCY": "many"},
+			wantErr: []string{"TC_CONCURRENCY"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			c, err := loadConfig(path, env(tt.env))
+			if err == nil {
+				err = c.validate()
+			}
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.check(t, c)
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryEnvironmentKeyIsRead(t *testing.T) {
+	for _, key := range envKeys {
+		t.Run(key, func(t *testing.T) {
+			read := false
+			_, _ = loadConfig("", func(k string) string {
+				if k == key {
+					read = true
+				}
+				return ""
+			})
+			if !read {
+				t.Fatalf("%s is listed but never read", key)
+			}
+		})
+	}
+}

@@ -1,0 +1,225 @@
+// Command attestation-manager runs the Trusted Compute attestation manager,
+// the Kubernetes controller that keeps golden flavors current, schedules
+// attestations, decides each node's status and cordons failed nodes.
+//
+//	attestation-manager run [-config file] [-kubeconfig file]
+//	attestation-manager version
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/manager"
+	"trustedcompute.io/tc/internal/manager/hvsclient"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/cms"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "attestation-manager:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: attestation-manager <command> [flags]
+
+commands:
+  run      watch Trusted Compute nodes and act on their attestation
+  version  print the version`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr, getenv)
+	case "version":
+		_, err := fmt.Fprintf(stdout, "attestation-manager %s %s\n", version, runtime.Version())
+		return err
+	case "-h", "-help", "--help", "help":
+		_, err := fmt.Fprintln(stdout, usage)
+		return err
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (overrides the config; default in-cluster)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if *kubeconfig != "" {
+		cfg.Kubernetes.Kubeconfig = *kubeconfig
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, cfg, getenv, logger)
+}
+
+// serve is the composition root: it builds every part and runs the long-lived
+// ones until ctx ends or one of them fails.
+func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *slog.Logger) error {
+	mcfg, err := cfg.managerConfig()
+	if err != nil {
+		return err
+	}
+	roots, err := cmsRoots(ctx, cfg.Verifier)
+	if err != nil {
+		return err
+	}
+	opts := []hvsclient.Option{hvsclient.WithTimeout(cfg.Verifier.Timeout)}
+	if cfg.Verifier.AASURL != "" {
+		opts = append(opts, hvsclient.WithAASURL(cfg.Verifier.AASURL))
+	}
+	hvs, err := hvsclient.New(cfg.Verifier.URL, roots,
+		hvsclient.Credentials{Username: cfg.Verifier.Username, PasswordFile: cfg.Verifier.PasswordFile}, opts...)
+	if err != nil {
+		return err
+	}
+	cs, err := kubeClient(cfg.Kubernetes.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	nodes := kubeNodes{
+		Nodes: cluster.New(cs, cluster.Options{Logger: logger, Instance: getenv("TC_POD_NAME")}),
+		cs:    cs,
+	}
+	sink, err := eim.New(cfg.EIM, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sink.Close() }()
+	notifier := eim.NewNotifier(sink, logger)
+	mgr, err := manager.New(mcfg, manager.Deps{
+		Verifier: hvsVerifier{Client: hvs, log: logger}, Nodes: nodes, Status: notifier, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	creds, err := os.ReadFile(cfg.NATS.CredsFile)
+	if err != nil {
+		return fmt.Errorf("read nats credentials: %w", err)
+	}
+	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "attestation-manager", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.Subscribe(bus.AllReports, func(msg *nats.Msg) {
+		host, err := bus.ParseReportSubject(msg.Subject)
+		if err != nil {
+			logger.Warn("ignoring trust report on an unexpected subject", slog.String("subject", msg.Subject), slog.Any("error", err))
+			return
+		}
+		// The subject says which host; the report itself is read from the
+		// verifier over the authenticated REST API.
+		mgr.ReportPublished(host)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	return runTasks(ctx, mgr.Run, notifier.Run)
+}
+
+// runTasks runs every task until ctx ends or one returns; then it cancels
+// the others, waits for them and returns the first error.
+func runTasks(ctx context.Context, tasks ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for _, task := range tasks {
+		wg.Go(func() {
+			err := task(ctx)
+			once.Do(func() { first = err })
+			cancel()
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// cmsRoots returns the CMS root as the only trusted CA: from a file
+// (checked against the pin when one is set) or bootstrapped from the pin.
+func cmsRoots(ctx context.Context, v Verifier) (*x509.CertPool, error) {
+	var (
+		root *x509.Certificate
+		err  error
+	)
+	if v.CMSRootFile != "" {
+		root, err = cms.LoadRootFile(v.CMSRootFile, v.CMSRootSHA384)
+	} else {
+		base := v.CMSURL
+		if base == "" {
+			base = v.URL
+		}
+		root, err = cms.FetchRootPinned(ctx, base, v.CMSRootSHA384)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cms root: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	return pool, nil
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes config: %w", err)
+	}
+	rc.UserAgent = "trustedcompute-attestation-manager/" + version
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return cs, nil
+}

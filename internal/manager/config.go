@@ -1,0 +1,115 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// GoldenFlavors says when a node's own measurements become its golden
+// flavors.
+type GoldenFlavors string
+
+// The golden flavor policies.
+const (
+	// EveryBoot re-baselines PLATFORM, OS and IMA after every reboot (the
+	// seed's rule) and when the host has no automatic flavors yet.
+	EveryBoot GoldenFlavors = "everyBoot"
+	// FirstBoot baselines only a host that has no automatic flavors yet.
+	FirstBoot GoldenFlavors = "firstBoot"
+	// Provided never baselines: the operator provides the flavors.
+	Provided GoldenFlavors = "provided"
+)
+
+// Defaults and bounds.
+const (
+	DefaultPollDuration    = 60 * time.Minute
+	DefaultJitter          = 0.1
+	DefaultConcurrency     = 4
+	DefaultRefreshInterval = 30 * time.Second
+	DefaultRetryMin        = 30 * time.Second
+	MinPollDuration        = time.Minute
+	MaxPollDuration        = 7 * 24 * time.Hour
+	MaxJitter              = 0.5
+)
+
+// Config is the manager's policy.
+type Config struct {
+	// PollDuration is the time between attestations of a node
+	// (DefaultPollDuration); a node's AnnotationPollDuration overrides it.
+	PollDuration time.Duration
+	// Jitter spreads each next attestation uniformly over
+	// PollDuration ± Jitter·PollDuration so that a fleet does not attest
+	// in lock step. 0 takes DefaultJitter; a negative value turns it off.
+	Jitter float64
+	// GoldenFlavors is the baseline policy (EveryBoot when empty).
+	GoldenFlavors GoldenFlavors
+	// EvictNamespaces lists the namespaces whose pods are evicted from a
+	// node when it fails (none when empty: cordon only).
+	EvictNamespaces []string
+	// Concurrency bounds the nodes evaluated at the same time.
+	Concurrency int
+	// RefreshInterval is how often the node list is read again, which is
+	// also how soon an onboarding request is seen.
+	RefreshInterval time.Duration
+	// RetryMin is the first wait after the verifier failed; it doubles up to
+	// the poll duration.
+	RetryMin time.Duration
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	if c.PollDuration == 0 {
+		c.PollDuration = DefaultPollDuration
+	}
+	switch {
+	case c.Jitter == 0:
+		c.Jitter = DefaultJitter
+	case c.Jitter < 0:
+		c.Jitter = 0
+	}
+	if c.GoldenFlavors == "" {
+		c.GoldenFlavors = EveryBoot
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	return c
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.PollDuration < MinPollDuration || c.PollDuration > MaxPollDuration {
+		errs = append(errs, fmt.Errorf("poll duration %s: want %s to %s", c.PollDuration, MinPollDuration, MaxPollDuration))
+	}
+	if c.Jitter < 0 || c.Jitter > MaxJitter {
+		errs = append(errs, fmt.Errorf("jitter %v: want 0 to %v", c.Jitter, MaxJitter))
+	}
+	switch c.GoldenFlavors {
+	case EveryBoot, FirstBoot, Provided:
+	default:
+		errs = append(errs, fmt.Errorf("golden flavors %q: want %s, %s or %s", c.GoldenFlavors, EveryBoot, FirstBoot, Provided))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: want at least 1", c.Concurrency))
+	}
+	if c.RefreshInterval < time.Second {
+		errs = append(errs, fmt.Errorf("refresh interval %s: want at least 1s", c.RefreshInterval))
+	}
+	if c.RetryMin <= 0 {
+		errs = append(errs, fmt.Errorf("retry min %s: want more than 0", c.RetryMin))
+	}
+	for _, ns := range c.EvictNamespaces {
+		if ns == "" {
+			errs = append(errs, errors.New("evict namespaces: empty name"))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,323 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/verifier/report"
+)
+
+// evaluate runs one attestation round of a node and schedules its next one.
+// Only Tick calls it, never twice at once for one node.
+func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
+	n := st.node
+	log := m.log.With(slog.String(keyNode, n.Name), slog.String(keyHostID, n.HostID))
+	first := !st.seen
+	st.seen = true
+	if n.HostID == "" {
+		msg := "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
+		log.Warn("cannot attest node", slog.String(keyReason, msg))
+		if err := m.nodes.Pending(ctx, n.Name, ReasonHostIDMissing, msg); err != nil {
+			log.Warn("marking node pending failed", slog.Any(keyErr, err))
+		}
+		st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+		return
+	}
+	var err error
+	if why == triggerOnboard || (n.OnboardRequested && why != triggerEvent) {
+		err = m.onboard(ctx, st, log)
+	} else {
+		err = m.attest(ctx, st, why, first, log)
+	}
+	if err == nil {
+		st.failures = 0
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	st.failures++
+	retry := min(m.cfg.RetryMin<<min(st.failures-1, 20), m.interval(st))
+	st.next = m.clock.Now().Add(m.jittered(retry))
+	log = log.With(slog.String(keyTrigger, string(why)), slog.Time(keyNext, st.next))
+	var ve *VerifierError
+	if !errors.As(err, &ve) {
+		log.Error("acting on attestation failed", slog.Any(keyErr, err))
+		return
+	}
+	log.Warn("no attestation result: verifier unreachable", slog.Any(keyErr, err))
+	if perr := m.nodes.Pending(ctx, n.Name, ReasonVerifierUnreachable, "verifier unreachable: "+err.Error()); perr != nil {
+		log.Warn("marking node pending failed", slog.Any(keyErr, perr))
+	}
+}
+
+// attest gets a report of the node that this process has not acted on,
+// re-baselines first when the golden flavor policy asks for it, and acts on
+// the decision.
+//
+// The verifier's latest report is read first. At the first evaluation after
+// a start and for a published report, a latest report that the Node already
+// names (AnnotationLastReport) was acted on before, perhaps by a previous run
+// of the manager, and nothing is done again; one not acted on is acted on.
+// On schedule, and when there is nothing to act on, a fresh report is made.
+func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first bool, log *slog.Logger) error {
+	id, err := m.register(ctx, st)
+	if err != nil {
+		return err
+	}
+	now := m.clock.Now()
+	latest, err := m.v.LatestReport(ctx, id)
+	if err != nil {
+		return verr("latest report", err)
+	}
+	if latest != nil && latest.HostID != id {
+		latest = nil
+	}
+	acted := latest != nil && (latest.ID == st.lastActed || latest.ID == st.node.LastReport)
+	if acted && !st.resetKnown && quoted(latest) {
+		st.resetCount, st.resetKnown = latest.ResetCount, true
+	}
+	if acted && why != triggerSchedule {
+		if first {
+			// Resume the schedule from that report; if it is overdue,
+			// spread the overdue nodes over the jitter window.
+			st.next = latest.Created.Add(m.jittered(m.interval(st)))
+			if !st.next.After(now) {
+				st.next = now.Add(time.Duration(m.rnd() * m.cfg.Jitter * float64(m.interval(st))))
+			}
+		}
+		return nil
+	}
+	// A report not acted on yet was made by the verifier on its own (after
+	// a boot or IMA event of the agent). Act on it unless it is stale or it
+	// is time for a fresh one; in both cases keep its reboot, even if its
+	// NATS notice was missed.
+	var r *report.Report
+	missedReboot := false
+	if latest != nil && !acted {
+		missedReboot = latest.Rebooted
+		if why != triggerSchedule && !expired(latest, now) {
+			r = latest
+		}
+	}
+	if r == nil {
+		if r, err = m.createReport(ctx, id); err != nil {
+			return err
+		}
+	}
+	reboot := r.Rebooted || missedReboot || (quoted(r) && st.resetKnown && r.ResetCount != st.resetCount)
+	if quoted(r) {
+		st.resetCount, st.resetKnown = r.ResetCount, true
+	}
+	baseline, err := m.needBaseline(ctx, st, id, reboot)
+	if err != nil {
+		return err
+	}
+	if baseline {
+		if err := m.v.Rebaseline(ctx, id, BaselineParts); err != nil {
+			return verr("rebaseline", err)
+		}
+		st.flavorsKnown, st.hasFlavors = true, true
+		log.Info("golden flavors re-baselined", slog.String(keyReportID, r.ID),
+			slog.Bool("rebooted", reboot), slog.Any(keyParts, BaselineParts))
+		if r, err = m.createReport(ctx, id); err != nil {
+			return err
+		}
+		if quoted(r) {
+			st.resetCount, st.resetKnown = r.ResetCount, true
+		}
+	}
+	st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+	return m.act(ctx, st, r, false, log)
+}
+
+// onboard re-onboards a node after an operator fixed it: re-baseline (unless
+// flavors are provided), attest, and only if Verified lift the cordon. A
+// failing attestation leaves the node cordoned; the request stays and is
+// tried again at the node's next poll time.
+func (m *Manager) onboard(ctx context.Context, st *nodeState, log *slog.Logger) error {
+	st.onboardTried = true
+	id, err := m.register(ctx, st)
+	if err != nil {
+		return err
+	}
+	log.Info("re-onboarding requested")
+	if m.cfg.GoldenFlavors != Provided {
+		if err := m.v.Rebaseline(ctx, id, BaselineParts); err != nil {
+			return verr("rebaseline", err)
+		}
+		st.flavorsKnown, st.hasFlavors = true, true
+	}
+	r, err := m.createReport(ctx, id)
+	if err != nil {
+		return err
+	}
+	if quoted(r) {
+		st.resetCount, st.resetKnown = r.ResetCount, true
+	}
+	st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+	return m.act(ctx, st, r, true, log)
+}
+
+// register makes sure the node's host is registered in the verifier and
+// returns its verifier id.
+func (m *Manager) register(ctx context.Context, st *nodeState) (string, error) {
+	if st.verifierID != "" && st.registeredFor == st.node.HostID {
+		return st.verifierID, nil
+	}
+	id, err := m.v.RegisterHost(ctx, st.node.Name, st.node.HostID)
+	if err != nil {
+		return "", verr("register host", err)
+	}
+	if id == "" {
+		return "", verr("register host", errors.New("no host id returned"))
+	}
+	st.verifierID, st.registeredFor = id, st.node.HostID
+	m.mu.Lock()
+	m.byHost[strings.ToLower(id)] = st.node.Name
+	m.mu.Unlock()
+	return id, nil
+}
+
+func (m *Manager) createReport(ctx context.Context, id string) (*report.Report, error) {
+	r, err := m.v.CreateReport(ctx, id)
+	if err != nil {
+		return nil, verr("create report", err)
+	}
+	switch {
+	case r == nil:
+		return nil, verr("create report", errors.New("no report returned"))
+	case r.HostID != id:
+		return nil, verr("create report", fmt.Errorf("report %s is of host %q, not %q", r.ID, r.HostID, id))
+	case expired(r, m.clock.Now()):
+		return nil, verr("create report", fmt.Errorf("report %s expired at %s", r.ID, r.Expiration.UTC().Format(time.RFC3339)))
+	}
+	return r, nil
+}
+
+// needBaseline applies the golden flavor policy.
+func (m *Manager) needBaseline(ctx context.Context, st *nodeState, id string, reboot bool) (bool, error) {
+	switch m.cfg.GoldenFlavors {
+	case Provided:
+		return false, nil
+	case EveryBoot:
+		if reboot {
+			return true, nil
+		}
+	}
+	if st.flavorsKnown && st.hasFlavors && !reboot {
+		return false, nil
+	}
+	has, err := m.v.HasAutomaticFlavors(ctx, id)
+	if err != nil {
+		return false, verr("flavors", err)
+	}
+	st.flavorsKnown, st.hasFlavors = true, has
+	return !has, nil
+}
+
+// act decides on r and makes the node and the EIM say so.
+func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onboarding bool, log *slog.Logger) error {
+	n := st.node
+	d := Decide(r)
+	log = log.With(slog.String(keyReportID, r.ID), slog.String(keyStatus, string(d.Status)))
+	m.notify(n.HostID, d, log)
+	wasFailed := n.Cordoned && (n.Status == cluster.StatusAttestationFailed || n.Status == cluster.StatusSecureBootDisabled)
+	var err error
+	switch d.Status {
+	case StatusVerified:
+		if onboarding {
+			err = m.nodes.Onboarded(ctx, n.Name, d.Ready, r.ID)
+			if err == nil {
+				st.node.OnboardRequested = false
+				st.node.Status, st.node.Ready = cluster.StatusVerified, d.Ready
+				log.Info("node re-onboarded", slog.Bool(keyReady, d.Ready))
+			}
+		} else {
+			err = m.nodes.MarkVerified(ctx, n.Name, d.Ready, r.ID, d.Message)
+			if err == nil {
+				st.node.Status, st.node.Ready = cluster.StatusVerified, d.Ready
+				log.Info("node verified", slog.Bool(keyReady, d.Ready), slog.String(keyReason, d.Message))
+			}
+		}
+	default:
+		var changed bool
+		changed, err = m.nodes.MarkFailed(ctx, n.Name, clusterStatus(d.Status), d.Parts, r.ID, d.Message)
+		if err != nil {
+			break
+		}
+		log.Warn("node failed attestation", slog.Any(keyParts, d.Parts), slog.String(keyReason, d.Message),
+			slog.Bool("changed", changed), slog.Bool("onboarding", onboarding))
+		st.node.Status, st.node.Cordoned, st.node.Ready = clusterStatus(d.Status), true, false
+		// Evict once per failure, not at every failing report: a restarted
+		// manager sees the Node already failed and cordoned.
+		if changed && len(m.cfg.EvictNamespaces) > 0 && (!wasFailed || st.evictPending) {
+			st.evictPending = !m.evict(ctx, n.Name, log)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("node %s, report %s: %w", n.Name, r.ID, err)
+	}
+	st.lastActed, st.node.LastReport = r.ID, r.ID
+	return nil
+}
+
+// evict evicts the pods of the configured namespaces and reports whether
+// that is done.
+func (m *Manager) evict(ctx context.Context, node string, log *slog.Logger) bool {
+	count, err := m.nodes.Evict(ctx, node, m.cfg.EvictNamespaces)
+	var blocked *cluster.EvictionBlockedError
+	switch {
+	case errors.As(err, &blocked):
+		log.Warn("eviction blocked by disruption budgets", slog.Int(keyEvicted, count), slog.Any("blocked", blocked.Pods))
+		return false
+	case err != nil:
+		log.Error("eviction failed", slog.Int(keyEvicted, count), slog.Any(keyErr, err))
+		return false
+	}
+	log.Info("pods evicted", slog.Int(keyEvicted, count))
+	return true
+}
+
+// notify queues the verdict for the EIM; it never blocks.
+func (m *Manager) notify(hostGUID string, d Decision, log *slog.Logger) {
+	if m.sink == nil {
+		return
+	}
+	status := eim.StatusFailed
+	if d.Status == StatusVerified {
+		status = eim.StatusVerified
+	}
+	if err := m.sink.Notify(hostGUID, status, d.Detail()); err != nil {
+		log.Warn("eim notification not queued", slog.Any(keyErr, err))
+	}
+}
+
+func clusterStatus(s Status) cluster.Status {
+	switch s {
+	case StatusVerified:
+		return cluster.StatusVerified
+	case StatusSecureBootDisabled:
+		return cluster.StatusSecureBootDisabled
+	default:
+		return cluster.StatusAttestationFailed
+	}
+}
+
+// quoted tells whether r rests on a quote from the agent, so that its reset
+// count is the TPM's. A report made while the agent was unreachable carries
+// no reset count, and comparing with it would fake a reboot, and with it a
+// re-baseline.
+func quoted(r *report.Report) bool { return r.HostStatus == report.StatusConnected }
+
+// expired reports whether r is past its expiration (a report without one
+// never expires).
+func expired(r *report.Report, now time.Time) bool {
+	return !r.Expiration.IsZero() && !now.Before(r.Expiration)
+}

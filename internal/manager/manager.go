@@ -1,0 +1,424 @@
+// Package manager is the attestation manager: it keeps the golden flavors of
+// every Trusted Compute node current, schedules attestations, decides
+// Verified / Attestation Failed / Secure Boot Disabled from each trust report
+// and acts on the decision through the Kubernetes adapter and the Edge
+// Infrastructure Manager.
+//
+// The Manager holds no state that matters across a restart: what was acted on
+// lives in the Node objects (status label, last report annotation, cordon)
+// and the reports live in the verifier. A restarted manager reads the latest
+// report of each node and skips it when the Node already names it, so it
+// neither cordons twice nor evicts twice nor re-sends a verdict.
+//
+// Its dependencies are small interfaces declared here (Verifier, Nodes,
+// StatusSink, Clock), so the whole behaviour runs in unit tests with
+// hand-written fakes and a fake clock; Tick is one deterministic step of Run.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/verifier/report"
+)
+
+// AnnotationPollDuration overrides the poll duration of one Node, in minutes
+// ("30") like the Helm value, or as a Go duration ("90m").
+const AnnotationPollDuration = "trustedcompute.io/poll-duration"
+
+// BaselineParts are the flavor parts made from a host's own measurements.
+var BaselineParts = []string{"PLATFORM", "OS", "IMA"}
+
+// Log field keys.
+const (
+	keyNode     = "node"
+	keyHostID   = "host_id"
+	keyReportID = "report_id"
+	keyStatus   = "status"
+	keyParts    = "parts"
+	keyReady    = "ready"
+	keyReason   = "reason"
+	keyTrigger  = "trigger"
+	keyNext     = "next"
+	keyEvicted  = "evicted"
+	keyErr      = "error"
+	keyValue    = "value"
+)
+
+// Reasons of Pending calls.
+const (
+	ReasonVerifierUnreachable = cluster.ReasonVerifierUnreachable
+	ReasonHostIDMissing       = "HostIDMissing"
+)
+
+// Node is an enabled Node as the manager sees it.
+type Node struct {
+	cluster.NodeInfo
+	// PollDuration is the raw value of AnnotationPollDuration, empty when
+	// the annotation is absent.
+	PollDuration string
+}
+
+// Verifier is what the manager needs of the verifier. Host ids are the
+// verifier's (RegisterHost returns it).
+type Verifier interface {
+	// RegisterHost registers the node's host (or finds it when already
+	// registered) and returns its id in the verifier.
+	RegisterHost(ctx context.Context, nodeName, hostID string) (string, error)
+	// Rebaseline makes the host's golden flavors of parts from its current
+	// measurements.
+	Rebaseline(ctx context.Context, hostID string, parts []string) error
+	HasAutomaticFlavors(ctx context.Context, hostID string) (bool, error)
+	// CreateReport attests the host now.
+	CreateReport(ctx context.Context, hostID string) (*report.Report, error)
+	// LatestReport returns the newest report, nil without error when the
+	// host has none yet.
+	LatestReport(ctx context.Context, hostID string) (*report.Report, error)
+}
+
+// Nodes is what the manager needs of the Kubernetes adapter (cluster.Nodes
+// plus the poll-duration annotation). Every method is idempotent.
+type Nodes interface {
+	EnabledNodes(ctx context.Context) ([]Node, error)
+	MarkVerified(ctx context.Context, node string, ready bool, reportID, message string) error
+	MarkFailed(ctx context.Context, node string, status cluster.Status, parts []string, reportID, message string) (changed bool, err error)
+	Evict(ctx context.Context, node string, namespaces []string) (int, error)
+	Onboarded(ctx context.Context, node string, ready bool, reportID string) error
+	Pending(ctx context.Context, node, reason, message string) error
+}
+
+// StatusSink receives every decision (the EIM notifier). Notify must not block.
+type StatusSink interface {
+	Notify(hostGUID string, status eim.Status, detail string) error
+}
+
+// Clock is the manager's time source.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// VerifierError is a failure to get a result from the verifier: no decision
+// can be made, the node's status stays and the node is marked Pending.
+type VerifierError struct {
+	Op  string
+	Err error
+}
+
+func (e *VerifierError) Error() string { return "verifier " + e.Op + ": " + e.Err.Error() }
+func (e *VerifierError) Unwrap() error { return e.Err }
+
+func verr(op string, err error) error { return &VerifierError{Op: op, Err: err} }
+
+// Deps are the Manager's collaborators. Verifier and Nodes are required.
+type Deps struct {
+	Verifier Verifier
+	Nodes    Nodes
+	// Status is nil when no EIM is configured.
+	Status StatusSink
+	// Clock defaults to the real clock.
+	Clock Clock
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Rand returns numbers in [0, 1) for the jitter; default math/rand/v2.
+	Rand func() float64
+}
+
+// Manager runs the attestation of every enabled node.
+type Manager struct {
+	cfg   Config
+	v     Verifier
+	nodes Nodes
+	sink  StatusSink
+	clock Clock
+	log   *slog.Logger
+	rnd   func() float64
+
+	mu         sync.Mutex
+	hosts      map[string]*nodeState // by node name
+	byHost     map[string]string     // host id (node's and verifier's) → node name
+	events     map[string]bool       // host ids with a published report not yet handled
+	refreshDue time.Time
+	wake       chan struct{}
+}
+
+// nodeState is what this process knows about a node. Losing it (a restart)
+// costs at most a registration lookup and a report read per node.
+type nodeState struct {
+	node          Node
+	seen          bool   // evaluated at least once by this process
+	verifierID    string // host id in the verifier, "" until registered
+	registeredFor string // node host id the registration is for
+	flavorsKnown  bool
+	hasFlavors    bool
+	resetKnown    bool
+	resetCount    uint32
+	lastActed     string // report id this process acted on
+	next          time.Time
+	failures      int
+	onboardTried  bool
+	evictPending  bool // an eviction was refused or failed: retry at the next failure
+}
+
+// New returns a Manager. cfg is completed with defaults and validated.
+func New(cfg Config, d Deps) (*Manager, error) {
+	cfg = cfg.WithDefaults()
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if d.Verifier == nil {
+		errs = append(errs, errors.New("manager: verifier is required"))
+	}
+	if d.Nodes == nil {
+		errs = append(errs, errors.New("manager: nodes are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg, v: d.Verifier, nodes: d.Nodes, sink: d.Status, clock: d.Clock, log: d.Logger, rnd: d.Rand,
+		hosts: map[string]*nodeState{}, byHost: map[string]string{}, events: map[string]bool{},
+		wake: make(chan struct{}, 1),
+	}
+	if m.clock == nil {
+		m.clock = realClock{}
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.rnd == nil {
+		m.rnd = rand.Float64
+	}
+	return m, nil
+}
+
+// ReportPublished tells the manager that the verifier published a new trust
+// report of hostID (the host id taken from the NATS subject). It never
+// blocks: events of one host coalesce until the next Tick evaluates them.
+func (m *Manager) ReportPublished(hostID string) {
+	hostID = strings.ToLower(strings.TrimSpace(hostID))
+	if hostID == "" {
+		return
+	}
+	m.mu.Lock()
+	m.events[hostID] = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run evaluates nodes until ctx ends: it refreshes the node list every
+// Config.RefreshInterval, attests every node at its jittered poll time and
+// evaluates a node at once when a report of it is published. It returns nil
+// when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	m.log.Info("attestation manager started",
+		slog.Duration("poll_duration", m.cfg.PollDuration), slog.String("golden_flavors", string(m.cfg.GoldenFlavors)))
+	for {
+		next := m.Tick(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := max(next.Sub(m.clock.Now()), minWait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.clock.After(wait):
+		case <-m.wake:
+		}
+	}
+}
+
+// minWait keeps Run from spinning when a node is due again at once.
+const minWait = 50 * time.Millisecond
+
+type trigger string
+
+const (
+	triggerStart    trigger = "start"    // first evaluation by this process
+	triggerSchedule trigger = "schedule" // poll duration elapsed
+	triggerEvent    trigger = "report"   // a report was published
+	triggerOnboard  trigger = "onboard"  // an operator asked for re-onboarding
+)
+
+type work struct {
+	st  *nodeState
+	why trigger
+}
+
+// Tick does one round: it refreshes the node list when due, evaluates every
+// node that is due or has a published report (at most Config.Concurrency at
+// a time) and returns when the next round is due.
+func (m *Manager) Tick(ctx context.Context) time.Time {
+	now := m.clock.Now()
+	if m.refreshDueAt(now) {
+		m.refresh(ctx, now)
+	}
+	jobs := m.collect(now)
+	sem := make(chan struct{}, m.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m.evaluate(ctx, j.st, j.why)
+		})
+	}
+	wg.Wait()
+	return m.nextDue()
+}
+
+func (m *Manager) refreshDueAt(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !now.Before(m.refreshDue)
+}
+
+// refresh reads the enabled nodes: new nodes get a state, gone nodes lose
+// theirs, a changed host id drops the registration.
+func (m *Manager) refresh(ctx context.Context, now time.Time) {
+	list, err := m.nodes.EnabledNodes(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refreshDue = now.Add(m.cfg.RefreshInterval)
+	if err != nil {
+		m.log.Warn("listing enabled nodes failed", slog.Any(keyErr, err))
+		return
+	}
+	keep := make(map[string]bool, len(list))
+	for _, n := range list {
+		keep[n.Name] = true
+		st, ok := m.hosts[n.Name]
+		if !ok {
+			st = &nodeState{}
+			m.hosts[n.Name] = st
+		}
+		if st.node.HostID != n.HostID {
+			st.verifierID, st.registeredFor, st.flavorsKnown, st.resetKnown = "", "", false, false
+		}
+		if !n.OnboardRequested {
+			st.onboardTried = false
+		}
+		st.node = n
+	}
+	for name := range m.hosts {
+		if !keep[name] {
+			delete(m.hosts, name)
+		}
+	}
+	clear(m.byHost)
+	for name, st := range m.hosts {
+		if st.node.HostID != "" {
+			m.byHost[st.node.HostID] = name
+		}
+		if st.verifierID != "" {
+			m.byHost[strings.ToLower(st.verifierID)] = name
+		}
+	}
+}
+
+// collect picks the nodes to evaluate now and why.
+func (m *Manager) collect(now time.Time) []work {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var jobs []work
+	evented := map[string]bool{}
+	for host := range m.events {
+		if name, ok := m.byHost[host]; ok {
+			evented[name] = true
+		} else {
+			// A report of a host we do not know: perhaps a node enabled
+			// since the last refresh.
+			m.refreshDue = now
+		}
+	}
+	clear(m.events)
+	for _, st := range m.hosts {
+		switch {
+		case !st.seen:
+			jobs = append(jobs, work{st, triggerStart})
+		case st.node.OnboardRequested && !st.onboardTried:
+			jobs = append(jobs, work{st, triggerOnboard})
+		case evented[st.node.Name]:
+			// Before the schedule: the published report may carry a reboot.
+			// A node also due is attested at the next Tick.
+			jobs = append(jobs, work{st, triggerEvent})
+		case !now.Before(st.next):
+			jobs = append(jobs, work{st, triggerSchedule})
+		}
+	}
+	return jobs
+}
+
+func (m *Manager) nextDue() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := m.refreshDue
+	if len(m.events) > 0 {
+		return m.clock.Now()
+	}
+	for _, st := range m.hosts {
+		if st.next.Before(next) {
+			next = st.next
+		}
+	}
+	return next
+}
+
+// interval is the poll duration of a node: its annotation, or the default.
+func (m *Manager) interval(st *nodeState) time.Duration {
+	if v := st.node.PollDuration; v != "" {
+		d, err := ParsePollDuration(v)
+		if err == nil {
+			return d
+		}
+		m.log.Warn("ignoring invalid poll-duration annotation", slog.String(keyNode, st.node.Name),
+			slog.String(keyValue, v), slog.Any(keyErr, err))
+	}
+	return m.cfg.PollDuration
+}
+
+// jittered spreads d uniformly over d ± Jitter·d.
+func (m *Manager) jittered(d time.Duration) time.Duration {
+	return Jittered(d, m.cfg.Jitter, m.rnd())
+}
+
+// Jittered returns d moved by (2u-1)·frac·d, u in [0, 1): uniformly within
+// d ± frac·d.
+func Jittered(d time.Duration, frac, u float64) time.Duration {
+	return d + time.Duration((2*u-1)*frac*float64(d))
+}
+
+// ParsePollDuration reads a poll duration: whole minutes ("60", the Helm
+// value's form) or a Go duration ("90m"). It must be at least a minute and at
+// most a week.
+func ParsePollDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, err := strconv.Atoi(s); err == nil {
+		d = time.Duration(n) * time.Minute
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("poll duration %q: want minutes or a duration such as 90m", s)
+	}
+	if d < MinPollDuration || d > MaxPollDuration {
+		return 0, fmt.Errorf("poll duration %s: want %s to %s", d, MinPollDuration, MaxPollDuration)
+	}
+	return d, nil
+}
