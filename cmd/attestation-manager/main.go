@@ -116,9 +116,9 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	if err != nil {
 		return err
 	}
-	nodes := kubeNodes{
-		Nodes: cluster.New(cs, cluster.Options{Logger: logger, Instance: getenv("TC_POD_NAME")}),
-		cs:    cs,
+	nodes := manager.KubeNodes{
+		Nodes:     cluster.New(cs, cluster.Options{Logger: logger, Instance: getenv("TC_POD_NAME")}),
+		Clientset: cs,
 	}
 	sink, err := eim.New(cfg.EIM, logger)
 	if err != nil {
@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	defer func() { _ = sink.Close() }()
 	notifier := eim.NewNotifier(sink, logger)
 	mgr, err := manager.New(mcfg, manager.Deps{
-		Verifier: hvsVerifier{Client: hvs, log: logger}, Nodes: nodes, Status: notifier, Logger: logger,
+		Verifier: manager.HVSVerifier{Client: hvs, Log: logger}, Nodes: nodes, Status: notifier, Logger: logger,
 	})
 	if err != nil {
 		return err

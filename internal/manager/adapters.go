@@ -1,4 +1,4 @@
-package main
+package manager
 
 import (
 	"context"
@@ -11,27 +11,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/cluster"
-	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
-// hvsVerifier adapts the REST client to manager.Verifier.
-type hvsVerifier struct {
+// HVSVerifier adapts the verifier's REST client to Verifier.
+type HVSVerifier struct {
 	*hvsclient.Client
-	log *slog.Logger
+	Log *slog.Logger
 }
 
-func (h hvsVerifier) RegisterHost(ctx context.Context, nodeName, hostID string) (string, error) {
+func (h HVSVerifier) RegisterHost(ctx context.Context, nodeName, hostID string) (string, error) {
 	host, err := h.Client.RegisterHost(ctx, nodeName, hostID)
 	if err == nil && host.EnrollmentError != "" {
-		h.log.Warn("host registered but its AK is not enrolled; attestation fails until it is",
+		h.Log.Warn("host registered but its AK is not enrolled; attestation fails until it is",
 			slog.String("node", nodeName), slog.String("host_id", hostID), slog.String("error", host.EnrollmentError))
 	}
 	return host.ID, err
 }
 
-func (h hvsVerifier) LatestReport(ctx context.Context, hostID string) (*report.Report, error) {
+func (h HVSVerifier) LatestReport(ctx context.Context, hostID string) (*report.Report, error) {
 	r, err := h.Client.LatestReport(ctx, hostID)
 	if errors.Is(err, hvsclient.ErrNoReport) {
 		return nil, nil
@@ -39,30 +38,30 @@ func (h hvsVerifier) LatestReport(ctx context.Context, hostID string) (*report.R
 	return r, err
 }
 
-// kubeNodes adapts cluster.Nodes to manager.Nodes, adding the poll-duration
+// KubeNodes adapts cluster.Nodes to Nodes, adding the poll-duration
 // annotation, which cluster.NodeInfo does not carry.
-type kubeNodes struct {
+type KubeNodes struct {
 	*cluster.Nodes
-	cs kubernetes.Interface
+	Clientset kubernetes.Interface
 }
 
-func (k kubeNodes) EnabledNodes(ctx context.Context) ([]manager.Node, error) {
+func (k KubeNodes) EnabledNodes(ctx context.Context) ([]Node, error) {
 	infos, err := k.Nodes.EnabledNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sel := labels.SelectorFromSet(labels.Set{cluster.LabelEnabled: "true"}).String()
-	list, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := k.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list enabled nodes: %w", err)
 	}
 	poll := make(map[string]string, len(list.Items))
 	for i := range list.Items {
-		poll[list.Items[i].Name] = list.Items[i].Annotations[manager.AnnotationPollDuration]
+		poll[list.Items[i].Name] = list.Items[i].Annotations[AnnotationPollDuration]
 	}
-	out := make([]manager.Node, 0, len(infos))
+	out := make([]Node, 0, len(infos))
 	for _, n := range infos {
-		out = append(out, manager.Node{NodeInfo: n, PollDuration: poll[n.Name]})
+		out = append(out, Node{NodeInfo: n, PollDuration: poll[n.Name]})
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package main
+package manager_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
 )
 
@@ -40,7 +41,7 @@ func TestAHostWithoutReportsHasNoLatestReportRatherThanAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := hvsVerifier{Client: c, log: slog.New(slog.DiscardHandler)}
+	v := manager.HVSVerifier{Client: c, Log: slog.New(slog.DiscardHandler)}
 	r, err := v.LatestReport(context.Background(), "host-1")
 	if r != nil || err != nil {
 		t.Fatalf("LatestReport = %v, %v; want nil, nil", r, err)
