@@ -1,0 +1,522 @@
+// Package manager_test runs the attestation manager end to end against real
+// parts: a whole verifier in process (SQLite, embedded NATS, CMS, AAS, HVS), a
+// trust agent on swtpm whose TPM went through a real OVMF measured boot, a
+// real kube-apiserver + etcd (envtest), and a real gRPC Edge Infrastructure
+// Manager that records the status updates.
+package manager_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/cluster/clustertest"
+	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/manager"
+	"trustedcompute.io/tc/internal/manager/hvsclient"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier"
+	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/hvs"
+)
+
+func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
+
+const (
+	adminPassword = "correct horse battery staple"
+	hostID        = "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a10"
+)
+
+// worlds counts test worlds: each gets its own Node name on the shared API server.
+var worlds atomic.Int32
+
+var discard = slog.New(slog.DiscardHandler)
+
+// clock is a settable clock for the manager's schedule.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) After(d time.Duration) <-chan time.Time {
+	return time.After(time.Hour)
+}
+func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// eimServer records the calls of the attestation manager.
+type eimServer struct {
+	attestmgrv1.UnimplementedAttestationStatusMgrServiceServer
+	mu    sync.Mutex
+	calls []*attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest
+	auth  []string
+}
+
+func (s *eimServer) UpdateInstanceAttestationStatusByHostGuid(ctx context.Context, in *attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest) (*attestmgrv1.UpdateInstanceAttestationStatusByHostGuidResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, in)
+	s.auth = append(s.auth, strings.Join(md.Get("authorization"), ","))
+	return &attestmgrv1.UpdateInstanceAttestationStatusByHostGuidResponse{}, nil
+}
+
+func (s *eimServer) last() (*attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.calls) == 0 {
+		return nil, ""
+	}
+	return s.calls[len(s.calls)-1], s.auth[len(s.auth)-1]
+}
+
+// node is the edge node: swtpm with an EK certificate, measured boot, a root
+// file system on LUKS, and a running trust agent.
+type node struct {
+	name   string
+	sw     *tpmtest.Swtpm
+	tpm    *agent.NodeTPM
+	root   *sandbox.Root
+	banks  []string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// boot replays the firmware log into a freshly started TPM and starts the agent.
+func (n *node) boot(t *testing.T, natsURL string, creds []byte, roots *x509.CertPool, bootLog []byte) {
+	t.Helper()
+	raw, err := tpm.Open(n.sw.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.tpm, err = agent.NewNodeTPM(raw, tpm.AKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n.banks, err = sandbox.ReplayEventLog(n.tpm, bootLog); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if n.root, err = sandbox.NewRoot(dir, hostID, n.name, bootLog); err != nil {
+		t.Fatal(err)
+	}
+	luks := filepath.Join("..", "..", "..", "internal", "measure", "testdata", "root-luks-lvm")
+	for _, sub := range []string{"proc/self", "sys/dev", "sys/class/block"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(sub)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("cp", "-a", filepath.Join(luks, sub), filepath.Join(dir, filepath.Dir(sub))).CombinedOutput(); err != nil {
+			t.Fatalf("cp %s: %v %s", sub, err, out)
+		}
+	}
+	if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{"/usr/bin/kata-runtime": "kata"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: hostID}, n.tpm, measure.New(dir), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nc, err := bus.Connect(ctx, natsURL, creds, roots, "agent", discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	n.cancel, n.done = cancel, make(chan struct{})
+	go func() {
+		defer close(n.done)
+		_ = a.Run(ctx, nc)
+		nc.Close()
+		_ = raw.Close()
+	}()
+}
+
+func (n *node) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+type world struct {
+	v       *verifier.Verifier
+	stopV   context.CancelFunc
+	vDone   chan error
+	roots   *x509.CertPool
+	base    string
+	cs      kubernetes.Interface
+	eim     *eimServer
+	clock   *clock
+	mgr     *manager.Manager
+	mgrDeps manager.Deps
+	mgrCfg  manager.Config
+	node     *node
+	nodeName string
+	creds    []byte
+}
+
+func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
+	t.Helper()
+	w := &world{clock: &clock{now: time.Now()}, eim: &eimServer{}, nodeName: fmt.Sprintf("edge-%d", worlds.Add(1))}
+	sw := tpmtest.NewWithEKCert(t)
+	ekRoots := x509.NewCertPool()
+	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ekRoots.AppendCertsFromPEM(b)
+	}
+	cs := clustertest.Clientset(t)
+	w.cs = cs
+
+	// The verifier.
+	dataDir := t.TempDir()
+	acfg := aas.DefaultConfig()
+	acfg.AdminPassword = adminPassword
+	acfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := verifier.New(ctx, verifier.Config{
+		Listen: "127.0.0.1:0", Database: "sqlite:" + filepath.Join(dataDir, "v.db"), DataDir: dataDir,
+		ServerName: "localhost", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AAS: acfg,
+		NATS: verifier.NATSConfig{Host: "127.0.0.1"}, Enrollment: verifierEnrollment(ekRoots),
+		// The manager's clock jumps hours ahead to make its schedule due;
+		// reports must outlive those jumps.
+		HVS: hvs.Config{ReportValidity: 1000 * time.Hour},
+	}, discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := v.Listen(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	w.v, w.stopV, w.vDone = v, cancel, make(chan error, 1)
+	go func() { w.vDone <- v.Run(ctx) }()
+	t.Cleanup(w.stopVerifier)
+	<-v.Ready()
+	w.base = "https://" + v.Addr()
+	root, err := cms.FetchRootPinned(ctx, w.base, v.CA().RootSHA384())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.roots = x509.NewCertPool()
+	w.roots.AddCert(root)
+
+	// The EIM, with a certificate from the same CMS for simplicity.
+	cert, err := v.CA().ServerCertificate("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert}})))
+	attestmgrv1.RegisterAttestationStatusMgrServiceServer(gs, w.eim)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	tokenFile := filepath.Join(t.TempDir(), "eim-token")
+	if err := os.WriteFile(tokenFile, []byte("eim-test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client, err := eim.NewClient(eim.Config{Address: ln.Addr().String(), CAFile: filepath.Join(dataDir, "cms-root.pem"), TokenFile: tokenFile, ServerName: "localhost"}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notifier := eim.NewNotifier(client, discard)
+	nctx, ncancel := context.WithCancel(context.Background())
+	go func() { _ = notifier.Run(nctx) }()
+	t.Cleanup(ncancel)
+
+	// The node: an enabled Kubernetes Node and its agent.
+	clustertest.Node(w.nodeName).Label(cluster.LabelEnabled, "true").SystemUUID(hostID).Create(t, cs)
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), w.nodeName, metav1.DeleteOptions{}) })
+	w.creds, err = v.Authority().AgentCredentials(hostID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.node = &node{sw: sw, name: w.nodeName}
+	w.node.boot(t, v.NATSURL(), w.creds, w.roots, sandbox.BootLogSecureBootOn)
+	t.Cleanup(w.node.stop)
+
+	// The manager, with the real REST client, the real Kubernetes adapter and the EIM.
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(adminPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := hvsclient.New(w.base, w.roots, hvsclient.Credentials{Username: "admin", PasswordFile: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mgrCfg = manager.Config{PollDuration: time.Hour, Jitter: -1, GoldenFlavors: golden, RefreshInterval: time.Second}
+	w.mgrDeps = manager.Deps{
+		Verifier: manager.HVSVerifier{Client: hc, Log: discard},
+		Nodes:    manager.KubeNodes{Nodes: cluster.New(cs, cluster.Options{Logger: discard}), Clientset: cs},
+		Status:   notifier, Clock: w.clock, Logger: testLogger(),
+	}
+	w.restartManager(t)
+	return w
+}
+
+func verifierEnrollment(roots *x509.CertPool) enroll.Config {
+	return enroll.Config{EKRoots: roots, EKIntermediates: roots}
+}
+
+func (w *world) restartManager(t *testing.T) {
+	t.Helper()
+	m, err := manager.New(w.mgrCfg, w.mgrDeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mgr = m
+}
+
+func (w *world) stopVerifier() {
+	if w.stopV != nil {
+		w.stopV()
+		<-w.vDone
+		w.stopV = nil
+	}
+}
+
+// attest runs one manager round after the node's schedule came due.
+func (w *world) attest(t *testing.T) *corev1.Node {
+	t.Helper()
+	w.clock.advance(2 * time.Hour)
+	w.mgr.Tick(context.Background())
+	n, err := w.cs.CoreV1().Nodes().Get(context.Background(), w.nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func condition(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if string(n.Status.Conditions[i].Type) == cluster.ConditionTrustedAttestation {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func tainted(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == cluster.TaintUntrusted && t.Effect == corev1.TaintEffectNoSchedule {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *world) events(t *testing.T, reason string) []string {
+	t.Helper()
+	list, err := w.cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == w.nodeName && e.Reason == reason {
+			out = append(out, e.Note)
+		}
+	}
+	return out
+}
+
+func (w *world) waitEIM(t *testing.T, want attestmgrv1.AttestationStatus) *attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, auth := w.eim.last(); c != nil && c.GetAttestationStatus() == want {
+			if auth != "Bearer eim-test-token" {
+				t.Fatalf("EIM call authorization %q", auth)
+			}
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, _ := w.eim.last()
+	t.Fatalf("EIM never got %v (last call %v)", want, c)
+	return nil
+}
+
+func mustVerified(t *testing.T, n *corev1.Node, ready bool) {
+	t.Helper()
+	if n.Labels[cluster.LabelStatus] != "verified" {
+		t.Fatalf("status label %q, want verified (labels %v)", n.Labels[cluster.LabelStatus], n.Labels)
+	}
+	if got := n.Labels[cluster.LabelReady] == "true"; got != ready {
+		t.Fatalf("ready label %v, want %v", n.Labels[cluster.LabelReady], ready)
+	}
+	if c := condition(n); c == nil || c.Status != corev1.ConditionTrue {
+		t.Fatalf("condition %+v, want TrustedAttestation=True", c)
+	}
+}
+
+func mustCordoned(t *testing.T, n *corev1.Node, status string) {
+	t.Helper()
+	if !n.Spec.Unschedulable || !tainted(n) {
+		t.Fatalf("node not cordoned and tainted: unschedulable=%v taints=%v", n.Spec.Unschedulable, n.Spec.Taints)
+	}
+	if n.Labels[cluster.LabelStatus] != status || n.Labels[cluster.LabelReady] == "true" {
+		t.Fatalf("labels %v, want status=%s and no ready", n.Labels, status)
+	}
+	if c := condition(n); c == nil || c.Status != corev1.ConditionFalse {
+		t.Fatalf("condition %+v, want TrustedAttestation=False", c)
+	}
+}
+
+// TestManagerEndToEnd walks one node through the whole life the issue lists.
+func TestManagerEndToEnd(t *testing.T) {
+	w := newWorld(t, manager.EveryBoot)
+
+	// Enabled → registered → baselined → Verified and ready (Secure Boot from
+	// the quoted PCR 7 events, root on LUKS).
+	n := w.attest(t)
+	mustVerified(t, n, true)
+	if c := w.waitEIM(t, attestmgrv1.AttestationStatus_ATTESTATION_STATUS_VERIFIED); c.GetHostGuid() != hostID {
+		t.Fatalf("EIM host guid %q", c.GetHostGuid())
+	}
+
+	// Tamper: a new executable is measured by IMA → Attestation Failed in IMA.
+	if err := w.node.root.MeasureFiles(w.node.tpm, w.node.banks, map[string]string{"/usr/bin/evil": "evil"}); err != nil {
+		t.Fatal(err)
+	}
+	n = w.attest(t)
+	mustCordoned(t, n, "attestation-failed")
+	failed := w.events(t, cluster.ReasonAttestationFailed)
+	if len(failed) != 1 || !strings.Contains(failed[0], "IMA") {
+		t.Fatalf("failure events %q, want one naming IMA", failed)
+	}
+	if c := w.waitEIM(t, attestmgrv1.AttestationStatus_ATTESTATION_STATUS_FAILED); !strings.Contains(c.GetAttestationStatusDetail(), "IMA") {
+		t.Fatalf("EIM detail %q", c.GetAttestationStatusDetail())
+	}
+
+	// The manager restarts mid-way: the same failure is not acted on twice,
+	// and nothing uncordons by itself.
+	w.restartManager(t)
+	n = w.attest(t)
+	mustCordoned(t, n, "attestation-failed")
+	if got := w.events(t, cluster.ReasonAttestationFailed); len(got) != 1 {
+		t.Fatalf("%d failure events after a restart, want 1", len(got))
+	}
+
+	// The operator re-onboards after the fix: re-baseline, attest, uncordon.
+	patch := []byte(`{"metadata":{"annotations":{"` + cluster.AnnotationOnboard + `":"true"}}}`)
+	if _, err := w.cs.CoreV1().Nodes().Patch(context.Background(), w.nodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n = w.attest(t)
+	if n.Spec.Unschedulable || tainted(n) {
+		t.Fatalf("not uncordoned after onboarding: unschedulable=%v taints=%v", n.Spec.Unschedulable, n.Spec.Taints)
+	}
+	mustVerified(t, n, true)
+	if len(w.events(t, cluster.ReasonOnboarded)) == 0 {
+		t.Fatal("no Onboarded event")
+	}
+
+	// Reboot: the TPM resets, firmware measures again; the new reset count
+	// in the signed quote triggers a re-baseline and the node stays Verified.
+	w.node.stop()
+	w.node.sw.Restart()
+	w.node.boot(t, w.v.NATSURL(), w.creds, w.roots, sandbox.BootLogSecureBootOn)
+	n = w.attest(t)
+	mustVerified(t, n, true)
+
+	// Reboot with Secure Boot off: Secure Boot Disabled, checked before trust, cordoned.
+	w.node.stop()
+	w.node.sw.Restart()
+	w.node.boot(t, w.v.NATSURL(), w.creds, w.roots, sandbox.BootLogSecureBootOff)
+	n = w.attest(t)
+	mustCordoned(t, n, "secure-boot-disabled")
+	if len(w.events(t, cluster.ReasonSecureBootDisabled)) != 1 {
+		t.Fatal("no Secure Boot Disabled event")
+	}
+
+	// The verifier goes away: no false Verified, an event says why.
+	w.stopVerifier()
+	n = w.attest(t)
+	if !n.Spec.Unschedulable || !tainted(n) || n.Labels[cluster.LabelStatus] != "secure-boot-disabled" {
+		t.Fatalf("an unreachable verifier changed the node: unschedulable=%v labels=%v", n.Spec.Unschedulable, n.Labels)
+	}
+	if c := condition(n); c == nil || c.Status != corev1.ConditionUnknown || c.Reason != cluster.ReasonVerifierUnreachable {
+		t.Fatalf("condition %+v, want Unknown because the verifier is unreachable", c)
+	}
+	if len(w.events(t, cluster.ReasonVerifierUnreachable)) == 0 {
+		t.Fatal("no event says the verifier is unreachable")
+	}
+}
+
+// testLogger logs the manager's decisions when TC_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("TC_TEST_LOG") == "" {
+		return discard
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestGoldenFlavorPolicies boots a different signed kernel command line (PCR
+// 9 changes): with firstBoot the node fails in OS and is cordoned; with
+// everyBoot, the seed's rule, the new measurements become golden and the node
+// stays Verified. That is the trade-off docs/attestation-manager.md describes.
+func TestGoldenFlavorPolicies(t *testing.T) {
+	otherKernel, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "appraise", "testdata", "ovmf", "sb-on-cmdline2.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		policy   manager.GoldenFlavors
+		verified bool
+	}{
+		{manager.FirstBoot, false},
+		{manager.EveryBoot, true},
+	} {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			w := newWorld(t, tt.policy)
+			mustVerified(t, w.attest(t), true)
+			w.node.stop()
+			w.node.sw.Restart()
+			w.node.boot(t, w.v.NATSURL(), w.creds, w.roots, otherKernel)
+			n := w.attest(t)
+			if tt.verified {
+				mustVerified(t, n, true)
+				return
+			}
+			mustCordoned(t, n, "attestation-failed")
+			if ev := w.events(t, cluster.ReasonAttestationFailed); len(ev) != 1 || !strings.Contains(ev[0], "OS") {
+				t.Fatalf("failure events %q, want one naming OS", ev)
+			}
+		})
+	}
+}
