@@ -167,17 +167,17 @@ func (n *node) stop() {
 }
 
 type world struct {
-	v       *verifier.Verifier
-	stopV   context.CancelFunc
-	vDone   chan error
-	roots   *x509.CertPool
-	base    string
-	cs      kubernetes.Interface
-	eim     *eimServer
-	clock   *clock
-	mgr     *manager.Manager
-	mgrDeps manager.Deps
-	mgrCfg  manager.Config
+	v        *verifier.Verifier
+	stopV    context.CancelFunc
+	vDone    chan error
+	roots    *x509.CertPool
+	base     string
+	cs       kubernetes.Interface
+	eim      *eimServer
+	clock    *clock
+	mgr      *manager.Manager
+	mgrDeps  manager.Deps
+	mgrCfg   manager.Config
 	node     *node
 	nodeName string
 	creds    []byte
