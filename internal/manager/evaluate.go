@@ -227,8 +227,16 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 	n := st.node
 	d := Decide(r)
 	log = log.With(slog.String(keyReportID, r.ID), slog.String(keyStatus, string(d.Status)))
-	m.notify(n.HostID, d, log)
 	wasFailed := n.Cordoned && (n.Status == cluster.StatusAttestationFailed || n.Status == cluster.StatusSecureBootDisabled)
+	if d.Status == StatusVerified && wasFailed && !onboarding {
+		// Nothing clears a failure by itself: a node that failed stays failed
+		// and cordoned, in Kubernetes and in the EIM, until an operator
+		// re-onboards it, even when a later report passes.
+		log.Info("attestation passes again; the node stays failed and cordoned until it is re-onboarded")
+		st.lastActed, st.node.LastReport = r.ID, r.ID
+		return nil
+	}
+	m.notify(n.HostID, d, log)
 	var err error
 	switch d.Status {
 	case StatusVerified:

@@ -44,7 +44,11 @@ type AK struct {
 // creation; the AK then lives on at its persistent handle.
 var akParentTemplate = tpm2.ECCSRKTemplate
 
+// akAttributes: the AK has an empty authorization, so dictionary-attack
+// protection guards nothing; NoDA keeps a TPM in DA lockout (after unorderly
+// resets, say) from stopping attestation.
 var akAttributes = tpm2.TPMAObject{
+	NoDA:                true,
 	FixedTPM:            true,
 	FixedParent:         true,
 	SensitiveDataOrigin: true,

@@ -432,6 +432,14 @@ func TestManagerEndToEnd(t *testing.T) {
 		t.Fatalf("%d failure events after a restart, want 1", len(got))
 	}
 
+	// The node reboots clean and passes again: it stays failed and cordoned,
+	// nothing clears a failure by itself.
+	w.node.stop()
+	w.node.sw.Restart()
+	w.node.boot(t, w.v.NATSURL(), w.creds, w.roots, sandbox.BootLogSecureBootOn)
+	n = w.attest(t)
+	mustCordoned(t, n, "attestation-failed")
+
 	// The operator re-onboards after the fix: re-baseline, attest, uncordon.
 	patch := []byte(`{"metadata":{"annotations":{"` + cluster.AnnotationOnboard + `":"true"}}}`)
 	if _, err := w.cs.CoreV1().Nodes().Patch(context.Background(), w.nodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
