@@ -363,3 +363,30 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	}
 }
 
+
+// TestManagerCredentialsReceiveReports issues the attestation manager's bus
+// credentials through AAS: it may receive trust reports and publish nothing.
+func TestManagerCredentialsReceiveReports(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	admin := h.login(t, "admin", adminPassword)
+	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"AM"}`))
+	if status != http.StatusOK {
+		t.Fatalf("credentials: %d %s", status, creds)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "attestation-manager", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("manager connect: %v", err)
+	}
+	defer nc.Close()
+	if _, err := nc.SubscribeSync(bus.AllReports); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.LastError(); err != nil {
+		t.Fatalf("subscription to the reports refused: %v", err)
+	}
+}

@@ -410,6 +410,13 @@ func (f *fakeCreds) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 	return []byte("-----BEGIN NATS USER JWT-----\nservice " + name + "\n"), nil
 }
 
+func (f *fakeCreds) ManagerCredentials(name string, ttl time.Duration) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "manager:"+name)
+	return []byte("-----BEGIN NATS USER JWT-----\nmanager " + name + "\n"), nil
+}
+
 // fixture is an AAS on fakes.
 type fixture struct {
 	aas   *AAS

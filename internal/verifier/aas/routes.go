@@ -262,8 +262,10 @@ func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
 		creds, err = a.creds.AgentCredentials(host, a.cfg.CredentialValidity)
 	case "HVS":
 		creds, err = a.creds.ServiceCredentials("HVS", a.cfg.CredentialValidity)
+	case "AM":
+		creds, err = a.creds.ManagerCredentials("attestation-manager", a.cfg.CredentialValidity)
 	default:
-		return api.Errorf(api.KindBadRequest, "type must be TA or HVS, got %q", req.Type)
+		return api.Errorf(api.KindBadRequest, "type must be TA, HVS or AM (attestation manager), got %q", req.Type)
 	}
 	if err != nil {
 		return api.Wrap(api.KindInternal, err, "issue credentials")

@@ -19,6 +19,7 @@ import (
 type CredentialIssuer interface {
 	AgentCredentials(hostID string, ttl time.Duration) ([]byte, error)
 	ServiceCredentials(name string, ttl time.Duration) ([]byte, error)
+	ManagerCredentials(name string, ttl time.Duration) ([]byte, error)
 }
 
 // errLogin is the one answer to every failed login: unknown user, wrong

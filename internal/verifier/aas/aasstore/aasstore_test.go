@@ -58,6 +58,9 @@ func (noCreds) AgentCredentials(string, time.Duration) ([]byte, error) {
 func (noCreds) ServiceCredentials(string, time.Duration) ([]byte, error) {
 	return nil, errors.New("none")
 }
+func (noCreds) ManagerCredentials(string, time.Duration) ([]byte, error) {
+	return nil, errors.New("none")
+}
 
 func TestTheAASRunsOnTheRealStore(t *testing.T) {
 	ctx := context.Background()
