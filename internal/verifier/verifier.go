@@ -68,18 +68,19 @@ type NATSConfig struct {
 
 // Verifier is a running verifier.
 type Verifier struct {
-	cfg    Config
-	logger *slog.Logger
-	store  *store.Store
-	ca     *cms.CA
-	aas    *aas.AAS
-	auth   *bus.Authority
-	nats   *bus.Server
-	enroll *enroll.Enroller
-	agents agentProxy
-	mux    *http.ServeMux
-	cert   *tls.Certificate
-	ln     net.Listener
+	cfg     Config
+	logger  *slog.Logger
+	store   *store.Store
+	ca      *cms.CA
+	aas     *aas.AAS
+	auth    *bus.Authority
+	nats    *bus.Server
+	enroll  *enroll.Enroller
+	agents  agentProxy
+	mux     *http.ServeMux
+	metrics *metrics
+	cert    *tls.Certificate
+	ln      net.Listener
 
 	// ready is closed once every part serves.
 	ready chan struct{}
@@ -152,6 +153,12 @@ func (v *Verifier) build(ctx context.Context) error {
 	v.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	v.mux.HandleFunc("GET /readyz", v.handleReady)
 	v.mux.HandleFunc("GET /openapi.json", v.handleOpenAPI)
+	var conns func() int
+	if v.nats != nil {
+		conns = v.nats.NumClients
+	}
+	v.metrics = newMetrics(conns)
+	v.mux.Handle("GET /metrics", v.metrics.handler())
 	return nil
 }
 
@@ -267,7 +274,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 	defer nc.Close()
 	agents := agentclient.New(nc, 30*time.Second)
 	v.agents.set(agents)
-	svc, err := hvs.New(ctx, v.cfg.HVS, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc}, v.logger.With("part", "hvs"))
+	hcfg := v.cfg.HVS
+	hcfg.Observe = v.metrics.observe
+	svc, err := hvs.New(ctx, hcfg, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc}, v.logger.With("part", "hvs"))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("hvs: %w", err)

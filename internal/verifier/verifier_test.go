@@ -354,6 +354,9 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	if !trusted() {
 		t.Fatal("first report of a freshly baselined node is not trusted")
 	}
+	if status, body := h.do(t, "GET", "/metrics", "", "", nil); status != http.StatusOK || !strings.Contains(string(body), `tc_hvs_reports_total{host_status="CONNECTED",result="trusted"} 1`) || !strings.Contains(string(body), "tc_nats_connections") {
+		t.Fatalf("metrics: %d\n%s", status, body)
+	}
 	// A file measured into PCR 10 and shown in the IMA log, but not in the golden IMA flavor.
 	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/evil": "evil"}); err != nil {
 		t.Fatal(err)
@@ -362,7 +365,6 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 		t.Fatal("a new IMA entry left the node trusted")
 	}
 }
-
 
 // TestManagerCredentialsReceiveReports issues the attestation manager's bus
 // credentials through AAS: it may receive trust reports and publish nothing.

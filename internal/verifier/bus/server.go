@@ -271,3 +271,6 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 	l.fatal.Store(&msg)
 	l.logger.Error(msg, componentKey, "nats-server")
 }
+
+// NumClients is the number of client connections (agents and services).
+func (s *Server) NumClients() int { return s.ns.NumClients() }

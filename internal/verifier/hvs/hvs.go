@@ -115,6 +115,9 @@ type Config struct {
 	Templates []flavor.Template
 	// EARProfile is the eat_profile of EAR tokens (default the report package's).
 	EARProfile string
+	// Observe, when set, is told of every new report and how long it took
+	// (metrics).
+	Observe func(r *report.Report, took time.Duration)
 	// Now is the clock (default time.Now); NewID makes flavor and group IDs
 	// (default random UUIDs).
 	Now   func() time.Time

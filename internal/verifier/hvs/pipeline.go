@@ -177,7 +177,12 @@ func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Repo
 	ch := s.flight.DoChan(hostID, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ReportTimeout)
 		defer cancel()
-		return s.makeReport(ctx, hostID)
+		start := time.Now()
+		r, err := s.makeReport(ctx, hostID)
+		if err == nil && s.cfg.Observe != nil {
+			s.cfg.Observe(r, time.Since(start))
+		}
+		return r, err
 	})
 	select {
 	case <-ctx.Done():
