@@ -44,6 +44,9 @@ type Config struct {
 	EIM        eim.Config `yaml:"eim"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
 	LogLevel   string     `yaml:"logLevel"`
+	// MetricsAddr serves /healthz, /readyz and Prometheus /metrics
+	// (plain HTTP, meant for the pod network; empty turns it off).
+	MetricsAddr string `yaml:"metricsAddr"`
 }
 
 // Verifier says how to reach and trust the verifier.
@@ -88,6 +91,7 @@ func defaultConfig() Config {
 		RefreshInterval: manager.DefaultRefreshInterval,
 		Verifier:        Verifier{Username: "attestation-manager", Timeout: 2 * time.Minute},
 		LogLevel:        "info",
+		MetricsAddr:     ":9090",
 	}
 }
 
@@ -99,7 +103,7 @@ var envKeys = []string{
 	"TC_AAS_USERNAME", "TC_AAS_PASSWORD_FILE", "TC_VERIFIER_TIMEOUT",
 	"TC_NATS_URL", "TC_NATS_CREDS_FILE",
 	"TC_EIM_ADDRESS", "TC_EIM_CA_FILE", "TC_EIM_TOKEN_FILE", "TC_EIM_SERVER_NAME",
-	"TC_KUBECONFIG", "TC_LOG_LEVEL",
+	"TC_KUBECONFIG", "TC_LOG_LEVEL", "TC_METRICS_ADDR",
 }
 
 // loadConfig reads the file at path (if any) over the defaults, then the
@@ -174,6 +178,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	str("TC_EIM_SERVER_NAME", &cfg.EIM.ServerName)
 	str("TC_KUBECONFIG", &cfg.Kubernetes.Kubeconfig)
 	str("TC_LOG_LEVEL", &cfg.LogLevel)
+	str("TC_METRICS_ADDR", &cfg.MetricsAddr)
 	return cfg, errors.Join(errs...)
 }
 

@@ -126,12 +126,16 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	}
 	defer func() { _ = sink.Close() }()
 	notifier := eim.NewNotifier(sink, logger)
+	var metrics *manager.Metrics
 	mgr, err := manager.New(mcfg, manager.Deps{
 		Verifier: manager.HVSVerifier{Client: hvs, Log: logger}, Nodes: nodes, Status: notifier, Logger: logger,
+		OnCordon: func(node string, s cluster.Status) { metrics.Cordoned(node, s) },
 	})
 	if err != nil {
 		return err
 	}
+	metrics = manager.NewMetrics(mgr)
+	notifier.OnFailure = metrics.EIMFailed
 	creds, err := os.ReadFile(cfg.NATS.CredsFile)
 	if err != nil {
 		return fmt.Errorf("read nats credentials: %w", err)
@@ -155,7 +159,19 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 		return fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	return runTasks(ctx, mgr.Run, notifier.Run)
+	tasks := []func(context.Context) error{mgr.Run, notifier.Run}
+	if cfg.MetricsAddr != "" {
+		ready := func() error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to the bus")
+			}
+			return nil
+		}
+		tasks = append(tasks, func(ctx context.Context) error {
+			return manager.ServeOps(ctx, cfg.MetricsAddr, metrics, ready, logger)
+		})
+	}
+	return runTasks(ctx, tasks...)
 }
 
 // runTasks runs every task until ctx ends or one returns; then it cancels

@@ -262,6 +262,9 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 		}
 		log.Warn("node failed attestation", slog.Any(keyParts, d.Parts), slog.String(keyReason, d.Message),
 			slog.Bool("changed", changed), slog.Bool("onboarding", onboarding))
+		if changed && !wasFailed && m.onCordon != nil {
+			m.onCordon(n.Name, clusterStatus(d.Status))
+		}
 		st.node.Status, st.node.Cordoned, st.node.Ready = clusterStatus(d.Status), true, false
 		// Evict once per failure, not at every failing report: a restarted
 		// manager sees the Node already failed and cordoned.

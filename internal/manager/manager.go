@@ -136,17 +136,21 @@ type Deps struct {
 	Logger *slog.Logger
 	// Rand returns numbers in [0, 1) for the jitter; default math/rand/v2.
 	Rand func() float64
+	// OnCordon, when set, is told of every node this manager newly marks
+	// failed (metrics).
+	OnCordon func(node string, status cluster.Status)
 }
 
 // Manager runs the attestation of every enabled node.
 type Manager struct {
-	cfg   Config
-	v     Verifier
-	nodes Nodes
-	sink  StatusSink
-	clock Clock
-	log   *slog.Logger
-	rnd   func() float64
+	cfg      Config
+	v        Verifier
+	nodes    Nodes
+	sink     StatusSink
+	clock    Clock
+	log      *slog.Logger
+	rnd      func() float64
+	onCordon func(node string, status cluster.Status)
 
 	mu         sync.Mutex
 	hosts      map[string]*nodeState // by node name
@@ -191,7 +195,7 @@ func New(cfg Config, d Deps) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg: cfg, v: d.Verifier, nodes: d.Nodes, sink: d.Status, clock: d.Clock, log: d.Logger, rnd: d.Rand,
+		cfg: cfg, v: d.Verifier, nodes: d.Nodes, sink: d.Status, clock: d.Clock, log: d.Logger, rnd: d.Rand, onCordon: d.OnCordon,
 		hosts: map[string]*nodeState{}, byHost: map[string]string{}, events: map[string]bool{},
 		wake: make(chan struct{}, 1),
 	}
@@ -421,4 +425,20 @@ func ParsePollDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("poll duration %s: want %s to %s", d, MinPollDuration, MaxPollDuration)
 	}
 	return d, nil
+}
+
+// StatusCounts returns how many enabled nodes this manager knows in each
+// status (metrics).
+func (m *Manager) StatusCounts() map[cluster.Status]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[cluster.Status]int{}
+	for _, st := range m.hosts {
+		s := st.node.Status
+		if s == "" {
+			s = cluster.StatusPending
+		}
+		out[s]++
+	}
+	return out
 }

@@ -10,8 +10,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -483,6 +485,29 @@ func TestManagerEndToEnd(t *testing.T) {
 	}
 	if len(w.events(t, cluster.ReasonVerifierUnreachable)) == 0 {
 		t.Fatal("no event says the verifier is unreachable")
+	}
+
+	// Operability: health and the nodes by status on /metrics.
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	_ = probe.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = manager.ServeOps(ctx, addr, manager.NewMetrics(w.mgr), func() error { return nil }, discard) }()
+	var body []byte
+	for i := 0; i < 50; i++ {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), `tc_manager_nodes{status="SecureBootDisabled"} 1`) && !strings.Contains(string(body), `status="secure-boot-disabled"} 1`) {
+		t.Fatalf("metrics lack the node's status:\n%s", body)
 	}
 }
 
