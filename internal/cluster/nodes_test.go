@@ -242,11 +242,11 @@ func TestMarkFailedPatchesAndKeepsWhatOthersWroteMeanwhile(t *testing.T) {
 	var ownsUnschedulable bool
 	for _, mf := range n.ManagedFields {
 		if mf.Manager == cluster.DefaultName && mf.Subresource == "" && mf.FieldsV1 != nil &&
-			strings.Contains(string(mf.FieldsV1.Raw), `"f:unschedulable"`) {
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:unschedulable"`) {
 			ownsUnschedulable = true
 		}
-		if mf.Manager == "someone-else" && !strings.Contains(string(mf.FieldsV1.Raw), `"f:example.com/owner"`) {
-			t.Errorf("someone-else no longer owns its label: %s", mf.FieldsV1.Raw)
+		if mf.Manager == "someone-else" && !strings.Contains(mf.FieldsV1.GetRawString(), `"f:example.com/owner"`) {
+			t.Errorf("someone-else no longer owns its label: %s", mf.FieldsV1.GetRawString())
 		}
 	}
 	if !ownsUnschedulable {

@@ -60,7 +60,7 @@ func OpenAPI() ([]byte, error) {
 		},
 		"paths": paths,
 		"components": map[string]any{
-			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT (ES256) from POST /aas/v1/token"}},
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT (ES256) from POST /aas/v1/token"}}, //nolint:gosec // G101: a scheme description, not a credential
 			"schemas": map[string]any{"Error": map[string]any{
 				"type":       "object",
 				"properties": map[string]any{"error": map[string]string{"type": "string"}, "status": map[string]string{"type": "integer"}},

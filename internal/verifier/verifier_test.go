@@ -226,7 +226,7 @@ func TestAgentCredentialsConnectToTheBus(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent-edge-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent-edge-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("agent connect: %v", err)
 	}
@@ -264,7 +264,7 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	raw, err := tpm.Open(sw.Spec())
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,7 +187,7 @@ func assets() (dir, skip string) {
 		return "", fmt.Sprintf("%s is not set and %v", assetsEnv, err)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(script)
+	cmd := exec.CommandContext(context.Background(), script)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Sprintf("%s is not set and %s failed: %v: %s", assetsEnv, script, err, tail(stderr.String(), 800))

@@ -67,7 +67,10 @@ func backoff(attempt int) time.Duration {
 // certificate that does not verify, a server without TLS. Once connected the
 // connection reconnects forever on its own, and disconnects, reconnects and
 // asynchronous errors (such as permission violations) are logged.
-func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPool, name string, logger *slog.Logger) (*nats.Conn, error) {
+//
+// extra options are applied after these defaults, e.g. nats.SetCustomDialer
+// to carry the connection over something other than TCP (a serial line).
+func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPool, name string, logger *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	if rootCAs == nil {
 		return nil, errors.New("nats connect: root CAs are required")
 	}
@@ -82,6 +85,7 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
 	)
+	opts = append(opts, extra...)
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {

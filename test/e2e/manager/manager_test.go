@@ -82,7 +82,8 @@ type eimServer struct {
 	auth  []string
 }
 
-func (s *eimServer) UpdateInstanceAttestationStatusByHostGuid(ctx context.Context, in *attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest) (*attestmgrv1.UpdateInstanceAttestationStatusByHostGuidResponse, error) {
+func (s *eimServer) UpdateInstanceAttestationStatusByHostGuid( //nolint:revive // the name is the generated gRPC method
+	ctx context.Context, in *attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest) (*attestmgrv1.UpdateInstanceAttestationStatusByHostGuidResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,7 +307,9 @@ func (w *world) restartManager(t *testing.T) {
 func (w *world) stopVerifier() {
 	if w.stopV != nil {
 		w.stopV()
-		<-w.vDone
+		if err := <-w.vDone; err != nil {
+			slog.Default().Warn("verifier stopped with an error", "error", err)
+		}
 		w.stopV = nil
 	}
 }
