@@ -42,6 +42,11 @@ type NATS struct {
 	CredsFile string `yaml:"creds_file"`
 	// CAFile is the CMS root the bus's TLS certificate must chain to.
 	CAFile string `yaml:"ca_file"`
+	// SerialDevice, when set, carries the bus connection over this serial
+	// line (raw mode) instead of TCP, for a node without a network to the
+	// verifier, such as a VM talking to its host over a second serial port.
+	// The host side bridges the line to the bus: see serialDialer.
+	SerialDevice string `yaml:"serial_device"`
 }
 
 func defaultConfig() Config {
@@ -75,6 +80,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	str("TC_NATS_URL", &cfg.NATS.URL)
 	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
 	str("TC_NATS_CA_FILE", &cfg.NATS.CAFile)
+	str("TC_NATS_SERIAL_DEVICE", &cfg.NATS.SerialDevice)
 	str("TC_LOG_LEVEL", &cfg.LogLevel)
 	if v := getenv("TC_AK_HANDLE"); v != "" {
 		h, err := strconv.ParseUint(v, 0, 32)

@@ -22,6 +22,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/evidence"
@@ -115,8 +118,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 // node opens the TPM and the measurements and builds the agent.
 type node struct {
-	tpm   *agent.NodeTPM
-	agent *agent.Agent
+	tpm    *agent.NodeTPM
+	agent  *agent.Agent
+	hostID string
 }
 
 func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
@@ -148,7 +152,7 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 		_ = t.Close()
 		return nil, err
 	}
-	return &node{tpm: nt, agent: a}, nil
+	return &node{tpm: nt, agent: a, hostID: hostID}, nil
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
@@ -184,14 +188,24 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 		return err
 	}
 	defer func() { _ = n.tpm.Close() }()
-	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "trust-agent", logger)
+	var dial []nats.Option
+	if cfg.NATS.SerialDevice != "" {
+		// A serial line is slow (115200 baud): allow the TLS handshake
+		// more than nats.go's 2 s default.
+		dial = append(dial, nats.SetCustomDialer(serialDialer{path: cfg.NATS.SerialDevice}), nats.Timeout(serialConnectTimeout))
+	}
+	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "trust-agent", logger, dial...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	logger.Info("trust agent serving", "host_id", cfg.HostID, "nats_url", cfg.NATS.URL)
+	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL)
 	return n.agent.Run(ctx, nc)
 }
+
+// serialConnectTimeout bounds connecting (TLS handshake included) over
+// nats.serial_device.
+const serialConnectTimeout = 30 * time.Second
 
 // Bundle is what `trust-agent evidence` prints.
 type Bundle struct {

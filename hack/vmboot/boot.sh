@@ -5,7 +5,7 @@
 # and always stops the QEMU and swtpm it started.
 #
 # Usage: boot.sh --uki <image.efi> --tpm-state <dir> --serial <log>
-#                [--secureboot on|off] [--vars <file>] [--pcr-banks <list>]
+#                [--secureboot on|off] [--vars <file>] [--pcr-banks <list>] [--ek-cert]
 #                [--timeout <seconds>] [-- <extra qemu args>]
 #   --secureboot  on (default): OVMF_VARS_4M.snakeoil.fd (Secure Boot enabled,
 #                 PK/KEK/db = the snakeoil certificate); off: OVMF_VARS_4M.fd.
@@ -15,6 +15,9 @@
 #                 same TPM.
 #   --pcr-banks   for a new TPM state only: run swtpm_setup with these banks
 #                 (e.g. sha256,sha384). Default: swtpm's own default.
+#   --ek-cert     for a new TPM state only: swtpm_setup also creates EK and
+#                 platform certificates from the local CA (/etc/swtpm-localca.conf,
+#                 issuer /var/lib/swtpm-localca/issuercert.pem) and locks NVRAM.
 #   --timeout     default 180.
 # Extra QEMU args, e.g. a host<->guest channel on /dev/ttyS1:
 #   -- -serial unix:/tmp/chan.sock,server,nowait
@@ -23,7 +26,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-uki="" state="" serial="" secureboot=on vars="" banks="" timeout=180
+uki="" state="" serial="" secureboot=on vars="" banks="" ekcert=0 timeout=180
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--uki) uki="$2"; shift 2 ;;
@@ -32,6 +35,7 @@ while [[ $# -gt 0 ]]; do
 	--secureboot) secureboot="$2"; shift 2 ;;
 	--vars) vars="$2"; shift 2 ;;
 	--pcr-banks) banks="$2"; shift 2 ;;
+	--ek-cert) ekcert=1; shift ;;
 	--timeout) timeout="$2"; shift 2 ;;
 	--) shift; break ;;
 	*) die "unknown argument $1 (see the header of $0)" ;;
@@ -68,10 +72,13 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$state"
 state="$(cd "$state" && pwd)"
-if [[ -n "$banks" && ! -e "$state/tpm2-00.permall" ]]; then
+if [[ (-n "$banks" || $ekcert -eq 1) && ! -e "$state/tpm2-00.permall" ]]; then
 	command -v swtpm_setup >/dev/null || die "swtpm_setup not found (apt-get install swtpm-tools)"
-	log "manufacturing a TPM in $state with PCR banks $banks"
-	swtpm_setup --tpm2 --tpm-state "$state" --pcr-banks "$banks" >"$tmp/swtpm_setup.log" 2>&1 ||
+	setup_args=(--tpm2 --tpm-state "$state")
+	[[ -n "$banks" ]] && setup_args+=(--pcr-banks "$banks")
+	((ekcert)) && setup_args+=(--create-ek-cert --create-platform-cert --lock-nvram)
+	log "manufacturing a TPM in $state (${setup_args[*]:3})"
+	swtpm_setup "${setup_args[@]}" >"$tmp/swtpm_setup.log" 2>&1 ||
 		{ cat "$tmp/swtpm_setup.log" >&2; die "swtpm_setup failed"; }
 fi
 if [[ -z "$vars" ]]; then

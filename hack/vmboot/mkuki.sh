@@ -5,8 +5,10 @@
 # The image is reproducible: same inputs, same bytes (before signing), so the
 # same PCR 4 digest.
 #
-# Usage: mkuki.sh [--unsigned] <init-binary> <out.efi> [cmdline]
+# Usage: mkuki.sh [--unsigned] [--add <file>=<path>]... <init-binary> <out.efi> [cmdline]
 #   cmdline defaults to "console=ttyS0 quiet".
+#   --add puts <file> into the initramfs at <path> (absolute), keeping its
+#   mode bits; repeatable (e.g. the trust agent, its config and credentials).
 # Env: VMLINUZ (default: the kernel fetched by setup.sh), SB_KEY, SB_CERT,
 #      SB_KEY_PASS, EFI_STUB (see lib.sh).
 set -euo pipefail
@@ -15,11 +17,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 sign=1
-if [[ "${1:-}" == "--unsigned" ]]; then
-	sign=0
-	shift
-fi
-[[ $# -ge 2 && $# -le 3 ]] || die "usage: mkuki.sh [--unsigned] <init-binary> <out.efi> [cmdline]"
+adds=()
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--unsigned) sign=0; shift ;;
+	--add) adds+=("$2"); shift 2 ;;
+	*) break ;;
+	esac
+done
+[[ $# -ge 2 && $# -le 3 ]] || die "usage: mkuki.sh [--unsigned] [--add <file>=<path>]... <init-binary> <out.efi> [cmdline]"
 init="$1"
 out="$2"
 cmdline="${3:-console=ttyS0 quiet}"
@@ -45,6 +51,11 @@ efivarfs_ko="$(find "$(dirname "$VMLINUZ")/../lib/modules" -name efivarfs.ko 2>/
 if [[ -n "$efivarfs_ko" ]]; then
 	install -D -m 0644 "$efivarfs_ko" "$tmp/root/lib/modules/efivarfs.ko"
 fi
+for a in "${adds[@]}"; do
+	src="${a%%=*}" dst="${a#*=}"
+	[[ -r "$src" && "$dst" == /* && "$a" == *=* ]] || die "--add $a: want <readable file>=<absolute path>"
+	install -D -m "$(stat -Lc %a "$src")" "$src" "$tmp/root$dst"
+done
 find "$tmp/root" -exec touch -h -d @0 {} +
 (cd "$tmp/root" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -9 > "$tmp/initrd"
