@@ -1,0 +1,32 @@
+{{- define "attestation-manager.config" -}}
+pollDuration: {{ .Values.pollDuration | quote }}
+jitter: {{ .Values.jitter }}
+goldenFlavors: {{ .Values.goldenFlavors }}
+evictNamespaces: {{ .Values.evictNamespaces | default list | toJson }}
+concurrency: {{ .Values.concurrency }}
+refreshInterval: {{ .Values.refreshInterval }}
+verifier:
+  url: {{ .Values.verifier.url | default (printf "https://%s-verifier.%s.svc:8443" .Release.Name .Release.Namespace) | quote }}
+  {{- if include "attestation-manager.cmsRootConfigMap" . }}
+  cmsRootFile: /etc/trusted-compute/cms-root/cms-root.pem
+  {{- end }}
+  {{- with include "attestation-manager.cmsRootSHA384" . }}
+  cmsRootSHA384: {{ . | quote }}
+  {{- end }}
+  username: {{ .Values.verifier.username | quote }}
+  passwordFile: /var/run/secrets/trustedcompute.io/aas/password
+  timeout: {{ .Values.verifier.timeout }}
+nats:
+  url: {{ .Values.nats.url | default (printf "tls://%s-verifier-nats.%s.svc:4222" .Release.Name .Release.Namespace) | quote }}
+  credsFile: /var/run/secrets/trustedcompute.io/nats/creds
+{{- if .Values.eim.enabled }}
+eim:
+  address: {{ .Values.eim.address | quote }}
+  caFile: /etc/trusted-compute/eim-ca/ca.crt
+  tokenFile: /var/run/secrets/trustedcompute.io/eim/token
+  {{- with .Values.eim.serverName }}
+  serverName: {{ . | quote }}
+  {{- end }}
+{{- end }}
+logLevel: {{ .Values.logLevel }}
+{{- end -}}

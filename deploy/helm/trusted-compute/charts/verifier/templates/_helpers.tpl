@@ -1,0 +1,69 @@
+{{- define "verifier.fullname" -}}
+{{- .Values.fullnameOverride | default (printf "%s-verifier" .Release.Name) | trunc 58 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "verifier.labels" -}}
+app.kubernetes.io/name: verifier
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: verifier
+app.kubernetes.io/part-of: trusted-compute
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "verifier.selectorLabels" -}}
+app.kubernetes.io/name: verifier
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "verifier.image" -}}
+{{- $repo := .Values.image.repository | default (printf "%s/verifier" .Values.global.image.registry) -}}
+{{- $tag := .Values.image.tag | default .Values.global.image.tag | default .Chart.AppVersion -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+
+{{/* The Secret and key holding the admin password; fails without one. */}}
+{{- define "verifier.adminSecret" -}}
+{{- if .Values.admin.existingSecret -}}
+{{- .Values.admin.existingSecret -}}
+{{- else -}}
+{{- $_ := required "verifier.admin.password (or verifier.admin.existingSecret) is required: the verifier has no default administrator password" .Values.admin.password -}}
+{{- printf "%s-admin" (include "verifier.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "verifier.externalNATS" -}}
+{{- if .Values.nats.external.url }}true{{ end -}}
+{{- end -}}
+
+{{/* Every DNS name the TLS certificate must carry. */}}
+{{- define "verifier.dnsNames" -}}
+{{- $f := include "verifier.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $names := list -}}
+{{- range $svc := list $f (printf "%s-nats" $f) -}}
+{{- $names = append $names $svc -}}
+{{- $names = append $names (printf "%s.%s" $svc $ns) -}}
+{{- $names = append $names (printf "%s.%s.svc" $svc $ns) -}}
+{{- $names = append $names (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- end -}}
+{{- concat $names .Values.dnsNames | uniq | join "," -}}
+{{- end -}}
+
+{{/* Problems with the values, reported before anything renders. */}}
+{{- define "verifier.validate" -}}
+{{- $_ := include "verifier.adminSecret" . -}}
+{{- if not (has .Values.database.type (list "sqlite" "postgres")) -}}
+{{- fail (printf "verifier.database.type %q: want sqlite or postgres" .Values.database.type) -}}
+{{- end -}}
+{{- if and (eq .Values.database.type "postgres") (not .Values.database.postgres.existingSecret) -}}
+{{- fail "verifier.database.postgres.existingSecret is required with database.type=postgres (a Secret holding the postgres:// URL)" -}}
+{{- end -}}
+{{- if and .Values.nats.external.url (not .Values.nats.external.credsSecret) -}}
+{{- fail "verifier.nats.external.credsSecret is required with an external NATS (nats.external.url)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (or (eq .Values.database.type "sqlite") (not .Values.nats.external.url)) -}}
+{{- fail "verifier.replicas > 1 needs database.type=postgres and nats.external.url: SQLite and the embedded NATS server are per process" -}}
+{{- end -}}
+{{- end -}}
