@@ -33,7 +33,7 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 20s) each
 bench: ## Run the benchmarks
 	CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-sandbox: ## Boot a simulated edge node and appraise its evidence (ARGS="--secure-boot-off")
+sandbox: ## Run the whole system locally: verifier, 3 simulated nodes, manager (ARGS="--scenario all")
 	@hack/sandbox.sh $(ARGS)
 
 clean: ## Remove build output

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make sandbox`: installs what the sandbox needs (Debian, as root), then runs
-# `tcctl sandbox`. Extra arguments go to tcctl: make sandbox ARGS="--secure-boot-off".
+# `tcctl sandbox`: the verifier, N edge nodes with simulated TPMs and the
+# attestation manager in local mode. Extra arguments go to tcctl, e.g.
+# make sandbox ARGS="--scenario all" or ARGS="--nodes 5 --web 127.0.0.1:8080".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/deps.sh sandbox

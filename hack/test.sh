@@ -24,7 +24,11 @@ KUBEBUILDER_ASSETS=$(hack/kube-tools.sh)
 export KUBEBUILDER_ASSETS
 
 # Tests that need these parts fail instead of skipping.
-export TC_TEST_REQUIRE=swtpm,swtpm_setup,simulator,postgres,kube
+# The kernel for the measured-boot VM test (apt-get download, cached).
+echo "== kernel for the QEMU measured-boot test"
+hack/vmboot/setup.sh >/dev/null
+
+export TC_TEST_REQUIRE=swtpm,swtpm_setup,simulator,postgres,kube,qemu
 export CGO_ENABLED=1
 
 echo "== go vet"

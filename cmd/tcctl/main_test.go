@@ -2,24 +2,69 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/tcctl"
 )
 
-// TestSandboxShowsATrustedNodeAndACaughtTamper runs `tcctl sandbox` as a user
-// would (in-process simulator) and checks what it prints.
-func TestSandboxShowsATrustedNodeAndACaughtTamper(t *testing.T) {
-	var out bytes.Buffer
-	root := newRoot()
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"sandbox"})
-	if err := root.Execute(); err != nil {
-		t.Fatalf("tcctl sandbox: %v\n%s", err, out.String())
+// TestSandboxScenariosAsANewUserRunsThem builds tcctl and runs
+// `tcctl sandbox --scenario all` as a user would: a verifier, three node
+// processes with simulated TPMs and measured boots, the local attestation
+// manager; tamper, reboot, secureboot-off and onboard must behave as
+// described (the command exits non-zero otherwise).
+func TestSandboxScenariosAsANewUserRunsThem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tcctl and runs the whole sandbox")
 	}
-	for _, want := range []string{"secure boot (from the quoted PCR 7 events): true", "verdict: TRUSTED", "verdict: NOT TRUSTED", "fault IMAReplay"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+	bin := filepath.Join(t.TempDir(), "tcctl")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "sandbox", "--scenario", "all", "--nodes", "3", "--data", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcctl sandbox --scenario all: %v\n%s", err, out)
+	}
+	for _, want := range []string{"tamper", "reboot", "secureboot-off", "onboard"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not mention the %s scenario:\n%s", want, out)
+		}
+	}
+}
+
+// TestTheRootOffersEveryCommandAndCompletion checks the wiring of main:
+// the tcctl commands next to sandbox, and shell completion scripts.
+func TestTheRootOffersEveryCommandAndCompletion(t *testing.T) {
+	root := newRoot(tcctl.Env{})
+	var names []string
+	for _, c := range root.Commands() {
+		names = append(names, c.Name())
+	}
+	for _, want := range []string{"login", "host", "flavor", "flavorgroup", "report", "user", "role", "credentials", "node", "sandbox"} {
+		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
+			t.Errorf("tcctl lacks the %s command (has %v)", want, names)
+		}
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		var out bytes.Buffer
+		root := newRoot(tcctl.Env{})
+		root.SetOut(&out)
+		root.SetArgs([]string{"completion", shell})
+		if err := root.Execute(); err != nil {
+			t.Fatalf("completion %s: %v", shell, err)
+		}
+		if !strings.Contains(out.String(), "tcctl") {
+			t.Errorf("completion %s script does not mention tcctl:\n%.300s", shell, out.String())
 		}
 	}
 }

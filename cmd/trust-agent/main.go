@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -133,7 +134,13 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 		_ = t.Close()
 		return nil, err
 	}
-	m := measure.New(cfg.Root, measure.WithLogger(logger))
+	opts := []measure.Option{measure.WithLogger(logger)}
+	if filepath.Clean(cfg.Root) != "/" {
+		// In a pod the host's /proc is mounted under root; "self" would be
+		// the container's own overlay root, so read the host's init instead.
+		opts = append(opts, measure.WithMountinfo("proc/1/mountinfo"))
+	}
+	m := measure.New(cfg.Root, opts...)
 	hostID := cfg.HostID
 	if hostID == "" {
 		info, err := m.HostInfo(ctx)

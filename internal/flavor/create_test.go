@@ -36,7 +36,7 @@ func TestFromEvidenceWithTheDefaultTemplate(t *testing.T) {
 		t.Errorf("PLATFORM hardware = %+v", p.Hardware)
 	}
 	o := byPart[PartOS]
-	if len(o.PCRs) != 2 || o.PCRs[0].PCR.Index != 8 || o.PCRs[1].PCR.Index != 9 || o.Meta.Description.OSName != "ubuntu" {
+	if len(o.PCRs) != 3 || o.PCRs[0].PCR.Index != 4 || o.PCRs[1].PCR.Index != 8 || o.PCRs[2].PCR.Index != 9 || o.Meta.Description.OSName != "ubuntu" {
 		t.Errorf("OS flavor = %+v", o)
 	}
 	i := byPart[PartIMA]

@@ -111,7 +111,7 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 	}, {
 		name: "a flavor changed after signing fails FlavorTrusted",
 		flavors: func(sfs []SignedFlavor) []SignedFlavor {
-			sfs[1].Flavor.PCRs[0].Measurement = strings.Repeat("0", 96)
+			sfs[1].Flavor.PCRs[0].Measurement = strings.Repeat("f", 96)
 			return sfs
 		},
 		untrusted: []Part{PartOS},

@@ -64,8 +64,8 @@ const (
 const DefaultTemplateID = "default-tpm2-uefi"
 
 // DefaultTemplates returns the shipped templates: for TPM 2.0 and UEFI,
-// PLATFORM from PCR 0 (value) and PCR 7 (value and events), OS from PCR 8
-// and 9 (values), IMA from the IMA file list (PCR 10 recorded), SHA384
+// PLATFORM from PCR 0 (value) and PCR 7 (value and events), OS from PCR 4,
+// 8 and 9 (values), IMA from the IMA file list (PCR 10 recorded), SHA384
 // preferred over SHA256.
 func DefaultTemplates() []Template {
 	banks := []string{evidence.BankSHA384, evidence.BankSHA256}
@@ -79,7 +79,11 @@ func DefaultTemplates() []Template {
 				{PCR: pcr(0), PCRMatches: true},
 				{PCR: pcr(7), PCRMatches: true, EventlogEquals: &EventlogEqualsTemplate{}},
 			}},
+			// PCR 4 holds the boot applications (the signed kernel image);
+			// without it a new kernel with the same command line would go
+			// unnoticed. The reference system uses PCR 8 and 9 only.
 			PartOS: {PCRRules: []PCRRuleTemplate{
+				{PCR: pcr(4), PCRMatches: true},
 				{PCR: pcr(8), PCRMatches: true},
 				{PCR: pcr(9), PCRMatches: true},
 			}},

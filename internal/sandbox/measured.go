@@ -1,7 +1,8 @@
-// Package sandbox runs Trusted Compute on one machine with simulated TPMs: it
-// gives each simulated node a measured boot (a real firmware event log
-// replayed into its TPM) and an IMA log whose entries are extended into PCR 10,
-// exactly as firmware and the kernel would.
+// Package sandbox gives simulated nodes a measured boot (a real firmware
+// event log replayed into their TPM) and an IMA log whose entries are
+// extended into PCR 10, exactly as firmware and the kernel would. The agent's
+// and the verifier's tests use it; the whole local fleet that `tcctl sandbox`
+// runs on top of it is package fleet (internal/sandbox/fleet).
 package sandbox
 
 import (

@@ -77,3 +77,39 @@ func (r *Root) MeasureFiles(t Extender, banks []string, files map[string]string)
 	}
 	return nil
 }
+
+// Paths of the platform facts WritePlatform lays out.
+const (
+	SecureBootVarPath = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+	mountinfoPath     = "proc/self/mountinfo"
+	rootDevDir        = "sys/dev/block/253:0"
+)
+
+// WritePlatform adds the facts the agent reads beside the logs: the
+// SecureBoot EFI variable (the agent's unsigned claim; the verifier reads
+// Secure Boot from the quoted PCR 7 events) and a root file system on a
+// LUKS2 dm-crypt device, so that a verified node can be "ready".
+func (r *Root) WritePlatform(secureBoot bool) error {
+	sb := byte(0)
+	if secureBoot {
+		sb = 1
+	}
+	files := map[string][]byte{
+		SecureBootVarPath:            {0x06, 0, 0, 0, sb},
+		mountinfoPath:                []byte("22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/root rw\n"),
+		rootDevDir + "/uevent":       []byte("MAJOR=253\nMINOR=0\nDEVNAME=dm-0\nDEVTYPE=disk\n"),
+		rootDevDir + "/dm/uuid":      []byte("CRYPT-LUKS2-3f2d0c1b9a8e4d7c6b5a49382716f0e1-root\n"),
+		rootDevDir + "/dm/name":      []byte("root\n"),
+		rootDevDir + "/slaves/.keep": nil,
+	}
+	for rel, data := range files {
+		p := filepath.Join(r.Dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil { //nolint:gosec // fixture directories are public
+			return err
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil { //nolint:gosec // fixture files are public
+			return err
+		}
+	}
+	return nil
+}

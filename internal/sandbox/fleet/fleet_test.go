@@ -1,0 +1,287 @@
+//go:build cgo && !tc_nosimulator
+
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/sandbox/fleet"
+)
+
+func testOptions(t *testing.T, nodes int) fleet.Options {
+	t.Helper()
+	return fleet.Options{
+		Nodes:        nodes,
+		Dir:          t.TempDir(),
+		NodeCommand:  []string{os.Args[0]},
+		NodeEnv:      []string{nodeEnv + "=1"},
+		PollInterval: 2 * time.Second,
+	}
+}
+
+// startFleet starts a fleet of n nodes and waits until all are Verified.
+func startFleet(t *testing.T, n int) *fleet.Fleet {
+	t.Helper()
+	ctx := context.Background()
+	f, err := fleet.Start(ctx, testOptions(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	if err := f.WaitAllVerified(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// has reports whether node's recorded actions include one of kind (and key
+// and value, when given).
+func has(r *fleet.Registry, node, kind, key, value string) bool {
+	return slices.ContainsFunc(r.Actions(node), func(a fleet.Action) bool {
+		return a.Kind == kind && (key == "" || a.Key == key) && (value == "" || a.Value == value)
+	})
+}
+
+func warning(r *fleet.Registry, node, reason string) (fleet.Event, bool) {
+	for _, e := range r.Events(node) {
+		if e.Type == "Warning" && e.Reason == reason {
+			return e, true
+		}
+	}
+	return fleet.Event{}, false
+}
+
+// assertCordoned checks what the adapter records for a failed node.
+func assertCordoned(t *testing.T, r *fleet.Registry, node string, status cluster.Status, reason string) {
+	t.Helper()
+	info, err := r.Get(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Status != status || !info.Cordoned || !info.CordonedByUs || info.Ready {
+		t.Errorf("%s: %+v, want %s, cordoned by the manager, not ready", node, info, status)
+	}
+	if !has(r, node, fleet.ActionCordon, "", "") {
+		t.Errorf("%s: no cordon recorded", node)
+	}
+	if !has(r, node, fleet.ActionTaint, cluster.TaintUntrusted, "NoSchedule") {
+		t.Errorf("%s: no %s:NoSchedule taint recorded", node, cluster.TaintUntrusted)
+	}
+	if !has(r, node, fleet.ActionLabel, cluster.LabelStatus, string(status)) {
+		t.Errorf("%s: no %s=%s label recorded", node, cluster.LabelStatus, status)
+	}
+	if c, ok := r.Condition(node); !ok || c.Status != "False" || c.Reason != reason {
+		t.Errorf("%s: condition %+v, want False/%s", node, c, reason)
+	}
+	if e, ok := warning(r, node, reason); !ok || !strings.Contains(e.Note, "report ") || e.ReportID == "" {
+		t.Errorf("%s: Warning Event %s with the report missing: %+v", node, reason, r.Events(node))
+	}
+}
+
+// assertUntouched checks that a bystander is Verified and was never cordoned.
+func assertUntouched(t *testing.T, r *fleet.Registry, node string) {
+	t.Helper()
+	info, _ := r.Get(context.Background(), node)
+	if info.Status != cluster.StatusVerified || info.Cordoned {
+		t.Errorf("bystander %s: %+v, want Verified and schedulable", node, info)
+	}
+	if has(r, node, fleet.ActionCordon, "", "") || has(r, node, fleet.ActionTaint, "", "") {
+		t.Errorf("bystander %s was cordoned or tainted: %v", node, r.Actions(node))
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	tests := []struct {
+		scenario string
+		check    func(t *testing.T, r *fleet.Registry)
+	}{
+		{"tamper", func(t *testing.T, r *fleet.Registry) {
+			assertCordoned(t, r, "edge-1", cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
+			if e, _ := warning(r, "edge-1", cluster.ReasonAttestationFailed); !strings.Contains(e.Note, "IMA") {
+				t.Errorf("the failure event does not name the IMA part: %q", e.Note)
+			}
+			assertUntouched(t, r, "edge-2")
+		}},
+		{"reboot", func(t *testing.T, r *fleet.Registry) {
+			assertUntouched(t, r, "edge-2")
+			assertUntouched(t, r, "edge-1")
+			if _, ok := warning(r, "edge-2", cluster.ReasonAttestationFailed); ok {
+				t.Error("the rebooted node was failed before its re-baseline")
+			}
+		}},
+		{"secureboot-off", func(t *testing.T, r *fleet.Registry) {
+			assertCordoned(t, r, "edge-1", cluster.StatusSecureBootDisabled, cluster.ReasonSecureBootDisabled)
+			assertUntouched(t, r, "edge-2")
+		}},
+		{"onboard", func(t *testing.T, r *fleet.Registry) {
+			info, _ := r.Get(context.Background(), "edge-1")
+			if info.Status != cluster.StatusVerified || info.Cordoned || info.OnboardRequested || len(r.Taints("edge-1")) != 0 {
+				t.Errorf("edge-1 after onboarding: %+v taints %v", info, r.Taints("edge-1"))
+			}
+			acts := r.Actions("edge-1")
+			request := slices.IndexFunc(acts, func(a fleet.Action) bool {
+				return a.Kind == fleet.ActionAnnotation && a.Key == cluster.AnnotationOnboard && a.Value != ""
+			})
+			uncordon := slices.IndexFunc(acts, func(a fleet.Action) bool { return a.Kind == fleet.ActionUncordon })
+			if request < 0 || uncordon < request {
+				t.Errorf("uncordon at %d, onboard request at %d: only an onboard request may uncordon", uncordon, request)
+			}
+			if !has(r, "edge-1", fleet.ActionUntaint, cluster.TaintUntrusted, "") {
+				t.Error("taint not removed")
+			}
+			if !slices.ContainsFunc(r.Events("edge-1"), func(e fleet.Event) bool { return e.Type == "Normal" && e.Reason == cluster.ReasonOnboarded }) {
+				t.Error("no Onboarded event")
+			}
+			assertUntouched(t, r, "edge-2")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run("the "+tt.scenario+" scenario behaves as described", func(t *testing.T) {
+			f := startFleet(t, 2)
+			var out bytes.Buffer
+			err := fleet.RunScenario(context.Background(), f, tt.scenario, &out)
+			t.Log("\n" + out.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, f.Registry())
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// children lists the processes whose parent is this one.
+func children(t *testing.T) []int {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func TestStopLeavesNothingRunningOrListening(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- fleet.Run(ctx, &out, testOptions(t, 2), fleet.RunOptions{Web: "127.0.0.1:0"}) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(out.String(), "all 2 nodes Verified") {
+		select {
+		case err := <-done:
+			t.Fatalf("sandbox stopped: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes not verified:\n%s", out.String())
+		}
+	}
+	nodes := children(t)
+	if len(nodes) != 2 {
+		t.Fatalf("%d child processes while running, want 2 nodes", len(nodes))
+	}
+	addrs := regexp.MustCompile(`(?:https|tls|http)://(127\.0\.0\.1:\d+)`).FindAllStringSubmatch(out.String(), -1)
+	if len(addrs) != 3 {
+		t.Fatalf("want the web, verifier and bus addresses in the output, got %v", addrs)
+	}
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a[1], time.Second)
+		if err != nil {
+			t.Fatalf("%s not listening while running: %v", a[1], err)
+		}
+		_ = c.Close()
+	}
+
+	web := regexp.MustCompile(`web view \(read-only\): (\S+)`).FindStringSubmatch(out.String())
+	if web == nil {
+		t.Fatal("no web view URL printed")
+	}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		contains     string
+	}{
+		{http.MethodGet, "", http.StatusOK, "edge-2"},
+		{http.MethodGet, "nodes.json", http.StatusOK, `"status":"Verified"`},
+		{http.MethodPost, "", http.StatusMethodNotAllowed, ""},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, tc.method, web[1]+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, web[1]+tc.path, resp.StatusCode, body, tc.status, tc.contains)
+		}
+	}
+
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sandbox did not stop in 30s")
+	}
+	if left := children(t); len(left) != 0 {
+		t.Errorf("child processes left: %v", left)
+	}
+	for _, pid := range nodes {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("node process %d still exists", pid)
+		}
+	}
+	for _, a := range addrs {
+		if c, err := net.DialTimeout("tcp", a[1], time.Second); err == nil {
+			_ = c.Close()
+			t.Errorf("%s still listening after stop", a[1])
+		}
+	}
+}

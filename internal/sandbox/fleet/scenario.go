@@ -1,0 +1,286 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/verifier/report"
+)
+
+// Scenarios a newcomer (and the tests) can run, in the order "all" runs them.
+var Scenarios = []string{"tamper", "reboot", "secureboot-off", "onboard"}
+
+// scenarioTimeout bounds each wait of a scenario.
+const scenarioTimeout = 60 * time.Second
+
+// RunScenario runs a scenario ("all" runs every one) on a fleet whose nodes
+// are Verified, printing each step with its time to w. It returns an error
+// when the fleet did not behave as the scenario says.
+func RunScenario(ctx context.Context, f *Fleet, name string, w io.Writer) error {
+	names := []string{name}
+	if name == "all" {
+		names = Scenarios
+	} else if !slices.Contains(Scenarios, name) {
+		return fmt.Errorf("unknown scenario %q: want one of %s or all", name, strings.Join(Scenarios, ", "))
+	}
+	s := &scenario{f: f, w: w, nodes: f.NodeNames()}
+	for _, n := range names {
+		s.printf("== scenario %s", n)
+		start := time.Now()
+		var err error
+		switch n {
+		case "tamper":
+			err = s.tamper(ctx)
+		case "reboot":
+			err = s.reboot(ctx)
+		case "secureboot-off":
+			err = s.secureBootOff(ctx)
+		case "onboard":
+			err = s.onboard(ctx)
+		}
+		if err != nil {
+			s.printf("FAIL %s after %s: %v", n, since(start), err)
+			return fmt.Errorf("scenario %s: %w", n, err)
+		}
+		s.printf("PASS %s in %s", n, since(start))
+	}
+	return nil
+}
+
+type scenario struct {
+	f     *Fleet
+	w     io.Writer
+	nodes []string
+	// tampered is the node the tamper scenario failed, for onboard.
+	tampered string
+}
+
+func (s *scenario) printf(format string, args ...any) {
+	_, _ = fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Millisecond) }
+
+// pick is the i-th node, wrapping around small fleets.
+func (s *scenario) pick(i int) string { return s.nodes[i%len(s.nodes)] }
+
+// healthy lists the nodes other than target that are Verified and not cordoned.
+func (s *scenario) healthy(ctx context.Context, target string) []string {
+	var out []string
+	for _, n := range s.nodes {
+		info, err := s.f.registry.Get(ctx, n)
+		if err == nil && n != target && info.Status == cluster.StatusVerified && !info.Cordoned {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// stillHealthy checks that the given nodes are still Verified and uncordoned.
+func (s *scenario) stillHealthy(ctx context.Context, nodes []string) error {
+	for _, n := range nodes {
+		info, err := s.f.registry.Get(ctx, n)
+		if err != nil {
+			return err
+		}
+		if info.Status != cluster.StatusVerified || info.Cordoned {
+			return fmt.Errorf("bystander %s is %s (cordoned %v), want verified and schedulable", n, info.Status, info.Cordoned)
+		}
+	}
+	if len(nodes) > 0 {
+		s.printf("   %s stay verified and schedulable", strings.Join(nodes, ", "))
+	}
+	return nil
+}
+
+// checkFailed checks what MarkFailed leaves on a node: cordon by us, taint,
+// no ready label, condition False with reason, and a Warning Event.
+func (s *scenario) checkFailed(ctx context.Context, node, reason string) error {
+	info, err := s.f.registry.Get(ctx, node)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if !info.Cordoned || !info.CordonedByUs {
+		problems = append(problems, "not cordoned by the manager")
+	}
+	if !slices.Contains(s.f.registry.Taints(node), untrustedTaint) {
+		problems = append(problems, "no "+untrustedTaint+" taint")
+	}
+	if info.Ready {
+		problems = append(problems, "still labelled ready")
+	}
+	if c, ok := s.f.registry.Condition(node); !ok || c.Status != "False" || c.Reason != reason {
+		problems = append(problems, fmt.Sprintf("condition %+v, want False/%s", c, reason))
+	}
+	if !slices.ContainsFunc(s.f.registry.Events(node), func(e Event) bool { return e.Type == "Warning" && e.Reason == reason }) {
+		problems = append(problems, "no Warning Event "+reason)
+	}
+	if len(problems) > 0 {
+		return errors.New(node + ": " + strings.Join(problems, "; "))
+	}
+	c, _ := s.f.registry.Condition(node)
+	s.printf("   %s: cordoned, tainted %s, condition False %s: %s", node, untrustedTaint, c.Reason, c.Message)
+	return nil
+}
+
+func (s *scenario) tamper(ctx context.Context) error {
+	target := s.pick(0)
+	others := s.healthy(ctx, target)
+	start := time.Now()
+	if err := s.f.Measure(ctx, target, "/usr/bin/evil", "a file that is in no golden flavor"); err != nil {
+		return err
+	}
+	s.printf("   %s: /usr/bin/evil measured (IMA log + PCR 10)", target)
+	cordoned := true
+	if _, err := s.f.WaitStatus(ctx, target, cluster.StatusAttestationFailed, &cordoned, scenarioTimeout); err != nil {
+		return err
+	}
+	s.printf("   %s: Attestation Failed and cordoned %s after the tamper", target, since(start))
+	if err := s.checkFailed(ctx, target, cluster.ReasonAttestationFailed); err != nil {
+		return err
+	}
+	s.tampered = target
+	return s.stillHealthy(ctx, others)
+}
+
+// rebootAndWait reboots node and waits for its first verdict of the new
+// boot: a report with the new reset count that the manager acted on.
+func (s *scenario) rebootAndWait(ctx context.Context, node string, secureBootOff bool, want cluster.Status) (cluster.NodeInfo, error) {
+	start := time.Now()
+	if err := s.f.Reboot(ctx, node, secureBootOff); err != nil {
+		return cluster.NodeInfo{}, err
+	}
+	rc, err := s.resetCountNow(ctx, node)
+	if err != nil {
+		return cluster.NodeInfo{}, err
+	}
+	s.printf("   %s: rebooted (secure boot %v), TPM reset count %d, %s", node, !secureBootOff, rc, since(start))
+	deadline := time.Now().Add(scenarioTimeout)
+	for {
+		info, err := s.f.registry.Get(ctx, node)
+		if err != nil {
+			return info, err
+		}
+		if info.Status == want && info.LastReport != "" {
+			var r report.Report
+			err := s.f.client.Do(ctx, http.MethodGet, "/hvs/v2/reports/"+info.LastReport, nil, &r)
+			if err == nil && r.ResetCount == rc {
+				s.printf("   %s: %s on report %s of the new boot, %s after the reboot", node, want, short(r.ID), since(start))
+				return info, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return info, fmt.Errorf("%s: status %s after the reboot, want %s on a report of reset count %d", node, info.Status, want, rc)
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// resetCountNow reads the host's reset count as the node reports it.
+func (s *scenario) resetCountNow(ctx context.Context, node string) (uint32, error) {
+	n, err := s.f.node(node)
+	if err != nil {
+		return 0, err
+	}
+	n.mu.Lock()
+	rc := n.resetCount
+	n.mu.Unlock()
+	_ = ctx
+	return rc, nil
+}
+
+func (s *scenario) reboot(ctx context.Context) error {
+	target := s.pick(1)
+	others := s.healthy(ctx, target)
+	before := len(s.f.registry.Events(target))
+	info, err := s.rebootAndWait(ctx, target, false, cluster.StatusVerified)
+	if err != nil {
+		return err
+	}
+	if info.Cordoned {
+		return fmt.Errorf("%s is cordoned after a clean reboot", target)
+	}
+	for _, e := range s.f.registry.Events(target)[before:] {
+		if e.Type == "Warning" && e.Reason != reasonAgentUnreachable && e.Reason != cluster.ReasonVerifierUnreachable {
+			return fmt.Errorf("%s: unexpected Warning Event %s: %s", target, e.Reason, e.Note)
+		}
+	}
+	s.printf("   %s: re-baselined (new golden IMA: containerd was updated) and Verified, never cordoned", target)
+	return s.stillHealthy(ctx, others)
+}
+
+func (s *scenario) secureBootOff(ctx context.Context) error {
+	target := s.pick(2)
+	others := s.healthy(ctx, target)
+	if _, err := s.rebootAndWait(ctx, target, true, cluster.StatusSecureBootDisabled); err != nil {
+		return err
+	}
+	if err := s.checkFailed(ctx, target, cluster.ReasonSecureBootDisabled); err != nil {
+		return err
+	}
+	return s.stillHealthy(ctx, others)
+}
+
+func (s *scenario) onboard(ctx context.Context) error {
+	target := s.tampered
+	if target == "" {
+		if err := s.tamper(ctx); err != nil {
+			return err
+		}
+		target = s.tampered
+	}
+	others := s.healthy(ctx, target)
+	// The operator fixes the node: a clean boot. The manager re-baselines
+	// and finds it Verified, but leaves it cordoned.
+	info, err := s.rebootAndWait(ctx, target, false, cluster.StatusVerified)
+	if err != nil {
+		return err
+	}
+	if !info.Cordoned || !slices.Contains(s.f.registry.Taints(target), untrustedTaint) {
+		return fmt.Errorf("%s was uncordoned or untainted without an onboard request", target)
+	}
+	s.printf("   %s: Verified but still cordoned and tainted: nothing uncordons on its own", target)
+	start := time.Now()
+	if err := s.f.registry.RequestOnboard(target); err != nil {
+		return err
+	}
+	s.printf("   operator: %s=true on %s", cluster.AnnotationOnboard, target)
+	cordoned := false
+	if info, err = s.f.WaitStatus(ctx, target, cluster.StatusVerified, &cordoned, scenarioTimeout); err != nil {
+		return err
+	}
+	var problems []string
+	if info.OnboardRequested || info.CordonedByUs {
+		problems = append(problems, "onboard or cordoned-by annotation left")
+	}
+	if slices.Contains(s.f.registry.Taints(target), untrustedTaint) {
+		problems = append(problems, "taint left")
+	}
+	if !slices.ContainsFunc(s.f.registry.Events(target), func(e Event) bool { return e.Reason == cluster.ReasonOnboarded }) {
+		problems = append(problems, "no Onboarded Event")
+	}
+	if len(problems) > 0 {
+		return errors.New(target + ": " + strings.Join(problems, "; "))
+	}
+	s.printf("   %s: Onboarded, uncordoned, taint removed, %s after the request (ready %v)", target, since(start), info.Ready)
+	return s.stillHealthy(ctx, others)
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[len(id)-8:]
+	}
+	return id
+}

@@ -1,0 +1,157 @@
+package tcctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"trustedcompute.io/tc/internal/verifier/hvs"
+)
+
+func (a *app) hostCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "Register, list and remove hosts in the verifier"}
+	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostDelete())
+	return cmd
+}
+
+func hostTable(hs ...hvs.Host) *table {
+	t := &table{header: []string{"HOST ID", "NAME", "STATUS", "FLAVORGROUPS", "LAST CONNECTED"}}
+	for _, h := range hs {
+		t.add(h.ID, h.HostName, h.Status, listCell(h.FlavorGroupNames), timeCell(h.LastConnected))
+	}
+	return t
+}
+
+// completeHostIDs completes host ids from the verifier when logged in.
+func (a *app) completeHostIDs(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	c, err := a.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var list struct {
+		Hosts []hvs.Host `json:"hosts"`
+	}
+	if err := c.get(cmd.Context(), "/hvs/v2/hosts", nil, &list); err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ids := make([]string, 0, len(list.Hosts))
+	for _, h := range list.Hosts {
+		ids = append(ids, h.ID+"\t"+h.HostName)
+	}
+	return ids, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) hostList() *cobra.Command {
+	var format, name string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List hosts", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
+			q := url.Values{}
+			if name != "" {
+				q.Set("nameEqualTo", name)
+			}
+			var raw json.RawMessage
+			if err := c.get(ctx, "/hvs/v2/hosts", q, &raw); err != nil {
+				return fmt.Errorf("list hosts: %w", err)
+			}
+			var list struct {
+				Hosts []hvs.Host `json:"hosts"`
+			}
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return fmt.Errorf("list hosts: %w", err)
+			}
+			return render(out, format, raw, hostTable(list.Hosts...))
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", "", "only the host with this name")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) hostGet() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use: "get <host-id>", Short: "Show a host", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeHostIDs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			var raw json.RawMessage
+			if err := c.get(ctx, "/hvs/v2/hosts/"+seg(args[0]), nil, &raw); err != nil {
+				return fmt.Errorf("get host %s: %w", args[0], err)
+			}
+			var h hvs.Host
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return fmt.Errorf("get host %s: %w", args[0], err)
+			}
+			return render(out, format, raw, hostTable(h))
+		}),
+	}
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) hostRegister() *cobra.Command {
+	var (
+		in     hvs.HostRequest
+		hostID string
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Register a host (its trust agent must be able to reach the bus)",
+		Long: `Register a host by its host id (the node's SMBIOS system UUID unless the agent
+was configured otherwise). The verifier enrolls its AK if the agent answers;
+otherwise the host is registered with status AIK_NOT_PROVISIONED and the
+reason is shown.`,
+		Example: "  tcctl host register --name edge-1 --host-id 6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01 --flavorgroup automatic",
+		Args:    cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
+			in.ConnectionString = "nats://" + hostID
+			if in.HostName == "" {
+				in.HostName = hostID
+			}
+			var raw json.RawMessage
+			if err := c.post(ctx, "/hvs/v2/hosts", in, &raw); err != nil {
+				return fmt.Errorf("register host %s: %w", hostID, err)
+			}
+			var h hvs.Host
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return fmt.Errorf("register host %s: %w", hostID, err)
+			}
+			if err := render(out, format, raw, hostTable(h)); err != nil {
+				return err
+			}
+			if h.EnrollmentError != "" && format == formatTable {
+				_, _ = fmt.Fprintf(out, "\nthe AK is not enrolled: %s\n", h.EnrollmentError)
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&hostID, "host-id", "", "host id the trust agent uses on the bus (required)")
+	f.StringVar(&in.HostName, "name", "", "host name (default: the host id)")
+	f.StringVar(&in.Description, "description", "", "free text")
+	f.StringSliceVar(&in.FlavorGroupNames, "flavorgroup", nil, "flavor group names (default: automatic)")
+	_ = cmd.MarkFlagRequired("host-id")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) hostDelete() *cobra.Command {
+	return &cobra.Command{
+		Use: "delete <host-id>...", Short: "Remove hosts from the verifier", Args: cobra.MinimumNArgs(1),
+		ValidArgsFunction: a.completeHostIDs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			for _, id := range args {
+				if err := c.delete(ctx, "/hvs/v2/hosts/"+seg(id)); err != nil {
+					return fmt.Errorf("delete host %s: %w", id, err)
+				}
+				_, _ = fmt.Fprintf(out, "host %s deleted\n", id)
+			}
+			return nil
+		}),
+	}
+}

@@ -1,0 +1,120 @@
+package tcctl_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/cluster/clustertest"
+)
+
+// writeKubeconfig writes cfg as the kubeconfig file an operator would have.
+func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
+	kc.CurrentContext = "test"
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var nodeSerial atomic.Int64
+
+// nodeName is unique in the API server all tests of the binary share.
+func nodeName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, nodeSerial.Add(1)) }
+
+// TestNodeCommandsReadAndAnnotateRealNodes runs node status and node
+// onboard through a kubeconfig against a real kube-apiserver.
+func TestNodeCommandsReadAndAnnotateRealNodes(t *testing.T) {
+	cfg := clustertest.Start(t)
+	cs := clustertest.NewClientset(t, cfg)
+	kubeconfig := writeKubeconfig(t, cfg)
+	verified, failed, off := nodeName("verified"), nodeName("failed"), nodeName("off")
+	clustertest.Node(verified).Label(cluster.LabelEnabled, "true").Label(cluster.LabelStatus, string(cluster.StatusVerified)).
+		Label(cluster.LabelReady, "true").Annotation(cluster.AnnotationHostID, "edge-1").Create(t, cs)
+	clustertest.Node(failed).Label(cluster.LabelEnabled, "true").Label(cluster.LabelStatus, string(cluster.StatusAttestationFailed)).
+		SystemUUID("6F1F7C1E-2D6B-4B8A-9C3E-5A4D3C2B1A01").Unschedulable().Create(t, cs)
+	clustertest.Node(off).Create(t, cs)
+	c := newCLI(t)
+
+	t.Run("status lists the enabled nodes with their host id, status, ready and cordon", func(t *testing.T) {
+		rows := tableRows(c.must(t, "node", "status", "--kubeconfig", kubeconfig))
+		if !slices.Equal(rows[0][:5], []string{"NODE", "HOST ID", "STATUS", "READY", "CORDONED"}) {
+			t.Errorf("header %q", rows[0])
+		}
+		byName := map[string][]string{}
+		for _, r := range rows[1:] {
+			byName[r[0]] = r
+		}
+		if got := byName[verified]; !slices.Equal(got[:5], []string{verified, "edge-1", "verified", "yes", "no"}) {
+			t.Errorf("verified node row %q", got)
+		}
+		if got := byName[failed]; !slices.Equal(got[:5], []string{failed, "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "attestation-failed", "no", "yes"}) {
+			t.Errorf("failed node row %q", got)
+		}
+		if _, ok := byName[off]; ok {
+			t.Errorf("a node without %s=true is listed", cluster.LabelEnabled)
+		}
+	})
+	t.Run("status of a named node that is not enabled says so", func(t *testing.T) {
+		var got []struct {
+			Name    string `json:"name"`
+			Enabled bool   `json:"enabled"`
+		}
+		out := c.must(t, "node", "status", off, "-o", "json", "--kubeconfig", kubeconfig)
+		if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || got[0].Name != off || got[0].Enabled {
+			t.Errorf("status %s: %+v (%v)\n%s", off, got, err, out)
+		}
+	})
+	t.Run("onboard sets the onboard annotation and nothing else", func(t *testing.T) {
+		c.must(t, "node", "onboard", failed, "--kubeconfig", kubeconfig)
+		n, err := cs.CoreV1().Nodes().Get(context.Background(), failed, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Annotations[cluster.AnnotationOnboard] == "" {
+			t.Errorf("annotations %v lack %s", n.Annotations, cluster.AnnotationOnboard)
+		}
+		if !n.Spec.Unschedulable || n.Labels[cluster.LabelStatus] != string(cluster.StatusAttestationFailed) {
+			t.Error("onboard changed the cordon or the status: that is the manager's job")
+		}
+		rows := tableRows(c.must(t, "node", "status", failed, "--kubeconfig", kubeconfig))
+		if rows[1][5] != "yes" {
+			t.Errorf("status after onboard: %q, want onboard requested", rows[1])
+		}
+	})
+	t.Run("onboard refuses a node that is not enabled", func(t *testing.T) {
+		_, _, err := c.run("node", "onboard", off, "--kubeconfig", kubeconfig)
+		if err == nil || !strings.Contains(err.Error(), "not enabled") {
+			t.Errorf("onboard %s: %v", off, err)
+		}
+	})
+	t.Run("onboard of a missing node names it", func(t *testing.T) {
+		_, _, err := c.run("node", "onboard", "no-such-node", "--kubeconfig", kubeconfig)
+		if err == nil || !strings.Contains(err.Error(), "no-such-node") || !strings.Contains(err.Error(), "node not found") {
+			t.Errorf("onboard of a missing node: %v", err)
+		}
+	})
+	t.Run("a missing kubeconfig is a clear error", func(t *testing.T) {
+		_, _, err := c.run("node", "status", "--kubeconfig", filepath.Join(t.TempDir(), "nope"))
+		if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
+			t.Errorf("missing kubeconfig: %v", err)
+		}
+	})
+}

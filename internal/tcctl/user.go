@@ -1,0 +1,317 @@
+package tcctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"trustedcompute.io/tc/internal/verifier/aas"
+)
+
+func (a *app) userCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage AAS users"}
+	cmd.AddCommand(a.userList(), a.userCreate(), a.userDelete(), a.userPasswd())
+	return cmd
+}
+
+func userTable(us ...aas.UserResponse) *table {
+	t := &table{header: []string{"USER ID", "USERNAME", "CREATED", "LOCKED UNTIL"}}
+	for _, u := range us {
+		t.add(u.ID, u.Username, timeCell(&u.CreatedAt), timeCell(u.LockedUntil))
+	}
+	return t
+}
+
+// userID resolves a username to its id.
+func userID(ctx context.Context, c *Client, name string) (string, error) {
+	var us []aas.UserResponse
+	if err := c.get(ctx, "/aas/v1/users", url.Values{"name": {name}}, &us); err != nil {
+		return "", fmt.Errorf("find user %s: %w", name, err)
+	}
+	if len(us) != 1 {
+		return "", fmt.Errorf("find user %s: no such user", name)
+	}
+	return us[0].ID, nil
+}
+
+func (a *app) userList() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
+			var raw json.RawMessage
+			if err := c.get(ctx, "/aas/v1/users", nil, &raw); err != nil {
+				return fmt.Errorf("list users: %w", err)
+			}
+			var us []aas.UserResponse
+			if err := json.Unmarshal(raw, &us); err != nil {
+				return fmt.Errorf("list users: %w", err)
+			}
+			return render(out, format, raw, userTable(us...))
+		}),
+	}
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) userCreate() *cobra.Command {
+	var passwordFile, format string
+	cmd := &cobra.Command{
+		Use:   "create <username>",
+		Short: "Create a user (password from --password-file or a prompt)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			pw, err := a.readSecret(cmd, passwordFile, "", "password for the new user "+args[0]+": ")
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.post(cmd.Context(), "/aas/v1/users", map[string]string{"username": args[0], "password": pw}, &raw); err != nil {
+				return fmt.Errorf("create user %s: %w", args[0], err)
+			}
+			var u aas.UserResponse
+			if err := json.Unmarshal(raw, &u); err != nil {
+				return fmt.Errorf("create user %s: %w", args[0], err)
+			}
+			return render(cmd.OutOrStdout(), format, raw, userTable(u))
+		},
+	}
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new user's password")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) userDelete() *cobra.Command {
+	return &cobra.Command{
+		Use: "delete <username>...", Short: "Delete users", Args: cobra.MinimumNArgs(1),
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			for _, name := range args {
+				id, err := userID(ctx, c, name)
+				if err != nil {
+					return err
+				}
+				if err := c.delete(ctx, "/aas/v1/users/"+seg(id)); err != nil {
+					return fmt.Errorf("delete user %s: %w", name, err)
+				}
+				_, _ = fmt.Fprintf(out, "user %s deleted\n", name)
+			}
+			return nil
+		}),
+	}
+}
+
+func (a *app) userPasswd() *cobra.Command {
+	var passwordFile string
+	cmd := &cobra.Command{
+		Use:   "passwd <username>",
+		Short: "Set a user's password (this also lifts a lockout)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := userID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			pw, err := a.readSecret(cmd, passwordFile, "", "new password for "+args[0]+": ")
+			if err != nil {
+				return err
+			}
+			if err := c.put(cmd.Context(), "/aas/v1/users/"+seg(id), map[string]string{"password": pw}, nil); err != nil {
+				return fmt.Errorf("set the password of %s: %w", args[0], err)
+			}
+			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new password")
+	return cmd
+}
+
+func (a *app) roleCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "role", Short: "Manage AAS roles and grant them to users"}
+	cmd.AddCommand(a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke())
+	return cmd
+}
+
+func roleTable(rs ...aas.RoleResponse) *table {
+	t := &table{header: []string{"ROLE ID", "SERVICE", "NAME", "CONTEXT", "PERMISSIONS"}}
+	for _, r := range rs {
+		t.add(r.ID, r.Service, r.Name, orDash(r.Context), listCell(r.Permissions))
+	}
+	return t
+}
+
+// roleID resolves "SERVICE:NAME" or a name that only one role has to the
+// role's id; anything else is taken as an id.
+func roleID(ctx context.Context, c *Client, ref string) (string, error) {
+	q := url.Values{}
+	if service, name, ok := strings.Cut(ref, ":"); ok {
+		q.Set("service", service)
+		q.Set("name", name)
+	} else {
+		q.Set("name", ref)
+	}
+	var rs []aas.RoleResponse
+	if err := c.get(ctx, "/aas/v1/roles", q, &rs); err != nil {
+		return "", fmt.Errorf("find role %s: %w", ref, err)
+	}
+	switch {
+	case len(rs) == 1:
+		return rs[0].ID, nil
+	case len(rs) > 1:
+		return "", fmt.Errorf("find role %s: %d roles match; name it SERVICE:NAME or by id", ref, len(rs))
+	case strings.Contains(ref, ":"):
+		return "", fmt.Errorf("find role %s: no such role", ref)
+	}
+	return ref, nil
+}
+
+func (a *app) roleList() *cobra.Command {
+	var format, user, service string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List roles, or the roles of a user", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
+			path, q := "/aas/v1/roles", url.Values{}
+			if user != "" {
+				id, err := userID(ctx, c, user)
+				if err != nil {
+					return err
+				}
+				path = "/aas/v1/users/" + seg(id) + "/roles"
+			} else if service != "" {
+				q.Set("service", service)
+			}
+			var raw json.RawMessage
+			if err := c.get(ctx, path, q, &raw); err != nil {
+				return fmt.Errorf("list roles: %w", err)
+			}
+			var rs []aas.RoleResponse
+			if err := json.Unmarshal(raw, &rs); err != nil {
+				return fmt.Errorf("list roles: %w", err)
+			}
+			return render(out, format, raw, roleTable(rs...))
+		}),
+	}
+	cmd.Flags().StringVar(&user, "user", "", "the roles granted to this user")
+	cmd.Flags().StringVar(&service, "service", "", "only roles of this service (AAS, CMS, HVS, ...)")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) roleCreate() *cobra.Command {
+	var (
+		in struct {
+			Service     string   `json:"service"`
+			Name        string   `json:"name"`
+			Context     string   `json:"context,omitempty"`
+			Permissions []string `json:"permissions"`
+		}
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:     "create",
+		Short:   "Create a role",
+		Example: `  tcctl role create --service HVS --name ReportReader --permission "reports:search:*" --permission "reports:retrieve:*"`,
+		Args:    cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
+			if in.Permissions == nil {
+				in.Permissions = []string{}
+			}
+			var raw json.RawMessage
+			if err := c.post(ctx, "/aas/v1/roles", in, &raw); err != nil {
+				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
+			}
+			var r aas.RoleResponse
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
+			}
+			return render(out, format, raw, roleTable(r))
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Service, "service", "", "service the role belongs to (required)")
+	f.StringVar(&in.Name, "name", "", "role name (required)")
+	f.StringVar(&in.Context, "context", "", "role context (for CMS:CertApprover: CN=..;SAN=..;certType=..)")
+	f.StringArrayVar(&in.Permissions, "permission", nil, "permission rule resource:action:selector (repeatable)")
+	_ = cmd.MarkFlagRequired("service")
+	_ = cmd.MarkFlagRequired("name")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+func (a *app) roleDelete() *cobra.Command {
+	return &cobra.Command{
+		Use: "delete <SERVICE:NAME|id>...", Short: "Delete roles", Args: cobra.MinimumNArgs(1),
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			for _, ref := range args {
+				id, err := roleID(ctx, c, ref)
+				if err != nil {
+					return err
+				}
+				if err := c.delete(ctx, "/aas/v1/roles/"+seg(id)); err != nil {
+					return fmt.Errorf("delete role %s: %w", ref, err)
+				}
+				_, _ = fmt.Fprintf(out, "role %s deleted\n", ref)
+			}
+			return nil
+		}),
+	}
+}
+
+func (a *app) roleGrant() *cobra.Command {
+	return &cobra.Command{
+		Use: "grant <username> <SERVICE:NAME|id>...", Short: "Add roles to a user", Args: cobra.MinimumNArgs(2),
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			uid, err := userID(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			ids := make([]string, 0, len(args)-1)
+			for _, ref := range args[1:] {
+				id, err := roleID(ctx, c, ref)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			if err := c.post(ctx, "/aas/v1/users/"+seg(uid)+"/roles", map[string][]string{"role_ids": ids}, nil); err != nil {
+				return fmt.Errorf("grant %s to %s: %w", strings.Join(args[1:], ", "), args[0], err)
+			}
+			_, _ = fmt.Fprintf(out, "granted %s to %s; it takes effect at the user's next login\n", strings.Join(args[1:], ", "), args[0])
+			return nil
+		}),
+	}
+}
+
+func (a *app) roleRevoke() *cobra.Command {
+	return &cobra.Command{
+		Use: "revoke <username> <SERVICE:NAME|id>", Short: "Remove a role from a user", Args: cobra.ExactArgs(2),
+		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+			uid, err := userID(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			rid, err := roleID(ctx, c, args[1])
+			if err != nil {
+				return err
+			}
+			if err := c.delete(ctx, "/aas/v1/users/"+seg(uid)+"/roles/"+seg(rid)); err != nil {
+				return fmt.Errorf("revoke %s from %s: %w", args[1], args[0], err)
+			}
+			_, _ = fmt.Fprintf(out, "revoked %s from %s\n", args[1], args[0])
+			return nil
+		}),
+	}
+}
