@@ -148,7 +148,7 @@ func check(logPath, pcrsPath, outsideList string) error {
 			_, verifyErr := el.Verify([]attest.PCR{pcr})
 			st := classify(el.Events(attest.HashAlg(algID(alg))), i, d)
 			if (verifyErr == nil) != (st != "MISMATCH") && st != "outside" {
-				return fmt.Errorf("%s pcr %d: go-attestation says %v, plain replay says %s", name, i, verifyErr, st)
+				return fmt.Errorf("%s pcr %d: go-attestation says %w, plain replay says %s", name, i, verifyErr, st)
 			}
 			status[st] = append(status[st], i)
 			switch {

@@ -54,9 +54,9 @@ func main() {
 	out := console()
 	d, err := collect()
 	if err != nil {
-		fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
+		_, _ = fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err) // the console is all there is
 	} else if err := write(out, d); err != nil {
-		fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
+		_, _ = fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
 	}
 	syscall.Sync()
 	// Give the UART a moment to drain before the VM disappears.
@@ -95,7 +95,7 @@ func console() io.Writer {
 		}
 	}
 	for _, err := range errs {
-		fmt.Fprintf(out, "dumpinit: %v\n", err)
+		_, _ = fmt.Fprintf(out, "dumpinit: %v\n", err)
 	}
 	return out
 }
@@ -105,7 +105,7 @@ func loadModule(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
 		return fmt.Errorf("load %s: %w", path, err)
 	}
@@ -131,7 +131,7 @@ func collect() (*dump, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer tpm.Close()
+	defer func() { _ = tpm.Close() }()
 	d.TPMDevice = path
 	if d.PCRs, err = readPCRs(tpm); err != nil {
 		return nil, err
