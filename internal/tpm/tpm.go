@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +123,7 @@ func OpenContext(ctx context.Context, spec string) (*TPM, error) {
 // themselves. Close closes t.
 // Commands the TPM asks to retry are resent.
 func New(t transport.TPMCloser) *TPM {
-	return &TPM{t: retryTPM{TPMCloser: t, sleep: time.Sleep}}
+	return &TPM{t: retryTPM{TPMCloser: t, sleep: time.Sleep, mu: new(sync.Mutex)}}
 }
 
 // Close flushes the transient EK and closes the transport. The persistent

@@ -95,12 +95,23 @@ const maxRetries = 20
 // it yet (TPM_RC_RETRY, TPM_RC_YIELDED, TPM_RC_TESTING), as Part 1 of the
 // TPM 2.0 specification asks callers to do. swtpm answers TPM_RC_RETRY now
 // and then, e.g. to a quote right after a key was created.
+//
+// It also makes every command exchange atomic: a TPM connection carries one
+// command and its response at a time, and the agent's request handlers, its
+// IMA watcher and (in tests and the sandbox) a measuring "kernel" may all use
+// one TPM. Multi-command sequences stay correct when interleaved because TPM
+// sessions and objects are addressed by handle.
 type retryTPM struct {
 	transport.TPMCloser
 	sleep func(time.Duration)
+	mu    *sync.Mutex
 }
 
 func (r retryTPM) Send(cmd []byte) ([]byte, error) {
+	if r.mu != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
 	for attempt := 1; ; attempt++ {
 		rsp, err := r.TPMCloser.Send(cmd)
 		if err != nil || len(rsp) < headerSize || attempt == maxRetries {
