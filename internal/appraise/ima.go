@@ -12,6 +12,8 @@ import (
 
 	_ "crypto/sha256" // registers SHA-256 and SHA-384 for crypto.Hash.New
 	_ "crypto/sha512"
+
+	"trustedcompute.io/tc/internal/evidence"
 )
 
 // imaPCR is the PCR IMA extends unless its policy says otherwise.
@@ -19,8 +21,9 @@ const imaPCR = 10
 
 // IMA template names.
 const (
-	TemplateIMANG = "ima-ng"
-	TemplateIMA   = "ima"
+	TemplateIMANG  = "ima-ng"
+	TemplateIMASig = "ima-sig"
+	TemplateIMA    = "ima"
 )
 
 // imaLegacyNameSize is the padded size of the file name in the legacy "ima"
@@ -37,6 +40,9 @@ type IMAEntry struct {
 	FileHashAlg string `json:"file_hash_alg"`
 	FileHash    []byte `json:"file_hash"`
 	Path        string `json:"path"`
+	// Signature is the ima-sig template's file signature (empty for an
+	// unsigned file); nil for the other templates.
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // Violation reports whether the entry is an IMA violation (a file measured
@@ -100,6 +106,23 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	}
 	var digest string
 	switch e.Template {
+	case TemplateIMASig:
+		// The last field is the signature in hex, empty for an unsigned
+		// file (the line then ends in a space); the path is what is before.
+		i := strings.LastIndexByte(e.Path, ' ')
+		if i < 0 {
+			return fail("ima-sig line has no signature field")
+		}
+		if e.Signature, err = hex.DecodeString(e.Path[i+1:]); err != nil {
+			return fail("signature: %v", err)
+		}
+		if e.Signature == nil {
+			e.Signature = []byte{}
+		}
+		if e.Path = e.Path[:i]; e.Path == "" {
+			return fail("has no path")
+		}
+		fallthrough
 	case TemplateIMANG:
 		alg, d, ok := strings.Cut(fields[3], ":")
 		if !ok {
@@ -141,14 +164,19 @@ func (e IMAEntry) templateData() []byte {
 	}
 	dLen := len(e.FileHashAlg) + 2 + len(e.FileHash)
 	nLen := len(e.Path) + 1
-	b := make([]byte, 0, 8+dLen+nLen)
+	b := make([]byte, 0, 12+dLen+nLen+len(e.Signature))
 	b = binary.LittleEndian.AppendUint32(b, uint32(dLen))
 	b = append(b, e.FileHashAlg...)
 	b = append(b, ':', 0)
 	b = append(b, e.FileHash...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(nLen))
 	b = append(b, e.Path...)
-	return append(b, 0)
+	b = append(b, 0)
+	if e.Template == TemplateIMASig {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Signature)))
+		b = append(b, e.Signature...)
+	}
+	return b
 }
 
 // IMAResult is the outcome of an IMA log replay for one bank.
@@ -162,6 +190,10 @@ type IMAResult struct {
 	// quoted value there, since entries may be appended between the quote
 	// and the log read.
 	values [][]byte
+	// padded[i] is the same for a kernel that lacks the bank's hash
+	// algorithm (e.g. sha384 built as a module): it extends that bank with
+	// the SHA-1 template hash padded with zeros.
+	padded [][]byte
 }
 
 // ReplayIMA replays IMA log lines for one bank from startValue (nil for a
@@ -186,6 +218,8 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	intact := true
 	d := h.New()
 	res.values = append(res.values, value)
+	padded := value
+	res.padded = append(res.padded, padded)
 	for n := 1; lines != ""; n++ {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\n")
@@ -200,9 +234,11 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 		}
 		res.Entries = append(res.Entries, e)
 		extend := make([]byte, h.Size())
+		padExtend := make([]byte, h.Size())
 		if e.Violation() {
 			for i := range extend {
 				extend[i] = 0xff
+				padExtend[i] = 0xff
 			}
 		} else {
 			data := e.templateData()
@@ -214,14 +250,21 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			d.Reset()
 			d.Write(data)
 			extend = d.Sum(extend[:0])
+			sum := sha1.Sum(data) //nolint:gosec // the kernel's fallback digest is SHA-1
+			copy(padExtend, sum[:])
 		}
 		if e.PCR == imaPCR {
 			d.Reset()
 			d.Write(value)
 			d.Write(extend)
 			value = d.Sum(make([]byte, 0, h.Size()))
+			d.Reset()
+			d.Write(padded)
+			d.Write(padExtend)
+			padded = d.Sum(make([]byte, 0, h.Size()))
 		}
 		res.values = append(res.values, value)
+		res.padded = append(res.padded, padded)
 	}
 	if intact {
 		res.Value = value
@@ -265,6 +308,13 @@ func CompareIMA(res IMAResult, pcrs PCRs) (covered int, faults []Fault) {
 	for i := len(res.values) - 1; i >= 0; i-- {
 		if bytes.Equal(res.values[i], quoted) {
 			return i, nil
+		}
+	}
+	if res.Bank != evidence.BankSHA1 {
+		for i := len(res.padded) - 1; i >= 0; i-- {
+			if bytes.Equal(res.padded[i], quoted) {
+				return i, nil
+			}
 		}
 	}
 	return 0, []Fault{pcrFault(FaultIMAReplay, res.Bank, imaPCR, quoted, res.Value, "the IMA log does not replay to the quoted PCR 10")}

@@ -3,8 +3,12 @@ package appraise
 import (
 	"bytes"
 	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -206,5 +210,72 @@ func TestReplayIMAContinuesFromAStartValue(t *testing.T) {
 	}
 	if _, faults := ReplayIMA(tail, make([]byte, 20), evidence.BankSHA256); len(faults) != 1 {
 		t.Fatalf("a start value of the wrong size: faults %v", faults)
+	}
+}
+
+// imaSigLine builds an ima-sig line the way the kernel prints it, encoding
+// the template data independently of the package: d-ng, n-ng and sig fields,
+// each with a little-endian u32 length.
+func imaSigLine(path string, fileSHA256, sig []byte) (string, []byte) {
+	field := func(b []byte) []byte {
+		out := binary.LittleEndian.AppendUint32(nil, uint32(len(b)))
+		return append(out, b...)
+	}
+	data := field(append([]byte("sha256:\x00"), fileSHA256...))
+	data = append(data, field(append([]byte(path), 0))...)
+	data = append(data, field(sig)...)
+	th := sha1.Sum(data)
+	return fmt.Sprintf("10 %x ima-sig sha256:%x %s %x", th, fileSHA256, path, sig), data
+}
+
+func TestIMASigLinesReplay(t *testing.T) {
+	file := sha256.Sum256([]byte("x"))
+	unsigned, _ := imaSigLine("/usr/bin/a b", file[:], nil)
+	signed, _ := imaSigLine("/usr/bin/c", file[:], []byte{0x03, 0x02, 0x01})
+	if !strings.HasSuffix(unsigned, " ") {
+		t.Fatalf("an unsigned ima-sig line ends in a space: %q", unsigned)
+	}
+	for _, line := range []string{unsigned, signed} {
+		e, err := ParseIMALine(line)
+		if err != nil {
+			t.Fatalf("ParseIMALine(%q): %v", line, err)
+		}
+		if e.Template != TemplateIMASig || e.FileHashAlg != "sha256" {
+			t.Fatalf("entry %+v", e)
+		}
+	}
+	if e, _ := ParseIMALine(unsigned); e.Path != "/usr/bin/a b" || len(e.Signature) != 0 {
+		t.Fatalf("unsigned entry path %q signature %x", e.Path, e.Signature)
+	}
+	res, faults := ReplayIMA(unsigned+"\n"+signed+"\n", nil, evidence.BankSHA256)
+	if len(faults) != 0 || len(res.Entries) != 2 {
+		t.Fatalf("replay faults %v, entries %d", faults, len(res.Entries))
+	}
+}
+
+// TestIMAReplayAcceptsTheKernelsPaddedSHA1Fallback: a kernel without the
+// bank's hash algorithm extends that bank with the SHA-1 template hash padded
+// with zeros; the quoted value is then explained by that replay, and by
+// nothing else.
+func TestIMAReplayAcceptsTheKernelsPaddedSHA1Fallback(t *testing.T) {
+	file := sha256.Sum256([]byte("y"))
+	line, data := imaSigLine("/usr/bin/d", file[:], nil)
+	th := sha1.Sum(data)
+	ext := make([]byte, sha512.Size384)
+	copy(ext, th[:])
+	h := sha512.New384()
+	h.Write(make([]byte, sha512.Size384))
+	h.Write(ext)
+	pcr10 := h.Sum(nil)
+	res, faults := ReplayIMA(line+"\n", nil, evidence.BankSHA384)
+	if len(faults) != 0 {
+		t.Fatal(faults)
+	}
+	if covered, faults := CompareIMA(res, PCRs{evidence.BankSHA384: {10: pcr10}}); len(faults) != 0 || covered != 1 {
+		t.Fatalf("padded SHA-1 PCR 10 refused: covered %d, %v", covered, faults)
+	}
+	pcr10[0] ^= 1
+	if _, faults := CompareIMA(res, PCRs{evidence.BankSHA384: {10: pcr10}}); len(faults) == 0 {
+		t.Fatal("a wrong PCR 10 was accepted")
 	}
 }
