@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
@@ -234,10 +235,16 @@ func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evide
 	}
 	if req.IMAMeasureEnabled {
 		lines, offset, total, err := a.measure.IMALog(req.IMAOffset)
-		if err != nil {
+		switch {
+		case errors.Is(err, measure.ErrNoIMA):
+			// A kernel without IMA: no entries. The verifier's replay of
+			// the empty log must then explain the quoted PCR 10, so hiding
+			// a real log this way fails attestation.
+		case err != nil:
 			return nil, fmt.Errorf("ima log: %w", err)
+		default:
+			resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
 		}
-		resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
 	}
 	info, err := a.HostInfo(ctx)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +36,12 @@ type bootedNode struct {
 
 func bootNode(t *testing.T, spec string, bootLog []byte) *bootedNode {
 	t.Helper()
+	return bootNodeWith(t, spec, bootLog, map[string]string{"/usr/bin/kata-runtime": "kata", "/usr/lib/systemd/systemd": "init"})
+}
+
+// bootNodeWith boots a node whose IMA measured files (none: PCR 10 untouched).
+func bootNodeWith(t *testing.T, spec string, bootLog []byte, files map[string]string) *bootedNode {
+	t.Helper()
 	raw, err := tpm.Open(spec)
 	if err != nil {
 		t.Fatalf("open %s: %v", spec, err)
@@ -51,7 +59,7 @@ func bootNode(t *testing.T, spec string, bootLog []byte) *bootedNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/kata-runtime": "kata", "/usr/lib/systemd/systemd": "init"}); err != nil {
+	if err := root.MeasureFiles(nt, banks, files); err != nil {
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Config{HostID: "edge-1"}, nt, measure.New(root.Dir), discard)
@@ -211,4 +219,33 @@ func requireSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = sim.Close()
+}
+
+// TestANodeWithoutIMAIsAttestedOnItsEmptyLog: a kernel without IMA has no
+// runtime log; the agent answers with none, and the empty log replays to the
+// untouched PCR 10. A node that hides its IMA log is caught the same way.
+func TestANodeWithoutIMAIsAttestedOnItsEmptyLog(t *testing.T) {
+	n := bootNode(t, tpmtest.New(t).Spec(), sandbox.BootLogSecureBootOn)
+	if err := os.RemoveAll(filepath.Join(n.root.Dir, "sys/kernel/security/ima")); err != nil {
+		t.Fatal(err)
+	}
+	req, resp := n.quote(t)
+	v := appraise.Appraise(appraise.Input{AKPublic: n.akPublic(t), Request: req, Response: resp}, time.Now())
+	// bootNode measured two files into PCR 10: without their log lines the
+	// replay of the empty log cannot explain PCR 10.
+	if !slices.Contains(faultNames(v), appraise.FaultIMAReplay) {
+		t.Fatalf("a hidden IMA log gave faults %v, want %s", faultNames(v), appraise.FaultIMAReplay)
+	}
+
+	clean := bootNodeWith(t, tpmtest.New(t).Spec(), sandbox.BootLogSecureBootOn, nil)
+	if err := os.RemoveAll(filepath.Join(clean.root.Dir, "sys/kernel/security/ima")); err != nil {
+		t.Fatal(err)
+	}
+	req, resp = clean.quote(t)
+	if resp.IMALog != "" || resp.IMAEntries != 0 {
+		t.Fatalf("a node without IMA sent an IMA log: %q", resp.IMALog)
+	}
+	if v := appraise.Appraise(appraise.Input{AKPublic: clean.akPublic(t), Request: req, Response: resp}, time.Now()); !v.Trusted() {
+		t.Fatalf("a node without IMA is not trusted: %v", v.Faults)
+	}
 }
