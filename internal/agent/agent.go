@@ -95,17 +95,34 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { a.serve(ctx, m) })
+	// Requests are answered even while Run stops: a request that reached
+	// this agent gets its answer (see the drain below).
+	serveCtx := context.WithoutCancel(ctx)
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { a.serve(serveCtx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer a.drain(nc, sub)
 
 	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
 		a.logger.Warn("boot event not published", keyError, err.Error())
 	}
 	a.watchIMA(ctx, nc)
 	return nil
+}
+
+// drain stops taking requests and answers those already delivered, so a
+// verifier never waits out its timeout on an agent that stopped cleanly.
+func (a *Agent) drain(nc *nats.Conn, sub *nats.Subscription) {
+	if err := sub.Drain(); err != nil {
+		_ = sub.Unsubscribe()
+		return
+	}
+	_ = nc.FlushTimeout(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for sub.IsValid() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (a *Agent) serve(ctx context.Context, m *nats.Msg) {

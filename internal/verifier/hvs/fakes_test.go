@@ -40,7 +40,14 @@ import (
 // a software ECDSA AK: fast, and every pipeline decision is exercised on
 // real evidence. The integration test runs the same on swtpm over NATS.
 
-var discard = slog.New(slog.DiscardHandler)
+var discard = testLog()
+
+func testLog() *slog.Logger {
+	if os.Getenv("TC_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 // softTPM is a TPM in software: SHA256 and SHA384 PCRs, a P-256 AK, a
 // reset count. It implements agent.TPM and sandbox.Extender.
