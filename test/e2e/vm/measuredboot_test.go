@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/test/e2e/vm"
 )
@@ -107,16 +109,23 @@ func keepEventLog(t *testing.T, v *vm.VM, name string) {
 // different signed image (scenario 4) is accepted as the new golden state and
 // only Secure Boot itself (PCR 7, the signer) still protects the node; with
 // firstBoot the first boot's flavors stay and the OS part fails on the
-// changed PCR until an operator rebaselines. The test plays both at the HVS
-// level: the report before POST /hosts/{id}/rebaseline is the firstBoot
-// verdict, the one after it the everyBoot verdict.
+// changed PCR until an operator rebaselines. The attestation manager runs
+// everyBoot for scenarios 1-2 (it makes the first baseline and re-baselines
+// after the reboot) and firstBoot from scenario 3 on (scenario 4 fails in OS
+// and is cordoned). Scenario 4 also plays everyBoot at the HVS level: the
+// report after POST /hosts/{id}/rebaseline is the everyBoot verdict.
 //
 // TestMeasuredBootOfTheAgentVM boots the trust agent in a QEMU VM whose OVMF
 // firmware measures a signed unified kernel image into a swtpm, and has an
 // in-process verifier enroll it and judge its real event logs: the same
 // machine is booted five times (Secure Boot on, rebooted, Secure Boot off,
 // another signed image, an unsigned image). The agent's bus connection runs
-// over the VM's second serial port; there is no guest network.
+// over the VM's second serial port; there is no guest network. After each
+// boot the attestation manager (manager_test.go) judges the VM's Node in a
+// real kube-apiserver: Verified (not ready: no full-disk encryption), Verified
+// after a re-baseline, Secure Boot Disabled, Attestation Failed in OS, and
+// for the unsigned image never Verified (Attestation Failed on an
+// unreachable agent), cordoned and tainted from scenario 3 on.
 func TestMeasuredBootOfTheAgentVM(t *testing.T) {
 	vm.Require(t)
 	start := time.Now()
@@ -126,6 +135,10 @@ func TestMeasuredBootOfTheAgentVM(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(work) })
 	h := startVerifier(t)
+	// The attestation manager starts with the seed's golden flavor policy,
+	// everyBoot: it makes the first baseline and re-baselines after a reboot.
+	k := startManager(t, h, work)
+	k.restart(t, manager.EveryBoot)
 
 	// The node's credentials and the CMS root go into the initramfs.
 	status, creds := h.do(t, "POST", "/aas/v1/credentials", "application/json",
@@ -182,10 +195,16 @@ nats:
 			time.Sleep(2 * time.Second) // the agent's subscription may not be up yet
 		}
 		t.Logf("boot1: enrolled (swtpm EK certificate, credential activation) %s after QEMU started", time.Since(v.Started).Round(time.Second))
-		h.mustDo(t, http.StatusCreated, "POST", "/hvs/v2/hosts",
-			[]byte(`{"host_name":"`+machineUUID+`","connection_string":"nats://`+machineUUID+`"}`))
-		h.mustDo(t, http.StatusCreated, "POST", "/hvs/v2/flavors",
-			[]byte(`{"host_id":"`+machineUUID+`","partial_flavor_types":["PLATFORM","OS","IMA"]}`))
+		// The manager registers the host of the enabled Node, finds no
+		// flavors of it, baselines PLATFORM, OS and IMA and attests.
+		n := k.attest(t)
+		mustVerified(t, n)
+		if got := k.rebaselines(); got != 1 {
+			t.Errorf("the manager re-baselined %d times, want once (the first baseline)", got)
+		}
+		if note := k.eventFor(t, cluster.ReasonVerified, n.Annotations[cluster.AnnotationLastReport]); note != "" {
+			t.Logf("boot1: node %s verified by the manager (%s) %s after QEMU started", vmNodeName, note, time.Since(v.Started).Round(time.Second))
+		}
 		first = h.report(t, machineUUID)
 		if !first.Trusted() {
 			t.Fatalf("the first report of a freshly baselined VM is not trusted: %s", describe(first))
@@ -226,16 +245,35 @@ nats:
 		if !rep.Trusted() {
 			t.Errorf("the same image, booted again, is not trusted: %s", describe(rep))
 		}
-		m.rebaseline(t)
-		if rep := h.report(t, machineUUID); !rep.Trusted() {
-			t.Errorf("not trusted after a rebaseline: %s", describe(rep))
+		// everyBoot: the manager sees the new reset count in its fresh
+		// quote, re-baselines and the node stays Verified.
+		before := k.rebaselines()
+		n := k.attest(t)
+		mustVerified(t, n)
+		if got := k.rebaselines(); got != before+1 {
+			t.Errorf("the manager re-baselined %d times after the reboot, want once", got-before)
 		}
-		t.Logf("boot2: trusted after rebaseline %s after QEMU started", time.Since(v.Started).Round(time.Second))
+		if r := lastReport(t, h, n); r.ResetCount == first.ResetCount || !r.Trusted() {
+			t.Errorf("the manager's report after the reboot: %s, want trusted with a reset count other than %d", describe(r), first.ResetCount)
+		}
+		if rep := h.report(t, machineUUID); !rep.Trusted() {
+			t.Errorf("not trusted after the manager's rebaseline: %s", describe(rep))
+		}
+		t.Logf("boot2: verified by the manager after its rebaseline %s after QEMU started", time.Since(v.Started).Round(time.Second))
 		keepEventLog(t, v, "sb-on-reboot")
 	})
 	if !ok {
 		return
 	}
+
+	// From here the manager runs with goldenFlavors firstBoot (an operator's
+	// setting; a restart loses nothing that matters): the first boot's
+	// flavors stay. With everyBoot it would re-baseline after boot 3 (the
+	// verdict would still be Secure Boot Disabled, PCR 7 is read first) and
+	// after boot 4, accepting the other signed image: that is shown at the
+	// verifier level in scenario 4 and by the manager in test/e2e/manager
+	// (TestGoldenFlavorPolicies).
+	k.restart(t, manager.FirstBoot)
 
 	t.Run("Secure Boot off is reported and fails the PLATFORM flavor", func(t *testing.T) {
 		v := m.boot(t, "boot3", uki("signed.efi"), false, "vars-off.fd")
@@ -251,6 +289,15 @@ nats:
 			t.Errorf("no PLATFORM fault names PCR 7: %s", describe(rep))
 		}
 		t.Logf("boot3: %s; failed parts %v, %s after QEMU started", faultSummary(rep), rep.FailedParts(), time.Since(v.Started).Round(time.Second))
+		// The manager: Secure Boot Disabled, cordoned and tainted.
+		n := k.attest(t)
+		mustCordoned(t, n, cluster.StatusSecureBootDisabled, cluster.ReasonSecureBootDisabled)
+		if r := lastReport(t, h, n); r.HostInfo.HardwareFeatures.UEFI.Meta.SecureBootEnabled {
+			t.Errorf("the manager acted on a report with Secure Boot on: %s", describe(r))
+		}
+		if note := k.eventFor(t, cluster.ReasonSecureBootDisabled, n.Annotations[cluster.AnnotationLastReport]); note != "" {
+			t.Logf("boot3: node %s cordoned: %s", vmNodeName, note)
+		}
 		keepEventLog(t, v, "sb-off")
 	})
 
@@ -272,7 +319,26 @@ nats:
 			t.Errorf("secure_boot_enabled is false: %s", describe(rep))
 		}
 		t.Logf("boot4: %s; failed parts %v", faultSummary(rep), rep.FailedParts())
-		// everyBoot golden policy: a rebaseline accepts whatever booted.
+		// The manager (firstBoot) does not re-baseline: Attestation Failed
+		// in OS, on a report whose OS fault names PCR 9, cordoned.
+		before := k.rebaselines()
+		n := k.attest(t)
+		mustCordoned(t, n, cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
+		if got := k.rebaselines(); got != before {
+			t.Errorf("the firstBoot manager re-baselined %d times", got-before)
+		}
+		if r := lastReport(t, h, n); !hasPCRFault(r, "OS", 9) || slices.Contains(r.FailedParts(), "PLATFORM") {
+			t.Errorf("the manager's report: %s, want an OS fault naming PCR 9 and PLATFORM trusted", describe(r))
+		}
+		if note := k.eventFor(t, cluster.ReasonAttestationFailed, n.Annotations[cluster.AnnotationLastReport]); note != "" {
+			if !strings.Contains(note, "OS") {
+				t.Errorf("the failure Event does not name OS: %q", note)
+			}
+			t.Logf("boot4: node %s cordoned: %s", vmNodeName, note)
+		}
+		// everyBoot golden policy: a rebaseline accepts whatever booted
+		// (done here by hand at the verifier level; the node stays cordoned
+		// until an operator re-onboards it).
 		m.rebaseline(t)
 		if rep := h.report(t, machineUUID); !rep.Trusted() {
 			t.Errorf("not trusted after a rebaseline: %s", describe(rep))
@@ -305,6 +371,20 @@ nats:
 			t.Errorf("host status %s, want %s or %s", rep.HostStatus, report.StatusConnectionFailure, report.StatusConnectionTimeout)
 		}
 		t.Logf("boot5: %s, %s; %s after QEMU started", rep.HostStatus, faultSummary(rep), time.Since(v.Started).Round(time.Second))
+		// The manager: the verifier answers, the agent does not, so this is
+		// no VerifierUnreachable (Pending) but a report that is not
+		// trusted: Attestation Failed, never Verified, still cordoned.
+		n := k.attest(t)
+		if n.Labels[cluster.LabelStatus] == string(cluster.StatusVerified) {
+			t.Fatalf("the node of a VM whose agent never ran is verified: labels %v", n.Labels)
+		}
+		mustCordoned(t, n, cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
+		if r := lastReport(t, h, n); r.HostStatus != report.StatusConnectionFailure && r.HostStatus != report.StatusConnectionTimeout {
+			t.Errorf("the manager acted on a report with host status %s, want %s or %s", r.HostStatus, report.StatusConnectionFailure, report.StatusConnectionTimeout)
+		}
+		if note := k.eventFor(t, cluster.ReasonAttestationFailed, n.Annotations[cluster.AnnotationLastReport]); note != "" {
+			t.Logf("boot5: node %s: %s; condition %+v", vmNodeName, note, condition(n))
+		}
 	})
 	t.Logf("whole test: %s", time.Since(start).Round(time.Second))
 }

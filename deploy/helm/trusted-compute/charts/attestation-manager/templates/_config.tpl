@@ -29,4 +29,5 @@ eim:
   {{- end }}
 {{- end }}
 logLevel: {{ .Values.logLevel }}
+metricsAddr: {{ printf ":%v" .Values.metrics.port | quote }}
 {{- end -}}
