@@ -74,9 +74,10 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 // NewCommand is the "sandbox" command: the whole system on one machine.
 func NewCommand() *cobra.Command {
 	var (
-		opts    Options
-		ro      RunOptions
-		verbose bool
+		opts       Options
+		ro         RunOptions
+		verbose    bool
+		kubeconfig string
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
@@ -103,6 +104,13 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 				h = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})
 			}
 			opts.Logger = slog.New(h)
+			if kubeconfig != "" {
+				cs, err := KubeClient(kubeconfig)
+				if err != nil {
+					return err
+				}
+				opts.Kube = cs
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
@@ -124,6 +132,7 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | all")
 	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the read-only web page; empty for none")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also act on a real cluster: create a Node per sandbox node (development clusters only) and cordon/label/taint them as the Kubernetes adapter does")
 	cmd.AddCommand(&cobra.Command{
 		Use:                "node",
 		Short:              "Run one sandbox edge node (started by the sandbox itself)",

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/client-go/kubernetes"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +49,10 @@ type Options struct {
 	NewManager NewManagerFunc
 	// Logger receives the sandbox's and the verifier's logs; nil discards.
 	Logger *slog.Logger
+	// Kube, when set, is a real cluster: the sandbox creates a Node object
+	// per node (if missing) and the manager acts on those Nodes exactly as
+	// in production, besides the local registry the view reads.
+	Kube kubernetes.Interface
 }
 
 // Fleet is a running sandbox: the verifier, the node processes, the
@@ -133,6 +138,15 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 			return f, err
 		}
 		f.registry.Add(n.name, n.name)
+		if opts.Kube != nil {
+			if err := ensureKubeNode(ctx, opts.Kube, n.name, n.name); err != nil {
+				return f, err
+			}
+		}
+	}
+	var nodes Nodes = f.registry
+	if opts.Kube != nil {
+		nodes = teeNodes{Registry: f.registry, kube: cluster.New(opts.Kube, cluster.Options{Logger: f.log.With(keyPart, "kubernetes")})}
 	}
 	creds, err := f.verifier.Authority().ManagerCredentials("sandbox", 24*time.Hour)
 	if err != nil {
@@ -145,7 +159,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	m, err := newManager(ManagerDeps{
 		VerifierURL: "https://" + f.verifier.Addr(), RootCAs: f.roots,
 		AdminUser: adminUser, AdminPasswordFile: filepath.Join(f.dir, "admin-password"), Verifier: f.client,
-		NATSURL: f.verifier.NATSURL(), NATSCreds: creds, Nodes: f.registry,
+		NATSURL: f.verifier.NATSURL(), NATSCreds: creds, Nodes: nodes,
 		PollInterval: opts.PollInterval, Logger: f.log.With(keyPart, "manager"),
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/sandbox/fleet"
 )
 
@@ -27,5 +28,5 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(clustertest.Run(m))
 }
