@@ -7,4 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/deps.sh sandbox
 export CGO_ENABLED=1
-go run ./cmd/tcctl sandbox "$@"
+mkdir -p bin
+go build -o bin/tcctl ./cmd/tcctl
+# exec: Ctrl-C reaches tcctl itself, which stops every part cleanly.
+exec bin/tcctl sandbox "$@"
