@@ -3,77 +3,34 @@ package tcctl_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/tcctl"
-	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/verifiertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 
-const adminPassword = "correct horse battery staple"
+const adminPassword = verifiertest.AdminPassword
 
 // harness is a whole verifier (SQLite, embedded NATS) on loopback.
 type harness struct {
-	v    *verifier.Verifier
+	v    *verifiertest.Verifier
 	base string
 	pin  string
 }
 
-// startVerifier is the start helper of internal/verifier's tests: it runs
-// a verifier until the test ends.
+// startVerifier runs a verifier until the test ends.
 func startVerifier(t *testing.T) *harness {
 	t.Helper()
-	dataDir := t.TempDir()
-	cfg := aas.DefaultConfig()
-	cfg.AdminPassword = adminPassword
-	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
-	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.New(ctx, verifier.Config{
-		Listen:     "127.0.0.1:0",
-		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
-		DataDir:    dataDir,
-		ServerName: "localhost",
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		AAS:        cfg,
-		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := v.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	select {
-	case <-v.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("verifier stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("verifier not ready in 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("verifier run: %v", err)
-		}
-	})
-	return &harness{v: v, base: "https://" + v.Addr(), pin: v.CA().RootSHA384()}
+	v := verifiertest.Start(t, t.TempDir())
+	return &harness{v: v, base: v.Base, pin: v.CA().RootSHA384()}
 }
 
 // cli runs tcctl command lines with one configuration directory and a

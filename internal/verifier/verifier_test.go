@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,16 +20,16 @@ import (
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/verifiertest"
 )
 
-const adminPassword = "correct horse battery staple"
+const adminPassword = verifiertest.AdminPassword
 
 type harness struct {
-	v      *verifier.Verifier
+	v      *verifiertest.Verifier
 	base   string
 	client *http.Client
 	roots  *x509.CertPool
@@ -42,68 +40,8 @@ type harness struct {
 // bootstraps a client the way an operator does: pinned CMS root digest.
 func startVerifier(t *testing.T, dataDir string, opts ...func(*verifier.Config)) *harness {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
-	cfg := aas.DefaultConfig()
-	cfg.AdminPassword = adminPassword
-	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
-	ctx, cancel := context.WithCancel(context.Background())
-	vcfg := verifier.Config{
-		Listen:     "127.0.0.1:0",
-		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
-		DataDir:    dataDir,
-		ServerName: "localhost",
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		AAS:        cfg,
-		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-	}
-	for _, o := range opts {
-		o(&vcfg)
-	}
-	v, err := verifier.New(ctx, vcfg, logger)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := v.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	select {
-	case <-v.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("verifier stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("verifier not ready in 60s")
-	}
-	base := "https://" + v.Addr()
-	root, err := cms.FetchRootPinned(ctx, base, v.CA().RootSHA384())
-	if err != nil {
-		cancel()
-		t.Fatalf("pinned bootstrap: %v", err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(root)
-	h := &harness{
-		v: v, base: base, roots: roots,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}}},
-	}
-	stopped := false
-	h.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("verifier run: %v", err)
-		}
-	}
-	t.Cleanup(h.stop)
-	return h
+	v := verifiertest.Start(t, dataDir, opts...)
+	return &harness{v: v, base: v.Base, client: v.Client, roots: v.Roots, stop: v.Stop}
 }
 
 func (h *harness) do(t *testing.T, method, path, token, contentType string, body []byte) (int, []byte) {

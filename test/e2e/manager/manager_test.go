@@ -43,17 +43,16 @@ import (
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/bus"
-	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/hvs"
+	"trustedcompute.io/tc/internal/verifier/verifiertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 
 const (
-	adminPassword = "correct horse battery staple"
+	adminPassword = verifiertest.AdminPassword
 	hostID        = "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a10"
 )
 
@@ -171,8 +170,7 @@ func (n *node) stop() {
 
 type world struct {
 	v        *verifier.Verifier
-	stopV    context.CancelFunc
-	vDone    chan error
+	vt       *verifiertest.Verifier
 	roots    *x509.CertPool
 	base     string
 	cs       kubernetes.Interface
@@ -203,37 +201,14 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 
 	// The verifier.
 	dataDir := t.TempDir()
-	acfg := aas.DefaultConfig()
-	acfg.AdminPassword = adminPassword
-	acfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
-	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.New(ctx, verifier.Config{
-		Listen: "127.0.0.1:0", Database: "sqlite:" + filepath.Join(dataDir, "v.db"), DataDir: dataDir,
-		ServerName: "localhost", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AAS: acfg,
-		NATS: verifier.NATSConfig{Host: "127.0.0.1"}, Enrollment: verifierEnrollment(ekRoots),
+	vt := verifiertest.Start(t, dataDir, func(c *verifier.Config) {
+		c.Enrollment = verifierEnrollment(ekRoots)
 		// The manager's clock jumps hours ahead to make its schedule due;
 		// reports must outlive those jumps.
-		HVS: hvs.Config{ReportValidity: 1000 * time.Hour},
-	}, discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := v.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	w.v, w.stopV, w.vDone = v, cancel, make(chan error, 1)
-	go func() { w.vDone <- v.Run(ctx) }()
-	t.Cleanup(w.stopVerifier)
-	<-v.Ready()
-	w.base = "https://" + v.Addr()
-	root, err := cms.FetchRootPinned(ctx, w.base, v.CA().RootSHA384())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.roots = x509.NewCertPool()
-	w.roots.AddCert(root)
+		c.HVS = hvs.Config{ReportValidity: 1000 * time.Hour}
+	})
+	v := vt.Verifier
+	w.v, w.vt, w.base, w.roots = v, vt, vt.Base, vt.Roots
 
 	// The EIM, with a certificate from the same CMS for simplicity.
 	cert, err := v.CA().ServerCertificate("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
@@ -304,15 +279,7 @@ func (w *world) restartManager(t *testing.T) {
 	w.mgr = m
 }
 
-func (w *world) stopVerifier() {
-	if w.stopV != nil {
-		w.stopV()
-		if err := <-w.vDone; err != nil {
-			slog.Default().Warn("verifier stopped with an error", "error", err)
-		}
-		w.stopV = nil
-	}
-}
+func (w *world) stopVerifier() { w.vt.Stop() }
 
 // attest runs one manager round after the node's schedule came due.
 func (w *world) attest(t *testing.T) *corev1.Node {

@@ -1,0 +1,105 @@
+// Package verifiertest runs a whole verifier in process for tests: SQLite in
+// a temp dir, embedded NATS and HTTPS on loopback, an admin user, and a
+// client that trusts the CMS root only, bootstrapped by its pinned digest as
+// an operator would.
+package verifiertest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/verifier"
+	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/cms"
+)
+
+// AdminPassword is the first administrator's password.
+const AdminPassword = "correct horse battery staple"
+
+// Verifier is a running verifier.
+type Verifier struct {
+	*verifier.Verifier
+	// Base is the HTTPS base URL.
+	Base string
+	// Roots holds the CMS root only.
+	Roots *x509.CertPool
+	// Client speaks TLS 1.3 to the verifier, trusting Roots only.
+	Client  *http.Client
+	DataDir string
+
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+	t       testing.TB
+}
+
+// Start runs a verifier until the test ends (or Stop). opts adjust the
+// configuration before it starts (EK roots, HVS settings, ...).
+func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifier {
+	t.Helper()
+	acfg := aas.DefaultConfig()
+	acfg.AdminPassword = AdminPassword
+	acfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1} // fast logins in tests
+	cfg := verifier.Config{
+		Listen:     "127.0.0.1:0",
+		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
+		DataDir:    dataDir,
+		ServerName: "localhost",
+		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
+		AAS:        acfg,
+		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := verifier.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := v.Listen(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h := &Verifier{Verifier: v, DataDir: dataDir, cancel: cancel, done: make(chan error, 1), t: t}
+	go func() { h.done <- v.Run(ctx) }()
+	select {
+	case <-v.Ready():
+	case err := <-h.done:
+		cancel()
+		t.Fatalf("verifier stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("verifier not ready in 60s")
+	}
+	t.Cleanup(h.Stop)
+	h.Base = "https://" + v.Addr()
+	root, err := cms.FetchRootPinned(ctx, h.Base, v.CA().RootSHA384())
+	if err != nil {
+		t.Fatalf("pinned bootstrap: %v", err)
+	}
+	h.Roots = x509.NewCertPool()
+	h.Roots.AddCert(root)
+	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: h.Roots}}}
+	return h
+}
+
+// Stop stops the verifier and reports its run error; calling it twice is fine.
+func (h *Verifier) Stop() {
+	if h.stopped {
+		return
+	}
+	h.stopped = true
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("verifier run: %v", err)
+	}
+}
