@@ -64,24 +64,8 @@ func (q *queries) EKRegistrationByDigest(ctx context.Context, digest string) (EK
 
 // ListEKRegistrations returns all registrations, oldest first.
 func (q *queries) ListEKRegistrations(ctx context.Context) ([]EKRegistration, error) {
-	rows, err := q.r.QueryContext(ctx,
+	return queryAll(ctx, q.r, "list ek registrations", scanEKRegistration,
 		`SELECT `+ekRegistrationColumns+` FROM ek_registrations ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list ek registrations: %w", err)
-	}
-	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
-	var rs []EKRegistration
-	for rows.Next() {
-		r, err := scanEKRegistration(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list ek registrations: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list ek registrations: %w", err)
-	}
-	return rs, nil
 }
 
 // DeleteEKRegistration deletes the registration; ErrNotFound if there is none.

@@ -321,23 +321,7 @@ func (q *queries) FlavorGroupByName(ctx context.Context, name string) (FlavorGro
 
 // ListFlavorGroups returns every group, by name.
 func (q *queries) ListFlavorGroups(ctx context.Context) ([]FlavorGroup, error) {
-	rows, err := q.r.QueryContext(ctx, `SELECT `+flavorGroupColumns+` FROM flavor_groups ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list flavor groups: %w", err)
-	}
-	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
-	var gs []FlavorGroup
-	for rows.Next() {
-		g, err := scanFlavorGroup(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list flavor groups: %w", err)
-		}
-		gs = append(gs, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list flavor groups: %w", err)
-	}
-	return gs, nil
+	return queryAll(ctx, q.r, "list flavor groups", scanFlavorGroup, `SELECT `+flavorGroupColumns+` FROM flavor_groups ORDER BY name`)
 }
 
 // UpdateFlavorGroup replaces the group's name and policies; ErrNotFound if
@@ -625,23 +609,7 @@ func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, er
 	if f.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := q.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list reports: %w", err)
-	}
-	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
-	var rs []Report
-	for rows.Next() {
-		r, err := scanReport(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list reports: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list reports: %w", err)
-	}
-	return rs, nil
+	return queryAll(ctx, q.r, "list reports", scanReport, query, args...)
 }
 
 // HostsToRefresh returns the ids of the hosts that have no report or whose

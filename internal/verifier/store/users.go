@@ -79,21 +79,9 @@ func (q *queries) UserByID(ctx context.Context, id string) (User, error) {
 
 // ListUsers returns all users ordered by name.
 func (q *queries) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := q.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users`)
+	us, err := queryAll(ctx, q.r, "list users", scanUser, `SELECT `+userColumns+` FROM users`)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		us = append(us, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, err
 	}
 	// Sorted here, not by ORDER BY, so both backends agree whatever the collation.
 	slices.SortFunc(us, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
