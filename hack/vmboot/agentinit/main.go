@@ -13,28 +13,24 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"trustedcompute.io/tc/hack/vmboot/guest"
 )
 
 const (
-	eventLogPath   = "/sys/kernel/security/tpm0/binary_bios_measurements"
-	efivarfsModule = "/lib/modules/efivarfs.ko"
-	agentPath      = "/bin/trust-agent"
-	configPath     = "/etc/trusted-compute/agent.yaml"
-	lineWidth      = 76
+	eventLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
+	agentPath    = "/bin/trust-agent"
+	configPath   = "/etc/trusted-compute/agent.yaml"
+	lineWidth    = 76
 )
 
 func main() {
-	out := console()
+	out := guest.Console("agentinit")
 	if err := dumpEventLog(out); err != nil {
 		_, _ = fmt.Fprintf(out, "agentinit: %v\n", err)
 	}
@@ -44,57 +40,7 @@ func main() {
 	cmd.Env = []string{"PATH=/bin"}
 	err := cmd.Run()
 	_, _ = fmt.Fprintf(out, "TC-AGENT-EXIT %v\n", err)
-	syscall.Sync()
-	time.Sleep(200 * time.Millisecond) // let the UART drain
-	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
-}
-
-func console() io.Writer {
-	mounts := []struct{ src, dst, fstype string }{
-		{"proc", "/proc", "proc"},
-		{"sysfs", "/sys", "sysfs"},
-		{"devtmpfs", "/dev", "devtmpfs"},
-		{"securityfs", "/sys/kernel/security", "securityfs"},
-		{"efivarfs", "/sys/firmware/efi/efivars", "efivarfs"},
-	}
-	var errs []error
-	for _, m := range mounts {
-		_ = os.MkdirAll(m.dst, 0o755)
-		err := syscall.Mount(m.src, m.dst, m.fstype, 0, "")
-		if errors.Is(err, syscall.ENODEV) && m.fstype == "efivarfs" {
-			// Debian builds efivarfs as a module; mkuki.sh puts it in the initramfs.
-			if err = loadModule(efivarfsModule); err == nil {
-				err = syscall.Mount(m.src, m.dst, m.fstype, 0, "")
-			}
-		}
-		if err != nil && !errors.Is(err, syscall.EBUSY) {
-			errs = append(errs, fmt.Errorf("mount %s: %w", m.dst, err))
-		}
-	}
-	var out io.Writer = os.Stdout
-	for _, p := range []string{"/dev/ttyS0", "/dev/console"} {
-		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
-			out = f
-			break
-		}
-	}
-	for _, err := range errs {
-		_, _ = fmt.Fprintf(out, "agentinit: %v\n", err)
-	}
-	return out
-}
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
-		return fmt.Errorf("load %s: %w", path, err)
-	}
-	return nil
+	guest.PowerOff()
 }
 
 func dumpEventLog(out io.Writer) error {

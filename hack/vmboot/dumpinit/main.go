@@ -18,19 +18,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
-	"golang.org/x/sys/unix"
+
+	"trustedcompute.io/tc/hack/vmboot/guest"
 )
 
 const (
 	eventLogPath   = "/sys/kernel/security/tpm0/binary_bios_measurements"
 	secureBootPath = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-	efivarfsModule = "/lib/modules/efivarfs.ko"
 	lineWidth      = 76
 )
 
@@ -51,65 +50,14 @@ var bankNames = map[tpm2.TPMAlgID]string{
 }
 
 func main() {
-	out := console()
+	out := guest.Console("dumpinit")
 	d, err := collect()
 	if err != nil {
 		_, _ = fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err) // the console is all there is
 	} else if err := write(out, d); err != nil {
 		_, _ = fmt.Fprintf(out, "\nTC-DUMP-ERROR %v\n", err)
 	}
-	syscall.Sync()
-	// Give the UART a moment to drain before the VM disappears.
-	time.Sleep(200 * time.Millisecond)
-	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
-}
-
-func console() io.Writer {
-	mounts := []struct{ src, dst, fstype string }{
-		{"proc", "/proc", "proc"},
-		{"sysfs", "/sys", "sysfs"},
-		{"devtmpfs", "/dev", "devtmpfs"},
-		{"securityfs", "/sys/kernel/security", "securityfs"},
-		{"efivarfs", "/sys/firmware/efi/efivars", "efivarfs"},
-	}
-	var errs []error
-	for _, m := range mounts {
-		_ = os.MkdirAll(m.dst, 0o755)
-		err := syscall.Mount(m.src, m.dst, m.fstype, 0, "")
-		if errors.Is(err, syscall.ENODEV) && m.fstype == "efivarfs" {
-			// Debian builds efivarfs as a module; mkuki.sh puts it in the initramfs.
-			if err = loadModule(efivarfsModule); err == nil {
-				err = syscall.Mount(m.src, m.dst, m.fstype, 0, "")
-			}
-		}
-		if err != nil && !errors.Is(err, syscall.EBUSY) {
-			errs = append(errs, fmt.Errorf("mount %s: %w", m.dst, err))
-		}
-	}
-	var out io.Writer = os.Stdout
-	for _, p := range []string{"/dev/ttyS0", "/dev/console"} {
-		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
-			out = f
-			break
-		}
-	}
-	for _, err := range errs {
-		_, _ = fmt.Fprintf(out, "dumpinit: %v\n", err)
-	}
-	return out
-}
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
-		return fmt.Errorf("load %s: %w", path, err)
-	}
-	return nil
+	guest.PowerOff()
 }
 
 func collect() (*dump, error) {
