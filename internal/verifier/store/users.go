@@ -17,6 +17,10 @@ type User struct {
 	PasswordHash []byte
 	LockedUntil  time.Time // zero: not locked
 	CreatedAt    time.Time
+	// TokenGeneration is carried in the user's tokens; the store moves it on
+	// when the password changes or a role or permission is taken away, which
+	// revokes every token issued before. CreateUser ignores it (starts at 0).
+	TokenGeneration int64
 }
 
 // Role is an AAS role: a name within a service, optionally narrowed by a
@@ -40,14 +44,14 @@ func (q *queries) CreateUser(ctx context.Context, u User) error {
 	return nil
 }
 
-const userColumns = `id, name, password_hash, locked_until, created_at`
+const userColumns = `id, name, password_hash, locked_until, created_at, token_generation`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var (
 		u                   User
 		lockedUntil, create sql.NullInt64
 	)
-	if err := row.Scan(&u.ID, &u.Name, &u.PasswordHash, &lockedUntil, &create); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.PasswordHash, &lockedUntil, &create, &u.TokenGeneration); err != nil {
 		return User{}, err
 	}
 	u.LockedUntil = fromDBTime(lockedUntil)
@@ -88,9 +92,11 @@ func (q *queries) ListUsers(ctx context.Context) ([]User, error) {
 	return us, nil
 }
 
-// UpdateUserPassword replaces the user's password hash; ErrNotFound for an unknown user.
+// UpdateUserPassword replaces the user's password hash and revokes the
+// user's tokens (moves TokenGeneration on); ErrNotFound for an unknown user.
 func (q *queries) UpdateUserPassword(ctx context.Context, id string, hash []byte) error {
-	res, err := q.w.ExecContext(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, dbBytes(hash))
+	res, err := q.w.ExecContext(ctx,
+		`UPDATE users SET password_hash = $2, token_generation = token_generation + 1 WHERE id = $1`, id, dbBytes(hash))
 	return oneRow(res, err, fmt.Sprintf("update password of user id %q", id))
 }
 
@@ -219,18 +225,45 @@ func (q *queries) ListRoles(ctx context.Context) ([]Role, error) {
 	return roles, nil
 }
 
-// DeleteRole deletes the role, its permissions and its assignments to users;
-// ErrNotFound for an unknown role.
+// DeleteRole deletes the role, its permissions and its assignments to users,
+// and revokes the tokens of the users who held it; ErrNotFound for an
+// unknown role.
 func (q *queries) DeleteRole(ctx context.Context, id string) error {
-	res, err := q.w.ExecContext(ctx, `DELETE FROM roles WHERE id = $1`, id)
-	return oneRow(res, err, fmt.Sprintf("delete role id %q", id))
+	return q.atomic(ctx, func(q *queries) error {
+		if err := q.revokeRoleHolders(ctx, id); err != nil {
+			return err
+		}
+		res, err := q.w.ExecContext(ctx, `DELETE FROM roles WHERE id = $1`, id)
+		return oneRow(res, err, fmt.Sprintf("delete role id %q", id))
+	})
 }
 
-// SetRolePermissions replaces the role's permissions; ErrNotFound for an
-// unknown role.
+// revokeRoleHolders moves on the token generation of every user holding the role.
+func (q *queries) revokeRoleHolders(ctx context.Context, roleID string) error {
+	if _, err := q.w.ExecContext(ctx,
+		`UPDATE users SET token_generation = token_generation + 1
+		 WHERE id IN (SELECT user_id FROM user_roles WHERE role_id = $1)`, roleID); err != nil {
+		return fmt.Errorf("revoke tokens of the holders of role id %q: %w", roleID, err)
+	}
+	return nil
+}
+
+// RevokeUserTokens moves the user's token generation on, so that every token
+// issued to the user before is refused; ErrNotFound for an unknown user.
+func (q *queries) RevokeUserTokens(ctx context.Context, id string) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE users SET token_generation = token_generation + 1 WHERE id = $1`, id)
+	return oneRow(res, err, fmt.Sprintf("revoke tokens of user id %q", id))
+}
+
+// SetRolePermissions replaces the role's permissions and revokes the tokens
+// of the users who hold the role (their tokens carry the old permissions);
+// ErrNotFound for an unknown role.
 func (q *queries) SetRolePermissions(ctx context.Context, roleID string, perms []string) error {
 	return q.atomic(ctx, func(q *queries) error {
 		if err := q.roleExists(ctx, roleID); err != nil {
+			return err
+		}
+		if err := q.revokeRoleHolders(ctx, roleID); err != nil {
 			return err
 		}
 		if _, err := q.w.ExecContext(ctx, `DELETE FROM role_permissions WHERE role_id = $1`, roleID); err != nil {
@@ -284,11 +317,16 @@ func (q *queries) AddUserRoles(ctx context.Context, userID string, roleIDs []str
 	})
 }
 
-// RemoveUserRole takes the role from the user; ErrNotFound if the user does
-// not have it.
+// RemoveUserRole takes the role from the user and revokes the user's tokens;
+// ErrNotFound if the user does not have it.
 func (q *queries) RemoveUserRole(ctx context.Context, userID, roleID string) error {
-	res, err := q.w.ExecContext(ctx, `DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2`, userID, roleID)
-	return oneRow(res, err, fmt.Sprintf("role id %q of user id %q", roleID, userID))
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2`, userID, roleID)
+		if err := oneRow(res, err, fmt.Sprintf("role id %q of user id %q", roleID, userID)); err != nil {
+			return err
+		}
+		return q.RevokeUserTokens(ctx, userID)
+	})
 }
 
 // UserRoles returns the user's roles with their permissions; ErrNotFound for
