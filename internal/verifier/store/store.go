@@ -59,6 +59,8 @@ type queries struct {
 	// db begins transactions for multi-statement methods; nil inside a Tx,
 	// where those methods simply join the transaction.
 	db *sql.DB
+	// keys seal and open secrets.
+	keys *Keyring
 }
 
 // atomic runs fn in a transaction: a new one on a Store, the current one in a Tx.
@@ -67,7 +69,7 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 		return fn(q)
 	}
 	return inTx(ctx, q.db, func(tx *sql.Tx) error {
-		return fn(&queries{r: tx, w: tx})
+		return fn(&queries{r: tx, w: tx, keys: q.keys})
 	})
 }
 
@@ -78,18 +80,43 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 //	postgres://user@host:5432/db?sslmode=verify-full   (or postgresql://)
 //
 // PostgreSQL connection parameters (search_path, application_name, ...) may be
-// given as URL query parameters.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// given as URL query parameters. An SQLite file (and its -wal and -shm files)
+// is made readable by its owner only (0600).
+//
+// Secrets are sealed under the key-encryption keys given by [WithKeyring].
+// Without it the store makes a random key that lives as long as the Store:
+// enough for a throwaway database (tests), but what it seals does not open
+// after a restart. The verifier always passes its keyring.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.keys == nil {
+		o.keys = ephemeralKeyring()
+	}
 	s, err := open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
+	s.keys = o.keys
 	if err := migrate(ctx, s.wdb, s.backend, migrationFiles); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
 }
+
+// Option adjusts [Open].
+type Option func(*options)
+
+type options struct {
+	keys *Keyring
+}
+
+// WithKeyring seals secrets under the keyring's current key-encryption key
+// and opens what its current or previous keys sealed.
+func WithKeyring(kr *Keyring) Option { return func(o *options) { o.keys = kr } }
 
 // Close releases the database connections.
 func (s *Store) Close() error {
@@ -129,7 +156,7 @@ func (s *Store) Backend() string { return s.backend }
 // written by fn are locked until the end, but rows only read may change.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
-		return fn(&Tx{queries{r: tx, w: tx}})
+		return fn(&Tx{queries{r: tx, w: tx, keys: s.keys}})
 	})
 }
 
