@@ -25,11 +25,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/cms"
 )
 

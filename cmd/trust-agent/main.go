@@ -28,10 +28,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/tpm"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

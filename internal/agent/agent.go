@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 // TPM is what the agent needs of the node's TPM.

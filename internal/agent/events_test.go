@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 // TestAgentRaisesBootAndIMAEvents runs an agent on a swtpm against the real

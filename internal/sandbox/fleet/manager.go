@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 

@@ -23,11 +23,11 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 // Files the parent writes into a node's directory before starting it.

@@ -22,8 +22,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 // DefaultTimeout is the time an agent has to answer when New is given 0.

@@ -10,12 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
-	"trustedcompute.io/tc/internal/verifier/bus"
 )
 
 func TestClientWithARealAgent(t *testing.T) {

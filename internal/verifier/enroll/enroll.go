@@ -45,10 +45,10 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 

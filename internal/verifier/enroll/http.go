@@ -15,9 +15,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/api"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/eim"
@@ -43,7 +44,6 @@ import (
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/hvs"
 	"trustedcompute.io/tc/internal/verifier/verifiertest"

@@ -23,11 +23,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
-	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/busserver"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -36,8 +37,8 @@ const credsTTL = time.Hour
 
 // Bus is an embedded NATS server that runs until the test ends.
 type Bus struct {
-	Server    *bus.Server
-	Authority *bus.Authority
+	Server    *busserver.Server
+	Authority *busserver.Authority
 	// Roots verifies the server's TLS certificate.
 	Roots *x509.CertPool
 }
@@ -52,12 +53,12 @@ func NewBus(t testing.TB) *Bus {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	authority, err := bus.NewAuthority(context.Background(), st, store.ErrNotFound)
+	authority, err := busserver.NewAuthority(context.Background(), st, store.ErrNotFound)
 	if err != nil {
 		t.Fatalf("nats authority: %v", err)
 	}
 	roots, serverTLS := testCA(t)
-	srv, err := bus.NewServer(bus.ServerConfig{Host: "127.0.0.1", TLS: serverTLS}, authority, slog.New(slog.DiscardHandler))
+	srv, err := busserver.NewServer(busserver.ServerConfig{Host: "127.0.0.1", TLS: serverTLS}, authority, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
@@ -83,7 +84,7 @@ func (b *Bus) ServiceConn(t testing.TB) *nats.Conn {
 	if err != nil {
 		t.Fatalf("service credentials: %v", err)
 	}
-	nc, err := bus.ConnectInProcess(b.Server, creds, "hvs", slog.New(slog.DiscardHandler))
+	nc, err := busserver.ConnectInProcess(b.Server, creds, "hvs", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("service connect: %v", err)
 	}

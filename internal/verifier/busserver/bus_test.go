@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"bufio"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 const ttl = time.Hour
@@ -46,7 +48,7 @@ func newFleet(t *testing.T) *fleet {
 	return f
 }
 
-// subject(t)(AgentRequestSubject(...)) fails the test on an error.
+// subject(t)(bus.AgentRequestSubject(...)) fails the test on an error.
 func subject(t testing.TB) func(string, error) string {
 	return func(s string, err error) string {
 		t.Helper()
@@ -61,7 +63,7 @@ func TestAllowedTraffic(t *testing.T) {
 	f := newFleet(t)
 
 	t.Run("the service's quote request to H1 is answered by H1's agent", func(t *testing.T) {
-		subj := subject(t)(AgentRequestSubject("H1", QuoteRequest))
+		subj := subject(t)(bus.AgentRequestSubject("H1", bus.QuoteRequest))
 		msg, err := f.service.Request(subj, []byte("nonce"), 5*time.Second)
 		if err != nil {
 			t.Fatalf("request: %v", err)
@@ -72,7 +74,7 @@ func TestAllowedTraffic(t *testing.T) {
 	})
 
 	t.Run("an event published by H1's agent on its own subject reaches the service", func(t *testing.T) {
-		sub, err := f.service.SubscribeSync(AllEvents)
+		sub, err := f.service.SubscribeSync(bus.AllEvents)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +82,7 @@ func TestAllowedTraffic(t *testing.T) {
 		if err := f.service.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		subj := subject(t)(EventSubject("H1", BootEvent))
+		subj := subject(t)(bus.EventSubject("H1", bus.BootEvent))
 		if err := f.agent1.Publish(subj, []byte("booted")); err != nil {
 			t.Fatal(err)
 		}
@@ -88,14 +90,14 @@ func TestAllowedTraffic(t *testing.T) {
 		if err != nil {
 			t.Fatalf("service did not receive the event: %v", err)
 		}
-		host, typ, err := ParseEventSubject(msg.Subject)
-		if err != nil || host != "H1" || typ != BootEvent || string(msg.Data) != "booted" {
+		host, typ, err := bus.ParseEventSubject(msg.Subject)
+		if err != nil || host != "H1" || typ != bus.BootEvent || string(msg.Data) != "booted" {
 			t.Errorf("got %s %q (host %q type %q err %v), want H1 boot \"booted\"", msg.Subject, msg.Data, host, typ, err)
 		}
 	})
 
 	t.Run("a report published by the service reaches the manager", func(t *testing.T) {
-		sub, err := f.manager.SubscribeSync(AllReports)
+		sub, err := f.manager.SubscribeSync(bus.AllReports)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +105,7 @@ func TestAllowedTraffic(t *testing.T) {
 		if err := f.manager.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		subj := subject(t)(ReportSubject("H1"))
+		subj := subject(t)(bus.ReportSubject("H1"))
 		if err := f.service.Publish(subj, []byte("report")); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +157,7 @@ func TestDeniedSubscriptions(t *testing.T) {
 
 	t.Run("agent H1 does not receive H2's requests through any subscription", func(t *testing.T) {
 		// All of H1's attempts above were refused; H2's requests still go to H2 only.
-		msg, err := f.service.Request(subject(t)(AgentRequestSubject("H2", QuoteRequest)), []byte("n2"), 5*time.Second)
+		msg, err := f.service.Request(subject(t)(bus.AgentRequestSubject("H2", bus.QuoteRequest)), []byte("n2"), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +216,7 @@ func TestDeniedPublishes(t *testing.T) {
 		// Host H3's agent has a single subscription (see the package doc:
 		// two subscriptions matching one request use up its one answer).
 		agent, log := client(t, f.srv.ClientURL(), mustCreds(t)(f.auth.AgentCredentials("H3", ttl)), f.ca.pool, "agent-H3")
-		subj := subject(t)(AgentRequestSubject("H3", VersionRequest))
+		subj := subject(t)(bus.AgentRequestSubject("H3", bus.VersionRequest))
 		reqs, err := agent.SubscribeSync(subj)
 		if err != nil {
 			t.Fatal(err)
@@ -291,7 +293,7 @@ func TestCredentialsAtConnect(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
-			nc, err := Connect(ctx, srv.ClientURL(), creds, ca.pool, "test", discardLogger())
+			nc, err := bus.Connect(ctx, srv.ClientURL(), creds, ca.pool, "test", discardLogger())
 			if !tt.refused {
 				if err != nil {
 					t.Fatalf("Connect: %v", err)
@@ -365,7 +367,7 @@ func TestTLS(t *testing.T) {
 		other := newTestCA(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		nc, err := Connect(ctx, srv.ClientURL(), creds, other.pool, "agent-H1", discardLogger())
+		nc, err := bus.Connect(ctx, srv.ClientURL(), creds, other.pool, "agent-H1", discardLogger())
 		if err == nil {
 			nc.Close()
 			t.Fatal("Connect succeeded, want a certificate error")
@@ -379,7 +381,7 @@ func TestTLS(t *testing.T) {
 	t.Run("a client refuses a server without tls", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		nc, err := Connect(ctx, plain.ClientURL(), creds, ca.pool, "agent-H1", discardLogger())
+		nc, err := bus.Connect(ctx, plain.ClientURL(), creds, ca.pool, "agent-H1", discardLogger())
 		if err == nil {
 			nc.Close()
 			t.Fatal("Connect succeeded, want refused")
@@ -464,7 +466,7 @@ func TestAgentStartedBeforeServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() {
-		nc, err := Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1", slog.New(rec))
+		nc, err := bus.Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1", slog.New(rec))
 		connected <- result{nc, err}
 	}()
 	if !rec.waitFor("nats server unreachable, retrying", 10*time.Second) {
@@ -493,7 +495,7 @@ func TestAgentStartedBeforeServer(t *testing.T) {
 	request := func(t *testing.T) {
 		t.Helper()
 		service, _ := client(t, url, mustCreds(t)(auth.ServiceCredentials("hvs", ttl)), ca.pool, "hvs")
-		msg, err := service.Request(subject(t)(AgentRequestSubject("H1", QuoteRequest)), []byte("n"), 5*time.Second)
+		msg, err := service.Request(subject(t)(bus.AgentRequestSubject("H1", bus.QuoteRequest)), []byte("n"), 5*time.Second)
 		if err != nil {
 			t.Fatalf("request: %v", err)
 		}
@@ -539,7 +541,7 @@ func TestInProcessConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer svc.Close()
-		msg, err := svc.Request(subject(t)(AgentRequestSubject("H1", HostInfoRequest)), []byte("i"), 5*time.Second)
+		msg, err := svc.Request(subject(t)(bus.AgentRequestSubject("H1", bus.HostInfoRequest)), []byte("i"), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,8 @@ const (
 	AllEvents = eventPrefix + ".>"
 	// AllReports matches every trust report.
 	AllReports = reportPrefix + ".>"
+	// AllInboxes matches every reply inbox.
+	AllInboxes = inboxPrefix + ".>"
 )
 
 // Request names a request the verifier sends to a trust agent.
@@ -112,6 +114,14 @@ func AgentRequests(hostID string) (string, error) {
 		return "", err
 	}
 	return agentPrefix + "." + hostID + ".>", nil
+}
+
+// HostEvents matches every event of hostID: trust-events.<host-id>.>.
+func HostEvents(hostID string) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	return eventPrefix + "." + hostID + ".>", nil
 }
 
 // EventSubject is the subject of an event of hostID:

@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // BenchmarkRequestReply measures one request/reply between a service and an
@@ -25,7 +27,7 @@ func BenchmarkRequestReply(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(inProc.Close)
-	subj, err := AgentRequestSubject("H1", QuoteRequest)
+	subj, err := bus.AgentRequestSubject("H1", bus.QuoteRequest)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // DefaultMaxPayload is the largest message the embedded server accepts unless
@@ -161,7 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	close(s.ready)
-	s.logger.Info("nats server ready", keyURL, s.ClientURL(), keyTLS, s.tls)
+	s.logger.Info("nats server ready", bus.KeyURL, s.ClientURL(), bus.KeyTLS, s.tls)
 
 	stopped := make(chan struct{})
 	go func() {

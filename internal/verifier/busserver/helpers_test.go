@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // errNotFound and errExists stand in for the store's sentinel errors.
@@ -217,7 +219,7 @@ func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name s
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := Connect(ctx, url, creds, roots, name, slog.New(rec))
+	nc, err := bus.Connect(ctx, url, creds, roots, name, slog.New(rec))
 	if err != nil {
 		t.Fatalf("Connect %s: %v", name, err)
 	}
@@ -228,7 +230,7 @@ func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name s
 // echoAgent answers every request on its own subjects with "<host>:<data>".
 func echoAgent(t testing.TB, nc *nats.Conn, hostID string) {
 	t.Helper()
-	subj, err := AgentRequests(hostID)
+	subj, err := bus.AgentRequests(hostID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,6 @@
-// Package bus is the verifier's NATS bus: the embedded server, the
-// credentials of every party and the client connection used by the verifier,
-// the trust agent and the attestation manager.
-//
-// # Subjects
-//
-//	trust-agent.<host-id>.<request>  verifier → agent, request/reply
-//	                                 (quote-request, host-info-request, aik-request,
-//	                                 version-request, activate-credential)
-//	trust-events.<host-id>.<type>    agent → verifier (boot, ima)
-//	trust-reports.<host-id>          verifier → attestation manager
-//
-// A host id is one subject token: 1 to 64 of [A-Za-z0-9_-] (see
-// ValidateHostID), so it can never smuggle a "." or a wildcard into a subject.
+// Package busserver is the verifier's side of the NATS bus: the embedded
+// server and the authority that mints every party's credentials. The client
+// side (subjects, Connect) is package internal/bus.
 //
 // # Authentication
 //
@@ -49,4 +38,4 @@
 // Agent credentials work over TCP only; service and
 // manager credentials also in-process. Nobody holds system-account
 // credentials.
-package bus
+package busserver

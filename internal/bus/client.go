@@ -32,13 +32,15 @@ const (
 
 // Log field keys.
 const (
+	// KeyURL and KeyTLS are shared with the embedded server's log lines.
+	KeyURL = "url"
+	KeyTLS = "tls"
+
 	keyName    = "nats_name"
-	keyURL     = "url"
 	keyErr     = "error"
 	keySubject = "subject"
 	keyAttempt = "attempt"
 	keyRetryIn = "retry_in"
-	keyTLS     = "tls"
 )
 
 // backoff is the delay before the attempt-th retry (attempt ≥ 1): between half
@@ -74,7 +76,7 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 	if rootCAs == nil {
 		return nil, errors.New("nats connect: root CAs are required")
 	}
-	opts, err := clientOptions(creds, name, logger)
+	opts, err := ClientOptions(creds, name, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +91,14 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
-			logger.Info("nats connected", keyName, name, keyURL, nc.ConnectedUrlRedacted())
+			logger.Info("nats connected", keyName, name, KeyURL, nc.ConnectedUrlRedacted())
 			return nc, nil
 		}
 		if permanent(err) {
 			return nil, fmt.Errorf("nats connect %s: %w", url, err)
 		}
 		wait := backoff(attempt)
-		logger.Warn("nats server unreachable, retrying", keyName, name, keyURL, url,
+		logger.Warn("nats server unreachable, retrying", keyName, name, KeyURL, url,
 			keyAttempt, attempt, keyRetryIn, wait, keyErr, err)
 		t := time.NewTimer(wait)
 		select {
@@ -108,24 +110,9 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 	}
 }
 
-// ConnectInProcess connects to srv without the network; for the verifier's
-// own services running in the server's process.
-func ConnectInProcess(srv *Server, creds []byte, name string, logger *slog.Logger) (*nats.Conn, error) {
-	opts, err := clientOptions(creds, name, logger)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, nats.InProcessServer(srv))
-	nc, err := nats.Connect("", opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nats connect in process: %w", err)
-	}
-	return nc, nil
-}
-
-// clientOptions are the options shared by every connection: identity,
+// ClientOptions are the options shared by every connection: identity,
 // credentials from memory and logging handlers.
-func clientOptions(creds []byte, name string, logger *slog.Logger) ([]nats.Option, error) {
+func ClientOptions(creds []byte, name string, logger *slog.Logger) ([]nats.Option, error) {
 	if logger == nil {
 		return nil, errors.New("nats connect: logger is required")
 	}
@@ -156,7 +143,7 @@ func clientOptions(creds []byte, name string, logger *slog.Logger) ([]nats.Optio
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("nats reconnected", keyName, name, keyURL, nc.ConnectedUrlRedacted())
+			logger.Info("nats reconnected", keyName, name, KeyURL, nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			if err := nc.LastError(); err != nil {

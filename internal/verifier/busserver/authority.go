@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // SecretStore keeps the seeds of the authority. The verifier's store
@@ -188,12 +190,20 @@ func (a *Authority) AccountJWTs() map[string]string {
 // trust-events.<host-id>.> only, and answer once, within ResponseWindow, each
 // request it received. It may connect over TCP only.
 func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
-	if err := ValidateHostID(hostID); err != nil {
+	if err := bus.ValidateHostID(hostID); err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
+	requests, err := bus.AgentRequests(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
+	events, err := bus.HostEvents(hostID)
+	if err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}
 	perms := jwt.Permissions{
-		Sub:  jwt.Permission{Allow: jwt.StringList{agentPrefix + "." + hostID + ".>"}},
-		Pub:  jwt.Permission{Allow: jwt.StringList{eventPrefix + "." + hostID + ".>"}},
+		Sub:  jwt.Permission{Allow: jwt.StringList{requests}},
+		Pub:  jwt.Permission{Allow: jwt.StringList{events}},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
 	return a.userCredentials("agent:"+hostID, perms, ttl, jwt.ConnectionTypeStandard)
@@ -204,12 +214,12 @@ func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, 
 // (trust-reports.>), and subscribe to every agent event (trust-events.>) and to
 // reply inboxes (_INBOX.>).
 func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
-	if err := ValidateHostID(name); err != nil {
+	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
 	perms := jwt.Permissions{
-		Pub: jwt.Permission{Allow: jwt.StringList{AllAgentRequests, AllReports}},
-		Sub: jwt.Permission{Allow: jwt.StringList{AllEvents, inboxPrefix + ".>"}},
+		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports}},
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes}},
 	}
 	return a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 }
@@ -219,11 +229,11 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 // requests, so it gets no _INBOX subscription either (which would let it read
 // the agents' answers to the verifier).
 func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, error) {
-	if err := ValidateHostID(name); err != nil {
+	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("manager credentials: name: %w", err)
 	}
 	perms := jwt.Permissions{
-		Sub: jwt.Permission{Allow: jwt.StringList{AllReports}},
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllReports}},
 		// An allow list that matches nothing: deny every publish.
 		Pub: jwt.Permission{Deny: jwt.StringList{">"}},
 	}

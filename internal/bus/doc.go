@@ -1,0 +1,25 @@
+// Package bus is the client side of the Trusted Compute message bus (NATS):
+// the subject grammar, the requests and events, and Connect with its
+// reconnect policy. The trust agent, the verifier and the attestation manager
+// share it; the embedded server, its operator/account authority and the
+// minting of credentials live in the verifier (internal/verifier/busserver),
+// so that the agent never links the NATS server.
+//
+// # Subjects
+//
+//	trust-agent.<host-id>.<request>  verifier → agent, request/reply
+//	                                 (quote-request, host-info-request, aik-request,
+//	                                 version-request, activate-credential)
+//	trust-events.<host-id>.<type>    agent → verifier (boot, ima)
+//	trust-reports.<host-id>          verifier → attestation manager
+//
+// A host id is one subject token: 1 to 64 of [A-Za-z0-9_-] (see
+// ValidateHostID), so it can never smuggle a "." or a wildcard into a subject.
+//
+// # Connections
+//
+// Every connection uses TLS 1.3 verified against the pinned CMS roots and the
+// user credentials (JWT + seed) that AAS issued, held in memory only. While
+// the server is unreachable Connect retries with jittered exponential
+// backoff; once connected, the connection reconnects forever on its own.
+package bus
