@@ -152,14 +152,24 @@ type rawEvent struct {
 	data    []byte
 }
 
-// Event is one event of one bank, as flavors compare them.
+// Event is one event of one bank, as flavors compare them. Only Index and
+// Digest are proven by the replay. No digest covers the type: Type and
+// TypeName are always the log's claim, and no decision reads them without
+// checking them against the digest and the data (see SecureBoot).
 type Event struct {
-	Index       int    `json:"pcr_index"`
-	Type        uint32 `json:"type_id"`
-	TypeName    string `json:"type_name"`
-	Digest      string `json:"digest"`
+	Index    int    `json:"pcr_index"`
+	Type     uint32 `json:"type_id"`
+	TypeName string `json:"type_name"`
+	Digest   string `json:"digest"`
+	// Description is read from Data for people (an EFI variable name, an
+	// action string, ...).
 	Description string `json:"description,omitempty"`
-	// Data is the raw event data; it is not bound to the digest for most types.
+	// Verified is true when Digest is the hash of Data (less the byte old
+	// shim versions logged in excess), so that Description is what was
+	// measured. When false, Data and Description are unverified claims: the
+	// digest of a boot application covers its image, not its device path.
+	Verified bool `json:"verified"`
+	// Data is the raw event data; Verified says whether the digest covers it.
 	Data []byte `json:"-"`
 }
 
@@ -377,19 +387,22 @@ func (l *EventLog) Events(bank string) []Event {
 		return nil
 	}
 	events := make([]Event, 0, len(l.events))
+	h, _ := bankHash(bank)
 	for _, ev := range l.events {
-		events = append(events, ev.public(b))
+		events = append(events, ev.public(b, h))
 	}
 	return events
 }
 
-func (ev rawEvent) public(bank int) Event {
+func (ev rawEvent) public(bank int, h crypto.Hash) Event {
+	_, verified := boundData(h, ev.data, ev.digests[bank])
 	return Event{
 		Index:       ev.index,
 		Type:        ev.typ,
 		TypeName:    EventTypeName(ev.typ),
 		Digest:      hex.EncodeToString(ev.digests[bank]),
 		Description: describe(ev.typ, ev.data),
+		Verified:    verified,
 		Data:        ev.data,
 	}
 }

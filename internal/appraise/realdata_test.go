@@ -23,7 +23,7 @@ import (
 // each file comes from.
 
 // readPCRs reads {"SHA256":{"0":"<hex>",...},...}.
-func readPCRs(t *testing.T, path string) PCRs {
+func readPCRs(t testing.TB, path string) PCRs {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -49,7 +49,7 @@ func readPCRs(t *testing.T, path string) PCRs {
 	return pcrs
 }
 
-func readFile(t *testing.T, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -28,6 +28,9 @@ type SecureBootState struct {
 	// Authorities are the db entries that verified the boot applications
 	// (and the shim/MOK entries shim measured), in log order.
 	Authorities []string `json:"authorities,omitempty"`
+	// DMAProtectionDisabled: the firmware measured that it booted with
+	// DMA protection disabled.
+	DMAProtectionDisabled bool `json:"dma_protection_disabled,omitempty"`
 	// Bank is the PCR bank whose verified digests bound the events.
 	Bank string `json:"bank"`
 }
@@ -91,8 +94,27 @@ func parseVariableData(b []byte) (variableData, error) {
 
 // SecureBoot reads the Secure Boot state from the PCR 7 events. The events
 // are trusted only after PCR 7 of one bank replays to its quoted value, and
-// every variable event's digest must be the hash of its data. Any doubt is a
-// fault with Enabled false.
+// then only for what their digests prove: no digest covers an event's type,
+// so an event is recognised by its data, and its data only counts when the
+// digest is its hash. Any doubt is a fault with Enabled false.
+//
+// The rules, after the TCG PC Client Platform Firmware Profile (PCR[7]):
+//   - PCR 7 holds EV_EFI_VARIABLE_DRIVER_CONFIG, EV_EFI_VARIABLE_AUTHORITY,
+//     EV_SEPARATOR, EV_EFI_ACTION of a known string and EV_EFI_SPDM_*
+//     events (EV_NO_ACTION is not extended and not read); any other type
+//     is a fault.
+//   - The separator is the one event whose digest is the hash of 4 zero
+//     bytes, whatever its type; that digest under another type, a
+//     separator type without it, an error separator or a second separator
+//     is a fault.
+//   - Any event whose verified data is the UEFI_VARIABLE_DATA of
+//     SecureBoot, PK, KEK, db or dbx measures that policy variable,
+//     whatever its type; only a db entry measured as
+//     EV_EFI_VARIABLE_AUTHORITY is an authority instead. A policy variable
+//     must be measured once, before the separator, as
+//     EV_EFI_VARIABLE_DRIVER_CONFIG.
+//   - Secure Boot is on only when SecureBoot is 1 and PK, KEK, db and dbx
+//     were measured too.
 func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 	fail := func(format string, args ...any) (SecureBootState, []Fault) {
 		return SecureBootState{}, []Fault{fault(FaultSecureBootUnparsable, format, args...)}
@@ -118,76 +140,114 @@ func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 	}
 
 	st := SecureBootState{Bank: bank}
-	seen := map[string]bool{}
-	var secureBoot []byte
-	separated := false
+	policy := map[string][]byte{}
+	separators := 0
 	for n, ev := range log.events {
-		if ev.index != secureBootPCR {
+		if ev.index != secureBootPCR || ev.typ == evNoAction {
 			continue
+		}
+		typ := EventTypeName(ev.typ)
+		switch separatorDigest(h, ev.digests[b]) {
+		case separatorNormal:
+			if ev.typ != evSeparator {
+				return fail("event %d has the digest of a separator but the type %s", n, typ)
+			}
+			if separators++; separators > 1 {
+				return fail("event %d is a second separator in PCR 7", n)
+			}
+			continue
+		case separatorError:
+			return fail("event %d: the firmware measured an error separator into PCR 7", n)
+		}
+		if !pcr7Types[ev.typ] {
+			return fail("event %d: %s does not belong in PCR 7", n, typ)
+		}
+		data, verified := boundData(h, ev.data, ev.digests[b])
+		var v variableData
+		isVariable := false
+		if verified {
+			var err error
+			v, err = parseVariableData(data)
+			isVariable = err == nil
 		}
 		switch ev.typ {
 		case evSeparator:
-			separated = true
-			continue
+			return fail("event %d is an EV_SEPARATOR whose digest is not a separator's", n)
 		case evEFIAction:
-			if string(ev.data) == "UEFI Debug Mode" {
+			if !verified {
+				return fail("event %d (%s) has a digest that is not the hash of its data", n, typ)
+			}
+			switch action := string(bytes.TrimRight(data, "\x00")); action {
+			case actionDebugMode:
 				return fail("event %d: a UEFI debugger was present during boot", n)
+			case actionDMAProtectionDisabled:
+				st.DMAProtectionDisabled = true
+			default:
+				return fail("event %d: EV_EFI_ACTION %q does not belong in PCR 7", n, printable(data))
 			}
 			continue
 		case evEFIVariableDriverConfig, evEFIVariableAuthority:
-		default:
-			continue
+			if !verified {
+				return fail("event %d (%s) has a digest that is not the hash of its data", n, typ)
+			}
+			if !isVariable {
+				_, err := parseVariableData(data)
+				return fail("event %d (%s): %v", n, typ, err)
+			}
 		}
-		data, ok := boundData(h, ev.typ, ev.data, ev.digests[b])
-		if !ok {
-			return fail("event %d (%s) has a digest that is not the hash of its data", n, EventTypeName(ev.typ))
+		if !isVariable {
+			continue // an SPDM event: bound to PCR 7, not read
 		}
-		v, err := parseVariableData(data)
-		if err != nil {
-			return fail("event %d (%s): %v", n, EventTypeName(ev.typ), err)
-		}
-		if ev.typ == evEFIVariableAuthority {
+		name, isPolicy := policyVariable(v)
+		switch {
+		case ev.typ == evEFIVariableAuthority && (!isPolicy || name == "db"):
 			st.Authorities = append(st.Authorities, authorityName(v))
 			continue
+		case !isPolicy:
+			continue // another variable (SbatLevel, say): bound, not read
+		case ev.typ != evEFIVariableDriverConfig:
+			return fail("event %d: variable %s is measured as %s, not EV_EFI_VARIABLE_DRIVER_CONFIG", n, name, typ)
+		case separators > 0:
+			return fail("event %d: variable %s is measured after the separator", n, name)
 		}
-		if separated {
-			return fail("event %d: variable %s is measured after the separator", n, v.name)
+		if prev, seen := policy[name]; seen {
+			if !bytes.Equal(prev, v.data) {
+				return fail("event %d: variable %s is measured twice with different values", n, name)
+			}
+			return fail("event %d: variable %s is measured twice", n, name)
 		}
-		var list *[]string
-		switch {
-		case v.guid == efiGlobalVariable && v.name == "SecureBoot":
-		case v.guid == efiGlobalVariable && v.name == "PK":
-			list = &st.PK
-		case v.guid == efiGlobalVariable && v.name == "KEK":
-			list = &st.KEK
-		case v.guid == efiImageSecurityDB && v.name == "db":
-			list = &st.DB
-		case v.guid == efiImageSecurityDB && v.name == "dbx":
-			list = &st.DBX
-		default:
-			continue
-		}
-		if seen[v.name] {
-			return fail("variable %s is measured twice", v.name)
-		}
-		seen[v.name] = true
-		if list == nil {
-			secureBoot = v.data
-			continue
-		}
-		entries, err := signatureList(v.data)
-		if err != nil {
-			return fail("variable %s: %v", v.name, err)
-		}
-		*list = entries
+		policy[name] = v.data
 	}
-	if !seen["SecureBoot"] {
+	if separators == 0 {
+		return fail("PCR 7 has no separator: the firmware's policy cannot be told from later measurements")
+	}
+	secureBoot, ok := policy["SecureBoot"]
+	if !ok {
 		return fail("the SecureBoot variable is not measured in PCR 7")
+	}
+	for _, l := range []struct {
+		name string
+		list *[]string
+	}{{"PK", &st.PK}, {"KEK", &st.KEK}, {"db", &st.DB}, {"dbx", &st.DBX}} {
+		data, ok := policy[l.name]
+		if !ok {
+			continue
+		}
+		entries, err := signatureList(data)
+		if err != nil {
+			return fail("variable %s: %v", l.name, err)
+		}
+		*l.list = entries
 	}
 	// A SecureBoot variable of zero bytes is how some firmware measures an
 	// absent variable: Secure Boot is off.
 	switch {
 	case len(secureBoot) == 1 && secureBoot[0] == 1:
+		for _, name := range []string{"PK", "KEK", "db", "dbx"} {
+			if _, ok := policy[name]; !ok {
+				return fail("SecureBoot is 1 but the variable %s is not measured before the separator", name)
+			}
+		}
 		st.Enabled = true
 	case len(secureBoot) == 0 || (len(secureBoot) == 1 && secureBoot[0] == 0):
 	default:
@@ -196,16 +256,71 @@ func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 	return st, nil
 }
 
-// boundData returns the part of a variable event's data that its digest
-// covers: all of it, or for an authority event all but the last byte, which
-// shim before rhboot/shim commit 8a27a48 logged in excess.
-func boundData(h crypto.Hash, typ uint32, data, digest []byte) ([]byte, bool) {
+// pcr7Types are the event types that belong in PCR 7.
+var pcr7Types = map[uint32]bool{
+	evEFIVariableDriverConfig: true,
+	evEFIVariableAuthority:    true,
+	evSeparator:               true,
+	evEFIAction:               true,
+	evEFISPDMFirmwareBlob:     true,
+	evEFISPDMFirmwareConfig:   true,
+	evEFISPDMDevicePolicy:     true,
+	evEFISPDMDeviceAuthority:  true,
+}
+
+// The EV_EFI_ACTION strings firmware measures into PCR 7.
+const (
+	actionDebugMode             = "UEFI Debug Mode"
+	actionDMAProtectionDisabled = "DMA Protection Disabled"
+)
+
+// policyVariable names the Secure Boot policy variable a UEFI_VARIABLE_DATA
+// holds, if it holds one: its name and its vendor GUID must both match.
+func policyVariable(v variableData) (string, bool) {
+	switch {
+	case v.guid == efiGlobalVariable && (v.name == "SecureBoot" || v.name == "PK" || v.name == "KEK"):
+		return v.name, true
+	case v.guid == efiImageSecurityDB && (v.name == "db" || v.name == "dbx"):
+		return v.name, true
+	}
+	return "", false
+}
+
+type separatorKind int
+
+const (
+	separatorNone separatorKind = iota
+	separatorNormal
+	separatorError
+)
+
+// separatorDigest tells whether a digest is the hash of a separator's
+// data: 4 zero bytes, or 0xFFFFFFFF for an error.
+func separatorDigest(h crypto.Hash, digest []byte) separatorKind {
+	for _, s := range []struct {
+		data []byte
+		kind separatorKind
+	}{{[]byte{0, 0, 0, 0}, separatorNormal}, {[]byte{0xff, 0xff, 0xff, 0xff}, separatorError}} {
+		d := h.New()
+		d.Write(s.data)
+		if bytes.Equal(d.Sum(nil), digest) {
+			return s.kind
+		}
+	}
+	return separatorNone
+}
+
+// boundData returns the part of an event's data that its digest covers:
+// all of it, or all but the last byte, which shim before rhboot/shim
+// commit 8a27a48 logged in excess in its authority events. It is false
+// when the digest covers neither: the data is then unverified.
+func boundData(h crypto.Hash, data, digest []byte) ([]byte, bool) {
 	d := h.New()
 	d.Write(data)
 	if bytes.Equal(d.Sum(nil), digest) {
 		return data, true
 	}
-	if typ == evEFIVariableAuthority && len(data) > 0 {
+	if len(data) > 0 {
 		d.Reset()
 		d.Write(data[:len(data)-1])
 		if bytes.Equal(d.Sum(nil), digest) {

@@ -112,6 +112,73 @@ func TestSecureBootFaults(t *testing.T) {
 			b.measure(7, evEFIVariableDriverConfig, variable(efiImageSecurityDB, "db", list))
 			return mustParse(t, b.bytes()), b.quoted(7)
 		}},
+		{"an event type that does not belong in PCR 7", func(t *testing.T) (*EventLog, PCRs) {
+			l := newBootLog(t, 1, 0)
+			l.measure(7, evEFIVariableBoot, variable(efiGlobalVariable, "BootOrder", []byte{0, 0}))
+			return mustParse(t, l.bytes()), l.quoted(7)
+		}},
+		{"the separator's digest under another type", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{0}))
+			b.measure(7, evEFIAction, []byte{0, 0, 0, 0})
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"an EV_SEPARATOR whose digest is not a separator's", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{0}))
+			b.measureOf(7, evSeparator, []byte{0, 0, 0, 0}, []byte("not a separator"))
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"an error separator", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{0}))
+			b.measure(7, evSeparator, []byte{0xff, 0xff, 0xff, 0xff})
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"a second separator", func(t *testing.T) (*EventLog, PCRs) {
+			l := newBootLog(t, 1, 0)
+			l.measure(7, evSeparator, []byte{0, 0, 0, 0})
+			return mustParse(t, l.bytes()), l.quoted(7)
+		}},
+		{"no separator", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{0}))
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"an EV_EFI_ACTION of an unknown string", func(t *testing.T) (*EventLog, PCRs) {
+			l := newBootLog(t, 1, 0)
+			l.measure(7, evEFIAction, []byte("Calling EFI Application from Boot Option"))
+			return mustParse(t, l.bytes()), l.quoted(7)
+		}},
+		{"an EV_EFI_ACTION whose digest is not the hash of its string", func(t *testing.T) (*EventLog, PCRs) {
+			l := newBootLog(t, 1, 0)
+			l.measureOf(7, evEFIAction, []byte(actionDMAProtectionDisabled), []byte("anything"))
+			return mustParse(t, l.bytes()), l.quoted(7)
+		}},
+		{"the SecureBoot variable measured twice with one value", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{1}))
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{1}))
+			b.measure(7, evSeparator, []byte{0, 0, 0, 0})
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"a policy variable under an SPDM type", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFISPDMDevicePolicy, variable(efiGlobalVariable, "SecureBoot", []byte{1}))
+			b.measure(7, evSeparator, []byte{0, 0, 0, 0})
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
+		{"SecureBoot on while db is measured as an authority", func(t *testing.T) (*EventLog, PCRs) {
+			b := newLogBuilder(evidence.BankSHA256)
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "SecureBoot", []byte{1}))
+			list := sigList(efiCertSHA256, make([]byte, 32))
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "PK", list))
+			b.measure(7, evEFIVariableDriverConfig, variable(efiGlobalVariable, "KEK", list))
+			b.measure(7, evEFIVariableAuthority, variable(efiImageSecurityDB, "db", list))
+			b.measure(7, evEFIVariableDriverConfig, variable(efiImageSecurityDB, "dbx", list))
+			b.measure(7, evSeparator, []byte{0, 0, 0, 0})
+			return mustParse(t, b.bytes()), b.quoted(7)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is a fault and not enabled", func(t *testing.T) {
@@ -132,6 +199,48 @@ func TestSecureBootAcceptsShimsExtraAuthorityByte(t *testing.T) {
 	st, faults := SecureBoot(mustParse(t, l.bytes()), l.quoted(7))
 	if len(faults) > 0 || len(st.Authorities) != 2 || st.Authorities[1] != "CN=Test Vendor,O=Trusted Compute Test" {
 		t.Fatalf("state %+v faults %v", st, faults)
+	}
+}
+
+func TestSecureBootAcceptsWhatFirmwareAndShimMeasure(t *testing.T) {
+	l := newBootLog(t, 1, 0)
+	// shim's SbatLevel after the separator, an authority it verified with
+	// its vendor certificate, an SPDM device policy, and the action
+	// firmware measures when DMA protection is off.
+	shimLock := mustGUID("605dab50-e046-4300-abb6-3dd810dd8b23")
+	l.measure(7, evEFIVariableDriverConfig, variable(shimLock, "SbatLevel", []byte("sbat,1,2021030218\n")))
+	l.measure(7, evEFIVariableAuthority, variable(shimLock, "Shim", testCert(t, "Test Vendor")))
+	l.measure(7, evEFISPDMDevicePolicy, variable(efiImageSecurityDB, "devdb", nil))
+	l.measure(7, evEFIAction, []byte(actionDMAProtectionDisabled))
+	st, faults := SecureBoot(mustParse(t, l.bytes()), l.quoted(7))
+	if len(faults) > 0 || !st.Enabled || !st.DMAProtectionDisabled || len(st.Authorities) != 2 ||
+		st.Authorities[1] != "CN=Test Vendor,O=Trusted Compute Test" {
+		t.Fatalf("state %+v faults %v", st, faults)
+	}
+}
+
+func TestEventsSayWhetherTheirDigestCoversTheirData(t *testing.T) {
+	l := newBootLog(t, 1, 0)
+	log := mustParse(t, l.bytes())
+	for _, bank := range []string{evidence.BankSHA256, evidence.BankSHA384} {
+		got := map[string]bool{}
+		for _, ev := range log.Events(bank) {
+			got[ev.TypeName+" "+ev.Description] = ev.Verified
+		}
+		want := map[string]bool{
+			"EV_EFI_VARIABLE_DRIVER_CONFIG SecureBoot": true,
+			"EV_SEPARATOR separator":                   true,
+			"EV_EFI_VARIABLE_AUTHORITY db":             true,
+			// The digest of a firmware blob or a boot application covers
+			// the code, not the data that describes it.
+			"EV_EFI_PLATFORM_FIRMWARE_BLOB ":    false,
+			"EV_EFI_BOOT_SERVICES_APPLICATION ": false,
+		}
+		for name, verified := range want {
+			if v, ok := got[name]; !ok || v != verified {
+				t.Errorf("%s %q: verified %t (present %t), want %t", bank, name, v, ok, verified)
+			}
+		}
 	}
 }
 
