@@ -33,6 +33,9 @@ const (
 // Service is the name of this service in roles and permissions.
 const Service = "AAS"
 
+// DefaultLeeway is the clock skew allowed on token exp and nbf by default.
+const DefaultLeeway = 5 * time.Second
+
 // Config configures the AAS. Zero fields take the defaults of DefaultConfig.
 type Config struct {
 	Issuer   string // token "iss"
@@ -41,7 +44,13 @@ type Config struct {
 	TokenValidity time.Duration // lifetime of login tokens
 	// MaxCustomClaimsValidity caps the lifetime of custom-claims tokens.
 	MaxCustomClaimsValidity time.Duration
-	Leeway                  time.Duration // clock skew allowed when checking exp/nbf
+	// Leeway is the clock skew allowed when checking exp and nbf: a token is
+	// accepted until exp + Leeway. Default 5 s; at most 5 minutes.
+	Leeway time.Duration
+	// RevocationRecheck is how long a user's token generation is cached
+	// before it is read again: the longest a revocation made through another
+	// replica takes to be seen. Default 2 s; at most MaxRevocationRecheck.
+	RevocationRecheck time.Duration
 
 	MinPasswordLength int
 	Argon2            Argon2Params
@@ -75,7 +84,8 @@ func DefaultConfig() Config {
 		Audience:                "trusted-compute",
 		TokenValidity:           time.Hour,
 		MaxCustomClaimsValidity: time.Hour,
-		Leeway:                  30 * time.Second,
+		Leeway:                  DefaultLeeway,
+		RevocationRecheck:       2 * time.Second,
 		MinPasswordLength:       12,
 		Argon2:                  DefaultArgon2Params,
 		MaxConcurrentHashes:     4,
@@ -114,6 +124,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.TokenValidity, d.TokenValidity)
 	setD(&c.MaxCustomClaimsValidity, d.MaxCustomClaimsValidity)
 	setD(&c.Leeway, d.Leeway)
+	setD(&c.RevocationRecheck, d.RevocationRecheck)
 	setD(&c.LockoutWindow, d.LockoutWindow)
 	setD(&c.LockoutDuration, d.LockoutDuration)
 	setD(&c.SigningCertValidity, d.SigningCertValidity)
@@ -148,6 +159,9 @@ func (c Config) validate() error {
 	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("leeway %s out of range [0, 5m]", c.Leeway))
 	}
+	if c.RevocationRecheck < 0 || c.RevocationRecheck > MaxRevocationRecheck {
+		errs = append(errs, fmt.Errorf("revocation recheck %s out of range [0, %s]", c.RevocationRecheck, MaxRevocationRecheck))
+	}
 	if c.MinPasswordLength < 1 {
 		errs = append(errs, fmt.Errorf("min password length %d must be at least 1", c.MinPasswordLength))
 	}
@@ -179,6 +193,7 @@ type AAS struct {
 	creds    CredentialIssuer
 	signer   *signer
 	verifier *Verifier
+	gens     *generations
 	logger   *slog.Logger
 	now      func() time.Time
 	hashSem  chan struct{}
@@ -214,6 +229,7 @@ func New(ctx context.Context, cfg Config, store Store, certs CertIssuer, creds C
 	}); err != nil {
 		return nil, fmt.Errorf("aas: %w", err)
 	}
+	a.gens = newGenerations(store, cfg.RevocationRecheck, a.now)
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("aas: %w", err)
 	}

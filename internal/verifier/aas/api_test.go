@@ -122,37 +122,6 @@ func TestUsersAndRolesRoundTrip(t *testing.T) {
 	do("PUT", "/aas/v1/users/"+user.ID, `{"password":"carol's newer password"}`, 404)
 }
 
-func TestCustomClaimsTokens(t *testing.T) {
-	f := newFixture(t)
-	caller := f.token(t, "AAS:custom_claims:create:*", "HVS:hosts:*:*")
-	post := func(body string) *httptest.ResponseRecorder {
-		return f.do(t, request{method: "POST", path: "/aas/v1/custom-claims-token", token: caller, contentType: "application/json", body: body})
-	}
-	t.Run("the validity is capped", func(t *testing.T) {
-		rec := post(`{"subject":"csr-1","validity_seconds":86400,"claims":{"roles":[{"service":"CMS","name":"CertApprover","context":"CN=node-1;certType=TLS"}],"permissions":[{"service":"HVS","rules":["hosts:retrieve:*"]}]}}`)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-		_, cl := decodeParts(t, rec.Body.String())
-		if exp := cl["exp"].(float64); int64(exp) != f.clock.Now().Add(time.Hour).Unix() {
-			t.Errorf("exp %v, want now + 1h", exp)
-		}
-		c, err := f.aas.Verifier().Verify(rec.Body.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Subject != "csr-1" || len(c.HasRole("CMS", "CertApprover")) != 1 {
-			t.Errorf("claims %+v", c)
-		}
-	})
-	t.Run("a caller cannot grant what it does not hold", func(t *testing.T) {
-		rec := post(`{"subject":"x","validity_seconds":60,"claims":{"permissions":[{"service":"AAS","rules":["*:*:*"]}]}}`)
-		if rec.Code != http.StatusForbidden {
-			t.Fatalf("status %d, want 403: %s", rec.Code, rec.Body)
-		}
-	})
-}
-
 func TestCredentials(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token(t, "AAS:credential:create:*")

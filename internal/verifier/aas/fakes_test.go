@@ -75,6 +75,7 @@ func (s *fakeStore) CreateUser(_ context.Context, u User) error {
 	if _, ok := s.users[u.ID]; ok {
 		return fmt.Errorf("user %q: %w", u.ID, ErrConflict)
 	}
+	u.TokenGeneration = 0
 	s.users[u.ID] = u
 	s.writes++
 	return nil
@@ -122,8 +123,20 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
+// UpdateUserPassword, RemoveUserRole, DeleteRole and SetRolePermissions move
+// the token generation on, as the real store does.
 func (s *fakeStore) UpdateUserPassword(_ context.Context, id string, hash []byte) error {
-	return s.updateUser(id, func(u *User) { u.PasswordHash = hash })
+	return s.updateUser(id, func(u *User) { u.PasswordHash = hash; u.TokenGeneration++ })
+}
+
+// revokeHolders moves on the generation of the holders of role id; s.mu is held.
+func (s *fakeStore) revokeHolders(id string) {
+	for uid, ids := range s.userRoles {
+		if u, ok := s.users[uid]; ok && slices.Contains(ids, id) {
+			u.TokenGeneration++
+			s.users[uid] = u
+		}
+	}
 }
 
 func (s *fakeStore) SetUserLockedUntil(_ context.Context, id string, t time.Time) error {
@@ -197,6 +210,7 @@ func (s *fakeStore) DeleteRole(_ context.Context, id string) error {
 	if _, ok := s.roles[id]; !ok {
 		return fmt.Errorf("role %q: %w", id, ErrNotFound)
 	}
+	s.revokeHolders(id)
 	delete(s.roles, id)
 	for u, ids := range s.userRoles {
 		s.userRoles[u] = slices.DeleteFunc(ids, func(x string) bool { return x == id })
@@ -214,6 +228,7 @@ func (s *fakeStore) SetRolePermissions(_ context.Context, id string, perms []str
 	}
 	r.Permissions = slices.Clone(perms)
 	s.roles[id] = r
+	s.revokeHolders(id)
 	s.writes++
 	return nil
 }
@@ -247,6 +262,10 @@ func (s *fakeStore) RemoveUserRole(_ context.Context, userID, roleID string) err
 		return fmt.Errorf("user role %q %q: %w", userID, roleID, ErrNotFound)
 	}
 	s.userRoles[userID] = slices.Delete(ids, i, i+1)
+	if u, ok := s.users[userID]; ok {
+		u.TokenGeneration++
+		s.users[userID] = u
+	}
 	s.writes++
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +55,11 @@ func (f *fixture) adminToken(t testing.TB) string {
 	return rec.Body.String()
 }
 
-// token mints a token whose only permissions are the given "service:rule"s.
+// tokenUser is the user (id and name) behind the tokens of fixture.token.
+const tokenUser = "test-subject"
+
+// token mints a token whose only permissions are the given "service:rule"s,
+// on the authority of the user tokenUser (created on first use).
 func (f *fixture) token(t testing.TB, perms ...string) string {
 	t.Helper()
 	var ps []auth.Permission
@@ -62,7 +67,15 @@ func (f *fixture) token(t testing.TB, perms ...string) string {
 		service, rule, _ := strings.Cut(p, ":")
 		ps = append(ps, auth.Permission{Service: service, Rules: []string{rule}})
 	}
-	tok, err := f.aas.issue("test-subject", "", nil, ps, f.aas.cfg.TokenValidity)
+	u, err := f.store.UserByID(context.Background(), tokenUser)
+	if errors.Is(err, ErrNotFound) {
+		u = User{ID: tokenUser, Name: tokenUser, CreatedAt: f.clock.Now()}
+		err = f.store.CreateUser(context.Background(), u)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.aas.issue(principal{userID: u.ID, gen: u.TokenGeneration}, u.ID, "", nil, ps, f.clock.Now().Add(f.aas.cfg.TokenValidity))
 	if err != nil {
 		t.Fatal(err)
 	}

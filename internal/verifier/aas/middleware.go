@@ -1,6 +1,7 @@
 package aas
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,16 +15,21 @@ import (
 // Guard is the authentication and authorization middleware of every service.
 type Guard struct {
 	verifier *Verifier
-	logger   *slog.Logger
+	// gens refuses revoked tokens; nil in a process without the user store,
+	// which then checks signature, expiry, issuer and audience only.
+	gens   *generations
+	logger *slog.Logger
 }
 
-// NewGuard returns the middleware for tokens that v accepts.
+// NewGuard returns the middleware for tokens that v accepts. It cannot see
+// revocations: only the AAS's own Guard can.
 func NewGuard(v *Verifier, logger *slog.Logger) *Guard {
 	return &Guard{verifier: v, logger: logger}
 }
 
-// Guard returns the middleware for this AAS's tokens.
-func (a *AAS) Guard() *Guard { return NewGuard(a.verifier, a.logger) }
+// Guard returns the middleware for this AAS's tokens; it also refuses
+// revoked tokens.
+func (a *AAS) Guard() *Guard { return &Guard{verifier: a.verifier, gens: a.gens, logger: a.logger} }
 
 // Authenticate verifies "Authorization: Bearer <jwt>" and puts the claims in
 // the request context (auth.FromContext). Any failure is a 401.
@@ -35,20 +41,36 @@ func (a *AAS) Require(service, rule string) func(http.Handler) http.Handler {
 }
 
 // Authenticate verifies "Authorization: Bearer <jwt>" and puts the claims in
-// the request context (auth.FromContext). Any failure is a 401.
+// the request context (auth.FromContext). A bad, expired or revoked token is
+// a 401; a store that cannot tell whether the token was revoked is a 503.
 func (g *Guard) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := bearer(r)
-		var c *auth.Claims
+		var t *verified
 		if err == nil {
-			c, err = g.verifier.Verify(tok)
+			t, err = g.verifier.check(tok)
+		}
+		if err == nil && g.gens != nil {
+			if err = g.gens.check(r.Context(), t.userID, t.gen); err != nil && !errors.Is(err, ErrTokenRevoked) {
+				api.WriteError(w, r, g.logger, api.Wrap(api.KindUnavailable, err, "cannot check the token now"))
+				return
+			}
 		}
 		if err != nil {
 			api.WriteError(w, r, g.logger, api.Wrap(api.KindUnauthenticated, err, tokenMessage(err)))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
+		ctx := context.WithValue(auth.WithClaims(r.Context(), t.claims), tokenKey{}, t)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+type tokenKey struct{}
+
+// tokenFromContext returns the token Authenticate accepted, or nil.
+func tokenFromContext(ctx context.Context) *verified {
+	t, _ := ctx.Value(tokenKey{}).(*verified)
+	return t
 }
 
 // Require returns middleware that lets a request through only when its claims
@@ -91,7 +113,7 @@ func bearer(r *http.Request) (string, error) {
 
 // tokenMessage is the caller-visible reason a token was refused.
 func tokenMessage(err error) string {
-	for _, e := range []error{ErrTokenMissing, ErrTokenExpired, ErrTokenNotYetValid, ErrTokenSignature,
+	for _, e := range []error{ErrTokenMissing, ErrTokenRevoked, ErrTokenExpired, ErrTokenNotYetValid, ErrTokenSignature,
 		ErrTokenAlgorithm, ErrTokenUnknownKey, ErrTokenIssuer, ErrTokenAudience, ErrTokenMalformed} {
 		if errors.Is(err, e) {
 			return e.Error()

@@ -2,7 +2,6 @@ package aas
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -205,45 +204,7 @@ func (a *AAS) handleCustomClaimsToken(w http.ResponseWriter, r *http.Request) er
 	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
-	var errs []error
-	if req.Subject == "" || len(req.Subject) > 256 {
-		errs = append(errs, errors.New("subject must have 1 to 256 bytes"))
-	}
-	if req.ValiditySeconds <= 0 {
-		errs = append(errs, errors.New("validity_seconds must be positive"))
-	}
-	caller := auth.FromContext(r.Context())
-	for _, p := range req.Claims.Permissions {
-		if p.Service == "" {
-			errs = append(errs, errors.New("permission service is empty"))
-		}
-		if err := checkRules(p.Rules); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, s := range p.Rules {
-			rule, _ := auth.ParseRule(s)
-			if !caller.Allows(p.Service, rule) {
-				return api.Errorf(api.KindForbidden, "cannot grant %s:%s, which the caller does not hold", p.Service, s)
-			}
-		}
-	}
-	for _, rl := range req.Claims.Roles {
-		if rl.Service == "" || rl.Name == "" {
-			errs = append(errs, errors.New("role service and name are required"))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return badRequest(err)
-	}
-	validity := min(time.Duration(min(req.ValiditySeconds, 1<<32))*time.Second, a.cfg.MaxCustomClaimsValidity)
-	tok, err := a.issue(req.Subject, "", req.Claims.Roles, req.Claims.Permissions, validity)
-	if err != nil {
-		return err
-	}
-	a.logger.Info("custom claims token issued", slog.String(keySubject, req.Subject), slog.String(keyCaller, caller.Subject))
-	writeToken(w, tok)
-	return nil
+	return a.customClaimsToken(w, r, req.Subject, req.ValiditySeconds, req.Claims.Roles, req.Claims.Permissions)
 }
 
 func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
@@ -357,6 +318,7 @@ func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.UpdateUserPassword(r.Context(), id, hash); err != nil {
 		return storeErr(err, "user")
 	}
+	a.gens.forget(id) // the store revoked the user's tokens
 	if err := a.store.SetUserLockedUntil(r.Context(), id, time.Time{}); err != nil {
 		return storeErr(err, "user")
 	}
@@ -371,6 +333,7 @@ func (a *AAS) handleDeleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.DeleteUser(r.Context(), r.PathValue("id")); err != nil {
 		return storeErr(err, "user")
 	}
+	a.gens.forget(r.PathValue("id"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -436,6 +399,7 @@ func (a *AAS) handleDeleteRole(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.DeleteRole(r.Context(), r.PathValue("id")); err != nil {
 		return storeErr(err, "role")
 	}
+	a.gens.forget("") // the store revoked the tokens of the role's holders
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -455,6 +419,7 @@ func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) e
 	if err := a.store.SetRolePermissions(r.Context(), r.PathValue("id"), perms); err != nil {
 		return storeErr(err, "role")
 	}
+	a.gens.forget("") // the store revoked the tokens of the role's holders
 	rl, err := a.store.RoleByID(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return storeErr(err, "role")
@@ -504,6 +469,7 @@ func (a *AAS) handleRemoveUserRole(w http.ResponseWriter, r *http.Request) error
 	if err := a.store.RemoveUserRole(r.Context(), r.PathValue("id"), r.PathValue("roleId")); err != nil {
 		return storeErr(err, "user role")
 	}
+	a.gens.forget(r.PathValue("id"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -18,7 +18,7 @@ var validRequest = map[string]func(t *testing.T, f *fixture) request{
 	"GET /.well-known/jwks.json":   func(*testing.T, *fixture) request { return request{path: "/.well-known/jwks.json"} },
 	"POST /aas/v1/custom-claims-token": func(t *testing.T, f *fixture) request {
 		return request{path: "/aas/v1/custom-claims-token", contentType: "application/json",
-			body: `{"subject":"hvs","validity_seconds":60,"claims":{"roles":[{"service":"CMS","name":"CertApprover","context":"CN=x"}]}}`}
+			body: `{"subject":"` + tokenUser + `","validity_seconds":60,"claims":{"permissions":[{"service":"AAS","rules":["custom_claims:create:*"]}]}}`}
 	},
 	"POST /aas/v1/credentials": func(*testing.T, *fixture) request {
 		return request{path: "/aas/v1/credentials", contentType: "application/json", body: `{"type":"TA","parameters":{"host-id":"node-1"}}`}

@@ -48,7 +48,7 @@ func (a *AAS) Login(ctx context.Context, username, password string) (string, err
 		return "", api.Wrap(api.KindInternal, err, "read user roles")
 	}
 	r, p := claimsOf(roles)
-	return a.issue(u.ID, u.Name, r, p, a.cfg.TokenValidity)
+	return a.issue(principal{userID: u.ID, gen: u.TokenGeneration}, u.ID, u.Name, r, p, a.now().Add(a.cfg.TokenValidity))
 }
 
 // checkLogin verifies the password of username; it runs with a hashing slot.
@@ -94,8 +94,15 @@ func (a *AAS) checkLogin(ctx context.Context, username, password string) (bool, 
 	return false, u, nil
 }
 
-// issue signs a token for sub.
-func (a *AAS) issue(sub, name string, roles []auth.Role, perms []auth.Permission, validity time.Duration) (string, error) {
+// principal is the user on whose authority a token is issued: the token
+// carries its id and token generation and dies with them (revoke.go).
+type principal struct {
+	userID string
+	gen    int64
+}
+
+// issue signs a token for sub, valid until exp, on owner's authority.
+func (a *AAS) issue(owner principal, sub, name string, roles []auth.Role, perms []auth.Permission, exp time.Time) (string, error) {
 	now := a.now()
 	a.signer.certificates(now) // re-issue the certificate when due
 	if roles == nil {
@@ -107,7 +114,8 @@ func (a *AAS) issue(sub, name string, roles []auth.Role, perms []auth.Permission
 	tok, err := signToken(a.signer.key, a.signer.kid, &tokenClaims{
 		Subject: sub, Name: name, Roles: roles, Permissions: perms,
 		Issuer: a.cfg.Issuer, Audience: audience{a.cfg.Audience},
-		ExpiresAt: now.Add(validity).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
+		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
+		UserID: owner.userID, Generation: owner.gen,
 	})
 	if err != nil {
 		return "", api.Wrap(api.KindInternal, err, "sign token")

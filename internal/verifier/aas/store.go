@@ -19,6 +19,10 @@ type User struct {
 	PasswordHash []byte
 	LockedUntil  time.Time // zero: not locked
 	CreatedAt    time.Time
+	// TokenGeneration is carried in the user's tokens ("ugen"); the store
+	// moves it on when the password changes or a role or permission is
+	// taken away, which revokes the tokens issued before (see revoke.go).
+	TokenGeneration int64
 }
 
 // Role is a stored role {service, name, context} with its permission rules.

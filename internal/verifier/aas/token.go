@@ -1,22 +1,21 @@
 package aas
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
@@ -33,6 +32,7 @@ var (
 	ErrTokenNotYetValid  = errors.New("token not yet valid")
 	ErrTokenIssuer       = errors.New("token issuer not accepted")
 	ErrTokenAudience     = errors.New("token audience not accepted")
+	ErrTokenRevoked      = errors.New("token revoked")
 	errTokenTooLarge     = fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, MaxTokenBytes)
 	b64url               = base64.RawURLEncoding.Strict()
 	errNoVerificationKey = errors.New("no ES256 verification key")
@@ -43,7 +43,8 @@ const MaxTokenBytes = 16 << 10
 
 const algES256 = "ES256"
 
-// header is the JOSE header of our tokens.
+// header is the JOSE header of our tokens, read before go-jose parses the
+// token so that a refusal can say precisely why (algorithm, kid, crit).
 type header struct {
 	Alg  string   `json:"alg"`
 	Kid  string   `json:"kid"`
@@ -63,6 +64,12 @@ type tokenClaims struct {
 	IssuedAt    int64             `json:"iat"`
 	NotBefore   int64             `json:"nbf"`
 	ID          string            `json:"jti"`
+	// UserID is the user on whose authority the token was issued: the user
+	// who logged in, or the user behind the caller of custom-claims-token.
+	// Generation is that user's token generation then; the token is refused
+	// once the user is deleted or the generation moves on (revocation).
+	UserID     string `json:"uid,omitempty"`
+	Generation int64  `json:"ugen,omitempty"`
 }
 
 // audience is a JWT "aud": one string or an array of strings (RFC 7519 4.1.3).
@@ -93,14 +100,14 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // thumbprint (base64url SHA-256). It depends on the key only, so the id is
 // the same on every replica and across certificate re-issues.
 func KeyID(pub *ecdsa.PublicKey) (string, error) {
-	x, y, err := coordinates(pub)
-	if err != nil {
-		return "", err
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return "", fmt.Errorf("%w: key is not on P-256", errNoVerificationKey)
 	}
-	// Members in lexicographic order, no whitespace (RFC 7638 section 3).
-	canon := `{"crv":"P-256","kty":"EC","x":"` + b64url.EncodeToString(x) + `","y":"` + b64url.EncodeToString(y) + `"}`
-	sum := sha256.Sum256([]byte(canon))
-	return b64url.EncodeToString(sum[:]), nil
+	sum, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("thumbprint of the public key: %w", err)
+	}
+	return b64url.EncodeToString(sum), nil
 }
 
 // coordinates returns the 32-byte big-endian X and Y of a P-256 key.
@@ -115,26 +122,19 @@ func coordinates(pub *ecdsa.PublicKey) ([]byte, []byte, error) {
 	return raw[1:33], raw[33:65], nil
 }
 
-// signToken encodes and signs claims as a compact ES256 JWS.
+// signToken encodes and signs claims as a compact ES256 JWS with the header
+// {"alg":"ES256","kid":kid,"typ":"JWT"} (no kid when kid is empty).
 func signToken(key *ecdsa.PrivateKey, kid string, c *tokenClaims) (string, error) {
-	h, err := json.Marshal(header{Alg: algES256, Kid: kid, Typ: "JWT"})
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
-		return "", fmt.Errorf("encode token header: %w", err)
+		return "", fmt.Errorf("token signer: %w", err)
 	}
-	p, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode token claims: %w", err)
-	}
-	signing := b64url.EncodeToString(h) + "." + b64url.EncodeToString(p)
-	digest := sha256.Sum256([]byte(signing))
-	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	tok, err := jwt.Signed(sig).Claims(c).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return signing + "." + b64url.EncodeToString(sig), nil
+	return tok, nil
 }
 
 // VerifierConfig sets what a Verifier accepts.
@@ -263,28 +263,51 @@ func ParseCertificatesPEM(b []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
+// verified is what a Verifier keeps of a token it accepted.
+type verified struct {
+	claims *auth.Claims
+	exp    time.Time
+	userID string // the user on whose authority the token was issued
+	gen    int64  // that user's token generation at issue
+}
+
 // Verify checks token and returns its claims. The returned claims may be
 // shared with other callers of Verify and must not be modified.
 func (v *Verifier) Verify(token string) (*auth.Claims, error) {
+	t, err := v.check(token)
+	if err != nil {
+		return nil, err
+	}
+	return t.claims, nil
+}
+
+// check is Verify with everything the AAS needs of the token.
+func (v *Verifier) check(token string) (*verified, error) {
 	now := v.now()
 	if v.cache != nil {
-		if c, exp, ok := v.cache.get(token); ok {
-			if !now.Before(exp.Add(v.leeway)) {
+		if t, ok := v.cache.get(token); ok {
+			if !now.Before(t.exp.Add(v.leeway)) {
 				return nil, ErrTokenExpired
 			}
-			return c, nil
+			return t, nil
 		}
 	}
 	tc, err := v.verify(token, now)
 	if err != nil {
 		return nil, err
 	}
-	c := &auth.Claims{Subject: tc.Subject, Roles: tc.Roles, Permissions: tc.Permissions}
-	if v.cache != nil {
-		v.cache.put(token, c, time.Unix(tc.ExpiresAt, 0), now)
+	t := &verified{
+		claims: &auth.Claims{Subject: tc.Subject, Roles: tc.Roles, Permissions: tc.Permissions},
+		exp:    time.Unix(tc.ExpiresAt, 0), userID: tc.UserID, gen: tc.Generation,
 	}
-	return c, nil
+	if v.cache != nil {
+		v.cache.put(token, t, now)
+	}
+	return t, nil
 }
+
+// es256 is the only algorithm go-jose may accept for our tokens.
+var es256 = []jose.SignatureAlgorithm{jose.ES256}
 
 func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
 	if token == "" {
@@ -293,11 +316,11 @@ func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, errTokenTooLarge
 	}
-	h64, rest, ok1 := strings.Cut(token, ".")
-	p64, s64, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(s64, ".") {
+	if strings.Count(token, ".") != 2 {
 		return nil, fmt.Errorf("%w: want three dot-separated parts", ErrTokenMalformed)
 	}
+	// The header is read first so that a refusal names the reason.
+	h64, _, _ := strings.Cut(token, ".")
 	hb, err := b64url.DecodeString(h64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header encoding", ErrTokenMalformed)
@@ -319,23 +342,14 @@ func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
 	if !ok {
 		return nil, ErrTokenUnknownKey
 	}
-	sig, err := b64url.DecodeString(s64)
-	if err != nil || len(sig) != 64 {
-		return nil, fmt.Errorf("%w: signature is not 64 bytes of base64url", ErrTokenMalformed)
-	}
-	digest := sha256.Sum256([]byte(token[:len(h64)+1+len(p64)]))
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	if !ecdsa.Verify(pub, digest[:], r, s) {
-		return nil, ErrTokenSignature
-	}
-	pb, err := b64url.DecodeString(p64)
+	parsed, err := jwt.ParseSigned(token, es256)
 	if err != nil {
-		return nil, fmt.Errorf("%w: claims encoding", ErrTokenMalformed)
+		return nil, fmt.Errorf("%w: %w", ErrTokenMalformed, err)
 	}
 	var c tokenClaims
-	dec := json.NewDecoder(bytes.NewReader(pb))
-	if err := dec.Decode(&c); err != nil {
+	if err := parsed.Claims(pub, &c); errors.Is(err, jose.ErrCryptoFailure) {
+		return nil, ErrTokenSignature
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: claims", ErrTokenMalformed)
 	}
 	if c.Subject == "" || c.ExpiresAt == 0 {
@@ -360,31 +374,27 @@ func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
 	return &c, nil
 }
 
-// tokenCache maps already verified token strings to their claims until exp.
-// It is bounded: when full, expired entries go first, then arbitrary ones.
+// tokenCache maps already verified token strings to what was verified,
+// until exp. It is bounded: when full, expired entries go first, then
+// arbitrary ones. Revocation is checked apart from it, on every request.
 type tokenCache struct {
 	mu      sync.RWMutex
 	max     int
-	entries map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	claims *auth.Claims
-	exp    time.Time
+	entries map[string]*verified
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, entries: make(map[string]cacheEntry, max)}
+	return &tokenCache{max: max, entries: make(map[string]*verified, max)}
 }
 
-func (c *tokenCache) get(token string) (*auth.Claims, time.Time, bool) {
+func (c *tokenCache) get(token string) (*verified, bool) {
 	c.mu.RLock()
-	e, ok := c.entries[token]
+	t, ok := c.entries[token]
 	c.mu.RUnlock()
-	return e.claims, e.exp, ok
+	return t, ok
 }
 
-func (c *tokenCache) put(token string, claims *auth.Claims, exp, now time.Time) {
+func (c *tokenCache) put(token string, t *verified, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
@@ -400,5 +410,5 @@ func (c *tokenCache) put(token string, claims *auth.Claims, exp, now time.Time) 
 			delete(c.entries, k)
 		}
 	}
-	c.entries[token] = cacheEntry{claims: claims, exp: exp}
+	c.entries[token] = t
 }

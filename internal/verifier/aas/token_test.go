@@ -174,9 +174,15 @@ func TestVerifierRefusesEveryBadToken(t *testing.T) {
 		}
 	})
 	t.Run("an expired token within the leeway is accepted", func(t *testing.T) {
-		tok := signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-29 * time.Second).Unix() }))
+		tok := signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-4 * time.Second).Unix() }))
 		if _, err := f.aas.Verifier().Verify(tok); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("a token more than 5 s past exp is refused by default", func(t *testing.T) {
+		tok := signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-6 * time.Second).Unix() }))
+		if _, err := f.aas.Verifier().Verify(tok); !errors.Is(err, ErrTokenExpired) {
+			t.Fatalf("Verify = %v, want %v", err, ErrTokenExpired)
 		}
 	})
 }
@@ -199,12 +205,12 @@ func TestTheTokenCacheStaysBounded(t *testing.T) {
 	c := newTokenCache(3)
 	now := time.Unix(1000, 0)
 	for i := range 10 {
-		c.put(string(rune('a'+i)), &auth.Claims{}, now.Add(time.Hour), now)
+		c.put(string(rune('a'+i)), &verified{claims: &auth.Claims{}, exp: now.Add(time.Hour)}, now)
 	}
 	if n := len(c.entries); n > 3 {
 		t.Fatalf("cache holds %d entries, bound is 3", n)
 	}
-	if _, _, ok := c.get("j"); !ok {
+	if _, ok := c.get("j"); !ok {
 		t.Error("the last token put is not cached")
 	}
 }

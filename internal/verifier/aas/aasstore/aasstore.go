@@ -40,7 +40,8 @@ func mapErr(err error) error {
 }
 
 func toUser(u store.User) aas.User {
-	return aas.User{ID: u.ID, Name: u.Name, PasswordHash: u.PasswordHash, LockedUntil: u.LockedUntil, CreatedAt: u.CreatedAt}
+	return aas.User{ID: u.ID, Name: u.Name, PasswordHash: u.PasswordHash, LockedUntil: u.LockedUntil, CreatedAt: u.CreatedAt,
+		TokenGeneration: u.TokenGeneration}
 }
 
 func toRole(r store.Role) aas.Role {
