@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 hack/deps.sh sandbox
 export CGO_ENABLED=1
 mkdir -p bin
-go build -o bin/tcctl ./cmd/tcctl
+if [ ! -x bin/tc-sandbox ]; then
+  echo "building tcctl and tc-sandbox (the first build compiles the verifier, the agent and a TPM simulator: it may take several minutes)..."
+fi
+go build -o bin/ ./cmd/tcctl ./cmd/tc-sandbox
 # exec: Ctrl-C reaches tcctl itself, which stops every part cleanly.
 exec bin/tcctl sandbox "$@"

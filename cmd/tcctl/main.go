@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"trustedcompute.io/tc/internal/sandbox/fleet"
 	"trustedcompute.io/tc/internal/tcctl"
 )
 
@@ -43,6 +42,6 @@ func newRoot(env tcctl.Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	tcctl.AddTo(root, env)
-	root.AddCommand(fleet.NewCommand())
+	root.AddCommand(newSandboxCommand())
 	return root
 }

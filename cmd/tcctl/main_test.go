@@ -13,7 +13,7 @@ import (
 	"trustedcompute.io/tc/internal/tcctl"
 )
 
-// TestSandboxScenariosAsANewUserRunsThem builds tcctl and runs
+// TestSandboxScenariosAsANewUserRunsThem builds tcctl and tc-sandbox and runs
 // `tcctl sandbox --scenario all` as a user would: a verifier, three node
 // processes with simulated TPMs and measured boots, the local attestation
 // manager; tamper, reboot, secureboot-off and onboard must behave as
@@ -22,8 +22,9 @@ func TestSandboxScenariosAsANewUserRunsThem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tcctl and runs the whole sandbox")
 	}
-	bin := filepath.Join(t.TempDir(), "tcctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tcctl")
+	build := exec.Command("go", "build", "-o", dir+"/", ".", "../tc-sandbox")
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
