@@ -18,6 +18,11 @@ type Input struct {
 	// IMAStart holds, by bank, PCR 10 after the Request.IMAOffset IMA
 	// entries the verifier already holds. It is unused when IMAOffset is 0.
 	IMAStart map[string][]byte
+	// Policy holds the appraisal settings; the zero value is the strict default.
+	Policy Policy
+	// TPMBanks are the PCR banks the node's TPM had allocated when its AK
+	// was enrolled, as enrollment recorded them; nil when it recorded none.
+	TPMBanks []string
 }
 
 // Verdict is the outcome of one appraisal: the faults and the facts that
@@ -69,39 +74,12 @@ func Appraise(in Input, now time.Time) Verdict {
 		return v
 	}
 	v.Quote = q
-	v.Faults = append(v.Faults, checkCoverage(in.Request, q.PCRs)...)
+	v.Faults = append(v.Faults, checkBanks(in.Request, in.Policy, in.TPMBanks, q)...)
 	v.appraiseEventLog(in.Response.EventLog)
 	if in.Request.IMAMeasureEnabled {
 		v.appraiseIMA(in)
 	}
 	return v
-}
-
-// checkCoverage checks that the quote covers the PCRs the verifier asked
-// for in every requested bank it quotes; an agent quotes only the requested
-// banks its TPM has active, but at least one of them.
-func checkCoverage(req evidence.QuoteRequest, pcrs PCRs) []Fault {
-	if len(req.Banks) == 0 {
-		return nil
-	}
-	var faults []Fault
-	quotedBanks := 0
-	for _, bank := range req.Banks {
-		values, ok := pcrs[bank]
-		if !ok {
-			continue
-		}
-		quotedBanks++
-		for _, i := range req.PCRs {
-			if _, ok := values[i]; !ok {
-				faults = append(faults, pcrFault(FaultQuotePCRSelection, bank, i, nil, nil, "the verifier asked for this PCR but the quote does not cover it"))
-			}
-		}
-	}
-	if quotedBanks == 0 {
-		faults = append(faults, fault(FaultQuotePCRSelection, "the quote covers none of the requested banks %v", req.Banks))
-	}
-	return faults
 }
 
 func (v *Verdict) appraiseEventLog(raw []byte) {

@@ -60,6 +60,7 @@ func TestAppraiseNamesFaults(t *testing.T) {
 			mutate: func(t *testing.T, n *node, in *Input) {
 				in.Request.Banks = []string{evidence.BankSHA1}
 				in.Request.IMAMeasureEnabled = false
+				in.Policy.AllowSHA1 = true
 			},
 			want: []string{FaultQuotePCRSelection}, sb: true},
 		{name: "a missing event log leaves Secure Boot unknown",

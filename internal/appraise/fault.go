@@ -33,6 +33,10 @@ const (
 	// FaultQuotePCRSelection: the reported PCR values do not cover the quote's
 	// selection exactly once each, or the selection is unusable.
 	FaultQuotePCRSelection = "QuotePCRSelection"
+	// FaultQuoteBank: the verifier asked for a bank its policy refuses
+	// (SHA-1), or the quote omits a requested bank the TPM had when its AK
+	// was enrolled.
+	FaultQuoteBank = "QuoteBank"
 	// FaultAKMismatch: the quote names a different AK than the enrolled one.
 	FaultAKMismatch = "AKMismatch"
 	// FaultAKInvalid: the enrolled AK is not a restricted signing key of a
