@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -18,16 +19,20 @@ import (
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 // now is the fixed appraisal time of every test.
 var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
-// pki is a CMS-like hierarchy: a root and a signing leaf under it.
+// pki is a CMS-like hierarchy: a root, the verifier signing CA under it
+// and the verifier's signing leaf under that.
 type pki struct {
 	root     *x509.Certificate
 	rootKey  crypto.Signer
 	roots    *x509.CertPool
+	inter    *x509.Certificate
+	interKey crypto.Signer
 	leaf     *x509.Certificate
 	leafKey  crypto.Signer
 	serialNo int64
@@ -35,54 +40,38 @@ type pki struct {
 
 func newPKI(t testing.TB, name string) *pki {
 	t.Helper()
+	p := &pki{roots: x509.NewCertPool(), serialNo: 1}
+	p.root, p.rootKey = p.ca(t, name+" Root CA", nil, nil)
+	p.roots.AddCert(p.root)
+	p.inter, p.interKey = p.ca(t, signerid.CACommonName, p.root, p.rootKey)
+	p.leaf, p.leafKey = p.issue(t, func(c *x509.Certificate) {}, nil)
+	return p
+}
+
+// ca makes a CA certificate: self-signed when parent is nil, else an
+// intermediate with the document signing usage, like the CMS's.
+func (p *pki) ca(t testing.TB, cn string, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.serialNo++
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name + " Signing CA"},
+		SerialNumber:          big.NewInt(p.serialNo),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{signerid.Organization}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	} else {
+		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning}
 	}
-	root, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pki{root: root, rootKey: key, roots: x509.NewCertPool(), serialNo: 1}
-	p.roots.AddCert(root)
-	p.leaf, p.leafKey = p.issue(t, func(c *x509.Certificate) {}, nil)
-	return p
-}
-
-// issue makes a leaf under the root; edit changes the template, key is
-// the leaf key (a fresh P-384 key when nil).
-func (p *pki) issue(t testing.TB, edit func(*x509.Certificate), key crypto.Signer) (*x509.Certificate, crypto.Signer) {
-	t.Helper()
-	if key == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key = k
-	}
-	p.serialNo++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serialNo),
-		Subject:      pkix.Name{CommonName: "hvs flavor signing"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(12 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	edit(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, key.Public(), p.rootKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +82,54 @@ func (p *pki) issue(t testing.TB, edit func(*x509.Certificate), key crypto.Signe
 	return cert, key
 }
 
+// issue makes a signing leaf of the verifier under the verifier signing
+// CA; edit changes the template, key is the leaf key (a fresh P-384 key
+// when nil).
+func (p *pki) issue(t testing.TB, edit func(*x509.Certificate), key crypto.Signer) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	return p.issueBy(t, p.inter, p.interKey, edit, key)
+}
+
+// issueBy makes a leaf like issue under the given issuer.
+func (p *pki) issueBy(t testing.TB, issuer *x509.Certificate, issuerKey crypto.Signer, edit func(*x509.Certificate), key crypto.Signer) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = k
+	}
+	p.serialNo++
+	tmpl := &x509.Certificate{
+		SerialNumber:       big.NewInt(p.serialNo),
+		Subject:            pkix.Name{CommonName: signerid.LeafCommonName},
+		NotBefore:          now.Add(-time.Hour),
+		NotAfter:           now.Add(12 * time.Hour),
+		KeyUsage:           x509.KeyUsageDigitalSignature,
+		UnknownExtKeyUsage: []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning},
+	}
+	edit(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// chain is the x5c chain of a leaf of issue: the leaf, then the verifier
+// signing CA.
+func (p *pki) chain(leaf *x509.Certificate) []*x509.Certificate {
+	return []*x509.Certificate{leaf, p.inter}
+}
+
 func (p *pki) sign(t testing.TB, f Flavor) SignedFlavor {
 	t.Helper()
-	sf, err := Sign(f, p.leafKey, []*x509.Certificate{p.leaf})
+	sf, err := Sign(f, p.leafKey, p.chain(p.leaf))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,21 +5,19 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
-	"slices"
 	"strings"
 	"time"
 
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 // Errors of Verify; each is wrapped with the detail.
@@ -27,7 +25,8 @@ var (
 	// ErrSignatureMalformed: the signature is not a JWS this package makes.
 	ErrSignatureMalformed = errors.New("flavor signature is malformed")
 	// ErrCertificateUntrusted: the signing certificate does not chain to the
-	// roots, has expired, or is not a signing certificate.
+	// roots, has expired, or is not the verifier's own signing certificate
+	// (signerid.Verify).
 	ErrCertificateUntrusted = errors.New("flavor signing certificate is not trusted")
 	// ErrSignatureInvalid: the signature does not verify over the flavor.
 	ErrSignatureInvalid = errors.New("flavor signature does not verify")
@@ -47,35 +46,29 @@ type jwsHeader struct {
 	X5C []string `json:"x5c"`
 }
 
-// jwsAlg is a JWS algorithm this package signs and verifies with.
-type jwsAlg struct {
-	name string
-	hash crypto.Hash // 0 for EdDSA, which signs the message itself
-}
-
 // algFor returns the one algorithm a public key signs flavors with, so that
 // the header's alg can never choose a weaker verification.
-func algFor(pub crypto.PublicKey) (jwsAlg, error) {
+func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256():
-			return jwsAlg{"ES256", crypto.SHA256}, nil
+			return jose.ES256, nil
 		case elliptic.P384():
-			return jwsAlg{"ES384", crypto.SHA384}, nil
+			return jose.ES384, nil
 		case elliptic.P521():
-			return jwsAlg{"ES512", crypto.SHA512}, nil
+			return jose.ES512, nil
 		}
-		return jwsAlg{}, fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
+		return "", fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
-			return jwsAlg{}, fmt.Errorf("an RSA key of %d bits is too small", k.N.BitLen())
+			return "", fmt.Errorf("an RSA key of %d bits is too small", k.N.BitLen())
 		}
-		return jwsAlg{"PS384", crypto.SHA384}, nil
+		return jose.PS384, nil
 	case ed25519.PublicKey:
-		return jwsAlg{"EdDSA", 0}, nil
+		return jose.EdDSA, nil
 	}
-	return jwsAlg{}, fmt.Errorf("unsupported key type %T", pub)
+	return "", fmt.Errorf("unsupported key type %T", pub)
 }
 
 // CanonicalEncoding returns the bytes a flavor signature covers: the
@@ -92,8 +85,10 @@ func CanonicalEncoding(f Flavor) ([]byte, error) {
 	return b, nil
 }
 
-// Sign signs a flavor with the key of a CMS-issued signing certificate.
-// chain is the certificate chain, leaf (the signer's certificate) first.
+// Sign signs a flavor with the key of the verifier's signing certificate
+// (go-jose). chain is the certificate chain, leaf (the signer's
+// certificate) first; only the verifier's signing identity makes flavors
+// that Verify accepts.
 //
 // The signature is a compact JWS with a detached payload (RFC 7515
 // appendix F): BASE64URL(header) ".." BASE64URL(signature), where the
@@ -116,11 +111,12 @@ func Sign(f Flavor, signer crypto.Signer, chain []*x509.Certificate) (SignedFlav
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
-	h := jwsHeader{Alg: alg.name, Typ: jwsType}
+	x5c := make([]string, 0, len(chain))
 	for _, c := range chain {
-		h.X5C = append(h.X5C, base64.StdEncoding.EncodeToString(c.Raw))
+		x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
 	}
-	header, err := json.Marshal(h)
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: joseKey(signer)},
+		(&jose.SignerOptions{}).WithType(jwsType).WithHeader(headerX5C, x5c))
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
@@ -128,8 +124,11 @@ func Sign(f Flavor, signer crypto.Signer, chain []*x509.Certificate) (SignedFlav
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
-	h64 := base64.RawURLEncoding.EncodeToString(header)
-	sig, err := signJWS(signer, alg, signingInput(h64, payload))
+	obj, err := js.Sign(payload)
+	if err != nil {
+		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
+	}
+	sig, err := obj.DetachedCompactSerialize()
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
@@ -139,49 +138,31 @@ func Sign(f Flavor, signer crypto.Signer, chain []*x509.Certificate) (SignedFlav
 	if err := json.Unmarshal(payload, &signed); err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
-	return SignedFlavor{Flavor: signed, Signature: h64 + ".." + base64.RawURLEncoding.EncodeToString(sig)}, nil
+	return SignedFlavor{Flavor: signed, Signature: sig}, nil
 }
 
-func signingInput(header64 string, payload []byte) []byte {
-	return []byte(header64 + "." + base64.RawURLEncoding.EncodeToString(payload))
-}
+// headerX5C is the JWS header that carries the certificate chain.
+const headerX5C jose.HeaderKey = "x5c"
 
-func digest(h crypto.Hash, msg []byte) []byte {
-	d := h.New()
-	d.Write(msg)
-	return d.Sum(nil)
-}
-
-// signJWS signs with crypto/rand as the randomness source (ECDSA and PSS
-// need one); this is the only place the package reads randomness.
-func signJWS(signer crypto.Signer, alg jwsAlg, msg []byte) ([]byte, error) {
-	switch alg.name {
-	case "EdDSA":
-		return signer.Sign(rand.Reader, msg, crypto.Hash(0))
-	case "PS384":
-		return signer.Sign(rand.Reader, digest(alg.hash, msg), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: alg.hash})
+// joseKey passes the private keys go-jose knows as they are (RSA-PSS then
+// uses a salt as long as the hash, as RFC 7518 asks) and wraps any other
+// signer (an HSM, a TPM).
+func joseKey(signer crypto.Signer) any {
+	switch k := signer.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		return k
 	}
-	der, err := signer.Sign(rand.Reader, digest(alg.hash, msg), alg.hash)
-	if err != nil {
-		return nil, err
-	}
-	var s struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &s); err != nil {
-		return nil, fmt.Errorf("decode the ECDSA signature: %w", err)
-	}
-	size := (signer.Public().(*ecdsa.PublicKey).Curve.Params().BitSize + 7) / 8
-	out := make([]byte, 2*size)
-	s.R.FillBytes(out[:size])
-	s.S.FillBytes(out[size:])
-	return out, nil
+	return cryptosigner.Opaque(signer)
 }
 
-// Verify checks a signed flavor at time now: the x5c chain must lead to one
-// of roots (the CMS signing CA), the leaf must be a signing certificate
-// (digitalSignature key usage, not a CA, and no extended key usage, any, or
-// code signing: a TLS certificate of the same CMS does not qualify), and
-// the signature must verify over CanonicalEncoding(sf.Flavor). The errors
-// wrap ErrSignatureMalformed, ErrCertificateUntrusted or ErrSignatureInvalid.
+// Verify checks a signed flavor at time now: the x5c chain must be the
+// verifier's own signing identity under roots, the CMS root (signerid.Verify:
+// the verifier's signing certificate under the verifier signing CA; a
+// signing certificate the CMS issued to anyone else, from a CSR included,
+// does not qualify), the header's alg must be the one of the leaf's key,
+// and the signature must verify over CanonicalEncoding(sf.Flavor). The
+// errors wrap ErrSignatureMalformed, ErrCertificateUntrusted or
+// ErrSignatureInvalid.
 func Verify(sf SignedFlavor, roots *x509.CertPool, now time.Time) error {
 	return verify(sf, roots, now, nil)
 }
@@ -190,14 +171,14 @@ func Verify(sf SignedFlavor, roots *x509.CertPool, now time.Time) error {
 // its algorithm, or why the header is not trusted.
 type headerCheck struct {
 	leaf *x509.Certificate
-	alg  jwsAlg
+	alg  jose.SignatureAlgorithm
 	err  error
 }
 
 // verify is Verify with a cache of checked headers (by their encoding, which
 // holds the whole chain), so that one evaluation checks a chain only once.
 func verify(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[string]headerCheck) error {
-	h64, sig, err := splitJWS(sf.Signature)
+	h64, err := splitJWS(sf.Signature)
 	if err != nil {
 		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, err)
 	}
@@ -215,8 +196,12 @@ func verify(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[st
 	if err != nil {
 		return fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
 	}
-	if !verifyJWS(s.leaf.PublicKey, s.alg, signingInput(h64, payload), sig) {
-		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid)
+	obj, err := jose.ParseDetached(sf.Signature, payload, []jose.SignatureAlgorithm{s.alg})
+	if err != nil {
+		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, malformed("%v", err))
+	}
+	if _, err := obj.Verify(s.leaf.PublicKey); err != nil {
+		return fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
 	}
 	return nil
 }
@@ -225,22 +210,22 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrSignatureMalformed, fmt.Sprintf(format, args...))
 }
 
-// splitJWS splits a compact JWS with a detached payload into its encoded
-// header and its signature bytes.
-func splitJWS(s string) (string, []byte, error) {
+// splitJWS checks the shape of a compact JWS with a detached payload and
+// returns its encoded header.
+func splitJWS(s string) (string, error) {
 	if len(s) > maxSignatureSize {
-		return "", nil, malformed("%d bytes exceed the %d byte limit", len(s), maxSignatureSize)
+		return "", malformed("%d bytes exceed the %d byte limit", len(s), maxSignatureSize)
 	}
 	parts := strings.Split(s, ".")
 	if len(parts) != 3 || parts[1] != "" {
-		return "", nil, malformed("want a compact JWS with a detached payload")
+		return "", malformed("want a compact JWS with a detached payload")
 	}
-	// Strict: no second spelling of the same signature bytes.
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
-	if err != nil {
-		return "", nil, malformed("signature: %v", err)
+	// Strict: no second spelling of the same signature bytes (go-jose
+	// decodes leniently).
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(parts[2]); err != nil {
+		return "", malformed("signature: %v", err)
 	}
-	return parts[0], sig, nil
+	return parts[0], nil
 }
 
 // checkHeader decodes a JWS header, checks its chain and that its alg is
@@ -272,78 +257,12 @@ func checkHeader(h64 string, roots *x509.CertPool, now time.Time) headerCheck {
 		}
 		chain = append(chain, cert)
 	}
-	if err := verifyChain(chain, roots, now); err != nil {
-		return headerCheck{err: err}
+	if err := signerid.Verify(chain, roots, now); err != nil {
+		return headerCheck{err: fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)}
 	}
 	alg, err := algFor(chain[0].PublicKey)
-	if err != nil || alg.name != h.Alg {
+	if err != nil || string(alg) != h.Alg {
 		return headerCheck{err: malformed("alg %q does not fit the certificate's key", h.Alg)}
 	}
 	return headerCheck{leaf: chain[0], alg: alg}
-}
-
-func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) error {
-	// A nil pool would make x509 use the system roots, a zero time the clock.
-	if roots == nil {
-		return fmt.Errorf("%w: no signing CA roots are configured", ErrCertificateUntrusted)
-	}
-	if now.IsZero() {
-		return fmt.Errorf("%w: no verification time", ErrCertificateUntrusted)
-	}
-	leaf := chain[0]
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	}); err != nil {
-		return fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)
-	}
-	if leaf.IsCA {
-		return fmt.Errorf("%w: %q is a CA certificate", ErrCertificateUntrusted, leaf.Subject)
-	}
-	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return fmt.Errorf("%w: %q lacks the digitalSignature key usage", ErrCertificateUntrusted, leaf.Subject)
-	}
-	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
-		if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageCodeSigning) && !hasDocumentSigning(leaf) {
-			return fmt.Errorf("%w: %q is not a signing certificate (extended key usage)", ErrCertificateUntrusted, leaf.Subject)
-		}
-	}
-	return nil
-}
-
-// oidDocumentSigning is id-kp-documentSigning (RFC 9336), the extended key
-// usage of the CMS "Signing" certificates that sign flavors and reports.
-var oidDocumentSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 36}
-
-func hasDocumentSigning(c *x509.Certificate) bool {
-	for _, oid := range c.UnknownExtKeyUsage {
-		if oid.Equal(oidDocumentSigning) {
-			return true
-		}
-	}
-	return false
-}
-
-func verifyJWS(pub crypto.PublicKey, alg jwsAlg, msg, sig []byte) bool {
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		return ed25519.Verify(k, msg, sig)
-	case *rsa.PublicKey:
-		return rsa.VerifyPSS(k, alg.hash, digest(alg.hash, msg), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: alg.hash}) == nil
-	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*size {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		return ecdsa.Verify(k, digest(alg.hash, msg), r, s)
-	}
-	return false
 }

@@ -31,7 +31,7 @@ func TestSignThenVerify(t *testing.T) {
 	withKey := func(key crypto.Signer) func(*testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
 		return func(t *testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
 			cert, k := ca.issue(t, func(*x509.Certificate) {}, key)
-			sf, err := Sign(f, k, []*x509.Certificate{cert})
+			sf, err := Sign(f, k, ca.chain(cert))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,7 +41,7 @@ func TestSignThenVerify(t *testing.T) {
 	withCert := func(edit func(*x509.Certificate)) func(*testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
 		return func(t *testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
 			cert, k := ca.issue(t, edit, nil)
-			sf, err := Sign(f, k, []*x509.Certificate{cert})
+			sf, err := Sign(f, k, ca.chain(cert))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,9 +59,32 @@ func TestSignThenVerify(t *testing.T) {
 		{name: "an ES256 signature verifies", make: withKey(p256)},
 		{name: "a PS384 signature by an RSA key verifies", make: withKey(rsaKey)},
 		{name: "an EdDSA signature verifies", make: withKey(edKey)},
-		{name: "a certificate with the code signing usage verifies", make: withCert(func(c *x509.Certificate) {
-			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
-		})},
+		{name: "a certificate with the code signing usage is not the verifier's signing certificate", wantErr: ErrCertificateUntrusted,
+			make: withCert(func(c *x509.Certificate) {
+				c.UnknownExtKeyUsage = nil
+				c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+			})},
+		{name: "a certificate named other than the verifier's is untrusted", wantErr: ErrCertificateUntrusted,
+			make: withCert(func(c *x509.Certificate) { c.Subject.CommonName = "hvs flavor signing" })},
+		{name: "a signing certificate issued directly by the root is untrusted", wantErr: ErrCertificateUntrusted,
+			make: func(t *testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
+				cert, k := ca.issueBy(t, ca.root, ca.rootKey, func(*x509.Certificate) {}, nil)
+				sf, err := Sign(f, k, []*x509.Certificate{cert})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sf, ca.roots, now
+			}},
+		{name: "a signing certificate under another intermediate of the root is untrusted", wantErr: ErrCertificateUntrusted,
+			make: func(t *testing.T) (SignedFlavor, *x509.CertPool, time.Time) {
+				inter, interKey := ca.ca(t, "Trusted Compute Signing CA", ca.root, ca.rootKey)
+				cert, k := ca.issueBy(t, inter, interKey, func(*x509.Certificate) {}, nil)
+				sf, err := Sign(f, k, []*x509.Certificate{cert, inter})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sf, ca.roots, now
+			}},
 		{name: "a flavor signed under another CA is untrusted", wantErr: ErrCertificateUntrusted,
 			make: func(t *testing.T) (SignedFlavor, *x509.CertPool, time.Time) { return other.sign(t, f), ca.roots, now }},
 		{name: "an expired signing certificate is untrusted", wantErr: ErrCertificateUntrusted,
@@ -75,7 +98,10 @@ func TestSignThenVerify(t *testing.T) {
 				return ca.sign(t, f), ca.roots, time.Time{}
 			}},
 		{name: "a TLS server certificate of the same CA is not a signing certificate", wantErr: ErrCertificateUntrusted,
-			make: withCert(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })},
+			make: withCert(func(c *x509.Certificate) {
+				c.UnknownExtKeyUsage = nil
+				c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			})},
 		{name: "a certificate without digitalSignature is not a signing certificate", wantErr: ErrCertificateUntrusted,
 			make: withCert(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment })},
 		{name: "a flavor changed after signing does not verify", wantErr: ErrSignatureInvalid,
@@ -128,11 +154,11 @@ func TestSignRefusesAKeyThatIsNotTheCertificates(t *testing.T) {
 	ca := newPKI(t, "cms")
 	other := newPKI(t, "other")
 	f := goldenFlavors(t, defaultHost(), "s")[0]
-	if _, err := Sign(f, other.leafKey, []*x509.Certificate{ca.leaf}); err == nil {
+	if _, err := Sign(f, other.leafKey, ca.chain(ca.leaf)); err == nil {
 		t.Error("Sign accepted a key that does not belong to the leaf certificate")
 	}
 	f.Meta.ID = ""
-	if _, err := Sign(f, ca.leafKey, []*x509.Certificate{ca.leaf}); !errors.Is(err, ErrInvalid) {
+	if _, err := Sign(f, ca.leafKey, ca.chain(ca.leaf)); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Sign(invalid flavor) = %v, want ErrInvalid", err)
 	}
 }

@@ -2,6 +2,11 @@
 // with intermediates for TLS servers, TLS clients and signing, kept in the
 // verifier's store, that issues certificates in process and signs CSRs over
 // HTTP for callers whose CMS:CertApprover role allows exactly that CSR.
+//
+// A fifth intermediate, the verifier signing CA (signerid.CACommonName),
+// issues only the verifier's own report and flavor signing certificate
+// (IssueVerifierSigning); CSR signing never reaches it, and never issues a
+// certificate for the verifier's own TLS names (Config.ReservedNames).
 package cms
 
 import (
@@ -20,9 +25,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 // Issuing CAs and certificate types. IssuingRoot names the root CA; the
@@ -38,10 +46,14 @@ const (
 // RootCommonName is the subject common name of the root CA.
 const RootCommonName = "Trusted Compute Root CA"
 
+// issuingVerifierSigning names the verifier signing CA among the CAs. It is
+// not a certificate type: no CSR and no role context can name it.
+const issuingVerifierSigning = "Verifier-Signing"
+
 // OIDExtKeyUsageDocumentSigning is id-kp-documentSigning (RFC 9336). Signing
 // certificates (flavors, trust reports, token signing) carry it as their only
 // extended key usage, so that they are not usable as TLS certificates.
-var OIDExtKeyUsageDocumentSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 36}
+var OIDExtKeyUsageDocumentSigning = signerid.OIDExtKeyUsageDocumentSigning
 
 // certTypes lists the certificate types in the order shown to callers.
 var certTypes = []string{TypeTLS, TypeTLSClient, TypeSigning}
@@ -82,6 +94,13 @@ type Config struct {
 	LeafValidity time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ReservedNames and ReservedIPs are the verifier's own TLS names: CSR
+	// signing refuses any CSR whose common name, DNS names or IP addresses
+	// name one of them (a wildcard covering one included), so that nobody
+	// can obtain a certificate to pose as the verifier. The verifier issues
+	// its own TLS certificates in process.
+	ReservedNames []string
+	ReservedIPs   []net.IP
 }
 
 const (
@@ -131,10 +150,13 @@ type authority struct {
 // CA is the certificate authority hierarchy. It is immutable after New and
 // safe for concurrent use.
 type CA struct {
-	cfg      Config
-	log      *slog.Logger
-	root     authority
-	inter    map[string]authority
+	cfg   Config
+	log   *slog.Logger
+	root  authority
+	inter map[string]authority
+	// verifier is the verifier signing CA; it is not in inter, so that
+	// nothing that takes a certificate type can issue under it.
+	verifier authority
 	rootPool *x509.CertPool
 	rootSum  string
 }
@@ -145,12 +167,16 @@ var secretName = map[string]string{
 	TypeTLS:       "cms/ca/tls",
 	TypeTLSClient: "cms/ca/tls-client",
 	TypeSigning:   "cms/ca/signing",
+
+	issuingVerifierSigning: "cms/ca/verifier-signing",
 }
 
 var intermediateSubject = map[string]string{
 	TypeTLS:       "Trusted Compute TLS CA",
 	TypeTLSClient: "Trusted Compute TLS Client CA",
 	TypeSigning:   "Trusted Compute Signing CA",
+
+	issuingVerifierSigning: signerid.CACommonName,
 }
 
 // New loads the CA hierarchy from the store, creating whatever is missing.
@@ -181,6 +207,22 @@ func New(ctx context.Context, cfg Config, store Store, logger *slog.Logger) (*CA
 			return nil, err
 		}
 		ca.inter[t] = a
+	}
+	// The verifier signing CA is created on the first start of a version
+	// that knows it, under the existing root.
+	ca.verifier, err = ca.obtain(ctx, store, issuingVerifierSigning,
+		func() (authority, error) { return ca.newIntermediate(issuingVerifierSigning) },
+		func(a authority) error {
+			if err := checkIntermediate(a, root.cert); err != nil {
+				return err
+			}
+			if !signerid.IsVerifierCA(a.cert) {
+				return errors.New("certificate lacks the marks of the verifier signing CA")
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	ca.rootPool = x509.NewCertPool()
 	ca.rootPool.AddCert(root.cert)
@@ -258,7 +300,7 @@ func (ca *CA) newRoot() (authority, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: RootCommonName, Organization: []string{"Trusted Compute"}},
+		Subject:               pkix.Name{CommonName: RootCommonName, Organization: []string{signerid.Organization}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(ca.cfg.RootValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -293,7 +335,7 @@ func (ca *CA) newIntermediate(kind string) (authority, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: intermediateSubject[kind], Organization: []string{"Trusted Compute"}},
+		Subject:               pkix.Name{CommonName: intermediateSubject[kind], Organization: []string{signerid.Organization}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -308,7 +350,7 @@ func (ca *CA) newIntermediate(kind string) (authority, error) {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	case TypeTLSClient:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	case TypeSigning:
+	case TypeSigning, issuingVerifierSigning:
 		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{OIDExtKeyUsageDocumentSigning}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.root.cert, key.Public(), ca.root.key)
@@ -408,7 +450,7 @@ func (ca *CA) export(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("export CA: %w", err)
 	}
-	all := map[string]authority{IssuingRoot: ca.root}
+	all := map[string]authority{IssuingRoot: ca.root, issuingVerifierSigning: ca.verifier}
 	for k, a := range ca.inter {
 		all[k] = a
 	}
@@ -437,6 +479,8 @@ func fileBase(kind string) string {
 		return "tls-client-ca"
 	case TypeSigning:
 		return "signing-ca"
+	case issuingVerifierSigning:
+		return "verifier-signing-ca"
 	default:
 		return "root-ca"
 	}

@@ -23,8 +23,8 @@ func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first New: %v", err)
 	}
-	if got := len(store.secrets); got != 4 {
-		t.Fatalf("store holds %d secrets after the first start, want 4", got)
+	if got := len(store.secrets); got != 5 {
+		t.Fatalf("store holds %d secrets after the first start, want 5 (root, 3 CSR intermediates, verifier signing)", got)
 	}
 	root := first.Root()
 	if root.Subject.CommonName != RootCommonName || !root.IsCA {
@@ -66,8 +66,8 @@ func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
 			t.Errorf("the second start made a different %s intermediate", kind)
 		}
 	}
-	if got := len(store.secrets); got != 4 {
-		t.Fatalf("store holds %d secrets after the second start, want 4", got)
+	if got := len(store.secrets); got != 5 {
+		t.Fatalf("store holds %d secrets after the second start, want 5", got)
 	}
 }
 
@@ -85,8 +85,8 @@ func TestAReplicaThatLosesTheCreationRaceUsesTheWinnersHierarchy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loser New: %v", err)
 	}
-	if store.conflicts != 4 {
-		t.Fatalf("the loser hit %d conflicts, want 4 (one per CA)", store.conflicts)
+	if store.conflicts != 5 {
+		t.Fatalf("the loser hit %d conflicts, want 5 (one per CA)", store.conflicts)
 	}
 	if !bytes.Equal(loser.Root().Raw, winner.Root().Raw) {
 		t.Fatal("the loser uses a different root")
@@ -163,7 +163,7 @@ func TestExportWritesEveryCAWithKeysOfMode0600(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, base := range []string{"root-ca", "tls-ca", "tls-client-ca", "signing-ca"} {
+	for _, base := range []string{"root-ca", "tls-ca", "tls-client-ca", "signing-ca", "verifier-signing-ca"} {
 		fi, err := os.Stat(filepath.Join(dir, base+".key"))
 		if err != nil {
 			t.Fatal(err)

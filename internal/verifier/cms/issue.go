@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/api"
 )
 
@@ -32,6 +34,8 @@ var (
 	ErrKeyNotAllowed   = errors.New("public key not allowed")
 	ErrBadName         = errors.New("bad certificate name")
 	ErrNotApproved     = errors.New("certificate not approved")
+	// ErrReservedName: the CSR names one of the verifier's own TLS names.
+	ErrReservedName = errors.New("name reserved for the verifier")
 )
 
 func badRequest(cause error, format string, args ...any) *api.Error {
@@ -62,10 +66,20 @@ func (ca *CA) IssueTLSClient(pub crypto.PublicKey, cn string, ttl time.Duration)
 	return ca.issue(TypeTLSClient, pub, cn, nil, nil, ttl)
 }
 
-// IssueSigning issues a signing certificate for pub (flavors, reports, token
-// signing). Its only extended key usage is OIDExtKeyUsageDocumentSigning.
+// IssueSigning issues a signing certificate for pub under the Signing CA
+// (token signing; the same CA signs Signing CSRs). Its only extended key
+// usage is OIDExtKeyUsageDocumentSigning. Reports, EARs and flavors signed
+// with it do not verify: they need IssueVerifierSigning.
 func (ca *CA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
 	return ca.issue(TypeSigning, pub, cn, nil, nil, ttl)
+}
+
+// IssueVerifierSigning issues the verifier's own report and flavor signing
+// certificate for pub, named signerid.LeafCommonName, under the verifier
+// signing CA. Only the verifier calls it, in process: no CSR, role or HTTP
+// request reaches this CA. The chain is leaf, verifier signing CA, root.
+func (ca *CA) IssueVerifierSigning(pub crypto.PublicKey, ttl time.Duration) ([]*x509.Certificate, error) {
+	return ca.issueUnder(ca.verifier, TypeSigning, pub, signerid.LeafCommonName, nil, nil, ttl)
 }
 
 // ServerCertificate generates a P-384 key and issues a TLS server certificate
@@ -101,7 +115,62 @@ func (ca *CA) SignCSR(csr *x509.CertificateRequest, certType string) ([]*x509.Ce
 	if err := checkCSR(csr); err != nil {
 		return nil, err
 	}
+	if err := ca.checkNotReserved(csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses); err != nil {
+		return nil, err
+	}
 	return ca.issue(certType, csr.PublicKey, csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses, 0)
+}
+
+// checkNotReserved refuses a common name, DNS name or IP address that names
+// one of the verifier's own TLS names, whatever the certificate type: a
+// certificate for them would let its holder pose as the verifier to agents,
+// the manager and tcctl, which trust the CMS root.
+func (ca *CA) checkNotReserved(cn string, dnsNames []string, ips []net.IP) error {
+	var hits []string
+	for _, name := range append([]string{cn}, dnsNames...) {
+		for _, r := range ca.cfg.ReservedNames {
+			if namesOverlap(name, r) {
+				hits = append(hits, strconv.Quote(name))
+				break
+			}
+		}
+	}
+	if ip := net.ParseIP(cn); ip != nil {
+		ips = append([]net.IP{ip}, ips...)
+	}
+	for _, ip := range ips {
+		for _, r := range ca.cfg.ReservedIPs {
+			if ip.Equal(r) {
+				hits = append(hits, strconv.Quote(ip.String()))
+				break
+			}
+		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	return &api.Error{Kind: api.KindForbidden, Err: ErrReservedName,
+		Message: "the certificate signing request names " + strings.Join(slices.Compact(hits), ", ") +
+			": the verifier's own TLS names are never issued through CSR signing"}
+}
+
+// namesOverlap reports whether two host names (either may be a "*." wildcard)
+// can name the same host, ignoring case and a trailing dot.
+func namesOverlap(a, b string) bool {
+	a = strings.TrimSuffix(strings.ToLower(a), ".")
+	b = strings.TrimSuffix(strings.ToLower(b), ".")
+	if a == b {
+		return true
+	}
+	covers := func(wild, host string) bool {
+		suffix, ok := strings.CutPrefix(wild, "*")
+		if !ok || !strings.HasPrefix(suffix, ".") {
+			return false
+		}
+		label, ok := strings.CutSuffix(host, suffix)
+		return ok && label != "" && !strings.Contains(label, ".")
+	}
+	return covers(a, b) || covers(b, a)
 }
 
 // checkCSR checks the signature, the key and the names of a CSR.
@@ -140,6 +209,11 @@ func (ca *CA) issue(kind string, pub crypto.PublicKey, cn string, dnsNames []str
 	if !ok {
 		return nil, checkCertType(kind)
 	}
+	return ca.issueUnder(issuer, kind, pub, cn, dnsNames, ips, ttl)
+}
+
+// issueUnder issues a leaf of the given type under issuer.
+func (ca *CA) issueUnder(issuer authority, kind string, pub crypto.PublicKey, cn string, dnsNames []string, ips []net.IP, ttl time.Duration) ([]*x509.Certificate, error) {
 	if err := checkKey(pub); err != nil {
 		return nil, err
 	}

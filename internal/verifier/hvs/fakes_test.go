@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -430,45 +432,56 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// fakeCA issues signing certificates without an extended key usage from a
-// root made for the test. It stands in for CMS because flavor.Verify today
-// refuses CMS signing certificates (they carry id-kp-documentSigning, which
-// report.Verify requires); the integration test runs the real CMS.
+// fakeCA issues the verifier's signing certificate from a root and a
+// verifier signing CA made for the test, on the test's clock; the
+// integration test runs the real CMS.
 type fakeCA struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-	now  func() time.Time
+	key      *ecdsa.PrivateKey
+	cert     *x509.Certificate
+	interKey *ecdsa.PrivateKey
+	inter    *x509.Certificate
+	now      func() time.Time
 }
 
 func newFakeCA(t testing.TB) *fakeCA {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	newCA := func(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{signerid.Organization}},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+			KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+		if parent == nil {
+			parent, parentKey = tmpl, k
+		} else {
+			tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, k
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake CMS root"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeCA{key: k, cert: c, now: time.Now}
+	root, rootKey := newCA("fake CMS root", nil, nil)
+	inter, interKey := newCA(signerid.CACommonName, root, rootKey)
+	return &fakeCA{key: rootKey, cert: root, interKey: interKey, inter: inter, now: time.Now}
 }
 
-func (c *fakeCA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error) {
+func (c *fakeCA) IssueVerifierSigning(pub crypto.PublicKey, ttl time.Duration) ([]*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: signerid.LeafCommonName},
 		NotBefore: c.now().Add(-time.Hour), NotAfter: c.now().Add(ttl), KeyUsage: x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.key)
+		UnknownExtKeyUsage: []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning}, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.inter, pub, c.interKey)
 	if err != nil {
 		return nil, err
 	}
@@ -476,7 +489,7 @@ func (c *fakeCA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration
 	if err != nil {
 		return nil, err
 	}
-	return []*x509.Certificate{leaf, c.cert}, nil
+	return []*x509.Certificate{leaf, c.inter, c.cert}, nil
 }
 
 func (c *fakeCA) RootPool() *x509.CertPool {

@@ -59,10 +59,11 @@ type Enroller interface {
 	VerifyAK(ctx context.Context, hostID string) ([]byte, error)
 }
 
-// CA issues HVS's signing certificate and holds the roots flavors and
-// reports chain to; *cms.CA is one.
+// CA issues HVS's signing certificate (the verifier's signing identity,
+// package signerid) and holds the roots flavors and reports chain to;
+// *cms.CA is one.
 type CA interface {
-	IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duration) ([]*x509.Certificate, error)
+	IssueVerifierSigning(pub crypto.PublicKey, ttl time.Duration) ([]*x509.Certificate, error)
 	RootPool() *x509.CertPool
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -19,9 +20,6 @@ import (
 // signingSecret names the store secret that holds HVS's signing key and
 // certificate chain (PEM), shared by every replica.
 const signingSecret = "hvs-signing"
-
-// signingCN is the common name of HVS's signing certificate.
-const signingCN = "HVS Signing"
 
 // signingKey is HVS's ECDSA P-256 key with its CMS signing chain (leaf
 // first), and the report signer made of them.
@@ -35,7 +33,9 @@ type signingKey struct {
 
 // signingKey returns the current signing key: the one in memory, else the
 // store's, else a new one issued by CMS; a key whose certificate has a third
-// of its validity left (or no longer chains to the CMS root) is replaced.
+// of its validity left (or is not the verifier's signing identity under the
+// CMS root, such as one stored by a version before the verifier signing CA)
+// is replaced.
 func (s *Service) signingKey(ctx context.Context) (*signingKey, error) {
 	s.signingMu.Lock()
 	defer s.signingMu.Unlock()
@@ -57,7 +57,7 @@ func (s *Service) signingKey(ctx context.Context) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hvs signing key: %w", err)
 	}
-	chain, err := s.ca.IssueSigning(&key.PublicKey, signingCN, s.cfg.SigningValidity)
+	chain, err := s.ca.IssueVerifierSigning(&key.PublicKey, s.cfg.SigningValidity)
 	if err != nil {
 		return nil, fmt.Errorf("hvs signing certificate: %w", err)
 	}
@@ -119,12 +119,7 @@ func (s *Service) decodeSigning(b []byte, now time.Time) (*signingKey, error) {
 	if key == nil || len(chain) == 0 {
 		return nil, errors.New("stored signing key or certificate missing")
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: s.roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := signerid.Verify(chain, s.roots, now); err != nil {
 		return nil, fmt.Errorf("stored signing certificate: %w", err)
 	}
 	k, err := s.newSigningKey(key, chain)

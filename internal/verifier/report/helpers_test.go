@@ -72,14 +72,14 @@ func newKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
-// newSigner issues a signing certificate for a fresh key on curve c,
-// valid for a day from t0, and returns a Signer for it.
+// newSigner issues the verifier's signing certificate for a fresh key on
+// curve c, valid for a day from t0, and returns a Signer for it.
 func newSigner(t testing.TB, ca *cms.CA, c elliptic.Curve) *Signer {
 	t.Helper()
 	key := newKey(t, c)
-	chain, err := ca.IssueSigning(key.Public(), "hvs report signing", 24*time.Hour)
+	chain, err := ca.IssueVerifierSigning(key.Public(), 24*time.Hour)
 	if err != nil {
-		t.Fatalf("IssueSigning: %v", err)
+		t.Fatalf("IssueVerifierSigning: %v", err)
 	}
 	s, err := NewSigner(key, chain)
 	if err != nil {

@@ -5,23 +5,20 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"runtime/debug"
 	"strings"
 	"time"
 
-	"trustedcompute.io/tc/internal/verifier/cms"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
-	_ "crypto/sha512" // registers SHA-384
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 // Errors of Verify and VerifyEAR; each is wrapped with the detail, so
@@ -34,7 +31,9 @@ var (
 	// ES256 or ES384, or one that does not fit the certificate's key.
 	ErrAlgorithmNotAllowed = errors.New("signature algorithm is not allowed")
 	// ErrCertificateUntrusted: the x5c chain does not lead to the roots at
-	// the given time, or its leaf is not a CMS signing certificate.
+	// the given time, or it is not the verifier's signing identity
+	// (signerid.Verify): a signing certificate that the CMS issued to
+	// anyone else, from a CSR included, is untrusted.
 	ErrCertificateUntrusted = errors.New("signing certificate is not trusted")
 	// ErrSignatureInvalid: the signature does not verify.
 	ErrSignatureInvalid = errors.New("signature does not verify")
@@ -60,32 +59,21 @@ const (
 	maxHeaderSize  = 64 << 10
 )
 
-// jwsAlg is an algorithm this package signs and verifies with. The key
-// fixes it, so a header can never choose a weaker verification.
-type jwsAlg struct {
-	name  string
-	hash  crypto.Hash
-	curve elliptic.Curve
-	size  int // bytes of r and of s
-}
-
-var (
-	es256 = jwsAlg{"ES256", crypto.SHA256, elliptic.P256(), 32}
-	es384 = jwsAlg{"ES384", crypto.SHA384, elliptic.P384(), 48}
-)
-
-func algFor(pub crypto.PublicKey) (jwsAlg, error) {
+// algFor returns the one algorithm this package signs and verifies with
+// for a key (ES256 or ES384), so a header can never choose a weaker
+// verification.
+func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	k, ok := pub.(*ecdsa.PublicKey)
 	if !ok {
-		return jwsAlg{}, fmt.Errorf("%w: key type %T, want ECDSA P-256 or P-384", ErrAlgorithmNotAllowed, pub)
+		return "", fmt.Errorf("%w: key type %T, want ECDSA P-256 or P-384", ErrAlgorithmNotAllowed, pub)
 	}
 	switch k.Curve {
 	case elliptic.P256():
-		return es256, nil
+		return jose.ES256, nil
 	case elliptic.P384():
-		return es384, nil
+		return jose.ES384, nil
 	}
-	return jwsAlg{}, fmt.Errorf("%w: curve %s, want P-256 or P-384", ErrAlgorithmNotAllowed, k.Curve.Params().Name)
+	return "", fmt.Errorf("%w: curve %s, want P-256 or P-384", ErrAlgorithmNotAllowed, k.Curve.Params().Name)
 }
 
 type jwsHeader struct {
@@ -96,20 +84,20 @@ type jwsHeader struct {
 	X5C []string `json:"x5c"`
 }
 
-// Signer signs reports and EARs with the key of a CMS signing
-// certificate. It is immutable and safe for concurrent use.
+// Signer signs reports and EARs with the key of the verifier's signing
+// certificate (go-jose, compact serialization, the x5c chain in the
+// protected header). It is immutable and safe for concurrent use.
 type Signer struct {
-	key crypto.Signer
-	alg jwsAlg
-	x5c []string
-	// headers holds the encoded JWS header by typ.
-	headers map[string]string
+	// signers holds one JOSE signer by typ.
+	signers map[string]jose.Signer
 	build   string
 }
 
 // NewSigner returns a Signer for key, whose certificate chain (leaf
 // first, then intermediates; the root may follow) is chain. The key must
 // be ECDSA P-256 (ES256) or P-384 (ES384) and be the key of chain[0].
+// Only a chain of the verifier's signing identity (signerid) makes tokens
+// that Verify accepts.
 func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if key == nil {
 		return nil, errors.New("new report signer: no key")
@@ -121,26 +109,35 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new report signer: %w", err)
 	}
-	s := &Signer{key: key, alg: alg, headers: map[string]string{}, build: buildID()}
+	var x5c []string
 	for _, c := range chain {
 		if c == nil {
 			return nil, errors.New("new report signer: nil certificate in the chain")
 		}
-		s.x5c = append(s.x5c, base64.StdEncoding.EncodeToString(c.Raw))
+		x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
 	}
 	pub, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(chain[0].PublicKey) {
 		return nil, errors.New("new report signer: the key is not the key of the leaf certificate")
 	}
+	var signingKey any = cryptosigner.Opaque(key)
+	if k, ok := key.(*ecdsa.PrivateKey); ok {
+		signingKey = k
+	}
+	s := &Signer{signers: map[string]jose.Signer{}, build: buildID()}
 	for _, typ := range []string{TypeReport, TypeEAR} {
-		h, err := json.Marshal(jwsHeader{Alg: alg.name, Typ: typ, X5C: s.x5c})
+		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, x5c)
+		js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, opts)
 		if err != nil {
 			return nil, fmt.Errorf("new report signer: %w", err)
 		}
-		s.headers[typ] = base64.RawURLEncoding.EncodeToString(h)
+		s.signers[typ] = js
 	}
 	return s, nil
 }
+
+// headerX5C is the JWS header that carries the certificate chain.
+const headerX5C jose.HeaderKey = "x5c"
 
 // buildID names the running build for ear.verifier-id.
 func buildID() string {
@@ -159,36 +156,15 @@ func buildID() string {
 
 // sign returns the compact JWS of payload with the header of typ.
 func (s *Signer) sign(typ string, payload []byte) (string, error) {
-	var b strings.Builder
-	h64 := s.headers[typ]
-	b.Grow(len(h64) + 1 + base64.RawURLEncoding.EncodedLen(len(payload)) + 1 + base64.RawURLEncoding.EncodedLen(2*s.alg.size))
-	b.WriteString(h64)
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(payload))
-	der, err := s.key.Sign(rand.Reader, digest(s.alg.hash, b.String()), s.alg.hash)
+	obj, err := s.signers[typ].Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 ||
-		rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 8*s.alg.size || rs.S.BitLen() > 8*s.alg.size {
-		return "", errors.New("sign: the key returned no ECDSA signature of its curve")
+	tok, err := obj.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("sign: %w", err)
 	}
-	sig := make([]byte, 2*s.alg.size)
-	rs.R.FillBytes(sig[:s.alg.size])
-	rs.S.FillBytes(sig[s.alg.size:])
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(sig))
-	return b.String(), nil
-}
-
-// digest hashes the concatenation of parts; writes to a hash never fail.
-func digest(h crypto.Hash, parts ...string) []byte {
-	d := h.New()
-	for _, p := range parts {
-		_, _ = io.WriteString(d, p)
-	}
-	return d.Sum(nil)
+	return tok, nil
 }
 
 func malformed(format string, args ...any) error {
@@ -199,21 +175,21 @@ func malformed(format string, args ...any) error {
 // algorithm, and the time window in which every x5c certificate is valid.
 type signerKey struct {
 	pub                 *ecdsa.PublicKey
-	alg                 jwsAlg
+	alg                 jose.SignatureAlgorithm
 	notBefore, notAfter time.Time
 }
 
 // verifyJWS checks a compact JWS of type typ and returns its payload:
 // the header must name ES256 or ES384 fitting the leaf's key, the x5c
-// chain must be a CMS signing chain under roots at now (cms.VerifySigning),
-// and the signature must verify. cache, when not nil, remembers checked
+// chain must be the verifier's signing identity under roots at now
+// (signerid.Verify), and the signature must verify (go-jose). cache, when not nil, remembers checked
 // headers.
 func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time, cache *headerCache) ([]byte, error) {
 	if len(token) > MaxTokenSize {
 		return nil, malformed("%d bytes exceed the %d byte limit", len(token), MaxTokenSize)
 	}
 	h64, rest, ok := strings.Cut(token, ".")
-	p64, s64, ok2 := strings.Cut(rest, ".")
+	_, s64, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(s64, ".") {
 		return nil, malformed("want a compact JWS of three parts")
 	}
@@ -232,21 +208,19 @@ func verifyJWS(token, typ string, roots *x509.CertPool, now time.Time, cache *he
 		}
 		cache.put(typ, h64, key)
 	}
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(s64)
-	if err != nil {
+	// Strict: no second spelling of the same signature bytes (go-jose
+	// decodes leniently; a second spelling of the header or the payload
+	// changes the signing input and fails the signature).
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(s64); err != nil {
 		return nil, malformed("signature: %v", err)
 	}
-	if len(sig) != 2*key.alg.size {
-		return nil, fmt.Errorf("%w: %d signature bytes, want %d", ErrSignatureInvalid, len(sig), 2*key.alg.size)
-	}
-	r := new(big.Int).SetBytes(sig[:key.alg.size])
-	s := new(big.Int).SetBytes(sig[key.alg.size:])
-	if !ecdsa.Verify(key.pub, digest(key.alg.hash, h64, ".", p64), r, s) {
-		return nil, ErrSignatureInvalid
-	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(p64)
+	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{key.alg})
 	if err != nil {
-		return nil, malformed("payload: %v", err)
+		return nil, malformed("%v", err)
+	}
+	payload, err := obj.Verify(key.pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignatureInvalid, err)
 	}
 	return payload, nil
 }
@@ -266,7 +240,7 @@ func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKe
 	if err := decodeStrict(header, &h); err != nil {
 		return signerKey{}, malformed("header: %v", err)
 	}
-	if h.Alg != es256.name && h.Alg != es384.name {
+	if h.Alg != string(jose.ES256) && h.Alg != string(jose.ES384) {
 		return signerKey{}, fmt.Errorf("%w: %q", ErrAlgorithmNotAllowed, h.Alg)
 	}
 	if h.Typ != typ {
@@ -287,14 +261,14 @@ func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKe
 		}
 		chain = append(chain, cert)
 	}
-	if err := cms.VerifySigning(chain, roots, now); err != nil {
+	if err := signerid.Verify(chain, roots, now); err != nil {
 		return signerKey{}, fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)
 	}
 	alg, err := algFor(chain[0].PublicKey)
 	if err != nil {
 		return signerKey{}, err
 	}
-	if alg.name != h.Alg {
+	if string(alg) != h.Alg {
 		return signerKey{}, fmt.Errorf("%w: %q does not fit the certificate's key", ErrAlgorithmNotAllowed, h.Alg)
 	}
 	k := signerKey{pub: chain[0].PublicKey.(*ecdsa.PublicKey), alg: alg, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}

@@ -3,10 +3,12 @@
 // nothing here does I/O.
 //
 // A Report is what the verifier found at one appraisal, in the JSON shape of
-// the HVS trust report. Sign makes it a compact JWS (ES256 or ES384) whose
-// x5c header carries the CMS signing chain, so that anyone holding the CMS
-// root can check it offline with Verify. EAR gives the same result as an
-// IETF RATS EAR attestation result token, checked with VerifyEAR.
+// the HVS trust report. Sign makes it a compact JWS (ES256 or ES384, made
+// and checked with go-jose) whose x5c header carries the verifier's signing
+// chain, so that anyone holding the CMS root can check it offline with
+// Verify, which accepts only the verifier's own signing identity (package
+// signerid). EAR gives the same result as an IETF RATS EAR attestation
+// result token, checked with VerifyEAR.
 package report
 
 import (

@@ -33,8 +33,9 @@ func (s *Signer) Sign(r *Report) (string, error) {
 
 // Verify checks a signed report at now and returns it: the header must be
 // of TypeReport with alg ES256 or ES384 fitting the leaf's key, the x5c
-// chain must lead to roots with the leaf a CMS signing certificate valid at
-// now (cms.VerifySigning), the signature must verify, the payload must
+// chain must be the verifier's own signing identity under roots, valid at
+// now (signerid.Verify: leaf HVS Signing under the verifier signing CA, not
+// any other certificate of the CMS), the signature must verify, the payload must
 // decode strictly (no unknown fields, nothing after it) and the report must
 // not have expired at now. To read an old report, pass its creation time
 // as now. The errors wrap ErrMalformed, ErrAlgorithmNotAllowed,

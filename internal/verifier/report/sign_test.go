@@ -83,7 +83,7 @@ func TestVerifyRefuses(t *testing.T) {
 	fromOtherCA, _ := other.Sign(trustedReport())
 
 	expiring := newKey(t, elliptic.P256())
-	shortChain, err := ca.IssueSigning(expiring.Public(), "short-lived", time.Hour)
+	shortChain, err := ca.IssueVerifierSigning(expiring.Public(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestSignRefusesAReportWithoutExpiration(t *testing.T) {
 func TestVerifierReusesACheckedChainOnlyWhileItIsValid(t *testing.T) {
 	ca := newCA(t)
 	key := newKey(t, elliptic.P256())
-	chain, err := ca.IssueSigning(key.Public(), "short-lived", time.Hour)
+	chain, err := ca.IssueVerifierSigning(key.Public(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
