@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/tpm"
 )
 
@@ -19,34 +15,34 @@ import (
 type Config struct {
 	// TPM selects the TPM: device | device:<path> | swtpm:unix:<path> |
 	// swtpm:<host>:<port> | simulator.
-	TPM string `yaml:"tpm"`
+	TPM string `yaml:"tpm" env:"TC_TPM"`
 	// Root is the file system root the measurements are read under.
-	Root string `yaml:"root"`
+	Root string `yaml:"root" env:"TC_ROOT"`
 	// HostID is the host's id on the bus; default: the SMBIOS system UUID.
-	HostID string `yaml:"host_id"`
+	HostID string `yaml:"host_id" env:"TC_HOST_ID"`
 	// AKAlgorithm is ecc-p256 (default) or rsa2048.
-	AKAlgorithm string `yaml:"ak_algorithm"`
+	AKAlgorithm string `yaml:"ak_algorithm" env:"TC_AK_ALGORITHM"`
 	// AKHandle is the AK's persistent handle (default 0x81000100).
-	AKHandle uint32 `yaml:"ak_handle"`
+	AKHandle uint32 `yaml:"ak_handle" env:"TC_AK_HANDLE"`
 	NATS     NATS   `yaml:"nats"`
 	// IMAPollInterval is how often the IMA log is checked for growth.
-	IMAPollInterval time.Duration `yaml:"ima_poll_interval"`
+	IMAPollInterval time.Duration `yaml:"ima_poll_interval" env:"TC_IMA_POLL_INTERVAL"`
 	// LogLevel is debug, info, warn or error.
-	LogLevel string `yaml:"log_level"`
+	LogLevel string `yaml:"log_level" env:"TC_LOG_LEVEL"`
 }
 
 // NATS says how the agent dials out to the verifier's bus.
 type NATS struct {
-	URL string `yaml:"url"`
+	URL string `yaml:"url" env:"TC_NATS_URL"`
 	// CredsFile holds the agent's NATS credentials (issued by AAS).
-	CredsFile string `yaml:"creds_file"`
+	CredsFile string `yaml:"creds_file" env:"TC_NATS_CREDS_FILE"`
 	// CAFile is the CMS root the bus's TLS certificate must chain to.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" env:"TC_NATS_CA_FILE"`
 	// SerialDevice, when set, carries the bus connection over this serial
 	// line (raw mode) instead of TCP, for a node without a network to the
 	// verifier, such as a VM talking to its host over a second serial port.
 	// The host side bridges the line to the bus: see serialDialer.
-	SerialDevice string `yaml:"serial_device"`
+	SerialDevice string `yaml:"serial_device" env:"TC_NATS_SERIAL_DEVICE"`
 }
 
 func defaultConfig() Config {
@@ -56,47 +52,8 @@ func defaultConfig() Config {
 // loadConfig reads path (optional), then the environment.
 func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
-		}
-	}
-	var errs []error
-	str := func(key string, dst *string) {
-		if v := getenv(key); v != "" {
-			*dst = v
-		}
-	}
-	str("TC_TPM", &cfg.TPM)
-	str("TC_ROOT", &cfg.Root)
-	str("TC_HOST_ID", &cfg.HostID)
-	str("TC_AK_ALGORITHM", &cfg.AKAlgorithm)
-	str("TC_NATS_URL", &cfg.NATS.URL)
-	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
-	str("TC_NATS_CA_FILE", &cfg.NATS.CAFile)
-	str("TC_NATS_SERIAL_DEVICE", &cfg.NATS.SerialDevice)
-	str("TC_LOG_LEVEL", &cfg.LogLevel)
-	if v := getenv("TC_AK_HANDLE"); v != "" {
-		h, err := strconv.ParseUint(v, 0, 32)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_AK_HANDLE: %w", err))
-		}
-		cfg.AKHandle = uint32(h)
-	}
-	if v := getenv("TC_IMA_POLL_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_IMA_POLL_INTERVAL: %w", err))
-		}
-		cfg.IMAPollInterval = d
-	}
-	return cfg, errors.Join(errs...)
+	err := config.Load(path, getenv, &cfg)
+	return cfg, err
 }
 
 // validate reports every problem at once; needBus adds the bus settings.
