@@ -26,6 +26,16 @@ type Config struct {
 	// Database is sqlite:<path> or postgres://... (the URL may also come from
 	// the file named by TC_DATABASE_URL_FILE, to keep its password out of env).
 	Database string `yaml:"database"`
+	// KeyEncryptionKeyFile holds the key-encryption key that seals the
+	// stored secrets: 32 random bytes, raw or base64, mode 0600. The key may
+	// instead come from TC_KEY_ENCRYPTION_KEY (base64). Without either, the
+	// verifier generates <data_dir>/kek on the first start (SQLite only);
+	// production keeps the key outside the data directory.
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
+	// PreviousKeyEncryptionKeyFiles hold retired keys while rotating: what
+	// they sealed is re-sealed under the current key at start. Also
+	// TC_PREVIOUS_KEY_ENCRYPTION_KEY (base64) for the environment form.
+	PreviousKeyEncryptionKeyFiles []string `yaml:"previous_key_encryption_key_files"`
 	// ServerName is the DNS name clients use; also DNSNames and IPs for the
 	// TLS certificate.
 	ServerName string     `yaml:"server_name"`
@@ -120,6 +130,8 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Database = strings.TrimSpace(string(b))
 	}
+	str("TC_KEY_ENCRYPTION_KEY_FILE", &cfg.KeyEncryptionKeyFile)
+	list("TC_PREVIOUS_KEY_ENCRYPTION_KEY_FILES", &cfg.PreviousKeyEncryptionKeyFiles)
 	str("TC_SERVER_NAME", &cfg.ServerName)
 	list("TC_DNS_NAMES", &cfg.DNSNames)
 	list("TC_IPS", &cfg.IPs)

@@ -128,9 +128,16 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 	}
 	out := verifier.Config{
 		Listen: c.Listen, Database: db, DataDir: c.DataDir,
+		KeyEncryption: verifier.KeyEncryptionConfig{
+			KeyFile: c.KeyEncryptionKeyFile, Key: getenv("TC_KEY_ENCRYPTION_KEY"),
+			PreviousKeyFiles: c.PreviousKeyEncryptionKeyFiles,
+		},
 		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
 		NATS:       verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
+	}
+	if k := getenv("TC_PREVIOUS_KEY_ENCRYPTION_KEY"); k != "" {
+		out.KeyEncryption.PreviousKeys = []string{k}
 	}
 	if c.NATS.URL == "" {
 		host, port, _ := net.SplitHostPort(c.NATS.Listen)

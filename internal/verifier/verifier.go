@@ -39,8 +39,12 @@ type Config struct {
 	Listen string
 	// Database is sqlite:<path> or postgres://...
 	Database string
-	// DataDir receives the CMS root certificate (cms-root.pem) for operators.
+	// DataDir receives the CMS root certificate (cms-root.pem) for operators,
+	// and the generated key-encryption key when none is configured. It must
+	// be private to the verifier's user (0700); it is created so if missing.
 	DataDir string
+	// KeyEncryption names the key-encryption key that seals stored secrets.
+	KeyEncryption KeyEncryptionConfig
 	// ServerName, DNSNames and IPs go into the TLS server certificate.
 	ServerName string
 	DNSNames   []string
@@ -96,9 +100,9 @@ const (
 // New opens the store and builds every part. It listens but serves nothing
 // until Run.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error) {
-	st, err := store.Open(ctx, cfg.Database)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	v := &Verifier{cfg: cfg, logger: logger, store: st, mux: http.NewServeMux(), ready: make(chan struct{})}
 	if err := v.build(ctx); err != nil {

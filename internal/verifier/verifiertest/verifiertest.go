@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ type Verifier struct {
 // configuration before it starts (EK roots, HVS settings, ...).
 func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifier {
 	t.Helper()
+	// t.TempDir is 0755; the verifier refuses a data directory others may read.
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	acfg := aas.DefaultConfig()
 	acfg.AdminPassword = AdminPassword
 	acfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1} // fast logins in tests

@@ -47,6 +47,9 @@ func startVerifier(t *testing.T) *harness {
 		ekRoots.AppendCertsFromPEM(b)
 	}
 	dataDir := t.TempDir()
+	if err := os.Chmod(dataDir, 0o700); err != nil { // the verifier refuses a data directory others may read
+		t.Fatal(err)
+	}
 	cfg := aas.DefaultConfig()
 	cfg.AdminPassword = adminPassword
 	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
