@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,6 +99,9 @@ type Config struct {
 	// PCRs are quoted in every bank of Banks (default 0-10).
 	PCRs  []int
 	Banks []string // default SHA384, SHA256
+	// AllowSHA1 lets Banks name SHA-1, whose digests can collide; without
+	// it appraisal refuses SHA-1 (appraise.Policy).
+	AllowSHA1 bool
 	// ReportValidity is how long a report holds (default 1h).
 	ReportValidity time.Duration
 	// RefreshMargin: hosts whose latest report expires within it are
@@ -136,6 +140,9 @@ func (c *Config) setDefaults() error {
 	check := evidence.QuoteRequest{Nonce: []byte{1}, PCRs: c.PCRs, Banks: c.Banks}
 	if err := check.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("hvs config: %w", err))
+	}
+	if slices.Contains(c.Banks, evidence.BankSHA1) && !c.AllowSHA1 {
+		errs = append(errs, errors.New("hvs config: the SHA1 bank is refused unless AllowSHA1 is set"))
 	}
 	for _, d := range []struct {
 		name string

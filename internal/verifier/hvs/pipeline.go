@@ -139,7 +139,8 @@ func (s *Service) quote(ctx context.Context, hostID string, ak []byte, prior boo
 		c.status, c.faults = agentFault(err)
 		return c, nil
 	}
-	v := appraise.Appraise(appraise.Input{AKPublic: ak, Request: req, Response: resp, IMAStart: prior.IMAValues}, now)
+	v := appraise.Appraise(appraise.Input{AKPublic: ak, Request: req, Response: resp, IMAStart: prior.IMAValues,
+		Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}}, now)
 	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
 	return c, nil
 }
