@@ -38,6 +38,9 @@ type Measurer interface {
 	IMALog(offset int) (lines string, offsetUsed, total int, err error)
 	IMAEntryCount() (int, error)
 	HostInfo(ctx context.Context) (evidence.HostInfo, error)
+	// MeasureLog returns systemd's userspace TPM measurement log, or an
+	// error wrapping measure.ErrNoMeasureLog when the node has none.
+	MeasureLog() ([]byte, error)
 }
 
 // Config configures an Agent.
@@ -232,17 +235,26 @@ func (a *Agent) fail(req bus.Request, err error) *evidence.Error {
 
 // Evidence produces the quote and the logs that explain it. It is what a
 // quote-request is answered with, and what `trust-agent evidence` prints.
+//
+// The host facts are collected first and bound to the quote: its
+// qualifying data is evidence.QualifyingData(nonce, facts), so the
+// verifier can tell that the facts it gets are the ones this TPM quoted.
 func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evidence.QuoteResponse, error) {
 	if err := req.Validate(); err != nil {
 		return nil, &evidence.Error{Code: evidence.CodeBadRequest, Message: err.Error()}
 	}
+	info, err := a.HostInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
-	resp, err := a.tpm.Quote(req.Nonce, req.PCRs, req.Banks)
+	resp, err := a.tpm.Quote(evidence.QualifyingData(req.Nonce, &info), req.PCRs, req.Banks)
 	a.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
 	}
 	resp.Version = evidence.Version
+	resp.HostInfo = &info
 	if req.EventLog {
 		log, err := a.measure.EventLog()
 		if err != nil {
@@ -263,11 +275,19 @@ func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evide
 			resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
 		}
 	}
-	info, err := a.HostInfo(ctx)
-	if err != nil {
-		return nil, err
+	// Read after the quote: systemd extends PCR 15 before it appends the
+	// record, so a log read now holds every record of an extend the quote
+	// saw (a measurement racing the quote fails this replay only; the
+	// next attestation settles it).
+	switch mlog, err := a.measure.MeasureLog(); {
+	case errors.Is(err, measure.ErrNoMeasureLog):
+		// No systemd measurement this boot: disk encryption can only be
+		// claimed.
+	case err != nil:
+		return nil, fmt.Errorf("measure log: %w", err)
+	default:
+		resp.MeasureLog = mlog
 	}
-	resp.HostInfo = &info
 	return resp, nil
 }
 

@@ -39,6 +39,9 @@ type Verdict struct {
 	Events map[string][]Event `json:"events,omitempty"`
 	// SecureBoot is read from replay-verified PCR 7 events.
 	SecureBoot SecureBootState `json:"secure_boot"`
+	// DiskEncryption is read from systemd's measure log replayed to the
+	// quoted PCR 15 and the agent's quote-bound claim.
+	DiskEncryption DiskEncryptionState `json:"disk_encryption"`
 	// IMA is the IMA replay; IMAEntries are the entries the quote covers.
 	IMA        *IMAResult `json:"-"`
 	IMAEntries []IMAEntry `json:"ima_entries,omitempty"`
@@ -64,18 +67,39 @@ func (v *Verdict) ResetCount() (uint32, bool) {
 var imaBanks = []string{evidence.BankSHA384, evidence.BankSHA256, evidence.BankSHA1}
 
 // Appraise runs every check in order of trust: the quote, the event log
-// replay, Secure Boot from PCR 7 and, when asked for, the IMA replay. The
-// event log is always required: Secure Boot is read from it.
+// replay, Secure Boot from PCR 7, disk encryption from systemd's measure
+// log and, when asked for, the IMA replay. The event log is always
+// required: Secure Boot is read from it.
+//
+// The quote's qualifying data must be evidence.QualifyingData of the
+// verifier's nonce and the host facts sent with the quote, so the host
+// facts are the ones the TPM signed for; other facts fail the quote with
+// FaultQuoteNonce.
 func Appraise(in Input, now time.Time) Verdict {
 	v := Verdict{Time: now}
-	q, faults := VerifyQuote(in.AKPublic, in.Request.Nonce, in.Response)
+	var facts *evidence.HostInfo
+	if in.Response != nil {
+		facts = in.Response.HostInfo
+	}
+	q, faults := VerifyQuote(in.AKPublic, evidence.QualifyingData(in.Request.Nonce, facts), in.Response)
 	if len(faults) > 0 {
+		for i := range faults {
+			if faults[i].Name == FaultQuoteNonce {
+				faults[i].Description += " (extraData must be SHA-256(nonce || SHA-256(host facts)): the nonce or the host facts differ from what the TPM quoted)"
+			}
+		}
 		v.Faults = faults
 		return v
 	}
 	v.Quote = q
 	v.Faults = append(v.Faults, checkBanks(in.Request, in.Policy, in.TPMBanks, q)...)
 	v.appraiseEventLog(in.Response.EventLog)
+	var claim evidence.DiskEncryption
+	if facts != nil {
+		claim = facts.DiskEncryption
+	}
+	v.DiskEncryption, faults = AppraiseDiskEncryption(in.Response.MeasureLog, claim, q.PCRs)
+	v.Faults = append(v.Faults, faults...)
 	if in.Request.IMAMeasureEnabled {
 		v.appraiseIMA(in)
 	}

@@ -149,10 +149,13 @@ type quoteOptions struct {
 	resetCount uint32
 	// digestPCRs, when set, are hashed into the quote instead of the reported ones.
 	digestPCRs PCRs
+	// extraData, when set, is quoted instead of QualifyingData(nonce, nil).
+	extraData []byte
 }
 
 // buildQuote makes a signed quote over pcrs (every bank, every index given),
-// reported in bank then index order, as an agent would.
+// reported in bank then index order, as an agent would: its qualifying data
+// is evidence.QualifyingData(nonce, nil) (no host facts).
 func buildQuote(t testing.TB, ak *testAK, nonce []byte, pcrs PCRs, opt quoteOptions) *evidence.QuoteResponse {
 	t.Helper()
 	if opt.magic == 0 {
@@ -163,6 +166,10 @@ func buildQuote(t testing.TB, ak *testAK, nonce []byte, pcrs PCRs, opt quoteOpti
 	}
 	if opt.digestPCRs == nil {
 		opt.digestPCRs = pcrs
+	}
+	extraData := evidence.QualifyingData(nonce, nil)
+	if opt.extraData != nil {
+		extraData = opt.extraData
 	}
 	rsp := &evidence.QuoteResponse{Version: evidence.Version, AKName: ak.name}
 	var sel tpm2.TPMLPCRSelection
@@ -180,7 +187,7 @@ func buildQuote(t testing.TB, ak *testAK, nonce []byte, pcrs PCRs, opt quoteOpti
 		Magic:           opt.magic,
 		Type:            tpm2.TPMSTAttestQuote,
 		QualifiedSigner: tpm2.TPM2BName{Buffer: append([]byte{0x00, 0x0b}, bytes.Repeat([]byte{0x5a}, 32)...)},
-		ExtraData:       tpm2.TPM2BData{Buffer: nonce},
+		ExtraData:       tpm2.TPM2BData{Buffer: extraData},
 		ClockInfo:       tpm2.TPMSClockInfo{Clock: 123456, ResetCount: opt.resetCount, RestartCount: 2, Safe: true},
 		FirmwareVersion: 0x2000_0001,
 		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
@@ -204,6 +211,10 @@ func sortedBanks(p PCRs) []string {
 }
 
 func testNonce() []byte { return bytes.Repeat([]byte{0x42}, evidence.NonceSize) }
+
+// boundNonce is the qualifying data buildQuote quotes for testNonce and no
+// host facts, which VerifyQuote checks the quote's extraData against.
+func boundNonce() []byte { return evidence.QualifyingData(testNonce(), nil) }
 
 // --- TCG event log builder ---
 

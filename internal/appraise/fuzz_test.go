@@ -63,7 +63,7 @@ func FuzzVerifyQuoteAttest(f *testing.F) {
 		q := *rsp
 		q.Attest = attest
 		q.Signature = ak.sign(t, attest)
-		quote, faults := VerifyQuote(ak.public, testNonce(), &q)
+		quote, faults := VerifyQuote(ak.public, boundNonce(), &q)
 		if (quote == nil) == (len(faults) == 0) {
 			t.Fatalf("quote %v with faults %v", quote, faults)
 		}
@@ -79,7 +79,7 @@ func FuzzVerifyQuoteSignature(f *testing.F) {
 	f.Fuzz(func(t *testing.T, sig []byte) {
 		q := *rsp
 		q.Signature = sig
-		VerifyQuote(ak.public, testNonce(), &q)
+		VerifyQuote(ak.public, boundNonce(), &q)
 	})
 }
 
@@ -90,7 +90,7 @@ func FuzzVerifyQuoteAKPublic(f *testing.F) {
 	ak := newAK(f, "ecc-p256")
 	rsp := buildQuote(f, ak, testNonce(), testPCRs(), quoteOptions{})
 	f.Fuzz(func(t *testing.T, public []byte) {
-		VerifyQuote(public, testNonce(), rsp)
+		VerifyQuote(public, boundNonce(), rsp)
 	})
 }
 

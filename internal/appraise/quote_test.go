@@ -23,7 +23,7 @@ func TestVerifyQuoteAcceptsGenuineQuotes(t *testing.T) {
 			ak := newAK(t, kind)
 			pcrs := testPCRs()
 			rsp := buildQuote(t, ak, testNonce(), pcrs, quoteOptions{resetCount: 9})
-			q, faults := VerifyQuote(ak.public, testNonce(), rsp)
+			q, faults := VerifyQuote(ak.public, boundNonce(), rsp)
 			if len(faults) > 0 {
 				t.Fatalf("faults: %v", faults)
 			}
@@ -145,7 +145,7 @@ func TestVerifyQuoteNamesEachFault(t *testing.T) {
 			if tt.ak != nil {
 				enrolled = tt.ak(ak)
 			}
-			nonce := testNonce()
+			nonce := boundNonce()
 			if tt.nonce != nil {
 				nonce = tt.nonce
 			}
@@ -164,7 +164,7 @@ func TestVerifyQuoteReportsDigestValues(t *testing.T) {
 	ak := newAK(t, "ecc-p256")
 	rsp := buildQuote(t, ak, testNonce(), testPCRs(), quoteOptions{})
 	rsp.PCRs[0].Value = bytes.Repeat([]byte{0xee}, 32)
-	_, faults := VerifyQuote(ak.public, testNonce(), rsp)
+	_, faults := VerifyQuote(ak.public, boundNonce(), rsp)
 	if len(faults) != 1 || faults[0].Expected == "" || faults[0].Actual == "" || faults[0].Expected == faults[0].Actual {
 		t.Fatalf("faults = %+v, want one digest fault with distinct expected and actual values", faults)
 	}
@@ -174,7 +174,7 @@ func TestVerifyQuoteIgnoresReportedValuesOutsideTheSelection(t *testing.T) {
 	ak := newAK(t, "ecc-p256")
 	rsp := buildQuote(t, ak, testNonce(), testPCRs(), quoteOptions{})
 	rsp.PCRs = append(rsp.PCRs, evidence.PCRValue{Bank: evidence.BankSHA256, Index: 14, Value: make([]byte, 32)})
-	q, faults := VerifyQuote(ak.public, testNonce(), rsp)
+	q, faults := VerifyQuote(ak.public, boundNonce(), rsp)
 	if len(faults) > 0 {
 		t.Fatalf("faults: %v", faults)
 	}
@@ -187,7 +187,7 @@ func TestVerifyQuoteRefusesAWrongAKName(t *testing.T) {
 	ak := newAK(t, "ecc-p256")
 	rsp := buildQuote(t, ak, testNonce(), testPCRs(), quoteOptions{})
 	rsp.AKName = newAK(t, "ecc-p256").name
-	if _, faults := VerifyQuote(ak.public, testNonce(), rsp); !slices.Equal(faultNames(faults), []string{FaultAKMismatch}) {
+	if _, faults := VerifyQuote(ak.public, boundNonce(), rsp); !slices.Equal(faultNames(faults), []string{FaultAKMismatch}) {
 		t.Fatalf("faults = %v, want only %s", faults, FaultAKMismatch)
 	}
 }

@@ -81,8 +81,16 @@ type QuoteResponse struct {
 	IMAOffset int `json:"ima_offset,omitempty"`
 	// IMAEntries is the number of entries in the agent's full IMA log.
 	IMAEntries int `json:"ima_entries,omitempty"`
-	// HostInfo is the agent's view of the host at quote time.
+	// HostInfo is the agent's view of the host at quote time. It is bound
+	// to the quote: the quote's qualifying data is QualifyingData(nonce,
+	// HostInfo), not the bare nonce.
 	HostInfo *HostInfo `json:"host_info,omitempty"`
+	// MeasureLog is systemd's userspace TPM measurement log
+	// (/run/log/systemd/tpm2-measure.log: RFC 7464 JSON text sequences in
+	// the TCG CEL-JSON style), when the node has one. The verifier replays
+	// its PCR 15 records against the quoted PCR 15 to read disk encryption
+	// from systemd-cryptsetup's volume key measurements.
+	MeasureLog []byte `json:"tpm2_measure_log,omitempty"`
 	// Error is set when the agent could not produce a quote.
 	Error *Error `json:"error,omitempty"`
 }
@@ -108,6 +116,16 @@ type DiskEncryption struct {
 	Method string `json:"method,omitempty"`
 	// Reason says why encryption was not detected, when it was not.
 	Reason string `json:"reason,omitempty"`
+	// Volumes are the dm-crypt volumes the root file system rests on, as
+	// systemd-cryptsetup names them in its volume key measurement.
+	Volumes []CryptVolume `json:"volumes,omitempty"`
+}
+
+// CryptVolume is one dm-crypt volume: its device-mapper name (the crypttab
+// volume name) and, for LUKS, the UUID of its LUKS header in canonical form.
+type CryptVolume struct {
+	Name string `json:"name"`
+	UUID string `json:"uuid,omitempty"`
 }
 
 // HostInfo is the set of host facts the agent reports. Claims here are not

@@ -56,10 +56,11 @@ func (c *Collector) diskEncryption(r *os.Root) evidence.DiskEncryption {
 	name := deviceName(r, dir, devNum)
 	w := stackWalk{r: r, budget: maxStackDevices}
 	res := w.walk(dir, name, 0)
-	de := evidence.DiskEncryption{Enabled: res.encrypted, RootDevice: name, Method: res.method}
+	de := evidence.DiskEncryption{Enabled: res.encrypted, RootDevice: name, Method: res.method, Volumes: res.volumes}
 	if !res.encrypted {
 		de.Method = ""
 		de.Reason = res.reason
+		de.Volumes = nil
 	}
 	return de
 }
@@ -124,6 +125,8 @@ type stackResult struct {
 	encrypted bool
 	method    string
 	reason    string
+	// volumes are the dm-crypt devices reached, in walk order.
+	volumes []evidence.CryptVolume
 }
 
 type stackWalk struct {
@@ -143,7 +146,7 @@ func (w *stackWalk) walk(dir, name string, depth int) stackResult {
 	if rest, ok := strings.CutPrefix(dmUUID, "CRYPT-"); ok {
 		typ, _, _ := strings.Cut(rest, "-")
 		if method, ok := cryptMethods[typ]; ok {
-			return stackResult{encrypted: true, method: method}
+			return stackResult{encrypted: true, method: method, volumes: []evidence.CryptVolume{cryptVolume(w.r, dir, rest)}}
 		}
 	}
 	slaves, err := listDir(w.r, dir+"/slaves")
@@ -154,6 +157,7 @@ func (w *stackWalk) walk(dir, name string, depth int) stackResult {
 		return stackResult{reason: fmt.Sprintf("root file system rests on %s, which is not encrypted", name)}
 	}
 	var first stackResult
+	var volumes []evidence.CryptVolume
 	for i, s := range slaves {
 		if !validDevName(s) {
 			return stackResult{reason: fmt.Sprintf("device %s lists an invalid underlying device name", name)}
@@ -165,8 +169,40 @@ func (w *stackWalk) walk(dir, name string, depth int) stackResult {
 		if i == 0 {
 			first = res
 		}
+		volumes = append(volumes, res.volumes...)
 	}
+	first.volumes = volumes
 	return first
+}
+
+// cryptVolume names a dm-crypt device as systemd-cryptsetup does in its
+// volume key measurement ("cryptsetup:<name>:<LUKS UUID>"): its dm/name
+// and, for LUKS, the header UUID that dm/uuid carries without hyphens
+// ("CRYPT-LUKS2-<32 hex>-<name>"; rest is what follows "CRYPT-").
+func cryptVolume(r *os.Root, dir, rest string) evidence.CryptVolume {
+	var v evidence.CryptVolume
+	if data, err := readBounded(r, dir+"/dm/name", smallFileLimit); err == nil {
+		v.Name = strings.TrimSpace(string(data))
+	}
+	typ, tail, _ := strings.Cut(rest, "-")
+	if typ != "LUKS1" && typ != "LUKS2" {
+		return v
+	}
+	hexUUID, _, _ := strings.Cut(tail, "-")
+	if len(hexUUID) == 32 && isHex(hexUUID) {
+		h := strings.ToLower(hexUUID)
+		v.UUID = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	}
+	return v
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func listDir(r *os.Root, dir string) ([]string, error) {

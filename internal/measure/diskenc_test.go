@@ -17,6 +17,8 @@ func blockDev(files map[string]string, name, devNum, dmUUID string, slaves ...st
 	files[dir+"/uevent"] = "DEVNAME=" + name + "\n"
 	if dmUUID != "" {
 		files[dir+"/dm/uuid"] = dmUUID + "\n"
+		// The volume name ends the dm uuid ("CRYPT-LUKS2-<uuid>-<name>").
+		files[dir+"/dm/name"] = dmUUID[strings.LastIndex(dmUUID, "-")+1:] + "\n"
 	}
 	for _, s := range slaves {
 		files[dir+"/slaves/"+s] = "-> ../../" + s
@@ -43,7 +45,8 @@ func TestDiskEncryption(t *testing.T) {
 				blockDev(f, "dm-0", "253:0", "CRYPT-LUKS2-0a1b2c3d4e5f40718293a4b5c6d7e8f9-root", "sda2")
 				blockDev(f, "sda2", "8:2", "")
 			},
-			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2"},
+			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2",
+				Volumes: []evidence.CryptVolume{{Name: "root", UUID: "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9"}}},
 		},
 		{
 			name: "lvm on luks is encrypted",
@@ -53,7 +56,8 @@ func TestDiskEncryption(t *testing.T) {
 				blockDev(f, "dm-0", "253:0", "CRYPT-LUKS1-0a1b2c3d4e5f40718293a4b5c6d7e8f9-pv", "nvme0n1p3")
 				blockDev(f, "nvme0n1p3", "259:3", "")
 			},
-			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS1"},
+			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS1",
+				Volumes: []evidence.CryptVolume{{Name: "pv", UUID: "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9"}}},
 		},
 		{
 			name: "plain dm-crypt is encrypted",
@@ -61,7 +65,8 @@ func TestDiskEncryption(t *testing.T) {
 				f[mountinfoPath] = rootMountinfo("253:0", "ext4", "/dev/mapper/root")
 				blockDev(f, "dm-0", "253:0", "CRYPT-PLAIN-root", "sda2")
 			},
-			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/plain"},
+			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/plain",
+				Volumes: []evidence.CryptVolume{{Name: "root"}}},
 		},
 		{
 			name: "luks on dm-integrity is encrypted",
@@ -70,7 +75,8 @@ func TestDiskEncryption(t *testing.T) {
 				blockDev(f, "dm-1", "253:1", "CRYPT-LUKS2-0a1b-root", "dm-0")
 				blockDev(f, "dm-0", "253:0", "CRYPT-INTEGRITY-root_dif", "sda2")
 			},
-			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS2"},
+			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS2",
+				Volumes: []evidence.CryptVolume{{Name: "root"}}},
 		},
 		{
 			name: "dm-verity is not encryption",
@@ -136,7 +142,8 @@ func TestDiskEncryption(t *testing.T) {
 				blockDev(f, "sda2", "8:2", "")
 				blockDev(f, "dm-0", "253:0", "CRYPT-LUKS2-0a1b-root", "sda3")
 			},
-			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2"},
+			want: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2",
+				Volumes: []evidence.CryptVolume{{Name: "root"}}},
 		},
 		{
 			name: "an escaped mount point that decodes to something else is not the root",

@@ -139,8 +139,9 @@ func TestHostInfoFromFixtures(t *testing.T) {
 				OSName: "Debian GNU/Linux", OSVersion: "12", KernelRelease: "6.1.0-28-amd64",
 				BIOSName: "EFI Development Kit II / OVMF", BIOSVersion: "0.0.0", BIOSDate: "02/06/2015",
 				BootID: "9b2d6f0e-3c1a-4f5e-8d7c-2a1b0c9d8e7f", UEFIEnabled: true, SecureBootEfivar: boolPtr(true),
-				DiskEncryption: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS2"},
-				IMAEnabled:     true,
+				DiskEncryption: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-1", Method: "dm-crypt/LUKS2",
+					Volumes: []evidence.CryptVolume{{Name: "luks-5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19", UUID: "5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19"}}},
+				IMAEnabled: true,
 			},
 		},
 		{
@@ -171,7 +172,8 @@ func TestHostInfoFromFixtures(t *testing.T) {
 				Version: evidence.Version, HostName: "edge-node-3", HardwareUUID: "4c4c4544-0042-3510-8052-b4c04f595433",
 				OSName: "Red Hat Enterprise Linux", OSVersion: "9.4", KernelRelease: "5.14.0-427.13.1.el9_4.x86_64",
 				BIOSName: "Dell Inc.", BIOSVersion: "2.19.0", BIOSDate: "09/14/2023",
-				DiskEncryption: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2"},
+				DiskEncryption: evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2",
+					Volumes: []evidence.CryptVolume{{Name: "luks-root", UUID: "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9"}}},
 			},
 		},
 	}
