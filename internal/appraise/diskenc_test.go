@@ -229,8 +229,10 @@ func TestAppraiseDiskEncryption(t *testing.T) {
 			wantFaults: []string{FaultMeasureLogReplay},
 		},
 		{
-			name:       "a log that does not decode is a fault",
-			log:        func() ([]byte, PCRs) { return []byte("{\"pcr\":15}\n"), PCRs{evidence.BankSHA256: {15: make([]byte, 32)}} },
+			name: "a log that does not decode is a fault",
+			log: func() ([]byte, PCRs) {
+				return []byte("{\"pcr\":15}\n"), PCRs{evidence.BankSHA256: {15: make([]byte, 32)}}
+			},
 			claim:      rootClaim,
 			wantStatus: DiskEncryptionClaimed,
 			wantFaults: []string{FaultMeasureLogUnparsable},
