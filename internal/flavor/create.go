@@ -224,7 +224,7 @@ func hasTag(typeName, description string, tags []string) bool {
 }
 
 func eventDigest(e appraise.Event) EventDigest {
-	return EventDigest{TypeID: e.Type, TypeName: e.TypeName, Digest: e.Digest, Description: e.Description}
+	return EventDigest{TypeID: e.Type, TypeName: e.TypeName, Digest: e.Digest, Description: e.Description, Unverified: !e.Verified}
 }
 
 func imaLogs(entries []appraise.IMAEntry) *IMALogs {

@@ -154,6 +154,10 @@ type EventDigest struct {
 	TypeName    string `json:"type_name,omitempty"`
 	Digest      string `json:"digest"`
 	Description string `json:"description,omitempty"`
+	// Unverified marks an event from a log whose digest does not cover its
+	// data, so its description is the log's claim (appraise.Event.Verified);
+	// fault entries say so. It is not part of a flavor.
+	Unverified bool `json:"-"`
 }
 
 // IMALogs is the golden IMA file list.

@@ -60,6 +60,9 @@ func (e EventDigest) label() string {
 	}
 	if e.Description != "" {
 		name += " " + e.Description
+		if e.Unverified {
+			name += " (unverified)"
+		}
 	}
 	return name + " " + e.Digest
 }
