@@ -75,13 +75,22 @@ func newNonce() ([]byte, error) {
 	return n, nil
 }
 
+// diskEncryptionPCR is the PCR systemd-cryptsetup measures volume keys
+// into; it is quoted whatever the configured PCRs, so that disk encryption
+// can be read from evidence.
+const diskEncryptionPCR = 15
+
 func (s *Service) quoteRequest(offset int) (evidence.QuoteRequest, error) {
 	nonce, err := newNonce()
 	if err != nil {
 		return evidence.QuoteRequest{}, err
 	}
+	pcrs := slices.Clone(s.cfg.PCRs)
+	if !slices.Contains(pcrs, diskEncryptionPCR) {
+		pcrs = append(pcrs, diskEncryptionPCR)
+	}
 	return evidence.QuoteRequest{
-		Version: evidence.Version, Nonce: nonce, PCRs: slices.Clone(s.cfg.PCRs), Banks: slices.Clone(s.cfg.Banks),
+		Version: evidence.Version, Nonce: nonce, PCRs: pcrs, Banks: slices.Clone(s.cfg.Banks),
 		EventLog: true, IMAMeasureEnabled: true, IMAOffset: offset,
 	}, nil
 }
@@ -239,6 +248,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		}
 		r.TrustInformation = ti
 		r.HostInfo = report.NewHostInfo(c.resp.HostInfo, v.SecureBoot, secureBootVerified(v, facts))
+		r.HostInfo.SetDiskEncryption(v.DiskEncryption)
 		if rc, ok := v.ResetCount(); ok {
 			r.ResetCount = rc
 			r.Rebooted = h.Boot.Known && rc != h.Boot.ResetCount

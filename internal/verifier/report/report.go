@@ -74,8 +74,21 @@ func (r *Report) FailedParts() []string {
 	return failed
 }
 
+// Sources of the facts of a report's host_info (HostInfo.Sources).
+const (
+	// SourceMeasured: the fact was read from evidence the quote covers and
+	// that replayed to the quoted PCRs (Secure Boot from PCR 7, disk
+	// encryption from systemd's measure log and PCR 15).
+	SourceMeasured = "measured"
+	// SourceClaimed: the fact is the agent's word. It is bound to the
+	// quote (the quote's qualifying data covers the host facts), so it is
+	// the word of the node whose TPM quoted, but nothing measured it.
+	SourceClaimed = "claimed"
+)
+
 // HostInfo is the host_info of a report: the agent's facts, except for
-// Secure Boot, which comes from the quoted PCR 7 events.
+// Secure Boot, which comes from the quoted PCR 7 events, and disk
+// encryption, whose status comes from the quoted PCR 15.
 type HostInfo struct {
 	OSName           string           `json:"os_name"`
 	OSVersion        string           `json:"os_version"`
@@ -85,9 +98,37 @@ type HostInfo struct {
 	HardwareUUID     string           `json:"hardware_uuid"`
 	HardwareFeatures HardwareFeatures `json:"hardware_features"`
 	SecureBoot       SecureBoot       `json:"secure_boot"`
-	// DiskEncryption is the agent's claim; it is not bound to the quote.
+	// DiskEncryption is the agent's claim, bound to the quote.
 	DiskEncryption evidence.DiskEncryption `json:"disk_encryption"`
-	BootID         string                  `json:"boot_id,omitempty"`
+	// DiskEncryptionStatus is "measured" (systemd's measure log replayed
+	// to the quoted PCR 15 and holds a volume key measurement of every
+	// root volume), "claimed" (only the agent says so) or "none"
+	// (appraise.DiskEncryption*). Reports made before it existed have none.
+	DiskEncryptionStatus string `json:"disk_encryption_status,omitempty"`
+	// DiskEncryptionReason says why the status is not measured.
+	DiskEncryptionReason string `json:"disk_encryption_reason,omitempty"`
+	// MeasuredVolumes are the volumes with a volume key measurement in the
+	// replayed PCR 15 records.
+	MeasuredVolumes []evidence.CryptVolume `json:"measured_volumes,omitempty"`
+	BootID          string                 `json:"boot_id,omitempty"`
+	// Sources says, for each fact by its host_info key, whether it was
+	// measured or claimed (SourceMeasured, SourceClaimed).
+	Sources map[string]string `json:"fact_sources,omitempty"`
+}
+
+// SetDiskEncryption records the appraised disk encryption: its status,
+// why it is not measured, the measured volumes and the fact's source.
+func (hi *HostInfo) SetDiskEncryption(st appraise.DiskEncryptionState) {
+	hi.DiskEncryptionStatus = st.Status
+	hi.DiskEncryptionReason = st.Reason
+	hi.MeasuredVolumes = slices.Clone(st.Volumes)
+	if hi.Sources == nil {
+		hi.Sources = map[string]string{}
+	}
+	hi.Sources["disk_encryption"] = SourceClaimed
+	if st.Status == appraise.DiskEncryptionMeasured {
+		hi.Sources["disk_encryption"] = SourceMeasured
+	}
 }
 
 // HardwareFeatures is the hardware_features object of HVS.
@@ -151,6 +192,15 @@ func NewHostInfo(h *evidence.HostInfo, sb appraise.SecureBootState, sbVerified b
 	}
 	if h == nil {
 		return hi
+	}
+	hi.Sources = map[string]string{}
+	for _, k := range []string{"os_name", "os_version", "bios_name", "bios_version", "host_name", "hardware_uuid",
+		"hardware_features", "boot_id", "disk_encryption"} {
+		hi.Sources[k] = SourceClaimed
+	}
+	hi.Sources["secure_boot"] = SourceClaimed
+	if sbVerified {
+		hi.Sources["secure_boot"] = SourceMeasured
 	}
 	hi.OSName = h.OSName
 	hi.OSVersion = h.OSVersion

@@ -80,6 +80,10 @@ func TestNewHostInfoCopiesTheAgentFacts(t *testing.T) {
 			UEFI: UEFIFeature{Enabled: true, Meta: UEFIMeta{SecureBootEnabled: true}},
 		},
 		SecureBoot: SecureBoot{FromPCR7: true, Verified: true, Efivar: boolp(true)},
+		Sources: map[string]string{"os_name": SourceClaimed, "os_version": SourceClaimed, "bios_name": SourceClaimed,
+			"bios_version": SourceClaimed, "host_name": SourceClaimed, "hardware_uuid": SourceClaimed,
+			"hardware_features": SourceClaimed, "boot_id": SourceClaimed, "disk_encryption": SourceClaimed,
+			"secure_boot": SourceMeasured},
 	}
 	gotJSON, _ := json.Marshal(hi)
 	wantJSON, _ := json.Marshal(want)
@@ -141,6 +145,42 @@ func TestTrustedAndFailedParts(t *testing.T) {
 			}
 			if got := r.FailedParts(); !slices.Equal(got, tt.wantFailed) {
 				t.Errorf("FailedParts() = %v, want %v", got, tt.wantFailed)
+			}
+		})
+	}
+}
+
+func TestHostInfoSaysWhetherEachFactIsMeasuredOrClaimed(t *testing.T) {
+	tests := []struct {
+		name       string
+		sbVerified bool
+		disk       appraise.DiskEncryptionState
+		want       map[string]string
+	}{
+		{
+			name:       "secure boot from a replayed PCR 7 and disk encryption from a replayed PCR 15 are measured",
+			sbVerified: true,
+			disk:       appraise.DiskEncryptionState{Status: appraise.DiskEncryptionMeasured, Volumes: []evidence.CryptVolume{{Name: "root"}}},
+			want:       map[string]string{"secure_boot": SourceMeasured, "disk_encryption": SourceMeasured, "os_name": SourceClaimed},
+		},
+		{
+			name: "an unreplayed PCR 7 and the agent's word on disk encryption are claimed",
+			disk: appraise.DiskEncryptionState{Status: appraise.DiskEncryptionClaimed, Reason: "no log"},
+			want: map[string]string{"secure_boot": SourceClaimed, "disk_encryption": SourceClaimed, "host_name": SourceClaimed},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hi := NewHostInfo(agentFacts(boolp(true)), appraise.SecureBootState{Enabled: true}, tt.sbVerified)
+			hi.SetDiskEncryption(tt.disk)
+			for k, v := range tt.want {
+				if hi.Sources[k] != v {
+					t.Errorf("source of %s = %q, want %q", k, hi.Sources[k], v)
+				}
+			}
+			if hi.DiskEncryptionStatus != tt.disk.Status || hi.DiskEncryptionReason != tt.disk.Reason ||
+				len(hi.MeasuredVolumes) != len(tt.disk.Volumes) {
+				t.Errorf("disk encryption status %q (%q) volumes %v, want %+v", hi.DiskEncryptionStatus, hi.DiskEncryptionReason, hi.MeasuredVolumes, tt.disk)
 			}
 		})
 	}

@@ -1,0 +1,154 @@
+package hvs
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
+	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// TestIntegrationDiskEncryptionFromPCR15 runs HVS with real trust agents on
+// swtpm whose root file system sits on LUKS2, and reads disk encryption
+// from PCR 15 as systemd-cryptsetup extends it with tpm2-measure-pcr=yes.
+func TestIntegrationDiskEncryptionFromPCR15(t *testing.T) {
+	tpmtest.Require(t, "swtpm")
+	ctx := context.Background()
+	b := agentclienttest.NewBus(t)
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict}, st, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := agentclient.New(b.ServiceConn(t), 10*time.Second)
+	localCA, err := os.ReadFile(tpmtest.LocalCACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ekRoots := x509.NewCertPool()
+	ekRoots.AppendCertsFromPEM(localCA)
+	enroller, err := enroll.New(ctx, enroll.Config{EKRoots: ekRoots}, st, client, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentc := &tamperingAgent{inner: client}
+	// The configured PCRs leave out 15: HVS quotes it anyway.
+	svc, err := New(ctx, Config{PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, Deps{Store: st, Agent: agentc, Enroller: enroller, CA: ca}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := newMux(svc)
+
+	register := func(t *testing.T, id, uuid string) *realNode {
+		t.Helper()
+		n := startRealNode(t, b, id, uuid, tpmtest.NewWithEKCert(t))
+		w := do(t, mux, "POST", "/hvs/v2/hosts", `{"host_name":"`+id+`","connection_string":"intel:nats://`+id+`","flavorgroup_names":["automatic"]}`)
+		if w.Code != http.StatusCreated {
+			t.Fatalf("register host = %d %s", w.Code, w.Body)
+		}
+		return n
+	}
+	baseline := func(t *testing.T, id string) {
+		t.Helper()
+		w := do(t, mux, "POST", "/hvs/v2/flavors", `{"connection_string":"nats://`+id+`","partial_flavor_types":["PLATFORM","OS","IMA"],"flavorgroup_names":["automatic"]}`)
+		if w.Code != http.StatusCreated {
+			t.Fatalf("baseline flavors = %d %s", w.Code, w.Body)
+		}
+	}
+	attest := func(t *testing.T, id string) *report.Report {
+		t.Helper()
+		w := do(t, mux, "POST", "/hvs/v2/reports", `{"host_id":"`+id+`"}`)
+		if w.Code != http.StatusCreated {
+			t.Fatalf("create report = %d %s", w.Code, w.Body)
+		}
+		r := decode[report.Report](t, w)
+		return &r
+	}
+
+	t.Run("a node whose tpm2-measure log replays to PCR 15 is measured", func(t *testing.T) {
+		n := register(t, "luks-measured", "0a6b0f43-44a4-4b0d-9d8e-1c2b3a4d5e01")
+		mustNil(t, n.root.WritePlatform(true))
+		mustNil(t, n.root.MeasurePlatformRootVolume(n.tpm, n.banks))
+		baseline(t, n.id)
+		r := attest(t, n.id)
+		wantTrusted(t, r)
+		if r.HostInfo.DiskEncryptionStatus != appraise.DiskEncryptionMeasured || r.HostInfo.Sources["disk_encryption"] != report.SourceMeasured {
+			t.Fatalf("disk encryption %q (%s), source %q; want measured", r.HostInfo.DiskEncryptionStatus, r.HostInfo.DiskEncryptionReason, r.HostInfo.Sources["disk_encryption"])
+		}
+		want := []evidence.CryptVolume{{Name: sandbox.PlatformRootVolume, UUID: sandbox.PlatformRootLUKSUUID}}
+		if !slices.Equal(r.HostInfo.MeasuredVolumes, want) {
+			t.Errorf("measured volumes %v, want %v", r.HostInfo.MeasuredVolumes, want)
+		}
+	})
+
+	t.Run("an agent that claims disk encryption with no measurement is only claimed", func(t *testing.T) {
+		n := register(t, "luks-claimed", "0a6b0f43-44a4-4b0d-9d8e-1c2b3a4d5e02")
+		mustNil(t, n.root.WritePlatform(true))
+		baseline(t, n.id)
+		r := attest(t, n.id)
+		wantTrusted(t, r)
+		if !r.HostInfo.DiskEncryption.Enabled {
+			t.Fatal("the agent's claim is not in the report")
+		}
+		if r.HostInfo.DiskEncryptionStatus != appraise.DiskEncryptionClaimed || r.HostInfo.Sources["disk_encryption"] != report.SourceClaimed {
+			t.Fatalf("disk encryption %q, source %q; want claimed", r.HostInfo.DiskEncryptionStatus, r.HostInfo.Sources["disk_encryption"])
+		}
+	})
+
+	t.Run("a forged log whose volume key was never extended into PCR 15 is a fault", func(t *testing.T) {
+		n := register(t, "luks-forged", "0a6b0f43-44a4-4b0d-9d8e-1c2b3a4d5e03")
+		mustNil(t, n.root.WritePlatform(true))
+		baseline(t, n.id)
+		digests := map[string][]byte{}
+		for _, bank := range n.banks {
+			digests[bank] = bytes.Repeat([]byte{0x5a}, map[string]int{evidence.BankSHA256: 32, evidence.BankSHA384: 48, evidence.BankSHA1: 20}[bank])
+		}
+		mustNil(t, n.root.AppendMeasureLog(15, "volume-key", "cryptsetup:"+sandbox.PlatformRootVolume+":"+sandbox.PlatformRootLUKSUUID, digests))
+		r := attest(t, n.id)
+		wantUntrusted(t, r, nil, appraise.FaultMeasureLogReplay)
+		if r.HostInfo.DiskEncryptionStatus == appraise.DiskEncryptionMeasured {
+			t.Fatal("a forged log reads measured")
+		}
+	})
+
+	t.Run("facts changed on the way from a node without encryption fail the quote", func(t *testing.T) {
+		n := register(t, "plain-root", "0a6b0f43-44a4-4b0d-9d8e-1c2b3a4d5e04")
+		baseline(t, n.id)
+		wantTrusted(t, attest(t, n.id))
+		agentc.set(func(r *evidence.QuoteResponse) {
+			if r.HostInfo != nil {
+				r.HostInfo.DiskEncryption = evidence.DiskEncryption{Enabled: true, RootDevice: "dm-0", Method: "dm-crypt/LUKS2",
+					Volumes: []evidence.CryptVolume{{Name: "root"}}}
+			}
+		})
+		t.Cleanup(func() { agentc.set(nil) })
+		r := attest(t, n.id)
+		wantUntrusted(t, r, nil, appraise.FaultQuoteNonce)
+	})
+}
+
+func mustNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
