@@ -45,7 +45,15 @@ type Config struct {
 	Tokens     Tokens     `yaml:"tokens"`
 	NATS       NATS       `yaml:"nats"`
 	Enrollment Enrollment `yaml:"enrollment"`
+	Metrics    Metrics    `yaml:"metrics"`
 	LogLevel   string     `yaml:"log_level"`
+}
+
+// Metrics configures Prometheus /metrics. On the API port it always needs
+// the permission HVS:metrics:retrieve:*; Listen (e.g. 127.0.0.1:9464) also
+// serves it without a token on its own plain-HTTP listener.
+type Metrics struct {
+	Listen string `yaml:"listen"`
 }
 
 // Enrollment configures how trust agents' attestation keys are enrolled.
@@ -71,6 +79,8 @@ type Tokens struct {
 	Issuer   string        `yaml:"issuer"`
 	Audience string        `yaml:"audience"`
 	Validity time.Duration `yaml:"validity"`
+	// Leeway is the clock skew allowed past exp (and before nbf).
+	Leeway time.Duration `yaml:"leeway"`
 }
 
 // NATS configures the bus.
@@ -90,7 +100,7 @@ func defaultConfig() Config {
 		ServerName: "localhost",
 		IPs:        []string{"127.0.0.1"},
 		Admin:      Admin{Username: "admin"},
-		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour},
+		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
 		NATS:       NATS{Listen: ":4222"},
 		LogLevel:   "info",
 	}
@@ -146,6 +156,14 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Tokens.Validity = d
 	}
+	if v := getenv("TC_TOKEN_LEEWAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TC_TOKEN_LEEWAY: %w", err))
+		}
+		cfg.Tokens.Leeway = d
+	}
+	str("TC_METRICS_LISTEN", &cfg.Metrics.Listen)
 	str("TC_NATS_LISTEN", &cfg.NATS.Listen)
 	str("TC_NATS_URL", &cfg.NATS.URL)
 	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
@@ -180,6 +198,14 @@ func (c Config) validate() error {
 	}
 	if c.Tokens.Validity <= 0 || c.Tokens.Validity > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("tokens.validity %s: want more than 0 and at most 24h", c.Tokens.Validity))
+	}
+	if c.Tokens.Leeway <= 0 || c.Tokens.Leeway > time.Minute {
+		errs = append(errs, fmt.Errorf("tokens.leeway %s: want more than 0 and at most 1m", c.Tokens.Leeway))
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
+		}
 	}
 	if c.NATS.URL == "" {
 		if _, port, err := net.SplitHostPort(c.NATS.Listen); err != nil {

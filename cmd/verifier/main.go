@@ -111,7 +111,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		}
 	}
 	a := aas.DefaultConfig()
-	a.Issuer, a.Audience, a.TokenValidity = c.Tokens.Issuer, c.Tokens.Audience, c.Tokens.Validity
+	a.Issuer, a.Audience, a.TokenValidity, a.Leeway = c.Tokens.Issuer, c.Tokens.Audience, c.Tokens.Validity, c.Tokens.Leeway
 	a.AdminUsername = c.Admin.Username
 	a.AdminPasswordFile = c.Admin.PasswordFile
 	a.AdminPassword = getenv("TC_ADMIN_PASSWORD")
@@ -134,6 +134,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		},
 		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
 		NATS:       verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
+		Metrics:    verifier.MetricsConfig{Listen: c.Metrics.Listen},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
 	}
 	if k := getenv("TC_PREVIOUS_KEY_ENCRYPTION_KEY"); k != "" {

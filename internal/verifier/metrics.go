@@ -1,6 +1,10 @@
 package verifier
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -11,8 +15,27 @@ import (
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
+// MetricsConfig says where the verifier's Prometheus metrics are served.
+//
+// On the HTTPS API port GET /metrics always needs a token with the
+// permission HVS:metrics:retrieve:* (the counts of trusted and untrusted
+// hosts are not for anyone who can reach the port). Listen, when set, also
+// serves GET /metrics (and /healthz) without a token on its own plain-HTTP
+// listener, for a Prometheus scraper on loopback or a trusted pod network:
+// for example 127.0.0.1:9464, or :9464 in a pod behind a NetworkPolicy.
+type MetricsConfig struct {
+	Listen string
+}
+
+// The permission /metrics needs on the API port.
+const (
+	metricsService = "HVS"
+	metricsRule    = "metrics:retrieve:*"
+)
+
 // metrics are the verifier's Prometheus metrics, served on /metrics.
 type metrics struct {
+	ln       net.Listener // the metrics listener, nil without MetricsConfig.Listen
 	reg      *prometheus.Registry
 	reports  *prometheus.CounterVec
 	parts    *prometheus.CounterVec
@@ -68,4 +91,53 @@ func result(trusted bool) string {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// listenMetrics binds the metrics listener when one is configured.
+func (v *Verifier) listenMetrics(ctx context.Context) error {
+	if v.cfg.Metrics.Listen == "" || v.metrics.ln != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", v.cfg.Metrics.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", v.cfg.Metrics.Listen, err)
+	}
+	v.metrics.ln = ln
+	return nil
+}
+
+// MetricsAddr returns the address of the metrics listener, or "" without one.
+func (v *Verifier) MetricsAddr() string {
+	if v.metrics == nil || v.metrics.ln == nil {
+		return ""
+	}
+	return v.metrics.ln.Addr().String()
+}
+
+// serveMetrics serves GET /metrics and GET /healthz, and nothing else, on
+// the metrics listener until ctx ends.
+func (v *Verifier) serveMetrics(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", v.metrics.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(v.metrics.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx) //nolint:contextcheck // shutdown must outlive the cancelled ctx
+		return nil
+	}
 }

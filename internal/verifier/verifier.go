@@ -56,6 +56,8 @@ type Config struct {
 	Enrollment enroll.Config
 	// HVS tunes host verification (PCRs, banks, report validity, workers).
 	HVS hvs.Config
+	// Metrics says where Prometheus /metrics is served (metrics.go).
+	Metrics MetricsConfig
 }
 
 // NATSConfig selects the embedded NATS server or an external one.
@@ -162,7 +164,7 @@ func (v *Verifier) build(ctx context.Context) error {
 		conns = v.nats.NumClients
 	}
 	v.metrics = newMetrics(conns)
-	v.mux.Handle("GET /metrics", v.metrics.handler())
+	v.mux.Handle("GET /metrics", v.require(metricsService, metricsRule)(v.metrics.handler()))
 	return nil
 }
 
@@ -237,7 +239,7 @@ func (v *Verifier) Listen(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", v.cfg.Listen, err)
 	}
 	v.ln = ln
-	return nil
+	return v.listenMetrics(ctx)
 }
 
 // Run serves until ctx ends or a part fails; then everything stops.
@@ -288,6 +290,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 	svc.Register(v.mux, v.require)
 	start("hvs", svc.Run)
 	start("https", v.serveHTTP)
+	if v.metrics.ln != nil {
+		start("metrics", v.serveMetrics)
+	}
 	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
 	close(v.ready)
 	var first error

@@ -292,7 +292,7 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	if !trusted() {
 		t.Fatal("first report of a freshly baselined node is not trusted")
 	}
-	if status, body := h.do(t, "GET", "/metrics", "", "", nil); status != http.StatusOK || !strings.Contains(string(body), `tc_hvs_reports_total{host_status="CONNECTED",result="trusted"} 1`) || !strings.Contains(string(body), "tc_nats_connections") {
+	if status, body := h.do(t, "GET", "/metrics", admin, "", nil); status != http.StatusOK || !strings.Contains(string(body), `tc_hvs_reports_total{host_status="CONNECTED",result="trusted"} 1`) || !strings.Contains(string(body), "tc_nats_connections") {
 		t.Fatalf("metrics: %d\n%s", status, body)
 	}
 	// A file measured into PCR 10 and shown in the IMA log, but not in the golden IMA flavor.

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokenLeewayDefaultsToFiveSecondsAndReachesTheAAS(t *testing.T) {
+	cfg, err := loadConfig("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tokens.Leeway != 5*time.Second {
+		t.Fatalf("default tokens.leeway %s, want 5s", cfg.Tokens.Leeway)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vcfg.AAS.Leeway != 5*time.Second {
+		t.Fatalf("the AAS gets leeway %s, want 5s", vcfg.AAS.Leeway)
+	}
+}
+
+func TestTokenLeewayAndMetricsListenAreConfigurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verifier.yaml")
+	if err := os.WriteFile(path, []byte("tokens:\n  leeway: 2s\nmetrics:\n  listen: 127.0.0.1:9464\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tokens.Leeway != 2*time.Second || cfg.Metrics.Listen != "127.0.0.1:9464" {
+		t.Fatalf("file: leeway %s, metrics.listen %q", cfg.Tokens.Leeway, cfg.Metrics.Listen)
+	}
+	cfg, err = loadConfig(path, env(map[string]string{"TC_TOKEN_LEEWAY": "1s", "TC_METRICS_LISTEN": ":9465"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tokens.Leeway != time.Second || cfg.Metrics.Listen != ":9465" {
+		t.Fatalf("env: leeway %s, metrics.listen %q", cfg.Tokens.Leeway, cfg.Metrics.Listen)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vcfg.AAS.Leeway != time.Second || vcfg.Metrics.Listen != ":9465" {
+		t.Fatalf("verifier config: leeway %s, metrics %+v", vcfg.AAS.Leeway, vcfg.Metrics)
+	}
+}
+
+func TestTokenLeewayAndMetricsListenAreValidated(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(*Config)
+		wantIn string
+	}{
+		{"a leeway of two minutes is refused", func(c *Config) { c.Tokens.Leeway = 2 * time.Minute }, "tokens.leeway"},
+		{"a negative leeway is refused", func(c *Config) { c.Tokens.Leeway = -time.Second }, "tokens.leeway"},
+		{"a metrics address without a port is refused", func(c *Config) { c.Metrics.Listen = "localhost" }, "metrics.listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			tt.edit(&cfg)
+			if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), tt.wantIn) {
+				t.Fatalf("validate = %v, want an error naming %s", err, tt.wantIn)
+			}
+		})
+	}
+}
