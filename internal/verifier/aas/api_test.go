@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
@@ -80,12 +81,12 @@ func TestUsersAndRolesRoundTrip(t *testing.T) {
 		}
 		return rec
 	}
-	user := decode[UserResponse](t, do("POST", "/aas/v1/users", `{"username":"carol","password":"carol's long password"}`, 201))
-	role := decode[RoleResponse](t, do("POST", "/aas/v1/roles", `{"service":"HVS","name":"Reader","context":"","permissions":["reports:search:*","hosts:retrieve:*"]}`, 201))
-	if got := decode[[]UserResponse](t, do("GET", "/aas/v1/users?name=carol", "", 200)); len(got) != 1 || got[0].ID != user.ID {
+	user := decode[restapi.User](t, do("POST", "/aas/v1/users", `{"username":"carol","password":"carol's long password"}`, 201))
+	role := decode[restapi.Role](t, do("POST", "/aas/v1/roles", `{"service":"HVS","name":"Reader","context":"","permissions":["reports:search:*","hosts:retrieve:*"]}`, 201))
+	if got := decode[[]restapi.User](t, do("GET", "/aas/v1/users?name=carol", "", 200)); len(got) != 1 || got[0].ID != user.ID {
 		t.Fatalf("search by name: %+v", got)
 	}
-	if got := decode[[]UserResponse](t, do("GET", "/aas/v1/users?name=nobody", "", 200)); len(got) != 0 {
+	if got := decode[[]restapi.User](t, do("GET", "/aas/v1/users?name=nobody", "", 200)); len(got) != 0 {
 		t.Fatalf("search for an unknown name: %+v", got)
 	}
 	do("POST", "/aas/v1/users/"+user.ID+"/roles", `{"role_ids":["`+role.ID+`"]}`, 204)

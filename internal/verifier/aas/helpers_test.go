@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
@@ -39,7 +40,7 @@ func (f *fixture) do(t testing.TB, r request) *httptest.ResponseRecorder {
 
 func (f *fixture) login(t testing.TB, user, pw string) *httptest.ResponseRecorder {
 	t.Helper()
-	b, err := json.Marshal(tokenRequest{Username: user, Password: pw})
+	b, err := json.Marshal(restapi.TokenRequest{Username: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/api"
-	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
 // Route is one endpoint of the AAS and the permission it needs, written
@@ -85,64 +85,8 @@ func (a *AAS) handler(h func(*AAS, http.ResponseWriter, *http.Request) error) ht
 
 const smallBody = 8 << 10
 
-// Wire shapes.
-type (
-	tokenRequest struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	userRequest struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	passwordRequest struct {
-		Password string `json:"password"`
-	}
-	// UserResponse is a user as the API shows it: never the password hash.
-	UserResponse struct {
-		ID          string     `json:"id"`
-		Username    string     `json:"username"`
-		CreatedAt   time.Time  `json:"created_at"`
-		LockedUntil *time.Time `json:"locked_until,omitempty"`
-	}
-	roleRequest struct {
-		Service     string   `json:"service"`
-		Name        string   `json:"name"`
-		Context     string   `json:"context"`
-		Permissions []string `json:"permissions"`
-	}
-	// RoleResponse is a role as the API shows it.
-	RoleResponse struct {
-		ID          string    `json:"id"`
-		Service     string    `json:"service"`
-		Name        string    `json:"name"`
-		Context     string    `json:"context,omitempty"`
-		Permissions []string  `json:"permissions"`
-		CreatedAt   time.Time `json:"created_at"`
-	}
-	permissionsRequest struct {
-		Permissions []string `json:"permissions"`
-	}
-	userRolesRequest struct {
-		RoleIDs []string `json:"role_ids"`
-	}
-	customClaimsRequest struct {
-		Subject         string       `json:"subject"`
-		ValiditySeconds int64        `json:"validity_seconds"`
-		Claims          customClaims `json:"claims"`
-	}
-	customClaims struct {
-		Roles       []auth.Role       `json:"roles"`
-		Permissions []auth.Permission `json:"permissions"`
-	}
-	credentialsRequest struct {
-		Type       string            `json:"type"`
-		Parameters map[string]string `json:"parameters"`
-	}
-)
-
-func (a *AAS) userResponse(u User) UserResponse {
-	out := UserResponse{ID: u.ID, Username: u.Name, CreatedAt: u.CreatedAt.UTC()}
+func (a *AAS) userResponse(u User) restapi.User {
+	out := restapi.User{ID: u.ID, Username: u.Name, CreatedAt: u.CreatedAt.UTC()}
 	if a.now().Before(u.LockedUntil) {
 		t := u.LockedUntil.UTC()
 		out.LockedUntil = &t
@@ -150,12 +94,12 @@ func (a *AAS) userResponse(u User) UserResponse {
 	return out
 }
 
-func roleResponse(r Role) RoleResponse {
+func roleResponse(r Role) restapi.Role {
 	p := r.Permissions
 	if p == nil {
 		p = []string{}
 	}
-	return RoleResponse{ID: r.ID, Service: r.Service, Name: r.Name, Context: r.Context, Permissions: p, CreatedAt: r.CreatedAt.UTC()}
+	return restapi.Role{ID: r.ID, Service: r.Service, Name: r.Name, Context: r.Context, Permissions: p, CreatedAt: r.CreatedAt.UTC()}
 }
 
 func badRequest(err error) error { return api.Wrap(api.KindBadRequest, err, err.Error()) }
@@ -168,7 +112,7 @@ func writeToken(w http.ResponseWriter, tok string) {
 }
 
 func (a *AAS) handleToken(w http.ResponseWriter, r *http.Request) error {
-	var req tokenRequest
+	var req restapi.TokenRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
 		return err
 	}
@@ -200,7 +144,7 @@ func (a *AAS) handleJWKS(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *AAS) handleCustomClaimsToken(w http.ResponseWriter, r *http.Request) error {
-	var req customClaimsRequest
+	var req restapi.CustomClaimsRequest
 	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
@@ -208,22 +152,22 @@ func (a *AAS) handleCustomClaimsToken(w http.ResponseWriter, r *http.Request) er
 }
 
 func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
-	var req credentialsRequest
+	var req restapi.CredentialsRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
 		return err
 	}
 	var creds []byte
 	var err error
 	switch req.Type {
-	case "TA":
-		host := req.Parameters["host-id"]
+	case restapi.CredentialsAgent:
+		host := req.Parameters[restapi.ParamHostID]
 		if err := checkHostID(host); err != nil {
 			return badRequest(err)
 		}
 		creds, err = a.creds.AgentCredentials(host, a.cfg.CredentialValidity)
-	case "HVS":
+	case restapi.CredentialsHVS:
 		creds, err = a.creds.ServiceCredentials("HVS", a.cfg.CredentialValidity)
-	case "AM":
+	case restapi.CredentialsManager:
 		creds, err = a.creds.ManagerCredentials("attestation-manager", a.cfg.CredentialValidity)
 	default:
 		return api.Errorf(api.KindBadRequest, "type must be TA, HVS or AM (attestation manager), got %q", req.Type)
@@ -239,7 +183,7 @@ func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
+	var req restapi.UserRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
 		return err
 	}
@@ -266,7 +210,7 @@ func (a *AAS) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleListUsers(w http.ResponseWriter, r *http.Request) error {
-	out := []UserResponse{}
+	out := []restapi.User{}
 	if name := r.URL.Query().Get("name"); name != "" {
 		u, err := a.store.UserByName(r.Context(), name)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -300,7 +244,7 @@ func (a *AAS) handleGetUser(w http.ResponseWriter, r *http.Request) error {
 
 // handleUpdateUser sets a new password; it also lifts a lockout.
 func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
-	var req passwordRequest
+	var req restapi.PasswordRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
 		return err
 	}
@@ -339,7 +283,7 @@ func (a *AAS) handleDeleteUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleCreateRole(w http.ResponseWriter, r *http.Request) error {
-	var req roleRequest
+	var req restapi.RoleRequest
 	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
@@ -374,7 +318,7 @@ func (a *AAS) handleListRoles(w http.ResponseWriter, r *http.Request) error {
 		return storeErr(err, "list roles")
 	}
 	q := r.URL.Query()
-	out := []RoleResponse{}
+	out := []restapi.Role{}
 	for _, rl := range roles {
 		if (q.Has("service") && rl.Service != q.Get("service")) || (q.Has("name") && rl.Name != q.Get("name")) ||
 			(q.Has("context") && rl.Context != q.Get("context")) {
@@ -405,7 +349,7 @@ func (a *AAS) handleDeleteRole(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) error {
-	var req permissionsRequest
+	var req restapi.PermissionsRequest
 	if err := api.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
@@ -429,7 +373,7 @@ func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) e
 }
 
 func (a *AAS) handleAddUserRoles(w http.ResponseWriter, r *http.Request) error {
-	var req userRolesRequest
+	var req restapi.UserRolesRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
 		return err
 	}
@@ -457,7 +401,7 @@ func (a *AAS) handleUserRoles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]RoleResponse, 0, len(roles))
+	out := make([]restapi.Role, 0, len(roles))
 	for _, rl := range roles {
 		out = append(out, roleResponse(rl))
 	}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 // validRequest builds, for each route, a request that succeeds with the
@@ -11,7 +13,7 @@ import (
 var validRequest = map[string]func(t *testing.T, f *fixture) request{
 	"POST /aas/v1/token": func(t *testing.T, f *fixture) request {
 		return request{path: "/aas/v1/token", contentType: "application/json",
-			body: mustJSON(t, tokenRequest{Username: "admin", Password: adminPassword})}
+			body: mustJSON(t, restapi.TokenRequest{Username: "admin", Password: adminPassword})}
 	},
 	"GET /aas/v1/jwt-certificates": func(*testing.T, *fixture) request { return request{path: "/aas/v1/jwt-certificates"} },
 	"GET /aas/v1/jwks":             func(*testing.T, *fixture) request { return request{path: "/aas/v1/jwks"} },

@@ -12,9 +12,10 @@ import (
 	"time"
 	"unicode"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/api"
-	"trustedcompute.io/tc/internal/verifier/bus"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -118,31 +119,6 @@ func apiError(err error) error {
 
 // ---- hosts
 
-// Host is the API view of a host.
-type Host struct {
-	ID               string     `json:"id"`
-	HostName         string     `json:"host_name"`
-	ConnectionString string     `json:"connection_string"`
-	Description      string     `json:"description"`
-	HardwareUUID     string     `json:"hardware_uuid,omitempty"`
-	FlavorGroupNames []string   `json:"flavorgroup_names"`
-	Status           string     `json:"status"`
-	LastConnected    *time.Time `json:"last_connected,omitempty"`
-	ResetCount       *uint32    `json:"reset_count,omitempty"`
-	RebootedAt       *time.Time `json:"rebooted_at,omitempty"`
-	Created          time.Time  `json:"created"`
-	// EnrollmentError says why the AK could not be enrolled on create.
-	EnrollmentError string `json:"enrollment_error,omitempty"`
-}
-
-// HostRequest is the body of POST and PUT /hvs/v2/hosts.
-type HostRequest struct {
-	HostName         string   `json:"host_name"`
-	ConnectionString string   `json:"connection_string"`
-	Description      string   `json:"description"`
-	FlavorGroupNames []string `json:"flavorgroup_names"`
-}
-
 const (
 	maxHostName    = 255
 	maxDescription = 1024
@@ -165,7 +141,7 @@ func printable(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
 }
 
-func (in HostRequest) check() error {
+func checkHost(in restapi.HostRequest) error {
 	if in.HostName == "" || len(in.HostName) > maxHostName || !printable(in.HostName) {
 		return inputErrorf("host_name must be 1 to %d printable characters", maxHostName)
 	}
@@ -195,8 +171,8 @@ func (s *Service) groupNames(r *http.Request) (map[string]string, error) {
 	return m, nil
 }
 
-func hostView(h store.Host, names map[string]string) Host {
-	v := Host{ID: h.ID, HostName: h.Name, ConnectionString: h.ConnectionString, Description: h.Description,
+func hostView(h store.Host, names map[string]string) restapi.Host {
+	v := restapi.Host{ID: h.ID, HostName: h.Name, ConnectionString: h.ConnectionString, Description: h.Description,
 		HardwareUUID: h.HardwareUUID, FlavorGroupNames: []string{}, Status: h.Status,
 		LastConnected: ptrTime(h.LastConnected), RebootedAt: ptrTime(h.Boot.RebootedAt), Created: h.CreatedAt}
 	for _, id := range h.FlavorGroupIDs {
@@ -210,11 +186,11 @@ func hostView(h store.Host, names map[string]string) Host {
 }
 
 func (s *Service) createHost(w http.ResponseWriter, r *http.Request) error {
-	var in HostRequest
+	var in restapi.HostRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
 		return err
 	}
-	if err := in.check(); err != nil {
+	if err := checkHost(in); err != nil {
 		return err
 	}
 	id, err := ParseConnectionString(in.ConnectionString)
@@ -288,9 +264,7 @@ func (s *Service) searchHosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Hosts []Host `json:"hosts"`
-	}{Hosts: []Host{}}
+	out := restapi.HostList{Hosts: []restapi.Host{}}
 	for _, h := range hs {
 		out.Hosts = append(out.Hosts, hostView(h, names))
 	}
@@ -317,11 +291,11 @@ func (s *Service) updateHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in HostRequest
+	var in restapi.HostRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
 		return err
 	}
-	if err := in.check(); err != nil {
+	if err := checkHost(in); err != nil {
 		return err
 	}
 	if in.ConnectionString != "" {
@@ -352,15 +326,6 @@ func (s *Service) deleteHost(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// HostStatus is one entry of GET /hvs/v2/host-status.
-type HostStatus struct {
-	HostID        string     `json:"host_id"`
-	HostName      string     `json:"host_name"`
-	Status        string     `json:"status"`
-	StatusAt      *time.Time `json:"status_at,omitempty"`
-	LastConnected *time.Time `json:"last_connected,omitempty"`
-}
-
 func (s *Service) hostStatus(w http.ResponseWriter, r *http.Request) error {
 	var hs []store.Host
 	if id := r.URL.Query().Get("hostId"); id != "" {
@@ -375,24 +340,17 @@ func (s *Service) hostStatus(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	out := struct {
-		HostStatus []HostStatus `json:"host_status"`
-	}{HostStatus: []HostStatus{}}
+	out := restapi.HostStatusList{HostStatus: []restapi.HostStatus{}}
 	for _, h := range hs {
-		out.HostStatus = append(out.HostStatus, HostStatus{HostID: h.ID, HostName: h.Name, Status: h.Status,
+		out.HostStatus = append(out.HostStatus, restapi.HostStatus{HostID: h.ID, HostName: h.Name, Status: h.Status,
 			StatusAt: ptrTime(h.StatusAt), LastConnected: ptrTime(h.LastConnected)})
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// RebaselineRequest is the optional body of POST /hvs/v2/hosts/{id}/rebaseline.
-type RebaselineRequest struct {
-	PartialFlavorTypes []flavor.Part `json:"partial_flavor_types,omitempty"`
-}
-
 func (s *Service) rebaseline(w http.ResponseWriter, r *http.Request) error {
-	var in RebaselineRequest
+	var in restapi.RebaselineRequest
 	if r.ContentLength != 0 {
 		if err := api.DecodeJSON(w, r, &in, 0); err != nil {
 			return err
@@ -408,20 +366,8 @@ func (s *Service) rebaseline(w http.ResponseWriter, r *http.Request) error {
 
 // ---- flavors
 
-// FlavorRequest is the body of POST /hvs/v2/flavors: a live host
-// (connection_string or host_id, with partial_flavor_types), or flavor
-// content to sign, or signed flavors to check and store.
-type FlavorRequest struct {
-	ConnectionString       string                         `json:"connection_string,omitempty"`
-	HostID                 string                         `json:"host_id,omitempty"`
-	PartialFlavorTypes     []flavor.Part                  `json:"partial_flavor_types,omitempty"`
-	FlavorGroupNames       []string                       `json:"flavorgroup_names,omitempty"`
-	FlavorCollection       *flavor.FlavorCollection       `json:"flavor_collection,omitempty"`
-	SignedFlavorCollection *flavor.SignedFlavorCollection `json:"signed_flavor_collection,omitempty"`
-}
-
 func (s *Service) createFlavors(w http.ResponseWriter, r *http.Request) error {
-	var in FlavorRequest
+	var in restapi.FlavorRequest
 	if err := api.DecodeJSON(w, r, &in, flavor.MaxCollectionSize); err != nil {
 		return err
 	}
@@ -551,9 +497,7 @@ func (s *Service) searchGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Groups []flavor.Group `json:"flavorgroups"`
-	}{Groups: []flavor.Group{}}
+	out := restapi.FlavorGroupList{Groups: []flavor.Group{}}
 	name := r.URL.Query().Get("nameEqualTo")
 	for _, rec := range recs {
 		if name != "" && rec.Name != name {
@@ -629,26 +573,13 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 
 // ---- reports
 
-// ReportRequest is the body of POST /hvs/v2/reports: exactly one of the fields.
-type ReportRequest struct {
-	HostName     string `json:"host_name,omitempty"`
-	HostID       string `json:"host_id,omitempty"`
-	HardwareUUID string `json:"hardware_uuid,omitempty"`
-}
-
 // Report listing limits.
 const (
 	defaultReportLimit = 100
 	maxReportLimit     = 1000
 )
 
-// Media types of a report.
-const (
-	MediaEAR = "application/eat+jwt"
-	MediaJWS = "application/jose"
-)
-
-func (s *Service) resolveHost(r *http.Request, in ReportRequest) (store.Host, error) {
+func (s *Service) resolveHost(r *http.Request, in restapi.ReportRequest) (store.Host, error) {
 	set := 0
 	for _, v := range []string{in.HostName, in.HostID, in.HardwareUUID} {
 		if v != "" {
@@ -682,7 +613,7 @@ func (s *Service) resolveHost(r *http.Request, in ReportRequest) (store.Host, er
 }
 
 func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
-	var in ReportRequest
+	var in restapi.ReportRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
 		return err
 	}
@@ -698,7 +629,7 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Enqueue(h.ID); err != nil {
 			return err
 		}
-		api.WriteJSON(w, http.StatusAccepted, map[string]string{"host_id": h.ID, "status": report.StatusQueue})
+		api.WriteJSON(w, http.StatusAccepted, restapi.ReportQueued{HostID: h.ID, Status: report.StatusQueue})
 		return nil
 	}
 	rep, err := s.CreateReport(r.Context(), h.ID)
@@ -708,13 +639,6 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/hvs/v2/reports/"+rep.ID)
 	api.WriteJSON(w, http.StatusCreated, rep)
 	return nil
-}
-
-// ReportList is the body of GET /hvs/v2/reports. NextAfterID, when set, is
-// the afterId of the next page.
-type ReportList struct {
-	Reports     []json.RawMessage `json:"reports"`
-	NextAfterID string            `json:"next_after_id,omitempty"`
 }
 
 func (s *Service) searchReports(w http.ResponseWriter, r *http.Request) error {
@@ -747,7 +671,7 @@ func (s *Service) searchReports(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := ReportList{Reports: []json.RawMessage{}}
+	out := restapi.ReportList{Reports: []json.RawMessage{}}
 	for _, rep := range rs {
 		out.Reports = append(out.Reports, rep.JSON)
 	}
@@ -774,9 +698,9 @@ func reportFormat(r *http.Request) (string, error) {
 			continue
 		}
 		switch strings.ToLower(mt) {
-		case MediaEAR:
+		case restapi.MediaEAR:
 			return "ear", nil
-		case MediaJWS:
+		case restapi.MediaJWS:
 			return "jws", nil
 		case "application/json":
 			return "json", nil
@@ -796,7 +720,7 @@ func (s *Service) getReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch format {
 	case "jws":
-		writeToken(w, MediaJWS, rec.JWS)
+		writeToken(w, restapi.MediaJWS, rec.JWS)
 		return nil
 	case "ear":
 		var rep report.Report
@@ -811,7 +735,7 @@ func (s *Service) getReport(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeToken(w, MediaEAR, token)
+		writeToken(w, restapi.MediaEAR, token)
 		return nil
 	}
 	api.WriteJSON(w, http.StatusOK, json.RawMessage(rec.JSON))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -107,7 +108,7 @@ func TestHostRoutes(t *testing.T) {
 	if w.Code != http.StatusCreated {
 		t.Fatalf("create host = %d %s", w.Code, w.Body)
 	}
-	h := decode[Host](t, w)
+	h := decode[restapi.Host](t, w)
 	if h.ID != "edge-1" || h.Status != report.StatusConnected || h.EnrollmentError != "" || !slices.Equal(h.FlavorGroupNames, []string{"automatic"}) {
 		t.Errorf("created host %+v", h)
 	}
@@ -120,7 +121,7 @@ func TestHostRoutes(t *testing.T) {
 	if w.Code != http.StatusCreated {
 		t.Fatalf("create host with a failing enrollment = %d %s", w.Code, w.Body)
 	}
-	if h := decode[Host](t, w); h.Status != report.StatusAIKNotProvisioned || !strings.Contains(h.EnrollmentError, "untrusted") {
+	if h := decode[restapi.Host](t, w); h.Status != report.StatusAIKNotProvisioned || !strings.Contains(h.EnrollmentError, "untrusted") {
 		t.Errorf("host with a failed enrollment: %+v", h)
 	}
 
@@ -159,7 +160,7 @@ func TestHostRoutes(t *testing.T) {
 	for _, s := range searches {
 		w := do(t, mux, "GET", "/hvs/v2/hosts"+s.query, "")
 		var ids []string
-		for _, h := range decode[struct{ Hosts []Host }](t, w).Hosts {
+		for _, h := range decode[restapi.HostList](t, w).Hosts {
 			ids = append(ids, h.ID)
 		}
 		if !slices.Equal(ids, s.want) {
@@ -171,7 +172,7 @@ func TestHostRoutes(t *testing.T) {
 	}
 
 	w = do(t, mux, "PUT", "/hvs/v2/hosts/edge-1", `{"host_name":"edge-1b","description":"moved","flavorgroup_names":["automatic","host_unique"]}`)
-	if h := decode[Host](t, w); w.Code != http.StatusOK || h.HostName != "edge-1b" || len(h.FlavorGroupNames) != 2 {
+	if h := decode[restapi.Host](t, w); w.Code != http.StatusOK || h.HostName != "edge-1b" || len(h.FlavorGroupNames) != 2 {
 		t.Errorf("update host = %d %+v", w.Code, h)
 	}
 	if w := do(t, mux, "PUT", "/hvs/v2/hosts/edge-1", hostBody("edge-1", "nats://edge-2")); w.Code != http.StatusBadRequest {
@@ -188,12 +189,12 @@ func TestHostRoutes(t *testing.T) {
 	}
 	w = do(t, mux, "GET", "/hvs/v2/host-status?hostId=edge-1", "")
 	st := decode[struct {
-		HostStatus []HostStatus `json:"host_status"`
+		HostStatus []restapi.HostStatus `json:"host_status"`
 	}](t, w).HostStatus
 	if len(st) != 1 || st[0].Status != report.StatusConnected || st[0].LastConnected == nil {
 		t.Errorf("host-status = %+v", st)
 	}
-	if w := do(t, mux, "GET", "/hvs/v2/hosts?hostHardwareId="+n.uuid, ""); len(decode[struct{ Hosts []Host }](t, w).Hosts) != 1 {
+	if w := do(t, mux, "GET", "/hvs/v2/hosts?hostHardwareId="+n.uuid, ""); len(decode[restapi.HostList](t, w).Hosts) != 1 {
 		t.Errorf("search by hardware uuid after a report: %s", w.Body)
 	}
 	if w := do(t, mux, "GET", "/hvs/v2/host-status?hostId=nope", ""); w.Code != http.StatusNotFound {
@@ -250,7 +251,7 @@ func TestReportRoutes(t *testing.T) {
 			if next != "" {
 				q += "&afterId=" + next
 			}
-			l := decode[ReportList](t, do(t, mux, "GET", q, ""))
+			l := decode[restapi.ReportList](t, do(t, mux, "GET", q, ""))
 			for _, raw := range l.Reports {
 				var r report.Report
 				if err := json.Unmarshal(raw, &r); err != nil {
@@ -267,12 +268,12 @@ func TestReportRoutes(t *testing.T) {
 		}
 	})
 	t.Run("latestPerHost and dates select", func(t *testing.T) {
-		l := decode[ReportList](t, do(t, mux, "GET", "/hvs/v2/reports?latestPerHost=true", ""))
+		l := decode[restapi.ReportList](t, do(t, mux, "GET", "/hvs/v2/reports?latestPerHost=true", ""))
 		if len(l.Reports) != 1 || !strings.Contains(string(l.Reports[0]), ids[0]) {
 			t.Errorf("latestPerHost = %d reports", len(l.Reports))
 		}
 		future := e.clock.Now().Add(time.Hour).Format(time.RFC3339Nano)
-		l = decode[ReportList](t, do(t, mux, "GET", "/hvs/v2/reports?fromDate="+future, ""))
+		l = decode[restapi.ReportList](t, do(t, mux, "GET", "/hvs/v2/reports?fromDate="+future, ""))
 		if len(l.Reports) != 0 {
 			t.Errorf("reports from the future: %d", len(l.Reports))
 		}
@@ -287,15 +288,15 @@ func TestReportRoutes(t *testing.T) {
 		if r := decode[report.Report](t, do(t, mux, "GET", path, "")); r.ID != ids[0] {
 			t.Errorf("JSON report id %s", r.ID)
 		}
-		w := do(t, mux, "GET", path, "", "Accept", MediaJWS)
-		if w.Header().Get("Content-Type") != MediaJWS || strings.Count(w.Body.String(), ".") != 2 {
+		w := do(t, mux, "GET", path, "", "Accept", restapi.MediaJWS)
+		if w.Header().Get("Content-Type") != restapi.MediaJWS || strings.Count(w.Body.String(), ".") != 2 {
 			t.Errorf("JWS = %s %q", w.Header().Get("Content-Type"), w.Body)
 		}
 		for _, w := range []*httptest.ResponseRecorder{
-			do(t, mux, "GET", path, "", "Accept", MediaEAR),
+			do(t, mux, "GET", path, "", "Accept", restapi.MediaEAR),
 			do(t, mux, "GET", path+"?format=ear", ""),
 		} {
-			if w.Code != http.StatusOK || w.Header().Get("Content-Type") != MediaEAR || strings.Count(w.Body.String(), ".") != 2 {
+			if w.Code != http.StatusOK || w.Header().Get("Content-Type") != restapi.MediaEAR || strings.Count(w.Body.String(), ".") != 2 {
 				t.Errorf("EAR = %d %s %q", w.Code, w.Header().Get("Content-Type"), w.Body)
 			}
 		}

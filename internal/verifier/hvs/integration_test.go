@@ -24,15 +24,17 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
-	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/busserver"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -256,7 +258,7 @@ func watchReports(t *testing.T, b *agentclienttest.Bus) *reportWatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.ConnectInProcess(b.Server, creds, "manager", discard)
+	nc, err := busserver.ConnectInProcess(b.Server, creds, "manager", discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +355,7 @@ func runIntegration(t *testing.T, dsn string) {
 
 	n := startRealNode(t, b, "edge-1", "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a00", tpmtest.NewWithEKCert(t))
 	w := do(t, mux, "POST", "/hvs/v2/hosts", `{"host_name":"edge-1","connection_string":"intel:nats://edge-1","flavorgroup_names":["automatic"]}`)
-	if h := decode[Host](t, w); w.Code != http.StatusCreated || h.Status != report.StatusConnected {
+	if h := decode[restapi.Host](t, w); w.Code != http.StatusCreated || h.Status != report.StatusConnected {
 		t.Fatalf("register host = %d %s", w.Code, w.Body)
 	}
 	if _, err := enroller.VerifyAK(ctx, "edge-1"); err != nil {
@@ -461,7 +463,7 @@ func runIntegration(t *testing.T, dsn string) {
 		if rebooted != 1 {
 			t.Errorf("%d of %d reports since the reboot say rebooted, want 1", rebooted, len(since))
 		}
-		h := decode[Host](t, do(t, mux, "GET", "/hvs/v2/hosts/edge-1", ""))
+		h := decode[restapi.Host](t, do(t, mux, "GET", "/hvs/v2/hosts/edge-1", ""))
 		if h.ResetCount == nil || *h.ResetCount != r.ResetCount || h.RebootedAt == nil {
 			t.Errorf("host after the reboot: %+v", h)
 		}
@@ -496,7 +498,7 @@ func runIntegration(t *testing.T, dsn string) {
 	t.Run("a host whose AK is not enrolled gets AikCertificateTrusted", func(t *testing.T) {
 		startRealNode(t, b, "edge-2", "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a02", tpmtest.New(t)) // no EK certificate
 		w := do(t, mux, "POST", "/hvs/v2/hosts", `{"host_name":"edge-2","connection_string":"nats://edge-2"}`)
-		h := decode[Host](t, w)
+		h := decode[restapi.Host](t, w)
 		if w.Code != http.StatusCreated || h.Status != report.StatusAIKNotProvisioned || h.EnrollmentError == "" {
 			t.Fatalf("register a host without an EK certificate = %d %+v", w.Code, h)
 		}
@@ -517,7 +519,7 @@ func runIntegration(t *testing.T, dsn string) {
 			t.Errorf("status %s, want %s", r.HostStatus, report.StatusConnectionFailure)
 		}
 		st := decode[struct {
-			HostStatus []HostStatus `json:"host_status"`
+			HostStatus []restapi.HostStatus `json:"host_status"`
 		}](t, do(t, mux, "GET", "/hvs/v2/host-status?hostId=edge-1", "")).HostStatus
 		if len(st) != 1 || st[0].Status != report.StatusConnectionFailure {
 			t.Errorf("host status %+v", st)
