@@ -31,6 +31,11 @@ type Config struct {
 	Jitter float64 `yaml:"jitter"`
 	// GoldenFlavors is everyBoot, firstBoot or provided.
 	GoldenFlavors string `yaml:"goldenFlavors"`
+	// DiskEncryption is the disk encryption that makes a Verified node
+	// ready: measured (systemd-cryptsetup's volume key measurement replayed
+	// to the quoted PCR 15; the default) or claimed (the agent's word is
+	// enough).
+	DiskEncryption string `yaml:"diskEncryption"`
 	// EvictNamespaces are drained from a node that fails (none: cordon only).
 	EvictNamespaces []string `yaml:"evictNamespaces"`
 	// Concurrency bounds the nodes attested at the same time.
@@ -87,6 +92,7 @@ func defaultConfig() Config {
 		PollDuration:    "60",
 		Jitter:          manager.DefaultJitter,
 		GoldenFlavors:   string(manager.EveryBoot),
+		DiskEncryption:  string(manager.DiskEncryptionMeasured),
 		Concurrency:     manager.DefaultConcurrency,
 		RefreshInterval: manager.DefaultRefreshInterval,
 		Verifier:        Verifier{Username: "attestation-manager", Timeout: 2 * time.Minute},
@@ -97,7 +103,7 @@ func defaultConfig() Config {
 
 // envKeys lists every environment variable the manager reads, in one place.
 var envKeys = []string{
-	"TC_POLL_DURATION", "TC_JITTER", "TC_GOLDEN_FLAVORS", "TC_EVICT_NAMESPACES", "TC_CONCURRENCY",
+	"TC_POLL_DURATION", "TC_JITTER", "TC_GOLDEN_FLAVORS", "TC_DISK_ENCRYPTION", "TC_EVICT_NAMESPACES", "TC_CONCURRENCY",
 	"TC_REFRESH_INTERVAL",
 	"TC_VERIFIER_URL", "TC_AAS_URL", "TC_CMS_URL", cms.EnvRootCAFile, cms.EnvRootSHA384,
 	"TC_AAS_USERNAME", "TC_AAS_PASSWORD_FILE", "TC_VERIFIER_TIMEOUT",
@@ -146,6 +152,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		cfg.Jitter = f
 	}
 	str("TC_GOLDEN_FLAVORS", &cfg.GoldenFlavors)
+	str("TC_DISK_ENCRYPTION", &cfg.DiskEncryption)
 	if v := getenv("TC_EVICT_NAMESPACES"); v != "" {
 		cfg.EvictNamespaces = nil
 		for ns := range strings.SplitSeq(v, ",") {
@@ -196,6 +203,7 @@ func (c Config) managerConfig() (manager.Config, error) {
 		PollDuration:    poll,
 		Jitter:          jitter,
 		GoldenFlavors:   manager.GoldenFlavors(c.GoldenFlavors),
+		DiskEncryption:  manager.DiskEncryptionPolicy(c.DiskEncryption),
 		EvictNamespaces: c.EvictNamespaces,
 		Concurrency:     c.Concurrency,
 		RefreshInterval: c.RefreshInterval,

@@ -55,6 +55,9 @@ type Config struct {
 	// RetryMin is the first wait after the verifier failed; it doubles up to
 	// the poll duration.
 	RetryMin time.Duration
+	// DiskEncryption is the disk encryption that makes a Verified node
+	// ready: DiskEncryptionMeasured (default) or DiskEncryptionClaimed.
+	DiskEncryption DiskEncryptionPolicy
 }
 
 // WithDefaults fills the zero fields.
@@ -79,6 +82,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = DefaultRetryMin
+	}
+	if c.DiskEncryption == "" {
+		c.DiskEncryption = DiskEncryptionMeasured
 	}
 	return c
 }
@@ -105,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMin <= 0 {
 		errs = append(errs, fmt.Errorf("retry min %s: want more than 0", c.RetryMin))
+	}
+	if err := c.DiskEncryption.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, ns := range c.EvictNamespaces {
 		if ns == "" {

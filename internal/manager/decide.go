@@ -61,7 +61,9 @@ type Decision struct {
 //     parts, or the evidence faults when no part failed.
 //  3. Secure Boot could not be read from verified PCR 7 events → Attestation
 //     Failed: Verified needs Secure Boot proven on.
-//  4. Otherwise Verified; Ready only with full-disk encryption.
+//  4. Otherwise Verified; Ready only with full-disk encryption measured
+//     from PCR 15 (Config.Decide also accepts the agent's claim when the
+//     policy is DiskEncryptionClaimed).
 func Decide(r *report.Report) Decision {
 	if r == nil {
 		return Decision{Status: StatusAttestationFailed, Reason: ReasonNoReport, Message: "no trust report"}
@@ -93,13 +95,10 @@ func Decide(r *report.Report) Decision {
 		}
 	}
 	d := Decision{Status: StatusVerified, Reason: ReasonVerified, Message: DetailVerified}
-	if de := r.HostInfo.DiskEncryption; de.Enabled {
+	if ready, why := diskEncryptionReady(r.HostInfo, DiskEncryptionMeasured); ready {
 		d.Ready = true
 	} else {
-		d.Message += "; full-disk encryption absent: not Trusted Compute ready"
-		if de.Reason != "" {
-			d.Message += " (" + de.Reason + ")"
-		}
+		d.Message += "; " + why + ": not Trusted Compute ready"
 	}
 	return d
 }

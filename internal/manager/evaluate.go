@@ -225,7 +225,7 @@ func (m *Manager) needBaseline(ctx context.Context, st *nodeState, id string, re
 // act decides on r and makes the node and the EIM say so.
 func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onboarding bool, log *slog.Logger) error {
 	n := st.node
-	d := Decide(r)
+	d := m.cfg.Decide(r)
 	log = log.With(slog.String(keyReportID, r.ID), slog.String(keyStatus, string(d.Status)))
 	wasFailed := n.Cordoned && (n.Status == cluster.StatusAttestationFailed || n.Status == cluster.StatusSecureBootDisabled)
 	if d.Status == StatusVerified && wasFailed && !onboarding {

@@ -78,6 +78,9 @@ type simHost struct {
 	tampered      bool
 	secureBootOff bool
 	noDiskCrypt   bool
+	// diskCryptClaimed: the agent claims disk encryption that PCR 15 does
+	// not show.
+	diskCryptClaimed bool
 }
 
 // fakeVerifier simulates HVS: registration, flavors, reports.
@@ -192,6 +195,9 @@ func (f *fakeVerifier) appraiseLocked(hostID string) *report.Report {
 	}
 	if h.noDiskCrypt {
 		b.diskEncryption(false)
+	}
+	if h.diskCryptClaimed {
+		b.diskEncryptionClaimed()
 	}
 	r := b.build()
 	f.reports[hostID] = append(f.reports[hostID], r)
@@ -436,7 +442,7 @@ func newReport(hostID string) *reportBuilder {
 		b.r.TrustInformation.FlavorsTrust[p] = flavor.PartTrust{Trust: true, Rules: []flavor.RuleResult{{Trusted: true}}}
 	}
 	b.secureBoot(true)
-	b.r.HostInfo.DiskEncryption.Enabled = true
+	b.diskEncryption(true)
 	return b
 }
 
@@ -478,11 +484,24 @@ func (b *reportBuilder) secureBootUnverified(efivar bool) *reportBuilder {
 	return b
 }
 
+// diskEncryption sets the root file system encrypted, as measured from PCR
+// 15, or not.
 func (b *reportBuilder) diskEncryption(on bool) *reportBuilder {
 	b.r.HostInfo.DiskEncryption.Enabled = on
+	b.r.HostInfo.DiskEncryptionStatus = appraise.DiskEncryptionMeasured
 	if !on {
 		b.r.HostInfo.DiskEncryption.Reason = "root on /dev/sda2 is not dm-crypt"
+		b.r.HostInfo.DiskEncryptionStatus = appraise.DiskEncryptionNone
 	}
+	return b
+}
+
+// diskEncryptionClaimed sets the root file system encrypted by the agent's
+// word only: the verifier found no volume key measurement in PCR 15.
+func (b *reportBuilder) diskEncryptionClaimed() *reportBuilder {
+	b.r.HostInfo.DiskEncryption.Enabled = true
+	b.r.HostInfo.DiskEncryptionStatus = appraise.DiskEncryptionClaimed
+	b.r.HostInfo.DiskEncryptionReason = "the node sent no systemd measure log"
 	return b
 }
 

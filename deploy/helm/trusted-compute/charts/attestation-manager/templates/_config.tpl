@@ -2,6 +2,7 @@
 pollDuration: {{ .Values.pollDuration | quote }}
 jitter: {{ .Values.jitter }}
 goldenFlavors: {{ .Values.goldenFlavors }}
+diskEncryption: {{ .Values.diskEncryption | default "measured" }}
 evictNamespaces: {{ .Values.evictNamespaces | default list | toJson }}
 concurrency: {{ .Values.concurrency }}
 refreshInterval: {{ .Values.refreshInterval }}

@@ -42,6 +42,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (has .Values.goldenFlavors (list "everyBoot" "firstBoot" "provided")) -}}
 {{- fail (printf "attestationManager.goldenFlavors %q: want everyBoot, firstBoot or provided" .Values.goldenFlavors) -}}
 {{- end -}}
+{{- if not (has (.Values.diskEncryption | default "measured") (list "measured" "claimed")) -}}
+{{- fail (printf "attestationManager.diskEncryption %q: want measured or claimed" .Values.diskEncryption) -}}
+{{- end -}}
 {{- if not (kindIs "string" .Values.pollDuration) -}}
 {{- fail (printf "attestationManager.pollDuration must be a string of minutes such as \"60\" (quote it), got %v" .Values.pollDuration) -}}
 {{- end -}}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"trustedcompute.io/tc/internal/manager"
+)
+
+func TestDiskEncryptionPolicyIsConfigured(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		want    manager.DiskEncryptionPolicy
+		wantErr string
+	}{
+		{name: "measured disk encryption is the default", want: manager.DiskEncryptionMeasured},
+		{name: "the file may accept claimed disk encryption", file: "diskEncryption: claimed\n", want: manager.DiskEncryptionClaimed},
+		{name: "TC_DISK_ENCRYPTION overrides the file", file: "diskEncryption: claimed\n",
+			env: map[string]string{"TC_DISK_ENCRYPTION": "measured"}, want: manager.DiskEncryptionMeasured},
+		{name: "an unknown policy is refused", file: "diskEncryption: trusted\n", wantErr: `disk encryption "trusted": want measured or claimed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "config.yaml")
+				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := loadConfig(path, func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			mc, err := cfg.managerConfig()
+			if err == nil {
+				err = mc.Validate()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mc.DiskEncryption != tt.want {
+				t.Fatalf("disk encryption = %q, want %q", mc.DiskEncryption, tt.want)
+			}
+		})
+	}
+}

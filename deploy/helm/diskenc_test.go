@@ -1,0 +1,67 @@
+package helm_test
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// renderedManagerConfig renders the umbrella chart and returns the
+// manager's config.yaml.
+func renderedManagerConfig(t *testing.T, overrides map[string]any) (map[string]any, error) {
+	t.Helper()
+	vals := values(t, "required.yaml")
+	for path, v := range overrides {
+		set(vals, path, v)
+	}
+	objs, err := render(umbrellaChart, "tc", "tc", vals)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ConfigMap" || o.GetName() != "tc-attestation-manager" {
+			continue
+		}
+		data, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
+		var cfg map[string]any
+		if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+			t.Fatalf("parse manager config: %v", err)
+		}
+		return cfg, nil
+	}
+	t.Fatal("no manager ConfigMap rendered")
+	return nil, nil
+}
+
+func TestTheManagerNeedsDiskEncryptionMeasuredUnlessTheValuesSayClaimed(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     map[string]any
+		want    string
+		wantErr string
+	}{
+		{name: "measured by default", want: "measured"},
+		{name: "claimed when the operator accepts the agent's word", set: map[string]any{"attestationManager.diskEncryption": "claimed"}, want: "claimed"},
+		{name: "an unknown policy is refused", set: map[string]any{"attestationManager.diskEncryption": "trusted"},
+			wantErr: `attestationManager.diskEncryption "trusted": want measured or claimed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := renderedManagerConfig(t, tt.set)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg["diskEncryption"] != tt.want {
+				t.Fatalf("diskEncryption = %v, want %s", cfg["diskEncryption"], tt.want)
+			}
+		})
+	}
+}
