@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 // maxResponse bounds what the client reads of an answer (signed report
@@ -192,7 +194,7 @@ func (c *Client) delete(ctx context.Context, path string) error {
 // login exchanges a password for a token.
 func (c *Client) login(ctx context.Context, username, password string) (string, error) {
 	b, err := c.do(ctx, request{method: http.MethodPost, path: "/aas/v1/token",
-		in: map[string]string{"username": username, "password": password}})
+		in: restapi.TokenRequest{Username: username, Password: password}})
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/spf13/cobra"
+
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 func (a *app) credentialsCmd() *cobra.Command {
@@ -26,7 +28,7 @@ Install the file on the node with the CMS root.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeHostIDs,
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			body := map[string]any{"type": "TA", "parameters": map[string]string{"host-id": args[0]}}
+			body := restapi.CredentialsRequest{Type: restapi.CredentialsAgent, Parameters: map[string]string{restapi.ParamHostID: args[0]}}
 			creds, err := c.do(ctx, request{method: http.MethodPost, path: "/aas/v1/credentials", in: body})
 			if err != nil {
 				return fmt.Errorf("issue credentials of host %s: %w", args[0], err)

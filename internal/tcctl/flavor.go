@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"trustedcompute.io/tc/internal/flavor"
-	"trustedcompute.io/tc/internal/verifier/hvs"
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 func (a *app) flavorCmd() *cobra.Command {
@@ -124,12 +124,12 @@ func (a *app) flavorGet() *cobra.Command {
 // flavor collection ({"flavors": [...]}, signed by the verifier on import)
 // or a signed flavor collection ({"signed_flavors": [...]}, whose
 // signatures the verifier checks).
-func importRequest(b []byte, groups []string) (hvs.FlavorRequest, error) {
+func importRequest(b []byte, groups []string) (restapi.FlavorRequest, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &keys); err != nil {
-		return hvs.FlavorRequest{}, fmt.Errorf("not a JSON object: %w", err)
+		return restapi.FlavorRequest{}, fmt.Errorf("not a JSON object: %w", err)
 	}
-	req := hvs.FlavorRequest{FlavorGroupNames: groups}
+	req := restapi.FlavorRequest{FlavorGroupNames: groups}
 	_, plain := keys["flavors"]
 	_, signed := keys["signed_flavors"]
 	switch {
@@ -202,7 +202,7 @@ func (a *app) flavorCreateFromHost() *cobra.Command {
 			if err := checkParts(parts); err != nil {
 				return err
 			}
-			req := hvs.FlavorRequest{HostID: hostID, FlavorGroupNames: groups}
+			req := restapi.FlavorRequest{HostID: hostID, FlavorGroupNames: groups}
 			for _, p := range parts {
 				req.PartialFlavorTypes = append(req.PartialFlavorTypes, flavor.Part(p))
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 func (a *app) flavorGroupCmd() *cobra.Command {
@@ -31,14 +32,10 @@ func groupTable(gs ...flavor.Group) *table {
 	return t
 }
 
-type groupList struct {
-	Groups []flavor.Group `json:"flavorgroups"`
-}
-
 // groupID resolves a flavor group name to its id; an argument that names
 // no group is taken as an id.
 func groupID(ctx context.Context, c *Client, nameOrID string) (string, error) {
-	var list groupList
+	var list restapi.FlavorGroupList
 	if err := c.get(ctx, "/hvs/v2/flavorgroups", url.Values{"nameEqualTo": {nameOrID}}, &list); err != nil {
 		return "", fmt.Errorf("find flavor group %s: %w", nameOrID, err)
 	}
@@ -57,7 +54,7 @@ func (a *app) groupList() *cobra.Command {
 			if err := c.get(ctx, "/hvs/v2/flavorgroups", nil, &raw); err != nil {
 				return fmt.Errorf("list flavor groups: %w", err)
 			}
-			var list groupList
+			var list restapi.FlavorGroupList
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return fmt.Errorf("list flavor groups: %w", err)
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"trustedcompute.io/tc/internal/verifier/hvs"
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 func (a *app) hostCmd() *cobra.Command {
@@ -18,7 +18,7 @@ func (a *app) hostCmd() *cobra.Command {
 	return cmd
 }
 
-func hostTable(hs ...hvs.Host) *table {
+func hostTable(hs ...restapi.Host) *table {
 	t := &table{header: []string{"HOST ID", "NAME", "STATUS", "FLAVORGROUPS", "LAST CONNECTED"}}
 	for _, h := range hs {
 		t.add(h.ID, h.HostName, h.Status, listCell(h.FlavorGroupNames), timeCell(h.LastConnected))
@@ -32,9 +32,7 @@ func (a *app) completeHostIDs(cmd *cobra.Command, _ []string, _ string) ([]strin
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var list struct {
-		Hosts []hvs.Host `json:"hosts"`
-	}
+	var list restapi.HostList
 	if err := c.get(cmd.Context(), "/hvs/v2/hosts", nil, &list); err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -58,9 +56,7 @@ func (a *app) hostList() *cobra.Command {
 			if err := c.get(ctx, "/hvs/v2/hosts", q, &raw); err != nil {
 				return fmt.Errorf("list hosts: %w", err)
 			}
-			var list struct {
-				Hosts []hvs.Host `json:"hosts"`
-			}
+			var list restapi.HostList
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return fmt.Errorf("list hosts: %w", err)
 			}
@@ -82,7 +78,7 @@ func (a *app) hostGet() *cobra.Command {
 			if err := c.get(ctx, "/hvs/v2/hosts/"+seg(args[0]), nil, &raw); err != nil {
 				return fmt.Errorf("get host %s: %w", args[0], err)
 			}
-			var h hvs.Host
+			var h restapi.Host
 			if err := json.Unmarshal(raw, &h); err != nil {
 				return fmt.Errorf("get host %s: %w", args[0], err)
 			}
@@ -95,7 +91,7 @@ func (a *app) hostGet() *cobra.Command {
 
 func (a *app) hostRegister() *cobra.Command {
 	var (
-		in     hvs.HostRequest
+		in     restapi.HostRequest
 		hostID string
 		format string
 	)
@@ -117,7 +113,7 @@ reason is shown.`,
 			if err := c.post(ctx, "/hvs/v2/hosts", in, &raw); err != nil {
 				return fmt.Errorf("register host %s: %w", hostID, err)
 			}
-			var h hvs.Host
+			var h restapi.Host
 			if err := json.Unmarshal(raw, &h); err != nil {
 				return fmt.Errorf("register host %s: %w", hostID, err)
 			}

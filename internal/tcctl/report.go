@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"trustedcompute.io/tc/internal/verifier/hvs"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
@@ -47,7 +47,7 @@ func reportTable(rs ...report.Report) *table {
 
 func (a *app) reportCreate() *cobra.Command {
 	var (
-		in     hvs.ReportRequest
+		in     restapi.ReportRequest
 		format string
 	)
 	cmd := &cobra.Command{
@@ -103,7 +103,7 @@ func (a *app) reportList() *cobra.Command {
 			if err := c.get(ctx, "/hvs/v2/reports", q, &raw); err != nil {
 				return fmt.Errorf("list reports: %w", err)
 			}
-			var list hvs.ReportList
+			var list restapi.ReportList
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return fmt.Errorf("list reports: %w", err)
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 func (a *app) userCmd() *cobra.Command {
@@ -19,7 +19,7 @@ func (a *app) userCmd() *cobra.Command {
 	return cmd
 }
 
-func userTable(us ...aas.UserResponse) *table {
+func userTable(us ...restapi.User) *table {
 	t := &table{header: []string{"USER ID", "USERNAME", "CREATED", "LOCKED UNTIL"}}
 	for _, u := range us {
 		t.add(u.ID, u.Username, timeCell(&u.CreatedAt), timeCell(u.LockedUntil))
@@ -29,7 +29,7 @@ func userTable(us ...aas.UserResponse) *table {
 
 // userID resolves a username to its id.
 func userID(ctx context.Context, c *Client, name string) (string, error) {
-	var us []aas.UserResponse
+	var us []restapi.User
 	if err := c.get(ctx, "/aas/v1/users", url.Values{"name": {name}}, &us); err != nil {
 		return "", fmt.Errorf("find user %s: %w", name, err)
 	}
@@ -48,7 +48,7 @@ func (a *app) userList() *cobra.Command {
 			if err := c.get(ctx, "/aas/v1/users", nil, &raw); err != nil {
 				return fmt.Errorf("list users: %w", err)
 			}
-			var us []aas.UserResponse
+			var us []restapi.User
 			if err := json.Unmarshal(raw, &us); err != nil {
 				return fmt.Errorf("list users: %w", err)
 			}
@@ -75,10 +75,10 @@ func (a *app) userCreate() *cobra.Command {
 				return err
 			}
 			var raw json.RawMessage
-			if err := c.post(cmd.Context(), "/aas/v1/users", map[string]string{"username": args[0], "password": pw}, &raw); err != nil {
+			if err := c.post(cmd.Context(), "/aas/v1/users", restapi.UserRequest{Username: args[0], Password: pw}, &raw); err != nil {
 				return fmt.Errorf("create user %s: %w", args[0], err)
 			}
-			var u aas.UserResponse
+			var u restapi.User
 			if err := json.Unmarshal(raw, &u); err != nil {
 				return fmt.Errorf("create user %s: %w", args[0], err)
 			}
@@ -128,7 +128,7 @@ func (a *app) userPasswd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.put(cmd.Context(), "/aas/v1/users/"+seg(id), map[string]string{"password": pw}, nil); err != nil {
+			if err := c.put(cmd.Context(), "/aas/v1/users/"+seg(id), restapi.PasswordRequest{Password: pw}, nil); err != nil {
 				return fmt.Errorf("set the password of %s: %w", args[0], err)
 			}
 			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
@@ -145,7 +145,7 @@ func (a *app) roleCmd() *cobra.Command {
 	return cmd
 }
 
-func roleTable(rs ...aas.RoleResponse) *table {
+func roleTable(rs ...restapi.Role) *table {
 	t := &table{header: []string{"ROLE ID", "SERVICE", "NAME", "CONTEXT", "PERMISSIONS"}}
 	for _, r := range rs {
 		t.add(r.ID, r.Service, r.Name, orDash(r.Context), listCell(r.Permissions))
@@ -163,7 +163,7 @@ func roleID(ctx context.Context, c *Client, ref string) (string, error) {
 	} else {
 		q.Set("name", ref)
 	}
-	var rs []aas.RoleResponse
+	var rs []restapi.Role
 	if err := c.get(ctx, "/aas/v1/roles", q, &rs); err != nil {
 		return "", fmt.Errorf("find role %s: %w", ref, err)
 	}
@@ -197,7 +197,7 @@ func (a *app) roleList() *cobra.Command {
 			if err := c.get(ctx, path, q, &raw); err != nil {
 				return fmt.Errorf("list roles: %w", err)
 			}
-			var rs []aas.RoleResponse
+			var rs []restapi.Role
 			if err := json.Unmarshal(raw, &rs); err != nil {
 				return fmt.Errorf("list roles: %w", err)
 			}
@@ -212,12 +212,7 @@ func (a *app) roleList() *cobra.Command {
 
 func (a *app) roleCreate() *cobra.Command {
 	var (
-		in struct {
-			Service     string   `json:"service"`
-			Name        string   `json:"name"`
-			Context     string   `json:"context,omitempty"`
-			Permissions []string `json:"permissions"`
-		}
+		in     restapi.RoleRequest
 		format string
 	)
 	cmd := &cobra.Command{
@@ -233,7 +228,7 @@ func (a *app) roleCreate() *cobra.Command {
 			if err := c.post(ctx, "/aas/v1/roles", in, &raw); err != nil {
 				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
 			}
-			var r aas.RoleResponse
+			var r restapi.Role
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
 			}
@@ -286,7 +281,7 @@ func (a *app) roleGrant() *cobra.Command {
 				}
 				ids = append(ids, id)
 			}
-			if err := c.post(ctx, "/aas/v1/users/"+seg(uid)+"/roles", map[string][]string{"role_ids": ids}, nil); err != nil {
+			if err := c.post(ctx, "/aas/v1/users/"+seg(uid)+"/roles", restapi.UserRolesRequest{RoleIDs: ids}, nil); err != nil {
 				return fmt.Errorf("grant %s to %s: %w", strings.Join(args[1:], ", "), args[0], err)
 			}
 			_, _ = fmt.Fprintf(out, "granted %s to %s; it takes effect at the user's next login\n", strings.Join(args[1:], ", "), args[0])
