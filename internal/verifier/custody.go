@@ -36,8 +36,10 @@ const kekFileName = "kek"
 
 // Log field keys of key custody.
 const (
-	keyPath  = "path"
-	keyKEKID = "kek_id"
+	keyPath      = "path"
+	keyKEKID     = "kek_id"
+	keyEncrypted = "encrypted"
+	keyResealed  = "resealed"
 )
 
 // openStore checks the data directory, loads the keyring and opens the store
@@ -66,7 +68,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (*store.Sto
 	}
 	if rep.Encrypted > 0 || rep.Resealed > 0 {
 		logger.Info("sealed stored secrets under the key-encryption key", keyKEKID, kr.CurrentID(),
-			"encrypted", rep.Encrypted, "resealed", rep.Resealed)
+			keyEncrypted, rep.Encrypted, keyResealed, rep.Resealed)
 	}
 	return st, nil
 }

@@ -172,6 +172,30 @@ func TestTheVerifierRefusesAKeyFileOpenToOthers(t *testing.T) {
 	}
 }
 
+func TestTheGeneratedKeyIsLoggedByIDNeverByValue(t *testing.T) {
+	dir := privateTempDir(t)
+	var logs bytes.Buffer
+	cfg := verifier.Config{Database: "sqlite:" + filepath.Join(dir, "verifier.db"), DataDir: dir, ServerName: "localhost"}
+	// No admin password: New stops in AAS, after the key is made.
+	if _, err := verifier.New(t.Context(), cfg, slog.New(slog.NewJSONHandler(&logs, nil))); err == nil {
+		t.Fatal("New without an admin password succeeded")
+	}
+	key, err := os.ReadFile(filepath.Join(dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := store.ParseKEK(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "generated a key-encryption key") || !strings.Contains(logs.String(), filepath.Join(dir, "kek")) {
+		t.Errorf("no log line names the generated key file:\n%s", logs.String())
+	}
+	if bytes.Contains(logs.Bytes(), bytes.TrimSpace(key)) || bytes.Contains(logs.Bytes(), raw) {
+		t.Error("the log holds the key-encryption key")
+	}
+}
+
 func TestAPostgreSQLVerifierNeedsAConfiguredKey(t *testing.T) {
 	err := newVerifier(t, privateTempDir(t), func(c *verifier.Config) { c.Database = "postgres://tc@127.0.0.1:1/tc" })
 	if err == nil || !strings.Contains(err.Error(), "key-encryption key") {
