@@ -29,6 +29,8 @@ import (
 	"sync"
 	"time"
 
+	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
@@ -87,19 +89,6 @@ func (e *HTTPError) Error() string {
 type Credentials struct {
 	Username     string
 	PasswordFile string
-}
-
-// Host is a host registered in HVS.
-type Host struct {
-	ID               string   `json:"id"`
-	HostName         string   `json:"host_name"`
-	ConnectionString string   `json:"connection_string"`
-	HardwareUUID     string   `json:"hardware_uuid,omitempty"`
-	FlavorgroupNames []string `json:"flavorgroup_names,omitempty"`
-	Status           string   `json:"status,omitempty"`
-	// EnrollmentError says why HVS could not enroll the host's AK when it
-	// registered it; attestation fails until that is fixed.
-	EnrollmentError string `json:"enrollment_error,omitempty"`
 }
 
 // Option configures a Client.
@@ -185,18 +174,20 @@ func New(baseURL string, roots *x509.CertPool, creds Credentials, opts ...Option
 
 // RegisterHost registers a host in the automatic flavor group, reaching its
 // agent over NATS as hostID. A host already registered (409 Conflict) is
-// looked up by name, or else by id (a node that was renamed).
-func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (Host, error) {
+// looked up by name, or else by id (a node that was renamed). The host's
+// EnrollmentError says why HVS could not enroll its AK; attestation fails
+// until that is fixed.
+func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (restapi.Host, error) {
 	if name == "" || hostID == "" {
-		return Host{}, errors.New("register host: name and host id are required")
+		return restapi.Host{}, errors.New("register host: name and host id are required")
 	}
-	body := map[string]any{
-		"host_name":         name,
-		"connection_string": "nats://" + hostID,
-		"description":       "registered by the attestation manager",
-		"flavorgroup_names": []string{FlavorGroupAutomatic},
+	body := restapi.HostRequest{
+		HostName:         name,
+		ConnectionString: "nats://" + hostID,
+		Description:      "registered by the attestation manager",
+		FlavorGroupNames: []string{FlavorGroupAutomatic},
 	}
-	var h Host
+	var h restapi.Host
 	err := c.do(ctx, http.MethodPost, PathHosts, nil, body, &h, maxSmallBytes, http.StatusCreated, http.StatusOK)
 	var he *HTTPError
 	if errors.As(err, &he) && he.StatusCode == http.StatusConflict {
@@ -207,41 +198,39 @@ func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (Host, e
 		return h, err
 	}
 	if err != nil {
-		return Host{}, fmt.Errorf("register host %s: %w", name, err)
+		return restapi.Host{}, fmt.Errorf("register host %s: %w", name, err)
 	}
 	if h.ID == "" {
-		return Host{}, fmt.Errorf("register host %s: response has no host id", name)
+		return restapi.Host{}, fmt.Errorf("register host %s: response has no host id", name)
 	}
 	return h, nil
 }
 
 // HostByName finds a registered host by its exact name (ErrHostNotFound).
-func (c *Client) HostByName(ctx context.Context, name string) (Host, error) {
-	var out struct {
-		Hosts []Host `json:"hosts"`
-	}
+func (c *Client) HostByName(ctx context.Context, name string) (restapi.Host, error) {
+	var out restapi.HostList
 	q := url.Values{"nameEqualTo": {name}}
 	if err := c.do(ctx, http.MethodGet, PathHosts, q, nil, &out, maxSmallBytes, http.StatusOK); err != nil {
-		return Host{}, fmt.Errorf("find host %s: %w", name, err)
+		return restapi.Host{}, fmt.Errorf("find host %s: %w", name, err)
 	}
 	for _, h := range out.Hosts {
 		if h.HostName == name && h.ID != "" {
 			return h, nil
 		}
 	}
-	return Host{}, fmt.Errorf("find host %s: %w", name, ErrHostNotFound)
+	return restapi.Host{}, fmt.Errorf("find host %s: %w", name, ErrHostNotFound)
 }
 
 // HostByID returns a registered host (ErrHostNotFound).
-func (c *Client) HostByID(ctx context.Context, hostID string) (Host, error) {
-	var h Host
+func (c *Client) HostByID(ctx context.Context, hostID string) (restapi.Host, error) {
+	var h restapi.Host
 	err := c.do(ctx, http.MethodGet, PathHosts+"/"+url.PathEscape(hostID), nil, nil, &h, maxSmallBytes, http.StatusOK)
 	var he *HTTPError
 	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
-		return Host{}, fmt.Errorf("get host %s: %w", hostID, ErrHostNotFound)
+		return restapi.Host{}, fmt.Errorf("get host %s: %w", hostID, ErrHostNotFound)
 	}
 	if err != nil {
-		return Host{}, fmt.Errorf("get host %s: %w", hostID, err)
+		return restapi.Host{}, fmt.Errorf("get host %s: %w", hostID, err)
 	}
 	return h, nil
 }
@@ -252,7 +241,10 @@ func (c *Client) Rebaseline(ctx context.Context, hostID string, parts []string) 
 	if hostID == "" || len(parts) == 0 {
 		return errors.New("rebaseline: host id and parts are required")
 	}
-	body := map[string]any{"partial_flavor_types": parts}
+	var body restapi.RebaselineRequest
+	for _, p := range parts {
+		body.PartialFlavorTypes = append(body.PartialFlavorTypes, flavor.Part(p))
+	}
 	p := PathHosts + "/" + url.PathEscape(hostID) + "/rebaseline"
 	if err := c.do(ctx, http.MethodPost, p, nil, body, nil, 0, http.StatusOK, http.StatusCreated, http.StatusNoContent); err != nil {
 		return fmt.Errorf("rebaseline host %s: %w", hostID, err)
@@ -277,7 +269,7 @@ func (c *Client) HasAutomaticFlavors(ctx context.Context, hostID string) (bool, 
 // synchronous appraisal) and returns the new report.
 func (c *Client) CreateReport(ctx context.Context, hostID string) (*report.Report, error) {
 	var r report.Report
-	body := map[string]string{"host_id": hostID}
+	body := restapi.ReportRequest{HostID: hostID}
 	if err := c.do(ctx, http.MethodPost, PathReports, nil, body, &r, maxReportBytes, http.StatusCreated, http.StatusOK); err != nil {
 		return nil, fmt.Errorf("create report for host %s: %w", hostID, err)
 	}
@@ -289,16 +281,18 @@ func (c *Client) CreateReport(ctx context.Context, hostID string) (*report.Repor
 
 // LatestReport returns the newest report of the host (ErrNoReport).
 func (c *Client) LatestReport(ctx context.Context, hostID string) (*report.Report, error) {
-	var out struct {
-		Reports []report.Report `json:"reports"`
-	}
+	var out restapi.ReportList
 	q := url.Values{"hostId": {hostID}, "latestPerHost": {"true"}}
 	if err := c.do(ctx, http.MethodGet, PathReports, q, nil, &out, maxReportBytes, http.StatusOK); err != nil {
 		return nil, fmt.Errorf("latest report of host %s: %w", hostID, err)
 	}
 	var latest *report.Report
-	for i := range out.Reports {
-		if r := &out.Reports[i]; r.HostID == hostID && (latest == nil || r.Created.After(latest.Created)) {
+	for _, raw := range out.Reports {
+		r := new(report.Report)
+		if err := json.Unmarshal(raw, r); err != nil {
+			return nil, fmt.Errorf("latest report of host %s: %w", hostID, err)
+		}
+		if r.HostID == hostID && (latest == nil || r.Created.After(latest.Created)) {
 			latest = r
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
@@ -34,8 +35,8 @@ type fakeVerifier struct {
 	refused    int
 	tokenLife  time.Duration
 	valid      map[string]bool
-	hosts      map[string]Host // by name
-	flavors    map[string]int  // host id -> automatic flavors
+	hosts      map[string]restapi.Host // by name
+	flavors    map[string]int          // host id -> automatic flavors
 	reports    map[string][]report.Report
 	rebaseline map[string][]string
 	fail       map[string]int // "METHOD path" -> status to answer
@@ -45,7 +46,7 @@ type fakeVerifier struct {
 func newFakeVerifier(t *testing.T, now func() time.Time) *fakeVerifier {
 	return &fakeVerifier{
 		t: t, now: now, tokenLife: time.Hour,
-		valid: map[string]bool{}, hosts: map[string]Host{}, flavors: map[string]int{},
+		valid: map[string]bool{}, hosts: map[string]restapi.Host{}, flavors: map[string]int{},
 		reports: map[string][]report.Report{}, rebaseline: map[string][]string{}, fail: map[string]int{},
 	}
 }
@@ -117,7 +118,7 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		host := Host{ID: id, HostName: h.HostName, ConnectionString: h.ConnectionString, FlavorgroupNames: h.FlavorGroupNames}
+		host := restapi.Host{ID: id, HostName: h.HostName, ConnectionString: h.ConnectionString, FlavorGroupNames: h.FlavorGroupNames}
 		f.hosts[h.HostName] = host
 		writeJSON(w, http.StatusCreated, host)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, PathHosts+"/"):
@@ -130,7 +131,7 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeErr(w, http.StatusNotFound, "host not found")
 	case r.Method == http.MethodGet && r.URL.Path == PathHosts:
-		var out []Host
+		var out []restapi.Host
 		if h, ok := f.hosts[r.URL.Query().Get("nameEqualTo")]; ok {
 			out = append(out, h)
 		}
@@ -233,7 +234,7 @@ func TestRegisterHostCreatesTheHostAndFindsItWhenAlreadyRegistered(t *testing.T)
 	if h.ID != "host-1" || h.ConnectionString != "nats://host-1" || h.HostName != "edge-1" {
 		t.Fatalf("registered %+v", h)
 	}
-	if got := f.fv.hosts["edge-1"].FlavorgroupNames; len(got) != 1 || got[0] != FlavorGroupAutomatic {
+	if got := f.fv.hosts["edge-1"].FlavorGroupNames; len(got) != 1 || got[0] != FlavorGroupAutomatic {
 		t.Fatalf("flavor groups %v", got)
 	}
 	again, err := f.client.RegisterHost(ctx, "edge-1", "host-1")

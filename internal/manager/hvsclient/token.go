@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"trustedcompute.io/tc/internal/restapi"
 )
 
 // maxUnix bounds the claim times read (year 9999).
@@ -110,7 +112,7 @@ func (c *Client) login(ctx context.Context) (string, error) {
 	if password == "" {
 		return "", &TokenError{Err: fmt.Errorf("password file %s is empty", c.creds.PasswordFile)}
 	}
-	body, err := json.Marshal(map[string]string{"username": c.creds.Username, "password": password})
+	body, err := json.Marshal(restapi.TokenRequest{Username: c.creds.Username, Password: password})
 	if err != nil {
 		return "", &TokenError{Err: err}
 	}
