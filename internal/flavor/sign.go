@@ -94,7 +94,8 @@ func CanonicalEncoding(f Flavor) ([]byte, error) {
 // appendix F): BASE64URL(header) ".." BASE64URL(signature), where the
 // header holds alg (ES256, ES384, ES512, PS384 or EdDSA, fixed by the key),
 // typ "tc-flavor+jws" and the x5c chain, and the payload is
-// CanonicalEncoding(f). Any JOSE library can check it offline. The
+// CanonicalEncoding(f). Any JOSE library can check it offline, given
+// the signing identity check of signerid.Verify besides the chain. The
 // returned flavor is a deep copy of f.
 func Sign(f Flavor, signer crypto.Signer, chain []*x509.Certificate) (SignedFlavor, error) {
 	if err := f.Validate(); err != nil {

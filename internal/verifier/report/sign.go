@@ -10,9 +10,12 @@ import (
 
 // Sign returns r as a compact JWS: the header holds alg (ES256 or ES384,
 // fixed by the key), typ TypeReport and the x5c chain; the payload is the
-// JSON of r. Anyone holding the CMS root checks it offline with Verify or
-// any JOSE library. A report without an expiration, or expiring before it
-// was created, is refused.
+// JSON of r. Anyone holding the CMS root checks it offline with Verify, or
+// with any JOSE library that also checks the signing identity of
+// signerid.Verify (x5c[0] is CN=HVS Signing issued by the Trusted Compute
+// Verifier Signing CA, issued by the root); a chain check alone would
+// accept any certificate of the CMS. A report without an expiration, or
+// expiring before it was created, is refused.
 func (s *Signer) Sign(r *Report) (string, error) {
 	if r == nil {
 		return "", errors.New("sign report: no report")
