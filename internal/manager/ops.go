@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/run"
 )
 
 // Metrics are the attestation manager's Prometheus metrics.
@@ -78,17 +78,5 @@ func ServeOps(ctx context.Context, addr string, x *Metrics, ready func() error, 
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) { //nolint:contextcheck // shutdown must outlive ctx
-			return err
-		}
-		return nil
-	}
+	return run.Server(ctx, srv, func() error { return srv.Serve(ln) }, 5*time.Second)
 }

@@ -43,6 +43,7 @@ import (
 
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/run"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -278,34 +279,15 @@ func (s *Service) createDefaultGroups(ctx context.Context) error {
 // NATS connection, attests hosts on their boot and IMA events, until ctx
 // ends or one of them fails.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	start := func(f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errMu.Lock()
-				if first == nil {
-					first = err
-				}
-				errMu.Unlock()
-			}
-			cancel()
-		})
-	}
+	tasks := make([]run.Task, 0, s.cfg.Workers+2)
 	for range s.cfg.Workers {
-		start(s.work)
+		tasks = append(tasks, s.work)
 	}
-	start(s.refresh)
+	tasks = append(tasks, s.refresh)
 	if s.nc != nil {
-		start(s.subscribeEvents)
+		tasks = append(tasks, s.subscribeEvents)
 	}
-	wg.Wait()
-	return first
+	return run.Group(ctx, tasks...)
 }
 
 // ErrQueueFull: the async report queue is full; try again later.
