@@ -135,9 +135,10 @@ func (a *app) reportGet() *cobra.Command {
 		Use:   "get <report-id>",
 		Short: "Show a report; --verify checks its signature offline against the CMS root",
 		Long: `Show a report. With --verify the signed report (compact JWS) is fetched and
-checked here, against the CMS root pinned at login: the x5c chain must be a
-CMS signing chain, the signature must verify and the report must not have
-expired. What is shown is then the signed content, not the server's copy.
+checked here, against the CMS root pinned at login: the x5c chain must be the
+verifier's own signing identity (CN=HVS Signing under the Trusted Compute
+Verifier Signing CA; no certificate the CMS signs from a CSR qualifies), the
+signature must verify and the report must not have expired. What is shown is then the signed content, not the server's copy.
 
 -o ear prints the report as an EAT Attestation Result (a signed JWT), -o jws
 the signed report itself; with --verify either is checked before it is
