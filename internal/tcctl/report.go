@@ -138,7 +138,8 @@ func (a *app) reportGet() *cobra.Command {
 checked here, against the CMS root pinned at login: the x5c chain must be the
 verifier's own signing identity (CN=HVS Signing under the Trusted Compute
 Verifier Signing CA; no certificate the CMS signs from a CSR qualifies), the
-signature must verify and the report must not have expired. What is shown is then the signed content, not the server's copy.
+signature must verify and the report must not have expired. What is shown
+is then the signed content, not the server's copy.
 
 -o ear prints the report as an EAT Attestation Result (a signed JWT), -o jws
 the signed report itself; with --verify either is checked before it is
