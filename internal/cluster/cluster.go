@@ -16,6 +16,15 @@
 // calls after an operator asked for re-onboarding and a fresh attestation
 // passed, lifts the cordon, and only a cordon this package set
 // (AnnotationCordonedBy); an operator's own cordon stays.
+//
+// What decides trust or scheduling is kept where the node's own identity
+// (system:node:<name>, which may patch its own Node object) cannot write it:
+// the status and ready labels carry the node-restriction.kubernetes.io/
+// prefix, which the NodeRestriction admission plugin forbids kubelets to
+// set, and re-onboarding requests live in a ConfigMap of the manager's
+// namespace (OnboardRequests), which the Node authorizer never lets a node
+// write. The annotations a node may write (host id, poll duration) are
+// claims the manager checks, never verdicts.
 package cluster
 
 import (
@@ -30,17 +39,22 @@ const (
 	// (value "true"). This package never changes it and refuses to act on
 	// Nodes without it.
 	LabelEnabled = "trustedcompute.io/enabled"
-	// LabelStatus holds the node's Status.
-	LabelStatus = "trustedcompute.io/status"
+	// LabelStatus holds the node's Status. Under the
+	// node-restriction.kubernetes.io/ prefix: a kubelet may not set it.
+	LabelStatus = "node-restriction.kubernetes.io/trustedcompute-status"
 	// LabelReady is "true" on Verified Nodes that also have Secure Boot and
-	// full-disk encryption on; confidential workloads select it. It is
-	// absent otherwise.
-	LabelReady = "trustedcompute.io/ready"
+	// full-disk encryption on, on fresh evidence; confidential workloads
+	// select it. It is absent otherwise. Under the
+	// node-restriction.kubernetes.io/ prefix: a kubelet may not set it.
+	LabelReady = "node-restriction.kubernetes.io/trustedcompute-ready"
 	// AnnotationHostID names the host in the verifier; without it the
-	// host id is the Node's SMBIOS system UUID.
+	// host id is the Node's SMBIOS system UUID. Both are the node's claim:
+	// the verifier binds a host id to the first Node name registered with
+	// it and refuses any other.
 	AnnotationHostID = "trustedcompute.io/host-id"
-	// AnnotationOnboard is set by an operator (any non-empty value) to ask
-	// for re-onboarding; Onboarded removes it.
+	// AnnotationOnboard was the re-onboarding request when it lived on the
+	// Node, where the node itself could write it. It is ignored; requests
+	// are OnboardRequests.
 	AnnotationOnboard = "trustedcompute.io/onboard"
 	// AnnotationLastReport holds the id of the last trust report acted on.
 	AnnotationLastReport = "trustedcompute.io/last-report"
@@ -61,8 +75,15 @@ const (
 	ReasonAttestationFailed  = "AttestationFailed"
 	ReasonSecureBootDisabled = "SecureBootDisabled"
 	ReasonOnboarded          = "Onboarded"
-	// ReasonVerifierUnreachable is a typical reason for Pending.
+	// ReasonVerifierUnreachable is a typical reason for Pending, and for
+	// Withdraw once the evidence is too old.
 	ReasonVerifierUnreachable = "VerifierUnreachable"
+	// ReasonAgentUnreachable says the verifier could not reach the node's
+	// trust agent.
+	ReasonAgentUnreachable = "AgentUnreachable"
+	// ReasonHostClaimRefused says the Node claims a host id the verifier
+	// has bound to another Node (or the Node is bound to another host).
+	ReasonHostClaimRefused = "HostClaimRefused"
 )
 
 // DefaultName is the default Options.Name: the field manager, the Events'
@@ -78,6 +99,10 @@ const (
 	StatusVerified           Status = "verified"
 	StatusAttestationFailed  Status = "attestation-failed"
 	StatusSecureBootDisabled Status = "secure-boot-disabled"
+	// StatusUnknown: the Node was Verified but there is no verdict now (its
+	// evidence is older than the manager's maxEvidenceAge, or its host
+	// claim was refused); the condition says why. Not ready, not cordoned.
+	StatusUnknown Status = "unknown"
 )
 
 // failureReason is the condition and Event reason of a failure status.
@@ -105,9 +130,12 @@ type NodeInfo struct {
 	Ready bool
 	// Cordoned is spec.unschedulable, whoever set it.
 	Cordoned bool
+	// Tainted tells whether the Node has the TaintUntrusted taint.
+	Tainted bool
 	// CordonedByUs tells whether this package set the cordon.
 	CordonedByUs bool
-	// OnboardRequested tells whether an operator set AnnotationOnboard.
+	// OnboardRequested tells whether an operator asked for re-onboarding
+	// (OnboardRequests). Nodes never sets it from the Node itself.
 	OnboardRequested bool
 	// LastReport is AnnotationLastReport.
 	LastReport string

@@ -105,6 +105,37 @@ func (n *Nodes) EnabledNodes(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// ClearDisabled removes the verdict labels (LabelReady, LabelStatus) from
+// every Node that carries them but not LabelEnabled=true, and returns their
+// names. A node may remove LabelEnabled from itself; without this it would
+// leave Trusted Compute still labelled ready, a verdict nobody renews.
+func (n *Nodes) ClearDisabled(ctx context.Context) ([]string, error) {
+	var cleared []string
+	for _, key := range []string{LabelReady, LabelStatus} {
+		sel := key + "," + LabelEnabled + "!=true"
+		list, err := n.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return cleared, fmt.Errorf("list disabled nodes with %s: %w", key, err)
+		}
+		for i := range list.Items {
+			node := &list.Items[i]
+			body, err := json.Marshal(map[string]any{"metadata": map[string]any{
+				"labels": map[string]any{LabelReady: nil, LabelStatus: nil},
+			}})
+			if err != nil {
+				return cleared, fmt.Errorf("encode patch: %w", err)
+			}
+			if _, err := n.cs.CoreV1().Nodes().Patch(ctx, node.Name, types.StrategicMergePatchType, body,
+				metav1.PatchOptions{FieldManager: n.name}); err != nil && !apierrors.IsNotFound(err) {
+				return cleared, fmt.Errorf("clear verdict of disabled node %s: %w", node.Name, err)
+			}
+			n.log.InfoContext(ctx, "verdict labels removed from a node not enabled", keyNode, node.Name)
+			cleared = append(cleared, node.Name)
+		}
+	}
+	return cleared, nil
+}
+
 // Get describes one Node, enabled or not (see NodeInfo.Enabled). A missing
 // Node is ErrNodeNotFound.
 func (n *Nodes) Get(ctx context.Context, name string) (NodeInfo, error) {
@@ -151,15 +182,15 @@ func infoOf(node *corev1.Node) NodeInfo {
 		status = StatusPending
 	}
 	return NodeInfo{
-		Name:             node.Name,
-		HostID:           strings.ToLower(strings.TrimSpace(hostID)),
-		Enabled:          node.Labels[LabelEnabled] == "true",
-		Status:           status,
-		Ready:            node.Labels[LabelReady] == "true",
-		Cordoned:         node.Spec.Unschedulable,
-		CordonedByUs:     node.Annotations[AnnotationCordonedBy] != "",
-		OnboardRequested: node.Annotations[AnnotationOnboard] != "",
-		LastReport:       node.Annotations[AnnotationLastReport],
+		Name:         node.Name,
+		HostID:       strings.ToLower(strings.TrimSpace(hostID)),
+		Enabled:      node.Labels[LabelEnabled] == "true",
+		Status:       status,
+		Ready:        node.Labels[LabelReady] == "true",
+		Cordoned:     node.Spec.Unschedulable,
+		Tainted:      slices.ContainsFunc(node.Spec.Taints, isOurTaint),
+		CordonedByUs: node.Annotations[AnnotationCordonedBy] != "",
+		LastReport:   node.Annotations[AnnotationLastReport],
 	}
 }
 
@@ -223,7 +254,8 @@ func (n *Nodes) MarkFailed(ctx context.Context, node string, status Status, part
 // Onboarded finishes a re-onboarding after a passing attestation: it removes
 // the TaintUntrusted taint, uncordons the Node if (and only if)
 // AnnotationCordonedBy says this package cordoned it, removes
-// AnnotationOnboard and AnnotationCordonedBy, sets LabelStatus=verified,
+// AnnotationCordonedBy (and the ignored legacy AnnotationOnboard), sets
+// LabelStatus=verified,
 // LabelReady as for MarkVerified, condition TrustedAttestation=True, and
 // records a Normal Event "Onboarded".
 func (n *Nodes) Onboarded(ctx context.Context, node string, ready bool, reportID string) error {
@@ -255,6 +287,32 @@ func (n *Nodes) Onboarded(ctx context.Context, node string, ready bool, reportID
 		return c, nil
 	})
 	return err
+}
+
+// Withdraw takes back a verdict that can no longer stand, without cordoning:
+// the evidence is older than the manager's maxEvidenceAge (reason
+// ReasonVerifierUnreachable), or the Node's host claim was refused
+// (ReasonHostClaimRefused). It removes LabelReady, turns LabelStatus
+// verified or pending into StatusUnknown (a failure status stays, and so do
+// its cordon and taint), sets condition TrustedAttestation=Unknown with the
+// reason and message, and records a Warning Event when anything changed.
+func (n *Nodes) Withdraw(ctx context.Context, node, reason, message string) (changed bool, err error) {
+	if reason == "" {
+		return false, fmt.Errorf("withdraw verdict of node %s: empty reason", node)
+	}
+	return n.apply(ctx, node, "withdrawn", func(cur *corev1.Node) (change, error) {
+		var c change
+		c.setReady(cur, false)
+		switch Status(cur.Labels[LabelStatus]) {
+		case StatusVerified, StatusPending, "":
+			c.setLabel(cur, LabelStatus, string(StatusUnknown))
+		}
+		c.setCondition(cur, corev1.ConditionUnknown, reason, message, n.now())
+		if c.any() {
+			c.event = &event{typ: corev1.EventTypeWarning, reason: reason, action: "Withdraw", note: message}
+		}
+		return c, nil
+	})
 }
 
 // Pending records that no attestation result can be had now (reason such as

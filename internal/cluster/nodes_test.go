@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -355,23 +356,29 @@ func TestOnboarded(t *testing.T) {
 				t.Fatalf("MarkFailed: %v", err)
 			}
 			// The operator asks for re-onboarding.
-			if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType,
-				[]byte(`{"metadata":{"annotations":{"`+cluster.AnnotationOnboard+`":"ticket-123"}}}`), metav1.PatchOptions{}); err != nil {
-				t.Fatalf("operator annotation: %v", err)
+			ns := uniqueName(t, "ns")
+			clustertest.Namespace(t, cs, ns)
+			requests := cluster.NewOnboardRequests(cs, ns, "tcctl")
+			if err := requests.Request(ctx, name, time.Now()); err != nil {
+				t.Fatalf("Request: %v", err)
 			}
-			if info, err := nodes.Get(ctx, name); err != nil || !info.OnboardRequested {
-				t.Fatalf("Get = %+v, %v; want OnboardRequested", info, err)
+			if got, err := requests.List(ctx); err != nil || got[name] == "" {
+				t.Fatalf("List = %v, %v; want a request of %s", got, err, name)
 			}
 
 			if err := nodes.Onboarded(ctx, name, true, "r-2"); err != nil {
 				t.Fatalf("Onboarded: %v", err)
 			}
 
+			if err := requests.Done(ctx, name); err != nil {
+				t.Fatalf("Done: %v", err)
+			}
+			if got, err := requests.List(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("List after Done = %v, %v; want none", got, err)
+			}
+
 			n := getNode(t, cs, name)
 			checkNode(t, n, tt.want)
-			if _, ok := n.Annotations[cluster.AnnotationOnboard]; ok {
-				t.Errorf("annotation %s still set", cluster.AnnotationOnboard)
-			}
 			if !hasTaint(n, "example.com/dedicated", corev1.TaintEffectNoSchedule) {
 				t.Errorf("the node's other taint is gone: %v", n.Spec.Taints)
 			}

@@ -123,6 +123,9 @@ func everything(t *testing.T, admin, user kubernetes.Interface) error {
 	if err := nodes.Pending(ctx, node, cluster.ReasonVerifierUnreachable, "no answer"); err != nil {
 		return err
 	}
+	if _, err := nodes.Withdraw(ctx, node, cluster.ReasonVerifierUnreachable, "evidence too old"); err != nil {
+		return err
+	}
 	if err := nodes.MarkVerified(ctx, node, true, "r-1", "ok"); err != nil {
 		return err
 	}
@@ -133,6 +136,9 @@ func everything(t *testing.T, admin, user kubernetes.Interface) error {
 		return err
 	} else if n != 1 {
 		return fmt.Errorf("evicted %d pods, want 1", n)
+	}
+	if _, err := nodes.ClearDisabled(ctx); err != nil {
+		return err
 	}
 	return nodes.Onboarded(ctx, node, true, "r-3")
 }

@@ -1,13 +1,9 @@
 package tcctl
 
 import (
-	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/cluster"
@@ -17,14 +13,19 @@ import (
 const fieldManager = "tcctl"
 
 func (a *app) nodeCmd() *cobra.Command {
-	var kubeconfig string
+	var kubeconfig, namespace string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "See and re-onboard the Kubernetes Nodes the attestation manager acts on",
 	}
 	cmd.PersistentFlags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $"+EnvKubeconfig+", else ~/.kube/config)")
+	cmd.PersistentFlags().StringVarP(&namespace, "namespace", "n", cluster.DefaultNamespace,
+		"the attestation manager's namespace, which holds the onboard requests")
 	kube := func() (kubernetes.Interface, error) { return a.env.NewKube(kubeconfig) }
-	cmd.AddCommand(a.nodeStatus(kube), a.nodeOnboard(kube))
+	requests := func(cs kubernetes.Interface) *cluster.OnboardRequests {
+		return cluster.NewOnboardRequests(cs, namespace, fieldManager)
+	}
+	cmd.AddCommand(a.nodeStatus(kube, requests), a.nodeOnboard(kube, requests))
 	return cmd
 }
 
@@ -57,7 +58,7 @@ func nodeTable(ns []nodeView) *table {
 	return t
 }
 
-func (a *app) nodeStatus(kube func() (kubernetes.Interface, error)) *cobra.Command {
+func (a *app) nodeStatus(kube func() (kubernetes.Interface, error), requests func(kubernetes.Interface) *cluster.OnboardRequests) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status [node...]",
@@ -86,8 +87,13 @@ re-onboarding was requested. Without arguments, the Nodes labelled
 				}
 				infos = append(infos, info)
 			}
+			asked, err := requests(cs).List(cmd.Context())
+			if err != nil {
+				return err
+			}
 			views := make([]nodeView, 0, len(infos))
 			for _, n := range infos {
+				n.OnboardRequested = asked[n.Name] != ""
 				views = append(views, viewOf(n))
 			}
 			return render(cmd.OutOrStdout(), format, views, nodeTable(views))
@@ -97,14 +103,18 @@ re-onboarding was requested. Without arguments, the Nodes labelled
 	return cmd
 }
 
-func (a *app) nodeOnboard(kube func() (kubernetes.Interface, error)) *cobra.Command {
+func (a *app) nodeOnboard(kube func() (kubernetes.Interface, error), requests func(kubernetes.Interface) *cluster.OnboardRequests) *cobra.Command {
 	return &cobra.Command{
 		Use:   "onboard <node>...",
 		Short: "Ask the attestation manager to re-attest a Node and lift its cordon if it passes",
-		Long: `Set the annotation ` + cluster.AnnotationOnboard + ` on the Nodes. The attestation
-manager then attests each again; on a trusted report it marks the Node
-verified, lifts the cordon and taint it set (an operator's own cordon stays)
-and removes the annotation. Nothing else is changed here.`,
+		Long: `Record a re-onboarding request for each Node in the ConfigMap
+` + cluster.OnboardConfigMap + ` of the attestation manager's namespace
+(--namespace), with your Kubernetes credentials: RBAC decides who may (the
+chart's onboarder Role), and a node's own identity never may. The attestation
+manager then re-baselines and attests each again; on a trusted report it
+marks the Node verified, lifts the cordon and taint it set (an operator's own
+cordon stays) and clears the request. The Node annotation
+` + cluster.AnnotationOnboard + ` is ignored. Nothing else is changed here.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs, err := kube()
@@ -120,15 +130,8 @@ and removes the annotation. Nothing else is changed here.`,
 				if !info.Enabled {
 					return fmt.Errorf("node %s: %w (label %s=true missing)", name, cluster.ErrNotEnabled, cluster.LabelEnabled)
 				}
-				patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-					cluster.AnnotationOnboard: a.env.Now().UTC().Format(time.RFC3339),
-				}}})
-				if err != nil {
+				if err := requests(cs).Request(cmd.Context(), name, a.env.Now()); err != nil {
 					return err
-				}
-				if _, err := cs.CoreV1().Nodes().Patch(cmd.Context(), name, types.MergePatchType, patch,
-					metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
-					return fmt.Errorf("request onboarding of node %s: %w", name, err)
 				}
 				_, _ = fmt.Fprintf(cmd.OutOrStdout(), "node %s: onboarding requested; the attestation manager re-attests it\n", name)
 			}

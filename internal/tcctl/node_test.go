@@ -82,19 +82,25 @@ func TestNodeCommandsReadAndAnnotateRealNodes(t *testing.T) {
 			t.Errorf("status %s: %+v (%v)\n%s", off, got, err, out)
 		}
 	})
-	t.Run("onboard sets the onboard annotation and nothing else", func(t *testing.T) {
-		c.must(t, "node", "onboard", failed, "--kubeconfig", kubeconfig)
+	t.Run("onboard records a request the node cannot write and changes nothing else", func(t *testing.T) {
+		ns := nodeName("tc")
+		clustertest.Namespace(t, cs, ns)
+		c.must(t, "node", "onboard", failed, "--kubeconfig", kubeconfig, "--namespace", ns)
+		got, err := cluster.NewOnboardRequests(cs, ns, "").List(context.Background())
+		if err != nil || got[failed] == "" {
+			t.Errorf("onboard requests in %s = %v, %v; want one for %s", ns, got, err, failed)
+		}
 		n, err := cs.CoreV1().Nodes().Get(context.Background(), failed, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n.Annotations[cluster.AnnotationOnboard] == "" {
-			t.Errorf("annotations %v lack %s", n.Annotations, cluster.AnnotationOnboard)
+		if _, ok := n.Annotations[cluster.AnnotationOnboard]; ok {
+			t.Errorf("onboard annotated the Node, where the node itself could write: %v", n.Annotations)
 		}
 		if !n.Spec.Unschedulable || n.Labels[cluster.LabelStatus] != string(cluster.StatusAttestationFailed) {
 			t.Error("onboard changed the cordon or the status: that is the manager's job")
 		}
-		rows := tableRows(c.must(t, "node", "status", failed, "--kubeconfig", kubeconfig))
+		rows := tableRows(c.must(t, "node", "status", failed, "--kubeconfig", kubeconfig, "-n", ns))
 		if rows[1][5] != "yes" {
 			t.Errorf("status after onboard: %q, want onboard requested", rows[1])
 		}

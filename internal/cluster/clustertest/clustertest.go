@@ -106,7 +106,9 @@ func NewClientset(t testing.TB, cfg *rest.Config) *kubernetes.Clientset {
 
 // User returns a config that authenticates as the named user, member of
 // groups, with no permissions but those RBAC grants it: the way to test that
-// a role is enough.
+// a role is enough. The API server runs the Node authorizer and the
+// NodeRestriction admission plugin, so User(t, "system:node:n1",
+// "system:nodes") acts as the kubelet of Node n1 would.
 func User(t testing.TB, name string, groups ...string) *rest.Config {
 	t.Helper()
 	e := start(t)
@@ -163,6 +165,12 @@ func boot() (e *envtest.Environment, skip string, err error) {
 		ControlPlaneStartTimeout: 90 * time.Second, // two shared cores can be slow
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
+	// Authorize and admit as a real cluster does, so that a test acting
+	// with a node's own identity (User(t, "system:node:<name>",
+	// "system:nodes")) gets what a kubelet gets, and no more.
+	e.ControlPlane.GetAPIServer().Configure().
+		Set("authorization-mode", "Node,RBAC").
+		Set("enable-admission-plugins", "NodeRestriction")
 	t0 := time.Now()
 	if _, err := e.Start(); err != nil {
 		_ = e.Stop()
