@@ -36,6 +36,10 @@ type Config struct {
 	// they sealed is re-sealed under the current key at start. Also
 	// TC_PREVIOUS_KEY_ENCRYPTION_KEY (base64) for the environment form.
 	PreviousKeyEncryptionKeyFiles []string `yaml:"previous_key_encryption_key_files"`
+	// keyEncryptionKey and previousKeyEncryptionKey are keys themselves
+	// (base64), from TC_KEY_ENCRYPTION_KEY and TC_PREVIOUS_KEY_ENCRYPTION_KEY
+	// only, never from the file.
+	keyEncryptionKey, previousKeyEncryptionKey string
 	// ServerName is the DNS name clients use; also DNSNames and IPs for the
 	// TLS certificate.
 	ServerName string     `yaml:"server_name"`
@@ -142,6 +146,8 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	}
 	str("TC_KEY_ENCRYPTION_KEY_FILE", &cfg.KeyEncryptionKeyFile)
 	list("TC_PREVIOUS_KEY_ENCRYPTION_KEY_FILES", &cfg.PreviousKeyEncryptionKeyFiles)
+	str("TC_KEY_ENCRYPTION_KEY", &cfg.keyEncryptionKey)
+	str("TC_PREVIOUS_KEY_ENCRYPTION_KEY", &cfg.previousKeyEncryptionKey)
 	str("TC_SERVER_NAME", &cfg.ServerName)
 	list("TC_DNS_NAMES", &cfg.DNSNames)
 	list("TC_IPS", &cfg.IPs)

@@ -129,7 +129,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 	out := verifier.Config{
 		Listen: c.Listen, Database: db, DataDir: c.DataDir,
 		KeyEncryption: verifier.KeyEncryptionConfig{
-			KeyFile: c.KeyEncryptionKeyFile, Key: getenv("TC_KEY_ENCRYPTION_KEY"),
+			KeyFile: c.KeyEncryptionKeyFile, Key: c.keyEncryptionKey,
 			PreviousKeyFiles: c.PreviousKeyEncryptionKeyFiles,
 		},
 		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
@@ -137,8 +137,8 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		Metrics:    verifier.MetricsConfig{Listen: c.Metrics.Listen},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
 	}
-	if k := getenv("TC_PREVIOUS_KEY_ENCRYPTION_KEY"); k != "" {
-		out.KeyEncryption.PreviousKeys = []string{k}
+	if c.previousKeyEncryptionKey != "" {
+		out.KeyEncryption.PreviousKeys = []string{c.previousKeyEncryptionKey}
 	}
 	if c.NATS.URL == "" {
 		host, port, _ := net.SplitHostPort(c.NATS.Listen)
