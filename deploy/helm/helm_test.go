@@ -63,6 +63,12 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				c := sts.Spec.Template.Spec.Containers[0]
 				wantEnv(t, c, "TC_ADMIN_PASSWORD_FILE", "/var/run/secrets/trustedcompute.io/admin/password")
 				wantEnv(t, c, "TC_NATS_LISTEN", ":4222")
+				// The data directory is below the volume root, which fsGroup
+				// makes group-writable; the verifier makes its own 0700.
+				wantEnv(t, c, "TC_DATA_DIR", "/var/lib/trusted-compute/verifier")
+				if p := sts.Spec.Template.Spec.SecurityContext.FSGroupChangePolicy; p == nil || *p != corev1.FSGroupChangeOnRootMismatch {
+					t.Errorf("verifier fsGroupChangePolicy = %v, want OnRootMismatch (keep the verifier's 0700/0600 modes)", p)
+				}
 				noEnv(t, c, "TC_DATABASE_URL_FILE", "TC_DATABASE_URL", "TC_NATS_URL", "TC_ADMIN_PASSWORD")
 				for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 					if p == nil || p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
@@ -101,6 +107,8 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 					t.Errorf("verifier on postgres has volumeClaimTemplates %v, want none", sts.Spec.VolumeClaimTemplates)
 				}
 				wantSecretVolume(t, sts.Spec.Template.Spec, "tc-verifier-database")
+				wantEnvFromSecret(t, c, "TC_KEY_ENCRYPTION_KEY", "tc-verifier-kek", "kek")
+				noEnv(t, c, "TC_PREVIOUS_KEY_ENCRYPTION_KEY")
 			},
 		},
 		{
@@ -469,6 +477,8 @@ func TestRenderRefuses(t *testing.T) {
 			"verifier.replicas > 1 needs database.type=postgres and nats.external.url"},
 		{"postgres without the URL Secret", map[string]any{"verifier.database.type": "postgres"},
 			"verifier.database.postgres.existingSecret is required"},
+		{"postgres without the key-encryption key Secret", map[string]any{"verifier.database.type": "postgres",
+			"verifier.database.postgres.existingSecret": "db"}, "verifier.keyEncryption.existingSecret is required with database.type=postgres"},
 		{"an external NATS without credentials", map[string]any{"verifier.nats.external.url": "tls://nats:4222"},
 			"verifier.nats.external.credsSecret is required"},
 		{"a poll duration that is a number, not a string of minutes", map[string]any{"attestationManager.pollDuration": 60},
@@ -935,6 +945,19 @@ func wantEnv(t *testing.T, c corev1.Container, name, value string) {
 		}
 	}
 	t.Errorf("container %s has no env %s (want %q)", c.Name, name, value)
+}
+
+func wantEnvFromSecret(t *testing.T, c corev1.Container, name, secret, key string) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.Name == name {
+			if r := e.ValueFrom; r == nil || r.SecretKeyRef == nil || r.SecretKeyRef.Name != secret || r.SecretKeyRef.Key != key {
+				t.Errorf("container %s env %s = %+v, want from Secret %s key %s", c.Name, name, e, secret, key)
+			}
+			return
+		}
+	}
+	t.Errorf("container %s has no env %s (want it from Secret %s)", c.Name, name, secret)
 }
 
 func noEnv(t *testing.T, c corev1.Container, names ...string) {

@@ -60,6 +60,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq .Values.database.type "postgres") (not .Values.database.postgres.existingSecret) -}}
 {{- fail "verifier.database.postgres.existingSecret is required with database.type=postgres (a Secret holding the postgres:// URL)" -}}
 {{- end -}}
+{{- if and (eq .Values.database.type "postgres") (not .Values.keyEncryption.existingSecret) -}}
+{{- fail "verifier.keyEncryption.existingSecret is required with database.type=postgres (a Secret holding the key-encryption key; a key generated into the pod's data directory would not outlive it)" -}}
+{{- end -}}
 {{- if and .Values.nats.external.url (not .Values.nats.external.credsSecret) -}}
 {{- fail "verifier.nats.external.credsSecret is required with an external NATS (nats.external.url)" -}}
 {{- end -}}
