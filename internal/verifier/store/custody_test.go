@@ -45,6 +45,7 @@ func runKeyCustodySuite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"rotating the key-encryption key re-seals every secret under the new key", testRotateKEK},
 		{"a sealed value copied to another name does not open", testSealedValueBoundToName},
 		{"a plaintext value planted in the database is refused", testPlantedPlaintextRefused},
+		{"replicas sealing one database at once both succeed and agree", testConcurrentSeal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newDSN(t)) })
@@ -266,6 +267,25 @@ func testPlantedPlaintextRefused(t *testing.T, dsn string) {
 	if v, err := s.GetSecret(t.Context(), "cms-root-ca"); err == nil {
 		t.Fatalf("GetSecret of a planted plaintext value = %q, want an error", v)
 	}
+}
+
+func testConcurrentSeal(t *testing.T, dsn string) {
+	secrets := custodySecrets(t)
+	old := openKeyed(t, dsn, keyring(t, testKey(t)))
+	for name, v := range secrets {
+		insertRaw(t, old, name, v)
+	}
+	must(t, "Close", old.Close())
+	kek := testKey(t)
+	a, b := openKeyed(t, dsn, keyring(t, kek)), openKeyed(t, dsn, keyring(t, kek))
+	errs := make(chan error, 2)
+	for _, s := range []*Store{a, b} {
+		go func() { _, err := s.SealSecrets(t.Context()); errs <- err }()
+	}
+	for range 2 {
+		must(t, "concurrent SealSecrets", <-errs)
+	}
+	wantSecrets(t, openKeyed(t, dsn, keyring(t, kek)), secrets)
 }
 
 func TestSQLiteFilesArePrivate(t *testing.T) {
