@@ -23,6 +23,9 @@ type HVSVerifier struct {
 
 func (h HVSVerifier) RegisterHost(ctx context.Context, nodeName, hostID string) (string, error) {
 	host, err := h.Client.RegisterHost(ctx, nodeName, hostID)
+	if errors.Is(err, hvsclient.ErrHostBound) {
+		return "", fmt.Errorf("%w: %w", ErrHostClaimed, err)
+	}
 	if err == nil && host.EnrollmentError != "" {
 		h.Log.Warn("host registered but its AK is not enrolled; attestation fails until it is",
 			slog.String("node", nodeName), slog.String("host_id", hostID), slog.String("error", host.EnrollmentError))
@@ -39,16 +42,32 @@ func (h HVSVerifier) LatestReport(ctx context.Context, hostID string) (*report.R
 }
 
 // KubeNodes adapts cluster.Nodes to Nodes, adding the poll-duration
-// annotation, which cluster.NodeInfo does not carry.
+// annotation, which cluster.NodeInfo does not carry, and the onboard
+// requests, which live in a ConfigMap of the manager's namespace and never
+// on the Node.
 type KubeNodes struct {
 	*cluster.Nodes
 	Clientset kubernetes.Interface
+	// Requests are the onboard requests; nil: none are ever read.
+	Requests *cluster.OnboardRequests
+	Log      *slog.Logger
 }
 
 func (k KubeNodes) EnabledNodes(ctx context.Context) ([]Node, error) {
+	if cleared, err := k.ClearDisabled(ctx); err != nil && k.Log != nil {
+		k.Log.Warn("clearing verdict labels of nodes not enabled failed", slog.Any(keyErr, err))
+	} else if len(cleared) > 0 && k.Log != nil {
+		k.Log.Warn("nodes not enabled carried verdict labels: removed", slog.Any("nodes", cleared))
+	}
 	infos, err := k.Nodes.EnabledNodes(ctx)
 	if err != nil {
 		return nil, err
+	}
+	requests := map[string]string{}
+	if k.Requests != nil {
+		if requests, err = k.Requests.List(ctx); err != nil {
+			return nil, err
+		}
 	}
 	sel := labels.SelectorFromSet(labels.Set{cluster.LabelEnabled: "true"}).String()
 	list, err := k.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
@@ -61,7 +80,16 @@ func (k KubeNodes) EnabledNodes(ctx context.Context) ([]Node, error) {
 	}
 	out := make([]Node, 0, len(infos))
 	for _, n := range infos {
+		n.OnboardRequested = requests[n.Name] != ""
 		out = append(out, Node{NodeInfo: n, PollDuration: poll[n.Name]})
 	}
 	return out, nil
+}
+
+// Onboarded finishes the re-onboarding on the Node, then clears the request.
+func (k KubeNodes) Onboarded(ctx context.Context, node string, ready bool, reportID string) error {
+	if err := k.Nodes.Onboarded(ctx, node, ready, reportID); err != nil || k.Requests == nil {
+		return err
+	}
+	return k.Requests.Done(ctx, node)
 }

@@ -58,6 +58,13 @@ type Config struct {
 	// DiskEncryption is the disk encryption that makes a Verified node
 	// ready: DiskEncryptionMeasured (default) or DiskEncryptionClaimed.
 	DiskEncryption DiskEncryptionPolicy
+	// MaxEvidenceAge is the age of the newest evidence past which a node is
+	// no longer Verified nor ready: its ready label goes, its status turns
+	// unknown and its condition says why (never a cordon: a verifier outage
+	// must not drain the fleet). Default twice PollDuration. A node is
+	// attested again before its evidence is this old, whatever its own
+	// poll-duration annotation says.
+	MaxEvidenceAge time.Duration
 }
 
 // WithDefaults fills the zero fields.
@@ -85,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DiskEncryption == "" {
 		c.DiskEncryption = DiskEncryptionMeasured
+	}
+	if c.MaxEvidenceAge == 0 {
+		c.MaxEvidenceAge = 2 * c.PollDuration
 	}
 	return c
 }
@@ -114,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.DiskEncryption.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxEvidenceAge < c.PollDuration {
+		errs = append(errs, fmt.Errorf("max evidence age %s: want at least the poll duration %s", c.MaxEvidenceAge, c.PollDuration))
 	}
 	for _, ns := range c.EvictNamespaces {
 		if ns == "" {

@@ -25,6 +25,10 @@ const (
 	ReasonAttestationFailed    = "AttestationFailed"
 	ReasonSecureBootUnverified = "SecureBootUnverified"
 	ReasonNoReport             = "NoReport"
+	// ReasonAgentUnreachable: the verifier could not get evidence from the
+	// node's trust agent; the node fails (and is cordoned) as for any
+	// untrusted report.
+	ReasonAgentUnreachable = "AgentUnreachable"
 )
 
 // Details sent to the Edge Infrastructure Manager, as the reference system
@@ -84,6 +88,10 @@ func Decide(r *report.Report) Decision {
 		msg := "trust verification failed: no flavor part was evaluated"
 		if len(parts) > 0 {
 			msg = strings.Join(parts, ", ") + detailFailedSuffix
+		}
+		if r.HostStatus != "" && r.HostStatus != report.StatusConnected {
+			msg = "agent unreachable (host status " + r.HostStatus + "): " + msg
+			return Decision{Status: StatusAttestationFailed, Parts: parts, Reason: ReasonAgentUnreachable, Message: msg}
 		}
 		return Decision{Status: StatusAttestationFailed, Parts: parts, Reason: ReasonAttestationFailed, Message: msg}
 	}

@@ -20,13 +20,17 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 	log := m.log.With(slog.String(keyNode, n.Name), slog.String(keyHostID, n.HostID))
 	first := !st.seen
 	st.seen = true
+	if why == triggerDrift {
+		m.reassert(ctx, st, log)
+		return
+	}
 	if n.HostID == "" {
 		msg := "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
 		log.Warn("cannot attest node", slog.String(keyReason, msg))
 		if err := m.nodes.Pending(ctx, n.Name, ReasonHostIDMissing, msg); err != nil {
 			log.Warn("marking node pending failed", slog.Any(keyErr, err))
 		}
-		st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+		m.schedule(st, m.jittered(m.interval(st)))
 		return
 	}
 	var err error
@@ -42,18 +46,101 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 	if ctx.Err() != nil {
 		return
 	}
+	if errors.Is(err, ErrHostClaimed) {
+		// Not an outage: the node claims a host bound to another node (or
+		// moved to another host id). It gets no verdict, and the EIM is
+		// not told: its host GUID is the claimed one, another node's.
+		m.schedule(st, m.jittered(m.interval(st)))
+		log.Warn("host claim refused", slog.Any(keyErr, err))
+		m.withdraw(ctx, st, ReasonHostClaimRefused, "host claim refused: "+err.Error(), "", log)
+		return
+	}
 	st.failures++
 	retry := min(m.cfg.RetryMin<<min(st.failures-1, 20), m.interval(st))
-	st.next = m.clock.Now().Add(m.jittered(retry))
+	m.schedule(st, m.jittered(retry))
 	log = log.With(slog.String(keyTrigger, string(why)), slog.Time(keyNext, st.next))
 	var ve *VerifierError
 	if !errors.As(err, &ve) {
 		log.Error("acting on attestation failed", slog.Any(keyErr, err))
 		return
 	}
+	now := m.clock.Now()
+	if trusted(st.node) && m.stale(st, now) {
+		// No cordon: an outage of the verifier must not drain the fleet.
+		// But a node is not Verified nor ready on evidence this old.
+		last := "of unknown age (none read since the manager started)"
+		if !st.evidenceAt.IsZero() {
+			last = "from " + st.evidenceAt.UTC().Format(time.RFC3339)
+		}
+		msg := fmt.Sprintf("verifier unreachable and the last evidence is %s, older than maxEvidenceAge %s", last, m.cfg.MaxEvidenceAge)
+		log.Warn("verdict withdrawn: evidence too old", slog.Any(keyErr, err))
+		m.withdraw(ctx, st, ReasonVerifierUnreachable, msg+": "+err.Error(), "Attestation stale: "+msg, log)
+		return
+	}
 	log.Warn("no attestation result: verifier unreachable", slog.Any(keyErr, err))
 	if perr := m.nodes.Pending(ctx, n.Name, ReasonVerifierUnreachable, "verifier unreachable: "+err.Error()); perr != nil {
 		log.Warn("marking node pending failed", slog.Any(keyErr, perr))
+	}
+}
+
+// withdraw takes back the node's Verified and ready without cordoning it
+// (cluster.Nodes.Withdraw) and, when eimDetail is set and the Node changed,
+// tells the EIM the node is not verified any more.
+func (m *Manager) withdraw(ctx context.Context, st *nodeState, reason, message, eimDetail string, log *slog.Logger) {
+	changed, err := m.nodes.Withdraw(ctx, st.node.Name, reason, message)
+	if err != nil {
+		log.Warn("withdrawing the verdict failed", slog.Any(keyErr, err))
+		return
+	}
+	switch st.node.Status {
+	case cluster.StatusVerified, cluster.StatusPending, "":
+		st.node.Status = cluster.StatusUnknown
+	}
+	st.node.Ready = false
+	if st.want == nil || st.want.status == cluster.StatusVerified || st.want.status == cluster.StatusUnknown {
+		st.want = &verdict{status: cluster.StatusUnknown, reason: reason, message: message}
+	}
+	st.drift = false
+	if changed && eimDetail != "" && m.sink != nil {
+		if err := m.sink.Notify(st.node.HostID, eim.StatusFailed, eimDetail); err != nil {
+			log.Warn("eim notification not queued", slog.Any(keyErr, err))
+		}
+	}
+}
+
+// reassert makes the Node say the last verdict again after someone changed
+// its labels, taint or cordon. A Verified verdict whose evidence is too old
+// is not repeated: the node is attested now instead.
+func (m *Manager) reassert(ctx context.Context, st *nodeState, log *slog.Logger) {
+	w := st.want
+	st.drift = false
+	if w == nil {
+		return
+	}
+	log = log.With(slog.String(keyStatus, string(w.status)))
+	var err error
+	switch w.status {
+	case cluster.StatusVerified:
+		if m.stale(st, m.clock.Now()) {
+			st.next = m.clock.Now()
+			return
+		}
+		err = m.nodes.MarkVerified(ctx, st.node.Name, w.ready, w.reportID, w.message)
+	case cluster.StatusUnknown:
+		_, err = m.nodes.Withdraw(ctx, st.node.Name, w.reason, w.message)
+	default:
+		_, err = m.nodes.MarkFailed(ctx, st.node.Name, w.status, w.parts, w.reportID, w.message)
+	}
+	if err != nil {
+		log.Warn("reverting the node's drift failed", slog.Any(keyErr, err))
+		st.drift = true
+		return
+	}
+	log.Warn("the node no longer said the verdict: reverted",
+		slog.String("had_status", string(st.node.Status)), slog.Bool("had_ready", st.node.Ready))
+	st.node.Status, st.node.Ready = w.status, w.ready
+	if w.status != cluster.StatusVerified && w.status != cluster.StatusUnknown {
+		st.node.Cordoned, st.node.Tainted = true, true
 	}
 }
 
@@ -83,7 +170,10 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	if acted && !st.resetKnown && quoted(latest) {
 		st.resetCount, st.resetKnown = latest.ResetCount, true
 	}
-	if acted && why != triggerSchedule {
+	if acted && latest.Created.After(st.evidenceAt) {
+		st.evidenceAt = latest.Created
+	}
+	if acted && why != triggerSchedule && !(trusted(st.node) && m.stale(st, now)) {
 		if first {
 			// Resume the schedule from that report; if it is overdue,
 			// spread the overdue nodes over the jitter window.
@@ -91,6 +181,7 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 			if !st.next.After(now) {
 				st.next = now.Add(time.Duration(m.rnd() * m.cfg.Jitter * float64(m.interval(st))))
 			}
+			m.clampNext(st)
 		}
 		return nil
 	}
@@ -133,7 +224,7 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 			st.resetCount, st.resetKnown = r.ResetCount, true
 		}
 	}
-	st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+	m.schedule(st, m.jittered(m.interval(st)))
 	return m.act(ctx, st, r, false, log)
 }
 
@@ -161,7 +252,7 @@ func (m *Manager) onboard(ctx context.Context, st *nodeState, log *slog.Logger) 
 	if quoted(r) {
 		st.resetCount, st.resetKnown = r.ResetCount, true
 	}
-	st.next = m.clock.Now().Add(m.jittered(m.interval(st)))
+	m.schedule(st, m.jittered(m.interval(st)))
 	return m.act(ctx, st, r, true, log)
 }
 
@@ -227,13 +318,18 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 	n := st.node
 	d := m.cfg.Decide(r)
 	log = log.With(slog.String(keyReportID, r.ID), slog.String(keyStatus, string(d.Status)))
+	evidenceAt := r.Created
+	if evidenceAt.IsZero() {
+		evidenceAt = m.clock.Now()
+	}
 	wasFailed := n.Cordoned && (n.Status == cluster.StatusAttestationFailed || n.Status == cluster.StatusSecureBootDisabled)
 	if d.Status == StatusVerified && wasFailed && !onboarding {
 		// Nothing clears a failure by itself: a node that failed stays failed
 		// and cordoned, in Kubernetes and in the EIM, until an operator
 		// re-onboards it, even when a later report passes.
 		log.Info("attestation passes again; the node stays failed and cordoned until it is re-onboarded")
-		st.lastActed, st.node.LastReport = r.ID, r.ID
+		st.lastActed, st.node.LastReport, st.evidenceAt = r.ID, r.ID, evidenceAt
+		m.clampNext(st)
 		return nil
 	}
 	m.notify(n.HostID, d, log)
@@ -275,7 +371,12 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 	if err != nil {
 		return fmt.Errorf("node %s, report %s: %w", n.Name, r.ID, err)
 	}
-	st.lastActed, st.node.LastReport = r.ID, r.ID
+	st.lastActed, st.node.LastReport, st.evidenceAt = r.ID, r.ID, evidenceAt
+	m.clampNext(st)
+	st.want, st.drift = &verdict{status: st.node.Status, ready: st.node.Ready, reportID: r.ID, message: d.Message, parts: d.Parts}, false
+	if st.node.Status != cluster.StatusVerified {
+		st.node.Tainted = true
+	}
 	return nil
 }
 

@@ -134,11 +134,22 @@ func (f *fakeVerifier) RegisterHost(_ context.Context, nodeName, hostID string) 
 	if err := f.record("register %s %s", nodeName, hostID); err != nil {
 		return "", err
 	}
-	h := f.hostLocked(hostID)
-	if h.name == "" {
-		f.registered++
+	// As HVS does: a host id and a node name are bound to each other by
+	// the first registration (the store's unique id and name).
+	for id, other := range f.hosts {
+		if other.name == nodeName && id != hostID {
+			return "", fmt.Errorf("%w: node %s is bound to host %s", ErrHostClaimed, nodeName, id)
+		}
 	}
-	h.name = nodeName
+	h := f.hostLocked(hostID)
+	switch h.name {
+	case "":
+		f.registered++
+		h.name = nodeName
+	case nodeName:
+	default:
+		return "", fmt.Errorf("%w: host %s is bound to node %s", ErrHostClaimed, hostID, h.name)
+	}
 	return hostID, nil
 }
 
@@ -353,10 +364,12 @@ func (f *fakeNodes) MarkFailed(_ context.Context, name string, status cluster.St
 		return false, err
 	}
 	changed := !n.Cordoned || n.Status != status || n.LastReport != reportID || n.Ready || n.condition != "False"
+	changed = changed || !n.Tainted
 	if !n.Cordoned {
 		n.Cordoned, n.CordonedByUs = true, true
 		f.cordons++
 	}
+	n.Tainted = true
 	n.Status, n.Ready, n.LastReport, n.condition = status, false, reportID, "False"
 	if changed {
 		f.events = append(f.events, "Failed "+name)
@@ -385,10 +398,31 @@ func (f *fakeNodes) Onboarded(_ context.Context, name string, ready bool, report
 		n.Cordoned = false
 		f.uncordons++
 	}
-	n.CordonedByUs, n.OnboardRequested = false, false
+	n.CordonedByUs, n.OnboardRequested, n.Tainted = false, false, false
 	n.Status, n.Ready, n.LastReport, n.condition = cluster.StatusVerified, ready, reportID, "True"
 	f.events = append(f.events, "Onboarded "+name)
 	return nil
+}
+
+func (f *fakeNodes) Withdraw(_ context.Context, name, reason, message string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("withdraw %s %s %s", name, reason, message))
+	n, err := f.node(name)
+	if err != nil {
+		return false, err
+	}
+	changed := n.Ready || n.condition != "Unknown"
+	switch n.Status {
+	case cluster.StatusVerified, cluster.StatusPending, "":
+		changed = changed || n.Status != cluster.StatusUnknown
+		n.Status = cluster.StatusUnknown
+	}
+	n.Ready, n.condition = false, "Unknown"
+	if changed {
+		f.events = append(f.events, reason+" "+name)
+	}
+	return changed, nil
 }
 
 func (f *fakeNodes) Pending(_ context.Context, name, reason, message string) error {

@@ -6,7 +6,13 @@
 //
 // The Manager holds no state that matters across a restart: what was acted on
 // lives in the Node objects (status label, last report annotation, cordon)
-// and the reports live in the verifier. A restarted manager reads the latest
+// and the reports live in the verifier. What a node may write itself (its
+// annotations) is never taken as a verdict: the verdict labels are under
+// node-restriction.kubernetes.io/, onboard requests come from
+// cluster.OnboardRequests, a host id is only the node's claim, which the
+// verifier's host record binds to the first node name (ErrHostClaimed), and
+// each pass compares the Node with the verdict this process last made and
+// makes it say so again when it drifted. A restarted manager reads the latest
 // report of each node and skips it when the Node already names it, so it
 // neither cordons twice nor evicts twice nor re-sends a verdict.
 //
@@ -54,11 +60,17 @@ const (
 	keyValue    = "value"
 )
 
-// Reasons of Pending calls.
+// Reasons of Pending and Withdraw calls.
 const (
 	ReasonVerifierUnreachable = cluster.ReasonVerifierUnreachable
 	ReasonHostIDMissing       = "HostIDMissing"
+	ReasonHostClaimRefused    = cluster.ReasonHostClaimRefused
 )
+
+// ErrHostClaimed is returned (wrapped) by Verifier.RegisterHost when the
+// verifier has bound the node's host id to another node name, or the node
+// name to another host id. The node is refused, never given that host.
+var ErrHostClaimed = errors.New("host claim refused")
 
 // Node is an enabled Node as the manager sees it.
 type Node struct {
@@ -72,7 +84,8 @@ type Node struct {
 // verifier's (RegisterHost returns it).
 type Verifier interface {
 	// RegisterHost registers the node's host (or finds it when already
-	// registered) and returns its id in the verifier.
+	// registered under this node name) and returns its id in the verifier;
+	// ErrHostClaimed when the host id or the name is bound otherwise.
 	RegisterHost(ctx context.Context, nodeName, hostID string) (string, error)
 	// Rebaseline makes the host's golden flavors of parts from its current
 	// measurements.
@@ -92,8 +105,10 @@ type Nodes interface {
 	MarkVerified(ctx context.Context, node string, ready bool, reportID, message string) error
 	MarkFailed(ctx context.Context, node string, status cluster.Status, parts []string, reportID, message string) (changed bool, err error)
 	Evict(ctx context.Context, node string, namespaces []string) (int, error)
+	// Onboarded also clears the node's onboard request.
 	Onboarded(ctx context.Context, node string, ready bool, reportID string) error
 	Pending(ctx context.Context, node, reason, message string) error
+	Withdraw(ctx context.Context, node, reason, message string) (changed bool, err error)
 }
 
 // StatusSink receives every decision (the EIM notifier). Notify must not block.
@@ -176,6 +191,35 @@ type nodeState struct {
 	failures      int
 	onboardTried  bool
 	evictPending  bool // an eviction was refused or failed: retry at the next failure
+	// evidenceAt is when the evidence of the last verdict was made (its
+	// report's creation); zero when this process does not know.
+	evidenceAt time.Time
+	// want is the last verdict this process made the Node say; nil before.
+	want *verdict
+	// drift: the Node no longer says want.
+	drift bool
+}
+
+// verdict is what the Node must say, to be said again when it drifts.
+type verdict struct {
+	status   cluster.Status // verified, a failure status, or unknown (withdrawn)
+	ready    bool
+	reportID string
+	message  string
+	parts    []string
+	reason   string // of a withdrawal
+}
+
+// drifted tells whether the Node no longer says v.
+func (v *verdict) drifted(n Node) bool {
+	switch v.status {
+	case cluster.StatusVerified:
+		return n.Status != v.status || n.Ready != v.ready
+	case cluster.StatusUnknown:
+		return n.Ready || n.Status == cluster.StatusVerified || n.Status == cluster.StatusPending
+	default: // failed
+		return n.Status != v.status || n.Ready || !n.Tainted || !n.Cordoned
+	}
 }
 
 // New returns a Manager. cfg is completed with defaults and validated.
@@ -260,6 +304,7 @@ const (
 	triggerSchedule trigger = "schedule" // poll duration elapsed
 	triggerEvent    trigger = "report"   // a report was published
 	triggerOnboard  trigger = "onboard"  // an operator asked for re-onboarding
+	triggerDrift    trigger = "drift"    // the Node no longer says the verdict
 )
 
 type work struct {
@@ -316,24 +361,34 @@ func (m *Manager) refresh(ctx context.Context, now time.Time) {
 		}
 		if st.node.HostID != n.HostID {
 			st.verifierID, st.registeredFor, st.flavorsKnown, st.resetKnown = "", "", false, false
+			// A verdict is about a host: another claimed host is attested
+			// (or refused) now, not at the next poll.
+			st.next = now
 		}
 		if !n.OnboardRequested {
 			st.onboardTried = false
 		}
 		st.node = n
+		if st.want != nil && st.want.drifted(n) {
+			st.drift = true
+		}
 	}
 	for name := range m.hosts {
 		if !keep[name] {
 			delete(m.hosts, name)
 		}
 	}
+	// A host's reports go to the node registered for it; a node merely
+	// claiming the same id does not take them over.
 	clear(m.byHost)
 	for name, st := range m.hosts {
-		if st.node.HostID != "" {
-			m.byHost[st.node.HostID] = name
-		}
 		if st.verifierID != "" {
 			m.byHost[strings.ToLower(st.verifierID)] = name
+		}
+	}
+	for name, st := range m.hosts {
+		if _, taken := m.byHost[st.node.HostID]; st.node.HostID != "" && !taken {
+			m.byHost[st.node.HostID] = name
 		}
 	}
 }
@@ -366,6 +421,8 @@ func (m *Manager) collect(now time.Time) []work {
 			jobs = append(jobs, work{st, triggerEvent})
 		case !now.Before(st.next):
 			jobs = append(jobs, work{st, triggerSchedule})
+		case st.drift:
+			jobs = append(jobs, work{st, triggerDrift})
 		}
 	}
 	return jobs
@@ -384,6 +441,35 @@ func (m *Manager) nextDue() time.Time {
 		}
 	}
 	return next
+}
+
+// trusted tells whether the Node says Verified or ready: what must not
+// outlive its evidence.
+func trusted(n Node) bool { return n.Status == cluster.StatusVerified || n.Ready }
+
+// stale tells whether the node's evidence is older than MaxEvidenceAge at
+// now, or of an unknown age (a restarted manager that could not read the
+// verifier yet).
+func (m *Manager) stale(st *nodeState, now time.Time) bool {
+	return st.evidenceAt.IsZero() || now.Sub(st.evidenceAt) >= m.cfg.MaxEvidenceAge
+}
+
+// schedule sets the node's next attestation d from now (see clampNext).
+func (m *Manager) schedule(st *nodeState, d time.Duration) {
+	st.next = m.clock.Now().Add(d)
+	m.clampNext(st)
+}
+
+// clampNext moves the node's next attestation to when its evidence grows
+// older than MaxEvidenceAge if that comes first, whatever its poll duration
+// (the node's own annotation may ask for a week).
+func (m *Manager) clampNext(st *nodeState) {
+	if st.evidenceAt.IsZero() {
+		return
+	}
+	if deadline := st.evidenceAt.Add(m.cfg.MaxEvidenceAge); deadline.After(m.clock.Now()) && deadline.Before(st.next) {
+		st.next = deadline
+	}
 }
 
 // interval is the poll duration of a node: its annotation, or the default.

@@ -63,6 +63,9 @@ var (
 	ErrHostNotFound = errors.New("host not found in verifier")
 	// ErrNoReport: the verifier has no report of the host yet.
 	ErrNoReport = errors.New("no trust report for host")
+	// ErrHostBound: the host id is registered under another name, or the
+	// name under another host id.
+	ErrHostBound = errors.New("host id and node name are bound otherwise in the verifier")
 )
 
 // HTTPError is a response whose status code was not the expected one.
@@ -174,7 +177,10 @@ func New(baseURL string, roots *x509.CertPool, creds Credentials, opts ...Option
 
 // RegisterHost registers a host in the automatic flavor group, reaching its
 // agent over NATS as hostID. A host already registered (409 Conflict) is
-// looked up by name, or else by id (a node that was renamed). The host's
+// returned only when it is registered under this very name and host id: the
+// verifier's host record binds a host id to the first node name registered
+// with it, so a second node claiming the id, or a node claiming another id,
+// is ErrHostBound, never the existing host. The host's
 // EnrollmentError says why HVS could not enroll its AK; attestation fails
 // until that is fixed.
 func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (restapi.Host, error) {
@@ -191,11 +197,7 @@ func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (restapi
 	err := c.do(ctx, http.MethodPost, PathHosts, nil, body, &h, maxSmallBytes, http.StatusCreated, http.StatusOK)
 	var he *HTTPError
 	if errors.As(err, &he) && he.StatusCode == http.StatusConflict {
-		h, err := c.HostByName(ctx, name)
-		if errors.Is(err, ErrHostNotFound) {
-			return c.HostByID(ctx, hostID)
-		}
-		return h, err
+		return c.registered(ctx, name, hostID)
 	}
 	if err != nil {
 		return restapi.Host{}, fmt.Errorf("register host %s: %w", name, err)
@@ -204,6 +206,25 @@ func (c *Client) RegisterHost(ctx context.Context, name, hostID string) (restapi
 		return restapi.Host{}, fmt.Errorf("register host %s: response has no host id", name)
 	}
 	return h, nil
+}
+
+// registered returns the host a 409 Conflict is about when it is this
+// name's and this id's, and ErrHostBound otherwise.
+func (c *Client) registered(ctx context.Context, name, hostID string) (restapi.Host, error) {
+	h, err := c.HostByID(ctx, hostID)
+	switch {
+	case err == nil && h.HostName == name:
+		return h, nil
+	case err == nil:
+		return restapi.Host{}, fmt.Errorf("register host %s: %w: host id %s is registered as %q", name, ErrHostBound, hostID, h.HostName)
+	case !errors.Is(err, ErrHostNotFound):
+		return restapi.Host{}, fmt.Errorf("register host %s: %w", name, err)
+	}
+	h, err = c.HostByName(ctx, name)
+	if err != nil {
+		return restapi.Host{}, fmt.Errorf("register host %s: conflict, but: %w", name, err)
+	}
+	return restapi.Host{}, fmt.Errorf("register host %s: %w: the name is registered for host id %s, not %s", name, ErrHostBound, h.ID, hostID)
 }
 
 // HostByName finds a registered host by its exact name (ErrHostNotFound).

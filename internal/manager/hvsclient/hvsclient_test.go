@@ -247,9 +247,38 @@ func TestRegisterHostCreatesTheHostAndFindsItWhenAlreadyRegistered(t *testing.T)
 	if _, err := f.client.HostByName(ctx, "nobody"); !errors.Is(err, ErrHostNotFound) {
 		t.Fatalf("unknown host: %v, want ErrHostNotFound", err)
 	}
-	renamed, err := f.client.RegisterHost(ctx, "edge-1-renamed", "host-1")
-	if err != nil || renamed.ID != "host-1" {
-		t.Fatalf("a renamed node's host: %+v, %v; want host-1 found by id", renamed, err)
+}
+
+// TestRegisterHostNeverFallsBackToAHostBoundToAnotherNode plays a node that
+// claims a healthy host's id (or moves to another id): the 409 used to be
+// answered with the existing host, so the claiming node got its trust.
+func TestRegisterHostNeverFallsBackToAHostBoundToAnotherNode(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.client.RegisterHost(ctx, "edge-1", "host-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.RegisterHost(ctx, "edge-2", "host-2"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, node, hostID string
+	}{
+		{"a second node claiming a bound host id is refused", "edge-evil", "host-1"},
+		{"a registered node claiming another node's host id is refused", "edge-2", "host-1"},
+		{"a registered node claiming a fresh host id is refused", "edge-2", "host-9"},
+		{"a renamed node is refused until the operator deletes the old host", "edge-1-renamed", "host-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := f.client.RegisterHost(ctx, tt.node, tt.hostID)
+			if !errors.Is(err, ErrHostBound) {
+				t.Fatalf("RegisterHost(%s, %s) = %+v, %v; want ErrHostBound", tt.node, tt.hostID, h, err)
+			}
+			if h.ID != "" {
+				t.Fatalf("refused registration returned host %+v", h)
+			}
+		})
 	}
 }
 
