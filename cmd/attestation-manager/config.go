@@ -41,8 +41,12 @@ type Config struct {
 	// Concurrency bounds the nodes attested at the same time.
 	Concurrency int `yaml:"concurrency"`
 	// RefreshInterval is how often the node list is read (and how soon an
-	// onboarding request is seen).
+	// onboarding request is seen, and drift of the verdict reverted).
 	RefreshInterval time.Duration `yaml:"refreshInterval"`
+	// MaxEvidenceAge is the age of a node's newest evidence past which it is
+	// no longer Verified nor ready (never cordoned for it), in minutes or as
+	// a Go duration; empty: twice pollDuration.
+	MaxEvidenceAge string `yaml:"maxEvidenceAge"`
 
 	Verifier   Verifier   `yaml:"verifier"`
 	NATS       NATS       `yaml:"nats"`
@@ -85,6 +89,10 @@ type NATS struct {
 type Kubernetes struct {
 	// Kubeconfig is a kubeconfig file; empty uses the in-cluster config.
 	Kubeconfig string `yaml:"kubeconfig"`
+	// Namespace is the manager's own namespace, where operators' onboard
+	// requests are kept (ConfigMap trustedcompute-onboard-requests, which
+	// nodes cannot write); empty: TC_POD_NAMESPACE, else trusted-compute.
+	Namespace string `yaml:"namespace"`
 }
 
 func defaultConfig() Config {
@@ -104,12 +112,12 @@ func defaultConfig() Config {
 // envKeys lists every environment variable the manager reads, in one place.
 var envKeys = []string{
 	"TC_POLL_DURATION", "TC_JITTER", "TC_GOLDEN_FLAVORS", "TC_DISK_ENCRYPTION", "TC_EVICT_NAMESPACES", "TC_CONCURRENCY",
-	"TC_REFRESH_INTERVAL",
+	"TC_REFRESH_INTERVAL", "TC_MAX_EVIDENCE_AGE",
 	"TC_VERIFIER_URL", "TC_AAS_URL", "TC_CMS_URL", cms.EnvRootCAFile, cms.EnvRootSHA384,
 	"TC_AAS_USERNAME", "TC_AAS_PASSWORD_FILE", "TC_VERIFIER_TIMEOUT",
 	"TC_NATS_URL", "TC_NATS_CREDS_FILE",
 	"TC_EIM_ADDRESS", "TC_EIM_CA_FILE", "TC_EIM_TOKEN_FILE", "TC_EIM_SERVER_NAME",
-	"TC_KUBECONFIG", "TC_LOG_LEVEL", "TC_METRICS_ADDR",
+	"TC_KUBECONFIG", "TC_NAMESPACE", "TC_POD_NAMESPACE", "TC_LOG_LEVEL", "TC_METRICS_ADDR",
 }
 
 // loadConfig reads the file at path (if any) over the defaults, then the
@@ -169,6 +177,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		cfg.Concurrency = n
 	}
 	dur("TC_REFRESH_INTERVAL", &cfg.RefreshInterval)
+	str("TC_MAX_EVIDENCE_AGE", &cfg.MaxEvidenceAge)
 	str("TC_VERIFIER_URL", &cfg.Verifier.URL)
 	str("TC_AAS_URL", &cfg.Verifier.AASURL)
 	str("TC_CMS_URL", &cfg.Verifier.CMSURL)
@@ -184,6 +193,10 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	str("TC_EIM_TOKEN_FILE", &cfg.EIM.TokenFile)
 	str("TC_EIM_SERVER_NAME", &cfg.EIM.ServerName)
 	str("TC_KUBECONFIG", &cfg.Kubernetes.Kubeconfig)
+	if cfg.Kubernetes.Namespace == "" {
+		str("TC_POD_NAMESPACE", &cfg.Kubernetes.Namespace)
+	}
+	str("TC_NAMESPACE", &cfg.Kubernetes.Namespace)
 	str("TC_LOG_LEVEL", &cfg.LogLevel)
 	str("TC_METRICS_ADDR", &cfg.MetricsAddr)
 	return cfg, errors.Join(errs...)
@@ -199,7 +212,14 @@ func (c Config) managerConfig() (manager.Config, error) {
 	if jitter == 0 {
 		jitter = -1 // off, as asked
 	}
+	var maxAge time.Duration
+	if c.MaxEvidenceAge != "" {
+		if maxAge, err = parseMinutesOrDuration(c.MaxEvidenceAge); err != nil {
+			return manager.Config{}, fmt.Errorf("maxEvidenceAge: %w", err)
+		}
+	}
 	return manager.Config{
+		MaxEvidenceAge:  maxAge,
 		PollDuration:    poll,
 		Jitter:          jitter,
 		GoldenFlavors:   manager.GoldenFlavors(c.GoldenFlavors),
@@ -256,6 +276,22 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("logLevel %q: %w", c.LogLevel, err))
 	}
 	return errors.Join(errs...)
+}
+
+// parseMinutesOrDuration reads whole minutes ("120", the Helm form) or a Go
+// duration ("2h"); it must be positive.
+func parseMinutesOrDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, err := strconv.Atoi(s); err == nil {
+		d = time.Duration(n) * time.Minute
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("%q: want minutes or a duration such as 2h", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s: want more than 0", d)
+	}
+	return d, nil
 }
 
 func checkURL(key, raw string, required bool, schemes ...string) error {

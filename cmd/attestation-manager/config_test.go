@@ -105,6 +105,35 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "maxEvidenceAge defaults to twice pollDuration and takes minutes or a duration",
+			file: complete,
+			env:  map[string]string{"TC_POD_NAMESPACE": "tc-system"},
+			check: func(t *testing.T, c Config) {
+				mc, _ := c.managerConfig()
+				if mc.MaxEvidenceAge != time.Hour || c.Kubernetes.Namespace != "tc-system" {
+					t.Fatalf("max evidence age %s namespace %q, want 1h (twice 30m) and the pod's namespace", mc.MaxEvidenceAge, c.Kubernetes.Namespace)
+				}
+				for in, want := range map[string]time.Duration{"180": 3 * time.Hour, "3h": 3 * time.Hour} {
+					c.MaxEvidenceAge = in
+					if mc, err := c.managerConfig(); err != nil || mc.MaxEvidenceAge != want {
+						t.Fatalf("maxEvidenceAge %q = %s, %v; want %s", in, mc.MaxEvidenceAge, err, want)
+					}
+				}
+			},
+		},
+		{
+			name:    "a maxEvidenceAge below pollDuration is an error",
+			file:    complete + "maxEvidenceAge: \"10\"\n",
+			env:     map[string]string{"TC_NAMESPACE": "x"},
+			wantErr: []string{"max evidence age 10m0s: want at least the poll duration"},
+		},
+		{
+			name:    "an unreadable maxEvidenceAge is an error",
+			file:    complete,
+			env:     map[string]string{"TC_MAX_EVIDENCE_AGE": "soon"},
+			wantErr: []string{"maxEvidenceAge"},
+		},
+		{
 			name:    "an unknown key is an error",
 			file:    complete + "pollIntervall: 5\n",
 			wantErr: []string{"pollIntervall"},

@@ -119,6 +119,8 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	nodes := manager.KubeNodes{
 		Nodes:     cluster.New(cs, cluster.Options{Logger: logger, Instance: getenv("TC_POD_NAME")}),
 		Clientset: cs,
+		Requests:  cluster.NewOnboardRequests(cs, cfg.Kubernetes.Namespace, ""),
+		Log:       logger,
 	}
 	sink, err := eim.New(cfg.EIM, logger)
 	if err != nil {
