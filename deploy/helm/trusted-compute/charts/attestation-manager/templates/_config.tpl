@@ -6,6 +6,9 @@ diskEncryption: {{ .Values.diskEncryption | default "measured" }}
 evictNamespaces: {{ .Values.evictNamespaces | default list | toJson }}
 concurrency: {{ .Values.concurrency }}
 refreshInterval: {{ .Values.refreshInterval }}
+{{- with .Values.maxEvidenceAge }}
+maxEvidenceAge: {{ . | quote }}
+{{- end }}
 verifier:
   url: {{ .Values.verifier.url | default (printf "https://%s-verifier.%s.svc:8443" .Release.Name .Release.Namespace) | quote }}
   {{- if include "attestation-manager.cmsRootConfigMap" . }}
@@ -29,6 +32,8 @@ eim:
   serverName: {{ . | quote }}
   {{- end }}
 {{- end }}
+kubernetes:
+  namespace: {{ .Release.Namespace | quote }}
 logLevel: {{ .Values.logLevel }}
 metricsAddr: {{ printf ":%v" .Values.metrics.port | quote }}
 {{- end -}}
