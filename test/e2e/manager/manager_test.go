@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -181,6 +184,7 @@ type world struct {
 	mgrCfg   manager.Config
 	node     *node
 	nodeName string
+	ns       string // the manager's namespace: onboard requests
 	creds    []byte
 }
 
@@ -198,6 +202,8 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	}
 	cs := clustertest.Clientset(t)
 	w.cs = cs
+	w.ns = w.nodeName + "-tc"
+	clustertest.Namespace(t, cs, w.ns)
 
 	// The verifier.
 	dataDir := t.TempDir()
@@ -259,8 +265,9 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	w.mgrCfg = manager.Config{PollDuration: time.Hour, Jitter: -1, GoldenFlavors: golden, RefreshInterval: time.Second}
 	w.mgrDeps = manager.Deps{
 		Verifier: manager.HVSVerifier{Client: hc, Log: discard},
-		Nodes:    manager.KubeNodes{Nodes: cluster.New(cs, cluster.Options{Logger: discard}), Clientset: cs},
-		Status:   notifier, Clock: w.clock, Logger: testLogger(),
+		Nodes: manager.KubeNodes{Nodes: cluster.New(cs, cluster.Options{Logger: discard}), Clientset: cs,
+			Requests: cluster.NewOnboardRequests(cs, w.ns, "")},
+		Status: notifier, Clock: w.clock, Logger: testLogger(),
 	}
 	w.restartManager(t)
 	return w
@@ -381,6 +388,40 @@ func TestManagerEndToEnd(t *testing.T) {
 		t.Fatalf("EIM host guid %q", c.GetHostGuid())
 	}
 
+	// Root on another Node claims this host's id with that Node's own
+	// identity. The verifier's host record binds the id to the first Node:
+	// the claim is refused and reported, and this node keeps its verdict.
+	thief := w.nodeName + "-thief"
+	clustertest.Node(thief).Label(cluster.LabelEnabled, "true").Create(t, w.cs)
+	asThief := clustertest.NewClientset(t, clustertest.User(t, "system:node:"+thief, "system:nodes"))
+	claim := []byte(`{"metadata":{"annotations":{"` + cluster.AnnotationHostID + `":"` + hostID + `"}}}`)
+	if _, err := asThief.CoreV1().Nodes().Patch(context.Background(), thief, types.StrategicMergePatchType, claim, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("the node annotates itself: %v", err)
+	}
+	n = w.attest(t)
+	mustVerified(t, n, true)
+	tn, err := w.cs.CoreV1().Nodes().Get(context.Background(), thief, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.Labels[cluster.LabelStatus] != string(cluster.StatusUnknown) || tn.Labels[cluster.LabelReady] != "" ||
+		len(tn.Status.Conditions) != 1 || tn.Status.Conditions[0].Reason != cluster.ReasonHostClaimRefused {
+		t.Fatalf("claiming node labels %v conditions %+v: want status unknown, no ready, reason %s",
+			tn.Labels, tn.Status.Conditions, cluster.ReasonHostClaimRefused)
+	}
+	list, err := w.cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
+		return e.Regarding.Name == thief && e.Reason == cluster.ReasonHostClaimRefused && strings.Contains(e.Note, w.nodeName)
+	}) {
+		t.Fatal("no HostClaimRefused event on the claiming node naming the node the host is bound to")
+	}
+	if err := w.cs.CoreV1().Nodes().Delete(context.Background(), thief, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Tamper: a new executable is measured by IMA → Attestation Failed in IMA.
 	if err := w.node.root.MeasureFiles(w.node.tpm, w.node.banks, map[string]string{"/usr/bin/evil": "evil"}); err != nil {
 		t.Fatal(err)
@@ -412,9 +453,21 @@ func TestManagerEndToEnd(t *testing.T) {
 	n = w.attest(t)
 	mustCordoned(t, n, "attestation-failed")
 
-	// The operator re-onboards after the fix: re-baseline, attest, uncordon.
+	// Root on the node asks for re-onboarding with the node's own identity:
+	// the annotation it may write is ignored, the request it may not write.
+	asNode := clustertest.NewClientset(t, clustertest.User(t, "system:node:"+w.nodeName, "system:nodes"))
 	patch := []byte(`{"metadata":{"annotations":{"` + cluster.AnnotationOnboard + `":"true"}}}`)
-	if _, err := w.cs.CoreV1().Nodes().Patch(context.Background(), w.nodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := asNode.CoreV1().Nodes().Patch(context.Background(), w.nodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.NewOnboardRequests(asNode, w.ns, "").Request(context.Background(), w.nodeName, time.Now()); !apierrors.IsForbidden(err) {
+		t.Fatalf("the node writes its onboard request: %v, want forbidden", err)
+	}
+	n = w.attest(t)
+	mustCordoned(t, n, "attestation-failed")
+
+	// The operator re-onboards after the fix: re-baseline, attest, uncordon.
+	if err := cluster.NewOnboardRequests(w.cs, w.ns, "tcctl").Request(context.Background(), w.nodeName, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	n = w.attest(t)
