@@ -20,12 +20,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/aas/aasstore"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/api"
-	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/verifier/busserver"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/hvs"
@@ -79,8 +80,8 @@ type Verifier struct {
 	store   *store.Store
 	ca      *cms.CA
 	aas     *aas.AAS
-	auth    *bus.Authority
-	nats    *bus.Server
+	auth    *busserver.Authority
+	nats    *busserver.Server
 	enroll  *enroll.Enroller
 	agents  agentProxy
 	mux     *http.ServeMux
@@ -115,7 +116,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error
 }
 
 func (v *Verifier) build(ctx context.Context) error {
-	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict}, v.store, v.logger.With("part", "cms"))
+	// CSR signing never issues the verifier's own TLS names (issue 11).
+	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict,
+		ReservedNames: append([]string{v.cfg.ServerName}, v.cfg.DNSNames...), ReservedIPs: v.cfg.IPs},
+		v.store, v.logger.With("part", "cms"))
 	if err != nil {
 		return fmt.Errorf("cms: %w", err)
 	}
@@ -123,7 +127,7 @@ func (v *Verifier) build(ctx context.Context) error {
 	if err := v.writeRoot(); err != nil {
 		return err
 	}
-	v.auth, err = bus.NewAuthority(ctx, v.store, store.ErrNotFound)
+	v.auth, err = busserver.NewAuthority(ctx, v.store, store.ErrNotFound)
 	if err != nil {
 		return fmt.Errorf("nats authority: %w", err)
 	}
@@ -141,7 +145,7 @@ func (v *Verifier) build(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("nats tls certificate: %w", err)
 		}
-		v.nats, err = bus.NewServer(bus.ServerConfig{
+		v.nats, err = busserver.NewServer(busserver.ServerConfig{
 			Host: v.cfg.NATS.Host, Port: v.cfg.NATS.Port,
 			TLS: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*natsCert}},
 		}, v.auth, v.logger.With("part", "nats"))
@@ -204,7 +208,7 @@ func (v *Verifier) handleReady(w http.ResponseWriter, r *http.Request) {
 func (v *Verifier) CA() *cms.CA { return v.ca }
 
 // Authority returns the NATS credentials authority.
-func (v *Verifier) Authority() *bus.Authority { return v.auth }
+func (v *Verifier) Authority() *busserver.Authority { return v.auth }
 
 // Store returns the store.
 func (v *Verifier) Store() *store.Store { return v.store }
@@ -309,11 +313,11 @@ func (v *Verifier) Run(ctx context.Context) error {
 func (v *Verifier) connectBus(ctx context.Context) (*nats.Conn, error) {
 	logger := v.logger.With("part", "hvs")
 	if v.nats != nil {
-		creds, err := v.auth.ServiceCredentials("hvs", bus.MaxCredentialsTTL)
+		creds, err := v.auth.ServiceCredentials("hvs", busserver.MaxCredentialsTTL)
 		if err != nil {
 			return nil, err
 		}
-		return bus.ConnectInProcess(v.nats, creds, "hvs", logger)
+		return busserver.ConnectInProcess(v.nats, creds, "hvs", logger)
 	}
 	creds, err := os.ReadFile(v.cfg.NATS.ExternalCredsFile)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"trustedcompute.io/tc/internal/verifier/bus"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
