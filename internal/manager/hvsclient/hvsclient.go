@@ -2,13 +2,16 @@
 // verifier: host registration, re-baselining of the golden flavors and trust
 // reports under /hvs/v2, authenticated by a JWT from AAS (/aas/v1/token).
 //
-// Every call goes over TLS 1.3 verified against the CMS root only. Every
-// HTTP status code is checked: a response other than the documented success
-// is an *HTTPError carrying the method, path, status and the server's
-// message. A network failure is wrapped as it came. The AAS token is fetched
-// on first use and renewed once 80% of its lifetime has passed (from its exp
-// and iat claims, read without trusting them for anything else); a 401 from
-// HVS drops the token and repeats the call once with a new one.
+// Every call goes over TLS 1.3 verified against the CMS root only. A report
+// is believed only in its signed form (?format=jws), signed by the
+// verifier's own signing identity, never by another certificate of the CMS
+// (signed.go). Every HTTP status code is checked: a response other than the
+// documented success is an *HTTPError carrying the method, path, status and
+// the server's message. A network failure is wrapped as it came. The AAS
+// token is fetched on first use and renewed once 80% of its lifetime has
+// passed (from its exp and iat claims, read without trusting them for
+// anything else); a 401 from HVS drops the token and repeats the call once
+// with a new one.
 //
 // The password is read from its file at every login, so a rotated password
 // is used at once; it is never logged and never part of an error.
@@ -117,6 +120,8 @@ type Client struct {
 	creds   Credentials
 	http    *http.Client
 	now     func() time.Time
+	// reports verifies the signed form of every report (signed.go).
+	reports *report.Verifier
 
 	mu           sync.Mutex
 	token        string
@@ -156,6 +161,7 @@ func New(baseURL string, roots *x509.CertPool, creds Credentials, opts ...Option
 		aasURL:  base,
 		creds:   creds,
 		now:     time.Now,
+		reports: report.NewVerifier(roots),
 		http: &http.Client{
 			Timeout: DefaultTimeout,
 			Transport: &http.Transport{
@@ -297,7 +303,7 @@ func (c *Client) CreateReport(ctx context.Context, hostID string) (*report.Repor
 	if err := checkReport(&r, hostID); err != nil {
 		return nil, fmt.Errorf("create report for host %s: %w", hostID, err)
 	}
-	return &r, nil
+	return c.signed(ctx, &r)
 }
 
 // LatestReport returns the newest report of the host (ErrNoReport).
@@ -323,7 +329,7 @@ func (c *Client) LatestReport(ctx context.Context, hostID string) (*report.Repor
 	if err := checkReport(latest, hostID); err != nil {
 		return nil, fmt.Errorf("latest report of host %s: %w", hostID, err)
 	}
-	return latest, nil
+	return c.signed(ctx, latest)
 }
 
 func checkReport(r *report.Report, hostID string) error {
@@ -398,6 +404,10 @@ func (c *Client) exchange(ctx context.Context, method, path string, q url.Values
 	}
 	if int64(len(b)) > limit {
 		return fmt.Errorf("%s %s: response exceeds %d bytes", method, path, limit)
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/restapi"
+	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
@@ -41,6 +42,11 @@ type fakeVerifier struct {
 	rebaseline map[string][]string
 	fail       map[string]int // "METHOD path" -> status to answer
 	seq        int
+	// signer, the verifier's identity from ca, signs the reports served
+	// with ?format=jws, after signedAs when set (signed_test.go).
+	ca       *cms.CA
+	signer   *report.Signer
+	signedAs func(report.Report) report.Report
 }
 
 func newFakeVerifier(t *testing.T, now func() time.Time) *fakeVerifier {
@@ -174,6 +180,8 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out = append(out, rs[len(rs)-1])
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"reports": out})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, PathReports+"/") && r.URL.Query().Get("format") == "jws":
+		f.serveSigned(w, strings.TrimPrefix(r.URL.Path, PathReports+"/"))
 	default:
 		writeErr(w, http.StatusNotFound, "no route")
 	}
@@ -217,6 +225,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
+	fv.signer, fv.ca = newVerifierSigner(t, clock.Now)
+	roots.AddCert(fv.ca.Root())
 	c, err := New(srv.URL, roots, Credentials{Username: testUser, PasswordFile: pwFile}, WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
