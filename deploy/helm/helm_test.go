@@ -69,7 +69,11 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				if p := sts.Spec.Template.Spec.SecurityContext.FSGroupChangePolicy; p == nil || *p != corev1.FSGroupChangeOnRootMismatch {
 					t.Errorf("verifier fsGroupChangePolicy = %v, want OnRootMismatch (keep the verifier's 0700/0600 modes)", p)
 				}
-				noEnv(t, c, "TC_DATABASE_URL_FILE", "TC_DATABASE_URL", "TC_NATS_URL", "TC_ADMIN_PASSWORD")
+				wantEnv(t, c, "TC_TOKEN_LEEWAY", "5s")
+				noEnv(t, c, "TC_DATABASE_URL_FILE", "TC_DATABASE_URL", "TC_NATS_URL", "TC_ADMIN_PASSWORD", "TC_METRICS_LISTEN")
+				if _, ok := sts.Spec.Template.Annotations["prometheus.io/scrape"]; ok {
+					t.Errorf("verifier scrape annotations %v by default: /metrics on the API port needs a token", sts.Spec.Template.Annotations)
+				}
 				for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 					if p == nil || p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
 						t.Errorf("verifier probe %+v: want an HTTPS GET", p)
@@ -131,6 +135,26 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			check: func(t *testing.T, a *applied) {
 				if r := a.statefulSet(t, "verifier").Spec.Replicas; r == nil || *r != 3 {
 					t.Errorf("verifier replicas = %v, want 3", r)
+				}
+			},
+		},
+		{
+			name:  "metrics enabled serves /metrics on a port of its own and points the scrape annotations at it",
+			files: []string{"verifier-metrics.yaml"},
+			check: func(t *testing.T, a *applied) {
+				sts := a.statefulSet(t, "verifier")
+				c := sts.Spec.Template.Spec.Containers[0]
+				wantEnv(t, c, "TC_METRICS_LISTEN", ":9464")
+				found := false
+				for _, p := range c.Ports {
+					found = found || (p.Name == "metrics" && p.ContainerPort == 9464)
+				}
+				if !found {
+					t.Errorf("verifier ports %v: want metrics 9464", c.Ports)
+				}
+				ann := sts.Spec.Template.Annotations
+				if ann["prometheus.io/port"] != "9464" || ann["prometheus.io/scheme"] != "http" || ann["prometheus.io/scrape"] != "true" {
+					t.Errorf("verifier scrape annotations %v: want http on 9464", ann)
 				}
 			},
 		},
