@@ -13,6 +13,7 @@ const (
 	agentPrefix  = "trust-agent"
 	eventPrefix  = "trust-events"
 	reportPrefix = "trust-reports"
+	credsPrefix  = "trust-credentials"
 	inboxPrefix  = "_INBOX"
 )
 
@@ -26,6 +27,16 @@ const (
 	AllReports = reportPrefix + ".>"
 	// AllInboxes matches every reply inbox.
 	AllInboxes = inboxPrefix + ".>"
+	// AllRenewals matches every agent's request for fresh credentials.
+	AllRenewals = credsPrefix + ".*." + renewToken
+	// AllIssued matches every answer to a renewal.
+	AllIssued = credsPrefix + ".*." + issuedToken
+)
+
+// Last tokens of the credential renewal subjects.
+const (
+	renewToken  = "renew"
+	issuedToken = "issued"
 )
 
 // Request names a request the verifier sends to a trust agent.
@@ -143,6 +154,39 @@ func ReportSubject(hostID string) (string, error) {
 		return "", err
 	}
 	return reportPrefix + "." + hostID, nil
+}
+
+// RenewSubject is where the agent of hostID asks for fresh credentials:
+// trust-credentials.<host-id>.renew. Only that agent may publish to it.
+func RenewSubject(hostID string) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	return credsPrefix + "." + hostID + "." + renewToken, nil
+}
+
+// IssuedSubject is where the verifier answers a renewal of hostID:
+// trust-credentials.<host-id>.issued. Only that agent may subscribe to it (the
+// answer carries a user seed).
+func IssuedSubject(hostID string) (string, error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return "", err
+	}
+	return credsPrefix + "." + hostID + "." + issuedToken, nil
+}
+
+// ParseRenewSubject returns the host id of trust-credentials.<host-id>.renew.
+// The host id is the one the server let publish there; never take it from the
+// payload.
+func ParseRenewSubject(subject string) (hostID string, err error) {
+	host, last, err := splitSubject(subject, credsPrefix, 3)
+	if err != nil {
+		return "", err
+	}
+	if last != renewToken {
+		return "", fmt.Errorf("%w %q: want a renewal", ErrInvalidSubject, subject)
+	}
+	return host, nil
 }
 
 // ParseAgentRequestSubject splits trust-agent.<host-id>.<request>.

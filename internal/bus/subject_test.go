@@ -48,6 +48,9 @@ func TestSubjects(t *testing.T) {
 		{"an unknown request is refused", func() (string, error) { return AgentRequestSubject("H1", "reboot") }, ""},
 		{"a request to a bad host id is refused", func() (string, error) { return AgentRequestSubject("H1.*", QuoteRequest) }, ""},
 		{"an agent subscribes to all of its requests", func() (string, error) { return AgentRequests("H1") }, "trust-agent.H1.>"},
+		{"an agent asks for fresh credentials on its own renewal subject", func() (string, error) { return RenewSubject("H1") }, "trust-credentials.H1.renew"},
+		{"the verifier answers a renewal on the host's own subject", func() (string, error) { return IssuedSubject("H1") }, "trust-credentials.H1.issued"},
+		{"a renewal for a wildcard host is refused", func() (string, error) { return RenewSubject("*") }, ""},
 		{"an ima event is under the host's events", func() (string, error) { return EventSubject("H1", IMAEvent) }, "trust-events.H1.ima"},
 		{"an unknown event type is refused", func() (string, error) { return EventSubject("H1", "shutdown") }, ""},
 		{"a report is under the host's reports", func() (string, error) { return ReportSubject("H1") }, "trust-reports.H1"},
@@ -140,4 +143,31 @@ func FuzzParseSubjects(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseRenewSubject(t *testing.T) {
+	tests := []struct {
+		name    string
+		subject string
+		want    string // "" means an error is expected
+	}{
+		{"a renewal names its host", "trust-credentials.H1.renew", "H1"},
+		{"an answer is not a renewal", "trust-credentials.H1.issued", ""},
+		{"an extra token is refused", "trust-credentials.H1.x.renew", ""},
+		{"another prefix is refused", "trust-events.H1.renew", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRenewSubject(tt.subject)
+			if tt.want == "" {
+				if !errors.Is(err, ErrInvalidSubject) {
+					t.Fatalf("ParseRenewSubject(%q) = %q, %v, want ErrInvalidSubject", tt.subject, got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseRenewSubject(%q) = %q, %v, want %q", tt.subject, got, err, tt.want)
+			}
+		})
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -56,6 +58,21 @@ type Authority struct {
 	operatorJWT string
 	accountJWTs map[string]string // account public key -> account JWT
 	now         func() time.Time
+
+	keys *keyBook
+}
+
+// keyBook records the agent keys issued and revoked since the start.
+type keyBook struct {
+	mu      sync.Mutex
+	issued  map[string]map[string]int64 // host id -> user public key -> expiry (unix)
+	revoked map[string]revocation       // user public key -> revocation
+}
+
+// revocation is one revoked user key: refused until the JWT it signed would
+// have expired anyway.
+type revocation struct {
+	at, expires int64 // unix seconds
 }
 
 // NewAuthority loads the operator and account seeds from secrets, creating
@@ -83,7 +100,7 @@ func NewAuthority(ctx context.Context, secrets SecretStore, notFound error) (*Au
 		return nil, err
 	}
 	defer op.Wipe() // it signs the accounts below and nothing else
-	a := &Authority{account: acc, now: time.Now}
+	a := &Authority{account: acc, now: time.Now, keys: &keyBook{issued: map[string]map[string]int64{}, revoked: map[string]revocation{}}}
 	if a.operatorPub, err = op.PublicKey(); err != nil {
 		return nil, fmt.Errorf("nats authority: operator public key: %w", err)
 	}
@@ -201,12 +218,95 @@ func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}
+	renew, err := bus.RenewSubject(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
+	issued, err := bus.IssuedSubject(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
 	perms := jwt.Permissions{
-		Sub:  jwt.Permission{Allow: jwt.StringList{requests}},
-		Pub:  jwt.Permission{Allow: jwt.StringList{events}},
+		Sub:  jwt.Permission{Allow: jwt.StringList{requests, issued}},
+		Pub:  jwt.Permission{Allow: jwt.StringList{events, renew}},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
-	return a.userCredentials("agent:"+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+	creds, pub, exp, err := a.userCredentials(agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+	if err != nil {
+		return nil, err
+	}
+	a.keys.mu.Lock()
+	defer a.keys.mu.Unlock()
+	keys := a.keys.issued[hostID]
+	if keys == nil {
+		keys = map[string]int64{}
+		a.keys.issued[hostID] = keys
+	}
+	now := a.now().Unix()
+	for k, e := range keys {
+		if e < now {
+			delete(keys, k)
+		}
+	}
+	keys[pub] = exp
+	return creds, nil
+}
+
+// agentUserPrefix starts the user name of every agent: agent:<host-id>.
+const agentUserPrefix = "agent:"
+
+// AgentHostID returns the host id of an agent's user name (agent:<host-id>).
+func AgentHostID(userName string) (string, bool) {
+	host, ok := strings.CutPrefix(userName, agentUserPrefix)
+	if !ok || bus.ValidateHostID(host) != nil {
+		return "", false
+	}
+	return host, true
+}
+
+// revokeHost revokes every agent key issued for hostID since the authority
+// started, and the keys in extra (user public key -> expiry). It reports
+// whether the revocation list changed.
+func (a *Authority) revokeHost(hostID string, extra map[string]int64) bool {
+	a.keys.mu.Lock()
+	defer a.keys.mu.Unlock()
+	now := a.now().Unix()
+	changed := false
+	add := func(pub string, exp int64) {
+		if _, ok := a.keys.revoked[pub]; ok || exp < now {
+			return
+		}
+		a.keys.revoked[pub] = revocation{at: now, expires: exp}
+		changed = true
+	}
+	for pub, exp := range a.keys.issued[hostID] {
+		add(pub, exp)
+	}
+	delete(a.keys.issued, hostID)
+	for pub, exp := range extra {
+		add(pub, exp)
+	}
+	return changed
+}
+
+// accountClaims returns the claims of the account TC with the current
+// revocations (those of JWTs that expired are dropped).
+func (a *Authority) accountClaims() (*jwt.AccountClaims, error) {
+	ac, err := jwt.DecodeAccountClaims(a.accountJWTs[a.accountPub])
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: decode account jwt: %w", err)
+	}
+	a.keys.mu.Lock()
+	defer a.keys.mu.Unlock()
+	now := a.now().Unix()
+	for pub, r := range a.keys.revoked {
+		if r.expires < now {
+			delete(a.keys.revoked, pub)
+			continue
+		}
+		ac.RevokeAt(pub, time.Unix(r.at, 0))
+	}
+	return ac, nil
 }
 
 // ServiceCredentials issues the credentials of a verifier service (HVS): it
@@ -218,10 +318,11 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
 	perms := jwt.Permissions{
-		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports}},
-		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes}},
+		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued}},
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals}},
 	}
-	return a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+	creds, _, _, err := a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+	return creds, err
 }
 
 // ManagerCredentials issues the credentials of an attestation manager: it may
@@ -237,23 +338,25 @@ func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, 
 		// An allow list that matches nothing: deny every publish.
 		Pub: jwt.Permission{Deny: jwt.StringList{">"}},
 	}
-	return a.userCredentials("manager:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+	creds, _, _, err := a.userCredentials("manager:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+	return creds, err
 }
 
 // userCredentials creates a user key, signs its JWT with the account and
-// returns the .creds file (JWT and user seed).
-func (a *Authority) userCredentials(name string, perms jwt.Permissions, ttl time.Duration, connTypes ...string) ([]byte, error) {
+// returns the .creds file (JWT and user seed), the user public key and the
+// expiry (unix seconds).
+func (a *Authority) userCredentials(name string, perms jwt.Permissions, ttl time.Duration, connTypes ...string) (creds []byte, pub string, expires int64, err error) {
 	if ttl <= 0 || ttl > MaxCredentialsTTL {
-		return nil, fmt.Errorf("credentials for %s: ttl %s out of range (0, %s]", name, ttl, MaxCredentialsTTL)
+		return nil, "", 0, fmt.Errorf("credentials for %s: ttl %s out of range (0, %s]", name, ttl, MaxCredentialsTTL)
 	}
 	user, err := nkeys.CreateUser()
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: create user key: %w", name, err)
+		return nil, "", 0, fmt.Errorf("credentials for %s: create user key: %w", name, err)
 	}
 	defer user.Wipe()
-	pub, err := user.PublicKey()
+	pub, err = user.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: user public key: %w", name, err)
+		return nil, "", 0, fmt.Errorf("credentials for %s: user public key: %w", name, err)
 	}
 	uc := jwt.NewUserClaims(pub)
 	uc.Name = name
@@ -263,15 +366,15 @@ func (a *Authority) userCredentials(name string, perms jwt.Permissions, ttl time
 	// Signed by the account key itself, so IssuerAccount stays empty.
 	encoded, err := uc.Encode(a.account)
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: encode user jwt: %w", name, err)
+		return nil, "", 0, fmt.Errorf("credentials for %s: encode user jwt: %w", name, err)
 	}
 	seed, err := user.Seed()
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: user seed: %w", name, err)
+		return nil, "", 0, fmt.Errorf("credentials for %s: user seed: %w", name, err)
 	}
-	creds, err := jwt.FormatUserConfig(encoded, seed)
+	creds, err = jwt.FormatUserConfig(encoded, seed)
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: format: %w", name, err)
+		return nil, "", 0, fmt.Errorf("credentials for %s: format: %w", name, err)
 	}
-	return creds, nil
+	return creds, pub, uc.Expires, nil
 }

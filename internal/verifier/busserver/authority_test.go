@@ -109,18 +109,18 @@ func TestCredentialClaims(t *testing.T) {
 		connTypes []string
 	}{
 		{
-			name:      "an agent may hear its own requests, raise its own events and answer",
+			name:      "an agent may hear its own requests, raise its own events, answer and renew its own credentials",
 			issue:     func() ([]byte, error) { return a.AgentCredentials("H1", time.Hour) },
-			pubAllow:  []string{"trust-events.H1.>"},
-			subAllow:  []string{"trust-agent.H1.>"},
+			pubAllow:  []string{"trust-events.H1.>", "trust-credentials.H1.renew"},
+			subAllow:  []string{"trust-agent.H1.>", "trust-credentials.H1.issued"},
 			resp:      true,
 			connTypes: []string{jwt.ConnectionTypeStandard},
 		},
 		{
-			name:      "a service may request agents, publish reports and hear events and replies",
+			name:      "a service may request agents, publish reports, hear events and replies and answer renewals",
 			issue:     func() ([]byte, error) { return a.ServiceCredentials("hvs", time.Hour) },
-			pubAllow:  []string{"trust-agent.>", "trust-reports.>"},
-			subAllow:  []string{"trust-events.>", "_INBOX.>"},
+			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued"},
+			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew"},
 			connTypes: []string{jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess},
 		},
 		{

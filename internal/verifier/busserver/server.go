@@ -50,6 +50,7 @@ type ServerConfig struct {
 // monitoring port, no JetStream and no cluster.
 type Server struct {
 	ns     *server.Server
+	auth   *Authority
 	tls    bool
 	logger *slog.Logger
 
@@ -131,6 +132,7 @@ func NewServer(cfg ServerConfig, auth *Authority, logger *slog.Logger) (*Server,
 	}
 	s := &Server{
 		ns:     ns,
+		auth:   auth,
 		tls:    tlsConfig != nil,
 		logger: logger,
 		ready:  make(chan struct{}),

@@ -1,0 +1,170 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+)
+
+// Credentials are parsed user credentials (a .creds file: user JWT and user
+// seed). They are immutable: a renewal yields new Credentials.
+type Credentials struct {
+	raw    []byte
+	jwt    string
+	claims *jwt.UserClaims
+}
+
+// ParseCredentials parses a .creds file's contents.
+func ParseCredentials(creds []byte) (*Credentials, error) {
+	userJWT, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	claims, err := jwt.DecodeUserClaims(userJWT)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: user jwt: %w", err)
+	}
+	kp, err := jwt.ParseDecoratedUserNKey(creds)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("credentials: user key: %w", err)
+	}
+	if pub != claims.Subject {
+		return nil, errors.New("credentials: the user seed does not belong to the user jwt")
+	}
+	return &Credentials{raw: append([]byte(nil), creds...), jwt: userJWT, claims: claims}, nil
+}
+
+// Bytes returns the .creds file's contents (they carry the user seed).
+func (c *Credentials) Bytes() []byte { return append([]byte(nil), c.raw...) }
+
+// Name is the user name in the JWT (agent:<host-id>, manager:<name>, ...).
+func (c *Credentials) Name() string { return c.claims.Name }
+
+// UserPublicKey is the user's public key, the key a revocation names.
+func (c *Credentials) UserPublicKey() string { return c.claims.Subject }
+
+// Issuer is the public key of the account that signed the JWT.
+func (c *Credentials) Issuer() string { return c.claims.Issuer }
+
+// IssuedAt is when the JWT was signed.
+func (c *Credentials) IssuedAt() time.Time { return time.Unix(c.claims.IssuedAt, 0) }
+
+// Expires is when the server stops accepting the credentials (zero: never).
+func (c *Credentials) Expires() time.Time {
+	if c.claims.Expires == 0 {
+		return time.Time{}
+	}
+	return time.Unix(c.claims.Expires, 0)
+}
+
+// RenewAt is when a holder should ask for fresh credentials: two thirds into
+// their lifetime, so that a verifier outage of up to a third of the lifetime
+// costs nothing. Zero for credentials that never expire.
+func (c *Credentials) RenewAt() time.Time {
+	exp := c.Expires()
+	if exp.IsZero() {
+		return time.Time{}
+	}
+	issued := c.IssuedAt()
+	return issued.Add(exp.Sub(issued) * 2 / 3)
+}
+
+// RenewRequest is what an agent publishes on RenewSubject. Who asks is the
+// host id of the subject, which the server lets only that host's agent use.
+type RenewRequest struct {
+	// Nonce is echoed in the answer so the agent can tell it apart from an
+	// answer to an earlier request.
+	Nonce string `json:"nonce"`
+}
+
+// RenewReply is the verifier's answer on IssuedSubject.
+type RenewReply struct {
+	Nonce string `json:"nonce"`
+	// Credentials are the new .creds file; empty when Error is set.
+	Credentials string `json:"credentials,omitempty"`
+	// Error says why the verifier refused (host removed, say).
+	Error string `json:"error,omitempty"`
+}
+
+// ErrRenewalRefused is wrapped by RenewCredentials when the verifier answered
+// with a refusal.
+var ErrRenewalRefused = errors.New("credential renewal refused")
+
+// renewWait bounds a renewal whose context has no deadline.
+const renewWait = 30 * time.Second
+
+// RenewCredentials asks the verifier, over nc (connected with current), for
+// fresh credentials of the agent of hostID and waits for the answer until ctx
+// ends. The answer must be user credentials with the same name, signed by the
+// same account as current.
+func RenewCredentials(ctx context.Context, nc *nats.Conn, hostID string, current *Credentials) (*Credentials, error) {
+	renew, err := RenewSubject(hostID)
+	if err != nil {
+		return nil, err
+	}
+	issued, err := IssuedSubject(hostID)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.SubscribeSync(issued)
+	if err != nil {
+		return nil, fmt.Errorf("renew credentials: subscribe %s: %w", issued, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	var n [16]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return nil, fmt.Errorf("renew credentials: nonce: %w", err)
+	}
+	nonce := hex.EncodeToString(n[:])
+	body, err := json.Marshal(RenewRequest{Nonce: nonce})
+	if err != nil {
+		return nil, err
+	}
+	// The subscription must be in place at the server before the verifier
+	// can answer.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, renewWait)
+		defer cancel()
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("renew credentials: flush: %w", err)
+	}
+	if err := nc.Publish(renew, body); err != nil {
+		return nil, fmt.Errorf("renew credentials: publish: %w", err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("renew credentials: wait for the answer: %w", err)
+		}
+		var reply RenewReply
+		if err := json.Unmarshal(m.Data, &reply); err != nil || reply.Nonce != nonce {
+			continue // an answer to someone else's (or an earlier) request
+		}
+		if reply.Error != "" {
+			return nil, fmt.Errorf("%w: %s", ErrRenewalRefused, reply.Error)
+		}
+		fresh, err := ParseCredentials([]byte(reply.Credentials))
+		if err != nil {
+			return nil, fmt.Errorf("renew credentials: %w", err)
+		}
+		if fresh.Name() != current.Name() || fresh.Issuer() != current.Issuer() {
+			return nil, fmt.Errorf("renew credentials: got credentials of %q from %s, want %q from %s",
+				fresh.Name(), fresh.Issuer(), current.Name(), current.Issuer())
+		}
+		return fresh, nil
+	}
+}

@@ -1,0 +1,66 @@
+package bus
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// userCreds makes a .creds file for a user of a fresh account, issued at iat
+// and living ttl, with the seed of another user when mismatched.
+func userCreds(t *testing.T, iat time.Time, ttl time.Duration, mismatched bool) []byte {
+	t.Helper()
+	acc, _ := nkeys.CreateAccount()
+	user, _ := nkeys.CreateUser()
+	pub, _ := user.PublicKey()
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = "agent:H1"
+	uc.IssuedAt = iat.Unix()
+	uc.Expires = iat.Add(ttl).Unix()
+	encoded, err := uc.Encode(acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mismatched {
+		user, _ = nkeys.CreateUser()
+	}
+	seed, _ := user.Seed()
+	// FormatUserConfig would refuse the mismatch; write the file by hand.
+	j, err := jwt.DecorateJWT(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jwt.DecorateSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(append(j, '\n'), s...)
+}
+
+func TestParseCredentials(t *testing.T) {
+	t.Run("credentials are renewed two thirds into their lifetime", func(t *testing.T) {
+		c, err := ParseCredentials(userCreds(t, time.Now(), 30*time.Hour, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Encode stamps its own issue time: allow a second's drift.
+		if got, want := c.RenewAt().Sub(c.IssuedAt()), 20*time.Hour; got < want-time.Second || got > want+time.Second {
+			t.Fatalf("renew %s after issue, want %s", got, want)
+		}
+		if c.Name() != "agent:H1" || c.UserPublicKey() == "" || c.Issuer() == "" {
+			t.Fatalf("name %q key %q issuer %q", c.Name(), c.UserPublicKey(), c.Issuer())
+		}
+	})
+	t.Run("a seed that does not belong to the jwt is refused", func(t *testing.T) {
+		if _, err := ParseCredentials(userCreds(t, time.Now(), time.Hour, true)); err == nil {
+			t.Fatal("mismatched credentials parsed")
+		}
+	})
+	t.Run("garbage is refused", func(t *testing.T) {
+		if _, err := ParseCredentials([]byte("not a creds file")); err == nil {
+			t.Fatal("garbage parsed")
+		}
+	})
+}

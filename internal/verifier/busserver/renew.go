@@ -1,0 +1,275 @@
+package busserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
+)
+
+// DefaultCredentialsTTL is the lifetime of the credentials the verifier
+// issues unless configured otherwise. Agents renew theirs at two thirds of it.
+const DefaultCredentialsTTL = 30 * 24 * time.Hour
+
+// DefaultReconcileInterval is how often a Renewer checks the connected agents
+// against the registered hosts (see Renewer.Run).
+const DefaultReconcileInterval = time.Minute
+
+// Hosts tells whether a host may hold bus credentials.
+type Hosts interface {
+	// HostAllowed reports whether hostID is registered (and not disabled).
+	// An error means it could not tell; nothing is revoked then.
+	HostAllowed(ctx context.Context, hostID string) (bool, error)
+}
+
+// RevokeHost cuts off the agent of hostID: every key issued to it since the
+// authority started, and the key of every connection now open under its
+// name, are revoked in the account TC. The server closes those connections at
+// once and refuses them from then on (until the revoked JWTs would have
+// expired).
+func (s *Server) RevokeHost(hostID string) error {
+	if err := bus.ValidateHostID(hostID); err != nil {
+		return fmt.Errorf("revoke host: %w", err)
+	}
+	conns, err := s.agentConns()
+	if err != nil {
+		return fmt.Errorf("revoke host %s: %w", hostID, err)
+	}
+	extra := map[string]int64{}
+	for _, c := range conns {
+		if c.host == hostID {
+			extra[c.pub] = c.expires
+		}
+	}
+	if !s.auth.revokeHost(hostID, extra) {
+		return nil
+	}
+	return s.applyRevocations()
+}
+
+// applyRevocations pushes the account TC, with the authority's revocations,
+// into the running server, which closes every revoked connection. The
+// account is updated in memory only; the authority rebuilds the revocation
+// list after a restart from the connections it finds (Renewer.Run).
+func (s *Server) applyRevocations() error {
+	ac, err := s.auth.accountClaims()
+	if err != nil {
+		return err
+	}
+	acc, err := s.ns.LookupAccount(s.auth.AccountPublicKey())
+	if err != nil {
+		return fmt.Errorf("revoke: look up account: %w", err)
+	}
+	s.ns.UpdateAccountClaims(acc, ac)
+	return nil
+}
+
+// agentConn is one open agent connection.
+type agentConn struct {
+	host, pub string
+	expires   int64
+}
+
+// agentConns lists the agent connections open now.
+func (s *Server) agentConns() ([]agentConn, error) {
+	var out []agentConn
+	for offset := 0; ; {
+		cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Account: s.auth.AccountPublicKey(), Offset: offset, Limit: server.DefaultConnListSize})
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		for _, ci := range cz.Conns {
+			if ci.JWT == "" {
+				continue
+			}
+			uc, err := jwt.DecodeUserClaims(ci.JWT)
+			if err != nil {
+				continue
+			}
+			if host, ok := AgentHostID(uc.Name); ok {
+				out = append(out, agentConn{host: host, pub: uc.Subject, expires: uc.Expires})
+			}
+		}
+		offset += len(cz.Conns)
+		if len(cz.Conns) == 0 || offset >= cz.Total {
+			return out, nil
+		}
+	}
+}
+
+// RenewerConfig configures a Renewer.
+type RenewerConfig struct {
+	// TTL is the lifetime of renewed credentials (default
+	// DefaultCredentialsTTL), the same as those AAS issues.
+	TTL time.Duration
+	// ReconcileInterval is how often the connected agents are checked against
+	// the registered hosts (default DefaultReconcileInterval).
+	ReconcileInterval time.Duration
+}
+
+// Renewer answers the agents' requests for fresh credentials and cuts off
+// the agents of hosts that are gone.
+type Renewer struct {
+	cfg    RenewerConfig
+	auth   *Authority
+	srv    *Server // nil with an external NATS server: no revocation
+	hosts  Hosts
+	logger *slog.Logger
+}
+
+// Log field keys.
+const (
+	keyHost    = "host_id"
+	keyErr     = "error"
+	keyExpires = "expires"
+)
+
+// NewRenewer returns a Renewer that mints with auth for the hosts hosts
+// allows. srv, the embedded server, is where revocations go; nil when the
+// verifier uses an external NATS server (which then cannot be told).
+func NewRenewer(cfg RenewerConfig, auth *Authority, srv *Server, hosts Hosts, logger *slog.Logger) (*Renewer, error) {
+	if auth == nil || hosts == nil || logger == nil {
+		return nil, errors.New("credential renewer: authority, hosts and logger are required")
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultCredentialsTTL
+	}
+	if cfg.TTL < 0 || cfg.TTL > MaxCredentialsTTL {
+		return nil, fmt.Errorf("credential renewer: ttl %s out of range (0, %s]", cfg.TTL, MaxCredentialsTTL)
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	return &Renewer{cfg: cfg, auth: auth, srv: srv, hosts: hosts, logger: logger}, nil
+}
+
+// Run answers renewals on nc (a service connection) until ctx ends. With an
+// embedded server it also checks, every ReconcileInterval, that each connected
+// agent's host is still allowed, and revokes the credentials of those that
+// are not: this covers agents that connect with credentials issued before the
+// verifier restarted (the revocation list lives in memory).
+func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
+	// A queue group: with several verifier replicas one answers each renewal.
+	sub, err := nc.QueueSubscribe(bus.AllRenewals, "tc-credentials", func(m *nats.Msg) { r.renew(ctx, nc, m) })
+	if err != nil {
+		return fmt.Errorf("credential renewer: subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("credential renewer: flush: %w", err)
+	}
+	if r.srv == nil {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(r.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		r.Reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Reconcile revokes the credentials of every connected agent whose host is
+// not allowed. It does nothing without an embedded server.
+func (r *Renewer) Reconcile(ctx context.Context) {
+	if r.srv == nil {
+		return
+	}
+	conns, err := r.srv.agentConns()
+	if err != nil {
+		r.logger.Warn("bus credentials: list agents", keyErr, err.Error())
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range conns {
+		if seen[c.host] {
+			continue
+		}
+		seen[c.host] = true
+		ok, err := r.hosts.HostAllowed(ctx, c.host)
+		if err != nil || ok {
+			continue
+		}
+		r.HostRemoved(c.host)
+	}
+}
+
+// HostRemoved revokes the bus credentials of hostID (call it when the host is
+// deleted or disabled). It logs instead of failing: the caller's change has
+// happened already.
+func (r *Renewer) HostRemoved(hostID string) {
+	if r.srv == nil {
+		return
+	}
+	if err := r.srv.RevokeHost(hostID); err != nil {
+		r.logger.Error("bus credentials: revoke", keyHost, hostID, keyErr, err.Error())
+		return
+	}
+	r.logger.Info("bus credentials revoked", keyHost, hostID)
+}
+
+// renew answers one renewal. The host id comes from the subject, which the
+// server lets only that host's agent publish to (and only while its
+// credentials are valid and not revoked); the answer goes to the subject only
+// that agent may read, whatever reply subject the request named.
+func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
+	host, err := bus.ParseRenewSubject(m.Subject)
+	if err != nil {
+		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
+		return
+	}
+	var req bus.RenewRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+		r.logger.Warn("bus credentials: malformed renewal", keyHost, host)
+		return
+	}
+	reply := bus.RenewReply{Nonce: req.Nonce}
+	removed := false
+	ok, err := r.hosts.HostAllowed(ctx, host)
+	switch {
+	case err != nil:
+		r.logger.Warn("bus credentials: look up host", keyHost, host, keyErr, err.Error())
+		reply.Error = "the verifier cannot check the host now, retry later"
+	case !ok:
+		reply.Error = "host " + host + " is not registered"
+		removed = true
+	default:
+		creds, err := r.auth.AgentCredentials(host, r.cfg.TTL)
+		if err != nil {
+			r.logger.Error("bus credentials: mint", keyHost, host, keyErr, err.Error())
+			reply.Error = "the verifier could not issue credentials"
+			break
+		}
+		reply.Credentials = string(creds)
+		r.logger.Info("bus credentials renewed", keyHost, host, keyExpires, time.Now().Add(r.cfg.TTL).UTC())
+	}
+	body, err := json.Marshal(reply)
+	if err != nil {
+		return
+	}
+	subject, err := bus.IssuedSubject(host)
+	if err != nil {
+		return
+	}
+	if err := nc.Publish(subject, body); err != nil {
+		r.logger.Warn("bus credentials: answer", keyHost, host, keyErr, err.Error())
+	}
+	if removed {
+		// After the answer, so that the agent learns why it is cut off.
+		_ = nc.Flush()
+		r.HostRemoved(host)
+	}
+}

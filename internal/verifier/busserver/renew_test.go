@@ -1,0 +1,268 @@
+package busserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
+)
+
+// fakeHosts is the set of registered hosts.
+type fakeHosts struct {
+	mu    sync.Mutex
+	hosts map[string]bool
+	err   error
+}
+
+func newFakeHosts(ids ...string) *fakeHosts {
+	h := &fakeHosts{hosts: map[string]bool{}}
+	for _, id := range ids {
+		h.hosts[id] = true
+	}
+	return h
+}
+
+func (h *fakeHosts) HostAllowed(_ context.Context, id string) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hosts[id], h.err
+}
+
+func (h *fakeHosts) remove(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.hosts, id)
+}
+
+// startRenewer runs a Renewer on a service connection until the test ends.
+func startRenewer(t *testing.T, srv *Server, auth *Authority, hosts Hosts, ttl time.Duration) *Renewer {
+	t.Helper()
+	r, err := NewRenewer(RenewerConfig{TTL: ttl, ReconcileInterval: time.Hour}, auth, srv, hosts, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ConnectInProcess(srv, mustCreds(t)(auth.ServiceCredentials("hvs", time.Hour)), "hvs", discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, svc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("renewer: %v", err)
+		}
+		svc.Close()
+	})
+	// Run has subscribed once a renewal is answered; wait for the
+	// subscription through a round trip of the service connection.
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	return r
+}
+
+func TestRenewal(t *testing.T) {
+	ca := newTestCA(t)
+	auth := newTestAuthority(t)
+	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	hosts := newFakeHosts("H1", "H2")
+	startRenewer(t, srv, auth, hosts, 90*time.Second)
+	hosts.remove("H2")
+
+	tests := []struct {
+		name    string
+		host    string
+		wantErr error // nil: fresh credentials
+	}{
+		{"the agent of a registered host gets fresh credentials of the same name and lifetime", "H1", nil},
+		{"the agent of a removed host is refused", "H2", bus.ErrRenewalRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := mustCreds(t)(auth.AgentCredentials(tt.host, time.Hour))
+			current, err := bus.ParseCredentials(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, _ := client(t, srv.ClientURL(), raw, ca.pool, "agent-"+tt.host)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			fresh, err := bus.RenewCredentials(ctx, nc, tt.host, current)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("renewal: %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("renewal: %v", err)
+			}
+			if fresh.Name() != "agent:"+tt.host || fresh.UserPublicKey() == current.UserPublicKey() {
+				t.Fatalf("got %s with key %s, want agent:%s with a new key", fresh.Name(), fresh.UserPublicKey(), tt.host)
+			}
+			if life := fresh.Expires().Sub(fresh.IssuedAt()); life != 90*time.Second {
+				t.Fatalf("renewed credentials live %s, want the configured 90s", life)
+			}
+			// The fresh credentials work.
+			client(t, srv.ClientURL(), fresh.Bytes(), ca.pool, "agent-"+tt.host+"-renewed")
+		})
+	}
+}
+
+func TestAgentCannotRenewOrReadCredentialsOfAnotherHost(t *testing.T) {
+	ca := newTestCA(t)
+	auth := newTestAuthority(t)
+	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	startRenewer(t, srv, auth, newFakeHosts("H1", "H2"), time.Hour)
+	h1, log1 := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+
+	tests := []struct {
+		name string
+		try  func() error
+	}{
+		{"an agent asking on another host's renewal subject is refused by the server", func() error {
+			subj, _ := bus.RenewSubject("H2")
+			if err := h1.Publish(subj, []byte(`{"nonce":"n"}`)); err != nil {
+				return err
+			}
+			_ = h1.Flush()
+			if !log1.waitFor("Permissions Violation for Publish to \""+subj+"\"", 2*time.Second) {
+				return errors.New("no permission violation")
+			}
+			return nil
+		}},
+		{"an agent subscribing to another host's answers is refused by the server", func() error {
+			subj, _ := bus.IssuedSubject("H2")
+			sub, err := h1.SubscribeSync(subj)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = sub.Unsubscribe() }()
+			if err := h1.Flush(); err != nil {
+				return err
+			}
+			if _, err := sub.NextMsg(5 * time.Second); !errors.Is(err, nats.ErrPermissionViolation) {
+				return fmt.Errorf("NextMsg = %v, want a permissions violation", err)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.try(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// waitDisconnected waits until nc is disconnected and returns how long it took.
+func waitDisconnected(t *testing.T, nc *nats.Conn, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for nc.IsConnected() {
+		if time.Since(start) > timeout {
+			t.Fatalf("still connected after %s", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestRemovedHostIsCutOff(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove func(r *Renewer, hosts *fakeHosts)
+	}{
+		{"deleting a host closes its agent's connection within 2 s", func(r *Renewer, hosts *fakeHosts) {
+			hosts.remove("H1")
+			r.HostRemoved("H1")
+		}},
+		{"a host deleted while the verifier did not know its key is cut off by the reconciliation", func(r *Renewer, hosts *fakeHosts) {
+			hosts.remove("H1")
+			r.Reconcile(context.Background())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := newTestCA(t)
+			auth := newTestAuthority(t)
+			srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+			hosts := newFakeHosts("H1", "H2")
+			r := startRenewer(t, srv, auth, hosts, time.Hour)
+
+			// In the reconciliation case the key was issued by another
+			// authority object (a verifier before its restart) with the
+			// same account: the key book of auth knows nothing of it.
+			issuer := *auth
+			issuer.keys = &keyBook{issued: map[string]map[string]int64{}, revoked: map[string]revocation{}}
+			creds1 := mustCreds(t)(issuer.AgentCredentials("H1", time.Hour))
+			h1, _ := client(t, srv.ClientURL(), creds1, ca.pool, "agent-H1")
+			echoAgent(t, h1, "H1")
+			h2, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H2", time.Hour)), ca.pool, "agent-H2")
+			echoAgent(t, h2, "H2")
+
+			tt.remove(r, hosts)
+			removed := time.Now()
+			took := waitDisconnected(t, h1, 2*time.Second-time.Since(removed))
+			t.Logf("cut off after %s", took)
+			time.Sleep(500 * time.Millisecond) // the client's reconnect attempts
+			if h1.IsConnected() {
+				t.Fatal("the removed host's agent reconnected")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if nc, err := bus.Connect(ctx, srv.ClientURL(), creds1, ca.pool, "agent-H1-again", discardLogger()); err == nil {
+				nc.Close()
+				t.Fatal("the removed host's credentials connect again")
+			}
+			if !h2.IsConnected() {
+				t.Fatal("the other host's agent was cut off too")
+			}
+			svc, err := ConnectInProcess(srv, mustCreds(t)(auth.ServiceCredentials("hvs", time.Hour)), "hvs2", discardLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			if _, err := svc.Request("trust-agent.H2.version-request", []byte("x"), 2*time.Second); err != nil {
+				t.Fatalf("the other host's agent does not answer: %v", err)
+			}
+		})
+	}
+}
+
+func TestRenewReplyGoesOnlyToTheHostsIssuedSubject(t *testing.T) {
+	ca := newTestCA(t)
+	auth := newTestAuthority(t)
+	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	startRenewer(t, srv, auth, newFakeHosts("H1", "H2"), time.Hour)
+	h1, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	h2, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H2", time.Hour)), ca.pool, "agent-H2")
+	issued2, _ := bus.IssuedSubject("H2")
+	sub2, err := h2.SubscribeSync(issued2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h2.Flush()
+	// H1 names H2's answer subject as its reply subject: the verifier
+	// answers on H1's own subject anyway.
+	renew1, _ := bus.RenewSubject("H1")
+	body, _ := json.Marshal(bus.RenewRequest{Nonce: "n1"})
+	if err := h1.PublishRequest(renew1, issued2, body); err != nil {
+		t.Fatal(err)
+	}
+	_ = h1.Flush()
+	if m, err := sub2.NextMsg(time.Second); err == nil {
+		t.Fatalf("H2 received an answer meant for H1: %d bytes", len(m.Data))
+	}
+}
