@@ -310,7 +310,7 @@ func (a *Agent) HostInfo(ctx context.Context) (evidence.HostInfo, error) {
 }
 
 // publishEvent publishes an event of this host; imaEntries < 0 means unknown.
-func (a *Agent) publishEvent(ctx context.Context, nc *nats.Conn, t bus.EventType, imaEntries int) error {
+func (a *Agent) publishEvent(ctx context.Context, nc publisher, t bus.EventType, imaEntries int) error {
 	subject, err := bus.EventSubject(a.cfg.HostID, t)
 	if err != nil {
 		return err
@@ -338,7 +338,7 @@ func (a *Agent) publishEvent(ctx context.Context, nc *nats.Conn, t bus.EventType
 
 // watchIMA publishes an IMA event when the IMA log grows, at most once per
 // debounce interval, until ctx ends.
-func (a *Agent) watchIMA(ctx context.Context, nc *nats.Conn) {
+func (a *Agent) watchIMA(ctx context.Context, nc publisher) {
 	last, err := a.measure.IMAEntryCount()
 	if err != nil {
 		last = -1 // no IMA log: keep looking, it may appear (securityfs mounted late)

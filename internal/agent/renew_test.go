@@ -1,0 +1,219 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
+	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
+	"trustedcompute.io/tc/internal/verifier/busserver"
+)
+
+// registered is the verifier's set of hosts.
+type registered struct {
+	mu    sync.Mutex
+	hosts map[string]bool
+}
+
+func (r *registered) HostAllowed(_ context.Context, id string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hosts[id], nil
+}
+
+func (r *registered) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.hosts, id)
+}
+
+// credsLifetime is the lifetime of the test's credentials: renewals every 2 s.
+const credsLifetime = 3 * time.Second
+
+// renewingAgent runs a real agent on a swtpm with credentials that live
+// credsLifetime, renewed by a real Renewer on the embedded bus. It returns
+// the host list, the renewer and a channel that gets every renewal.
+func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string) (*registered, *busserver.Renewer, <-chan *bus.Credentials) {
+	t.Helper()
+	hosts := &registered{hosts: map[string]bool{hostID: true}}
+	renewer, err := busserver.NewRenewer(busserver.RenewerConfig{TTL: credsLifetime, ReconcileInterval: time.Hour}, b.Authority, b.Server, hosts, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	svc := b.ServiceConn(t)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := renewer.Run(ctx, svc); err != nil {
+			t.Errorf("renewer: %v", err)
+		}
+	}()
+
+	sw := tpmtest.New(t)
+	raw, err := tpm.Open(sw.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn); err != nil {
+		t.Fatal(err)
+	}
+	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a07", hostID, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{HostID: hostID}, nt, measure.New(root.Dir), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw0, err := b.Authority.AgentCredentials(hostID, credsLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := bus.ParseCredentials(raw0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
+		return bus.Connect(ctx, b.Server.ClientURL(), c.Bytes(), b.Roots, "agent-"+hostID, slog.New(slog.DiscardHandler))
+	}
+	renewed := make(chan *bus.Credentials, 16)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.RunRenewing(ctx, creds, dial, func(c *bus.Credentials) error { renewed <- c; return nil }); err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	return hosts, renewer, renewed
+}
+
+// quoteLoop asks hostID for quotes back to back until stop is closed and
+// counts answers and failures.
+func quoteLoop(c *agentclient.Client, hostID string, stop <-chan struct{}, answered, failed *atomic.Int64, lastErr *atomic.Value) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		nonce := make([]byte, 32)
+		_, _ = rand.Read(nonce)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Quote(ctx, hostID, evidence.QuoteRequest{Version: evidence.Version, Nonce: nonce, PCRs: []int{0, 7}, Banks: []string{"SHA256"}})
+		cancel()
+		if err != nil {
+			failed.Add(1)
+			lastErr.Store(err.Error())
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		answered.Add(1)
+		time.Sleep(10 * time.Millisecond) // leave the shared CPU some room
+	}
+}
+
+func TestAgentLivesThroughThreeRenewalsWithoutAMissedQuote(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	_, _, renewed := renewingAgent(t, b, "edge-7")
+	c := agentclient.New(b.ServiceConn(t), 10*time.Second)
+	waitAnswers(t, c, "edge-7")
+
+	var answered, failed atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); quoteLoop(c, "edge-7", stop, &answered, &failed, &lastErr) }()
+
+	start := time.Now()
+	var keys []string
+	for len(keys) < 3 {
+		select {
+		case cr := <-renewed:
+			keys = append(keys, cr.UserPublicKey())
+		case <-time.After(3 * credsLifetime):
+			t.Fatalf("only %d renewals after %s", len(keys), time.Since(start))
+		}
+	}
+	// Past the expiry of the last credentials but one: the agent must be
+	// on fresh ones.
+	time.Sleep(credsLifetime / 2)
+	close(stop)
+	<-done
+	t.Logf("%d renewals in %s, %d quotes answered, %d failed", len(keys), time.Since(start), answered.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d quote requests failed across the renewals, last: %v", failed.Load(), answered.Load()+failed.Load(), lastErr.Load())
+	}
+	if answered.Load() < 10 {
+		t.Fatalf("only %d quotes answered", answered.Load())
+	}
+	if keys[0] == keys[1] || keys[1] == keys[2] {
+		t.Fatal("a renewal kept the user key")
+	}
+}
+
+func TestRemovedHostsAgentIsCutOffWithinTwoSeconds(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	hosts, renewer, _ := renewingAgent(t, b, "edge-8")
+	c := agentclient.New(b.ServiceConn(t), 2*time.Second)
+	waitAnswers(t, c, "edge-8")
+
+	hosts.remove("edge-8")
+	removed := time.Now()
+	renewer.HostRemoved("edge-8")
+	for {
+		_, err := c.Version(context.Background(), "edge-8")
+		if err != nil {
+			break
+		}
+		if time.Since(removed) > 2*time.Second {
+			t.Fatal("the removed host's agent still answers after 2 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("cut off after %s", time.Since(removed))
+	// Through renewals and reconnects it stays cut off.
+	time.Sleep(credsLifetime)
+	if _, err := c.Version(context.Background(), "edge-8"); err == nil {
+		t.Fatal("the removed host's agent answers again")
+	}
+}
+
+// waitAnswers waits until the agent answers a version request.
+func waitAnswers(t *testing.T, c *agentclient.Client, hostID string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Version(context.Background(), hostID); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %s does not answer", hostID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
