@@ -36,6 +36,12 @@ type NATS struct {
 	URL string `yaml:"url" env:"TC_NATS_URL"`
 	// CredsFile holds the agent's NATS credentials (issued by AAS).
 	CredsFile string `yaml:"creds_file" env:"TC_NATS_CREDS_FILE"`
+	// UpdateCredsFile writes the credentials the agent renews over the bus
+	// back to CredsFile (atomically, mode 0600), so that a restart after the
+	// first credentials expired still connects. Off by default: the renewed
+	// credentials then live in memory only and a restart needs credentials
+	// that are still valid. The file's directory must be writable.
+	UpdateCredsFile bool `yaml:"update_creds_file" env:"TC_NATS_UPDATE_CREDS_FILE"`
 	// CAFile is the CMS root the bus's TLS certificate must chain to.
 	CAFile string `yaml:"ca_file" env:"TC_NATS_CA_FILE"`
 	// SerialDevice, when set, carries the bus connection over this serial

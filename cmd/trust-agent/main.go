@@ -201,13 +201,49 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 		// more than nats.go's 2 s default.
 		dial = append(dial, nats.SetCustomDialer(serialDialer{path: cfg.NATS.SerialDevice}), nats.Timeout(serialConnectTimeout))
 	}
-	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "trust-agent", logger, dial...)
+	parsed, err := bus.ParseCredentials(creds)
 	if err != nil {
-		return err
+		return fmt.Errorf("nats credentials %s: %w", cfg.NATS.CredsFile, err)
 	}
-	defer nc.Close()
-	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL)
-	return n.agent.Run(ctx, nc)
+	connect := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
+		return bus.Connect(ctx, cfg.NATS.URL, c.Bytes(), roots, "trust-agent", logger, dial...)
+	}
+	var save func(*bus.Credentials) error
+	if cfg.NATS.UpdateCredsFile {
+		save = func(c *bus.Credentials) error { return writeFileAtomic(cfg.NATS.CredsFile, c.Bytes()) }
+	}
+	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL, "creds_expire", parsed.Expires().UTC())
+	return n.agent.RunRenewing(ctx, parsed, connect, save)
+}
+
+// writeFileAtomic replaces path with data (mode 0600) through a temporary
+// file in the same directory, so a crash never leaves half a file.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() { _ = os.Remove(tmp) }()
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // serialConnectTimeout bounds connecting (TLS handshake included) over
