@@ -3,6 +3,12 @@
 // tokens, the middleware every service uses to check them, and NATS
 // credentials for agents and services.
 //
+// Tokens are signed and verified through go-jose v4. Every token carries the
+// user on whose authority it was issued and that user's token generation, and
+// the AAS's own Guard refuses it once the user is deleted or the generation
+// moves on (revoke.go); custom-claims tokens never carry more than their
+// caller holds (customclaims.go).
+//
 // A locked account answers 401 with the same message as a wrong password, so
 // that a caller learns nothing about which accounts exist or are locked; the
 // lock is logged with the user id.
