@@ -85,7 +85,7 @@ func Verify(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) erro
 	// x509 may build several chains; one through the verifier signing CA,
 	// issued by the root itself, is enough.
 	viaVerifierCA := slices.ContainsFunc(chains, func(c []*x509.Certificate) bool {
-		return len(c) == 3 && isVerifierCA(c[1])
+		return len(c) == 3 && IsVerifierCA(c[1])
 	})
 	if !viaVerifierCA {
 		return fmt.Errorf("%w: %q is issued by %q, not by the %s", ErrNotVerifier,
@@ -100,9 +100,7 @@ func Verify(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) erro
 // IsVerifierCA reports whether c carries the marks of the verifier signing
 // CA. Only the CMS root issues CA certificates, so among certificates that
 // chain to the pinned root these marks name exactly one intermediate.
-func IsVerifierCA(c *x509.Certificate) bool { return isVerifierCA(c) }
-
-func isVerifierCA(c *x509.Certificate) bool {
+func IsVerifierCA(c *x509.Certificate) bool {
 	return c.IsCA && c.BasicConstraintsValid &&
 		c.Subject.CommonName == CACommonName &&
 		slices.Equal(c.Subject.Organization, []string{Organization}) &&
