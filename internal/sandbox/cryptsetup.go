@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -49,6 +51,16 @@ func (r *Root) MeasureVolumeKey(t Extender, banks []string, name, luksUUID strin
 // WritePlatform puts the root file system on.
 func (r *Root) MeasurePlatformRootVolume(t Extender, banks []string) error {
 	return r.MeasureVolumeKey(t, banks, PlatformRootVolume, PlatformRootLUKSUUID, []byte("sandbox volume key of the root file system"))
+}
+
+// ClearMeasureLog removes the node's tpm2-measure.log, as a reboot does
+// (/run is a tmpfs): the log then starts over with the PCRs.
+func (r *Root) ClearMeasureLog() error {
+	err := os.Remove(filepath.Join(r.Dir, MeasureLogPath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // AppendMeasureLog appends one record to the node's tpm2-measure.log as

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -219,7 +220,9 @@ func (m *localManager) decide(ctx context.Context, node string, r *report.Report
 		_, err := m.d.Nodes.MarkFailed(ctx, node, cluster.StatusAttestationFailed, failedParts(r), r.ID, msgFailed)
 		return err
 	}
-	ready := r.HostInfo.DiskEncryption.Enabled
+	// Ready as the attestation manager decides it by default: disk
+	// encryption measured from PCR 15, not only claimed by the agent.
+	ready := r.HostInfo.DiskEncryptionStatus == appraise.DiskEncryptionMeasured
 	info, err := m.d.Nodes.Get(ctx, node)
 	if err != nil {
 		return err

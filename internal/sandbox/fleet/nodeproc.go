@@ -253,6 +253,14 @@ func (n *node) boot(secureBootOff bool) error {
 	if err := n.root.WritePlatform(!secureBootOff); err != nil {
 		return err
 	}
+	// systemd-cryptsetup unlocks the root volume with tpm2-measure-pcr=yes
+	// and logs it in /run, which the reboot emptied.
+	if err := n.root.ClearMeasureLog(); err != nil {
+		return err
+	}
+	if err := n.root.MeasurePlatformRootVolume(n.tpm, n.banks); err != nil {
+		return fmt.Errorf("measure the root volume key: %w", err)
+	}
 	n.logger.Info("booted", keyBoot, n.gen, keySecureBoot, !secureBootOff, keyBanks, n.banks)
 	return n.measure(baseFiles(n.gen))
 }

@@ -144,6 +144,11 @@ func (n *node) boot(t *testing.T, natsURL string, creds []byte, roots *x509.Cert
 	if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{"/usr/bin/kata-runtime": "kata"}); err != nil {
 		t.Fatal(err)
 	}
+	// systemd-cryptsetup measured the fixture's root volume into PCR 15
+	// (crypttab tpm2-measure-pcr=yes): disk encryption is measured.
+	if err := n.root.MeasureVolumeKey(n.tpm, n.banks, "luks-5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19", "5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19", []byte("volume key")); err != nil {
+		t.Fatal(err)
+	}
 	a, err := agent.New(agent.Config{HostID: hostID}, n.tpm, measure.New(dir), discard)
 	if err != nil {
 		t.Fatal(err)
