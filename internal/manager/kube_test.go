@@ -53,26 +53,26 @@ func newKubeEnv(t *testing.T, prefix string, hosts map[string]string) *kubeEnv {
 	return &kubeEnv{env: e, admin: admin, ns: ns}
 }
 
-func (k *kubeEnv) node(name string) *corev1.Node {
-	k.t.Helper()
+func (k *kubeEnv) node(t *testing.T, name string) *corev1.Node {
+	t.Helper()
 	n, err := k.admin.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
-		k.t.Fatalf("get node %s: %v", name, err)
+		t.Fatalf("get node %s: %v", name, err)
 	}
 	return n
 }
 
-func (k *kubeEnv) want(name string, status cluster.Status, ready, cordoned bool) {
-	k.t.Helper()
-	n := k.node(name)
+func (k *kubeEnv) want(t *testing.T, name string, status cluster.Status, ready, cordoned bool) {
+	t.Helper()
+	n := k.node(t, name)
 	if got := cluster.Status(n.Labels[cluster.LabelStatus]); got != status {
-		k.t.Fatalf("node %s status %q, want %q (labels %v)", name, got, status, n.Labels)
+		t.Fatalf("node %s status %q, want %q (labels %v)", name, got, status, n.Labels)
 	}
 	if got := n.Labels[cluster.LabelReady] == "true"; got != ready {
-		k.t.Fatalf("node %s ready %v, want %v (labels %v)", name, got, ready, n.Labels)
+		t.Fatalf("node %s ready %v, want %v (labels %v)", name, got, ready, n.Labels)
 	}
 	if n.Spec.Unschedulable != cordoned {
-		k.t.Fatalf("node %s cordoned %v, want %v", name, n.Spec.Unschedulable, cordoned)
+		t.Fatalf("node %s cordoned %v, want %v", name, n.Spec.Unschedulable, cordoned)
 	}
 }
 
@@ -107,12 +107,12 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 	ctx := context.Background()
 	k.tick()
 	for _, n := range []string{victim, evil, thief, deserter} {
-		k.want(n, cluster.StatusVerified, true, false)
+		k.want(t, n, cluster.StatusVerified, true, false)
 	}
 	// The evil node is tampered with and fails: cordoned, tainted.
 	k.v.set(hostID(2), func(h *simHost) { h.tampered = true })
 	k.advance(2 * time.Hour)
-	k.want(evil, cluster.StatusAttestationFailed, false, true)
+	k.want(t, evil, cluster.StatusAttestationFailed, false, true)
 	asEvil := asNode(t, evil)
 
 	t.Run("the node cannot label itself ready or verified", func(t *testing.T) {
@@ -121,7 +121,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 				t.Fatalf("node sets %v on itself: err %v, want forbidden", l, err)
 			}
 		}
-		k.want(evil, cluster.StatusAttestationFailed, false, true)
+		k.want(t, evil, cluster.StatusAttestationFailed, false, true)
 	})
 
 	t.Run("the node cannot remove its taint, and its uncordon is reverted within one refresh", func(t *testing.T) {
@@ -135,7 +135,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 		} else if !apierrors.IsForbidden(err) {
 			t.Fatalf("node uncordons itself: %v", err)
 		}
-		k.want(evil, cluster.StatusAttestationFailed, false, true)
+		k.want(t, evil, cluster.StatusAttestationFailed, false, true)
 	})
 
 	t.Run("the node cannot trigger its re-onboarding", func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 		if k.v.rebaselines[hostID(2)] != rebaselines {
 			t.Fatalf("the node's own annotation re-baselined it")
 		}
-		k.want(evil, cluster.StatusAttestationFailed, false, true)
+		k.want(t, evil, cluster.StatusAttestationFailed, false, true)
 
 		// The operator's request, with the operator's credentials, works.
 		k.v.set(hostID(2), func(h *simHost) { h.tampered = false })
@@ -159,7 +159,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 		k.advance(DefaultRefreshInterval)
-		k.want(evil, cluster.StatusVerified, true, false)
+		k.want(t, evil, cluster.StatusVerified, true, false)
 		if got, err := cluster.NewOnboardRequests(k.admin, k.ns, "").List(ctx); err != nil || len(got) != 0 {
 			t.Fatalf("onboard requests after onboarding: %v, %v; want cleared", got, err)
 		}
@@ -170,9 +170,9 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 			t.Fatalf("node annotates itself: %v", err)
 		}
 		k.advance(DefaultRefreshInterval)
-		k.want(thief, cluster.StatusUnknown, false, false)
-		k.want(victim, cluster.StatusVerified, true, false)
-		c := k.node(thief).Status.Conditions
+		k.want(t, thief, cluster.StatusUnknown, false, false)
+		k.want(t, victim, cluster.StatusVerified, true, false)
+		c := k.node(t, thief).Status.Conditions
 		if len(c) == 0 || c[0].Reason != cluster.ReasonHostClaimRefused {
 			t.Fatalf("thief conditions %+v, want reason %s", c, cluster.ReasonHostClaimRefused)
 		}
@@ -184,7 +184,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 			t.Fatalf("node removes its enabled label: %v", err)
 		}
 		k.advance(DefaultRefreshInterval)
-		if l := k.node(deserter).Labels; l[cluster.LabelReady] != "" || l[cluster.LabelStatus] != "" {
+		if l := k.node(t, deserter).Labels; l[cluster.LabelReady] != "" || l[cluster.LabelStatus] != "" {
 			t.Fatalf("labels of a node that left %v: want no verdict labels", l)
 		}
 	})
