@@ -286,11 +286,17 @@ func (v *Verifier) Run(ctx context.Context) error {
 	v.agents.set(agents)
 	hcfg := v.cfg.HVS
 	hcfg.Observe = v.metrics.observe
-	svc, err := hvs.New(ctx, hcfg, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc}, v.logger.With("part", "hvs"))
+	renewer, err := v.newRenewer()
+	if err != nil {
+		cancel()
+		return err
+	}
+	svc, err := hvs.New(ctx, hcfg, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc, HostRemoved: renewer.HostRemoved}, v.logger.With("part", "hvs"))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("hvs: %w", err)
 	}
+	start("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
 	svc.Register(v.mux, v.require)
 	start("hvs", svc.Run)
 	start("https", v.serveHTTP)

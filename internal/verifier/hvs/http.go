@@ -319,8 +319,12 @@ func (s *Service) updateHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteHost(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.DeleteHost(r.Context(), r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	if err := s.store.DeleteHost(r.Context(), id); err != nil {
 		return err
+	}
+	if s.hostRemoved != nil {
+		s.hostRemoved(id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

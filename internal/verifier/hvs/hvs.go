@@ -93,6 +93,9 @@ type Deps struct {
 	Publisher Publisher
 	// NATS, when set, is subscribed to the agents' events by Run.
 	NATS *nats.Conn
+	// HostRemoved, when set, is called with the id of every deleted host
+	// (to revoke its agent's bus credentials).
+	HostRemoved func(hostID string)
 }
 
 // Config tunes HVS. Zero values take the defaults.
@@ -208,6 +211,9 @@ type Service struct {
 	logger    *slog.Logger
 	templates []*flavor.CompiledTemplate
 
+	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
+	hostRemoved func(hostID string)
+
 	signingMu sync.Mutex
 	signing   *signingKey
 
@@ -228,7 +234,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	s := &Service{
 		cfg: cfg, store: deps.Store, agent: deps.Agent, enroller: deps.Enroller, ca: deps.CA,
 		roots: deps.CA.RootPool(), newSigner: deps.NewReportSigner, publisher: deps.Publisher,
-		nc: deps.NATS, logger: logger, queue: make(chan string, cfg.QueueSize),
+		nc: deps.NATS, hostRemoved: deps.HostRemoved, logger: logger, queue: make(chan string, cfg.QueueSize),
 	}
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
