@@ -95,6 +95,9 @@ type NATS struct {
 	URL string `yaml:"url"`
 	// CredsFile holds the verifier's credentials for an external cluster.
 	CredsFile string `yaml:"creds_file"`
+	// CredentialLifetime is the lifetime of the bus credentials AAS issues
+	// and agents renew (default 30 days; agents renew at two thirds of it).
+	CredentialLifetime time.Duration `yaml:"credential_lifetime"`
 }
 
 func defaultConfig() Config {
@@ -105,7 +108,7 @@ func defaultConfig() Config {
 		IPs:        []string{"127.0.0.1"},
 		Admin:      Admin{Username: "admin"},
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
-		NATS:       NATS{Listen: ":4222"},
+		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour},
 		LogLevel:   "info",
 	}
 }
@@ -173,6 +176,13 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	str("TC_NATS_LISTEN", &cfg.NATS.Listen)
 	str("TC_NATS_URL", &cfg.NATS.URL)
 	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
+	if v := getenv("TC_NATS_CREDENTIAL_LIFETIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TC_NATS_CREDENTIAL_LIFETIME: %w", err))
+		}
+		cfg.NATS.CredentialLifetime = d
+	}
 	list("TC_EK_CA_FILES", &cfg.Enrollment.EKCAFiles)
 	if v := getenv("TC_ALLOW_REGISTERED_EKS"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -212,6 +222,9 @@ func (c Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
 		}
+	}
+	if c.NATS.CredentialLifetime < time.Minute || c.NATS.CredentialLifetime > 366*24*time.Hour {
+		errs = append(errs, fmt.Errorf("nats.credential_lifetime %s: want at least 1m and at most 8784h (366 days)", c.NATS.CredentialLifetime))
 	}
 	if c.NATS.URL == "" {
 		if _, port, err := net.SplitHostPort(c.NATS.Listen); err != nil {

@@ -112,6 +112,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 	}
 	a := aas.DefaultConfig()
 	a.Issuer, a.Audience, a.TokenValidity, a.Leeway = c.Tokens.Issuer, c.Tokens.Audience, c.Tokens.Validity, c.Tokens.Leeway
+	a.CredentialValidity = c.NATS.CredentialLifetime
 	a.AdminUsername = c.Admin.Username
 	a.AdminPasswordFile = c.Admin.PasswordFile
 	a.AdminPassword = getenv("TC_ADMIN_PASSWORD")
