@@ -20,8 +20,10 @@
 //
 //	user      subscribe                      publish
 //	agent H   trust-agent.H.>                trust-events.H.>
+//	          trust-credentials.H.issued     trust-credentials.H.renew
 //	          + one reply, within ResponseWindow, to each request it received
 //	service   trust-events.>, _INBOX.>       trust-agent.>, trust-reports.>
+//	          trust-credentials.*.renew      trust-credentials.*.issued
 //	manager   trust-reports.>                nothing
 //
 // An agent therefore sees only its own requests, can answer only those (a
@@ -34,6 +36,16 @@
 // the use of it: an agent must have exactly one subscription matching each
 // request subject (one "trust-agent.<host-id>.>" subscription that dispatches
 // on the last token), or it cannot answer at all.
+//
+// # Renewal and revocation
+//
+// An agent renews its credentials over the bus (Renewer): it asks on its own
+// renewal subject and the verifier answers, for a registered host only, on
+// the subject only that agent may read. Deleting a host revokes its user keys
+// in the account TC of the running server (Server.RevokeHost), which closes
+// its connections at once and refuses them until the JWTs would have expired.
+// The revocation list lives in memory; Renewer.Run re-checks the connected
+// agents against the registered hosts every ReconcileInterval.
 //
 // Agent credentials work over TCP only; service and
 // manager credentials also in-process. Nobody holds system-account
