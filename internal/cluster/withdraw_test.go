@@ -1,0 +1,80 @@
+package cluster_test
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/cluster/clustertest"
+)
+
+func TestWithdraw(t *testing.T) {
+	t.Parallel()
+	cs := clustertest.Clientset(t)
+	tests := []struct {
+		name string
+		node func(name string) *clustertest.NodeBuilder
+		want nodeWant
+	}{
+		{
+			name: "a verified ready node loses ready and turns unknown, uncordoned",
+			node: func(name string) *clustertest.NodeBuilder {
+				return enabledNode(name).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true")
+			},
+			want: nodeWant{status: "unknown", condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
+		},
+		{
+			name: "a failed node keeps its status, cordon and taint",
+			node: failedNode,
+			want: nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
+				condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			name := uniqueName(t, "n")
+			tt.node(name).Create(t, cs)
+			nodes := newNodes(t, cs)
+			for i, wantChanged := range []bool{true, false} {
+				changed, err := nodes.Withdraw(ctx, name, cluster.ReasonVerifierUnreachable, "evidence from 09:00 older than 2h")
+				if err != nil || changed != wantChanged {
+					t.Fatalf("Withdraw #%d = %v, %v; want changed %v", i+1, changed, err, wantChanged)
+				}
+			}
+			checkNode(t, getNode(t, cs, name), tt.want)
+			if ev := nodeEvents(t, cs, name); len(ev) != 1 || ev[0].Type != corev1.EventTypeWarning || ev[0].Reason != cluster.ReasonVerifierUnreachable {
+				t.Fatalf("events %+v, want one Warning %s", ev, cluster.ReasonVerifierUnreachable)
+			}
+			// Fresh evidence makes it Verified again: a withdrawal is no failure.
+			if err := nodes.MarkVerified(ctx, name, true, "r-2", "ok"); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := nodes.Get(ctx, name); err != nil || (tt.want.status == "unknown" && (info.Status != cluster.StatusVerified || !info.Ready)) {
+				t.Fatalf("after MarkVerified %+v, %v", info, err)
+			}
+		})
+	}
+}
+
+func TestClearDisabledRemovesTheVerdictOfANodeThatLeft(t *testing.T) {
+	t.Parallel()
+	cs := clustertest.Clientset(t)
+	ctx := context.Background()
+	left, stays := uniqueName(t, "n"), uniqueName(t, "n")
+	clustertest.Node(left).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").Create(t, cs)
+	enabledNode(stays).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").Create(t, cs)
+	cleared, err := newNodes(t, cs).ClearDisabled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := getNode(t, cs, left); n.Labels[cluster.LabelReady] != "" || n.Labels[cluster.LabelStatus] != "" {
+		t.Fatalf("labels of the node that left %v (cleared %v)", n.Labels, cleared)
+	}
+	if n := getNode(t, cs, stays); n.Labels[cluster.LabelReady] != "true" {
+		t.Fatalf("an enabled node lost its verdict: %v", n.Labels)
+	}
+}
