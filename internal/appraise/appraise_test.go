@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/benchfloor"
 	"trustedcompute.io/tc/internal/evidence"
 )
 
@@ -162,5 +163,6 @@ func BenchmarkAppraise(b *testing.B) {
 	for b.Loop() {
 		Appraise(in, testNow)
 	}
+	benchfloor.ReportRatio(b)
 	b.ReportMetric(float64(events), "boot-events")
 }

@@ -1,0 +1,75 @@
+// Package benchfloor measures the crypto floor of a trust report in the
+// running process and reports a benchmark's cost as a multiple of it.
+//
+// The floor is what no report can avoid: one ECDSA P-256 verify (the
+// quote's signature) and one ECDSA P-256 sign (the report's JWS) of a
+// 32-byte digest. A ratio to a floor measured in the same process, right
+// after the benchmark, is robust to the load of a shared machine, which
+// slows both alike.
+package benchfloor
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Unit is the metric ReportRatio reports.
+const Unit = "x-floor"
+
+// Rounds of the floor measurement; the median round is the floor.
+const (
+	rounds     = 7
+	iterations = 40
+)
+
+// Measure returns the floor: the median time, over a few rounds, of one
+// ECDSA P-256 verify plus one ECDSA P-256 sign of a 32-byte digest.
+func Measure() (time.Duration, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	digest := sha256.Sum256([]byte("crypto floor"))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		return 0, err
+	}
+	per := make([]time.Duration, 0, rounds)
+	for range rounds {
+		start := time.Now()
+		for range iterations {
+			if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
+				panic("benchfloor: a fresh signature does not verify")
+			}
+			if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
+				return 0, err
+			}
+		}
+		per = append(per, time.Since(start)/iterations)
+	}
+	slices.Sort(per)
+	return per[len(per)/2], nil
+}
+
+// ReportRatio measures the floor and reports the benchmark's time per
+// operation as a multiple of it (Unit), with the floor itself as
+// "floor-ns". Call it after the benchmark loop; it stops the timer.
+func ReportRatio(b *testing.B) {
+	b.Helper()
+	if b.N == 0 {
+		return
+	}
+	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.StopTimer()
+	floor, err := Measure()
+	if err != nil {
+		b.Fatalf("measure the crypto floor: %v", err)
+	}
+	b.ReportMetric(float64(floor.Nanoseconds()), "floor-ns")
+	b.ReportMetric(per/float64(floor.Nanoseconds()), Unit)
+}

@@ -1,0 +1,37 @@
+package benchfloor
+
+import (
+	"testing"
+	"time"
+)
+
+func TestTheFloorIsAPositiveFewMicroseconds(t *testing.T) {
+	floor, err := Measure()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One P-256 sign + verify is tens of microseconds on any machine that
+	// runs these tests; far outside that, the measurement is broken.
+	if floor < time.Microsecond || floor > 50*time.Millisecond {
+		t.Fatalf("floor %v", floor)
+	}
+}
+
+// BenchmarkFloor is the floor as a benchmark: its ratio is about 1.
+func BenchmarkFloor(b *testing.B) {
+	floor, err := Measure()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		busy(floor)
+	}
+	ReportRatio(b)
+}
+
+// busy spins for d, as a stand-in for work that costs one floor.
+func busy(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
