@@ -16,29 +16,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/clock"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the shared settable clock.
+type fakeClock = clock.Fake
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *fakeClock { return clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)) }
 
 // fakeStore is an in-memory Store.
 type fakeStore struct {

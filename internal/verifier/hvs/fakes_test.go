@@ -34,6 +34,8 @@ import (
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
+
+	"trustedcompute.io/tc/internal/clock"
 )
 
 // Hand-written fakes for the unit tests. The node side is real code (the
@@ -412,25 +414,8 @@ func (failingSigner) EAR(*report.Report, string, time.Time) (string, error) {
 	return "", errors.New("hsm unavailable")
 }
 
-// clock is a fake clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Microsecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock is the shared fake clock, set to now.
+func newClock() *clock.Fake { return clock.NewFake(time.Now().UTC().Truncate(time.Microsecond)) }
 
 // fakeCA issues the verifier's signing certificate from a root and a
 // verifier signing CA made for the test, on the test's clock; the
@@ -506,7 +491,7 @@ type env struct {
 	agent *fakeAgent
 	enr   *fakeEnroller
 	pub   *fakePublisher
-	clock *clock
+	clock *clock.Fake
 }
 
 type envOption func(cfg *Config, deps *Deps)

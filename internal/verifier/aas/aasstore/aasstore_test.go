@@ -11,25 +11,14 @@ import (
 	"errors"
 	"log/slog"
 	"math/big"
-	"sync"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/store"
+
+	"trustedcompute.io/tc/internal/clock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // selfSigned issues a self-signed certificate for the signing key.
 type selfSigned struct{ now func() time.Time }
@@ -69,7 +58,7 @@ func TestTheAASRunsOnTheRealStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	clk := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	const pw = "the admin's long password"
 	cfg := aas.Config{Argon2: aas.Argon2Params{Memory: 64, Time: 1, Threads: 1}, AdminPassword: pw, Now: clk.Now}
 	logger := slog.New(slog.DiscardHandler)
