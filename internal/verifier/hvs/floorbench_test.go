@@ -1,0 +1,105 @@
+package hvs
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"trustedcompute.io/tc/internal/benchfloor"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// The report path against the crypto floor (issue 13): one ECDSA P-256
+// verify plus one sign, measured in the same process (internal/benchfloor).
+//
+//	go test -run '^$' -bench 'ReportFirst|ReportSteady' -count 3 ./internal/verifier/hvs
+
+// imaLines is the length of the IMA log of a node in these benchmarks.
+const imaLines = 800
+
+// imaFile is the i-th file a benchmark node measures; its content is fixed
+// so that measuring it again gives a line its IMA flavor expects.
+func imaFile(i int) (path, content string) {
+	return fmt.Sprintf("/usr/lib/bench/f%04d", i), fmt.Sprintf("content of file %d", i)
+}
+
+// newBenchReportEnv is a baselined node with a 152-event boot log and an
+// IMA log of imaLines lines, on an SQLite file.
+func newBenchReportEnv(b *testing.B) (*env, *node) {
+	b.Helper()
+	n := newNode(b, "edge-1")
+	files := map[string]string{}
+	for i := range imaLines - len(bootFiles) {
+		p, c := imaFile(i)
+		files[p] = c
+	}
+	if err := n.root.MeasureFiles(n.tpm, n.banks, files); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	e := newEnvOn(b, st, []*node{n})
+	e.baseline(b, n)
+	return e, n
+}
+
+func wantTrustedReport(b *testing.B, e *env, n *node) {
+	b.Helper()
+	r, err := e.svc.CreateReport(context.Background(), n.id)
+	if err != nil || !r.Trusted() {
+		b.Fatalf("report: %v (trusted %v, faults %v)", err, r != nil && r.Trusted(), r)
+	}
+}
+
+// BenchmarkReportFirst is a host's first report of a boot: quote, the whole
+// boot log and the whole IMA log replayed, every flavor matched, the report
+// signed and committed to an SQLite file. Between reports the host's boot
+// is forgotten, so that each report is a first one.
+func BenchmarkReportFirst(b *testing.B) {
+	e, n := newBenchReportEnv(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		if err := e.st.SetHostBoot(ctx, n.id, store.HostBoot{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		wantTrustedReport(b, e, n)
+	}
+	benchfloor.ReportRatio(b)
+}
+
+// BenchmarkReportSteady is a report within a known boot, after 0, 1 or 10
+// new IMA lines (files measured again, which the IMA flavor expects).
+func BenchmarkReportSteady(b *testing.B) {
+	for _, newLines := range []int{0, 1, 10} {
+		b.Run(fmt.Sprintf("new-ima-lines=%d", newLines), func(b *testing.B) {
+			e, n := newBenchReportEnv(b)
+			wantTrustedReport(b, e, n)
+			next := 0
+			b.ResetTimer()
+			for b.Loop() {
+				if newLines > 0 {
+					b.StopTimer()
+					files := map[string]string{}
+					for range newLines {
+						p, c := imaFile(next % (imaLines - len(bootFiles)))
+						files[p] = c
+						next++
+					}
+					if err := n.root.MeasureFiles(n.tpm, n.banks, files); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				wantTrustedReport(b, e, n)
+			}
+			benchfloor.ReportRatio(b)
+		})
+	}
+}
