@@ -200,3 +200,28 @@ func (c *Client) login(ctx context.Context, username, password string) (string, 
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// getAs and postAs send one call and decode its JSON answer into a T; they
+// return the answer as sent too, which render prints for -o json and -o yaml
+// (fields T does not know are kept).
+func getAs[T any](ctx context.Context, c *Client, path string, query url.Values) (T, json.RawMessage, error) {
+	return callAs[T](ctx, c, request{method: http.MethodGet, path: path, query: query})
+}
+
+func postAs[T any](ctx context.Context, c *Client, path string, in any) (T, json.RawMessage, error) {
+	return callAs[T](ctx, c, request{method: http.MethodPost, path: path, in: in})
+}
+
+func callAs[T any](ctx context.Context, c *Client, req request) (T, json.RawMessage, error) {
+	var (
+		v   T
+		raw json.RawMessage
+	)
+	if err := c.doJSON(ctx, req, &raw); err != nil {
+		return v, nil, err
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, nil, fmt.Errorf("%s %s: decode answer: %w", req.method, req.path, err)
+	}
+	return v, raw, nil
+}

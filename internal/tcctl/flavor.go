@@ -105,12 +105,8 @@ func (a *app) flavorGet() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/flavors/"+seg(args[0]), nil, &raw); err != nil {
-				return fmt.Errorf("get flavor %s: %w", args[0], err)
-			}
-			var sf flavor.SignedFlavor
-			if err := json.Unmarshal(raw, &sf); err != nil {
+			sf, raw, err := getAs[flavor.SignedFlavor](ctx, c, "/hvs/v2/flavors/"+seg(args[0]), nil)
+			if err != nil {
 				return fmt.Errorf("get flavor %s: %w", args[0], err)
 			}
 			return render(out, format, raw, flavorTable(sf))

@@ -50,12 +50,8 @@ func (a *app) groupList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "List flavor groups", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/flavorgroups", nil, &raw); err != nil {
-				return fmt.Errorf("list flavor groups: %w", err)
-			}
-			var list restapi.FlavorGroupList
-			if err := json.Unmarshal(raw, &list); err != nil {
+			list, raw, err := getAs[restapi.FlavorGroupList](ctx, c, "/hvs/v2/flavorgroups", nil)
+			if err != nil {
 				return fmt.Errorf("list flavor groups: %w", err)
 			}
 			return render(out, format, raw, groupTable(list.Groups...))
@@ -74,12 +70,8 @@ func (a *app) groupGet() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/flavorgroups/"+seg(id), nil, &raw); err != nil {
-				return fmt.Errorf("get flavor group %s: %w", args[0], err)
-			}
-			var g flavor.Group
-			if err := json.Unmarshal(raw, &g); err != nil {
+			g, raw, err := getAs[flavor.Group](ctx, c, "/hvs/v2/flavorgroups/"+seg(id), nil)
+			if err != nil {
 				return fmt.Errorf("get flavor group %s: %w", args[0], err)
 			}
 			return render(out, format, raw, groupTable(g))
@@ -115,12 +107,8 @@ func (a *app) groupCreate() *cobra.Command {
 			if err := g.Validate(); err != nil {
 				return fmt.Errorf("flavor group in %s: %s", file, strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
-			var raw json.RawMessage
-			if err := c.post(cmd.Context(), "/hvs/v2/flavorgroups", g, &raw); err != nil {
-				return fmt.Errorf("create flavor group %s: %w", g.Name, err)
-			}
-			var created flavor.Group
-			if err := json.Unmarshal(raw, &created); err != nil {
+			created, raw, err := postAs[flavor.Group](cmd.Context(), c, "/hvs/v2/flavorgroups", g)
+			if err != nil {
 				return fmt.Errorf("create flavor group %s: %w", g.Name, err)
 			}
 			return render(cmd.OutOrStdout(), format, raw, groupTable(created))

@@ -2,7 +2,6 @@ package tcctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -52,12 +51,8 @@ func (a *app) hostList() *cobra.Command {
 			if name != "" {
 				q.Set("nameEqualTo", name)
 			}
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/hosts", q, &raw); err != nil {
-				return fmt.Errorf("list hosts: %w", err)
-			}
-			var list restapi.HostList
-			if err := json.Unmarshal(raw, &list); err != nil {
+			list, raw, err := getAs[restapi.HostList](ctx, c, "/hvs/v2/hosts", q)
+			if err != nil {
 				return fmt.Errorf("list hosts: %w", err)
 			}
 			return render(out, format, raw, hostTable(list.Hosts...))
@@ -74,12 +69,8 @@ func (a *app) hostGet() *cobra.Command {
 		Use: "get <host-id>", Short: "Show a host", Args: cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeHostIDs,
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/hosts/"+seg(args[0]), nil, &raw); err != nil {
-				return fmt.Errorf("get host %s: %w", args[0], err)
-			}
-			var h restapi.Host
-			if err := json.Unmarshal(raw, &h); err != nil {
+			h, raw, err := getAs[restapi.Host](ctx, c, "/hvs/v2/hosts/"+seg(args[0]), nil)
+			if err != nil {
 				return fmt.Errorf("get host %s: %w", args[0], err)
 			}
 			return render(out, format, raw, hostTable(h))
@@ -109,12 +100,8 @@ reason is shown.`,
 			if in.HostName == "" {
 				in.HostName = hostID
 			}
-			var raw json.RawMessage
-			if err := c.post(ctx, "/hvs/v2/hosts", in, &raw); err != nil {
-				return fmt.Errorf("register host %s: %w", hostID, err)
-			}
-			var h restapi.Host
-			if err := json.Unmarshal(raw, &h); err != nil {
+			h, raw, err := postAs[restapi.Host](ctx, c, "/hvs/v2/hosts", in)
+			if err != nil {
 				return fmt.Errorf("register host %s: %w", hostID, err)
 			}
 			if err := render(out, format, raw, hostTable(h)); err != nil {

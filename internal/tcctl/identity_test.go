@@ -4,19 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -25,60 +15,17 @@ import (
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
-// startResigningProxy stands between tcctl and the verifier with a TLS
-// certificate of the CMS and re-signs every signed report it relays with
-// signer, keeping its content.
+// startResigningProxy is a JWS proxy that re-signs every signed report it
+// relays with signer, keeping its content.
 func startResigningProxy(t *testing.T, h *harness, signer *report.Signer) string {
 	t.Helper()
-	target, err := url.Parse(h.base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(h.v.CA().Root())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}}
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.URL.Query().Get("format") != "jws" || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		parts := strings.Split(strings.TrimSpace(string(b)), ".")
-		if len(parts) != 3 {
-			t.Errorf("the verifier served a JWS of %d parts", len(parts))
-			return nil
-		}
-		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-		if err != nil {
-			return err
-		}
+	return startJWSProxy(t, h, func(_ []string, payload []byte) (string, error) {
 		var r report.Report
 		if err := json.Unmarshal(payload, &r); err != nil {
-			return err
+			return "", err
 		}
-		forged, err := signer.Sign(&r)
-		if err != nil {
-			return err
-		}
-		resp.Body = io.NopCloser(strings.NewReader(forged))
-		resp.ContentLength = int64(len(forged))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(forged)))
-		return nil
-	}
-	cert, err := h.v.CA().ServerCertificate("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(rp)
-	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert}}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the pinned bootstrap's first handshake fails on purpose
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv.URL
+		return signer.Sign(&r)
+	})
 }
 
 // The attack of issue 11 on tcctl: a report re-signed with a Signing

@@ -58,13 +58,9 @@ func (a *app) reportCreate() *cobra.Command {
 			if (in.HostID == "") == (in.HostName == "") {
 				return errors.New("give exactly one of --host-id and --host-name")
 			}
-			var raw json.RawMessage
-			if err := c.post(ctx, "/hvs/v2/reports", in, &raw); err != nil {
+			r, raw, err := postAs[report.Report](ctx, c, "/hvs/v2/reports", in)
+			if err != nil {
 				return fmt.Errorf("create report of host %s%s: %w", in.HostID, in.HostName, err)
-			}
-			var r report.Report
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("create report: %w", err)
 			}
 			return render(out, format, raw, reportTable(r))
 		}),
@@ -99,12 +95,8 @@ func (a *app) reportList() *cobra.Command {
 			if limit > 0 {
 				q.Set("limit", strconv.Itoa(limit))
 			}
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/reports", q, &raw); err != nil {
-				return fmt.Errorf("list reports: %w", err)
-			}
-			var list restapi.ReportList
-			if err := json.Unmarshal(raw, &list); err != nil {
+			list, raw, err := getAs[restapi.ReportList](ctx, c, "/hvs/v2/reports", q)
+			if err != nil {
 				return fmt.Errorf("list reports: %w", err)
 			}
 			rs := make([]report.Report, 0, len(list.Reports))
@@ -206,12 +198,8 @@ func (a *app) getReport(cmd *cobra.Command, c *Client, id, format string, verify
 		}
 		return nil
 	}
-	var raw json.RawMessage
-	if err := c.get(ctx, path, nil, &raw); err != nil {
-		return fmt.Errorf("get report %s: %w", id, err)
-	}
-	var r report.Report
-	if err := json.Unmarshal(raw, &r); err != nil {
+	r, raw, err := getAs[report.Report](ctx, c, path, nil)
+	if err != nil {
 		return fmt.Errorf("get report %s: %w", id, err)
 	}
 	return render(out, format, raw, reportTable(r))

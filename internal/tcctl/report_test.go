@@ -19,16 +19,11 @@ import (
 	"testing"
 )
 
-// tamperingProxy stands between tcctl and the verifier with a TLS
-// certificate the CMS issued (so the client trusts it), and, while tamper
-// is set, rewrites the payload of every signed report it relays: what a
-// compromised front end could do, short of the HVS signing key.
-type tamperingProxy struct {
-	url    string
-	tamper atomic.Bool
-}
-
-func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamperingProxy {
+// startJWSProxy stands between tcctl and the verifier with a TLS
+// certificate the CMS issued (so the client trusts it) and serves, in place
+// of every signed report (JWS) it relays, what rewrite makes of its three
+// parts and decoded payload: what a compromised front end could do.
+func startJWSProxy(t *testing.T, h *harness, rewrite func(parts []string, payload []byte) (string, error)) string {
 	t.Helper()
 	target, err := url.Parse(h.base)
 	if err != nil {
@@ -36,11 +31,10 @@ func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamper
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(h.v.CA().Root())
-	p := &tamperingProxy{}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}}
 	rp.ModifyResponse = func(resp *http.Response) error {
-		if !p.tamper.Load() || resp.Request.URL.Query().Get("format") != "jws" || resp.StatusCode != http.StatusOK {
+		if resp.Request.URL.Query().Get("format") != "jws" || resp.StatusCode != http.StatusOK {
 			return nil
 		}
 		b, err := io.ReadAll(resp.Body)
@@ -48,7 +42,7 @@ func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamper
 			return err
 		}
 		_ = resp.Body.Close()
-		parts := strings.Split(string(b), ".")
+		parts := strings.Split(strings.TrimSpace(string(b)), ".")
 		if len(parts) != 3 {
 			t.Errorf("the verifier served a JWS of %d parts", len(parts))
 			return nil
@@ -57,11 +51,10 @@ func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamper
 		if err != nil {
 			return err
 		}
-		if !bytes.Contains(payload, []byte(replace)) {
-			t.Errorf("the signed report lacks %q:\n%s", replace, payload)
+		forged, err := rewrite(parts, payload)
+		if err != nil {
+			return err
 		}
-		parts[1] = base64.RawURLEncoding.EncodeToString(bytes.ReplaceAll(payload, []byte(replace), []byte(with)))
-		forged := strings.Join(parts, ".")
 		resp.Body = io.NopCloser(strings.NewReader(forged))
 		resp.ContentLength = int64(len(forged))
 		resp.Header.Set("Content-Length", strconv.Itoa(len(forged)))
@@ -77,7 +70,30 @@ func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamper
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	p.url = srv.URL
+	return srv.URL
+}
+
+// tamperingProxy is a JWS proxy that, while tamper is set, rewrites the
+// payload of every signed report it relays, keeping the signature: short
+// of the HVS signing key, that is all a compromised front end can do.
+type tamperingProxy struct {
+	url    string
+	tamper atomic.Bool
+}
+
+func startTamperingProxy(t *testing.T, h *harness, replace, with string) *tamperingProxy {
+	t.Helper()
+	p := &tamperingProxy{}
+	p.url = startJWSProxy(t, h, func(parts []string, payload []byte) (string, error) {
+		if !p.tamper.Load() {
+			return strings.Join(parts, "."), nil
+		}
+		if !bytes.Contains(payload, []byte(replace)) {
+			t.Errorf("the signed report lacks %q:\n%s", replace, payload)
+		}
+		parts[1] = base64.RawURLEncoding.EncodeToString(bytes.ReplaceAll(payload, []byte(replace), []byte(with)))
+		return strings.Join(parts, "."), nil
+	})
 	return p
 }
 

@@ -2,7 +2,6 @@ package tcctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -44,12 +43,8 @@ func (a *app) userList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			var raw json.RawMessage
-			if err := c.get(ctx, "/aas/v1/users", nil, &raw); err != nil {
-				return fmt.Errorf("list users: %w", err)
-			}
-			var us []restapi.User
-			if err := json.Unmarshal(raw, &us); err != nil {
+			us, raw, err := getAs[[]restapi.User](ctx, c, "/aas/v1/users", nil)
+			if err != nil {
 				return fmt.Errorf("list users: %w", err)
 			}
 			return render(out, format, raw, userTable(us...))
@@ -74,12 +69,8 @@ func (a *app) userCreate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.post(cmd.Context(), "/aas/v1/users", restapi.UserRequest{Username: args[0], Password: pw}, &raw); err != nil {
-				return fmt.Errorf("create user %s: %w", args[0], err)
-			}
-			var u restapi.User
-			if err := json.Unmarshal(raw, &u); err != nil {
+			u, raw, err := postAs[restapi.User](cmd.Context(), c, "/aas/v1/users", restapi.UserRequest{Username: args[0], Password: pw})
+			if err != nil {
 				return fmt.Errorf("create user %s: %w", args[0], err)
 			}
 			return render(cmd.OutOrStdout(), format, raw, userTable(u))
@@ -193,12 +184,8 @@ func (a *app) roleList() *cobra.Command {
 			} else if service != "" {
 				q.Set("service", service)
 			}
-			var raw json.RawMessage
-			if err := c.get(ctx, path, q, &raw); err != nil {
-				return fmt.Errorf("list roles: %w", err)
-			}
-			var rs []restapi.Role
-			if err := json.Unmarshal(raw, &rs); err != nil {
+			rs, raw, err := getAs[[]restapi.Role](ctx, c, path, q)
+			if err != nil {
 				return fmt.Errorf("list roles: %w", err)
 			}
 			return render(out, format, raw, roleTable(rs...))
@@ -224,12 +211,8 @@ func (a *app) roleCreate() *cobra.Command {
 			if in.Permissions == nil {
 				in.Permissions = []string{}
 			}
-			var raw json.RawMessage
-			if err := c.post(ctx, "/aas/v1/roles", in, &raw); err != nil {
-				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
-			}
-			var r restapi.Role
-			if err := json.Unmarshal(raw, &r); err != nil {
+			r, raw, err := postAs[restapi.Role](ctx, c, "/aas/v1/roles", in)
+			if err != nil {
 				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
 			}
 			return render(out, format, raw, roleTable(r))
