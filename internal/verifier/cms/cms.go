@@ -289,60 +289,25 @@ func (ca *CA) decodeChecked(kind string, b []byte, check func(authority) error) 
 }
 
 func (ca *CA) newRoot() (authority, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		return authority{}, fmt.Errorf("generate key: %w", err)
-	}
 	now := ca.cfg.Now()
-	serial, err := newSerial()
-	if err != nil {
-		return authority{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: RootCommonName, Organization: []string{signerid.Organization}},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(ca.cfg.RootValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return authority{}, fmt.Errorf("sign root certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return authority{}, fmt.Errorf("parse root certificate: %w", err)
-	}
-	return authority{cert: cert, key: key}, nil
+	return newAuthority("root", now, &x509.Certificate{
+		Subject:    pkix.Name{CommonName: RootCommonName, Organization: []string{signerid.Organization}},
+		NotAfter:   now.Add(ca.cfg.RootValidity),
+		MaxPathLen: 1,
+	}, nil)
 }
 
 func (ca *CA) newIntermediate(kind string) (authority, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		return authority{}, fmt.Errorf("generate key: %w", err)
-	}
 	now := ca.cfg.Now()
-	serial, err := newSerial()
-	if err != nil {
-		return authority{}, err
-	}
 	notAfter := now.Add(ca.cfg.IntermediateValidity)
 	if notAfter.After(ca.root.cert.NotAfter) {
 		notAfter = ca.root.cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: intermediateSubject[kind], Organization: []string{signerid.Organization}},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
+		Subject:        pkix.Name{CommonName: intermediateSubject[kind], Organization: []string{signerid.Organization}},
+		NotAfter:       notAfter,
+		MaxPathLen:     0,
+		MaxPathLenZero: true,
 	}
 	// The intermediate's extended key usage bounds what its leaves may do.
 	switch kind {
@@ -353,13 +318,35 @@ func (ca *CA) newIntermediate(kind string) (authority, error) {
 	case TypeSigning, issuingVerifierSigning:
 		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{OIDExtKeyUsageDocumentSigning}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.root.cert, key.Public(), ca.root.key)
+	return newAuthority("intermediate", now, tmpl, &ca.root)
+}
+
+// newAuthority makes a P-384 key and a CA certificate of it from tmpl (its
+// subject, end, path length and extended key usage), signed by parent, or by
+// the new key itself when parent is nil.
+func newAuthority(what string, now time.Time, tmpl *x509.Certificate, parent *authority) (authority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
-		return authority{}, fmt.Errorf("sign intermediate certificate: %w", err)
+		return authority{}, fmt.Errorf("generate key: %w", err)
+	}
+	if tmpl.SerialNumber, err = newSerial(); err != nil {
+		return authority{}, err
+	}
+	tmpl.NotBefore = now.Add(-backdate)
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = true
+	issuer := authority{cert: tmpl, key: key}
+	if parent != nil {
+		issuer = *parent
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.cert, key.Public(), issuer.key)
+	if err != nil {
+		return authority{}, fmt.Errorf("sign %s certificate: %w", what, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return authority{}, fmt.Errorf("parse intermediate certificate: %w", err)
+		return authority{}, fmt.Errorf("parse %s certificate: %w", what, err)
 	}
 	return authority{cert: cert, key: key}, nil
 }
