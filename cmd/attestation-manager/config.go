@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/manager"
-	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
 // Config is the attestation manager's configuration file. Every key can be
@@ -25,74 +21,74 @@ import (
 type Config struct {
 	// PollDuration is the time between attestations of a node in minutes,
 	// as the Helm value pollDuration ("60"), or a Go duration ("90m").
-	PollDuration string `yaml:"pollDuration"`
+	PollDuration string `yaml:"pollDuration" env:"TC_POLL_DURATION"`
 	// Jitter spreads attestations over pollDuration ± jitter·pollDuration
 	// (0 to 0.5; 0 turns it off).
-	Jitter float64 `yaml:"jitter"`
+	Jitter float64 `yaml:"jitter" env:"TC_JITTER"`
 	// GoldenFlavors is everyBoot, firstBoot or provided.
-	GoldenFlavors string `yaml:"goldenFlavors"`
+	GoldenFlavors string `yaml:"goldenFlavors" env:"TC_GOLDEN_FLAVORS"`
 	// DiskEncryption is the disk encryption that makes a Verified node
 	// ready: measured (systemd-cryptsetup's volume key measurement replayed
 	// to the quoted PCR 15; the default) or claimed (the agent's word is
 	// enough).
-	DiskEncryption string `yaml:"diskEncryption"`
+	DiskEncryption string `yaml:"diskEncryption" env:"TC_DISK_ENCRYPTION"`
 	// EvictNamespaces are drained from a node that fails (none: cordon only).
-	EvictNamespaces []string `yaml:"evictNamespaces"`
+	EvictNamespaces []string `yaml:"evictNamespaces" env:"TC_EVICT_NAMESPACES"`
 	// Concurrency bounds the nodes attested at the same time.
-	Concurrency int `yaml:"concurrency"`
+	Concurrency int `yaml:"concurrency" env:"TC_CONCURRENCY"`
 	// RefreshInterval is how often the node list is read (and how soon an
 	// onboarding request is seen, and drift of the verdict reverted).
-	RefreshInterval time.Duration `yaml:"refreshInterval"`
+	RefreshInterval time.Duration `yaml:"refreshInterval" env:"TC_REFRESH_INTERVAL"`
 	// MaxEvidenceAge is the age of a node's newest evidence past which it is
 	// no longer Verified nor ready (never cordoned for it), in minutes or as
 	// a Go duration; empty: twice pollDuration.
-	MaxEvidenceAge string `yaml:"maxEvidenceAge"`
+	MaxEvidenceAge string `yaml:"maxEvidenceAge" env:"TC_MAX_EVIDENCE_AGE"`
 
 	Verifier   Verifier   `yaml:"verifier"`
 	NATS       NATS       `yaml:"nats"`
 	EIM        eim.Config `yaml:"eim"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
-	LogLevel   string     `yaml:"logLevel"`
+	LogLevel   string     `yaml:"logLevel" env:"TC_LOG_LEVEL"`
 	// MetricsAddr serves /healthz, /readyz and Prometheus /metrics
 	// (plain HTTP, meant for the pod network; empty turns it off).
-	MetricsAddr string `yaml:"metricsAddr"`
+	MetricsAddr string `yaml:"metricsAddr" env:"TC_METRICS_ADDR"`
 }
 
 // Verifier says how to reach and trust the verifier.
 type Verifier struct {
 	// URL is the HVS base URL, e.g. https://verifier:8443.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" env:"TC_VERIFIER_URL"`
 	// AASURL is the AAS base URL when it differs from URL.
-	AASURL string `yaml:"aasURL"`
+	AASURL string `yaml:"aasURL" env:"TC_AAS_URL"`
 	// CMSURL is where the CMS root is fetched when only CMSRootSHA384 is
 	// set (default URL).
-	CMSURL string `yaml:"cmsURL"`
+	CMSURL string `yaml:"cmsURL" env:"TC_CMS_URL"`
 	// CMSRootFile is the PEM file of the CMS root CA; CMSRootSHA384 pins
 	// it (hex SHA-384 of the DER certificate). One of them is required.
-	CMSRootFile   string `yaml:"cmsRootFile"`
-	CMSRootSHA384 string `yaml:"cmsRootSHA384"`
+	CMSRootFile   string `yaml:"cmsRootFile" env:"TC_CMS_ROOT_CA_FILE"`
+	CMSRootSHA384 string `yaml:"cmsRootSHA384" env:"TC_CMS_ROOT_SHA384"`
 	// Username and PasswordFile are the manager's AAS user.
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"passwordFile"`
+	Username     string `yaml:"username" env:"TC_AAS_USERNAME"`
+	PasswordFile string `yaml:"passwordFile" env:"TC_AAS_PASSWORD_FILE"`
 	// Timeout bounds one HTTP exchange with the verifier.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" env:"TC_VERIFIER_TIMEOUT"`
 }
 
 // NATS is the bus the verifier publishes trust reports on.
 type NATS struct {
-	URL string `yaml:"url"`
+	URL string `yaml:"url" env:"TC_NATS_URL"`
 	// CredsFile holds the manager's NATS credentials (JWT + seed).
-	CredsFile string `yaml:"credsFile"`
+	CredsFile string `yaml:"credsFile" env:"TC_NATS_CREDS_FILE"`
 }
 
 // Kubernetes says how to reach the API server.
 type Kubernetes struct {
 	// Kubeconfig is a kubeconfig file; empty uses the in-cluster config.
-	Kubeconfig string `yaml:"kubeconfig"`
+	Kubeconfig string `yaml:"kubeconfig" env:"TC_KUBECONFIG"`
 	// Namespace is the manager's own namespace, where operators' onboard
 	// requests are kept (ConfigMap trustedcompute-onboard-requests, which
 	// nodes cannot write); empty: TC_POD_NAMESPACE, else trusted-compute.
-	Namespace string `yaml:"namespace"`
+	Namespace string `yaml:"namespace" env:"TC_NAMESPACE"`
 }
 
 func defaultConfig() Config {
@@ -109,97 +105,19 @@ func defaultConfig() Config {
 	}
 }
 
-// envKeys lists every environment variable the manager reads, in one place.
-var envKeys = []string{
-	"TC_POLL_DURATION", "TC_JITTER", "TC_GOLDEN_FLAVORS", "TC_DISK_ENCRYPTION", "TC_EVICT_NAMESPACES", "TC_CONCURRENCY",
-	"TC_REFRESH_INTERVAL", "TC_MAX_EVIDENCE_AGE",
-	"TC_VERIFIER_URL", "TC_AAS_URL", "TC_CMS_URL", cms.EnvRootCAFile, cms.EnvRootSHA384,
-	"TC_AAS_USERNAME", "TC_AAS_PASSWORD_FILE", "TC_VERIFIER_TIMEOUT",
-	"TC_NATS_URL", "TC_NATS_CREDS_FILE",
-	"TC_EIM_ADDRESS", "TC_EIM_CA_FILE", "TC_EIM_TOKEN_FILE", "TC_EIM_SERVER_NAME",
-	"TC_KUBECONFIG", "TC_NAMESPACE", "TC_POD_NAMESPACE", "TC_LOG_LEVEL", "TC_METRICS_ADDR",
-}
+// envKeys lists every environment variable the manager reads: the env tags
+// of Config, and TC_POD_NAMESPACE (the pod's namespace, a fallback).
+var envKeys = append(config.EnvKeys(Config{}), "TC_POD_NAMESPACE")
 
 // loadConfig reads the file at path (if any) over the defaults, then the
 // environment over both.
 func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
-		}
-	}
-	var errs []error
-	str := func(key string, dst *string) {
-		if v := getenv(key); v != "" {
-			*dst = v
-		}
-	}
-	dur := func(key string, dst *time.Duration) {
-		if v := getenv(key); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-				return
-			}
-			*dst = d
-		}
-	}
-	str("TC_POLL_DURATION", &cfg.PollDuration)
-	if v := getenv("TC_JITTER"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_JITTER: %w", err))
-		}
-		cfg.Jitter = f
-	}
-	str("TC_GOLDEN_FLAVORS", &cfg.GoldenFlavors)
-	str("TC_DISK_ENCRYPTION", &cfg.DiskEncryption)
-	if v := getenv("TC_EVICT_NAMESPACES"); v != "" {
-		cfg.EvictNamespaces = nil
-		for ns := range strings.SplitSeq(v, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				cfg.EvictNamespaces = append(cfg.EvictNamespaces, ns)
-			}
-		}
-	}
-	if v := getenv("TC_CONCURRENCY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_CONCURRENCY: %w", err))
-		}
-		cfg.Concurrency = n
-	}
-	dur("TC_REFRESH_INTERVAL", &cfg.RefreshInterval)
-	str("TC_MAX_EVIDENCE_AGE", &cfg.MaxEvidenceAge)
-	str("TC_VERIFIER_URL", &cfg.Verifier.URL)
-	str("TC_AAS_URL", &cfg.Verifier.AASURL)
-	str("TC_CMS_URL", &cfg.Verifier.CMSURL)
-	str(cms.EnvRootCAFile, &cfg.Verifier.CMSRootFile)
-	str(cms.EnvRootSHA384, &cfg.Verifier.CMSRootSHA384)
-	str("TC_AAS_USERNAME", &cfg.Verifier.Username)
-	str("TC_AAS_PASSWORD_FILE", &cfg.Verifier.PasswordFile)
-	dur("TC_VERIFIER_TIMEOUT", &cfg.Verifier.Timeout)
-	str("TC_NATS_URL", &cfg.NATS.URL)
-	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
-	str("TC_EIM_ADDRESS", &cfg.EIM.Address)
-	str("TC_EIM_CA_FILE", &cfg.EIM.CAFile)
-	str("TC_EIM_TOKEN_FILE", &cfg.EIM.TokenFile)
-	str("TC_EIM_SERVER_NAME", &cfg.EIM.ServerName)
-	str("TC_KUBECONFIG", &cfg.Kubernetes.Kubeconfig)
+	err := config.Load(path, getenv, &cfg)
 	if cfg.Kubernetes.Namespace == "" {
-		str("TC_POD_NAMESPACE", &cfg.Kubernetes.Namespace)
+		cfg.Kubernetes.Namespace = getenv("TC_POD_NAMESPACE")
 	}
-	str("TC_NAMESPACE", &cfg.Kubernetes.Namespace)
-	str("TC_LOG_LEVEL", &cfg.LogLevel)
-	str("TC_METRICS_ADDR", &cfg.MetricsAddr)
-	return cfg, errors.Join(errs...)
+	return cfg, err
 }
 
 // managerConfig turns the file configuration into the manager's policy.

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sync"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +29,7 @@ import (
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
+	"trustedcompute.io/tc/internal/run"
 	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
@@ -37,7 +37,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "attestation-manager:", err)
@@ -51,7 +51,7 @@ commands:
   run      watch Trusted Compute nodes and act on their attestation
   version  print the version`
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 		return fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	tasks := []func(context.Context) error{mgr.Run, notifier.Run}
+	tasks := []run.Task{mgr.Run, notifier.Run}
 	if cfg.MetricsAddr != "" {
 		ready := func() error {
 			if !nc.IsConnected() {
@@ -173,28 +173,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 			return manager.ServeOps(ctx, cfg.MetricsAddr, metrics, ready, logger)
 		})
 	}
-	return runTasks(ctx, tasks...)
-}
-
-// runTasks runs every task until ctx ends or one returns; then it cancels
-// the others, waits for them and returns the first error.
-func runTasks(ctx context.Context, tasks ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	for _, task := range tasks {
-		wg.Go(func() {
-			err := task(ctx)
-			once.Do(func() { first = err })
-			cancel()
-		})
-	}
-	wg.Wait()
-	return first
+	return run.Group(ctx, tasks...)
 }
 
 // cmsRoots returns the CMS root as the only trusted CA: from a file

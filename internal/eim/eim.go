@@ -83,17 +83,17 @@ func (Noop) Close() error { return nil }
 // Config configures the EIM sink. Secrets come from files.
 type Config struct {
 	// Address is the EIM endpoint as host:port. Empty turns the sink off.
-	Address string `yaml:"address"`
+	Address string `yaml:"address" env:"TC_EIM_ADDRESS"`
 	// CAFile is a PEM file of the CA certificates that sign the EIM's
 	// server certificate. Required when Address is set; read once by New.
-	CAFile string `yaml:"caFile"`
+	CAFile string `yaml:"caFile" env:"TC_EIM_CA_FILE"`
 	// TokenFile holds the bearer token (a JWT). It is read again on every
 	// call, so a rotated token is used at once; surrounding white space is
 	// trimmed. Required when Address is set.
-	TokenFile string `yaml:"tokenFile"`
+	TokenFile string `yaml:"tokenFile" env:"TC_EIM_TOKEN_FILE"`
 	// ServerName overrides the name checked against the server certificate
 	// (default: the host of Address).
-	ServerName string `yaml:"serverName"`
+	ServerName string `yaml:"serverName" env:"TC_EIM_SERVER_NAME"`
 	// Timeout bounds each attempt (DefaultTimeout when 0).
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxAttempts bounds the attempts of one update, the first included
