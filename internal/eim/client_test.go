@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 func TestClientUpdateSendsTheVerdict(t *testing.T) {
@@ -295,20 +296,20 @@ func TestClientStopsRetryingWhenTheContextEnds(t *testing.T) {
 func TestClientRefusesAServerItCannotTrust(t *testing.T) {
 	tests := []struct {
 		name       string
-		server     func(t *testing.T, clientCA *testCA) *tls.Config
+		server     func(t *testing.T, clientCA *testca.CA) *tls.Config
 		serverName string
 		wantInErr  string
 	}{
 		{
 			name: "a server certificate from another CA is refused",
-			server: func(t *testing.T, _ *testCA) *tls.Config {
+			server: func(t *testing.T, _ *testca.CA) *tls.Config {
 				return tls13(t, newTestCA(t))
 			},
 			wantInErr: "certificate signed by unknown authority",
 		},
 		{
 			name: "a server that speaks only TLS 1.2 is refused",
-			server: func(t *testing.T, ca *testCA) *tls.Config {
+			server: func(t *testing.T, ca *testca.CA) *tls.Config {
 				cfg := tls13(t, ca)
 				cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 				return cfg
@@ -317,7 +318,7 @@ func TestClientRefusesAServerItCannotTrust(t *testing.T) {
 		},
 		{
 			name: "a server certificate for another name than ServerName is refused",
-			server: func(t *testing.T, ca *testCA) *tls.Config {
+			server: func(t *testing.T, ca *testca.CA) *tls.Config {
 				return tls13(t, ca)
 			},
 			serverName: "other.test",

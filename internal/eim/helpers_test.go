@@ -3,16 +3,9 @@ package eim
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 const (
@@ -32,62 +26,7 @@ const (
 	testHost2 = "0f6e1c2a-9d1b-4e55-8a3e-6c2b7d9e0a11"
 )
 
-// testCA is a CA made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "eim test ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert issues a server certificate for 127.0.0.1 and the DNS names.
-func (ca *testCA) serverCert(t *testing.T, dnsNames ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "eim test server"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     dnsNames,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
+func newTestCA(t *testing.T) *testca.CA { return testca.New(t, "eim test ca") }
 
 // call is one request the fake EIM received.
 type call struct {
@@ -156,9 +95,9 @@ func serve(t *testing.T, srv attestmgrv1.AttestationStatusMgrServiceServer, cfg 
 }
 
 // tls13 is the server side of the EIM: TLS 1.3 with a certificate of ca.
-func tls13(t *testing.T, ca *testCA) *tls.Config {
+func tls13(t *testing.T, ca *testca.CA) *tls.Config {
 	t.Helper()
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{ca.serverCert(t, "eim.test")}}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{ca.ServerCert(t, "eim.test")}}
 }
 
 // writeFile writes content to a new file in dir and returns its path.
@@ -173,12 +112,12 @@ func writeFile(t *testing.T, dir, name string, content []byte) string {
 
 // clientConfig is a fast-retrying configuration for a server at addr
 // signed by ca, with token in a fresh token file.
-func clientConfig(t *testing.T, addr string, ca *testCA, token string) Config {
+func clientConfig(t *testing.T, addr string, ca *testca.CA, token string) Config {
 	t.Helper()
 	dir := t.TempDir()
 	return Config{
 		Address:     addr,
-		CAFile:      writeFile(t, dir, "ca.pem", ca.pem),
+		CAFile:      writeFile(t, dir, "ca.pem", ca.PEM),
 		TokenFile:   writeFile(t, dir, "token", []byte(token+"\n")),
 		Timeout:     5 * time.Second,
 		MaxAttempts: 3,

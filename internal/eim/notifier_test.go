@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 // waitLimit bounds every wait of these tests; reaching it is a failure.
@@ -74,23 +75,31 @@ func receive[T any](t *testing.T, c <-chan T, what string) T {
 	}
 }
 
-func TestNotifierSendsOnlyTheNewestVerdictOfABusyHost(t *testing.T) {
+// startSlowEIM runs a notifier whose EIM holds its first update until
+// release is closed.
+func startSlowEIM(t *testing.T) (n *Notifier, eim *fakeEIM, updates *doneUpdater, release chan struct{}) {
+	t.Helper()
 	ca := newTestCA(t)
-	release := make(chan struct{})
-	eim := &fakeEIM{
+	release = make(chan struct{})
+	eim = &fakeEIM{
 		seen: make(chan struct{}, 10),
 		respond: func(_ context.Context, n int) error {
 			if n == 1 {
-				<-release // the EIM is slow with the first update
+				<-release
 			}
 			return nil
 		},
 	}
 	addr := serve(t, eim, tls13(t, ca))
 	client := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
-	updates := &doneUpdater{sink: client, done: make(chan error, 10)}
-	n := NewNotifier(updates, discardLogger())
+	updates = &doneUpdater{sink: client, done: make(chan error, 10)}
+	n = NewNotifier(updates, discardLogger())
 	runNotifier(t, n)
+	return n, eim, updates, release
+}
+
+func TestNotifierSendsOnlyTheNewestVerdictOfABusyHost(t *testing.T) {
+	n, eim, updates, release := startSlowEIM(t)
 
 	mustNotify(t, n, testHost, StatusVerified, "")
 	receive(t, eim.seen, "the first update")
@@ -122,23 +131,8 @@ func TestNotifierSendsOnlyTheNewestVerdictOfABusyHost(t *testing.T) {
 }
 
 func TestNotifierDoesNotHoldAHostUpBehindASlowOne(t *testing.T) {
-	ca := newTestCA(t)
-	release := make(chan struct{})
+	n, eim, updates, release := startSlowEIM(t)
 	defer close(release)
-	eim := &fakeEIM{
-		seen: make(chan struct{}, 10),
-		respond: func(_ context.Context, n int) error {
-			if n == 1 {
-				<-release
-			}
-			return nil
-		},
-	}
-	addr := serve(t, eim, tls13(t, ca))
-	client := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
-	updates := &doneUpdater{sink: client, done: make(chan error, 10)}
-	n := NewNotifier(updates, discardLogger())
-	runNotifier(t, n)
 
 	mustNotify(t, n, testHost, StatusVerified, "")
 	receive(t, eim.seen, "the slow update")
@@ -225,12 +219,12 @@ func closedAddress(t *testing.T) string {
 func TestNotifierReportsFailures(t *testing.T) {
 	tests := []struct {
 		name  string
-		addr  func(t *testing.T, ca *testCA) string
+		addr  func(t *testing.T, ca *testca.CA) string
 		check func(t *testing.T, err error)
 	}{
 		{
 			name: "an unknown host is reported as rejected with NotFound",
-			addr: func(t *testing.T, ca *testCA) string {
+			addr: func(t *testing.T, ca *testca.CA) string {
 				return serve(t, &fakeEIM{respond: func(context.Context, int) error {
 					return grpcstatus.Error(codes.NotFound, "no instance")
 				}}, tls13(t, ca))
@@ -239,7 +233,7 @@ func TestNotifierReportsFailures(t *testing.T) {
 		},
 		{
 			name: "an EIM that is down is reported as exhausted with Unavailable",
-			addr: func(t *testing.T, _ *testCA) string { return closedAddress(t) },
+			addr: func(t *testing.T, _ *testca.CA) string { return closedAddress(t) },
 			check: func(t *testing.T, err error) {
 				t.Helper()
 				ex, ok := errors.AsType[*ExhaustedError](err)

@@ -20,6 +20,7 @@ import (
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 // now is the fixed appraisal time of every test.
@@ -71,15 +72,7 @@ func (p *pki) ca(t testing.TB, cn string, parent *x509.Certificate, parentKey cr
 	} else {
 		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
+	return testca.Sign(t, tmpl, parent, key.Public(), parentKey), key
 }
 
 // issue makes a signing leaf of the verifier under the verifier signing
@@ -110,15 +103,7 @@ func (p *pki) issueBy(t testing.TB, issuer *x509.Certificate, issuerKey crypto.S
 		UnknownExtKeyUsage: []asn1.ObjectIdentifier{signerid.OIDExtKeyUsageDocumentSigning},
 	}
 	edit(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
+	return testca.Sign(t, tmpl, issuer, key.Public(), issuerKey), key
 }
 
 // chain is the x5c chain of a leaf of issue: the leaf, then the verifier

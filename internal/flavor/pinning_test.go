@@ -2,11 +2,7 @@ package flavor
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +10,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
@@ -51,18 +48,8 @@ func TestFlavorSignedByCMSIssuedSigningCertIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: signerid.LeafCommonName}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.NewKey(t)
+	csr := testca.CSR(t, key, signerid.LeafCommonName)
 	fromCSR, err := ca.SignCSR(csr, cms.TypeSigning)
 	if err != nil {
 		t.Fatalf("SignCSR: %v", err)

@@ -8,10 +8,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"math/big"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
@@ -155,7 +154,7 @@ func TestEKWithCertificates(t *testing.T) {
 	t.Parallel()
 	sw := tpmtest.NewWithEKCert(t)
 	tp := openSpec(t, sw.Spec())
-	ca := readCert(t, tpmtest.LocalCACert)
+	ca := testca.ReadCert(t, tpmtest.LocalCACert)
 
 	tests := []struct {
 		name     string
@@ -267,23 +266,6 @@ func checkEKPublic(t *testing.T, ek *tpm.EK) {
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ka.Equal(b)
-}
-
-func readCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 func TestAK(t *testing.T) {

@@ -1,74 +1,36 @@
 package enroll
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 // ekCA is a CA made for the test that issues EK-shaped certificates.
 type ekCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*testca.CA
 	pool *x509.CertPool
 }
 
 func newEKCA(t testing.TB) ekCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test EK CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return ekCA{cert: cert, key: key, pool: pool}
+	ca := testca.New(t, "test EK CA")
+	return ekCA{CA: ca, pool: ca.Pool()}
 }
 
 // issue makes an EK-shaped certificate (empty subject, tcg-kp-EKCertificate)
 // with the given extra extensions.
 func (ca ekCA) issue(t testing.TB, exts ...pkix.Extension) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:       big.NewInt(2),
-		NotBefore:          time.Now().Add(-time.Hour),
-		NotAfter:           time.Now().Add(time.Hour),
+	der, _ := ca.Issue(t, &x509.Certificate{
 		KeyUsage:           x509.KeyUsageKeyAgreement,
 		UnknownExtKeyUsage: []asn1.ObjectIdentifier{OIDEKCertificate},
 		ExtraExtensions:    exts,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	return der
 }
 
@@ -198,7 +160,7 @@ func FuzzVerifyEKCertificate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, der []byte) {
 		_ = directoryNamesOnly(der)
 		cert, err := VerifyEKCertificate(der, ca.pool, nil, time.Now())
-		if err == nil && cert.CheckSignatureFrom(ca.cert) != nil {
+		if err == nil && cert.CheckSignatureFrom(ca.Cert) != nil {
 			t.Fatal("accepted a certificate the CA did not sign")
 		}
 	})

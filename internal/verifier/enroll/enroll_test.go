@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
@@ -200,9 +201,9 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 
 	t.Run("an ek ca given as root and intermediate also verifies", func(t *testing.T) {
 		roots := x509.NewCertPool()
-		roots.AddCert(readPEMCert(t, tpmtest.LocalCARootCert))
+		roots.AddCert(testca.ReadCert(t, tpmtest.LocalCARootCert))
 		inter := x509.NewCertPool()
-		inter.AddCert(readPEMCert(t, tpmtest.LocalCACert))
+		inter.AddCert(testca.ReadCert(t, tpmtest.LocalCACert))
 		e := newEnroller(t, Config{EKRoots: roots, EKIntermediates: inter}, openStore(t), n.client)
 		if _, err := e.Enroll(ctx, "H1"); err != nil {
 			t.Fatalf("Enroll: %v", err)

@@ -3,14 +3,13 @@ package enroll
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -54,28 +53,11 @@ func newEnroller(t testing.TB, cfg Config, st Store, agent Agent) *Enroller {
 	return e
 }
 
-func readPEMCert(t testing.TB, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
 // swtpmLocalCA is the pool of the CA that swtpm_setup issues EK certificates from.
 func swtpmLocalCA(t testing.TB) *x509.CertPool {
 	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, tpmtest.LocalCACert))
+	pool.AddCert(testca.ReadCert(t, tpmtest.LocalCACert))
 	return pool
 }
 

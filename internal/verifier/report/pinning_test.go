@@ -3,14 +3,13 @@ package report
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
@@ -18,15 +17,7 @@ import (
 // does for a caller whose CMS:CertApprover role allows it.
 func signCSR(t *testing.T, ca *cms.CA, key *ecdsa.PrivateKey, cn, certType string) []*x509.Certificate {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := ca.SignCSR(csr, certType)
+	chain, err := ca.SignCSR(testca.CSR(t, key, cn), certType)
 	if err != nil {
 		t.Fatalf("SignCSR: %v", err)
 	}
