@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"trustedcompute.io/tc/internal/config"
 )
 
 // Config is the verifier's configuration file. Every key can be overridden by
@@ -19,85 +18,85 @@ import (
 // Unknown keys are an error; all problems are reported at once.
 type Config struct {
 	// Listen is the HTTPS address of the AAS, CMS and HVS APIs.
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" env:"TC_LISTEN"`
 	// DataDir holds the SQLite database (unless Database says otherwise) and
 	// a copy of the CMS root certificate.
-	DataDir string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir" env:"TC_DATA_DIR"`
 	// Database is sqlite:<path> or postgres://... (the URL may also come from
 	// the file named by TC_DATABASE_URL_FILE, to keep its password out of env).
-	Database string `yaml:"database"`
+	Database string `yaml:"database" env:"TC_DATABASE_URL"`
 	// KeyEncryptionKeyFile holds the key-encryption key that seals the
 	// stored secrets: 32 random bytes, raw or base64, mode 0600. The key may
 	// instead come from TC_KEY_ENCRYPTION_KEY (base64). Without either, the
 	// verifier generates <data_dir>/kek on the first start (SQLite only);
 	// production keeps the key outside the data directory.
-	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file" env:"TC_KEY_ENCRYPTION_KEY_FILE"`
 	// PreviousKeyEncryptionKeyFiles hold retired keys while rotating: what
 	// they sealed is re-sealed under the current key at start. Also
 	// TC_PREVIOUS_KEY_ENCRYPTION_KEY (base64) for the environment form.
-	PreviousKeyEncryptionKeyFiles []string `yaml:"previous_key_encryption_key_files"`
+	PreviousKeyEncryptionKeyFiles []string `yaml:"previous_key_encryption_key_files" env:"TC_PREVIOUS_KEY_ENCRYPTION_KEY_FILES"`
 	// keyEncryptionKey and previousKeyEncryptionKey are keys themselves
 	// (base64), from TC_KEY_ENCRYPTION_KEY and TC_PREVIOUS_KEY_ENCRYPTION_KEY
 	// only, never from the file.
 	keyEncryptionKey, previousKeyEncryptionKey string
 	// ServerName is the DNS name clients use; also DNSNames and IPs for the
 	// TLS certificate.
-	ServerName string     `yaml:"server_name"`
-	DNSNames   []string   `yaml:"dns_names"`
-	IPs        []string   `yaml:"ips"`
+	ServerName string     `yaml:"server_name" env:"TC_SERVER_NAME"`
+	DNSNames   []string   `yaml:"dns_names" env:"TC_DNS_NAMES"`
+	IPs        []string   `yaml:"ips" env:"TC_IPS"`
 	Admin      Admin      `yaml:"admin"`
 	Tokens     Tokens     `yaml:"tokens"`
 	NATS       NATS       `yaml:"nats"`
 	Enrollment Enrollment `yaml:"enrollment"`
 	Metrics    Metrics    `yaml:"metrics"`
-	LogLevel   string     `yaml:"log_level"`
+	LogLevel   string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
 }
 
 // Metrics configures Prometheus /metrics. On the API port it always needs
 // the permission HVS:metrics:retrieve:*; Listen (e.g. 127.0.0.1:9464) also
 // serves it without a token on its own plain-HTTP listener.
 type Metrics struct {
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" env:"TC_METRICS_LISTEN"`
 }
 
 // Enrollment configures how trust agents' attestation keys are enrolled.
 type Enrollment struct {
 	// EKCAFiles are PEM bundles of the TPM manufacturers' EK CAs (roots and
 	// intermediates). An EK certificate must chain to one of them.
-	EKCAFiles []string `yaml:"ek_ca_files"`
+	EKCAFiles []string `yaml:"ek_ca_files" env:"TC_EK_CA_FILES"`
 	// AllowRegisteredEKs accepts TPMs without an EK certificate when an
 	// operator registered the EK public key (/hvs/v2/tpm-endorsements).
-	AllowRegisteredEKs bool `yaml:"allow_registered_eks"`
+	AllowRegisteredEKs bool `yaml:"allow_registered_eks" env:"TC_ALLOW_REGISTERED_EKS"`
 }
 
 // Admin is the first administrator, created on first start.
 type Admin struct {
-	Username string `yaml:"username"`
+	Username string `yaml:"username" env:"TC_ADMIN_USERNAME"`
 	// PasswordFile holds the password (TC_ADMIN_PASSWORD_FILE). There is no
 	// default password.
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `yaml:"password_file" env:"TC_ADMIN_PASSWORD_FILE"`
 }
 
 // Tokens configures AAS tokens.
 type Tokens struct {
-	Issuer   string        `yaml:"issuer"`
-	Audience string        `yaml:"audience"`
-	Validity time.Duration `yaml:"validity"`
+	Issuer   string        `yaml:"issuer" env:"TC_TOKEN_ISSUER"`
+	Audience string        `yaml:"audience" env:"TC_TOKEN_AUDIENCE"`
+	Validity time.Duration `yaml:"validity" env:"TC_TOKEN_VALIDITY"`
 	// Leeway is the clock skew allowed past exp (and before nbf).
-	Leeway time.Duration `yaml:"leeway"`
+	Leeway time.Duration `yaml:"leeway" env:"TC_TOKEN_LEEWAY"`
 }
 
 // NATS configures the bus.
 type NATS struct {
 	// Listen is the embedded server's address (default :4222).
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" env:"TC_NATS_LISTEN"`
 	// URL of an external NATS cluster; empty runs the embedded server.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" env:"TC_NATS_URL"`
 	// CredsFile holds the verifier's credentials for an external cluster.
-	CredsFile string `yaml:"creds_file"`
+	CredsFile string `yaml:"creds_file" env:"TC_NATS_CREDS_FILE"`
 	// CredentialLifetime is the lifetime of the bus credentials AAS issues
 	// and agents renew (default 30 days; agents renew at two thirds of it).
-	CredentialLifetime time.Duration `yaml:"credential_lifetime"`
+	CredentialLifetime time.Duration `yaml:"credential_lifetime" env:"TC_NATS_CREDENTIAL_LIFETIME"`
 }
 
 func defaultConfig() Config {
@@ -115,83 +114,19 @@ func defaultConfig() Config {
 
 func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
-		}
-	}
-	var errs []error
-	str := func(key string, dst *string) {
-		if v := getenv(key); v != "" {
-			*dst = v
-		}
-	}
-	list := func(key string, dst *[]string) {
-		if v := getenv(key); v != "" {
-			*dst = strings.Split(v, ",")
-		}
-	}
-	str("TC_LISTEN", &cfg.Listen)
-	str("TC_DATA_DIR", &cfg.DataDir)
-	str("TC_DATABASE_URL", &cfg.Database)
+	errs := []error{config.Load(path, getenv, &cfg)}
+	// The database URL may come from a file, to keep its password out of
+	// the environment.
 	if f := getenv("TC_DATABASE_URL_FILE"); f != "" {
-		b, err := os.ReadFile(f)
+		b, err := os.ReadFile(f) //nolint:gosec // G304: the operator names the file
 		if err != nil {
 			errs = append(errs, fmt.Errorf("TC_DATABASE_URL_FILE: %w", err))
 		}
 		cfg.Database = strings.TrimSpace(string(b))
 	}
-	str("TC_KEY_ENCRYPTION_KEY_FILE", &cfg.KeyEncryptionKeyFile)
-	list("TC_PREVIOUS_KEY_ENCRYPTION_KEY_FILES", &cfg.PreviousKeyEncryptionKeyFiles)
-	str("TC_KEY_ENCRYPTION_KEY", &cfg.keyEncryptionKey)
-	str("TC_PREVIOUS_KEY_ENCRYPTION_KEY", &cfg.previousKeyEncryptionKey)
-	str("TC_SERVER_NAME", &cfg.ServerName)
-	list("TC_DNS_NAMES", &cfg.DNSNames)
-	list("TC_IPS", &cfg.IPs)
-	str("TC_ADMIN_USERNAME", &cfg.Admin.Username)
-	str("TC_ADMIN_PASSWORD_FILE", &cfg.Admin.PasswordFile)
-	str("TC_TOKEN_ISSUER", &cfg.Tokens.Issuer)
-	str("TC_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
-	if v := getenv("TC_TOKEN_VALIDITY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_TOKEN_VALIDITY: %w", err))
-		}
-		cfg.Tokens.Validity = d
-	}
-	if v := getenv("TC_TOKEN_LEEWAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_TOKEN_LEEWAY: %w", err))
-		}
-		cfg.Tokens.Leeway = d
-	}
-	str("TC_METRICS_LISTEN", &cfg.Metrics.Listen)
-	str("TC_NATS_LISTEN", &cfg.NATS.Listen)
-	str("TC_NATS_URL", &cfg.NATS.URL)
-	str("TC_NATS_CREDS_FILE", &cfg.NATS.CredsFile)
-	if v := getenv("TC_NATS_CREDENTIAL_LIFETIME"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_NATS_CREDENTIAL_LIFETIME: %w", err))
-		}
-		cfg.NATS.CredentialLifetime = d
-	}
-	list("TC_EK_CA_FILES", &cfg.Enrollment.EKCAFiles)
-	if v := getenv("TC_ALLOW_REGISTERED_EKS"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TC_ALLOW_REGISTERED_EKS: %w", err))
-		}
-		cfg.Enrollment.AllowRegisteredEKs = b
-	}
-	str("TC_LOG_LEVEL", &cfg.LogLevel)
+	// Keys themselves come from the environment only, never from the file.
+	cfg.keyEncryptionKey = getenv("TC_KEY_ENCRYPTION_KEY")
+	cfg.previousKeyEncryptionKey = getenv("TC_PREVIOUS_KEY_ENCRYPTION_KEY")
 	return cfg, errors.Join(errs...)
 }
 
