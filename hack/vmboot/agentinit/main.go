@@ -12,12 +12,10 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 
 	"trustedcompute.io/tc/hack/vmboot/guest"
 )
@@ -26,7 +24,6 @@ const (
 	eventLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
 	agentPath    = "/bin/trust-agent"
 	configPath   = "/etc/trusted-compute/agent.yaml"
-	lineWidth    = 76
 )
 
 func main() {
@@ -48,16 +45,5 @@ func dumpEventLog(out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read event log: %w", err)
 	}
-	enc := base64.StdEncoding.EncodeToString(log)
-	var b strings.Builder
-	b.WriteString("\nTC-EVENTLOG-BEGIN\n")
-	for len(enc) > 0 {
-		n := min(lineWidth, len(enc))
-		b.WriteString(enc[:n])
-		b.WriteByte('\n')
-		enc = enc[n:]
-	}
-	b.WriteString("TC-EVENTLOG-END\n")
-	_, err = io.WriteString(out, b.String())
-	return err
+	return guest.WriteBlock(out, "EVENTLOG", log)
 }

@@ -9,7 +9,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,7 +29,6 @@ import (
 const (
 	eventLogPath   = "/sys/kernel/security/tpm0/binary_bios_measurements"
 	secureBootPath = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-	lineWidth      = 76
 )
 
 // dump is what the guest reports. Field names are the host contract with capture.sh.
@@ -144,16 +142,5 @@ func write(out io.Writer, d *dump) error {
 	if err != nil {
 		return err
 	}
-	enc := base64.StdEncoding.EncodeToString(b)
-	var buf strings.Builder
-	buf.WriteString("\nTC-DUMP-BEGIN\n")
-	for len(enc) > 0 {
-		n := min(lineWidth, len(enc))
-		buf.WriteString(enc[:n])
-		buf.WriteByte('\n')
-		enc = enc[n:]
-	}
-	buf.WriteString("TC-DUMP-END\n")
-	_, err = io.WriteString(out, buf.String())
-	return err
+	return guest.WriteBlock(out, "DUMP", b)
 }

@@ -5,10 +5,12 @@
 package guest
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,6 +63,25 @@ func PowerOff() {
 	time.Sleep(200 * time.Millisecond)
 	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
 	select {}
+}
+
+// WriteBlock writes data to out as base64 lines of 76 characters between a
+// TC-<tag>-BEGIN and a TC-<tag>-END line, in one write so that other output
+// on the console does not interleave with it.
+func WriteBlock(out io.Writer, tag string, data []byte) error {
+	const lineWidth = 76
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	b.WriteString("\nTC-" + tag + "-BEGIN\n")
+	for len(enc) > 0 {
+		n := min(lineWidth, len(enc))
+		b.WriteString(enc[:n])
+		b.WriteByte('\n')
+		enc = enc[n:]
+	}
+	b.WriteString("TC-" + tag + "-END\n")
+	_, err := io.WriteString(out, b.String())
+	return err
 }
 
 func loadModule(path string) error {
