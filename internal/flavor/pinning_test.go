@@ -1,53 +1,23 @@
 package flavor
 
 import (
-	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/cms/cmstest"
 )
-
-var (
-	errNoSecret     = errors.New("no such secret")
-	errSecretExists = errors.New("secret exists")
-)
-
-// secrets is an in-memory cms.Store.
-type secrets map[string][]byte
-
-func (s secrets) GetSecret(_ context.Context, name string) ([]byte, error) {
-	v, ok := s[name]
-	if !ok {
-		return nil, fmt.Errorf("%q: %w", name, errNoSecret)
-	}
-	return v, nil
-}
-
-func (s secrets) CreateSecret(_ context.Context, name string, value []byte) error {
-	if _, ok := s[name]; ok {
-		return fmt.Errorf("%q: %w", name, errSecretExists)
-	}
-	s[name] = value
-	return nil
-}
 
 // The attack of issue 11 on flavors: a document-signing certificate that an
 // administrator (or any holder of a CMS:CertApprover token) has the real
 // CMS sign from a CSR signs golden flavors. They must not verify, or a
 // tampered node would be judged against the attacker's measurements.
 func TestFlavorSignedByCMSIssuedSigningCertIsRefused(t *testing.T) {
-	ca, err := cms.New(context.Background(), cms.Config{NotFound: errNoSecret, Conflict: errSecretExists, Now: func() time.Time { return now }},
-		secrets{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := cmstest.NewCA(t, now)
 	key := testca.NewKey(t)
 	csr := testca.CSR(t, key, signerid.LeafCommonName)
 	fromCSR, err := ca.SignCSR(csr, cms.TypeSigning)

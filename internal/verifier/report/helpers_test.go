@@ -1,67 +1,23 @@
 package report
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"errors"
-	"fmt"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/cms/cmstest"
 )
 
 // t0 is the clock of the test CAs and the creation time of test reports.
 var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
-var (
-	errNotFound = errors.New("secret not found")
-	errConflict = errors.New("secret exists")
-)
-
-// memStore is an in-memory cms.Store.
-type memStore struct {
-	mu      sync.Mutex
-	secrets map[string][]byte
-}
-
-func (s *memStore) GetSecret(_ context.Context, name string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.secrets[name]
-	if !ok {
-		return nil, fmt.Errorf("get %q: %w", name, errNotFound)
-	}
-	return append([]byte(nil), v...), nil
-}
-
-func (s *memStore) CreateSecret(_ context.Context, name string, value []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.secrets[name]; ok {
-		return fmt.Errorf("create %q: %w", name, errConflict)
-	}
-	s.secrets[name] = append([]byte(nil), value...)
-	return nil
-}
-
 // newCA creates a CMS on a fresh in-memory store whose clock stands at t0.
-func newCA(t testing.TB) *cms.CA {
-	t.Helper()
-	ca, err := cms.New(context.Background(),
-		cms.Config{NotFound: errNotFound, Conflict: errConflict, Now: func() time.Time { return t0 }},
-		&memStore{secrets: map[string][]byte{}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("cms.New: %v", err)
-	}
-	return ca
-}
+func newCA(t testing.TB) *cms.CA { return cmstest.NewCA(t, t0) }
 
 func newKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
