@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,6 +179,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	if err != nil {
 		return err
 	}
+	setMemoryLimit(cfg.MemoryLimit, getenv)
 	creds, err := os.ReadFile(cfg.NATS.CredsFile)
 	if err != nil {
 		return fmt.Errorf("nats credentials: %w", err)
@@ -214,6 +216,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	}
 	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL, "creds_expire", parsed.Expires().UTC())
 	return n.agent.RunRenewing(ctx, parsed, connect, save)
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit, unless it is 0 or
+// the GOMEMLIMIT environment variable already set one.
+func setMemoryLimit(limit int64, getenv func(string) string) {
+	if limit > 0 && getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 // writeFileAtomic replaces path with data (mode 0600) through a temporary

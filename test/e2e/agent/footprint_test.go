@@ -1,0 +1,514 @@
+// Package agent_test measures the real trust-agent binary's memory on a node
+// workload: the binary built as production builds it, on swtpm (EK
+// certificates from swtpm's local CA, a replayed OVMF measured boot), talking
+// to a whole verifier in process (SQLite, embedded NATS, CMS, AAS, HVS) over
+// its NATS bus with credentials AAS issued.
+//
+// Two environment variables help to investigate: TC_FOOTPRINT_AGENT_ENV adds
+// space-separated NAME=value pairs to the agent's environment only (e.g.
+// "TC_MEMORY_LIMIT=0" for the agent without its memory limit, or
+// "GOMEMLIMIT=4MiB"), and TC_FOOTPRINT_SMAPS=1 logs the agent's
+// /proc/<pid>/smaps at the end. docs/performance.md records the figures.
+package agent_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier"
+	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/verifiertest"
+)
+
+// hostID is the node's SMBIOS system UUID; the agent reads it from its root.
+const hostID = "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a20"
+
+// The workload. A Kubernetes node with IMA's tcb policy holds thousands of
+// entries after boot (every executable, library and root-read file) and
+// keeps measuring the binaries of new containers.
+const (
+	bootIMAEntries   = 3000 // measured before the agent starts
+	reports          = 20   // trust reports asked through HVS
+	entriesPerReport = 25   // files the "kernel" measures between two reports
+)
+
+// maxHWM is the bound of issue 10: the agent's peak resident set.
+const maxHWM = 10 << 20
+
+// TestAgentFootprintOnANodeWorkload builds cmd/trust-agent with the
+// production flags, runs it on swtpm against an in-process verifier, has HVS
+// register and enroll the host, baseline it and ask for trust reports while
+// the node's IMA log grows, and then checks the agent process's peak
+// resident set (VmHWM in /proc/<pid>/status) against 10 MiB.
+func TestAgentFootprintOnANodeWorkload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the trust agent and runs a whole verifier")
+	}
+	bin := buildAgent(t)
+	if fi, err := os.Stat(bin); err == nil {
+		t.Logf("trust-agent binary: %d bytes", fi.Size())
+	}
+
+	// The node: swtpm behind a command multiplexer (the agent's connection
+	// and the test's "firmware" and "kernel" share the TPM, as the kernel's
+	// resource manager lets them on a real node), a measured boot, a root
+	// with platform facts and an IMA log of bootIMAEntries entries.
+	sw := tpmtest.NewWithEKCert(t)
+	mux := newTPMMux(t, sw.ServerSock)
+	kernel := tpm.New(mux)
+	banks, err := sandbox.ReplayEventLog(kernel, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootDir := t.TempDir()
+	root, err := sandbox.NewRoot(rootDir, hostID, "edge-footprint", sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.WritePlatform(true); err != nil {
+		t.Fatal(err)
+	}
+	// Outside "/" the agent reads the host's mount table as /proc/1/mountinfo.
+	copyFile(t, filepath.Join(rootDir, "proc/self/mountinfo"), filepath.Join(rootDir, "proc/1/mountinfo"))
+	measured := 0
+	measure := func(n int) {
+		t.Helper()
+		var lines []string
+		for range n {
+			path := fmt.Sprintf("/usr/lib/x86_64-linux-gnu/node-%05d/lib%05d.so.1", measured/100, measured)
+			sum := sha256.Sum256([]byte(path))
+			line, err := sandbox.MeasureFile(kernel, banks, path, sum[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, line)
+			measured++
+		}
+		if err := root.AppendIMA(lines...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	measure(bootIMAEntries)
+
+	// The verifier, trusting swtpm's local CA for EK certificates.
+	ekRoots := x509.NewCertPool()
+	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("swtpm local CA: %v", err)
+		}
+		ekRoots.AppendCertsFromPEM(b)
+	}
+	dataDir := t.TempDir()
+	vt := verifiertest.Start(t, dataDir, func(c *verifier.Config) {
+		c.Enrollment = enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots}
+	})
+	creds, err := vt.Authority().AgentCredentials(hostID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	credsFile := filepath.Join(etc, "agent.creds")
+	if err := os.WriteFile(credsFile, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(etc, "agent.yaml")
+	cfg := fmt.Sprintf(`tpm: swtpm:unix:%s
+root: %s
+ima_poll_interval: 1s
+nats:
+  url: %s
+  creds_file: %s
+  ca_file: %s
+`, mux.sock, rootDir, vt.NATSURL(), credsFile, filepath.Join(dataDir, "cms-root.pem"))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	agentProc := startAgent(t, bin, cfgFile)
+	api := &hvsAPI{t: t, vt: vt}
+	api.login()
+
+	// Enrollment: the agent may not have subscribed yet.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		status, body := api.do(http.MethodPost, "/hvs/v2/aik-enrollments", `{"host_id":"`+hostID+`"}`)
+		if status == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("enrollment: %d %s\nagent log:\n%s", status, body, agentProc.log())
+		}
+		agentProc.checkAlive()
+		time.Sleep(time.Second)
+	}
+	enrolled, err := readMemory(agentProc.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.must(http.StatusCreated, http.MethodPost, "/hvs/v2/hosts",
+		`{"host_name":"edge-footprint","connection_string":"nats://`+hostID+`"}`)
+	api.must(http.StatusCreated, http.MethodPost, "/hvs/v2/flavors",
+		`{"host_id":"`+hostID+`","partial_flavor_types":["PLATFORM","OS"]}`)
+
+	var peakRSS int64
+	for i := range reports {
+		if i > 0 {
+			measure(entriesPerReport)
+		}
+		body := api.must(http.StatusCreated, http.MethodPost, "/hvs/v2/reports", `{"host_id":"`+hostID+`"}`)
+		var rep report.Report
+		if err := json.Unmarshal(body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.HostStatus != report.StatusConnected || !rep.Trusted() {
+			t.Fatalf("report %d: host status %s, trusted %v, failed parts %v, faults %+v\nagent log:\n%s",
+				i+1, rep.HostStatus, rep.Trusted(), rep.FailedParts(), rep.Faults, agentProc.log())
+		}
+		if m, err := readMemory(agentProc.pid()); err == nil && m.rss > peakRSS {
+			peakRSS = m.rss
+		}
+	}
+	agentProc.checkAlive()
+	m, err := readMemory(agentProc.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node workload: %d IMA entries at boot, %d trust reports, %d IMA entries at the end (%d bytes of IMA log)",
+		bootIMAEntries, reports, measured, fileSize(t, filepath.Join(rootDir, sandbox.IMALogPath)))
+	t.Logf("FOOTPRINT trust-agent VmRSS=%.1fMiB (anon %.1f, file %.1f) VmHWM=%.1fMiB; after enrollment VmRSS=%.1fMiB (anon %.1f, file %.1f); peak VmRSS sampled after each report %.1fMiB; bound %.0fMiB",
+		mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm), mib(enrolled.rss), mib(enrolled.anon), mib(enrolled.file), mib(peakRSS), mib(maxHWM))
+	if os.Getenv("TC_FOOTPRINT_SMAPS") != "" {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", agentProc.pid()))
+		t.Logf("smaps:\n%s", b)
+	}
+	if m.hwm > maxHWM {
+		t.Errorf("trust agent peak resident set VmHWM = %.1f MiB, want at most %.0f MiB", mib(m.hwm), mib(maxHWM))
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil { //nolint:gosec // fixture files are public
+		t.Fatal(err)
+	}
+}
+
+// buildAgent builds cmd/trust-agent as deploy/docker/trust-agent.Dockerfile
+// does (static, without the TPM simulator, trimmed and stripped).
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	repo, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "trust-agent")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-tags", "tc_nosimulator",
+		"-ldflags", "-s -w", "-o", out, "./cmd/trust-agent")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/trust-agent: %v\n%s", err, b)
+	}
+	return out
+}
+
+// agentProcess is a running trust-agent.
+type agentProcess struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+func (a *agentProcess) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stderr.Write(p)
+}
+
+func (a *agentProcess) log() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stderr.String()
+}
+
+func (a *agentProcess) pid() int { return a.cmd.Process.Pid }
+
+func (a *agentProcess) checkAlive() {
+	a.t.Helper()
+	select {
+	case <-a.exited:
+		a.t.Fatalf("trust-agent exited: %v\nlog:\n%s", a.cmd.ProcessState, a.log())
+	default:
+	}
+}
+
+func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
+	t.Helper()
+	a := &agentProcess{t: t, exited: make(chan struct{})}
+	// Not the test's context: the cleanup below stops the agent with SIGTERM.
+	a.cmd = exec.CommandContext(context.Background(), bin, "run", "-config", cfgFile) //nolint:gosec // G204: the binary this test built
+	if e := os.Getenv("TC_FOOTPRINT_AGENT_ENV"); e != "" {
+		a.cmd.Env = append(os.Environ(), strings.Fields(e)...)
+	}
+	a.cmd.Stdout = a
+	a.cmd.Stderr = a
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("start trust-agent: %v", err)
+	}
+	go func() { _ = a.cmd.Wait(); close(a.exited) }()
+	t.Cleanup(func() {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-a.exited:
+		case <-time.After(30 * time.Second):
+			_ = a.cmd.Process.Kill()
+			<-a.exited
+		}
+		if t.Failed() {
+			t.Logf("trust-agent log:\n%s", a.log())
+		}
+	})
+	return a
+}
+
+// memory is the resident set of a process: now, at its peak, and now split
+// into anonymous memory (heap, stacks) and file pages (the binary's text).
+type memory struct{ rss, hwm, anon, file int64 }
+
+// readMemory reads VmRSS and VmHWM of pid from /proc/<pid>/status.
+func readMemory(pid int) (memory, error) {
+	var m memory
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	found := 0
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		var dst *int64
+		switch key {
+		case "VmRSS":
+			dst = &m.rss
+		case "VmHWM":
+			dst = &m.hwm
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		}
+		if !ok || dst == nil {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/%d/status %s %q: %w", pid, key, val, err)
+		}
+		*dst = kb << 10
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return m, err
+	}
+	if found != 4 {
+		return m, fmt.Errorf("/proc/%d/status: want VmRSS, VmHWM, RssAnon and RssFile, found %d of them", pid, found)
+	}
+	return m, nil
+}
+
+// hvsAPI is the HVS REST API as an administrator.
+type hvsAPI struct {
+	t     *testing.T
+	vt    *verifiertest.Verifier
+	token string
+}
+
+func (h *hvsAPI) login() {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": verifiertest.AdminPassword})
+	status, tok := h.do(http.MethodPost, "/aas/v1/token", string(body))
+	if status != http.StatusOK {
+		h.t.Fatalf("login: %d %s", status, tok)
+	}
+	h.token = string(tok)
+}
+
+func (h *hvsAPI) do(method, path, body string) (int, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(h.t.Context(), method, h.vt.Base+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	// A loaded machine (two cores, other test suites) is slow: the client's
+	// own timeout is generous.
+	client := *h.vt.Client
+	client.Timeout = 3 * time.Minute
+	resp, err := client.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp.StatusCode, b
+}
+
+func (h *hvsAPI) must(want int, method, path, body string) []byte {
+	h.t.Helper()
+	status, b := h.do(method, path, body)
+	if status != want {
+		h.t.Fatalf("%s %s: %d %s, want %d", method, path, status, b, want)
+	}
+	return b
+}
+
+// tpmMux shares one swtpm connection (swtpm serves one client at a time)
+// between the agent, which dials sock, and the test, which sends through
+// Send: each command and its response pass whole, one at a time, as the
+// kernel's TPM resource manager serialises them on a real node.
+type tpmMux struct {
+	sock string
+	mu   sync.Mutex
+	up   net.Conn
+}
+
+func newTPMMux(t *testing.T, swtpmSock string) *tpmMux {
+	t.Helper()
+	var d net.Dialer
+	up, err := d.DialContext(t.Context(), "unix", swtpmSock)
+	if err != nil {
+		t.Fatalf("dial swtpm: %v", err)
+	}
+	m := &tpmMux{sock: filepath.Join(t.TempDir(), "tpm.sock"), up: up}
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "unix", m.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = l.Close()
+		_ = up.Close() // ends the serving loops blocked on a closed swtpm
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = m.serve(c)
+			}()
+		}
+	}()
+	return m
+}
+
+// serve relays the commands of one client connection until it closes.
+func (m *tpmMux) serve(c net.Conn) error {
+	for {
+		cmd, err := readMessage(c)
+		if err != nil {
+			return err
+		}
+		rsp, err := m.Send(cmd)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(rsp); err != nil {
+			return err
+		}
+	}
+}
+
+// Send passes one command to swtpm and returns its response.
+func (m *tpmMux) Send(cmd []byte) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.up.SetDeadline(time.Now().Add(2 * time.Minute)); err != nil {
+		return nil, err
+	}
+	if _, err := m.up.Write(cmd); err != nil {
+		return nil, fmt.Errorf("write to swtpm: %w", err)
+	}
+	return readMessage(m.up)
+}
+
+// Close leaves the shared connection open: the cleanup closes it.
+func (m *tpmMux) Close() error { return nil }
+
+// readMessage reads one TPM command or response: a 10-byte header whose
+// bytes 2..6 give the whole size, then the rest.
+func readMessage(r io.Reader) ([]byte, error) {
+	var hdr [10]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[2:6])
+	if size < 10 || size > 1<<16 {
+		return nil, errors.New("implausible tpm message size")
+	}
+	msg := make([]byte, size)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(r, msg[10:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
