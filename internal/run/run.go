@@ -6,6 +6,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -24,20 +25,56 @@ var errStopped = errors.New("task stopped")
 // the others, waits for them and returns the first error (nil when the first
 // task to return returned nil or context.Canceled).
 func Group(ctx context.Context, tasks ...Task) error {
-	g, ctx := errgroup.WithContext(ctx)
+	r, _ := New(ctx)
 	for _, task := range tasks {
-		g.Go(func() error {
-			err := task(ctx)
-			if err == nil || errors.Is(err, context.Canceled) {
-				return errStopped
-			}
+		r.Go("", task)
+	}
+	return r.Wait()
+}
+
+// Runner starts tasks one by one, for a composition root that must start
+// some parts (a server) before it can set up others (its clients). All
+// tasks stop together, as in Group.
+type Runner struct {
+	g      *errgroup.Group
+	ctx    context.Context //nolint:containedctx // the one context every task of the runner shares
+	cancel context.CancelFunc
+}
+
+// New returns a runner and the context its tasks run in: it ends when ctx
+// ends, when any task returns, or on Stop.
+func New(ctx context.Context) (*Runner, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	return &Runner{g: g, ctx: ctx, cancel: cancel}, ctx
+}
+
+// Go starts task; name, when set, prefixes its error.
+func (r *Runner) Go(name string, task Task) {
+	r.g.Go(func() error {
+		err := task(r.ctx)
+		switch {
+		case err == nil || errors.Is(err, context.Canceled):
+			return errStopped
+		case name != "":
+			return fmt.Errorf("%s: %w", name, err)
+		default:
 			return err
-		})
+		}
+	})
+}
+
+// Stop cancels every task; Wait still has to be called.
+func (r *Runner) Stop() { r.cancel() }
+
+// Wait waits for every task and returns the first error, as Group does.
+func (r *Runner) Wait() error {
+	err := r.g.Wait()
+	r.cancel()
+	if errors.Is(err, errStopped) {
+		return nil
 	}
-	if err := g.Wait(); !errors.Is(err, errStopped) {
-		return err
-	}
-	return nil
+	return err
 }
 
 // Server runs srv with serve (srv.Serve(ln) or srv.ServeTLS(ln, "", "")) until

@@ -61,3 +61,27 @@ func TestServerShutsDownWhenTheContextEnds(t *testing.T) {
 		t.Fatal("Server did not return after cancel")
 	}
 }
+
+func TestRunnerNamesTheFailingTaskAndStopsTheOthers(t *testing.T) {
+	r, ctx := New(context.Background())
+	stopped := make(chan struct{})
+	r.Go("server", func(ctx context.Context) error { <-ctx.Done(); close(stopped); return nil })
+	r.Go("https", func(context.Context) error { return errors.New("address in use") })
+	err := r.Wait()
+	if err == nil || err.Error() != "https: address in use" {
+		t.Fatalf("err = %v", err)
+	}
+	<-stopped
+	if ctx.Err() == nil {
+		t.Fatal("the runner's context is still live after Wait")
+	}
+}
+
+func TestRunnerStopEndsTasksStartedBeforeASetupError(t *testing.T) {
+	r, _ := New(context.Background())
+	r.Go("server", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	r.Stop() // a setup step failed
+	if err := r.Wait(); err != nil {
+		t.Fatalf("Wait after Stop = %v", err)
+	}
+}

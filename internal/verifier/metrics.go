@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"trustedcompute.io/tc/internal/verifier/report"
+
+	"trustedcompute.io/tc/internal/run"
 )
 
 // MetricsConfig says where the verifier's Prometheus metrics are served.
@@ -129,15 +131,5 @@ func (v *Verifier) serveMetrics(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(v.metrics.ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx) //nolint:contextcheck // shutdown must outlive the cancelled ctx
-		return nil
-	}
+	return run.Server(ctx, srv, func() error { return srv.Serve(v.metrics.ln) }, 5*time.Second)
 }

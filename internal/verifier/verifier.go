@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +21,7 @@ import (
 
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/run"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/aas/aasstore"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
@@ -252,66 +252,56 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err := v.Listen(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 4)
-	tasks := 0
-	start := func(name string, f func(context.Context) error) {
-		tasks++
-		go func() {
-			err := f(ctx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				err = fmt.Errorf("%s: %w", name, err)
-			} else {
-				err = nil
-			}
-			errc <- err
-			cancel()
-		}()
+	r, ctx := run.New(ctx)
+	nc, err := v.start(ctx, r)
+	if err != nil {
+		r.Stop()
 	}
+	if werr := r.Wait(); err == nil {
+		err = werr
+	}
+	if nc != nil {
+		nc.Close() // after every part that uses it has stopped
+	}
+	return err
+}
+
+// start sets up and starts the verifier's parts on r: the embedded NATS
+// server first (the others connect to it), then the bus credential renewer,
+// HVS, the HTTPS API and the metrics listener.
+func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error) {
 	if v.nats != nil {
-		start("nats", v.nats.Run)
+		r.Go("nats", v.nats.Run)
 		if err := v.nats.Ready(30 * time.Second); err != nil {
-			cancel()
-			return err
+			return nil, err
 		}
 	}
 	nc, err := v.connectBus(ctx)
 	if err != nil {
-		cancel()
-		return err
+		return nil, err
 	}
-	defer nc.Close()
 	agents := agentclient.New(nc, 30*time.Second)
 	v.agents.set(agents)
 	hcfg := v.cfg.HVS
 	hcfg.Observe = v.metrics.observe
 	renewer, err := v.newRenewer()
 	if err != nil {
-		cancel()
-		return err
+		return nc, err
 	}
 	svc, err := hvs.New(ctx, hcfg, hvs.Deps{Store: v.store, Agent: agents, Enroller: v.enroll, CA: v.ca, NATS: nc, HostRemoved: renewer.HostRemoved}, v.logger.With("part", "hvs"))
 	if err != nil {
-		cancel()
-		return fmt.Errorf("hvs: %w", err)
+		return nc, fmt.Errorf("hvs: %w", err)
 	}
-	start("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
+	r.Go("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
 	svc.Register(v.mux, v.require)
-	start("hvs", svc.Run)
-	start("https", v.serveHTTP)
+	r.Go("hvs", svc.Run)
+	r.Go("https", v.serveHTTP)
 	if v.metrics.ln != nil {
-		start("metrics", v.serveMetrics)
+		r.Go("metrics", v.serveMetrics)
 	}
 	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
 	close(v.ready)
-	var first error
-	for range tasks {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return nc, nil
 }
 
 // connectBus connects the verifier's own user: in process to the embedded
@@ -367,15 +357,5 @@ func (v *Verifier) serveHTTP(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(v.ln, "", "") }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx) //nolint:contextcheck // shutdown must outlive the cancelled ctx
-		return nil
-	}
+	return run.Server(ctx, srv, func() error { return srv.ServeTLS(v.ln, "", "") }, 10*time.Second)
 }
