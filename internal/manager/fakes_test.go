@@ -15,56 +15,15 @@ import (
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/report"
+
+	"trustedcompute.io/tc/internal/clock"
 )
 
-// fakeClock is a settable clock; After channels fire when Advance passes them.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
+// fakeClock is the shared settable clock; After channels fire when Advance
+// passes them.
+type fakeClock = clock.Fake
 
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	keep := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	c.waiters = keep
-}
+func newFakeClock() *fakeClock { return clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)) }
 
 // simHost is a host as the fake verifier simulates it: its TPM reset count,
 // the version of its boot measurements and of its golden flavors.

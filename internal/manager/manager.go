@@ -35,6 +35,8 @@ import (
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/verifier/report"
+
+	"trustedcompute.io/tc/internal/clock"
 )
 
 // AnnotationPollDuration overrides the poll duration of one Node, in minutes
@@ -117,15 +119,7 @@ type StatusSink interface {
 }
 
 // Clock is the manager's time source.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+type Clock = clock.Clock
 
 // VerifierError is a failure to get a result from the verifier: no decision
 // can be made, the node's status stays and the node is marked Pending.
@@ -244,7 +238,7 @@ func New(cfg Config, d Deps) (*Manager, error) {
 		wake: make(chan struct{}, 1),
 	}
 	if m.clock == nil {
-		m.clock = realClock{}
+		m.clock = clock.Real{}
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

@@ -19,6 +19,8 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
+
+	"trustedcompute.io/tc/internal/clock"
 )
 
 const (
@@ -187,33 +189,16 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	fv     *fakeVerifier
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *clock.Fake
 	client *Client
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	clock := clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	fv := newFakeVerifier(t, clock.Now)
 	srv := httptest.NewUnstartedServer(fv)
 	srv.EnableHTTP2 = true
