@@ -13,7 +13,7 @@ const (
 	agentPrefix  = "trust-agent"
 	eventPrefix  = "trust-events"
 	reportPrefix = "trust-reports"
-	credsPrefix  = "trust-credentials"
+	credsPrefix  = "trust-credentials" //nolint:gosec // G101: a subject prefix, not a credential
 	inboxPrefix  = "_INBOX"
 )
 

@@ -152,7 +152,7 @@ func TestAgentCannotRenewOrReadCredentialsOfAnotherHost(t *testing.T) {
 				return err
 			}
 			if _, err := sub.NextMsg(5 * time.Second); !errors.Is(err, nats.ErrPermissionViolation) {
-				return fmt.Errorf("NextMsg = %v, want a permissions violation", err)
+				return fmt.Errorf("NextMsg = %w, want a permissions violation", err)
 			}
 			return nil
 		}},
