@@ -468,11 +468,16 @@ func (q *queries) ListFlavors(ctx context.Context, f FlavorFilter) ([]Flavor, er
 
 // HostFlavors returns the flavors of a group that apply to a host: those
 // bound to no host or to this one (by host id and by hardware UUID).
+//
+// The flavors are found by their binding (index flavors_host_id_hardware_uuid)
+// and then checked for membership of the group, never the other way round:
+// a group such as automatic holds every host's flavors, and the cost of a
+// report must not grow with the fleet.
 func (q *queries) HostFlavors(ctx context.Context, groupID, hostID, hardwareUUID string) ([]Flavor, error) {
 	return q.flavors(ctx, fmt.Sprintf("flavors of host %q in group %q", hostID, groupID),
-		`SELECT `+flavorColumns+` FROM flavors f JOIN flavor_group_flavors g ON g.flavor_id = f.id
-		WHERE g.group_id = $1 AND (f.host_id = '' OR f.host_id = $2)
-		AND (f.hardware_uuid = '' OR f.hardware_uuid = $3)
+		`SELECT `+flavorColumns+` FROM flavors f
+		WHERE f.host_id IN ('', $2) AND f.hardware_uuid IN ('', $3)
+		AND EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.group_id = $1 AND g.flavor_id = f.id)
 		ORDER BY f.created_at, f.id`, groupID, hostID, hardwareUUID)
 }
 
