@@ -279,12 +279,19 @@ type nodeProc struct {
 	mu sync.Mutex // one command at a time
 }
 
+// nodeUUID is the hardware UUID of node i: the first 256 nodes keep the
+// UUIDs they always had (…1a00 to …1aff), and the last group counts on past
+// them instead of growing beyond its 12 hex digits.
+func nodeUUID(i int) string {
+	return fmt.Sprintf("6f1f7c1e-2d6b-4b8a-9c3e-%012x", 0x5a4d3c2b1a00+uint64(i))
+}
+
 // startNode starts node i for the fleet's lifetime (runCtx); ctx bounds the
 // wait for it.
 func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
 	n := &nodeProc{
 		name: fmt.Sprintf("edge-%d", i),
-		uuid: fmt.Sprintf("6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a%02x", i),
+		uuid: nodeUUID(i),
 		msgs: make(chan nodeMessage, 8), exited: make(chan struct{}),
 	}
 	n.dir = filepath.Join(f.dir, "nodes", n.name)
