@@ -19,6 +19,7 @@ package tpmtest
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"net"
 	"os"
 	"os/exec"
@@ -38,6 +39,24 @@ const (
 	LocalCACert     = "/var/lib/swtpm-localca/issuercert.pem"
 	LocalCARootCert = "/var/lib/swtpm-localca/swtpm-localca-rootca-cert.pem"
 )
+
+// LocalCAPool holds both certificates of the swtpm local CA (LocalCACert
+// and LocalCARootCert): the EK roots of a verifier that is to accept the EK
+// certificates of NewWithEKCert.
+func LocalCAPool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	for _, f := range []string{LocalCACert, LocalCARootCert} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("swtpm local CA: %v", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			t.Fatalf("swtpm local CA: %s holds no certificate", f)
+		}
+	}
+	return pool
+}
 
 // RequireEnv is the env variable that turns a missing program into a failure.
 const RequireEnv = "TC_TEST_REQUIRE"
