@@ -4,10 +4,11 @@
 // to a whole verifier in process (SQLite, embedded NATS, CMS, AAS, HVS) over
 // its NATS bus with credentials AAS issued.
 //
-// Two environment variables help to investigate: TC_FOOTPRINT_AGENT_ENV adds
+// Three environment variables help to investigate: TC_FOOTPRINT_AGENT_ENV adds
 // space-separated NAME=value pairs to the agent's environment only (e.g.
 // "TC_MEMORY_LIMIT=0" for the agent without its memory limit, or
-// "GOMEMLIMIT=4MiB"), and TC_FOOTPRINT_SMAPS=1 logs the agent's
+// "GOMEMLIMIT=4MiB"), TC_FOOTPRINT_AGENT_BIN measures a prebuilt binary
+// instead of building one, and TC_FOOTPRINT_SMAPS=1 logs the agent's
 // /proc/<pid>/smaps at the end. docs/performance.md records the figures.
 package agent_test
 
@@ -237,8 +238,13 @@ func copyFile(t *testing.T, from, to string) {
 
 // buildAgent builds cmd/trust-agent as deploy/docker/trust-agent.Dockerfile
 // does (static, without the TPM simulator, trimmed and stripped).
+// TC_FOOTPRINT_AGENT_BIN names a prebuilt binary to measure instead, e.g.
+// one built the same way from an older commit.
 func buildAgent(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("TC_FOOTPRINT_AGENT_BIN"); bin != "" {
+		return bin
+	}
 	repo, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
