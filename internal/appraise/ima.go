@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -155,16 +156,20 @@ func ParseIMALine(line string) (IMAEntry, error) {
 // u32 length prefix, the digest field as "<alg>:\0<digest>" and the name
 // with its NUL; for the legacy ima template the bare SHA-1 digest and the
 // name NUL-padded to 256 bytes.
-func (e IMAEntry) templateData() []byte {
+func (e IMAEntry) templateData() []byte { return e.appendTemplateData(nil) }
+
+// appendTemplateData appends the template data to b (ReplayIMA reuses one
+// buffer for every line).
+func (e IMAEntry) appendTemplateData(b []byte) []byte {
 	if e.Template == TemplateIMA {
-		b := make([]byte, len(e.FileHash)+imaLegacyNameSize)
-		copy(b, e.FileHash)
-		copy(b[len(e.FileHash):], e.Path)
-		return b
+		name := e.Path[:min(len(e.Path), imaLegacyNameSize)]
+		b = append(b, e.FileHash...)
+		b = append(b, name...)
+		return append(b, make([]byte, imaLegacyNameSize-len(name))...)
 	}
 	dLen := len(e.FileHashAlg) + 2 + len(e.FileHash)
 	nLen := len(e.Path) + 1
-	b := make([]byte, 0, 12+dLen+nLen+len(e.Signature))
+	b = slices.Grow(b, 12+dLen+nLen+len(e.Signature))
 	b = binary.LittleEndian.AppendUint32(b, uint32(dLen))
 	b = append(b, e.FileHashAlg...)
 	b = append(b, ':', 0)
@@ -217,6 +222,24 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	var faults []Fault
 	intact := true
 	d := h.New()
+	// One line's scratch (extend digests, template data) is reused for the
+	// next; the PCR values after each line, which the result keeps, are cut
+	// from one slab.
+	var extBuf, padBuf [64]byte
+	var data []byte
+	// Preallocation is bounded: a log of empty lines must not reserve
+	// memory for entries it does not have.
+	prealloc := min(strings.Count(lines, "\n")+1, 4096)
+	res.values = make([][]byte, 0, prealloc+1)
+	res.padded = make([][]byte, 0, prealloc+1)
+	slab := make([]byte, 0, 2*prealloc*h.Size())
+	next := func() []byte {
+		if len(slab)+h.Size() > cap(slab) {
+			slab = make([]byte, 0, 64*h.Size())
+		}
+		slab = slab[:len(slab)+h.Size()]
+		return slab[len(slab)-h.Size() : len(slab) : len(slab)]
+	}
 	res.values = append(res.values, value)
 	padded := value
 	res.padded = append(res.padded, padded)
@@ -233,15 +256,15 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			continue
 		}
 		res.Entries = append(res.Entries, e)
-		extend := make([]byte, h.Size())
-		padExtend := make([]byte, h.Size())
+		extend, padExtend := extBuf[:h.Size()], padBuf[:h.Size()]
+		clear(padExtend)
 		if e.Violation() {
 			for i := range extend {
 				extend[i] = 0xff
 				padExtend[i] = 0xff
 			}
 		} else {
-			data := e.templateData()
+			data = e.appendTemplateData(data[:0])
 			if !checkTemplateHash(e.TemplateHash, data) {
 				f := fault(FaultIMAUnparsable, "line %d: template hash mismatch", n)
 				f.File = e.Path
@@ -257,11 +280,11 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			d.Reset()
 			d.Write(value)
 			d.Write(extend)
-			value = d.Sum(make([]byte, 0, h.Size()))
+			value = d.Sum(next()[:0])
 			d.Reset()
 			d.Write(padded)
 			d.Write(padExtend)
-			padded = d.Sum(make([]byte, 0, h.Size()))
+			padded = d.Sum(next()[:0])
 		}
 		res.values = append(res.values, value)
 		res.padded = append(res.padded, padded)
