@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm"
@@ -41,7 +42,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 
 	t.Run("an ak whose ek certificate chains to the local ca is enrolled and trusted", func(t *testing.T) {
 		st := openStore(t)
-		clk := newClock()
+		clk := clock.NewFake(time.Now())
 		e := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), Now: clk.Now, AKCertValidity: 24 * time.Hour}, st, n.client)
 		enr, err := e.Enroll(ctx, "H1")
 		if err != nil {
@@ -307,7 +308,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 		}
 	})
 	t.Run("a challenge answered after its ttl is refused", func(t *testing.T) {
-		clk := newClock()
+		clk := clock.NewFake(time.Now())
 		st := openStore(t)
 		e := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), ChallengeTTL: time.Minute, Now: clk.Now}, st, n.client)
 		id, secret := activate(t, e, n)

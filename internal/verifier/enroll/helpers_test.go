@@ -4,35 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
-	"sync"
 	"testing"
-	"time"
 
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
