@@ -64,8 +64,12 @@ func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifi
 	for _, o := range opts {
 		o(&cfg)
 	}
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("TC_E2E_VERBOSE") != "" { // the verifier's log on stderr, for debugging end-to-end tests
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	v, err := verifier.New(ctx, cfg, logger)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

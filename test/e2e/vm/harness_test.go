@@ -3,32 +3,26 @@ package vm_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/aas"
-	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
-	"trustedcompute.io/tc/test/e2e/vm"
+	"trustedcompute.io/tc/internal/verifier/verifiertest"
 )
 
-const adminPassword = "correct horse battery staple"
+const adminPassword = verifiertest.AdminPassword
 
 // harness is an in-process verifier (SQLite, embedded NATS on loopback) and
 // an HTTPS client pinned to its CMS root, as an operator bootstraps one.
 type harness struct {
-	v       *verifier.Verifier
+	v       *verifiertest.Verifier
 	base    string
 	client  *http.Client
 	roots   *x509.CertPool
@@ -38,79 +32,21 @@ type harness struct {
 
 func startVerifier(t *testing.T) *harness {
 	t.Helper()
-	ekRoots := x509.NewCertPool()
-	for _, f := range []string{vm.LocalCACert, vm.LocalCARootCert} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatalf("swtpm local CA: %v", err)
-		}
-		ekRoots.AppendCertsFromPEM(b)
-	}
-	dataDir := t.TempDir()
-	if err := os.Chmod(dataDir, 0o700); err != nil { // the verifier refuses a data directory others may read
-		t.Fatal(err)
-	}
-	cfg := aas.DefaultConfig()
-	cfg.AdminPassword = adminPassword
-	cfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1}
-	vcfg := verifier.Config{
-		Listen:     "127.0.0.1:0",
-		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
-		DataDir:    dataDir,
-		ServerName: "localhost",
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		AAS:        cfg,
-		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-	}
-	vcfg.Enrollment.EKRoots = ekRoots
-	// SHA-256 only: the Debian cloud kernel builds sha512 as a module, so
-	// IMA, which starts before any module loads, extends the SHA-384 bank
-	// of PCR 10 with zero-padded SHA-1 template digests, which
-	// internal/appraise does not model (it reports IMAReplay).
-	vcfg.HVS.Banks = []string{"SHA256"}
-	// The attestation manager's clock jumps hours ahead to make its
-	// schedule due (manager_test.go); reports must outlive those jumps.
-	vcfg.HVS.ReportValidity = 1000 * time.Hour
-	logger := slog.New(slog.DiscardHandler)
-	if os.Getenv("TC_E2E_VERBOSE") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.New(ctx, vcfg, logger)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := v.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("verifier run: %v", err)
-		}
+	v := verifiertest.Start(t, t.TempDir(), func(cfg *verifier.Config) {
+		cfg.Enrollment.EKRoots = tpmtest.LocalCAPool(t)
+		// SHA-256 only: the Debian cloud kernel builds sha512 as a module,
+		// so IMA, which starts before any module loads, extends the SHA-384
+		// bank of PCR 10 with zero-padded SHA-1 template digests, which
+		// internal/appraise does not model (it reports IMAReplay).
+		cfg.HVS.Banks = []string{"SHA256"}
+		// The attestation manager's clock jumps hours ahead to make its
+		// schedule due (manager_test.go); reports must outlive those jumps.
+		cfg.HVS.ReportValidity = 1000 * time.Hour
 	})
-	select {
-	case <-v.Ready():
-	case err := <-done:
-		t.Fatalf("verifier stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("verifier not ready in 60s")
-	}
-	base := "https://" + v.Addr()
-	root, err := cms.FetchRootPinned(ctx, base, v.CA().RootSHA384())
-	if err != nil {
-		t.Fatalf("pinned bootstrap: %v", err)
-	}
-	rootPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
-	roots := x509.NewCertPool()
-	roots.AddCert(root)
+	v.Client.Timeout = 2 * time.Minute
 	h := &harness{
-		v: v, base: base, roots: roots, rootPEM: rootPEM,
-		client: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}}},
+		v: v, base: v.Base, roots: v.Roots, client: v.Client,
+		rootPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.CA().Root().Raw}),
 	}
 	body, _ := json.Marshal(map[string]string{"username": "admin", "password": adminPassword})
 	status, tok := h.do(t, "POST", "/aas/v1/token", "application/json", body)

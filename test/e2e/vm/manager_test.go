@@ -1,7 +1,6 @@
 package vm_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
 	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/test/e2e/vm"
 )
 
 // The attestation manager judges the VM too, as in test/e2e/manager: a real
@@ -47,31 +47,13 @@ func (c *clock) After(time.Duration) <-chan time.Time {
 }
 func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-// logBuffer keeps the manager's log, to see what it decided to do.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
 // kube is the control plane, the VM's Node and the attestation manager.
 type kube struct {
 	cs    kubernetes.Interface
 	clock *clock
 	deps  manager.Deps
 	mgr   *manager.Manager
-	log   *logBuffer
+	log   *vm.LockedBuffer // the manager's log, to see what it decided to do
 }
 
 // startManager creates the VM's enabled Node and a manager that talks to the
@@ -86,7 +68,7 @@ func startManager(t *testing.T, h *harness, dir string) *kube {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kube{cs: cs, clock: &clock{now: time.Now()}, log: &logBuffer{}}
+	k := &kube{cs: cs, clock: &clock{now: time.Now()}, log: &vm.LockedBuffer{}}
 	var out io.Writer = k.log
 	if os.Getenv("TC_E2E_VERBOSE") != "" {
 		out = io.MultiWriter(k.log, os.Stderr)
@@ -125,7 +107,7 @@ func (k *kube) attest(t *testing.T) *corev1.Node {
 }
 
 // rebaselines counts the manager's re-baselines so far.
-func (k *kube) rebaselines() int { return k.log.count("golden flavors re-baselined") }
+func (k *kube) rebaselines() int { return strings.Count(k.log.String(), "golden flavors re-baselined") }
 
 // events lists the notes of the Node's Events with reason.
 func (k *kube) events(t *testing.T, reason string) []string {

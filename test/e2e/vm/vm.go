@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
 
 // RequireEnv is the env variable that turns missing QEMU/OVMF/swtpm into a
@@ -46,21 +48,7 @@ const (
 	ovmfVarsOff = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
-// Swtpm local CA (Debian /etc/swtpm-localca.conf): the EK certificates
-// swtpm_setup --create-ek-cert makes chain to these.
-const (
-	LocalCACert     = "/var/lib/swtpm-localca/issuercert.pem"
-	LocalCARootCert = "/var/lib/swtpm-localca/swtpm-localca-rootca-cert.pem"
-)
-
-func required() bool {
-	for _, s := range strings.Split(os.Getenv(RequireEnv), ",") {
-		if strings.TrimSpace(s) == RequireName {
-			return true
-		}
-	}
-	return false
-}
+func required() bool { return tpmtest.Required(RequireName) }
 
 // RepoRoot returns the repository root (the directory holding go.mod).
 func RepoRoot(t testing.TB) string {
@@ -276,7 +264,7 @@ func Boot(t testing.TB, opts Options) *VM {
 	// Not CommandContext: Stop ends boot.sh with SIGTERM so that it stops
 	// its QEMU and swtpm; a context would SIGKILL it and leave them.
 	v.cmd = exec.Command(filepath.Join(RepoRoot(t), "hack", "vmboot", "boot.sh"), args...) //nolint:gosec,noctx // G204: the repository's own script; see above
-	stderr := &lockedBuffer{}
+	stderr := &LockedBuffer{}
 	v.cmd.Stdout, v.cmd.Stderr = stderr, stderr
 	v.Started = time.Now()
 	if err := v.cmd.Start(); err != nil {
@@ -495,18 +483,19 @@ func exitError(err error) error {
 	return err
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that several goroutines may write to.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
