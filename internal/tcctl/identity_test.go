@@ -1,16 +1,12 @@
 package tcctl_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
@@ -33,18 +29,8 @@ func startResigningProxy(t *testing.T, h *harness, signer *report.Signer) string
 // administrator or a CMS:CertApprover can obtain) fails --verify.
 func TestReportGetVerifyRefusesAReportSignedByACMSIssuedSigningCert(t *testing.T) {
 	h := startVerifier(t)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: signerid.LeafCommonName}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.NewKey(t)
+	csr := testca.CSR(t, key, signerid.LeafCommonName)
 	chain, err := h.v.CA().SignCSR(csr, cms.TypeSigning)
 	if err != nil {
 		t.Fatal(err)
