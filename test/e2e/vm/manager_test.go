@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/manager"
@@ -35,22 +35,10 @@ func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 // SMBIOS UUID, so the manager attests host machineUUID.
 const vmNodeName = "tc-vm"
 
-// clock is a settable clock for the manager's schedule.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) After(time.Duration) <-chan time.Time {
-	return time.After(time.Hour)
-}
-func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 // kube is the control plane, the VM's Node and the attestation manager.
 type kube struct {
 	cs    kubernetes.Interface
-	clock *clock
+	clock *clock.Fake // the manager's schedule
 	deps  manager.Deps
 	mgr   *manager.Manager
 	log   *vm.LockedBuffer // the manager's log, to see what it decided to do
@@ -68,7 +56,7 @@ func startManager(t *testing.T, h *harness, dir string) *kube {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kube{cs: cs, clock: &clock{now: time.Now()}, log: &vm.LockedBuffer{}}
+	k := &kube{cs: cs, clock: clock.NewFake(time.Now()), log: &vm.LockedBuffer{}}
 	var out io.Writer = k.log
 	if os.Getenv("TC_E2E_VERBOSE") != "" {
 		out = io.MultiWriter(k.log, os.Stderr)
@@ -97,7 +85,7 @@ func (k *kube) restart(t *testing.T, golden manager.GoldenFlavors) {
 // returns the Node as it is then.
 func (k *kube) attest(t *testing.T) *corev1.Node {
 	t.Helper()
-	k.clock.advance(2 * time.Hour)
+	k.clock.Advance(2 * time.Hour)
 	k.mgr.Tick(context.Background())
 	n, err := k.cs.CoreV1().Nodes().Get(context.Background(), vmNodeName, metav1.GetOptions{})
 	if err != nil {
