@@ -59,7 +59,7 @@ func TestClientWithARealAgent(t *testing.T) {
 			t.Fatal("AKInfo has no EK public area")
 		}
 	})
-	t.Run("a quote carries the nonce's attestation and the pcr values", func(t *testing.T) {
+	t.Run("a quote carries the nonce bound to the host facts and the pcr values", func(t *testing.T) {
 		nonce := make([]byte, evidence.NonceSize)
 		_, _ = rand.Read(nonce)
 		q, err := c.Quote(ctx, "H1", evidence.QuoteRequest{Nonce: nonce, PCRs: []int{0, 7}, Banks: []string{evidence.BankSHA256}})
@@ -69,8 +69,12 @@ func TestClientWithARealAgent(t *testing.T) {
 		if len(q.Attest) == 0 || len(q.Signature) == 0 || len(q.PCRs) != 2 {
 			t.Fatalf("Quote: %d attest bytes, %d signature bytes, %d pcrs; want a signed quote of 2 pcrs", len(q.Attest), len(q.Signature), len(q.PCRs))
 		}
-		if !bytes.Contains(q.Attest, nonce) {
-			t.Fatal("the attestation does not carry the nonce")
+		// The quote's extraData binds the nonce and the host facts sent with it.
+		if !bytes.Contains(q.Attest, evidence.QualifyingData(nonce, q.HostInfo)) {
+			t.Fatal("the attestation does not carry the nonce bound to the host facts")
+		}
+		if bytes.Contains(q.Attest, nonce) {
+			t.Fatal("the attestation carries the bare nonce, not the nonce bound to the host facts")
 		}
 	})
 	t.Run("credential activation returns the sealed secret", func(t *testing.T) {
