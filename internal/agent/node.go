@@ -29,13 +29,19 @@ func NewNodeTPM(t *tpm.TPM, opts tpm.AKOptions) (*NodeTPM, error) {
 }
 
 // KeyInfo returns the key material the verifier needs for enrollment.
+// It names the TPM's allocated PCR banks, which enrollment records.
 func (n *NodeTPM) KeyInfo() (evidence.AKInfo, error) {
+	banks, err := n.ActiveBanks()
+	if err != nil {
+		return evidence.AKInfo{}, fmt.Errorf("pcr banks: %w", err)
+	}
 	return evidence.AKInfo{
 		Version:       evidence.Version,
 		AKPublic:      n.ak.Public,
 		AKName:        n.ak.Name,
 		EKPublic:      n.ek.Public,
 		EKCertificate: n.ek.Certificate,
+		PCRBanks:      banks,
 	}, nil
 }
 

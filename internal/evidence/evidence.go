@@ -177,7 +177,12 @@ type AKInfo struct {
 	EKCertificate []byte `json:"ek_certificate,omitempty"`
 	// AKCertificate is the DER AK certificate the verifier issued, if any.
 	AKCertificate []byte `json:"ak_certificate,omitempty"`
-	Error         *Error `json:"error,omitempty"`
+	// PCRBanks are the PCR banks the TPM has allocated (BankSHA256 and so
+	// on), as the agent read them. Enrollment records them: a later quote
+	// that omits a requested bank the TPM had is a fault. Empty from an
+	// agent that does not send them.
+	PCRBanks []string `json:"pcr_banks,omitempty"`
+	Error    *Error   `json:"error,omitempty"`
 }
 
 // ActivateRequest carries the verifier's credential challenge (the output of

@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -297,6 +298,7 @@ func (e *Enroller) challenge(ctx context.Context, hostID string, info *evidence.
 		EKPublic:      info.EKPublic,
 		EKCertificate: info.EKCertificate,
 		SecretSHA256:  digest[:],
+		PCRBanks:      knownBanks(info.PCRBanks),
 		ExpiresAt:     now.Add(e.cfg.ChallengeTTL),
 		CreatedAt:     now,
 	})
@@ -348,6 +350,7 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 		AKCertificate:  cert.Raw,
 		EKCertificate:  ch.EKCertificate,
 		EKPublicSHA256: ekDigest,
+		PCRBanks:       ch.PCRBanks,
 		CreatedAt:      e.cfg.Now(),
 	}
 	if err := e.store.PutAKEnrollment(ctx, enr); err != nil {
@@ -361,6 +364,22 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 		return store.AKEnrollment{}, fmt.Errorf("read back ak enrollment of host %q: %w", ch.HostID, err)
 	}
 	return stored, nil
+}
+
+// knownBanks returns the PCR bank names of banks that evidence knows, once
+// each, in their order; nil if none. Appraisal asks a quote only for known
+// banks, so an unknown name would never be read.
+func knownBanks(banks []string) []string {
+	var known []string
+	for _, b := range banks {
+		switch b {
+		case evidence.BankSHA1, evidence.BankSHA256, evidence.BankSHA384:
+			if !slices.Contains(known, b) {
+				known = append(known, b)
+			}
+		}
+	}
+	return known
 }
 
 // burn consumes a challenge that can no longer be answered, so that it

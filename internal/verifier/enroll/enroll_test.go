@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,18 +86,29 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			t.Errorf("ak certificate valid for %s more, want the configured 24h", got)
 		}
 
-		akPublic, err := e.VerifyAK(ctx, "H1")
+		active, err := n.agent.TPM.ActiveBanks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(active) == 0 || !slices.Equal(enr.PCRBanks, active) {
+			t.Errorf("enrollment records PCR banks %v, want the TPM's %v", enr.PCRBanks, active)
+		}
+
+		akPublic, banks, err := e.VerifyAK(ctx, "H1")
 		if err != nil {
 			t.Fatalf("VerifyAK: %v", err)
 		}
 		if !bytes.Equal(akPublic, ak.Public) {
 			t.Error("VerifyAK does not return the enrolled AK")
 		}
+		if !slices.Equal(banks, active) {
+			t.Errorf("VerifyAK returns PCR banks %v, want the enrolled %v", banks, active)
+		}
 
 		t.Run("the ak is no longer accepted once its certificate expired", func(t *testing.T) {
 			clk.Advance(25 * time.Hour)
 			defer clk.Advance(-25 * time.Hour)
-			_, err := e.VerifyAK(ctx, "H1")
+			_, _, err := e.VerifyAK(ctx, "H1")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKCertExpired {
 				t.Fatalf("VerifyAK err = %v, want AKCertExpired", err)
@@ -104,7 +116,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 		})
 		t.Run("an enrollment whose certificate another ca issued is not trusted", func(t *testing.T) {
 			other := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), Now: clk.Now}, openStore(t), n.client)
-			_, err := other.VerifyAK(ctx, "H1")
+			_, _, err := other.VerifyAK(ctx, "H1")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKNotEnrolled {
 				t.Fatalf("VerifyAK on an empty store err = %v, want AKNotEnrolled", err)
@@ -116,7 +128,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if err := st.PutAKEnrollment(ctx, foreign); err != nil {
 				t.Fatal(err)
 			}
-			_, err = e.VerifyAK(ctx, "H9")
+			_, _, err = e.VerifyAK(ctx, "H9")
 			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted {
 				t.Fatalf("VerifyAK err = %v, want AKCertUntrusted", err)
 			}
@@ -128,7 +140,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if err := st.PutAKEnrollment(ctx, moved); err != nil {
 				t.Fatal(err)
 			}
-			_, err := e.VerifyAK(ctx, "H8")
+			_, _, err := e.VerifyAK(ctx, "H8")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted {
 				t.Fatalf("VerifyAK err = %v, want AKCertUntrusted", err)
@@ -142,7 +154,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if err := st.PutAKEnrollment(ctx, renamed); err != nil {
 				t.Fatal(err)
 			}
-			_, err := e.VerifyAK(ctx, "H6")
+			_, _, err := e.VerifyAK(ctx, "H6")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted || !strings.Contains(err.Error(), "name") {
 				t.Fatalf("VerifyAK err = %v, want AKCertUntrusted for the name", err)
@@ -289,7 +301,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if _, err := st.AKEnrollmentByHost(ctx, "H1"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("after a refusal the store has an enrollment (err %v)", err)
 			}
-			if _, err := e.VerifyAK(ctx, "H1"); err == nil {
+			if _, _, err := e.VerifyAK(ctx, "H1"); err == nil {
 				t.Error("VerifyAK accepts the AK of a refused enrollment")
 			}
 		})
@@ -384,9 +396,14 @@ func TestEnrollWithARegisteredEK(t *testing.T) {
 				if enr.EKPublicSHA256 != digest || len(enr.EKCertificate) != 0 {
 					t.Errorf("enrollment EK digest %q, certificate %d bytes; want %q and none", enr.EKPublicSHA256, len(enr.EKCertificate), digest)
 				}
-				if _, err := e.VerifyAK(ctx, "H2"); err != nil {
+				_, banks, err := e.VerifyAK(ctx, "H2")
+				if err != nil {
 					t.Errorf("VerifyAK: %v", err)
 				}
+				if active, _ := n.agent.TPM.ActiveBanks(); len(active) == 0 || !slices.Equal(banks, active) {
+					t.Errorf("VerifyAK returns PCR banks %v, want the TPM's %v", banks, active)
+				}
+				t.Logf("PCR banks of the plain swtpm: %v", banks)
 				return
 			}
 			var refused *RefusedError

@@ -235,16 +235,18 @@ func (e *AKError) Unwrap() error { return e.Err }
 // VerifyAK returns the TPMT_PUBLIC of the AK whose quotes HVS may accept for
 // hostID: the enrolled AK, when its certificate chains to the privacy CA, is
 // within its validity, names the host and certifies that very AK. Otherwise
-// it returns an *AKError (or another error when the store fails).
-func (e *Enroller) VerifyAK(ctx context.Context, hostID string) ([]byte, error) {
+// it returns an *AKError (or another error when the store fails). It also
+// returns the PCR banks the TPM had allocated at enrollment, nil if the
+// agent did not say.
+func (e *Enroller) VerifyAK(ctx context.Context, hostID string) (akPublic []byte, pcrBanks []string, err error) {
 	enr, err := e.store.AKEnrollmentByHost(ctx, hostID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &AKError{HostID: hostID, Reason: AKNotEnrolled, Err: err}
+		return nil, nil, &AKError{HostID: hostID, Reason: AKNotEnrolled, Err: err}
 	} else if err != nil {
-		return nil, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
+		return nil, nil, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
 	}
-	untrusted := func(err error) ([]byte, error) {
-		return nil, &AKError{HostID: hostID, Reason: AKCertUntrusted, Err: err}
+	untrusted := func(err error) ([]byte, []string, error) {
+		return nil, nil, &AKError{HostID: hostID, Reason: AKCertUntrusted, Err: err}
 	}
 	cert, err := x509.ParseCertificate(enr.AKCertificate)
 	if err != nil {
@@ -257,7 +259,7 @@ func (e *Enroller) VerifyAK(ctx context.Context, hostID string) ([]byte, error) 
 	})
 	var invalid x509.CertificateInvalidError
 	if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
-		return nil, &AKError{HostID: hostID, Reason: AKCertExpired, Err: err}
+		return nil, nil, &AKError{HostID: hostID, Reason: AKCertExpired, Err: err}
 	} else if err != nil {
 		return untrusted(err)
 	}
@@ -278,5 +280,5 @@ func (e *Enroller) VerifyAK(ctx context.Context, hostID string) ([]byte, error) 
 	if name, err := credential.Name(enr.AKPublic); err != nil || !bytes.Equal(name, enr.AKName) {
 		return untrusted(errors.New("enrolled ak name is not the name of the enrolled ak"))
 	}
-	return enr.AKPublic, nil
+	return enr.AKPublic, enr.PCRBanks, nil
 }

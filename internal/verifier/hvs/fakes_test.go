@@ -62,6 +62,11 @@ type softTPM struct {
 	key    *ecdsa.PrivateKey
 	public []byte
 	name   []byte
+	// keyBanks, when set, are the PCR banks KeyInfo names instead of the
+	// active ones; omitBank is a bank Quote leaves out, as a lying agent
+	// would.
+	keyBanks []string
+	omitBank string
 }
 
 var softBanks = map[string]crypto.Hash{evidence.BankSHA256: crypto.SHA256, evidence.BankSHA384: crypto.SHA384}
@@ -144,7 +149,7 @@ func (s *softTPM) Quote(nonce []byte, pcrs []int, banks []string) (*evidence.Quo
 	d := sha256.New()
 	sorted := slices.Sorted(slices.Values(pcrs))
 	for _, bank := range banks {
-		if _, ok := softBanks[bank]; !ok {
+		if _, ok := softBanks[bank]; !ok || bank == s.omitBank {
 			continue
 		}
 		mask := make([]byte, 3)
@@ -190,7 +195,14 @@ func (s *softTPM) ResetCount() (uint32, error) {
 }
 
 func (s *softTPM) KeyInfo() (evidence.AKInfo, error) {
-	return evidence.AKInfo{Version: evidence.Version, AKPublic: slices.Clone(s.public), AKName: slices.Clone(s.name)}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	banks := s.keyBanks
+	if banks == nil {
+		banks, _ = s.ActiveBanks()
+	}
+	return evidence.AKInfo{Version: evidence.Version, AKPublic: slices.Clone(s.public), AKName: slices.Clone(s.name),
+		PCRBanks: slices.Clone(banks)}, nil
 }
 
 func (s *softTPM) ActivateCredential(_, _ []byte) ([]byte, error) {
@@ -349,12 +361,12 @@ func (f *fakeAgent) lastRequest() evidence.QuoteRequest {
 type fakeEnroller struct {
 	mu       sync.Mutex
 	agent    *fakeAgent
-	enrolled map[string][]byte
+	enrolled map[string]evidence.AKInfo
 	refuse   error
 }
 
 func newFakeEnroller(a *fakeAgent) *fakeEnroller {
-	return &fakeEnroller{agent: a, enrolled: map[string][]byte{}}
+	return &fakeEnroller{agent: a, enrolled: map[string]evidence.AKInfo{}}
 }
 
 func (e *fakeEnroller) Enroll(_ context.Context, hostID string) (store.AKEnrollment, error) {
@@ -370,18 +382,18 @@ func (e *fakeEnroller) Enroll(_ context.Context, hostID string) (store.AKEnrollm
 		return store.AKEnrollment{}, fmt.Errorf("ak info of host %q: no agent", hostID)
 	}
 	info, _ := n.tpm.KeyInfo()
-	e.enrolled[hostID] = info.AKPublic
-	return store.AKEnrollment{HostID: hostID, AKPublic: info.AKPublic, AKName: info.AKName}, nil
+	e.enrolled[hostID] = info
+	return store.AKEnrollment{HostID: hostID, AKPublic: info.AKPublic, AKName: info.AKName, PCRBanks: info.PCRBanks}, nil
 }
 
-func (e *fakeEnroller) VerifyAK(_ context.Context, hostID string) ([]byte, error) {
+func (e *fakeEnroller) VerifyAK(_ context.Context, hostID string) ([]byte, []string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ak, ok := e.enrolled[hostID]
+	info, ok := e.enrolled[hostID]
 	if !ok {
-		return nil, &enroll.AKError{HostID: hostID, Reason: enroll.AKNotEnrolled, Err: store.ErrNotFound}
+		return nil, nil, &enroll.AKError{HostID: hostID, Reason: enroll.AKNotEnrolled, Err: store.ErrNotFound}
 	}
-	return ak, nil
+	return info.AKPublic, info.PCRBanks, nil
 }
 
 // fakePublisher records what is published.

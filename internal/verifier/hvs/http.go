@@ -235,7 +235,7 @@ func (s *Service) createHost(w http.ResponseWriter, r *http.Request) error {
 // ensureEnrolled enrolls the host's AK unless an accepted one is enrolled.
 func (s *Service) ensureEnrolled(r *http.Request, hostID string) error {
 	ctx := r.Context()
-	if _, err := s.enroller.VerifyAK(ctx, hostID); err == nil {
+	if _, _, err := s.enroller.VerifyAK(ctx, hostID); err == nil {
 		return nil
 	}
 	if _, err := s.enroller.Enroll(ctx, hostID); err != nil {

@@ -112,7 +112,7 @@ func TestHostRoutes(t *testing.T) {
 	if h.ID != "edge-1" || h.Status != report.StatusConnected || h.EnrollmentError != "" || !slices.Equal(h.FlavorGroupNames, []string{"automatic"}) {
 		t.Errorf("created host %+v", h)
 	}
-	if _, err := e.enr.VerifyAK(t.Context(), "edge-1"); err != nil {
+	if _, _, err := e.enr.VerifyAK(t.Context(), "edge-1"); err != nil {
 		t.Errorf("the host's AK was not enrolled on create: %v", err)
 	}
 

@@ -54,11 +54,12 @@ type Agent interface {
 }
 
 // Enroller enrolls a host's AK and says which AK its quotes must be signed
-// by; *enroll.Enroller is one. VerifyAK returns an *enroll.AKError when the
-// host's AK is not accepted.
+// by; *enroll.Enroller is one. VerifyAK returns the AK's TPMT_PUBLIC and
+// the PCR banks its TPM had at enrollment (nil if not recorded), or an
+// *enroll.AKError when the host's AK is not accepted.
 type Enroller interface {
 	Enroll(ctx context.Context, hostID string) (store.AKEnrollment, error)
-	VerifyAK(ctx context.Context, hostID string) ([]byte, error)
+	VerifyAK(ctx context.Context, hostID string) (akPublic []byte, pcrBanks []string, err error)
 }
 
 // CA issues HVS's signing certificate (the verifier's signing identity,

@@ -358,7 +358,7 @@ func runIntegration(t *testing.T, dsn string) {
 	if h := decode[restapi.Host](t, w); w.Code != http.StatusCreated || h.Status != report.StatusConnected {
 		t.Fatalf("register host = %d %s", w.Code, w.Body)
 	}
-	if _, err := enroller.VerifyAK(ctx, "edge-1"); err != nil {
+	if _, _, err := enroller.VerifyAK(ctx, "edge-1"); err != nil {
 		t.Fatalf("the host's AK is not enrolled after registration: %v", err)
 	}
 	w = do(t, mux, "POST", "/hvs/v2/flavors", `{"connection_string":"nats://edge-1","partial_flavor_types":["PLATFORM","OS","IMA"],"flavorgroup_names":["automatic"]}`)

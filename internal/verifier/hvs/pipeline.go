@@ -101,7 +101,7 @@ func (s *Service) quoteRequest(offset int) (evidence.QuoteRequest, error) {
 // error is an infrastructure failure only: an unreachable agent or an AK
 // that is not accepted is a collected status with faults.
 func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, now time.Time) (collected, error) {
-	ak, err := s.enroller.VerifyAK(ctx, h.ID)
+	ak, tpmBanks, err := s.enroller.VerifyAK(ctx, h.ID)
 	var akErr *enroll.AKError
 	if errors.As(err, &akErr) {
 		return collected{status: report.StatusAIKNotProvisioned, faults: []appraise.Fault{{
@@ -113,14 +113,20 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 	if incremental {
 		prior = decodeBoot(h.Boot)
 	}
-	c, err := s.quote(ctx, h.ID, ak, prior, now)
+	c, err := s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, prior, now)
 	if err != nil || c.req.IMAOffset == 0 || !c.retryFull(h.Boot) {
 		return c, err
 	}
 	// The incremental read did not work out: the host rebooted since its
 	// last verified quote (its IMA log starts over), or the agent refused
 	// the offset, or the IMA replay failed. A full read decides.
-	return s.quote(ctx, h.ID, ak, bootState{}, now)
+	return s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, bootState{}, now)
+}
+
+// enrolledAK is what enrollment recorded of a host's AK and TPM.
+type enrolledAK struct {
+	public []byte   // TPMT_PUBLIC
+	banks  []string // the TPM's PCR banks at enrollment; nil if not recorded
 }
 
 // retryFull reports whether an incremental quote should be asked for again
@@ -137,7 +143,7 @@ func (c collected) retryFull(prev store.HostBoot) bool {
 	})
 }
 
-func (s *Service) quote(ctx context.Context, hostID string, ak []byte, prior bootState, now time.Time) (collected, error) {
+func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior bootState, now time.Time) (collected, error) {
 	req, err := s.quoteRequest(prior.IMAOffset)
 	if err != nil {
 		return collected{}, err
@@ -148,8 +154,8 @@ func (s *Service) quote(ctx context.Context, hostID string, ak []byte, prior boo
 		c.status, c.faults = agentFault(err)
 		return c, nil
 	}
-	v := appraise.Appraise(appraise.Input{AKPublic: ak, Request: req, Response: resp, IMAStart: prior.IMAValues,
-		Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}}, now)
+	v := appraise.Appraise(appraise.Input{AKPublic: ak.public, TPMBanks: ak.banks, Request: req, Response: resp,
+		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}}, now)
 	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
 	return c, nil
 }

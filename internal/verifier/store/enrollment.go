@@ -81,7 +81,10 @@ type ActivationChallenge struct {
 	ID, HostID                                string
 	AKPublic, AKName, EKPublic, EKCertificate []byte
 	SecretSHA256                              []byte
-	ExpiresAt, CreatedAt                      time.Time
+	// PCRBanks are the PCR banks the agent said its TPM had allocated; nil
+	// if it said none.
+	PCRBanks             []string
+	ExpiresAt, CreatedAt time.Time
 }
 
 // CreateChallenge stores a challenge; ErrConflict if its ID is taken.
@@ -90,10 +93,11 @@ func (q *queries) CreateChallenge(ctx context.Context, c ActivationChallenge) er
 		return fmt.Errorf("create activation challenge %q: no expiry", c.ID)
 	}
 	_, err := q.w.ExecContext(ctx, `INSERT INTO activation_challenges
-		(id, host_id, ak_public, ak_name, ek_public, ek_certificate, secret_sha256, expires_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		(id, host_id, ak_public, ak_name, ek_public, ek_certificate, secret_sha256, expires_at, created_at, pcr_banks)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		c.ID, c.HostID, dbBytes(c.AKPublic), dbBytes(c.AKName), dbBytes(c.EKPublic),
-		dbBytes(c.EKCertificate), dbBytes(c.SecretSHA256), c.ExpiresAt.UnixMicro(), createdAt(c.CreatedAt))
+		dbBytes(c.EKCertificate), dbBytes(c.SecretSHA256), c.ExpiresAt.UnixMicro(), createdAt(c.CreatedAt),
+		joinBanks(c.PCRBanks))
 	if err = classify(err); errors.Is(err, errUnique) {
 		return fmt.Errorf("activation challenge %q: %w", c.ID, ErrConflict)
 	} else if err != nil {
@@ -102,7 +106,18 @@ func (q *queries) CreateChallenge(ctx context.Context, c ActivationChallenge) er
 	return nil
 }
 
-const challengeColumns = `id, host_id, ak_public, ak_name, ek_public, ek_certificate, secret_sha256, expires_at, created_at`
+const challengeColumns = `id, host_id, ak_public, ak_name, ek_public, ek_certificate, secret_sha256, expires_at, created_at, pcr_banks`
+
+// joinBanks and splitBanks store a list of PCR bank names in a text column;
+// nil is the empty string.
+func joinBanks(banks []string) string { return strings.Join(banks, ",") }
+
+func splitBanks(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
 
 // ConsumeChallenge marks the challenge used and returns it, atomically: of
 // concurrent callers exactly one succeeds. Errors: ErrNotFound if there is no
@@ -112,13 +127,15 @@ func (q *queries) ConsumeChallenge(ctx context.Context, id string, now time.Time
 	var (
 		c               ActivationChallenge
 		expires, create sql.NullInt64
+		banks           string
 	)
 	err := q.w.QueryRowContext(ctx, `UPDATE activation_challenges SET used_at = $2
 		WHERE id = $1 AND used_at IS NULL AND expires_at > $2
 		RETURNING `+challengeColumns, id, now.UnixMicro()).Scan(
 		&c.ID, &c.HostID, &c.AKPublic, &c.AKName, &c.EKPublic, &c.EKCertificate, &c.SecretSHA256,
-		&expires, &create)
+		&expires, &create, &banks)
 	if err == nil {
+		c.PCRBanks = splitBanks(banks)
 		c.ExpiresAt = fromDBTime(expires)
 		c.CreatedAt = fromDBTime(create)
 		return c, nil
@@ -163,21 +180,25 @@ type AKEnrollment struct {
 	HostID                                         string
 	AKName, AKPublic, AKCertificate, EKCertificate []byte
 	EKPublicSHA256                                 string
-	CreatedAt                                      time.Time
+	// PCRBanks are the PCR banks the TPM had allocated at enrollment; nil
+	// if the agent did not say.
+	PCRBanks  []string
+	CreatedAt time.Time
 }
 
 // PutAKEnrollment stores the host's enrollment, replacing any it had
 // (re-enrollment). ErrConflict if another host has the same AK name.
 func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 	_, err := q.w.ExecContext(ctx, `INSERT INTO ak_enrollments
-		(host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		(host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at, pcr_banks)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (host_id) DO UPDATE SET
 			ak_name = excluded.ak_name, ak_public = excluded.ak_public,
 			ak_certificate = excluded.ak_certificate, ek_certificate = excluded.ek_certificate,
-			ek_public_sha256 = excluded.ek_public_sha256, created_at = excluded.created_at`,
+			ek_public_sha256 = excluded.ek_public_sha256, created_at = excluded.created_at,
+			pcr_banks = excluded.pcr_banks`,
 		e.HostID, dbBytes(e.AKName), dbBytes(e.AKPublic), dbBytes(e.AKCertificate), dbBytes(e.EKCertificate),
-		strings.ToLower(e.EKPublicSHA256), createdAt(e.CreatedAt))
+		strings.ToLower(e.EKPublicSHA256), createdAt(e.CreatedAt), joinBanks(e.PCRBanks))
 	if err = classify(err); errors.Is(err, errUnique) {
 		return fmt.Errorf("ak enrollment of host %q: ak name %x: %w", e.HostID, e.AKName, ErrConflict)
 	} else if err != nil {
@@ -186,18 +207,20 @@ func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 	return nil
 }
 
-const akEnrollmentColumns = `host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at`
+const akEnrollmentColumns = `host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at, pcr_banks`
 
 func (q *queries) akEnrollment(ctx context.Context, where string, arg any) (AKEnrollment, error) {
 	var (
 		e      AKEnrollment
 		create sql.NullInt64
+		banks  string
 	)
 	err := q.r.QueryRowContext(ctx, `SELECT `+akEnrollmentColumns+` FROM ak_enrollments WHERE `+where, arg).Scan(
-		&e.HostID, &e.AKName, &e.AKPublic, &e.AKCertificate, &e.EKCertificate, &e.EKPublicSHA256, &create)
+		&e.HostID, &e.AKName, &e.AKPublic, &e.AKCertificate, &e.EKCertificate, &e.EKPublicSHA256, &create, &banks)
 	if err != nil {
 		return AKEnrollment{}, err
 	}
+	e.PCRBanks = splitBanks(banks)
 	e.CreatedAt = fromDBTime(create)
 	return e, nil
 }

@@ -460,7 +460,7 @@ func testEKRegistrations(t *testing.T, s *Store) {
 func challenge(id string, expires time.Time) ActivationChallenge {
 	return ActivationChallenge{ID: id, HostID: "host-" + id, AKPublic: []byte("akpub"), AKName: []byte("akname"),
 		EKPublic: []byte("ekpub"), EKCertificate: []byte("ekcert"), SecretSHA256: []byte("digest"),
-		ExpiresAt: expires, CreatedAt: t0}
+		PCRBanks: []string{"SHA256", "SHA384"}, ExpiresAt: expires, CreatedAt: t0}
 }
 
 func testChallenges(t *testing.T, s *Store) {
@@ -476,7 +476,8 @@ func testChallenges(t *testing.T, s *Store) {
 	if got.ID != c.ID || got.HostID != c.HostID || !bytes.Equal(got.AKPublic, c.AKPublic) ||
 		!bytes.Equal(got.AKName, c.AKName) || !bytes.Equal(got.EKPublic, c.EKPublic) ||
 		!bytes.Equal(got.EKCertificate, c.EKCertificate) || !bytes.Equal(got.SecretSHA256, c.SecretSHA256) ||
-		!got.ExpiresAt.Equal(c.ExpiresAt) || !got.CreatedAt.Equal(c.CreatedAt) {
+		!got.ExpiresAt.Equal(c.ExpiresAt) || !got.CreatedAt.Equal(c.CreatedAt) ||
+		!slices.Equal(got.PCRBanks, c.PCRBanks) {
 		t.Errorf("ConsumeChallenge = %+v, want %+v", got, c)
 	}
 
@@ -529,11 +530,13 @@ func testDeleteExpiredChallenges(t *testing.T, s *Store) {
 func testAKEnrollments(t *testing.T, s *Store) {
 	ctx := t.Context()
 	e := AKEnrollment{HostID: "h1", AKName: []byte{0, 0xb, 1}, AKPublic: []byte("pub"), AKCertificate: []byte("cert"),
-		EKCertificate: []byte("ekcert"), EKPublicSHA256: strings.Repeat("ef", 32), CreatedAt: t0}
+		EKCertificate: []byte("ekcert"), EKPublicSHA256: strings.Repeat("ef", 32), CreatedAt: t0,
+		PCRBanks: []string{"SHA256", "SHA384"}}
 	equal := func(a, b AKEnrollment) bool {
 		return a.HostID == b.HostID && bytes.Equal(a.AKName, b.AKName) && bytes.Equal(a.AKPublic, b.AKPublic) &&
 			bytes.Equal(a.AKCertificate, b.AKCertificate) && bytes.Equal(a.EKCertificate, b.EKCertificate) &&
-			a.EKPublicSHA256 == b.EKPublicSHA256 && a.CreatedAt.Equal(b.CreatedAt)
+			a.EKPublicSHA256 == b.EKPublicSHA256 && a.CreatedAt.Equal(b.CreatedAt) &&
+			slices.Equal(a.PCRBanks, b.PCRBanks)
 	}
 	_, err := s.AKEnrollmentByHost(ctx, "h1")
 	wantErr(t, "AKEnrollmentByHost(missing)", err, ErrNotFound)
@@ -552,6 +555,7 @@ func testAKEnrollments(t *testing.T, s *Store) {
 	// Re-enrollment with a new AK replaces the old one.
 	e2 := e
 	e2.AKName, e2.AKCertificate, e2.CreatedAt = []byte{0, 0xb, 2}, []byte("cert2"), t0.Add(time.Hour)
+	e2.PCRBanks = nil // an older agent that names no banks
 	must(t, "PutAKEnrollment(re-enrollment)", s.PutAKEnrollment(ctx, e2))
 	got, err = s.AKEnrollmentByHost(ctx, "h1")
 	must(t, "AKEnrollmentByHost", err)
