@@ -138,30 +138,46 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	}
 	metrics = manager.NewMetrics(mgr)
 	notifier.OnFailure = metrics.EIMFailed
-	creds, err := os.ReadFile(cfg.NATS.CredsFile)
+	raw, err := os.ReadFile(cfg.NATS.CredsFile)
 	if err != nil {
 		return fmt.Errorf("read nats credentials: %w", err)
 	}
-	nc, err := bus.Connect(ctx, cfg.NATS.URL, creds, roots, "attestation-manager", logger)
+	creds, err := bus.ParseCredentials(raw)
+	if err != nil {
+		return fmt.Errorf("nats credentials %s: %w", cfg.NATS.CredsFile, err)
+	}
+	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
+		return bus.Connect(ctx, cfg.NATS.URL, c.Bytes(), roots, "attestation-manager", logger)
+	}
+	subscribe := func(nc *nats.Conn) ([]*nats.Subscription, error) {
+		sub, err := nc.Subscribe(bus.AllReports, func(msg *nats.Msg) {
+			host, err := bus.ParseReportSubject(msg.Subject)
+			if err != nil {
+				logger.Warn("ignoring trust report on an unexpected subject", slog.String("subject", msg.Subject), slog.Any("error", err))
+				return
+			}
+			// The subject says which host; the report itself is read from
+			// the verifier over the authenticated REST API. During a
+			// credential renewal a report may arrive twice (once on each
+			// connection): reading it twice is harmless.
+			mgr.ReportPublished(host)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
+		}
+		if err := nc.Flush(); err != nil {
+			_ = sub.Unsubscribe()
+			return nil, fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
+		}
+		return []*nats.Subscription{sub}, nil
+	}
+	// The connection renews its credentials at two thirds of their lifetime
+	// (in memory: the credentials file is not rewritten).
+	nc, err := bus.DialManager(ctx, creds, dial, subscribe, nil, logger)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	sub, err := nc.Subscribe(bus.AllReports, func(msg *nats.Msg) {
-		host, err := bus.ParseReportSubject(msg.Subject)
-		if err != nil {
-			logger.Warn("ignoring trust report on an unexpected subject", slog.String("subject", msg.Subject), slog.Any("error", err))
-			return
-		}
-		// The subject says which host; the report itself is read from the
-		// verifier over the authenticated REST API.
-		mgr.ReportPublished(host)
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", bus.AllReports, err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	tasks := []run.Task{mgr.Run, notifier.Run}
+	tasks := []run.Task{mgr.Run, notifier.Run, nc.Run}
 	if cfg.MetricsAddr != "" {
 		ready := func() error {
 			if !nc.IsConnected() {

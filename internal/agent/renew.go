@@ -27,9 +27,7 @@ const requestQueue = "trust-agent"
 
 // Renewal timing.
 const (
-	renewTimeout  = 30 * time.Second // one round trip to the verifier
-	minRenewRetry = 100 * time.Millisecond
-	maxRenewRetry = 5 * time.Minute
+	renewTimeout = 30 * time.Second // one round trip to the verifier
 )
 
 // Log field keys of renewals.
@@ -100,7 +98,7 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 		}
 		fresh, freshNC, freshSub, err := a.renew(ctx, nc, creds, dial)
 		if err != nil {
-			retry = renewRetry(creds)
+			retry = bus.RenewRetry(creds)
 			a.logger.Warn("bus credentials not renewed", keyError, err.Error(),
 				keyExpires, creds.Expires().UTC(), keyRetryIn, retry)
 			continue
@@ -158,13 +156,6 @@ func (a *Agent) subscribe(ctx context.Context, nc *nats.Conn) (*nats.Subscriptio
 		return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
 	return sub, nil
-}
-
-// renewRetry is how long to wait after a failed renewal: a tenth of the time
-// left, within [minRenewRetry, maxRenewRetry].
-func renewRetry(creds *bus.Credentials) time.Duration {
-	d := time.Until(creds.Expires()) / 10
-	return min(max(d, minRenewRetry), maxRenewRetry)
 }
 
 // currentConn publishes on the connection in use.

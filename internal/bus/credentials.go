@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -118,6 +119,56 @@ func RenewCredentials(ctx context.Context, nc *nats.Conn, hostID string, current
 	if err != nil {
 		return nil, err
 	}
+	return renewOn(ctx, nc, renew, issued, current)
+}
+
+// ManagerUserPrefix starts the user name of every attestation manager:
+// manager:<name>.
+const ManagerUserPrefix = "manager:"
+
+// ManagerName returns the name of an attestation manager's user name
+// (manager:<name>).
+func ManagerName(userName string) (string, bool) {
+	name, ok := strings.CutPrefix(userName, ManagerUserPrefix)
+	if !ok || ValidateHostID(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// RenewManagerCredentials is RenewCredentials for an attestation manager: it
+// asks on the renewal subject of the manager that current names.
+func RenewManagerCredentials(ctx context.Context, nc *nats.Conn, current *Credentials) (*Credentials, error) {
+	name, ok := ManagerName(current.Name())
+	if !ok {
+		return nil, fmt.Errorf("renew credentials: %q is not an attestation manager", current.Name())
+	}
+	renew, err := ManagerRenewSubject(name)
+	if err != nil {
+		return nil, err
+	}
+	issued, err := ManagerIssuedSubject(name)
+	if err != nil {
+		return nil, err
+	}
+	return renewOn(ctx, nc, renew, issued, current)
+}
+
+// Renewal retry bounds (see RenewRetry).
+const (
+	minRenewRetry = 100 * time.Millisecond
+	maxRenewRetry = 5 * time.Minute
+)
+
+// RenewRetry is how long to wait after a failed renewal: a tenth of the time
+// creds have left, within [100 ms, 5 min].
+func RenewRetry(creds *Credentials) time.Duration {
+	d := time.Until(creds.Expires()) / 10
+	return min(max(d, minRenewRetry), maxRenewRetry)
+}
+
+// renewOn publishes a renewal on renew and waits for its answer on issued.
+func renewOn(ctx context.Context, nc *nats.Conn, renew, issued string, current *Credentials) (*Credentials, error) {
 	sub, err := nc.SubscribeSync(issued)
 	if err != nil {
 		return nil, fmt.Errorf("renew credentials: subscribe %s: %w", issued, err)

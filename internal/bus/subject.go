@@ -14,7 +14,11 @@ const (
 	eventPrefix  = "trust-events"
 	reportPrefix = "trust-reports"
 	credsPrefix  = "trust-credentials" //nolint:gosec // G101: a subject prefix, not a credential
-	inboxPrefix  = "_INBOX"
+	// managerCredsPrefix is the renewal subjects of attestation managers:
+	// trust-credentials-manager.<name>.renew|issued. A first token of its
+	// own, so that no agent wildcard (trust-credentials.*.x) matches it.
+	managerCredsPrefix = "trust-credentials-manager" //nolint:gosec // G101: a subject prefix, not a credential
+	inboxPrefix        = "_INBOX"
 )
 
 // Wildcard subjects for the consumers of all hosts.
@@ -31,6 +35,11 @@ const (
 	AllRenewals = credsPrefix + ".*." + renewToken
 	// AllIssued matches every answer to a renewal.
 	AllIssued = credsPrefix + ".*." + issuedToken
+	// AllManagerRenewals matches every attestation manager's request for
+	// fresh credentials.
+	AllManagerRenewals = managerCredsPrefix + ".*." + renewToken
+	// AllManagerIssued matches every answer to a manager's renewal.
+	AllManagerIssued = managerCredsPrefix + ".*." + issuedToken
 )
 
 // Last tokens of the credential renewal subjects.
@@ -187,6 +196,40 @@ func ParseRenewSubject(subject string) (hostID string, err error) {
 		return "", fmt.Errorf("%w %q: want a renewal", ErrInvalidSubject, subject)
 	}
 	return host, nil
+}
+
+// ManagerRenewSubject is where the attestation manager called name asks for
+// fresh credentials: trust-credentials-manager.<name>.renew. Only that
+// manager may publish to it. name follows the host id grammar.
+func ManagerRenewSubject(name string) (string, error) {
+	if err := ValidateHostID(name); err != nil {
+		return "", fmt.Errorf("manager name: %w", err)
+	}
+	return managerCredsPrefix + "." + name + "." + renewToken, nil
+}
+
+// ManagerIssuedSubject is where the verifier answers a renewal of the
+// manager called name: trust-credentials-manager.<name>.issued. Only that
+// manager may subscribe to it (the answer carries a user seed).
+func ManagerIssuedSubject(name string) (string, error) {
+	if err := ValidateHostID(name); err != nil {
+		return "", fmt.Errorf("manager name: %w", err)
+	}
+	return managerCredsPrefix + "." + name + "." + issuedToken, nil
+}
+
+// ParseManagerRenewSubject returns the manager name of
+// trust-credentials-manager.<name>.renew. The name is the one the server let
+// publish there; never take it from the payload.
+func ParseManagerRenewSubject(subject string) (name string, err error) {
+	name, last, err := splitSubject(subject, managerCredsPrefix, 3)
+	if err != nil {
+		return "", err
+	}
+	if last != renewToken {
+		return "", fmt.Errorf("%w %q: want a renewal", ErrInvalidSubject, subject)
+	}
+	return name, nil
 }
 
 // ParseAgentRequestSubject splits trust-agent.<host-id>.<request>.

@@ -312,33 +312,44 @@ func (a *Authority) accountClaims() (*jwt.AccountClaims, error) {
 // ServiceCredentials issues the credentials of a verifier service (HVS): it
 // may publish requests to any agent (trust-agent.>) and trust reports
 // (trust-reports.>), and subscribe to every agent event (trust-events.>) and to
-// reply inboxes (_INBOX.>).
+// reply inboxes (_INBOX.>); it answers the renewals of agents and managers
+// (subscribe trust-credentials.*.renew and trust-credentials-manager.*.renew,
+// publish the matching .issued subjects).
 func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
 	perms := jwt.Permissions{
-		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued}},
-		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals}},
+		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued, bus.AllManagerIssued}},
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals, bus.AllManagerRenewals}},
 	}
 	creds, _, _, err := a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 	return creds, err
 }
 
 // ManagerCredentials issues the credentials of an attestation manager: it may
-// subscribe to trust reports (trust-reports.>) and publish nothing. It makes no
+// subscribe to trust reports (trust-reports.>) and to the answers to its own
+// renewals (trust-credentials-manager.<name>.issued), and publish only its own
+// renewal requests (trust-credentials-manager.<name>.renew). It makes no other
 // requests, so it gets no _INBOX subscription either (which would let it read
 // the agents' answers to the verifier).
 func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("manager credentials: name: %w", err)
 	}
-	perms := jwt.Permissions{
-		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllReports}},
-		// An allow list that matches nothing: deny every publish.
-		Pub: jwt.Permission{Deny: jwt.StringList{">"}},
+	renew, err := bus.ManagerRenewSubject(name)
+	if err != nil {
+		return nil, fmt.Errorf("manager credentials: %w", err)
 	}
-	creds, _, _, err := a.userCredentials("manager:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+	issued, err := bus.ManagerIssuedSubject(name)
+	if err != nil {
+		return nil, fmt.Errorf("manager credentials: %w", err)
+	}
+	perms := jwt.Permissions{
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllReports, issued}},
+		Pub: jwt.Permission{Allow: jwt.StringList{renew}},
+	}
+	creds, _, _, err := a.userCredentials(bus.ManagerUserPrefix+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 	return creds, err
 }
 

@@ -119,15 +119,15 @@ func TestCredentialClaims(t *testing.T) {
 		{
 			name:      "a service may request agents, publish reports, hear events and replies and answer renewals",
 			issue:     func() ([]byte, error) { return a.ServiceCredentials("hvs", time.Hour) },
-			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued"},
-			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew"},
+			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued", "trust-credentials-manager.*.issued"},
+			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew", "trust-credentials-manager.*.renew"},
 			connTypes: []string{jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess},
 		},
 		{
-			name:      "a manager may only hear reports",
+			name:      "a manager may only hear reports and renew its own credentials",
 			issue:     func() ([]byte, error) { return a.ManagerCredentials("manager", time.Hour) },
-			pubDeny:   []string{">"},
-			subAllow:  []string{"trust-reports.>"},
+			pubAllow:  []string{"trust-credentials-manager.manager.renew"},
+			subAllow:  []string{"trust-reports.>", "trust-credentials-manager.manager.issued"},
 			connTypes: []string{jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess},
 		},
 	}

@@ -115,8 +115,8 @@ type RenewerConfig struct {
 	ReconcileInterval time.Duration
 }
 
-// Renewer answers the agents' requests for fresh credentials and cuts off
-// the agents of hosts that are gone.
+// Renewer answers the requests of agents and attestation managers for fresh
+// credentials, and cuts off the agents of hosts that are gone.
 type Renewer struct {
 	cfg    RenewerConfig
 	auth   *Authority
@@ -128,6 +128,7 @@ type Renewer struct {
 // Log field keys.
 const (
 	keyHost    = "host_id"
+	keyManager = "manager"
 	keyErr     = "error"
 	keyExpires = "expires"
 )
@@ -163,6 +164,11 @@ func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("credential renewer: subscribe: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	msub, err := nc.QueueSubscribe(bus.AllManagerRenewals, "tc-credentials", func(m *nats.Msg) { r.renewManager(nc, m) })
+	if err != nil {
+		return fmt.Errorf("credential renewer: subscribe: %w", err)
+	}
+	defer func() { _ = msub.Unsubscribe() }()
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("credential renewer: flush: %w", err)
 	}
@@ -271,5 +277,43 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		// After the answer, so that the agent learns why it is cut off.
 		_ = nc.Flush()
 		r.HostRemoved(host)
+	}
+}
+
+// renewManager answers one renewal of an attestation manager. The name comes
+// from the subject, which the server lets only that manager publish to (and
+// only while its credentials are valid); the answer goes to the subject only
+// that manager may read. Managers are not registered anywhere: a manager
+// credential is cut off by letting it expire (or by rotating the account).
+func (r *Renewer) renewManager(nc *nats.Conn, m *nats.Msg) {
+	name, err := bus.ParseManagerRenewSubject(m.Subject)
+	if err != nil {
+		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
+		return
+	}
+	var req bus.RenewRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+		r.logger.Warn("bus credentials: malformed renewal", keyManager, name)
+		return
+	}
+	reply := bus.RenewReply{Nonce: req.Nonce}
+	creds, err := r.auth.ManagerCredentials(name, r.cfg.TTL)
+	if err != nil {
+		r.logger.Error("bus credentials: mint", keyManager, name, keyErr, err.Error())
+		reply.Error = "the verifier could not issue credentials"
+	} else {
+		reply.Credentials = string(creds)
+		r.logger.Info("bus credentials renewed", keyManager, name, keyExpires, time.Now().Add(r.cfg.TTL).UTC())
+	}
+	body, err := json.Marshal(reply)
+	if err != nil {
+		return
+	}
+	subject, err := bus.ManagerIssuedSubject(name)
+	if err != nil {
+		return
+	}
+	if err := nc.Publish(subject, body); err != nil {
+		r.logger.Warn("bus credentials: answer", keyManager, name, keyErr, err.Error())
 	}
 }
