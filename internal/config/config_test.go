@@ -55,7 +55,7 @@ func TestLoadLayersDefaultsFileAndEnvironment(t *testing.T) {
 
 func TestLoadRefusesUnknownKeysAndReportsEveryBadVariable(t *testing.T) {
 	var cfg sample
-	if err := Load(writeFile(t, "name: x\nnmae: typo\n"), env(nil), &cfg); err == nil || !strings.Contains(err.Error(), "nmae") {
+	if err := Load(writeFile(t, "name: x\nnmea: typo\n"), env(nil), &cfg); err == nil || !strings.Contains(err.Error(), "nmea") {
 		t.Fatalf("unknown key: err = %v", err)
 	}
 	err := Load("", env(map[string]string{"TC_POLL": "soon", "TC_WORKERS": "many", "TC_ON": "yes please"}), &cfg)

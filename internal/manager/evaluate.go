@@ -173,7 +173,7 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	if acted && latest.Created.After(st.evidenceAt) {
 		st.evidenceAt = latest.Created
 	}
-	if acted && why != triggerSchedule && !(trusted(st.node) && m.stale(st, now)) {
+	if acted && why != triggerSchedule && (!trusted(st.node) || !m.stale(st, now)) {
 		if first {
 			// Resume the schedule from that report; if it is overdue,
 			// spread the overdue nodes over the jitter window.

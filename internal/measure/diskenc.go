@@ -198,7 +198,7 @@ func cryptVolume(r *os.Root, dir, rest string) evidence.CryptVolume {
 
 func isHex(s string) bool {
 	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 			return false
 		}
 	}

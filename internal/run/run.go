@@ -91,7 +91,9 @@ func Server(ctx context.Context, srv *http.Server, serve func() error, grace tim
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
-		<-errc // http.ErrServerClosed
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 		return nil
 	}
 }

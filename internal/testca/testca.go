@@ -133,7 +133,7 @@ func CSR(t testing.TB, key crypto.Signer, cn string) *x509.CertificateRequest {
 // ReadCert reads the first PEM block of the file at path as a certificate.
 func ReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // G304: test fixtures the caller names
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ type Verifier struct {
 func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifier {
 	t.Helper()
 	// t.TempDir is 0755; the verifier refuses a data directory others may read.
-	if err := os.Chmod(dataDir, 0o700); err != nil {
+	if err := os.Chmod(dataDir, 0o700); err != nil { //nolint:gosec // G302: a directory needs its x bit; 0700 is owner-only
 		t.Fatal(err)
 	}
 	acfg := aas.DefaultConfig()

@@ -234,7 +234,7 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, b, 0o644); err != nil { //nolint:gosec // fixture files are public
+	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -299,7 +299,7 @@ func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
 	t.Helper()
 	a := &agentProcess{t: t, exited: make(chan struct{})}
 	// Not the test's context: the cleanup below stops the agent with SIGTERM.
-	a.cmd = exec.CommandContext(context.Background(), bin, "run", "-config", cfgFile) //nolint:gosec // G204: the binary this test built
+	a.cmd = exec.CommandContext(context.Background(), bin, "run", "-config", cfgFile)
 	if e := os.Getenv("TC_FOOTPRINT_AGENT_ENV"); e != "" {
 		a.cmd.Env = append(os.Environ(), strings.Fields(e)...)
 	}
