@@ -244,7 +244,8 @@ func (s *Service) ImportFlavors(ctx context.Context, c flavor.FlavorCollection, 
 }
 
 // ImportSignedFlavors stores flavors signed elsewhere, all or none, when
-// every signature verifies under the CMS root.
+// every signature verifies as the verifier's own signing identity
+// (internal/signerid: HVS Signing ← Verifier Signing CA ← the CMS root).
 func (s *Service) ImportSignedFlavors(ctx context.Context, c flavor.SignedFlavorCollection, groupNames []string) ([]flavor.SignedFlavor, error) {
 	if n := len(c.SignedFlavors); n == 0 || n > flavor.MaxCollectionFlavors {
 		return nil, inputErrorf("signed_flavor_collection holds %d flavors, want 1 to %d", n, flavor.MaxCollectionFlavors)
