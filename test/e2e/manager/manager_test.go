@@ -36,6 +36,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/eim"
@@ -63,18 +64,6 @@ const (
 var worlds atomic.Int32
 
 var discard = slog.New(slog.DiscardHandler)
-
-// clock is a settable clock for the manager's schedule.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) After(d time.Duration) <-chan time.Time {
-	return time.After(time.Hour)
-}
-func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // eimServer records the calls of the attestation manager.
 type eimServer struct {
@@ -183,7 +172,7 @@ type world struct {
 	base     string
 	cs       kubernetes.Interface
 	eim      *eimServer
-	clock    *clock
+	clock    *clock.Fake
 	mgr      *manager.Manager
 	mgrDeps  manager.Deps
 	mgrCfg   manager.Config
@@ -195,7 +184,7 @@ type world struct {
 
 func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	t.Helper()
-	w := &world{clock: &clock{now: time.Now()}, eim: &eimServer{}, nodeName: fmt.Sprintf("edge-%d", worlds.Add(1))}
+	w := &world{clock: clock.NewFake(time.Now()), eim: &eimServer{}, nodeName: fmt.Sprintf("edge-%d", worlds.Add(1))}
 	sw := tpmtest.NewWithEKCert(t)
 	ekRoots := x509.NewCertPool()
 	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
@@ -296,7 +285,7 @@ func (w *world) stopVerifier() { w.vt.Stop() }
 // attest runs one manager round after the node's schedule came due.
 func (w *world) attest(t *testing.T) *corev1.Node {
 	t.Helper()
-	w.clock.advance(2 * time.Hour)
+	w.clock.Advance(2 * time.Hour)
 	w.mgr.Tick(context.Background())
 	n, err := w.cs.CoreV1().Nodes().Get(context.Background(), w.nodeName, metav1.GetOptions{})
 	if err != nil {
