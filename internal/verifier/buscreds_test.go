@@ -2,11 +2,9 @@ package verifier_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -31,14 +29,7 @@ import (
 func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeleted(t *testing.T) {
 	const lifetime = 3 * time.Second
 	sw := tpmtest.NewWithEKCert(t)
-	ekRoots := x509.NewCertPool()
-	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ekRoots.AppendCertsFromPEM(b)
-	}
+	ekRoots := tpmtest.LocalCAPool(t)
 	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) {
 		c.AAS.CredentialValidity = lifetime
 		c.Enrollment.EKRoots = ekRoots

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -186,14 +185,7 @@ func TestAgentCredentialsConnectToTheBus(t *testing.T) {
 // operator asks HVS to enroll it, and the AK certificate comes back.
 func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	sw := tpmtest.NewWithEKCert(t)
-	ekRoots := x509.NewCertPool()
-	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ekRoots.AppendCertsFromPEM(b)
-	}
+	ekRoots := tpmtest.LocalCAPool(t)
 	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
 	admin := h.login(t, "admin", adminPassword)
 	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"TA","parameters":{"host-id":"edge-1"}}`))

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -118,14 +117,7 @@ func TestAgentFootprintOnANodeWorkload(t *testing.T) {
 	measure(bootIMAEntries)
 
 	// The verifier, trusting swtpm's local CA for EK certificates.
-	ekRoots := x509.NewCertPool()
-	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatalf("swtpm local CA: %v", err)
-		}
-		ekRoots.AppendCertsFromPEM(b)
-	}
+	ekRoots := tpmtest.LocalCAPool(t)
 	dataDir := t.TempDir()
 	vt := verifiertest.Start(t, dataDir, func(c *verifier.Config) {
 		c.Enrollment = enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots}

@@ -186,14 +186,7 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	t.Helper()
 	w := &world{clock: clock.NewFake(time.Now()), eim: &eimServer{}, nodeName: fmt.Sprintf("edge-%d", worlds.Add(1))}
 	sw := tpmtest.NewWithEKCert(t)
-	ekRoots := x509.NewCertPool()
-	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ekRoots.AppendCertsFromPEM(b)
-	}
+	ekRoots := tpmtest.LocalCAPool(t)
 	cs := clustertest.Clientset(t)
 	w.cs = cs
 	w.ns = w.nodeName + "-tc"
