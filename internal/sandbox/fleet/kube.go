@@ -42,28 +42,32 @@ func ensureKubeNode(ctx context.Context, cs kubernetes.Interface, name, hostID s
 	return nil
 }
 
-// teeNodes records every action in the local registry (the live view and the
-// scenarios read it) and does the same to the real cluster's Node objects.
+// teeNodes does every action to the real cluster's Node objects, then
+// records it in the local registry (the live view and the scenarios read
+// it). The cluster goes first, so that whoever sees an action in the registry
+// finds it in the cluster too.
 type teeNodes struct {
 	*Registry
 	kube *cluster.Nodes
 }
 
 func (t teeNodes) MarkVerified(ctx context.Context, node string, ready bool, reportID, message string) error {
-	return errors.Join(t.Registry.MarkVerified(ctx, node, ready, reportID, message),
-		t.kube.MarkVerified(ctx, node, ready, reportID, message))
+	kerr := t.kube.MarkVerified(ctx, node, ready, reportID, message)
+	return errors.Join(kerr, t.Registry.MarkVerified(ctx, node, ready, reportID, message))
 }
 
 func (t teeNodes) MarkFailed(ctx context.Context, node string, status cluster.Status, parts []string, reportID, message string) (bool, error) {
-	changed, err := t.Registry.MarkFailed(ctx, node, status, parts, reportID, message)
 	_, kerr := t.kube.MarkFailed(ctx, node, status, parts, reportID, message)
-	return changed, errors.Join(err, kerr)
+	changed, err := t.Registry.MarkFailed(ctx, node, status, parts, reportID, message)
+	return changed, errors.Join(kerr, err)
 }
 
 func (t teeNodes) Onboarded(ctx context.Context, node string, ready bool, reportID string) error {
-	return errors.Join(t.Registry.Onboarded(ctx, node, ready, reportID), t.kube.Onboarded(ctx, node, ready, reportID))
+	kerr := t.kube.Onboarded(ctx, node, ready, reportID)
+	return errors.Join(kerr, t.Registry.Onboarded(ctx, node, ready, reportID))
 }
 
 func (t teeNodes) Pending(ctx context.Context, node, reason, message string) error {
-	return errors.Join(t.Registry.Pending(ctx, node, reason, message), t.kube.Pending(ctx, node, reason, message))
+	kerr := t.kube.Pending(ctx, node, reason, message)
+	return errors.Join(kerr, t.Registry.Pending(ctx, node, reason, message))
 }
