@@ -10,7 +10,6 @@
 package cms
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -329,7 +327,7 @@ func newAuthority(what string, now time.Time, tmpl *x509.Certificate, parent *au
 	if err != nil {
 		return authority{}, fmt.Errorf("generate key: %w", err)
 	}
-	if tmpl.SerialNumber, err = newSerial(); err != nil {
+	if tmpl.SerialNumber, err = NewSerial(); err != nil {
 		return authority{}, err
 	}
 	tmpl.NotBefore = now.Add(-backdate)
@@ -340,13 +338,9 @@ func newAuthority(what string, now time.Time, tmpl *x509.Certificate, parent *au
 	if parent != nil {
 		issuer = *parent
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.cert, key.Public(), issuer.key)
+	cert, err := Certify(tmpl, issuer.cert, key.Public(), issuer.key)
 	if err != nil {
-		return authority{}, fmt.Errorf("sign %s certificate: %w", what, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return authority{}, fmt.Errorf("parse %s certificate: %w", what, err)
+		return authority{}, fmt.Errorf("%s certificate: %w", what, err)
 	}
 	return authority{cert: cert, key: key}, nil
 }
@@ -382,52 +376,13 @@ func checkCA(a authority) error {
 	return nil
 }
 
-func newSerial() (*big.Int, error) {
-	s, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("generate serial number: %w", err)
-	}
-	return s.Add(s, big.NewInt(1)), nil // never zero
-}
-
-const (
-	pemKey  = "PRIVATE KEY"
-	pemCert = "CERTIFICATE"
-)
-
 // encodeAuthority encodes a CA as PEM: the PKCS#8 key, then the certificate.
-func encodeAuthority(a authority) ([]byte, error) {
-	k, err := x509.MarshalPKCS8PrivateKey(a.key)
-	if err != nil {
-		return nil, fmt.Errorf("marshal key: %w", err)
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: pemKey, Bytes: k})
-	return append(out, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: a.cert.Raw})...), nil
-}
+func encodeAuthority(a authority) ([]byte, error) { return EncodeKeyPair(a.key, a.cert) }
 
 func decodeAuthority(b []byte) (authority, error) {
-	kb, rest := pem.Decode(b)
-	if kb == nil || kb.Type != pemKey {
-		return authority{}, errors.New("first PEM block must be a PRIVATE KEY")
-	}
-	cb, rest := pem.Decode(rest)
-	if cb == nil || cb.Type != pemCert {
-		return authority{}, errors.New("second PEM block must be a CERTIFICATE")
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return authority{}, errors.New("trailing data after the certificate")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	key, cert, err := DecodeKeyPair(b)
 	if err != nil {
-		return authority{}, fmt.Errorf("parse key: %w", err)
-	}
-	key, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return authority{}, fmt.Errorf("key is %T, want an ECDSA key", k)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return authority{}, fmt.Errorf("parse certificate: %w", err)
+		return authority{}, err
 	}
 	return authority{cert: cert, key: key}, nil
 }

@@ -239,7 +239,7 @@ func (ca *CA) issueUnder(issuer authority, kind string, pub crypto.PublicKey, cn
 	if notAfter.After(issuer.cert.NotAfter) {
 		notAfter = issuer.cert.NotAfter
 	}
-	serial, err := newSerial()
+	serial, err := NewSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -265,13 +265,9 @@ func (ca *CA) issueUnder(issuer authority, kind string, pub crypto.PublicKey, cn
 		tmpl.KeyUsage |= x509.KeyUsageContentCommitment
 		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{OIDExtKeyUsageDocumentSigning}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.cert, pub, issuer.key)
+	leaf, err := Certify(tmpl, issuer.cert, pub, issuer.key)
 	if err != nil {
-		return nil, fmt.Errorf("sign %s certificate: %w", kind, err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse %s certificate: %w", kind, err)
+		return nil, fmt.Errorf("%s certificate: %w", kind, err)
 	}
 	return []*x509.Certificate{leaf, issuer.cert, ca.root.cert}, nil
 }

@@ -10,14 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"time"
 
 	"trustedcompute.io/tc/internal/tpm/credential"
+	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -36,10 +35,7 @@ var OIDAKCertificate = asn1.ObjectIdentifier{2, 23, 133, 8, 3}
 // backdate is how far NotBefore lies before now, for clock skew.
 const backdate = 5 * time.Minute
 
-const (
-	pemKey  = "PRIVATE KEY"
-	pemCert = "CERTIFICATE"
-)
+const pemCert = "CERTIFICATE"
 
 // privacyCA is the CA that certifies enrolled AKs.
 type privacyCA struct {
@@ -88,7 +84,7 @@ func newPrivacyCA(now time.Time, validity time.Duration) (*privacyCA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	serial, err := newSerial()
+	serial, err := cms.NewSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -102,13 +98,9 @@ func newPrivacyCA(now time.Time, validity time.Duration) (*privacyCA, error) {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := cms.Certify(tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("self-sign: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse own certificate: %w", err)
 	}
 	return newCA(cert, key), nil
 }
@@ -119,39 +111,13 @@ func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey) *privacyCA {
 	return &privacyCA{cert: cert, key: key, pool: pool}
 }
 
-func (ca *privacyCA) encode() ([]byte, error) {
-	k, err := x509.MarshalPKCS8PrivateKey(ca.key)
-	if err != nil {
-		return nil, fmt.Errorf("marshal key: %w", err)
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: pemKey, Bytes: k})
-	return append(out, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: ca.cert.Raw})...), nil
-}
+func (ca *privacyCA) encode() ([]byte, error) { return cms.EncodeKeyPair(ca.key, ca.cert) }
 
 // decodeCA decodes and checks a stored privacy CA.
 func (e *Enroller) decodeCA(b []byte) (*privacyCA, error) {
-	kb, rest := pem.Decode(b)
-	if kb == nil || kb.Type != pemKey {
-		return nil, errors.New("stored privacy ca: first PEM block must be a PRIVATE KEY")
-	}
-	cb, rest := pem.Decode(rest)
-	if cb == nil || cb.Type != pemCert {
-		return nil, errors.New("stored privacy ca: second PEM block must be a CERTIFICATE")
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, errors.New("stored privacy ca: trailing data after the certificate")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	key, cert, err := cms.DecodeKeyPair(b)
 	if err != nil {
-		return nil, fmt.Errorf("stored privacy ca: parse key: %w", err)
-	}
-	key, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("stored privacy ca: key is %T, want an ECDSA key", k)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("stored privacy ca: parse certificate: %w", err)
+		return nil, fmt.Errorf("stored privacy ca: %w", err)
 	}
 	switch {
 	case !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0:
@@ -170,7 +136,7 @@ func (e *Enroller) decodeCA(b []byte) (*privacyCA, error) {
 // issueAK certifies an AK public key for hostID: a leaf (no CA), subject
 // CN=hostID, digital signature only, extended key usage tcg-kp-AIKCertificate.
 func (ca *privacyCA) issueAK(akKey crypto.PublicKey, hostID string, now time.Time, validity time.Duration) (*x509.Certificate, error) {
-	serial, err := newSerial()
+	serial, err := cms.NewSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -188,19 +154,7 @@ func (ca *privacyCA) issueAK(akKey crypto.PublicKey, hostID string, now time.Tim
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, akKey, ca.key)
-	if err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
-	}
-	return x509.ParseCertificate(der)
-}
-
-func newSerial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("serial number: %w", err)
-	}
-	return n.Add(n, big.NewInt(1)), nil
+	return cms.Certify(tmpl, ca.cert, akKey, ca.key)
 }
 
 // Reasons an AK is not accepted for quotes (AKError.Reason).
