@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -13,11 +12,13 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/testca"
 )
 
 // fakeClock is the shared settable clock.
@@ -80,32 +81,32 @@ func (s *fakeStore) UserByName(_ context.Context, name string) (User, error) {
 func (s *fakeStore) UserByID(_ context.Context, id string) (User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.users[id]
-	if !ok {
-		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
-	}
-	return u, nil
+	return lookup(s.users, "user", id)
 }
 
 func (s *fakeStore) ListUsers(context.Context) ([]User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []User
-	for _, u := range s.users {
-		out = append(out, u)
-	}
-	slices.SortFunc(out, func(a, b User) int { return compareStrings(a.Name, b.Name) })
-	return out, nil
+	return sortedBy(s.users, func(u User) string { return u.Name }), nil
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// lookup returns m[id], or an error wrapping ErrNotFound; s.mu is held.
+func lookup[V any](m map[string]V, kind, id string) (V, error) {
+	v, ok := m[id]
+	if !ok {
+		return v, fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
 	}
-	return 0
+	return v, nil
+}
+
+// sortedBy returns the values of m ordered by key; s.mu is held.
+func sortedBy[V any](m map[string]V, key func(V) string) []V {
+	var out []V
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b V) int { return strings.Compare(key(a), key(b)) })
+	return out
 }
 
 // UpdateUserPassword, RemoveUserRole, DeleteRole and SetRolePermissions move
@@ -171,22 +172,13 @@ func (s *fakeStore) CreateRole(_ context.Context, r Role) error {
 func (s *fakeStore) RoleByID(_ context.Context, id string) (Role, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.roles[id]
-	if !ok {
-		return Role{}, fmt.Errorf("role %q: %w", id, ErrNotFound)
-	}
-	return r, nil
+	return lookup(s.roles, "role", id)
 }
 
 func (s *fakeStore) ListRoles(context.Context) ([]Role, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Role
-	for _, r := range s.roles {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b Role) int { return compareStrings(a.ID, b.ID) })
-	return out, nil
+	return sortedBy(s.roles, func(r Role) string { return r.ID }), nil
 }
 
 func (s *fakeStore) DeleteRole(_ context.Context, id string) error {
@@ -325,15 +317,16 @@ type fakeCA struct {
 
 func newFakeCA(t testing.TB, now func() time.Time) *fakeCA {
 	t.Helper()
-	rkey := mustKey(t)
-	ikey := mustKey(t)
+	rkey := testca.NewKey(t)
+	ikey := testca.NewKey(t)
 	start := now().Add(-time.Hour)
-	root := mustCert(t, &x509.Certificate{
+	rootTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
 		NotBefore: start, NotAfter: start.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign,
-	}, nil, &rkey.PublicKey, rkey)
-	inter := mustCert(t, &x509.Certificate{
+	}
+	root := testca.Sign(t, rootTmpl, rootTmpl, &rkey.PublicKey, rkey)
+	inter := testca.Sign(t, &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test signing ca"},
 		NotBefore: start, NotAfter: start.Add(5 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign,
@@ -367,31 +360,6 @@ func (ca *fakeCA) Issued() int {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
 	return ca.issued
-}
-
-func mustKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
-	t.Helper()
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // fakeCreds records credential requests.

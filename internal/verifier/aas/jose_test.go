@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/testca"
 )
 
 // The AAS signs and verifies through go-jose v4 (issue 10). These tests pin
 // the wire format, so tokens and key ids stay what clients already know.
 
 func TestTheKeyIDIsTheRFC7638Thumbprint(t *testing.T) {
-	key := mustKey(t)
+	key := testca.NewKey(t)
 	x, y, err := coordinates(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)

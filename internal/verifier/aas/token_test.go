@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
@@ -108,7 +109,7 @@ func TestVerifierRefusesEveryBadToken(t *testing.T) {
 		}
 		return tok
 	}
-	otherKey := mustKey(t)
+	otherKey := testca.NewKey(t)
 	pubDER, err := x509.MarshalPKIXPublicKey(&f.aas.signer.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
