@@ -13,12 +13,11 @@ import (
 
 func (a *app) credentialsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "credentials", Short: "Issue bus credentials"}
-	cmd.AddCommand(a.credentialsAgent())
+	cmd.AddCommand(a.credentialsAgent(), a.credentialsManager())
 	return cmd
 }
 
 func (a *app) credentialsAgent() *cobra.Command {
-	var file string
 	cmd := &cobra.Command{
 		Use:   "agent <host-id> -f <out.creds>",
 		Short: "Issue a trust agent's NATS credentials into a file (mode 0600)",
@@ -27,19 +26,43 @@ private key: they are written to the file with mode 0600 and never printed.
 Install the file on the node with the CMS root.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeHostIDs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			body := restapi.CredentialsRequest{Type: restapi.CredentialsAgent, Parameters: map[string]string{restapi.ParamHostID: args[0]}}
-			creds, err := c.do(ctx, request{method: http.MethodPost, path: "/aas/v1/credentials", in: body})
-			if err != nil {
-				return fmt.Errorf("issue credentials of host %s: %w", args[0], err)
-			}
-			if err := writeFileAtomic(file, creds, 0o600); err != nil {
-				return err
-			}
-			_, _ = fmt.Fprintf(out, "credentials of host %s written to %s (mode 0600)\n", args[0], file)
-			return nil
-		}),
 	}
+	return a.issueCredentials(cmd, func(args []string) (restapi.CredentialsRequest, string) {
+		return restapi.CredentialsRequest{Type: restapi.CredentialsAgent, Parameters: map[string]string{restapi.ParamHostID: args[0]}}, "host " + args[0]
+	})
+}
+
+func (a *app) credentialsManager() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "manager -f <out.creds>",
+		Short: "Issue the attestation manager's NATS credentials into a file (mode 0600)",
+		Long: `Issue the NATS credentials of the attestation manager: it may subscribe
+to trust reports only. They hold a private key: they are written to the
+file with mode 0600 and never printed. Put the file into the Secret the
+manager reads (attestationManager.nats.credsSecret).`,
+		Args: cobra.NoArgs,
+	}
+	return a.issueCredentials(cmd, func([]string) (restapi.CredentialsRequest, string) {
+		return restapi.CredentialsRequest{Type: restapi.CredentialsManager}, "the attestation manager"
+	})
+}
+
+// issueCredentials completes cmd: it asks AAS for the credentials that
+// describe names and writes them to the file of -f with mode 0600.
+func (a *app) issueCredentials(cmd *cobra.Command, describe func(args []string) (restapi.CredentialsRequest, string)) *cobra.Command {
+	var file string
+	cmd.RunE = a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+		body, whose := describe(args)
+		creds, err := c.do(ctx, request{method: http.MethodPost, path: "/aas/v1/credentials", in: body})
+		if err != nil {
+			return fmt.Errorf("issue credentials of %s: %w", whose, err)
+		}
+		if err := writeFileAtomic(file, creds, 0o600); err != nil {
+			return err
+		}
+		_, _ = fmt.Fprintf(out, "credentials of %s written to %s (mode 0600)\n", whose, file)
+		return nil
+	})
 	cmd.Flags().StringVarP(&file, "file", "f", "", "file to write (required)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd

@@ -13,7 +13,7 @@ import (
 
 func (a *app) hostCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Register, list and remove hosts in the verifier"}
-	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostDelete())
+	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete())
 	return cmd
 }
 

@@ -250,29 +250,47 @@ func TestAGrantedRoleIsWhatTheUserMayDo(t *testing.T) {
 	admin.must(t, "role", "delete", "HVS:HostReader")
 }
 
-func TestAgentCredentialsAreWrittenForTheOwnerOnly(t *testing.T) {
+func TestBusCredentialsAreWrittenForTheOwnerOnly(t *testing.T) {
 	h := startVerifier(t)
 	c := loggedIn(t, h)
-	path := filepath.Join(t.TempDir(), "edge-1.creds")
-	out := c.must(t, "credentials", "agent", "edge-1", "-f", path)
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("credentials file mode %v, want 0600", fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "NATS USER JWT") || !strings.Contains(string(b), "USER NKEY SEED") {
-		t.Fatalf("credentials file:\n%.200s", b)
-	}
-	if strings.Contains(out, "SEED") || strings.Contains(out, "-----BEGIN") {
-		t.Errorf("the credentials were printed:\n%s", out)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "edge-1.creds")
+	for _, args := range [][]string{{"agent", "edge-1"}, {"manager"}} {
+		path := filepath.Join(dir, args[0]+".creds")
+		out := c.must(t, append(append([]string{"credentials"}, args...), "-f", path)...)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: credentials file mode %v, want 0600", args[0], fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "NATS USER JWT") || !strings.Contains(string(b), "USER NKEY SEED") {
+			t.Fatalf("%s: credentials file:\n%.200s", args[0], b)
+		}
+		if strings.Contains(out, "SEED") || strings.Contains(out, "-----BEGIN") {
+			t.Errorf("%s: the credentials were printed:\n%s", args[0], out)
+		}
 	}
 	if _, _, err := c.run("credentials", "agent", "not a host id!", "-f", path+".2"); err == nil || !strings.Contains(err.Error(), "400 Bad Request") {
 		t.Errorf("credentials for a bad host id: %v", err)
+	}
+}
+
+func TestHostEnrollNamesWhyTheAKWasNotEnrolled(t *testing.T) {
+	h := startVerifier(t)
+	c := loggedIn(t, h)
+	for _, tc := range []struct{ hostID, want string }{
+		{"edge-1", `trust agent of host "edge-1"`},
+		{"not a host id!", "400 Bad Request"},
+	} {
+		_, _, err := c.run("host", "enroll", tc.hostID)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("host enroll %q: %v, want an error containing %q", tc.hostID, err, tc.want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -259,23 +260,8 @@ func (e *Enroller) deleteEndorsement(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// enrollmentRequest is the body of POST /hvs/v2/aik-enrollments.
-type enrollmentRequest struct {
-	HostID string `json:"host_id"`
-}
-
-// Enrollment is an enrolled AK as the API shows it.
-type Enrollment struct {
-	HostID string `json:"host_id"`
-	// AKName is the TPM name of the AK in hex.
-	AKName string `json:"ak_name"`
-	// AKCertificate is the AK certificate the privacy CA issued, as PEM.
-	AKCertificate string    `json:"ak_certificate"`
-	Created       time.Time `json:"created"`
-}
-
-func enrollmentView(enr store.AKEnrollment) Enrollment {
-	return Enrollment{
+func enrollmentView(enr store.AKEnrollment) restapi.AKEnrollment {
+	return restapi.AKEnrollment{
 		HostID:        enr.HostID,
 		AKName:        hex.EncodeToString(enr.AKName),
 		AKCertificate: string(pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: enr.AKCertificate})),
@@ -284,7 +270,7 @@ func enrollmentView(enr store.AKEnrollment) Enrollment {
 }
 
 func (e *Enroller) createEnrollment(w http.ResponseWriter, r *http.Request) {
-	var in enrollmentRequest
+	var in restapi.AKEnrollmentRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
 		api.WriteError(w, r, e.logger, err)
 		return

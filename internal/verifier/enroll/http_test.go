@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
@@ -249,7 +250,7 @@ func TestHTTPEnrollmentOfARegisteredEK(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("enroll: status %d, body %s", rec.Code, rec.Body)
 	}
-	var enr Enrollment
+	var enr restapi.AKEnrollment
 	if err := json.Unmarshal(rec.Body.Bytes(), &enr); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestHTTPEnrollmentOfARegisteredEK(t *testing.T) {
 	}
 
 	rec = do(t, mux, http.MethodGet, "/hvs/v2/aik-enrollments/H3", "", "")
-	var got Enrollment
+	var got restapi.AKEnrollment
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.AKCertificate != enr.AKCertificate || got.AKName != enr.AKName {
 		t.Fatalf("get enrollment: status %d, body %s", rec.Code, rec.Body)
 	}
