@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,6 +44,33 @@ func newRoot(env tcctl.Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	tcctl.AddTo(root, env)
-	root.AddCommand(newSandboxCommand())
+	root.AddCommand(newSandboxCommand(), newVersionCommand())
 	return root
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// versionLine names this build: its version, the commit it was built from
+// when the build recorded one, and the Go release.
+func versionLine() string {
+	line := "tcctl " + version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				line += " (commit " + s.Value + ")"
+			}
+		}
+	}
+	return line + " " + runtime.Version()
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "version", Short: "Print the version of tcctl", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionLine())
+			return err
+		},
+	}
 }

@@ -51,7 +51,7 @@ func TestTheRootOffersEveryCommandAndCompletion(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	for _, want := range []string{"login", "host", "flavor", "flavorgroup", "report", "user", "role", "credentials", "node", "sandbox"} {
+	for _, want := range []string{"login", "host", "flavor", "flavorgroup", "report", "user", "role", "credentials", "node", "sandbox", "version"} {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
 			t.Errorf("tcctl lacks the %s command (has %v)", want, names)
 		}
@@ -67,5 +67,18 @@ func TestTheRootOffersEveryCommandAndCompletion(t *testing.T) {
 		if !strings.Contains(out.String(), "tcctl") {
 			t.Errorf("completion %s script does not mention tcctl:\n%.300s", shell, out.String())
 		}
+	}
+}
+
+func TestVersionNamesTheBuild(t *testing.T) {
+	root := newRoot(tcctl.Env{})
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"version"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "tcctl "+version) || !strings.Contains(got, "go1.") {
+		t.Errorf("version printed %q", got)
 	}
 }
