@@ -156,57 +156,47 @@ func (a *Agent) Handle(ctx context.Context, req bus.Request, data []byte) any {
 	switch req {
 	case bus.QuoteRequest:
 		var in evidence.QuoteRequest
-		if err := decodeRequest(data, &in); err != nil {
-			return &evidence.QuoteResponse{Version: evidence.Version, Error: err}
-		}
-		resp, err := a.Evidence(ctx, in)
-		if err != nil {
-			return &evidence.QuoteResponse{Version: evidence.Version, Error: a.fail(req, err)}
-		}
-		return resp
+		return a.answer(req, data, &in, func() (any, error) { return a.Evidence(ctx, in) },
+			func(e *evidence.Error) any { return &evidence.QuoteResponse{Version: evidence.Version, Error: e} })
 	case bus.HostInfoRequest:
-		var in evidence.HostInfoRequest
-		if err := decodeRequest(data, &in); err != nil {
-			return &evidence.HostInfo{Version: evidence.Version, Error: err}
-		}
-		info, err := a.HostInfo(ctx)
-		if err != nil {
-			return &evidence.HostInfo{Version: evidence.Version, Error: a.fail(req, err)}
-		}
-		return info
+		return a.answer(req, data, &evidence.HostInfoRequest{}, func() (any, error) { return a.HostInfo(ctx) },
+			func(e *evidence.Error) any { return &evidence.HostInfo{Version: evidence.Version, Error: e} })
 	case bus.AIKRequest:
-		var in evidence.AKRequest
-		if err := decodeRequest(data, &in); err != nil {
-			return &evidence.AKInfo{Version: evidence.Version, Error: err}
-		}
-		a.mu.Lock()
-		info, err := a.tpm.KeyInfo()
-		a.mu.Unlock()
-		if err != nil {
-			return &evidence.AKInfo{Version: evidence.Version, Error: a.fail(req, err)}
-		}
-		info.Version = evidence.Version
-		return &info
+		return a.answer(req, data, &evidence.AKRequest{}, func() (any, error) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			info, err := a.tpm.KeyInfo()
+			info.Version = evidence.Version
+			return &info, err
+		}, func(e *evidence.Error) any { return &evidence.AKInfo{Version: evidence.Version, Error: e} })
 	case bus.ActivateCredential:
 		var in evidence.ActivateRequest
-		if err := decodeRequest(data, &in); err != nil {
-			return &evidence.ActivateResponse{Version: evidence.Version, Error: err}
-		}
-		a.mu.Lock()
-		secret, err := a.tpm.ActivateCredential(in.CredentialBlob, in.EncryptedSecret)
-		a.mu.Unlock()
-		if err != nil {
-			return &evidence.ActivateResponse{Version: evidence.Version, Error: a.fail(req, err)}
-		}
-		return &evidence.ActivateResponse{Version: evidence.Version, Secret: secret}
+		return a.answer(req, data, &in, func() (any, error) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			secret, err := a.tpm.ActivateCredential(in.CredentialBlob, in.EncryptedSecret)
+			return &evidence.ActivateResponse{Version: evidence.Version, Secret: secret}, err
+		}, func(e *evidence.Error) any { return &evidence.ActivateResponse{Version: evidence.Version, Error: e} })
 	case bus.VersionRequest:
-		var in evidence.VersionRequest
-		if err := decodeRequest(data, &in); err != nil {
-			return &evidence.VersionInfo{Version: evidence.Version, Error: err}
-		}
-		return &evidence.VersionInfo{Version: evidence.Version, AgentVersion: a.cfg.AgentVersion, GoVersion: runtime.Version()}
+		return a.answer(req, data, &evidence.VersionRequest{}, func() (any, error) {
+			return &evidence.VersionInfo{Version: evidence.Version, AgentVersion: a.cfg.AgentVersion, GoVersion: runtime.Version()}, nil
+		}, func(e *evidence.Error) any { return &evidence.VersionInfo{Version: evidence.Version, Error: e} })
 	}
 	return &evidence.VersionInfo{Version: evidence.Version, Error: &evidence.Error{Code: evidence.CodeBadRequest, Message: "unknown request " + string(req)}}
+}
+
+// answer decodes data into in and answers with what do returns. A request
+// that does not decode or validate, and a failure of do, are answered with
+// the reply errReply makes of the error.
+func (a *Agent) answer(req bus.Request, data []byte, in evidence.Message, do func() (any, error), errReply func(*evidence.Error) any) any {
+	if err := decodeRequest(data, in); err != nil {
+		return errReply(err)
+	}
+	out, err := do()
+	if err != nil {
+		return errReply(a.fail(req, err))
+	}
+	return out
 }
 
 // decodeRequest decodes a request strictly; a request that does not decode or

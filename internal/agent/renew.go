@@ -81,20 +81,8 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 
 	retry := time.Duration(0)
 	for {
-		if creds.RenewAt().IsZero() { // credentials that never expire
-			<-ctx.Done()
+		if !bus.WaitToRenew(ctx, creds, retry) {
 			return nil
-		}
-		wait := time.Until(creds.RenewAt())
-		if retry > 0 {
-			wait = retry
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
 		}
 		fresh, freshNC, freshSub, err := a.renew(ctx, nc, creds, dial)
 		if err != nil {

@@ -111,15 +111,7 @@ const renewWait = 30 * time.Second
 // ends. The answer must be user credentials with the same name, signed by the
 // same account as current.
 func RenewCredentials(ctx context.Context, nc *nats.Conn, hostID string, current *Credentials) (*Credentials, error) {
-	renew, err := RenewSubject(hostID)
-	if err != nil {
-		return nil, err
-	}
-	issued, err := IssuedSubject(hostID)
-	if err != nil {
-		return nil, err
-	}
-	return renewOn(ctx, nc, renew, issued, current)
+	return renewOn(ctx, nc, hostID, RenewSubject, IssuedSubject, current)
 }
 
 // ManagerUserPrefix starts the user name of every attestation manager:
@@ -143,15 +135,7 @@ func RenewManagerCredentials(ctx context.Context, nc *nats.Conn, current *Creden
 	if !ok {
 		return nil, fmt.Errorf("renew credentials: %q is not an attestation manager", current.Name())
 	}
-	renew, err := ManagerRenewSubject(name)
-	if err != nil {
-		return nil, err
-	}
-	issued, err := ManagerIssuedSubject(name)
-	if err != nil {
-		return nil, err
-	}
-	return renewOn(ctx, nc, renew, issued, current)
+	return renewOn(ctx, nc, name, ManagerRenewSubject, ManagerIssuedSubject, current)
 }
 
 // Renewal retry bounds (see RenewRetry).
@@ -167,8 +151,39 @@ func RenewRetry(creds *Credentials) time.Duration {
 	return min(max(d, minRenewRetry), maxRenewRetry)
 }
 
-// renewOn publishes a renewal on renew and waits for its answer on issued.
-func renewOn(ctx context.Context, nc *nats.Conn, renew, issued string, current *Credentials) (*Credentials, error) {
+// WaitToRenew waits until creds are due for renewal, or for retry when it
+// is positive (the wait after a failed renewal). It returns false when ctx
+// ends first, and waits for ctx when creds never expire.
+func WaitToRenew(ctx context.Context, creds *Credentials, retry time.Duration) bool {
+	if creds.RenewAt().IsZero() { // credentials that never expire
+		<-ctx.Done()
+		return false
+	}
+	wait := time.Until(creds.RenewAt())
+	if retry > 0 {
+		wait = retry
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// renewOn publishes a renewal on the renew subject of name and waits for
+// its answer on the issued subject of name.
+func renewOn(ctx context.Context, nc *nats.Conn, name string, renewSubject, issuedSubject func(string) (string, error), current *Credentials) (*Credentials, error) {
+	renew, err := renewSubject(name)
+	if err != nil {
+		return nil, err
+	}
+	issued, err := issuedSubject(name)
+	if err != nil {
+		return nil, err
+	}
 	sub, err := nc.SubscribeSync(issued)
 	if err != nil {
 		return nil, fmt.Errorf("renew credentials: subscribe %s: %w", issued, err)

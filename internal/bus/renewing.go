@@ -86,20 +86,8 @@ func (c *ManagerConn) Run(ctx context.Context) error {
 	defer func() { drainClose(c.cur.Load(), c.subs) }()
 	retry := time.Duration(0)
 	for {
-		if c.creds.RenewAt().IsZero() { // credentials that never expire
-			<-ctx.Done()
+		if !WaitToRenew(ctx, c.creds, retry) {
 			return nil
-		}
-		wait := time.Until(c.creds.RenewAt())
-		if retry > 0 {
-			wait = retry
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
 		}
 		if err := c.renew(ctx); err != nil {
 			retry = RenewRetry(c.creds)

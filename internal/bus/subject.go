@@ -118,70 +118,55 @@ func ValidateHostID(id string) error {
 // AgentRequestSubject is the subject of a request to the agent of hostID:
 // trust-agent.<host-id>.<request>.
 func AgentRequestSubject(hostID string, r Request) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	if !r.valid() {
+	s, err := hostSubject(agentPrefix, hostID, string(r))
+	if err == nil && !r.valid() {
 		return "", fmt.Errorf("%w: unknown request %q", ErrInvalidSubject, r)
 	}
-	return agentPrefix + "." + hostID + "." + string(r), nil
+	return s, err
 }
 
 // AgentRequests is the subject the agent of hostID subscribes to:
 // trust-agent.<host-id>.>.
-func AgentRequests(hostID string) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	return agentPrefix + "." + hostID + ".>", nil
-}
+func AgentRequests(hostID string) (string, error) { return hostSubject(agentPrefix, hostID, ">") }
 
 // HostEvents matches every event of hostID: trust-events.<host-id>.>.
-func HostEvents(hostID string) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	return eventPrefix + "." + hostID + ".>", nil
-}
+func HostEvents(hostID string) (string, error) { return hostSubject(eventPrefix, hostID, ">") }
 
 // EventSubject is the subject of an event of hostID:
 // trust-events.<host-id>.<type>.
 func EventSubject(hostID string, t EventType) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	if !t.valid() {
+	s, err := hostSubject(eventPrefix, hostID, string(t))
+	if err == nil && !t.valid() {
 		return "", fmt.Errorf("%w: unknown event type %q", ErrInvalidSubject, t)
 	}
-	return eventPrefix + "." + hostID + "." + string(t), nil
+	return s, err
 }
 
 // ReportSubject is the subject of the trust reports of hostID:
 // trust-reports.<host-id>.
-func ReportSubject(hostID string) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	return reportPrefix + "." + hostID, nil
-}
+func ReportSubject(hostID string) (string, error) { return hostSubject(reportPrefix, hostID, "") }
 
 // RenewSubject is where the agent of hostID asks for fresh credentials:
 // trust-credentials.<host-id>.renew. Only that agent may publish to it.
-func RenewSubject(hostID string) (string, error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return "", err
-	}
-	return credsPrefix + "." + hostID + "." + renewToken, nil
-}
+func RenewSubject(hostID string) (string, error) { return hostSubject(credsPrefix, hostID, renewToken) }
 
 // IssuedSubject is where the verifier answers a renewal of hostID:
 // trust-credentials.<host-id>.issued. Only that agent may subscribe to it (the
 // answer carries a user seed).
 func IssuedSubject(hostID string) (string, error) {
+	return hostSubject(credsPrefix, hostID, issuedToken)
+}
+
+// hostSubject is prefix.<hostID>.last, or prefix.<hostID> when last is
+// empty, for a valid hostID.
+func hostSubject(prefix, hostID, last string) (string, error) {
 	if err := ValidateHostID(hostID); err != nil {
 		return "", err
 	}
-	return credsPrefix + "." + hostID + "." + issuedToken, nil
+	if last == "" {
+		return prefix + "." + hostID, nil
+	}
+	return prefix + "." + hostID + "." + last, nil
 }
 
 // ParseRenewSubject returns the host id of trust-credentials.<host-id>.renew.
@@ -202,20 +187,22 @@ func ParseRenewSubject(subject string) (hostID string, err error) {
 // fresh credentials: trust-credentials-manager.<name>.renew. Only that
 // manager may publish to it. name follows the host id grammar.
 func ManagerRenewSubject(name string) (string, error) {
-	if err := ValidateHostID(name); err != nil {
+	s, err := hostSubject(managerCredsPrefix, name, renewToken)
+	if err != nil {
 		return "", fmt.Errorf("manager name: %w", err)
 	}
-	return managerCredsPrefix + "." + name + "." + renewToken, nil
+	return s, nil
 }
 
 // ManagerIssuedSubject is where the verifier answers a renewal of the
 // manager called name: trust-credentials-manager.<name>.issued. Only that
 // manager may subscribe to it (the answer carries a user seed).
 func ManagerIssuedSubject(name string) (string, error) {
-	if err := ValidateHostID(name); err != nil {
+	s, err := hostSubject(managerCredsPrefix, name, issuedToken)
+	if err != nil {
 		return "", fmt.Errorf("manager name: %w", err)
 	}
-	return managerCredsPrefix + "." + name + "." + issuedToken, nil
+	return s, nil
 }
 
 // ParseManagerRenewSubject returns the manager name of

@@ -1,9 +1,6 @@
 package measure
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // measureLogPath is systemd's userspace TPM measurement log: every PCR
 // extend made by systemd-pcrextend, systemd-pcrfs, systemd-pcrmachine and
@@ -19,19 +16,5 @@ var ErrNoMeasureLog = errors.New("no systemd tpm2 measure log")
 // PCR 15. It returns an error wrapping ErrNoMeasureLog when there is none
 // (absent or empty), and one wrapping ErrTooLarge past the size limit.
 func (c *Collector) MeasureLog() ([]byte, error) {
-	r, err := c.openRoot()
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = r.Close() }() // read-only root: a close error loses nothing
-	data, err := readBounded(r, measureLogPath, c.maxLogSize)
-	switch {
-	case isNotExist(err):
-		return nil, fmt.Errorf("%w: %s does not exist", ErrNoMeasureLog, measureLogPath)
-	case err != nil:
-		return nil, fmt.Errorf("read measure log: %w", err)
-	case len(data) == 0:
-		return nil, fmt.Errorf("%w: %s is empty", ErrNoMeasureLog, measureLogPath)
-	}
-	return data, nil
+	return c.readLog(measureLogPath, "measure log", ErrNoMeasureLog)
 }

@@ -111,31 +111,19 @@ func (c *Client) Quote(ctx context.Context, hostID string, req evidence.QuoteReq
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("%s to host %q: %w", bus.QuoteRequest, hostID, err)
 	}
-	var resp evidence.QuoteResponse
-	if err := c.request(ctx, hostID, bus.QuoteRequest, &req, &resp, func() *evidence.Error { return resp.Error }); err != nil {
-		return nil, err
-	}
-	return &resp, nil
+	return ask(ctx, c, hostID, bus.QuoteRequest, &req, func(r *evidence.QuoteResponse) *evidence.Error { return r.Error })
 }
 
 // HostInfo asks the agent of hostID for its host facts.
 func (c *Client) HostInfo(ctx context.Context, hostID string) (*evidence.HostInfo, error) {
-	var resp evidence.HostInfo
 	req := evidence.HostInfoRequest{Version: evidence.Version}
-	if err := c.request(ctx, hostID, bus.HostInfoRequest, &req, &resp, func() *evidence.Error { return resp.Error }); err != nil {
-		return nil, err
-	}
-	return &resp, nil
+	return ask(ctx, c, hostID, bus.HostInfoRequest, &req, func(r *evidence.HostInfo) *evidence.Error { return r.Error })
 }
 
 // AKInfo asks the agent of hostID for its AK and EK material.
 func (c *Client) AKInfo(ctx context.Context, hostID string) (*evidence.AKInfo, error) {
-	var resp evidence.AKInfo
 	req := evidence.AKRequest{Version: evidence.Version}
-	if err := c.request(ctx, hostID, bus.AIKRequest, &req, &resp, func() *evidence.Error { return resp.Error }); err != nil {
-		return nil, err
-	}
-	return &resp, nil
+	return ask(ctx, c, hostID, bus.AIKRequest, &req, func(r *evidence.AKInfo) *evidence.Error { return r.Error })
 }
 
 // Activate sends the agent of hostID a credential challenge and returns the
@@ -144,21 +132,26 @@ func (c *Client) Activate(ctx context.Context, hostID string, req evidence.Activ
 	if req.Version == "" {
 		req.Version = evidence.Version
 	}
-	var resp evidence.ActivateResponse
-	if err := c.request(ctx, hostID, bus.ActivateCredential, &req, &resp, func() *evidence.Error { return resp.Error }); err != nil {
-		return nil, err
-	}
-	return &resp, nil
+	return ask(ctx, c, hostID, bus.ActivateCredential, &req, func(r *evidence.ActivateResponse) *evidence.Error { return r.Error })
 }
 
 // Version asks the agent of hostID for its version.
 func (c *Client) Version(ctx context.Context, hostID string) (*evidence.VersionInfo, error) {
-	var resp evidence.VersionInfo
 	req := evidence.VersionRequest{Version: evidence.Version}
-	if err := c.request(ctx, hostID, bus.VersionRequest, &req, &resp, func() *evidence.Error { return resp.Error }); err != nil {
+	return ask(ctx, c, hostID, bus.VersionRequest, &req, func(r *evidence.VersionInfo) *evidence.Error { return r.Error })
+}
+
+// ask sends in to the agent of hostID and returns its decoded reply R;
+// replyErr reads the reply's Error field.
+func ask[R any, PR interface {
+	*R
+	evidence.Message
+}](ctx context.Context, c *Client, hostID string, subj bus.Request, in any, replyErr func(*R) *evidence.Error) (*R, error) {
+	resp := PR(new(R))
+	if err := c.request(ctx, hostID, subj, in, resp, func() *evidence.Error { return replyErr(resp) }); err != nil {
 		return nil, err
 	}
-	return &resp, nil
+	return resp, nil
 }
 
 // request sends in to the agent of hostID and decodes its reply into out.
