@@ -28,7 +28,7 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-func TestJoinNote(t *testing.T) {
+func TestEventNote(t *testing.T) {
 	tests := []struct {
 		name                     string
 		message, parts, reportID string
@@ -40,8 +40,8 @@ func TestJoinNote(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := joinNote(tt.message, tt.parts, tt.reportID); got != tt.want {
-				t.Errorf("joinNote = %q, want %q", got, tt.want)
+			if got := EventNote(tt.message, tt.parts, tt.reportID); got != tt.want {
+				t.Errorf("EventNote = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -208,7 +208,7 @@ func (n *Nodes) MarkVerified(ctx context.Context, node string, ready bool, repor
 		c.setCondition(cur, corev1.ConditionTrue, ReasonVerified, message, n.now())
 		if c.condition != nil && conditionStatus(cur) != corev1.ConditionTrue {
 			c.event = &event{typ: corev1.EventTypeNormal, reason: ReasonVerified, action: "Attest",
-				note: joinNote(message, "", reportID), reportID: reportID}
+				note: EventNote(message, "", reportID), reportID: reportID}
 		}
 		return c, nil
 	})
@@ -242,10 +242,10 @@ func (n *Nodes) MarkFailed(ctx context.Context, node string, status Status, part
 		c.setLabel(cur, LabelStatus, string(status))
 		c.setReady(cur, false)
 		c.setAnnotation(cur, AnnotationLastReport, reportID)
-		c.setCondition(cur, corev1.ConditionFalse, reason, conditionMessage(message, parts), n.now())
+		c.setCondition(cur, corev1.ConditionFalse, reason, ConditionMessage(message, parts), n.now())
 		if c.any() {
 			c.event = &event{typ: corev1.EventTypeWarning, reason: reason, action: "Cordon",
-				note: joinNote(message, strings.Join(parts, ", "), reportID), reportID: reportID}
+				note: EventNote(message, strings.Join(parts, ", "), reportID), reportID: reportID}
 		}
 		return c, nil
 	})
@@ -282,7 +282,7 @@ func (n *Nodes) Onboarded(ctx context.Context, node string, ready bool, reportID
 				note += "; left cordoned: the cordon was not set by " + n.name
 			}
 			c.event = &event{typ: corev1.EventTypeNormal, reason: ReasonOnboarded, action: "Onboard",
-				note: joinNote(note, "", reportID), reportID: reportID}
+				note: EventNote(note, "", reportID), reportID: reportID}
 		}
 		return c, nil
 	})
@@ -540,8 +540,9 @@ func setKey(m map[string]*string, key string, v *string) map[string]*string {
 	return m
 }
 
-// conditionMessage is the condition message of a failure.
-func conditionMessage(message string, parts []string) string {
+// ConditionMessage is the TrustedAttestation condition message of a failure:
+// the message, then the failed parts.
+func ConditionMessage(message string, parts []string) string {
 	if len(parts) == 0 {
 		return message
 	}
@@ -552,8 +553,9 @@ func conditionMessage(message string, parts []string) string {
 	return message + " (" + p + ")"
 }
 
-// joinNote is an Event note: the message, the failed parts, the report id.
-func joinNote(message, parts, reportID string) string {
+// EventNote is the note of an Event about a verdict: the message, the failed
+// parts, the report id.
+func EventNote(message, parts, reportID string) string {
 	var b []string
 	if message != "" {
 		b = append(b, message)

@@ -222,7 +222,7 @@ func (r *Registry) MarkVerified(_ context.Context, node string, ready bool, repo
 		changed = r.setAnnotation(node, n, cluster.AnnotationLastReport, reportID) || changed
 		condChanged := r.setCondition(node, n, "True", cluster.ReasonVerified, message)
 		if condChanged && !wasTrue {
-			r.event(node, Event{Type: "Normal", Reason: cluster.ReasonVerified, Action: "Attest", Note: joinNote(message, "", reportID), ReportID: reportID})
+			r.event(node, Event{Type: "Normal", Reason: cluster.ReasonVerified, Action: "Attest", Note: cluster.EventNote(message, "", reportID), ReportID: reportID})
 		}
 		return changed || condChanged
 	})
@@ -255,9 +255,9 @@ func (r *Registry) MarkFailed(_ context.Context, node string, status cluster.Sta
 		changed = r.setLabel(node, n, cluster.LabelStatus, string(status)) || changed
 		changed = r.setReady(node, n, false) || changed
 		changed = r.setAnnotation(node, n, cluster.AnnotationLastReport, reportID) || changed
-		changed = r.setCondition(node, n, "False", reason, conditionMessage(message, parts)) || changed
+		changed = r.setCondition(node, n, "False", reason, cluster.ConditionMessage(message, parts)) || changed
 		if changed {
-			r.event(node, Event{Type: "Warning", Reason: reason, Action: "Cordon", Note: joinNote(message, strings.Join(parts, ", "), reportID), ReportID: reportID})
+			r.event(node, Event{Type: "Warning", Reason: reason, Action: "Cordon", Note: cluster.EventNote(message, strings.Join(parts, ", "), reportID), ReportID: reportID})
 		}
 		return changed
 	})
@@ -293,7 +293,7 @@ func (r *Registry) Onboarded(_ context.Context, node string, ready bool, reportI
 			case wasCordoned:
 				note += "; left cordoned: the cordon was not set by " + r.name
 			}
-			r.event(node, Event{Type: "Normal", Reason: cluster.ReasonOnboarded, Action: "Onboard", Note: joinNote(note, "", reportID), ReportID: reportID})
+			r.event(node, Event{Type: "Normal", Reason: cluster.ReasonOnboarded, Action: "Onboard", Note: cluster.EventNote(note, "", reportID), ReportID: reportID})
 		}
 		return changed
 	})
@@ -416,31 +416,4 @@ func (r *Registry) setCondition(node string, n *regNode, status, reason, message
 	n.cond = &c
 	r.record(Action{Node: node, Kind: ActionCondition, Key: status, Value: reason})
 	return true
-}
-
-// conditionMessage and joinNote word the condition message and the Event
-// note as internal/cluster does.
-func conditionMessage(message string, parts []string) string {
-	if len(parts) == 0 {
-		return message
-	}
-	p := "failed: " + strings.Join(parts, ", ")
-	if message == "" {
-		return p
-	}
-	return message + " (" + p + ")"
-}
-
-func joinNote(message, parts, reportID string) string {
-	var b []string
-	if message != "" {
-		b = append(b, message)
-	}
-	if parts != "" {
-		b = append(b, "failed: "+parts)
-	}
-	if reportID != "" {
-		b = append(b, "report "+reportID)
-	}
-	return strings.Join(b, "; ")
 }
