@@ -58,38 +58,31 @@ var akAttributes = tpm2.TPMAObject{
 }
 
 func akTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) {
+	tmpl := tpm2.TPMTPublic{NameAlg: tpm2.TPMAlgSHA256, ObjectAttributes: akAttributes}
+	noSym := tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull}
 	switch alg {
 	case ECCP256:
-		return tpm2.TPMTPublic{
-			Type:             tpm2.TPMAlgECC,
-			NameAlg:          tpm2.TPMAlgSHA256,
-			ObjectAttributes: akAttributes,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-				Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-				Scheme: tpm2.TPMTECCScheme{
-					Scheme:  tpm2.TPMAlgECDSA,
-					Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-				},
-				CurveID: tpm2.TPMECCNistP256,
-				KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-			}),
-			Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
-		}, nil
+		tmpl.Type = tpm2.TPMAlgECC
+		tmpl.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Symmetric: noSym,
+			Scheme: tpm2.TPMTECCScheme{
+				Scheme:  tpm2.TPMAlgECDSA,
+				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+			},
+			CurveID: tpm2.TPMECCNistP256,
+			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+		})
+		tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{})
+		return tmpl, nil
 	case RSA2048:
-		return tpm2.TPMTPublic{
-			Type:             tpm2.TPMAlgRSA,
-			NameAlg:          tpm2.TPMAlgSHA256,
-			ObjectAttributes: akAttributes,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
-				Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-				Scheme: tpm2.TPMTRSAScheme{
-					Scheme:  tpm2.TPMAlgRSASSA,
-					Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256}),
-				},
-				KeyBits: 2048,
-			}),
-			Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{}),
-		}, nil
+		tmpl.Type = tpm2.TPMAlgRSA
+		tmpl.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
+			Symmetric: noSym,
+			Scheme:    tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgRSASSA, Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256})},
+			KeyBits:   2048,
+		})
+		tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{})
+		return tmpl, nil
 	default:
 		return tpm2.TPMTPublic{}, fmt.Errorf("unsupported ak algorithm %q", alg)
 	}

@@ -12,8 +12,6 @@ package cms
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -323,9 +321,9 @@ func (ca *CA) newIntermediate(kind string) (authority, error) {
 // subject, end, path length and extended key usage), signed by parent, or by
 // the new key itself when parent is nil.
 func newAuthority(what string, now time.Time, tmpl *x509.Certificate, parent *authority) (authority, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
-		return authority{}, fmt.Errorf("generate key: %w", err)
+		return authority{}, err
 	}
 	if tmpl.SerialNumber, err = NewSerial(); err != nil {
 		return authority{}, err

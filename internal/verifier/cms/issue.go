@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -86,9 +85,9 @@ func (ca *CA) IssueVerifierSigning(pub crypto.PublicKey, ttl time.Duration) ([]*
 // for it. The chain holds leaf, intermediate and root, so that clients can
 // bootstrap from a pinned root (FetchRootPinned).
 func (ca *CA) ServerCertificate(cn string, dnsNames []string, ips []net.IP) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
-		return nil, fmt.Errorf("generate server key: %w", err)
+		return nil, fmt.Errorf("server key: %w", err)
 	}
 	chain, err := ca.IssueTLSServer(key.Public(), cn, dnsNames, ips, 0)
 	if err != nil {

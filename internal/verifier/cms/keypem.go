@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -16,6 +17,15 @@ const (
 	pemKey  = "PRIVATE KEY"
 	pemCert = "CERTIFICATE"
 )
+
+// NewKey makes a P-384 key, the kind every CA here holds.
+func NewKey() (*ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	return key, nil
+}
 
 // NewSerial returns a random positive 128-bit certificate serial number.
 func NewSerial() (*big.Int, error) {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -80,9 +78,9 @@ func (e *Enroller) loadOrCreateCA(ctx context.Context) (*privacyCA, error) {
 }
 
 func newPrivacyCA(now time.Time, validity time.Duration) (*privacyCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	key, err := cms.NewKey()
 	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
+		return nil, err
 	}
 	serial, err := cms.NewSerial()
 	if err != nil {
