@@ -79,19 +79,17 @@ func (s *fakeStore) UserByName(_ context.Context, name string) (User, error) {
 }
 
 func (s *fakeStore) UserByID(_ context.Context, id string) (User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return lookup(s.users, "user", id)
+	return lookup(s, s.users, "user", id)
 }
 
 func (s *fakeStore) ListUsers(context.Context) ([]User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sortedBy(s.users, func(u User) string { return u.Name }), nil
+	return sortedBy(s, s.users, func(u User) string { return u.Name }), nil
 }
 
-// lookup returns m[id], or an error wrapping ErrNotFound; s.mu is held.
-func lookup[V any](m map[string]V, kind, id string) (V, error) {
+// lookup returns m[id], or an error wrapping ErrNotFound.
+func lookup[V any](s *fakeStore, m map[string]V, kind, id string) (V, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, ok := m[id]
 	if !ok {
 		return v, fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
@@ -99,8 +97,10 @@ func lookup[V any](m map[string]V, kind, id string) (V, error) {
 	return v, nil
 }
 
-// sortedBy returns the values of m ordered by key; s.mu is held.
-func sortedBy[V any](m map[string]V, key func(V) string) []V {
+// sortedBy returns the values of m ordered by key.
+func sortedBy[V any](s *fakeStore, m map[string]V, key func(V) string) []V {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []V
 	for _, v := range m {
 		out = append(out, v)
@@ -170,15 +170,11 @@ func (s *fakeStore) CreateRole(_ context.Context, r Role) error {
 }
 
 func (s *fakeStore) RoleByID(_ context.Context, id string) (Role, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return lookup(s.roles, "role", id)
+	return lookup(s, s.roles, "role", id)
 }
 
 func (s *fakeStore) ListRoles(context.Context) ([]Role, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sortedBy(s.roles, func(r Role) string { return r.ID }), nil
+	return sortedBy(s, s.roles, func(r Role) string { return r.ID }), nil
 }
 
 func (s *fakeStore) DeleteRole(_ context.Context, id string) error {

@@ -274,10 +274,17 @@ func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleDeleteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := a.store.DeleteUser(r.Context(), r.PathValue("id")); err != nil {
-		return storeErr(err, "user")
+	return a.revoked(w, a.store.DeleteUser(r.Context(), r.PathValue("id")), "user", r.PathValue("id"))
+}
+
+// revoked answers a store change that revoked tokens: the error of the
+// change, or 204 once the token generations of userID (every user when
+// empty) are forgotten.
+func (a *AAS) revoked(w http.ResponseWriter, err error, what, userID string) error {
+	if err != nil {
+		return storeErr(err, what)
 	}
-	a.gens.forget(r.PathValue("id"))
+	a.gens.forget(userID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -340,12 +347,8 @@ func (a *AAS) handleGetRole(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleDeleteRole(w http.ResponseWriter, r *http.Request) error {
-	if err := a.store.DeleteRole(r.Context(), r.PathValue("id")); err != nil {
-		return storeErr(err, "role")
-	}
-	a.gens.forget("") // the store revoked the tokens of the role's holders
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	// The store revoked the tokens of the role's holders.
+	return a.revoked(w, a.store.DeleteRole(r.Context(), r.PathValue("id")), "role", "")
 }
 
 func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) error {
@@ -364,12 +367,7 @@ func (a *AAS) handleSetRolePermissions(w http.ResponseWriter, r *http.Request) e
 		return storeErr(err, "role")
 	}
 	a.gens.forget("") // the store revoked the tokens of the role's holders
-	rl, err := a.store.RoleByID(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return storeErr(err, "role")
-	}
-	api.WriteJSON(w, http.StatusOK, roleResponse(rl))
-	return nil
+	return a.handleGetRole(w, r)
 }
 
 func (a *AAS) handleAddUserRoles(w http.ResponseWriter, r *http.Request) error {
@@ -410,12 +408,8 @@ func (a *AAS) handleUserRoles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleRemoveUserRole(w http.ResponseWriter, r *http.Request) error {
-	if err := a.store.RemoveUserRole(r.Context(), r.PathValue("id"), r.PathValue("roleId")); err != nil {
-		return storeErr(err, "user role")
-	}
-	a.gens.forget(r.PathValue("id"))
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	id := r.PathValue("id")
+	return a.revoked(w, a.store.RemoveUserRole(r.Context(), id, r.PathValue("roleId")), "user role", id)
 }
 
 func (a *AAS) handleUserPermissions(w http.ResponseWriter, r *http.Request) error {

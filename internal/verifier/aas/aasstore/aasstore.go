@@ -48,13 +48,16 @@ func toRole(r store.Role) aas.Role {
 	return aas.Role{ID: r.ID, Service: r.Service, Name: r.Name, Context: r.Context, Permissions: r.Permissions, CreatedAt: r.CreatedAt}
 }
 
-func roles(rs []store.Role, err error) ([]aas.Role, error) {
+func roles(rs []store.Role, err error) ([]aas.Role, error) { return convertAll(rs, err, toRole) }
+
+// convertAll converts the result of a store listing.
+func convertAll[S, T any](xs []S, err error, convert func(S) T) ([]T, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make([]aas.Role, len(rs))
-	for i, r := range rs {
-		out[i] = toRole(r)
+	out := make([]T, len(xs))
+	for i, x := range xs {
+		out[i] = convert(x)
 	}
 	return out, nil
 }
@@ -79,14 +82,7 @@ func (a *Store) UserByID(ctx context.Context, id string) (aas.User, error) {
 // ListUsers implements aas.Store.
 func (a *Store) ListUsers(ctx context.Context) ([]aas.User, error) {
 	us, err := a.s.ListUsers(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]aas.User, len(us))
-	for i, u := range us {
-		out[i] = toUser(u)
-	}
-	return out, nil
+	return convertAll(us, err, toUser)
 }
 
 // UpdateUserPassword implements aas.Store.
