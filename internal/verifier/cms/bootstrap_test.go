@@ -113,18 +113,7 @@ func TestLoadRootFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := LoadRootFile(tt.path, tt.pin)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("LoadRootFile error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !got.Equal(ca.Root()) {
-				t.Fatal("LoadRootFile returned another certificate than the root")
-			}
+			wantRoot(t, "LoadRootFile", got, err, ca.Root(), tt.wantErr)
 		})
 	}
 }
@@ -152,18 +141,7 @@ func TestRootFromEnv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root, err := RootFromEnv(t.Context(), srv.URL, env(tt.env))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("RootFromEnv error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !root.Equal(ca.Root()) {
-				t.Fatal("RootFromEnv returned another certificate than the root")
-			}
+			wantRoot(t, "RootFromEnv", root, err, ca.Root(), tt.wantErr)
 		})
 	}
 }
@@ -175,4 +153,22 @@ func (ca *CA) certsOf(kind string) []*x509.Certificate {
 		panic(err)
 	}
 	return []*x509.Certificate{c}
+}
+
+// wantRoot checks what fn returned: an error containing wantErr, or with an
+// empty wantErr the certificate root.
+func wantRoot(t *testing.T, fn string, got *x509.Certificate, err error, root *x509.Certificate, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("%s error = %v, want one containing %q", fn, err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(root) {
+		t.Fatalf("%s returned another certificate than the root", fn)
+	}
 }

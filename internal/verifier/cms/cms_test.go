@@ -17,12 +17,8 @@ import (
 )
 
 func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
-	ctx := context.Background()
 	store := newMemStore()
-	first, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatalf("first New: %v", err)
-	}
+	first := newCAOn(t, store)
 	if got := len(store.secrets); got != 5 {
 		t.Fatalf("store holds %d secrets after the first start, want 5 (root, 3 CSR intermediates, verifier signing)", got)
 	}
@@ -52,10 +48,7 @@ func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
 		}
 	}
 
-	second, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatalf("second New: %v", err)
-	}
+	second := newCAOn(t, store)
 	if !bytes.Equal(second.Root().Raw, root.Raw) || second.RootSHA384() != first.RootSHA384() {
 		t.Fatal("the second start made a different root")
 	}
@@ -72,19 +65,12 @@ func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
 }
 
 func TestAReplicaThatLosesTheCreationRaceUsesTheWinnersHierarchy(t *testing.T) {
-	ctx := context.Background()
 	store := newMemStore()
-	winner, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	winner := newCAOn(t, store)
 	// The loser looked before the winner wrote: every first read misses.
 	store.staleFirstRead = true
 	store.read = map[string]bool{}
-	loser, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatalf("loser New: %v", err)
-	}
+	loser := newCAOn(t, store)
 	if store.conflicts != 5 {
 		t.Fatalf("the loser hit %d conflicts, want 5 (one per CA)", store.conflicts)
 	}
@@ -104,9 +90,7 @@ func TestAReplicaThatLosesTheCreationRaceUsesTheWinnersHierarchy(t *testing.T) {
 func TestNewRefusesBadConfigurationsAndBadStores(t *testing.T) {
 	ctx := context.Background()
 	other := newMemStore()
-	if _, err := New(ctx, testConfig(), other, discardLogger()); err != nil {
-		t.Fatal(err)
-	}
+	newCAOn(t, other)
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -127,17 +111,13 @@ func TestNewRefusesBadConfigurationsAndBadStores(t *testing.T) {
 		}, "decode stored root CA"},
 		{"an intermediate of another root is refused", testConfig(), func() *memStore {
 			s := newMemStore()
-			if _, err := New(ctx, testConfig(), s, discardLogger()); err != nil {
-				t.Fatal(err)
-			}
+			newCAOn(t, s)
 			s.secrets[secretName[TypeTLS]] = other.secrets[secretName[TypeTLS]]
 			return s
 		}, "not signed by the root"},
 		{"a key that does not match its certificate is refused", testConfig(), func() *memStore {
 			s := newMemStore()
-			if _, err := New(ctx, testConfig(), s, discardLogger()); err != nil {
-				t.Fatal(err)
-			}
+			newCAOn(t, s)
 			mine, theirs := s.secrets[secretName[IssuingRoot]], other.secrets[secretName[IssuingRoot]]
 			keyOfTheirs := theirs[:bytes.Index(theirs, []byte("-----BEGIN CERTIFICATE"))]
 			certOfMine := mine[bytes.Index(mine, []byte("-----BEGIN CERTIFICATE")):]

@@ -70,9 +70,12 @@ func testConfig() Config { return Config{NotFound: errNotFound, Conflict: errCon
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newTestCA creates a CA on a fresh in-memory store.
-func newTestCA(t testing.TB) *CA {
+func newTestCA(t testing.TB) *CA { return newCAOn(t, newMemStore()) }
+
+// newCAOn creates a CA on store, or loads the one store holds.
+func newCAOn(t testing.TB, store Store) *CA {
 	t.Helper()
-	ca, err := New(context.Background(), testConfig(), newMemStore(), discardLogger())
+	ca, err := New(context.Background(), testConfig(), store, discardLogger())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

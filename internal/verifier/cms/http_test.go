@@ -92,23 +92,12 @@ func TestCACertificatesServesEachIssuingCA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body := readBody(t, resp)
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.wantStatus)
-			}
-			if tt.wantStatus != http.StatusOK {
-				var eb api.ErrorBody
-				if err := json.Unmarshal(body, &eb); err != nil || !strings.Contains(eb.Error, tt.want) {
-					t.Fatalf("error body %s (%v), want one containing %q", body, err, tt.want)
-				}
+			certs, ok := pemReply(t, resp, tt.wantStatus, http.StatusOK, tt.want)
+			if !ok {
 				return
 			}
-			if ct := resp.Header.Get("Content-Type"); ct != PEMContentType {
-				t.Fatalf("content type %q, want %s", ct, PEMContentType)
-			}
-			certs, err := parseCertsPEM(body)
-			if err != nil || len(certs) != 1 {
-				t.Fatalf("body holds %d certificates (%v), want 1", len(certs), err)
+			if len(certs) != 1 {
+				t.Fatalf("body holds %d certificates, want 1", len(certs))
 			}
 			want, _ := ca.CACertificate(tt.want)
 			if !certs[0].Equal(want) {
@@ -192,23 +181,12 @@ func TestCertificatesSignsOnlyWhatACertApproverRoleAllows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body := readBody(t, resp)
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.wantStatus)
-			}
-			if tt.wantStatus != http.StatusCreated {
-				var eb api.ErrorBody
-				if err := json.Unmarshal(body, &eb); err != nil || !strings.Contains(eb.Error, tt.wantError) {
-					t.Fatalf("error body %s (%v), want one containing %q", body, err, tt.wantError)
-				}
+			chain, ok := pemReply(t, resp, tt.wantStatus, http.StatusCreated, tt.wantError)
+			if !ok {
 				return
 			}
-			if ct := resp.Header.Get("Content-Type"); ct != PEMContentType {
-				t.Fatalf("content type %q, want %s", ct, PEMContentType)
-			}
-			chain, err := parseCertsPEM(body)
-			if err != nil || len(chain) != 3 {
-				t.Fatalf("body holds %d certificates (%v), want leaf, intermediate, root", len(chain), err)
+			if len(chain) != 3 {
+				t.Fatalf("body holds %d certificates, want leaf, intermediate, root", len(chain))
 			}
 			if !key.PublicKey.Equal(chain[0].PublicKey) {
 				t.Fatal("the leaf does not certify the CSR's key")
@@ -273,4 +251,30 @@ func get(t *testing.T, client *http.Client, url string) (*http.Response, error) 
 		t.Fatal(err)
 	}
 	return client.Do(req)
+}
+
+// pemReply checks that resp has wantStatus. When that is not okStatus, it
+// checks that the error body contains wantError and returns false; else it
+// checks the PEM content type and returns the certificates of the body.
+func pemReply(t *testing.T, resp *http.Response, wantStatus, okStatus int, wantError string) ([]*x509.Certificate, bool) {
+	t.Helper()
+	body := readBody(t, resp)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, wantStatus)
+	}
+	if wantStatus != okStatus {
+		var eb api.ErrorBody
+		if err := json.Unmarshal(body, &eb); err != nil || !strings.Contains(eb.Error, wantError) {
+			t.Fatalf("error body %s (%v), want one containing %q", body, err, wantError)
+		}
+		return nil, false
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != PEMContentType {
+		t.Fatalf("content type %q, want %s", ct, PEMContentType)
+	}
+	certs, err := parseCertsPEM(body)
+	if err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	return certs, true
 }

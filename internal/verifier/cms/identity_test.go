@@ -78,18 +78,11 @@ func TestOnlyTheVerifierSigningCAIssuesTheVerifierIdentity(t *testing.T) {
 // A store written by a version without the verifier signing CA keeps its
 // root: the intermediate is added under it, so pinned roots stay valid.
 func TestAStoreFromBeforeTheVerifierSigningCAGainsItUnderTheSameRoot(t *testing.T) {
-	ctx := context.Background()
 	store := newMemStore()
-	old, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := newCAOn(t, store)
 	delete(store.secrets, secretName[issuingVerifierSigning])
 
-	upgraded, err := New(ctx, testConfig(), store, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	upgraded := newCAOn(t, store)
 	if upgraded.RootSHA384() != old.RootSHA384() {
 		t.Fatal("the upgrade made a new root")
 	}

@@ -30,18 +30,9 @@ func verifyAs(ca *CA, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName
 func TestIssuedChainsVerifyOnlyForTheirOwnUsage(t *testing.T) {
 	ca := newTestCA(t)
 	pub := newP384(t).Public()
-	server, err := ca.IssueTLSServer(pub, "hvs", []string{"hvs.example"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := ca.IssueTLSClient(pub, "node-1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signing, err := ca.IssueSigning(pub, "flavor-signer", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	server := mustChain(t)(ca.IssueTLSServer(pub, "hvs", []string{"hvs.example"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour))
+	client := mustChain(t)(ca.IssueTLSClient(pub, "node-1", time.Hour))
+	signing := mustChain(t)(ca.IssueSigning(pub, "flavor-signer", time.Hour))
 	for name, chain := range map[string][]*x509.Certificate{"server": server, "client": client, "signing": signing} {
 		if len(chain) != 3 || !chain[2].Equal(ca.Root()) {
 			t.Fatalf("%s chain has %d certificates ending in %q, want leaf, intermediate, root", name, len(chain), chain[len(chain)-1].Subject)
@@ -89,10 +80,7 @@ func TestIssuedLifetimesDefaultAndNeverOutliveTheIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := ca.IssueTLSClient(newP384(t).Public(), "a", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	chain := mustChain(t)(ca.IssueTLSClient(newP384(t).Public(), "a", 0))
 	if got, want := chain[0].NotAfter, now.Add(24*time.Hour); !got.Equal(want) {
 		t.Errorf("a ttl of 0 gave NotAfter %s, want %s", got, want)
 	}
@@ -224,18 +212,9 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 func TestVerifySigningAcceptsOnlySigningChainsOfTheRoot(t *testing.T) {
 	ca, other := newTestCA(t), newTestCA(t)
 	pub := newP384(t).Public()
-	signing, err := ca.IssueSigning(pub, "report-signer", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := ca.IssueTLSClient(pub, "node-1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign, err := other.IssueSigning(pub, "report-signer", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signing := mustChain(t)(ca.IssueSigning(pub, "report-signer", time.Hour))
+	client := mustChain(t)(ca.IssueTLSClient(pub, "node-1", time.Hour))
+	foreign := mustChain(t)(other.IssueSigning(pub, "report-signer", time.Hour))
 	now := time.Now()
 	tests := []struct {
 		name   string
@@ -257,5 +236,16 @@ func TestVerifySigningAcceptsOnlySigningChainsOfTheRoot(t *testing.T) {
 				t.Fatalf("VerifySigning error = %v, want ok = %v", err, tt.wantOK)
 			}
 		})
+	}
+}
+
+// mustChain returns the chain an Issue method returned, failing t on its error.
+func mustChain(t testing.TB) func([]*x509.Certificate, error) []*x509.Certificate {
+	return func(chain []*x509.Certificate, err error) []*x509.Certificate {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chain
 	}
 }
