@@ -108,19 +108,11 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 		t.Run("the ak is no longer accepted once its certificate expired", func(t *testing.T) {
 			clk.Advance(25 * time.Hour)
 			defer clk.Advance(-25 * time.Hour)
-			_, _, err := e.VerifyAK(ctx, "H1")
-			var ake *AKError
-			if !errors.As(err, &ake) || ake.Reason != AKCertExpired {
-				t.Fatalf("VerifyAK err = %v, want AKCertExpired", err)
-			}
+			wantAKRefused(t, e, "H1", AKCertExpired)
 		})
 		t.Run("an enrollment whose certificate another ca issued is not trusted", func(t *testing.T) {
 			other := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), Now: clk.Now}, openStore(t), n.client)
-			_, _, err := other.VerifyAK(ctx, "H1")
-			var ake *AKError
-			if !errors.As(err, &ake) || ake.Reason != AKNotEnrolled {
-				t.Fatalf("VerifyAK on an empty store err = %v, want AKNotEnrolled", err)
-			}
+			wantAKRefused(t, other, "H1", AKNotEnrolled) // an empty store
 			foreign := enr
 			foreign.HostID = "H9"
 			foreign.AKName = append([]byte{0, 0x0b}, make([]byte, 32)...)
@@ -128,10 +120,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if err := st.PutAKEnrollment(ctx, foreign); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = e.VerifyAK(ctx, "H9")
-			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted {
-				t.Fatalf("VerifyAK err = %v, want AKCertUntrusted", err)
-			}
+			wantAKRefused(t, e, "H9", AKCertUntrusted)
 		})
 		t.Run("a certificate for another host is not trusted", func(t *testing.T) {
 			moved := enr
@@ -140,11 +129,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 			if err := st.PutAKEnrollment(ctx, moved); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := e.VerifyAK(ctx, "H8")
-			var ake *AKError
-			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted {
-				t.Fatalf("VerifyAK err = %v, want AKCertUntrusted", err)
-			}
+			wantAKRefused(t, e, "H8", AKCertUntrusted)
 		})
 		t.Run("an enrollment whose ak name is not its ak's is not trusted", func(t *testing.T) {
 			renamed := enr
@@ -498,4 +483,14 @@ func mustIssue(t *testing.T, e *Enroller, akPublic []byte, hostID string) []byte
 		t.Fatal(err)
 	}
 	return cert.Raw
+}
+
+// wantAKRefused checks that e does not accept the AK of host, for reason.
+func wantAKRefused(t *testing.T, e *Enroller, host, reason string) {
+	t.Helper()
+	_, _, err := e.VerifyAK(t.Context(), host)
+	var ake *AKError
+	if !errors.As(err, &ake) || ake.Reason != reason {
+		t.Fatalf("VerifyAK(%s) err = %v, want %s", host, err, reason)
+	}
 }
