@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -49,7 +48,8 @@ const MaxCredentialsTTL = 366 * 24 * time.Hour
 // Authority issues NATS credentials in the decentralized JWT model: an
 // operator signs the accounts, the account "TC" signs every user. It keeps
 // only the account key in memory (the operator key signs the account JWTs at
-// start and is wiped); the seeds persist in a SecretStore.
+// start and is wiped); the seeds persist in a SecretStore. The user keys it
+// issues to agents and managers, and their revocations, go to its Ledger.
 type Authority struct {
 	account     nkeys.KeyPair
 	operatorPub string
@@ -59,21 +59,23 @@ type Authority struct {
 	accountJWTs map[string]string // account public key -> account JWT
 	now         func() time.Time
 
-	keys *keyBook
+	ledger Ledger
 }
 
-// keyBook records the agent keys issued and revoked since the start.
-type keyBook struct {
-	mu      sync.Mutex
-	issued  map[string]map[string]int64 // host id -> user public key -> expiry (unix)
-	revoked map[string]revocation       // user public key -> revocation
+// AuthorityOption adjusts NewAuthority.
+type AuthorityOption func(*authorityOptions)
+
+type authorityOptions struct {
+	ledger Ledger
 }
 
-// revocation is one revoked user key: refused until the JWT it signed would
-// have expired anyway.
-type revocation struct {
-	at, expires int64 // unix seconds
-}
+// WithLedger records issued and revoked user keys in l, and signs the keys l
+// holds as revoked into the account TC at start, so that a server started
+// with this authority refuses them from its first connection.
+func WithLedger(l Ledger) AuthorityOption { return func(o *authorityOptions) { o.ledger = l } }
+
+// ledgerTimeout bounds one ledger call made without a caller's context.
+const ledgerTimeout = 10 * time.Second
 
 // NewAuthority loads the operator and account seeds from secrets, creating
 // them on first start. notFound is the error the store wraps when a secret
@@ -83,7 +85,14 @@ type revocation struct {
 // instance because the other replica created the secret first) the secret is
 // read again and the stored value wins, so every replica ends up with the same
 // keys. If the read fails too, the CreateSecret error is returned.
-func NewAuthority(ctx context.Context, secrets SecretStore, notFound error) (*Authority, error) {
+func NewAuthority(ctx context.Context, secrets SecretStore, notFound error, opts ...AuthorityOption) (*Authority, error) {
+	var o authorityOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.ledger == nil {
+		o.ledger = newMemLedger()
+	}
 	if secrets == nil || notFound == nil {
 		return nil, errors.New("nats authority: secret store and its not-found error are required")
 	}
@@ -100,7 +109,7 @@ func NewAuthority(ctx context.Context, secrets SecretStore, notFound error) (*Au
 		return nil, err
 	}
 	defer op.Wipe() // it signs the accounts below and nothing else
-	a := &Authority{account: acc, now: time.Now, keys: &keyBook{issued: map[string]map[string]int64{}, revoked: map[string]revocation{}}}
+	a := &Authority{account: acc, now: time.Now, ledger: o.ledger}
 	if a.operatorPub, err = op.PublicKey(); err != nil {
 		return nil, fmt.Errorf("nats authority: operator public key: %w", err)
 	}
@@ -118,10 +127,17 @@ func NewAuthority(ctx context.Context, secrets SecretStore, notFound error) (*Au
 	if a.operatorJWT, err = oc.Encode(op); err != nil {
 		return nil, fmt.Errorf("nats authority: encode operator jwt: %w", err)
 	}
+	revoked, err := a.ledger.RevokedKeys(ctx, a.now())
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: %w", err)
+	}
 	a.accountJWTs = make(map[string]string, 2)
 	for pub, name := range map[string]string{a.accountPub: accountName, a.systemPub: systemAccountName} {
 		ac := jwt.NewAccountClaims(pub)
 		ac.Name = name
+		if pub == a.accountPub {
+			revokeKeys(ac, revoked)
+		}
 		encoded, err := ac.Encode(op)
 		if err != nil {
 			return nil, fmt.Errorf("nats authority: encode account %s jwt: %w", name, err)
@@ -207,6 +223,12 @@ func (a *Authority) AccountJWTs() map[string]string {
 // trust-events.<host-id>.> only, and answer once, within ResponseWindow, each
 // request it received. It may connect over TCP only.
 func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	return a.agentCredentials(ctx, hostID, ttl)
+}
+
+func (a *Authority) agentCredentials(ctx context.Context, hostID string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(hostID); err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}
@@ -231,24 +253,20 @@ func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, 
 		Pub:  jwt.Permission{Allow: jwt.StringList{events, renew}},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
-	creds, pub, exp, err := a.userCredentials(agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+	return a.recordedCredentials(ctx, Owner{OwnerAgent, hostID}, agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+}
+
+// recordedCredentials issues user credentials for owner and records the key
+// in the ledger; credentials whose key could not be recorded are not handed
+// out (they could not be revoked after a restart).
+func (a *Authority) recordedCredentials(ctx context.Context, owner Owner, name string, perms jwt.Permissions, ttl time.Duration, connTypes ...string) ([]byte, error) {
+	creds, pub, exp, err := a.userCredentials(name, perms, ttl, connTypes...)
 	if err != nil {
 		return nil, err
 	}
-	a.keys.mu.Lock()
-	defer a.keys.mu.Unlock()
-	keys := a.keys.issued[hostID]
-	if keys == nil {
-		keys = map[string]int64{}
-		a.keys.issued[hostID] = keys
+	if err := a.ledger.RecordKeys(ctx, UserKey{Owner: owner, PublicKey: pub, Expires: time.Unix(exp, 0)}); err != nil {
+		return nil, fmt.Errorf("credentials for %s: record key: %w", name, err)
 	}
-	now := a.now().Unix()
-	for k, e := range keys {
-		if e < now {
-			delete(keys, k)
-		}
-	}
-	keys[pub] = exp
 	return creds, nil
 }
 
@@ -264,49 +282,52 @@ func AgentHostID(userName string) (string, bool) {
 	return host, true
 }
 
-// revokeHost revokes every agent key issued for hostID since the authority
-// started, and the keys in extra (user public key -> expiry). It reports
-// whether the revocation list changed.
-func (a *Authority) revokeHost(hostID string, extra map[string]int64) bool {
-	a.keys.mu.Lock()
-	defer a.keys.mu.Unlock()
-	now := a.now().Unix()
-	changed := false
-	add := func(pub string, exp int64) {
-		if _, ok := a.keys.revoked[pub]; ok || exp < now {
-			return
+// revoke revokes every key of owner in the ledger, and the keys in extra
+// (found on connections, perhaps issued before the ledger knew them).
+func (a *Authority) revoke(ctx context.Context, owner Owner, extra []UserKey) error {
+	now := a.now()
+	for i := range extra {
+		extra[i].Revoked = now
+	}
+	if len(extra) > 0 {
+		if err := a.ledger.RecordKeys(ctx, extra...); err != nil {
+			return fmt.Errorf("revoke %s: %w", owner, err)
 		}
-		a.keys.revoked[pub] = revocation{at: now, expires: exp}
-		changed = true
 	}
-	for pub, exp := range a.keys.issued[hostID] {
-		add(pub, exp)
+	if err := a.ledger.RevokeOwner(ctx, owner, now); err != nil {
+		return fmt.Errorf("revoke %s: %w", owner, err)
 	}
-	delete(a.keys.issued, hostID)
-	for pub, exp := range extra {
-		add(pub, exp)
-	}
-	return changed
+	return nil
 }
 
-// accountClaims returns the claims of the account TC with the current
-// revocations (those of JWTs that expired are dropped).
-func (a *Authority) accountClaims() (*jwt.AccountClaims, error) {
+// accountClaims returns the claims of the account TC with the ledger's
+// current revocations (those of JWTs that expired are left out).
+func (a *Authority) accountClaims(ctx context.Context) (*jwt.AccountClaims, error) {
 	ac, err := jwt.DecodeAccountClaims(a.accountJWTs[a.accountPub])
 	if err != nil {
 		return nil, fmt.Errorf("nats authority: decode account jwt: %w", err)
 	}
-	a.keys.mu.Lock()
-	defer a.keys.mu.Unlock()
-	now := a.now().Unix()
-	for pub, r := range a.keys.revoked {
-		if r.expires < now {
-			delete(a.keys.revoked, pub)
-			continue
-		}
-		ac.RevokeAt(pub, time.Unix(r.at, 0))
+	revoked, err := a.ledger.RevokedKeys(ctx, a.now())
+	if err != nil {
+		return nil, fmt.Errorf("nats authority: %w", err)
 	}
+	ac.Revocations = nil
+	revokeKeys(ac, revoked)
 	return ac, nil
+}
+
+// revokeKeys revokes, in the account, every JWT of each key issued up to its
+// revocation time.
+func revokeKeys(ac *jwt.AccountClaims, keys []UserKey) {
+	for _, k := range keys {
+		ac.RevokeAt(k.PublicKey, k.Revoked)
+	}
+}
+
+// PruneKeys forgets the keys whose JWTs expired: the server refuses them
+// anyway.
+func (a *Authority) PruneKeys(ctx context.Context) error {
+	return a.ledger.PruneKeys(ctx, a.now())
 }
 
 // ServiceCredentials issues the credentials of a verifier service (HVS): it
@@ -334,6 +355,12 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 // requests, so it gets no _INBOX subscription either (which would let it read
 // the agents' answers to the verifier).
 func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	return a.managerCredentials(ctx, name, ttl)
+}
+
+func (a *Authority) managerCredentials(ctx context.Context, name string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("manager credentials: name: %w", err)
 	}
@@ -349,8 +376,7 @@ func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, 
 		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllReports, issued}},
 		Pub: jwt.Permission{Allow: jwt.StringList{renew}},
 	}
-	creds, _, _, err := a.userCredentials(bus.ManagerUserPrefix+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
-	return creds, err
+	return a.recordedCredentials(ctx, Owner{OwnerManager, name}, bus.ManagerUserPrefix+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 }
 
 // userCredentials creates a user key, signs its JWT with the account and

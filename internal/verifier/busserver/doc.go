@@ -40,12 +40,21 @@
 // # Renewal and revocation
 //
 // An agent renews its credentials over the bus (Renewer): it asks on its own
-// renewal subject and the verifier answers, for a registered host only, on
-// the subject only that agent may read. Deleting a host revokes its user keys
-// in the account TC of the running server (Server.RevokeHost), which closes
-// its connections at once and refuses them until the JWTs would have expired.
-// The revocation list lives in memory; Renewer.Run re-checks the connected
-// agents against the registered hosts every ReconcileInterval.
+// renewal subject and the verifier answers, for a registered host that is not
+// disabled only, on the subject only that agent may read; a manager does the
+// same on its own subjects.
+//
+// Every user key issued to an agent or a manager is recorded in the
+// authority's Ledger (the verifier's store) before the credentials are handed
+// out. Deleting or disabling a host revokes its agent's keys, and the key of
+// every connection open under its name, in the ledger and in the account TC
+// of the running server (Server.RevokeHost), which closes those connections at
+// once; Server.RevokeManager does the same for a named manager. At start
+// NewAuthority (WithLedger) signs the ledger's unexpired revocations into the
+// account JWT the server preloads, so a revoked key is refused from the first
+// connection after a restart. Renewer.Run also re-checks, every
+// ReconcileInterval, the connected agents against the allowed hosts, and
+// prunes the keys whose JWTs expired.
 //
 // Agent credentials work over TCP only; service and
 // manager credentials also in-process. Nobody holds system-account

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -30,37 +31,50 @@ type Hosts interface {
 	HostAllowed(ctx context.Context, hostID string) (bool, error)
 }
 
-// RevokeHost cuts off the agent of hostID: every key issued to it since the
-// authority started, and the key of every connection now open under its
-// name, are revoked in the account TC. The server closes those connections at
+// RevokeHost cuts off the agent of hostID: every key the ledger holds for
+// it, and the key of every connection now open under its name, are revoked
+// in the ledger and in the account TC. The server closes those connections at
 // once and refuses them from then on (until the revoked JWTs would have
-// expired).
-func (s *Server) RevokeHost(hostID string) error {
+// expired), after a restart too when the ledger persists.
+func (s *Server) RevokeHost(ctx context.Context, hostID string) error {
 	if err := bus.ValidateHostID(hostID); err != nil {
 		return fmt.Errorf("revoke host: %w", err)
 	}
-	conns, err := s.agentConns()
-	if err != nil {
-		return fmt.Errorf("revoke host %s: %w", hostID, err)
-	}
-	extra := map[string]int64{}
-	for _, c := range conns {
-		if c.host == hostID {
-			extra[c.pub] = c.expires
-		}
-	}
-	if !s.auth.revokeHost(hostID, extra) {
-		return nil
-	}
-	return s.applyRevocations()
+	return s.revoke(ctx, Owner{OwnerAgent, hostID})
 }
 
-// applyRevocations pushes the account TC, with the authority's revocations,
-// into the running server, which closes every revoked connection. The
-// account is updated in memory only; the authority rebuilds the revocation
-// list after a restart from the connections it finds (Renewer.Run).
-func (s *Server) applyRevocations() error {
-	ac, err := s.auth.accountClaims()
+// RevokeManager cuts off the attestation manager name as RevokeHost cuts off
+// an agent: its keys and its open connections. Credentials issued to it later
+// work.
+func (s *Server) RevokeManager(ctx context.Context, name string) error {
+	if err := bus.ValidateHostID(name); err != nil {
+		return fmt.Errorf("revoke manager: %w", err)
+	}
+	return s.revoke(ctx, Owner{OwnerManager, name})
+}
+
+func (s *Server) revoke(ctx context.Context, owner Owner) error {
+	conns, err := s.userConns()
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", owner, err)
+	}
+	var extra []UserKey
+	for _, c := range conns {
+		if c.Owner == owner {
+			extra = append(extra, c)
+		}
+	}
+	if err := s.auth.revoke(ctx, owner, extra); err != nil {
+		return err
+	}
+	return s.applyRevocations(ctx)
+}
+
+// applyRevocations pushes the account TC, with the ledger's revocations,
+// into the running server, which closes every revoked connection. A server
+// started later gets them with the account JWT (NewAuthority, WithLedger).
+func (s *Server) applyRevocations(ctx context.Context) error {
+	ac, err := s.auth.accountClaims(ctx)
 	if err != nil {
 		return err
 	}
@@ -72,15 +86,10 @@ func (s *Server) applyRevocations() error {
 	return nil
 }
 
-// agentConn is one open agent connection.
-type agentConn struct {
-	host, pub string
-	expires   int64
-}
-
-// agentConns lists the agent connections open now.
-func (s *Server) agentConns() ([]agentConn, error) {
-	var out []agentConn
+// userConns lists the agent and manager connections open now, each as the
+// key it authenticated with.
+func (s *Server) userConns() ([]UserKey, error) {
+	var out []UserKey
 	for offset := 0; ; {
 		cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Account: s.auth.AccountPublicKey(), Offset: offset, Limit: server.DefaultConnListSize})
 		if err != nil {
@@ -94,8 +103,8 @@ func (s *Server) agentConns() ([]agentConn, error) {
 			if err != nil {
 				continue
 			}
-			if host, ok := AgentHostID(uc.Name); ok {
-				out = append(out, agentConn{host: host, pub: uc.Subject, expires: uc.Expires})
+			if owner, ok := userOwner(uc.Name); ok {
+				out = append(out, UserKey{Owner: owner, PublicKey: uc.Subject, Expires: time.Unix(uc.Expires, 0)})
 			}
 		}
 		offset += len(cz.Conns)
@@ -103,6 +112,18 @@ func (s *Server) agentConns() ([]agentConn, error) {
 			return out, nil
 		}
 	}
+}
+
+// userOwner tells the owner of a user name: agent:<host-id> or
+// manager:<name>.
+func userOwner(userName string) (Owner, bool) {
+	if host, ok := AgentHostID(userName); ok {
+		return Owner{OwnerAgent, host}, true
+	}
+	if name, ok := strings.CutPrefix(userName, bus.ManagerUserPrefix); ok && bus.ValidateHostID(name) == nil {
+		return Owner{OwnerManager, name}, true
+	}
+	return Owner{}, false
 }
 
 // RenewerConfig configures a Renewer.
@@ -164,7 +185,7 @@ func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("credential renewer: subscribe: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	msub, err := nc.QueueSubscribe(bus.AllManagerRenewals, "tc-credentials", func(m *nats.Msg) { r.renewManager(nc, m) })
+	msub, err := nc.QueueSubscribe(bus.AllManagerRenewals, "tc-credentials", func(m *nats.Msg) { r.renewManager(ctx, nc, m) })
 	if err != nil {
 		return fmt.Errorf("credential renewer: subscribe: %w", err)
 	}
@@ -194,37 +215,77 @@ func (r *Renewer) Reconcile(ctx context.Context) {
 	if r.srv == nil {
 		return
 	}
-	conns, err := r.srv.agentConns()
+	if err := r.auth.PruneKeys(ctx); err != nil {
+		r.logger.Warn("bus credentials: prune expired keys", keyErr, err.Error())
+	}
+	conns, err := r.srv.userConns()
 	if err != nil {
 		r.logger.Warn("bus credentials: list agents", keyErr, err.Error())
 		return
 	}
 	seen := map[string]bool{}
 	for _, c := range conns {
-		if seen[c.host] {
+		host := c.Owner.Name
+		if c.Owner.Kind != OwnerAgent || seen[host] {
 			continue
 		}
-		seen[c.host] = true
-		ok, err := r.hosts.HostAllowed(ctx, c.host)
+		seen[host] = true
+		ok, err := r.hosts.HostAllowed(ctx, host)
 		if err != nil || ok {
 			continue
 		}
-		r.HostRemoved(c.host)
+		r.hostRemoved(ctx, host)
 	}
 }
 
 // HostRemoved revokes the bus credentials of hostID (call it when the host is
 // deleted or disabled). It logs instead of failing: the caller's change has
-// happened already.
+// happened already, and the reconciliation cuts off a connected agent of a
+// host that is not allowed anyway.
 func (r *Renewer) HostRemoved(hostID string) {
-	if r.srv == nil {
-		return
-	}
-	if err := r.srv.RevokeHost(hostID); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	r.hostRemoved(ctx, hostID)
+}
+
+func (r *Renewer) hostRemoved(ctx context.Context, hostID string) {
+	if err := r.RevokeHost(ctx, hostID); err != nil {
 		r.logger.Error("bus credentials: revoke", keyHost, hostID, keyErr, err.Error())
 		return
 	}
 	r.logger.Info("bus credentials revoked", keyHost, hostID)
+}
+
+// RevokeHost revokes the bus credentials of the agent of hostID: in the
+// ledger, and with the embedded server also in the running server, which
+// closes its connections. With an external NATS server only the ledger
+// learns of it (and renewals are refused while the host is not allowed).
+func (r *Renewer) RevokeHost(ctx context.Context, hostID string) error {
+	if r.srv == nil {
+		if err := bus.ValidateHostID(hostID); err != nil {
+			return fmt.Errorf("revoke host: %w", err)
+		}
+		return r.auth.revoke(ctx, Owner{OwnerAgent, hostID}, nil)
+	}
+	return r.srv.RevokeHost(ctx, hostID)
+}
+
+// RevokeManager revokes the bus credentials of the attestation manager name
+// issued so far: in the ledger, and with the embedded server in the running
+// server, which closes its connections. Credentials issued to that name
+// later (POST /aas/v1/credentials) work.
+func (r *Renewer) RevokeManager(ctx context.Context, name string) error {
+	if r.srv == nil {
+		if err := bus.ValidateHostID(name); err != nil {
+			return fmt.Errorf("revoke manager: %w", err)
+		}
+		return r.auth.revoke(ctx, Owner{OwnerManager, name}, nil)
+	}
+	if err := r.srv.RevokeManager(ctx, name); err != nil {
+		return err
+	}
+	r.logger.Info("bus credentials revoked", keyManager, name)
+	return nil
 }
 
 // renew answers one renewal. The host id comes from the subject, which the
@@ -253,7 +314,7 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		reply.Error = "host " + host + " is not registered"
 		removed = true
 	default:
-		creds, err := r.auth.AgentCredentials(host, r.cfg.TTL)
+		creds, err := r.auth.agentCredentials(ctx, host, r.cfg.TTL)
 		if err != nil {
 			r.logger.Error("bus credentials: mint", keyHost, host, keyErr, err.Error())
 			reply.Error = "the verifier could not issue credentials"
@@ -276,7 +337,7 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 	if removed {
 		// After the answer, so that the agent learns why it is cut off.
 		_ = nc.Flush()
-		r.HostRemoved(host)
+		r.hostRemoved(ctx, host)
 	}
 }
 
@@ -285,7 +346,7 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 // only while its credentials are valid); the answer goes to the subject only
 // that manager may read. Managers are not registered anywhere: a manager
 // credential is cut off by letting it expire (or by rotating the account).
-func (r *Renewer) renewManager(nc *nats.Conn, m *nats.Msg) {
+func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 	name, err := bus.ParseManagerRenewSubject(m.Subject)
 	if err != nil {
 		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
@@ -297,7 +358,7 @@ func (r *Renewer) renewManager(nc *nats.Conn, m *nats.Msg) {
 		return
 	}
 	reply := bus.RenewReply{Nonce: req.Nonce}
-	creds, err := r.auth.ManagerCredentials(name, r.cfg.TTL)
+	creds, err := r.auth.managerCredentials(ctx, name, r.cfg.TTL)
 	if err != nil {
 		r.logger.Error("bus credentials: mint", keyManager, name, keyErr, err.Error())
 		reply.Error = "the verifier could not issue credentials"

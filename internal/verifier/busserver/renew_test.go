@@ -203,9 +203,9 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 
 			// In the reconciliation case the key was issued by another
 			// authority object (a verifier before its restart) with the
-			// same account: the key book of auth knows nothing of it.
+			// same account: the ledger of auth knows nothing of it.
 			issuer := *auth
-			issuer.keys = &keyBook{issued: map[string]map[string]int64{}, revoked: map[string]revocation{}}
+			issuer.ledger = newMemLedger()
 			creds1 := mustCreds(t)(issuer.AgentCredentials("H1", time.Hour))
 			h1, _ := client(t, srv.ClientURL(), creds1, ca.pool, "agent-H1")
 			echoAgent(t, h1, "H1")
