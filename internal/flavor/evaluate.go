@@ -89,13 +89,31 @@ func Evaluate(g Group, flavors []SignedFlavor, facts Facts, roots *x509.CertPool
 	if err := g.Validate(); err != nil {
 		return TrustInformation{}, fmt.Errorf("evaluate flavor group %q: %w", g.Name, err)
 	}
-	ti := TrustInformation{FlavorsTrust: map[Part]PartTrust{}}
 	headers := map[string]headerCheck{}
+	check := func(sf SignedFlavor) error { return verify(sf, roots, now, headers) }
+	checked := make([]Checked, len(flavors))
+	for i, sf := range flavors {
+		checked[i] = Checked{sf: sf, check: check}
+	}
+	return evaluate(g, checked, facts), nil
+}
+
+// EvaluateChecked is Evaluate over flavors a Cache loaded and checked at
+// the same now: their FlavorTrusted outcome is the one Load found.
+func EvaluateChecked(g Group, flavors []Checked, facts Facts) (TrustInformation, error) {
+	if err := g.Validate(); err != nil {
+		return TrustInformation{}, fmt.Errorf("evaluate flavor group %q: %w", g.Name, err)
+	}
+	return evaluate(g, flavors, facts), nil
+}
+
+func evaluate(g Group, flavors []Checked, facts Facts) TrustInformation {
+	ti := TrustInformation{FlavorsTrust: map[Part]PartTrust{}}
 	for _, p := range g.MatchPolicies {
-		var candidates []SignedFlavor
-		for _, sf := range flavors {
-			if sf.Flavor.Meta.Description.FlavorPart == p.FlavorPart {
-				candidates = append(candidates, sf)
+		var candidates []Checked
+		for _, c := range flavors {
+			if c.sf.Flavor.Meta.Description.FlavorPart == p.FlavorPart {
+				candidates = append(candidates, c)
 			}
 		}
 		if len(candidates) == 0 {
@@ -104,13 +122,13 @@ func Evaluate(g Group, flavors []SignedFlavor, facts Facts, roots *x509.CertPool
 			}
 			continue
 		}
-		ti.FlavorsTrust[p.FlavorPart] = evaluatePart(p, candidates, &facts, func(sf SignedFlavor) error { return verify(sf, roots, now, headers) })
+		ti.FlavorsTrust[p.FlavorPart] = evaluatePart(p, candidates, &facts)
 	}
 	ti.Overall = len(ti.FlavorsTrust) > 0
 	for _, pt := range ti.FlavorsTrust {
 		ti.Overall = ti.Overall && pt.Trust
 	}
-	return ti, nil
+	return ti
 }
 
 func flavorMissing(part Part) PartTrust {
@@ -123,20 +141,20 @@ func flavorMissing(part Part) PartTrust {
 	}}}
 }
 
-func evaluatePart(p PartPolicy, candidates []SignedFlavor, facts *Facts, checkSignature func(SignedFlavor) error) PartTrust {
+func evaluatePart(p PartPolicy, candidates []Checked, facts *Facts) PartTrust {
 	if p.MatchPolicy.MatchType == MatchLatest {
 		latest := candidates[0]
-		for _, sf := range candidates[1:] {
-			a, b := sf.Flavor.Meta.Description.CreatedAt, latest.Flavor.Meta.Description.CreatedAt
-			if a.After(b) || (a.Equal(b) && sf.Flavor.Meta.ID > latest.Flavor.Meta.ID) {
-				latest = sf
+		for _, c := range candidates[1:] {
+			a, b := c.sf.Flavor.Meta.Description.CreatedAt, latest.sf.Flavor.Meta.Description.CreatedAt
+			if a.After(b) || (a.Equal(b) && c.sf.Flavor.Meta.ID > latest.sf.Flavor.Meta.ID) {
+				latest = c
 			}
 		}
-		candidates = []SignedFlavor{latest}
+		candidates = []Checked{latest}
 	}
 	var all []RuleResult
-	for _, sf := range candidates {
-		results := evaluateFlavor(sf, facts, checkSignature)
+	for _, c := range candidates {
+		results := evaluateFlavor(c, facts)
 		if p.MatchPolicy.MatchType == MatchAnyOf && passed(results) {
 			return PartTrust{Trust: true, Rules: results}
 		}
@@ -161,14 +179,14 @@ func passed(results []RuleResult) bool {
 // evaluateFlavor applies every rule a flavor asks for. A flavor that is not
 // valid or not trusted yields only its FlavorTrusted fault: its measurements
 // mean nothing.
-func evaluateFlavor(sf SignedFlavor, facts *Facts, checkSignature func(SignedFlavor) error) []RuleResult {
-	f := &sf.Flavor
+func evaluateFlavor(c Checked, facts *Facts) []RuleResult {
+	f := &c.sf.Flavor
 	part := f.Meta.Description.FlavorPart
 	result := func(r Rule, faults []appraise.Fault) RuleResult {
 		r.Markers = []Part{part}
 		return RuleResult{Rule: r, FlavorID: f.Meta.ID, Trusted: len(faults) == 0, Faults: faults}
 	}
-	trusted := result(Rule{Name: RuleFlavorTrusted}, flavorTrusted(sf, checkSignature))
+	trusted := result(Rule{Name: RuleFlavorTrusted}, c.trustFaults())
 	if !trusted.Trusted {
 		return []RuleResult{trusted}
 	}
@@ -192,7 +210,7 @@ func evaluateFlavor(sf SignedFlavor, facts *Facts, checkSignature func(SignedFla
 	if f.IMALogs != nil {
 		out = append(out,
 			result(Rule{Name: RuleImaReplay}, imaReplay(facts)),
-			result(Rule{Name: RuleImaEventLogEquals}, imaEventLogEquals(f.IMALogs, facts)))
+			result(Rule{Name: RuleImaEventLogEquals}, imaEventLogEquals(c.imaWant(), facts)))
 	}
 	return out
 }

@@ -169,22 +169,33 @@ func imaReplay(facts *Facts) []appraise.Fault {
 	return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "the IMA log was not appraised against the quoted PCR 10"}}
 }
 
+// imaWant is an IMA flavor's measurements by file, files in the flavor's
+// order.
+type imaWant struct {
+	byFile map[string][]string
+	files  []string
+}
+
+func newIMAWant(l *IMALogs) *imaWant {
+	w := &imaWant{byFile: make(map[string][]string, len(l.ImaMeasurements))}
+	for _, m := range l.ImaMeasurements {
+		if _, ok := w.byFile[m.File]; !ok {
+			w.files = append(w.files, m.File)
+		}
+		w.byFile[m.File] = append(w.byFile[m.File], m.Measurement)
+	}
+	return w
+}
+
 // imaEventLogEquals: the replay-verified IMA entries are the flavor's file
 // list. A file the flavor does not list is an unexpected entry; a listed
 // file with another measurement is an ImaMeasurementMismatch naming the
 // file; a listed measurement the log lacks is a missing entry.
-func imaEventLogEquals(l *IMALogs, facts *Facts) []appraise.Fault {
+func imaEventLogEquals(w *imaWant, facts *Facts) []appraise.Fault {
 	if !facts.IMAReplayed {
 		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
 	}
-	want := map[string][]string{}
-	var wantFiles []string
-	for _, m := range l.ImaMeasurements {
-		if _, ok := want[m.File]; !ok {
-			wantFiles = append(wantFiles, m.File)
-		}
-		want[m.File] = append(want[m.File], m.Measurement)
-	}
+	want, wantFiles := w.byFile, w.files
 	got := map[string][]string{}
 	var gotFiles []string
 	for _, e := range facts.IMAEntries {

@@ -174,14 +174,23 @@ type headerCheck struct {
 	leaf *x509.Certificate
 	alg  jose.SignatureAlgorithm
 	err  error
+	// from and until bound the time in which every certificate of the x5c
+	// chain is valid.
+	from, until time.Time
 }
 
 // verify is Verify with a cache of checked headers (by their encoding, which
 // holds the whole chain), so that one evaluation checks a chain only once.
 func verify(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[string]headerCheck) error {
+	_, err := verifyHeader(sf, roots, now, headers)
+	return err
+}
+
+// verifyHeader is verify, and returns the header it checked.
+func verifyHeader(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[string]headerCheck) (headerCheck, error) {
 	h64, err := splitJWS(sf.Signature)
 	if err != nil {
-		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, err)
+		return headerCheck{}, fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, err)
 	}
 	s, cached := headers[h64]
 	if !cached {
@@ -191,20 +200,20 @@ func verify(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[st
 		}
 	}
 	if s.err != nil {
-		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, s.err)
+		return s, fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, s.err)
 	}
 	payload, err := CanonicalEncoding(sf.Flavor)
 	if err != nil {
-		return fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
+		return s, fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
 	}
 	obj, err := jose.ParseDetached(sf.Signature, payload, []jose.SignatureAlgorithm{s.alg})
 	if err != nil {
-		return fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, malformed("%v", err))
+		return s, fmt.Errorf("verify flavor %q: %w", sf.Flavor.Meta.ID, malformed("%v", err))
 	}
 	if _, err := obj.Verify(s.leaf.PublicKey); err != nil {
-		return fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
+		return s, fmt.Errorf("verify flavor %q: %w: %w", sf.Flavor.Meta.ID, ErrSignatureInvalid, err)
 	}
-	return nil
+	return s, nil
 }
 
 func malformed(format string, args ...any) error {
@@ -265,5 +274,14 @@ func checkHeader(h64 string, roots *x509.CertPool, now time.Time) headerCheck {
 	if err != nil || string(alg) != h.Alg {
 		return headerCheck{err: malformed("alg %q does not fit the certificate's key", h.Alg)}
 	}
-	return headerCheck{leaf: chain[0], alg: alg}
+	hc := headerCheck{leaf: chain[0], alg: alg, from: chain[0].NotBefore, until: chain[0].NotAfter}
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(hc.from) {
+			hc.from = c.NotBefore
+		}
+		if c.NotAfter.Before(hc.until) {
+			hc.until = c.NotAfter
+		}
+	}
+	return hc
 }

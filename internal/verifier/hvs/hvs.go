@@ -121,6 +121,9 @@ type Config struct {
 	// SigningValidity is the lifetime of HVS's signing certificate (default
 	// 30 days); it is re-issued when a third of it is left.
 	SigningValidity time.Duration
+	// FlavorCacheBytes bounds the stored flavor bytes kept decoded and
+	// verified between reports (default 256 MiB).
+	FlavorCacheBytes int
 	// Templates make flavors from hosts (default flavor.DefaultTemplates).
 	Templates []flavor.Template
 	// EARProfile is the eat_profile of EAR tokens (default the report package's).
@@ -173,6 +176,9 @@ func (c *Config) setDefaults() error {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 1024
 	}
+	if c.FlavorCacheBytes <= 0 {
+		c.FlavorCacheBytes = 256 << 20
+	}
 	if c.Templates == nil {
 		c.Templates = flavor.DefaultTemplates()
 	}
@@ -211,6 +217,9 @@ type Service struct {
 	nc        *nats.Conn
 	logger    *slog.Logger
 	templates []*flavor.CompiledTemplate
+	// flavors holds stored flavors decoded and verified, by the digest of
+	// their stored bytes.
+	flavors *flavor.Cache
 
 	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
 	hostRemoved func(hostID string)
@@ -237,6 +246,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 		roots: deps.CA.RootPool(), newSigner: deps.NewReportSigner, publisher: deps.Publisher,
 		nc: deps.NATS, hostRemoved: deps.HostRemoved, logger: logger, queue: make(chan string, cfg.QueueSize),
 	}
+	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
 			return report.NewSigner(key, chain)

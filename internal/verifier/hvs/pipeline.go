@@ -278,7 +278,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	if err != nil {
 		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+	// The report and the boot state are made again at the next poll: their
+	// commit need not wait for the disk.
+	err = s.store.InTxDeferredSync(ctx, func(tx *store.Tx) error {
 		if err := tx.CreateReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
 			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}); err != nil {
 			return err
@@ -394,18 +396,13 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 		if err != nil {
 			return ti, err
 		}
-		flavors := make([]flavor.SignedFlavor, 0, len(recs))
+		flavors := make([]flavor.Checked, 0, len(recs))
 		for _, fr := range recs {
-			var sf flavor.SignedFlavor
-			if err := json.Unmarshal(fr.Signed, &sf); err != nil {
-				// A stored flavor that does not decode is kept with its ID
-				// only: FlavorTrusted fails on it.
-				sf = flavor.SignedFlavor{Flavor: flavor.Flavor{Meta: flavor.Meta{ID: fr.ID,
-					Description: flavor.Description{FlavorPart: flavor.Part(fr.Part)}}}}
-			}
-			flavors = append(flavors, sf)
+			// A stored flavor that does not decode is kept with its ID
+			// only: FlavorTrusted fails on it.
+			flavors = append(flavors, s.flavors.Load(fr.ID, flavor.Part(fr.Part), fr.Signed, now))
 		}
-		gti, err := flavor.Evaluate(g, flavors, facts, s.roots, now)
+		gti, err := flavor.EvaluateChecked(g, flavors, facts)
 		if err != nil {
 			return ti, fmt.Errorf("flavor group %q: %w", g.Name, err)
 		}

@@ -76,7 +76,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	wq := url.Values{"_pragma": append([]string{"journal_mode(WAL)"}, common["_pragma"]...)}
+	// WAL with synchronous FULL (SQLite's default): a commit returns once
+	// the WAL is synced. Store.InTxDeferredSync relaxes that for one
+	// transaction.
+	wq := url.Values{"_pragma": append([]string{"journal_mode(WAL)", "synchronous(FULL)"}, common["_pragma"]...)}
 	wq.Set("_txlock", "immediate")
 	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {

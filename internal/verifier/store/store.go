@@ -18,6 +18,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -160,7 +161,51 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	})
 }
 
-func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) (err error) {
+// InTxDeferredSync is InTx for a transaction that need not be on disk when
+// it returns: a report and the boot state it moves on, which the next poll
+// makes again. It is atomic and isolated like InTx, and no crash corrupts
+// the database; a power loss (not a crash of the process) can lose it until
+// the next transaction of InTx, or an SQLite checkpoint, syncs the log.
+// SQLite commits it to the WAL with synchronous NORMAL (no fsync);
+// PostgreSQL with synchronous_commit off. Security state (users, roles,
+// credentials, revocations, enrollment, flavors) is never written here.
+func (s *Store) InTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) error {
+	wrap := func(tx *sql.Tx) error { return fn(&Tx{queries{r: tx, w: tx, keys: s.keys}}) }
+	switch {
+	case s.backend == backendPostgres:
+		return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return fmt.Errorf("defer sync: %w", err)
+			}
+			return wrap(tx)
+		})
+	case s.rdb == s.wdb: // SQLite in memory: nothing to sync
+		return inTx(ctx, s.wdb, wrap)
+	}
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return fmt.Errorf("defer sync: %w", err)
+	}
+	defer func() {
+		// The writer connection goes back to the pool syncing every commit,
+		// or not at all.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return inTx(ctx, conn, wrap)
+}
+
+// beginner begins transactions: a *sql.DB or one of its connections.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func inTx(ctx context.Context, db beginner, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

@@ -1,0 +1,146 @@
+package flavor
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"trustedcompute.io/tc/internal/appraise"
+)
+
+// Checked is a flavor with the outcome of its FlavorTrusted rule (valid,
+// signature verified under the roots): made by Cache.Load, or checked
+// lazily by Evaluate.
+type Checked struct {
+	sf SignedFlavor
+	// faults are FlavorTrusted's faults when check is nil.
+	faults []appraise.Fault
+	// check verifies the signature when the flavor was not checked yet.
+	check func(SignedFlavor) error
+	// want is the IMA flavor's file list, made once for a cached flavor.
+	want *imaWant
+}
+
+// Flavor returns the signed flavor.
+func (c Checked) Flavor() SignedFlavor { return c.sf }
+
+func (c Checked) trustFaults() []appraise.Fault {
+	if c.check != nil {
+		return flavorTrusted(c.sf, c.check)
+	}
+	return c.faults
+}
+
+func (c Checked) imaWant() *imaWant {
+	if c.want != nil {
+		return c.want
+	}
+	return newIMAWant(c.sf.Flavor.IMALogs)
+}
+
+// Cache decodes and checks stored flavors once: a flavor whose stored
+// bytes decode, which is valid and whose signature verifies under the
+// roots is kept, keyed by the SHA-256 of those bytes, while every
+// certificate of its signing chain stays valid and for at most MaxAge. Any
+// other stored bytes, a flavor with the same ID included, are a miss and
+// are checked again. A flavor that fails a check is never kept, so its
+// faults are found afresh every time.
+//
+// The cache is bounded by the size of the stored bytes it holds; when it
+// is full, an arbitrary entry makes room (not the least recently used: a
+// fleet polled in a cycle larger than the cache would miss every time).
+type Cache struct {
+	roots    *x509.CertPool
+	maxBytes int
+
+	mu    sync.Mutex
+	bytes int
+	byKey map[[sha256.Size]byte]*cached
+}
+
+type cached struct {
+	sf          SignedFlavor
+	want        *imaWant
+	size        int
+	from, until time.Time
+}
+
+// CacheMaxAge bounds how long a checked flavor is believed without
+// checking its signing chain again.
+const CacheMaxAge = time.Hour
+
+// NewCache returns a cache that checks flavors under roots and holds at
+// most maxBytes of stored flavor bytes.
+func NewCache(roots *x509.CertPool, maxBytes int) *Cache {
+	return &Cache{roots: roots, maxBytes: maxBytes, byKey: map[[sha256.Size]byte]*cached{}}
+}
+
+// Load returns the flavor stored as stored (the JSON of a SignedFlavor)
+// with its FlavorTrusted outcome at now. id and part name a flavor whose
+// bytes do not decode: it is kept with its ID only, and FlavorTrusted
+// fails on it.
+func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked {
+	key := sha256.Sum256(stored)
+	c.mu.Lock()
+	e, ok := c.byKey[key]
+	c.mu.Unlock()
+	if ok && !now.Before(e.from) && !now.After(e.until) {
+		return Checked{sf: e.sf, want: e.want}
+	}
+	var sf SignedFlavor
+	decoded := json.Unmarshal(stored, &sf) == nil
+	if !decoded {
+		sf = SignedFlavor{Flavor: Flavor{Meta: Meta{ID: id, Description: Description{FlavorPart: part}}}}
+	}
+	var h headerCheck
+	faults := flavorTrusted(sf, func(sf SignedFlavor) error {
+		var err error
+		h, err = verifyHeader(sf, c.roots, now, nil)
+		return err
+	})
+	if !decoded && len(faults) == 0 {
+		faults = []appraise.Fault{{Name: FaultFlavorInvalid, Description: "the stored flavor does not decode"}}
+	}
+	if len(faults) > 0 {
+		return Checked{sf: sf, faults: faults}
+	}
+	e = &cached{sf: sf, size: len(stored), from: h.from, until: h.until}
+	if limit := now.Add(CacheMaxAge); e.until.After(limit) {
+		e.until = limit
+	}
+	if sf.Flavor.IMALogs != nil {
+		e.want = newIMAWant(sf.Flavor.IMALogs)
+	}
+	c.put(key, e)
+	return Checked{sf: e.sf, want: e.want}
+}
+
+func (c *Cache) put(key [sha256.Size]byte, e *cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.size > c.maxBytes {
+		return
+	}
+	if old, ok := c.byKey[key]; ok {
+		c.bytes -= old.size
+		delete(c.byKey, key)
+	}
+	for k, old := range c.byKey {
+		if c.bytes+e.size <= c.maxBytes {
+			break
+		}
+		c.bytes -= old.size
+		delete(c.byKey, k)
+	}
+	c.byKey[key] = e
+	c.bytes += e.size
+}
+
+// Len returns the number of flavors the cache holds.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byKey)
+}
