@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/testca"
 )
 
@@ -459,7 +460,7 @@ func TestClientNeverLogsTheToken(t *testing.T) {
 		return grpcstatus.Error(codes.Unauthenticated, "bad token")
 	}}
 	addr := serve(t, eim, tls13(t, ca))
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := newTestClient(t, clientConfig(t, addr, ca, token), logger)
 

@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/testca"
 )
 
@@ -246,7 +247,7 @@ func TestNotifierReportsFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ca := newTestCA(t)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			n := NewNotifier(newTestClient(t, clientConfig(t, tt.addr(t, ca), ca, "tok"), nil),
 				slogTo(&logs))
 			type failure struct {

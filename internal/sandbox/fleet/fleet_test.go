@@ -14,13 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/sandbox/fleet"
+	"trustedcompute.io/tc/internal/syncbuf"
 )
 
 func testOptions(t *testing.T, nodes int) fleet.Options {
@@ -164,24 +164,6 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // children lists the processes whose parent is this one.
 func children(t *testing.T) []int {
 	t.Helper()
@@ -206,7 +188,7 @@ func children(t *testing.T) []int {
 func TestStopLeavesNothingRunningOrListening(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- fleet.Run(ctx, &out, testOptions(t, 2), fleet.RunOptions{Web: "127.0.0.1:0"}) }()
 	deadline := time.Now().Add(2 * time.Minute)

@@ -14,7 +14,6 @@ package agent_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/sandbox"
+	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
@@ -259,22 +259,11 @@ func buildAgent(t *testing.T) string {
 type agentProcess struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	output syncbuf.Buffer // stdout and stderr
 	exited chan struct{}
 }
 
-func (a *agentProcess) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stderr.Write(p)
-}
-
-func (a *agentProcess) log() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stderr.String()
-}
+func (a *agentProcess) log() string { return a.output.String() }
 
 func (a *agentProcess) pid() int { return a.cmd.Process.Pid }
 
@@ -295,8 +284,8 @@ func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
 	if e := os.Getenv("TC_FOOTPRINT_AGENT_ENV"); e != "" {
 		a.cmd.Env = append(os.Environ(), strings.Fields(e)...)
 	}
-	a.cmd.Stdout = a
-	a.cmd.Stderr = a
+	a.cmd.Stdout = &a.output
+	a.cmd.Stderr = &a.output
 	if err := a.cmd.Start(); err != nil {
 		t.Fatalf("start trust-agent: %v", err)
 	}

@@ -20,8 +20,8 @@ import (
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
+	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/verifier/report"
-	"trustedcompute.io/tc/test/e2e/vm"
 )
 
 // The attestation manager judges the VM too, as in test/e2e/manager: a real
@@ -41,7 +41,7 @@ type kube struct {
 	clock *clock.Fake // the manager's schedule
 	deps  manager.Deps
 	mgr   *manager.Manager
-	log   *vm.LockedBuffer // the manager's log, to see what it decided to do
+	log   *syncbuf.Buffer // the manager's log, to see what it decided to do
 }
 
 // startManager creates the VM's enabled Node and a manager that talks to the
@@ -56,7 +56,7 @@ func startManager(t *testing.T, h *harness, dir string) *kube {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kube{cs: cs, clock: clock.NewFake(time.Now()), log: &vm.LockedBuffer{}}
+	k := &kube{cs: cs, clock: clock.NewFake(time.Now()), log: &syncbuf.Buffer{}}
 	var out io.Writer = k.log
 	if os.Getenv("TC_E2E_VERBOSE") != "" {
 		out = io.MultiWriter(k.log, os.Stderr)

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
 
@@ -264,7 +265,7 @@ func Boot(t testing.TB, opts Options) *VM {
 	// Not CommandContext: Stop ends boot.sh with SIGTERM so that it stops
 	// its QEMU and swtpm; a context would SIGKILL it and leave them.
 	v.cmd = exec.Command(filepath.Join(RepoRoot(t), "hack", "vmboot", "boot.sh"), args...) //nolint:gosec,noctx // G204: the repository's own script; see above
-	stderr := &LockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	v.cmd.Stdout, v.cmd.Stderr = stderr, stderr
 	v.Started = time.Now()
 	if err := v.cmd.Start(); err != nil {
@@ -481,24 +482,6 @@ func exitError(err error) error {
 		return errors.New("the guest powered off")
 	}
 	return err
-}
-
-// LockedBuffer is a bytes.Buffer that several goroutines may write to.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func tail(b []byte, n int) string {
