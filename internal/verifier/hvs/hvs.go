@@ -124,6 +124,9 @@ type Config struct {
 	// FlavorCacheBytes bounds the stored flavor bytes kept decoded and
 	// verified between reports (default 256 MiB).
 	FlavorCacheBytes int
+	// IMACacheEntries bounds the IMA entries kept in memory so that a
+	// report reads only the new lines of a host's IMA log (default 2^20).
+	IMACacheEntries int
 	// Templates make flavors from hosts (default flavor.DefaultTemplates).
 	Templates []flavor.Template
 	// EARProfile is the eat_profile of EAR tokens (default the report package's).
@@ -179,6 +182,9 @@ func (c *Config) setDefaults() error {
 	if c.FlavorCacheBytes <= 0 {
 		c.FlavorCacheBytes = 256 << 20
 	}
+	if c.IMACacheEntries <= 0 {
+		c.IMACacheEntries = 1 << 20
+	}
 	if c.Templates == nil {
 		c.Templates = flavor.DefaultTemplates()
 	}
@@ -220,6 +226,8 @@ type Service struct {
 	// flavors holds stored flavors decoded and verified, by the digest of
 	// their stored bytes.
 	flavors *flavor.Cache
+	// imaPrefixes holds the IMA entries of the hosts' current boots.
+	imaPrefixes *imaPrefixes
 
 	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
 	hostRemoved func(hostID string)
@@ -247,6 +255,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 		nc: deps.NATS, hostRemoved: deps.HostRemoved, logger: logger, queue: make(chan string, cfg.QueueSize),
 	}
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
+	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
 			return report.NewSigner(key, chain)

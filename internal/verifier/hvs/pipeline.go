@@ -40,11 +40,14 @@ const (
 )
 
 // bootState is what HVS keeps of a host's current boot (store.HostBoot.State):
-// where the next incremental IMA read starts and the entries read so far.
+// where the next incremental IMA read starts, from which PCR 10 value. The
+// entries read so far are kept in memory (imaPrefixes), not in the row;
+// rows written before hold them as "ima_entries", which is ignored.
 type bootState struct {
-	IMAOffset  int                 `json:"ima_offset"`
-	IMAValues  map[string][]byte   `json:"ima_pcr10,omitempty"`
-	IMAEntries []appraise.IMAEntry `json:"ima_entries,omitempty"`
+	IMAOffset int               `json:"ima_offset"`
+	IMAValues map[string][]byte `json:"ima_pcr10,omitempty"`
+	// IMAEntries are the entries up to IMAOffset, from imaPrefixes.
+	IMAEntries []appraise.IMAEntry `json:"-"`
 }
 
 func decodeBoot(b store.HostBoot) bootState {
@@ -112,6 +115,11 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 	var prior bootState
 	if incremental {
 		prior = decodeBoot(h.Boot)
+		if prior.IMAEntries, incremental = s.imaPrefixes.get(h.ID, h.Boot, prior); !incremental {
+			// The entries of this boot so far are not at hand: read the
+			// whole log.
+			prior = bootState{}
+		}
 	}
 	c, err := s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, prior, now)
 	if err != nil || c.req.IMAOffset == 0 || !c.retryFull(h.Boot) {
@@ -235,6 +243,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	r.HostInfo.HostName = h.Name
 	r.HostInfo.HardwareUUID = h.HardwareUUID
 	var boot *store.HostBoot
+	var prefix *imaPrefix
 	hwUUID := h.HardwareUUID
 	if v := c.verdict; v == nil {
 		r.Faults = c.faults
@@ -243,7 +252,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		r.Faults = slices.Clone(v.Faults)
 		facts := flavor.FactsFromVerdict(v)
 		if facts.IMAReplayed && c.req.IMAOffset > 0 {
-			facts.IMAEntries = append(slices.Clone(c.prior.IMAEntries), facts.IMAEntries...)
+			// The kept prefix is shared and never changed: new entries go
+			// to a copy.
+			facts.IMAEntries = append(slices.Clip(c.prior.IMAEntries), facts.IMAEntries...)
 		}
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
@@ -258,8 +269,8 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if rc, ok := v.ResetCount(); ok {
 			r.ResetCount = rc
 			r.Rebooted = h.Boot.Known && rc != h.Boot.ResetCount
-			b := nextBoot(h.Boot, c, facts, now)
-			boot = &b
+			b, p := nextBoot(h.Boot, c, facts, now)
+			boot, prefix = &b, p
 		}
 	}
 	if len(r.Faults) > 0 {
@@ -300,6 +311,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
+	}
+	if prefix != nil {
+		s.imaPrefixes.put(h.ID, prefix)
 	}
 	logger.LogAttrs(ctx, slog.LevelInfo, "report", slog.Bool(keyTrusted, r.Trusted()),
 		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
@@ -349,8 +363,9 @@ func secureBootVerified(v *appraise.Verdict, facts flavor.Facts) bool {
 
 // nextBoot is the host's boot after a verified quote: a new reset count
 // starts a new boot (a reboot when one was known); the IMA state moves on
-// when the IMA log replayed, and stays put otherwise.
-func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Time) store.HostBoot {
+// when the IMA log replayed, and stays put otherwise. The prefix is the IMA
+// log of the boot up to the new state, nil when the state stays put.
+func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Time) (store.HostBoot, *imaPrefix) {
 	rc, _ := c.verdict.ResetCount()
 	same := prev.Known && rc == prev.ResetCount
 	b := store.HostBoot{Known: true, ResetCount: rc, RebootedAt: prev.RebootedAt, State: prev.State}
@@ -362,7 +377,7 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 	}
 	v := c.verdict
 	if !facts.IMAReplayed || v.IMANextValue == nil {
-		return b
+		return b, nil
 	}
 	bank := ""
 	for _, candidate := range []string{evidence.BankSHA384, evidence.BankSHA256, evidence.BankSHA1} {
@@ -371,11 +386,13 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 			break
 		}
 	}
-	st := bootState{IMAOffset: v.IMANextOffset, IMAValues: map[string][]byte{bank: v.IMANextValue}, IMAEntries: facts.IMAEntries}
-	if enc, err := json.Marshal(st); err == nil {
-		b.State = enc
+	st := bootState{IMAOffset: v.IMANextOffset, IMAValues: map[string][]byte{bank: v.IMANextValue}}
+	enc, err := json.Marshal(st)
+	if err != nil {
+		return b, nil
 	}
-	return b
+	b.State = enc
+	return b, &imaPrefix{resetCount: rc, offset: v.IMANextOffset, bank: bank, value: v.IMANextValue, entries: facts.IMAEntries}
 }
 
 // evaluate appraises the facts against every group of the host; a part

@@ -1,9 +1,12 @@
 package hvs
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"testing"
 
+	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -40,4 +43,98 @@ func TestAStoredFlavorRewrittenUnderItsIDIsVerifiedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantUntrusted(t, mustReport(t, e, n.id), []string{"IMA"}, "IMA:"+flavor.FaultFlavorSignatureInvalid)
+}
+
+// The IMA entries of a boot are kept in memory so that a report reads
+// only the new lines; they are used only for the boot, offset and PCR 10
+// value the host's row names, and never to skip the replay of what the
+// quote covers.
+func TestTheKeptIMAPrefixIsUsedOnlyWhereTheHostRowNamesIt(t *testing.T) {
+	tests := []struct {
+		name string
+		// act runs after two trusted reports of one boot, and returns the
+		// environment the next report is made in.
+		act       func(t *testing.T, e *env, n *node) *env
+		trusted   bool
+		fault     string
+		offsets   []int // of the quotes of the next report
+	}{
+		{"a steady report reads only the new lines",
+			func(t *testing.T, e *env, n *node) *env { n.measureFile(t, "/usr/bin/kata-runtime", "kata"); return e },
+			true, "", []int{len(bootFiles)}},
+		{"a measurement the agent hides from the new lines fails the replay and the whole log shows it",
+			func(t *testing.T, e *env, n *node) *env {
+				n.measureFile(t, "/usr/bin/evil", "x")
+				e.agent.set(func(f *fakeAgent) {
+					f.tamper = func(req *evidence.QuoteRequest, r *evidence.QuoteResponse) {
+						if req.IMAOffset > 0 {
+							r.IMALog = ""
+						}
+					}
+				})
+				return e
+			},
+			false, "IMA:" + flavor.FaultImaContainsUnexpectedEntries, []int{len(bootFiles), 0}},
+		{"a verifier that does not hold the prefix reads the whole log",
+			func(t *testing.T, e *env, n *node) *env {
+				return newEnvWith(t, e, n)
+			},
+			true, "", []int{0}},
+		{"a state another replica moved on reads the whole log",
+			func(t *testing.T, e *env, n *node) *env {
+				h, err := e.st.HostByID(t.Context(), n.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := h.Boot
+				b.State = []byte(`{"ima_offset":1,"ima_pcr10":{"SHA384":"` + base64.StdEncoding.EncodeToString(make([]byte, 48)) + `"}}`)
+				if err := e.st.SetHostBoot(t.Context(), n.id, b); err != nil {
+					t.Fatal(err)
+				}
+				return e
+			},
+			true, "", []int{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNode(t, "edge-1")
+			e := newEnv(t, []*node{n})
+			e.baseline(t, n)
+			wantTrusted(t, mustReport(t, e, n.id))
+			wantTrusted(t, mustReport(t, e, n.id))
+			if got := e.agent.lastRequest().IMAOffset; got != len(bootFiles) {
+				t.Fatalf("the second report of the boot read IMA from %d, want %d", got, len(bootFiles))
+			}
+			e = tt.act(t, e, n)
+			before := len(e.agent.requests())
+			r := mustReport(t, e, n.id)
+			var offsets []int
+			for _, req := range e.agent.requests()[before:] {
+				offsets = append(offsets, req.IMAOffset)
+			}
+			if !slices.Equal(offsets, tt.offsets) {
+				t.Errorf("the report's quotes read IMA from %v, want %v", offsets, tt.offsets)
+			}
+			if tt.trusted {
+				wantTrusted(t, r)
+			} else {
+				wantUntrusted(t, r, nil, tt.fault)
+			}
+		})
+	}
+}
+
+// newEnvWith is a second Service on e's store and agents: a restarted or
+// another verifier replica.
+func newEnvWith(t *testing.T, e *env, n *node) *env {
+	t.Helper()
+	e2 := newEnvOn(t, e.st, []*node{n}, func(_ *Config, deps *Deps) { deps.CA = e.svc.ca })
+	e2.enr.enrolled = e.enr.enrolled
+	return e2
+}
+
+func (f *fakeAgent) requests() []evidence.QuoteRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reqs)
 }

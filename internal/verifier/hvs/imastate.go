@@ -1,0 +1,80 @@
+package hvs
+
+import (
+	"bytes"
+	"sync"
+
+	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/verifier/store"
+)
+
+// imaPrefixes keeps, by host, the replay-verified IMA entries of the host's
+// current boot, so that a report within the boot reads and replays only
+// the new lines of the IMA log. The host's row keeps the small part of the
+// state (reset count, IMA offset, PCR 10 value: bootState); an entry here
+// is used only while all three are what the row says, so a reboot, a state
+// another replica moved on, or an entry from an older report is a miss, and
+// a miss reads the whole log from its first line again.
+//
+// It is bounded by the number of entries it holds; when it is full an
+// arbitrary host makes room (not the least recently used: a fleet polled
+// in a cycle larger than the bound would miss every time).
+type imaPrefixes struct {
+	max int
+
+	mu      sync.Mutex
+	entries int
+	byHost  map[string]*imaPrefix
+}
+
+// imaPrefix is the IMA log of one boot up to an offset.
+type imaPrefix struct {
+	resetCount uint32
+	offset     int
+	bank       string
+	value      []byte // PCR 10 of bank after offset lines
+	entries    []appraise.IMAEntry
+}
+
+func newIMAPrefixes(maxEntries int) *imaPrefixes {
+	return &imaPrefixes{max: maxEntries, byHost: map[string]*imaPrefix{}}
+}
+
+// get returns the entries of the host's boot up to st's offset, if it
+// holds them for the boot and PCR 10 value the host's row names.
+func (m *imaPrefixes) get(hostID string, boot store.HostBoot, st bootState) ([]appraise.IMAEntry, bool) {
+	if !boot.Known || st.IMAOffset <= 0 {
+		return nil, false
+	}
+	m.mu.Lock()
+	p, ok := m.byHost[hostID]
+	m.mu.Unlock()
+	if !ok || p.resetCount != boot.ResetCount || p.offset != st.IMAOffset || len(st.IMAValues) != 1 ||
+		!bytes.Equal(p.value, st.IMAValues[p.bank]) {
+		return nil, false
+	}
+	return p.entries, true
+}
+
+// put records the host's entries up to offset; entries must not be
+// changed afterwards.
+func (m *imaPrefixes) put(hostID string, p *imaPrefix) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.byHost[hostID]; ok {
+		m.entries -= len(old.entries)
+		delete(m.byHost, hostID)
+	}
+	if len(p.entries) > m.max {
+		return
+	}
+	for id, old := range m.byHost {
+		if m.entries+len(p.entries) <= m.max {
+			break
+		}
+		m.entries -= len(old.entries)
+		delete(m.byHost, id)
+	}
+	m.byHost[hostID] = p
+	m.entries += len(p.entries)
+}
