@@ -138,8 +138,7 @@ func (a *Agent) serve(ctx context.Context, m *nats.Msg) {
 		a.logger.Warn("request without a reply subject", keyRequest, string(req))
 		return
 	}
-	reply := a.Handle(ctx, req, m.Data)
-	body, err := json.Marshal(reply)
+	body, err := a.encodeReply(req, a.Handle(ctx, req, m.Data))
 	if err != nil {
 		a.logger.Error("encode reply", keyRequest, string(req), keyError, err.Error())
 		return
@@ -156,7 +155,7 @@ func (a *Agent) Handle(ctx context.Context, req bus.Request, data []byte) any {
 	switch req {
 	case bus.QuoteRequest:
 		var in evidence.QuoteRequest
-		return a.answer(req, data, &in, func() (any, error) { return a.Evidence(ctx, in) },
+		return a.answer(req, data, &in, func() (any, error) { return a.quote(ctx, in) },
 			func(e *evidence.Error) any { return &evidence.QuoteResponse{Version: evidence.Version, Error: e} })
 	case bus.HostInfoRequest:
 		return a.answer(req, data, &evidence.HostInfoRequest{}, func() (any, error) { return a.HostInfo(ctx) },
@@ -230,6 +229,25 @@ func (a *Agent) fail(req bus.Request, err error) *evidence.Error {
 // qualifying data is evidence.QualifyingData(nonce, facts), so the
 // verifier can tell that the facts it gets are the ones this TPM quoted.
 func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evidence.QuoteResponse, error) {
+	return a.collect(ctx, req, func(resp *evidence.QuoteResponse) error {
+		lines, offset, total, err := a.measure.IMALog(req.IMAOffset)
+		switch {
+		case errors.Is(err, measure.ErrNoIMA):
+			// A kernel without IMA: no entries. The verifier's replay of
+			// the empty log must then explain the quoted PCR 10, so hiding
+			// a real log this way fails attestation.
+		case err != nil:
+			return fmt.Errorf("ima log: %w", err)
+		default:
+			resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
+		}
+		return nil
+	})
+}
+
+// collect is Evidence with the IMA part left to ima, which it calls when
+// the request asks for the IMA log.
+func (a *Agent) collect(ctx context.Context, req evidence.QuoteRequest, ima func(*evidence.QuoteResponse) error) (*evidence.QuoteResponse, error) {
 	if err := req.Validate(); err != nil {
 		return nil, &evidence.Error{Code: evidence.CodeBadRequest, Message: err.Error()}
 	}
@@ -253,16 +271,8 @@ func (a *Agent) Evidence(ctx context.Context, req evidence.QuoteRequest) (*evide
 		resp.EventLog = log
 	}
 	if req.IMAMeasureEnabled {
-		lines, offset, total, err := a.measure.IMALog(req.IMAOffset)
-		switch {
-		case errors.Is(err, measure.ErrNoIMA):
-			// A kernel without IMA: no entries. The verifier's replay of
-			// the empty log must then explain the quoted PCR 10, so hiding
-			// a real log this way fails attestation.
-		case err != nil:
-			return nil, fmt.Errorf("ima log: %w", err)
-		default:
-			resp.IMALog, resp.IMAOffset, resp.IMAEntries = lines, offset, total
+		if err := ima(resp); err != nil {
+			return nil, err
 		}
 	}
 	// Read after the quote: systemd extends PCR 15 before it appends the

@@ -209,38 +209,74 @@ func (c *Collector) openIMALog() (*os.File, func(), error) {
 // malformed line among those returned yields ErrMalformedIMA; returned lines
 // larger than the collector's size limit yield ErrTooLarge.
 func (c *Collector) IMALog(offset int) (lines string, offsetUsed int, total int, err error) {
+	// Two passes: the first checks and measures the lines, the second
+	// copies them into a string of exactly that size, so a log of
+	// megabytes is held once rather than in a doubling buffer.
+	size := 0
+	total, err = c.EachIMALine(offset, -1, func(line []byte) error {
+		size += len(line) + 1
+		return nil
+	})
+	if err != nil {
+		return "", 0, total, err
+	}
+	var b strings.Builder
+	b.Grow(size)
+	if _, err := c.EachIMALine(offset, total, func(line []byte) error {
+		b.Write(line)
+		b.WriteByte('\n')
+		return nil
+	}); err != nil {
+		return "", 0, 0, err
+	}
+	if b.Len() != size {
+		return "", 0, 0, fmt.Errorf("read ima log: the log changed while it was read (%d bytes, then %d)", size, b.Len())
+	}
+	return b.String(), offset, total, nil
+}
+
+// EachIMALine calls fn with each line of the IMA log, without its newline,
+// from entry index offset up to entry end (exclusive; end < 0: to the end
+// of the log), after checking it; fn must not keep line. It returns the
+// number of entries read: the entries of the whole log when end < 0. It
+// fails as IMALog does, and with fn's error.
+func (c *Collector) EachIMALine(offset, end int, fn func(line []byte) error) (int, error) {
 	if offset < 0 {
-		return "", 0, 0, fmt.Errorf("ima offset must not be negative, got %d", offset)
+		return 0, fmt.Errorf("ima offset must not be negative, got %d", offset)
 	}
 	f, done, err := c.openIMALog()
 	if err != nil {
-		return "", 0, 0, err
+		return 0, err
 	}
 	defer done()
-	var b strings.Builder
 	s := newIMAScanner(f)
 	n := 0
-	for s.Scan() {
+	size := int64(0)
+	for (end < 0 || n < end) && s.Scan() {
 		if n >= offset {
-			line := s.Text()
-			if _, err := splitIMALine(line); err != nil {
-				return "", 0, 0, fmt.Errorf("%w: entry %d: %w", ErrMalformedIMA, n, err)
+			line := s.Bytes()
+			if _, err := splitIMALine(string(line)); err != nil {
+				return 0, fmt.Errorf("%w: entry %d: %w", ErrMalformedIMA, n, err)
 			}
-			if int64(b.Len()+len(line)+1) > c.maxLogSize {
-				return "", 0, 0, fmt.Errorf("ima log from offset %d: %w: more than %d bytes", offset, ErrTooLarge, c.maxLogSize)
+			if size += int64(len(line)) + 1; size > c.maxLogSize {
+				return 0, fmt.Errorf("ima log from offset %d: %w: more than %d bytes", offset, ErrTooLarge, c.maxLogSize)
 			}
-			b.WriteString(line)
-			b.WriteByte('\n')
+			if err := fn(line); err != nil {
+				return 0, err
+			}
 		}
 		n++
 	}
 	if err := s.Err(); err != nil {
-		return "", 0, 0, fmt.Errorf("read ima log: %w", err)
+		return 0, fmt.Errorf("read ima log: %w", err)
+	}
+	if end >= 0 && n < end {
+		return n, fmt.Errorf("read ima log: the log has %d entries, fewer than the %d read before", n, end)
 	}
 	if offset > n {
-		return "", 0, n, fmt.Errorf("%w: offset %d, log has %d entries", ErrIMAOffset, offset, n)
+		return n, fmt.Errorf("%w: offset %d, log has %d entries", ErrIMAOffset, offset, n)
 	}
-	return b.String(), offset, n, nil
+	return n, nil
 }
 
 // IMAEntryCount returns the number of entries in the IMA log without keeping
