@@ -17,19 +17,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/tpm"
@@ -38,14 +36,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "trust-agent:", err)
-		os.Exit(1)
-	}
+func main() { program().Main() }
+
+func program() cli.Program {
+	return cli.Program{Name: "trust-agent", Version: version, Usage: usage,
+		Commands: map[string]cli.Func{"run": cmdRun, "evidence": cmdEvidence}}
 }
 
 const usage = `usage: trust-agent <command> [flags]
@@ -58,24 +53,7 @@ commands:
 Run "trust-agent <command> -h" for the flags of a command.`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		_, _ = fmt.Fprintln(stderr, usage) // best effort: the error below says what is wrong
-		return errors.New("no command given")
-	}
-	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stderr, getenv)
-	case "evidence":
-		return cmdEvidence(ctx, args[1:], stdout, stderr, getenv)
-	case "version":
-		_, err := fmt.Fprintf(stdout, "trust-agent %s %s\n", version, runtime.Version())
-		return err
-	case "-h", "-help", "--help", "help":
-		_, err := fmt.Fprintln(stdout, usage)
-		return err
-	}
-	_, _ = fmt.Fprintln(stderr, usage) // best effort: the error below says what is wrong
-	return fmt.Errorf("unknown command %q", args[0])
+	return program().Run(ctx, args, stdout, stderr, getenv)
 }
 
 // common holds the flags every command shares.
@@ -108,14 +86,6 @@ func (c *common) config(getenv func(string) string, needBus bool) (Config, error
 		cfg.HostID = c.hostID
 	}
 	return cfg, cfg.validate(needBus)
-}
-
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log_level %q: %w", level, err)
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
 // node opens the TPM and the measurements and builds the agent.
@@ -163,7 +133,7 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 	return &node{tpm: nt, agent: a, hostID: hostID}, nil
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
@@ -175,7 +145,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, cfg.LogLevel)
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
 	}
@@ -295,7 +265,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if cfg.HostID == "" {
 		cfg.HostID = "local"
 	}
-	logger, err := newLogger(stderr, cfg.LogLevel)
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
 	}

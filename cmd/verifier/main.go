@@ -8,19 +8,14 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"syscall"
 
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/enroll"
@@ -28,14 +23,10 @@ import (
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "verifier:", err)
-		os.Exit(1)
-	}
+func main() { program().Main() }
+
+func program() cli.Program {
+	return cli.Program{Name: "verifier", Version: version, Usage: usage, Commands: map[string]cli.Func{"run": cmdRun}}
 }
 
 const usage = `usage: verifier <command> [flags]
@@ -45,26 +36,11 @@ commands:
   version  print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stderr, getenv)
-	case "version":
-		_, err := fmt.Fprintf(stdout, "verifier %s %s\n", version, runtime.Version())
-		return err
-	case "-h", "-help", "--help", "help":
-		_, err := fmt.Fprintln(stdout, usage)
-		return err
-	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	return program().Run(ctx, args, stdout, stderr, getenv)
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration file")
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
+	fs, configPath := cli.Flags("run", stderr)
 	listen := fs.String("listen", "", "HTTPS address (overrides the config)")
 	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
 	natsURL := fs.String("nats-url", "", "external NATS cluster instead of the embedded server (overrides the config)")
@@ -91,9 +67,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
 	v, err := verifier.New(ctx, vcfg, logger)
 	if err != nil {
 		return err

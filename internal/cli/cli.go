@@ -1,0 +1,85 @@
+// Package cli is what the daemons' mains share: a context that ends at
+// SIGINT or SIGTERM, the command dispatch with version and help, the flag
+// set of a command with its -config flag, and the JSON logger. It links the
+// standard library only, so the trust agent can use it.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// Func runs one command with the arguments after its name.
+type Func func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
+
+// Program is a daemon's command line.
+type Program struct {
+	// Name is the binary's name, the prefix of its errors and its version.
+	Name    string
+	Version string
+	// Usage is printed by help, and to stderr when no or an unknown
+	// command is given.
+	Usage    string
+	Commands map[string]Func
+}
+
+// Main runs the program on the process's arguments and environment with a
+// context that ends at SIGINT or SIGTERM, and exits 1 with "name: error"
+// when it fails.
+func (p Program) Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := p.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, p.Name+":", err)
+		os.Exit(1)
+	}
+}
+
+// Run runs the command args[0]: one of Commands, "version" or help. No
+// command or an unknown one prints the usage to stderr and is an error.
+func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		_, _ = fmt.Fprintln(stderr, p.Usage) // best effort: the error says what is wrong
+		return errors.New("no command given")
+	}
+	if run, ok := p.Commands[args[0]]; ok {
+		return run(ctx, args[1:], stdout, stderr, getenv)
+	}
+	switch args[0] {
+	case "version":
+		_, err := fmt.Fprintf(stdout, "%s %s %s\n", p.Name, p.Version, runtime.Version())
+		return err
+	case "-h", "-help", "--help", "help":
+		_, err := fmt.Fprintln(stdout, p.Usage)
+		return err
+	}
+	_, _ = fmt.Fprintln(stderr, p.Usage) // best effort: the error says what is wrong
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// Flags returns the flag set of a command, which reports its errors to
+// stderr, with the -config flag every daemon takes.
+func Flags(command string, stderr io.Writer) (fs *flag.FlagSet, configPath *string) {
+	fs = flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, fs.String("config", "", "YAML configuration file")
+}
+
+// Logger returns the daemons' JSON logger writing to w at level (debug,
+// info, warn or error).
+func Logger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRunDispatchesTheCommandLine(t *testing.T) {
+	p := Program{Name: "demo", Version: "v1", Usage: "usage: demo <command>", Commands: map[string]Func{
+		"run": func(_ context.Context, args []string, stdout, _ io.Writer, _ func(string) string) error {
+			_, err := io.WriteString(stdout, "ran "+strings.Join(args, " "))
+			return err
+		},
+	}}
+	tests := []struct {
+		name       string
+		args       []string
+		wantErr    string
+		wantStdout string
+		wantStderr string
+	}{
+		{"a command gets the arguments after its name", []string{"run", "-x", "y"}, "", "ran -x y", ""},
+		{"version prints the name and the version", []string{"version"}, "", "demo v1 go", ""},
+		{"help prints the usage", []string{"-h"}, "", "usage: demo", ""},
+		{"no command is an error and prints the usage", nil, "no command given", "", "usage: demo"},
+		{"an unknown command is an error naming it", []string{"frobnicate"}, `unknown command "frobnicate"`, "", "usage: demo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := p.Run(context.Background(), tt.args, &stdout, &stderr, func(string) string { return "" })
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Run = %v, want error %q", err, tt.wantErr)
+			}
+			if !strings.HasPrefix(stdout.String(), tt.wantStdout) || !strings.HasPrefix(stderr.String(), tt.wantStderr) {
+				t.Fatalf("stdout %q stderr %q, want %q and %q", stdout.String(), stderr.String(), tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestLoggerRefusesAnUnknownLevel(t *testing.T) {
+	if _, err := Logger(io.Discard, "loud"); err == nil {
+		t.Fatal("Logger accepted the level loud")
+	}
+	var out bytes.Buffer
+	l, err := Logger(&out, "warn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("hidden")
+	l.Warn("shown")
+	if s := out.String(); strings.Contains(s, "hidden") || !strings.Contains(s, `"msg":"shown"`) {
+		t.Fatalf("logged %q, want only the warning as JSON", s)
+	}
+}
