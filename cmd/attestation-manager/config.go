@@ -34,11 +34,18 @@ type Config struct {
 	DiskEncryption string `yaml:"diskEncryption" env:"TC_DISK_ENCRYPTION"`
 	// EvictNamespaces are drained from a node that fails (none: cordon only).
 	EvictNamespaces []string `yaml:"evictNamespaces" env:"TC_EVICT_NAMESPACES"`
-	// Concurrency bounds the nodes attested at the same time.
+	// Concurrency bounds the nodes attested at the same time (the
+	// controller's workers); 0 sizes the pool from fleetSize and
+	// pollDuration (manager.Workers).
 	Concurrency int `yaml:"concurrency" env:"TC_CONCURRENCY"`
-	// RefreshInterval is how often the node list is read (and how soon an
-	// onboarding request is seen, and drift of the verdict reverted).
+	// FleetSize is the number of enabled nodes the worker pool is sized
+	// for when concurrency is 0; 0 counts them at start.
+	FleetSize int `yaml:"fleetSize" env:"TC_FLEET_SIZE"`
+	// RefreshInterval is kept so that older files load; the controller
+	// watches Nodes and the onboard requests instead of re-reading them.
 	RefreshInterval time.Duration `yaml:"refreshInterval" env:"TC_REFRESH_INTERVAL"`
+	// LeaderElection elects the one replica that acts.
+	LeaderElection LeaderElection `yaml:"leaderElection"`
 	// MaxEvidenceAge is the age of a node's newest evidence past which it is
 	// no longer Verified nor ready (never cordoned for it), in minutes or as
 	// a Go duration; empty: twice pollDuration.
@@ -81,6 +88,24 @@ type NATS struct {
 	CredsFile string `yaml:"credsFile" env:"TC_NATS_CREDS_FILE"`
 }
 
+// LeaderElection is the Lease that elects the one replica that acts (in
+// the manager's namespace).
+type LeaderElection struct {
+	// Enabled: only the holder of the Lease acts; required for more than
+	// one replica.
+	Enabled bool `yaml:"enabled" env:"TC_LEADER_ELECTION"`
+	// LeaseName names the Lease.
+	LeaseName string `yaml:"leaseName" env:"TC_LEADER_ELECTION_LEASE"`
+	// LeaseDuration is how long a crashed leader keeps the Lease; a
+	// leader that stops cleanly releases it at once.
+	LeaseDuration time.Duration `yaml:"leaseDuration" env:"TC_LEADER_ELECTION_LEASE_DURATION"`
+	// RenewDeadline is how long the leader tries to renew before it gives
+	// up (and exits).
+	RenewDeadline time.Duration `yaml:"renewDeadline" env:"TC_LEADER_ELECTION_RENEW_DEADLINE"`
+	// RetryPeriod is the pace of the candidates' attempts.
+	RetryPeriod time.Duration `yaml:"retryPeriod" env:"TC_LEADER_ELECTION_RETRY_PERIOD"`
+}
+
 // Kubernetes says how to reach the API server.
 type Kubernetes struct {
 	// Kubeconfig is a kubeconfig file; empty uses the in-cluster config.
@@ -97,11 +122,14 @@ func defaultConfig() Config {
 		Jitter:          manager.DefaultJitter,
 		GoldenFlavors:   string(manager.EveryBoot),
 		DiskEncryption:  string(manager.DiskEncryptionMeasured),
-		Concurrency:     manager.DefaultConcurrency,
 		RefreshInterval: manager.DefaultRefreshInterval,
-		Verifier:        Verifier{Username: "attestation-manager", Timeout: 2 * time.Minute},
-		LogLevel:        "info",
-		MetricsAddr:     ":9090",
+		LeaderElection: LeaderElection{
+			Enabled: true, LeaseName: manager.DefaultLeaseName, LeaseDuration: manager.DefaultLeaseDuration,
+			RenewDeadline: manager.DefaultRenewDeadline, RetryPeriod: manager.DefaultRetryPeriod,
+		},
+		Verifier:    Verifier{Username: "attestation-manager", Timeout: 2 * time.Minute},
+		LogLevel:    "info",
+		MetricsAddr: ":9090",
 	}
 }
 
@@ -148,6 +176,15 @@ func (c Config) managerConfig() (manager.Config, error) {
 	}.WithDefaults(), nil
 }
 
+// leaderElection is the Lease configuration, in the manager's namespace.
+func (c Config) leaderElection() manager.LeaderElection {
+	l := c.LeaderElection
+	return manager.LeaderElection{
+		Enabled: l.Enabled, Namespace: c.Kubernetes.Namespace, LeaseName: l.LeaseName,
+		LeaseDuration: l.LeaseDuration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod,
+	}.WithDefaults()
+}
+
 // validate reports every problem at once.
 func (c Config) validate() error {
 	var errs []error
@@ -155,6 +192,14 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	} else if err := mc.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.FleetSize < 0 {
+		errs = append(errs, fmt.Errorf("fleetSize %d: want 0 or more", c.FleetSize))
+	}
+	if le := c.leaderElection(); le.Enabled {
+		if err := le.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Jitter < 0 {
 		errs = append(errs, fmt.Errorf("jitter %v is negative", c.Jitter))

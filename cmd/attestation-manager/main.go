@@ -10,21 +10,22 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"runtime"
-	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/manager"
@@ -35,14 +36,11 @@ import (
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "attestation-manager:", err)
-		os.Exit(1)
-	}
+func main() { program().Main() }
+
+func program() cli.Program {
+	return cli.Program{Name: "attestation-manager", Version: version, Usage: usage,
+		Commands: map[string]cli.Func{"run": cmdRun}}
 }
 
 const usage = `usage: attestation-manager <command> [flags]
@@ -52,26 +50,11 @@ commands:
   version  print the version`
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stderr, getenv)
-	case "version":
-		_, err := fmt.Fprintf(stdout, "attestation-manager %s %s\n", version, runtime.Version())
-		return err
-	case "-h", "-help", "--help", "help":
-		_, err := fmt.Fprintln(stdout, usage)
-		return err
-	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	return program().Run(ctx, args, stdout, stderr, getenv)
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration file")
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
+	fs, configPath := cli.Flags("run", stderr)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (overrides the config; default in-cluster)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -86,9 +69,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	// controller-runtime and client-go's leader election log through
+	// controller-runtime's logger: the same handler.
+	ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
 	return serve(ctx, cfg, getenv, logger)
 }
 
@@ -112,15 +99,35 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	if err != nil {
 		return err
 	}
-	cs, err := kubeClient(cfg.Kubernetes.Kubeconfig)
+	rc, err := kubeConfig(cfg.Kubernetes.Kubeconfig)
 	if err != nil {
 		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	nodes := manager.KubeNodes{
 		Nodes:     cluster.New(cs, cluster.Options{Logger: logger, Instance: getenv("TC_POD_NAME")}),
 		Clientset: cs,
 		Requests:  cluster.NewOnboardRequests(cs, cfg.Kubernetes.Namespace, ""),
 		Log:       logger,
+	}
+	workers := mcfg.Concurrency
+	if cfg.Concurrency == 0 {
+		fleet := cfg.FleetSize
+		if fleet == 0 {
+			if fleet, err = countEnabled(ctx, cs); err != nil {
+				return err
+			}
+		}
+		workers = manager.Workers(fleet, mcfg.PollDuration)
+		logger.Info("worker pool sized from the fleet", slog.Int("nodes", fleet), slog.Int("workers", workers),
+			slog.Duration("poll_duration", mcfg.PollDuration))
+	}
+	cm, err := manager.NewControllerManager(rc, cfg.leaderElection(), cfg.Kubernetes.Namespace, logger)
+	if err != nil {
+		return err
 	}
 	sink, err := eim.New(cfg.EIM, logger)
 	if err != nil {
@@ -134,6 +141,9 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 		OnCordon: func(node string, s cluster.Status) { metrics.Cordoned(node, s) },
 	})
 	if err != nil {
+		return err
+	}
+	if err := mgr.Controller(cm, manager.ControllerOptions{Workers: workers, Namespace: cfg.Kubernetes.Namespace}); err != nil {
 		return err
 	}
 	metrics = manager.NewMetrics(mgr)
@@ -177,7 +187,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	if err != nil {
 		return err
 	}
-	tasks := []run.Task{mgr.Run, notifier.Run, nc.Run}
+	tasks := []run.Task{cm.Start, notifier.Run, nc.Run}
 	if cfg.MetricsAddr != "" {
 		ready := func() error {
 			if !nc.IsConnected() {
@@ -216,7 +226,7 @@ func cmsRoots(ctx context.Context, v Verifier) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+func kubeConfig(kubeconfig string) (*rest.Config, error) {
 	var (
 		rc  *rest.Config
 		err error
@@ -230,9 +240,23 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("kubernetes config: %w", err)
 	}
 	rc.UserAgent = "trustedcompute-attestation-manager/" + version
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+	return rc, nil
+}
+
+// countEnabled counts the enabled Nodes, to size the worker pool.
+func countEnabled(ctx context.Context, cs kubernetes.Interface) (int, error) {
+	sel := labels.SelectorFromSet(labels.Set{cluster.LabelEnabled: "true"}).String()
+	opts := metav1.ListOptions{LabelSelector: sel, Limit: 500}
+	n := 0
+	for {
+		list, err := cs.CoreV1().Nodes().List(ctx, opts)
+		if err != nil {
+			return 0, fmt.Errorf("count enabled nodes: %w", err)
+		}
+		n += len(list.Items)
+		if list.Continue == "" {
+			return n, nil
+		}
+		opts.Continue = list.Continue
 	}
-	return cs, nil
 }

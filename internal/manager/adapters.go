@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -84,6 +85,37 @@ func (k KubeNodes) EnabledNodes(ctx context.Context) ([]Node, error) {
 		out = append(out, Node{NodeInfo: n, PollDuration: poll[n.Name]})
 	}
 	return out, nil
+}
+
+// Node reads one Node from the API server (never a cache: what the manager
+// does next depends on what the Node says now) and whether an operator asked
+// for its re-onboarding. A Node not enabled loses any verdict labels it
+// still carries (ClearDisabled) and is cluster.ErrNotEnabled.
+func (k KubeNodes) Node(ctx context.Context, name string) (Node, error) {
+	node, err := k.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return Node{}, fmt.Errorf("get node %s: %w", name, cluster.ErrNodeNotFound)
+	}
+	if err != nil {
+		return Node{}, fmt.Errorf("get node %s: %w", name, err)
+	}
+	info := cluster.InfoOf(node)
+	if !info.Enabled {
+		if node.Labels[cluster.LabelStatus] != "" || node.Labels[cluster.LabelReady] != "" {
+			if _, err := k.ClearDisabled(ctx); err != nil {
+				return Node{}, err
+			}
+		}
+		return Node{}, fmt.Errorf("node %s: %w", name, cluster.ErrNotEnabled)
+	}
+	if k.Requests != nil {
+		requests, err := k.Requests.List(ctx)
+		if err != nil {
+			return Node{}, err
+		}
+		info.OnboardRequested = requests[name] != ""
+	}
+	return Node{NodeInfo: info, PollDuration: node.Annotations[AnnotationPollDuration]}, nil
 }
 
 // Onboarded finishes the re-onboarding on the Node, then clears the request.

@@ -14,15 +14,19 @@ import (
 )
 
 // evaluate runs one attestation round of a node and schedules its next one.
-// Only Tick calls it, never twice at once for one node.
-func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
+// Only ReconcileNode calls it, never twice at once for one node. It returns
+// an error only when acting on the Node failed: the node is due again at
+// once and the caller retries it rate-limited. A verifier that cannot be
+// reached is no error here: the node is scheduled again after RetryMin,
+// doubling up to its poll duration.
+func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) error {
 	n := st.node
 	log := m.log.With(slog.String(keyNode, n.Name), slog.String(keyHostID, n.HostID))
 	first := !st.seen
 	st.seen = true
 	if why == triggerDrift {
 		m.reassert(ctx, st, log)
-		return
+		return nil
 	}
 	if n.HostID == "" {
 		msg := "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
@@ -31,7 +35,7 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 			log.Warn("marking node pending failed", slog.Any(keyErr, err))
 		}
 		m.schedule(st, m.jittered(m.interval(st)))
-		return
+		return nil
 	}
 	var err error
 	if why == triggerOnboard || (n.OnboardRequested && why != triggerEvent) {
@@ -41,10 +45,10 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 	}
 	if err == nil {
 		st.failures = 0
-		return
+		return nil
 	}
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	if errors.Is(err, ErrHostClaimed) {
 		// Not an outage: the node claims a host bound to another node (or
@@ -53,17 +57,20 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 		m.schedule(st, m.jittered(m.interval(st)))
 		log.Warn("host claim refused", slog.Any(keyErr, err))
 		m.withdraw(ctx, st, ReasonHostClaimRefused, "host claim refused: "+err.Error(), "", log)
-		return
+		return nil
+	}
+	var ve *VerifierError
+	if !errors.As(err, &ve) {
+		// The Kubernetes API refused or failed a write: try again, at the
+		// pace of the caller's rate limiter.
+		st.next = m.clock.Now()
+		log.Error("acting on attestation failed", slog.String(keyTrigger, string(why)), slog.Any(keyErr, err))
+		return err
 	}
 	st.failures++
 	retry := min(m.cfg.RetryMin<<min(st.failures-1, 20), m.interval(st))
 	m.schedule(st, m.jittered(retry))
 	log = log.With(slog.String(keyTrigger, string(why)), slog.Time(keyNext, st.next))
-	var ve *VerifierError
-	if !errors.As(err, &ve) {
-		log.Error("acting on attestation failed", slog.Any(keyErr, err))
-		return
-	}
 	now := m.clock.Now()
 	if trusted(st.node) && m.stale(st, now) {
 		// No cordon: an outage of the verifier must not drain the fleet.
@@ -75,12 +82,13 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) {
 		msg := fmt.Sprintf("verifier unreachable and the last evidence is %s, older than maxEvidenceAge %s", last, m.cfg.MaxEvidenceAge)
 		log.Warn("verdict withdrawn: evidence too old", slog.Any(keyErr, err))
 		m.withdraw(ctx, st, ReasonVerifierUnreachable, msg+": "+err.Error(), "Attestation stale: "+msg, log)
-		return
+		return nil
 	}
 	log.Warn("no attestation result: verifier unreachable", slog.Any(keyErr, err))
 	if perr := m.nodes.Pending(ctx, n.Name, ReasonVerifierUnreachable, "verifier unreachable: "+err.Error()); perr != nil {
 		log.Warn("marking node pending failed", slog.Any(keyErr, perr))
 	}
+	return nil
 }
 
 // withdraw takes back the node's Verified and ready without cordoning it

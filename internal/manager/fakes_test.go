@@ -291,6 +291,19 @@ func (f *fakeNodes) EnabledNodes(context.Context) ([]Node, error) {
 	return out, nil
 }
 
+func (f *fakeNodes) Node(_ context.Context, name string) (Node, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return Node{}, f.listErr
+	}
+	n, err := f.node(name)
+	if err != nil {
+		return Node{}, err
+	}
+	return n.Node, nil
+}
+
 func (f *fakeNodes) node(name string) (*fakeNode, error) {
 	n, ok := f.nodes[name]
 	if !ok {

@@ -18,7 +18,11 @@
 //
 // Its dependencies are small interfaces declared here (Verifier, Nodes,
 // StatusSink, Clock), so the whole behaviour runs in unit tests with
-// hand-written fakes and a fake clock; Tick is one deterministic step of Run.
+// hand-written fakes and a fake clock. ReconcileNode is the whole work on
+// one node; Controller runs it as a controller-runtime reconciler (Node
+// watch, published reports, jittered requeues, bounded workers, Lease
+// leader election); Tick is one deterministic pass over every node, for
+// tests.
 package manager
 
 import (
@@ -26,7 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +110,10 @@ type Verifier interface {
 // plus the poll-duration annotation). Every method is idempotent.
 type Nodes interface {
 	EnabledNodes(ctx context.Context) ([]Node, error)
+	// Node reads one Node as it is now: cluster.ErrNodeNotFound when it
+	// is gone, cluster.ErrNotEnabled when it is not (or no longer)
+	// selected for Trusted Compute.
+	Node(ctx context.Context, name string) (Node, error)
 	MarkVerified(ctx context.Context, node string, ready bool, reportID, message string) error
 	MarkFailed(ctx context.Context, node string, status cluster.Status, parts []string, reportID, message string) (changed bool, err error)
 	Evict(ctx context.Context, node string, namespaces []string) (int, error)
@@ -161,12 +171,12 @@ type Manager struct {
 	rnd      func() float64
 	onCordon func(node string, status cluster.Status)
 
-	mu         sync.Mutex
-	hosts      map[string]*nodeState // by node name
-	byHost     map[string]string     // host id (node's and verifier's) → node name
-	events     map[string]bool       // host ids with a published report not yet handled
-	refreshDue time.Time
-	wake       chan struct{}
+	mu     sync.Mutex
+	hosts  map[string]*nodeState // by node name
+	byHost map[string]string     // host id (node's and verifier's) → node name
+	events map[string]bool       // node names with a published report not yet evaluated
+	woken  map[string]struct{}   // node names not yet handed to the controller
+	wake   chan struct{}
 }
 
 // nodeState is what this process knows about a node. Losing it (a restart)
@@ -235,7 +245,7 @@ func New(cfg Config, d Deps) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, v: d.Verifier, nodes: d.Nodes, sink: d.Status, clock: d.Clock, log: d.Logger, rnd: d.Rand, onCordon: d.OnCordon,
 		hosts: map[string]*nodeState{}, byHost: map[string]string{}, events: map[string]bool{},
-		wake: make(chan struct{}, 1),
+		woken: map[string]struct{}{}, wake: make(chan struct{}, 1),
 	}
 	if m.clock == nil {
 		m.clock = clock.Real{}
@@ -251,44 +261,45 @@ func New(cfg Config, d Deps) (*Manager, error) {
 
 // ReportPublished tells the manager that the verifier published a new trust
 // report of hostID (the host id taken from the NATS subject). It never
-// blocks: events of one host coalesce until the next Tick evaluates them.
+// blocks: events of one node coalesce until its next reconcile, and the node
+// is handed to the controller's channel source (see Controller) at once.
 func (m *Manager) ReportPublished(hostID string) {
 	hostID = strings.ToLower(strings.TrimSpace(hostID))
 	if hostID == "" {
 		return
 	}
 	m.mu.Lock()
-	m.events[hostID] = true
+	name, ok := m.byHost[hostID]
+	if ok {
+		m.events[name] = true
+		m.woken[name] = struct{}{}
+	}
 	m.mu.Unlock()
+	if !ok {
+		// A host no tracked node claims: a node enabled since is
+		// reconciled from the Node watch, and reads the latest report then.
+		return
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Run evaluates nodes until ctx ends: it refreshes the node list every
-// Config.RefreshInterval, attests every node at its jittered poll time and
-// evaluates a node at once when a report of it is published. It returns nil
-// when ctx ends.
-func (m *Manager) Run(ctx context.Context) error {
-	m.log.Info("attestation manager started",
-		slog.Duration("poll_duration", m.cfg.PollDuration), slog.String("golden_flavors", string(m.cfg.GoldenFlavors)))
-	for {
-		next := m.Tick(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := max(next.Sub(m.clock.Now()), minWait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-m.clock.After(wait):
-		case <-m.wake:
-		}
+// takeWoken returns the nodes with a published report not yet handed to the
+// controller, and forgets them.
+func (m *Manager) takeWoken() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.woken))
+	for name := range m.woken {
+		out = append(out, name)
 	}
+	clear(m.woken)
+	return out
 }
 
-// minWait keeps Run from spinning when a node is due again at once.
+// minWait keeps a node due again at once from spinning.
 const minWait = 50 * time.Millisecond
 
 type trigger string
@@ -301,140 +312,128 @@ const (
 	triggerDrift    trigger = "drift"    // the Node no longer says the verdict
 )
 
-type work struct {
-	st  *nodeState
-	why trigger
-}
-
-// Tick does one round: it refreshes the node list when due, evaluates every
-// node that is due or has a published report (at most Config.Concurrency at
-// a time) and returns when the next round is due.
+// Tick reconciles every enabled node once, one after another, and returns
+// when the next one is due. It is what the controller does over time, in one
+// deterministic step: tests drive it with a fake clock. A node that is not
+// due, has no published report, no onboard request and no drift is only
+// looked at.
 func (m *Manager) Tick(ctx context.Context) time.Time {
-	now := m.clock.Now()
-	if m.refreshDueAt(now) {
-		m.refresh(ctx, now)
-	}
-	jobs := m.collect(now)
-	sem := make(chan struct{}, m.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			m.evaluate(ctx, j.st, j.why)
-		})
-	}
-	wg.Wait()
-	return m.nextDue()
-}
-
-func (m *Manager) refreshDueAt(now time.Time) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return !now.Before(m.refreshDue)
-}
-
-// refresh reads the enabled nodes: new nodes get a state, gone nodes lose
-// theirs, a changed host id drops the registration.
-func (m *Manager) refresh(ctx context.Context, now time.Time) {
 	list, err := m.nodes.EnabledNodes(ctx)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.refreshDue = now.Add(m.cfg.RefreshInterval)
 	if err != nil {
 		m.log.Warn("listing enabled nodes failed", slog.Any(keyErr, err))
-		return
 	}
-	keep := make(map[string]bool, len(list))
+	names := make(map[string]bool, len(list))
 	for _, n := range list {
-		keep[n.Name] = true
-		st, ok := m.hosts[n.Name]
-		if !ok {
-			st = &nodeState{}
-			m.hosts[n.Name] = st
-		}
-		if st.node.HostID != n.HostID {
-			st.verifierID, st.registeredFor, st.flavorsKnown, st.resetKnown = "", "", false, false
-			// A verdict is about a host: another claimed host is attested
-			// (or refused) now, not at the next poll.
-			st.next = now
-		}
-		if !n.OnboardRequested {
-			st.onboardTried = false
-		}
-		st.node = n
-		if st.want != nil && st.want.drifted(n) {
-			st.drift = true
-		}
+		names[n.Name] = true
 	}
+	m.mu.Lock()
 	for name := range m.hosts {
-		if !keep[name] {
-			delete(m.hosts, name)
+		names[name] = true // gone or disabled nodes are forgotten by their reconcile
+	}
+	m.mu.Unlock()
+	next := m.clock.Now().Add(m.cfg.PollDuration)
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		after, err := m.ReconcileNode(ctx, name)
+		if err != nil {
+			m.log.Warn("reconcile failed", slog.String(keyNode, name), slog.Any(keyErr, err))
+			continue
 		}
-	}
-	// A host's reports go to the node registered for it; a node merely
-	// claiming the same id does not take them over.
-	clear(m.byHost)
-	for name, st := range m.hosts {
-		if st.verifierID != "" {
-			m.byHost[strings.ToLower(st.verifierID)] = name
-		}
-	}
-	for name, st := range m.hosts {
-		if _, taken := m.byHost[st.node.HostID]; st.node.HostID != "" && !taken {
-			m.byHost[st.node.HostID] = name
-		}
-	}
-}
-
-// collect picks the nodes to evaluate now and why.
-func (m *Manager) collect(now time.Time) []work {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var jobs []work
-	evented := map[string]bool{}
-	for host := range m.events {
-		if name, ok := m.byHost[host]; ok {
-			evented[name] = true
-		} else {
-			// A report of a host we do not know: perhaps a node enabled
-			// since the last refresh.
-			m.refreshDue = now
-		}
-	}
-	clear(m.events)
-	for _, st := range m.hosts {
-		switch {
-		case !st.seen:
-			jobs = append(jobs, work{st, triggerStart})
-		case st.node.OnboardRequested && !st.onboardTried:
-			jobs = append(jobs, work{st, triggerOnboard})
-		case evented[st.node.Name]:
-			// Before the schedule: the published report may carry a reboot.
-			// A node also due is attested at the next Tick.
-			jobs = append(jobs, work{st, triggerEvent})
-		case !now.Before(st.next):
-			jobs = append(jobs, work{st, triggerSchedule})
-		case st.drift:
-			jobs = append(jobs, work{st, triggerDrift})
-		}
-	}
-	return jobs
-}
-
-func (m *Manager) nextDue() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	next := m.refreshDue
-	if len(m.events) > 0 {
-		return m.clock.Now()
-	}
-	for _, st := range m.hosts {
-		if st.next.Before(next) {
-			next = st.next
+		if at := m.clock.Now().Add(after); after > 0 && at.Before(next) {
+			next = at
 		}
 	}
 	return next
+}
+
+// ReconcileNode brings one node up to date: it reads the Node, evaluates it
+// when it is due, has a published report, an onboard request or drifted
+// from the verdict, and returns how long until it is due again (the
+// jittered poll duration, or the retry after a verifier failure). A Node
+// gone or no longer enabled is forgotten (0, nil). An error is a failure to
+// read or act on the Node; the caller retries it rate-limited.
+func (m *Manager) ReconcileNode(ctx context.Context, name string) (time.Duration, error) {
+	n, err := m.nodes.Node(ctx, name)
+	if errors.Is(err, cluster.ErrNodeNotFound) || errors.Is(err, cluster.ErrNotEnabled) {
+		m.forget(name)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	now := m.clock.Now()
+	st, why, due := m.track(n, now)
+	if due {
+		if err := m.evaluate(ctx, st, why); err != nil {
+			return 0, err
+		}
+	}
+	return max(st.next.Sub(m.clock.Now()), minWait), nil
+}
+
+// track brings this process's state of the node up to date with n: a new
+// node gets a state, a changed host id drops the registration, a Node that
+// no longer says the verdict is marked drifted. It says whether the node is
+// to be evaluated now, and why; a published report is consumed.
+func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.hosts[n.Name]
+	if !ok {
+		st = &nodeState{}
+		m.hosts[n.Name] = st
+	}
+	if st.node.HostID != n.HostID {
+		if old := st.node.HostID; old != "" && m.byHost[old] == n.Name {
+			delete(m.byHost, old)
+		}
+		st.verifierID, st.registeredFor, st.flavorsKnown, st.resetKnown = "", "", false, false
+		// A verdict is about a host: another claimed host is attested
+		// (or refused) now, not at the next poll.
+		st.next = now
+	}
+	if !n.OnboardRequested {
+		st.onboardTried = false
+	}
+	st.node = n
+	if st.want != nil && st.want.drifted(n) {
+		st.drift = true
+	}
+	// A host's reports go to the node registered for it; a node merely
+	// claiming the same id does not take them over.
+	if _, taken := m.byHost[n.HostID]; n.HostID != "" && !taken {
+		m.byHost[n.HostID] = n.Name
+	}
+	evented := m.events[n.Name]
+	delete(m.events, n.Name)
+	switch {
+	case !st.seen:
+		return st, triggerStart, true
+	case n.OnboardRequested && !st.onboardTried:
+		return st, triggerOnboard, true
+	case evented:
+		// Before the schedule: the published report may carry a reboot.
+		// A node also due is attested at its next reconcile, at once.
+		return st, triggerEvent, true
+	case !now.Before(st.next):
+		return st, triggerSchedule, true
+	case st.drift:
+		return st, triggerDrift, true
+	}
+	return st, "", false
+}
+
+// forget drops the state of a node that is gone or no longer enabled.
+func (m *Manager) forget(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.hosts, name)
+	delete(m.events, name)
+	delete(m.woken, name)
+	for host, owner := range m.byHost {
+		if owner == name {
+			delete(m.byHost, host)
+		}
+	}
 }
 
 // trusted tells whether the Node says Verified or ready: what must not

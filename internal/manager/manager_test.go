@@ -478,27 +478,17 @@ func TestAPublishedReportIsEvaluatedAtOnce(t *testing.T) {
 	}
 }
 
-func TestRunEvaluatesAPublishedReportWithoutWaitingForThePollTime(t *testing.T) {
+func TestTheControllerEvaluatesAPublishedReportWithoutWaitingForThePollTime(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.m.Run(ctx) }()
+	watch, stop := startController(t, e.m, 2)
+	enqueueAll(t, e, watch)
 	waitFor(t, func() bool { return e.nodes.get("edge-1").Status == cluster.StatusVerified })
 
 	e.v.set(hostID(1), func(h *simHost) { h.tampered = true })
 	e.v.publish(hostID(1))
 	e.m.ReportPublished(hostID(1))
 	waitFor(t, func() bool { return e.nodes.get("edge-1").Status == cluster.StatusAttestationFailed })
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
-	}
+	stop()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
