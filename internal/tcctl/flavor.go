@@ -17,9 +17,8 @@ import (
 )
 
 func (a *app) flavorCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "flavor", Short: "List, import, create and remove flavors (golden measurements)"}
-	cmd.AddCommand(a.flavorList(), a.flavorGet(), a.flavorImport(), a.flavorCreateFromHost(), a.flavorDelete())
-	return cmd
+	return group("flavor", "List, import, create and remove flavors (golden measurements)",
+		a.flavorList(), a.flavorGet(), a.flavorImport(), a.flavorCreateFromHost(), a.flavorDelete())
 }
 
 func flavorTable(fs ...flavor.SignedFlavor) *table {
@@ -32,13 +31,13 @@ func flavorTable(fs ...flavor.SignedFlavor) *table {
 	return t
 }
 
-// renderSigned renders a signed flavor collection answer.
-func renderSigned(out io.Writer, format string, raw json.RawMessage) error {
+// signedAnswer is a signed flavor collection answer with its table.
+func signedAnswer(raw json.RawMessage) (any, *table, error) {
 	var coll flavor.SignedFlavorCollection
 	if err := json.Unmarshal(raw, &coll); err != nil {
-		return fmt.Errorf("decode flavors: %w", err)
+		return nil, nil, fmt.Errorf("decode flavors: %w", err)
 	}
-	return render(out, format, raw, flavorTable(coll.SignedFlavors...))
+	return raw, flavorTable(coll.SignedFlavors...), nil
 }
 
 func partCompletion(_ *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -61,59 +60,50 @@ func checkParts(parts []string) error {
 
 func (a *app) flavorList() *cobra.Command {
 	var (
-		format, hostID, group string
-		parts                 []string
+		hostID, group string
+		parts         []string
 	)
-	cmd := &cobra.Command{
-		Use: "list", Short: "List flavors", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			if err := checkParts(parts); err != nil {
-				return err
-			}
-			q := url.Values{}
-			if hostID != "" {
-				q.Set("hostId", hostID)
-			}
-			if len(parts) > 0 {
-				q.Set("flavorParts", strings.Join(parts, ","))
-			}
-			if group != "" {
-				id, err := groupID(ctx, c, group)
-				if err != nil {
-					return err
-				}
-				q.Set("flavorgroupId", id)
-			}
-			var raw json.RawMessage
-			if err := c.get(ctx, "/hvs/v2/flavors", q, &raw); err != nil {
-				return fmt.Errorf("list flavors: %w", err)
-			}
-			return renderSigned(out, format, raw)
-		}),
-	}
+	cmd := &cobra.Command{Use: "list", Short: "List flavors", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&hostID, "host", "", "only flavors of this host id")
 	cmd.Flags().StringSliceVar(&parts, "part", nil, "only these parts (PLATFORM, OS, IMA, HOST_UNIQUE, SOFTWARE, ASSET_TAG)")
 	cmd.Flags().StringVar(&group, "flavorgroup", "", "only flavors of this flavor group (name or id)")
 	_ = cmd.RegisterFlagCompletionFunc("part", partCompletion)
 	_ = cmd.RegisterFlagCompletionFunc("host", a.completeHostIDs)
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		if err := checkParts(parts); err != nil {
+			return nil, nil, err
+		}
+		q := url.Values{}
+		if hostID != "" {
+			q.Set("hostId", hostID)
+		}
+		if len(parts) > 0 {
+			q.Set("flavorParts", strings.Join(parts, ","))
+		}
+		if group != "" {
+			id, err := groupID(ctx, c, group)
+			if err != nil {
+				return nil, nil, err
+			}
+			q.Set("flavorgroupId", id)
+		}
+		var raw json.RawMessage
+		if err := c.get(ctx, "/hvs/v2/flavors", q, &raw); err != nil {
+			return nil, nil, fmt.Errorf("list flavors: %w", err)
+		}
+		return signedAnswer(raw)
+	})
 }
 
 func (a *app) flavorGet() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			sf, raw, err := getAs[flavor.SignedFlavor](ctx, c, "/hvs/v2/flavors/"+seg(args[0]), nil)
-			if err != nil {
-				return fmt.Errorf("get flavor %s: %w", args[0], err)
-			}
-			return render(out, format, raw, flavorTable(sf))
-		}),
-	}
-	addOutputFlag(cmd, &format)
-	return cmd
+	cmd := &cobra.Command{Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1)}
+	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
+		sf, raw, err := getAs[flavor.SignedFlavor](ctx, c, "/hvs/v2/flavors/"+seg(args[0]), nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("get flavor %s: %w", args[0], err)
+		}
+		return raw, flavorTable(sf), nil
+	})
 }
 
 // importRequest makes the POST /hvs/v2/flavors body of a file holding a
@@ -149,65 +139,44 @@ func importRequest(b []byte, groups []string) (restapi.FlavorRequest, error) {
 
 func (a *app) flavorImport() *cobra.Command {
 	var (
-		file, format string
-		groups       []string
+		file   string
+		groups []string
 	)
 	cmd := &cobra.Command{
 		Use:   "import -f <file>",
 		Short: "Import a flavor collection or a signed flavor collection",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, out := cmd.Context(), cmd.OutOrStdout()
-			b, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			req, err := importRequest(b, groups)
-			if err != nil {
-				return fmt.Errorf("import flavors from %s: %w", file, err)
-			}
-			var raw json.RawMessage
-			if err := c.post(ctx, "/hvs/v2/flavors", req, &raw); err != nil {
-				return fmt.Errorf("import flavors from %s: %w", file, err)
-			}
-			return renderSigned(out, format, raw)
-		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "JSON file (- for stdin)")
 	cmd.Flags().StringSliceVar(&groups, "flavorgroup", nil, "flavor group names (default: automatic)")
 	_ = cmd.MarkFlagRequired("file")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		b, err := readInput(cmd.InOrStdin(), file)
+		if err != nil {
+			return nil, nil, err
+		}
+		req, err := importRequest(b, groups)
+		if err != nil {
+			return nil, nil, fmt.Errorf("import flavors from %s: %w", file, err)
+		}
+		var raw json.RawMessage
+		if err := c.post(ctx, "/hvs/v2/flavors", req, &raw); err != nil {
+			return nil, nil, fmt.Errorf("import flavors from %s: %w", file, err)
+		}
+		return signedAnswer(raw)
+	})
 }
 
 func (a *app) flavorCreateFromHost() *cobra.Command {
 	var (
-		hostID, format string
-		parts, groups  []string
+		hostID        string
+		parts, groups []string
 	)
 	cmd := &cobra.Command{
 		Use:     "create-from-host",
 		Short:   "Make flavors from a live host's current measurements",
 		Example: "  tcctl flavor create-from-host --host-id edge-1 --parts PLATFORM,OS,IMA",
 		Args:    cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			if err := checkParts(parts); err != nil {
-				return err
-			}
-			req := restapi.FlavorRequest{HostID: hostID, FlavorGroupNames: groups}
-			for _, p := range parts {
-				req.PartialFlavorTypes = append(req.PartialFlavorTypes, flavor.Part(p))
-			}
-			var raw json.RawMessage
-			if err := c.post(ctx, "/hvs/v2/flavors", req, &raw); err != nil {
-				return fmt.Errorf("create flavors from host %s: %w", hostID, err)
-			}
-			return renderSigned(out, format, raw)
-		}),
 	}
 	cmd.Flags().StringVar(&hostID, "host-id", "", "host id (required)")
 	cmd.Flags().StringSliceVar(&parts, "parts", nil, "flavor parts (default: the verifier's rebaseline parts)")
@@ -215,23 +184,24 @@ func (a *app) flavorCreateFromHost() *cobra.Command {
 	_ = cmd.MarkFlagRequired("host-id")
 	_ = cmd.RegisterFlagCompletionFunc("parts", partCompletion)
 	_ = cmd.RegisterFlagCompletionFunc("host-id", a.completeHostIDs)
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		if err := checkParts(parts); err != nil {
+			return nil, nil, err
+		}
+		req := restapi.FlavorRequest{HostID: hostID, FlavorGroupNames: groups}
+		for _, p := range parts {
+			req.PartialFlavorTypes = append(req.PartialFlavorTypes, flavor.Part(p))
+		}
+		var raw json.RawMessage
+		if err := c.post(ctx, "/hvs/v2/flavors", req, &raw); err != nil {
+			return nil, nil, fmt.Errorf("create flavors from host %s: %w", hostID, err)
+		}
+		return signedAnswer(raw)
+	})
 }
 
 func (a *app) flavorDelete() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete <flavor-id>...", Short: "Remove flavors", Args: cobra.MinimumNArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			for _, id := range args {
-				if err := c.delete(ctx, "/hvs/v2/flavors/"+seg(id)); err != nil {
-					return fmt.Errorf("delete flavor %s: %w", id, err)
-				}
-				_, _ = fmt.Fprintf(out, "flavor %s deleted\n", id)
-			}
-			return nil
-		}),
-	}
+	return a.deleting("delete <flavor-id>...", "Remove flavors", "flavor", "/hvs/v2/flavors", nil)
 }
 
 // readInput reads a file, or stdin for "-".

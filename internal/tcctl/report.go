@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,9 +25,7 @@ const (
 )
 
 func (a *app) reportCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "report", Short: "Attest hosts and read their signed trust reports"}
-	cmd.AddCommand(a.reportCreate(), a.reportList(), a.reportGet())
-	return cmd
+	return group("report", "Attest hosts and read their signed trust reports", a.reportCreate(), a.reportList(), a.reportGet())
 }
 
 func reportTable(rs ...report.Report) *table {
@@ -46,76 +43,63 @@ func reportTable(rs ...report.Report) *table {
 }
 
 func (a *app) reportCreate() *cobra.Command {
-	var (
-		in     restapi.ReportRequest
-		format string
-	)
-	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Attest a host now and show its new report",
-		Args:  cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			if (in.HostID == "") == (in.HostName == "") {
-				return errors.New("give exactly one of --host-id and --host-name")
-			}
-			r, raw, err := postAs[report.Report](ctx, c, "/hvs/v2/reports", in)
-			if err != nil {
-				return fmt.Errorf("create report of host %s%s: %w", in.HostID, in.HostName, err)
-			}
-			return render(out, format, raw, reportTable(r))
-		}),
-	}
+	var in restapi.ReportRequest
+	cmd := &cobra.Command{Use: "create", Short: "Attest a host now and show its new report", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&in.HostID, "host-id", "", "host id")
 	cmd.Flags().StringVar(&in.HostName, "host-name", "", "host name")
 	cmd.MarkFlagsMutuallyExclusive("host-id", "host-name")
 	_ = cmd.RegisterFlagCompletionFunc("host-id", a.completeHostIDs)
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		if (in.HostID == "") == (in.HostName == "") {
+			return nil, nil, errors.New("give exactly one of --host-id and --host-name")
+		}
+		r, raw, err := postAs[report.Report](ctx, c, "/hvs/v2/reports", in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create report of host %s%s: %w", in.HostID, in.HostName, err)
+		}
+		return raw, reportTable(r), nil
+	})
 }
 
 func (a *app) reportList() *cobra.Command {
 	var (
-		hostID, hostName, format string
-		latest                   bool
-		limit                    int
+		hostID, hostName string
+		latest           bool
+		limit            int
 	)
-	cmd := &cobra.Command{
-		Use: "list", Short: "List reports, newest first", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			q := url.Values{}
-			if hostID != "" {
-				q.Set("hostId", hostID)
-			}
-			if hostName != "" {
-				q.Set("hostName", hostName)
-			}
-			if latest {
-				q.Set("latestPerHost", "true")
-			}
-			if limit > 0 {
-				q.Set("limit", strconv.Itoa(limit))
-			}
-			list, raw, err := getAs[restapi.ReportList](ctx, c, "/hvs/v2/reports", q)
-			if err != nil {
-				return fmt.Errorf("list reports: %w", err)
-			}
-			rs := make([]report.Report, 0, len(list.Reports))
-			for _, b := range list.Reports {
-				var r report.Report
-				if err := json.Unmarshal(b, &r); err != nil {
-					return fmt.Errorf("list reports: %w", err)
-				}
-				rs = append(rs, r)
-			}
-			return render(out, format, raw, reportTable(rs...))
-		}),
-	}
+	cmd := &cobra.Command{Use: "list", Short: "List reports, newest first", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&hostID, "host-id", "", "only reports of this host id")
 	cmd.Flags().StringVar(&hostName, "host-name", "", "only reports of this host name")
 	cmd.Flags().BoolVar(&latest, "latest", false, "only the latest report of each host")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many reports (verifier default 100, at most 1000)")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		q := url.Values{}
+		if hostID != "" {
+			q.Set("hostId", hostID)
+		}
+		if hostName != "" {
+			q.Set("hostName", hostName)
+		}
+		if latest {
+			q.Set("latestPerHost", "true")
+		}
+		if limit > 0 {
+			q.Set("limit", strconv.Itoa(limit))
+		}
+		list, raw, err := getAs[restapi.ReportList](ctx, c, "/hvs/v2/reports", q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list reports: %w", err)
+		}
+		rs := make([]report.Report, 0, len(list.Reports))
+		for _, b := range list.Reports {
+			var r report.Report
+			if err := json.Unmarshal(b, &r); err != nil {
+				return nil, nil, fmt.Errorf("list reports: %w", err)
+			}
+			rs = append(rs, r)
+		}
+		return raw, reportTable(rs...), nil
+	})
 }
 
 func (a *app) reportGet() *cobra.Command {

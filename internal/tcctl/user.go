@@ -13,9 +13,7 @@ import (
 )
 
 func (a *app) userCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage AAS users"}
-	cmd.AddCommand(a.userList(), a.userCreate(), a.userDelete(), a.userPasswd())
-	return cmd
+	return group("user", "Manage AAS users", a.userList(), a.userCreate(), a.userDelete(), a.userPasswd())
 }
 
 func userTable(us ...restapi.User) *table {
@@ -39,65 +37,39 @@ func userID(ctx context.Context, c *Client, name string) (string, error) {
 }
 
 func (a *app) userList() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use: "list", Short: "List users", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			us, raw, err := getAs[[]restapi.User](ctx, c, "/aas/v1/users", nil)
-			if err != nil {
-				return fmt.Errorf("list users: %w", err)
-			}
-			return render(out, format, raw, userTable(us...))
-		}),
-	}
-	addOutputFlag(cmd, &format)
-	return cmd
+	cmd := &cobra.Command{Use: "list", Short: "List users", Args: cobra.NoArgs}
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		us, raw, err := getAs[[]restapi.User](ctx, c, "/aas/v1/users", nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list users: %w", err)
+		}
+		return raw, userTable(us...), nil
+	})
 }
 
 func (a *app) userCreate() *cobra.Command {
-	var passwordFile, format string
+	var passwordFile string
 	cmd := &cobra.Command{
 		Use:   "create <username>",
 		Short: "Create a user (password from --password-file or a prompt)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			pw, err := a.readSecret(cmd, passwordFile, "", "password for the new user "+args[0]+": ")
-			if err != nil {
-				return err
-			}
-			u, raw, err := postAs[restapi.User](cmd.Context(), c, "/aas/v1/users", restapi.UserRequest{Username: args[0], Password: pw})
-			if err != nil {
-				return fmt.Errorf("create user %s: %w", args[0], err)
-			}
-			return render(cmd.OutOrStdout(), format, raw, userTable(u))
-		},
 	}
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new user's password")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
+		pw, err := a.readSecret(cmd, passwordFile, "", "password for the new user "+args[0]+": ")
+		if err != nil {
+			return nil, nil, err
+		}
+		u, raw, err := postAs[restapi.User](ctx, c, "/aas/v1/users", restapi.UserRequest{Username: args[0], Password: pw})
+		if err != nil {
+			return nil, nil, fmt.Errorf("create user %s: %w", args[0], err)
+		}
+		return raw, userTable(u), nil
+	})
 }
 
 func (a *app) userDelete() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete <username>...", Short: "Delete users", Args: cobra.MinimumNArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			for _, name := range args {
-				id, err := userID(ctx, c, name)
-				if err != nil {
-					return err
-				}
-				if err := c.delete(ctx, "/aas/v1/users/"+seg(id)); err != nil {
-					return fmt.Errorf("delete user %s: %w", name, err)
-				}
-				_, _ = fmt.Fprintf(out, "user %s deleted\n", name)
-			}
-			return nil
-		}),
-	}
+	return a.deleting("delete <username>...", "Delete users", "user", "/aas/v1/users", userID)
 }
 
 func (a *app) userPasswd() *cobra.Command {
@@ -131,9 +103,8 @@ func (a *app) userPasswd() *cobra.Command {
 }
 
 func (a *app) roleCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Manage AAS roles and grant them to users"}
-	cmd.AddCommand(a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke())
-	return cmd
+	return group("role", "Manage AAS roles and grant them to users",
+		a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke())
 }
 
 func roleTable(rs ...restapi.Role) *table {
@@ -170,53 +141,36 @@ func roleID(ctx context.Context, c *Client, ref string) (string, error) {
 }
 
 func (a *app) roleList() *cobra.Command {
-	var format, user, service string
-	cmd := &cobra.Command{
-		Use: "list", Short: "List roles, or the roles of a user", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			path, q := "/aas/v1/roles", url.Values{}
-			if user != "" {
-				id, err := userID(ctx, c, user)
-				if err != nil {
-					return err
-				}
-				path = "/aas/v1/users/" + seg(id) + "/roles"
-			} else if service != "" {
-				q.Set("service", service)
-			}
-			rs, raw, err := getAs[[]restapi.Role](ctx, c, path, q)
-			if err != nil {
-				return fmt.Errorf("list roles: %w", err)
-			}
-			return render(out, format, raw, roleTable(rs...))
-		}),
-	}
+	var user, service string
+	cmd := &cobra.Command{Use: "list", Short: "List roles, or the roles of a user", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&user, "user", "", "the roles granted to this user")
 	cmd.Flags().StringVar(&service, "service", "", "only roles of this service (AAS, CMS, HVS, ...)")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		path, q := "/aas/v1/roles", url.Values{}
+		if user != "" {
+			id, err := userID(ctx, c, user)
+			if err != nil {
+				return nil, nil, err
+			}
+			path = "/aas/v1/users/" + seg(id) + "/roles"
+		} else if service != "" {
+			q.Set("service", service)
+		}
+		rs, raw, err := getAs[[]restapi.Role](ctx, c, path, q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list roles: %w", err)
+		}
+		return raw, roleTable(rs...), nil
+	})
 }
 
 func (a *app) roleCreate() *cobra.Command {
-	var (
-		in     restapi.RoleRequest
-		format string
-	)
+	var in restapi.RoleRequest
 	cmd := &cobra.Command{
 		Use:     "create",
 		Short:   "Create a role",
 		Example: `  tcctl role create --service HVS --name ReportReader --permission "reports:search:*" --permission "reports:retrieve:*"`,
 		Args:    cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			if in.Permissions == nil {
-				in.Permissions = []string{}
-			}
-			r, raw, err := postAs[restapi.Role](ctx, c, "/aas/v1/roles", in)
-			if err != nil {
-				return fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
-			}
-			return render(out, format, raw, roleTable(r))
-		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Service, "service", "", "service the role belongs to (required)")
@@ -225,27 +179,20 @@ func (a *app) roleCreate() *cobra.Command {
 	f.StringArrayVar(&in.Permissions, "permission", nil, "permission rule resource:action:selector (repeatable)")
 	_ = cmd.MarkFlagRequired("service")
 	_ = cmd.MarkFlagRequired("name")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		if in.Permissions == nil {
+			in.Permissions = []string{}
+		}
+		r, raw, err := postAs[restapi.Role](ctx, c, "/aas/v1/roles", in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create role %s:%s: %w", in.Service, in.Name, err)
+		}
+		return raw, roleTable(r), nil
+	})
 }
 
 func (a *app) roleDelete() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete <SERVICE:NAME|id>...", Short: "Delete roles", Args: cobra.MinimumNArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			for _, ref := range args {
-				id, err := roleID(ctx, c, ref)
-				if err != nil {
-					return err
-				}
-				if err := c.delete(ctx, "/aas/v1/roles/"+seg(id)); err != nil {
-					return fmt.Errorf("delete role %s: %w", ref, err)
-				}
-				_, _ = fmt.Fprintf(out, "role %s deleted\n", ref)
-			}
-			return nil
-		}),
-	}
+	return a.deleting("delete <SERVICE:NAME|id>...", "Delete roles", "role", "/aas/v1/roles", roleID)
 }
 
 func (a *app) roleGrant() *cobra.Command {
