@@ -20,6 +20,10 @@ type Host struct {
 	ResetCount       *uint32    `json:"reset_count,omitempty"`
 	RebootedAt       *time.Time `json:"rebooted_at,omitempty"`
 	Created          time.Time  `json:"created"`
+	// Disabled hosts get no bus credentials and no reports until enabled
+	// (POST /hvs/v2/hosts/{id}/enable); DisabledAt says since when.
+	Disabled   bool       `json:"disabled"`
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 	// EnrollmentError says why the AK could not be enrolled on create.
 	EnrollmentError string `json:"enrollment_error,omitempty"`
 }

@@ -25,10 +25,10 @@ func TestWireNamesStayAsServed(t *testing.T) {
 	}{
 		{"a host shows every field", Host{ID: "h1", HostName: "edge-1", ConnectionString: "nats://h1", Description: "d",
 			HardwareUUID: "u", FlavorGroupNames: []string{"automatic"}, Status: "CONNECTED", LastConnected: &at,
-			ResetCount: &resets, RebootedAt: &at, Created: at, EnrollmentError: "e"},
-			`{"id":"h1","host_name":"edge-1","connection_string":"nats://h1","description":"d","hardware_uuid":"u","flavorgroup_names":["automatic"],"status":"CONNECTED","last_connected":"2026-12-04T15:00:00Z","reset_count":3,"rebooted_at":"2026-12-04T15:00:00Z","created":"2026-12-04T15:00:00Z","enrollment_error":"e"}`},
+			ResetCount: &resets, RebootedAt: &at, Created: at, Disabled: true, DisabledAt: &at, EnrollmentError: "e"},
+			`{"id":"h1","host_name":"edge-1","connection_string":"nats://h1","description":"d","hardware_uuid":"u","flavorgroup_names":["automatic"],"status":"CONNECTED","last_connected":"2026-12-04T15:00:00Z","reset_count":3,"rebooted_at":"2026-12-04T15:00:00Z","created":"2026-12-04T15:00:00Z","disabled":true,"disabled_at":"2026-12-04T15:00:00Z","enrollment_error":"e"}`},
 		{"a host leaves out what is unknown", Host{ID: "h1", FlavorGroupNames: []string{}, Created: at},
-			`{"id":"h1","host_name":"","connection_string":"","description":"","flavorgroup_names":[],"status":"","created":"2026-12-04T15:00:00Z"}`},
+			`{"id":"h1","host_name":"","connection_string":"","description":"","flavorgroup_names":[],"status":"","created":"2026-12-04T15:00:00Z","disabled":false}`},
 		{"a host request", HostRequest{HostName: "edge-1", ConnectionString: "nats://h1", Description: "d", FlavorGroupNames: []string{"g"}},
 			`{"host_name":"edge-1","connection_string":"nats://h1","description":"d","flavorgroup_names":["g"]}`},
 		{"a host list", HostList{Hosts: []Host{}}, `{"hosts":[]}`},

@@ -3,13 +3,20 @@ package verifier
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
 
+	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/auth"
 	"trustedcompute.io/tc/internal/verifier/busserver"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
 // registeredHosts lets a host's agent hold bus credentials while the host is
-// registered.
+// registered and not disabled.
 type registeredHosts struct{ store *store.Store }
 
 func (h registeredHosts) HostAllowed(ctx context.Context, hostID string) (bool, error) {
@@ -17,7 +24,11 @@ func (h registeredHosts) HostAllowed(ctx context.Context, hostID string) (bool, 
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	disabled, err := h.store.HostDisabled(ctx, hostID)
+	return disabled.IsZero(), err
 }
 
 // newRenewer answers the agents' credential renewals with the lifetime AAS
@@ -26,4 +37,109 @@ func (h registeredHosts) HostAllowed(ctx context.Context, hostID string) (bool, 
 func (v *Verifier) newRenewer() (*busserver.Renewer, error) {
 	return busserver.NewRenewer(busserver.RenewerConfig{TTL: v.cfg.AAS.CredentialValidity},
 		v.auth, v.nats, registeredHosts{v.store}, v.logger.With("part", "bus-credentials"))
+}
+
+// keyLedger keeps the authority's issued and revoked user keys in the store
+// (table bus_credentials), so that revocations outlive a restart.
+type keyLedger struct{ store *store.Store }
+
+func (l keyLedger) RecordKeys(ctx context.Context, keys ...busserver.UserKey) error {
+	rows := make([]store.BusKey, 0, len(keys))
+	for _, k := range keys {
+		rows = append(rows, store.BusKey{PublicKey: k.PublicKey, Kind: k.Owner.Kind, Owner: k.Owner.Name,
+			ExpiresAt: k.Expires, RevokedAt: k.Revoked})
+	}
+	return l.store.RecordBusKeys(ctx, rows...)
+}
+
+func (l keyLedger) RevokeOwner(ctx context.Context, owner busserver.Owner, at time.Time) error {
+	_, err := l.store.RevokeBusKeys(ctx, owner.Kind, owner.Name, at)
+	return err
+}
+
+func (l keyLedger) RevokedKeys(ctx context.Context, now time.Time) ([]busserver.UserKey, error) {
+	rows, err := l.store.RevokedBusKeys(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]busserver.UserKey, 0, len(rows))
+	for _, r := range rows {
+		keys = append(keys, busserver.UserKey{Owner: busserver.Owner{Kind: r.Kind, Name: r.Owner}, PublicKey: r.PublicKey,
+			Expires: r.ExpiresAt, Revoked: r.RevokedAt})
+	}
+	return keys, nil
+}
+
+func (l keyLedger) PruneKeys(ctx context.Context, now time.Time) error {
+	_, err := l.store.PruneBusKeys(ctx, now)
+	return err
+}
+
+// credentialIssuer is the authority as AAS sees it: it issues no agent
+// credentials for a disabled host (an operator enables the host first).
+type credentialIssuer struct {
+	*busserver.Authority
+	store *store.Store
+}
+
+// errHostDisabled: AAS does not issue bus credentials for a disabled host.
+var errHostDisabled = errors.New("the host is disabled: enable it before issuing its credentials")
+
+func (c credentialIssuer) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	disabled, err := c.store.HostDisabled(ctx, hostID)
+	if err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
+	if !disabled.IsZero() {
+		err := fmt.Errorf("agent credentials of host %q: %w", hostID, errHostDisabled)
+		return nil, api.Wrap(api.KindConflict, err, err.Error())
+	}
+	return c.Authority.AgentCredentials(hostID, ttl)
+}
+
+// Routes of the bus credentials the composition root serves itself (they
+// need the renewer, which lives beside the bus).
+const (
+	pathManagerCredentials = "/aas/v1/credentials/managers/{name}"
+	credentialsService     = "AAS"
+	credentialRevokeRule   = "credential:delete:*"
+)
+
+func busCredentialRoutes() []Route {
+	return []Route{{Method: http.MethodDelete, Pattern: pathManagerCredentials, Service: credentialsService, Rule: credentialRevokeRule}}
+}
+
+// Log field keys of the bus credential routes.
+const (
+	keyManager = "manager"
+	keyCaller  = "caller"
+)
+
+// registerBusCredentials serves DELETE /aas/v1/credentials/managers/{name}:
+// every bus credential issued so far to the attestation manager name is
+// revoked (persisted; with the embedded server its connections close at
+// once). Credentials issued to that name later work.
+func (v *Verifier) registerBusCredentials(renewer *busserver.Renewer) {
+	logger := v.logger.With("part", "bus-credentials")
+	v.mux.Handle(http.MethodDelete+" "+pathManagerCredentials, v.require(credentialsService, credentialRevokeRule)(http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) {
+			name := r.PathValue("name")
+			if err := renewer.RevokeManager(r.Context(), name); err != nil {
+				kind := api.KindInternal
+				if errors.Is(err, bus.ErrInvalidHostID) {
+					kind = api.KindBadRequest
+				}
+				api.WriteError(w, r, logger, api.Wrap(kind, err, err.Error()))
+				return
+			}
+			caller := ""
+			if c := auth.FromContext(r.Context()); c != nil {
+				caller = c.Subject
+			}
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "manager bus credentials revoked",
+				slog.String(keyManager, name), slog.String(keyCaller, caller))
+			w.WriteHeader(http.StatusNoContent)
+		})))
 }

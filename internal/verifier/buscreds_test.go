@@ -14,6 +14,7 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
@@ -21,12 +22,27 @@ import (
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
-// TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeleted runs the
-// whole verifier with bus credentials that live 3 s: an agent on a swtpm,
-// with credentials from AAS, renews them at least three times over the bus
-// while HVS keeps attesting it without a failure; deleting the host through
-// the API closes its connection within 2 s and it stays out.
-func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeleted(t *testing.T) {
+// TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeletedOrDisabled
+// runs the whole verifier with bus credentials that live 3 s: an agent on a
+// swtpm, with credentials from AAS, renews them at least three times over
+// the bus while HVS keeps attesting it without a failure; deleting or
+// disabling the host through the API closes its connection within 2 s and it
+// stays out (its renewals and reconnections refused).
+func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeletedOrDisabled(t *testing.T) {
+	tests := []struct {
+		name         string
+		method, path string
+		status       int
+	}{
+		{"deleting the host cuts its agent off", "DELETE", "/hvs/v2/hosts/edge-9", http.StatusNoContent},
+		{"disabling the host cuts its agent off", "POST", "/hvs/v2/hosts/edge-9/disable", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { agentRenewsUntilCutOff(t, tt.method, tt.path, tt.status) })
+	}
+}
+
+func agentRenewsUntilCutOff(t *testing.T, method, path string, wantStatus int) {
 	const lifetime = 3 * time.Second
 	sw := tpmtest.NewWithEKCert(t)
 	ekRoots := tpmtest.LocalCAPool(t)
@@ -133,8 +149,8 @@ func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeleted(t *testing.T) 
 	}
 	t.Logf("%d renewals in %s, %d reports without a failure", renewed, time.Since(start), reports)
 
-	if status, body := h.do(t, "DELETE", "/hvs/v2/hosts/edge-9", admin, "", nil); status != http.StatusNoContent {
-		t.Fatalf("delete host: %d %s", status, body)
+	if status, body := h.do(t, method, path, admin, "", nil); status != wantStatus {
+		t.Fatalf("%s %s: %d %s", method, path, status, body)
 	}
 	deleted := time.Now()
 	mu.Lock()
@@ -142,16 +158,136 @@ func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeleted(t *testing.T) 
 	mu.Unlock()
 	for nc.IsConnected() {
 		if time.Since(deleted) > 2*time.Second {
-			t.Fatal("the deleted host's agent is still connected after 2 s")
+			t.Fatal("the host's agent is still connected after 2 s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("cut off %s after the delete", time.Since(deleted))
+	t.Logf("cut off %s after %s %s", time.Since(deleted), method, path)
 	time.Sleep(lifetime) // reconnects and renewal attempts
 	mu.Lock()
 	nc = current
 	mu.Unlock()
 	if nc.IsConnected() {
-		t.Fatal("the deleted host's agent is connected again")
+		t.Fatal("the host's agent is connected again")
 	}
+}
+
+// connectBus dials the verifier's embedded bus with creds.
+func connectBus(t *testing.T, h *harness, creds []byte, name string) (*nats.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, name, slog.New(slog.DiscardHandler))
+}
+
+// issue asks AAS for bus credentials.
+func issue(t *testing.T, h *harness, admin, body string) []byte {
+	t.Helper()
+	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(body))
+	if status != http.StatusOK {
+		t.Fatalf("credentials %s: %d %s", body, status, creds)
+	}
+	return creds
+}
+
+// TestCutOffCredentialsStayRefusedAfterARestart plays a removed node, a
+// disabled node and a revoked attestation manager against the whole
+// verifier: each connection closes within 2 s of the operator's call, and
+// after the verifier restarts on the same database their credentials are
+// refused at the first connection (before any reconciliation), while the
+// credentials of a host in good standing still connect. A disabled host gets
+// no credentials and no report; enabled again, its agent connects with fresh
+// credentials, never with the old ones.
+func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
+	const ctJSON = "application/json"
+	dir := t.TempDir()
+	h := startVerifier(t, dir)
+	admin := h.login(t, "admin", adminPassword)
+	for _, id := range []string{"edge-1", "edge-2", "edge-3"} {
+		if status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"`+id+`","connection_string":"nats://`+id+`"}`)); status != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", id, status, body)
+		}
+	}
+	good := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-3"}}`)
+	cutOffs := []struct {
+		name  string
+		creds []byte
+		cut   func() (int, []byte)
+		want  int
+	}{
+		{"a deleted host's agent", issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-1"}}`),
+			func() (int, []byte) { return h.do(t, "DELETE", "/hvs/v2/hosts/edge-1", admin, "", nil) }, http.StatusNoContent},
+		{"a disabled host's agent", issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-2"}}`),
+			func() (int, []byte) { return h.do(t, "POST", "/hvs/v2/hosts/edge-2/disable", admin, "", nil) }, http.StatusOK},
+		{"a revoked attestation manager", issue(t, h, admin, `{"type":"AM"}`),
+			func() (int, []byte) {
+				return h.do(t, "DELETE", "/aas/v1/credentials/managers/attestation-manager", admin, "", nil)
+			}, http.StatusNoContent},
+	}
+	for _, c := range cutOffs {
+		t.Run(c.name+" is cut off within 2 s", func(t *testing.T) {
+			nc, err := connectBus(t, h, c.creds, "victim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			start := time.Now()
+			if status, body := c.cut(); status != c.want {
+				t.Fatalf("cut off: %d %s, want %d", status, body, c.want)
+			}
+			for nc.IsConnected() {
+				if time.Since(start) > 2*time.Second {
+					t.Fatal("still connected after 2 s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Logf("cut off after %s", time.Since(start))
+		})
+	}
+	t.Run("a disabled host gets no credentials and no report", func(t *testing.T) {
+		if status, body := h.do(t, "POST", "/aas/v1/credentials", admin, ctJSON, []byte(`{"type":"TA","parameters":{"host-id":"edge-2"}}`)); status != http.StatusConflict {
+			t.Errorf("credentials: %d %s, want 409", status, body)
+		}
+		if status, body := h.do(t, "POST", "/hvs/v2/reports", admin, ctJSON, []byte(`{"host_id":"edge-2"}`)); status != http.StatusConflict {
+			t.Errorf("report: %d %s, want 409", status, body)
+		}
+	})
+
+	h.stop()
+	h = startVerifier(t, dir)
+	admin = h.login(t, "admin", adminPassword)
+	for _, c := range cutOffs {
+		t.Run(c.name+" is refused at the first connection after a restart", func(t *testing.T) {
+			if nc, err := connectBus(t, h, c.creds, "victim"); err == nil {
+				nc.Close()
+				t.Fatal("connected")
+			}
+		})
+	}
+	t.Run("a host in good standing still connects after a restart", func(t *testing.T) {
+		nc, err := connectBus(t, h, good, "agent-edge-3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+	})
+	t.Run("a host is still disabled after a restart, and enabled takes fresh credentials only", func(t *testing.T) {
+		var list restapi.HostList
+		status, body := h.do(t, "GET", "/hvs/v2/hosts?nameEqualTo=edge-2", admin, "", nil)
+		if err := json.Unmarshal(body, &list); status != http.StatusOK || err != nil || len(list.Hosts) != 1 || !list.Hosts[0].Disabled {
+			t.Fatalf("host list: %d %s", status, body)
+		}
+		if status, body := h.do(t, "POST", "/hvs/v2/hosts/edge-2/enable", admin, "", nil); status != http.StatusOK {
+			t.Fatalf("enable: %d %s", status, body)
+		}
+		if nc, err := connectBus(t, h, cutOffs[1].creds, "agent-edge-2"); err == nil {
+			nc.Close()
+			t.Fatal("the old credentials of an enabled host connect")
+		}
+		nc, err := connectBus(t, h, issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-2"}}`), "agent-edge-2")
+		if err != nil {
+			t.Fatalf("fresh credentials of the enabled host: %v", err)
+		}
+		nc.Close()
+	})
 }

@@ -36,6 +36,7 @@ func Routes() []Route {
 	for _, r := range hvs.Routes() {
 		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
 	}
+	out = append(out, busCredentialRoutes()...)
 	out = append(out, Route{Method: "GET", Pattern: "/metrics", Service: metricsService, Rule: metricsRule})
 	for i := range out {
 		out[i].Pattern = strings.TrimSpace(out[i].Pattern)

@@ -127,11 +127,11 @@ func (v *Verifier) build(ctx context.Context) error {
 	if err := v.writeRoot(); err != nil {
 		return err
 	}
-	v.auth, err = busserver.NewAuthority(ctx, v.store, store.ErrNotFound)
+	v.auth, err = busserver.NewAuthority(ctx, v.store, store.ErrNotFound, busserver.WithLedger(keyLedger{v.store}))
 	if err != nil {
 		return fmt.Errorf("nats authority: %w", err)
 	}
-	v.aas, err = aas.New(ctx, v.cfg.AAS, aasstore.New(v.store), ca, v.auth, v.logger.With("part", "aas"))
+	v.aas, err = aas.New(ctx, v.cfg.AAS, aasstore.New(v.store), ca, credentialIssuer{v.auth, v.store}, v.logger.With("part", "aas"))
 	if err != nil {
 		return fmt.Errorf("aas: %w", err)
 	}
@@ -293,6 +293,7 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 		return nc, fmt.Errorf("hvs: %w", err)
 	}
 	r.Go("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
+	v.registerBusCredentials(renewer)
 	svc.Register(v.mux, v.require)
 	r.Go("hvs", svc.Run)
 	r.Go("https", v.serveHTTP)

@@ -172,6 +172,10 @@ func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return api.Errorf(api.KindBadRequest, "type must be TA, HVS or AM (attestation manager), got %q", req.Type)
 	}
+	var refused *api.Error // the issuer's own answer (a disabled host: 409)
+	if errors.As(err, &refused) {
+		return err
+	}
 	if err != nil {
 		return api.Wrap(api.KindInternal, err, "issue credentials")
 	}

@@ -45,6 +45,8 @@ var routes = []route{
 	rt(http.MethodPut, "/hvs/v2/hosts/{id}", "hosts:update:*", (*Service).updateHost),
 	rt(http.MethodDelete, "/hvs/v2/hosts/{id}", "hosts:delete:*", (*Service).deleteHost),
 	rt(http.MethodPost, "/hvs/v2/hosts/{id}/rebaseline", "hosts:rebaseline:*", (*Service).rebaseline),
+	rt(http.MethodPost, "/hvs/v2/hosts/{id}/disable", "hosts:disable:*", (*Service).disableHost),
+	rt(http.MethodPost, "/hvs/v2/hosts/{id}/enable", "hosts:enable:*", (*Service).enableHost),
 	rt(http.MethodGet, "/hvs/v2/host-status", "host_status:search:*", (*Service).hostStatus),
 	rt(http.MethodPost, "/hvs/v2/flavors", "flavors:create:*", (*Service).createFlavors),
 	rt(http.MethodGet, "/hvs/v2/flavors", "flavors:search:*", (*Service).searchFlavors),
@@ -106,6 +108,8 @@ func apiError(err error) error {
 		case report.StatusConnectionFailure:
 			return api.Wrap(api.KindUnavailable, err, err.Error())
 		}
+		return api.Wrap(api.KindConflict, err, err.Error())
+	case errors.Is(err, ErrHostDisabled):
 		return api.Wrap(api.KindConflict, err, err.Error())
 	case errors.Is(err, ErrQueueFull):
 		return api.Wrap(api.KindUnavailable, err, err.Error())
@@ -268,6 +272,9 @@ func (s *Service) searchHosts(w http.ResponseWriter, r *http.Request) error {
 	for _, h := range hs {
 		out.Hosts = append(out.Hosts, hostView(h, names))
 	}
+	if err := s.markDisabled(r.Context(), out.Hosts); err != nil {
+		return err
+	}
 	api.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -281,7 +288,11 @@ func (s *Service) getHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.WriteJSON(w, http.StatusOK, hostView(h, names))
+	v := []restapi.Host{hostView(h, names)}
+	if err := s.markDisabled(r.Context(), v); err != nil {
+		return err
+	}
+	api.WriteJSON(w, http.StatusOK, v[0])
 	return nil
 }
 
