@@ -341,7 +341,7 @@ func (s *Service) work(ctx context.Context) error {
 			return ctx.Err()
 		case id := <-s.queue:
 			s.pending.Delete(id)
-			if _, err := s.CreateReport(ctx, id); err != nil && ctx.Err() == nil {
+			if _, err := s.CreateReport(ctx, id); err != nil && ctx.Err() == nil && !errors.Is(err, ErrHostDisabled) {
 				s.logger.LogAttrs(ctx, slog.LevelWarn, "async report failed", slog.String(keyHost, id), slog.String(keyError, err.Error()))
 			}
 		}

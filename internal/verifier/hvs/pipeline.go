@@ -198,6 +198,9 @@ var ErrNotFound = store.ErrNotFound
 // is an infrastructure failure (or ErrNotFound for an unknown host); a host
 // that cannot be attested gets an untrusted report that says why.
 func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Report, error) {
+	if err := refuseDisabled(ctx, s.store, hostID); err != nil {
+		return nil, err
+	}
 	ch := s.flight.DoChan(hostID, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ReportTimeout)
 		defer cancel()
@@ -292,6 +295,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	// The report and the boot state are made again at the next poll: their
 	// commit need not wait for the disk.
 	err = s.store.InTxDeferredSync(ctx, func(tx *store.Tx) error {
+		if err := refuseDisabled(ctx, tx, h.ID); err != nil {
+			return err // disabled while the report was made
+		}
 		if err := tx.CreateReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
 			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}); err != nil {
 			return err
