@@ -57,6 +57,10 @@ var akAttributes = tpm2.TPMAObject{
 	SignEncrypt:         true,
 }
 
+// AKTemplate is the public area an AK of alg is created from (its unique
+// field empty): what a software TPM copies to make the same AK.
+func AKTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) { return akTemplate(alg) }
+
 func akTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) {
 	tmpl := tpm2.TPMTPublic{NameAlg: tpm2.TPMAlgSHA256, ObjectAttributes: akAttributes}
 	noSym := tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull}
