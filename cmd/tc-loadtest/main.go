@@ -1,0 +1,135 @@
+// Command tc-loadtest runs the verifier binary as its own process against a
+// simulated fleet (internal/fleetsim) and measures it; `make loadtest` runs
+// it on SQLite and PostgreSQL. See docs/performance.md, "Load test".
+//
+//	tc-loadtest -verifier bin/verifier [-postgres URL] [-steps 100,1000] ...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/fleetsim/loadtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tc-loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tc-loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadtest.Config
+	fs.StringVar(&cfg.VerifierBin, "verifier", "bin/verifier", "verifier binary")
+	sqlite := fs.Bool("sqlite", true, "run the verifier on an SQLite file")
+	postgres := fs.String("postgres", "", "also run it on this PostgreSQL URL (a database the test may fill)")
+	steps := fs.String("steps", "100,1000", "fleet sizes, ascending, comma-separated")
+	fs.DurationVar(&cfg.Interval, "interval", time.Minute, "each node's attestation interval (the manager's pollDuration)")
+	fs.DurationVar(&cfg.Window, "window", time.Minute, "how long each fleet size is driven at -interval")
+	fs.DurationVar(&cfg.MaxWindow, "max-window", 15*time.Second, "how long each client count drives reports back to back (0: skip)")
+	clients := fs.String("max-clients", "4,16,64", "client counts of the throughput search")
+	fs.IntVar(&cfg.Tampers, "tampers", 3, "nodes tampered with in each window")
+	fs.DurationVar(&cfg.IMAGrowth, "ima-growth", 10*time.Minute, "how often, on average, a node's IMA log grows (0: never)")
+	fs.IntVar(&cfg.IMAFiles, "ima-files", 32, "files each boot measures (IMA entries)")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 256, "scheduled reports in flight at most")
+	fs.DurationVar(&cfg.Agent.IMAPollInterval, "agent-ima-poll", time.Second, "the agents' IMA log poll interval")
+	fs.DurationVar(&cfg.Agent.IMADebounce, "agent-ima-debounce", 250*time.Millisecond, "the agents' IMA event debounce")
+	fs.StringVar(&cfg.Dir, "dir", "", "work directory (default: a temp dir, removed at the end)")
+	fs.StringVar(&cfg.JSONPath, "json", "", "write the results as JSON here")
+	fs.StringVar(&cfg.SVGPath, "svg", "", "write the chart here (e.g. docs/images/loadtest.svg)")
+	fs.StringVar(&cfg.Machine, "machine", machine(), "machine description for the chart")
+	verbose := fs.Bool("v", false, "log progress")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var errs []error
+	var err error
+	if cfg.Steps, err = ints(*steps); err != nil {
+		errs = append(errs, fmt.Errorf("-steps: %w", err))
+	}
+	if cfg.MaxConcurrency, err = ints(*clients); err != nil {
+		errs = append(errs, fmt.Errorf("-max-clients: %w", err))
+	}
+	if *sqlite {
+		cfg.Backends = append(cfg.Backends, loadtest.Backend{Name: "sqlite"})
+	}
+	if *postgres != "" {
+		cfg.Backends = append(cfg.Backends, loadtest.Backend{Name: "postgres", Database: *postgres})
+	}
+	if len(cfg.Backends) == 0 {
+		errs = append(errs, errors.New("no backend: keep -sqlite or give -postgres"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "tc-loadtest-")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		cfg.Dir = dir
+	}
+	cfg.Agent = agent.Config{IMAPollInterval: cfg.Agent.IMAPollInterval, IMADebounce: cfg.Agent.IMADebounce}
+	_, err = loadtest.Run(ctx, cfg, stdout)
+	return err
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// machine describes this machine: CPU model, cores, memory.
+func machine() string {
+	model := "unknown cpu"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); err == nil {
+					mem = fmt.Sprintf(", %d GiB", (kb+(1<<19))>>20)
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s", model, runtime.NumCPU(), mem, runtime.Version())
+}

@@ -1,0 +1,304 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"trustedcompute.io/tc/internal/fleetsim"
+	"trustedcompute.io/tc/internal/verifier/report"
+)
+
+// scheduledResult is one fleet size driven at the manager's rate.
+type scheduledResult struct {
+	Backend string  `json:"backend"`
+	Nodes   int     `json:"nodes"`
+	Target  float64 `json:"target_reports_per_s"`
+	// Achieved is the scheduled reports completed per second of the window.
+	Achieved float64 `json:"achieved_reports_per_s"`
+	Reports  int     `json:"reports"`
+	Errors   int     `json:"errors"`
+	// Untrusted counts reports of untampered nodes that were not trusted.
+	Untrusted int `json:"untrusted"`
+	// EventReports are the reports published on the bus beyond the
+	// scheduled ones: attestations on the agents' IMA events.
+	EventReports int     `json:"event_reports"`
+	P50          float64 `json:"p50_ms"`
+	P90          float64 `json:"p90_ms"`
+	P99          float64 `json:"p99_ms"`
+	Max          float64 `json:"max_ms"`
+	// Tamper: from the file measured to the untrusted report on the bus.
+	Tampers      int     `json:"tampers"`
+	TampersFound int     `json:"tampers_found"`
+	TamperP50    float64 `json:"tamper_p50_ms"`
+	TamperMax    float64 `json:"tamper_max_ms"`
+	VerifierCPU  float64 `json:"verifier_cpu_cores"`
+	VerifierRSS  float64 `json:"verifier_rss_mib"`
+	VerifierPeak float64 `json:"verifier_peak_rss_mib"`
+	FleetCPU     float64 `json:"fleet_cpu_cores"`
+	FleetRSS     float64 `json:"fleet_rss_mib"`
+	// MachineCPU is the whole machine's, other users' work included.
+	MachineCPU float64 `json:"machine_cpu_cores"`
+	EnrollSecs float64 `json:"enroll_s"`
+}
+
+// maxResult is the fleet driven as fast as the verifier answers.
+type maxResult struct {
+	Backend     string  `json:"backend"`
+	Nodes       int     `json:"nodes"`
+	Concurrency int     `json:"concurrency"`
+	Throughput  float64 `json:"reports_per_s"`
+	Errors      int     `json:"errors"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+	VerifierCPU float64 `json:"verifier_cpu_cores"`
+	FleetCPU    float64 `json:"fleet_cpu_cores"`
+	MachineCPU  float64 `json:"machine_cpu_cores"`
+}
+
+// reporter asks the verifier for a report as the attestation manager does;
+// *hvsclient.Client (the manager's own client) is one.
+type reporter interface {
+	CreateReport(ctx context.Context, hostID string) (*report.Report, error)
+}
+
+// driver drives one fleet against one verifier.
+type driver struct {
+	api      *fleetsim.API // the operator's, for rebaselines
+	manager  reporter
+	fleet    *fleetsim.Fleet
+	verifier int // pid
+	logger   *slog.Logger
+
+	mu        sync.Mutex
+	busSeen   int                  // reports published on the bus
+	tampered  map[string]time.Time // host → when its tamper was measured
+	caught    map[string]time.Duration
+	caughtSig chan struct{}
+}
+
+// onReport is the bus watcher's callback.
+func (d *driver) onReport(r *fleetsim.Report, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busSeen++
+	if t, ok := d.tampered[r.HostID]; ok && !r.Trusted() {
+		if _, done := d.caught[r.HostID]; !done {
+			d.caught[r.HostID] = at.Sub(t)
+			select {
+			case d.caughtSig <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// scheduled drives every node once per interval, each at its own random
+// phase, for window, as the attestation manager schedules them: the
+// latency of a report counts from its scheduled time, so a verifier that
+// falls behind is seen. Each node's IMA log grows once per imaGrowth on
+// average (a re-measured known file, which raises an IMA event); tampers
+// nodes measure a file outside their flavors, spread over the window.
+func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time.Duration, tampers, maxInFlight int) scheduledResult {
+	nodes := d.fleet.Nodes()
+	type shot struct {
+		at   time.Duration
+		node *fleetsim.Node
+	}
+	var plan []shot
+	for _, n := range nodes {
+		for at := rand.N(interval); at < window; at += interval { //nolint:gosec // G404: load spreading, not secrecy
+			plan = append(plan, shot{at, n})
+		}
+	}
+	slices.SortFunc(plan, func(a, b shot) int { return int(a.at - b.at) })
+	tamperAt := map[int]*fleetsim.Node{}
+	for k := range tampers {
+		i := (k + 1) * len(plan) / (tampers + 1)
+		if i < len(plan) {
+			tamperAt[i] = nodes[rand.N(len(nodes))] //nolint:gosec // G404: any node will do
+		}
+	}
+	growP := 0.0
+	if imaGrowth > 0 {
+		growP = float64(interval) / float64(imaGrowth)
+	}
+
+	d.mu.Lock()
+	d.tampered, d.caught, d.caughtSig = map[string]time.Time{}, map[string]time.Duration{}, make(chan struct{}, 1)
+	busBefore := d.busSeen
+	d.mu.Unlock()
+
+	var (
+		mu        sync.Mutex
+		lat       latencies
+		errs      int
+		untrusted int
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, maxInFlight)
+		completed atomic.Int64
+	)
+	vStart, _ := sampleProc(d.verifier)
+	fStart, _ := sampleProc(0)
+	mStart, _ := sampleMachine()
+	start := time.Now()
+	for i, s := range plan {
+		if wait := time.Until(start.Add(s.at)); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if n, ok := tamperAt[i]; ok {
+			d.mu.Lock()
+			_, already := d.tampered[n.HostID]
+			if !already {
+				d.tampered[n.HostID] = time.Now()
+			}
+			d.mu.Unlock()
+			if !already {
+				if err := n.Measure("/usr/bin/evil", fmt.Sprint("a file in no golden flavor, ", n.HostID)); err != nil {
+					d.logger.Warn("tamper", keyHost, n.HostID, keyError, err.Error())
+				}
+			}
+		}
+		if growP > 0 && rand.Float64() < growP { //nolint:gosec // G404: load spreading
+			_ = s.node.Remeasure(rand.N(1 << 16)) //nolint:gosec // G404: any known file
+		}
+		scheduledAt := start.Add(s.at)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r, err := d.manager.CreateReport(ctx, s.node.HostID)
+			took := time.Since(scheduledAt)
+			completed.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs++
+				return
+			}
+			lat = append(lat, took)
+			if !r.Trusted() && !d.isTampered(r.HostID) {
+				untrusted++
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := max(time.Since(start), window)
+	vEnd, _ := sampleProc(d.verifier)
+	fEnd, _ := sampleProc(0)
+	mEnd, _ := sampleMachine()
+	d.waitTampers(ctx, 30*time.Second)
+
+	d.mu.Lock()
+	res := scheduledResult{
+		Nodes: len(nodes), Target: float64(len(nodes)) / interval.Seconds(),
+		Achieved: float64(completed.Load()) / elapsed.Seconds(), Reports: len(lat), Errors: errs, Untrusted: untrusted,
+		EventReports: max(0, d.busSeen-busBefore-len(lat)),
+		P50:          ms(lat.percentile(50)), P90: ms(lat.percentile(90)), P99: ms(lat.percentile(99)), Max: ms(lat.percentile(100)),
+		Tampers: len(d.tampered), TampersFound: len(d.caught),
+		VerifierCPU: cpuShare(vStart, vEnd), VerifierRSS: mib(vEnd.rss), VerifierPeak: mib(vEnd.peakRSS),
+		FleetCPU: cpuShare(fStart, fEnd), FleetRSS: mib(fEnd.rss), MachineCPU: machineCores(mStart, mEnd),
+	}
+	var tl latencies
+	for _, c := range d.caught {
+		tl = append(tl, c)
+	}
+	res.TamperP50, res.TamperMax = ms(tl.percentile(50)), ms(tl.percentile(100))
+	tamperedHosts := make([]string, 0, len(d.tampered))
+	for h := range d.tampered {
+		tamperedHosts = append(tamperedHosts, h)
+	}
+	d.mu.Unlock()
+	// The tampered files become golden, so the next fleet size starts trusted.
+	for _, h := range tamperedHosts {
+		if _, err := d.api.Call(ctx, http.MethodPost, "/hvs/v2/hosts/"+h+"/rebaseline", nil); err != nil {
+			d.logger.Warn("rebaseline", keyHost, h, keyError, err.Error())
+		}
+	}
+	return res
+}
+
+func (d *driver) isTampered(host string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.tampered[host]
+	return ok
+}
+
+// waitTampers waits until every tampered node was reported untrusted, or timeout.
+func (d *driver) waitTampers(ctx context.Context, timeout time.Duration) {
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		done := len(d.caught) == len(d.tampered)
+		sig := d.caughtSig
+		d.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-sig:
+		case <-deadline:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// maxRate has concurrency clients ask for reports of random nodes back to
+// back for window: the throughput the verifier sustains.
+func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Duration) maxResult {
+	nodes := d.fleet.Nodes()
+	var (
+		mu   sync.Mutex
+		lat  latencies
+		errs int
+		wg   sync.WaitGroup
+	)
+	vStart, _ := sampleProc(d.verifier)
+	fStart, _ := sampleProc(0)
+	mStart, _ := sampleMachine()
+	start := time.Now()
+	stop := start.Add(window)
+	for range concurrency {
+		wg.Go(func() {
+			for time.Now().Before(stop) && ctx.Err() == nil {
+				n := nodes[rand.N(len(nodes))] //nolint:gosec // G404: load spreading
+				t := time.Now()
+				_, err := d.manager.CreateReport(ctx, n.HostID)
+				took := time.Since(t)
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					lat = append(lat, took)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	vEnd, _ := sampleProc(d.verifier)
+	fEnd, _ := sampleProc(0)
+	mEnd, _ := sampleMachine()
+	return maxResult{
+		Nodes: len(nodes), Concurrency: concurrency, Throughput: float64(len(lat)) / elapsed.Seconds(), Errors: errs,
+		P50: ms(lat.percentile(50)), P99: ms(lat.percentile(99)), VerifierCPU: cpuShare(vStart, vEnd),
+		FleetCPU: cpuShare(fStart, fEnd), MachineCPU: machineCores(mStart, mEnd),
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,116 @@
+package loadtest
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentilesAreNearestRank(t *testing.T) {
+	var l latencies
+	for i := 1; i <= 100; i++ {
+		l = append(l, time.Duration(101-i)*time.Millisecond) // unsorted on purpose
+	}
+	tests := []struct {
+		name string
+		p    float64
+		want time.Duration
+	}{
+		{"the median of 1..100 ms is 50 ms", 50, 50 * time.Millisecond},
+		{"the 99th percentile of 1..100 ms is 99 ms", 99, 99 * time.Millisecond},
+		{"the 100th percentile is the maximum", 100, 100 * time.Millisecond},
+		{"a tiny percentile is the minimum", 0.1, time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := l.percentile(tt.p); got != tt.want {
+				t.Fatalf("percentile(%v) = %v, want %v", tt.p, got, tt.want)
+			}
+		})
+	}
+	if got := (latencies{}).percentile(99); got != 0 {
+		t.Fatalf("percentile of nothing = %v, want 0", got)
+	}
+}
+
+func TestProcSamplesSeeThisProcessWork(t *testing.T) {
+	a, err := sampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, err := sampleMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write 64 MiB (resident from then on) until this process has used
+	// 100 ms of CPU more: on a busy machine that takes longer, never forever.
+	buf := make([]byte, 64<<20)
+	deadline := time.Now().Add(time.Minute)
+	var b procSample
+	for {
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		if b, err = sampleProc(0); err != nil {
+			t.Fatal(err)
+		}
+		if b.cpu-a.cpu >= 100*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the process used %v of CPU in a minute of busy work, by /proc/self/stat", b.cpu-a.cpu)
+		}
+	}
+	mb, err := sampleMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cpuShare(a, b); c <= 0 {
+		t.Errorf("cpu share %.2f cores during busy work, want more than 0", c)
+	}
+	if mb.busy-ma.busy < 10 { // 100 ms at 100 ticks a second
+		t.Errorf("the machine was busy %d ticks while this process used %v", mb.busy-ma.busy, b.cpu-a.cpu)
+	}
+	if b.rss < 64<<20 || b.peakRSS < b.rss {
+		t.Errorf("rss %d, peak %d after writing 64 MiB", b.rss, b.peakRSS)
+	}
+}
+
+func TestTheChartIsAnSVGWithEveryMeasuredSeries(t *testing.T) {
+	res := &Results{Interval: "1m0s", Machine: "test <machine>"}
+	for _, b := range []string{"sqlite", "postgres"} {
+		for _, n := range []int{100, 1000} {
+			res.Scheduled = append(res.Scheduled, scheduledResult{Backend: b, Nodes: n, P50: 10, P90: 30, P99: 300, Achieved: float64(n) / 60})
+			res.Max = append(res.Max, maxResult{Backend: b, Nodes: n, Throughput: 200})
+		}
+	}
+	svg := chart(res)
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	lines := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the chart is not well-formed XML: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	// p50, p90, p99, the manager's rate and the highest rate per backend.
+	if lines != 10 {
+		t.Errorf("the chart draws %d lines, want 10", lines)
+	}
+	for _, want := range []string{"sqlite p99", "postgres highest sustained", "goal p99 &lt; 250 ms", "test &lt;machine&gt;", ">1,000<"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("the chart lacks %q", want)
+		}
+	}
+}
