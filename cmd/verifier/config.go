@@ -49,6 +49,7 @@ type Config struct {
 	NATS       NATS       `yaml:"nats"`
 	Enrollment Enrollment `yaml:"enrollment"`
 	Metrics    Metrics    `yaml:"metrics"`
+	Dashboard  Dashboard  `yaml:"dashboard"`
 	LogLevel   string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
 }
 
@@ -57,6 +58,14 @@ type Config struct {
 // serves it without a token on its own plain-HTTP listener.
 type Metrics struct {
 	Listen string `yaml:"listen" env:"TC_METRICS_LISTEN"`
+}
+
+// Dashboard configures the operator's fleet dashboard (docs/dashboard.md):
+// served over TLS 1.3 on its own address when Listen is set, off otherwise.
+type Dashboard struct {
+	Listen string `yaml:"listen" env:"TC_DASHBOARD_LISTEN"`
+	// StaleAfter is the age past which a node's last report shows as stale.
+	StaleAfter time.Duration `yaml:"stale_after" env:"TC_DASHBOARD_STALE_AFTER"`
 }
 
 // Enrollment configures how trust agents' attestation keys are enrolled.
@@ -157,6 +166,14 @@ func (c Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
 		}
+	}
+	if c.Dashboard.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Dashboard.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("dashboard.listen %q: %w", c.Dashboard.Listen, err))
+		}
+	}
+	if c.Dashboard.StaleAfter < 0 {
+		errs = append(errs, fmt.Errorf("dashboard.stale_after %s: want a positive duration", c.Dashboard.StaleAfter))
 	}
 	if c.NATS.CredentialLifetime < time.Minute || c.NATS.CredentialLifetime > 366*24*time.Hour {
 		errs = append(errs, fmt.Errorf("nats.credential_lifetime %s: want at least 1m and at most 8784h (366 days)", c.NATS.CredentialLifetime))

@@ -113,6 +113,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		ServerName: c.ServerName, DNSNames: c.DNSNames, IPs: ips, AAS: a,
 		NATS:       verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
 		Metrics:    verifier.MetricsConfig{Listen: c.Metrics.Listen},
+		Dashboard:  verifier.DashboardConfig{Listen: c.Dashboard.Listen, StaleAfter: c.Dashboard.StaleAfter},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
 	}
 	if c.previousKeyEncryptionKey != "" {

@@ -59,6 +59,8 @@ type Config struct {
 	HVS hvs.Config
 	// Metrics says where Prometheus /metrics is served (metrics.go).
 	Metrics MetricsConfig
+	// Dashboard turns on the operator's fleet dashboard (dashboard.go).
+	Dashboard DashboardConfig
 }
 
 // NATSConfig selects the embedded NATS server or an external one.
@@ -88,6 +90,8 @@ type Verifier struct {
 	metrics *metrics
 	cert    *tls.Certificate
 	ln      net.Listener
+	// dashboard is the fleet dashboard, when configured (dashboard.go).
+	dashboard dashboardPart
 
 	// ready is closed once every part serves.
 	ready chan struct{}
@@ -243,7 +247,10 @@ func (v *Verifier) Listen(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", v.cfg.Listen, err)
 	}
 	v.ln = ln
-	return v.listenMetrics(ctx)
+	if err := v.listenMetrics(ctx); err != nil {
+		return err
+	}
+	return v.listenDashboard(ctx)
 }
 
 // Run serves until ctx ends or a part fails; then everything stops.
@@ -300,6 +307,9 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 	if v.metrics.ln != nil {
 		r.Go("metrics", v.serveMetrics)
 	}
+	if err := v.startDashboard(r); err != nil {
+		return nc, fmt.Errorf("dashboard: %w", err)
+	}
 	v.logger.Info("verifier serving", keyListen, v.ln.Addr().String(), keyRoot, v.ca.RootSHA384())
 	close(v.ready)
 	return nc, nil
@@ -348,9 +358,12 @@ func (p *agentProxy) Activate(ctx context.Context, hostID string, req evidence.A
 	return c.Activate(ctx, hostID, req)
 }
 
-func (v *Verifier) serveHTTP(ctx context.Context) error {
+func (v *Verifier) serveHTTP(ctx context.Context) error { return v.serveTLS(ctx, v.ln, v.mux) }
+
+// serveTLS serves h on ln over TLS 1.3 with the verifier's certificate.
+func (v *Verifier) serveTLS(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           v.mux,
+		Handler:           h,
 		TLSConfig:         api.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return v.cert, nil }),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -358,5 +371,5 @@ func (v *Verifier) serveHTTP(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
 	}
-	return run.Server(ctx, srv, func() error { return srv.ServeTLS(v.ln, "", "") }, 10*time.Second)
+	return run.Server(ctx, srv, func() error { return srv.ServeTLS(ln, "", "") }, 10*time.Second)
 }
