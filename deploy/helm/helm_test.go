@@ -159,6 +159,31 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			},
 		},
 		{
+			name:  "the dashboard enabled listens on its own port, also on the Service",
+			files: []string{"verifier-dashboard.yaml"},
+			check: func(t *testing.T, a *applied) {
+				c := a.statefulSet(t, "verifier").Spec.Template.Spec.Containers[0]
+				wantEnv(t, c, "TC_DASHBOARD_LISTEN", ":9443")
+				wantEnv(t, c, "TC_DASHBOARD_STALE_AFTER", "90m")
+				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "dashboard" && p.ContainerPort == 9443 }) {
+					t.Errorf("verifier ports %v: want dashboard 9443", c.Ports)
+				}
+				svcs, err := a.cs.CoreV1().Services(a.ns).List(context.Background(), metav1.ListOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, svc := range svcs.Items {
+					for _, p := range svc.Spec.Ports {
+						found = found || (p.Name == "dashboard" && p.Port == 9443 && p.TargetPort.StrVal == "dashboard")
+					}
+				}
+				if !found {
+					t.Error("no Service port dashboard 9443")
+				}
+			},
+		},
+		{
 			name:  "EIM on mounts its CA and token and configures its address",
 			files: []string{"eim.yaml"},
 			check: func(t *testing.T, a *applied) {
