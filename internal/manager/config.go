@@ -47,10 +47,13 @@ type Config struct {
 	// EvictNamespaces lists the namespaces whose pods are evicted from a
 	// node when it fails (none when empty: cordon only).
 	EvictNamespaces []string
-	// Concurrency bounds the nodes evaluated at the same time.
+	// Concurrency bounds the nodes evaluated at the same time: the
+	// controller's workers unless ControllerOptions.Workers says otherwise
+	// (see Workers to size it from the fleet).
 	Concurrency int
-	// RefreshInterval is how often the node list is read again, which is
-	// also how soon an onboarding request is seen.
+	// RefreshInterval is no longer used by the controller, which watches
+	// Nodes and the onboard requests and so sees a change at once; it is
+	// kept, and validated, so that configurations that set it still load.
 	RefreshInterval time.Duration
 	// RetryMin is the first wait after the verifier failed; it doubles up to
 	// the poll duration.
