@@ -5,7 +5,13 @@ goldenFlavors: {{ .Values.goldenFlavors }}
 diskEncryption: {{ .Values.diskEncryption | default "measured" }}
 evictNamespaces: {{ .Values.evictNamespaces | default list | toJson }}
 concurrency: {{ .Values.concurrency }}
+fleetSize: {{ .Values.fleetSize | default 0 }}
 refreshInterval: {{ .Values.refreshInterval }}
+leaderElection:
+  enabled: {{ .Values.leaderElection.enabled }}
+  leaseDuration: {{ .Values.leaderElection.leaseDuration }}
+  renewDeadline: {{ .Values.leaderElection.renewDeadline }}
+  retryPeriod: {{ .Values.leaderElection.retryPeriod }}
 {{- with .Values.maxEvidenceAge }}
 maxEvidenceAge: {{ . | quote }}
 {{- end }}
