@@ -242,3 +242,66 @@ func waitFor30(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTheControllerWakesOnTheChangesItWatches runs one manager as the
+// controller on the real API server, with no poll coming due (the clock
+// stands still): an uncordon of a failed node is reverted, an operator's
+// onboard request is acted on, and a node that leaves Trusted Compute loses
+// its verdict labels, each from a watch event alone.
+func TestTheControllerWakesOnTheChangesItWatches(t *testing.T) {
+	rc := clustertest.Start(t)
+	admin := clustertest.NewClientset(t, rc)
+	const ns = "mgr-watch-tc"
+	clustertest.Namespace(t, admin, ns)
+	clustertest.Node("watch-1").Label(cluster.LabelEnabled, "true").Annotation(cluster.AnnotationHostID, hostID(301)).Create(t, admin)
+	clustertest.Node("watch-2").Label(cluster.LabelEnabled, "true").Annotation(cluster.AnnotationHostID, hostID(302)).Create(t, admin)
+	clock := newFakeClock()
+	v := newFakeVerifier(clock)
+	v.set(hostID(301), func(h *simHost) { h.tampered = true })
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nodes := KubeNodes{
+		Nodes:     cluster.New(admin, cluster.Options{Logger: log, Instance: "watch", Now: clock.Now}),
+		Clientset: admin, Requests: cluster.NewOnboardRequests(admin, ns, ""), Log: log,
+	}
+	m, err := New(Config{}, Deps{Verifier: v, Nodes: nodes, Status: &fakeSink{}, Clock: clock, Logger: log, Rand: lockedRand(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := NewControllerManager(rc, LeaderElection{}, ns, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Controller(cm, ControllerOptions{Namespace: ns, SkipNameValidation: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = cm.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	k := &kubeEnv{admin: admin}
+	waitFor30(t, "watch-1 cordoned, watch-2 verified", func() bool {
+		return k.node(t, "watch-1").Spec.Unschedulable && k.node(t, "watch-2").Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
+	})
+
+	if err := patch(admin, "watch-1", map[string]any{"spec": map[string]any{"unschedulable": false}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor30(t, "the uncordon reverted", func() bool { return k.node(t, "watch-1").Spec.Unschedulable })
+
+	v.set(hostID(301), func(h *simHost) { h.tampered = false })
+	if err := cluster.NewOnboardRequests(admin, ns, "tcctl").Request(ctx, "watch-1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor30(t, "watch-1 re-onboarded", func() bool {
+		n := k.node(t, "watch-1")
+		return !n.Spec.Unschedulable && n.Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
+	})
+
+	if err := patch(admin, "watch-2", meta("labels", map[string]any{cluster.LabelEnabled: nil})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor30(t, "watch-2's verdict labels removed", func() bool {
+		l := k.node(t, "watch-2").Labels
+		return l[cluster.LabelStatus] == "" && l[cluster.LabelReady] == ""
+	})
+}
