@@ -51,6 +51,35 @@ func enabledNode(name string) *clustertest.NodeBuilder {
 	return clustertest.Node(name).Label(cluster.LabelEnabled, "true")
 }
 
+// verifiedNode is a Node as MarkVerified leaves it with a ready verdict.
+func verifiedNode(name string) *clustertest.NodeBuilder {
+	return enabledNode(name).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true")
+}
+
+// failedNode is a Node as MarkFailed leaves it.
+func failedNode(name string) *clustertest.NodeBuilder {
+	return enabledNode(name).
+		Label(cluster.LabelStatus, string(cluster.StatusAttestationFailed)).
+		Annotation(cluster.AnnotationCordonedBy, cluster.DefaultName).
+		Unschedulable().
+		Taint(cluster.TaintUntrusted, "", corev1.TaintEffectNoSchedule).
+		Condition(cluster.ConditionTrustedAttestation, corev1.ConditionFalse, cluster.ReasonAttestationFailed)
+}
+
+// failedUnknown is a failed Node whose verdict turned unknown: still
+// failed, cordoned and tainted.
+var failedUnknown = nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
+	condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable}
+
+// createNode creates the test's own Node from build and returns its name
+// and the package under test.
+func createNode(t *testing.T, cs kubernetes.Interface, build func(name string) *clustertest.NodeBuilder) (string, *cluster.Nodes) {
+	t.Helper()
+	name := uniqueName(t, "n")
+	build(name).Create(t, cs)
+	return name, newNodes(t, cs)
+}
+
 func getNode(t *testing.T, cs kubernetes.Interface, name string) *corev1.Node {
 	t.Helper()
 	n, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})

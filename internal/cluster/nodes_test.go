@@ -17,16 +17,6 @@ import (
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
 
-// failedNode is a Node as MarkFailed leaves it.
-func failedNode(name string) *clustertest.NodeBuilder {
-	return enabledNode(name).
-		Label(cluster.LabelStatus, string(cluster.StatusAttestationFailed)).
-		Annotation(cluster.AnnotationCordonedBy, cluster.DefaultName).
-		Unschedulable().
-		Taint(cluster.TaintUntrusted, "", corev1.TaintEffectNoSchedule).
-		Condition(cluster.ConditionTrustedAttestation, corev1.ConditionFalse, cluster.ReasonAttestationFailed)
-}
-
 func TestMarkVerified(t *testing.T) {
 	t.Parallel()
 	cs := clustertest.Clientset(t)
@@ -43,10 +33,8 @@ func TestMarkVerified(t *testing.T) {
 			want:  nodeWant{status: "verified", ready: true, condition: corev1.ConditionTrue, reason: cluster.ReasonVerified},
 		},
 		{
-			name: "a ready node without secure boot or disk encryption loses the ready label",
-			node: func(name string) *clustertest.NodeBuilder {
-				return enabledNode(name).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true")
-			},
+			name:  "a ready node without secure boot or disk encryption loses the ready label",
+			node:  verifiedNode,
 			ready: false,
 			want:  nodeWant{status: "verified", condition: corev1.ConditionTrue, reason: cluster.ReasonVerified},
 		},
@@ -61,9 +49,8 @@ func TestMarkVerified(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			name := uniqueName(t, "n")
-			tt.node(name).Create(t, cs)
-			if err := newNodes(t, cs).MarkVerified(context.Background(), name, tt.ready, "report-1", "all checks passed"); err != nil {
+			name, nodes := createNode(t, cs, tt.node)
+			if err := nodes.MarkVerified(context.Background(), name, tt.ready, "report-1", "all checks passed"); err != nil {
 				t.Fatalf("MarkVerified: %v", err)
 			}
 			n := getNode(t, cs, name)
@@ -105,8 +92,7 @@ func TestMarkFailed(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			name := uniqueName(t, "n")
-			enabledNode(name).
-				Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").
+			verifiedNode(name).
 				Taint("example.com/dedicated", "edge", corev1.TaintEffectNoSchedule).
 				Create(t, cs)
 
@@ -419,25 +405,17 @@ func TestPendingNeverVerifies(t *testing.T) {
 		{
 			name: "a verified node keeps its status and ready label but the condition turns unknown",
 			node: func(name string) *clustertest.NodeBuilder {
-				return enabledNode(name).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").
-					Condition(cluster.ConditionTrustedAttestation, corev1.ConditionTrue, cluster.ReasonVerified)
+				return verifiedNode(name).Condition(cluster.ConditionTrustedAttestation, corev1.ConditionTrue, cluster.ReasonVerified)
 			},
 			want: nodeWant{status: "verified", ready: true, condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
 		},
-		{
-			name: "a failed node stays failed, cordoned and tainted",
-			node: failedNode,
-			want: nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
-				condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
-		},
+		{name: "a failed node stays failed, cordoned and tainted", node: failedNode, want: failedUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			name := uniqueName(t, "n")
-			tt.node(name).Create(t, cs)
-			nodes := newNodes(t, cs)
+			name, nodes := createNode(t, cs, tt.node)
 			for range 2 {
 				if err := nodes.Pending(ctx, name, cluster.ReasonVerifierUnreachable, "verifier did not answer in 30s"); err != nil {
 					t.Fatalf("Pending: %v", err)
@@ -461,8 +439,7 @@ func TestEnabledNodesAndGet(t *testing.T) {
 	ctx := context.Background()
 	cs := clustertest.Clientset(t)
 	byAnnotation, byUUID, disabled := uniqueName(t, "a"), uniqueName(t, "b"), uniqueName(t, "c")
-	enabledNode(byAnnotation).Annotation(cluster.AnnotationHostID, " Host-ABC ").SystemUUID("1111").
-		Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").Create(t, cs)
+	verifiedNode(byAnnotation).Annotation(cluster.AnnotationHostID, " Host-ABC ").SystemUUID("1111").Create(t, cs)
 	enabledNode(byUUID).SystemUUID("4C4C4544-0042-3510-8052-B7C04F4E3132").Unschedulable().Create(t, cs)
 	clustertest.Node(disabled).SystemUUID("2222").Create(t, cs)
 

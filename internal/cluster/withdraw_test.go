@@ -20,25 +20,16 @@ func TestWithdraw(t *testing.T) {
 	}{
 		{
 			name: "a verified ready node loses ready and turns unknown, uncordoned",
-			node: func(name string) *clustertest.NodeBuilder {
-				return enabledNode(name).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true")
-			},
+			node: verifiedNode,
 			want: nodeWant{status: "unknown", condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
 		},
-		{
-			name: "a failed node keeps its status, cordon and taint",
-			node: failedNode,
-			want: nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
-				condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable},
-		},
+		{name: "a failed node keeps its status, cordon and taint", node: failedNode, want: failedUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			name := uniqueName(t, "n")
-			tt.node(name).Create(t, cs)
-			nodes := newNodes(t, cs)
+			name, nodes := createNode(t, cs, tt.node)
 			for i, wantChanged := range []bool{true, false} {
 				changed, err := nodes.Withdraw(ctx, name, cluster.ReasonVerifierUnreachable, "evidence from 09:00 older than 2h")
 				if err != nil || changed != wantChanged {
@@ -66,7 +57,7 @@ func TestClearDisabledRemovesTheVerdictOfANodeThatLeft(t *testing.T) {
 	ctx := context.Background()
 	left, stays := uniqueName(t, "n"), uniqueName(t, "n")
 	clustertest.Node(left).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").Create(t, cs)
-	enabledNode(stays).Label(cluster.LabelStatus, "verified").Label(cluster.LabelReady, "true").Create(t, cs)
+	verifiedNode(stays).Create(t, cs)
 	cleared, err := newNodes(t, cs).ClearDisabled(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -19,19 +19,13 @@ func Node(name string) *NodeBuilder {
 
 // Label sets a label.
 func (b *NodeBuilder) Label(key, value string) *NodeBuilder {
-	if b.node.Labels == nil {
-		b.node.Labels = map[string]string{}
-	}
-	b.node.Labels[key] = value
+	setKey(&b.node.Labels, key, value)
 	return b
 }
 
 // Annotation sets an annotation.
 func (b *NodeBuilder) Annotation(key, value string) *NodeBuilder {
-	if b.node.Annotations == nil {
-		b.node.Annotations = map[string]string{}
-	}
-	b.node.Annotations[key] = value
+	setKey(&b.node.Annotations, key, value)
 	return b
 }
 
@@ -98,19 +92,13 @@ func (b *PodBuilder) OnNode(node string) *PodBuilder {
 
 // Label sets a label.
 func (b *PodBuilder) Label(key, value string) *PodBuilder {
-	if b.pod.Labels == nil {
-		b.pod.Labels = map[string]string{}
-	}
-	b.pod.Labels[key] = value
+	setKey(&b.pod.Labels, key, value)
 	return b
 }
 
 // Annotation sets an annotation.
 func (b *PodBuilder) Annotation(key, value string) *PodBuilder {
-	if b.pod.Annotations == nil {
-		b.pod.Annotations = map[string]string{}
-	}
-	b.pod.Annotations[key] = value
+	setKey(&b.pod.Annotations, key, value)
 	return b
 }
 
@@ -153,4 +141,12 @@ func Namespace(t testing.TB, cs kubernetes.Interface, name string) {
 	if err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
+}
+
+// setKey sets key in the map *m, making the map when there is none.
+func setKey(m *map[string]string, key, value string) {
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	(*m)[key] = value
 }
