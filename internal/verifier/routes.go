@@ -7,6 +7,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/hvs"
+	"trustedcompute.io/tc/internal/verifier/keybroker"
 )
 
 // Route is one HTTP route of the verifier and the permission it needs.
@@ -37,6 +38,9 @@ func Routes() []Route {
 		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
 	}
 	out = append(out, busCredentialRoutes()...)
+	for _, r := range keybroker.Routes() {
+		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
+	}
 	out = append(out, Route{Method: "GET", Pattern: "/metrics", Service: metricsService, Rule: metricsRule})
 	for i := range out {
 		out[i].Pattern = strings.TrimSpace(out[i].Pattern)

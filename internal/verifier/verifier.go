@@ -92,6 +92,8 @@ type Verifier struct {
 	ln      net.Listener
 	// dashboard is the fleet dashboard, when configured (dashboard.go).
 	dashboard dashboardPart
+	// keyBroker releases secrets to Verified hosts (keybroker.go).
+	keyBroker keyBrokerPart
 
 	// ready is closed once every part serves.
 	ready chan struct{}
@@ -290,7 +292,7 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 	agents := agentclient.New(nc, 30*time.Second)
 	v.agents.set(agents)
 	hcfg := v.cfg.HVS
-	hcfg.Observe = v.metrics.observe
+	hcfg.Observe = v.keyBroker.observeReports(v.metrics.observe)
 	renewer, err := v.newRenewer()
 	if err != nil {
 		return nc, err
@@ -302,6 +304,7 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 	r.Go("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
 	v.registerBusCredentials(renewer)
 	svc.Register(v.mux, v.require)
+	v.startKeyBroker(r, nc, svc)
 	r.Go("hvs", svc.Run)
 	r.Go("https", v.serveHTTP)
 	if v.metrics.ln != nil {

@@ -1,0 +1,167 @@
+package keybroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/verifier/report"
+)
+
+// Limits of the bus service.
+const (
+	// maxNamesPerRequest bounds the secrets one request may ask for.
+	maxNamesPerRequest = 64
+	// maxRequestSize bounds a request message.
+	maxRequestSize = 16 << 10
+	// concurrentRequests bounds the requests handled at once (a release
+	// may attest the host, which takes a quote round trip).
+	concurrentRequests = 16
+)
+
+// Publisher sends a message on the bus (a *nats.Conn).
+type Publisher interface {
+	Publish(subject string, data []byte) error
+}
+
+// holders remembers, per host, the secrets released to it, so that a
+// revocation can be pushed when the host's report turns untrusted. It is
+// best effort on top of the lease, and lives only in memory.
+type holders struct {
+	mu    sync.Mutex
+	names map[string][]string
+}
+
+func (h *holders) add(host, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.names == nil {
+		h.names = map[string][]string{}
+	}
+	if !slices.Contains(h.names[host], name) {
+		h.names[host] = append(h.names[host], name)
+	}
+}
+
+func (h *holders) remove(host, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.names[host] = slices.DeleteFunc(h.names[host], func(n string) bool { return n == name })
+}
+
+func (h *holders) take(host string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := h.names[host]
+	delete(h.names, host)
+	return names
+}
+
+// Serve answers the agents' secret requests on nc until ctx ends. The host
+// of a request is the one in its subject, which only that host's agent may
+// publish to.
+func (b *Broker) Serve(ctx context.Context, nc *nats.Conn) error {
+	b.pub.Store(&publisher{nc})
+	defer b.pub.Store(nil)
+	sem := make(chan struct{}, concurrentRequests)
+	var wg sync.WaitGroup
+	sub, err := nc.Subscribe(bus.AllSecretRequests, func(m *nats.Msg) {
+		select {
+		case sem <- struct{}{}:
+		default:
+			b.logger.LogAttrs(ctx, slog.LevelWarn, "secret request dropped: too many at once", slog.String("subject", m.Subject))
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.handle(ctx, nc, m.Subject, m.Data)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", bus.AllSecretRequests, err)
+	}
+	<-ctx.Done()
+	_ = sub.Unsubscribe()
+	wg.Wait()
+	return nil
+}
+
+// publisher wraps the connection for the atomic pointer.
+type publisher struct{ Publisher }
+
+// handle answers one request.
+func (b *Broker) handle(ctx context.Context, p Publisher, subject string, data []byte) {
+	host, err := bus.ParseSecretRequestSubject(subject)
+	if err != nil {
+		b.logger.LogAttrs(ctx, slog.LevelWarn, "secret request on an unexpected subject", slog.String(keyError, err.Error()))
+		return
+	}
+	var req bus.SecretRequest
+	if len(data) > maxRequestSize {
+		err = fmt.Errorf("request of %d bytes, at most %d", len(data), maxRequestSize)
+	} else if err = json.Unmarshal(data, &req); err == nil && len(req.Names) > maxNamesPerRequest {
+		err = fmt.Errorf("%d names, at most %d", len(req.Names), maxNamesPerRequest)
+	}
+	if err != nil {
+		b.logger.LogAttrs(ctx, slog.LevelWarn, "malformed secret request", slog.String(keyHost, host), slog.String(keyError, err.Error()))
+		return
+	}
+	var ans bus.SecretAnswer
+	for _, name := range req.Names {
+		s, err := b.Release(ctx, host, name)
+		if err != nil {
+			b.holders.remove(host, name)
+			ans.Refused = append(ans.Refused, bus.SecretRefusal{Name: name, Reason: ReasonOf(err)})
+			continue
+		}
+		b.holders.add(host, name)
+		ans.Released = append(ans.Released, *s)
+	}
+	b.answer(ctx, p, host, ans)
+}
+
+func (b *Broker) answer(ctx context.Context, p Publisher, host string, ans bus.SecretAnswer) {
+	subject, err := bus.SecretAnswerSubject(host)
+	if err == nil {
+		var msg []byte
+		if msg, err = json.Marshal(ans); err == nil {
+			err = p.Publish(subject, msg)
+		}
+	}
+	if err != nil {
+		b.logger.LogAttrs(ctx, slog.LevelWarn, "secret answer not sent", slog.String(keyHost, host), slog.String(keyError, err.Error()))
+	}
+}
+
+// ReportMade is told of every report HVS makes. When a host's report is
+// untrusted, the broker pushes a revocation of every secret it released to
+// the host, so that the agent drops them at once rather than at the end of
+// the lease (best effort: the lease bounds the exposure anyway).
+func (b *Broker) ReportMade(r *report.Report) {
+	if r == nil || r.Trusted() {
+		return
+	}
+	names := b.holders.take(r.HostID)
+	p := b.pub.Load()
+	if len(names) == 0 || p == nil {
+		return
+	}
+	ans := bus.SecretAnswer{}
+	for _, n := range names {
+		ans.Refused = append(ans.Refused, bus.SecretRefusal{Name: n, Reason: bus.ReasonRevoked})
+	}
+	ctx := context.Background()
+	b.logger.LogAttrs(ctx, slog.LevelWarn, "secrets revoked: the host's report is untrusted",
+		slog.String(keyHost, r.HostID), slog.String(keyReport, r.ID), slog.Any("secret_names", names))
+	for range names {
+		b.observe(OutcomeRevoked, bus.ReasonRevoked)
+	}
+	b.answer(ctx, p, r.HostID, ans)
+}
