@@ -2,6 +2,9 @@ package appraise
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
 	"time"
 
 	"trustedcompute.io/tc/internal/evidence"
@@ -23,6 +26,62 @@ type Input struct {
 	// TPMBanks are the PCR banks the node's TPM had allocated when its AK
 	// was enrolled, as enrollment recorded them; nil when it recorded none.
 	TPMBanks []string
+	// EventLogMemo, when set, remembers event log appraisals (nil: none).
+	EventLogMemo EventLogMemo
+}
+
+// EventLogMemo remembers event log appraisals, so that a log and quoted
+// PCR values seen before are not replayed again. Appraise keys it with
+// eventLogKey: the SHA-256 of everything the appraisal reads, the log's
+// bytes, the quoted banks and the value of every quoted PCR the replay
+// reads (0 to 9, and any other the log has events for; PCR 10, which IMA
+// extends, is not one unless the log has events for it). Another log, or
+// one of those values that differs, is another key; so one memo serves any
+// number of hosts. The appraisals it returns are shared: nobody may change
+// them. The quote itself is verified on every call, never remembered.
+type EventLogMemo interface {
+	Get(key [sha256.Size]byte) (*EventLogAppraisal, bool)
+	Put(key [sha256.Size]byte, a *EventLogAppraisal)
+}
+
+// EventLogAppraisal is what the event log tells against a verified quote:
+// its faults, the events of the PCRs that replayed, and Secure Boot.
+type EventLogAppraisal struct {
+	Faults     []Fault
+	Events     map[string][]Event
+	SecureBoot SecureBootState
+}
+
+// eventLogKey is the memo key of an event log appraisal: SHA-256 over the
+// log's length and bytes, then every bank of pcrs and each of its PCRs, by
+// index, with its value, each field length-prefixed. pcrs are the PCRs the
+// replay reads (EventLog.readPCRs).
+func eventLogKey(raw []byte, pcrs PCRs) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	h.Write([]byte("tc event log appraisal v1\x00"))
+	field(raw)
+	banks := make([]string, 0, len(pcrs))
+	for bank := range pcrs {
+		banks = append(banks, bank)
+	}
+	slices.Sort(banks)
+	for _, bank := range banks {
+		field([]byte(bank))
+		for _, i := range sortedIndexes(pcrs[bank]) {
+			binary.BigEndian.PutUint64(n[:], uint64(i))
+			h.Write(n[:])
+			field(pcrs[bank][i])
+		}
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	return key
 }
 
 // Verdict is the outcome of one appraisal: the faults and the facts that
@@ -93,7 +152,7 @@ func Appraise(in Input, now time.Time) Verdict {
 	}
 	v.Quote = q
 	v.Faults = append(v.Faults, checkBanks(in.Request, in.Policy, in.TPMBanks, q)...)
-	v.appraiseEventLog(in.Response.EventLog)
+	v.appraiseEventLog(in.Response.EventLog, in.EventLogMemo)
 	var claim evidence.DiskEncryption
 	if facts != nil {
 		claim = facts.DiskEncryption
@@ -106,7 +165,7 @@ func Appraise(in Input, now time.Time) Verdict {
 	return v
 }
 
-func (v *Verdict) appraiseEventLog(raw []byte) {
+func (v *Verdict) appraiseEventLog(raw []byte, memo EventLogMemo) {
 	if len(raw) == 0 {
 		v.Faults = append(v.Faults,
 			fault(FaultEvidenceMissing, "the event log is missing"),
@@ -120,9 +179,43 @@ func (v *Verdict) appraiseEventLog(raw []byte) {
 			fault(FaultSecureBootUnparsable, "the event log does not decode"))
 		return
 	}
-	faults, replayed := log.replay(v.Quote.PCRs)
-	v.Faults = append(v.Faults, faults...)
-	v.Events = map[string][]Event{}
+	var a *EventLogAppraisal
+	if memo != nil {
+		key := eventLogKey(raw, log.readPCRs(v.Quote.PCRs))
+		var ok bool
+		if a, ok = memo.Get(key); !ok {
+			a = appraiseEventLog(log, v.Quote.PCRs)
+			memo.Put(key, a)
+		}
+	} else {
+		a = appraiseEventLog(log, v.Quote.PCRs)
+	}
+	v.Faults = append(v.Faults, a.Faults...)
+	v.Events, v.SecureBoot = a.Events, a.SecureBoot
+}
+
+// readPCRs are the quoted PCRs the replay and Secure Boot read: every
+// bank, and in each the PCRs 0 to 9 and those the log has events for.
+func (l *EventLog) readPCRs(pcrs PCRs) PCRs {
+	out := make(PCRs, len(pcrs))
+	for bank, values := range pcrs {
+		read := make(map[int][]byte, len(values))
+		for i, value := range values {
+			if i <= lastPreOSPCR || l.hasEvents(i) {
+				read[i] = value
+			}
+		}
+		out[bank] = read
+	}
+	return out
+}
+
+// appraiseEventLog replays a decoded event log against the verified
+// quote's PCRs and reads Secure Boot from it.
+func appraiseEventLog(log *EventLog, pcrs PCRs) *EventLogAppraisal {
+	a := &EventLogAppraisal{Events: map[string][]Event{}}
+	faults, replayed := log.replay(pcrs)
+	a.Faults = append(a.Faults, faults...)
 	for bank, indexes := range replayed {
 		ok := map[int]bool{}
 		for _, i := range indexes {
@@ -130,13 +223,14 @@ func (v *Verdict) appraiseEventLog(raw []byte) {
 		}
 		for _, ev := range log.Events(bank) {
 			if ok[ev.Index] {
-				v.Events[bank] = append(v.Events[bank], ev)
+				a.Events[bank] = append(a.Events[bank], ev)
 			}
 		}
 	}
-	sb, faults := SecureBoot(log, v.Quote.PCRs)
-	v.SecureBoot = sb
-	v.Faults = append(v.Faults, faults...)
+	sb, faults := SecureBoot(log, pcrs)
+	a.SecureBoot = sb
+	a.Faults = append(a.Faults, faults...)
+	return a
 }
 
 func (v *Verdict) appraiseIMA(in Input) {

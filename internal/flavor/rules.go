@@ -1,6 +1,7 @@
 package flavor
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -170,10 +171,11 @@ func imaReplay(facts *Facts) []appraise.Fault {
 }
 
 // imaWant is an IMA flavor's measurements by file, files in the flavor's
-// order.
+// order, with each file's measurements sorted and unique.
 type imaWant struct {
 	byFile map[string][]string
 	files  []string
+	sorted map[string][]string
 }
 
 func newIMAWant(l *IMALogs) *imaWant {
@@ -184,7 +186,35 @@ func newIMAWant(l *IMALogs) *imaWant {
 		}
 		w.byFile[m.File] = append(w.byFile[m.File], m.Measurement)
 	}
+	w.sorted = make(map[string][]string, len(w.byFile))
+	for file, ms := range w.byFile {
+		w.sorted[file] = sortedUnique(ms)
+	}
 	return w
+}
+
+// measured is one file measurement of an IMA entry, compared with the
+// flavor's "<alg>:<hex>" strings without encoding it.
+type measured struct {
+	alg    string
+	digest []byte
+}
+
+func (m measured) String() string { return m.alg + ":" + hex.EncodeToString(m.digest) }
+
+// is reports whether s is m's "<alg>:<lower-case hex>".
+func (m measured) is(s string) bool {
+	const digits = "0123456789abcdef"
+	if len(s) != len(m.alg)+1+2*len(m.digest) || s[:len(m.alg)] != m.alg || s[len(m.alg)] != ':' {
+		return false
+	}
+	h := s[len(m.alg)+1:]
+	for i, b := range m.digest {
+		if h[2*i] != digits[b>>4] || h[2*i+1] != digits[b&0x0f] {
+			return false
+		}
+	}
+	return true
 }
 
 // imaEventLogEquals: the replay-verified IMA entries are the flavor's file
@@ -196,16 +226,29 @@ func imaEventLogEquals(w *imaWant, facts *Facts) []appraise.Fault {
 		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
 	}
 	want, wantFiles := w.byFile, w.files
-	got := map[string][]string{}
+	// Each file's first measurement, and the rare others.
+	got := make(map[string]measured, len(want))
+	more := map[string][]measured{}
 	var gotFiles []string
 	for _, e := range facts.IMAEntries {
-		m := imaMeasurement(e)
-		if _, ok := got[m.File]; !ok {
-			gotFiles = append(gotFiles, m.File)
+		m := measured{alg: e.FileHashAlg, digest: e.FileHash}
+		first, ok := got[e.Path]
+		if !ok {
+			gotFiles = append(gotFiles, e.Path)
+			got[e.Path] = m
+			continue
 		}
-		if !slices.Contains(got[m.File], m.Measurement) {
-			got[m.File] = append(got[m.File], m.Measurement)
+		same := func(o measured) bool { return o.alg == m.alg && bytes.Equal(o.digest, m.digest) }
+		if !same(first) && !slices.ContainsFunc(more[e.Path], same) {
+			more[e.Path] = append(more[e.Path], m)
 		}
+	}
+	gotOf := func(file string) []measured {
+		first, ok := got[file]
+		if !ok {
+			return nil
+		}
+		return append([]measured{first}, more[file]...)
 	}
 	var faults []appraise.Fault
 	var unexpected, missing []string
@@ -216,30 +259,30 @@ func imaEventLogEquals(w *imaWant, facts *Facts) []appraise.Fault {
 			unexpected = append(unexpected, file)
 			continue
 		}
-		for _, m := range got[file] {
-			if !slices.Contains(expected, m) {
+		for _, m := range gotOf(file) {
+			if !slices.ContainsFunc(expected, m.is) {
 				changed[file] = true
 				faults = append(faults, appraise.Fault{
 					Name:        FaultImaMeasurementMismatch,
 					Description: fmt.Sprintf("%s was measured with a value the flavor does not have", file),
 					File:        file,
-					Expected:    strings.Join(sortedUnique(expected), ","),
-					Actual:      m,
+					Expected:    strings.Join(w.sorted[file], ","),
+					Actual:      m.String(),
 				})
 			}
 		}
 	}
 	for _, file := range wantFiles {
-		actual, measured := got[file]
-		if !measured {
+		first, measuredOK := got[file]
+		if !measuredOK {
 			missing = append(missing, file)
 			continue
 		}
 		if changed[file] {
 			continue
 		}
-		for _, m := range sortedUnique(want[file]) {
-			if !slices.Contains(actual, m) {
+		for _, m := range w.sorted[file] {
+			if !first.is(m) && !slices.ContainsFunc(more[file], func(o measured) bool { return o.is(m) }) {
 				missing = append(missing, file+" "+m)
 			}
 		}

@@ -127,6 +127,9 @@ type Config struct {
 	// IMACacheEntries bounds the IMA entries kept in memory so that a
 	// report reads only the new lines of a host's IMA log (default 2^20).
 	IMACacheEntries int
+	// EventLogCacheEntries bounds the boot log appraisals kept in memory
+	// (default 4096; hosts that booted alike share one).
+	EventLogCacheEntries int
 	// Templates make flavors from hosts (default flavor.DefaultTemplates).
 	Templates []flavor.Template
 	// EARProfile is the eat_profile of EAR tokens (default the report package's).
@@ -185,6 +188,9 @@ func (c *Config) setDefaults() error {
 	if c.IMACacheEntries <= 0 {
 		c.IMACacheEntries = 1 << 20
 	}
+	if c.EventLogCacheEntries <= 0 {
+		c.EventLogCacheEntries = 4096
+	}
 	if c.Templates == nil {
 		c.Templates = flavor.DefaultTemplates()
 	}
@@ -228,6 +234,8 @@ type Service struct {
 	flavors *flavor.Cache
 	// imaPrefixes holds the IMA entries of the hosts' current boots.
 	imaPrefixes *imaPrefixes
+	// eventLogs holds boot log appraisals by log and PCR values.
+	eventLogs *eventLogMemo
 
 	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
 	hostRemoved func(hostID string)
@@ -256,6 +264,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	}
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
+	s.eventLogs = newEventLogMemo(cfg.EventLogCacheEntries)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
 			return report.NewSigner(key, chain)

@@ -163,7 +163,7 @@ func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior
 		return c, nil
 	}
 	v := appraise.Appraise(appraise.Input{AKPublic: ak.public, TPMBanks: ak.banks, Request: req, Response: resp,
-		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}}, now)
+		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}, EventLogMemo: s.eventLogs}, now)
 	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
 	return c, nil
 }

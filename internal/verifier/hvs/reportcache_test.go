@@ -54,10 +54,10 @@ func TestTheKeptIMAPrefixIsUsedOnlyWhereTheHostRowNamesIt(t *testing.T) {
 		name string
 		// act runs after two trusted reports of one boot, and returns the
 		// environment the next report is made in.
-		act       func(t *testing.T, e *env, n *node) *env
-		trusted   bool
-		fault     string
-		offsets   []int // of the quotes of the next report
+		act     func(t *testing.T, e *env, n *node) *env
+		trusted bool
+		fault   string
+		offsets []int // of the quotes of the next report
 	}{
 		{"a steady report reads only the new lines",
 			func(t *testing.T, e *env, n *node) *env { n.measureFile(t, "/usr/bin/kata-runtime", "kata"); return e },
