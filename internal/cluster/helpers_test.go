@@ -89,16 +89,6 @@ func getNode(t *testing.T, cs kubernetes.Interface, name string) *corev1.Node {
 	return n
 }
 
-// trustCondition is the node's TrustedAttestation condition, or nil.
-func trustCondition(n *corev1.Node) *corev1.NodeCondition {
-	for i, c := range n.Status.Conditions {
-		if c.Type == cluster.ConditionTrustedAttestation {
-			return &n.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
 	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == key && t.Effect == effect })
 }
@@ -155,7 +145,7 @@ func checkNode(t *testing.T, n *corev1.Node, want nodeWant) {
 	if got := hasTaint(n, cluster.TaintUntrusted, corev1.TaintEffectNoSchedule); got != want.taint {
 		t.Errorf("taint %s:NoSchedule present %v, want %v (taints %v)", cluster.TaintUntrusted, got, want.taint, n.Spec.Taints)
 	}
-	c := trustCondition(n)
+	c := cluster.TrustCondition(n)
 	switch {
 	case c == nil && want.condition != "":
 		t.Errorf("no %s condition, want %s/%s", cluster.ConditionTrustedAttestation, want.condition, want.reason)

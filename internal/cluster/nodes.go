@@ -206,7 +206,7 @@ func (n *Nodes) MarkVerified(ctx context.Context, node string, ready bool, repor
 		c.setReady(cur, ready)
 		c.setAnnotation(cur, AnnotationLastReport, reportID)
 		c.setCondition(cur, corev1.ConditionTrue, ReasonVerified, message, n.now())
-		if c.condition != nil && conditionStatus(cur) != corev1.ConditionTrue {
+		if had := TrustCondition(cur); c.condition != nil && (had == nil || had.Status != corev1.ConditionTrue) {
 			c.event = &event{typ: corev1.EventTypeNormal, reason: ReasonVerified, action: "Attest",
 				note: EventNote(message, "", reportID), reportID: reportID}
 		}
@@ -479,10 +479,7 @@ func (c *change) setCondition(cur *corev1.Node, status corev1.ConditionStatus, r
 		Type: ConditionTrustedAttestation, Status: status, Reason: reason, Message: message,
 		LastHeartbeatTime: nowT, LastTransitionTime: nowT,
 	}
-	for _, have := range cur.Status.Conditions {
-		if have.Type != ConditionTrustedAttestation {
-			continue
-		}
+	if have := TrustCondition(cur); have != nil {
 		if have.Status == status && have.Reason == reason && have.Message == message {
 			return
 		}
@@ -493,13 +490,14 @@ func (c *change) setCondition(cur *corev1.Node, status corev1.ConditionStatus, r
 	c.condition = &want
 }
 
-func conditionStatus(cur *corev1.Node) corev1.ConditionStatus {
-	for _, have := range cur.Status.Conditions {
-		if have.Type == ConditionTrustedAttestation {
-			return have.Status
+// TrustCondition is the Node's TrustedAttestation condition, or nil.
+func TrustCondition(node *corev1.Node) *corev1.NodeCondition {
+	for i := range node.Status.Conditions {
+		if node.Status.Conditions[i].Type == ConditionTrustedAttestation {
+			return &node.Status.Conditions[i]
 		}
 	}
-	return ""
+	return nil
 }
 
 // patchBody is the strategic-merge patch for the Node. The taint list is

@@ -58,7 +58,7 @@ func TestMarkVerified(t *testing.T) {
 			if got := n.Annotations[cluster.AnnotationLastReport]; got != "report-1" {
 				t.Errorf("annotation %s = %q, want report-1", cluster.AnnotationLastReport, got)
 			}
-			if c := trustCondition(n); c != nil && c.Message != "all checks passed" {
+			if c := cluster.TrustCondition(n); c != nil && c.Message != "all checks passed" {
 				t.Errorf("condition message = %q, want %q", c.Message, "all checks passed")
 			}
 		})
@@ -113,7 +113,7 @@ func TestMarkFailed(t *testing.T) {
 			if got := n.Annotations[cluster.AnnotationLastReport]; got != "report-42" {
 				t.Errorf("annotation %s = %q, want report-42", cluster.AnnotationLastReport, got)
 			}
-			if c := trustCondition(n); c != nil && !strings.Contains(c.Message, "quote did not match") {
+			if c := cluster.TrustCondition(n); c != nil && !strings.Contains(c.Message, "quote did not match") {
 				t.Errorf("condition message %q does not carry the caller's message", c.Message)
 			}
 
@@ -517,7 +517,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, name := range []string{disabled, enabled} {
 		n := getNode(t, cs, name)
-		if n.Spec.Unschedulable || hasTaint(n, cluster.TaintUntrusted, corev1.TaintEffectNoSchedule) || n.Labels[cluster.LabelStatus] != "" || trustCondition(n) != nil {
+		if n.Spec.Unschedulable || hasTaint(n, cluster.TaintUntrusted, corev1.TaintEffectNoSchedule) || n.Labels[cluster.LabelStatus] != "" || cluster.TrustCondition(n) != nil {
 			t.Errorf("refused node %s was changed: %+v", name, n)
 		}
 		if ev := nodeEvents(t, cs, name); len(ev) != 0 {
