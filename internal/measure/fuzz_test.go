@@ -60,20 +60,12 @@ func escapeMountinfo(s string) string {
 }
 
 func FuzzParseMountinfoLine(f *testing.F) {
-	for _, p := range []string{
+	addFileLines(f,
 		"testdata/root-luks-lvm/proc/self/mountinfo",
 		"testdata/root-plain/proc/self/mountinfo",
 		"testdata/root-overlay/proc/self/mountinfo",
 		"testdata/root-no-efi/proc/self/mountinfo",
-	} {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for line := range strings.Lines(string(data)) {
-			f.Add(strings.TrimSuffix(line, "\n"))
-		}
-	}
+	)
 	f.Add("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue")
 	f.Add(`30 1 0:25 /a\134b /mnt/my\040data rw - tmpfs my\040src rw`)
 	f.Add(`1 0 1:2 / /\7 rw - x y z`)
@@ -101,18 +93,10 @@ func FuzzParseMountinfoLine(f *testing.F) {
 }
 
 func FuzzSplitIMALine(f *testing.F) {
-	for _, p := range []string{
+	addFileLines(f,
 		"testdata/root-luks-lvm/sys/kernel/security/ima/ascii_runtime_measurements",
 		"testdata/root-plain/sys/kernel/security/ima/ascii_runtime_measurements",
-	} {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for line := range strings.Lines(string(data)) {
-			f.Add(strings.TrimSuffix(line, "\n"))
-		}
-	}
+	)
 	f.Add(" 9 5a2e8bd2a1f4b2c3d4e5f60718293a4b5c6d7e8f ima-buf sha256:3e3ab7d5 kexec-cmdline 726f6f74")
 	f.Add("10 5a2e8bd2a1f4b2c3d4e5f60718293a4b5c6d7e8f ima-ng sha256: /x")
 	f.Add("10  ima-ng")
@@ -160,4 +144,18 @@ func FuzzScanIMALines(f *testing.F) {
 			t.Fatalf("%q split into %d entries, want %d", text, len(lines), want)
 		}
 	})
+}
+
+// addFileLines adds every line of the files to f's seed corpus.
+func addFileLines(f *testing.F, paths ...string) {
+	f.Helper()
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			f.Add(strings.TrimSuffix(line, "\n"))
+		}
+	}
 }
