@@ -121,54 +121,14 @@ func TestClientRetriesOnlyTransientFailures(t *testing.T) {
 		wantCalls int
 		check     func(t *testing.T, err error)
 	}{
-		{
-			name:      "Unavailable twice then OK is one success after three calls",
-			answers:   []error{unavailable, unavailable},
-			wantCalls: 3,
-			check:     wantNoError,
-		},
-		{
-			name:      "ResourceExhausted and Aborted are retried as well",
-			answers:   []error{grpcstatus.Error(codes.ResourceExhausted, "slow down"), grpcstatus.Error(codes.Aborted, "conflict")},
-			wantCalls: 3,
-			check:     wantNoError,
-		},
-		{
-			name:      "DeadlineExceeded from the server is retried",
-			answers:   []error{grpcstatus.Error(codes.DeadlineExceeded, "database timeout")},
-			wantCalls: 2,
-			check:     wantNoError,
-		},
-		{
-			name:      "Internal is not retried",
-			answers:   []error{grpcstatus.Error(codes.Internal, "bug")},
-			wantCalls: 1,
-			check:     wantRejected(codes.Internal),
-		},
-		{
-			name:      "InvalidArgument is not retried and the error says so",
-			answers:   []error{grpcstatus.Error(codes.InvalidArgument, "bad status")},
-			wantCalls: 1,
-			check:     wantRejected(codes.InvalidArgument),
-		},
-		{
-			name:      "NotFound for an unknown host is not retried",
-			answers:   []error{grpcstatus.Error(codes.NotFound, "no such instance")},
-			wantCalls: 1,
-			check:     wantRejected(codes.NotFound),
-		},
-		{
-			name:      "PermissionDenied is not retried",
-			answers:   []error{grpcstatus.Error(codes.PermissionDenied, "wrong tenant")},
-			wantCalls: 1,
-			check:     wantRejected(codes.PermissionDenied),
-		},
-		{
-			name:      "Unauthenticated is not retried",
-			answers:   []error{grpcstatus.Error(codes.Unauthenticated, "expired jwt")},
-			wantCalls: 1,
-			check:     wantRejected(codes.Unauthenticated),
-		},
+		{name: "Unavailable twice then OK is one success after three calls", answers: []error{unavailable, unavailable}, wantCalls: 3, check: wantNoError},
+		{name: "ResourceExhausted and Aborted are retried as well", answers: []error{grpcstatus.Error(codes.ResourceExhausted, "slow down"), grpcstatus.Error(codes.Aborted, "conflict")}, wantCalls: 3, check: wantNoError},
+		{name: "DeadlineExceeded from the server is retried", answers: []error{grpcstatus.Error(codes.DeadlineExceeded, "database timeout")}, wantCalls: 2, check: wantNoError},
+		{name: "Internal is not retried", answers: []error{grpcstatus.Error(codes.Internal, "bug")}, wantCalls: 1, check: wantRejected(codes.Internal)},
+		{name: "InvalidArgument is not retried and the error says so", answers: []error{grpcstatus.Error(codes.InvalidArgument, "bad status")}, wantCalls: 1, check: wantRejected(codes.InvalidArgument)},
+		{name: "NotFound for an unknown host is not retried", answers: []error{grpcstatus.Error(codes.NotFound, "no such instance")}, wantCalls: 1, check: wantRejected(codes.NotFound)},
+		{name: "PermissionDenied is not retried", answers: []error{grpcstatus.Error(codes.PermissionDenied, "wrong tenant")}, wantCalls: 1, check: wantRejected(codes.PermissionDenied)},
+		{name: "Unauthenticated is not retried", answers: []error{grpcstatus.Error(codes.Unauthenticated, "expired jwt")}, wantCalls: 1, check: wantRejected(codes.Unauthenticated)},
 		{
 			name:      "a server that stays Unavailable is given up after MaxAttempts",
 			answers:   []error{unavailable, unavailable, unavailable, unavailable},

@@ -224,6 +224,12 @@ func truncate(s string, n int) string {
 	return s[:cut] + mark
 }
 
+// Why a bearer token file is refused, beside an error reading it.
+var (
+	errEmptyToken   = errors.New("token file is empty")
+	errTokenBadByte = errors.New("token holds a byte that is not printable ASCII")
+)
+
 // readToken reads the bearer token from path.
 func readToken(path string) (string, error) {
 	b, err := os.ReadFile(path) //nolint:gosec // G304: the path is the operator's configured token file

@@ -1,19 +1,9 @@
 package eim
 
 import (
-	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
-)
-
-var (
-	errEmptyToken   = errors.New("token file is empty")
-	errTokenBadByte = errors.New("token holds a byte that is not printable ASCII")
-
-	// ErrQueueFull is returned by Notifier.Notify when MaxPendingHosts hosts
-	// already wait for their update.
-	ErrQueueFull = errors.New("eim notifier queue is full")
 )
 
 // InvalidUpdateError is an update refused before it is sent.

@@ -2,6 +2,7 @@ package eim
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -62,6 +63,10 @@ func NewNotifier(u Updater, logger *slog.Logger) *Notifier {
 		wake:     make(chan struct{}, 1),
 	}
 }
+
+// ErrQueueFull is returned by Notifier.Notify when MaxPendingHosts hosts
+// already wait for their update.
+var ErrQueueFull = errors.New("eim notifier queue is full")
 
 // Notify queues the verdict of a host and returns without waiting, whether
 // Run is going or not. A detail that is too long or not UTF-8 is cut and
