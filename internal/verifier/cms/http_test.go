@@ -92,6 +92,7 @@ func TestCACertificatesServesEachIssuingCA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer resp.Body.Close() // pemReply reads and closes it; this tells the linter
 			certs, ok := pemReply(t, resp, tt.wantStatus, http.StatusOK, tt.want)
 			if !ok {
 				return
@@ -181,6 +182,7 @@ func TestCertificatesSignsOnlyWhatACertApproverRoleAllows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer resp.Body.Close() // pemReply reads and closes it; this tells the linter
 			chain, ok := pemReply(t, resp, tt.wantStatus, http.StatusCreated, tt.wantError)
 			if !ok {
 				return
