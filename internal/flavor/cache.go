@@ -83,11 +83,8 @@ func NewCache(roots *x509.CertPool, maxBytes int) *Cache {
 // fails on it.
 func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked {
 	key := sha256.Sum256(stored)
-	c.mu.Lock()
-	e, ok := c.byKey[key]
-	c.mu.Unlock()
-	if ok && !now.Before(e.from) && !now.After(e.until) {
-		return Checked{sf: e.sf, want: e.want}
+	if ch, ok := c.Get(key, now); ok {
+		return ch
 	}
 	var sf SignedFlavor
 	decoded := json.Unmarshal(stored, &sf) == nil
@@ -106,7 +103,7 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 	if len(faults) > 0 {
 		return Checked{sf: sf, faults: faults}
 	}
-	e = &cached{sf: sf, size: len(stored), from: h.from, until: h.until}
+	e := &cached{sf: sf, size: len(stored), from: h.from, until: h.until}
 	if limit := now.Add(CacheMaxAge); e.until.After(limit) {
 		e.until = limit
 	}
@@ -115,6 +112,20 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 	}
 	c.put(key, e)
 	return Checked{sf: e.sf, want: e.want}
+}
+
+// Get returns the trusted flavor whose stored bytes have the SHA-256
+// digest, if the cache holds it and its signing chain is valid at now.
+// The digest must be of the bytes the caller would otherwise Load: a
+// digest names only bytes the cache verified itself.
+func (c *Cache) Get(digest [sha256.Size]byte, now time.Time) (Checked, bool) {
+	c.mu.Lock()
+	e, ok := c.byKey[digest]
+	c.mu.Unlock()
+	if !ok || now.Before(e.from) || now.After(e.until) {
+		return Checked{}, false
+	}
+	return Checked{sf: e.sf, want: e.want}, true
 }
 
 func (c *Cache) put(key [sha256.Size]byte, e *cached) {

@@ -3,6 +3,7 @@ package hvs
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -415,15 +416,27 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 		if err != nil {
 			return ti, err
 		}
-		recs, err := s.store.HostFlavors(ctx, gid, h.ID, hwUUID)
+		refs, err := s.store.HostFlavorRefs(ctx, gid, h.ID, hwUUID)
 		if err != nil {
 			return ti, err
 		}
-		flavors := make([]flavor.Checked, 0, len(recs))
-		for _, fr := range recs {
+		flavors := make([]flavor.Checked, 0, len(refs))
+		for _, ref := range refs {
+			if len(ref.SignedSHA256) == sha256.Size {
+				if c, ok := s.flavors.Get([sha256.Size]byte(ref.SignedSHA256), now); ok {
+					flavors = append(flavors, c)
+					continue
+				}
+			}
+			signed, err := s.store.FlavorSigned(ctx, ref.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since
+			} else if err != nil {
+				return ti, err
+			}
 			// A stored flavor that does not decode is kept with its ID
 			// only: FlavorTrusted fails on it.
-			flavors = append(flavors, s.flavors.Load(fr.ID, flavor.Part(fr.Part), fr.Signed, now))
+			flavors = append(flavors, s.flavors.Load(ref.ID, flavor.Part(ref.Part), signed, now))
 		}
 		gti, err := flavor.EvaluateChecked(g, flavors, facts)
 		if err != nil {

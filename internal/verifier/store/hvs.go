@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -365,9 +366,10 @@ type FlavorFilter struct {
 // taken, ErrNotFound if a group does not exist.
 func (q *queries) CreateFlavor(ctx context.Context, f Flavor) error {
 	return q.atomic(ctx, func(q *queries) error {
-		_, err := q.w.ExecContext(ctx, `INSERT INTO flavors (id, part, label, host_id, hardware_uuid, signed, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			f.ID, f.Part, f.Label, f.HostID, f.HardwareUUID, dbBytes(f.Signed), createdAt(f.CreatedAt))
+		digest := sha256.Sum256(f.Signed)
+		_, err := q.w.ExecContext(ctx, `INSERT INTO flavors (id, part, label, host_id, hardware_uuid, signed, signed_sha256, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			f.ID, f.Part, f.Label, f.HostID, f.HardwareUUID, dbBytes(f.Signed), digest[:], createdAt(f.CreatedAt))
 		if err = classify(err); errors.Is(err, errUnique) {
 			return fmt.Errorf("flavor %q: %w", f.ID, ErrConflict)
 		} else if err != nil {
@@ -479,6 +481,45 @@ func (q *queries) HostFlavors(ctx context.Context, groupID, hostID, hardwareUUID
 		WHERE f.host_id IN ('', $2) AND f.hardware_uuid IN ('', $3)
 		AND EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.group_id = $1 AND g.flavor_id = f.id)
 		ORDER BY f.created_at, f.id`, groupID, hostID, hardwareUUID)
+}
+
+// FlavorRef names a stored flavor and the SHA-256 of its signed bytes
+// (nil for a flavor stored before migration 0009).
+type FlavorRef struct {
+	ID, Part     string
+	SignedSHA256 []byte
+}
+
+// HostFlavorRefs is HostFlavors without the signed documents and groups:
+// one query that names the flavors, for a reader that has most of them
+// (HVS's cache of verified flavors) and reads the others with
+// FlavorSigned.
+func (q *queries) HostFlavorRefs(ctx context.Context, groupID, hostID, hardwareUUID string) ([]FlavorRef, error) {
+	return queryAll(ctx, q.r, fmt.Sprintf("flavors of host %q in group %q", hostID, groupID),
+		func(row interface{ Scan(...any) error }) (FlavorRef, error) {
+			var f FlavorRef
+			err := row.Scan(&f.ID, &f.Part, &f.SignedSHA256)
+			if len(f.SignedSHA256) != sha256.Size {
+				f.SignedSHA256 = nil
+			}
+			return f, err
+		},
+		`SELECT f.id, f.part, f.signed_sha256 FROM flavors f
+		WHERE f.host_id IN ('', $2) AND f.hardware_uuid IN ('', $3)
+		AND EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.group_id = $1 AND g.flavor_id = f.id)
+		ORDER BY f.created_at, f.id`, groupID, hostID, hardwareUUID)
+}
+
+// FlavorSigned returns the signed bytes of a flavor; ErrNotFound if none.
+func (q *queries) FlavorSigned(ctx context.Context, id string) ([]byte, error) {
+	var b []byte
+	err := q.r.QueryRowContext(ctx, `SELECT signed FROM flavors WHERE id = $1`, id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("flavor %q: %w", id, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("flavor %q: %w", id, err)
+	}
+	return b, nil
 }
 
 // DeleteFlavor deletes the flavor; ErrNotFound if there is none.
