@@ -244,31 +244,21 @@ func (c *Collector) EachIMALine(offset, end int, fn func(line []byte) error) (in
 	if offset < 0 {
 		return 0, fmt.Errorf("ima offset must not be negative, got %d", offset)
 	}
-	f, done, err := c.openIMALog()
+	size := int64(0)
+	n, err := c.scanIMALog(end, func(i int, line []byte) error {
+		if i < offset {
+			return nil
+		}
+		if _, err := splitIMALine(string(line)); err != nil {
+			return fmt.Errorf("%w: entry %d: %w", ErrMalformedIMA, i, err)
+		}
+		if size += int64(len(line)) + 1; size > c.maxLogSize {
+			return fmt.Errorf("ima log from offset %d: %w: more than %d bytes", offset, ErrTooLarge, c.maxLogSize)
+		}
+		return fn(line)
+	})
 	if err != nil {
 		return 0, err
-	}
-	defer done()
-	s := newIMAScanner(f)
-	n := 0
-	size := int64(0)
-	for (end < 0 || n < end) && s.Scan() {
-		if n >= offset {
-			line := s.Bytes()
-			if _, err := splitIMALine(string(line)); err != nil {
-				return 0, fmt.Errorf("%w: entry %d: %w", ErrMalformedIMA, n, err)
-			}
-			if size += int64(len(line)) + 1; size > c.maxLogSize {
-				return 0, fmt.Errorf("ima log from offset %d: %w: more than %d bytes", offset, ErrTooLarge, c.maxLogSize)
-			}
-			if err := fn(line); err != nil {
-				return 0, err
-			}
-		}
-		n++
-	}
-	if err := s.Err(); err != nil {
-		return 0, fmt.Errorf("read ima log: %w", err)
 	}
 	if end >= 0 && n < end {
 		return n, fmt.Errorf("read ima log: the log has %d entries, fewer than the %d read before", n, end)
@@ -282,6 +272,13 @@ func (c *Collector) EachIMALine(offset, end int, fn func(line []byte) error) (in
 // IMAEntryCount returns the number of entries in the IMA log without keeping
 // or checking them; the agent polls it to notice that the log has grown.
 func (c *Collector) IMAEntryCount() (int, error) {
+	return c.scanIMALog(-1, func(int, []byte) error { return nil })
+}
+
+// scanIMALog calls fn with the index and the line (without its newline) of
+// each entry of the IMA log, up to entry end (exclusive; end < 0: to the
+// end of the log), and returns the number of entries read.
+func (c *Collector) scanIMALog(end int, fn func(i int, line []byte) error) (int, error) {
 	f, done, err := c.openIMALog()
 	if err != nil {
 		return 0, err
@@ -289,7 +286,10 @@ func (c *Collector) IMAEntryCount() (int, error) {
 	defer done()
 	s := newIMAScanner(f)
 	n := 0
-	for s.Scan() {
+	for (end < 0 || n < end) && s.Scan() {
+		if err := fn(n, s.Bytes()); err != nil {
+			return 0, err
+		}
 		n++
 	}
 	if err := s.Err(); err != nil {
