@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the results as JSON here")
 	fs.StringVar(&cfg.SVGPath, "svg", "", "write the chart here (e.g. docs/images/loadtest.svg)")
 	fs.StringVar(&cfg.Machine, "machine", machine(), "machine description for the chart")
+	fs.IntVar(&cfg.Parallel, "parallel", runtime.GOMAXPROCS(0), "nodes enrolled at once")
+	var merge []string
+	fs.Func("merge", "also show the results of an earlier run's -json file (repeatable)", func(s string) error {
+		merge = append(merge, s)
+		return nil
+	})
 	verbose := fs.Bool("v", false, "log progress")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +74,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.MaxConcurrency, err = ints(*clients); err != nil {
 		errs = append(errs, fmt.Errorf("-max-clients: %w", err))
+	}
+	for _, f := range merge {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-merge: %w", err))
+			continue
+		}
+		var r loadtest.Results
+		if err := json.Unmarshal(b, &r); err != nil {
+			errs = append(errs, fmt.Errorf("-merge %s: %w", f, err))
+			continue
+		}
+		cfg.Merge = append(cfg.Merge, &r)
 	}
 	if *sqlite {
 		cfg.Backends = append(cfg.Backends, loadtest.Backend{Name: "sqlite"})

@@ -159,6 +159,8 @@ type Report struct {
 	ID         string `json:"id"`
 	HostID     string `json:"host_id"`
 	HostStatus string `json:"host_status"`
+	ResetCount uint32 `json:"reset_count"`
+	Rebooted   bool   `json:"rebooted"`
 	Trust      struct {
 		Overall bool `json:"OVERALL"`
 	} `json:"trust_information"`

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"trustedcompute.io/tc/internal/agent"
@@ -162,13 +163,11 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus credentials of %s: %w", n.HostID, err)
 	}
-	nc, err := bus.Connect(ctx, f.opts.NATSURL, creds, f.opts.Roots, "agent-"+n.HostID, f.opts.AgentLogger)
-	if err != nil {
-		return nil, fmt.Errorf("connect %s to the bus: %w", n.HostID, err)
+	n.dial = func(ctx context.Context) (*nats.Conn, error) {
+		return bus.Connect(ctx, f.opts.NATSURL, creds, f.opts.Roots, "agent-"+n.HostID, f.opts.AgentLogger)
 	}
-	// The agent serves for the fleet's lifetime (Stop), past this start.
-	if err := n.run(context.WithoutCancel(ctx), nc, f.opts.Agent, f.opts.AgentLogger); err != nil {
-		nc.Close()
+	n.agentCfg, n.logger = f.opts.Agent, f.opts.AgentLogger
+	if err := n.start(ctx); err != nil {
 		return nil, err
 	}
 	if err := f.enroll(ctx, n); err != nil {
@@ -210,9 +209,7 @@ func (f *Fleet) enroll(ctx context.Context, n *Node) error {
 func (f *Fleet) Stop() {
 	var wg sync.WaitGroup
 	for _, n := range f.Nodes() {
-		if n.stop != nil {
-			wg.Go(n.stop)
-		}
+		wg.Go(n.stop)
 	}
 	wg.Wait()
 }

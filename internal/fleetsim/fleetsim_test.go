@@ -29,7 +29,8 @@ const fleetNodes = 50
 // simulated nodes against it: every node's AK is enrolled by credential
 // activation (which needs the EK certificate to chain and the soft TPM to
 // recover the secret), every node gets a trusted report, a node whose IMA
-// log grew with known files stays trusted, and a node that measures a file
+// log grew with known files stays trusted, a rebooted node is trusted and
+// reported rebooted, and a node that measures a file
 // outside its golden flavors is reported untrusted on its own IMA event,
 // with no report asked for.
 func TestASimulatedFleetEnrollsIsVerifiedAndATamperIsCaught(t *testing.T) {
@@ -83,6 +84,19 @@ func TestASimulatedFleetEnrollsIsVerifiedAndATamperIsCaught(t *testing.T) {
 		}
 	}
 
+	// A reboot: the TPM resets and the node boots the same image again.
+	if err := nodes[1].Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := api.CreateReport(ctx, nodes[1].HostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Trusted() || !r.Rebooted || r.ResetCount != 2 {
+		t.Fatalf("report of %s after a reboot: trusted %v, rebooted %v, reset count %d; want trusted, rebooted, 2",
+			nodes[1].HostID, r.Trusted(), r.Rebooted, r.ResetCount)
+	}
+
 	// A tamper: a file no flavor lists. The agent sees its IMA log grow,
 	// publishes an IMA event, the verifier attests the node at once.
 	target := nodes[fleetNodes/2]
@@ -90,7 +104,7 @@ func TestASimulatedFleetEnrollsIsVerifiedAndATamperIsCaught(t *testing.T) {
 	if err := target.Measure("/usr/bin/evil", "a file that is in no golden flavor"); err != nil {
 		t.Fatal(err)
 	}
-	r := reports.waitUntrusted(t, ctx, target.HostID)
+	r = reports.waitUntrusted(t, ctx, target.HostID)
 	t.Logf("tamper of %s reported untrusted after %s (faults %v)", target.HostID, time.Since(tampered).Round(time.Millisecond), r.Faults)
 	for _, n := range nodes {
 		if n != target && reports.untrusted(n.HostID) {

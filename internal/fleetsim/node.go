@@ -34,8 +34,13 @@ type Node struct {
 	ima   []string   // the IMA log's lines, this boot
 	facts evidence.HostInfo
 
-	nc   *nats.Conn
-	stop func()
+	// dial connects the agent to the bus; agentCfg and logger configure it.
+	dial     func(ctx context.Context) (*nats.Conn, error)
+	agentCfg agent.Config
+	logger   *slog.Logger
+
+	runMu sync.Mutex // guards halt
+	halt  func()     // stops the running agent
 }
 
 func newNode(i int, prefix string, ca *softtpm.EKCA, img *bootImage, banks []string) (*Node, error) {
@@ -154,23 +159,30 @@ func (n *Node) HostInfo(context.Context) (evidence.HostInfo, error) {
 // MeasureLog is systemd's measurement log of this boot.
 func (n *Node) MeasureLog() ([]byte, error) { return n.image.measureLog, nil }
 
-// run starts the trust agent on nc until stop.
-func (n *Node) run(ctx context.Context, nc *nats.Conn, cfg agent.Config, logger *slog.Logger) error {
-	cfg.HostID = n.HostID
-	a, err := agent.New(cfg, n.tpm, n, logger)
+// start connects the agent to the bus and runs it until halted. ctx
+// bounds the connection; the agent serves until stop or Reboot.
+func (n *Node) start(ctx context.Context) error {
+	nc, err := n.dial(ctx)
 	if err != nil {
+		return fmt.Errorf("connect %s to the bus: %w", n.HostID, err)
+	}
+	cfg := n.agentCfg
+	cfg.HostID = n.HostID
+	a, err := agent.New(cfg, n.tpm, n, n.logger)
+	if err != nil {
+		nc.Close()
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := a.Run(ctx, nc); err != nil && ctx.Err() == nil {
-			logger.Error("agent stopped", keyHost, n.HostID, keyError, err.Error())
+		if err := a.Run(actx, nc); err != nil && actx.Err() == nil {
+			n.logger.Error("agent stopped", keyHost, n.HostID, keyError, err.Error())
 		}
 	}()
-	n.nc = nc
-	n.stop = func() {
+	n.runMu.Lock()
+	n.halt = func() {
 		cancel()
 		select {
 		case <-done:
@@ -178,5 +190,30 @@ func (n *Node) run(ctx context.Context, nc *nats.Conn, cfg agent.Config, logger 
 		}
 		nc.Close()
 	}
+	n.runMu.Unlock()
 	return nil
+}
+
+// stop stops the node's agent, if it runs.
+func (n *Node) stop() {
+	n.runMu.Lock()
+	halt := n.halt
+	n.halt = nil
+	n.runMu.Unlock()
+	if halt != nil {
+		halt()
+	}
+}
+
+// Reboot is a platform reset: the agent stops, the TPM resets (resetCount
+// up by one, PCRs cleared), firmware and kernel measure the boot again (a
+// new IMA log), and the agent starts again on a new bus connection and
+// publishes its boot event.
+func (n *Node) Reboot(ctx context.Context) error {
+	n.stop()
+	n.tpm.Reset()
+	if err := n.boot(); err != nil {
+		return err
+	}
+	return n.start(ctx)
 }

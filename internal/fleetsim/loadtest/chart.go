@@ -71,7 +71,13 @@ func chart(res *Results) []byte {
 				best.y[m.Nodes] = m.Throughput
 			}
 		}
-		rate = append(rate, achieved, best)
+		projected := series{label: b + " 2-core projection", color: "#9d4edd", dash: "1 3", y: map[int]float64{}}
+		for _, m := range res.Max {
+			if m.Backend == b && m.Projected > 0 {
+				projected.y[m.Nodes] = m.Projected
+			}
+		}
+		rate = append(rate, achieved, best, projected)
 	}
 
 	var b bytes.Buffer

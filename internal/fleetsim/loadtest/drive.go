@@ -39,10 +39,14 @@ type scheduledResult struct {
 	TamperP50    float64 `json:"tamper_p50_ms"`
 	TamperMax    float64 `json:"tamper_max_ms"`
 	VerifierCPU  float64 `json:"verifier_cpu_cores"`
-	VerifierRSS  float64 `json:"verifier_rss_mib"`
-	VerifierPeak float64 `json:"verifier_peak_rss_mib"`
-	FleetCPU     float64 `json:"fleet_cpu_cores"`
-	FleetRSS     float64 `json:"fleet_rss_mib"`
+	// VerifierCPUPerReport is the verifier's CPU time per report made in
+	// the window, event reports included: a figure the other work on a
+	// shared machine does not inflate as it does latencies.
+	VerifierCPUPerReport float64 `json:"verifier_cpu_ms_per_report"`
+	VerifierRSS          float64 `json:"verifier_rss_mib"`
+	VerifierPeak         float64 `json:"verifier_peak_rss_mib"`
+	FleetCPU             float64 `json:"fleet_cpu_cores"`
+	FleetRSS             float64 `json:"fleet_rss_mib"`
 	// MachineCPU is the whole machine's, other users' work included.
 	MachineCPU float64 `json:"machine_cpu_cores"`
 	EnrollSecs float64 `json:"enroll_s"`
@@ -58,8 +62,13 @@ type maxResult struct {
 	P50         float64 `json:"p50_ms"`
 	P99         float64 `json:"p99_ms"`
 	VerifierCPU float64 `json:"verifier_cpu_cores"`
-	FleetCPU    float64 `json:"fleet_cpu_cores"`
-	MachineCPU  float64 `json:"machine_cpu_cores"`
+	// VerifierCPUPerReport is the verifier's CPU time per report, and
+	// Projected the rate two cores of it would make: the capacity of a
+	// machine that runs the verifier only.
+	VerifierCPUPerReport float64 `json:"verifier_cpu_ms_per_report"`
+	Projected            float64 `json:"projected_reports_per_s_on_2_cores"`
+	FleetCPU             float64 `json:"fleet_cpu_cores"`
+	MachineCPU           float64 `json:"machine_cpu_cores"`
 }
 
 // reporter asks the verifier for a report as the attestation manager does;
@@ -210,6 +219,9 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		VerifierCPU: cpuShare(vStart, vEnd), VerifierRSS: mib(vEnd.rss), VerifierPeak: mib(vEnd.peakRSS),
 		FleetCPU: cpuShare(fStart, fEnd), FleetRSS: mib(fEnd.rss), MachineCPU: machineCores(mStart, mEnd),
 	}
+	if made := res.Reports + res.EventReports; made > 0 {
+		res.VerifierCPUPerReport = ms(vEnd.cpu-vStart.cpu) / float64(made)
+	}
 	var tl latencies
 	for _, c := range d.caught {
 		tl = append(tl, c)
@@ -294,11 +306,18 @@ func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Durat
 	vEnd, _ := sampleProc(d.verifier)
 	fEnd, _ := sampleProc(0)
 	mEnd, _ := sampleMachine()
-	return maxResult{
+	m := maxResult{
 		Nodes: len(nodes), Concurrency: concurrency, Throughput: float64(len(lat)) / elapsed.Seconds(), Errors: errs,
 		P50: ms(lat.percentile(50)), P99: ms(lat.percentile(99)), VerifierCPU: cpuShare(vStart, vEnd),
 		FleetCPU: cpuShare(fStart, fEnd), MachineCPU: machineCores(mStart, mEnd),
 	}
+	if len(lat) > 0 {
+		m.VerifierCPUPerReport = ms(vEnd.cpu-vStart.cpu) / float64(len(lat))
+		if m.VerifierCPUPerReport > 0 {
+			m.Projected = 2000 / m.VerifierCPUPerReport
+		}
+	}
+	return m
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

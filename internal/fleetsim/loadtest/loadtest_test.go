@@ -86,7 +86,7 @@ func TestTheChartIsAnSVGWithEveryMeasuredSeries(t *testing.T) {
 	for _, b := range []string{"sqlite", "postgres"} {
 		for _, n := range []int{100, 1000} {
 			res.Scheduled = append(res.Scheduled, scheduledResult{Backend: b, Nodes: n, P50: 10, P90: 30, P99: 300, Achieved: float64(n) / 60})
-			res.Max = append(res.Max, maxResult{Backend: b, Nodes: n, Throughput: 200})
+			res.Max = append(res.Max, maxResult{Backend: b, Nodes: n, Throughput: 200, Projected: 400})
 		}
 	}
 	svg := chart(res)
@@ -104,9 +104,9 @@ func TestTheChartIsAnSVGWithEveryMeasuredSeries(t *testing.T) {
 			lines++
 		}
 	}
-	// p50, p90, p99, the manager's rate and the highest rate per backend.
-	if lines != 10 {
-		t.Errorf("the chart draws %d lines, want 10", lines)
+	// p50, p90, p99, the manager's rate, the highest rate and its projection per backend.
+	if lines != 12 {
+		t.Errorf("the chart draws %d lines, want 12", lines)
 	}
 	for _, want := range []string{"sqlite p99", "postgres highest sustained", "goal p99 &lt; 250 ms", "test &lt;machine&gt;", ">1,000<"} {
 		if !strings.Contains(string(svg), want) {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
@@ -69,6 +70,11 @@ type Config struct {
 	IMAGrowth time.Duration
 	// IMAFiles is the number of files each boot measures.
 	IMAFiles int
+	// Parallel bounds the nodes enrolled at once (default GOMAXPROCS).
+	Parallel int
+	// Merge holds the results of earlier runs (e.g. other backends or
+	// larger fleets), shown in the same table and chart.
+	Merge []*Results
 	// MaxInFlight bounds the scheduled reports in flight.
 	MaxInFlight int
 	// Agent sets the simulated agents' IMA poll and debounce intervals.
@@ -112,6 +118,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 			break
 		}
 	}
+	all := &Results{Started: res.Started, Machine: res.Machine, Interval: res.Interval, Window: res.Window, IMAFiles: res.IMAFiles}
+	for _, m := range append(slices.Clone(cfg.Merge), res) {
+		all.Scheduled = append(all.Scheduled, m.Scheduled...)
+		all.Max = append(all.Max, m.Max...)
+	}
+	res = all
 	printTable(out, res)
 	if cfg.JSONPath != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -142,7 +154,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 	api := fleetsim.NewAPI(v.Base, v.Roots, "admin", v.Password, cfg.MaxInFlight)
 	defer api.Close()
 	fleet, err := fleetsim.New(ctx, fleetsim.Options{
-		API: api, NATSURL: v.NATSURL, Roots: v.Roots, EKCA: ca, IMAFiles: cfg.IMAFiles,
+		API: api, NATSURL: v.NATSURL, Roots: v.Roots, EKCA: ca, IMAFiles: cfg.IMAFiles, Parallel: cfg.Parallel,
 		Agent: cfg.Agent, Logger: log,
 	})
 	if err != nil {
@@ -196,8 +208,8 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		for _, c := range cfg.MaxConcurrency {
 			m := d.maxRate(ctx, c, cfg.MaxWindow)
 			m.Backend = b.Name
-			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d clients back to back: %6.1f reports/s p50 %.0f ms p99 %.0f ms, %d errors, verifier %.2f cores, fleet %.2f, machine %.2f\n",
-				b.Name, m.Nodes, c, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.FleetCPU, m.MachineCPU)
+			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d clients back to back: %6.1f reports/s p50 %.0f ms p99 %.0f ms, %d errors, verifier %.2f cores (%.1f ms a report), fleet %.2f, machine %.2f\n",
+				b.Name, m.Nodes, c, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, m.FleetCPU, m.MachineCPU)
 			if m.Throughput > best.Throughput {
 				best = m
 			}
@@ -210,21 +222,21 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 // printTable writes the results as a Markdown table.
 func printTable(out io.Writer, res *Results) {
 	_, _ = fmt.Fprintf(out, "\nreports at the manager's rate (interval %s, window %s):\n\n", res.Interval, res.Window)
-	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | event reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier RSS MiB | fleet cores | machine cores | enroll s |")
-	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | event reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier RSS MiB | fleet cores | machine cores | enroll s |")
+	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range res.Scheduled {
-		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.0f | %.2f | %.2f | %.0f |\n",
+		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %.2f | %.0f |\n",
 			r.Backend, r.Nodes, r.Target, r.Achieved, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Untrusted, r.EventReports,
-			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.MachineCPU, r.EnrollSecs)
+			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierCPUPerReport, r.VerifierRSS, r.FleetCPU, r.MachineCPU, r.EnrollSecs)
 	}
 	if len(res.Max) == 0 {
 		return
 	}
 	_, _ = fmt.Fprintln(out, "\nhighest sustained rate (clients asking back to back):")
-	_, _ = fmt.Fprintln(out, "| backend | nodes | clients | reports/s | p50 ms | p99 ms | errors | verifier cores | fleet cores | machine cores |")
-	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | clients | reports/s | p50 ms | p99 ms | errors | verifier cores | verifier CPU ms/report | 2-core projection /s | fleet cores | machine cores |")
+	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, m := range res.Max {
-		_, _ = fmt.Fprintf(out, "| %s | %d | %d | %.1f | %.0f | %.0f | %d | %.2f | %.2f | %.2f |\n",
-			m.Backend, m.Nodes, m.Concurrency, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.FleetCPU, m.MachineCPU)
+		_, _ = fmt.Fprintf(out, "| %s | %d | %d | %.1f | %.0f | %.0f | %d | %.2f | %.1f | %.0f | %.2f | %.2f |\n",
+			m.Backend, m.Nodes, m.Concurrency, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, m.Projected, m.FleetCPU, m.MachineCPU)
 	}
 }
