@@ -113,32 +113,15 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 		t.Run("an enrollment whose certificate another ca issued is not trusted", func(t *testing.T) {
 			other := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), Now: clk.Now}, openStore(t), n.client)
 			wantAKRefused(t, other, "H1", AKNotEnrolled) // an empty store
-			foreign := enr
-			foreign.HostID = "H9"
-			foreign.AKName = append([]byte{0, 0x0b}, make([]byte, 32)...)
-			foreign.AKCertificate = mustIssue(t, other, ak.Public, "H9")
-			if err := st.PutAKEnrollment(ctx, foreign); err != nil {
-				t.Fatal(err)
-			}
+			putEnrollmentAs(t, st, enr, "H9", 0, mustIssue(t, other, ak.Public, "H9"))
 			wantAKRefused(t, e, "H9", AKCertUntrusted)
 		})
 		t.Run("a certificate for another host is not trusted", func(t *testing.T) {
-			moved := enr
-			moved.HostID = "H8"
-			moved.AKName = append([]byte{0, 0x0b}, bytes.Repeat([]byte{8}, 32)...)
-			if err := st.PutAKEnrollment(ctx, moved); err != nil {
-				t.Fatal(err)
-			}
+			putEnrollmentAs(t, st, enr, "H8", 8, nil)
 			wantAKRefused(t, e, "H8", AKCertUntrusted)
 		})
 		t.Run("an enrollment whose ak name is not its ak's is not trusted", func(t *testing.T) {
-			renamed := enr
-			renamed.HostID = "H6"
-			renamed.AKName = append([]byte{0, 0x0b}, bytes.Repeat([]byte{6}, 32)...)
-			renamed.AKCertificate = mustIssue(t, e, ak.Public, "H6")
-			if err := st.PutAKEnrollment(ctx, renamed); err != nil {
-				t.Fatal(err)
-			}
+			putEnrollmentAs(t, st, enr, "H6", 6, mustIssue(t, e, ak.Public, "H6"))
 			_, _, err := e.VerifyAK(ctx, "H6")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted || !strings.Contains(err.Error(), "name") {
@@ -492,5 +475,21 @@ func wantAKRefused(t *testing.T, e *Enroller, host, reason string) {
 	var ake *AKError
 	if !errors.As(err, &ake) || ake.Reason != reason {
 		t.Fatalf("VerifyAK(%s) err = %v, want %s", host, err, reason)
+	}
+}
+
+// putEnrollmentAs stores a copy of enr for host, with an AK name whose
+// digest is 32 bytes of nameByte and, unless nil, the AK certificate cert.
+func putEnrollmentAs(t *testing.T, st interface {
+	PutAKEnrollment(context.Context, store.AKEnrollment) error
+}, enr store.AKEnrollment, host string, nameByte byte, cert []byte) {
+	t.Helper()
+	enr.HostID = host
+	enr.AKName = append([]byte{0, 0x0b}, bytes.Repeat([]byte{nameByte}, 32)...)
+	if cert != nil {
+		enr.AKCertificate = cert
+	}
+	if err := st.PutAKEnrollment(t.Context(), enr); err != nil {
+		t.Fatal(err)
 	}
 }
