@@ -12,8 +12,8 @@ import (
 )
 
 func (a *app) credentialsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "credentials", Short: "Issue bus credentials"}
-	cmd.AddCommand(a.credentialsAgent(), a.credentialsManager())
+	cmd := &cobra.Command{Use: "credentials", Short: "Issue and revoke bus credentials"}
+	cmd.AddCommand(a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager())
 	return cmd
 }
 

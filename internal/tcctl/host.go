@@ -13,14 +13,18 @@ import (
 
 func (a *app) hostCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Register, list and remove hosts in the verifier"}
-	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete())
+	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete(), a.hostDisable(), a.hostEnable())
 	return cmd
 }
 
 func hostTable(hs ...restapi.Host) *table {
-	t := &table{header: []string{"HOST ID", "NAME", "STATUS", "FLAVORGROUPS", "LAST CONNECTED"}}
+	t := &table{header: []string{"HOST ID", "NAME", "STATUS", "FLAVORGROUPS", "LAST CONNECTED", "STATE"}}
 	for _, h := range hs {
-		t.add(h.ID, h.HostName, h.Status, listCell(h.FlavorGroupNames), timeCell(h.LastConnected))
+		state := "enabled"
+		if h.Disabled {
+			state = "disabled"
+		}
+		t.add(h.ID, h.HostName, h.Status, listCell(h.FlavorGroupNames), timeCell(h.LastConnected), state)
 	}
 	return t
 }

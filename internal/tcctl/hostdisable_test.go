@@ -1,0 +1,137 @@
+package tcctl_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
+)
+
+// dialFile connects to the verifier's bus with the credentials in file.
+func dialFile(t *testing.T, h *harness, file, name string) (*nats.Conn, error) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return bus.Connect(ctx, h.v.NATSURL(), raw, h.v.Roots, name, slog.New(slog.DiscardHandler))
+}
+
+// waitCutOff fails the test unless nc is disconnected within 2 s.
+func waitCutOff(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected after 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHostDisableAndEnable disables a host from the CLI: the list shows it
+// disabled, its agent is cut off and gets no new credentials; enabled again,
+// fresh credentials are issued and connect.
+func TestHostDisableAndEnable(t *testing.T) {
+	h := startVerifier(t)
+	c := loggedIn(t, h)
+	c.must(t, "host", "register", "--host-id", "edge-1", "--name", "edge-one")
+	creds := filepath.Join(t.TempDir(), "edge-1.creds")
+	c.must(t, "credentials", "agent", "edge-1", "-f", creds)
+	nc, err := dialFile(t, h, creds, "agent-edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	state := func(t *testing.T) string {
+		t.Helper()
+		rows := tableRows(c.must(t, "host", "list"))
+		col := slices.Index(rows[0], "STATE")
+		if len(rows) != 2 || col < 0 || len(rows[1]) <= col {
+			t.Fatalf("host list %q has no STATE column", rows)
+		}
+		return rows[1][col]
+	}
+	if got := state(t); got != "enabled" {
+		t.Fatalf("a registered host is %q", got)
+	}
+	out := c.must(t, "host", "disable", "edge-1")
+	if !strings.Contains(out, "disabled") {
+		t.Errorf("disable output:\n%s", out)
+	}
+	if got := state(t); got != "disabled" {
+		t.Fatalf("after disable the host is %q", got)
+	}
+	waitCutOff(t, nc)
+	if _, _, err := c.run("credentials", "agent", "edge-1", "-f", creds); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("credentials for a disabled host: %v, want a 409", err)
+	}
+	if _, _, err := c.run("report", "create", "--host-id", "edge-1"); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("report of a disabled host: %v, want refused", err)
+	}
+
+	c.must(t, "host", "enable", "edge-1")
+	if got := state(t); got != "enabled" {
+		t.Fatalf("after enable the host is %q", got)
+	}
+	c.must(t, "credentials", "agent", "edge-1", "-f", creds)
+	nc2, err := dialFile(t, h, creds, "agent-edge-1")
+	if err != nil {
+		t.Fatalf("fresh credentials of the enabled host: %v", err)
+	}
+	nc2.Close()
+	if _, _, err := c.run("host", "disable", "nope"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("disable an unknown host: %v, want a 404", err)
+	}
+}
+
+// TestRevokeManagerCredentials revokes the attestation manager's bus
+// credentials from the CLI: its connection closes and the credentials are
+// refused; fresh ones connect.
+func TestRevokeManagerCredentials(t *testing.T) {
+	h := startVerifier(t)
+	c := loggedIn(t, h)
+	file := filepath.Join(t.TempDir(), "am.creds")
+	c.must(t, "credentials", "manager", "-f", file)
+	old, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := dialFile(t, h, file, "attestation-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if out := c.must(t, "credentials", "revoke-manager"); !strings.Contains(out, "attestation-manager revoked") {
+		t.Errorf("revoke-manager output:\n%s", out)
+	}
+	waitCutOff(t, nc)
+	oldFile := filepath.Join(t.TempDir(), "old.creds")
+	if err := os.WriteFile(oldFile, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := dialFile(t, h, oldFile, "attestation-manager"); err == nil {
+		again.Close()
+		t.Fatal("the revoked credentials connect")
+	}
+	c.must(t, "credentials", "manager", "-f", file)
+	nc2, err := dialFile(t, h, file, "attestation-manager")
+	if err != nil {
+		t.Fatalf("fresh manager credentials: %v", err)
+	}
+	nc2.Close()
+	if _, _, err := c.run("credentials", "revoke-manager", "a.b"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("revoke an invalid name: %v, want a 400", err)
+	}
+}
