@@ -71,6 +71,13 @@ func failedNode(name string) *clustertest.NodeBuilder {
 var failedUnknown = nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
 	condition: corev1.ConditionUnknown, reason: cluster.ReasonVerifierUnreachable}
 
+// nodeCase is a Node as it is before an operation and as it must be after.
+type nodeCase struct {
+	name string
+	node func(name string) *clustertest.NodeBuilder
+	want nodeWant
+}
+
 // createNode creates the test's own Node from build and returns its name
 // and the package under test.
 func createNode(t *testing.T, cs kubernetes.Interface, build func(name string) *clustertest.NodeBuilder) (string, *cluster.Nodes) {

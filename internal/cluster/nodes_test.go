@@ -392,11 +392,7 @@ func TestOnboarded(t *testing.T) {
 func TestPendingNeverVerifies(t *testing.T) {
 	t.Parallel()
 	cs := clustertest.Clientset(t)
-	tests := []struct {
-		name string
-		node func(name string) *clustertest.NodeBuilder
-		want nodeWant
-	}{
+	tests := []nodeCase{
 		{
 			name: "a new node becomes pending with an unknown condition",
 			node: enabledNode,

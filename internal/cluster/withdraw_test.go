@@ -13,11 +13,7 @@ import (
 func TestWithdraw(t *testing.T) {
 	t.Parallel()
 	cs := clustertest.Clientset(t)
-	tests := []struct {
-		name string
-		node func(name string) *clustertest.NodeBuilder
-		want nodeWant
-	}{
+	tests := []nodeCase{
 		{
 			name: "a verified ready node loses ready and turns unknown, uncordoned",
 			node: verifiedNode,
