@@ -177,7 +177,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(*screenshots, name), png, 0o644); err != nil { //nolint:gosec // a picture for the docs
+	if err := os.WriteFile(filepath.Join(*screenshots, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
