@@ -11,7 +11,6 @@ import (
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
-	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
 )
@@ -30,24 +29,7 @@ func TestAgentRaisesBootAndIMAEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sw := tpmtest.New(t)
-	raw, err := tpm.Open(sw.Spec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	banks, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a03", "edge-3", sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nt, banks, root := agentclienttest.BootNode(t, tpmtest.New(t).Spec(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a03", "edge-3", sandbox.BootLogSecureBootOn)
 	a, err := agent.New(agent.Config{HostID: "edge-3", IMAPollInterval: 50 * time.Millisecond, IMADebounce: 300 * time.Millisecond}, nt, measure.New(root.Dir), discard)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -42,23 +43,7 @@ func bootNode(t *testing.T, spec string, bootLog []byte) *bootedNode {
 // bootNodeWith boots a node whose IMA measured files (none: PCR 10 untouched).
 func bootNodeWith(t *testing.T, spec string, bootLog []byte, files map[string]string) *bootedNode {
 	t.Helper()
-	raw, err := tpm.Open(spec)
-	if err != nil {
-		t.Fatalf("open %s: %v", spec, err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	banks, err := sandbox.ReplayEventLog(nt, bootLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a00", "edge-1", bootLog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nt, banks, root := agentclienttest.BootNode(t, spec, "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a00", "edge-1", bootLog)
 	if err := root.MeasureFiles(nt, banks, files); err != nil {
 		t.Fatal(err)
 	}

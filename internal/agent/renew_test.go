@@ -16,7 +16,6 @@ import (
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
-	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
@@ -69,23 +68,7 @@ func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string) (*regist
 		}
 	}()
 
-	sw := tpmtest.New(t)
-	raw, err := tpm.Open(sw.Spec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn); err != nil {
-		t.Fatal(err)
-	}
-	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a07", hostID, sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nt, _, root := agentclienttest.BootNode(t, tpmtest.New(t).Spec(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a07", hostID, sandbox.BootLogSecureBootOn)
 	a, err := agent.New(agent.Config{HostID: hostID}, nt, measure.New(root.Dir), discard)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
@@ -152,6 +153,32 @@ func (b *Bus) StartAgent(t testing.TB, hostID string, sw *tpmtest.Swtpm) *Agent 
 	})
 	waitForAgent(t, agentclient.New(b.ServiceConn(t), time.Second), hostID)
 	return &Agent{HostID: hostID, TPM: node}
+}
+
+// BootNode opens the TPM at spec as a node's TPM, replays the measured boot
+// bootLog into it and writes a node root (see sandbox.NewRoot) with the
+// SMBIOS system UUID hardwareUUID and host name hostName. It returns the
+// TPM, its active PCR banks and the root; the TPM closes when the test ends.
+func BootNode(t testing.TB, spec, hardwareUUID, hostName string, bootLog []byte) (*agent.NodeTPM, []string, *sandbox.Root) {
+	t.Helper()
+	raw, err := tpm.Open(spec)
+	if err != nil {
+		t.Fatalf("open %s: %v", spec, err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
+	if err != nil {
+		t.Fatalf("node tpm: %v", err)
+	}
+	banks, err := sandbox.ReplayEventLog(nt, bootLog)
+	if err != nil {
+		t.Fatalf("replay the boot log: %v", err)
+	}
+	root, err := sandbox.NewRoot(t.TempDir(), hardwareUUID, hostName, bootLog)
+	if err != nil {
+		t.Fatalf("node root: %v", err)
+	}
+	return nt, banks, root
 }
 
 // waitForAgent polls the agent's version until it answers.
