@@ -1,6 +1,11 @@
 package bus
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -35,6 +40,17 @@ func SecretRequestSubject(hostID string) (string, error) {
 // trust-secrets.<host-id>.answer.
 func SecretAnswerSubject(hostID string) (string, error) {
 	return hostSubject(secretsPrefix, hostID, answerToken)
+}
+
+// SecretSubjects are the request and the answer subject of hostID, for
+// the permissions of its agent: it publishes the first and subscribes to
+// the second.
+func SecretSubjects(hostID string) (request, answer string, err error) {
+	if request, err = SecretRequestSubject(hostID); err != nil {
+		return "", "", err
+	}
+	answer, err = SecretAnswerSubject(hostID)
+	return request, answer, err
 }
 
 // ParseSecretRequestSubject returns the host id of
@@ -97,14 +113,61 @@ type SealedSecret struct {
 	// bank); empty when the secret is not bound to PCRs.
 	PCRs      []int  `json:"pcrs,omitempty"`
 	PCRDigest []byte `json:"pcr_digest,omitempty"`
-	// Nonce and Ciphertext are the value under the key (AES-256-GCM);
-	// the associated data is SealedSecretAAD.
+	// Nonce and Ciphertext are the value under the key (AES-256-GCM,
+	// EncryptValue and DecryptValue).
 	Nonce      []byte `json:"nonce"`
 	Ciphertext []byte `json:"ciphertext"`
 }
 
-// SealedSecretAAD is the associated data of a sealed value: it binds the
+// sealedSecretAAD is the associated data of a sealed value: it binds the
 // ciphertext to the host, the secret and its version.
-func SealedSecretAAD(hostID, secretID string, version int64) []byte {
+func sealedSecretAAD(hostID, secretID string, version int64) []byte {
 	return []byte("tc key broker v1\x00" + hostID + "\x00" + secretID + "\x00" + strconv.FormatInt(version, 10))
+}
+
+// valueAEAD is AES-256-GCM under a 32-byte key.
+func valueAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != SecretKeySize {
+		return nil, fmt.Errorf("secret key of %d bytes, want %d", len(key), SecretKeySize)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// SecretKeySize is the size of the key a released value is encrypted under.
+const SecretKeySize = 32
+
+// EncryptValue sets s.Nonce and s.Ciphertext: value under key, bound to the
+// host, s.SecretID and s.Version.
+func EncryptValue(s *SealedSecret, key []byte, hostID string, value []byte) error {
+	aead, err := valueAEAD(key)
+	if err != nil {
+		return err
+	}
+	s.Nonce = make([]byte, aead.NonceSize())
+	if _, err := rand.Read(s.Nonce); err != nil {
+		return fmt.Errorf("secret nonce: %w", err)
+	}
+	s.Ciphertext = aead.Seal(nil, s.Nonce, value, sealedSecretAAD(hostID, s.SecretID, s.Version))
+	return nil
+}
+
+// DecryptValue opens s's value with the key the TPM unsealed; it fails for
+// a value released to another host, secret or version.
+func DecryptValue(s SealedSecret, key []byte, hostID string) ([]byte, error) {
+	aead, err := valueAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Nonce) != aead.NonceSize() {
+		return nil, errors.New("secret nonce has the wrong size")
+	}
+	value, err := aead.Open(nil, s.Nonce, s.Ciphertext, sealedSecretAAD(hostID, s.SecretID, s.Version))
+	if err != nil {
+		return nil, fmt.Errorf("open secret: %w", err)
+	}
+	return value, nil
 }

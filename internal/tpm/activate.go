@@ -19,12 +19,7 @@ func (t *TPM) ActivateCredential(credentialBlob, encryptedSecret []byte) ([]byte
 	if t.ak == nil {
 		return nil, ErrNoAK
 	}
-	// The EK's USER role: H templates allow the empty password
-	// (userWithAuth); L templates need PolicySecret(TPM_RH_ENDORSEMENT).
-	ekAuth := tpm2.PasswordAuth(nil)
-	if !t.ek.userWithAuth {
-		ekAuth = tpm2.Policy(t.ek.nameAlg, 16, endorsementPolicy)
-	}
+	ekAuth := t.ekAuth()
 	rsp, err := tpm2.ActivateCredential{
 		ActivateHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(t.ak.Handle), Name: tpm2.TPM2BName{Buffer: t.ak.Name}, Auth: tpm2.PasswordAuth(nil)},
 		KeyHandle:      tpm2.AuthHandle{Handle: tpm2.TPMHandle(t.ek.Handle), Name: tpm2.TPM2BName{Buffer: t.ek.Name}, Auth: ekAuth},

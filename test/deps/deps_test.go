@@ -31,6 +31,13 @@ var rules = []rule{
 			// The fleet simulator's software TPM keeps its keys in
 			// ordinary memory: never in the product's agent.
 			"trustedcompute.io/tc/internal/fleetsim",
+			// The key broker seals with go-tpm-tools' server package on
+			// the verifier; the agent imports with go-tpm alone and links
+			// no protobuf (its only go-tpm-tools package is the simulator).
+			"github.com/google/go-tpm-tools/server",
+			"github.com/google/go-tpm-tools/client",
+			"github.com/google/go-tpm-tools/proto",
+			"google.golang.org/protobuf",
 		},
 	},
 	{

@@ -248,9 +248,14 @@ func (a *Authority) agentCredentials(ctx context.Context, hostID string, ttl tim
 	if err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}
+	// Key broker (issue 17): the agent asks for its secrets and hears the answers.
+	secretRequests, secretAnswers, err := bus.SecretSubjects(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("agent credentials: %w", err)
+	}
 	perms := jwt.Permissions{
-		Sub:  jwt.Permission{Allow: jwt.StringList{requests, issued}},
-		Pub:  jwt.Permission{Allow: jwt.StringList{events, renew}},
+		Sub:  jwt.Permission{Allow: jwt.StringList{requests, issued, secretAnswers}},
+		Pub:  jwt.Permission{Allow: jwt.StringList{events, renew, secretRequests}},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
 	return a.recordedCredentials(ctx, Owner{OwnerAgent, hostID}, agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
@@ -341,8 +346,10 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
 	perms := jwt.Permissions{
-		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued, bus.AllManagerIssued}},
-		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals, bus.AllManagerRenewals}},
+		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued, bus.AllManagerIssued,
+			bus.AllSecretAnswers}}, // key broker answers (issue 17)
+		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals, bus.AllManagerRenewals,
+			bus.AllSecretRequests}}, // key broker requests (issue 17)
 	}
 	creds, _, _, err := a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 	return creds, err

@@ -111,16 +111,16 @@ func TestCredentialClaims(t *testing.T) {
 		{
 			name:      "an agent may hear its own requests, raise its own events, answer and renew its own credentials",
 			issue:     func() ([]byte, error) { return a.AgentCredentials("H1", time.Hour) },
-			pubAllow:  []string{"trust-events.H1.>", "trust-credentials.H1.renew"},
-			subAllow:  []string{"trust-agent.H1.>", "trust-credentials.H1.issued"},
+			pubAllow:  []string{"trust-events.H1.>", "trust-credentials.H1.renew", "trust-secrets.H1.request"},
+			subAllow:  []string{"trust-agent.H1.>", "trust-credentials.H1.issued", "trust-secrets.H1.answer"},
 			resp:      true,
 			connTypes: []string{jwt.ConnectionTypeStandard},
 		},
 		{
 			name:      "a service may request agents, publish reports, hear events and replies and answer renewals",
 			issue:     func() ([]byte, error) { return a.ServiceCredentials("hvs", time.Hour) },
-			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued", "trust-credentials-manager.*.issued"},
-			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew", "trust-credentials-manager.*.renew"},
+			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued", "trust-credentials-manager.*.issued", "trust-secrets.*.answer"},
+			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew", "trust-credentials-manager.*.renew", "trust-secrets.*.request"},
 			connTypes: []string{jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess},
 		},
 		{

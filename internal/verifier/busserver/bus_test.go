@@ -136,6 +136,8 @@ func TestDeniedSubscriptions(t *testing.T) {
 		{"the manager cannot subscribe to agent events", func() *nats.Conn { return f.manager }, "trust-events.>"},
 		{"the manager cannot subscribe to reply inboxes", func() *nats.Conn { return f.manager }, "_INBOX.>"},
 		{"the service cannot subscribe to agent requests", func() *nats.Conn { return f.service }, "trust-agent.>"},
+		{"agent H1 cannot hear the key broker's answers to H2", func() *nats.Conn { return f.agent1 }, "trust-secrets.H2.answer"},
+		{"agent H1 cannot hear every key broker answer", func() *nats.Conn { return f.agent1 }, "trust-secrets.*.answer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +184,8 @@ func TestDeniedPublishes(t *testing.T) {
 		{"agent H1 cannot answer on a reply inbox it did not receive", f.h1, inbox, f.svc},
 		{"agent H1 cannot send requests to H2", f.h1, "trust-agent.H2.quote-request", f.h2},
 		{"agent H1 cannot publish reports", f.h1, "trust-reports.H1", f.mgr},
+		{"agent H1 cannot ask the key broker for H2's secrets", f.h1, "trust-secrets.H2.request", f.svc},
+		{"agent H1 cannot forge a key broker answer to H2", f.h1, "trust-secrets.H2.answer", f.h2},
 		{"the manager cannot publish reports", f.mgrPub, "trust-reports.H2", f.mgr},
 	}
 	for _, tt := range tests {

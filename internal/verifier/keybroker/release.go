@@ -3,8 +3,6 @@ package keybroker
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -46,10 +44,6 @@ type Attester interface {
 type ReportVerifier interface {
 	Verify(jws string, now time.Time) (*report.Report, error)
 }
-
-// keySize is the size of the key a value is encrypted under, the one the
-// TPM holds.
-const keySize = 32
 
 // Release decides whether the host may have the secret named name now and,
 // if so, returns it sealed to the host's TPM. The host id is the one the
@@ -206,7 +200,7 @@ func (b *Broker) host(ctx context.Context, id string) (Host, error) {
 }
 
 // signedReport returns the host's latest report, checked against the
-// verifier's signing identity, when it is no older than maxAge; else it
+// verifier's signing identity, when it is no older than maxAge/2; else it
 // attests the host afresh (a new quote with a fresh nonce) and returns that
 // report, checked alike. Only the signed form is believed.
 func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Duration) (*report.Report, error) {
@@ -215,7 +209,9 @@ func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Du
 	if err != nil {
 		return nil, err
 	}
-	if len(latest) == 1 && now.Sub(latest[0].CreatedAt) <= maxAge {
+	// Reuse a report only in the first half of its allowed age, so that a
+	// renewal always extends the lease by at least half of it.
+	if len(latest) == 1 && now.Sub(latest[0].CreatedAt) <= maxAge/2 {
 		return b.verified(latest[0], hostID, now)
 	}
 	if b.attest == nil {
@@ -284,7 +280,7 @@ func (b *Broker) enrolledEK(ctx context.Context, hostID string) (crypto.PublicKe
 // (and the PCR values) with go-tpm-tools' CreateImportBlob, converted to
 // the bus's JSON form so that the agent links no protobuf.
 func seal(ek crypto.PublicKey, hostID string, sec store.BrokerSecret, value []byte, pcrs map[int][]byte) (*bus.SealedSecret, error) {
-	key := make([]byte, keySize)
+	key := make([]byte, bus.SecretKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
@@ -302,22 +298,12 @@ func seal(ek crypto.PublicKey, hostID string, sec store.BrokerSecret, value []by
 	if err != nil {
 		return nil, refuse(ReasonUnsupportedEK, "seal to the ek of host %s: %v", hostID, err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("secret nonce: %w", err)
-	}
 	out := &bus.SealedSecret{
 		Name: sec.Name, SecretID: sec.ID, Version: sec.Version,
 		Duplicate: blob.GetDuplicate(), EncryptedSeed: blob.GetEncryptedSeed(), PublicArea: blob.GetPublicArea(),
-		Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, value, bus.SealedSecretAAD(hostID, sec.ID, sec.Version)),
+	}
+	if err := bus.EncryptValue(out, key, hostID, value); err != nil {
+		return nil, err
 	}
 	if len(indexes) > 0 {
 		d := sha256.New()

@@ -1,0 +1,291 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/tpm"
+)
+
+// Key broker secrets on the node (docs/key-broker.md). The agent asks the
+// verifier for the secrets its configuration names; each comes sealed to
+// this TPM (and, where the policy says so, to its PCR values), and the TPM
+// unwraps it. The agent keeps the values in memory, or in files on a tmpfs
+// directory that a trusted workload mounts, never on disk. A secret is
+// leased: the agent asks again before the lease ends, takes a new version
+// when the verifier rotated it, and drops the secret when a renewal is
+// refused, when the verifier pushes a revocation, or when the lease ends
+// without a renewal.
+
+// SecretTPM unwraps a released secret (NodeTPM, through *tpm.TPM).
+type SecretTPM interface {
+	Import(tpm.ImportBlob) ([]byte, error)
+}
+
+// SecretsConfig configures the secrets of a node.
+type SecretsConfig struct {
+	// Names are the secrets to ask for.
+	Names []string
+	// Dir, when set, receives each secret as the file Dir/<name> (0400);
+	// it must be on a tmpfs. Empty keeps the secrets in memory only.
+	Dir string
+	// Retry is how long to wait before asking again when nothing is held
+	// or the verifier did not answer (default 30s).
+	Retry time.Duration
+}
+
+// Secrets keeps the node's released secrets.
+type Secrets struct {
+	cfg    SecretsConfig
+	a      *Agent
+	tpm    SecretTPM
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	held map[string]heldSecret
+	// changed is signalled when an answer changes what is held.
+	changed chan struct{}
+}
+
+type heldSecret struct {
+	version int64
+	value   []byte
+	expires time.Time
+}
+
+// Log field keys of secrets.
+const (
+	keySecretName = "secret_name"
+	keyVersion    = "secret_version"
+	keyReason     = "reason"
+)
+
+// ErrNotTmpfs is wrapped by the error about a secrets directory that is not
+// on a tmpfs.
+var ErrNotTmpfs = errors.New("not on a tmpfs")
+
+// NewSecrets returns the keeper of the node's secrets. It uses the agent's
+// TPM lock, so that unwrapping does not interleave with quotes.
+func (a *Agent) NewSecrets(cfg SecretsConfig, t SecretTPM) (*Secrets, error) {
+	if cfg.Dir != "" {
+		if err := checkTmpfs(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("secrets directory %s: %w", cfg.Dir, err)
+		}
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 30 * time.Second
+	}
+	return &Secrets{cfg: cfg, a: a, tpm: t, logger: a.logger, held: map[string]heldSecret{}, changed: make(chan struct{}, 1)}, nil
+}
+
+// Conn is the bus as the keeper uses it (a *nats.Conn).
+type Conn interface {
+	Publish(subject string, data []byte) error
+	Subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error)
+}
+
+// Run asks for the secrets over nc and keeps them leased until ctx ends;
+// then it drops them all.
+func (s *Secrets) Run(ctx context.Context, nc Conn) error {
+	defer s.dropAll(ctx)
+	answers, err := bus.SecretAnswerSubject(s.a.cfg.HostID)
+	if err != nil {
+		return err
+	}
+	sub, err := nc.Subscribe(answers, func(m *nats.Msg) { s.handle(ctx, m.Data) })
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", answers, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	request, err := bus.SecretRequestSubject(s.a.cfg.HostID)
+	if err != nil {
+		return err
+	}
+	for {
+		if len(s.cfg.Names) > 0 {
+			msg, _ := json.Marshal(bus.SecretRequest{Names: s.cfg.Names})
+			if err := nc.Publish(request, msg); err != nil {
+				s.logger.LogAttrs(ctx, slog.LevelWarn, "secret request not sent", slog.String(keyError, err.Error()))
+			}
+		}
+		timer := time.NewTimer(s.nextRenewal())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+			s.expire(ctx)
+		case <-s.changed:
+			timer.Stop()
+			s.waitRenewal(ctx)
+		}
+	}
+}
+
+// waitRenewal waits, after an answer, until the next renewal is due, while
+// expiring leases and taking pushed revocations.
+func (s *Secrets) waitRenewal(ctx context.Context) {
+	for {
+		timer := time.NewTimer(s.nextRenewal())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+			s.expire(ctx)
+			return
+		case <-s.changed:
+			timer.Stop()
+		}
+	}
+}
+
+// nextRenewal is when to ask again: at two thirds of the shortest
+// remaining lease, at least a second from now; Retry when nothing is held.
+func (s *Secrets) nextRenewal() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.cfg.Retry
+	now := s.a.now()
+	for _, h := range s.held {
+		if d := h.expires.Sub(now) * 2 / 3; d < next {
+			next = d
+		}
+	}
+	return max(next, time.Second)
+}
+
+// Get returns the value of a held secret.
+func (s *Secrets) Get(name string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[name]
+	if !ok || !s.a.now().Before(h.expires) {
+		return nil, false
+	}
+	return slices.Clone(h.value), true
+}
+
+// handle takes one answer of the verifier.
+func (s *Secrets) handle(ctx context.Context, data []byte) {
+	var ans bus.SecretAnswer
+	if err := json.Unmarshal(data, &ans); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "malformed secret answer", slog.String(keyError, err.Error()))
+		return
+	}
+	for _, r := range ans.Refused {
+		s.drop(ctx, r.Name, r.Reason)
+	}
+	for _, rel := range ans.Released {
+		if !slices.Contains(s.cfg.Names, rel.Name) {
+			continue
+		}
+		value, err := s.unwrap(rel)
+		if err != nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "released secret does not unwrap", slog.String(keySecretName, rel.Name), slog.String(keyError, err.Error()))
+			s.drop(ctx, rel.Name, "unwrap failed")
+			continue
+		}
+		if err := s.keep(rel, value); err != nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "released secret not kept", slog.String(keySecretName, rel.Name), slog.String(keyError, err.Error()))
+			continue
+		}
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "secret released", slog.String(keySecretName, rel.Name),
+			slog.Int64(keyVersion, rel.Version), slog.Time(keyExpires, rel.ExpiresAt))
+	}
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// unwrap recovers the value under the agent's TPM lock.
+func (s *Secrets) unwrap(rel bus.SealedSecret) ([]byte, error) {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return OpenSealed(s.tpm, s.a.cfg.HostID, rel)
+}
+
+// OpenSealed recovers a released value: the TPM imports and unseals the
+// key (only the TPM it was sealed to can, and only in the PCR state it was
+// sealed to), which opens the value released to hostID.
+func OpenSealed(t SecretTPM, hostID string, rel bus.SealedSecret) ([]byte, error) {
+	key, err := t.Import(tpm.ImportBlob{Duplicate: rel.Duplicate, EncryptedSeed: rel.EncryptedSeed, PublicArea: rel.PublicArea,
+		PCRs: rel.PCRs, PCRDigest: rel.PCRDigest})
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	return bus.DecryptValue(rel, key, hostID)
+}
+
+// keep holds a value, and writes it to the tmpfs directory when there is one.
+func (s *Secrets) keep(rel bus.SealedSecret, value []byte) error {
+	if s.cfg.Dir != "" {
+		path := filepath.Join(s.cfg.Dir, rel.Name)
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, value, 0o400); err != nil {
+			return fmt.Errorf("write secret file: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			_ = os.Remove(tmp)
+			return fmt.Errorf("write secret file: %w", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.held[rel.Name]; ok {
+		clear(old.value)
+	}
+	s.held[rel.Name] = heldSecret{version: rel.Version, value: value, expires: rel.ExpiresAt}
+	return nil
+}
+
+// drop forgets a secret and removes its file.
+func (s *Secrets) drop(ctx context.Context, name, reason string) {
+	s.mu.Lock()
+	h, ok := s.held[name]
+	delete(s.held, name)
+	s.mu.Unlock()
+	if s.cfg.Dir != "" && slices.Contains(s.cfg.Names, name) {
+		if err := os.Remove(filepath.Join(s.cfg.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "secret file not removed", slog.String(keySecretName, name), slog.String(keyError, err.Error()))
+		}
+	}
+	if ok {
+		clear(h.value)
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "secret dropped", slog.String(keySecretName, name), slog.String(keyReason, reason))
+	}
+}
+
+// expire drops the secrets whose lease ended.
+func (s *Secrets) expire(ctx context.Context) {
+	s.mu.Lock()
+	var gone []string
+	for name, h := range s.held {
+		if !s.a.now().Before(h.expires) {
+			gone = append(gone, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range gone {
+		s.drop(ctx, name, "lease expired")
+	}
+}
+
+func (s *Secrets) dropAll(ctx context.Context) {
+	for _, name := range s.cfg.Names {
+		s.drop(ctx, name, "agent stopping")
+	}
+}
