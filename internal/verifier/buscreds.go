@@ -101,6 +101,8 @@ func (c credentialIssuer) AgentCredentials(hostID string, ttl time.Duration) ([]
 
 // Routes of the bus credentials the composition root serves itself (they
 // need the renewer, which lives beside the bus).
+//
+//nolint:gosec // G101: a route and a permission rule, not credentials
 const (
 	pathManagerCredentials = "/aas/v1/credentials/managers/{name}"
 	credentialsService     = "AAS"
