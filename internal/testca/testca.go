@@ -53,25 +53,14 @@ func New(t testing.TB, cn string) *CA {
 // (tmpl itself and the key of pub for a self-signed one).
 func Sign(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer) *x509.Certificate {
 	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	der := must(x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey))(t)
+	return must(x509.ParseCertificate(der))(t)
 }
 
 // NewKey makes a P-256 key.
 func NewKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
+	return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))(t)
 }
 
 // Pool is a pool that holds the CA alone.
@@ -96,11 +85,7 @@ func (ca *CA) Issue(t testing.TB, tmpl *x509.Certificate) ([]byte, *ecdsa.Privat
 	if tmpl.NotAfter.IsZero() {
 		tmpl.NotAfter = time.Now().Add(time.Hour)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
+	return must(x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key))(t), key
 }
 
 // ServerCert issues a TLS server certificate for 127.0.0.1 and dnsNames.
@@ -119,31 +104,28 @@ func (ca *CA) ServerCert(t testing.TB, dnsNames ...string) tls.Certificate {
 // CSR makes a certificate request named cn, signed by key.
 func CSR(t testing.TB, key crypto.Signer, cn string) *x509.CertificateRequest {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return csr
+	der := must(x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key))(t)
+	return must(x509.ParseCertificateRequest(der))(t)
 }
 
 // ReadCert reads the first PEM block of the file at path as a certificate.
 func ReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(path) //nolint:gosec // G304: test fixtures the caller names
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := must(os.ReadFile(path))(t) //nolint:gosec // G304: test fixtures the caller names
 	block, _ := pem.Decode(data)
 	if block == nil {
 		t.Fatalf("%s holds no PEM block", path)
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
+	return must(x509.ParseCertificate(block.Bytes))(t)
+}
+
+// must(f())(t) is the value f returns, or fails t with f's error.
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	return cert
 }
