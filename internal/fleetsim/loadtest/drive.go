@@ -27,7 +27,8 @@ type scheduledResult struct {
 	// Untrusted counts reports of untampered nodes that were not trusted.
 	Untrusted int `json:"untrusted"`
 	// EventReports are the reports published on the bus beyond the
-	// scheduled ones: attestations on the agents' IMA events.
+	// scheduled ones: those HVS queues itself, on the agents' IMA events
+	// (and on registrations still queued from the fleet's growth).
 	EventReports int     `json:"event_reports"`
 	P50          float64 `json:"p50_ms"`
 	P90          float64 `json:"p90_ms"`
@@ -87,6 +88,7 @@ type driver struct {
 
 	mu        sync.Mutex
 	busSeen   int                  // reports published on the bus
+	busLast   time.Time            // when the last one arrived
 	tampered  map[string]time.Time // host → when its tamper was measured
 	caught    map[string]time.Duration
 	caughtSig chan struct{}
@@ -97,6 +99,7 @@ func (d *driver) onReport(r *fleetsim.Report, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.busSeen++
+	d.busLast = at
 	if t, ok := d.tampered[r.HostID]; ok && !r.Trusted() {
 		if _, done := d.caught[r.HostID]; !done {
 			d.caught[r.HostID] = at.Sub(t)
@@ -266,6 +269,22 @@ func (d *driver) waitTampers(ctx context.Context, timeout time.Duration) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// settle waits until the verifier has published no report for quiet: the
+// reports it queued while the fleet grew (registrations, boot events) are
+// done. It waits at most limit.
+func (d *driver) settle(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		d.mu.Lock()
+		last := d.busLast
+		d.mu.Unlock()
+		if time.Since(last) >= quiet {
+			return
+		}
+		time.Sleep(quiet / 4)
 	}
 }
 

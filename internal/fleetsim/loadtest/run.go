@@ -195,6 +195,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		}
 		enroll := time.Since(start)
 		log.Info("fleet ready", keyNodes, n, keyTook, enroll.Round(time.Millisecond))
+		d.settle(ctx, 3*time.Second, 3*time.Minute)
 		runtime.GC()
 		r := d.scheduled(ctx, cfg.Interval, cfg.Window, cfg.IMAGrowth, cfg.Tampers, cfg.MaxInFlight)
 		r.Backend, r.EnrollSecs = b.Name, enroll.Seconds()
@@ -222,7 +223,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 // printTable writes the results as a Markdown table.
 func printTable(out io.Writer, res *Results) {
 	_, _ = fmt.Fprintf(out, "\nreports at the manager's rate (interval %s, window %s):\n\n", res.Interval, res.Window)
-	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | event reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier RSS MiB | fleet cores | machine cores | enroll s |")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | queued reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier RSS MiB | fleet cores | machine cores | enroll s |")
 	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range res.Scheduled {
 		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %.2f | %.0f |\n",
