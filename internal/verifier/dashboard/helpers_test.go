@@ -125,7 +125,7 @@ func (b *lockedBuilder) Write(p []byte) (int, error) {
 
 // newFixture runs a dashboard over a real SQLite store and a real CMS (for
 // the report signing chain), with a fake AAS and a fake clock.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
@@ -157,7 +157,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{d: d, st: st, ca: ca, clock: clk, auth: fa, log: &logs.Builder}
 }
 
-func (f *fixture) addHost(t *testing.T, id, name string) {
+func (f *fixture) addHost(t testing.TB, id, name string) {
 	t.Helper()
 	if err := f.st.CreateHost(context.Background(), store.Host{ID: id, Name: name, Status: report.StatusConnected,
 		CreatedAt: t0.Add(-24 * time.Hour)}); err != nil {
@@ -168,7 +168,7 @@ func (f *fixture) addHost(t *testing.T, id, name string) {
 // addReport stores a report of the host made at `at`, trusted unless a
 // fault is given (faults go into the IMA part, or the PLATFORM part when
 // they name a PCR). It returns the report's id.
-func (f *fixture) addReport(t *testing.T, hostID string, at time.Time, faults ...appraise.Fault) string {
+func (f *fixture) addReport(t testing.TB, hostID string, at time.Time, faults ...appraise.Fault) string {
 	t.Helper()
 	f.seq++
 	r := testReport(hostID, fmt.Sprintf("0000%04d-report", f.seq), at, faults...)
@@ -208,7 +208,7 @@ func testReport(hostID, id string, at time.Time, faults ...appraise.Fault) *repo
 	return r
 }
 
-func (f *fixture) store(t *testing.T, r *report.Report, jws string) {
+func (f *fixture) store(t testing.TB, r *report.Report, jws string) {
 	t.Helper()
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -249,12 +249,12 @@ func pcr(i int) *int { return &i }
 // browser is a cookie-keeping client of the handler, as a browser on the
 // dashboard's own origin would send requests.
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	h       http.Handler
 	cookies map[string]string
 }
 
-func (f *fixture) browser(t *testing.T) *browser {
+func (f *fixture) browser(t testing.TB) *browser {
 	return &browser{t: t, h: f.d.Handler(), cookies: map[string]string{}}
 }
 
