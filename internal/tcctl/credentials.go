@@ -12,9 +12,7 @@ import (
 )
 
 func (a *app) credentialsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "credentials", Short: "Issue and revoke bus credentials"}
-	cmd.AddCommand(a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager())
-	return cmd
+	return group("credentials", "Issue and revoke bus credentials", a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager())
 }
 
 func (a *app) credentialsAgent() *cobra.Command {

@@ -12,9 +12,8 @@ import (
 )
 
 func (a *app) hostCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "host", Short: "Register, list and remove hosts in the verifier"}
-	cmd.AddCommand(a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete(), a.hostDisable(), a.hostEnable())
-	return cmd
+	return group("host", "Register, list and remove hosts in the verifier",
+		a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete(), a.hostDisable(), a.hostEnable())
 }
 
 func hostTable(hs ...restapi.Host) *table {
@@ -47,41 +46,31 @@ func (a *app) completeHostIDs(cmd *cobra.Command, _ []string, _ string) ([]strin
 }
 
 func (a *app) hostList() *cobra.Command {
-	var format, name string
-	cmd := &cobra.Command{
-		Use: "list", Short: "List hosts", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			q := url.Values{}
-			if name != "" {
-				q.Set("nameEqualTo", name)
-			}
-			list, raw, err := getAs[restapi.HostList](ctx, c, "/hvs/v2/hosts", q)
-			if err != nil {
-				return fmt.Errorf("list hosts: %w", err)
-			}
-			return render(out, format, raw, hostTable(list.Hosts...))
-		}),
-	}
+	var name string
+	cmd := &cobra.Command{Use: "list", Short: "List hosts", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&name, "name", "", "only the host with this name")
-	addOutputFlag(cmd, &format)
-	return cmd
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		q := url.Values{}
+		if name != "" {
+			q.Set("nameEqualTo", name)
+		}
+		list, raw, err := getAs[restapi.HostList](ctx, c, "/hvs/v2/hosts", q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list hosts: %w", err)
+		}
+		return raw, hostTable(list.Hosts...), nil
+	})
 }
 
 func (a *app) hostGet() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use: "get <host-id>", Short: "Show a host", Args: cobra.ExactArgs(1),
-		ValidArgsFunction: a.completeHostIDs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			h, raw, err := getAs[restapi.Host](ctx, c, "/hvs/v2/hosts/"+seg(args[0]), nil)
-			if err != nil {
-				return fmt.Errorf("get host %s: %w", args[0], err)
-			}
-			return render(out, format, raw, hostTable(h))
-		}),
-	}
-	addOutputFlag(cmd, &format)
-	return cmd
+	cmd := &cobra.Command{Use: "get <host-id>", Short: "Show a host", Args: cobra.ExactArgs(1), ValidArgsFunction: a.completeHostIDs}
+	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
+		h, raw, err := getAs[restapi.Host](ctx, c, "/hvs/v2/hosts/"+seg(args[0]), nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("get host %s: %w", args[0], err)
+		}
+		return raw, hostTable(h), nil
+	})
 }
 
 func (a *app) hostRegister() *cobra.Command {
@@ -128,17 +117,7 @@ reason is shown.`,
 }
 
 func (a *app) hostDelete() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete <host-id>...", Short: "Remove hosts from the verifier", Args: cobra.MinimumNArgs(1),
-		ValidArgsFunction: a.completeHostIDs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			for _, id := range args {
-				if err := c.delete(ctx, "/hvs/v2/hosts/"+seg(id)); err != nil {
-					return fmt.Errorf("delete host %s: %w", id, err)
-				}
-				_, _ = fmt.Fprintf(out, "host %s deleted\n", id)
-			}
-			return nil
-		}),
-	}
+	cmd := a.deleting("delete <host-id>...", "Remove hosts from the verifier", "host", "/hvs/v2/hosts", nil)
+	cmd.ValidArgsFunction = a.completeHostIDs
+	return cmd
 }
