@@ -61,6 +61,21 @@ func Measure() (time.Duration, error) {
 // "floor-ns". Call it after the benchmark loop; it stops the timer.
 func ReportRatio(b *testing.B) {
 	b.Helper()
+	reportRatio(b, "", 0)
+}
+
+// ReportRatioWithout is ReportRatio, and also reports the benchmark's time
+// per operation less a part of it that is not the code under test
+// (partTotal, over all b.N operations): the part per operation as
+// "<part>-ns" and the rest as a multiple of the same floor,
+// "without-<part>-x-floor".
+func ReportRatioWithout(b *testing.B, part string, partTotal time.Duration) {
+	b.Helper()
+	reportRatio(b, part, partTotal)
+}
+
+func reportRatio(b *testing.B, part string, partTotal time.Duration) {
+	b.Helper()
 	if b.N == 0 {
 		return
 	}
@@ -72,4 +87,9 @@ func ReportRatio(b *testing.B) {
 	}
 	b.ReportMetric(float64(floor.Nanoseconds()), "floor-ns")
 	b.ReportMetric(per/float64(floor.Nanoseconds()), Unit)
+	if part != "" {
+		partPer := float64(partTotal.Nanoseconds()) / float64(b.N)
+		b.ReportMetric(partPer, part+"-ns")
+		b.ReportMetric((per-partPer)/float64(floor.Nanoseconds()), "without-"+part+"-"+Unit)
+	}
 }

@@ -35,3 +35,21 @@ func busy(d time.Duration) {
 	for start := time.Now(); time.Since(start) < d; {
 	}
 }
+
+// BenchmarkFloorWithout is two floors per operation, one of them a part
+// reported apart: x-floor about 2, without-part-x-floor about 1.
+func BenchmarkFloorWithout(b *testing.B) {
+	floor, err := Measure()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var part time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		busy(floor)
+		start := time.Now()
+		busy(floor)
+		part += time.Since(start)
+	}
+	ReportRatioWithout(b, "part", part)
+}

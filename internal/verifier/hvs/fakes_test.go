@@ -307,6 +307,10 @@ type fakeAgent struct {
 	release chan struct{}
 	calls   atomic.Int32
 	reqs    []evidence.QuoteRequest
+	// timed, when set, adds the time the node takes to answer to elapsed
+	// (nanoseconds), for the benchmarks.
+	timed   bool
+	elapsed atomic.Int64
 }
 
 func newFakeAgent(nodes ...*node) *fakeAgent {
@@ -321,7 +325,7 @@ func (f *fakeAgent) Quote(ctx context.Context, hostID string, req evidence.Quote
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	n, err, tamper, entered, release := f.nodes[hostID], f.err, f.tamper, f.entered, f.release
+	n, err, tamper, entered, release, timed := f.nodes[hostID], f.err, f.tamper, f.entered, f.release, f.timed
 	f.mu.Unlock()
 	if entered != nil {
 		entered <- struct{}{}
@@ -333,7 +337,11 @@ func (f *fakeAgent) Quote(ctx context.Context, hostID string, req evidence.Quote
 	if n == nil {
 		return nil, fmt.Errorf("no node %q", hostID)
 	}
+	start := time.Now()
 	resp, err := n.agent.Evidence(ctx, req)
+	if timed {
+		f.elapsed.Add(int64(time.Since(start)))
+	}
 	if err != nil {
 		// As agentclient reports an error the agent answered with.
 		return nil, &agentclient.AgentError{HostID: hostID, Request: bus.QuoteRequest, Code: evidence.CodeInternal, Message: err.Error()}
