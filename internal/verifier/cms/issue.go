@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
@@ -233,25 +232,11 @@ func (ca *CA) issueUnder(issuer authority, kind string, pub crypto.PublicKey, cn
 	if ttl == 0 {
 		ttl = ca.cfg.LeafValidity
 	}
-	now := ca.cfg.Now()
-	notAfter := now.Add(ttl)
-	if notAfter.After(issuer.cert.NotAfter) {
-		notAfter = issuer.cert.NotAfter
-	}
-	serial, err := NewSerial()
+	tmpl, err := NewTemplate(cn, ca.cfg.Now(), ttl, issuer.cert)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		DNSNames:              dnsNames,
-		IPAddresses:           ips,
-	}
+	tmpl.KeyUsage, tmpl.DNSNames, tmpl.IPAddresses = x509.KeyUsageDigitalSignature, dnsNames, ips
 	switch kind {
 	case TypeTLS:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}

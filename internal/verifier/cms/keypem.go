@@ -7,10 +7,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 )
 
 const (
@@ -34,6 +36,27 @@ func NewSerial() (*big.Int, error) {
 		return nil, fmt.Errorf("generate serial number: %w", err)
 	}
 	return s.Add(s, big.NewInt(1)), nil // never zero
+}
+
+// NewTemplate starts a certificate for subject CN cn with a fresh serial
+// number, valid from shortly before now (for clock skew) for ttl, but not
+// past the end of issuer when issuer is not nil.
+func NewTemplate(cn string, now time.Time, ttl time.Duration, issuer *x509.Certificate) (*x509.Certificate, error) {
+	serial, err := NewSerial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(ttl)
+	if issuer != nil && notAfter.After(issuer.NotAfter) {
+		notAfter = issuer.NotAfter
+	}
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		BasicConstraintsValid: true,
+	}, nil
 }
 
 // Certify signs a certificate of pub from tmpl with parentKey as parent and

@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -29,9 +28,6 @@ const PrivacyCACommonName = "Trusted Compute Privacy CA"
 // usage of an AK certificate (TCG EK Credential Profile). AK certificates carry
 // it as their only extended key usage, so they are no TLS certificates.
 var OIDAKCertificate = asn1.ObjectIdentifier{2, 23, 133, 8, 3}
-
-// backdate is how far NotBefore lies before now, for clock skew.
-const backdate = 5 * time.Minute
 
 const pemCert = "CERTIFICATE"
 
@@ -82,20 +78,11 @@ func newPrivacyCA(now time.Time, validity time.Duration) (*privacyCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	serial, err := cms.NewSerial()
+	tmpl, err := cms.NewTemplate(PrivacyCACommonName, now, validity, nil)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: PrivacyCACommonName},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	tmpl.KeyUsage, tmpl.IsCA, tmpl.MaxPathLenZero = x509.KeyUsageCertSign|x509.KeyUsageCRLSign, true, true
 	cert, err := cms.Certify(tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("self-sign: %w", err)
@@ -134,24 +121,12 @@ func (e *Enroller) decodeCA(b []byte) (*privacyCA, error) {
 // issueAK certifies an AK public key for hostID: a leaf (no CA), subject
 // CN=hostID, digital signature only, extended key usage tcg-kp-AIKCertificate.
 func (ca *privacyCA) issueAK(akKey crypto.PublicKey, hostID string, now time.Time, validity time.Duration) (*x509.Certificate, error) {
-	serial, err := cms.NewSerial()
+	tmpl, err := cms.NewTemplate(hostID, now, validity, ca.cert)
 	if err != nil {
 		return nil, err
 	}
-	notAfter := now.Add(validity)
-	if notAfter.After(ca.cert.NotAfter) {
-		notAfter = ca.cert.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hostID},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{OIDAKCertificate},
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{OIDAKCertificate}
 	return cms.Certify(tmpl, ca.cert, akKey, ca.key)
 }
 
