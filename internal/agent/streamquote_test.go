@@ -64,21 +64,12 @@ func TestAStreamedQuoteReplyDecodesToTheEvidence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := evidence.QuoteRequest{Version: evidence.Version, Nonce: bytes.Repeat([]byte{7}, 32), PCRs: []int{10},
-				Banks: []string{evidence.BankSHA256}, IMAMeasureEnabled: true, IMAOffset: tt.offset}
+			req := imaQuoteRequest(tt.offset)
 			want, err := a.Evidence(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantJSON, err := json.Marshal(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := json.Marshal(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reply := a.Handle(context.Background(), bus.QuoteRequest, data)
+			reply := a.Handle(context.Background(), bus.QuoteRequest, mustJSON(t, req))
 			if _, ok := reply.(*streamedQuote); !ok {
 				t.Fatalf("reply is %T, want a streamed quote", reply)
 			}
@@ -90,7 +81,7 @@ func TestAStreamedQuoteReplyDecodesToTheEvidence(t *testing.T) {
 			if err := evidence.Decode(got, &gotResp); err != nil {
 				t.Fatalf("decode streamed reply %s: %v", got, err)
 			}
-			if err := evidence.Decode(wantJSON, &wantResp); err != nil {
+			if err := evidence.Decode(mustJSON(t, want), &wantResp); err != nil {
 				t.Fatal(err)
 			}
 			// The host facts carry the time they were read; compare the rest.
@@ -111,9 +102,7 @@ func TestAQuoteReplyOfALogThatShrankIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(evidence.QuoteRequest{Version: evidence.Version, Nonce: bytes.Repeat([]byte{7}, 32), PCRs: []int{10},
-		Banks: []string{evidence.BankSHA256}, IMAMeasureEnabled: true})
-	reply := a.Handle(context.Background(), bus.QuoteRequest, data)
+	reply := a.Handle(context.Background(), bus.QuoteRequest, mustJSON(t, imaQuoteRequest(0)))
 	// The node rebooted between reading the log and sending it: the log
 	// restarted with fewer entries. The reply must not be a truncated log.
 	if err := os.WriteFile(filepath.Join(root, "sys/kernel/security/ima/ascii_runtime_measurements"),
@@ -131,6 +120,21 @@ func TestAQuoteReplyOfALogThatShrankIsAnError(t *testing.T) {
 	if resp.Error == nil || resp.IMALog != "" {
 		t.Fatalf("reply after the log shrank: error %v, ima log %q; want an error and no log", resp.Error, resp.IMALog)
 	}
+}
+
+// imaQuoteRequest asks for a quote of PCR 10 and the IMA log from offset on.
+func imaQuoteRequest(offset int) evidence.QuoteRequest {
+	return evidence.QuoteRequest{Version: evidence.Version, Nonce: bytes.Repeat([]byte{7}, 32), PCRs: []int{10},
+		Banks: []string{evidence.BankSHA256}, IMAMeasureEnabled: true, IMAOffset: offset}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func FuzzAppendJSONLineEncodesAsEncodingJSON(f *testing.F) {
