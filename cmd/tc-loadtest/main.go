@@ -3,6 +3,7 @@
 // it on SQLite and PostgreSQL. See docs/performance.md, "Load test".
 //
 //	tc-loadtest -verifier bin/verifier [-postgres URL] [-steps 100,1000] ...
+//	tc-loadtest -sqlite=false -merge a.json -merge b.json -svg chart.svg   (redraw only)
 package main
 
 import (
@@ -94,8 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *postgres != "" {
 		cfg.Backends = append(cfg.Backends, loadtest.Backend{Name: "postgres", Database: *postgres})
 	}
-	if len(cfg.Backends) == 0 {
-		errs = append(errs, errors.New("no backend: keep -sqlite or give -postgres"))
+	if len(cfg.Backends) == 0 && len(merge) == 0 {
+		errs = append(errs, errors.New("no backend: keep -sqlite or give -postgres (or only redraw -merge results)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

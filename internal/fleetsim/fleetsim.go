@@ -176,33 +176,47 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 	return n, nil
 }
 
-// enroll enrolls the node's AK (retried while its agent subscribes),
-// registers the host and makes its first measurements its golden flavors.
+// enroll enrolls the node's AK, registers the host and makes its first
+// measurements its golden flavors. A step the verifier answers with 503
+// (the agent not subscribed yet, or its connection re-established on a
+// loaded machine) is retried.
 func (f *Fleet) enroll(ctx context.Context, n *Node) error {
 	api := f.opts.API
-	for attempt := 0; ; attempt++ {
+	if err := retryUnavailable(ctx, func() error {
 		_, err := api.Call(ctx, http.MethodPost, "/hvs/v2/aik-enrollments", map[string]string{"host_id": n.HostID})
-		if err == nil {
-			break
-		}
-		if attempt == 50 || ctx.Err() != nil {
-			return fmt.Errorf("enroll the ak of %s: %w", n.HostID, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("enroll the ak of %s: %w", n.HostID, err)
 	}
 	host := restapi.HostRequest{HostName: n.HostID, ConnectionString: "nats://" + n.HostID, Description: "fleetsim node"}
 	if _, err := api.Call(ctx, http.MethodPost, "/hvs/v2/hosts", host); err != nil {
 		return fmt.Errorf("register host %s: %w", n.HostID, err)
 	}
 	baseline := restapi.FlavorRequest{HostID: n.HostID, PartialFlavorTypes: []flavor.Part{flavor.PartPlatform, flavor.PartOS, flavor.PartIMA}}
-	if _, err := api.Call(ctx, http.MethodPost, "/hvs/v2/flavors", baseline); err != nil {
+	if err := retryUnavailable(ctx, func() error {
+		_, err := api.Call(ctx, http.MethodPost, "/hvs/v2/flavors", baseline)
+		return err
+	}); err != nil {
 		return fmt.Errorf("baseline %s: %w", n.HostID, err)
 	}
 	return nil
+}
+
+// retryUnavailable calls call until it does not fail with 503 Service
+// Unavailable, for at most about 15 s.
+func retryUnavailable(ctx context.Context, call func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := call()
+		var se *StatusError
+		if err == nil || !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || attempt == 60 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops every node's agent and closes its bus connection.

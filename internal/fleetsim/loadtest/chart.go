@@ -10,7 +10,7 @@ import (
 
 // Chart geometry: two panels side by side.
 const (
-	chartW, chartH = 960, 420
+	chartW, chartH = 960, 450
 	panelW, panelH = 380, 290
 	panelTop       = 60
 )
@@ -23,6 +23,8 @@ type series struct {
 	color string
 	dash  string
 	y     map[int]float64 // by fleet size
+	// col and row place the legend entry: a column per backend.
+	col, row int
 }
 
 // chart draws the latency percentiles (left, log scale) and the report
@@ -42,7 +44,7 @@ func chart(res *Results) []byte {
 			dash[r.Backend] = []string{"", "7 4", "2 3"}[len(dash)%3]
 		}
 	}
-	for _, b := range backendsOf(res) {
+	for col, b := range backendsOf(res) {
 		for _, p := range []struct {
 			name, color string
 			get         func(scheduledResult) float64
@@ -51,7 +53,7 @@ func chart(res *Results) []byte {
 			{"p90", "#e9a03b", func(r scheduledResult) float64 { return r.P90 }},
 			{"p99", "#d1495b", func(r scheduledResult) float64 { return r.P99 }},
 		} {
-			s := series{label: b + " " + p.name, color: p.color, dash: dash[b], y: map[int]float64{}}
+			s := series{label: b + " " + p.name, color: p.color, dash: dash[b], y: map[int]float64{}, col: col, row: len(lat) % 3}
 			for _, r := range res.Scheduled {
 				if r.Backend == b {
 					s.y[r.Nodes] = p.get(r)
@@ -59,19 +61,19 @@ func chart(res *Results) []byte {
 			}
 			lat = append(lat, s)
 		}
-		achieved := series{label: b + " at the manager's rate", color: "#3d5a80", dash: dash[b], y: map[int]float64{}}
+		achieved := series{label: b + " at the manager's rate", color: "#3d5a80", dash: dash[b], y: map[int]float64{}, col: col}
 		for _, r := range res.Scheduled {
 			if r.Backend == b {
 				achieved.y[r.Nodes] = r.Achieved
 			}
 		}
-		best := series{label: b + " highest sustained", color: "#7b2cbf", dash: dash[b], y: map[int]float64{}}
+		best := series{label: b + " highest sustained", color: "#7b2cbf", dash: dash[b], y: map[int]float64{}, col: col, row: 1}
 		for _, m := range res.Max {
 			if m.Backend == b {
 				best.y[m.Nodes] = m.Throughput
 			}
 		}
-		projected := series{label: b + " 2-core projection", color: "#9d4edd", dash: "1 3", y: map[int]float64{}}
+		projected := series{label: b + " 2-core projection", color: "#9d4edd", dash: "1 3", y: map[int]float64{}, col: col, row: 2}
 		for _, m := range res.Max {
 			if m.Backend == b && m.Projected > 0 {
 				projected.y[m.Nodes] = m.Projected
@@ -146,7 +148,7 @@ func panel(b *bytes.Buffer, i int, title string, sizes []int, ss []series, logY 
 	fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="middle">nodes</text>`+"\n", left+panelW/2, top+panelH+32)
 	fmt.Fprintf(b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="1 3"/><text x="%.0f" y="%.1f" fill="#777" text-anchor="end">%s</text>`+"\n",
 		left, left+panelW, y(goal), y(goal), left+panelW-4, y(goal)-4, html.EscapeString(goalLabel))
-	for j, s := range ss {
+	for _, s := range ss {
 		var pts []string
 		for k, n := range sizes {
 			if v, ok := s.y[n]; ok {
@@ -157,9 +159,9 @@ func panel(b *bytes.Buffer, i int, title string, sizes []int, ss []series, logY 
 		if len(pts) > 1 {
 			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`+"\n", s.color, s.dash, joinPts(pts))
 		}
-		ly := top + panelH + 48 + float64(j/2)*16
-		lx := left + float64(j%2)*panelW/2
-		fmt.Fprintf(b, `<line x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="2" stroke-dasharray="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
+		ly := top + panelH + 50 + float64(s.row)*16
+		lx := left + float64(s.col)*panelW/2
+		fmt.Fprintf(b, `<line x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="2" stroke-dasharray="%s"/><text x="%.0f" y="%.0f" font-size="11">%s</text>`+"\n",
 			lx, lx+24, ly-4, ly-4, s.color, s.dash, lx+28, ly, html.EscapeString(s.label))
 	}
 }

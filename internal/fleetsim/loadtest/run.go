@@ -101,8 +101,11 @@ type Results struct {
 
 // Run runs the load test and writes the table to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
-	if cfg.VerifierBin == "" || len(cfg.Backends) == 0 || len(cfg.Steps) == 0 {
-		return nil, errors.New("loadtest: verifier binary, backends and steps are required")
+	if len(cfg.Backends) > 0 && (cfg.VerifierBin == "" || len(cfg.Steps) == 0) {
+		return nil, errors.New("loadtest: a verifier binary and steps are required")
+	}
+	if len(cfg.Backends) == 0 && len(cfg.Merge) == 0 {
+		return nil, errors.New("loadtest: no backend to run and no results to merge")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
