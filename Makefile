@@ -6,7 +6,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 20s
 PKGS ?= ./...
 
-.PHONY: help build test test-short lint fuzz bench sandbox deps clean
+.PHONY: help build test test-short lint fuzz bench loadtest sandbox deps clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 20s) each
 
 bench: ## Run the benchmarks
 	CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+loadtest: ## Load-test the verifier binary (SQLite, PostgreSQL) with a simulated fleet, loopback only, ≤10 min (ARGS="-steps 100,1000,3000")
+	@hack/loadtest.sh $(ARGS)
 
 sandbox: ## Run the whole system locally: verifier, 3 simulated nodes, manager (ARGS="--scenario all")
 	@hack/sandbox.sh $(ARGS)
