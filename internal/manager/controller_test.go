@@ -90,6 +90,7 @@ func TestTwoThousandNodesAreAttestedByABoundedPoolWithSpreadPolls(t *testing.T) 
 		defer close(sample)
 		for e.v.count("report") < 2*nodes { // before and after each first baseline
 			peak = max(peak, runtime.NumGoroutine())
+			_ = e.m.StatusCounts() // a metrics scrape meanwhile (go test -race)
 			time.Sleep(time.Millisecond)
 		}
 	}()

@@ -202,6 +202,8 @@ type nodeState struct {
 	want *verdict
 	// drift: the Node no longer says want.
 	drift bool
+	// shown is node.Status after the last reconcile, under Manager.mu.
+	shown cluster.Status
 }
 
 // verdict is what the Node must say, to be said again when it drifts.
@@ -363,9 +365,13 @@ func (m *Manager) ReconcileNode(ctx context.Context, name string) (time.Duration
 	now := m.clock.Now()
 	st, why, due := m.track(n, now)
 	if due {
-		if err := m.evaluate(ctx, st, why); err != nil {
-			return 0, err
-		}
+		err = m.evaluate(ctx, st, why)
+	}
+	m.mu.Lock()
+	st.shown = st.node.Status // for StatusCounts, which may run meanwhile
+	m.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 	return max(st.next.Sub(m.clock.Now()), minWait), nil
 }
@@ -513,7 +519,7 @@ func (m *Manager) StatusCounts() map[cluster.Status]int {
 	defer m.mu.Unlock()
 	out := map[cluster.Status]int{}
 	for _, st := range m.hosts {
-		s := st.node.Status
+		s := st.shown
 		if s == "" {
 			s = cluster.StatusPending
 		}
