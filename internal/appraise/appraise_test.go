@@ -160,9 +160,11 @@ func BenchmarkAppraise(b *testing.B) {
 	events := len(mustParse(b, in.Response.EventLog).events)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := benchfloor.Start()
 	for b.Loop() {
 		Appraise(in, testNow)
 	}
+	cpu.Report(b)
 	benchfloor.ReportRatio(b)
 	b.ReportMetric(float64(events), "boot-events")
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,6 +31,24 @@ const (
 // Measure returns the floor: the median time, over a few rounds, of one
 // ECDSA P-256 verify plus one ECDSA P-256 sign of a 32-byte digest.
 func Measure() (time.Duration, error) {
+	t0 := time.Now()
+	return measure(func() time.Duration { return time.Since(t0) })
+}
+
+// MeasureCPU is Measure in the process's CPU time (user and system), which
+// a loaded machine does not stretch as it stretches the wall clock.
+func MeasureCPU() (time.Duration, error) { return measure(cpuTime) }
+
+// cpuTime is the CPU time the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func measure(clock func() time.Duration) (time.Duration, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return 0, err
@@ -41,7 +60,7 @@ func Measure() (time.Duration, error) {
 	}
 	per := make([]time.Duration, 0, rounds)
 	for range rounds {
-		start := time.Now()
+		start := clock()
 		for range iterations {
 			if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
 				panic("benchfloor: a fresh signature does not verify")
@@ -50,10 +69,36 @@ func Measure() (time.Duration, error) {
 				return 0, err
 			}
 		}
-		per = append(per, time.Since(start)/iterations)
+		per = append(per, (clock()-start)/iterations)
 	}
 	slices.Sort(per)
 	return per[len(per)/2], nil
+}
+
+// Meter measures the CPU time of a benchmark loop: Start it right before
+// the loop and Report after it. CPU time counts the whole process: work the
+// loop stops the timer for is included.
+type Meter struct{ start time.Duration }
+
+// Start starts a Meter.
+func Start() *Meter { return &Meter{start: cpuTime()} }
+
+// Report reports the CPU time per operation as "cpu-ns" and as a multiple
+// of the floor measured in CPU time, "cpu-x-floor". Call it after the loop
+// and before ReportRatio.
+func (m *Meter) Report(b *testing.B) {
+	b.Helper()
+	if b.N == 0 {
+		return
+	}
+	per := float64(cpuTime()-m.start) / float64(b.N)
+	b.StopTimer()
+	floor, err := MeasureCPU()
+	if err != nil {
+		b.Fatalf("measure the crypto floor: %v", err)
+	}
+	b.ReportMetric(per, "cpu-ns")
+	b.ReportMetric(per/float64(floor.Nanoseconds()), "cpu-"+Unit)
 }
 
 // ReportRatio measures the floor and reports the benchmark's time per

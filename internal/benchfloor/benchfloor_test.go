@@ -24,9 +24,11 @@ func BenchmarkFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu := Start()
 	for b.Loop() {
 		busy(floor)
 	}
+	cpu.Report(b)
 	ReportRatio(b)
 }
 
