@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"trustedcompute.io/tc/internal/cluster"
 )
 
 // startController runs m as the controller does, without an API server:
@@ -146,6 +148,44 @@ func TestWorkersAreSizedFromTheFleetAndThePollDuration(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Workers(tt.nodes, tt.poll); got != tt.want {
 				t.Fatalf("Workers(%d, %s) = %d, want %d", tt.nodes, tt.poll, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTheNodeWatchLetsThroughOnlyWhatTheVerdictDependsOn(t *testing.T) {
+	node := func(change func(n *corev1.Node)) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1", Labels: map[string]string{cluster.LabelEnabled: "true"}}}
+		n.Status.NodeInfo.SystemUUID = hostID(1)
+		change(n)
+		return n
+	}
+	same := func(*corev1.Node) {}
+	tests := []struct {
+		name     string
+		old, new func(n *corev1.Node)
+		want     bool
+	}{
+		{"a kubelet heartbeat is ignored", same, func(n *corev1.Node) {
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		}, false},
+		{"a ready label added by hand wakes it", same, func(n *corev1.Node) { n.Labels[cluster.LabelReady] = "true" }, true},
+		{"an uncordon wakes it", func(n *corev1.Node) { n.Spec.Unschedulable = true }, same, true},
+		{"a removed taint wakes it", func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: cluster.TaintUntrusted, Effect: corev1.TaintEffectNoSchedule}}
+		}, same, true},
+		{"a new host id claim wakes it", same, func(n *corev1.Node) {
+			n.Annotations = map[string]string{cluster.AnnotationHostID: hostID(2)}
+		}, true},
+		{"leaving Trusted Compute wakes it", same, func(n *corev1.Node) { delete(n.Labels, cluster.LabelEnabled) }, true},
+		{"a node never enabled and without a verdict is ignored", func(n *corev1.Node) { n.Labels = nil },
+			func(n *corev1.Node) { n.Labels = map[string]string{"team": "a"} }, false},
+	}
+	p := nodePredicate()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.Update(event.UpdateEvent{ObjectOld: node(tt.old), ObjectNew: node(tt.new)}); got != tt.want {
+				t.Fatalf("update passes = %v, want %v", got, tt.want)
 			}
 		})
 	}
