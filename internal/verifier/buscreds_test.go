@@ -15,8 +15,6 @@ import (
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/restapi"
-	"trustedcompute.io/tc/internal/sandbox"
-	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -51,31 +49,12 @@ func agentRenewsUntilCutOff(t *testing.T, method, path string, wantStatus int) {
 		c.Enrollment.EKRoots = ekRoots
 	})
 	admin := h.login(t, "admin", adminPassword)
-	status, raw := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"TA","parameters":{"host-id":"edge-9"}}`))
-	if status != http.StatusOK && status != http.StatusCreated {
-		t.Fatalf("credentials: %d %s", status, raw)
-	}
-	creds, err := bus.ParseCredentials(raw)
+	creds, err := bus.ParseCredentials(issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-9"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	tp, err := tpm.Open(sw.Spec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tp.Close() }()
-	nt, err := agent.NewNodeTPM(tp, tpm.AKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn); err != nil {
-		t.Fatal(err)
-	}
-	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a09", "edge-9", sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nt, _, root := measuredNode(t, sw, "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a09", "edge-9")
 	a, err := agent.New(agent.Config{HostID: "edge-9"}, nt, measure.New(root.Dir), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +62,7 @@ func agentRenewsUntilCutOff(t *testing.T, method, path string, wantStatus int) {
 	var mu sync.Mutex
 	var current *nats.Conn
 	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		nc, err := bus.Connect(ctx, h.v.NATSURL(), c.Bytes(), h.roots, "agent-edge-9", slog.New(slog.DiscardHandler))
+		nc, err := bus.Connect(ctx, h.v.NATSURL(), c.Bytes(), h.v.Roots, "agent-edge-9", slog.New(slog.DiscardHandler))
 		if err == nil {
 			mu.Lock()
 			current = nc
@@ -105,27 +84,8 @@ func agentRenewsUntilCutOff(t *testing.T, method, path string, wantStatus int) {
 	}()
 
 	const ctJSON = "application/json"
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body := h.do(t, "POST", "/hvs/v2/aik-enrollments", admin, ctJSON, []byte(`{"host_id":"edge-9"}`))
-		if status == http.StatusCreated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("enrollment: %d %s", status, body)
-		}
-		time.Sleep(200 * time.Millisecond) // the agent may not be up yet
-	}
-	for {
-		status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"edge-9","connection_string":"nats://edge-9"}`))
-		if status == http.StatusCreated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("register host: %d %s", status, body)
-		}
-		time.Sleep(200 * time.Millisecond) // the agent may not be up yet
-	}
+	h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/aik-enrollments", admin, []byte(`{"host_id":"edge-9"}`))
+	h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/hosts", admin, []byte(`{"host_name":"edge-9","connection_string":"nats://edge-9"}`))
 
 	start := time.Now()
 	reports, renewed := 0, 0
@@ -177,7 +137,7 @@ func connectBus(t *testing.T, h *harness, creds []byte, name string) (*nats.Conn
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, name, slog.New(slog.DiscardHandler))
+	return bus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, name, slog.New(slog.DiscardHandler))
 }
 
 // issue asks AAS for bus credentials.
@@ -253,7 +213,7 @@ func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
 		}
 	})
 
-	h.stop()
+	h.v.Stop()
 	h = startVerifier(t, dir)
 	admin = h.login(t, "admin", adminPassword)
 	for _, c := range cutOffs {

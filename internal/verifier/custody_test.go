@@ -27,7 +27,7 @@ var natsSeed = regexp.MustCompile(`S[OAU][A-Z2-7]{56}`)
 func TestAStolenDatabaseFileHoldsNoKeyInTheClear(t *testing.T) {
 	dir := privateTempDir(t)
 	h := startVerifier(t, dir)
-	h.stop()
+	h.v.Stop()
 	db := filepath.Join(dir, "verifier.db")
 	var stolen []byte
 	for _, p := range []string{db, db + "-wal"} {
@@ -210,7 +210,7 @@ func TestTheKeyEncryptionKeyIsRotated(t *testing.T) {
 	dir := privateTempDir(t)
 	h := startVerifier(t, dir)
 	root := h.v.CA().RootSHA384()
-	h.stop()
+	h.v.Stop()
 
 	keys := t.TempDir()
 	next := filepath.Join(keys, "next")
@@ -227,7 +227,7 @@ func TestTheKeyEncryptionKeyIsRotated(t *testing.T) {
 		c.KeyEncryption.KeyFile = next
 		c.KeyEncryption.PreviousKeyFiles = []string{generated}
 	})
-	h.stop()
+	h.v.Stop()
 	if err := os.Remove(generated); err != nil {
 		t.Fatal(err)
 	}

@@ -109,14 +109,14 @@ func TestACMSIssuedSigningCertificateSignsNothingTheVerifierBelieves(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := report.Verify(jws, h.roots, now); !errors.Is(err, report.ErrCertificateUntrusted) {
+	if _, err := report.Verify(jws, h.v.Roots, now); !errors.Is(err, report.ErrCertificateUntrusted) {
 		t.Errorf("report.Verify(report signed with a CMS-issued Signing certificate) = %v, want %v", err, report.ErrCertificateUntrusted)
 	}
 	ear, err := signer.EAR(forgedReport, "", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := report.VerifyEAR(ear, h.roots, now); !errors.Is(err, report.ErrCertificateUntrusted) {
+	if _, err := report.VerifyEAR(ear, h.v.Roots, now); !errors.Is(err, report.ErrCertificateUntrusted) {
 		t.Errorf("report.VerifyEAR(EAR signed with a CMS-issued Signing certificate) = %v, want %v", err, report.ErrCertificateUntrusted)
 	}
 
@@ -130,7 +130,7 @@ func TestACMSIssuedSigningCertificateSignsNothingTheVerifierBelieves(t *testing.
 	if status != http.StatusCreated || json.Unmarshal(body, &own) != nil || len(own.SignedFlavors) != 1 {
 		t.Fatalf("import a flavor = %d %s", status, body)
 	}
-	if err := flavor.Verify(own.SignedFlavors[0], h.roots, now); err != nil {
+	if err := flavor.Verify(own.SignedFlavors[0], h.v.Roots, now); err != nil {
 		t.Fatalf("the verifier's own flavor does not verify: %v", err)
 	}
 	content.Meta.ID = "forged"

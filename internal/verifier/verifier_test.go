@@ -1,12 +1,9 @@
 package verifier_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -27,51 +24,65 @@ import (
 
 const adminPassword = verifiertest.AdminPassword
 
-type harness struct {
-	v      *verifiertest.Verifier
-	base   string
-	client *http.Client
-	roots  *x509.CertPool
-	stop   func()
-}
+// harness is a running verifier with the requests the tests make of it.
+type harness struct{ v *verifiertest.Verifier }
 
 // startVerifier runs a whole verifier (SQLite, embedded NATS) on loopback and
 // bootstraps a client the way an operator does: pinned CMS root digest.
 func startVerifier(t *testing.T, dataDir string, opts ...func(*verifier.Config)) *harness {
 	t.Helper()
-	v := verifiertest.Start(t, dataDir, opts...)
-	return &harness{v: v, base: v.Base, client: v.Client, roots: v.Roots, stop: v.Stop}
+	return &harness{v: verifiertest.Start(t, dataDir, opts...)}
 }
 
 func (h *harness) do(t *testing.T, method, path, token, contentType string, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, h.base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return h.v.Do(t, method, path, token, contentType, body)
 }
 
 func (h *harness) login(t *testing.T, user, password string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
-	status, tok := h.do(t, "POST", "/aas/v1/token", "", "application/json", body)
-	if status != http.StatusOK {
-		t.Fatalf("login %s: %d %s", user, status, tok)
+	return h.v.Login(t, user, password)
+}
+
+// eventually repeats a request until it answers want, for at most 20 s: a
+// new agent's subscription may not be up yet.
+func (h *harness) eventually(t *testing.T, want int, method, path, token string, body []byte) []byte {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, answer := h.do(t, method, path, token, "application/json", body)
+		if status == want {
+			return answer
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, status, answer, want)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return string(tok)
+}
+
+// measuredNode is a node on the swtpm sw after a Secure Boot measured boot:
+// its TPM, the banks its event log extended and its file system root.
+func measuredNode(t *testing.T, sw *tpmtest.Swtpm, hardwareUUID, hostID string) (*agent.NodeTPM, []string, *sandbox.Root) {
+	t.Helper()
+	raw, err := tpm.Open(sw.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sandbox.NewRoot(t.TempDir(), hardwareUUID, hostID, sandbox.BootLogSecureBootOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt, banks, root
 }
 
 // tokenWith gets a custom-claims token holding exactly one permission rule.
@@ -122,15 +133,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 func TestBootstrapRefusesAWrongPin(t *testing.T) {
 	h := startVerifier(t, t.TempDir())
 	wrong := strings.Repeat("ab", 48)
-	if _, err := cms.FetchRootPinned(context.Background(), h.base, wrong); err == nil {
+	if _, err := cms.FetchRootPinned(context.Background(), h.v.Base, wrong); err == nil {
 		t.Fatal("bootstrap with a wrong root digest succeeded")
 	}
 }
 
 func TestOnlyTLS13IsServed(t *testing.T) {
 	h := startVerifier(t, t.TempDir())
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MaxVersion: tls.VersionTLS12, RootCAs: h.roots}}}
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", h.base+"/healthz", nil)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MaxVersion: tls.VersionTLS12, RootCAs: h.v.Roots}}}
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", h.v.Base+"/healthz", nil)
 	resp, err := c.Do(req)
 	if err == nil {
 		resp.Body.Close()
@@ -142,7 +153,7 @@ func TestRestartKeepsTheRootAndTheAdmin(t *testing.T) {
 	dir := t.TempDir()
 	h := startVerifier(t, dir)
 	root := h.v.CA().RootSHA384()
-	h.stop()
+	h.v.Stop()
 	h2 := startVerifier(t, dir)
 	if got := h2.v.CA().RootSHA384(); got != root {
 		t.Fatalf("root changed across a restart: %s → %s", root, got)
@@ -150,33 +161,36 @@ func TestRestartKeepsTheRootAndTheAdmin(t *testing.T) {
 	h2.login(t, "admin", adminPassword)
 }
 
-// TestAgentCredentialsConnectToTheBus issues a trust agent's NATS credentials
+// TestIssuedCredentialsSubscribeToTheirSubjects issues bus credentials
 // through AAS and uses them against the verifier's embedded bus over TLS
 // pinned to the CMS root.
-func TestAgentCredentialsConnectToTheBus(t *testing.T) {
+func TestIssuedCredentialsSubscribeToTheirSubjects(t *testing.T) {
+	agentRequests, _ := bus.AgentRequests("edge-1")
+	tests := []struct {
+		name, request, client, subject string
+	}{
+		{"a trust agent's credentials take its requests", `{"type":"TA","parameters":{"host-id":"edge-1"}}`, "agent-edge-1", agentRequests},
+		{"the attestation manager's credentials take the trust reports", `{"type":"AM"}`, "attestation-manager", bus.AllReports},
+	}
 	h := startVerifier(t, t.TempDir())
 	admin := h.login(t, "admin", adminPassword)
-	body := []byte(`{"type":"TA","parameters":{"host-id":"edge-1"}}`)
-	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", body)
-	if status != http.StatusOK && status != http.StatusCreated {
-		t.Fatalf("credentials: %d %s", status, creds)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent-edge-1", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("agent connect: %v", err)
-	}
-	defer nc.Close()
-	subject, _ := bus.AgentRequests("edge-1")
-	if _, err := nc.SubscribeSync(subject); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.LastError(); err != nil {
-		t.Fatalf("subscription refused: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, err := connectBus(t, h, issue(t, h, admin, tt.request), tt.client)
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer nc.Close()
+			if _, err := nc.SubscribeSync(tt.subject); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.LastError(); err != nil {
+				t.Fatalf("subscription to %s refused: %v", tt.subject, err)
+			}
+		})
 	}
 }
 
@@ -188,30 +202,11 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	ekRoots := tpmtest.LocalCAPool(t)
 	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
 	admin := h.login(t, "admin", adminPassword)
-	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"TA","parameters":{"host-id":"edge-1"}}`))
-	if status != http.StatusOK && status != http.StatusCreated {
-		t.Fatalf("credentials: %d %s", status, creds)
-	}
+	creds := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-1"}}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
-	raw, err := tpm.Open(sw.Spec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = raw.Close() }()
-	nt, err := agent.NewNodeTPM(raw, tpm.AKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	banks, err := sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := sandbox.NewRoot(t.TempDir(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "edge-1", sandbox.BootLogSecureBootOn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nt, banks, root := measuredNode(t, sw, "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "edge-1")
 	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/kata-runtime": "kata"}); err != nil {
 		t.Fatal(err)
 	}
@@ -219,25 +214,14 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "agent", logger)
+	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	go func() { _ = a.Run(ctx, nc) }()
 
-	var body []byte
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body = h.do(t, "POST", "/hvs/v2/aik-enrollments", admin, "application/json", []byte(`{"host_id":"edge-1"}`))
-		if status == http.StatusCreated || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // the agent's subscription may not be up yet
-	}
-	if status != http.StatusCreated {
-		t.Fatalf("enrollment: %d %s", status, body)
-	}
+	body := h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/aik-enrollments", admin, []byte(`{"host_id":"edge-1"}`))
 	var got struct {
 		HostID        string `json:"host_id"`
 		AKCertificate string `json:"ak_certificate"`
@@ -272,7 +256,7 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("report jws: %d %s", status, jws)
 		}
-		signed, err := report.Verify(string(jws), h.roots, time.Now())
+		signed, err := report.Verify(string(jws), h.v.Roots, time.Now())
 		if err != nil {
 			t.Fatalf("the report does not verify offline: %v", err)
 		}
@@ -293,32 +277,5 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	}
 	if trusted() {
 		t.Fatal("a new IMA entry left the node trusted")
-	}
-}
-
-// TestManagerCredentialsReceiveReports issues the attestation manager's bus
-// credentials through AAS: it may receive trust reports and publish nothing.
-func TestManagerCredentialsReceiveReports(t *testing.T) {
-	h := startVerifier(t, t.TempDir())
-	admin := h.login(t, "admin", adminPassword)
-	status, creds := h.do(t, "POST", "/aas/v1/credentials", admin, "application/json", []byte(`{"type":"AM"}`))
-	if status != http.StatusOK {
-		t.Fatalf("credentials: %d %s", status, creds)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.roots, "attestation-manager", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("manager connect: %v", err)
-	}
-	defer nc.Close()
-	if _, err := nc.SubscribeSync(bus.AllReports); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.LastError(); err != nil {
-		t.Fatalf("subscription to the reports refused: %v", err)
 	}
 }

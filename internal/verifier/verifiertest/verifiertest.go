@@ -5,9 +5,12 @@
 package verifiertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -99,6 +102,47 @@ func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifi
 	h.Roots.AddCert(root)
 	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: h.Roots}}}
 	return h
+}
+
+// Do sends a request to the verifier, with token as the bearer token and
+// contentType as the body's type when they are not empty, and returns the
+// answer's status and body.
+func (h *Verifier) Do(t testing.TB, method, path, token, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, h.Base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
+	return resp.StatusCode, b
+}
+
+// Login returns a token of user, or fails the test.
+func (h *Verifier) Login(t testing.TB, user, password string) string {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"username": user, "password": password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, tok := h.Do(t, http.MethodPost, "/aas/v1/token", "", "application/json", body)
+	if status != http.StatusOK {
+		t.Fatalf("login %s: %d %s", user, status, tok)
+	}
+	return string(tok)
 }
 
 // Stop stops the verifier and reports its run error; calling it twice is fine.
