@@ -311,7 +311,7 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		r.logger.Warn("bus credentials: look up host", keyHost, host, keyErr, err.Error())
 		reply.Error = "the verifier cannot check the host now, retry later"
 	case !ok:
-		reply.Error = "host " + host + " is not registered"
+		reply.Error = "host " + host + " is not registered or is disabled"
 		removed = true
 	default:
 		creds, err := r.auth.agentCredentials(ctx, host, r.cfg.TTL)
