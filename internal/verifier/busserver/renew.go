@@ -343,9 +343,9 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 
 // renewManager answers one renewal of an attestation manager. The name comes
 // from the subject, which the server lets only that manager publish to (and
-// only while its credentials are valid); the answer goes to the subject only
-// that manager may read. Managers are not registered anywhere: a manager
-// credential is cut off by letting it expire (or by rotating the account).
+// only while its credentials are valid and not revoked); the answer goes to
+// the subject only that manager may read. Managers are not registered
+// anywhere: a manager credential is cut off by RevokeManager or its expiry.
 func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 	name, err := bus.ParseManagerRenewSubject(m.Subject)
 	if err != nil {
