@@ -156,12 +156,13 @@ func (s *Secrets) waitRenewal(ctx context.Context) {
 func (s *Secrets) nextRenewal() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.cfg.Retry
+	if len(s.held) == 0 {
+		return s.cfg.Retry
+	}
 	now := s.a.now()
+	next := time.Duration(1<<63 - 1)
 	for _, h := range s.held {
-		if d := h.expires.Sub(now) * 2 / 3; d < next {
-			next = d
-		}
+		next = min(next, h.expires.Sub(now)*2/3)
 	}
 	return max(next, time.Second)
 }

@@ -52,7 +52,11 @@ func (h *holders) add(host, name string) {
 func (h *holders) remove(host, name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.names[host] = slices.DeleteFunc(h.names[host], func(n string) bool { return n == name })
+	if names := slices.DeleteFunc(h.names[host], func(n string) bool { return n == name }); len(names) > 0 {
+		h.names[host] = names
+	} else {
+		delete(h.names, host)
+	}
 }
 
 func (h *holders) take(host string) []string {
