@@ -2,9 +2,15 @@ package verifier_test
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,9 +165,56 @@ func issue(t *testing.T, h *harness, admin, body string) []byte {
 // no credentials and no report; enabled again, its agent connects with fresh
 // credentials, never with the old ones.
 func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
+	backends := []struct {
+		name string
+		opts func(t *testing.T) []func(*verifier.Config)
+	}{
+		{"on SQLite", func(*testing.T) []func(*verifier.Config) { return nil }},
+		{"on PostgreSQL", func(t *testing.T) []func(*verifier.Config) {
+			dsn := postgresSchema(t)
+			kek := filepath.Join(t.TempDir(), "kek")
+			writeKey(t, kek, 0o600)
+			return []func(*verifier.Config){func(c *verifier.Config) { c.Database, c.KeyEncryption.KeyFile = dsn, kek }}
+		}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { cutOffsStayRefusedAfterARestart(t, b.opts(t)...) })
+	}
+}
+
+// postgresSchema makes a fresh schema in the database at
+// TC_TEST_POSTGRES_URL, dropped at the end of the test, and returns a DSN
+// that selects it; the test is skipped without TC_TEST_POSTGRES_URL.
+func postgresSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TC_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("TC_TEST_POSTGRES_URL is not set (start PostgreSQL with: hack/postgres.sh start <dir> <port>)")
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	schema := "tc_test_" + strings.ToLower(rand.Text()[:16])
+	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func cutOffsStayRefusedAfterARestart(t *testing.T, opts ...func(*verifier.Config)) {
 	const ctJSON = "application/json"
 	dir := t.TempDir()
-	h := startVerifier(t, dir)
+	h := startVerifier(t, dir, opts...)
 	admin := h.login(t, "admin", adminPassword)
 	for _, id := range []string{"edge-1", "edge-2", "edge-3"} {
 		if status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"`+id+`","connection_string":"nats://`+id+`"}`)); status != http.StatusCreated {
@@ -214,7 +267,7 @@ func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
 	})
 
 	h.v.Stop()
-	h = startVerifier(t, dir)
+	h = startVerifier(t, dir, opts...)
 	admin = h.login(t, "admin", adminPassword)
 	for _, c := range cutOffs {
 		t.Run(c.name+" is refused at the first connection after a restart", func(t *testing.T) {
