@@ -223,14 +223,7 @@ func TestClientRetriesAnAttemptThatTimesOut(t *testing.T) {
 	addr := serve(t, eim, tls13(t, ca))
 	cfg := clientConfig(t, addr, ca, "tok")
 	cfg.Timeout = 200 * time.Millisecond
-	c := newTestClient(t, cfg, nil)
-
-	if err := c.Update(t.Context(), testHost, StatusVerified, ""); err != nil {
-		t.Fatalf("Update: %v", err)
-	}
-	if got := len(eim.recorded()); got != 2 {
-		t.Errorf("server got %d calls, want 2", got)
-	}
+	updateVerified(t, newTestClient(t, cfg, nil), eim, 2)
 }
 
 func TestClientStopsRetryingWhenTheContextEnds(t *testing.T) {
@@ -316,12 +309,18 @@ func TestClientAcceptsTheServerNameOverride(t *testing.T) {
 	addr := serve(t, eim, tls13(t, ca))
 	cfg := clientConfig(t, addr, ca, "tok")
 	cfg.ServerName = "eim.test" // only in the certificate's DNS names
-	c := newTestClient(t, cfg, nil)
+	updateVerified(t, newTestClient(t, cfg, nil), eim, 1)
+}
+
+// updateVerified sends a VERIFIED update of testHost through c, which must
+// succeed after wantCalls calls to eim.
+func updateVerified(t *testing.T, c *Client, eim *fakeEIM, wantCalls int) {
+	t.Helper()
 	if err := c.Update(t.Context(), testHost, StatusVerified, ""); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if got := len(eim.recorded()); got != 1 {
-		t.Errorf("server got %d calls, want 1", got)
+	if got := len(eim.recorded()); got != wantCalls {
+		t.Errorf("server got %d calls, want %d", got, wantCalls)
 	}
 }
 
