@@ -19,9 +19,17 @@
 // reports that hardware UUID.
 //
 // The IMA log is read incrementally within a boot: the host's row keeps the
-// reset count, IMA offset, PCR 10 value and the entries of its current boot
-// from the last verified quote; a changed reset count starts over at 0 (and
-// is recorded as a reboot). Flavors are always made from a full read.
+// reset count, IMA offset and PCR 10 value of its current boot from the
+// last verified quote, and the service keeps the boot's entries so far in
+// memory (imaPrefixes) for as long as the row names them; a changed reset
+// count starts over at 0 (and is recorded as a reboot), and so does a
+// report that does not hold the entries. Flavors are always made from a
+// full read.
+//
+// Verified flavors (flavor.Cache, by the SHA-256 of their stored bytes) and
+// boot log appraisals (appraise.EventLogMemo, by the log and the PCR values
+// its replay reads) are kept in memory too; the quote is verified at every
+// report.
 //
 // Reports are published as their compact JWS on trust-reports.<host-id>.
 package hvs
