@@ -1,12 +1,8 @@
 package vm_test
 
 import (
-	"bytes"
-	"context"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -23,11 +19,8 @@ const adminPassword = verifiertest.AdminPassword
 // an HTTPS client pinned to its CMS root, as an operator bootstraps one.
 type harness struct {
 	v       *verifiertest.Verifier
-	base    string
-	client  *http.Client
-	roots   *x509.CertPool
-	rootPEM []byte
-	admin   string
+	rootPEM []byte // the CMS root
+	admin   string // the administrator's token
 }
 
 func startVerifier(t *testing.T) *harness {
@@ -45,37 +38,17 @@ func startVerifier(t *testing.T) *harness {
 	})
 	v.Client.Timeout = 2 * time.Minute
 	h := &harness{
-		v: v, base: v.Base, roots: v.Roots, client: v.Client,
+		v:       v,
 		rootPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.CA().Root().Raw}),
 	}
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": adminPassword})
-	status, tok := h.do(t, "POST", "/aas/v1/token", "application/json", body)
-	if status != http.StatusOK {
-		t.Fatalf("login: %d %s", status, tok)
-	}
-	h.admin = string(tok)
+	h.admin = v.Login(t, "admin", adminPassword)
 	return h
 }
 
+// do sends a request as the administrator.
 func (h *harness) do(t *testing.T, method, path, contentType string, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, h.base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.admin != "" {
-		req.Header.Set("Authorization", "Bearer "+h.admin)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return h.v.Do(t, method, path, h.admin, contentType, body)
 }
 
 // mustDo fails the test unless the answer has status want.
@@ -102,7 +75,7 @@ func (h *harness) report(t *testing.T, host string) *report.Report {
 		t.Fatal(err)
 	}
 	jws := h.mustDo(t, http.StatusOK, "GET", "/hvs/v2/reports/"+rep.ID+"?format=jws", nil)
-	signed, err := report.Verify(string(jws), h.roots, time.Now())
+	signed, err := report.Verify(string(jws), h.v.Roots, time.Now())
 	if err != nil {
 		t.Fatalf("the report does not verify offline: %v", err)
 	}

@@ -52,7 +52,7 @@ func startManager(t *testing.T, h *harness, dir string) *kube {
 	clustertest.Node(vmNodeName).Label(cluster.LabelEnabled, "true").SystemUUID(machineUUID).Create(t, cs)
 	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), vmNodeName, metav1.DeleteOptions{}) })
 	pw := writeFile(t, dir, "admin-password", []byte(adminPassword), 0o600)
-	hc, err := hvsclient.New(h.base, h.roots, hvsclient.Credentials{Username: "admin", PasswordFile: pw})
+	hc, err := hvsclient.New(h.v.Base, h.v.Roots, hvsclient.Credentials{Username: "admin", PasswordFile: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,43 +127,25 @@ func lastReport(t *testing.T, h *harness, n *corev1.Node) *report.Report {
 	return &rep
 }
 
-func condition(n *corev1.Node) *corev1.NodeCondition {
-	for i := range n.Status.Conditions {
-		if string(n.Status.Conditions[i].Type) == cluster.ConditionTrustedAttestation {
-			return &n.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func tainted(n *corev1.Node) bool {
-	for _, t := range n.Spec.Taints {
-		if t.Key == cluster.TaintUntrusted && t.Effect == corev1.TaintEffectNoSchedule {
-			return true
-		}
-	}
-	return false
-}
-
 // mustVerified checks a Verified Node that is not Trusted Compute ready:
 // the VM's root file system is its initramfs, not on full-disk encryption,
 // so trustedcompute.io/ready stays absent although Secure Boot is on.
 func mustVerified(t *testing.T, n *corev1.Node) {
 	t.Helper()
 	if n.Labels[cluster.LabelStatus] != string(cluster.StatusVerified) {
-		t.Fatalf("status label %q, want verified (labels %v, condition %+v)", n.Labels[cluster.LabelStatus], n.Labels, condition(n))
+		t.Fatalf("status label %q, want verified (labels %v, condition %+v)", n.Labels[cluster.LabelStatus], n.Labels, cluster.TrustCondition(n))
 	}
 	if v, ok := n.Labels[cluster.LabelReady]; ok {
 		t.Errorf("ready label %q on a VM without full-disk encryption, want none", v)
 	}
-	c := condition(n)
+	c := cluster.TrustCondition(n)
 	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != cluster.ReasonVerified {
 		t.Fatalf("condition %+v, want TrustedAttestation=True Verified", c)
 	}
 	if !strings.Contains(c.Message, "full-disk encryption absent") {
 		t.Errorf("condition message %q does not say why the node is not ready", c.Message)
 	}
-	if n.Spec.Unschedulable || tainted(n) {
+	if n.Spec.Unschedulable || cluster.InfoOf(n).Tainted {
 		t.Errorf("verified node cordoned or tainted: unschedulable=%v taints=%v", n.Spec.Unschedulable, n.Spec.Taints)
 	}
 }
@@ -171,13 +153,13 @@ func mustVerified(t *testing.T, n *corev1.Node) {
 // mustCordoned checks a failed Node: status, cordon, taint, condition.
 func mustCordoned(t *testing.T, n *corev1.Node, status cluster.Status, reason string) {
 	t.Helper()
-	if !n.Spec.Unschedulable || !tainted(n) {
+	if !n.Spec.Unschedulable || !cluster.InfoOf(n).Tainted {
 		t.Errorf("node not cordoned and tainted: unschedulable=%v taints=%v", n.Spec.Unschedulable, n.Spec.Taints)
 	}
 	if n.Labels[cluster.LabelStatus] != string(status) || n.Labels[cluster.LabelReady] == "true" {
 		t.Errorf("labels %v, want status=%s and no ready", n.Labels, status)
 	}
-	if c := condition(n); c == nil || c.Status != corev1.ConditionFalse || c.Reason != reason {
+	if c := cluster.TrustCondition(n); c == nil || c.Status != corev1.ConditionFalse || c.Reason != reason {
 		t.Errorf("condition %+v, want TrustedAttestation=False %s", c, reason)
 	}
 }

@@ -383,7 +383,7 @@ nats:
 			t.Errorf("the manager acted on a report with host status %s, want %s or %s", r.HostStatus, report.StatusConnectionFailure, report.StatusConnectionTimeout)
 		}
 		if note := k.eventFor(t, cluster.ReasonAttestationFailed, n.Annotations[cluster.AnnotationLastReport]); note != "" {
-			t.Logf("boot5: node %s: %s; condition %+v", vmNodeName, note, condition(n))
+			t.Logf("boot5: node %s: %s; condition %+v", vmNodeName, note, cluster.TrustCondition(n))
 		}
 	})
 	t.Logf("whole test: %s", time.Since(start).Round(time.Second))
