@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== build"
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/" ./cmd/verifier ./cmd/tc-loadtest
+CGO_ENABLED=1 go build -o "$work/bin/" ./cmd/verifier ./cmd/tc-loadtest
 
 echo "== PostgreSQL"
 pgport=$((20000 + RANDOM % 20000))
