@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -170,28 +171,36 @@ func imaReplay(facts *Facts) []appraise.Fault {
 	return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "the IMA log was not appraised against the quoted PCR 10"}}
 }
 
-// imaWant is an IMA flavor's measurements by file, files in the flavor's
-// order, with each file's measurements sorted and unique.
+// imaWant is an IMA flavor's measurements indexed for the rule: files in
+// the flavor's order, and each file's measurements sorted and unique in
+// one flat list (file i has flat[start[i]:start[i+1]]).
 type imaWant struct {
-	byFile map[string][]string
-	files  []string
-	sorted map[string][]string
+	files []string
+	index map[string]int
+	flat  []string
+	start []int
 }
 
 func newIMAWant(l *IMALogs) *imaWant {
-	w := &imaWant{byFile: make(map[string][]string, len(l.ImaMeasurements))}
+	byFile := make(map[string][]string, len(l.ImaMeasurements))
+	w := &imaWant{index: make(map[string]int, len(l.ImaMeasurements))}
 	for _, m := range l.ImaMeasurements {
-		if _, ok := w.byFile[m.File]; !ok {
+		if _, ok := byFile[m.File]; !ok {
+			w.index[m.File] = len(w.files)
 			w.files = append(w.files, m.File)
 		}
-		w.byFile[m.File] = append(w.byFile[m.File], m.Measurement)
+		byFile[m.File] = append(byFile[m.File], m.Measurement)
 	}
-	w.sorted = make(map[string][]string, len(w.byFile))
-	for file, ms := range w.byFile {
-		w.sorted[file] = sortedUnique(ms)
+	for _, file := range w.files {
+		w.start = append(w.start, len(w.flat))
+		w.flat = append(w.flat, sortedUnique(byFile[file])...)
 	}
+	w.start = append(w.start, len(w.flat))
 	return w
 }
+
+// measurements returns file i's measurements, sorted and unique.
+func (w *imaWant) measurements(i int) []string { return w.flat[w.start[i]:w.start[i+1]] }
 
 // measured is one file measurement of an IMA entry, compared with the
 // flavor's "<alg>:<hex>" strings without encoding it.
@@ -201,6 +210,8 @@ type measured struct {
 }
 
 func (m measured) String() string { return m.alg + ":" + hex.EncodeToString(m.digest) }
+
+func (m measured) equal(o measured) bool { return m.alg == o.alg && bytes.Equal(m.digest, o.digest) }
 
 // is reports whether s is m's "<alg>:<lower-case hex>".
 func (m measured) is(s string) bool {
@@ -220,73 +231,83 @@ func (m measured) is(s string) bool {
 // imaEventLogEquals: the replay-verified IMA entries are the flavor's file
 // list. A file the flavor does not list is an unexpected entry; a listed
 // file with another measurement is an ImaMeasurementMismatch naming the
-// file; a listed measurement the log lacks is a missing entry.
+// file; a listed measurement the log lacks is a missing entry. Faults come
+// in the order of the files' first entries, then of the flavor.
 func imaEventLogEquals(w *imaWant, facts *Facts) []appraise.Fault {
 	if !facts.IMAReplayed {
 		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
 	}
-	want, wantFiles := w.byFile, w.files
-	// Each file's first measurement, and the rare others.
-	got := make(map[string]measured, len(want))
-	more := map[string][]measured{}
-	var gotFiles []string
-	for _, e := range facts.IMAEntries {
-		m := measured{alg: e.FileHashAlg, digest: e.FileHash}
-		first, ok := got[e.Path]
-		if !ok {
-			gotFiles = append(gotFiles, e.Path)
-			got[e.Path] = m
-			continue
-		}
-		same := func(o measured) bool { return o.alg == m.alg && bytes.Equal(o.digest, m.digest) }
-		if !same(first) && !slices.ContainsFunc(more[e.Path], same) {
-			more[e.Path] = append(more[e.Path], m)
-		}
-	}
-	gotOf := func(file string) []measured {
-		first, ok := got[file]
-		if !ok {
-			return nil
-		}
-		return append([]measured{first}, more[file]...)
-	}
-	var faults []appraise.Fault
-	var unexpected, missing []string
-	changed := map[string]bool{}
-	for _, file := range gotFiles {
-		expected, listed := want[file]
+	firstSeen := make([]int, len(w.files)) // 1 + the index of the file's first entry; 0: none
+	matched := make([]bool, len(w.flat))
+	var unexpected []string
+	var unlisted map[string]bool
+	var mismatched map[int][]measured // by file, in order of first entry
+	for pos, e := range facts.IMAEntries {
+		fi, listed := w.index[e.Path]
 		if !listed {
-			unexpected = append(unexpected, file)
+			if !unlisted[e.Path] {
+				if unlisted == nil {
+					unlisted = map[string]bool{}
+				}
+				unlisted[e.Path] = true
+				unexpected = append(unexpected, e.Path)
+			}
 			continue
 		}
-		for _, m := range gotOf(file) {
-			if !slices.ContainsFunc(expected, m.is) {
-				changed[file] = true
-				faults = append(faults, appraise.Fault{
-					Name:        FaultImaMeasurementMismatch,
-					Description: fmt.Sprintf("%s was measured with a value the flavor does not have", file),
-					File:        file,
-					Expected:    strings.Join(w.sorted[file], ","),
-					Actual:      m.String(),
-				})
+		if firstSeen[fi] == 0 {
+			firstSeen[fi] = pos + 1
+		}
+		m := measured{alg: e.FileHashAlg, digest: e.FileHash}
+		found := false
+		for k := w.start[fi]; k < w.start[fi+1]; k++ {
+			if m.is(w.flat[k]) {
+				matched[k], found = true, true
+				break
 			}
 		}
+		if !found && !slices.ContainsFunc(mismatched[fi], m.equal) {
+			if mismatched == nil {
+				mismatched = map[int][]measured{}
+			}
+			mismatched[fi] = append(mismatched[fi], m)
+		}
 	}
-	for _, file := range wantFiles {
-		first, measuredOK := got[file]
-		if !measuredOK {
+	var faults []appraise.Fault
+	changed := slices.Collect(maps.Keys(mismatched))
+	slices.SortFunc(changed, func(a, b int) int { return firstSeen[a] - firstSeen[b] })
+	for _, fi := range changed {
+		file := w.files[fi]
+		for _, m := range mismatched[fi] {
+			faults = append(faults, appraise.Fault{
+				Name:        FaultImaMeasurementMismatch,
+				Description: fmt.Sprintf("%s was measured with a value the flavor does not have", file),
+				File:        file,
+				Expected:    strings.Join(w.measurements(fi), ","),
+				Actual:      m.String(),
+			})
+		}
+	}
+	var missing []string
+	for fi, file := range w.files {
+		if firstSeen[fi] == 0 {
 			missing = append(missing, file)
 			continue
 		}
-		if changed[file] {
+		if mismatched[fi] != nil {
 			continue
 		}
-		for _, m := range w.sorted[file] {
-			if !first.is(m) && !slices.ContainsFunc(more[file], func(o measured) bool { return o.is(m) }) {
-				missing = append(missing, file+" "+m)
+		for k := w.start[fi]; k < w.start[fi+1]; k++ {
+			if !matched[k] {
+				missing = append(missing, file+" "+w.flat[k])
 			}
 		}
 	}
+	return imaListFaults(faults, unexpected, missing)
+}
+
+// imaListFaults appends the faults of unexpected files and missing
+// measurements, if any.
+func imaListFaults(faults []appraise.Fault, unexpected, missing []string) []appraise.Fault {
 	if len(unexpected) > 0 {
 		faults = append(faults, appraise.Fault{
 			Name:              FaultImaContainsUnexpectedEntries,
