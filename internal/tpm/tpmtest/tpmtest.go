@@ -27,9 +27,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/graceful"
 )
 
 // Paths of the local CA swtpm_setup issues EK certificates from (Debian's
@@ -239,13 +240,7 @@ func (s *Swtpm) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	graceful.Stop(s.cmd.Process, s.exited, 5*time.Second)
 	s.cmd = nil
 }
 

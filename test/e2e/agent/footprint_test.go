@@ -29,10 +29,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/graceful"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/tpm"
@@ -291,13 +291,7 @@ func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
 	}
 	go func() { _ = a.cmd.Wait(); close(a.exited) }()
 	t.Cleanup(func() {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.exited:
-		case <-time.After(30 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
+		graceful.Stop(a.cmd.Process, a.exited, 30*time.Second)
 		if t.Failed() {
 			t.Logf("trust-agent log:\n%s", a.log())
 		}
@@ -360,38 +354,15 @@ type hvsAPI struct {
 
 func (h *hvsAPI) login() {
 	h.t.Helper()
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": verifiertest.AdminPassword})
-	status, tok := h.do(http.MethodPost, "/aas/v1/token", string(body))
-	if status != http.StatusOK {
-		h.t.Fatalf("login: %d %s", status, tok)
-	}
-	h.token = string(tok)
+	// A loaded machine (two cores, other test suites) is slow: the client's
+	// own timeout is generous.
+	h.vt.Client.Timeout = 3 * time.Minute
+	h.token = h.vt.Login(h.t, "admin", verifiertest.AdminPassword)
 }
 
 func (h *hvsAPI) do(method, path, body string) (int, []byte) {
 	h.t.Helper()
-	req, err := http.NewRequestWithContext(h.t.Context(), method, h.vt.Base+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if h.token != "" {
-		req.Header.Set("Authorization", "Bearer "+h.token)
-	}
-	// A loaded machine (two cores, other test suites) is slow: the client's
-	// own timeout is generous.
-	client := *h.vt.Client
-	client.Timeout = 3 * time.Minute
-	resp, err := client.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return resp.StatusCode, b
+	return h.vt.Do(h.t, method, path, h.token, "application/json", []byte(body))
 }
 
 func (h *hvsAPI) must(want int, method, path, body string) []byte {
