@@ -8,34 +8,32 @@ import (
 	"trustedcompute.io/tc/internal/graceful"
 )
 
-func TestStop(t *testing.T) {
-	tests := []struct {
-		name       string
-		script     string
-		wantKilled bool
-	}{
-		{"a process that ends at SIGTERM is not killed", "sleep 60", false},
-		{"a process that ignores SIGTERM is killed after the grace period", `trap "" TERM; while :; do sleep 0.1; done`, true},
+const grace = 500 * time.Millisecond
+
+// stop starts sh -c script, stops it with graceful.Stop and returns how
+// the process ended and how long Stop took.
+func stop(t *testing.T, script string) (string, time.Duration) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command("sh", "-c", tt.script)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(exited) }()
-			time.Sleep(100 * time.Millisecond) // let sh set its trap
-			start := time.Now()
-			graceful.Stop(cmd.Process, exited, 500*time.Millisecond)
-			took := time.Since(start)
-			killed := cmd.ProcessState.String() == "signal: killed"
-			if killed != tt.wantKilled {
-				t.Errorf("process ended with %q after %s, want killed %v", cmd.ProcessState, took, tt.wantKilled)
-			}
-			if !tt.wantKilled && took >= 500*time.Millisecond {
-				t.Errorf("Stop took %s, longer than the grace period", took)
-			}
-		})
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	time.Sleep(100 * time.Millisecond) // let sh set its trap
+	start := time.Now()
+	graceful.Stop(cmd.Process, exited, grace)
+	return cmd.ProcessState.String(), time.Since(start)
+}
+
+func TestStopEndsAProcessWithSIGTERMWithinTheGracePeriod(t *testing.T) {
+	if state, took := stop(t, "sleep 60"); state != "signal: terminated" || took >= grace {
+		t.Errorf("process ended with %q after %s, want terminated within %s", state, took, grace)
+	}
+}
+
+func TestStopKillsAProcessThatIgnoresSIGTERMAfterTheGracePeriod(t *testing.T) {
+	if state, took := stop(t, `trap "" TERM; while :; do sleep 0.1; done`); state != "signal: killed" || took < grace {
+		t.Errorf("process ended with %q after %s, want killed after %s", state, took, grace)
 	}
 }
