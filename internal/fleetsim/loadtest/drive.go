@@ -24,8 +24,10 @@ type scheduledResult struct {
 	Achieved float64 `json:"achieved_reports_per_s"`
 	Reports  int     `json:"reports"`
 	Errors   int     `json:"errors"`
-	// Untrusted counts reports of untampered nodes that were not trusted.
-	Untrusted int `json:"untrusted"`
+	// Untrusted counts reports of untampered nodes that were not trusted,
+	// and UntrustedCauses counts their host statuses, faults and failed parts.
+	Untrusted       int            `json:"untrusted"`
+	UntrustedCauses map[string]int `json:"untrusted_causes,omitempty"`
 	// EventReports are the reports published on the bus beyond the
 	// scheduled ones: those HVS queues itself, on the agents' IMA events
 	// (and on registrations still queued from the fleet's growth).
@@ -152,6 +154,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		lat       latencies
 		errs      int
 		untrusted int
+		causes    = map[string]int{}
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, maxInFlight)
 		completed atomic.Int64
@@ -202,6 +205,9 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 			lat = append(lat, took)
 			if !r.Trusted() && !d.isTampered(r.HostID) {
 				untrusted++
+				for _, c := range untrustedCauses(r) {
+					causes[c]++
+				}
 			}
 		})
 	}
@@ -215,7 +221,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 	d.mu.Lock()
 	res := scheduledResult{
 		Nodes: len(nodes), Target: float64(len(nodes)) / interval.Seconds(),
-		Achieved: float64(completed.Load()) / elapsed.Seconds(), Reports: len(lat), Errors: errs, Untrusted: untrusted,
+		Achieved: float64(completed.Load()) / elapsed.Seconds(), Reports: len(lat), Errors: errs, Untrusted: untrusted, UntrustedCauses: causes,
 		EventReports: max(0, d.busSeen-busBefore-len(lat)),
 		P50:          ms(lat.percentile(50)), P90: ms(lat.percentile(90)), P99: ms(lat.percentile(99)), Max: ms(lat.percentile(100)),
 		Tampers: len(d.tampered), TampersFound: len(d.caught),
@@ -242,6 +248,19 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		}
 	}
 	return res
+}
+
+// untrustedCauses names why a report is not trusted: its host status, its
+// evidence faults and its failed flavor parts.
+func untrustedCauses(r *report.Report) []string {
+	out := []string{"status " + r.HostStatus}
+	for _, f := range r.Faults {
+		out = append(out, "fault "+f.Name)
+	}
+	for _, p := range r.FailedParts() {
+		out = append(out, "part "+p)
+	}
+	return out
 }
 
 func (d *driver) isTampered(host string) bool {

@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/verifier/report"
 )
 
 func TestPercentilesAreNearestRank(t *testing.T) {
@@ -112,5 +117,20 @@ func TestTheChartIsAnSVGWithEveryMeasuredSeries(t *testing.T) {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("the chart lacks %q", want)
 		}
+	}
+}
+
+func TestUntrustedCausesNameStatusFaultsAndFailedParts(t *testing.T) {
+	r := &report.Report{
+		HostStatus: report.StatusConnected,
+		Faults:     []appraise.Fault{{Name: appraise.FaultQuoteNonce}},
+		TrustInformation: flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{
+			flavor.PartIMA: {Trust: false}, flavor.PartPlatform: {Trust: true},
+		}},
+	}
+	got := untrustedCauses(r)
+	want := []string{"status " + report.StatusConnected, "fault " + appraise.FaultQuoteNonce, "part IMA"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("untrustedCauses = %q, want %q", got, want)
 	}
 }

@@ -205,6 +205,9 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		res.Scheduled = append(res.Scheduled, r)
 		_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %6.1f/s (target %.1f/s) p50 %.0f ms p90 %.0f ms p99 %.0f ms, %d errors, tamper %d/%d caught p50 %.0f ms, verifier %.2f cores %.0f MiB, fleet %.2f cores %.0f MiB, machine %.2f cores\n",
 			b.Name, r.Nodes, r.Achieved, r.Target, r.P50, r.P90, r.P99, r.Errors, r.TampersFound, r.Tampers, r.TamperP50, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.FleetRSS, r.MachineCPU)
+		if r.Untrusted > 0 {
+			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d untrusted reports of untampered nodes: %v\n", b.Name, r.Nodes, r.Untrusted, r.UntrustedCauses)
+		}
 		if cfg.MaxWindow <= 0 {
 			continue
 		}
