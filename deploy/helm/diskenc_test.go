@@ -20,19 +20,19 @@ func renderedManagerConfig(t *testing.T, overrides map[string]any) (map[string]a
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range objs {
-		if o.GetKind() != "ConfigMap" || o.GetName() != "tc-attestation-manager" {
-			continue
-		}
-		data, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
-		var cfg map[string]any
-		if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
-			t.Fatalf("parse manager config: %v", err)
-		}
-		return cfg, nil
+	return managerConfigOf(t, objs, "tc-attestation-manager"), nil
+}
+
+// managerConfigOf returns the config.yaml of the manager's ConfigMap name
+// among the rendered objs.
+func managerConfigOf(t *testing.T, objs []*unstructured.Unstructured, name string) map[string]any {
+	t.Helper()
+	data, _, _ := unstructured.NestedString(find(t, objs, "ConfigMap", name).Object, "data", "config.yaml")
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+		t.Fatalf("parse manager config: %v", err)
 	}
-	t.Fatal("no manager ConfigMap rendered")
-	return nil, nil
+	return cfg
 }
 
 func TestTheManagerNeedsDiskEncryptionMeasuredUnlessTheValuesSayClaimed(t *testing.T) {
@@ -45,7 +45,7 @@ func TestTheManagerNeedsDiskEncryptionMeasuredUnlessTheValuesSayClaimed(t *testi
 		{name: "measured by default", want: "measured"},
 		{name: "claimed when the operator accepts the agent's word", set: map[string]any{"attestationManager.diskEncryption": "claimed"}, want: "claimed"},
 		{name: "an unknown policy is refused", set: map[string]any{"attestationManager.diskEncryption": "trusted"},
-			wantErr: `attestationManager.diskEncryption "trusted": want measured or claimed`},
+			wantErr: "attestationManager:\n- at '/diskEncryption': value must be one of 'measured', 'claimed'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
 {{- define "attestation-manager.config" -}}
-pollDuration: {{ .Values.pollDuration | quote }}
+pollDuration: {{ .Values.pollDuration | toString | quote }}
 jitter: {{ .Values.jitter }}
 goldenFlavors: {{ .Values.goldenFlavors }}
 diskEncryption: {{ .Values.diskEncryption | default "measured" }}
@@ -13,7 +13,7 @@ leaderElection:
   renewDeadline: {{ .Values.leaderElection.renewDeadline }}
   retryPeriod: {{ .Values.leaderElection.retryPeriod }}
 {{- with .Values.maxEvidenceAge }}
-maxEvidenceAge: {{ . | quote }}
+maxEvidenceAge: {{ . | toString | quote }}
 {{- end }}
 verifier:
   url: {{ .Values.verifier.url | default (printf "https://%s-verifier.%s.svc:8443" .Release.Name .Release.Namespace) | quote }}

@@ -1,5 +1,5 @@
 {{- define "attestation-manager.fullname" -}}
-{{- .Values.fullnameOverride | default (printf "%s-attestation-manager" .Release.Name) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default (printf "%s-%s" .Release.Name (.Values.nameOverride | default "attestation-manager")) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "attestation-manager.labels" -}}
@@ -47,9 +47,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "attestationManager.replicas > 1 needs attestationManager.leaderElection.enabled: two managers without a Lease would both act on every node" -}}
-{{- end -}}
-{{- if not (kindIs "string" .Values.pollDuration) -}}
-{{- fail (printf "attestationManager.pollDuration must be a string of minutes such as \"60\" (quote it), got %v" .Values.pollDuration) -}}
 {{- end -}}
 {{- if and (not (include "attestation-manager.cmsRootConfigMap" .)) (not (include "attestation-manager.cmsRootSHA384" .)) -}}
 {{- fail "attestationManager needs the CMS root: set global.cmsRoot.certificate, global.cmsRoot.existingConfigMap or global.cmsRoot.sha384 (docs/install.md)" -}}
