@@ -35,6 +35,19 @@ type Config struct {
 	// collections. 0 leaves the runtime's default (no limit); the GOMEMLIMIT
 	// environment variable, when set, wins over this setting.
 	MemoryLimit int64 `yaml:"memory_limit" env:"TC_MEMORY_LIMIT"`
+	// Secrets are the key broker secrets this node asks for
+	// (docs/key-broker.md).
+	Secrets Secrets `yaml:"secrets"`
+}
+
+// Secrets names the key broker secrets the agent keeps leased, and where.
+type Secrets struct {
+	// Names are the secrets to ask for; none asks for nothing.
+	Names []string `yaml:"names" env:"TC_SECRETS"`
+	// Dir, when set, receives each secret as the file <dir>/<name> (0400);
+	// it must be on a tmpfs (a trusted workload mounts it). Empty keeps the
+	// secrets in the agent's memory.
+	Dir string `yaml:"dir" env:"TC_SECRETS_DIR"`
 }
 
 // defaultMemoryLimit keeps the agent's heap near its live size: measured on

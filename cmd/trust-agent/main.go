@@ -93,6 +93,8 @@ type node struct {
 	tpm    *agent.NodeTPM
 	agent  *agent.Agent
 	hostID string
+	// secrets keeps the key broker's secrets; nil when none are configured.
+	secrets *agent.Secrets
 }
 
 func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
@@ -125,12 +127,27 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 		}
 		hostID = info.HardwareUUID
 	}
-	a, err := agent.New(agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}, nt, m, logger)
+	var secrets *agent.Secrets // the key broker's secrets, when configured
+	acfg := agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
+	if len(cfg.Secrets.Names) > 0 {
+		acfg.OnConnect = func(nc *nats.Conn) {
+			if err := secrets.Attach(ctx, nc); err != nil {
+				logger.Warn("secrets not attached to the bus", "error", err.Error())
+			}
+		}
+	}
+	a, err := agent.New(acfg, nt, m, logger)
 	if err != nil {
 		_ = t.Close()
 		return nil, err
 	}
-	return &node{tpm: nt, agent: a, hostID: hostID}, nil
+	if len(cfg.Secrets.Names) > 0 {
+		if secrets, err = a.NewSecrets(agent.SecretsConfig{Names: cfg.Secrets.Names, Dir: cfg.Secrets.Dir}, nt); err != nil {
+			_ = t.Close()
+			return nil, err
+		}
+	}
+	return &node{tpm: nt, agent: a, hostID: hostID, secrets: secrets}, nil
 }
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
@@ -185,6 +202,12 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 		save = func(c *bus.Credentials) error { return writeFileAtomic(cfg.NATS.CredsFile, c.Bytes()) }
 	}
 	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL, "creds_expire", parsed.Expires().UTC())
+	if n.secrets != nil {
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = n.secrets.Run(sctx) }()
+		defer func() { cancel(); <-done }() // drops the secrets when the agent stops
+	}
 	return n.agent.RunRenewing(ctx, parsed, connect, save)
 }
 

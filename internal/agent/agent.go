@@ -53,6 +53,10 @@ type Config struct {
 	IMAPollInterval time.Duration
 	// IMADebounce coalesces IMA growth into one event (default 2s).
 	IMADebounce time.Duration
+	// OnConnect, when set, is told of each bus connection the agent serves
+	// on: the first, and each one a credential renewal makes (the key
+	// broker's secrets keeper attaches there, secrets.go).
+	OnConnect func(nc *nats.Conn)
 }
 
 // Agent answers the verifier's requests for one host.
@@ -106,6 +110,7 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
 	defer a.drain(nc, sub)
+	a.connected(nc)
 
 	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
 		a.logger.Warn("boot event not published", keyError, err.Error())

@@ -64,6 +64,7 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 	}
 	cur := &currentConn{}
 	cur.c.Store(nc)
+	a.connected(nc)
 	defer func() {
 		c := cur.c.Load()
 		a.drain(c, sub)
@@ -93,6 +94,7 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 		}
 		retry = 0
 		cur.c.Store(freshNC)
+		a.connected(freshNC)
 		a.drain(nc, sub)
 		nc.Close()
 		nc, sub, creds = freshNC, freshSub, fresh

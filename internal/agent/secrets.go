@@ -54,6 +54,9 @@ type Secrets struct {
 
 	mu   sync.Mutex
 	held map[string]heldSecret
+	// conn and sub are the attached connection and its subscription.
+	conn Conn
+	sub  *nats.Subscription
 	// changed is signalled when an answer changes what is held.
 	changed chan struct{}
 }
@@ -95,10 +98,19 @@ type Conn interface {
 	Subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error)
 }
 
-// Run asks for the secrets over nc and keeps them leased until ctx ends;
-// then it drops them all.
-func (s *Secrets) Run(ctx context.Context, nc Conn) error {
-	defer s.dropAll(ctx)
+// connected tells Config.OnConnect of a connection the agent serves on.
+func (a *Agent) connected(nc *nats.Conn) {
+	if a.cfg.OnConnect != nil {
+		a.cfg.OnConnect(nc)
+	}
+}
+
+// Attach makes nc the connection the keeper asks and listens on (ctx is
+// for the answers' handling and logs): it
+// subscribes to this host's answers there, leaves the previous connection
+// and asks at once. The agent calls it with each connection it serves on
+// (Config.OnConnect): the first, and each one a credential renewal makes.
+func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
 	answers, err := bus.SecretAnswerSubject(s.a.cfg.HostID)
 	if err != nil {
 		return err
@@ -107,18 +119,49 @@ func (s *Secrets) Run(ctx context.Context, nc Conn) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", answers, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	request, err := bus.SecretRequestSubject(s.a.cfg.HostID)
-	if err != nil {
-		return err
+	s.mu.Lock()
+	old := s.sub
+	s.conn, s.sub = nc, sub
+	s.mu.Unlock()
+	if old != nil {
+		_ = old.Unsubscribe()
 	}
-	for {
-		if len(s.cfg.Names) > 0 {
-			msg, _ := json.Marshal(bus.SecretRequest{Names: s.cfg.Names})
-			if err := nc.Publish(request, msg); err != nil {
-				s.logger.LogAttrs(ctx, slog.LevelWarn, "secret request not sent", slog.String(keyError, err.Error()))
-			}
+	s.ask(ctx)
+	return nil
+}
+
+// ask publishes a request for the configured secrets on the attached
+// connection.
+func (s *Secrets) ask(ctx context.Context) {
+	s.mu.Lock()
+	nc := s.conn
+	s.mu.Unlock()
+	if nc == nil || len(s.cfg.Names) == 0 {
+		return
+	}
+	request, err := bus.SecretRequestSubject(s.a.cfg.HostID)
+	if err == nil {
+		msg, _ := json.Marshal(bus.SecretRequest{Names: s.cfg.Names})
+		err = nc.Publish(request, msg)
+	}
+	if err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "secret request not sent", slog.String(keyError, err.Error()))
+	}
+}
+
+// Run keeps the secrets leased until ctx ends, asking on the attached
+// connection; then it drops them all.
+func (s *Secrets) Run(ctx context.Context) error {
+	defer s.dropAll(ctx)
+	defer func() {
+		s.mu.Lock()
+		sub := s.sub
+		s.mu.Unlock()
+		if sub != nil {
+			_ = sub.Unsubscribe()
 		}
+	}()
+	for {
 		timer := time.NewTimer(s.nextRenewal())
 		select {
 		case <-ctx.Done():
@@ -130,6 +173,10 @@ func (s *Secrets) Run(ctx context.Context, nc Conn) error {
 			timer.Stop()
 			s.waitRenewal(ctx)
 		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.ask(ctx)
 	}
 }
 

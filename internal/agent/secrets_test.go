@@ -86,7 +86,10 @@ func run(t *testing.T, s *agent.Secrets, b *fakeBus) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx, b) }()
+	if err := s.Attach(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -139,7 +142,7 @@ func TestAReleasedSecretLivesOnTheTmpfsUntilRevoked(t *testing.T) {
 	run(t, s, b)
 	path := filepath.Join(dir, "volume-key")
 	eventually(t, "the secret file is written", func() bool {
-		got, err := os.ReadFile(path) //nolint:gosec // the test's own tmpfs directory
+		got, err := os.ReadFile(path)
 		return err == nil && string(got) == "v1"
 	})
 	fi, err := os.Stat(path)

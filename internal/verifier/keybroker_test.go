@@ -60,7 +60,10 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = keeper.Run(ctx, nc) }()
+	if err := keeper.Attach(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = keeper.Run(ctx) }()
 	waitFor(t, 30*time.Second, "the node holds version 1", func() bool {
 		v, ok := keeper.Get("volume-key")
 		return ok && string(v) == "volume key v1"
