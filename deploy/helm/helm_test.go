@@ -15,8 +15,10 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,7 +52,10 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 	tests := []struct {
 		name  string
 		files []string
-		check func(t *testing.T, a *applied)
+		// namespaces the chart puts objects in besides its own (they
+		// must exist before the install).
+		namespaces []string
+		check      func(t *testing.T, a *applied)
 	}{
 		{
 			name:  "the default values with the required secrets run the verifier on SQLite with the embedded NATS",
@@ -96,6 +101,12 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				}
 				if a.hasKind("RuntimeClass") {
 					t.Error("trusted-workload rendered although trustedWorkload.enabled is false by default")
+				}
+				// Eviction is off by default: the manager may evict nowhere.
+				for _, ns := range []string{a.ns, "default", "kube-system"} {
+					if a.managerCanEvict(t, ns) {
+						t.Errorf("the manager may evict pods in %s with evictNamespaces empty", ns)
+					}
 				}
 			},
 		},
@@ -199,9 +210,16 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			},
 		},
 		{
-			name:  "evict namespaces, poll duration and golden flavors reach the manager's config",
-			files: []string{"evict.yaml"},
+			name:       "evict namespaces, poll duration and golden flavors reach the manager's config",
+			files:      []string{"evict.yaml"},
+			namespaces: []string{"payments", "tenant-a"},
 			check: func(t *testing.T, a *applied) {
+				// Eviction rights in the evict namespaces, and nowhere else.
+				for ns, want := range map[string]bool{"payments": true, "tenant-a": true, a.ns: false, "default": false, "kube-system": false} {
+					if got := a.managerCanEvict(t, ns); got != want {
+						t.Errorf("the manager may evict pods in %s: %v, want %v", ns, got, want)
+					}
+				}
 				cfg := a.managerConfig(t)
 				if got := fmt.Sprint(cfg["evictNamespaces"]); got != "[payments tenant-a]" {
 					t.Errorf("evictNamespaces = %s, want [payments tenant-a]", got)
@@ -273,7 +291,10 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				t.Fatalf("render: %v", err)
 			}
 			clustertest.Namespace(t, cs, ns)
-			a := apply(t, cs, ns, objs)
+			for _, other := range tt.namespaces {
+				clustertest.Namespace(t, cs, other)
+			}
+			a := apply(t, cs, ns, objs, tt.namespaces...)
 			checkCommon(t, a)
 			tt.check(t, a)
 		})
@@ -367,7 +388,8 @@ func checkCommon(t *testing.T, a *applied) {
 }
 
 // checkManagerRole compares the manager's ClusterRole, as stored by the API
-// server, with internal/cluster/rbac.yaml plus watch on nodes.
+// server, with internal/cluster/rbac.yaml plus watch on nodes, less the pod
+// eviction rights: the chart grants those only in the evict namespaces.
 func (a *applied) checkManagerRole(t *testing.T) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "cluster", "rbac.yaml"))
@@ -380,6 +402,12 @@ func (a *applied) checkManagerRole(t *testing.T) {
 	}
 	want := ruleSet(base.Rules)
 	want[`"".nodes:watch`] = true // the manager's node list watches nodes
+	for _, evict := range evictRules {
+		if !want[evict] {
+			t.Errorf("internal/cluster/rbac.yaml no longer grants %s: the chart's eviction Roles are out of date", evict)
+		}
+		delete(want, evict)
+	}
 	name := a.release + "-attestation-manager"
 	got, err := a.cs.RbacV1().ClusterRoles().Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -460,6 +488,35 @@ func checkEnvKnown(t *testing.T, c corev1.Container) {
 	}
 }
 
+// evictRules are the rights Evict needs, granted only in the evict
+// namespaces.
+var evictRules = []string{`"".pods:list`, `"".pods/eviction:create`}
+
+// managerCanEvict asks the API server whether the manager's service account
+// may list pods and create evictions in ns.
+func (a *applied) managerCanEvict(t *testing.T, ns string) bool {
+	t.Helper()
+	sa := a.release + "-attestation-manager"
+	can := true
+	for _, attr := range []authorizationv1.ResourceAttributes{
+		{Namespace: ns, Verb: "list", Resource: "pods"},
+		{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "eviction"},
+	} {
+		review, err := a.cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:               "system:serviceaccount:" + a.ns + ":" + sa,
+				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + a.ns, "system:authenticated"},
+				ResourceAttributes: &attr,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("review %s %s in %s: %v", attr.Verb, attr.Resource, ns, err)
+		}
+		can = can && review.Status.Allowed
+	}
+	return can
+}
+
 // ruleSet flattens rules into "group.resource:verb" strings.
 func ruleSet(rules []rbacv1.PolicyRule) map[string]bool {
 	s := map[string]bool{}
@@ -530,10 +587,6 @@ func TestRenderRefuses(t *testing.T) {
 			"verifier.database.postgres.existingSecret": "db"}, "verifier.keyEncryption.existingSecret is required with database.type=postgres"},
 		{"an external NATS without credentials", map[string]any{"verifier.nats.external.url": "tls://nats:4222"},
 			"verifier.nats.external.credsSecret is required"},
-		{"a poll duration that is a number, not a string of minutes", map[string]any{"attestationManager.pollDuration": 60},
-			"attestationManager.pollDuration must be a string"},
-		{"an unknown golden flavor policy", map[string]any{"attestationManager.goldenFlavors": "sometimes"},
-			`attestationManager.goldenFlavors "sometimes": want everyBoot, firstBoot or provided`},
 		{"a manager without its AAS password Secret", map[string]any{"attestationManager.verifier.credentials.existingSecret": ""},
 			"attestationManager.verifier.credentials.existingSecret is required"},
 		{"a manager without its NATS credentials Secret", map[string]any{"attestationManager.nats.credsSecret": ""},
@@ -542,8 +595,6 @@ func TestRenderRefuses(t *testing.T) {
 			"global.cmsRoot.certificate or global.cmsRoot.existingConfigMap is required by the trust agent"},
 		{"EIM on without its token", map[string]any{"attestationManager.eim.enabled": true, "attestationManager.eim.address": "eim:443",
 			"attestationManager.eim.ca.existingConfigMap": "ca"}, "attestationManager.eim.token.existingSecret is required"},
-		{"an agent TPM access mode that does not exist", map[string]any{"trustAgent.tpm.deviceAccess": "hostPath"},
-			`trustAgent.tpm.deviceAccess "hostPath": want privileged or resource`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -828,18 +879,7 @@ func (a *applied) podGetsRuntimeClassPlacement(t *testing.T) {
 // render renders chartPath as release name in namespace with vals, the way
 // "helm install --dry-run" does without a cluster, and returns the objects.
 func render(chartPath, name, namespace string, vals map[string]any) ([]*unstructured.Unstructured, error) {
-	chrt, err := loader.Load(chartPath)
-	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", chartPath, err)
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.ReleaseName = name
-	inst.Namespace = namespace
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.Replace = true
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
-	rel, err := inst.Run(chrt, vals)
+	rel, err := install(chartPath, name, namespace, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -858,10 +898,27 @@ func render(chartPath, name, namespace string, vals map[string]any) ([]*unstruct
 	return objs, nil
 }
 
+// install runs "helm install --dry-run" of chartPath without a cluster,
+// validating vals against the charts' values.schema.json.
+func install(chartPath, name, namespace string, vals map[string]any) (*release.Release, error) {
+	chrt, err := loader.Load(chartPath)
+	if err != nil {
+		return nil, fmt.Errorf("load chart %s: %w", chartPath, err)
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.ReleaseName = name
+	inst.Namespace = namespace
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.Replace = true
+	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+	return inst.Run(chrt, vals)
+}
+
 // apply applies objs with server-side apply, first as a dry run (all of
 // them, so that nothing is stored if one is refused), then for real.
-// Namespaced objects must already name ns.
-func apply(t *testing.T, cs *kubernetes.Clientset, ns string, objs []*unstructured.Unstructured) *applied {
+// Namespaced objects must already name ns, or one of others.
+func apply(t *testing.T, cs *kubernetes.Clientset, ns string, objs []*unstructured.Unstructured, others ...string) *applied {
 	t.Helper()
 	cfg := clustertest.Start(t)
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -883,10 +940,10 @@ func apply(t *testing.T, cs *kubernetes.Clientset, ns string, objs []*unstructur
 			}
 			var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
 			if mapping.Scope.Name() == "namespace" {
-				if o.GetNamespace() != ns {
-					t.Fatalf("%s %s is in namespace %q, want the release namespace %q", gvk.Kind, o.GetName(), o.GetNamespace(), ns)
+				if o.GetNamespace() != ns && !slices.Contains(others, o.GetNamespace()) {
+					t.Fatalf("%s %s is in namespace %q, want the release namespace %q or one of %v", gvk.Kind, o.GetName(), o.GetNamespace(), ns, others)
 				}
-				ri = dyn.Resource(mapping.Resource).Namespace(ns)
+				ri = dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
 			} else if o.GetNamespace() != "" {
 				t.Errorf("cluster-scoped %s %s names namespace %q", gvk.Kind, o.GetName(), o.GetNamespace())
 			}
