@@ -1,5 +1,5 @@
 {{- define "trust-agent.fullname" -}}
-{{- .Values.fullnameOverride | default (printf "%s-trust-agent" .Release.Name) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default (printf "%s-%s" .Release.Name (.Values.nameOverride | default "trust-agent")) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "trust-agent.labels" -}}
