@@ -23,10 +23,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/graceful"
 	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
@@ -437,13 +437,7 @@ func (v *VM) WaitConsole(ctx context.Context, s string) error {
 func (v *VM) Stop() {
 	v.stopOnce.Do(func() {
 		if v.cmd.Process != nil {
-			_ = v.cmd.Process.Signal(syscall.SIGTERM)
-		}
-		select {
-		case <-v.exited:
-		case <-time.After(30 * time.Second):
-			_ = v.cmd.Process.Kill()
-			<-v.exited
+			graceful.Stop(v.cmd.Process, v.exited, 30*time.Second)
 		}
 		if v.chanConn != nil {
 			_ = v.chanConn.Close()
