@@ -293,9 +293,16 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	if err != nil {
 		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
-	// The report and the boot state are made again at the next poll: their
-	// commit need not wait for the disk.
-	err = s.store.InTxDeferredSync(ctx, func(tx *store.Tx) error {
+	// A trusted report of the same boot is made again at the next poll: its
+	// commit need not wait for the disk. An untrusted one, or a new boot,
+	// is synced: a power loss must neither bring back the host's last
+	// trusted report nor let the next report count the same reboot again
+	// (which would rebaseline golden flavors a second time).
+	commit := s.store.InTx
+	if deferSync(r.Trusted(), h.Boot, boot) {
+		commit = s.store.InTxDeferredSync
+	}
+	err = commit(ctx, func(tx *store.Tx) error {
 		if err := refuseDisabled(ctx, tx, h.ID); err != nil {
 			return err // disabled while the report was made
 		}
@@ -366,6 +373,15 @@ func secureBootVerified(v *appraise.Verdict, facts flavor.Facts) bool {
 		return false
 	}
 	return !slices.ContainsFunc(v.Faults, func(f appraise.Fault) bool { return f.Name == appraise.FaultSecureBootUnparsable })
+}
+
+// deferSync says whether a report's commit may skip waiting for the disk:
+// only a trusted report that stays in the boot the store already holds.
+func deferSync(trusted bool, prev store.HostBoot, next *store.HostBoot) bool {
+	if !trusted || next == nil {
+		return false
+	}
+	return prev.Known && next.ResetCount == prev.ResetCount
 }
 
 // nextBoot is the host's boot after a verified quote: a new reset count
