@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,7 @@ func main() { program().Main() }
 
 func program() cli.Program {
 	return cli.Program{Name: "trust-agent", Version: version, Usage: usage,
-		Commands: map[string]cli.Func{"run": cmdRun, "evidence": cmdEvidence}}
+		Commands: map[string]cli.Func{"run": cmdRun, "evidence": cmdEvidence, "health": cmdHealth}}
 }
 
 const usage = `usage: trust-agent <command> [flags]
@@ -48,6 +49,7 @@ const usage = `usage: trust-agent <command> [flags]
 commands:
   run       connect to the verifier's bus and answer its requests
   evidence  print one evidence bundle (quote, event log, IMA log, host facts, keys) as JSON
+  health    exit 0 while the running agent's heartbeat is fresh (-ready: and its bus is up)
   version   print the version
 
 Run "trust-agent <command> -h" for the flags of a command.`
@@ -95,6 +97,8 @@ type node struct {
 	hostID string
 	// secrets keeps the key broker's secrets; nil when none are configured.
 	secrets *agent.Secrets
+	// conn is the bus connection the agent serves on (health file).
+	conn *atomic.Pointer[nats.Conn]
 }
 
 func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
@@ -129,11 +133,14 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 	}
 	var secrets *agent.Secrets // the key broker's secrets, when configured
 	acfg := agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
-	if len(cfg.Secrets.Names) > 0 {
-		acfg.OnConnect = func(nc *nats.Conn) {
-			if err := secrets.Attach(ctx, nc); err != nil {
-				logger.Warn("secrets not attached to the bus", "error", err.Error())
-			}
+	conn := new(atomic.Pointer[nats.Conn])
+	acfg.OnConnect = func(nc *nats.Conn) {
+		conn.Store(nc)
+		if secrets == nil {
+			return
+		}
+		if err := secrets.Attach(ctx, nc); err != nil {
+			logger.Warn("secrets not attached to the bus", "error", err.Error())
 		}
 	}
 	a, err := agent.New(acfg, nt, m, logger)
@@ -147,7 +154,7 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 			return nil, err
 		}
 	}
-	return &node{tpm: nt, agent: a, hostID: hostID, secrets: secrets}, nil
+	return &node{tpm: nt, agent: a, hostID: hostID, secrets: secrets, conn: conn}, nil
 }
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
@@ -155,6 +162,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	fs.SetOutput(stderr)
 	var c common
 	c.register(fs)
+	healthFile := fs.String("health-file", "", "write a heartbeat here for \"trust-agent health\" (the pod's probes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -202,6 +210,13 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 		save = func(c *bus.Credentials) error { return writeFileAtomic(cfg.NATS.CredsFile, c.Bytes()) }
 	}
 	logger.Info("trust agent serving", "host_id", n.hostID, "nats_url", cfg.NATS.URL, "creds_expire", parsed.Expires().UTC())
+	if *healthFile != "" {
+		hctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		up := func() bool { nc := n.conn.Load(); return nc != nil && nc.IsConnected() }
+		go func() { defer close(done); heartbeat(hctx, *healthFile, heartbeatInterval, up, logger) }()
+		defer func() { cancel(); <-done }()
+	}
 	if n.secrets != nil {
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
