@@ -336,6 +336,7 @@ func checkCommon(t *testing.T, a *applied) {
 		wantEnv(t, c, "TC_ROOT", "/host")
 		wantEnv(t, c, "TC_NATS_CA_FILE", "/etc/trusted-compute/cms-root/cms-root.pem")
 	}
+	checkAgentProbes(t, spec.Containers[0])
 	for _, svc := range a.ofKind("Service") {
 		sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
 		if sel["app.kubernetes.io/name"] == "trust-agent" {
@@ -383,6 +384,27 @@ func checkCommon(t *testing.T, a *applied) {
 			if strings.Contains(strings.ToLower(k), "password") && v == "" {
 				t.Errorf("Secret %s has an empty %s", s.GetName(), k)
 			}
+		}
+	}
+}
+
+// checkAgentProbes: the agent opens no port, so its probes run
+// "trust-agent health" on the heartbeat file that "run -health-file" writes;
+// readiness also wants the bus up.
+func checkAgentProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	i := slices.Index(c.Args, "-health-file")
+	if i < 0 || i+1 >= len(c.Args) {
+		t.Fatalf("agent args %v: want -health-file <path>", c.Args)
+	}
+	health := []string{"/usr/local/bin/trust-agent", "health", "-file", c.Args[i+1]}
+	for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		want := health
+		if name == "readiness" {
+			want = append(slices.Clone(health), "-ready")
+		}
+		if p == nil || p.Exec == nil || !slices.Equal(p.Exec.Command, want) {
+			t.Errorf("agent %s probe %+v, want exec %v", name, p, want)
 		}
 	}
 }
