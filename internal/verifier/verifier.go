@@ -292,7 +292,7 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 	agents := agentclient.New(nc, 30*time.Second)
 	v.agents.set(agents)
 	hcfg := v.cfg.HVS
-	hcfg.Observe = v.keyBroker.observeReports(v.metrics.observe)
+	hcfg.Observe = v.keyBroker.observeReports(v.metrics.observe) //nolint:contextcheck // HVS observes reports without a context; the revocation push is best effort
 	renewer, err := v.newRenewer()
 	if err != nil {
 		return nc, err
