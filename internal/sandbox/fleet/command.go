@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 		_, _ = fmt.Fprintf(w, "web view (read-only): %s\n", url)
 	}
 	_, _ = fmt.Fprintf(w, "verifier %s, bus %s, data %s\n", f.VerifierURL(), f.NATSURL(), f.Dir())
+	_, _ = fmt.Fprintf(w, "dashboard %s (user %s, password in %s; the browser does not know the sandbox's CMS root)\n",
+		f.DashboardURL(), adminUser, filepath.Join(f.Dir(), "admin-password"))
+	_, _ = fmt.Fprintf(w, "log in with tcctl:\n  %s\n", f.LoginCommand())
 	if err := f.WaitAllVerified(ctx, readyTimeout); err != nil {
 		renderTable(w, f.registry, time.Now())
 		return err

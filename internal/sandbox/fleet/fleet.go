@@ -234,6 +234,8 @@ func (f *Fleet) startVerifier(ctx, runCtx context.Context) error {
 		// The simulator has no EK certificate: the sandbox registers each
 		// node's EK public key, as an operator would.
 		Enrollment: enroll.Config{AllowRegisteredEKs: true},
+		// The operator's dashboard, as a real deployment can turn it on.
+		Dashboard: verifier.DashboardConfig{Listen: "127.0.0.1:0"},
 	}
 	v, err := verifier.New(runCtx, cfg, f.log.With(keyPart, "verifier"))
 	if err != nil {
@@ -454,6 +456,16 @@ func (f *Fleet) Registry() *Registry { return f.registry }
 
 // VerifierURL is the verifier's HTTPS base URL.
 func (f *Fleet) VerifierURL() string { return "https://" + f.verifier.Addr() }
+
+// DashboardURL is the verifier's fleet dashboard.
+func (f *Fleet) DashboardURL() string { return "https://" + f.verifier.DashboardAddr() + "/" }
+
+// LoginCommand is the tcctl command line that logs in to the sandbox's
+// verifier as its administrator, pinning its CMS root.
+func (f *Fleet) LoginCommand() string {
+	return fmt.Sprintf("tcctl login --url %s --root-sha384 %s --username %s --password-file %s",
+		f.VerifierURL(), f.verifier.CA().RootSHA384(), adminUser, filepath.Join(f.dir, "admin-password"))
+}
 
 // NATSURL is the verifier's bus.
 func (f *Fleet) NATSURL() string { return f.verifier.NATSURL() }
