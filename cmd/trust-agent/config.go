@@ -36,7 +36,7 @@ type Config struct {
 	// environment variable, when set, wins over this setting.
 	MemoryLimit int64 `yaml:"memory_limit" env:"TC_MEMORY_LIMIT"`
 	// Secrets are the key broker secrets this node asks for
-	// (docs/key-broker.md).
+	// (docs/secrets.md).
 	Secrets Secrets `yaml:"secrets"`
 }
 

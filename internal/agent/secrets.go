@@ -18,7 +18,7 @@ import (
 	"trustedcompute.io/tc/internal/tpm"
 )
 
-// Key broker secrets on the node (docs/key-broker.md). The agent asks the
+// Key broker secrets on the node (docs/secrets.md). The agent asks the
 // verifier for the secrets its configuration names; each comes sealed to
 // this TPM (and, where the policy says so, to its PCR values), and the TPM
 // unwraps it. The agent keeps the values in memory, or in files on a tmpfs

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Key broker subjects and messages (docs/key-broker.md). The agent of a
+// Key broker subjects and messages (docs/secrets.md). The agent of a
 // host asks for its secrets on trust-secrets.<host-id>.request, which only
 // that agent may publish to; the verifier answers, and pushes revocations,
 // on trust-secrets.<host-id>.answer, which only that agent may subscribe

@@ -2,7 +2,7 @@ package restapi
 
 import "time"
 
-// Key broker secrets (/hvs/v2/secrets, docs/key-broker.md). A secret's value
+// Key broker secrets (/hvs/v2/secrets, docs/secrets.md). A secret's value
 // is write-only: it goes in with POST and PUT and never comes back out of
 // the API; only a Verified host's TPM gets it, sealed to that TPM.
 

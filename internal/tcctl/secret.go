@@ -13,7 +13,7 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 )
 
-// Key broker secrets (docs/key-broker.md). A value is read from a file or
+// Key broker secrets (docs/secrets.md). A value is read from a file or
 // stdin, never from a flag (it would land in the shell's history), and is
 // never shown: the verifier does not give it back.
 

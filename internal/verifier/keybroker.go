@@ -14,7 +14,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
-// keyBrokerPart is the key broker (package keybroker, docs/key-broker.md)
+// keyBrokerPart is the key broker (package keybroker, docs/secrets.md)
 // and its counter in /metrics.
 type keyBrokerPart struct {
 	b        atomic.Pointer[keybroker.Broker]

@@ -1,4 +1,4 @@
-// Package keybroker is the verifier's key broker (docs/key-broker.md): it
+// Package keybroker is the verifier's key broker (docs/secrets.md): it
 // keeps secrets sealed at rest under the verifier's key-encryption key, each
 // with a release policy, and releases a secret to a host only while the
 // host's signed trust report is Verified, fresh enough and meets the
