@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,7 +59,7 @@ func (a *app) hostList() *cobra.Command {
 		if err != nil {
 			return nil, nil, fmt.Errorf("list hosts: %w", err)
 		}
-		return raw, hostTable(list.Hosts...), nil
+		return raw, hostTrustTable(list.Hosts, trustOf(ctx, c, time.Now())), nil
 	})
 }
 
