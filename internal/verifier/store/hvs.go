@@ -27,6 +27,10 @@ type Host struct {
 	StatusAt, LastConnected time.Time
 	Boot                    HostBoot
 	CreatedAt               time.Time
+	// LastAttempt is when a report of the host was last started, and
+	// LastSuccess when one was last made from its agent's evidence
+	// (attempts.go); zero if never.
+	LastAttempt, LastSuccess time.Time
 }
 
 // HostBoot is what HVS keeps of a host's current boot, from its last
@@ -100,18 +104,19 @@ func (q *queries) setHostGroups(ctx context.Context, hostID string, groupIDs []s
 }
 
 const hostColumns = `id, name, connection_string, description, hardware_uuid, status, status_at, last_connected,
-	reset_count, rebooted_at, boot_state, created_at`
+	reset_count, rebooted_at, boot_state, created_at, last_attempt, last_success`
 
 func scanHost(row interface{ Scan(...any) error }) (Host, error) {
 	var (
 		h                                     Host
 		statusAt, connected, rebooted, create sql.NullInt64
-		reset                                 sql.NullInt64
+		reset, attempt, success               sql.NullInt64
 	)
 	if err := row.Scan(&h.ID, &h.Name, &h.ConnectionString, &h.Description, &h.HardwareUUID, &h.Status,
-		&statusAt, &connected, &reset, &rebooted, &h.Boot.State, &create); err != nil {
+		&statusAt, &connected, &reset, &rebooted, &h.Boot.State, &create, &attempt, &success); err != nil {
 		return Host{}, err
 	}
+	h.LastAttempt, h.LastSuccess = fromDBTime(attempt), fromDBTime(success)
 	h.StatusAt, h.LastConnected = fromDBTime(statusAt), fromDBTime(connected)
 	h.Boot.Known, h.Boot.ResetCount = reset.Valid, uint32(reset.Int64)
 	h.Boot.RebootedAt, h.CreatedAt = fromDBTime(rebooted), fromDBTime(create)
@@ -124,7 +129,12 @@ func (q *queries) hostGroups(ctx context.Context, hostID string) ([]string, erro
 
 // strings runs a query of one TEXT column.
 func (q *queries) strings(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := q.r.QueryContext(ctx, query, args...)
+	return queryStrings(ctx, q.r, query, args...)
+}
+
+// queryStrings runs on db a query (or a statement RETURNING) of one TEXT column.
+func queryStrings(ctx context.Context, db querier, query string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Attempts and claims (migration 0012, issue 14): when each host was last
+// attempted and last attested, and which verifier replica holds its next
+// scheduled report.
+
+// SetHostAttempt records a report of the host started at at; success (the
+// report was made from the agent's evidence) also moves LastSuccess. Neither
+// moves backwards, so replicas committing out of order keep the latest.
+func (q *queries) SetHostAttempt(ctx context.Context, id string, at time.Time, success bool) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET
+		last_attempt = CASE WHEN last_attempt IS NULL OR last_attempt < $2 THEN $2 ELSE last_attempt END,
+		last_success = CASE WHEN $3 = 1 AND (last_success IS NULL OR last_success < $2) THEN $2 ELSE last_success END
+		WHERE id = $1`, id, at.UnixMicro(), boolInt(success))
+	return oneRow(res, err, fmt.Sprintf("record attempt of host %q", id))
+}
+
+// ClaimHostsToRefresh claims, for replica until until, at most limit enabled
+// hosts that have no report or whose latest report expires at or before
+// expiresBefore, and that no replica (itself included) holds an unexpired
+// claim on at now; it returns their ids. The claim is one statement: replicas claiming
+// together never get the same host, and a dead replica's claims lapse at
+// their until.
+func (q *queries) ClaimHostsToRefresh(ctx context.Context, replica string, expiresBefore, now, until time.Time, limit int) ([]string, error) {
+	ids, err := queryStrings(ctx, q.w, `UPDATE hosts SET claimed_by = $1, claimed_until = $4
+		WHERE id IN (SELECT h.id FROM hosts h
+			WHERE (h.claimed_until IS NULL OR h.claimed_until <= $3)
+			AND NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = h.id)
+			AND COALESCE((SELECT r.expires_at FROM reports r WHERE r.host_id = h.id ORDER BY r.id DESC LIMIT 1), 0) <= $2
+			ORDER BY h.id LIMIT $5)
+		AND (claimed_until IS NULL OR claimed_until <= $3)
+		RETURNING id`, replica, expiresBefore.UnixMicro(), now.UnixMicro(), until.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim hosts to refresh: %w", err)
+	}
+	return ids, nil
+}
+
+// AttemptStats counts the enabled hosts and those overdue.
+type AttemptStats struct {
+	Hosts, Overdue int
+	// OldestSuccess is the oldest LastSuccess among the enabled hosts that
+	// have one; zero if none has.
+	OldestSuccess time.Time
+}
+
+// HostAttemptStats counts the enabled hosts, and those overdue at
+// successBefore: whose last success (or, never attested, whose registration)
+// is older than it.
+func (q *queries) HostAttemptStats(ctx context.Context, successBefore time.Time) (AttemptStats, error) {
+	var (
+		st     AttemptStats
+		oldest sql.NullInt64
+	)
+	err := q.r.QueryRowContext(ctx, `SELECT COUNT(*),
+		COALESCE(SUM(CASE WHEN COALESCE(last_success, created_at) < $1 THEN 1 ELSE 0 END), 0),
+		MIN(last_success)
+		FROM hosts WHERE NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = hosts.id)`,
+		successBefore.UnixMicro()).Scan(&st.Hosts, &st.Overdue, &oldest)
+	if err != nil {
+		return AttemptStats{}, fmt.Errorf("count overdue hosts: %w", err)
+	}
+	st.OldestSuccess = fromDBTime(oldest)
+	return st, nil
+}
+
+// Overdue tells whether a host whose last success (or, never attested, whose
+// registration) is older than successBefore is overdue; the one rule of
+// HostAttemptStats, for a host already read.
+func (h Host) Overdue(successBefore time.Time) bool {
+	last := h.LastSuccess
+	if last.IsZero() {
+		last = h.CreatedAt
+	}
+	return last.Before(successBefore)
+}
