@@ -22,9 +22,11 @@ const imaPCR = 10
 
 // IMA template names.
 const (
-	TemplateIMANG  = "ima-ng"
-	TemplateIMASig = "ima-sig"
-	TemplateIMA    = "ima"
+	TemplateIMANG     = "ima-ng"
+	TemplateIMASig    = "ima-sig"
+	TemplateIMAModsig = "ima-modsig"
+	TemplateIMABuf    = "ima-buf"
+	TemplateIMA       = "ima"
 )
 
 // imaLegacyNameSize is the padded size of the file name in the legacy "ima"
@@ -44,6 +46,15 @@ type IMAEntry struct {
 	// Signature is the ima-sig template's file signature (empty for an
 	// unsigned file); nil for the other templates.
 	Signature []byte `json:"signature,omitempty"`
+	// ModsigHashAlg and ModsigHash are the ima-modsig template's digest of
+	// the file without its appended signature, and Modsig that signature
+	// (a PKCS#7 message); all empty for a file without one.
+	ModsigHashAlg string `json:"modsig_hash_alg,omitempty"`
+	ModsigHash    []byte `json:"modsig_hash,omitempty"`
+	Modsig        []byte `json:"modsig,omitempty"`
+	// Buffer is the ima-buf template's measured buffer (Path is then its
+	// name, e.g. "kexec-cmdline" or a keyring's name).
+	Buffer []byte `json:"buffer,omitempty"`
 }
 
 // Violation reports whether the entry is an IMA violation (a file measured
