@@ -10,19 +10,7 @@ import (
 // SQLite file, SQLite memory and PostgreSQL (TC_TEST_POSTGRES_URL).
 func TestKeyBroker(t *testing.T) {
 	t.Parallel()
-	backends := map[string]func(t *testing.T) func(t *testing.T) *Store{
-		"on an sqlite file": func(*testing.T) func(t *testing.T) *Store {
-			return func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) }
-		},
-		"on sqlite in memory": func(*testing.T) func(t *testing.T) *Store {
-			return func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") }
-		},
-		"on postgresql": func(t *testing.T) func(t *testing.T) *Store {
-			newDSN := postgresSchemas(t)
-			return func(t *testing.T) *Store { return openTest(t, newDSN(t)) }
-		},
-	}
-	for name, backend := range backends {
+	for name, backend := range backends() {
 		t.Run(name, func(t *testing.T) { runKeyBrokerSuite(t, backend(t)) })
 	}
 }
