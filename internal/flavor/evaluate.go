@@ -41,6 +41,8 @@ type Rule struct {
 	ExpectedPCR *ExpectedPCR `json:"expected_pcr,omitempty"`
 	// ExcludeTags are the tags PcrEventLogEquals ignores.
 	ExcludeTags []string `json:"exclude_tags,omitempty"`
+	// ImaPolicy is the digest of the runtime policy of ImaPolicyMatches.
+	ImaPolicy string `json:"ima_policy,omitempty"`
 }
 
 // ExpectedPCR is a PCR and, for PcrMatchesConstant, its expected value.
@@ -56,6 +58,7 @@ const (
 	RulePcrEventLogIncludes      = "PcrEventLogIncludes"
 	RulePcrEventLogIntegrity     = "PcrEventLogIntegrity"
 	RuleImaEventLogEquals        = "ImaEventLogEquals"
+	RuleImaPolicyMatches         = "ImaPolicyMatches"
 	RuleImaReplay                = "ImaReplay"
 	RuleFlavorTrusted            = "FlavorTrusted"
 	RuleRequiredFlavorTypeExists = "RequiredFlavorTypeExists"
@@ -109,6 +112,7 @@ func EvaluateChecked(g Group, flavors []Checked, facts Facts) (TrustInformation,
 
 func evaluate(g Group, flavors []Checked, facts Facts) TrustInformation {
 	ti := TrustInformation{FlavorsTrust: map[Part]PartTrust{}}
+	facts.AppraiseIMAPolicy()
 	for _, p := range g.MatchPolicies {
 		var candidates []Checked
 		for _, c := range flavors {
@@ -117,12 +121,18 @@ func evaluate(g Group, flavors []Checked, facts Facts) TrustInformation {
 			}
 		}
 		if len(candidates) == 0 {
+			if p.FlavorPart == PartIMA && facts.IMAPolicy != nil {
+				continue // appraised with the policy below
+			}
 			if p.MatchPolicy.Required == RequiredAlways {
 				ti.FlavorsTrust[p.FlavorPart] = flavorMissing(p.FlavorPart)
 			}
 			continue
 		}
 		ti.FlavorsTrust[p.FlavorPart] = evaluatePart(p, candidates, &facts)
+	}
+	if _, ok := ti.FlavorsTrust[PartIMA]; !ok && facts.IMAPolicy != nil {
+		ti.FlavorsTrust[PartIMA] = imaPolicyPart(&facts)
 	}
 	ti.Overall = len(ti.FlavorsTrust) > 0
 	for _, pt := range ti.FlavorsTrust {
@@ -207,12 +217,31 @@ func evaluateFlavor(c Checked, facts *Facts) []RuleResult {
 			out = append(out, result(Rule{Name: RulePcrEventLogIncludes, ExpectedPCR: pcr}, pcrEventLogIncludes(r, facts)))
 		}
 	}
-	if f.IMALogs != nil {
+	switch {
+	case f.IMALogs != nil && facts.IMAPolicy != nil:
+		out = append(out,
+			result(Rule{Name: RuleImaReplay}, imaReplay(facts)),
+			result(Rule{Name: RuleImaPolicyMatches, ImaPolicy: facts.IMAPolicy.Digest()}, imaPolicyMatches(facts)))
+	case f.IMALogs != nil:
 		out = append(out,
 			result(Rule{Name: RuleImaReplay}, imaReplay(facts)),
 			result(Rule{Name: RuleImaEventLogEquals}, imaEventLogEquals(c.imaWant(), facts)))
 	}
 	return out
+}
+
+// imaPolicyPart is the IMA part of a host whose runtime policy applies
+// without an IMA flavor: the log replayed and the policy allows it.
+func imaPolicyPart(facts *Facts) PartTrust {
+	result := func(r Rule, faults []appraise.Fault) RuleResult {
+		r.Markers = []Part{PartIMA}
+		return RuleResult{Rule: r, Trusted: len(faults) == 0, Faults: faults}
+	}
+	rules := []RuleResult{
+		result(Rule{Name: RuleImaReplay}, imaReplay(facts)),
+		result(Rule{Name: RuleImaPolicyMatches, ImaPolicy: facts.IMAPolicy.Digest()}, imaPolicyMatches(facts)),
+	}
+	return PartTrust{Trust: passed(rules), Rules: rules}
 }
 
 // flavorTrusted is the FlavorTrusted rule: a valid flavor whose signature

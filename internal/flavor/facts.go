@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/imapolicy"
 )
 
 // Facts are the verified values flavors are made from and appraised
@@ -28,6 +29,27 @@ type Facts struct {
 	IMAEntries  []appraise.IMAEntry
 	// IMAFaults are appraise's IMA faults (replay, unparsable).
 	IMAFaults []appraise.Fault
+	// IMAPolicy is the host's runtime policy, nil when it has none. When
+	// set, the IMA part is appraised against it (ImaPolicyMatches) instead
+	// of the golden log (ImaEventLogEquals), even when the host's group has
+	// no IMA flavor.
+	IMAPolicy *imapolicy.Compiled
+	// IMAPolicyProgress is the appraisal of the first entries of
+	// IMAEntries against IMAPolicy, kept from the previous report of the
+	// same boot (the zero value: none), so that only the new entries are
+	// appraised. AppraiseIMAPolicy brings it up to date.
+	IMAPolicyProgress imapolicy.Progress
+}
+
+// AppraiseIMAPolicy appraises the IMA entries IMAPolicyProgress does not
+// cover yet against IMAPolicy, so that IMAPolicyProgress covers them all;
+// keep it for the next report of the boot. It does nothing without a
+// policy or when the IMA log did not replay.
+func (f *Facts) AppraiseIMAPolicy() {
+	if f.IMAPolicy == nil || !f.IMAReplayed {
+		return
+	}
+	f.IMAPolicyProgress = f.IMAPolicy.Continue(f.IMAPolicyProgress, f.IMAEntries, f.PCRs)
 }
 
 // FactsFromVerdict takes the verified facts out of an appraisal verdict.

@@ -171,6 +171,16 @@ func imaReplay(facts *Facts) []appraise.Fault {
 	return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "the IMA log was not appraised against the quoted PCR 10"}}
 }
 
+// imaPolicyMatches: the replay-verified IMA entries are allowed by the
+// host's runtime policy. The entries facts.IMAPolicyProgress covers are not
+// appraised again.
+func imaPolicyMatches(facts *Facts) []appraise.Fault {
+	if !facts.IMAReplayed {
+		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
+	}
+	return facts.IMAPolicy.Continue(facts.IMAPolicyProgress, facts.IMAEntries, facts.PCRs).Faults()
+}
+
 // imaWant is an IMA flavor's measurements indexed for the rule: files in
 // the flavor's order, and each file's measurements sorted and unique in
 // one flat list (file i has flat[start[i]:start[i+1]]).
