@@ -125,7 +125,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 		signingKey = k
 	}
 	s := &Signer{signers: map[string]jose.Signer{}, build: buildID()}
-	for _, typ := range []string{TypeReport, TypeEAR} {
+	for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy} {
 		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, x5c)
 		js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, opts)
 		if err != nil {
