@@ -216,6 +216,10 @@ func (v *Verifier) CA() *cms.CA { return v.ca }
 // Authority returns the NATS credentials authority.
 func (v *Verifier) Authority() *busserver.Authority { return v.auth }
 
+// AAS is the verifier's authentication service: logins and token checks,
+// for a front end of the same process (the sandbox's control page).
+func (v *Verifier) AAS() *aas.AAS { return v.aas }
+
 // Store returns the store.
 func (v *Verifier) Store() *store.Store { return v.store }
 
