@@ -99,6 +99,12 @@ func FuzzParseIMALine(f *testing.F) {
 	f.Add(imaLine("/usr/bin/bash", []byte("bash")))
 	f.Add("10 " + "0000000000000000000000000000000000000000" + " ima 0000000000000000000000000000000000000000 boot_aggregate")
 	f.Add("10 00 ima-ng sha1: x")
+	file := sha256Sum([]byte("m"))
+	sigLine, _ := imaSigLine("/usr/bin/s", file, []byte{3, 2, 4, 0, 0, 0, 1, 0, 1, 0xaa})
+	f.Add(sigLine)
+	f.Add(imaModsigLine("/m.ko", file, nil, file, []byte{1, 2, 3}))
+	f.Add(imaModsigLine("/m.ko", file, nil, nil, nil))
+	f.Add(imaBufLine("kexec-cmdline", []byte("ro quiet")))
 	f.Fuzz(func(t *testing.T, line string) {
 		e, err := ParseIMALine(line)
 		if err == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1" //nolint:gosec // IMA's legacy template hash is SHA-1 by definition.
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -118,21 +119,32 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	}
 	var digest string
 	switch e.Template {
-	case TemplateIMASig:
-		// The last field is the signature in hex, empty for an unsigned
-		// file (the line then ends in a space); the path is what is before.
-		i := strings.LastIndexByte(e.Path, ' ')
-		if i < 0 {
-			return fail("ima-sig line has no signature field")
+	case TemplateIMASig, TemplateIMAModsig, TemplateIMABuf:
+		// The last fields are hex (signature, modsig digest, modsig,
+		// buffer), each empty when the kernel recorded nothing (the
+		// line then ends in a space); the path is what is before them.
+		var last []string
+		switch e.Template {
+		case TemplateIMASig:
+			last = []string{"signature"}
+		case TemplateIMAModsig:
+			last = []string{"signature", "modsig digest", "modsig"}
+		case TemplateIMABuf:
+			last = []string{"buffer"}
 		}
-		if e.Signature, err = hex.DecodeString(e.Path[i+1:]); err != nil {
-			return fail("signature: %v", err)
+		tail := make([]string, len(last))
+		for i := len(last) - 1; i >= 0; i-- {
+			j := strings.LastIndexByte(e.Path, ' ')
+			if j < 0 {
+				return fail("%s line has no %s field", e.Template, last[i])
+			}
+			e.Path, tail[i] = e.Path[:j], e.Path[j+1:]
 		}
-		if e.Signature == nil {
-			e.Signature = []byte{}
-		}
-		if e.Path = e.Path[:i]; e.Path == "" {
+		if e.Path == "" {
 			return fail("has no path")
+		}
+		if err := e.decodeTail(tail); err != nil {
+			return fail("%v", err)
 		}
 		fallthrough
 	case TemplateIMANG:
@@ -162,6 +174,53 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	return e, nil
 }
 
+// decodeTail decodes the hex fields after the path of the ima-sig,
+// ima-modsig and ima-buf templates.
+func (e *IMAEntry) decodeTail(tail []string) error {
+	var err error
+	switch e.Template {
+	case TemplateIMASig:
+		if e.Signature, err = hex.DecodeString(tail[0]); err != nil {
+			return fmt.Errorf("signature: %w", err)
+		}
+		if e.Signature == nil {
+			e.Signature = []byte{}
+		}
+	case TemplateIMAModsig:
+		if e.Signature, err = hex.DecodeString(tail[0]); err != nil {
+			return fmt.Errorf("signature: %w", err)
+		}
+		if e.Signature == nil {
+			e.Signature = []byte{}
+		}
+		if tail[1] != "" {
+			alg, d, ok := strings.Cut(tail[1], ":")
+			h, known := imaAlgs[alg]
+			if !ok || !known {
+				return fmt.Errorf("modsig digest %q has no supported algorithm", tail[1])
+			}
+			if e.ModsigHash, err = hex.DecodeString(d); err != nil || len(e.ModsigHash) != h.Size() {
+				return fmt.Errorf("modsig digest %q is not a %s digest", tail[1], alg)
+			}
+			e.ModsigHashAlg = alg
+		}
+		if e.Modsig, err = hex.DecodeString(tail[2]); err != nil {
+			return fmt.Errorf("modsig: %w", err)
+		}
+		if (e.ModsigHashAlg == "") != (len(e.Modsig) == 0) {
+			return errors.New("a modsig digest without a modsig, or the reverse")
+		}
+	case TemplateIMABuf:
+		if e.Buffer, err = hex.DecodeString(tail[0]); err != nil {
+			return fmt.Errorf("buffer: %w", err)
+		}
+		if e.Buffer == nil {
+			e.Buffer = []byte{}
+		}
+	}
+	return nil
+}
+
 // templateData returns the bytes the kernel hashes into the template hash
 // (ima_calc_field_array_hash): for ima-ng each field with a little-endian
 // u32 length prefix, the digest field as "<alg>:\0<digest>" and the name
@@ -178,21 +237,41 @@ func (e IMAEntry) appendTemplateData(b []byte) []byte {
 		b = append(b, name...)
 		return append(b, make([]byte, imaLegacyNameSize-len(name))...)
 	}
-	dLen := len(e.FileHashAlg) + 2 + len(e.FileHash)
 	nLen := len(e.Path) + 1
-	b = slices.Grow(b, 12+dLen+nLen+len(e.Signature))
-	b = binary.LittleEndian.AppendUint32(b, uint32(dLen))
-	b = append(b, e.FileHashAlg...)
-	b = append(b, ':', 0)
-	b = append(b, e.FileHash...)
+	b = slices.Grow(b, 24+len(e.FileHashAlg)+2+len(e.FileHash)+nLen+len(e.Signature)+len(e.ModsigHashAlg)+2+len(e.ModsigHash)+len(e.Modsig)+len(e.Buffer))
+	b = appendDigestField(b, e.FileHashAlg, e.FileHash)
 	b = binary.LittleEndian.AppendUint32(b, uint32(nLen))
 	b = append(b, e.Path...)
 	b = append(b, 0)
-	if e.Template == TemplateIMASig {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Signature)))
-		b = append(b, e.Signature...)
+	switch e.Template {
+	case TemplateIMASig:
+		b = appendField(b, e.Signature)
+	case TemplateIMAModsig:
+		b = appendField(b, e.Signature)
+		if e.ModsigHashAlg == "" {
+			b = binary.LittleEndian.AppendUint32(b, 0)
+		} else {
+			b = appendDigestField(b, e.ModsigHashAlg, e.ModsigHash)
+		}
+		b = appendField(b, e.Modsig)
+	case TemplateIMABuf:
+		b = appendField(b, e.Buffer)
 	}
 	return b
+}
+
+// appendDigestField appends a d-ng field: "<alg>:\0<digest>".
+func appendDigestField(b []byte, alg string, digest []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(alg)+2+len(digest)))
+	b = append(b, alg...)
+	b = append(b, ':', 0)
+	return append(b, digest...)
+}
+
+// appendField appends a field of raw bytes.
+func appendField(b, data []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+	return append(b, data...)
 }
 
 // IMAResult is the outcome of an IMA log replay for one bank.

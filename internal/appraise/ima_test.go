@@ -279,3 +279,127 @@ func TestIMAReplayAcceptsTheKernelsPaddedSHA1Fallback(t *testing.T) {
 		t.Fatal("a wrong PCR 10 was accepted")
 	}
 }
+
+// kernelField encodes one template field as the kernel hashes it, apart
+// from the package's encoder: a little-endian u32 length, then the bytes.
+func kernelField(b []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(b))), b...)
+}
+
+// imaModsigLine builds an ima-modsig line (d-ng|n-ng|sig|d-modsig|modsig);
+// the d-modsig and modsig fields are empty without a modsig.
+func imaModsigLine(path string, fileSHA256, sig, modsigSHA256, modsig []byte) string {
+	data := kernelField(append([]byte("sha256:\x00"), fileSHA256...))
+	data = append(data, kernelField(append([]byte(path), 0))...)
+	data = append(data, kernelField(sig)...)
+	dModsig := ""
+	if modsigSHA256 != nil {
+		data = append(data, kernelField(append([]byte("sha256:\x00"), modsigSHA256...))...)
+		dModsig = fmt.Sprintf("sha256:%x", modsigSHA256)
+	} else {
+		data = append(data, kernelField(nil)...)
+	}
+	data = append(data, kernelField(modsig)...)
+	th := sha1.Sum(data)
+	return fmt.Sprintf("10 %x ima-modsig sha256:%x %s %x %s %x", th, fileSHA256, path, sig, dModsig, modsig)
+}
+
+// imaBufLine builds an ima-buf line (d-ng|n-ng|buf): the buffer in hex.
+func imaBufLine(name string, buf []byte) string {
+	d := sha256.Sum256(buf)
+	data := kernelField(append([]byte("sha256:\x00"), d[:]...))
+	data = append(data, kernelField(append([]byte(name), 0))...)
+	data = append(data, kernelField(buf)...)
+	th := sha1.Sum(data)
+	return fmt.Sprintf("10 %x ima-buf sha256:%x %s %x", th, d, name, buf)
+}
+
+func TestIMATemplatesParseAndReplay(t *testing.T) {
+	file := sha256.Sum256([]byte("module"))
+	stripped := sha256.Sum256([]byte("module without its signature"))
+	signed, _ := imaSigLine("/usr/bin/signed one", file[:], []byte{0x03, 0x02, 0x04, 1, 2, 3, 4, 0, 1, 0xaa})
+	for _, tt := range []struct {
+		name  string
+		line  string
+		check func(IMAEntry) bool
+	}{
+		{"an ima-sig line keeps its signature", signed, func(e IMAEntry) bool {
+			return e.Path == "/usr/bin/signed one" && len(e.Signature) == 10
+		}},
+		{"an ima-modsig line without a modsig has empty fields", imaModsigLine("/usr/lib/modules/a b.ko", file[:], nil, nil, nil), func(e IMAEntry) bool {
+			return e.Path == "/usr/lib/modules/a b.ko" && len(e.Modsig) == 0 && e.ModsigHashAlg == "" && len(e.Signature) == 0
+		}},
+		{"an ima-modsig line with a modsig keeps its digest and signature", imaModsigLine("/usr/lib/modules/c.ko", file[:], []byte{3, 2}, stripped[:], []byte{0x30, 0x82, 1}), func(e IMAEntry) bool {
+			return e.Path == "/usr/lib/modules/c.ko" && bytes.Equal(e.ModsigHash, stripped[:]) && e.ModsigHashAlg == "sha256" &&
+				bytes.Equal(e.Modsig, []byte{0x30, 0x82, 1}) && bytes.Equal(e.Signature, []byte{3, 2})
+		}},
+		{"an ima-buf line keeps its name and buffer", imaBufLine("kexec-cmdline", []byte("root=/dev/vda1 ro ima_policy=tcb")), func(e IMAEntry) bool {
+			return e.Path == "kexec-cmdline" && string(e.Buffer) == "root=/dev/vda1 ro ima_policy=tcb"
+		}},
+		{"an ima-buf line of a keyring keeps the key", imaBufLine(".ima", []byte{0x30, 0x81, 0x89}), func(e IMAEntry) bool {
+			return e.Path == ".ima" && bytes.Equal(e.Buffer, []byte{0x30, 0x81, 0x89})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseIMALine(tt.line)
+			if err != nil {
+				t.Fatalf("ParseIMALine(%q): %v", tt.line, err)
+			}
+			if !tt.check(e) {
+				t.Fatalf("entry %+v", e)
+			}
+			if _, faults := ReplayIMA(tt.line+"\n", nil, evidence.BankSHA256); len(faults) != 0 {
+				t.Fatalf("replay faults %v", faults)
+			}
+		})
+	}
+}
+
+// A forged line keeps its template hash column and changes a field the
+// hash covers: the replay names it, whatever the template.
+func TestAForgedLineFailsTheReplayForEveryTemplate(t *testing.T) {
+	file := sha256.Sum256([]byte("f"))
+	sigLine, _ := imaSigLine("/usr/bin/f", file[:], []byte{3, 2, 4, 0, 0, 0, 1, 0, 1, 0xaa})
+	for _, tt := range []struct {
+		name, line, from, to string
+	}{
+		{"an ima-ng line with another digest", imaLine("/usr/bin/f", []byte("f")), "ima-ng sha256:" + hex.EncodeToString(file[:1]), "ima-ng sha256:00"},
+		{"an ima-sig line with another signature", sigLine, "010001aa", "010001ab"},
+		{"an ima-modsig line with another modsig", imaModsigLine("/m.ko", file[:], nil, file[:], []byte{1, 2, 3}), " 010203", " 010204"},
+		{"an ima-modsig line whose modsig was dropped", imaModsigLine("/m.ko", file[:], nil, file[:], []byte{1, 2, 3}), " sha256:" + hex.EncodeToString(file[:]) + " 010203", "  "},
+		{"an ima-buf line with another buffer", imaBufLine("kexec-cmdline", []byte("ima_policy=tcb")), hex.EncodeToString([]byte("tcb")), hex.EncodeToString([]byte("tca"))},
+	} {
+		t.Run(tt.name+" is a fault", func(t *testing.T) {
+			if _, faults := ReplayIMA(tt.line, nil, evidence.BankSHA256); len(faults) != 0 {
+				t.Fatalf("the genuine line fails: %v", faults)
+			}
+			forged := strings.Replace(tt.line, tt.from, tt.to, 1)
+			if forged == tt.line {
+				t.Fatalf("%q is not in %q", tt.from, tt.line)
+			}
+			_, faults := ReplayIMA(forged, nil, evidence.BankSHA256)
+			if len(faults) != 1 || faults[0].Name != FaultIMAUnparsable {
+				t.Fatalf("faults of the forged line %q = %+v, want one %s", forged, faults, FaultIMAUnparsable)
+			}
+		})
+	}
+}
+
+func TestParseIMALineRefusesMalformedTemplateFields(t *testing.T) {
+	th := strings.Repeat("ab", 20)
+	fh := "sha256:" + strings.Repeat("cd", 32)
+	for _, tt := range []struct{ name, line string }{
+		{"an ima-buf line without a buffer field", "10 " + th + " ima-buf " + fh + " kexec-cmdline"},
+		{"an ima-buf buffer that is not hex", "10 " + th + " ima-buf " + fh + " kexec-cmdline zz"},
+		{"an ima-modsig line with too few fields", "10 " + th + " ima-modsig " + fh + " /m.ko  "},
+		{"an ima-modsig digest without a modsig", "10 " + th + " ima-modsig " + fh + " /m.ko  " + fh + " "},
+		{"an ima-modsig modsig without a digest", "10 " + th + " ima-modsig " + fh + " /m.ko   0102"},
+		{"an ima-modsig digest of an unknown algorithm", "10 " + th + " ima-modsig " + fh + " /m.ko  md5:00 0102"},
+	} {
+		t.Run(tt.name+" is refused", func(t *testing.T) {
+			if e, err := ParseIMALine(tt.line); err == nil {
+				t.Fatalf("ParseIMALine(%q) = %+v, want an error", tt.line, e)
+			}
+		})
+	}
+}
