@@ -60,6 +60,13 @@ var routes = []route{
 	rt(http.MethodPost, "/hvs/v2/reports", "reports:create:*", (*Service).createReport),
 	rt(http.MethodGet, "/hvs/v2/reports", "reports:search:*", (*Service).searchReports),
 	rt(http.MethodGet, "/hvs/v2/reports/{id}", "reports:retrieve:*", (*Service).getReport),
+	rt(http.MethodPost, "/hvs/v2/ima-policies", "ima_policies:create:*", (*Service).createIMAPolicy),
+	rt(http.MethodGet, "/hvs/v2/ima-policies", "ima_policies:search:*", (*Service).searchIMAPolicies),
+	rt(http.MethodGet, "/hvs/v2/ima-policies/{id}", "ima_policies:retrieve:*", (*Service).getIMAPolicy),
+	rt(http.MethodPut, "/hvs/v2/ima-policies/{id}", "ima_policies:update:*", (*Service).updateIMAPolicy),
+	rt(http.MethodDelete, "/hvs/v2/ima-policies/{id}", "ima_policies:delete:*", (*Service).deleteIMAPolicy),
+	rt(http.MethodPost, "/hvs/v2/ima-policies/{id}/assign", "ima_policies:assign:*", (*Service).assignIMAPolicy),
+	rt(http.MethodPost, "/hvs/v2/ima-policies/{id}/unassign", "ima_policies:assign:*", (*Service).unassignIMAPolicy),
 }
 
 // Routes lists the HTTP routes of HVS with their permissions.

@@ -61,7 +61,7 @@ func decode[T any](t testing.TB, w *httptest.ResponseRecorder) T {
 }
 
 func TestRoutesDeclareTheirPermissions(t *testing.T) {
-	rule := regexp.MustCompile(`^[a-z_]+:(create|search|retrieve|update|delete|rebaseline|disable|enable):\*$`)
+	rule := regexp.MustCompile(`^[a-z_]+:(create|search|retrieve|update|delete|rebaseline|disable|enable|assign):\*$`)
 	seen := map[string]bool{}
 	for _, r := range Routes() {
 		key := r.Method + " " + r.Pattern
