@@ -50,7 +50,17 @@ type Config struct {
 	Enrollment Enrollment `yaml:"enrollment"`
 	Metrics    Metrics    `yaml:"metrics"`
 	Dashboard  Dashboard  `yaml:"dashboard"`
+	HVS        HVS        `yaml:"hvs"`
 	LogLevel   string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
+}
+
+// HVS tunes host verification.
+type HVS struct {
+	// Interval is how often each host is expected to be attested: set it to
+	// the attestation manager's pollDuration (default 1h). A host whose last
+	// successful attestation is older than 1.5 × Interval is overdue
+	// (GET /hvs/v2/hosts, tcctl host list, tc_hvs_hosts_overdue).
+	Interval time.Duration `yaml:"interval" env:"TC_HVS_INTERVAL"`
 }
 
 // Metrics configures Prometheus /metrics. On the API port it always needs
@@ -117,6 +127,7 @@ func defaultConfig() Config {
 		Admin:      Admin{Username: "admin"},
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour},
+		HVS:        HVS{Interval: time.Hour},
 		LogLevel:   "info",
 	}
 }
@@ -186,6 +197,9 @@ func (c Config) validate() error {
 		}
 	} else if c.NATS.CredsFile == "" {
 		errs = append(errs, errors.New("nats.creds_file must be set with an external nats.url"))
+	}
+	if c.HVS.Interval < time.Minute || c.HVS.Interval > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("hvs.interval %s: want at least 1m and at most 168h", c.HVS.Interval))
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {

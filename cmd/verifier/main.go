@@ -19,6 +19,7 @@ import (
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/enroll"
+	"trustedcompute.io/tc/internal/verifier/hvs"
 )
 
 var version = "dev"
@@ -114,6 +115,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		NATS:       verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
 		Metrics:    verifier.MetricsConfig{Listen: c.Metrics.Listen},
 		Dashboard:  verifier.DashboardConfig{Listen: c.Dashboard.Listen, StaleAfter: c.Dashboard.StaleAfter},
+		HVS:        hvs.Config{Interval: c.HVS.Interval},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
 	}
 	if c.previousKeyEncryptionKey != "" {

@@ -26,6 +26,15 @@ type Host struct {
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 	// EnrollmentError says why the AK could not be enrolled on create.
 	EnrollmentError string `json:"enrollment_error,omitempty"`
+	// LastAttempt is when a report of the host was last started and
+	// LastSuccess when one was last made from its agent's evidence, by any
+	// verifier replica. Overdue: the last success (or, never attested, the
+	// registration) is older than 1.5 × the verifier's attestation interval
+	// (hvs.interval); an overdue host is never to be shown as trusted. A
+	// disabled host is never overdue.
+	LastAttempt *time.Time `json:"last_attempt,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	Overdue     bool       `json:"overdue"`
 }
 
 // HostRequest is the body of POST and PUT /hvs/v2/hosts.

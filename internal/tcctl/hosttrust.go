@@ -17,6 +17,7 @@ const (
 	trustExpired   = "expired" // the latest report is past its expiry: nothing is vouched for
 	trustNone      = "-"       // no report yet
 	trustUnknown   = "?"       // the reports could not be read (e.g. no reports:search permission)
+	trustOverdue   = "overdue" // the last successful attestation is too old: nothing is vouched for
 )
 
 // trustOf reads the latest report of every host and says, per host id,
@@ -51,11 +52,14 @@ func trustCell(r report.Report, now time.Time) string {
 	}
 }
 
-// hostTrustTable is the host table with the trust of each host's latest
-// report.
+// hostTrustTable is the host table with each host's last successful
+// attestation and the trust of its latest report. An overdue host (issue
+// 14: its last success is older than 1.5 × the verifier's interval) never
+// reads as trusted, whatever its latest report says: it reads overdue,
+// unless that report is untrusted.
 func hostTrustTable(hs []restapi.Host, trust map[string]string) *table {
 	t := hostTable(hs...)
-	t.header = append(t.header, "TRUST")
+	t.header = append(t.header, "LAST SUCCESS", "TRUST")
 	for i, h := range hs {
 		cell := trustUnknown
 		if trust != nil {
@@ -64,7 +68,10 @@ func hostTrustTable(hs []restapi.Host, trust map[string]string) *table {
 				cell = v
 			}
 		}
-		t.rows[i] = append(t.rows[i], cell)
+		if h.Overdue && cell != trustUntrusted {
+			cell = trustOverdue
+		}
+		t.rows[i] = append(t.rows[i], timeCell(h.LastSuccess), cell)
 	}
 	return t
 }

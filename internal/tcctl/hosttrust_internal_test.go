@@ -48,3 +48,29 @@ func TestTheHostListSaysWhenTheTrustIsUnknownOrThereIsNoReport(t *testing.T) {
 		t.Errorf("with a report of a only: %q, want [%q %q]", got, trustTrusted, trustNone)
 	}
 }
+
+func TestAnOverdueHostIsNeverListedAsTrusted(t *testing.T) {
+	success := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		trust map[string]string
+		want  string
+	}{
+		{"an overdue host whose latest report is trusted reads overdue", map[string]string{"a": trustTrusted}, trustOverdue},
+		{"an overdue host whose latest report expired reads overdue", map[string]string{"a": trustExpired}, trustOverdue},
+		{"an overdue host whose reports cannot be read reads overdue", nil, trustOverdue},
+		{"an overdue host whose latest report is untrusted stays untrusted", map[string]string{"a": trustUntrusted}, trustUntrusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := hostTrustTable([]restapi.Host{{ID: "a", Overdue: true, LastSuccess: &success}}, tt.trust)
+			row := tb.rows[0]
+			if got := row[len(row)-1]; got != tt.want {
+				t.Errorf("trust %q, want %q", got, tt.want)
+			}
+			if got := row[len(row)-2]; got != timeCell(&success) || tb.header[len(tb.header)-2] != "LAST SUCCESS" {
+				t.Errorf("last success cell %q under %q, want %q under LAST SUCCESS", got, tb.header[len(tb.header)-2], timeCell(&success))
+			}
+		})
+	}
+}

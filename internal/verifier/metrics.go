@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"trustedcompute.io/tc/internal/verifier/report"
-
 	"trustedcompute.io/tc/internal/run"
+	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
 )
 
 // MetricsConfig says where the verifier's Prometheus metrics are served.
@@ -132,4 +132,63 @@ func (v *Verifier) serveMetrics(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(v.logger.Handler(), slog.LevelWarn),
 	}
 	return run.Server(ctx, srv, func() error { return srv.Serve(v.metrics.ln) }, 5*time.Second)
+}
+
+// attemptStats is what the overdue gauges read at each scrape;
+// *store.Store is one.
+type attemptStats interface {
+	HostAttemptStats(ctx context.Context, successBefore time.Time) (store.AttemptStats, error)
+}
+
+// attemptCollector reports, at each scrape, the enabled hosts, the overdue
+// ones (last success older than 1.5 × hvs.interval, issue 14) and the oldest
+// last success, from the database that every replica shares: each replica
+// reports the fleet's figures, not its own share. There is no per-host
+// series: its cardinality would grow with the fleet (10,000 series per
+// replica); per-host times are in GET /hvs/v2/hosts and tcctl host list.
+type attemptCollector struct {
+	stats                  attemptStats
+	overdueBefore          func(now time.Time) time.Time
+	hosts, overdue, oldest *prometheus.Desc
+	failed                 *prometheus.Desc
+}
+
+// scrapeTimeout bounds the database read of one scrape.
+const scrapeTimeout = 5 * time.Second
+
+func newAttemptCollector(stats attemptStats, overdueBefore func(now time.Time) time.Time) *attemptCollector {
+	return &attemptCollector{
+		stats: stats, overdueBefore: overdueBefore,
+		hosts: prometheus.NewDesc("tc_hvs_hosts", "Registered hosts that are not disabled.", nil, nil),
+		overdue: prometheus.NewDesc("tc_hvs_hosts_overdue",
+			"Enabled hosts whose last successful attestation (or, never attested, registration) is older than 1.5 × hvs.interval.", nil, nil),
+		oldest: prometheus.NewDesc("tc_hvs_oldest_success_timestamp_seconds",
+			"Unix time of the oldest last successful attestation among the enabled hosts (0 if none).", nil, nil),
+		failed: prometheus.NewDesc("tc_hvs_hosts_scrape_errors", "1 if the host counts could not be read at this scrape.", nil, nil),
+	}
+}
+
+func (c *attemptCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hosts
+	ch <- c.overdue
+	ch <- c.oldest
+	ch <- c.failed
+}
+
+func (c *attemptCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	st, err := c.stats.HostAttemptStats(ctx, c.overdueBefore(time.Now()))
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, 1)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, 0)
+	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(st.Hosts))
+	ch <- prometheus.MustNewConstMetric(c.overdue, prometheus.GaugeValue, float64(st.Overdue))
+	oldest := 0.0
+	if !st.OldestSuccess.IsZero() {
+		oldest = float64(st.OldestSuccess.UnixMicro()) / 1e6
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
 }

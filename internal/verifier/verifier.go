@@ -174,6 +174,7 @@ func (v *Verifier) build(ctx context.Context) error {
 		conns = v.nats.NumClients
 	}
 	v.metrics = newMetrics(conns)
+	v.metrics.reg.MustRegister(newAttemptCollector(v.store, v.cfg.HVS.OverdueBefore))
 	v.mux.Handle("GET /metrics", v.require(metricsService, metricsRule)(v.metrics.handler()))
 	return nil
 }

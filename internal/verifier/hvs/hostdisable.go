@@ -56,6 +56,7 @@ func (s *Service) markDisabled(ctx context.Context, hosts []restapi.Host) error 
 	for i := range hosts {
 		if at, ok := disabled[hosts[i].ID]; ok {
 			hosts[i].Disabled, hosts[i].DisabledAt = true, ptrTime(at)
+			hosts[i].Overdue = false // not attested while disabled
 		}
 	}
 	return nil

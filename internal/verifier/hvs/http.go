@@ -182,10 +182,12 @@ func (s *Service) groupNames(r *http.Request) (map[string]string, error) {
 	return m, nil
 }
 
-func hostView(h store.Host, names map[string]string) restapi.Host {
+func (s *Service) hostView(h store.Host, names map[string]string) restapi.Host {
 	v := restapi.Host{ID: h.ID, HostName: h.Name, ConnectionString: h.ConnectionString, Description: h.Description,
 		HardwareUUID: h.HardwareUUID, FlavorGroupNames: []string{}, Status: h.Status,
-		LastConnected: ptrTime(h.LastConnected), RebootedAt: ptrTime(h.Boot.RebootedAt), Created: h.CreatedAt}
+		LastConnected: ptrTime(h.LastConnected), RebootedAt: ptrTime(h.Boot.RebootedAt), Created: h.CreatedAt,
+		LastAttempt: ptrTime(h.LastAttempt), LastSuccess: ptrTime(h.LastSuccess),
+		Overdue: h.Overdue(s.cfg.OverdueBefore(s.cfg.Now()))}
 	for _, id := range h.FlavorGroupIDs {
 		v.FlavorGroupNames = append(v.FlavorGroupNames, names[id])
 	}
@@ -234,7 +236,7 @@ func (s *Service) createHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := hostView(h, names)
+	v := s.hostView(h, names)
 	if enrollErr != nil {
 		v.EnrollmentError = enrollErr.Error()
 	}
@@ -277,7 +279,7 @@ func (s *Service) searchHosts(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := restapi.HostList{Hosts: []restapi.Host{}}
 	for _, h := range hs {
-		out.Hosts = append(out.Hosts, hostView(h, names))
+		out.Hosts = append(out.Hosts, s.hostView(h, names))
 	}
 	if err := s.markDisabled(r.Context(), out.Hosts); err != nil {
 		return err
@@ -295,7 +297,7 @@ func (s *Service) getHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := []restapi.Host{hostView(h, names)}
+	v := []restapi.Host{s.hostView(h, names)}
 	if err := s.markDisabled(r.Context(), v); err != nil {
 		return err
 	}

@@ -120,6 +120,16 @@ type Config struct {
 	// RefreshMargin: hosts whose latest report expires within it are
 	// attested again (default 10m), checked every RefreshInterval (default 1m).
 	RefreshMargin, RefreshInterval time.Duration
+	// Interval is how often each host is expected to be attested (the
+	// attestation manager's pollDuration; default 1h). A host whose last
+	// success is older than OverdueFactor × Interval is overdue: shown so in
+	// the API and /metrics, and never as trusted.
+	Interval time.Duration
+	// Replica names this verifier replica in the claims on scheduled
+	// refreshes (default a random id per process): replicas on one database
+	// refresh each host once, and a dead replica's claims lapse after
+	// RefreshMargin/2.
+	Replica string
 	// Workers make async reports from a queue of QueueSize hosts
 	// (defaults 2 and 1024).
 	Workers, QueueSize int
@@ -176,6 +186,7 @@ func (c *Config) setDefaults() error {
 		{"RefreshInterval", &c.RefreshInterval, time.Minute},
 		{"ReportTimeout", &c.ReportTimeout, 60 * time.Second},
 		{"SigningValidity", &c.SigningValidity, 30 * 24 * time.Hour},
+		{"Interval", &c.Interval, DefaultInterval},
 	} {
 		switch {
 		case *d.v < 0:
@@ -207,6 +218,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.NewID == nil {
 		c.NewID = uuid.NewString
+	}
+	if c.Replica == "" {
+		c.Replica = uuid.NewString()
 	}
 	return errors.Join(errs...)
 }
@@ -333,6 +347,25 @@ func (s *Service) Run(ctx context.Context) error {
 	return run.Group(ctx, tasks...)
 }
 
+// DefaultInterval is Config.Interval's default: the attestation manager's
+// default pollDuration.
+const DefaultInterval = time.Hour
+
+// OverdueFactor × Config.Interval is how old a host's last success may be
+// before the host is overdue.
+const OverdueFactor = 1.5
+
+// OverdueBefore is the bound at now: a host whose last success (or, never
+// attested, whose registration) is older is overdue. A zero Interval counts
+// as DefaultInterval.
+func (c *Config) OverdueBefore(now time.Time) time.Time {
+	interval := c.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	return now.Add(-time.Duration(OverdueFactor * float64(interval)))
+}
+
 // ErrQueueFull: the async report queue is full; try again later.
 var ErrQueueFull = errors.New("the report queue is full")
 
@@ -366,30 +399,45 @@ func (s *Service) work(ctx context.Context) error {
 }
 
 // refresh queues the hosts whose latest report expires within the margin
-// (and those without a report).
+// (and those without a report) that it could claim: replicas on one
+// database never queue the same host together, and take over a dead
+// replica's hosts once its claims lapse (RefreshMargin/2).
 func (s *Service) refresh(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.RefreshInterval)
 	defer tick.Stop()
 	for {
-		ids, err := s.store.HostsToRefresh(ctx, s.cfg.Now().Add(s.cfg.RefreshMargin))
-		if err != nil && ctx.Err() == nil {
-			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyError, err.Error()))
-		}
-		queued := 0
-		for _, id := range ids {
-			if err := s.Enqueue(id); err != nil {
-				s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyHost, id), slog.String(keyError, err.Error()))
-				break
-			}
-			queued++
-		}
-		if queued > 0 {
-			s.logger.LogAttrs(ctx, slog.LevelDebug, "reports refreshed", slog.Int(keyCount, queued))
-		}
+		s.refreshOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// refreshOnce claims and queues the hosts due now; it returns how many it
+// queued.
+func (s *Service) refreshOnce(ctx context.Context) int {
+	room := cap(s.queue) - len(s.queue) // claim no more than can be queued
+	if room <= 0 {
+		return 0
+	}
+	now := s.cfg.Now()
+	ids, err := s.store.ClaimHostsToRefresh(ctx, s.cfg.Replica, now.Add(s.cfg.RefreshMargin), now,
+		now.Add(s.cfg.RefreshMargin/2), room)
+	if err != nil && ctx.Err() == nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyError, err.Error()))
+	}
+	queued := 0
+	for _, id := range ids {
+		if err := s.Enqueue(id); err != nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyHost, id), slog.String(keyError, err.Error()))
+			break
+		}
+		queued++
+	}
+	if queued > 0 {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "reports refreshed", slog.Int(keyCount, queued))
+	}
+	return queued
 }

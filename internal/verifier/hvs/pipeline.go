@@ -313,6 +313,10 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if err := tx.SetHostStatus(ctx, h.ID, r.HostStatus, now, c.verdict != nil); err != nil {
 			return err
 		}
+		// Issue 14: a report from the agent's evidence is a success.
+		if err := tx.SetHostAttempt(ctx, h.ID, now, c.verdict != nil); err != nil {
+			return err
+		}
 		if hwUUID != h.HardwareUUID {
 			if err := tx.SetHostHardwareUUID(ctx, h.ID, hwUUID); err != nil {
 				return err
