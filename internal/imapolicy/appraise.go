@@ -2,6 +2,7 @@ package imapolicy
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -153,7 +154,7 @@ func (c *Compiled) entry(e *appraise.IMAEntry, i int, boot appraise.PCRs) (appra
 // when the field holds no signature (a bare digest in security.ima).
 func (c *Compiled) signature(e *appraise.IMAEntry, i int) (f appraise.Fault, ok, signed bool) {
 	s, err := parseSignature(e.Signature)
-	if err == errNotSignature { //nolint:errorlint // a sentinel returned as is
+	if errors.Is(err, errNotSignature) {
 		return appraise.Fault{}, false, false
 	}
 	if err != nil {

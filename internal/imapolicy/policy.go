@@ -183,12 +183,13 @@ func checkName(s string, limit int) error {
 	return nil
 }
 
-// normalizeDigests validates and normalises one list of digests.
+// normalizeDigests validates and normalises one list of digests; the
+// limit counts distinct digests.
 func normalizeDigests(ds []string, field string, add func(string, ...any)) []string {
 	if len(ds) == 0 {
 		add("%s: no digests", field)
 	}
-	if len(ds) > MaxDigestsPerPath {
+	if len(ds) > 16*MaxDigestsPerPath {
 		add("%s: %d digests, more than %d", field, len(ds), MaxDigestsPerPath)
 		return ds
 	}
@@ -202,7 +203,11 @@ func normalizeDigests(ds []string, field string, add func(string, ...any)) []str
 		out = append(out, n)
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	out = slices.Compact(out)
+	if len(out) > MaxDigestsPerPath {
+		add("%s: %d digests, more than %d", field, len(out), MaxDigestsPerPath)
+	}
+	return out
 }
 
 // NormalizeDigest returns d as "<alg>:<lower-case hex>"; plain hex is named

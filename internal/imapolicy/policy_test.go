@@ -1,6 +1,7 @@
 package imapolicy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -38,6 +39,15 @@ func TestParseNormalises(t *testing.T) {
 	}
 }
 
+// distinct returns n distinct sha1 digests as JSON strings.
+func distinct(n int) string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`"%040x"`, i+1)
+	}
+	return strings.Join(out, ",")
+}
+
 func TestParseRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc, want string
@@ -50,7 +60,7 @@ func TestParseRefuses(t *testing.T) {
 		{"a digest of the wrong size for its algorithm is refused", `{"meta":{"version":1},"digests":{"/bin/sh":["sha256:` + sha1A + `"]}}`, "a sha256 digest has 32 bytes"},
 		{"plain hex of no known size is refused", `{"meta":{"version":1},"digests":{"/bin/sh":["abcd"]}}`, "the size of no supported algorithm"},
 		{"a path without digests is refused", `{"meta":{"version":1},"digests":{"/bin/sh":[]}}`, `digests["/bin/sh"]: no digests`},
-		{"more than 16 digests per path are refused", `{"meta":{"version":1},"digests":{"/bin/sh":[` + strings.Repeat(`"`+sha1A+`",`, 16) + `"` + sha1A + `"]}}`, "17 digests, more than 16"},
+		{"more than 16 distinct digests per path are refused", `{"meta":{"version":1},"digests":{"/bin/sh":[` + distinct(17) + `]}}`, "17 digests, more than 16"},
 		{"an invalid exclude expression is named", `{"meta":{"version":1},"excludes":["^/tmp/(.*"]}`, "excludes[0]"},
 		{"a key that is not PEM is refused", `{"meta":{"version":1},"verification_keys":["nope"]}`, "verification_keys[0]: not a PEM block"},
 		{"a bad keyring digest is named", `{"meta":{"version":1},"keyrings":{".ima":["x"]}}`, `keyrings[".ima"][0]`},
