@@ -258,6 +258,8 @@ type Service struct {
 	imaPrefixes *imaPrefixes
 	// eventLogs holds boot log appraisals by log and PCR values.
 	eventLogs *eventLogMemo
+	// imaPolicies holds verified, compiled runtime policies.
+	imaPolicies *imaPolicyCache
 
 	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
 	hostRemoved func(hostID string)
@@ -287,6 +289,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
 	s.eventLogs = newEventLogMemo(cfg.EventLogCacheEntries)
+	s.imaPolicies = newIMAPolicyCache(imaPolicyCacheBytes)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
 			return report.NewSigner(key, chain)

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/imapolicy"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -34,26 +35,30 @@ type imaPrefix struct {
 	bank       string
 	value      []byte // PCR 10 of bank after offset lines
 	entries    []appraise.IMAEntry
+	// policies is the appraisal of entries against each runtime policy
+	// of the host, by policy digest.
+	policies map[string]imapolicy.Progress
 }
 
 func newIMAPrefixes(maxEntries int) *imaPrefixes {
 	return &imaPrefixes{max: maxEntries, byHost: map[string]*imaPrefix{}}
 }
 
-// get returns the entries of the host's boot up to st's offset, if it
-// holds them for the boot and PCR 10 value the host's row names.
-func (m *imaPrefixes) get(hostID string, boot store.HostBoot, st bootState) ([]appraise.IMAEntry, bool) {
+// get returns the entries of the host's boot up to st's offset, with their
+// runtime policy appraisals, if it holds them for the boot and PCR 10
+// value the host's row names.
+func (m *imaPrefixes) get(hostID string, boot store.HostBoot, st bootState) ([]appraise.IMAEntry, map[string]imapolicy.Progress, bool) {
 	if !boot.Known || st.IMAOffset <= 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	m.mu.Lock()
 	p, ok := m.byHost[hostID]
 	m.mu.Unlock()
 	if !ok || p.resetCount != boot.ResetCount || p.offset != st.IMAOffset || len(st.IMAValues) != 1 ||
 		!bytes.Equal(p.value, st.IMAValues[p.bank]) {
-		return nil, false
+		return nil, nil, false
 	}
-	return p.entries, true
+	return p.entries, p.policies, true
 }
 
 // put records the host's entries up to offset; entries must not be

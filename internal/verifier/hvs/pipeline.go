@@ -17,6 +17,7 @@ import (
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/imapolicy"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -47,8 +48,10 @@ const (
 type bootState struct {
 	IMAOffset int               `json:"ima_offset"`
 	IMAValues map[string][]byte `json:"ima_pcr10,omitempty"`
-	// IMAEntries are the entries up to IMAOffset, from imaPrefixes.
-	IMAEntries []appraise.IMAEntry `json:"-"`
+	// IMAEntries are the entries up to IMAOffset, from imaPrefixes, and
+	// IMAPolicies their runtime policy appraisals.
+	IMAEntries  []appraise.IMAEntry           `json:"-"`
+	IMAPolicies map[string]imapolicy.Progress `json:"-"`
 }
 
 func decodeBoot(b store.HostBoot) bootState {
@@ -116,7 +119,7 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 	var prior bootState
 	if incremental {
 		prior = decodeBoot(h.Boot)
-		if prior.IMAEntries, incremental = s.imaPrefixes.get(h.ID, h.Boot, prior); !incremental {
+		if prior.IMAEntries, prior.IMAPolicies, incremental = s.imaPrefixes.get(h.ID, h.Boot, prior); !incremental {
 			// The entries of this boot so far are not at hand: read the
 			// whole log.
 			prior = bootState{}
@@ -263,7 +266,11 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
 		}
-		ti, err := s.evaluate(ctx, h, hwUUID, facts, now)
+		policies, err := s.hostPolicies(ctx, h.ID, c.prior.IMAPolicies, now)
+		if err != nil {
+			return nil, err
+		}
+		ti, err := s.evaluate(ctx, h, hwUUID, facts, policies)
 		if err != nil {
 			return nil, err
 		}
@@ -275,6 +282,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 			r.Rebooted = h.Boot.Known && rc != h.Boot.ResetCount
 			b, p := nextBoot(h.Boot, c, facts, now)
 			boot, prefix = &b, p
+			if p != nil {
+				p.policies = policies.next
+			}
 		}
 	}
 	if len(r.Faults) > 0 {
@@ -422,9 +432,11 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 	return b, &imaPrefix{resetCount: rc, offset: v.IMANextOffset, bank: bank, value: v.IMANextValue, entries: facts.IMAEntries}
 }
 
-// evaluate appraises the facts against every group of the host; a part
-// evaluated by several groups must be trusted by each.
-func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, now time.Time) (flavor.TrustInformation, error) {
+// evaluate appraises the facts against every group of the host, each with
+// its runtime policy; a part evaluated by several groups must be trusted by
+// each.
+func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, error) {
+	now := policies.now
 	ti := flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
 	overall := len(h.FlavorGroupIDs) > 0
 	for _, gid := range h.FlavorGroupIDs {
@@ -458,9 +470,17 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 			// only: FlavorTrusted fails on it.
 			flavors = append(flavors, s.flavors.Load(ref.ID, flavor.Part(ref.Part), signed, now))
 		}
-		gti, err := flavor.EvaluateChecked(g, flavors, facts)
+		gfacts := facts
+		untrusted, err := policies.apply(ctx, s, gid, &gfacts)
+		if err != nil {
+			return ti, err
+		}
+		gti, err := flavor.EvaluateChecked(g, flavors, gfacts)
 		if err != nil {
 			return ti, fmt.Errorf("flavor group %q: %w", g.Name, err)
+		}
+		if untrusted != nil {
+			untrustIMA(&gti, *untrusted)
 		}
 		overall = overall && gti.Overall
 		for p, pt := range gti.FlavorsTrust {
