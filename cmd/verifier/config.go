@@ -116,6 +116,26 @@ type NATS struct {
 	// CredentialLifetime is the lifetime of the bus credentials AAS issues
 	// and agents renew (default 30 days; agents renew at two thirds of it).
 	CredentialLifetime time.Duration `yaml:"credential_lifetime" env:"TC_NATS_CREDENTIAL_LIFETIME"`
+	// ServerName names the embedded server, unique among the replicas
+	// (default: the host name, the pod name in Kubernetes).
+	ServerName string `yaml:"server_name" env:"TC_NATS_SERVER_NAME"`
+	// Cluster joins the replicas' embedded servers (docs/scaling.md).
+	Cluster NATSCluster `yaml:"cluster"`
+}
+
+// NATSCluster joins the embedded NATS servers of the verifier replicas by
+// routes: TLS 1.3 both ways, pinned to the CMS root, peers named server_name.
+type NATSCluster struct {
+	// Name is the cluster's name, the same on every replica; empty: no cluster.
+	Name string `yaml:"name" env:"TC_NATS_CLUSTER_NAME"`
+	// Listen is the route address (default :6222).
+	Listen string `yaml:"listen" env:"TC_NATS_CLUSTER_LISTEN"`
+	// Routes are the replicas' route URLs (nats://verifier-0.verifier-nats:6222,...).
+	Routes []string `yaml:"routes" env:"TC_NATS_CLUSTER_ROUTES"`
+	// NoAdvertise keeps the servers from advertising the replicas' client
+	// addresses to agents (set it when agents reach the bus through a load
+	// balancer and list its address themselves).
+	NoAdvertise bool `yaml:"no_advertise" env:"TC_NATS_CLUSTER_NO_ADVERTISE"`
 }
 
 func defaultConfig() Config {
@@ -126,7 +146,7 @@ func defaultConfig() Config {
 		IPs:        []string{"127.0.0.1"},
 		Admin:      Admin{Username: "admin"},
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
-		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour},
+		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
 		HVS:        HVS{Interval: time.Hour},
 		LogLevel:   "info",
 	}
@@ -194,6 +214,13 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("nats.listen %q: %w", c.NATS.Listen, err))
 		} else if _, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("nats.listen %q: port: %w", c.NATS.Listen, err))
+		}
+		if c.NATS.Cluster.Name != "" {
+			if _, port, err := net.SplitHostPort(c.NATS.Cluster.Listen); err != nil {
+				errs = append(errs, fmt.Errorf("nats.cluster.listen %q: %w", c.NATS.Cluster.Listen, err))
+			} else if _, err := strconv.Atoi(port); err != nil {
+				errs = append(errs, fmt.Errorf("nats.cluster.listen %q: port: %w", c.NATS.Cluster.Listen, err))
+			}
 		}
 	} else if c.NATS.CredsFile == "" {
 		errs = append(errs, errors.New("nats.creds_file must be set with an external nats.url"))

@@ -125,6 +125,15 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		host, port, _ := net.SplitHostPort(c.NATS.Listen)
 		out.NATS.Host = host
 		out.NATS.Port, _ = strconv.Atoi(port)
+		out.NATS.ServerName = c.NATS.ServerName
+		if out.NATS.ServerName == "" {
+			out.NATS.ServerName, _ = os.Hostname()
+		}
+		if cl := c.NATS.Cluster; cl.Name != "" {
+			host, port, _ := net.SplitHostPort(cl.Listen)
+			out.NATS.Cluster = verifier.NATSClusterConfig{Name: cl.Name, Host: host, Routes: cl.Routes, NoAdvertise: cl.NoAdvertise}
+			out.NATS.Cluster.Port, _ = strconv.Atoi(port)
+		}
 	}
 	return out, nil
 }

@@ -73,6 +73,30 @@ type NATSConfig struct {
 	// Host and Port of the embedded server (4222 by default).
 	Host string
 	Port int
+	// ServerName names the embedded server, unique among the replicas
+	// (default: the host name).
+	ServerName string
+	// Cluster joins the embedded servers of the verifier replicas by
+	// routes (issue 14); off without a Name.
+	Cluster NATSClusterConfig
+}
+
+// NATSClusterConfig joins the embedded server to the other replicas'.
+// Routes are TLS 1.3 both ways with the verifier's certificate, pinned to the
+// CMS root the replicas share, and accept only a peer whose certificate names
+// the verifier's ServerName (busserver.RouteTLS).
+type NATSClusterConfig struct {
+	// Name is the cluster's name, the same on every replica; empty: no cluster.
+	Name string
+	// Host and Port of the route listener (6222 by default in cmd/verifier).
+	Host string
+	Port int
+	// Routes are the replicas' route URLs (nats://host:6222); the same list
+	// on every replica is fine.
+	Routes []string
+	// NoAdvertise keeps the servers from advertising the other replicas'
+	// client addresses to clients (busserver.ClusterConfig).
+	NoAdvertise bool
 }
 
 // Verifier is a running verifier.
@@ -151,10 +175,14 @@ func (v *Verifier) build(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("nats tls certificate: %w", err)
 		}
-		v.nats, err = busserver.NewServer(busserver.ServerConfig{
-			Host: v.cfg.NATS.Host, Port: v.cfg.NATS.Port,
+		scfg := busserver.ServerConfig{
+			Host: v.cfg.NATS.Host, Port: v.cfg.NATS.Port, Name: v.cfg.NATS.ServerName,
 			TLS: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*natsCert}},
-		}, v.auth, v.logger.With("part", "nats"))
+		}
+		if scfg.Cluster, err = v.clusterConfig(*natsCert); err != nil {
+			return err
+		}
+		v.nats, err = busserver.NewServer(scfg, v.auth, v.logger.With("part", "nats"))
 		if err != nil {
 			return fmt.Errorf("nats server: %w", err)
 		}
@@ -177,6 +205,20 @@ func (v *Verifier) build(ctx context.Context) error {
 	v.metrics.reg.MustRegister(newAttemptCollector(v.store, v.cfg.HVS.OverdueBefore))
 	v.mux.Handle("GET /metrics", v.require(metricsService, metricsRule)(v.metrics.handler()))
 	return nil
+}
+
+// clusterConfig is the embedded server's cluster, nil without a name.
+func (v *Verifier) clusterConfig(cert tls.Certificate) (*busserver.ClusterConfig, error) {
+	c := v.cfg.NATS.Cluster
+	if c.Name == "" {
+		return nil, nil
+	}
+	routeTLS, err := busserver.RouteTLS(cert, v.ca.RootPool(), v.cfg.ServerName)
+	if err != nil {
+		return nil, fmt.Errorf("nats cluster: %w", err)
+	}
+	return &busserver.ClusterConfig{Name: c.Name, Host: c.Host, Port: c.Port, Routes: c.Routes, TLS: routeTLS,
+		NoAdvertise: c.NoAdvertise}, nil
 }
 
 // require chains authentication and the route's permission check.
@@ -238,6 +280,15 @@ func (v *Verifier) NATSURL() string {
 		return v.cfg.NATS.External
 	}
 	return v.nats.ClientURL()
+}
+
+// NATSClusterURL returns the route URL of the embedded server, "" without
+// a cluster.
+func (v *Verifier) NATSClusterURL() string {
+	if v.nats == nil {
+		return ""
+	}
+	return v.nats.ClusterURL()
 }
 
 // Ready is closed when every part serves.

@@ -347,9 +347,11 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 	}
 	perms := jwt.Permissions{
 		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued, bus.AllManagerIssued,
-			bus.AllSecretAnswers}}, // key broker answers (issue 17)
+			bus.AllSecretAnswers, // key broker answers (issue 17)
+			RevocationsSubject}}, // replicas tell each other of revocations (issue 14)
 		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllEvents, bus.AllInboxes, bus.AllRenewals, bus.AllManagerRenewals,
-			bus.AllSecretRequests}}, // key broker requests (issue 17)
+			bus.AllSecretRequests, // key broker requests (issue 17)
+			RevocationsSubject}},
 	}
 	creds, _, _, err := a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 	return creds, err

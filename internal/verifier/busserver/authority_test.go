@@ -119,8 +119,8 @@ func TestCredentialClaims(t *testing.T) {
 		{
 			name:      "a service may request agents, publish reports, hear events and replies and answer renewals",
 			issue:     func() ([]byte, error) { return a.ServiceCredentials("hvs", time.Hour) },
-			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued", "trust-credentials-manager.*.issued", "trust-secrets.*.answer"},
-			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew", "trust-credentials-manager.*.renew", "trust-secrets.*.request"},
+			pubAllow:  []string{"trust-agent.>", "trust-reports.>", "trust-credentials.*.issued", "trust-credentials-manager.*.issued", "trust-secrets.*.answer", "trust-verifier.revocations"},
+			subAllow:  []string{"trust-events.>", "_INBOX.>", "trust-credentials.*.renew", "trust-credentials-manager.*.renew", "trust-secrets.*.request", "trust-verifier.revocations"},
 			connTypes: []string{jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess},
 		},
 		{

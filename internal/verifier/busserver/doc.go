@@ -23,6 +23,7 @@
 //	          trust-credentials.H.issued     trust-credentials.H.renew
 //	          + one reply, within ResponseWindow, to each request it received
 //	service   trust-events.>, _INBOX.>       trust-agent.>, trust-reports.>
+//	          trust-verifier.revocations     trust-verifier.revocations
 //	          trust-credentials.*.renew      trust-credentials.*.issued
 //	manager   trust-reports.>                nothing
 //
@@ -55,6 +56,16 @@
 // connection after a restart. Renewer.Run also re-checks, every
 // ReconcileInterval, the connected agents against the allowed hosts, and
 // prunes the keys whose JWTs expired.
+//
+// # Replicas
+//
+// Verifier replicas on one database build the same Authority (the seeds and
+// the ledger are in the database) and join their embedded servers by routes
+// (ClusterConfig): TLS 1.3 both ways, each peer's certificate chaining to the
+// pinned CMS root and naming the verifier's own reserved name (RouteTLS). A
+// replica that revokes keys announces it on RevocationsSubject (services
+// only); every replica's Renewer then signs the ledger's revocations into its
+// own server, which closes the revoked connections it holds.
 //
 // Agent credentials work over TCP only; service and
 // manager credentials also in-process. Nobody holds system-account

@@ -168,12 +168,12 @@ func (r *recorder) waitFor(substr string, timeout time.Duration) bool {
 }
 
 // client connects with creds and a recording logger, closing at test end.
-func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name string) (*nats.Conn, *recorder) {
+func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name string, extra ...nats.Option) (*nats.Conn, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := bus.Connect(ctx, url, creds, roots, name, slog.New(rec))
+	nc, err := bus.Connect(ctx, url, creds, roots, name, slog.New(rec), extra...)
 	if err != nil {
 		t.Fatalf("Connect %s: %v", name, err)
 	}

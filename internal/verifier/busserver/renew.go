@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -144,6 +145,9 @@ type Renewer struct {
 	srv    *Server // nil with an external NATS server: no revocation
 	hosts  Hosts
 	logger *slog.Logger
+	// nc is the service connection Run serves on, where revocations are
+	// announced to the other replicas; nil before Run.
+	nc atomic.Pointer[nats.Conn]
 }
 
 // Log field keys.
@@ -190,9 +194,19 @@ func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("credential renewer: subscribe: %w", err)
 	}
 	defer func() { _ = msub.Unsubscribe() }()
+	if r.srv != nil {
+		// With replicas: a revocation made on another applies here too.
+		rsub, err := r.followRevocations(ctx, nc)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rsub.Unsubscribe() }()
+	}
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("credential renewer: flush: %w", err)
 	}
+	r.nc.Store(nc)
+	defer r.nc.Store(nil)
 	if r.srv == nil {
 		<-ctx.Done()
 		return nil
@@ -267,7 +281,11 @@ func (r *Renewer) RevokeHost(ctx context.Context, hostID string) error {
 		}
 		return r.auth.revoke(ctx, Owner{OwnerAgent, hostID}, nil)
 	}
-	return r.srv.RevokeHost(ctx, hostID)
+	if err := r.srv.RevokeHost(ctx, hostID); err != nil {
+		return err
+	}
+	announceRevocation(r.nc.Load(), r.logger)
+	return nil
 }
 
 // RevokeManager revokes the bus credentials of the attestation manager name
@@ -284,6 +302,7 @@ func (r *Renewer) RevokeManager(ctx context.Context, name string) error {
 	if err := r.srv.RevokeManager(ctx, name); err != nil {
 		return err
 	}
+	announceRevocation(r.nc.Load(), r.logger)
 	r.logger.Info("bus credentials revoked", keyManager, name)
 	return nil
 }

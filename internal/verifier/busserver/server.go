@@ -43,11 +43,17 @@ type ServerConfig struct {
 	AllowPlaintextForTests bool
 	// MaxPayload is the largest message in bytes; 0 means DefaultMaxPayload.
 	MaxPayload int32
+	// Name is the server's name, unique in a cluster (default tc-verifier).
+	Name string
+	// Cluster, when set, joins the other replicas' servers by routes
+	// (cluster.go); nil runs a lone server.
+	Cluster *ClusterConfig
 }
 
 // Server is the verifier's embedded NATS server. It authenticates users with
 // the JWTs of an Authority (operator mode, memory account resolver) and has no
-// monitoring port, no JetStream and no cluster.
+// monitoring port and no JetStream; with ServerConfig.Cluster it joins the
+// other verifier replicas' servers by routes.
 type Server struct {
 	ns     *server.Server
 	auth   *Authority
@@ -113,8 +119,12 @@ func NewServer(cfg ServerConfig, auth *Authority, logger *slog.Logger) (*Server,
 	if host == "" {
 		host = "0.0.0.0"
 	}
+	name := cfg.Name
+	if name == "" {
+		name = "tc-verifier"
+	}
 	opts := &server.Options{
-		ServerName:       "tc-verifier",
+		ServerName:       name,
 		Host:             host,
 		Port:             port,
 		NoSigs:           true,
@@ -125,6 +135,11 @@ func NewServer(cfg ServerConfig, auth *Authority, logger *slog.Logger) (*Server,
 		TrustedOperators: []*jwt.OperatorClaims{operator},
 		AccountResolver:  resolver,
 		SystemAccount:    auth.SystemAccountPublicKey(),
+	}
+	if cfg.Cluster != nil {
+		if err := cfg.Cluster.clusterOptions(opts); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
