@@ -97,6 +97,8 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
   reboot          TPM reset + measured boot again: re-baselined, Verified
   secureboot-off  a reboot with Secure Boot disabled: Secure Boot Disabled, cordoned
   onboard         a failed node is fixed and re-onboarded by the operator: Verified, uncordoned
+  secret          the key broker releases a secret to a Verified node (its agent keeps it on a tmpfs);
+                  a tamper: the agent drops it, the next release is refused, the node is cordoned
   all             all of them, in that order`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -133,7 +135,7 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 3, "number of edge nodes")
 	cmd.Flags().StringVar(&opts.Dir, "data", "", "data directory (default: a temp dir, removed at the end)")
 	cmd.Flags().DurationVar(&opts.PollInterval, "poll", 5*time.Second, "how often the manager attests every node")
-	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | all")
+	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | secret | all")
 	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the read-only web page; empty for none")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also act on a real cluster: create a Node per sandbox node (development clusters only) and cordon/label/taint them as the Kubernetes adapter does")

@@ -116,6 +116,8 @@ type node struct {
 	root  *sandbox.Root
 
 	stopAgent func()
+	// secrets is the key broker keeper of the secret scenario.
+	secrets secretKeeper
 }
 
 // RunNode boots the node — measured boot replayed into a fresh simulator,
@@ -125,6 +127,7 @@ type node struct {
 //
 //	measure <path> [content]   the kernel measures a file: PCR 10 + IMA log
 //	reboot [secureboot-off]    platform reset, measured boot again, agent restarted
+//	secret [<dir> <name>]      keep a key broker secret in dir (a tmpfs); none: stop keeping
 //	quit
 func RunNode(ctx context.Context, cfg NodeConfig, stdin io.Reader, stdout io.Writer, logger *slog.Logger) error {
 	creds, err := os.ReadFile(filepath.Join(cfg.Dir, nodeCredsFile))
@@ -223,6 +226,8 @@ func (n *node) command(ctx context.Context, cmd, arg string) error {
 			return err
 		}
 		return n.start(ctx)
+	case "secret":
+		return n.keepSecret(ctx, arg)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // Scenarios a newcomer (and the tests) can run, in the order "all" runs them.
-var Scenarios = []string{"tamper", "reboot", "secureboot-off", "onboard"}
+var Scenarios = []string{"tamper", "reboot", "secureboot-off", "onboard", "secret"}
 
 // scenarioTimeout bounds each wait of a scenario.
 const scenarioTimeout = 60 * time.Second
@@ -44,6 +44,8 @@ func RunScenario(ctx context.Context, f *Fleet, name string, w io.Writer) error 
 			err = s.secureBootOff(ctx)
 		case "onboard":
 			err = s.onboard(ctx)
+		case "secret":
+			err = s.secret(ctx)
 		}
 		if err != nil {
 			s.printf("FAIL %s after %s: %v", n, since(start), err)
