@@ -64,7 +64,7 @@ func AddTo(root *cobra.Command, env Env) {
 	root.PersistentFlags().StringVar(&a.configDir, "config-dir", "",
 		"configuration directory (default $"+EnvConfigDir+", else $XDG_CONFIG_HOME/tcctl, else ~/.config/tcctl)")
 	root.AddCommand(a.loginCmd(), a.hostCmd(), a.flavorCmd(), a.flavorGroupCmd(), a.reportCmd(),
-		a.userCmd(), a.roleCmd(), a.credentialsCmd(), a.nodeCmd(), a.secretCmd())
+		a.userCmd(), a.roleCmd(), a.credentialsCmd(), a.nodeCmd(), a.secretCmd(), a.policyCmd())
 }
 
 func (a *app) dir() (string, error) { return configDir(a.configDir, a.env.Getenv) }
