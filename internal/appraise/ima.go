@@ -94,18 +94,32 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	fail := func(format string, args ...any) (IMAEntry, error) {
 		return IMAEntry{}, &IMALineError{Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
-	fields := strings.SplitN(line, " ", 5)
-	if len(fields) != 5 {
-		return fail("has %d of 5 fields", len(fields))
+	// The fields as strings.SplitN(line, " ", 5) cuts them, without
+	// allocating.
+	var fields [5]string
+	n, rest := 0, line
+	for ; n < 4; n++ {
+		f, r, ok := strings.Cut(rest, " ")
+		if !ok {
+			break
+		}
+		fields[n], rest = f, r
+	}
+	fields[n] = rest
+	if n++; n != 5 {
+		return fail("has %d of 5 fields", n)
 	}
 	pcr, err := strconv.Atoi(fields[0])
 	if err != nil || pcr < 0 || pcr > maxPCRIndex || fields[0] != strconv.Itoa(pcr) {
 		return fail("pcr %q is not an index from 0 to %d", fields[0], maxPCRIndex)
 	}
 	e := IMAEntry{PCR: pcr, Template: fields[2], Path: fields[4]}
-	if e.TemplateHash, err = hex.DecodeString(fields[1]); err != nil {
+	// One allocation holds the template hash and the file hash.
+	hashes := make([]byte, len(fields[1])/2, (len(fields[1])+len(fields[3]))/2)
+	if _, err := hex.Decode(hashes, []byte(fields[1])); err != nil {
 		return fail("template hash: %v", err)
 	}
+	e.TemplateHash = hashes[:len(hashes):len(hashes)]
 	switch len(e.TemplateHash) {
 	case crypto.SHA1.Size(), crypto.SHA256.Size(), crypto.SHA384.Size(), crypto.SHA512.Size():
 	default:
@@ -114,7 +128,7 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	if e.Path == "" {
 		return fail("has no path")
 	}
-	if strings.ContainsAny(e.Path, "\x00\n") {
+	if strings.IndexByte(e.Path, 0) >= 0 || strings.IndexByte(e.Path, '\n') >= 0 {
 		return fail("path holds a NUL or newline")
 	}
 	var digest string
@@ -165,7 +179,14 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	if !ok {
 		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
 	}
-	if e.FileHash, err = hex.DecodeString(digest); err != nil {
+	if len(digest)%2 != 0 || len(digest)/2 > cap(hashes)-len(hashes) {
+		if _, err := hex.DecodeString(digest); err != nil {
+			return fail("file hash: %v", err)
+		}
+		return fail("%s file hash has %d bytes", e.FileHashAlg, len(digest)/2)
+	}
+	e.FileHash = hashes[len(hashes) : len(hashes)+len(digest)/2 : len(hashes)+len(digest)/2]
+	if _, err := hex.Decode(e.FileHash, []byte(digest)); err != nil {
 		return fail("file hash: %v", err)
 	}
 	if len(e.FileHash) != h.Size() {
@@ -285,10 +306,6 @@ type IMAResult struct {
 	// quoted value there, since entries may be appended between the quote
 	// and the log read.
 	values [][]byte
-	// padded[i] is the same for a kernel that lacks the bank's hash
-	// algorithm (e.g. sha384 built as a module): it extends that bank with
-	// the SHA-1 template hash padded with zeros.
-	padded [][]byte
 }
 
 // ReplayIMA replays IMA log lines for one bank from startValue (nil for a
@@ -312,17 +329,17 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	var faults []Fault
 	intact := true
 	d := h.New()
-	// One line's scratch (extend digests, template data) is reused for the
+	// One line's scratch (extend digest, template data) is reused for the
 	// next; the PCR values after each line, which the result keeps, are cut
 	// from one slab.
-	var extBuf, padBuf [64]byte
+	var extBuf [64]byte
 	var data []byte
 	// Preallocation is bounded: a log of empty lines must not reserve
 	// memory for entries it does not have.
 	prealloc := min(strings.Count(lines, "\n")+1, 4096)
+	res.Entries = make([]IMAEntry, 0, prealloc)
 	res.values = make([][]byte, 0, prealloc+1)
-	res.padded = make([][]byte, 0, prealloc+1)
-	slab := make([]byte, 0, 2*prealloc*h.Size())
+	slab := make([]byte, 0, prealloc*h.Size())
 	next := func() []byte {
 		if len(slab)+h.Size() > cap(slab) {
 			slab = make([]byte, 0, 64*h.Size())
@@ -331,8 +348,6 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 		return slab[len(slab)-h.Size() : len(slab) : len(slab)]
 	}
 	res.values = append(res.values, value)
-	padded := value
-	res.padded = append(res.padded, padded)
 	for n := 1; lines != ""; n++ {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\n")
@@ -346,12 +361,10 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			continue
 		}
 		res.Entries = append(res.Entries, e)
-		extend, padExtend := extBuf[:h.Size()], padBuf[:h.Size()]
-		clear(padExtend)
+		extend := extBuf[:h.Size()]
 		if e.Violation() {
 			for i := range extend {
 				extend[i] = 0xff
-				padExtend[i] = 0xff
 			}
 		} else {
 			data = e.appendTemplateData(data[:0])
@@ -363,26 +376,56 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			d.Reset()
 			d.Write(data)
 			extend = d.Sum(extend[:0])
-			sum := sha1.Sum(data) //nolint:gosec // the kernel's fallback digest is SHA-1
-			copy(padExtend, sum[:])
 		}
 		if e.PCR == imaPCR {
 			d.Reset()
 			d.Write(value)
 			d.Write(extend)
 			value = d.Sum(next()[:0])
-			d.Reset()
-			d.Write(padded)
-			d.Write(padExtend)
-			padded = d.Sum(next()[:0])
 		}
 		res.values = append(res.values, value)
-		res.padded = append(res.padded, padded)
 	}
 	if intact {
 		res.Value = value
 	}
 	return res, faults
+}
+
+// paddedValues returns PCR 10 after each entry for a kernel that lacks the
+// bank's hash algorithm (e.g. sha384 built as a module): it extends that
+// bank with the SHA-1 template hash padded with zeros. CompareIMA computes
+// it only when the quoted value is not on the bank's own chain.
+func (res IMAResult) paddedValues() [][]byte {
+	h, ok := bankHash(res.Bank)
+	if !ok || len(res.values) == 0 {
+		return nil
+	}
+	out := make([][]byte, 0, len(res.values))
+	padded := res.values[0]
+	out = append(out, padded)
+	d := h.New()
+	ext := make([]byte, h.Size())
+	var data []byte
+	for _, e := range res.Entries {
+		clear(ext)
+		if e.Violation() {
+			for i := range ext {
+				ext[i] = 0xff
+			}
+		} else {
+			data = e.appendTemplateData(data[:0])
+			sum := sha1.Sum(data) //nolint:gosec // the kernel's fallback digest is SHA-1
+			copy(ext, sum[:])
+		}
+		if e.PCR == imaPCR {
+			d.Reset()
+			d.Write(padded)
+			d.Write(ext)
+			padded = d.Sum(nil)
+		}
+		out = append(out, padded)
+	}
+	return out
 }
 
 // checkTemplateHash checks a template hash column; its length names the hash
@@ -424,8 +467,9 @@ func CompareIMA(res IMAResult, pcrs PCRs) (covered int, faults []Fault) {
 		}
 	}
 	if res.Bank != evidence.BankSHA1 {
-		for i := len(res.padded) - 1; i >= 0; i-- {
-			if bytes.Equal(res.padded[i], quoted) {
+		padded := res.paddedValues()
+		for i := len(padded) - 1; i >= 0; i-- {
+			if bytes.Equal(padded[i], quoted) {
 				return i, nil
 			}
 		}
