@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,17 +28,53 @@ var version = "dev"
 func main() { program().Main() }
 
 func program() cli.Program {
-	return cli.Program{Name: "verifier", Version: version, Usage: usage, Commands: map[string]cli.Func{"run": cmdRun}}
+	return cli.Program{Name: "verifier", Version: version, Usage: usage, Commands: map[string]cli.Func{"run": cmdRun, "nats-export": cmdNATSExport}}
 }
 
 const usage = `usage: verifier <command> [flags]
 
 commands:
-  run      serve AAS, CMS, HVS and NATS
-  version  print the version`
+  run          serve AAS, CMS, HVS and NATS
+  nats-export  write the NATS operator and account JWTs and the verifier's
+               credentials for an external NATS cluster (-out DIR)
+  version      print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	return program().Run(ctx, args, stdout, stderr, getenv)
+}
+
+// cmdNATSExport writes, from the configured database, what an external
+// NATS cluster needs (verifier.ExportNATS).
+func cmdNATSExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs, configPath := cli.Flags("nats-export", stderr)
+	out := fs.String("out", "", "directory to write operator.jwt, accounts.conf and hvs.creds into (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("nats-export: -out is required")
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	vcfg, err := cfg.verifierConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if err := verifier.ExportNATS(ctx, vcfg, *out, cfg.NATS.CredentialLifetime, logger); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %s, %s and %s to %s\n", verifier.NATSOperatorFile, verifier.NATSAccountsFile,
+		verifier.NATSServiceCredsFile, *out)
+	return err
 }
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {

@@ -1,0 +1,75 @@
+package verifier_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/verifier"
+)
+
+// TestAnExternalNATSServerConfiguredFromTheExportAcceptsTheVerifier plays
+// the external-cluster set-up of docs/scaling.md: export, configure a plain
+// nats-server with the fragment, connect with the exported credentials.
+func TestAnExternalNATSServerConfiguredFromTheExportAcceptsTheVerifier(t *testing.T) {
+	dir := t.TempDir()
+	cfg := verifier.Config{Database: "sqlite:" + filepath.Join(dir, "verifier.db"), DataDir: filepath.Join(dir, "data")}
+	out := filepath.Join(dir, "nats")
+	logger := slog.New(slog.DiscardHandler)
+	if err := verifier.ExportNATS(t.Context(), cfg, out, time.Hour, logger); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(out, verifier.NATSOperatorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifier.ExportNATS(t.Context(), cfg, out, time.Hour, logger); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(filepath.Join(out, verifier.NATSOperatorFile))
+	if string(first) != string(again) {
+		t.Error("a second export wrote another operator: replicas and the external cluster would disagree")
+	}
+	if fi, err := os.Stat(filepath.Join(out, verifier.NATSServiceCredsFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("service credentials file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+
+	conf := filepath.Join(out, "server.conf")
+	if err := os.WriteFile(conf, []byte("listen: 127.0.0.1:-1\ninclude ./"+verifier.NATSAccountsFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the exported fragment: %v", err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(filepath.Join(out, verifier.NATSServiceCredsFile)))
+	if err != nil {
+		t.Fatalf("the verifier's exported credentials are refused by the external server: %v", err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := nc.RequestWithContext(ctx, "trust-agent.edge-1.quote", nil); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("request as the verifier = %v, want no responders (allowed, nobody listens)", err)
+	}
+	if _, err := nats.Connect(ns.ClientURL()); err == nil {
+		t.Error("the external server accepted a client without credentials")
+	}
+}
