@@ -6,7 +6,7 @@ set -euo pipefail
 profile=${1:-test}
 case "$profile" in
   test)    pkgs=(swtpm swtpm-tools libssl-dev postgresql chromium
-            qemu-system-x86 ovmf sbsigntool systemd-boot-efi cpio binutils openssl) ;;
+            qemu-system-x86 ovmf sbsigntool systemd-boot-efi cpio binutils openssl curl) ;;
   sandbox) pkgs=(swtpm swtpm-tools libssl-dev) ;;
   *) echo "deps.sh: unknown profile $profile (want test or sandbox)" >&2; exit 2 ;;
 esac
