@@ -164,8 +164,10 @@ func (b *Broker) ReportMade(r *report.Report) {
 	ctx := context.Background()
 	b.logger.LogAttrs(ctx, slog.LevelWarn, "secrets revoked: the host's report is untrusted",
 		slog.String(keyHost, r.HostID), slog.String(keyReport, r.ID), slog.Any("secret_names", names))
-	for range names {
+	for _, n := range names {
 		b.observe(OutcomeRevoked, bus.ReasonRevoked)
+		b.journal.add(Decision{At: b.cfg.Now(), HostID: r.HostID, Name: n, Outcome: OutcomeRevoked, Reason: bus.ReasonRevoked,
+			Detail: "the host's report is untrusted", ReportID: r.ID})
 	}
 	b.answer(ctx, p, r.HostID, ans)
 }

@@ -88,6 +88,8 @@ type Broker struct {
 	pub atomic.Pointer[publisher]
 	// holders are the hosts' released secrets, for pushed revocations.
 	holders holders
+	// journal keeps the latest decisions per host (journal.go).
+	journal journal
 }
 
 // New returns a broker.

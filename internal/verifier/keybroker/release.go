@@ -65,6 +65,7 @@ type decision struct {
 }
 
 func (b *Broker) audit(ctx context.Context, d decision, err error) {
+	b.journal.add(d.record(b.cfg.Now(), err))
 	attrs := []slog.Attr{slog.String(keyHost, d.host), slog.String(keyName, d.name)}
 	if d.secretID != "" {
 		attrs = append(attrs, slog.String(keySecret, d.secretID), slog.Int64(keyVersion, d.version))
