@@ -56,8 +56,11 @@ func (v *Verifier) startDashboard(r *run.Runner) error {
 	if v.dashboard.ln == nil {
 		return nil
 	}
-	d, err := dashboard.New(dashboard.Config{StaleAfter: v.cfg.Dashboard.StaleAfter, Poll: v.cfg.Dashboard.Poll,
-		Roots: v.ca.RootPool()}, v.store, v.aas, v.logger.With("part", "dashboard"))
+	dcfg := dashboard.Config{StaleAfter: v.cfg.Dashboard.StaleAfter, Poll: v.cfg.Dashboard.Poll, Roots: v.ca.RootPool()}
+	if b := v.keyBroker.b.Load(); b != nil {
+		dcfg.Releases = b // a node's page lists its secret releases
+	}
+	d, err := dashboard.New(dcfg, v.store, v.aas, v.logger.With("part", "dashboard"))
 	if err != nil {
 		return err
 	}

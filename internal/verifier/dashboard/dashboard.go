@@ -26,6 +26,7 @@ import (
 
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/verifier/auth"
+	"trustedcompute.io/tc/internal/verifier/keybroker"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -86,6 +87,16 @@ type Config struct {
 	Roots *x509.CertPool
 	// Clock tells the time of sessions and ages; nil is the real clock.
 	Clock clock.Clock
+	// Releases, when set, is the key broker's record of its decisions: a
+	// node's page lists its secret releases and refusals to a user who
+	// holds the key broker's audit permission (keybroker.AuditRule).
+	Releases Releases
+}
+
+// Releases is the key broker's record of its latest release decisions per
+// host, the newest first (keybroker.Broker).
+type Releases interface {
+	Decisions(hostID string) []keybroker.Decision
 }
 
 // Dashboard is the dashboard's HTTP handler and its report poller.

@@ -112,7 +112,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 			msg = ": ping\n\n"
 		}
-		if s, _ := d.check(r); s == nil {
+		if s, _, _ := d.check(r); s == nil {
 			_ = write("event: logout\ndata: session ended\n\n")
 			return
 		}

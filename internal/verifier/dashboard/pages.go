@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"trustedcompute.io/tc/internal/verifier/keybroker"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -107,7 +108,7 @@ func (d *Dashboard) fleet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) node(w http.ResponseWriter, r *http.Request) {
-	v, err := d.nodeView(r.Context(), r.PathValue("id"))
+	v, err := d.nodeView(r.Context(), r.PathValue("id"), allows(r.Context(), keybroker.AuditRule))
 	if err != nil {
 		d.fail(w, r, err)
 		return

@@ -118,7 +118,7 @@ func sessionOf(ctx context.Context) *session {
 // one go to the login page; the event stream gets a 401.
 func (d *Dashboard) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, reason := d.check(r)
+		s, claims, reason := d.check(r)
 		if s == nil {
 			if reason != "" {
 				d.logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard session ended", slog.String(keyReason, reason))
@@ -131,31 +131,42 @@ func (d *Dashboard) authed(h http.HandlerFunc) http.Handler {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+		ctx := context.WithValue(context.WithValue(r.Context(), sessionKey{}, s), claimsKey{}, claims)
+		h(w, r.WithContext(ctx))
 	})
 }
 
-// check returns the request's live session, or nil and why it ended ("" for
-// no session at all).
-func (d *Dashboard) check(r *http.Request) (*session, string) {
+// check returns the request's live session with its token's claims, or
+// nil and why it ended ("" for no session at all).
+func (d *Dashboard) check(r *http.Request) (*session, *auth.Claims, string) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil, ""
+		return nil, nil, ""
 	}
 	s := d.sessions.get(c.Value, d.cfg.Clock.Now())
 	if s == nil {
-		return nil, "unknown or expired session"
+		return nil, nil, "unknown or expired session"
 	}
 	claims, _, err := d.auth.CheckToken(r.Context(), s.token)
 	if err != nil {
 		d.sessions.remove(s.id)
-		return nil, "token refused: " + err.Error()
+		return nil, nil, "token refused: " + err.Error()
 	}
 	if missing := missingRules(claims); missing != "" {
 		d.sessions.remove(s.id)
-		return nil, "permission " + missing + " missing"
+		return nil, nil, "permission " + missing + " missing"
 	}
-	return s, ""
+	return s, claims, ""
+}
+
+type claimsKey struct{}
+
+// allows reports whether the request's user holds an HVS permission rule
+// beside those every dashboard user holds.
+func allows(ctx context.Context, rule string) bool {
+	c, _ := ctx.Value(claimsKey{}).(*auth.Claims)
+	need, err := auth.ParseRule(rule)
+	return c != nil && err == nil && c.Allows(Service, need)
 }
 
 // missingRules names the first rule the claims lack, or "".
@@ -174,7 +185,7 @@ type loginView struct {
 }
 
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
-	if s, _ := d.check(r); s != nil {
+	if s, _, _ := d.check(r); s != nil {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/verifier/keybroker"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -250,6 +251,39 @@ type nodeView struct {
 	Host     store.Host
 	Row      nodeRow
 	Timeline []timelineEntry
+	// ShowReleases is true when the key broker runs and the user may read
+	// its audit; Releases are then the node's latest decisions.
+	ShowReleases bool
+	Releases     []releaseEntry
+}
+
+// releaseEntry is one key broker decision about the node.
+type releaseEntry struct {
+	At             time.Time
+	Age            string
+	Name           string
+	Version        int64
+	Outcome, Class string
+	Reason, Detail string
+	ReportID       string
+	PCRs           string
+}
+
+// releases are the key broker's latest decisions about the host.
+func (d *Dashboard) releases(hostID string, now time.Time) []releaseEntry {
+	var out []releaseEntry
+	for _, dec := range d.cfg.Releases.Decisions(hostID) {
+		e := releaseEntry{At: dec.At, Age: age(now, dec.At), Name: dec.Name, Version: dec.Version, Outcome: dec.Outcome,
+			Class: "bad", Reason: dec.Reason, Detail: dec.Detail, ReportID: dec.ReportID}
+		if dec.Outcome == keybroker.OutcomeReleased {
+			e.Class = "ok"
+		}
+		if len(dec.PCRs) > 0 {
+			e.PCRs = strings.Trim(fmt.Sprint(dec.PCRs), "[]")
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // timelineEntry is one report of a node's timeline.
@@ -266,7 +300,7 @@ type timelineEntry struct {
 
 const maxTimelineFaults = 4
 
-func (d *Dashboard) nodeView(ctx context.Context, id string) (nodeView, error) {
+func (d *Dashboard) nodeView(ctx context.Context, id string, showReleases bool) (nodeView, error) {
 	h, err := d.store.HostByID(ctx, id)
 	if err != nil {
 		return nodeView{}, err
@@ -284,7 +318,10 @@ func (d *Dashboard) nodeView(ctx context.Context, id string) (nodeView, error) {
 	if err != nil {
 		return nodeView{}, err
 	}
-	v := nodeView{Host: h, Row: row}
+	v := nodeView{Host: h, Row: row, ShowReleases: showReleases && d.cfg.Releases != nil}
+	if v.ShowReleases {
+		v.Releases = d.releases(h.ID, now)
+	}
 	for _, sr := range rs {
 		e := timelineEntry{ID: sr.ID, Created: sr.CreatedAt, Age: age(now, sr.CreatedAt), Trusted: sr.Trusted}
 		var r report.Report
