@@ -602,7 +602,7 @@ func TestRenderRefuses(t *testing.T) {
 		{"no admin password and no existing Secret", map[string]any{"verifier.admin.password": ""},
 			"verifier.admin.password (or verifier.admin.existingSecret) is required: the verifier has no default administrator password"},
 		{"two verifier replicas on SQLite", map[string]any{"verifier.replicas": 2},
-			"verifier.replicas > 1 needs database.type=postgres and nats.external.url"},
+			"verifier.replicas > 1 needs database.type=postgres"},
 		{"postgres without the URL Secret", map[string]any{"verifier.database.type": "postgres"},
 			"verifier.database.postgres.existingSecret is required"},
 		{"postgres without the key-encryption key Secret", map[string]any{"verifier.database.type": "postgres",

@@ -66,7 +66,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.nats.external.url (not .Values.nats.external.credsSecret) -}}
 {{- fail "verifier.nats.external.credsSecret is required with an external NATS (nats.external.url)" -}}
 {{- end -}}
-{{- if and (gt (int .Values.replicas) 1) (or (eq .Values.database.type "sqlite") (not .Values.nats.external.url)) -}}
-{{- fail "verifier.replicas > 1 needs database.type=postgres and nats.external.url: SQLite and the embedded NATS server are per process" -}}
+{{- if and (gt (int .Values.replicas) 1) (eq .Values.database.type "sqlite") -}}
+{{- fail "verifier.replicas > 1 needs database.type=postgres: SQLite is one file of one process" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The embedded NATS servers of the replicas join one cluster by routes between
+the pods (headless Service): with more than one replica and no external NATS.
+*/}}
+{{- define "verifier.natsCluster" -}}
+{{- if and (gt (int .Values.replicas) 1) (not (include "verifier.externalNATS" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The route URLs of every replica's embedded NATS server. */}}
+{{- define "verifier.natsRoutes" -}}
+{{- $fullname := include "verifier.fullname" . -}}
+{{- $routes := list -}}
+{{- range $i := until (int .Values.replicas) -}}
+{{- $routes = append $routes (printf "nats://%s-%d.%s-headless.%s.svc:%d" $fullname $i $fullname $.Release.Namespace (int $.Values.nats.cluster.port)) -}}
+{{- end -}}
+{{- join "," $routes -}}
 {{- end -}}
