@@ -117,8 +117,3 @@ func (c *Client) Report(ctx context.Context, hostID string) (*report.Report, err
 	}
 	return &r, nil
 }
-
-// Rebaseline makes the host's current measurements its golden flavors.
-func (c *Client) Rebaseline(ctx context.Context, hostID string) error {
-	return c.Do(ctx, http.MethodPost, "/hvs/v2/hosts/"+hostID+"/rebaseline", nil, nil)
-}

@@ -12,7 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"trustedcompute.io/tc/internal/manager"
 )
 
 // RunOptions configure Run beside the fleet's Options.
@@ -20,10 +25,11 @@ type RunOptions struct {
 	// Scenario runs one scenario (or "all") once every node is Verified,
 	// then returns; empty keeps the fleet running until ctx ends.
 	Scenario string
-	// Web is the loopback address of the read-only page ("" for none).
+	// Web is the loopback address of the page ("" for none).
 	Web string
-	// Terminal redraws the live view in place (stdout is a terminal).
-	Terminal bool
+	// Terminal, when set, is where the live view draws in place and reads
+	// the control keys; nil prints the table when it changes.
+	Terminal *Terminal
 }
 
 // readyTimeout bounds the wait for every node's first Verified.
@@ -45,32 +51,45 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 	defer f.Stop()
 	viewCtx, stopView := context.WithCancel(ctx)
 	defer stopView()
+	header := []string{fmt.Sprintf("Trusted Compute sandbox: %d nodes, the product's attestation manager; Ctrl-C stops everything", len(f.nodes))}
 	if ro.Web != "" {
-		url, wait, err := serveWeb(viewCtx, ro.Web, webHandler(f.registry, f.VerifierURL()))
+		url, wait, err := serveWeb(viewCtx, ro.Web, f.Handler())
 		if err != nil {
 			return err
 		}
 		defer wait()
 		defer stopView()
-		_, _ = fmt.Fprintf(w, "web view (read-only): %s\n", url)
+		_, _ = fmt.Fprintf(w, "web view: %s (the controls after logging in as %s)\n", url, adminUser)
+		header = append(header, fmt.Sprintf("  web view   %s (the controls after logging in as %s)", url, adminUser))
 	}
-	_, _ = fmt.Fprintf(w, "verifier %s, bus %s, data %s\n", f.VerifierURL(), f.NATSURL(), f.Dir())
-	_, _ = fmt.Fprintf(w, "dashboard %s (user %s, password in %s; the browser does not know the sandbox's CMS root)\n",
-		f.DashboardURL(), adminUser, filepath.Join(f.Dir(), "admin-password"))
-	_, _ = fmt.Fprintf(w, "log in with tcctl:\n  %s\n", f.LoginCommand())
+	password := filepath.Join(f.Dir(), "admin-password")
+	lines := []string{
+		fmt.Sprintf("verifier %s, bus %s, data %s", f.VerifierURL(), f.NATSURL(), f.Dir()),
+		fmt.Sprintf("dashboard %s (user %s, password in %s; the browser does not know the sandbox's CMS root)", f.DashboardURL(), adminUser, password),
+		"log in with tcctl:\n  " + f.LoginCommand(),
+	}
+	for _, l := range lines {
+		_, _ = fmt.Fprintln(w, l)
+	}
+	header = append(header,
+		fmt.Sprintf("  verifier   %s   bus %s", f.VerifierURL(), f.NATSURL()),
+		fmt.Sprintf("  dashboard  %s (user %s, password in %s)", f.DashboardURL(), adminUser, password),
+		"  tcctl      "+f.LoginCommand(),
+		"  keys       "+keyHelp(),
+	)
 	if err := f.WaitAllVerified(ctx, readyTimeout); err != nil {
-		renderTable(w, f.registry, time.Now())
+		f.renderTable(ctx, w, time.Now())
 		return err
 	}
-	_, _ = fmt.Fprintf(w, "all %d nodes Verified %s after start\n", len(f.nodes), since(start))
+	ready := fmt.Sprintf("all %d nodes Verified %s after start", len(f.nodes), since(start))
+	_, _ = fmt.Fprintln(w, ready)
 	if ro.Scenario != "" {
 		err := RunScenario(ctx, f, ro.Scenario, w)
 		_, _ = fmt.Fprintln(w)
-		renderTable(w, f.registry, time.Now())
+		f.renderTable(ctx, w, time.Now())
 		return err
 	}
-	header := fmt.Sprintf("Trusted Compute sandbox — verifier %s — Ctrl-C stops everything", f.VerifierURL())
-	liveView(viewCtx, w, f.registry, ro.Terminal, header)
+	f.liveView(viewCtx, w, ro.Terminal, header, ready)
 	_, _ = fmt.Fprintln(w, "\nstopping...")
 	return f.Err()
 }
@@ -85,12 +104,22 @@ func NewCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
-		Short: "Run a verifier, N edge nodes with simulated TPMs and a local attestation manager on this machine",
+		Short: "Run a verifier, N edge nodes with simulated TPMs and the attestation manager on this machine",
 		Long: `sandbox starts the verifier (embedded NATS, SQLite), N edge nodes — each a trust
 agent process with its own simulated TPM, a real OVMF event log replayed into it
-and an IMA log — and the attestation manager in local mode, which records in a
-local node registry what it would do to Kubernetes Nodes (labels, cordon, taint,
-condition, events). A live view shows every node; Ctrl-C stops everything.
+and an IMA log — and the attestation manager, which labels, cordons, taints and
+records events on the nodes' Node objects: in a local Kubernetes API, or in a
+real cluster with --kubeconfig. A live view shows every node; Ctrl-C stops
+everything.
+
+Controls, in the live view (a key, then the node's number) and on the web page
+after logging in as admin:
+  t  tamper: a file in no golden flavor is measured (IMA log + PCR 10)
+  p  extend a PCR (7 unless another is typed) outside the event log
+  r  reboot: TPM reset, measured boot again
+  s  reboot with Secure Boot off
+  k  kill the node's trust agent (a reboot starts it again)
+  o  re-onboard: the request tcctl node onboard makes
 
 Scenarios (--scenario, exit status 0 when the fleet behaved as described):
   tamper          a new IMA entry on one node: Attestation Failed, cordoned; the others stay Verified
@@ -111,11 +140,13 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 			}
 			opts.Logger = slog.New(h)
 			if kubeconfig != "" {
-				cs, err := KubeClient(kubeconfig)
+				rc, err := KubeConfig(kubeconfig)
 				if err != nil {
 					return err
 				}
-				opts.Kube = cs
+				opts.KubeConfig = rc
+				// controller-runtime logs through its own logger: the same handler.
+				ctrllog.SetLogger(logr.FromSlogHandler(h))
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -124,9 +155,10 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 			path := strings.Fields(cmd.CommandPath())
 			opts.NodeCommand = append(append([]string{exe}, path[1:]...), "node")
 			out := cmd.OutOrStdout()
-			if f, ok := out.(*os.File); ok {
-				if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-					ro.Terminal = true
+			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				ro.Terminal = &Terminal{Out: f}
+				if term.IsTerminal(int(os.Stdin.Fd())) {
+					ro.Terminal.In = os.Stdin
 				}
 			}
 			return Run(cmd.Context(), out, opts, ro)
@@ -134,11 +166,11 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 	}
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 3, "number of edge nodes")
 	cmd.Flags().StringVar(&opts.Dir, "data", "", "data directory (default: a temp dir, removed at the end)")
-	cmd.Flags().DurationVar(&opts.PollInterval, "poll", 5*time.Second, "how often the manager attests every node")
+	cmd.Flags().DurationVar(&opts.PollInterval, "poll", manager.MinPollDuration, "the attestation manager's poll duration (at least a minute; reboots, IMA changes and the controls are attested at once)")
 	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | secret | all")
-	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the read-only web page; empty for none")
+	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the web page (controls after login); empty for none")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also act on a real cluster: create a Node per sandbox node (development clusters only) and cordon/label/taint them as the Kubernetes adapter does")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "run the attestation manager's controller against a real cluster: a Node per sandbox node is created (development clusters only)")
 	cmd.AddCommand(&cobra.Command{
 		Use:                "node",
 		Short:              "Run one sandbox edge node (started by the sandbox itself)",

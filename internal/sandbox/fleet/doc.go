@@ -8,16 +8,23 @@
 //     processes — a real OVMF event log replayed into its PCRs, an IMA log
 //     whose entries are extended into PCR 10, and the trust agent dialling
 //     the verifier's bus with credentials from the verifier's authority;
-//   - an attestation manager (the Manager interface; a minimal built-in loop
-//     until internal/manager plugs in) acting on a Registry that records what
-//     the Kubernetes adapter (internal/cluster) would do to the Nodes;
-//   - a live terminal view and a read-only web page on loopback.
+//   - the product's attestation manager (internal/manager, with its verifier
+//     client and the Kubernetes adapter internal/cluster) acting on the
+//     nodes' Node objects: in a local Kubernetes API (an in-memory object
+//     store behind the client interface, localapi.go), whose reconciles
+//     runLocal drives, or with Options.KubeConfig in a real cluster, as the
+//     controller-runtime reconciler;
+//   - controls that change a node by hand (Fleet.Do: tamper, extend a PCR,
+//     reboot, Secure Boot off, kill the agent, re-onboard), from keys in the
+//     live terminal view and from the web page on loopback after an AAS
+//     login.
 //
 // The simulator has no EK certificate, so the verifier runs with
 // Enrollment.AllowRegisteredEKs and the sandbox registers each node's EK
-// public key (POST /hvs/v2/tpm-endorsements) before registering the host,
-// which enrolls the AK by credential activation: the same path an operator
-// takes for a TPM without an EK certificate.
+// public key (POST /hvs/v2/tpm-endorsements) and enrolls the AK by
+// credential activation (POST /hvs/v2/aik-enrollments): the same path an
+// operator takes for a TPM without an EK certificate. The manager then
+// registers the host and baselines it, as in production.
 //
 // It is a separate package from internal/sandbox, whose measured-boot
 // helpers the verifier's own tests use: this one imports the verifier.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"k8s.io/client-go/kubernetes"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,7 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/cms"
@@ -31,32 +34,37 @@ import (
 )
 
 // Options configure a sandbox fleet. The zero value runs three nodes in a
-// temp dir with the built-in manager loop.
+// temp dir against the sandbox's local Kubernetes API.
 type Options struct {
 	// Nodes is the number of edge nodes (default 3).
 	Nodes int
 	// Dir holds the verifier's database and CMS root, the admin password
 	// and one directory per node; a temp dir, removed at the end, when empty.
 	Dir string
-	// PollInterval is the manager's attestation interval (default 5s).
+	// PollInterval is the attestation manager's poll duration (default
+	// and minimum: the manager's minimum, one minute). Reboots, IMA
+	// changes and the controls are attested at once, on the reports the
+	// verifier publishes.
 	PollInterval time.Duration
 	// NodeCommand is the argv that starts a node process, before the node
 	// flags: the running binary with its "sandbox node" subcommand by
 	// default. NodeEnv is added to the node's environment.
 	NodeCommand []string
 	NodeEnv     []string
-	// NewManager plugs in an attestation manager; nil runs NewLocalManager.
-	NewManager NewManagerFunc
-	// Logger receives the sandbox's and the verifier's logs; nil discards.
+	// Logger receives the sandbox's, the verifier's and the manager's
+	// logs; nil discards.
 	Logger *slog.Logger
-	// Kube, when set, is a real cluster: the sandbox creates a Node object
-	// per node (if missing) and the manager acts on those Nodes exactly as
-	// in production, besides the local registry the view reads.
-	Kube kubernetes.Interface
+	// KubeConfig, when set, is a real cluster: the sandbox creates a Node
+	// object per node (if missing) and runs the attestation manager's
+	// controller against it, as in production. Without it the manager
+	// acts on Node objects in the sandbox's local Kubernetes API.
+	KubeConfig *rest.Config
+	// Namespace holds the onboard requests (cluster.DefaultNamespace).
+	Namespace string
 }
 
 // Fleet is a running sandbox: the verifier, the node processes, the
-// registry and the manager.
+// Kubernetes API (local or real) and the attestation manager.
 type Fleet struct {
 	opts     Options
 	dir      string
@@ -64,8 +72,18 @@ type Fleet struct {
 	verifier *verifier.Verifier
 	client   *Client
 	roots    *x509.CertPool
-	registry *Registry
 	nodes    []*nodeProc
+
+	// kube is the Kubernetes API the manager acts on; api is set when it
+	// is the local one.
+	kube     kubernetes.Interface
+	api      *localAPI
+	adapter  *cluster.Nodes
+	requests *cluster.OnboardRequests
+	notices  *notices
+	// hold is read-held by every reconcile of the local controller;
+	// holding it pauses the manager (tests).
+	hold sync.RWMutex
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -82,23 +100,29 @@ const (
 	keyNode       = "node"
 	keyPID        = "pid"
 	keyError      = "error"
-	keyResetCount = "reset_count"
 	keyCommand    = "command"
 	keyBoot       = "boot"
 	keySecureBoot = "secure_boot"
 	keyBanks      = "banks"
+	keyPCR        = "pcr"
+	keySubject    = "subject"
+	keyControl    = "control"
 )
 
 // Start brings the fleet up: the verifier; the node processes, each
-// enrolled (EK registered, AK activated), registered as a host and
-// baselined; the registry; the manager. It does not wait for the first
-// verdicts (see WaitAllVerified). Stop ends it all; ctx bounds the start only.
+// enrolled (EK registered, AK activated); their Node objects; the
+// attestation manager, which registers, baselines and attests them. It does
+// not wait for the first verdicts (see WaitAllVerified). Stop ends it all;
+// ctx bounds the start only.
 func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if opts.Nodes <= 0 {
 		opts.Nodes = 3
 	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 5 * time.Second
+	if opts.PollInterval == 0 {
+		opts.PollInterval = manager.MinPollDuration
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = cluster.DefaultNamespace
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -110,7 +134,10 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 		}
 		opts.NodeCommand = []string{exe, "sandbox", "node"}
 	}
-	f = &Fleet{opts: opts, log: opts.Logger, registry: NewRegistry(nil), dir: opts.Dir}
+	f = &Fleet{opts: opts, log: opts.Logger, dir: opts.Dir}
+	if err := f.kubernetesAPI(); err != nil {
+		return nil, err
+	}
 	if f.dir == "" {
 		if f.dir, err = os.MkdirTemp("", "tc-sandbox-"); err != nil {
 			return nil, err
@@ -137,36 +164,11 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 		if err := f.enroll(ctx, n); err != nil {
 			return f, err
 		}
-		f.registry.Add(n.name, n.name)
-		if opts.Kube != nil {
-			if err := ensureKubeNode(ctx, opts.Kube, n.name, n.name); err != nil {
-				return f, err
-			}
+		if err := f.ensureNode(ctx, n); err != nil {
+			return f, err
 		}
 	}
-	var nodes Nodes = f.registry
-	if opts.Kube != nil {
-		nodes = teeNodes{Registry: f.registry, kube: cluster.New(opts.Kube, cluster.Options{Logger: f.log.With(keyPart, "kubernetes")})}
-	}
-	creds, err := f.verifier.Authority().ManagerCredentials("sandbox", 24*time.Hour)
-	if err != nil {
-		return f, err
-	}
-	newManager := opts.NewManager
-	if newManager == nil {
-		newManager = NewLocalManager
-	}
-	m, err := newManager(ManagerDeps{
-		VerifierURL: "https://" + f.verifier.Addr(), RootCAs: f.roots,
-		AdminUser: adminUser, AdminPasswordFile: filepath.Join(f.dir, "admin-password"), Verifier: f.client,
-		NATSURL: f.verifier.NATSURL(), NATSCreds: creds, Nodes: nodes,
-		PollInterval: opts.PollInterval, Logger: f.log.With(keyPart, "manager"),
-	})
-	if err != nil {
-		return f, err
-	}
-	f.goTask("manager", func() error { return m.Run(runCtx) })
-	return f, nil
+	return f, f.startManager(ctx, runCtx)
 }
 
 // goTask runs a long-lived part; its failure stops the fleet.
@@ -406,9 +408,10 @@ func (n *nodeProc) stop() {
 	<-n.exited
 }
 
-// enroll registers the node's EK, registers the host (which enrolls its AK
-// by credential activation) and makes its first measurements the golden
-// flavors.
+// enroll registers the node's EK and enrolls its AK by credential
+// activation, as an operator does for a TPM without an EK certificate. The
+// attestation manager registers the host and makes its first measurements
+// the golden flavors, as in production.
 func (f *Fleet) enroll(ctx context.Context, n *nodeProc) error {
 	err := f.client.Do(ctx, http.MethodPost, "/hvs/v2/tpm-endorsements", map[string]string{
 		"hardware_uuid": n.uuid, "issuer": "sandbox", "description": "simulated TPM of " + n.name, "ek_public_key": n.ekPEM,
@@ -430,29 +433,13 @@ func (f *Fleet) enroll(ctx context.Context, n *nodeProc) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	host := map[string]string{"host_name": n.name, "connection_string": "nats://" + n.name, "description": "sandbox node"}
-	err = f.client.Do(ctx, http.MethodPost, "/hvs/v2/hosts", host, nil)
-	if apiErr := (*APIError)(nil); errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
-		// A host of an earlier run in the same --data dir: replace it.
-		if err := f.client.Do(ctx, http.MethodDelete, "/hvs/v2/hosts/"+n.name, nil, nil); err != nil {
-			return err
-		}
-		err = f.client.Do(ctx, http.MethodPost, "/hvs/v2/hosts", host, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("register host %s: %w", n.name, err)
-	}
-	if err := f.client.Do(ctx, http.MethodPost, "/hvs/v2/flavors", map[string]any{
-		"host_id": n.name, "partial_flavor_types": []string{"PLATFORM", "OS", "IMA"},
-	}, nil); err != nil {
-		return fmt.Errorf("baseline %s: %w", n.name, err)
-	}
-	f.log.Info("node enrolled and baselined", keyNode, n.name)
+	f.log.Info("node enrolled", keyNode, n.name)
 	return nil
 }
 
-// Registry is the local node registry the manager acts on.
-func (f *Fleet) Registry() *Registry { return f.registry }
+// Kubernetes is the API the manager acts on: the sandbox's local one, or
+// the cluster of Options.KubeConfig.
+func (f *Fleet) Kubernetes() kubernetes.Interface { return f.kube }
 
 // VerifierURL is the verifier's HTTPS base URL.
 func (f *Fleet) VerifierURL() string { return "https://" + f.verifier.Addr() }
@@ -542,7 +529,7 @@ func (f *Fleet) Stop() {
 func (f *Fleet) WaitStatus(ctx context.Context, node string, status cluster.Status, cordoned *bool, timeout time.Duration) (cluster.NodeInfo, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		info, err := f.registry.Get(ctx, node)
+		info, err := f.adapter.Get(ctx, node)
 		if err != nil {
 			return info, err
 		}

@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/sandbox/fleet"
 	"trustedcompute.io/tc/internal/syncbuf"
@@ -30,15 +33,20 @@ func testOptions(t *testing.T, nodes int) fleet.Options {
 		Dir:          t.TempDir(),
 		NodeCommand:  []string{os.Args[0]},
 		NodeEnv:      []string{nodeEnv + "=1"},
-		PollInterval: 2 * time.Second,
+		PollInterval: time.Minute,
 	}
 }
 
 // startFleet starts a fleet of n nodes and waits until all are Verified.
 func startFleet(t *testing.T, n int) *fleet.Fleet {
 	t.Helper()
+	return startFleetWith(t, testOptions(t, n))
+}
+
+func startFleetWith(t *testing.T, opts fleet.Options) *fleet.Fleet {
+	t.Helper()
 	ctx := context.Background()
-	f, err := fleet.Start(ctx, testOptions(t, n))
+	f, err := fleet.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +57,28 @@ func startFleet(t *testing.T, n int) *fleet.Fleet {
 	return f
 }
 
-// has reports whether node's recorded actions include one of kind (and key
-// and value, when given).
-func has(r *fleet.Registry, node, kind, key, value string) bool {
-	return slices.ContainsFunc(r.Actions(node), func(a fleet.Action) bool {
-		return a.Kind == kind && (key == "" || a.Key == key) && (value == "" || a.Value == value)
-	})
+// nodeOf reads a sandbox node's Node object.
+func nodeOf(t *testing.T, f *fleet.Fleet, name string) *corev1.Node {
+	t.Helper()
+	n, err := f.Kubernetes().CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
-func warning(r *fleet.Registry, node, reason string) (fleet.Event, bool) {
-	for _, e := range r.Events(node) {
+func events(t *testing.T, f *fleet.Fleet, node string) []fleet.Event {
+	t.Helper()
+	ev, err := f.Events(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func warning(t *testing.T, f *fleet.Fleet, node, reason string) (fleet.Event, bool) {
+	t.Helper()
+	for _, e := range events(t, f, node) {
 		if e.Type == "Warning" && e.Reason == reason {
 			return e, true
 		}
@@ -66,88 +86,70 @@ func warning(r *fleet.Registry, node, reason string) (fleet.Event, bool) {
 	return fleet.Event{}, false
 }
 
-// assertCordoned checks what the adapter records for a failed node.
-func assertCordoned(t *testing.T, r *fleet.Registry, node string, status cluster.Status, reason string) {
+// assertCordoned checks what the Kubernetes adapter leaves on a failed
+// node's Node object.
+func assertCordoned(t *testing.T, f *fleet.Fleet, node string, status cluster.Status, reason string) {
 	t.Helper()
-	info, err := r.Get(context.Background(), node)
-	if err != nil {
-		t.Fatal(err)
+	n := nodeOf(t, f, node)
+	info := cluster.InfoOf(n)
+	if info.Status != status || !info.Cordoned || !info.CordonedByUs || info.Ready || !info.Tainted {
+		t.Errorf("%s: %+v, want %s, cordoned by the manager, tainted, not ready", node, info, status)
 	}
-	if info.Status != status || !info.Cordoned || !info.CordonedByUs || info.Ready {
-		t.Errorf("%s: %+v, want %s, cordoned by the manager, not ready", node, info, status)
-	}
-	if !has(r, node, fleet.ActionCordon, "", "") {
-		t.Errorf("%s: no cordon recorded", node)
-	}
-	if !has(r, node, fleet.ActionTaint, cluster.TaintUntrusted, "NoSchedule") {
-		t.Errorf("%s: no %s:NoSchedule taint recorded", node, cluster.TaintUntrusted)
-	}
-	if !has(r, node, fleet.ActionLabel, cluster.LabelStatus, string(status)) {
-		t.Errorf("%s: no %s=%s label recorded", node, cluster.LabelStatus, status)
-	}
-	if c, ok := r.Condition(node); !ok || c.Status != "False" || c.Reason != reason {
+	if c := cluster.TrustCondition(n); c == nil || c.Status != corev1.ConditionFalse || c.Reason != reason {
 		t.Errorf("%s: condition %+v, want False/%s", node, c, reason)
 	}
-	if e, ok := warning(r, node, reason); !ok || !strings.Contains(e.Note, "report ") || e.ReportID == "" {
-		t.Errorf("%s: Warning Event %s with the report missing: %+v", node, reason, r.Events(node))
+	if e, ok := warning(t, f, node, reason); !ok || !strings.Contains(e.Note, "report ") || e.ReportID == "" {
+		t.Errorf("%s: Warning Event %s with the report missing: %+v", node, reason, events(t, f, node))
 	}
 }
 
-// assertUntouched checks that a bystander is Verified and was never cordoned.
-func assertUntouched(t *testing.T, r *fleet.Registry, node string) {
+// assertUntouched checks that a bystander is Verified, schedulable and was
+// never failed.
+func assertUntouched(t *testing.T, f *fleet.Fleet, node string) {
 	t.Helper()
-	info, _ := r.Get(context.Background(), node)
-	if info.Status != cluster.StatusVerified || info.Cordoned {
+	info := cluster.InfoOf(nodeOf(t, f, node))
+	if info.Status != cluster.StatusVerified || info.Cordoned || info.Tainted {
 		t.Errorf("bystander %s: %+v, want Verified and schedulable", node, info)
 	}
-	if has(r, node, fleet.ActionCordon, "", "") || has(r, node, fleet.ActionTaint, "", "") {
-		t.Errorf("bystander %s was cordoned or tainted: %v", node, r.Actions(node))
+	for _, e := range events(t, f, node) {
+		if e.Reason == cluster.ReasonAttestationFailed || e.Reason == cluster.ReasonSecureBootDisabled {
+			t.Errorf("bystander %s was failed: %s", node, e)
+		}
 	}
 }
 
 func TestScenarios(t *testing.T) {
 	tests := []struct {
 		scenario string
-		check    func(t *testing.T, r *fleet.Registry)
+		check    func(t *testing.T, f *fleet.Fleet)
 	}{
-		{"tamper", func(t *testing.T, r *fleet.Registry) {
-			assertCordoned(t, r, "edge-1", cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
-			if e, _ := warning(r, "edge-1", cluster.ReasonAttestationFailed); !strings.Contains(e.Note, "IMA") {
+		{"tamper", func(t *testing.T, f *fleet.Fleet) {
+			assertCordoned(t, f, "edge-1", cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
+			if e, _ := warning(t, f, "edge-1", cluster.ReasonAttestationFailed); !strings.Contains(e.Note, "IMA") {
 				t.Errorf("the failure event does not name the IMA part: %q", e.Note)
 			}
-			assertUntouched(t, r, "edge-2")
+			assertUntouched(t, f, "edge-2")
 		}},
-		{"reboot", func(t *testing.T, r *fleet.Registry) {
-			assertUntouched(t, r, "edge-2")
-			assertUntouched(t, r, "edge-1")
-			if _, ok := warning(r, "edge-2", cluster.ReasonAttestationFailed); ok {
-				t.Error("the rebooted node was failed before its re-baseline")
-			}
+		{"reboot", func(t *testing.T, f *fleet.Fleet) {
+			assertUntouched(t, f, "edge-2")
+			assertUntouched(t, f, "edge-1")
 		}},
-		{"secureboot-off", func(t *testing.T, r *fleet.Registry) {
-			assertCordoned(t, r, "edge-1", cluster.StatusSecureBootDisabled, cluster.ReasonSecureBootDisabled)
-			assertUntouched(t, r, "edge-2")
+		{"secureboot-off", func(t *testing.T, f *fleet.Fleet) {
+			assertCordoned(t, f, "edge-1", cluster.StatusSecureBootDisabled, cluster.ReasonSecureBootDisabled)
+			assertUntouched(t, f, "edge-2")
 		}},
-		{"onboard", func(t *testing.T, r *fleet.Registry) {
-			info, _ := r.Get(context.Background(), "edge-1")
-			if info.Status != cluster.StatusVerified || info.Cordoned || info.OnboardRequested || len(r.Taints("edge-1")) != 0 {
-				t.Errorf("edge-1 after onboarding: %+v taints %v", info, r.Taints("edge-1"))
+		{"onboard", func(t *testing.T, f *fleet.Fleet) {
+			info := cluster.InfoOf(nodeOf(t, f, "edge-1"))
+			if info.Status != cluster.StatusVerified || info.Cordoned || info.CordonedByUs || info.Tainted {
+				t.Errorf("edge-1 after onboarding: %+v", info)
 			}
-			acts := r.Actions("edge-1")
-			request := slices.IndexFunc(acts, func(a fleet.Action) bool {
-				return a.Kind == fleet.ActionAnnotation && a.Key == cluster.AnnotationOnboard && a.Value != ""
-			})
-			uncordon := slices.IndexFunc(acts, func(a fleet.Action) bool { return a.Kind == fleet.ActionUncordon })
-			if request < 0 || uncordon < request {
-				t.Errorf("uncordon at %d, onboard request at %d: only an onboard request may uncordon", uncordon, request)
+			ev := events(t, f, "edge-1")
+			failed := slices.IndexFunc(ev, func(e fleet.Event) bool { return e.Reason == cluster.ReasonAttestationFailed })
+			onboarded := slices.IndexFunc(ev, func(e fleet.Event) bool { return e.Type == "Normal" && e.Reason == cluster.ReasonOnboarded })
+			if failed < 0 || onboarded < failed {
+				t.Errorf("failed at event %d, onboarded at %d: want a failure, then Onboarded: %v", failed, onboarded, ev)
 			}
-			if !has(r, "edge-1", fleet.ActionUntaint, cluster.TaintUntrusted, "") {
-				t.Error("taint not removed")
-			}
-			if !slices.ContainsFunc(r.Events("edge-1"), func(e fleet.Event) bool { return e.Type == "Normal" && e.Reason == cluster.ReasonOnboarded }) {
-				t.Error("no Onboarded event")
-			}
-			assertUntouched(t, r, "edge-2")
+			assertUntouched(t, f, "edge-2")
 		}},
 	}
 	for _, tt := range tests {
@@ -159,7 +161,7 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, f.Registry())
+			tt.check(t, f)
 		})
 	}
 }
@@ -223,7 +225,7 @@ func TestStopLeavesNothingRunningOrListening(t *testing.T) {
 		_ = c.Close()
 	}
 
-	web := regexp.MustCompile(`web view \(read-only\): (\S+)`).FindStringSubmatch(out.String())
+	web := regexp.MustCompile(`web view: (\S+)`).FindStringSubmatch(out.String())
 	if web == nil {
 		t.Fatal("no web view URL printed")
 	}

@@ -3,7 +3,9 @@ package fleet
 import (
 	"bufio"
 	"context"
+	"crypto/sha1" //nolint:gosec // the TPM's SHA-1 bank
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,6 +217,16 @@ func (n *node) command(ctx context.Context, cmd, arg string) error {
 			content = "content of " + path
 		}
 		return n.measure(map[string]string{path: content})
+	case "extend":
+		pcr, err := strconv.Atoi(arg)
+		if err != nil || pcr < 0 || pcr > 23 {
+			return fmt.Errorf("extend: want a PCR index 0 to 23, got %q", arg)
+		}
+		return n.extend(pcr)
+	case "kill":
+		n.stop()
+		n.logger.Warn("trust agent killed")
+		return nil
 	case "reboot":
 		n.stop()
 		n.tpm.mu.Lock()
@@ -285,6 +298,35 @@ func (n *node) measure(files map[string]string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// extend extends pcr in every bank with a digest no event log explains, as
+// an unmeasured change to the platform would.
+func (n *node) extend(pcr int) error {
+	n.tpm.mu.Lock()
+	defer n.tpm.mu.Unlock()
+	data := []byte(fmt.Sprintf("unlogged change %d to pcr %d", time.Now().UnixNano(), pcr))
+	for _, bank := range n.banks {
+		var digest []byte
+		switch strings.ToUpper(bank) {
+		case evidence.BankSHA1:
+			d := sha1.Sum(data) //nolint:gosec // the TPM's SHA-1 bank
+			digest = d[:]
+		case evidence.BankSHA256:
+			d := sha256.Sum256(data)
+			digest = d[:]
+		case evidence.BankSHA384:
+			d := sha512.Sum384(data)
+			digest = d[:]
+		default:
+			return fmt.Errorf("extend pcr %d: unknown bank %q", pcr, bank)
+		}
+		if err := n.tpm.nt.Extend(pcr, bank, digest); err != nil {
+			return fmt.Errorf("extend pcr %d %s: %w", pcr, bank, err)
+		}
+	}
+	n.logger.Warn("pcr extended outside the event log", keyPCR, pcr)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func (s *scenario) pick(i int) string { return s.nodes[i%len(s.nodes)] }
 func (s *scenario) healthy(ctx context.Context, target string) []string {
 	var out []string
 	for _, n := range s.nodes {
-		info, err := s.f.registry.Get(ctx, n)
+		info, err := s.f.adapter.Get(ctx, n)
 		if err == nil && n != target && info.Status == cluster.StatusVerified && !info.Cordoned {
 			out = append(out, n)
 		}
@@ -88,7 +89,7 @@ func (s *scenario) healthy(ctx context.Context, target string) []string {
 // stillHealthy checks that the given nodes are still Verified and uncordoned.
 func (s *scenario) stillHealthy(ctx context.Context, nodes []string) error {
 	for _, n := range nodes {
-		info, err := s.f.registry.Get(ctx, n)
+		info, err := s.f.adapter.Get(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -105,7 +106,7 @@ func (s *scenario) stillHealthy(ctx context.Context, nodes []string) error {
 // checkFailed checks what MarkFailed leaves on a node: cordon by us, taint,
 // no ready label, condition False with reason, and a Warning Event.
 func (s *scenario) checkFailed(ctx context.Context, node, reason string) error {
-	info, err := s.f.registry.Get(ctx, node)
+	info, err := s.f.adapter.Get(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -113,22 +114,29 @@ func (s *scenario) checkFailed(ctx context.Context, node, reason string) error {
 	if !info.Cordoned || !info.CordonedByUs {
 		problems = append(problems, "not cordoned by the manager")
 	}
-	if !slices.Contains(s.f.registry.Taints(node), untrustedTaint) {
+	if !info.Tainted {
 		problems = append(problems, "no "+untrustedTaint+" taint")
 	}
 	if info.Ready {
 		problems = append(problems, "still labelled ready")
 	}
-	if c, ok := s.f.registry.Condition(node); !ok || c.Status != "False" || c.Reason != reason {
-		problems = append(problems, fmt.Sprintf("condition %+v, want False/%s", c, reason))
+	c, err := s.f.condition(ctx, node)
+	if err != nil {
+		return err
 	}
-	if !slices.ContainsFunc(s.f.registry.Events(node), func(e Event) bool { return e.Type == "Warning" && e.Reason == reason }) {
+	if c.Status != "False" || c.Reason != reason {
+		problems = append(problems, fmt.Sprintf("condition %s %s, want False/%s", c.Status, c.Reason, reason))
+	}
+	events, err := s.f.Events(ctx, node)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.Type == "Warning" && e.Reason == reason }) {
 		problems = append(problems, "no Warning Event "+reason)
 	}
 	if len(problems) > 0 {
 		return errors.New(node + ": " + strings.Join(problems, "; "))
 	}
-	c, _ := s.f.registry.Condition(node)
 	s.printf("   %s: cordoned, tainted %s, condition False %s: %s", node, untrustedTaint, c.Reason, c.Message)
 	return nil
 }
@@ -167,7 +175,7 @@ func (s *scenario) rebootAndWait(ctx context.Context, node string, secureBootOff
 	s.printf("   %s: rebooted (secure boot %v), TPM reset count %d, %s", node, !secureBootOff, rc, since(start))
 	deadline := time.Now().Add(scenarioTimeout)
 	for {
-		info, err := s.f.registry.Get(ctx, node)
+		info, err := s.f.adapter.Get(ctx, node)
 		if err != nil {
 			return info, err
 		}
@@ -206,7 +214,10 @@ func (s *scenario) resetCountNow(ctx context.Context, node string) (uint32, erro
 func (s *scenario) reboot(ctx context.Context) error {
 	target := s.pick(1)
 	others := s.healthy(ctx, target)
-	before := len(s.f.registry.Events(target))
+	before, err := s.f.Events(ctx, target)
+	if err != nil {
+		return err
+	}
 	info, err := s.rebootAndWait(ctx, target, false, cluster.StatusVerified)
 	if err != nil {
 		return err
@@ -214,8 +225,12 @@ func (s *scenario) reboot(ctx context.Context) error {
 	if info.Cordoned {
 		return fmt.Errorf("%s is cordoned after a clean reboot", target)
 	}
-	for _, e := range s.f.registry.Events(target)[before:] {
-		if e.Type == "Warning" && e.Reason != reasonAgentUnreachable && e.Reason != cluster.ReasonVerifierUnreachable {
+	after, err := s.f.Events(ctx, target)
+	if err != nil {
+		return err
+	}
+	for _, e := range after[len(before):] {
+		if e.Type == "Warning" && e.Reason != cluster.ReasonVerifierUnreachable {
 			return fmt.Errorf("%s: unexpected Warning Event %s: %s", target, e.Reason, e.Note)
 		}
 	}
@@ -245,32 +260,68 @@ func (s *scenario) onboard(ctx context.Context) error {
 	}
 	others := s.healthy(ctx, target)
 	// The operator fixes the node: a clean boot. The manager re-baselines
-	// and finds it Verified, but leaves it cordoned.
-	info, err := s.rebootAndWait(ctx, target, false, cluster.StatusVerified)
+	// and finds the new boot trusted, but the node stays failed and
+	// cordoned: nothing lifts a failure but a re-onboarding.
+	start := time.Now()
+	if err := s.f.Reboot(ctx, target, false); err != nil {
+		return err
+	}
+	rc, err := s.resetCountNow(ctx, target)
 	if err != nil {
 		return err
 	}
-	if !info.Cordoned || !slices.Contains(s.f.registry.Taints(target), untrustedTaint) {
-		return fmt.Errorf("%s was uncordoned or untainted without an onboard request", target)
+	s.printf("   %s: fixed by a clean reboot, TPM reset count %d", target, rc)
+	deadline := time.Now().Add(scenarioTimeout)
+	for {
+		r, err := s.f.latestReport(ctx, target)
+		if err != nil {
+			return err
+		}
+		if r != nil && r.Trusted() && r.ResetCount == rc {
+			s.printf("   %s: re-baselined, report %s of the new boot trusted, %s after the reboot", target, short(r.ID), since(start))
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no trusted report of reset count %d after the reboot", target, rc)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	s.printf("   %s: Verified but still cordoned and tainted: nothing uncordons on its own", target)
-	start := time.Now()
-	if err := s.f.registry.RequestOnboard(target); err != nil {
+	info, err := s.f.adapter.Get(ctx, target)
+	if err != nil {
 		return err
 	}
-	s.printf("   operator: %s=true on %s", cluster.AnnotationOnboard, target)
+	if info.Status != cluster.StatusAttestationFailed || !info.Cordoned || !info.Tainted {
+		return fmt.Errorf("%s: %s, cordoned %v, tainted %v without an onboard request, want still failed", target, info.Status, info.Cordoned, info.Tainted)
+	}
+	s.printf("   %s: still Attestation Failed, cordoned and tainted: nothing lifts a failure on its own", target)
+	start = time.Now()
+	if _, err := s.f.Do(ctx, target, ControlOnboard, 0); err != nil {
+		return err
+	}
+	s.printf("   operator: re-onboarding of %s requested (ConfigMap %s/%s, as tcctl node onboard does)", target, s.f.opts.Namespace, cluster.OnboardConfigMap)
 	cordoned := false
 	if info, err = s.f.WaitStatus(ctx, target, cluster.StatusVerified, &cordoned, scenarioTimeout); err != nil {
 		return err
 	}
 	var problems []string
-	if info.OnboardRequested || info.CordonedByUs {
-		problems = append(problems, "onboard or cordoned-by annotation left")
+	if info.CordonedByUs {
+		problems = append(problems, "cordoned-by annotation left")
 	}
-	if slices.Contains(s.f.registry.Taints(target), untrustedTaint) {
+	if info.Tainted {
 		problems = append(problems, "taint left")
 	}
-	if !slices.ContainsFunc(s.f.registry.Events(target), func(e Event) bool { return e.Reason == cluster.ReasonOnboarded }) {
+	if left, err := s.f.requests.List(ctx); err != nil || left[target] != "" {
+		problems = append(problems, fmt.Sprintf("onboard request left (%v)", err))
+	}
+	events, err := s.f.Events(ctx, target)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.Reason == cluster.ReasonOnboarded }) {
 		problems = append(problems, "no Onboarded Event")
 	}
 	if len(problems) > 0 {
@@ -285,4 +336,20 @@ func short(id string) string {
 		return id[len(id)-8:]
 	}
 	return id
+}
+
+// latestReport is the verifier's latest report of host, nil when it has
+// none.
+func (f *Fleet) latestReport(ctx context.Context, host string) (*report.Report, error) {
+	var out struct {
+		Reports []report.Report `json:"reports"`
+	}
+	q := url.Values{"hostId": {host}, "latestPerHost": {"true"}}
+	if err := f.client.Do(ctx, http.MethodGet, "/hvs/v2/reports?"+q.Encode(), nil, &out); err != nil {
+		return nil, fmt.Errorf("latest report of %s: %w", host, err)
+	}
+	if len(out.Reports) == 0 {
+		return nil, nil
+	}
+	return &out.Reports[0], nil
 }

@@ -34,6 +34,6 @@ func TestTheSecretScenarioReleasesToAVerifiedNodeAndRevokesOnTamper(t *testing.T
 			t.Errorf("the scenario's output has no line matching %s", want)
 		}
 	}
-	assertCordoned(t, f.Registry(), "edge-1", cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
-	assertUntouched(t, f.Registry(), "edge-2")
+	assertCordoned(t, f, "edge-1", cluster.StatusAttestationFailed, cluster.ReasonAttestationFailed)
+	assertUntouched(t, f, "edge-2")
 }

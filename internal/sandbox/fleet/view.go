@@ -2,23 +2,21 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"html/template"
 	"io"
-	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"trustedcompute.io/tc/internal/cluster"
 )
 
-// NodeRow is one node as the views show it.
+// NodeRow is one node as the views show it, read from its Node object.
 type NodeRow struct {
 	Node       string    `json:"node"`
 	Status     string    `json:"status"`
@@ -31,7 +29,21 @@ type NodeRow struct {
 	Since      time.Time `json:"since"`
 }
 
-// statusTitle is the seed's wording of a status.
+// Event is an Event the Kubernetes adapter recorded on a sandbox node.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Node     string    `json:"node"`
+	Type     string    `json:"type"` // Normal or Warning
+	Reason   string    `json:"reason"`
+	Note     string    `json:"note"`
+	ReportID string    `json:"report_id,omitempty"`
+}
+
+func (e Event) String() string {
+	return fmt.Sprintf("%s %s %s: %s", e.Node, e.Type, e.Reason, e.Note)
+}
+
+// statusTitle is the product's wording of a status.
 func statusTitle(s cluster.Status) string {
 	switch s {
 	case cluster.StatusVerified:
@@ -40,33 +52,64 @@ func statusTitle(s cluster.Status) string {
 		return "Attestation Failed"
 	case cluster.StatusSecureBootDisabled:
 		return "Secure Boot Disabled"
+	case cluster.StatusUnknown:
+		return "Unknown"
 	}
 	return "Pending"
 }
 
-// Rows describes every node of the registry, by name.
-func (r *Registry) Rows() []NodeRow {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rows := make([]NodeRow, 0, len(r.nodes))
-	for name, n := range r.nodes {
-		in := infoOf(name, n)
-		row := NodeRow{Node: name, Status: statusTitle(in.Status), Cordoned: in.Cordoned, Ready: in.Ready,
-			LastReport: in.LastReport, Tainted: slices.Contains(n.taints, untrustedTaint)}
-		if c := n.cond; c != nil {
-			row.Reason, row.Message, row.Since = c.Reason, c.Message, c.LastTransitionTime
+// Rows describes every sandbox node as its Node object says, by name.
+func (f *Fleet) Rows(ctx context.Context) ([]NodeRow, error) {
+	rows := make([]NodeRow, 0, len(f.nodes))
+	for _, n := range f.nodes {
+		node, err := f.kube.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("get node %s: %w", n.name, err)
+		}
+		in := cluster.InfoOf(node)
+		row := NodeRow{Node: n.name, Status: statusTitle(in.Status), Cordoned: in.Cordoned, Tainted: in.Tainted,
+			Ready: in.Ready, LastReport: in.LastReport}
+		if c := cluster.TrustCondition(node); c != nil {
+			row.Reason, row.Message, row.Since = c.Reason, c.Message, c.LastTransitionTime.Time
 		}
 		rows = append(rows, row)
 	}
-	slices.SortFunc(rows, func(a, b NodeRow) int { return strings.Compare(a.Node, b.Node) })
-	return rows
+	return rows, nil
 }
 
-// renderTable writes the node table and the last actions.
-func renderTable(w io.Writer, r *Registry, now time.Time) {
+// Events returns the Events the Kubernetes adapter recorded on the sandbox's
+// nodes (on node only, when set), oldest first.
+func (f *Fleet) Events(ctx context.Context, node string) ([]Event, error) {
+	list, err := f.kube.EventsV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	var out []Event
+	for _, e := range list.Items {
+		name := e.Regarding.Name
+		if e.Regarding.Kind != "Node" || e.ReportingController != cluster.DefaultName || (node != "" && name != node) {
+			continue
+		}
+		if _, err := f.node(name); err != nil {
+			continue // another Node of a real cluster
+		}
+		out = append(out, Event{Time: e.EventTime.Time, Node: name, Type: e.Type, Reason: e.Reason, Note: e.Note,
+			ReportID: e.Annotations[cluster.AnnotationReport]})
+	}
+	slices.SortStableFunc(out, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return out, nil
+}
+
+// renderTable writes the node table and the last Events.
+func (f *Fleet) renderTable(ctx context.Context, w io.Writer, now time.Time) {
+	rows, err := f.Rows(ctx)
+	if err != nil {
+		_, _ = fmt.Fprintf(w, "reading the nodes: %v\n", err)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "NODE\tSTATUS\tSCHEDULING\tREADY\tLAST REPORT\tSTATUS SINCE\tREASON")
-	for _, row := range r.Rows() {
+	_, _ = fmt.Fprintln(tw, "#\tNODE\tSTATUS\tSCHEDULING\tREADY\tLAST REPORT\tSTATUS SINCE\tREASON")
+	for i, row := range rows {
 		sched := "schedulable"
 		if row.Cordoned {
 			sched = "cordoned"
@@ -89,61 +132,29 @@ func renderTable(w io.Writer, r *Registry, now time.Time) {
 				last += " (" + now.Sub(t).Round(time.Second).String() + " ago)"
 			}
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", row.Node, row.Status, sched, row.Ready, last, since, reason)
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", i+1, row.Node, row.Status, sched, row.Ready, last, since, reason)
 	}
 	_ = tw.Flush()
-	acts := r.Actions("")
-	if len(acts) > 8 {
-		acts = acts[len(acts)-8:]
+	events, _ := f.Events(ctx, "")
+	if len(events) > 8 {
+		events = events[len(events)-8:]
 	}
-	_, _ = fmt.Fprintln(w, "\nlast actions (what the Kubernetes adapter would do):")
-	for _, a := range acts {
-		if a.Kind == ActionAnnotation || a.Kind == ActionCondition {
-			continue
-		}
-		_, _ = fmt.Fprintf(w, "  %s  %s\n", a.Time.Format("15:04:05"), a)
+	_, _ = fmt.Fprintln(w, "\nlast events of the attestation manager on the Nodes:")
+	for _, e := range events {
+		_, _ = fmt.Fprintf(w, "  %s  %s\n", e.Time.Format("15:04:05"), e)
 	}
 }
 
-// liveView redraws the table every second until ctx ends. On a terminal it
-// clears the screen; otherwise it prints the table when it changed.
-func liveView(ctx context.Context, w io.Writer, r *Registry, terminal bool, header string) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := ""
-	for {
-		var b strings.Builder
-		renderTable(&b, r, time.Now())
-		out := b.String()
-		if terminal {
-			_, _ = fmt.Fprint(w, "\033[H\033[2J"+header+"\n\n"+out)
-		} else if sig := signature(r); sig != last {
-			last = sig
-			_, _ = fmt.Fprint(w, "\n"+out)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// signature changes when a node's state or the adapter's visible actions
-// change, not with every new report, so that a non-terminal view prints only
-// real changes.
-func signature(r *Registry) string {
+// signature changes when a node's state or the Events change, not with
+// every new report, so that a non-terminal view prints only real changes.
+func (f *Fleet) signature(ctx context.Context) string {
 	var b strings.Builder
-	for _, row := range r.Rows() {
+	rows, _ := f.Rows(ctx)
+	for _, row := range rows {
 		fmt.Fprintf(&b, "%s %s %v %v %v %s %s\n", row.Node, row.Status, row.Cordoned, row.Tainted, row.Ready, row.Reason, row.Message)
 	}
-	n := 0
-	for _, a := range r.Actions("") {
-		if a.Kind != ActionAnnotation && a.Kind != ActionCondition {
-			n++
-		}
-	}
-	fmt.Fprintf(&b, "%d", n)
+	events, _ := f.Events(ctx, "")
+	fmt.Fprintf(&b, "%d", len(events))
 	return b.String()
 }
 
@@ -160,58 +171,18 @@ func reportTime(id string) (time.Time, bool) {
 	return time.UnixMilli(ms), true
 }
 
-var page = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>Trusted Compute sandbox</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-.Verified{color:#070}.Attestation.Failed,.Secure.Boot.Disabled{color:#b00}</style></head>
-<body><h1>Trusted Compute sandbox</h1>
-<p>Read-only. Verifier: {{.Verifier}}. Refreshed {{.Now.Format "15:04:05"}}.</p>
-<table><tr><th>node</th><th>status</th><th>scheduling</th><th>ready</th><th>last report</th><th>reason</th></tr>
-{{range .Rows}}<tr><td>{{.Node}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{if .Cordoned}}cordoned{{else}}schedulable{{end}}{{if .Tainted}}, tainted{{end}}</td><td>{{.Ready}}</td><td>{{.LastReport}}</td><td>{{.Reason}}{{if .Message}}: {{.Message}}{{end}}</td></tr>
-{{end}}</table>
-<h2>Actions</h2><ul>{{range .Actions}}<li>{{.Time.Format "15:04:05"}} {{.}}</li>{{end}}</ul>
-<p><a href="/nodes.json">nodes.json</a></p></body></html>`))
+// untrustedTaint is the failed node's taint, as kubectl shows it.
+const untrustedTaint = cluster.TaintUntrusted + ":NoSchedule"
 
-// webHandler serves the read-only page and its JSON.
-func webHandler(r *Registry, verifierURL string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		acts := r.Actions("")
-		if len(acts) > 30 {
-			acts = acts[len(acts)-30:]
-		}
-		_ = page.Execute(w, map[string]any{"Rows": r.Rows(), "Actions": acts, "Now": time.Now(), "Verifier": verifierURL})
-	})
-	mux.HandleFunc("GET /nodes.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(r.Rows())
-	})
-	return mux
-}
-
-// serveWeb serves the page on addr (loopback) until ctx ends; it returns
-// the URL once listening, and a function that waits for the server's end.
-func serveWeb(ctx context.Context, addr string, h http.Handler) (string, func(), error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+// condition is the node's TrustedAttestation condition (empty when it has
+// none).
+func (f *Fleet) condition(ctx context.Context, node string) (corev1.NodeCondition, error) {
+	n, err := f.kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
-		return "", nil, fmt.Errorf("web view: %w", err)
+		return corev1.NodeCondition{}, fmt.Errorf("get node %s: %w", node, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	return "http://" + ln.Addr().String() + "/", func() { <-done }, nil
+	if c := cluster.TrustCondition(n); c != nil {
+		return *c, nil
+	}
+	return corev1.NodeCondition{}, nil
 }
