@@ -679,16 +679,8 @@ func TestExampleWorkloadRunsInKata(t *testing.T) {
 	}
 
 	cs := clustertest.Clientset(t)
-	vals := values(t, "required.yaml", "trusted-workload.yaml")
-	set(vals, "verifier.enabled", false)
-	set(vals, "trustAgent.enabled", false)
-	set(vals, "attestationManager.enabled", false)
-	platform, err := render(umbrellaChart, "tc-example", "demo-ns", vals)
-	if err != nil {
-		t.Fatalf("render the trusted workload: %v", err)
-	}
 	clustertest.Namespace(t, cs, "demo-ns")
-	apply(t, cs, "demo-ns", platform)
+	applyKataPlatform(t, cs, "demo-ns")
 	a := apply(t, cs, "demo-ns", objs)
 
 	pod := &corev1.Pod{
