@@ -222,3 +222,71 @@ func TestOneCompiledPolicyServesEveryHostThatUsesIt(t *testing.T) {
 		t.Error("the hosts use two copies of one policy")
 	}
 }
+
+func TestACompiledPolicyIsAppraisedOnlyOverTheNewEntriesOfABoot(t *testing.T) {
+	n := newNode(t, "edge-1")
+	e := newEnv(t, []*node{n})
+	e.baseline(t, n)
+	createPolicy(t, e, "kata", withFiles(kataFile), store.IMAPolicyAssignments{HostIDs: []string{n.id}})
+	progress := func() imapolicy.Progress {
+		t.Helper()
+		p := e.svc.imaPrefixes.byHost[n.id]
+		if p == nil || len(p.policies) != 1 {
+			t.Fatalf("the boot's IMA prefix keeps no policy appraisal: %+v", p)
+		}
+		for _, pr := range p.policies {
+			if pr.Entries != len(p.entries) {
+				t.Fatalf("the appraisal covers %d entries of %d", pr.Entries, len(p.entries))
+			}
+			return pr
+		}
+		return imapolicy.Progress{}
+	}
+	wantTrusted(t, mustReport(t, e, n.id))
+	first := progress()
+	n.measureFile(t, "/opt/kata/bin/qemu-system-x86_64", "qemu 9.1")
+	wantTrusted(t, mustReport(t, e, n.id))
+	if got := progress(); got.Entries != first.Entries+1 || e.agent.lastRequest().IMAOffset != first.Entries {
+		t.Errorf("after one new file: appraised %d entries (was %d), the read started at %d", got.Entries, first.Entries, e.agent.lastRequest().IMAOffset)
+	}
+	// After a reboot the log starts over: the last boot's appraisal is
+	// not reused, and the file measured in the last boot is gone.
+	n.reboot(t)
+	n.measureFile(t, "/usr/sbin/cron-job", "a job")
+	wantIMAPolicyFault(t, mustReport(t, e, n.id), imapolicy.ImaPolicyFileNotAllowed, "/usr/sbin/cron-job")
+	if got := progress(); got.Entries != len(bootFiles)+1 {
+		t.Errorf("after a reboot the appraisal covers %d entries, want the new boot's %d", got.Entries, len(bootFiles)+1)
+	}
+}
+
+func TestThePolicyCacheIsBoundedByTheCompiledSize(t *testing.T) {
+	compile := func(files map[string]string) *imapolicy.Compiled {
+		p, err := imapolicy.Parse([]byte(policyDoc(files)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := imapolicy.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := compile(kataFile), compile(cronFile)
+	c := newIMAPolicyCache(a.SizeBytes() + b.SizeBytes() - 1)
+	now := time.Now()
+	c.put([32]byte{1}, &cachedPolicy{compiled: a, until: now.Add(time.Hour)})
+	c.put([32]byte{2}, &cachedPolicy{compiled: b, until: now.Add(time.Hour)})
+	if c.len() != 1 || c.bytes > c.maxBytes {
+		t.Fatalf("%d policies of %d bytes cached, bound %d", c.len(), c.bytes, c.maxBytes)
+	}
+	if _, ok := c.get(make([]byte, 32), now); ok {
+		t.Error("a digest never put is found")
+	}
+	key := [32]byte{2}
+	if got, ok := c.get(key[:], now); !ok || got != b {
+		t.Error("the policy put last is not the one kept")
+	}
+	if _, ok := c.get(key[:], now.Add(2*time.Hour)); ok {
+		t.Error("a policy is used past its maximum age")
+	}
+}
