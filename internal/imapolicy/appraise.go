@@ -124,7 +124,7 @@ func (c *Compiled) entry(e *appraise.IMAEntry, i int, boot appraise.PCRs) (appra
 	if c.logHashAlg != "" && e.FileHashAlg != c.logHashAlg && !c.excluded(e.Path) {
 		return c.fault(ImaPolicyDigestMismatch, e, i, "", "%s was measured with %s, the runtime policy requires %s", e.Path, e.FileHashAlg, c.logHashAlg), false
 	}
-	sp, listed := c.files[e.Path]
+	sp, listed := c.lookup(&c.files, e.Path)
 	if listed && c.allowed(sp, e.FileHashAlg, e.FileHash) {
 		return appraise.Fault{}, true
 	}
@@ -182,9 +182,9 @@ func (c *Compiled) signature(e *appraise.IMAEntry, i int) (f appraise.Fault, ok,
 
 // buffer appraises an ima-buf entry by its name: a keyring's, or another.
 func (c *Compiled) buffer(e *appraise.IMAEntry, i int) (appraise.Fault, bool) {
-	sp, listed := c.keyrings[e.Path]
+	sp, listed := c.lookup(&c.keyrings, e.Path)
 	if !listed {
-		sp, listed = c.bufs[e.Path]
+		sp, listed = c.lookup(&c.bufs, e.Path)
 	}
 	if listed && c.allowed(sp, e.FileHashAlg, e.FileHash) {
 		return appraise.Fault{}, true

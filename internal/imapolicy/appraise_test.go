@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"hash/maphash"
 	"math/big"
 	"strings"
 	"testing"
@@ -132,15 +133,7 @@ func mustCompile(t testing.TB, doc map[string]any) *Compiled {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return loadPolicy(t, b)
 }
 
 func TestAppraise(t *testing.T) {
@@ -352,5 +345,27 @@ func TestAppraiseAllocatesNothingForAllowedEntries(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("Appraise of 10 allowed entries allocates %v times, want 0", n)
+	}
+}
+
+// Two names with the same 64-bit hash (too rare to meet by chance, so
+// made here by hand) are both found: the second from the collide map.
+func TestNamesWithTheSameHashAreBothFound(t *testing.T) {
+	a, b := entry("/usr/bin/a", "a"), entry("/usr/bin/b", "b")
+	c := mustCompile(t, map[string]any{"digests": map[string][]string{
+		a.Path: {digestOfContent("a")}, b.Path: {digestOfContent("b")},
+	}})
+	spB, ok := c.lookup(&c.files, b.Path)
+	if !ok {
+		t.Fatal("b not found")
+	}
+	// b's hash now leads to a's record; b itself is in collide.
+	c.files.byHash[maphash.String(c.seed, b.Path)] = c.files.byHash[maphash.String(c.seed, a.Path)]
+	c.files.collide = map[string]span{b.Path: spB}
+	if f := c.Appraise([]appraise.IMAEntry{a, b}, nil); len(f) != 0 {
+		t.Fatalf("faults %+v", f)
+	}
+	if f := c.Appraise([]appraise.IMAEntry{entry(b.Path, "a")}, nil); len(f) != 1 || f[0].Name != ImaPolicyDigestMismatch {
+		t.Fatalf("b with a's digest: faults %+v", f)
 	}
 }

@@ -3,12 +3,14 @@ package imapolicy
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"regexp"
 	"strings"
-	"unsafe"
 )
 
 // Compiled is a policy made ready for appraisals: its digests indexed by
@@ -19,13 +21,14 @@ type Compiled struct {
 	digest string
 	size   int
 
-	// files, keyrings and bufs map a name to its allowed digests in flat:
-	// each digest is one byte naming its algorithm (algIDs) then the
-	// digest.
-	files    map[string]span
-	keyrings map[string]span
-	bufs     map[string]span
+	// files, keyrings and bufs map a name to its allowed digests. flat
+	// holds each name followed by its digests, each one byte naming its
+	// algorithm (algIDs) then the digest; seed keys the names' hashes.
+	files    nameIndex
+	keyrings nameIndex
+	bufs     nameIndex
 	flat     []byte
+	seed     maphash.Seed
 
 	exclude       *regexp.Regexp // nil without excludes
 	keys          map[uint32][]*verificationKey
@@ -39,6 +42,32 @@ type Compiled struct {
 type span struct {
 	off uint32
 	n   uint16
+}
+
+// nameIndex finds a name's digests in Compiled.flat with no pointer for the
+// garbage collector to follow, whatever the number of names: byHash maps
+// the name's seeded 64-bit hash to a packed record (where the name starts
+// in flat, its length, its number of digests, which follow it). A name
+// whose hash an earlier name has is in collide.
+type nameIndex struct {
+	byHash  map[uint64]uint64
+	collide map[string]span
+}
+
+func packRecord(off, nameLen, n int) uint64 {
+	return uint64(off)<<32 | uint64(nameLen)<<16 | uint64(n)
+}
+
+// lookup returns the digests of a name.
+func (c *Compiled) lookup(ix *nameIndex, name string) (span, bool) {
+	if rec, ok := ix.byHash[maphash.String(c.seed, name)]; ok {
+		off, nameLen, n := int(rec>>32), int(rec>>16&0xffff), uint16(rec&0xffff)
+		if string(c.flat[off:off+nameLen]) == name {
+			return span{off: uint32(off + nameLen), n: n}, true
+		}
+	}
+	sp, ok := ix.collide[name]
+	return sp, ok
 }
 
 // algIDs number the digest algorithms in Compiled.flat.
@@ -60,14 +89,12 @@ func algID(name string) int {
 // Compile makes p ready for appraisals. p is validated first; it is not
 // retained.
 func Compile(p *Policy) (*Compiled, error) {
-	canonical, err := p.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	// Marshal validated a normalised copy; compile from that copy's
-	// normal form so that plain hex digests are read right.
 	q := *p
 	if err := q.normalizedCopy(); err != nil {
+		return nil, err
+	}
+	canonical, err := q.marshalNormal()
+	if err != nil {
 		return nil, err
 	}
 	c := &Compiled{
@@ -75,12 +102,13 @@ func Compile(p *Policy) (*Compiled, error) {
 		bootAggregate: q.ChecksBootAggregate(),
 		logHashAlg:    q.LogHashAlg,
 		sigs:          &sigCache{},
+		seed:          maphash.MakeSeed(),
 	}
 	total := 0
-	for _, ds := range q.Digests {
-		total += len(ds)
+	for name, ds := range q.Digests {
+		total += len(name) + len(ds)*(1+sha256.Size)
 	}
-	c.flat = make([]byte, 0, total*33)
+	c.flat = make([]byte, 0, total)
 	if c.files, err = c.index(q.Digests); err != nil {
 		return nil, err
 	}
@@ -120,43 +148,54 @@ func Compile(p *Policy) (*Compiled, error) {
 	return c, nil
 }
 
-// index records names' digests in c.flat.
-func (c *Compiled) index(names map[string][]string) (map[string]span, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]span, len(names))
+// index records names and their digests in c.flat.
+func (c *Compiled) index(names map[string][]string) (nameIndex, error) {
+	ix := nameIndex{byHash: make(map[uint64]uint64, len(names))}
 	for name, ds := range names {
-		sp := span{off: uint32(len(c.flat)), n: uint16(len(ds))}
+		off := len(c.flat)
+		c.flat = append(c.flat, name...)
 		for _, d := range ds {
 			alg, h, _ := strings.Cut(d, ":")
 			id := algID(alg)
-			raw, err := hex.DecodeString(h)
-			if id < 0 || err != nil {
-				return nil, fmt.Errorf("ima policy: digest %q of %q is not normalised", d, name)
+			if id < 0 || hex.DecodedLen(len(h)) != algIDs[id].size {
+				return nameIndex{}, fmt.Errorf("ima policy: digest %q of %q is not normalised", d, name)
 			}
 			c.flat = append(c.flat, byte(id))
-			c.flat = append(c.flat, raw...)
+			start := len(c.flat)
+			c.flat = append(c.flat, make([]byte, algIDs[id].size)...)
+			if _, err := hex.Decode(c.flat[start:], []byte(h)); err != nil {
+				return nameIndex{}, fmt.Errorf("ima policy: digest %q of %q is not normalised", d, name)
+			}
 		}
-		out[name] = sp
+		if len(c.flat) > math.MaxUint32 || len(name) > math.MaxUint16 || len(ds) > math.MaxUint16 {
+			return nameIndex{}, errors.New("ima policy: too large to index")
+		}
+		h := maphash.String(c.seed, name)
+		if _, taken := ix.byHash[h]; taken {
+			if ix.collide == nil {
+				ix.collide = map[string]span{}
+			}
+			ix.collide[name] = span{off: uint32(off + len(name)), n: uint16(len(ds))}
+			continue
+		}
+		ix.byHash[h] = packRecord(off, len(name), len(ds))
 	}
-	if len(c.flat) > 1<<32-1 {
-		return nil, errors.New("ima policy: too many digests")
-	}
-	return out, nil
+	return ix, nil
 }
 
 // measure estimates the memory c holds: names, digests, map overhead (a
 // Swiss table slot of a string key and a span, at its load factor), the
 // expression and the keys.
 func (c *Compiled) measure(q Policy) int {
-	const slot = int(unsafe.Sizeof("")+unsafe.Sizeof(span{})) + 1
+	// A map slot: the key, the value and a control byte, at a load
+	// factor of 7/8.
+	const slot = (8 + 8 + 1) * 8 / 7
 	n := cap(c.flat)
-	for _, m := range []map[string]span{c.files, c.keyrings, c.bufs} {
-		for name := range m {
-			n += len(name)
+	for _, ix := range []nameIndex{c.files, c.keyrings, c.bufs} {
+		n += len(ix.byHash) * slot
+		for name := range ix.collide {
+			n += len(name) + 64
 		}
-		n += len(m) * slot * 8 / 7
 	}
 	for _, e := range q.Excludes {
 		n += 64 * len(e) // compiled program: instructions per byte of source, roughly

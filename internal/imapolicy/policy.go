@@ -9,6 +9,14 @@
 // into the immutable form appraisals read, which one verifier shares
 // between every host the policy is assigned to. Everything but the
 // generator (generate.go) is pure: no I/O, no clock.
+//
+// Limits: ima-sig signatures of version 2 (RSA PKCS#1 v1.5 or ECDSA over
+// the file digest) are verified; version 3 signatures and the appended
+// PKCS#7 signatures of the ima-modsig template are not (the standard
+// library verifies no PKCS#7): a file carrying only those must have its
+// digest allowed, and its fault says so. Keys are trusted as the policy
+// lists them; keys the kernel loaded into its keyrings (ima-buf entries)
+// are appraised, not learnt.
 package imapolicy
 
 import (
@@ -118,7 +126,7 @@ func (p *Policy) Normalize() error {
 		if err := checkName(path, MaxPathBytes); err != nil {
 			add("digests[%q]: %w", path, err)
 		}
-		p.Digests[path] = normalizeDigests(ds, fmt.Sprintf("digests[%q]", path), add)
+		p.Digests[path] = normalizeDigests(ds, "digests", path, add)
 	}
 	if len(p.Excludes) > MaxExcludes {
 		add("excludes: %d expressions, more than %d", len(p.Excludes), MaxExcludes)
@@ -144,7 +152,7 @@ func (p *Policy) Normalize() error {
 			if err := checkName(name, MaxPathBytes); err != nil {
 				add("%s[%q]: %w", m.field, name, err)
 			}
-			m.names[name] = normalizeDigests(ds, fmt.Sprintf("%s[%q]", m.field, name), add)
+			m.names[name] = normalizeDigests(ds, m.field, name, add)
 		}
 	}
 	if len(p.VerificationKeys) > MaxKeys {
@@ -185,12 +193,16 @@ func checkName(s string, limit int) error {
 
 // normalizeDigests validates and normalises one list of digests; the
 // limit counts distinct digests.
-func normalizeDigests(ds []string, field string, add func(string, ...any)) []string {
+func normalizeDigests(ds []string, mapField, name string, add func(string, ...any)) []string {
+	field := fieldName{mapField, name}
 	if len(ds) == 0 {
 		add("%s: no digests", field)
 	}
 	if len(ds) > 16*MaxDigestsPerPath {
 		add("%s: %d digests, more than %d", field, len(ds), MaxDigestsPerPath)
+		return ds
+	}
+	if len(ds) == 1 && isNormal(ds[0]) {
 		return ds
 	}
 	out := make([]string, 0, len(ds))
@@ -210,9 +222,31 @@ func normalizeDigests(ds []string, field string, add func(string, ...any)) []str
 	return out
 }
 
+// fieldName names a map entry in an error, formatted only when printed.
+type fieldName struct{ field, name string }
+
+func (f fieldName) String() string { return fmt.Sprintf("%s[%q]", f.field, f.name) }
+
+// isNormal reports whether d is already "<alg>:<lower-case hex>".
+func isNormal(d string) bool {
+	alg, h, ok := strings.Cut(d, ":")
+	if size, known := digestSizes[alg]; !ok || !known || len(h) != 2*size {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // NormalizeDigest returns d as "<alg>:<lower-case hex>"; plain hex is named
 // by its length.
 func NormalizeDigest(d string) (string, error) {
+	if isNormal(d) {
+		return d, nil
+	}
 	alg, h, ok := strings.Cut(d, ":")
 	if !ok {
 		alg, h = "", d
@@ -268,7 +302,12 @@ func (p *Policy) Marshal() ([]byte, error) {
 	if err := (&q).normalizedCopy(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(&q)
+	return q.marshalNormal()
+}
+
+// marshalNormal encodes a normalised policy.
+func (p *Policy) marshalNormal() ([]byte, error) {
+	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("ima policy: %w", err)
 	}
