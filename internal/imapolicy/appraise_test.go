@@ -199,6 +199,8 @@ func TestAppraise(t *testing.T) {
 		{"a signature over another digest is a fault", otherDigest, ImaPolicySignatureInvalid},
 		{"a signature over a digest of another algorithm is a fault", sha1Sig, ImaPolicySignatureInvalid},
 		{"a listed file with an allowed digest passes whoever signed it", badSigListed, ""},
+		{"a listed file with another digest passes when a trusted key signed it", rsaKey.signed(t, "/usr/bin/bash", "bash 5.3 (vendor update)"), ""},
+		{"a listed file with another digest signed by an untrusted key is a fault", untrusted.signed(t, "/usr/bin/bash", "bash 5.3"), ImaPolicySignatureUntrustedKey},
 		{"a file with an unverified modsig and no allowed digest is not allowed", modsig, ImaPolicyFileNotAllowed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
