@@ -1,7 +1,7 @@
 {{/* Name of the ConfigMap holding the CMS root (key cms-root.pem). */}}
 {{- define "trusted-compute.cmsRootConfigMap" -}}
 {{- $g := .Values.global.cmsRoot | default dict -}}
-{{- $g.existingConfigMap | default (printf "%s-cms-root" .Release.Name | trunc 63 | trimSuffix "-") -}}
+{{- $g.existingConfigMap | default (printf "%s-cms-root" (.Values.global.fullnameOverride | default .Release.Name) | trunc 63 | trimSuffix "-") -}}
 {{- end -}}
 
 {{/* The verifier's object name, as its subchart computes it (fullnameOverride, nameOverride). */}}
@@ -11,15 +11,16 @@
 
 {{/*
 The trust agent and the attestation manager find the verifier at
-<release>-verifier by default: they cannot see the verifier's values. When its
+<release>-verifier by default (<global.fullnameOverride>-verifier when set): they cannot see the verifier's values. When its
 name is overridden, the URLs they use must be given.
 */}}
 {{- define "trusted-compute.validate" -}}
-{{- $v := printf "%s-verifier" .Release.Name -}}
+{{- $prefix := (.Values.global.fullnameOverride | default .Release.Name) -}}
+{{- $v := printf "%s-verifier" $prefix -}}
 {{- if .Values.verifier.enabled -}}
 {{- $v = include "trusted-compute.verifierFullname" . -}}
 {{- end -}}
-{{- if ne $v (printf "%s-verifier" .Release.Name) -}}
+{{- if ne $v (printf "%s-verifier" $prefix) -}}
 {{- $missing := list -}}
 {{- if and .Values.trustAgent.enabled (not .Values.trustAgent.nats.url) -}}
 {{- $missing = append $missing "trustAgent.nats.url" -}}

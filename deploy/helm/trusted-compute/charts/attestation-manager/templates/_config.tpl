@@ -16,7 +16,7 @@ leaderElection:
 maxEvidenceAge: {{ . | toString | quote }}
 {{- end }}
 verifier:
-  url: {{ .Values.verifier.url | default (printf "https://%s-verifier.%s.svc:8443" .Release.Name .Release.Namespace) | quote }}
+  url: {{ .Values.verifier.url | default (printf "https://%s-verifier.%s.svc:8443" (.Values.global.fullnameOverride | default .Release.Name) .Release.Namespace) | quote }}
   {{- if include "attestation-manager.cmsRootConfigMap" . }}
   cmsRootFile: /etc/trusted-compute/cms-root/cms-root.pem
   {{- end }}
@@ -27,7 +27,7 @@ verifier:
   passwordFile: /var/run/secrets/trustedcompute.io/aas/password
   timeout: {{ .Values.verifier.timeout }}
 nats:
-  url: {{ .Values.nats.url | default (printf "tls://%s-verifier-nats.%s.svc:4222" .Release.Name .Release.Namespace) | quote }}
+  url: {{ .Values.nats.url | default (printf "tls://%s-verifier-nats.%s.svc:4222" (.Values.global.fullnameOverride | default .Release.Name) .Release.Namespace) | quote }}
   credsFile: /var/run/secrets/trustedcompute.io/nats/creds
 {{- if .Values.eim.enabled }}
 eim:

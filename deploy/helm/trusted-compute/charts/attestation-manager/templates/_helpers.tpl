@@ -1,5 +1,5 @@
 {{- define "attestation-manager.fullname" -}}
-{{- .Values.fullnameOverride | default (printf "%s-%s" .Release.Name (.Values.nameOverride | default "attestation-manager")) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default (printf "%s-%s" (.Values.global.fullnameOverride | default .Release.Name) (.Values.nameOverride | default "attestation-manager")) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "attestation-manager.labels" -}}

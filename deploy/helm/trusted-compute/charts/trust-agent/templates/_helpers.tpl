@@ -1,5 +1,5 @@
 {{- define "trust-agent.fullname" -}}
-{{- .Values.fullnameOverride | default (printf "%s-%s" .Release.Name (.Values.nameOverride | default "trust-agent")) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default (printf "%s-%s" (.Values.global.fullnameOverride | default .Release.Name) (.Values.nameOverride | default "trust-agent")) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "trust-agent.labels" -}}
@@ -28,7 +28,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if $g.existingConfigMap -}}
 {{- $g.existingConfigMap -}}
 {{- else if $g.certificate -}}
-{{- printf "%s-cms-root" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-cms-root" (.Values.global.fullnameOverride | default .Release.Name) | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- fail "global.cmsRoot.certificate or global.cmsRoot.existingConfigMap is required by the trust agent: it trusts the bus only through the CMS root (docs/install.md)" -}}
 {{- end -}}

@@ -1,5 +1,5 @@
 {{- define "trusted-workload.fullname" -}}
-{{- printf "%s-trusted-workload" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-trusted-workload" (.Values.global.fullnameOverride | default .Release.Name) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "trusted-workload.labels" -}}

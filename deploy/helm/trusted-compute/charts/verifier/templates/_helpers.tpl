@@ -1,5 +1,5 @@
 {{- define "verifier.fullname" -}}
-{{- .Values.fullnameOverride | default (printf "%s-%s" .Release.Name (.Values.nameOverride | default "verifier")) | trunc 58 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default (printf "%s-%s" (.Values.global.fullnameOverride | default .Release.Name) (.Values.nameOverride | default "verifier")) | trunc 58 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "verifier.labels" -}}
