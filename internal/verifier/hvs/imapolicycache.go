@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,6 +36,12 @@ const (
 	// verify (or does not cover its document), or the document does not
 	// parse: the policy is not used and the IMA part is untrusted.
 	FaultImaPolicyUntrusted = "ImaPolicyUntrusted"
+)
+
+// Log field keys of runtime policies.
+const (
+	keyIMAPolicy        = "ima_policy"
+	keyIMAPolicyVersion = "ima_policy_version"
 )
 
 // Cache bounds.
@@ -201,6 +208,8 @@ func (hp *hostPolicies) apply(ctx context.Context, s *Service, groupID string, f
 	c, err := s.imaPolicy(ctx, ref, hp.now)
 	var untrusted *untrustedPolicyError
 	if errors.As(err, &untrusted) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "ima policy not used", slog.String(keyIMAPolicy, ref.Name),
+			slog.Int64(keyIMAPolicyVersion, ref.Version), slog.String(keyError, untrusted.err.Error()))
 		return &appraise.Fault{Name: FaultImaPolicyUntrusted, Description: untrusted.Error()}, nil
 	} else if err != nil {
 		return nil, err
