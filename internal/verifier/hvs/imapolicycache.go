@@ -138,8 +138,10 @@ func (s *Service) imaPolicy(ctx context.Context, ref store.IMAPolicyRef, now tim
 		return c, nil
 	}
 	key := fmt.Sprintf("%s/%d/%x", ref.PolicyID, ref.Version, ref.SHA256)
+	// The load is shared by every report waiting for it: one report's
+	// cancellation does not fail the others.
 	v, err, _ := s.imaPolicies.flight.Do(key, func() (any, error) {
-		return s.loadIMAPolicy(ctx, ref, now)
+		return s.loadIMAPolicy(context.WithoutCancel(ctx), ref, now)
 	})
 	if err != nil {
 		return nil, err
