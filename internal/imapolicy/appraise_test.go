@@ -371,3 +371,27 @@ func TestNamesWithTheSameHashAreBothFound(t *testing.T) {
 		t.Fatalf("b with a's digest: faults %+v", f)
 	}
 }
+
+// One Compiled serves every host: appraisals run at once, signed files
+// included (their verifications are remembered as they run).
+func TestACompiledPolicyIsSharedByConcurrentAppraisals(t *testing.T) {
+	s := newSigner(t, "ecdsa")
+	c := mustCompile(t, map[string]any{
+		"digests":           map[string][]string{"/usr/bin/a": {digestOfContent("a")}},
+		"verification_keys": []string{s.pem},
+	})
+	var entries []appraise.IMAEntry
+	for i := range 20 {
+		entries = append(entries, s.signed(t, "/opt/signed/"+hex.EncodeToString([]byte{byte(i)}), "content"+string(rune('a'+i))))
+	}
+	entries = append(entries, entry("/usr/bin/a", "a"), entry("/usr/bin/b", "b"))
+	errs := make(chan []appraise.Fault, 8)
+	for range 8 {
+		go func() { errs <- c.Appraise(entries, nil) }()
+	}
+	for range 8 {
+		if f := <-errs; len(f) != 1 || f[0].File != "/usr/bin/b" {
+			t.Errorf("faults %+v, want only /usr/bin/b's", f)
+		}
+	}
+}
