@@ -120,20 +120,29 @@ func (s *Service) UpdateIMAPolicy(ctx context.Context, ref string, description *
 	if err != nil {
 		return store.IMAPolicy{}, err
 	}
-	p, err := s.imaPolicyByRef(ctx, ref)
-	if err != nil {
-		return store.IMAPolicy{}, err
+	// Concurrent updates each store a version: one that lost the race for
+	// a version number signs the next one.
+	for attempt := 0; ; attempt++ {
+		p, err := s.imaPolicyByRef(ctx, ref)
+		if err != nil {
+			return store.IMAPolicy{}, err
+		}
+		v, err := s.signIMAPolicy(ctx, p, p.LatestVersion+1, doc, s.cfg.Now().UTC())
+		if err != nil {
+			return store.IMAPolicy{}, err
+		}
+		err = s.store.AddIMAPolicyVersion(ctx, v, description)
+		if errors.Is(err, store.ErrConflict) && attempt < maxUpdateAttempts {
+			continue
+		} else if err != nil {
+			return store.IMAPolicy{}, err
+		}
+		return s.store.IMAPolicyByID(ctx, p.ID)
 	}
-	now := s.cfg.Now().UTC()
-	v, err := s.signIMAPolicy(ctx, p, p.LatestVersion+1, doc, now)
-	if err != nil {
-		return store.IMAPolicy{}, err
-	}
-	if err := s.store.AddIMAPolicyVersion(ctx, v, description); err != nil {
-		return store.IMAPolicy{}, err
-	}
-	return s.store.IMAPolicyByID(ctx, p.ID)
 }
+
+// maxUpdateAttempts bounds the retries of an update that lost a race.
+const maxUpdateAttempts = 5
 
 // imaPolicyByRef finds a policy by id, else by name.
 func (s *Service) imaPolicyByRef(ctx context.Context, ref string) (store.IMAPolicy, error) {

@@ -193,3 +193,31 @@ func TestIMAPolicyDocumentsUpTo32MiB(t *testing.T) {
 		t.Errorf("a 2 MiB host = %d, want 413: the raised limit is for policies only", w.Code)
 	}
 }
+
+func TestConcurrentUpdatesOfAPolicyEachStoreAVersion(t *testing.T) {
+	e := newEnv(t, nil)
+	p, err := e.svc.CreateIMAPolicy(t.Context(), "kata", "", []byte(policyDoc(bootFiles)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const updates = 4
+	errs := make(chan error, updates)
+	for i := range updates {
+		go func() {
+			_, err := e.svc.UpdateIMAPolicy(t.Context(), p.ID, nil, []byte(policyDoc(map[string]string{fmt.Sprintf("/usr/bin/tool-%d", i): "x"})))
+			errs <- err
+		}()
+	}
+	for range updates {
+		if err := <-errs; err != nil {
+			t.Errorf("update: %v", err)
+		}
+	}
+	got, err := e.st.IMAPolicyByID(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LatestVersion != 1+updates {
+		t.Errorf("latest version %d, want %d", got.LatestVersion, 1+updates)
+	}
+}
