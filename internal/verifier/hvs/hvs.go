@@ -142,6 +142,10 @@ type Config struct {
 	// FlavorCacheBytes bounds the stored flavor bytes kept decoded and
 	// verified between reports (default 256 MiB).
 	FlavorCacheBytes int
+	// IMAPolicyCacheBytes bounds the runtime policies kept verified and
+	// compiled, by their compiled size (default 128 MiB: eight policies of
+	// 100,000 paths).
+	IMAPolicyCacheBytes int
 	// IMACacheEntries bounds the IMA entries kept in memory so that a
 	// report reads only the new lines of a host's IMA log (default 2^20).
 	IMACacheEntries int
@@ -203,6 +207,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FlavorCacheBytes <= 0 {
 		c.FlavorCacheBytes = 256 << 20
+	}
+	if c.IMAPolicyCacheBytes <= 0 {
+		c.IMAPolicyCacheBytes = 128 << 20
 	}
 	if c.IMACacheEntries <= 0 {
 		c.IMACacheEntries = 1 << 20
@@ -289,7 +296,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
 	s.eventLogs = newEventLogMemo(cfg.EventLogCacheEntries)
-	s.imaPolicies = newIMAPolicyCache(imaPolicyCacheBytes)
+	s.imaPolicies = newIMAPolicyCache(cfg.IMAPolicyCacheBytes)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {
 			return report.NewSigner(key, chain)

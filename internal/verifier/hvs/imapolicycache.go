@@ -44,15 +44,9 @@ const (
 	keyIMAPolicyVersion = "ima_policy_version"
 )
 
-// Cache bounds.
-const (
-	// imaPolicyCacheBytes bounds the compiled policies kept (by
-	// Compiled.SizeBytes): a dozen policies of 100,000 entries.
-	imaPolicyCacheBytes = 1 << 30
-	// imaPolicyMaxAge bounds how long a verified policy is used before its
-	// signature (and the signing certificate) is checked again.
-	imaPolicyMaxAge = time.Hour
-)
+// imaPolicyMaxAge bounds how long a verified policy is used before its
+// signature (and the signing certificate) is checked again.
+const imaPolicyMaxAge = time.Hour
 
 // untrustedPolicyError says why a stored policy version is not used.
 type untrustedPolicyError struct {
