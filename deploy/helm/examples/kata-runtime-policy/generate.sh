@@ -40,11 +40,16 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# The chart's values name the install directory and the image.
-value() { awk -v key="$1" '$1 == key":" { gsub(/"/, "", $2); print $2; exit }' "$values"; }
-kata_dir=$(value kataDir)
+# The chart's values name the install directory and the image: value BLOCK
+# KEY is the first KEY under the top-level BLOCK of values.yaml.
+value() {
+  awk -v block="$1" -v key="$2" '
+    /^[^ #]/ { inblock = ($1 == block ":") }
+    inblock && $1 == key ":" { gsub(/"/, "", $2); print $2; exit }' "$values"
+}
+kata_dir=$(value imaPolicy kataDir)
 if [ -z "$artifacts" ] && [ -z "$image" ]; then
-  image="$(value repository):$(value tag)"
+  image="$(value kataDeploy repository):$(value kataDeploy tag)"
 fi
 
 tmp=$(mktemp -d)
