@@ -168,7 +168,6 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 	cmd.Flags().StringVar(&opts.Dir, "data", "", "data directory (default: a temp dir, removed at the end)")
 	cmd.Flags().DurationVar(&opts.PollInterval, "poll", manager.MinPollDuration, "the attestation manager's poll duration (at least a minute; reboots, IMA changes and the controls are attested at once)")
 	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | secret | all")
-	_ = cmd.RegisterFlagCompletionFunc("scenario", cobra.FixedCompletions(append(slices.Clone(Scenarios), "all"), cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the web page (controls after login); empty for none")
 	_ = cmd.RegisterFlagCompletionFunc("scenario", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return append(slices.Clone(Scenarios), "all"), cobra.ShellCompDirectiveNoFileComp
