@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -33,7 +35,31 @@ func newSandboxCommand() *cobra.Command {
 			argv := append([]string{path}, args...)
 			return syscall.Exec(path, argv, os.Environ()) //nolint:gosec // G204: our own binary, located beside tcctl or on PATH
 		},
+		// The sandbox's flags (--scenario and its names, ...) are its own:
+		// ask it.
+		ValidArgsFunction: completeSandbox,
 	}
+}
+
+// completeSandbox asks tc-sandbox's own completion (cobra's hidden
+// __complete command) and relays its answer.
+func completeSandbox(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	path, err := findSandbox()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	argv := append(append([]string{cobra.ShellCompRequestCmd}, args...), toComplete)
+	out, err := exec.CommandContext(cmd.Context(), path, argv...).Output() //nolint:gosec // G204: our own binary, as above
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	last := lines[len(lines)-1]
+	directive, err := strconv.Atoi(strings.TrimPrefix(last, ":"))
+	if !strings.HasPrefix(last, ":") || err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return lines[:len(lines)-1], cobra.ShellCompDirective(directive)
 }
 
 // findSandbox locates tc-sandbox beside the running tcctl, then on PATH.

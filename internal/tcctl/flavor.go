@@ -96,7 +96,7 @@ func (a *app) flavorList() *cobra.Command {
 }
 
 func (a *app) flavorGet() *cobra.Command {
-	cmd := &cobra.Command{Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1)}
+	cmd := &cobra.Command{Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1), ValidArgsFunction: a.completeFlavorIDs}
 	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
 		sf, raw, err := getAs[flavor.SignedFlavor](ctx, c, "/hvs/v2/flavors/"+seg(args[0]), nil)
 		if err != nil {
@@ -201,7 +201,9 @@ func (a *app) flavorCreateFromHost() *cobra.Command {
 }
 
 func (a *app) flavorDelete() *cobra.Command {
-	return a.deleting("delete <flavor-id>...", "Remove flavors", "flavor", "/hvs/v2/flavors", nil)
+	cmd := a.deleting("delete <flavor-id>...", "Remove flavors", "flavor", "/hvs/v2/flavors", nil)
+	cmd.ValidArgsFunction = a.completeFlavorIDs
+	return cmd
 }
 
 // readInput reads a file, or stdin for "-".

@@ -90,13 +90,9 @@ func (a *app) reportList() *cobra.Command {
 		if err != nil {
 			return nil, nil, fmt.Errorf("list reports: %w", err)
 		}
-		rs := make([]report.Report, 0, len(list.Reports))
-		for _, b := range list.Reports {
-			var r report.Report
-			if err := json.Unmarshal(b, &r); err != nil {
-				return nil, nil, fmt.Errorf("list reports: %w", err)
-			}
-			rs = append(rs, r)
+		rs, err := decodeReports(list)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list reports: %w", err)
 		}
 		return raw, reportTable(rs...), nil
 	})
@@ -108,9 +104,12 @@ func (a *app) reportGet() *cobra.Command {
 		verify bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get <report-id>",
+		Use:   "get <report-id | its first or last characters>",
 		Short: "Show a report; --verify checks its signature offline against the CMS root",
-		Long: `Show a report. With --verify the signed report (compact JWS) is fetched and
+		Long: `Show a report, given by its id or by the first or last characters of it (the
+sandbox prints the last 8) when one of the latest 1000 reports alone matches.
+
+With --verify the signed report (compact JWS) is fetched and
 checked here, against the CMS root pinned at login: the x5c chain must be the
 verifier's own signing identity (CN=HVS Signing under the Trusted Compute
 Verifier Signing CA; no certificate the CMS signs from a CSR qualifies), the
@@ -126,8 +125,13 @@ printed.`,
 			if err != nil {
 				return err
 			}
-			return a.getReport(cmd, c, args[0], format, verify)
+			id, err := resolveReportID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			return a.getReport(cmd, c, id, format, verify)
 		},
+		ValidArgsFunction: a.completeReportIDs,
 	}
 	cmd.Flags().BoolVar(&verify, "verify", false, "verify the report's signature against the CMS root")
 	addOutputFlag(cmd, &format, formatEAR, formatJWS)
