@@ -176,6 +176,7 @@ func (s *Service) loadIMAPolicy(ctx context.Context, ref store.IMAPolicyRef, now
 // assignments and the appraisal progress of each policy over the boot's
 // IMA log, the previous report's (prior) and this one's (next).
 type hostPolicies struct {
+	s           *Service
 	refs        store.HostIMAPolicies
 	prior, next map[string]imapolicy.Progress
 	now         time.Time
@@ -189,18 +190,19 @@ func (s *Service) hostPolicies(ctx context.Context, hostID string, prior map[str
 	if err != nil {
 		return nil, err
 	}
-	return &hostPolicies{refs: refs, prior: prior, next: map[string]imapolicy.Progress{}, now: now}, nil
+	return &hostPolicies{s: s, refs: refs, prior: prior, next: map[string]imapolicy.Progress{}, now: now}, nil
 }
 
 // apply sets on facts the runtime policy of the flavor group, if it has
 // one, and appraises the IMA entries the progress does not cover yet. It
 // returns the fault that untrusts the IMA part when the policy must not be
 // used.
-func (hp *hostPolicies) apply(ctx context.Context, s *Service, groupID string, facts *flavor.Facts) (*appraise.Fault, error) {
+func (hp *hostPolicies) apply(ctx context.Context, groupID string, facts *flavor.Facts) (*appraise.Fault, error) {
 	ref, ok := hp.refs.For(groupID)
 	if !ok {
 		return nil, nil
 	}
+	s := hp.s
 	c, err := s.imaPolicy(ctx, ref, hp.now)
 	var untrusted *untrustedPolicyError
 	if errors.As(err, &untrusted) {

@@ -471,7 +471,7 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 			flavors = append(flavors, s.flavors.Load(ref.ID, flavor.Part(ref.Part), signed, now))
 		}
 		gfacts := facts
-		untrusted, err := policies.apply(ctx, s, gid, &gfacts)
+		untrusted, err := policies.apply(ctx, gid, &gfacts)
 		if err != nil {
 			return ti, err
 		}
