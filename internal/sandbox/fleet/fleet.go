@@ -155,6 +155,9 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if err := f.startVerifier(ctx, runCtx); err != nil {
 		return f, err
 	}
+	if err := f.forgetEarlierRun(ctx); err != nil {
+		return f, err
+	}
 	for i := 1; i <= opts.Nodes; i++ {
 		if err := f.startNode(ctx, runCtx, i); err != nil {
 			return f, err
@@ -294,7 +297,7 @@ func nodeUUID(i int) string {
 // wait for it.
 func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
 	n := &nodeProc{
-		name: fmt.Sprintf("edge-%d", i),
+		name: nodeName(i),
 		uuid: nodeUUID(i),
 		msgs: make(chan nodeMessage, 8), exited: make(chan struct{}),
 	}
@@ -407,6 +410,28 @@ func (n *nodeProc) stop() {
 	_ = n.cmd.Process.Kill()
 	<-n.exited
 }
+
+// forgetEarlierRun deletes the hosts an earlier run in the same --data dir
+// left in the verifier, with their reports and flavors: this run's nodes
+// are new machines (new TPMs, a first boot), which the manager registers
+// and baselines afresh. It runs before the nodes get their bus credentials.
+func (f *Fleet) forgetEarlierRun(ctx context.Context) error {
+	for i := 1; i <= f.opts.Nodes; i++ {
+		name := nodeName(i)
+		err := f.client.Do(ctx, http.MethodDelete, "/hvs/v2/hosts/"+name, nil, nil)
+		if apiErr := (*APIError)(nil); errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete host %s of an earlier run: %w", name, err)
+		}
+		f.log.Info("host of an earlier run deleted", keyNode, name)
+	}
+	return nil
+}
+
+// nodeName is the name (and host id) of node i.
+func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
 
 // enroll registers the node's EK and enrolls its AK by credential
 // activation, as an operator does for a TPM without an EK certificate. The
