@@ -20,9 +20,7 @@ import (
 // TestLoginThroughTheVerifiersAAS logs in to a real verifier's dashboard,
 // whose AAS checks passwords, permissions and revocation in process.
 func TestLoginThroughTheVerifiersAAS(t *testing.T) {
-	v := verifiertest.Start(t, t.TempDir(), func(c *verifier.Config) {
-		c.Dashboard = verifier.DashboardConfig{Listen: "127.0.0.1:0"}
-	})
+	v := startWithDashboard(t)
 	admin := string(call(t, v, http.MethodPost, "/aas/v1/token", "", restapi.TokenRequest{Username: "admin", Password: verifiertest.AdminPassword}))
 	viewer := createUser(t, v, admin, "viewer", "hosts:retrieve:*", "reports:retrieve:*")
 	createUser(t, v, admin, "enroller", "hosts:create:*")
@@ -61,6 +59,14 @@ func TestLoginThroughTheVerifiersAAS(t *testing.T) {
 }
 
 const userPassword = "a long enough password"
+
+// startWithDashboard runs a real verifier with its dashboard on.
+func startWithDashboard(t *testing.T) *verifiertest.Verifier {
+	t.Helper()
+	return verifiertest.Start(t, t.TempDir(), func(c *verifier.Config) {
+		c.Dashboard = verifier.DashboardConfig{Listen: "127.0.0.1:0"}
+	})
+}
 
 // createUser creates a user with a role of the given HVS rules; it returns
 // the user's id.

@@ -23,7 +23,6 @@ import (
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/flavor"
-	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 	"trustedcompute.io/tc/internal/verifier/verifiertest"
@@ -51,9 +50,7 @@ func chromium(t *testing.T) string {
 // of a node) appear within 2 s without a reload, and opens its drill-down.
 func TestDashboardInARealBrowser(t *testing.T) {
 	exe := chromium(t)
-	v := verifiertest.Start(t, t.TempDir(), func(c *verifier.Config) {
-		c.Dashboard = verifier.DashboardConfig{Listen: "127.0.0.1:0"}
-	})
+	v := startWithDashboard(t)
 	ctx := context.Background()
 	sign := signer(t, v)
 	hosts := []struct{ id, name string }{{"host-1", "edge-node-1"}, {"host-2", "edge-node-2"}, {"host-3", "edge-node-3"}, {"host-4", "edge-node-4"}}
