@@ -1,6 +1,7 @@
 package imapolicy
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,8 +19,9 @@ const (
 	ImaPolicyFileNotAllowed = "ImaPolicyFileNotAllowed"
 	// ImaPolicyDigestMismatch: the path is in the policy, with other digests.
 	ImaPolicyDigestMismatch = "ImaPolicyDigestMismatch"
-	// ImaPolicySignatureInvalid: the file's signature names a trusted key
-	// but does not verify over the measured digest, or does not decode.
+	// ImaPolicySignatureInvalid: the file's signature (ima-sig, version 2
+	// or 3, or the appended modsig) names a trusted key but does not
+	// verify over the measured digest, or does not decode.
 	ImaPolicySignatureInvalid = "ImaPolicySignatureInvalid"
 	// ImaPolicySignatureUntrustedKey: the file is signed by a key the
 	// policy does not trust (and its digest is not allowed).
@@ -131,23 +133,74 @@ func (c *Compiled) entry(e *appraise.IMAEntry, i int, boot appraise.PCRs) (appra
 	if c.excluded(e.Path) {
 		return appraise.Fault{}, true
 	}
+	// A signature by a trusted key allows the file: the security.ima one
+	// or the appended one. When neither does, the first one's fault says
+	// why.
+	var sigFault appraise.Fault
+	signed := false
 	if len(e.Signature) > 0 {
-		if f, ok, signed := c.signature(e, i); signed {
-			return f, ok
+		var ok bool
+		if sigFault, ok, signed = c.signature(e, i); signed && ok {
+			return appraise.Fault{}, true
 		}
 	}
-	expected := ""
-	if listed {
-		expected = c.digests(sp)
-	}
-	note := ""
 	if len(e.Modsig) > 0 {
-		note = " (its appended modsig signature is not verified: allow its digest instead)"
+		f, ok := c.modsig(e, i)
+		if ok {
+			return appraise.Fault{}, true
+		}
+		if !signed {
+			sigFault, signed = f, true
+		}
+	}
+	if signed {
+		return sigFault, false
 	}
 	if listed {
-		return c.fault(ImaPolicyDigestMismatch, e, i, expected, "%s was measured with a digest the runtime policy does not allow%s", e.Path, note), false
+		return c.fault(ImaPolicyDigestMismatch, e, i, c.digests(sp), "%s was measured with a digest the runtime policy does not allow", e.Path), false
 	}
-	return c.fault(ImaPolicyFileNotAllowed, e, i, "", "%s is not in the runtime policy%s", e.Path, note), false
+	return c.fault(ImaPolicyFileNotAllowed, e, i, "", "%s is not in the runtime policy", e.Path), false
+}
+
+// modsig appraises a file by its appended signature (ima-modsig): a
+// signature by a trusted key over the entry's d-modsig digest.
+func (c *Compiled) modsig(e *appraise.IMAEntry, i int) (appraise.Fault, bool) {
+	m, err := parseModsig(e.Modsig)
+	if err != nil {
+		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: its appended signature (modsig) does not decode: %v", e.Path, err), false
+	}
+	if h, ok := hashOf(e.ModsigHashAlg); !ok || h != m.hash {
+		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the appended signature (modsig) is over a %v digest, the entry's d-modsig is %q", e.Path, m.hash, e.ModsigHashAlg), false
+	}
+	if m.authAttrs != nil {
+		// The kernel's d-modsig is then the digest of the attributes
+		// (after it checked their messageDigest against the file).
+		d := m.hash.New()
+		d.Write(m.authAttrs)
+		if !bytes.Equal(d.Sum(nil), e.ModsigHash) {
+			return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the entry's d-modsig is not the digest of its appended signature's authenticated attributes", e.Path), false
+		}
+	}
+	var keys []*verificationKey
+	for _, k := range c.signers {
+		if m.signs(k) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return c.fault(ImaPolicySignatureUntrustedKey, e, i, "", "%s: its digest is not allowed and its appended signature (modsig) is by %s, a key the policy does not trust", e.Path, m.signerName()), false
+	}
+	key := sigCacheKey(e.ModsigHash, e.Modsig)
+	if c.sigs.has(key) {
+		return appraise.Fault{}, true
+	}
+	for _, k := range keys {
+		if k.verifyModsig(&m, e.ModsigHash) {
+			c.sigs.add(key)
+			return appraise.Fault{}, true
+		}
+	}
+	return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the appended signature (modsig) does not verify over its d-modsig digest with the trusted key of %s", e.Path, m.signerName()), false
 }
 
 // signature appraises a file by its ima-sig signature; signed is false
@@ -171,13 +224,14 @@ func (c *Compiled) signature(e *appraise.IMAEntry, i int) (f appraise.Fault, ok,
 	if c.sigs.has(key) {
 		return appraise.Fault{}, true, true
 	}
+	msg := s.signedDigest(e.FileHash)
 	for _, k := range keys {
-		if k.verify(s, e.FileHash) {
+		if k.verify(s, msg) {
 			c.sigs.add(key)
 			return appraise.Fault{}, true, true
 		}
 	}
-	return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the signature does not verify with the trusted key of id %08x", e.Path, s.keyID), false, true
+	return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the version %d signature does not verify with the trusted key of id %08x", e.Path, s.version, s.keyID), false, true
 }
 
 // buffer appraises an ima-buf entry by its name: a keyring's, or another.

@@ -32,6 +32,7 @@ type Compiled struct {
 
 	exclude       *regexp.Regexp // nil without excludes
 	keys          map[uint32][]*verificationKey
+	signers       []*verificationKey // every key, for appended signatures
 	bootAggregate bool
 	logHashAlg    string
 
@@ -140,6 +141,7 @@ func Compile(p *Policy) (*Compiled, error) {
 		if c.keys == nil {
 			c.keys = map[uint32][]*verificationKey{}
 		}
+		c.signers = append(c.signers, k)
 		for _, id := range k.ids {
 			c.keys[id] = append(c.keys[id], k)
 		}

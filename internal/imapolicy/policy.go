@@ -10,13 +10,21 @@
 // between every host the policy is assigned to. Everything but the
 // generator (generate.go) is pure: no I/O, no clock.
 //
-// Limits: ima-sig signatures of version 2 (RSA PKCS#1 v1.5 or ECDSA over
-// the file digest) are verified; version 3 signatures and the appended
-// PKCS#7 signatures of the ima-modsig template are not (the standard
-// library verifies no PKCS#7): a file carrying only those must have its
-// digest allowed, and its fault says so. Keys are trusted as the policy
-// lists them; keys the kernel loaded into its keyrings (ima-buf entries)
-// are appraised, not learnt.
+// Signatures: a file whose digest is not allowed passes when a key of the
+// policy signed it. ima-sig signatures of version 2 (over the file digest)
+// and version 3 (over the digest of struct ima_file_id: type, algorithm,
+// file digest) are verified, RSA PKCS#1 v1.5 or ECDSA; so are the appended
+// signatures of the ima-modsig template (modsig.go): a detached PKCS#7/CMS
+// SignedData over the entry's d-modsig digest, as the kernel accepts it for
+// a module (one signer, named by issuer and serial number or by subject key
+// identifier, RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA, with or without
+// authenticated attributes, DER only).
+//
+// Limits: the signer must be one of the policy's keys (certificates the
+// message carries are not chained to them); fs-verity signatures
+// (security.ima of type 6) are not verified. Keys are trusted as the
+// policy lists them; keys the kernel loaded into its keyrings (ima-buf
+// entries) are appraised, not learnt.
 package imapolicy
 
 import (
@@ -63,9 +71,10 @@ type Policy struct {
 	// IMABuf are other ima-buf entries allowed by name (e.g.
 	// "kexec-cmdline"), to the digests of their buffers.
 	IMABuf map[string][]string `json:"ima_buf,omitempty"`
-	// VerificationKeys are PEM x509 certificates whose ima-sig file
-	// signatures are trusted: a file validly signed by one is allowed even
-	// when its path is not in Digests.
+	// VerificationKeys are PEM x509 certificates whose file signatures
+	// (ima-sig, and the appended ones of ima-modsig) are trusted: a file
+	// validly signed by one is allowed even when its path is not in
+	// Digests.
 	VerificationKeys []string `json:"verification_keys,omitempty"`
 	// BootAggregate says whether the boot_aggregate entry is checked
 	// against the quoted PCRs 0-9 (nil: true).

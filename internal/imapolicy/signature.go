@@ -20,6 +20,9 @@ const (
 	xattrDigsig = 0x03
 	// sigVersion2 signs the file digest itself.
 	sigVersion2 = 2
+	// sigVersion3 signs the digest of struct ima_file_id: the signature
+	// type, the file digest's hash algorithm and the file digest.
+	sigVersion3 = 3
 	// sigHeaderSize: type, version, hash algorithm, key id (4), size (2).
 	sigHeaderSize = 9
 )
@@ -28,8 +31,11 @@ const (
 // log's file digests may use).
 var hashAlgos = map[byte]crypto.Hash{2: crypto.SHA1, 4: crypto.SHA256, 5: crypto.SHA384, 6: crypto.SHA512}
 
-// imaSignature is a decoded IMA signature v2.
+// imaSignature is a decoded IMA signature, version 2 or 3.
 type imaSignature struct {
+	version byte
+	// algo is the hash algorithm's number (enum hash_algo), hash its hash.
+	algo  byte
 	hash  crypto.Hash
 	keyID uint32
 	sig   []byte
@@ -47,8 +53,8 @@ func parseSignature(b []byte) (imaSignature, error) {
 	if len(b) < sigHeaderSize {
 		return imaSignature{}, fmt.Errorf("signature of %d bytes is shorter than its header", len(b))
 	}
-	if b[1] != sigVersion2 {
-		return imaSignature{}, fmt.Errorf("signature version %d is not supported (only 2)", b[1])
+	if b[1] != sigVersion2 && b[1] != sigVersion3 {
+		return imaSignature{}, fmt.Errorf("signature version %d is not supported (2 or 3)", b[1])
 	}
 	h, ok := hashAlgos[b[2]]
 	if !ok {
@@ -58,7 +64,21 @@ func parseSignature(b []byte) (imaSignature, error) {
 	if size != len(b)-sigHeaderSize {
 		return imaSignature{}, fmt.Errorf("signature header says %d bytes, the field holds %d", size, len(b)-sigHeaderSize)
 	}
-	return imaSignature{hash: h, keyID: binary.BigEndian.Uint32(b[3:7]), sig: b[sigHeaderSize:]}, nil
+	return imaSignature{version: b[1], algo: b[2], hash: h, keyID: binary.BigEndian.Uint32(b[3:7]), sig: b[sigHeaderSize:]}, nil
+}
+
+// signedDigest returns what a signature signs for a file digest (of the
+// signature's hash algorithm): the digest itself for version 2; for
+// version 3 the digest of struct ima_file_id {hash_type, hash_algorithm,
+// hash}, cut after the digest (the kernel's calc_file_id_hash).
+func (s imaSignature) signedDigest(fileDigest []byte) []byte {
+	if s.version != sigVersion3 {
+		return fileDigest
+	}
+	d := s.hash.New()
+	d.Write([]byte{xattrDigsig, s.algo})
+	d.Write(fileDigest)
+	return d.Sum(nil)
 }
 
 // verificationKey is a trusted certificate's public key.
@@ -103,13 +123,13 @@ func KeyID(cert *x509.Certificate) (uint32, bool) {
 	return binary.BigEndian.Uint32(sum[16:]), true
 }
 
-// verify checks a signature over a file digest.
-func (k *verificationKey) verify(s imaSignature, digest []byte) bool {
+// verify checks a signature over what it signs (see signedDigest).
+func (k *verificationKey) verify(s imaSignature, signed []byte) bool {
 	switch pub := k.cert.PublicKey.(type) {
 	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(pub, s.hash, digest, s.sig) == nil
+		return rsa.VerifyPKCS1v15(pub, s.hash, signed, s.sig) == nil
 	case *ecdsa.PublicKey:
-		return ecdsa.VerifyASN1(pub, digest, s.sig)
+		return ecdsa.VerifyASN1(pub, signed, s.sig)
 	}
 	return false
 }
