@@ -67,6 +67,12 @@ func TestValuesSchemaRefuses(t *testing.T) {
 			"- at '/global/cmsRoot/sha384'"},
 		{"a subchart switched on with a word", "trustedWorkload.enabled=yes",
 			"trusted-compute:\n- at '/trustedWorkload/enabled': got string, want boolean"},
+		{"a secret name that cannot name a file on the node", "trustAgent.secrets.names={../etc/shadow}",
+			"trustAgent:\n- at '/secrets/names/0'"},
+		{"a secrets directory that is not absolute", "trustAgent.secrets.hostPath=run/secrets",
+			"trustAgent:\n- at '/secrets/hostPath'"},
+		{"a name prefix Kubernetes refuses", "global.fullnameOverride=Edge_1",
+			"- at '/global/fullnameOverride'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
