@@ -207,8 +207,9 @@ func TestAppendedSignatures(t *testing.T) {
 	})
 }
 
-// The openssl-made fixtures of testdata/modsig (see its README).
-func TestAppendedSignaturesMadeByOpenSSL(t *testing.T) {
+// The fixtures of testdata/modsig (see its README): made by openssl, and
+// the signature of a real Debian kernel module.
+func TestAppendedSignaturesOfTestdata(t *testing.T) {
 	dir := filepath.Join("testdata", "modsig")
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -217,11 +218,19 @@ func TestAppendedSignaturesMadeByOpenSSL(t *testing.T) {
 		}
 		return b
 	}
-	policy := mustCompile(t, map[string]any{"verification_keys": []string{string(read("rsa.crt")), string(read("ec.crt"))}})
+	policy := mustCompile(t, map[string]any{"verification_keys": []string{string(read("rsa.crt")), string(read("ec.crt")), string(read("debian-kernel-key.crt"))}})
 	module := sha256.Sum256(read("module.bin"))
 	attrsDigest, err := hex.DecodeString(strings.TrimSpace(string(read("rsa-attrs.d-modsig"))))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// debian-efivarfs.digests: "d-ng sha256:<hex>" and "d-modsig sha256:<hex>".
+	debian := map[string][]byte{}
+	for _, line := range strings.Split(strings.TrimSpace(string(read("debian-efivarfs.digests"))), "\n") {
+		name, d, _ := strings.Cut(line, " sha256:")
+		if debian[name], err = hex.DecodeString(d); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tt := range []struct {
 		name    string
@@ -239,6 +248,8 @@ func TestAppendedSignaturesMadeByOpenSSL(t *testing.T) {
 		{"an RSA signature over another digest is a fault", "rsa-noattr.p7s", module[:], ImaPolicySignatureInvalid, true},
 		{"an ECDSA signature over another digest is a fault", "ec-noattr.p7s", module[:], ImaPolicySignatureInvalid, true},
 		{"authenticated attributes of another digest are a fault", "rsa-attrs.p7s", attrsDigest, ImaPolicySignatureInvalid, true},
+		{"a real Debian module's signature by its kernel's build key passes", "debian-efivarfs.p7s", debian["d-modsig"], "", false},
+		{"a real Debian module's signature over another digest is a fault", "debian-efivarfs.p7s", debian["d-modsig"], ImaPolicySignatureInvalid, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := entry("/usr/lib/modules/fixture.ko", tt.file)
