@@ -165,12 +165,22 @@ func (c *Compiled) entry(e *appraise.IMAEntry, i int, boot appraise.PCRs) (appra
 // modsig appraises a file by its appended signature (ima-modsig): a
 // signature by a trusted key over the entry's d-modsig digest.
 func (c *Compiled) modsig(e *appraise.IMAEntry, i int) (appraise.Fault, bool) {
+	h, ok := hashOf(e.ModsigHashAlg)
+	if !ok || len(e.ModsigHash) != h.Size() {
+		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the entry's d-modsig is not a sha1, sha256, sha384 or sha512 digest, its appended signature (modsig) cannot be checked", e.Path), false
+	}
+	// A pair seen verified before (its digest's size names its algorithm)
+	// is not parsed again.
+	key := sigCacheKey(e.ModsigHash, e.Modsig)
+	if c.sigs.has(key) {
+		return appraise.Fault{}, true
+	}
 	m, err := parseModsig(e.Modsig)
 	if err != nil {
 		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: its appended signature (modsig) does not decode: %v", e.Path, err), false
 	}
-	if h, ok := hashOf(e.ModsigHashAlg); !ok || h != m.hash {
-		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the appended signature (modsig) is over a %v digest, the entry's d-modsig is %q", e.Path, m.hash, e.ModsigHashAlg), false
+	if h != m.hash {
+		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the appended signature (modsig) is over a %v digest, the entry's d-modsig is %s", e.Path, m.hash, e.ModsigHashAlg), false
 	}
 	if m.authAttrs != nil {
 		// The kernel's d-modsig is then the digest of the attributes
@@ -189,10 +199,6 @@ func (c *Compiled) modsig(e *appraise.IMAEntry, i int) (appraise.Fault, bool) {
 	}
 	if len(keys) == 0 {
 		return c.fault(ImaPolicySignatureUntrustedKey, e, i, "", "%s: its digest is not allowed and its appended signature (modsig) is by %s, a key the policy does not trust", e.Path, m.signerName()), false
-	}
-	key := sigCacheKey(e.ModsigHash, e.Modsig)
-	if c.sigs.has(key) {
-		return appraise.Fault{}, true
 	}
 	for _, k := range keys {
 		if k.verifyModsig(&m, e.ModsigHash) {
