@@ -14,7 +14,7 @@ import (
 )
 
 // An ima-modsig entry carries the file's appended signature (the kernel's
-// module signature format, which sign-file and evmctl write): a detached
+// module signature format, which scripts/sign-file writes): a detached
 // PKCS#7/CMS SignedData over the file without its signature, whose digest
 // the entry records as d-modsig. The kernel parses it in
 // crypto/asymmetric_keys/pkcs7_parser.c and takes d-modsig from
@@ -25,10 +25,13 @@ import (
 //
 // parseModsig accepts the subset of SignedData the kernel accepts for a
 // module signature, strictly (DER only): one SignerInfo, identified by
-// issuer and serial number (versions 1) or by subject key identifier
-// (versions 3); digest SHA-1, SHA-256, SHA-384 or SHA-512; signature
-// rsaEncryption (PKCS#1 v1.5), ecdsa-with-SHA* or RSASSA-PSS; with or
-// without authenticated attributes; the content absent (detached).
+// issuer and serial number (SignedData and SignerInfo version 1) or by
+// subject key identifier (version 3); digest SHA-1, SHA-256, SHA-384 or
+// SHA-512; signature rsaEncryption (PKCS#1 v1.5), ecdsa-with-SHA* or
+// RSASSA-PSS (which kernels take since the ML-DSA module signing work);
+// with or without authenticated attributes (which kernels before that
+// refuse for a module, but still record in d-modsig); the content absent
+// (detached).
 // Certificates carried in the message are skipped: the signer must be one
 // of the policy's verification keys.
 
