@@ -28,10 +28,10 @@ import (
 // issuer and serial number (SignedData and SignerInfo version 1) or by
 // subject key identifier (version 3); digest SHA-1, SHA-256, SHA-384 or
 // SHA-512; signature rsaEncryption (PKCS#1 v1.5), ecdsa-with-SHA* or
-// RSASSA-PSS (which kernels take since the ML-DSA module signing work);
-// with or without authenticated attributes (which kernels before that
-// refuse for a module, but still record in d-modsig); the content absent
-// (detached).
+// RSASSA-PSS (proposed for the kernel in 2026 with ML-DSA module
+// signing); with or without authenticated attributes (kernels up to then
+// refuse them in a module signature but still record d-modsig; that work
+// lifts the refusal); the content absent (detached).
 // Certificates carried in the message are skipped: the signer must be one
 // of the policy's verification keys.
 
