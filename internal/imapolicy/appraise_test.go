@@ -383,7 +383,8 @@ func TestNamesWithTheSameHashAreBothFound(t *testing.T) {
 }
 
 // One Compiled serves every host: appraisals run at once, signed files
-// included (their verifications are remembered as they run).
+// included, ima-sig and appended (their verifications are remembered as
+// they run).
 func TestACompiledPolicyIsSharedByConcurrentAppraisals(t *testing.T) {
 	s := newSigner(t, "ecdsa")
 	c := mustCompile(t, map[string]any{
@@ -393,6 +394,9 @@ func TestACompiledPolicyIsSharedByConcurrentAppraisals(t *testing.T) {
 	var entries []appraise.IMAEntry
 	for i := range 20 {
 		entries = append(entries, s.signed(t, "/opt/signed/"+hex.EncodeToString([]byte{byte(i)}), "content"+string(rune('a'+i))))
+	}
+	for i := range 10 {
+		entries = append(entries, s.modsigned(t, "/usr/lib/modules/"+hex.EncodeToString([]byte{byte(i)})+".ko", "module"+string(rune('a'+i)), modsigOpts{keyID: i%2 == 0}))
 	}
 	entries = append(entries, entry("/usr/bin/a", "a"), entry("/usr/bin/b", "b"))
 	errs := make(chan []appraise.Fault, 8)
