@@ -83,6 +83,22 @@ func (m *machine) waitAgent(t *testing.T, v *vm.VM, name string) *report.Report 
 	}
 }
 
+// enroll enrolls the VM's AK once its agent answers.
+func (m *machine) enroll(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(answerTimeout)
+	for {
+		status, body := m.h.do(t, "POST", "/hvs/v2/aik-enrollments", "application/json", []byte(`{"host_id":"`+machineUUID+`"}`))
+		if status == http.StatusCreated {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("enrollment: %d %s", status, body)
+		}
+		time.Sleep(2 * time.Second) // the agent's subscription may not be up yet
+	}
+}
+
 func (m *machine) rebaseline(t *testing.T) {
 	t.Helper()
 	m.h.mustDo(t, http.StatusCreated, "POST", "/hvs/v2/hosts/"+machineUUID+"/rebaseline", []byte(`{}`))
@@ -140,30 +156,7 @@ func TestMeasuredBootOfTheAgentVM(t *testing.T) {
 	k := startManager(t, h, work)
 	k.restart(t, manager.EveryBoot)
 
-	// The node's credentials and the CMS root go into the initramfs.
-	status, creds := h.do(t, "POST", "/aas/v1/credentials", "application/json",
-		[]byte(`{"type":"TA","parameters":{"host-id":"`+machineUUID+`"}}`))
-	if status != http.StatusOK && status != http.StatusCreated {
-		t.Fatalf("agent credentials: status %d", status) // the body holds a secret
-	}
-	natsURL, err := url.Parse(h.v.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"/etc/trusted-compute/agent.creds":  writeFile(t, work, "agent.creds", creds, 0o600),
-		"/etc/trusted-compute/cms-root.pem": writeFile(t, work, "cms-root.pem", h.rootPEM, 0o644),
-		"/etc/trusted-compute/agent.yaml": writeFile(t, work, "agent.yaml", []byte(fmt.Sprintf(`tpm: device
-nats:
-  url: %s
-  creds_file: /etc/trusted-compute/agent.creds
-  ca_file: /etc/trusted-compute/cms-root.pem
-  serial_device: /dev/ttyS1
-`, natsURL.String())), 0o644),
-	}
-	bin := filepath.Join(work, "bin")
-	files["/bin/trust-agent"] = vm.GoBuild(t, bin, "cmd/trust-agent")
-	initBin := vm.GoBuild(t, bin, "hack/vmboot/agentinit")
+	files, initBin := agentFiles(t, h, work)
 	ukis := map[string]vm.Image{
 		"signed.efi":   {Init: initBin, Files: files, Cmdline: cmdline1},
 		"signed2.efi":  {Init: initBin, Files: files, Cmdline: cmdline2},
@@ -183,17 +176,7 @@ nats:
 			t.Fatal(err)
 		}
 		t.Logf("boot1: agent dialled the bus %s after QEMU started", v.TimeToDial().Round(time.Second))
-		deadline := time.Now().Add(answerTimeout)
-		for {
-			status, body := h.do(t, "POST", "/hvs/v2/aik-enrollments", "application/json", []byte(`{"host_id":"`+machineUUID+`"}`))
-			if status == http.StatusCreated {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("enrollment: %d %s", status, body)
-			}
-			time.Sleep(2 * time.Second) // the agent's subscription may not be up yet
-		}
+		m.enroll(t)
 		t.Logf("boot1: enrolled (swtpm EK certificate, credential activation) %s after QEMU started", time.Since(v.Started).Round(time.Second))
 		// The manager registers the host of the enabled Node, finds no
 		// flavors of it, baselines PLATFORM, OS and IMA and attests.
@@ -429,6 +412,36 @@ func faultSummary(r *report.Report) string {
 	}
 	slices.Sort(out)
 	return "faults " + strings.Join(slices.Compact(out), ", ")
+}
+
+// agentFiles builds the trust agent's initramfs files for host machineUUID
+// (its bus credentials, the CMS root, its configuration and the agent,
+// with the paths they have in the VM) and its init.
+func agentFiles(t *testing.T, h *harness, work string) (files map[string]string, initBin string) {
+	t.Helper()
+	status, creds := h.do(t, "POST", "/aas/v1/credentials", "application/json",
+		[]byte(`{"type":"TA","parameters":{"host-id":"`+machineUUID+`"}}`))
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("agent credentials: status %d", status) // the body holds a secret
+	}
+	natsURL, err := url.Parse(h.v.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = map[string]string{
+		"/etc/trusted-compute/agent.creds":  writeFile(t, work, "agent.creds", creds, 0o600),
+		"/etc/trusted-compute/cms-root.pem": writeFile(t, work, "cms-root.pem", h.rootPEM, 0o644),
+		"/etc/trusted-compute/agent.yaml": writeFile(t, work, "agent.yaml", []byte(fmt.Sprintf(`tpm: device
+nats:
+  url: %s
+  creds_file: /etc/trusted-compute/agent.creds
+  ca_file: /etc/trusted-compute/cms-root.pem
+  serial_device: /dev/ttyS1
+`, natsURL.String())), 0o644),
+	}
+	bin := filepath.Join(work, "bin")
+	files["/bin/trust-agent"] = vm.GoBuild(t, bin, "cmd/trust-agent")
+	return files, vm.GoBuild(t, bin, "hack/vmboot/agentinit")
 }
 
 func writeFile(t *testing.T, dir, name string, data []byte, mode os.FileMode) string {
