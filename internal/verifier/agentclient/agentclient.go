@@ -167,7 +167,7 @@ func (c *Client) request(ctx context.Context, hostID string, r bus.Request, in a
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	msg, err := c.send(ctx, subject, body)
 	if err != nil {
 		return &RequestError{HostID: hostID, Request: r, Kind: transportKind(err), Err: err}
 	}
@@ -178,6 +178,34 @@ func (c *Client) request(ctx context.Context, hostID string, r bus.Request, in a
 		return &AgentError{HostID: hostID, Request: r, Code: e.Code, Message: e.Message}
 	}
 	return nil
+}
+
+// NoRespondersGrace is how long a request keeps being sent while no agent
+// listens for the host: an agent whose NATS server went away (a verifier
+// replica stopped) reconnects to another server and subscribes again within
+// it, and its host must not be reported unreachable in between (issue 14).
+const NoRespondersGrace = time.Second
+
+// noRespondersRetry is the pause between those sends.
+const noRespondersRetry = 100 * time.Millisecond
+
+// send sends one request, again while no agent listens for up to
+// NoRespondersGrace (within ctx).
+func (c *Client) send(ctx context.Context, subject string, body []byte) (*nats.Msg, error) {
+	deadline := time.Now().Add(NoRespondersGrace)
+	for {
+		msg, err := c.nc.RequestWithContext(ctx, subject, body)
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			return msg, err
+		}
+		t := time.NewTimer(noRespondersRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
 
 // transportKind classifies a request error. A cancelled context is no

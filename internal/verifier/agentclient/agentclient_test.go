@@ -196,3 +196,30 @@ func TestClientTransportFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestAnAgentThatSubscribesWithinTheGraceIsReached plays an agent
+// reconnecting to another verifier replica's NATS server: it is not
+// subscribed when the request is sent, and subscribes half a second later.
+// The request reaches it; an agent that never comes is reported unreachable
+// after the grace.
+func TestAnAgentThatSubscribesWithinTheGraceIsReached(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	c := agentclient.New(b.ServiceConn(t), 10*time.Second)
+	nc := b.AgentConn(t, "late")
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		subj, _ := bus.AgentRequests("late")
+		_, _ = nc.Subscribe(subj, func(m *nats.Msg) {
+			_ = m.Respond([]byte(`{"version":"tc/v1","agent_version":"late"}`))
+		})
+	}()
+	v, err := c.Version(context.Background(), "late")
+	if err != nil || v.AgentVersion != "late" {
+		t.Fatalf("Version of an agent subscribing after 0.5 s = %+v, %v; want its answer", v, err)
+	}
+	start := time.Now()
+	_, err = c.Version(context.Background(), "never")
+	if !errors.Is(err, agentclient.ErrNoResponders) || time.Since(start) < agentclient.NoRespondersGrace {
+		t.Errorf("Version of an absent agent = %v after %s, want no responders after %s", err, time.Since(start), agentclient.NoRespondersGrace)
+	}
+}
