@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -30,6 +31,10 @@ import (
 // maxIMAPolicyRequest bounds a create or update request: the document's
 // limit and room for the rest of the body.
 const maxIMAPolicyRequest = imapolicy.MaxDocumentBytes + 64<<10
+
+// policyName is what a policy may be called: it names the policy in paths
+// (/hvs/v2/ima-policies/{name}) and on command lines.
+var policyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // imaPolicyStatement is what HVS signs of a policy version.
 type imaPolicyStatement struct {
@@ -88,8 +93,8 @@ func (s *Service) signIMAPolicy(ctx context.Context, p store.IMAPolicy, version 
 
 // CreateIMAPolicy validates, signs and stores a new policy at version 1.
 func (s *Service) CreateIMAPolicy(ctx context.Context, name, description string, raw []byte) (store.IMAPolicy, error) {
-	if name == "" || len(name) > maxHostName || !printable(name) {
-		return store.IMAPolicy{}, inputErrorf("name must be 1 to %d printable characters", maxHostName)
+	if !policyName.MatchString(name) {
+		return store.IMAPolicy{}, inputErrorf("name %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	if len(description) > maxDescription || !printable(description) {
 		return store.IMAPolicy{}, inputErrorf("description must be at most %d printable characters", maxDescription)

@@ -123,7 +123,8 @@ func TestIMAPolicyRoutes(t *testing.T) {
 		}{
 			{"a document with an unknown field", "POST", "/hvs/v2/ima-policies", `{"name":"x","policy":{"meta":{"version":1},"allowlist":{}}}`, `unknown field \"allowlist\"`},
 			{"a digest that is not hex", "POST", "/hvs/v2/ima-policies", `{"name":"x","policy":{"meta":{"version":1},"digests":{"/bin/sh":["sha256:zz"]}}}`, `digests[\"/bin/sh\"][0]`},
-			{"no name", "POST", "/hvs/v2/ima-policies", `{"policy":{"meta":{"version":1}}}`, "name must be"},
+			{"no name", "POST", "/hvs/v2/ima-policies", `{"policy":{"meta":{"version":1}}}`, "want 1 to 128 letters"},
+			{"a name with a slash", "POST", "/hvs/v2/ima-policies", `{"name":"a/b","policy":{"meta":{"version":1}}}`, "want 1 to 128 letters"},
 			{"no document", "POST", "/hvs/v2/ima-policies", `{"name":"x"}`, "policy is required"},
 			{"an update with a bad document", "PUT", "/hvs/v2/ima-policies/kata", `{"policy":{"meta":{"version":2}}}`, "meta.version"},
 			{"a rename", "PUT", "/hvs/v2/ima-policies/kata", `{"name":"other","policy":{"meta":{"version":1}}}`, "cannot be renamed"},
