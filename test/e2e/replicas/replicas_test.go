@@ -6,8 +6,11 @@
 // one replica each time, and a tamper made during the failover must be
 // caught. The figures are printed.
 //
-// The attestation managers are not part of this version (see
-// docs/scaling.md): the verifiers' own schedule attests the fleet.
+// TestAFleetStaysAttestedWhenAVerifierReplicaStops has no manager: the
+// verifiers' own schedule (claims in the database) attests the fleet.
+// TestTheFleetStaysAttestedWhenAVerifierReplicaAndTheLeaderManagerStop
+// (failover_test.go) adds two attestation managers with leader election on
+// a real kube-apiserver and stops the leader too.
 package replicas_test
 
 import (
@@ -51,7 +54,8 @@ const (
 type arrivals struct {
 	mu        sync.Mutex
 	at        map[string][]time.Time
-	untrusted map[string]time.Time
+	untrusted map[string][]time.Time
+	causes    []string // of the untrusted reports: host, status, faults
 }
 
 func (a *arrivals) add(r *fleetsim.Report, at time.Time) {
@@ -59,10 +63,21 @@ func (a *arrivals) add(r *fleetsim.Report, at time.Time) {
 	defer a.mu.Unlock()
 	a.at[r.HostID] = append(a.at[r.HostID], at)
 	if !r.Trusted() {
-		if _, ok := a.untrusted[r.HostID]; !ok {
-			a.untrusted[r.HostID] = at
+		a.causes = append(a.causes, fmt.Sprintf("%s at %s: %s %+v overall %v", r.HostID, at.Format("15:04:05.000"), r.HostStatus, r.Faults, r.Trust.Overall))
+		a.untrusted[r.HostID] = append(a.untrusted[r.HostID], at)
+	}
+}
+
+// untrustedAfter is when the first untrusted report of host after t came.
+func (a *arrivals) untrustedAfter(host string, t time.Time) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.untrusted[host] {
+		if at.After(t) {
+			return at, true
 		}
 	}
+	return time.Time{}, false
 }
 
 // since counts, per host, the reports that arrived after t.
@@ -101,10 +116,23 @@ func (a *arrivals) duplicates(gap time.Duration, skip string) int {
 	return n
 }
 
-func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three verifiers and a fleet")
-	}
+// site is the verifiers' side of a test: replicas on one PostgreSQL
+// schema, their embedded servers in one NATS cluster, and a simulated fleet
+// whose agents are given every replica's URL.
+type site struct {
+	vs       []*verifiertest.Verifier
+	natsURLs string
+	last     *verifiertest.Verifier // the operator's API; it keeps running
+	api      *fleetsim.API
+	fleet    *fleetsim.Fleet
+	logger   *slog.Logger
+	enrolled time.Duration // to enroll, register and baseline the fleet
+}
+
+// startSite starts the replicas, with hvsConfig's settings for each, and
+// the fleet of fleetNodes nodes.
+func startSite(t *testing.T, ctx context.Context, hvsConfig func(replica string) hvs.Config) *site {
+	t.Helper()
 	dsn := pgtest.Schema(t)
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
@@ -112,10 +140,8 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		vs     []*verifiertest.Verifier
-		routes []string
-	)
+	s := &site{logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	var routes, urls []string
 	for i := range replicas {
 		v := verifiertest.Start(t, t.TempDir(), func(c *verifier.Config) {
 			c.Database = dsn
@@ -123,53 +149,70 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 			c.Enrollment = enroll.Config{EKRoots: ca.Pool()}
 			c.NATS.ServerName = fmt.Sprintf("verifier-%d", i+1)
 			c.NATS.Cluster = verifier.NATSClusterConfig{Name: "tc-replicas", Host: "127.0.0.1", Routes: routes}
-			c.HVS = hvs.Config{ReportValidity: interval, RefreshMargin: margin, RefreshInterval: tick, Interval: interval,
-				Replica: fmt.Sprintf("replica-%d", i+1)}
+			c.HVS = hvsConfig(fmt.Sprintf("replica-%d", i+1))
 		})
-		vs = append(vs, v)
+		s.vs = append(s.vs, v)
 		routes = append(routes, v.NATSClusterURL())
-	}
-	var urls []string
-	for _, v := range vs {
 		urls = append(urls, v.NATSURL())
 	}
-	natsURLs := strings.Join(urls, ",")
-
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	// The operator's API is the last replica's, which keeps running.
-	last := vs[replicas-1]
-	api := fleetsim.NewAPI(last.Base, last.Roots, "admin", verifiertest.AdminPassword, 8)
-	defer api.Close()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	f, err := fleetsim.New(ctx, fleetsim.Options{
-		API: api, NATSURL: natsURLs, Roots: last.Roots, EKCA: ca,
+	s.natsURLs = strings.Join(urls, ",")
+	s.last = s.vs[replicas-1]
+	s.api = fleetsim.NewAPI(s.last.Base, s.last.Roots, "admin", verifiertest.AdminPassword, 8)
+	t.Cleanup(s.api.Close)
+	s.fleet, err = fleetsim.New(ctx, fleetsim.Options{
+		API: s.api, NATSURL: s.natsURLs, Roots: s.last.Roots, EKCA: ca,
 		Agent:  agent.Config{IMAPollInterval: 200 * time.Millisecond, IMADebounce: 50 * time.Millisecond},
-		Logger: logger, AgentLogger: logger,
+		Logger: s.logger, AgentLogger: s.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.Stop)
+	t.Cleanup(s.fleet.Stop)
 	start := time.Now()
-	if err := f.AddNodes(ctx, fleetNodes); err != nil {
+	if err := s.fleet.AddNodes(ctx, fleetNodes); err != nil {
 		t.Fatal(err)
 	}
-	enrolled := time.Since(start)
+	s.enrolled = time.Since(start)
+	return s
+}
 
-	creds, err := api.Credentials(ctx, restapi.CredentialsManager, "")
+// watch hears every report on the bus, as a manager does, and calls also
+// with each.
+func (s *site) watch(t *testing.T, ctx context.Context, also func(hostID string)) *arrivals {
+	t.Helper()
+	creds, err := s.api.Credentials(ctx, restapi.CredentialsManager, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, natsURLs, creds, last.Roots, "replicas-test", slog.New(slog.DiscardHandler))
+	nc, err := bus.Connect(ctx, s.natsURLs, creds, s.last.Roots, "replicas-test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	seen := &arrivals{at: map[string][]time.Time{}, untrusted: map[string]time.Time{}}
-	if _, err := fleetsim.WatchReports(nc, seen.add); err != nil {
+	seen := &arrivals{at: map[string][]time.Time{}, untrusted: map[string][]time.Time{}}
+	if _, err := fleetsim.WatchReports(nc, func(r *fleetsim.Report, at time.Time) {
+		seen.add(r, at)
+		if also != nil {
+			also(r.HostID)
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
+	return seen
+}
+
+func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three verifiers and a fleet")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	s := startSite(t, ctx, func(replica string) hvs.Config {
+		return hvs.Config{ReportValidity: interval, RefreshMargin: margin, RefreshInterval: tick, Interval: interval, Replica: replica}
+	})
+	vs, f, api, enrolled := s.vs, s.fleet, s.api, s.enrolled
+	start := time.Now().Add(-enrolled)
+	seen := s.watch(t, ctx, nil)
 
 	// Steady state: the replicas' schedule attests every node.
 	waitAll(t, ctx, seen, start, f.Nodes(), interval+margin)
@@ -185,9 +228,7 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 	// one an untrusted one.
 	waitAll(t, ctx, seen, killed, f.Nodes(), interval)
 	attested := time.Since(killed)
-	seen.mu.Lock()
-	caught, ok := seen.untrusted[target.HostID]
-	seen.mu.Unlock()
+	caught, ok := seen.untrustedAfter(target.HostID, killed)
 	if !ok {
 		t.Errorf("the tamper of %s during the failover was not reported", target.HostID)
 	}
@@ -195,11 +236,12 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 		if n == target {
 			continue
 		}
-		seen.mu.Lock()
-		_, bad := seen.untrusted[n.HostID]
-		seen.mu.Unlock()
-		if bad {
-			t.Errorf("bystander %s was reported untrusted", n.HostID)
+		// Since the stop: a host's report made between its registration
+		// and its first flavors, before, is no failover's doing.
+		if _, bad := seen.untrustedAfter(n.HostID, killed); bad {
+			seen.mu.Lock()
+			t.Errorf("bystander %s was reported untrusted: %v", n.HostID, seen.causes)
+			seen.mu.Unlock()
 		}
 	}
 	dups := seen.duplicates((interval-margin)/2, target.HostID)
