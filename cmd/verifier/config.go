@@ -61,6 +61,19 @@ type HVS struct {
 	// successful attestation is older than 1.5 × Interval is overdue
 	// (GET /hvs/v2/hosts, tcctl host list, tc_hvs_hosts_overdue).
 	Interval time.Duration `yaml:"interval" env:"TC_HVS_INTERVAL"`
+	// FlavorCacheMiB bounds the stored flavors kept verified and decoded
+	// between reports (default 256).
+	FlavorCacheMiB int `yaml:"flavor_cache_mib" env:"TC_HVS_FLAVOR_CACHE_MIB"`
+	// IMAPolicyCacheMiB bounds the runtime policies kept verified and
+	// compiled, by their compiled size (default 128: eight policies of
+	// 100,000 paths).
+	IMAPolicyCacheMiB int `yaml:"ima_policy_cache_mib" env:"TC_HVS_IMA_POLICY_CACHE_MIB"`
+	// IMACacheEntries bounds the IMA entries kept in memory so that a report
+	// reads only the new lines of a host's IMA log (default 1048576).
+	IMACacheEntries int `yaml:"ima_cache_entries" env:"TC_HVS_IMA_CACHE_ENTRIES"`
+	// EventLogCacheEntries bounds the boot log appraisals kept in memory
+	// (default 4096; hosts that booted alike share one).
+	EventLogCacheEntries int `yaml:"event_log_cache_entries" env:"TC_HVS_EVENT_LOG_CACHE_ENTRIES"`
 }
 
 // Metrics configures Prometheus /metrics. On the API port it always needs
@@ -147,8 +160,9 @@ func defaultConfig() Config {
 		Admin:      Admin{Username: "admin"},
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
-		HVS:        HVS{Interval: time.Hour},
-		LogLevel:   "info",
+		HVS: HVS{Interval: time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
+			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096},
+		LogLevel: "info",
 	}
 }
 
@@ -227,6 +241,19 @@ func (c Config) validate() error {
 	}
 	if c.HVS.Interval < time.Minute || c.HVS.Interval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("hvs.interval %s: want at least 1m and at most 168h", c.HVS.Interval))
+	}
+	for _, b := range []struct {
+		key      string
+		v, limit int
+	}{
+		{"hvs.flavor_cache_mib", c.HVS.FlavorCacheMiB, 1 << 16},
+		{"hvs.ima_policy_cache_mib", c.HVS.IMAPolicyCacheMiB, 1 << 16},
+		{"hvs.ima_cache_entries", c.HVS.IMACacheEntries, 1 << 30},
+		{"hvs.event_log_cache_entries", c.HVS.EventLogCacheEntries, 1 << 24},
+	} {
+		if b.v < 1 || b.v > b.limit {
+			errs = append(errs, fmt.Errorf("%s %d: want at least 1 and at most %d", b.key, b.v, b.limit))
+		}
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -75,3 +75,41 @@ func TestTokenLeewayAndMetricsListenAreValidated(t *testing.T) {
 		})
 	}
 }
+
+func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verifier.yaml")
+	if err := os.WriteFile(path, []byte("hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := vcfg.HVS; h.FlavorCacheBytes != 64<<20 || h.IMAPolicyCacheBytes != 32<<20 || h.IMACacheEntries != 5000 || h.EventLogCacheEntries != 100 {
+		t.Fatalf("the HVS gets flavor cache %d B, policy cache %d B, IMA entries %d, event logs %d; want 64 MiB, 32 MiB, 5000, 100",
+			h.FlavorCacheBytes, h.IMAPolicyCacheBytes, h.IMACacheEntries, h.EventLogCacheEntries)
+	}
+	for _, tt := range []struct {
+		name   string
+		edit   func(*Config)
+		wantIn string
+	}{
+		{"a flavor cache of 0 MiB is refused", func(c *Config) { c.HVS.FlavorCacheMiB = 0 }, "hvs.flavor_cache_mib"},
+		{"a negative policy cache is refused", func(c *Config) { c.HVS.IMAPolicyCacheMiB = -1 }, "hvs.ima_policy_cache_mib"},
+		{"no IMA entries at all is refused", func(c *Config) { c.HVS.IMACacheEntries = 0 }, "hvs.ima_cache_entries"},
+		{"too many event logs are refused", func(c *Config) { c.HVS.EventLogCacheEntries = 1 << 25 }, "hvs.event_log_cache_entries"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			tt.edit(&cfg)
+			if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), tt.wantIn) {
+				t.Fatalf("validate = %v, want an error naming %s", err, tt.wantIn)
+			}
+		})
+	}
+}
