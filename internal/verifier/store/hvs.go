@@ -667,15 +667,3 @@ func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, er
 	}
 	return queryAll(ctx, q.r, "list reports", scanReport, query, args...)
 }
-
-// HostsToRefresh returns the ids of the hosts that have no report or whose
-// latest report expires at or before t.
-func (q *queries) HostsToRefresh(ctx context.Context, t time.Time) ([]string, error) {
-	ids, err := q.strings(ctx, `SELECT h.id FROM hosts h WHERE COALESCE(
-		(SELECT r.expires_at FROM reports r WHERE r.host_id = h.id ORDER BY r.id DESC LIMIT 1), 0) <= $1
-		ORDER BY h.id`, t.UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("list hosts to refresh: %w", err)
-	}
-	return ids, nil
-}

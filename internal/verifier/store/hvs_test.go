@@ -55,7 +55,7 @@ var _ interface {
 	CreateReport(ctx context.Context, r Report) error
 	ReportByID(ctx context.Context, id string) (Report, error)
 	ListReports(ctx context.Context, f ReportFilter) ([]Report, error)
-	HostsToRefresh(ctx context.Context, t time.Time) ([]string, error)
+	ClaimHostsToRefresh(ctx context.Context, replica string, expiresBefore, now, until time.Time, limit int) ([]string, error)
 } = (*Tx)(nil)
 
 func runHVSSuite(t *testing.T, open func(t *testing.T) *Store) {
@@ -488,10 +488,11 @@ func testHostsToRefresh(t *testing.T, s *Store) {
 	must(t, "CreateReport", s.CreateReport(ctx, report("r1", "stale", true, t0.Add(-2*time.Hour))))
 	must(t, "CreateReport", s.CreateReport(ctx, report("r2", "stale", true, t0.Add(-30*time.Minute))))
 	must(t, "CreateReport", s.CreateReport(ctx, report("r3", "fresh", true, t0)))
-	got, err := s.HostsToRefresh(ctx, t0.Add(40*time.Minute))
-	must(t, "HostsToRefresh", err)
+	got, err := s.ClaimHostsToRefresh(ctx, "replica", t0.Add(40*time.Minute), t0, t0.Add(time.Minute), 10)
+	must(t, "ClaimHostsToRefresh", err)
+	slices.Sort(got)
 	if want := []string{"new", "stale"}; !slices.Equal(got, want) {
-		t.Errorf("HostsToRefresh = %v, want %v", got, want)
+		t.Errorf("ClaimHostsToRefresh = %v, want %v", got, want)
 	}
 }
 
