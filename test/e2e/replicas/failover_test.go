@@ -31,8 +31,9 @@ func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 // find one made twice.
 type actions struct {
 	mu       sync.Mutex
-	writes   map[string]int // "method node report" → count
-	notified map[string]int // host → EIM updates
+	writes   map[string]int       // "method node report" → count
+	notified map[string]int       // host → EIM updates
+	failedAt map[string]time.Time // node → its first failed verdict written
 }
 
 func (a *actions) write(method, node, detail string) {
@@ -66,7 +67,15 @@ func (r recordingNodes) MarkVerified(ctx context.Context, node string, ready boo
 
 func (r recordingNodes) MarkFailed(ctx context.Context, node string, status cluster.Status, parts []string, reportID, message string) (bool, error) {
 	r.log.write("failed", node, reportID)
-	return r.KubeNodes.MarkFailed(ctx, node, status, parts, reportID, message)
+	changed, err := r.KubeNodes.MarkFailed(ctx, node, status, parts, reportID, message)
+	if err == nil {
+		r.log.mu.Lock()
+		if _, ok := r.log.failedAt[node]; !ok {
+			r.log.failedAt[node] = time.Now()
+		}
+		r.log.mu.Unlock()
+	}
+	return changed, err
 }
 
 func (r recordingNodes) Withdraw(ctx context.Context, node, reason, message string) (bool, error) {
@@ -183,7 +192,7 @@ func TestTheFleetStaysAttestedWhenAVerifierReplicaAndTheLeaderManagerStop(t *tes
 	if err := os.WriteFile(pw, []byte(verifiertest.AdminPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	acts := &actions{writes: map[string]int{}, notified: map[string]int{}}
+	acts := &actions{writes: map[string]int{}, notified: map[string]int{}, failedAt: map[string]time.Time{}}
 	le := manager.LeaderElection{Enabled: true, Namespace: ns, LeaseName: "tc-failover", HoldLeaseOnStop: true,
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
 	startManager := func(name string) *managerReplica {
@@ -243,7 +252,15 @@ func TestTheFleetStaysAttestedWhenAVerifierReplicaAndTheLeaderManagerStop(t *tes
 	waitAll(t, ctx, seen, killed, f.Nodes(), poll+15*time.Second)
 	attested := time.Since(killed)
 	waitStatus(t, ctx, cs, seen, f.Nodes(), target, poll)
-	cordoned := time.Since(killed)
+	acts.mu.Lock()
+	cordoned := acts.failedAt[target.HostID].Sub(killed)
+	acts.mu.Unlock()
+	// The new leader reads each Node's latest report when it is elected:
+	// the tamper is acted on once the old leader's Lease lapses, not at
+	// the node's next poll.
+	if limit := le.LeaseDuration + 15*time.Second; cordoned > limit {
+		t.Errorf("the tampered node was marked failed %s after the failover began, want within %s (the Lease and a reconcile), not at its next poll", cordoned.Round(time.Millisecond), limit)
+	}
 	caught, _ := seen.untrustedAfter(target.HostID, killed)
 
 	dups := acts.duplicates()
