@@ -63,6 +63,18 @@ var rules = []rule{
 		},
 	},
 	{
+		// Runtime policies are appraised on every report: no I/O library,
+		// no parser beyond encoding/json and encoding/asn1.
+		pkg: "trustedcompute.io/tc/internal/imapolicy",
+		onlyAllow: []string{
+			"github.com/google/go-tpm/",
+			"golang.org/x/sys/",
+			"trustedcompute.io/tc/internal/evidence",
+			"trustedcompute.io/tc/internal/appraise",
+			"trustedcompute.io/tc/internal/imapolicy",
+		},
+	},
+	{
 		pkg: "trustedcompute.io/tc/internal/bus",
 		forbidden: []string{
 			"github.com/nats-io/nats-server",
