@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/fleetsim/loadtest"
 )
 
@@ -37,8 +37,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tc-loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("tc-loadtest", stderr)
 	var cfg loadtest.Config
 	fs.StringVar(&cfg.VerifierBin, "verifier", "bin/verifier", "verifier binary")
 	sqlite := fs.Bool("sqlite", true, "run the verifier on an SQLite file")

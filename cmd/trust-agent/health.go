@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+
+	"trustedcompute.io/tc/internal/cli"
 )
 
 // The health file: the agent rewrites it every heartbeatInterval with
@@ -68,9 +69,8 @@ func checkHealth(path string, now time.Time, maxAge time.Duration, ready bool) e
 }
 
 func cmdHealth(_ context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) error {
-	fs := flag.NewFlagSet("health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("file", "", "health file the agent writes (run -health-file)")
+	fs := cli.NewFlagSet("health", stderr)
+	path := fs.String("file", "", "health file the agent writes (run --health-file)")
 	maxAge := fs.Duration("max-age", 3*heartbeatInterval, "oldest heartbeat that counts as alive")
 	ready := fs.Bool("ready", false, "also require the bus connection to be up (readiness)")
 	if err := fs.Parse(args); err != nil {

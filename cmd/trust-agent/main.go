@@ -158,8 +158,7 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 }
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("run", stderr)
 	var c common
 	c.register(fs)
 	healthFile := fs.String("health-file", "", "write a heartbeat here for \"trust-agent health\" (the pod's probes)")
@@ -276,8 +275,7 @@ type Bundle struct {
 }
 
 func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("evidence", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("evidence", stderr)
 	var c common
 	c.register(fs)
 	nonceHex := fs.String("nonce", "", "the verifier's nonce, hex (required)")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 )
 
@@ -66,12 +67,40 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// Flags returns the flag set of a command, which reports its errors to
-// stderr, with the -config flag every daemon takes.
+// Flags returns the flag set of a command (NewFlagSet) with the --config
+// flag every daemon takes.
 func Flags(command string, stderr io.Writer) (fs *flag.FlagSet, configPath *string) {
-	fs = flag.NewFlagSet(command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs = NewFlagSet(command, stderr)
 	return fs, fs.String("config", "", "YAML configuration file")
+}
+
+// NewFlagSet returns the flag set of a command, which reports its errors to
+// stderr and shows its flags as --name, the style of every binary of the
+// product (tcctl's too); -name is accepted as well.
+func NewFlagSet(command string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printFlags(fs) }
+	return fs
+}
+
+// printFlags is flag.PrintDefaults with two dashes.
+func printFlags(fs *flag.FlagSet) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage of %s:\n", fs.Name())
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		b.WriteString("  --" + f.Name)
+		if name != "" {
+			b.WriteString(" " + name)
+		}
+		b.WriteString("\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(&b, " (default %q)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	_, _ = io.WriteString(fs.Output(), b.String()) // best effort, like flag's own
 }
 
 // Logger returns the daemons' JSON logger writing to w at level (debug,

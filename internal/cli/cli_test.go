@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -55,5 +57,28 @@ func TestLoggerRefusesAnUnknownLevel(t *testing.T) {
 	l.Warn("shown")
 	if s := out.String(); strings.Contains(s, "hidden") || !strings.Contains(s, `"msg":"shown"`) {
 		t.Fatalf("logged %q, want only the warning as JSON", s)
+	}
+}
+
+func TestFlagsAreShownWithTwoDashesAndTakenWithEither(t *testing.T) {
+	var out strings.Builder
+	fs, config := Flags("run", &out)
+	level := fs.String("log-level", "info", "log level")
+	if err := fs.Parse([]string{"--config", "a.yaml", "-log-level", "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	if *config != "a.yaml" || *level != "debug" {
+		t.Fatalf("--config %q, -log-level %q: want a.yaml and debug", *config, *level)
+	}
+	if err := fs.Parse([]string{"--help"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"usage of run:", "  --config string", "  --log-level string", `(default "info")`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\n  -config") {
+		t.Errorf("usage shows a single-dash flag:\n%s", out.String())
 	}
 }
