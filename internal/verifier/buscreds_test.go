@@ -2,15 +2,10 @@ package verifier_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +15,7 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/pgtest"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier"
@@ -171,7 +167,7 @@ func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
 	}{
 		{"on SQLite", func(*testing.T) []func(*verifier.Config) { return nil }},
 		{"on PostgreSQL", func(t *testing.T) []func(*verifier.Config) {
-			dsn := postgresSchema(t)
+			dsn := pgtest.Schema(t)
 			kek := filepath.Join(t.TempDir(), "kek")
 			writeKey(t, kek, 0o600)
 			return []func(*verifier.Config){func(c *verifier.Config) { c.Database, c.KeyEncryption.KeyFile = dsn, kek }}
@@ -180,35 +176,6 @@ func TestCutOffCredentialsStayRefusedAfterARestart(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { cutOffsStayRefusedAfterARestart(t, b.opts(t)...) })
 	}
-}
-
-// postgresSchema makes a fresh schema in the database at
-// TC_TEST_POSTGRES_URL, dropped at the end of the test, and returns a DSN
-// that selects it; the test is skipped without TC_TEST_POSTGRES_URL.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TC_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("TC_TEST_POSTGRES_URL is not set (start PostgreSQL with: hack/postgres.sh start <dir> <port>)")
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	schema := "tc_test_" + strings.ToLower(rand.Text()[:16])
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func cutOffsStayRefusedAfterARestart(t *testing.T, opts ...func(*verifier.Config)) {

@@ -3,9 +3,7 @@ package hvs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,6 +26,7 @@ import (
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/measure"
+	"trustedcompute.io/tc/internal/pgtest"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
@@ -52,35 +51,7 @@ func TestIntegrationSQLite(t *testing.T) {
 }
 
 func TestIntegrationPostgres(t *testing.T) {
-	runIntegration(t, postgresDSN(t))
-}
-
-// postgresDSN makes a fresh schema at TC_TEST_POSTGRES_URL, dropped when
-// the test ends, and returns a DSN that selects it.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("TC_TEST_POSTGRES_URL")
-	if base == "" {
-		if slices.Contains(strings.Split(os.Getenv("TC_TEST_REQUIRE"), ","), "postgres") {
-			t.Fatal("TC_TEST_POSTGRES_URL is not set but TC_TEST_REQUIRE contains postgres")
-		}
-		t.Skip("TC_TEST_POSTGRES_URL is not set (start PostgreSQL with: hack/postgres.sh start <dir> <port>)")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	schema := "tc_hvs_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
+	runIntegration(t, pgtest.Schema(t))
 }
 
 // realNode is an edge node: swtpm through a measured boot, its file system

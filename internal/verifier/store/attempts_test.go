@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // Attempts and claims run through SQLite (file) and PostgreSQL
@@ -19,7 +21,7 @@ func TestAttemptsSQLite(t *testing.T) {
 
 func TestAttemptsPostgres(t *testing.T) {
 	t.Parallel()
-	newDSN := postgresSchemas(t)
+	newDSN := pgtest.Schemas(t)
 	runAttemptsSuite(t, func(t *testing.T) string { return newDSN(t) })
 }
 

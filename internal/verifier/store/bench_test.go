@@ -4,32 +4,36 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // go test -run '^$' -bench . ./internal/verifier/store
 // (PostgreSQL benchmarks run too when TC_TEST_POSTGRES_URL is set.)
 
-func benchStores(b *testing.B, bench func(b *testing.B, s *Store)) {
-	b.Run("sqlite-file", func(b *testing.B) {
-		s, err := Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		bench(b, s)
-	})
-	b.Run("sqlite-memory", func(b *testing.B) {
-		s, err := Open(b.Context(), "sqlite::memory:")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		bench(b, s)
-	})
+// benchStores runs bench on a fresh store of each backend: SQLite on a file,
+// SQLite in memory and, when TC_TEST_POSTGRES_URL is set, PostgreSQL; only
+// the backends named in only, when any is.
+func benchStores(b *testing.B, bench func(b *testing.B, s *Store), only ...string) {
+	type backend struct {
+		name string
+		dsn  func(b *testing.B) string
+	}
+	backends := []backend{
+		{"sqlite-file", func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "bench.db") }},
+		{"sqlite-memory", func(*testing.B) string { return "sqlite::memory:" }},
+	}
 	if os.Getenv("TC_TEST_POSTGRES_URL") != "" {
-		b.Run("postgres", func(b *testing.B) {
-			s, err := Open(b.Context(), postgresSchemas(b)(b))
+		backends = append(backends, backend{"postgres", func(b *testing.B) string { return pgtest.Schema(b) }})
+	}
+	for _, be := range backends {
+		if len(only) > 0 && !slices.Contains(only, be.name) {
+			continue
+		}
+		b.Run(be.name, func(b *testing.B) {
+			s, err := Open(b.Context(), be.dsn(b))
 			if err != nil {
 				b.Fatal(err)
 			}

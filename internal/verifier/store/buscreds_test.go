@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // The bus credential and disabled host tables run through every backend:
@@ -21,7 +23,7 @@ func TestBusCredentialsSQLiteMemory(t *testing.T) {
 
 func TestBusCredentialsPostgres(t *testing.T) {
 	t.Parallel()
-	newDSN := postgresSchemas(t)
+	newDSN := pgtest.Schemas(t)
 	runBusCredsSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
 }
 

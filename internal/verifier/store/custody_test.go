@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nkeys"
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // Key custody: secrets are sealed at rest under a key-encryption key (KEK),
@@ -30,7 +31,7 @@ func TestKeyCustodySQLite(t *testing.T) {
 
 func TestKeyCustodyPostgres(t *testing.T) {
 	t.Parallel()
-	newDSN := postgresSchemas(t)
+	newDSN := pgtest.Schemas(t)
 	runKeyCustodySuite(t, func(t *testing.T) string { return newDSN(t) })
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 func synchronous(t *testing.T, q querier) string {
@@ -85,7 +87,7 @@ func onEachBackend(t *testing.T, test func(t *testing.T, s *Store)) {
 	backends := map[string]func(t *testing.T) *Store{
 		"sqlite file":   func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) },
 		"sqlite memory": func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") },
-		"postgres":      func(t *testing.T) *Store { return openTest(t, postgresSchemas(t)(t)) },
+		"postgres":      func(t *testing.T) *Store { return openTest(t, pgtest.Schemas(t)(t)) },
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) { test(t, open(t)) })

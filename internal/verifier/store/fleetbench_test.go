@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -21,24 +19,7 @@ import (
 // beside three flavors the whole fleet shares. The cost must not grow with
 // the fleet (issue 13: at most 1.2× from 100 to 10,000 hosts).
 func BenchmarkReportStoreAtFleetSize(b *testing.B) {
-	b.Run("sqlite-file", func(b *testing.B) {
-		s, err := Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		benchFleetSizes(b, s)
-	})
-	if os.Getenv("TC_TEST_POSTGRES_URL") != "" {
-		b.Run("postgres", func(b *testing.B) {
-			s, err := Open(b.Context(), postgresSchemas(b)(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			benchFleetSizes(b, s)
-		})
-	}
+	benchStores(b, benchFleetSizes, "sqlite-file", "postgres")
 }
 
 // fleetFlavor is a flavor document of a typical size.

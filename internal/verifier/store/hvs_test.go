@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // The HVS tables run through the same backends as the rest of the suite:
@@ -25,7 +27,7 @@ func TestHVSSQLiteMemory(t *testing.T) {
 
 func TestHVSPostgres(t *testing.T) {
 	t.Parallel()
-	newDSN := postgresSchemas(t)
+	newDSN := pgtest.Schemas(t)
 	runHVSSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // TestIMAPolicies runs the IMA runtime policies (migration 0011) through
@@ -50,7 +52,7 @@ func backends() map[string]func(t *testing.T) func(t *testing.T) *Store {
 			return func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") }
 		},
 		"on postgresql": func(t *testing.T) func(t *testing.T) *Store {
-			newDSN := postgresSchemas(t)
+			newDSN := pgtest.Schemas(t)
 			return func(t *testing.T) *Store { return openTest(t, newDSN(t)) }
 		},
 	}

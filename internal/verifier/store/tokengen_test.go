@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"testing"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // Token revocation: the store moves a user's token generation on whenever the
@@ -21,7 +23,7 @@ func TestTokenGenerationSQLiteMemory(t *testing.T) {
 
 func TestTokenGenerationPostgres(t *testing.T) {
 	t.Parallel()
-	newDSN := postgresSchemas(t)
+	newDSN := pgtest.Schemas(t)
 	runTokenGenerationSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
 }
 
