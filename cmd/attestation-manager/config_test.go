@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"trustedcompute.io/tc/internal/config/configtest"
 	"trustedcompute.io/tc/internal/manager"
 )
 
@@ -196,3 +197,6 @@ func TestEveryEnvironmentKeyIsRead(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintEnvKeys lists the binary's environment variables for test/deps.
+func TestPrintEnvKeys(t *testing.T) { configtest.PrintEnvKeys(t, defaultConfig()) }

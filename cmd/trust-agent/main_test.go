@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"trustedcompute.io/tc/internal/config/configtest"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
@@ -81,3 +82,6 @@ func TestUnknownCommandsAndMissingNonceAreErrors(t *testing.T) {
 		t.Fatal("run without bus settings succeeded")
 	}
 }
+
+// TestPrintEnvKeys lists the binary's environment variables for test/deps.
+func TestPrintEnvKeys(t *testing.T) { configtest.PrintEnvKeys(t, defaultConfig()) }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/config/configtest"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -72,3 +74,6 @@ func TestRunRefusesToStartWithoutAnAdminPassword(t *testing.T) {
 		t.Fatalf("err = %v, want a missing admin password error", err)
 	}
 }
+
+// TestPrintEnvKeys lists the binary's environment variables for test/deps.
+func TestPrintEnvKeys(t *testing.T) { configtest.PrintEnvKeys(t, defaultConfig()) }
