@@ -10,6 +10,7 @@ import (
 
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
 
@@ -161,6 +162,8 @@ func (m *Manager) reassert(ctx context.Context, st *nodeState, log *slog.Logger)
 // names (AnnotationLastReport) was acted on before, perhaps by a previous run
 // of the manager, and nothing is done again; one not acted on is acted on.
 // On schedule, and when there is nothing to act on, a fresh report is made.
+// A latest report untrusted only because the host had no flavors when it was
+// made (flavorless) is never acted on: a fresh report is, whatever it says.
 func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first bool, log *slog.Logger) error {
 	id, err := m.register(ctx, st)
 	if err != nil {
@@ -205,7 +208,8 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 			r = latest
 		}
 	}
-	if r == nil {
+	fresh := r == nil
+	if fresh {
 		if r, err = m.createReport(ctx, id); err != nil {
 			return err
 		}
@@ -218,6 +222,7 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	if err != nil {
 		return err
 	}
+	again := baseline
 	if baseline {
 		if err := m.v.Rebaseline(ctx, id, BaselineParts); err != nil {
 			return verr("rebaseline", err)
@@ -225,6 +230,19 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 		st.flavorsKnown, st.hasFlavors = true, true
 		log.Info("golden flavors re-baselined", slog.String(keyReportID, r.ID),
 			slog.Bool("rebooted", reboot), slog.Any(keyParts, BaselineParts))
+	} else if !fresh && flavorless(r) {
+		// The verifier attested the host before it had flavors (its
+		// refresh or an agent event right after the registration, or an
+		// appraisal that read the flavors before a re-baseline). The
+		// evidence was never appraised against golden flavors, and they
+		// may exist by now: which ones the verifier applies (bound to the
+		// host, to its hardware UUID, fleet-wide, in each of its groups)
+		// only the verifier knows, so it is asked again, and its answer is
+		// acted on whatever it says: a host without flavors still fails.
+		log.Info("report made without flavors not acted on: attesting again", slog.String(keyReportID, r.ID))
+		again = true
+	}
+	if again {
 		if r, err = m.createReport(ctx, id); err != nil {
 			return err
 		}
@@ -234,6 +252,41 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	}
 	m.schedule(st, m.jittered(m.interval(st)))
 	return m.act(ctx, st, r, false, log)
+}
+
+// flavorless tells whether r is untrusted only because the host had no
+// flavors to appraise it against when it was made: the agent answered (a
+// quote, no evidence fault), Secure Boot was not found off, and every
+// untrusted part failed only the rule RequiredFlavorTypeExists (fault
+// FlavorMissing), or no part was evaluated at all. Such a report says
+// nothing about the host's measurements. A report with any other fault is
+// not flavorless.
+func flavorless(r *report.Report) bool {
+	if r.Trusted() || !quoted(r) || len(r.Faults) > 0 {
+		return false
+	}
+	if sb := r.HostInfo.SecureBoot; sb.Verified && !r.HostInfo.HardwareFeatures.UEFI.Meta.SecureBootEnabled {
+		return false
+	}
+	for _, pt := range r.TrustInformation.FlavorsTrust {
+		if pt.Trust {
+			continue
+		}
+		if len(pt.Rules) == 0 {
+			return false
+		}
+		for _, rr := range pt.Rules {
+			if rr.Rule.Name != flavor.RuleRequiredFlavorTypeExists || len(rr.Faults) == 0 {
+				return false
+			}
+			for _, f := range rr.Faults {
+				if f.Name != flavor.FaultFlavorMissing {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // onboard re-onboards a node after an operator fixed it: re-baseline (unless

@@ -153,7 +153,11 @@ func (f *fakeVerifier) appraiseLocked(hostID string) *report.Report {
 	h.reported, h.lastReported = true, h.resetCount
 	switch {
 	case h.baseline < 0:
-		b.untrustedParts()
+		// As the automatic group appraises a host without flavors: its
+		// required parts are missing, IMA (required if defined) is not
+		// evaluated.
+		b.flavorsMissing(flavor.PartPlatform, flavor.PartOS)
+		delete(b.r.TrustInformation.FlavorsTrust, flavor.PartIMA)
 	case h.baseline != h.measurements:
 		b.failPart(flavor.PartOS)
 	}
@@ -470,6 +474,19 @@ func (b *reportBuilder) failPart(p flavor.Part) *reportBuilder {
 // untrustedParts is a host without flavors: no part evaluated.
 func (b *reportBuilder) untrustedParts() *reportBuilder {
 	b.r.TrustInformation = flavor.TrustInformation{Overall: false, FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
+	return b
+}
+
+// flavorsMissing makes the parts untrusted as a flavor group that requires
+// them appraises a host without their flavors (flavor.Evaluate).
+func (b *reportBuilder) flavorsMissing(parts ...flavor.Part) *reportBuilder {
+	b.r.TrustInformation.Overall = false
+	for _, p := range parts {
+		b.r.TrustInformation.FlavorsTrust[p] = flavor.PartTrust{Rules: []flavor.RuleResult{{
+			Rule:   flavor.Rule{Name: flavor.RuleRequiredFlavorTypeExists, Markers: []flavor.Part{p}},
+			Faults: []appraise.Fault{{Name: flavor.FaultFlavorMissing, Description: "no " + string(p) + " flavor"}},
+		}}}
+	}
 	return b
 }
 
