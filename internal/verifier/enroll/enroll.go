@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -99,6 +100,10 @@ type Config struct {
 	PrivacyCAValidity time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AKCacheEntries bounds the enrollments whose verified AK certificate
+	// chain VerifyAK keeps, so that it verifies a chain once per enrollment
+	// rather than at every report (default 65536).
+	AKCacheEntries int
 }
 
 const (
@@ -127,6 +132,12 @@ func (c *Config) validate() error {
 		case *d.v == 0:
 			*d.v = d.def
 		}
+	}
+	switch {
+	case c.AKCacheEntries < 0:
+		errs = append(errs, fmt.Errorf("enroll config: AKCacheEntries must not be negative, got %d", c.AKCacheEntries))
+	case c.AKCacheEntries == 0:
+		c.AKCacheEntries = defaultAKCacheEntries
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -200,6 +211,10 @@ type Enroller struct {
 	agent  Agent
 	logger *slog.Logger
 	ca     *privacyCA
+
+	akCache *akCache
+	// akVerifications counts the AK certificate chains verified (tests).
+	akVerifications atomic.Int64
 }
 
 // New returns an Enroller. It loads the privacy CA from the store's secrets,
@@ -211,7 +226,7 @@ func New(ctx context.Context, cfg Config, st Store, agent Agent, logger *slog.Lo
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	e := &Enroller{cfg: cfg, store: st, agent: agent, logger: logger}
+	e := &Enroller{cfg: cfg, store: st, agent: agent, logger: logger, akCache: newAKCache(cfg.AKCacheEntries)}
 	ca, err := e.loadOrCreateCA(ctx)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"slices"
@@ -453,7 +454,17 @@ func otherEKPublic(t *testing.T) []byte {
 // mustIssue issues an AK certificate from e's privacy CA.
 func mustIssue(t *testing.T, e *Enroller, akPublic []byte, hostID string) []byte {
 	t.Helper()
-	pub, err := decodePublic(akPublic)
+	cert, err := e.ca.issueAK(mustPublicKey(t, akPublic), hostID, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert.Raw
+}
+
+// mustPublicKey is the key of a TPMT_PUBLIC.
+func mustPublicKey(t testing.TB, public []byte) crypto.PublicKey {
+	t.Helper()
+	pub, err := decodePublic(public)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,11 +472,7 @@ func mustIssue(t *testing.T, e *Enroller, akPublic []byte, hostID string) []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := e.ca.issueAK(key, hostID, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert.Raw
+	return key
 }
 
 // wantAKRefused checks that e does not accept the AK of host, for reason.

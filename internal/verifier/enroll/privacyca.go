@@ -165,6 +165,9 @@ func (e *AKError) Unwrap() error { return e.Err }
 // it returns an *AKError (or another error when the store fails). It also
 // returns the PCR banks the TPM had allocated at enrollment, nil if the
 // agent did not say.
+//
+// The row is read every time; its certificate chain is verified once per
+// enrollment and then trusted until the chain's validity ends (akCache).
 func (e *Enroller) VerifyAK(ctx context.Context, hostID string) (akPublic []byte, pcrBanks []string, err error) {
 	enr, err := e.store.AKEnrollmentByHost(ctx, hostID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -172,21 +175,37 @@ func (e *Enroller) VerifyAK(ctx context.Context, hostID string) (akPublic []byte
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
 	}
-	untrusted := func(err error) ([]byte, []string, error) {
-		return nil, nil, &AKError{HostID: hostID, Reason: AKCertUntrusted, Err: err}
+	now := e.cfg.Now()
+	key := akCacheKey(hostID, &enr)
+	if !e.akCache.verifiedAt(key, now) {
+		valid, err := e.verifyEnrollment(hostID, &enr, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.akCache.add(key, valid)
+	}
+	return enr.AKPublic, enr.PCRBanks, nil
+}
+
+// verifyEnrollment checks the enrollment read for hostID at now (see
+// VerifyAK) and returns the window in which its certificate chain is valid.
+func (e *Enroller) verifyEnrollment(hostID string, enr *store.AKEnrollment, now time.Time) (validity, error) {
+	e.akVerifications.Add(1)
+	untrusted := func(err error) (validity, error) {
+		return validity{}, &AKError{HostID: hostID, Reason: AKCertUntrusted, Err: err}
 	}
 	cert, err := x509.ParseCertificate(enr.AKCertificate)
 	if err != nil {
 		return untrusted(fmt.Errorf("parse ak certificate: %w", err))
 	}
-	_, err = cert.Verify(x509.VerifyOptions{
+	chains, err := cert.Verify(x509.VerifyOptions{
 		Roots:       e.ca.pool,
-		CurrentTime: e.cfg.Now(),
+		CurrentTime: now,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	var invalid x509.CertificateInvalidError
 	if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
-		return nil, nil, &AKError{HostID: hostID, Reason: AKCertExpired, Err: err}
+		return validity{}, &AKError{HostID: hostID, Reason: AKCertExpired, Err: err}
 	} else if err != nil {
 		return untrusted(err)
 	}
@@ -207,5 +226,5 @@ func (e *Enroller) VerifyAK(ctx context.Context, hostID string) (akPublic []byte
 	if name, err := credential.Name(enr.AKPublic); err != nil || !bytes.Equal(name, enr.AKName) {
 		return untrusted(errors.New("enrolled ak name is not the name of the enrolled ak"))
 	}
-	return enr.AKPublic, enr.PCRBanks, nil
+	return chainValidity(chains[0]), nil
 }
