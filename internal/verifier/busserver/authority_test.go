@@ -10,11 +10,12 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 func TestNewAuthorityKeys(t *testing.T) {
 	t.Run("a second start with the same store yields the same keys", func(t *testing.T) {
-		store := newMemSecrets()
+		store := memsecrets.New()
 		a1, err := NewAuthority(context.Background(), store, errNotFound)
 		if err != nil {
 			t.Fatal(err)
@@ -27,8 +28,8 @@ func TestNewAuthorityKeys(t *testing.T) {
 			a1.operatorPub != a2.operatorPub || a1.SystemAccountPublicKey() != a2.SystemAccountPublicKey() {
 			t.Error("keys differ between two starts on one store")
 		}
-		if len(store.m) != 3 {
-			t.Errorf("store holds %d secrets, want 3", len(store.m))
+		if store.Len() != 3 {
+			t.Errorf("store holds %d secrets, want 3", store.Len())
 		}
 	})
 
@@ -40,16 +41,16 @@ func TestNewAuthorityKeys(t *testing.T) {
 	})
 
 	t.Run("a replica that loses the creation race uses the stored seed", func(t *testing.T) {
-		store := newMemSecrets()
+		store := memsecrets.New()
 		winner, err := nkeys.CreateAccount()
 		if err != nil {
 			t.Fatal(err)
 		}
 		winnerSeed, _ := winner.Seed()
 		winnerPub, _ := winner.PublicKey()
-		store.beforeCreate = func(name string) {
+		store.BeforeCreate = func(name string) {
 			if name == AccountSeedSecret {
-				store.put(name, winnerSeed) // the other replica got there first
+				store.Put(name, winnerSeed) // the other replica got there first
 			}
 		}
 		a, err := NewAuthority(context.Background(), store, errNotFound)
@@ -69,16 +70,16 @@ func TestNewAuthorityKeys(t *testing.T) {
 	}()
 	tests := []struct {
 		name    string
-		setup   func(*memSecrets)
+		setup   func(*memsecrets.Store)
 		wantErr error
 	}{
-		{"a store read error other than not found is returned", func(s *memSecrets) { s.getErr = boom }, boom},
-		{"a user seed stored as the operator seed is refused", func(s *memSecrets) { s.put(OperatorSeedSecret, userSeed) }, nil},
-		{"garbage stored as the account seed is refused", func(s *memSecrets) { s.put(AccountSeedSecret, []byte("SUnot-a-seed")) }, nil},
+		{"a store read error other than not found is returned", func(s *memsecrets.Store) { s.GetErr = boom }, boom},
+		{"a user seed stored as the operator seed is refused", func(s *memsecrets.Store) { s.Put(OperatorSeedSecret, userSeed) }, nil},
+		{"garbage stored as the account seed is refused", func(s *memsecrets.Store) { s.Put(AccountSeedSecret, []byte("SUnot-a-seed")) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store := newMemSecrets()
+			store := memsecrets.New()
 			tt.setup(store)
 			_, err := NewAuthority(context.Background(), store, errNotFound)
 			if err == nil {
@@ -92,7 +93,7 @@ func TestNewAuthorityKeys(t *testing.T) {
 }
 
 func TestCredentialClaims(t *testing.T) {
-	store := newMemSecrets()
+	store := memsecrets.New()
 	a, err := NewAuthority(context.Background(), store, errNotFound)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestCredentialClaims(t *testing.T) {
 				t.Error("bearer token set: the seed would not be needed to connect")
 			}
 			for _, secret := range []string{OperatorSeedSecret, AccountSeedSecret, SystemAccountSeedSecret} {
-				if seed := store.m[secret]; len(seed) == 0 || bytes.Contains(creds, seed) {
+				if seed := store.Secret(secret); len(seed) == 0 || bytes.Contains(creds, seed) {
 					t.Errorf("credentials contain the %s (or it was not stored)", secret)
 				}
 			}

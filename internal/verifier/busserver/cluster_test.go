@@ -13,6 +13,7 @@ import (
 
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/testca"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // replica is one verifier replica's bus: its own Authority over the seeds
@@ -29,7 +30,7 @@ type replica struct {
 // joined when it goes).
 func startCluster(t *testing.T, n int, ca *testca.CA) []*replica {
 	t.Helper()
-	secrets, ledger := newMemSecrets(), newMemLedger()
+	secrets, ledger := memsecrets.New(), newMemLedger()
 	routeTLS, err := RouteTLS(ca.ServerCert(t, "verifier.test"), ca.Pool(), "verifier.test")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestARouteFromAServerWithoutTheVerifiersNameIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := NewAuthority(context.Background(), newMemSecrets(), errNotFound)
+	auth, err := NewAuthority(context.Background(), memsecrets.New(), errNotFound)
 	if err != nil {
 		t.Fatal(err)
 	}

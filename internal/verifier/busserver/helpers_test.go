@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -16,60 +15,15 @@ import (
 
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/testca"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
-// errNotFound and errExists stand in for the store's sentinel errors.
-var (
-	errNotFound = errors.New("not found")
-	errExists   = errors.New("already exists")
-)
-
-// memSecrets is an in-memory SecretStore. beforeCreate, when set, runs at the
-// start of CreateSecret (to play another replica).
-type memSecrets struct {
-	mu           sync.Mutex
-	m            map[string][]byte
-	getErr       error
-	beforeCreate func(name string)
-}
-
-func newMemSecrets() *memSecrets { return &memSecrets{m: map[string][]byte{}} }
-
-func (s *memSecrets) GetSecret(_ context.Context, name string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.getErr != nil {
-		return nil, s.getErr
-	}
-	v, ok := s.m[name]
-	if !ok {
-		return nil, fmt.Errorf("secret %q: %w", name, errNotFound)
-	}
-	return append([]byte(nil), v...), nil
-}
-
-func (s *memSecrets) CreateSecret(_ context.Context, name string, value []byte) error {
-	if s.beforeCreate != nil {
-		s.beforeCreate(name)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[name]; ok {
-		return fmt.Errorf("secret %q: %w", name, errExists)
-	}
-	s.m[name] = append([]byte(nil), value...)
-	return nil
-}
-
-func (s *memSecrets) put(name string, value []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[name] = value
-}
+// errNotFound stands in for the store's sentinel error.
+var errNotFound = memsecrets.ErrNotFound
 
 func newTestAuthority(t testing.TB) *Authority {
 	t.Helper()
-	a, err := NewAuthority(context.Background(), newMemSecrets(), errNotFound)
+	a, err := NewAuthority(context.Background(), memsecrets.New(), errNotFound)
 	if err != nil {
 		t.Fatalf("NewAuthority: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // refused fails the test unless creds are refused at connect, at once.
@@ -36,7 +37,7 @@ func refused(t *testing.T, url string, creds []byte, ca testCA, what string) {
 // connection, before any reconciliation, and accept the others.
 func TestRevocationsOutliveARestart(t *testing.T) {
 	ca := newTestCA(t)
-	secrets := newMemSecrets()
+	secrets := memsecrets.New()
 	ledger := newMemLedger()
 	auth1, err := NewAuthority(context.Background(), secrets, errNotFound, WithLedger(ledger))
 	if err != nil {
@@ -124,7 +125,7 @@ type failingLedger struct{ *memLedger }
 func (failingLedger) RecordKeys(context.Context, ...UserKey) error { return errors.New("disk full") }
 
 func TestCredentialsWhoseKeyIsNotRecordedAreNotIssued(t *testing.T) {
-	a, err := NewAuthority(context.Background(), newMemSecrets(), errNotFound, WithLedger(failingLedger{newMemLedger()}))
+	a, err := NewAuthority(context.Background(), memsecrets.New(), errNotFound, WithLedger(failingLedger{newMemLedger()}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestCredentialsWhoseKeyIsNotRecordedAreNotIssued(t *testing.T) {
 func TestReconcilePrunesExpiredKeys(t *testing.T) {
 	ca := newTestCA(t)
 	ledger := newMemLedger()
-	auth, err := NewAuthority(context.Background(), newMemSecrets(), errNotFound, WithLedger(ledger))
+	auth, err := NewAuthority(context.Background(), memsecrets.New(), errNotFound, WithLedger(ledger))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
-	store := newMemStore()
+	store := memsecrets.New()
 	first := newCAOn(t, store)
-	if got := len(store.secrets); got != 5 {
+	if got := store.Len(); got != 5 {
 		t.Fatalf("store holds %d secrets after the first start, want 5 (root, 3 CSR intermediates, verifier signing)", got)
 	}
 	root := first.Root()
@@ -59,20 +60,19 @@ func TestFirstStartCreatesTheHierarchyAndASecondStartLoadsIt(t *testing.T) {
 			t.Errorf("the second start made a different %s intermediate", kind)
 		}
 	}
-	if got := len(store.secrets); got != 5 {
+	if got := store.Len(); got != 5 {
 		t.Fatalf("store holds %d secrets after the second start, want 5", got)
 	}
 }
 
 func TestAReplicaThatLosesTheCreationRaceUsesTheWinnersHierarchy(t *testing.T) {
-	store := newMemStore()
+	store := memsecrets.New()
 	winner := newCAOn(t, store)
 	// The loser looked before the winner wrote: every first read misses.
-	store.staleFirstRead = true
-	store.read = map[string]bool{}
+	store.StaleFirstRead = true
 	loser := newCAOn(t, store)
-	if store.conflicts != 5 {
-		t.Fatalf("the loser hit %d conflicts, want 5 (one per CA)", store.conflicts)
+	if store.Conflicts() != 5 {
+		t.Fatalf("the loser hit %d conflicts, want 5 (one per CA)", store.Conflicts())
 	}
 	if !bytes.Equal(loser.Root().Raw, winner.Root().Raw) {
 		t.Fatal("the loser uses a different root")
@@ -89,39 +89,39 @@ func TestAReplicaThatLosesTheCreationRaceUsesTheWinnersHierarchy(t *testing.T) {
 
 func TestNewRefusesBadConfigurationsAndBadStores(t *testing.T) {
 	ctx := context.Background()
-	other := newMemStore()
+	other := memsecrets.New()
 	newCAOn(t, other)
 	tests := []struct {
 		name    string
 		cfg     Config
-		store   func() *memStore
+		store   func() *memsecrets.Store
 		wantErr string
 	}{
-		{"a config without the store's sentinels is refused, naming both", Config{}, newMemStore, "NotFound sentinel"},
-		{"a negative validity is refused", Config{NotFound: errNotFound, Conflict: errConflict, LeafValidity: -time.Hour}, newMemStore, "LeafValidity must not be negative"},
-		{"a store that fails to read is reported", testConfig(), func() *memStore {
-			s := newMemStore()
-			s.failGet = errors.New("disk on fire")
+		{"a config without the store's sentinels is refused, naming both", Config{}, memsecrets.New, "NotFound sentinel"},
+		{"a negative validity is refused", Config{NotFound: errNotFound, Conflict: errConflict, LeafValidity: -time.Hour}, memsecrets.New, "LeafValidity must not be negative"},
+		{"a store that fails to read is reported", testConfig(), func() *memsecrets.Store {
+			s := memsecrets.New()
+			s.GetErr = errors.New("disk on fire")
 			return s
 		}, "disk on fire"},
-		{"a corrupt root secret is refused", testConfig(), func() *memStore {
-			s := newMemStore()
-			s.secrets[secretName[IssuingRoot]] = []byte("garbage")
+		{"a corrupt root secret is refused", testConfig(), func() *memsecrets.Store {
+			s := memsecrets.New()
+			s.Put(secretName[IssuingRoot], []byte("garbage"))
 			return s
 		}, "decode stored root CA"},
-		{"an intermediate of another root is refused", testConfig(), func() *memStore {
-			s := newMemStore()
+		{"an intermediate of another root is refused", testConfig(), func() *memsecrets.Store {
+			s := memsecrets.New()
 			newCAOn(t, s)
-			s.secrets[secretName[TypeTLS]] = other.secrets[secretName[TypeTLS]]
+			s.Put(secretName[TypeTLS], other.Secret(secretName[TypeTLS]))
 			return s
 		}, "not signed by the root"},
-		{"a key that does not match its certificate is refused", testConfig(), func() *memStore {
-			s := newMemStore()
+		{"a key that does not match its certificate is refused", testConfig(), func() *memsecrets.Store {
+			s := memsecrets.New()
 			newCAOn(t, s)
-			mine, theirs := s.secrets[secretName[IssuingRoot]], other.secrets[secretName[IssuingRoot]]
+			mine, theirs := s.Secret(secretName[IssuingRoot]), other.Secret(secretName[IssuingRoot])
 			keyOfTheirs := theirs[:bytes.Index(theirs, []byte("-----BEGIN CERTIFICATE"))]
 			certOfMine := mine[bytes.Index(mine, []byte("-----BEGIN CERTIFICATE")):]
-			s.secrets[secretName[IssuingRoot]] = append(append([]byte(nil), keyOfTheirs...), certOfMine...)
+			s.Put(secretName[IssuingRoot], append(append([]byte(nil), keyOfTheirs...), certOfMine...))
 			return s
 		}, "does not match"},
 	}
@@ -139,7 +139,7 @@ func TestExportWritesEveryCAWithKeysOfMode0600(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	cfg := testConfig()
 	cfg.ExportDir = dir
-	ca, err := New(context.Background(), cfg, newMemStore(), discardLogger())
+	ca, err := New(context.Background(), cfg, memsecrets.New(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

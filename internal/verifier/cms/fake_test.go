@@ -9,68 +9,25 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
+
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // The store's sentinels, as the real store would export them.
 var (
-	errNotFound = errors.New("secret not found")
-	errConflict = errors.New("secret exists")
+	errNotFound = memsecrets.ErrNotFound
+	errConflict = memsecrets.ErrConflict
 )
-
-// memStore is an in-memory Store.
-type memStore struct {
-	mu      sync.Mutex
-	secrets map[string][]byte
-	// staleFirstRead makes the first GetSecret of every name miss, as if a
-	// concurrent replica created the secret right after we looked.
-	staleFirstRead bool
-	read           map[string]bool
-	conflicts      int
-	failGet        error
-}
-
-func newMemStore() *memStore {
-	return &memStore{secrets: map[string][]byte{}, read: map[string]bool{}}
-}
-
-func (s *memStore) GetSecret(_ context.Context, name string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failGet != nil {
-		return nil, s.failGet
-	}
-	first := !s.read[name]
-	s.read[name] = true
-	v, ok := s.secrets[name]
-	if !ok || (s.staleFirstRead && first) {
-		return nil, fmt.Errorf("get %q: %w", name, errNotFound)
-	}
-	return append([]byte(nil), v...), nil
-}
-
-func (s *memStore) CreateSecret(_ context.Context, name string, value []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.secrets[name]; ok {
-		s.conflicts++
-		return fmt.Errorf("create %q: %w", name, errConflict)
-	}
-	s.secrets[name] = append([]byte(nil), value...)
-	return nil
-}
 
 func testConfig() Config { return Config{NotFound: errNotFound, Conflict: errConflict} }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newTestCA creates a CA on a fresh in-memory store.
-func newTestCA(t testing.TB) *CA { return newCAOn(t, newMemStore()) }
+func newTestCA(t testing.TB) *CA { return newCAOn(t, memsecrets.New()) }
 
 // newCAOn creates a CA on store, or loads the one store holds.
 func newCAOn(t testing.TB, store Store) *CA {

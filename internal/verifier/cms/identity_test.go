@@ -15,6 +15,7 @@ import (
 	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/auth"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // Only IssueVerifierSigning, which the verifier calls in process, yields a
@@ -78,15 +79,15 @@ func TestOnlyTheVerifierSigningCAIssuesTheVerifierIdentity(t *testing.T) {
 // A store written by a version without the verifier signing CA keeps its
 // root: the intermediate is added under it, so pinned roots stay valid.
 func TestAStoreFromBeforeTheVerifierSigningCAGainsItUnderTheSameRoot(t *testing.T) {
-	store := newMemStore()
+	store := memsecrets.New()
 	old := newCAOn(t, store)
-	delete(store.secrets, secretName[issuingVerifierSigning])
+	store.Delete(secretName[issuingVerifierSigning])
 
 	upgraded := newCAOn(t, store)
 	if upgraded.RootSHA384() != old.RootSHA384() {
 		t.Fatal("the upgrade made a new root")
 	}
-	if _, ok := store.secrets[secretName[issuingVerifierSigning]]; !ok {
+	if store.Secret(secretName[issuingVerifierSigning]) == nil {
 		t.Fatal("the upgrade did not store the verifier signing CA")
 	}
 	chain, err := upgraded.IssueVerifierSigning(newP384(t).Public(), time.Hour)
@@ -106,7 +107,7 @@ func TestCSRForVerifierTLSNamesIsRefused(t *testing.T) {
 	cfg := testConfig()
 	cfg.ReservedNames = []string{"localhost", "verifier.example.com"}
 	cfg.ReservedIPs = []net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP("fd00::1")}
-	ca, err := New(context.Background(), cfg, newMemStore(), discardLogger())
+	ca, err := New(context.Background(), cfg, memsecrets.New(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

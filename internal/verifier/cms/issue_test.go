@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/verifier/api"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // verifyAs verifies a leaf→intermediate→root chain for one key usage under
@@ -76,7 +77,7 @@ func TestIssuedLifetimesDefaultAndNeverOutliveTheIssuer(t *testing.T) {
 	cfg.Now = func() time.Time { return now }
 	cfg.IntermediateValidity = 48 * time.Hour
 	cfg.LeafValidity = 24 * time.Hour
-	ca, err := New(t.Context(), cfg, newMemStore(), discardLogger())
+	ca, err := New(t.Context(), cfg, memsecrets.New(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
