@@ -2,38 +2,15 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
-
-// asNode is a client with the Node's own identity, as its kubelet has it:
-// user system:node:<name> in group system:nodes, under the Node authorizer
-// and the NodeRestriction admission plugin (clustertest starts the API
-// server with both).
-func asNode(t *testing.T, name string) kubernetes.Interface {
-	t.Helper()
-	return clustertest.NewClientset(t, clustertest.User(t, "system:node:"+name, "system:nodes"))
-}
-
-// patchNode sends a strategic-merge patch of the Node's metadata and spec.
-func patchNode(cs kubernetes.Interface, name string, patch map[string]any) error {
-	body, err := json.Marshal(patch)
-	if err != nil {
-		return err
-	}
-	_, err = cs.CoreV1().Nodes().Patch(context.Background(), name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
-	return err
-}
 
 func labels(kv ...string) map[string]any {
 	m := map[string]any{}
@@ -56,7 +33,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		t.Parallel()
 		name := uniqueName(t, "n")
 		enabledNode(name).Create(t, admin)
-		err := patchNode(asNode(t, name), name, labels(cluster.LabelReady, "true"))
+		err := clustertest.PatchNode(clustertest.AsNode(t, name), name, labels(cluster.LabelReady, "true"))
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("node labels itself %s=true: err %v, want forbidden", cluster.LabelReady, err)
 		}
@@ -69,7 +46,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		t.Parallel()
 		name := uniqueName(t, "n")
 		failedNode(name).Create(t, admin)
-		err := patchNode(asNode(t, name), name, labels(cluster.LabelStatus, string(cluster.StatusVerified)))
+		err := clustertest.PatchNode(clustertest.AsNode(t, name), name, labels(cluster.LabelStatus, string(cluster.StatusVerified)))
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("node labels itself %s=verified: err %v, want forbidden", cluster.LabelStatus, err)
 		}
@@ -86,7 +63,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		// Removing a restricted label is refused too, so the node cannot
 		// hide a status either.
 		body := map[string]any{"metadata": map[string]any{"labels": map[string]any{cluster.LabelStatus: nil}}}
-		if err := patchNode(asNode(t, name), name, body); !apierrors.IsForbidden(err) {
+		if err := clustertest.PatchNode(clustertest.AsNode(t, name), name, body); !apierrors.IsForbidden(err) {
 			t.Fatalf("node removes its %s label: err %v, want forbidden", cluster.LabelStatus, err)
 		}
 	})
@@ -98,8 +75,8 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		if _, err := newNodes(t, admin).MarkFailed(ctx, name, cluster.StatusAttestationFailed, []string{"IMA"}, "r-1", ""); err != nil {
 			t.Fatal(err)
 		}
-		node := asNode(t, name)
-		err := patchNode(node, name, map[string]any{"spec": map[string]any{"taints": []corev1.Taint{}}})
+		node := clustertest.AsNode(t, name)
+		err := clustertest.PatchNode(node, name, map[string]any{"spec": map[string]any{"taints": []corev1.Taint{}}})
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("node removes its taints: err %v, want forbidden", err)
 		}
@@ -113,7 +90,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		name, ns := uniqueName(t, "n"), uniqueName(t, "ns")
 		failedNode(name).Create(t, admin)
 		clustertest.Namespace(t, admin, ns)
-		node := asNode(t, name)
+		node := clustertest.AsNode(t, name)
 
 		// Where requests are: the node may not write there.
 		err := cluster.NewOnboardRequests(node, ns, "").Request(ctx, name, time.Now())
@@ -122,7 +99,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		}
 		// Where requests were: the node may write there, and it is ignored.
 		body := map[string]any{"metadata": map[string]any{"annotations": map[string]any{cluster.AnnotationOnboard: "true"}}}
-		if err := patchNode(node, name, body); err != nil {
+		if err := clustertest.PatchNode(node, name, body); err != nil {
 			t.Fatalf("node annotates itself: %v (the API allows it; the manager must ignore it)", err)
 		}
 		info, err := newNodes(t, admin).Get(ctx, name)
@@ -140,7 +117,7 @@ func TestANodeCannotWriteItsOwnTrust(t *testing.T) {
 		enabledNode(name).Create(t, admin)
 		enabledNode(other).Create(t, admin)
 		body := map[string]any{"metadata": map[string]any{"annotations": map[string]any{cluster.AnnotationHostID: "stolen"}}}
-		if err := patchNode(asNode(t, other), name, body); !apierrors.IsForbidden(err) {
+		if err := clustertest.PatchNode(clustertest.AsNode(t, other), name, body); !apierrors.IsForbidden(err) {
 			t.Fatalf("node %s annotates node %s: err %v, want forbidden", other, name, err)
 		}
 	})

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"os"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/cluster"
@@ -76,22 +74,6 @@ func (k *kubeEnv) want(t *testing.T, name string, status cluster.Status, ready, 
 	}
 }
 
-// asNode acts with the node's own identity, as its kubelet (and so root on
-// the node) does.
-func asNode(t *testing.T, name string) kubernetes.Interface {
-	t.Helper()
-	return clustertest.NewClientset(t, clustertest.User(t, "system:node:"+name, "system:nodes"))
-}
-
-func patch(cs kubernetes.Interface, name string, body map[string]any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	_, err = cs.CoreV1().Nodes().Patch(context.Background(), name, types.StrategicMergePatchType, b, metav1.PatchOptions{})
-	return err
-}
-
 func meta(kind string, kv map[string]any) map[string]any {
 	return map[string]any{"metadata": map[string]any{kind: kv}}
 }
@@ -113,11 +95,11 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 	k.v.set(hostID(2), func(h *simHost) { h.tampered = true })
 	k.advance(2 * time.Hour)
 	k.want(t, evil, cluster.StatusAttestationFailed, false, true)
-	asEvil := asNode(t, evil)
+	asEvil := clustertest.AsNode(t, evil)
 
 	t.Run("the node cannot label itself ready or verified", func(t *testing.T) {
 		for _, l := range []map[string]any{{cluster.LabelReady: "true"}, {cluster.LabelStatus: "verified"}} {
-			if err := patch(asEvil, evil, meta("labels", l)); !apierrors.IsForbidden(err) {
+			if err := clustertest.PatchNode(asEvil, evil, meta("labels", l)); !apierrors.IsForbidden(err) {
 				t.Fatalf("node sets %v on itself: err %v, want forbidden", l, err)
 			}
 		}
@@ -125,10 +107,10 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 	})
 
 	t.Run("the node cannot remove its taint, and its uncordon is reverted within one refresh", func(t *testing.T) {
-		if err := patch(asEvil, evil, map[string]any{"spec": map[string]any{"taints": []corev1.Taint{}}}); !apierrors.IsForbidden(err) {
+		if err := clustertest.PatchNode(asEvil, evil, map[string]any{"spec": map[string]any{"taints": []corev1.Taint{}}}); !apierrors.IsForbidden(err) {
 			t.Fatalf("node removes its taint: err %v, want forbidden", err)
 		}
-		err := patch(asEvil, evil, map[string]any{"spec": map[string]any{"unschedulable": false}})
+		err := clustertest.PatchNode(asEvil, evil, map[string]any{"spec": map[string]any{"unschedulable": false}})
 		if err == nil {
 			// The API lets a node uncordon itself; the manager puts it back.
 			k.advance(DefaultRefreshInterval)
@@ -144,7 +126,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("node writes its onboard request: err %v, want forbidden", err)
 		}
-		if err := patch(asEvil, evil, meta("annotations", map[string]any{cluster.AnnotationOnboard: "true"})); err != nil {
+		if err := clustertest.PatchNode(asEvil, evil, meta("annotations", map[string]any{cluster.AnnotationOnboard: "true"})); err != nil {
 			t.Fatalf("node annotates itself: %v", err)
 		}
 		k.advance(DefaultRefreshInterval)
@@ -166,7 +148,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 	})
 
 	t.Run("the node cannot claim another node's host", func(t *testing.T) {
-		if err := patch(asNode(t, thief), thief, meta("annotations", map[string]any{cluster.AnnotationHostID: hostID(1)})); err != nil {
+		if err := clustertest.PatchNode(clustertest.AsNode(t, thief), thief, meta("annotations", map[string]any{cluster.AnnotationHostID: hostID(1)})); err != nil {
 			t.Fatalf("node annotates itself: %v", err)
 		}
 		k.advance(DefaultRefreshInterval)
@@ -180,7 +162,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 
 	t.Run("the node cannot keep its ready label by leaving trusted compute", func(t *testing.T) {
 		body := map[string]any{"metadata": map[string]any{"labels": map[string]any{cluster.LabelEnabled: nil}}}
-		if err := patch(asNode(t, deserter), deserter, body); err != nil {
+		if err := clustertest.PatchNode(clustertest.AsNode(t, deserter), deserter, body); err != nil {
 			t.Fatalf("node removes its enabled label: %v", err)
 		}
 		k.advance(DefaultRefreshInterval)

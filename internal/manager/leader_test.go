@@ -283,7 +283,7 @@ func TestTheControllerWakesOnTheChangesItWatches(t *testing.T) {
 		return k.node(t, "watch-1").Spec.Unschedulable && k.node(t, "watch-2").Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
 	})
 
-	if err := patch(admin, "watch-1", map[string]any{"spec": map[string]any{"unschedulable": false}}); err != nil {
+	if err := clustertest.PatchNode(admin, "watch-1", map[string]any{"spec": map[string]any{"unschedulable": false}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor30(t, "the uncordon reverted", func() bool { return k.node(t, "watch-1").Spec.Unschedulable })
@@ -297,7 +297,7 @@ func TestTheControllerWakesOnTheChangesItWatches(t *testing.T) {
 		return !n.Spec.Unschedulable && n.Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
 	})
 
-	if err := patch(admin, "watch-2", meta("labels", map[string]any{cluster.LabelEnabled: nil})); err != nil {
+	if err := clustertest.PatchNode(admin, "watch-2", meta("labels", map[string]any{cluster.LabelEnabled: nil})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor30(t, "watch-2's verdict labels removed", func() bool {

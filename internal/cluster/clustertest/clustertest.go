@@ -19,6 +19,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -117,6 +120,24 @@ func User(t testing.TB, name string, groups ...string) *rest.Config {
 		t.Fatalf("add user %s: %v", name, err)
 	}
 	return u.Config()
+}
+
+// AsNode is a client with the Node's own identity, as its kubelet (and so
+// root on the node) has it: user system:node:<name> in group system:nodes,
+// under the Node authorizer and the NodeRestriction admission plugin.
+func AsNode(t testing.TB, name string) *kubernetes.Clientset {
+	t.Helper()
+	return NewClientset(t, User(t, "system:node:"+name, "system:nodes"))
+}
+
+// PatchNode sends body as a strategic-merge patch of the Node.
+func PatchNode(cs kubernetes.Interface, name string, body map[string]any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	_, err = cs.CoreV1().Nodes().Patch(context.Background(), name, types.StrategicMergePatchType, b, metav1.PatchOptions{})
+	return err
 }
 
 // StartDuration is how long the control plane took to start (zero before).
