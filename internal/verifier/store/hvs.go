@@ -175,28 +175,18 @@ func (q *queries) HostByName(ctx context.Context, name string) (Host, error) {
 
 // ListHosts returns the hosts the filter selects, by name.
 func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w whereClause
 	if f.Name != "" {
-		add("name = $%d", f.Name)
+		w.add("name = $%d", f.Name)
 	}
 	if f.HardwareUUID != "" {
-		add("hardware_uuid = $%d", f.HardwareUUID)
+		w.add("hardware_uuid = $%d", f.HardwareUUID)
 	}
 	if f.Trusted != nil {
-		add("(SELECT r.trusted FROM reports r WHERE r.host_id = hosts.id ORDER BY r.id DESC LIMIT 1) = $%d", boolInt(*f.Trusted))
+		w.add("(SELECT r.trusted FROM reports r WHERE r.host_id = hosts.id ORDER BY r.id DESC LIMIT 1) = $%d", boolInt(*f.Trusted))
 	}
-	query := `SELECT ` + hostColumns + ` FROM hosts`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	rows, err := q.r.QueryContext(ctx, query+` ORDER BY name`, args...)
+	query := `SELECT ` + hostColumns + ` FROM hosts` + w.sql()
+	rows, err := q.r.QueryContext(ctx, query+` ORDER BY name`, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
@@ -446,36 +436,25 @@ func (q *queries) FlavorByID(ctx context.Context, id string) (Flavor, error) {
 
 // ListFlavors returns the flavors the filter selects, oldest first.
 func (q *queries) ListFlavors(ctx context.Context, f FlavorFilter) ([]Flavor, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
+	var w whereClause
 	if f.ID != "" {
-		add("f.id = $?", f.ID)
+		w.add("f.id = $%d", f.ID)
 	}
 	if f.HostID != "" {
-		add("f.host_id = $?", f.HostID)
+		w.add("f.host_id = $%d", f.HostID)
 	}
 	if f.GroupID != "" {
-		add("EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.flavor_id = f.id AND g.group_id = $?)", f.GroupID)
+		w.add("EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.flavor_id = f.id AND g.group_id = $%d)", f.GroupID)
 	}
 	if len(f.Parts) > 0 {
-		var in []string
-		for _, p := range f.Parts {
-			args = append(args, p)
-			in = append(in, fmt.Sprintf("$%d", len(args)))
+		in := make([]string, len(f.Parts))
+		for i, p := range f.Parts {
+			in[i] = w.param(p)
 		}
-		where = append(where, "f.part IN ("+strings.Join(in, ", ")+")")
+		w.where = append(w.where, "f.part IN ("+strings.Join(in, ", ")+")")
 	}
-	query := `SELECT ` + flavorColumns + ` FROM flavors f`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	return q.flavors(ctx, "list flavors", query+` ORDER BY f.created_at, f.id`, args...)
+	query := `SELECT ` + flavorColumns + ` FROM flavors f` + w.sql()
+	return q.flavors(ctx, "list flavors", query+` ORDER BY f.created_at, f.id`, w.args...)
 }
 
 // HostFlavors returns the flavors of a group that apply to a host: those
@@ -631,39 +610,56 @@ func (q *queries) ReportByID(ctx context.Context, id string) (Report, error) {
 
 // ListReports returns the reports the filter selects, newest first.
 func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w whereClause
 	if f.HostID != "" {
-		add("r.host_id = $%d", f.HostID)
+		w.add("r.host_id = $%d", f.HostID)
 	}
 	if f.HostName != "" {
-		add("r.host_id IN (SELECT id FROM hosts WHERE name = $%d)", f.HostName)
+		w.add("r.host_id IN (SELECT id FROM hosts WHERE name = $%d)", f.HostName)
 	}
 	if !f.From.IsZero() {
-		add("r.created_at >= $%d", f.From.UnixMicro())
+		w.add("r.created_at >= $%d", f.From.UnixMicro())
 	}
 	if !f.To.IsZero() {
-		add("r.created_at <= $%d", f.To.UnixMicro())
+		w.add("r.created_at <= $%d", f.To.UnixMicro())
 	}
 	if f.AfterID != "" {
-		add("r.id < $%d", f.AfterID)
+		w.add("r.id < $%d", f.AfterID)
 	}
 	if f.LatestPerHost {
-		where = append(where, "r.id = (SELECT MAX(l.id) FROM reports l WHERE l.host_id = r.host_id)")
+		w.where = append(w.where, "r.id = (SELECT MAX(l.id) FROM reports l WHERE l.host_id = r.host_id)")
 	}
-	query := `SELECT ` + reportColumns + ` FROM reports r`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query := `SELECT ` + reportColumns + ` FROM reports r` + w.sql()
 	query += " ORDER BY r.id DESC"
 	if f.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	return queryAll(ctx, q.r, "list reports", scanReport, query, args...)
+	return queryAll(ctx, q.r, "list reports", scanReport, query, w.args...)
+}
+
+// whereClause collects the ANDed conditions of a WHERE clause and their
+// arguments.
+type whereClause struct {
+	where []string
+	args  []any
+}
+
+// param adds an argument and returns its placeholder.
+func (w *whereClause) param(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+// add adds a condition whose %d is the number of v's placeholder.
+func (w *whereClause) add(cond string, v any) {
+	w.args = append(w.args, v)
+	w.where = append(w.where, fmt.Sprintf(cond, len(w.args)))
+}
+
+// sql is " WHERE" and the conditions, or nothing when there is none.
+func (w *whereClause) sql() string {
+	if len(w.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.where, " AND ")
 }
