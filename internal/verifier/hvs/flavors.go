@@ -148,19 +148,7 @@ func (s *Service) storeFlavors(ctx context.Context, recs []store.Flavor) error {
 // FlavorsFromHost makes, signs and stores flavors of the parts from the
 // host's fresh, verified evidence, in the named groups (default automatic).
 func (s *Service) FlavorsFromHost(ctx context.Context, hostID string, parts []flavor.Part, groupNames []string) ([]flavor.SignedFlavor, error) {
-	h, err := s.store.HostByID(ctx, hostID)
-	if err != nil {
-		return nil, err
-	}
-	groups, err := s.groupIDs(ctx, groupNames)
-	if err != nil {
-		return nil, err
-	}
-	fs, err := s.fromHost(ctx, h, parts, s.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	recs, signed, err := s.sign(ctx, fs, h.ID, groups)
+	_, recs, signed, err := s.signFromHost(ctx, hostID, parts, groupNames)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +156,25 @@ func (s *Service) FlavorsFromHost(ctx context.Context, hostID string, parts []fl
 		return nil, err
 	}
 	return signed, nil
+}
+
+// signFromHost makes and signs flavors of the parts from the host's fresh,
+// verified evidence, in the named groups (default automatic).
+func (s *Service) signFromHost(ctx context.Context, hostID string, parts []flavor.Part, groupNames []string) (store.Host, []store.Flavor, []flavor.SignedFlavor, error) {
+	h, err := s.store.HostByID(ctx, hostID)
+	if err != nil {
+		return store.Host{}, nil, nil, err
+	}
+	groups, err := s.groupIDs(ctx, groupNames)
+	if err != nil {
+		return store.Host{}, nil, nil, err
+	}
+	fs, err := s.fromHost(ctx, h, parts, s.cfg.Now())
+	if err != nil {
+		return store.Host{}, nil, nil, err
+	}
+	recs, signed, err := s.sign(ctx, fs, h.ID, groups)
+	return h, recs, signed, err
 }
 
 // Rebaseline makes new flavors of the parts (default PLATFORM, OS, IMA)
@@ -178,19 +185,7 @@ func (s *Service) Rebaseline(ctx context.Context, hostID string, parts []flavor.
 	if len(parts) == 0 {
 		parts = DefaultRebaselineParts()
 	}
-	h, err := s.store.HostByID(ctx, hostID)
-	if err != nil {
-		return nil, err
-	}
-	groups, err := s.groupIDs(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	fs, err := s.fromHost(ctx, h, parts, s.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	recs, signed, err := s.sign(ctx, fs, h.ID, groups)
+	h, recs, signed, err := s.signFromHost(ctx, hostID, parts, nil)
 	if err != nil {
 		return nil, err
 	}
