@@ -2,18 +2,13 @@ package hvs
 
 import (
 	"context"
-	"crypto/x509"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
-	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
-	"trustedcompute.io/tc/internal/verifier/cms"
-	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -55,27 +50,8 @@ func BenchmarkReportOverNATS(b *testing.B) {
 	tpmtest.Require(b, "swtpm")
 	ctx := context.Background()
 	bus := agentclienttest.NewBus(b)
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict}, st, discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := agentclient.New(bus.ServiceConn(b), 10*time.Second)
-	localCA, err := os.ReadFile(tpmtest.LocalCACert)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ekRoots := x509.NewCertPool()
-	ekRoots.AppendCertsFromPEM(localCA)
-	enroller, err := enroll.New(ctx, enroll.Config{EKRoots: ekRoots}, st, client, discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := New(ctx, Config{}, Deps{Store: st, Agent: client, Enroller: enroller, CA: ca}, discard)
+	d := newRealDeps(b, bus, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	svc, err := New(ctx, Config{}, Deps{Store: d.st, Agent: d.client, Enroller: d.enroller, CA: d.ca}, discard)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,24 +3,17 @@ package hvs
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
-	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
-	"trustedcompute.io/tc/internal/verifier/cms"
-	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
-	"trustedcompute.io/tc/internal/verifier/store"
 )
 
 // TestIntegrationDiskEncryptionFromPCR15 runs HVS with real trust agents on
@@ -30,29 +23,10 @@ func TestIntegrationDiskEncryptionFromPCR15(t *testing.T) {
 	tpmtest.Require(t, "swtpm")
 	ctx := context.Background()
 	b := agentclienttest.NewBus(t)
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	ca, err := cms.New(ctx, cms.Config{NotFound: store.ErrNotFound, Conflict: store.ErrConflict}, st, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := agentclient.New(b.ServiceConn(t), 10*time.Second)
-	localCA, err := os.ReadFile(tpmtest.LocalCACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ekRoots := x509.NewCertPool()
-	ekRoots.AppendCertsFromPEM(localCA)
-	enroller, err := enroll.New(ctx, enroll.Config{EKRoots: ekRoots}, st, client, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentc := &tamperingAgent{inner: client}
+	d := newRealDeps(t, b, "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
+	agentc := &tamperingAgent{inner: d.client}
 	// The configured PCRs leave out 15: HVS quotes it anyway.
-	svc, err := New(ctx, Config{PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, Deps{Store: st, Agent: agentc, Enroller: enroller, CA: ca}, discard)
+	svc, err := New(ctx, Config{PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, Deps{Store: d.st, Agent: agentc, Enroller: d.enroller, CA: d.ca}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -281,10 +281,12 @@ func (w *reportWatcher) waitFor(t *testing.T, hostID, id string, roots *x509.Cer
 	}
 }
 
-func runIntegration(t *testing.T, dsn string) {
-	tpmtest.Require(t, "swtpm")
+// newRealDeps opens the store at dsn and makes HVS's real dependencies on
+// it: CMS, an agent client on the bus's service connection and an enroller
+// that trusts swtpm's local EK CA.
+func newRealDeps(t testing.TB, b *agentclienttest.Bus, dsn string) realDeps {
+	t.Helper()
 	ctx := context.Background()
-	b := agentclienttest.NewBus(t)
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -306,8 +308,26 @@ func runIntegration(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentc := &tamperingAgent{inner: client}
-	svc, err := New(ctx, Config{}, Deps{Store: st, Agent: agentc, Enroller: enroller, CA: ca, NATS: nc}, discard)
+	return realDeps{st: st, ca: ca, nc: nc, client: client, enroller: enroller}
+}
+
+// realDeps are HVS's real dependencies on one store.
+type realDeps struct {
+	st       *store.Store
+	ca       *cms.CA
+	nc       *nats.Conn
+	client   *agentclient.Client
+	enroller *enroll.Enroller
+}
+
+func runIntegration(t *testing.T, dsn string) {
+	tpmtest.Require(t, "swtpm")
+	ctx := context.Background()
+	b := agentclienttest.NewBus(t)
+	d := newRealDeps(t, b, dsn)
+	st, ca := d.st, d.ca
+	agentc := &tamperingAgent{inner: d.client}
+	svc, err := New(ctx, Config{}, Deps{Store: st, Agent: agentc, Enroller: d.enroller, CA: ca, NATS: d.nc}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +353,7 @@ func runIntegration(t *testing.T, dsn string) {
 	// and SHA-256 covers SHA-256 alone, which is no fault (the reports
 	// below are trusted) because enrollment recorded that the TPM lacks
 	// SHA-384.
-	if _, banks, err := enroller.VerifyAK(ctx, "edge-1"); err != nil {
+	if _, banks, err := d.enroller.VerifyAK(ctx, "edge-1"); err != nil {
 		t.Fatalf("the host's AK is not enrolled after registration: %v", err)
 	} else if !slices.Equal(banks, []string{evidence.BankSHA256}) {
 		t.Errorf("enrolled PCR banks %v, want swtpm_setup's [SHA256]", banks)
