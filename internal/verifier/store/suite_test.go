@@ -649,37 +649,29 @@ func testConcurrentWriters(t *testing.T, s *Store) {
 
 func testConcurrentConflict(t *testing.T, s *Store) {
 	ctx := t.Context()
-	const n = 10
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = s.CreateUser(ctx, User{ID: fmt.Sprint(i), Name: "alice"})
-		})
-	}
-	wg.Wait()
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, ErrConflict):
-			t.Errorf("CreateUser: %v, want nil or ErrConflict", err)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("%d of %d concurrent creates of one name succeeded, want 1", wins, n)
-	}
+	exactlyOneWins(t, "CreateUser", ErrConflict, func(i int) error {
+		return s.CreateUser(ctx, User{ID: fmt.Sprint(i), Name: "alice"})
+	})
 }
 
 func testConcurrentConsume(t *testing.T, s *Store) {
 	ctx := t.Context()
 	must(t, "CreateChallenge", s.CreateChallenge(ctx, challenge("c1", t0.Add(time.Minute))))
+	exactlyOneWins(t, "ConsumeChallenge", ErrChallengeUsed, func(int) error {
+		_, err := s.ConsumeChallenge(ctx, "c1", t0)
+		return err
+	})
+}
+
+// exactlyOneWins makes ten calls of do at once and wants one to succeed and
+// every other to fail with loser.
+func exactlyOneWins(t *testing.T, what string, loser error, do func(i int) error) {
+	t.Helper()
 	const n = 10
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { _, errs[i] = s.ConsumeChallenge(ctx, "c1", t0) })
+		wg.Go(func() { errs[i] = do(i) })
 	}
 	wg.Wait()
 	wins := 0
@@ -687,12 +679,12 @@ func testConcurrentConsume(t *testing.T, s *Store) {
 		switch {
 		case err == nil:
 			wins++
-		case !errors.Is(err, ErrChallengeUsed):
-			t.Errorf("ConsumeChallenge: %v, want nil or ErrChallengeUsed", err)
+		case !errors.Is(err, loser):
+			t.Errorf("%s: %v, want nil or %v", what, err, loser)
 		}
 	}
 	if wins != 1 {
-		t.Errorf("%d of %d concurrent consumers succeeded, want 1", wins, n)
+		t.Errorf("%d of %d concurrent %s calls succeeded, want 1", wins, n, what)
 	}
 }
 
