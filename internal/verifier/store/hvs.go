@@ -151,11 +151,9 @@ func queryStrings(ctx context.Context, db querier, query string, args ...any) ([
 }
 
 func (q *queries) host(ctx context.Context, what, where string, arg any) (Host, error) {
-	h, err := scanHost(q.r.QueryRowContext(ctx, `SELECT `+hostColumns+` FROM hosts WHERE `+where, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Host{}, fmt.Errorf("host %s: %w", what, ErrNotFound)
-	} else if err != nil {
-		return Host{}, fmt.Errorf("read host %s: %w", what, err)
+	h, err := queryOne(ctx, q.r, "host "+what, scanHost, `SELECT `+hostColumns+` FROM hosts WHERE `+where, arg)
+	if err != nil {
+		return Host{}, err
 	}
 	if h.FlavorGroupIDs, err = q.hostGroups(ctx, h.ID); err != nil {
 		return Host{}, fmt.Errorf("read host %s: %w", what, err)
@@ -301,13 +299,7 @@ func scanFlavorGroup(row interface{ Scan(...any) error }) (FlavorGroup, error) {
 }
 
 func (q *queries) flavorGroup(ctx context.Context, what, where string, arg any) (FlavorGroup, error) {
-	g, err := scanFlavorGroup(q.r.QueryRowContext(ctx, `SELECT `+flavorGroupColumns+` FROM flavor_groups WHERE `+where, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return FlavorGroup{}, fmt.Errorf("flavor group %s: %w", what, ErrNotFound)
-	} else if err != nil {
-		return FlavorGroup{}, fmt.Errorf("read flavor group %s: %w", what, err)
-	}
-	return g, nil
+	return queryOne(ctx, q.r, "flavor group "+what, scanFlavorGroup, `SELECT `+flavorGroupColumns+` FROM flavor_groups WHERE `+where, arg)
 }
 
 // FlavorGroupByID returns the group; ErrNotFound if none.
@@ -599,13 +591,7 @@ func scanReport(row interface{ Scan(...any) error }) (Report, error) {
 
 // ReportByID returns the report; ErrNotFound if none.
 func (q *queries) ReportByID(ctx context.Context, id string) (Report, error) {
-	r, err := scanReport(q.r.QueryRowContext(ctx, `SELECT `+reportColumns+` FROM reports r WHERE r.id = $1`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Report{}, fmt.Errorf("report %q: %w", id, ErrNotFound)
-	} else if err != nil {
-		return Report{}, fmt.Errorf("read report %q: %w", id, err)
-	}
-	return r, nil
+	return queryOne(ctx, q.r, fmt.Sprintf("report %q", id), scanReport, `SELECT `+reportColumns+` FROM reports r WHERE r.id = $1`, id)
 }
 
 // ListReports returns the reports the filter selects, newest first.
@@ -662,4 +648,18 @@ func (w *whereClause) sql() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.where, " AND ")
+}
+
+// queryOne scans the one row query selects. Its error names what (host
+// "h1"), and wraps ErrNotFound when there is no such row.
+func queryOne[T any](ctx context.Context, r querier, what string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) (T, error) {
+	v, err := scan(r.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, ErrNotFound)
+	} else if err != nil {
+		var zero T
+		return zero, fmt.Errorf("read %s: %w", what, err)
+	}
+	return v, nil
 }
