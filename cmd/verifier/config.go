@@ -99,6 +99,9 @@ type Enrollment struct {
 	// AllowRegisteredEKs accepts TPMs without an EK certificate when an
 	// operator registered the EK public key (/hvs/v2/tpm-endorsements).
 	AllowRegisteredEKs bool `yaml:"allow_registered_eks" env:"TC_ALLOW_REGISTERED_EKS"`
+	// AKCacheEntries bounds the enrollments whose verified AK certificate
+	// chain is kept between reports (default 65536).
+	AKCacheEntries int `yaml:"ak_cache_entries" env:"TC_AK_CACHE_ENTRIES"`
 }
 
 // Admin is the first administrator, created on first start.
@@ -162,7 +165,8 @@ func defaultConfig() Config {
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
 		HVS: HVS{Interval: time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
 			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096},
-		LogLevel: "info",
+		Enrollment: Enrollment{AKCacheEntries: 1 << 16},
+		LogLevel:   "info",
 	}
 }
 
@@ -250,6 +254,7 @@ func (c Config) validate() error {
 		{"hvs.ima_policy_cache_mib", c.HVS.IMAPolicyCacheMiB, 1 << 16},
 		{"hvs.ima_cache_entries", c.HVS.IMACacheEntries, 1 << 30},
 		{"hvs.event_log_cache_entries", c.HVS.EventLogCacheEntries, 1 << 24},
+		{"enrollment.ak_cache_entries", c.Enrollment.AKCacheEntries, 1 << 24},
 	} {
 		if b.v < 1 || b.v > b.limit {
 			errs = append(errs, fmt.Errorf("%s %d: want at least 1 and at most %d", b.key, b.v, b.limit))

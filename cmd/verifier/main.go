@@ -155,7 +155,8 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		HVS: hvs.Config{Interval: c.HVS.Interval,
 			FlavorCacheBytes: c.HVS.FlavorCacheMiB << 20, IMAPolicyCacheBytes: c.HVS.IMAPolicyCacheMiB << 20,
 			IMACacheEntries: c.HVS.IMACacheEntries, EventLogCacheEntries: c.HVS.EventLogCacheEntries},
-		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs},
+		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs,
+			AKCacheEntries: c.Enrollment.AKCacheEntries},
 	}
 	if c.previousKeyEncryptionKey != "" {
 		out.KeyEncryption.PreviousKeys = []string{c.previousKeyEncryptionKey}

@@ -81,7 +81,7 @@ func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
 	if err := os.WriteFile(path, []byte("hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(path, env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000"}))
+	cfg, err := loadConfig(path, env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +94,15 @@ func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
 		t.Fatalf("the HVS gets flavor cache %d B, policy cache %d B, IMA entries %d, event logs %d; want 64 MiB, 32 MiB, 5000, 100",
 			h.FlavorCacheBytes, h.IMAPolicyCacheBytes, h.IMACacheEntries, h.EventLogCacheEntries)
 	}
+	if vcfg.Enrollment.AKCacheEntries != 7 {
+		t.Fatalf("the enroller gets %d AK cache entries, want 7", vcfg.Enrollment.AKCacheEntries)
+	}
 	for _, tt := range []struct {
 		name   string
 		edit   func(*Config)
 		wantIn string
 	}{
+		{"an AK cache of no entries is refused", func(c *Config) { c.Enrollment.AKCacheEntries = 0 }, "enrollment.ak_cache_entries"},
 		{"a flavor cache of 0 MiB is refused", func(c *Config) { c.HVS.FlavorCacheMiB = 0 }, "hvs.flavor_cache_mib"},
 		{"a negative policy cache is refused", func(c *Config) { c.HVS.IMAPolicyCacheMiB = -1 }, "hvs.ima_policy_cache_mib"},
 		{"no IMA entries at all is refused", func(c *Config) { c.HVS.IMACacheEntries = 0 }, "hvs.ima_cache_entries"},
