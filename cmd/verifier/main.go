@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,20 +53,13 @@ func cmdNATSExport(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return err
 	}
 	if *out == "" {
-		return errors.New("nats-export: -out is required")
+		return errors.New("nats-export: --out is required")
 	}
 	cfg, err := loadConfig(*configPath, getenv)
 	if err != nil {
 		return err
 	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	vcfg, err := cfg.verifierConfig(getenv)
-	if err != nil {
-		return err
-	}
-	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	vcfg, logger, err := cfg.prepare(getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -98,14 +92,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if *natsURL != "" {
 		cfg.NATS.URL = *natsURL
 	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	vcfg, err := cfg.verifierConfig(getenv)
-	if err != nil {
-		return err
-	}
-	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	vcfg, logger, err := cfg.prepare(getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -114,6 +101,23 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 		return err
 	}
 	return v.Run(ctx)
+}
+
+// prepare validates the configuration and returns the composition root's
+// configuration and the logger every command uses.
+func (c Config) prepare(getenv func(string) string, stderr io.Writer) (verifier.Config, *slog.Logger, error) {
+	if err := c.validate(); err != nil {
+		return verifier.Config{}, nil, err
+	}
+	vcfg, err := c.verifierConfig(getenv)
+	if err != nil {
+		return verifier.Config{}, nil, err
+	}
+	logger, err := cli.Logger(stderr, c.LogLevel)
+	if err != nil {
+		return verifier.Config{}, nil, err
+	}
+	return vcfg, logger, nil
 }
 
 // verifierConfig turns the file configuration into the composition root's.
