@@ -39,7 +39,7 @@ func TestTheOverdueGaugesCountTheEnabledHostsWhoseLastSuccessIsTooOld(t *testing
 			CreatedAt: now.Add(-24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.SetHostAttempt(t.Context(), id, now.Add(-success), true); err != nil {
+		if err := st.SetHostReported(t.Context(), id, "CONNECTED", now.Add(-success), true); err != nil {
 			t.Fatal(err)
 		}
 	}

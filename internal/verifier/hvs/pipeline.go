@@ -320,11 +320,8 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}); err != nil {
 			return err
 		}
-		if err := tx.SetHostStatus(ctx, h.ID, r.HostStatus, now, c.verdict != nil); err != nil {
-			return err
-		}
-		// Issue 14: a report from the agent's evidence is a success.
-		if err := tx.SetHostAttempt(ctx, h.ID, now, c.verdict != nil); err != nil {
+		// A report from the agent's evidence is a success.
+		if err := tx.SetHostReported(ctx, h.ID, r.HostStatus, now, c.verdict != nil); err != nil {
 			return err
 		}
 		if hwUUID != h.HardwareUUID {

@@ -11,15 +11,18 @@ import (
 // attempted and last attested, and which verifier replica holds its next
 // scheduled report.
 
-// SetHostAttempt records a report of the host started at at; success (the
-// report was made from the agent's evidence) also moves LastSuccess. Neither
+// SetHostReported records, in one statement, the outcome of a report of the
+// host started at at: its connection status (as SetHostStatus) and the
+// attempt; success (the report was made from the agent's evidence) also
+// moves LastSuccess and LastConnected. Neither LastAttempt nor LastSuccess
 // moves backwards, so replicas committing out of order keep the latest.
-func (q *queries) SetHostAttempt(ctx context.Context, id string, at time.Time, success bool) error {
-	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET
+func (q *queries) SetHostReported(ctx context.Context, id, status string, at time.Time, success bool) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET status = $4, status_at = $2,
+		last_connected = CASE WHEN $3 = 1 THEN $2 ELSE last_connected END,
 		last_attempt = CASE WHEN last_attempt IS NULL OR last_attempt < $2 THEN $2 ELSE last_attempt END,
 		last_success = CASE WHEN $3 = 1 AND (last_success IS NULL OR last_success < $2) THEN $2 ELSE last_success END
-		WHERE id = $1`, id, at.UnixMicro(), boolInt(success))
-	return oneRow(res, err, fmt.Sprintf("record attempt of host %q", id))
+		WHERE id = $1`, id, at.UnixMicro(), boolInt(success), status)
+	return oneRow(res, err, fmt.Sprintf("record the report of host %q", id))
 }
 
 // ClaimHostsToRefresh claims, for replica until until, at most limit enabled

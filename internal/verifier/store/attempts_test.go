@@ -51,9 +51,9 @@ func testHostAttempts(t *testing.T, newDSN func(t *testing.T) string) {
 		t.Fatalf("new host: last attempt %v, last success %v, want both zero", h.LastAttempt, h.LastSuccess)
 	}
 	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
-	must(t, "SetHostAttempt success", s.SetHostAttempt(ctx, "h1", t1, true))
-	must(t, "SetHostAttempt failure", s.SetHostAttempt(ctx, "h1", t2, false))
-	must(t, "SetHostAttempt late commit", s.SetHostAttempt(ctx, "h1", t0, true))
+	must(t, "SetHostReported success", s.SetHostReported(ctx, "h1", "CONNECTED", t1, true))
+	must(t, "SetHostReported failure", s.SetHostReported(ctx, "h1", "CONNECTION_FAILURE", t2, false))
+	must(t, "SetHostReported late commit", s.SetHostReported(ctx, "h1", "CONNECTED", t0, true))
 	h, err = s.HostByID(ctx, "h1")
 	must(t, "HostByID", err)
 	if !h.LastAttempt.Equal(t2) || !h.LastSuccess.Equal(t1) {
@@ -64,7 +64,7 @@ func testHostAttempts(t *testing.T, newDSN func(t *testing.T) string) {
 	if len(hs) != 1 || !hs[0].LastSuccess.Equal(t1) {
 		t.Errorf("listed hosts %+v, want h1 with last success %v", hs, t1)
 	}
-	wantErr(t, "SetHostAttempt of an unknown host", s.SetHostAttempt(ctx, "nope", t1, true), ErrNotFound)
+	wantErr(t, "SetHostReported of an unknown host", s.SetHostReported(ctx, "nope", "CONNECTED", t1, true), ErrNotFound)
 }
 
 func testOverdue(t *testing.T, newDSN func(t *testing.T) string) {
@@ -73,10 +73,10 @@ func testOverdue(t *testing.T, newDSN func(t *testing.T) string) {
 	for _, id := range []string{"fresh", "stale", "never", "off"} {
 		must(t, "CreateHost", s.CreateHost(ctx, host(id)))
 	}
-	must(t, "SetHostAttempt fresh", s.SetHostAttempt(ctx, "fresh", t0.Add(2*time.Hour), true))
-	must(t, "SetHostAttempt stale", s.SetHostAttempt(ctx, "stale", t0.Add(time.Hour), true))
-	must(t, "SetHostAttempt stale failure", s.SetHostAttempt(ctx, "stale", t0.Add(3*time.Hour), false))
-	must(t, "SetHostAttempt off", s.SetHostAttempt(ctx, "off", t0, true))
+	must(t, "SetHostReported fresh", s.SetHostReported(ctx, "fresh", "CONNECTED", t0.Add(2*time.Hour), true))
+	must(t, "SetHostReported stale", s.SetHostReported(ctx, "stale", "CONNECTED", t0.Add(time.Hour), true))
+	must(t, "SetHostReported stale failure", s.SetHostReported(ctx, "stale", "CONNECTION_FAILURE", t0.Add(3*time.Hour), false))
+	must(t, "SetHostReported off", s.SetHostReported(ctx, "off", "CONNECTED", t0, true))
 	must(t, "DisableHost", s.DisableHost(ctx, "off", t0))
 	bound := t0.Add(90 * time.Minute)
 	st, err := s.HostAttemptStats(ctx, bound)
