@@ -217,3 +217,16 @@ func (n *Node) Reboot(ctx context.Context) error {
 	}
 	return n.start(ctx)
 }
+
+// Extend extends pcr in bank with digest, as an unlogged change to the
+// platform would (the sandbox's "extend a PCR" control).
+func (n *Node) Extend(pcr int, bank string, digest []byte) error {
+	return n.tpm.Extend(pcr, bank, digest)
+}
+
+// StopAgent stops the node's trust agent; the node runs on. Reboot starts
+// it again.
+func (n *Node) StopAgent() { n.stop() }
+
+// ResetCount is the TPM's reset count: one more after every Reboot.
+func (n *Node) ResetCount() (uint32, error) { return n.tpm.ResetCount() }
