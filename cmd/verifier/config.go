@@ -51,6 +51,7 @@ type Config struct {
 	Metrics    Metrics    `yaml:"metrics"`
 	Dashboard  Dashboard  `yaml:"dashboard"`
 	HVS        HVS        `yaml:"hvs"`
+	Debug      Debug      `yaml:"debug"`
 	LogLevel   string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
 }
 
@@ -259,6 +260,9 @@ func (c Config) validate() error {
 		if b.v < 1 || b.v > b.limit {
 			errs = append(errs, fmt.Errorf("%s %d: want at least 1 and at most %d", b.key, b.v, b.limit))
 		}
+	}
+	if err := validatePprofListen(c.Debug.PprofListen); err != nil {
+		errs = append(errs, err)
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -96,6 +96,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if err != nil {
 		return err
 	}
+	if cfg.Debug.PprofListen != "" {
+		if err := servePprof(ctx, cfg.Debug.PprofListen, logger); err != nil {
+			return err
+		}
+	}
 	v, err := verifier.New(ctx, vcfg, logger)
 	if err != nil {
 		return err
