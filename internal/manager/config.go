@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -72,33 +73,19 @@ type Config struct {
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
-	if c.PollDuration == 0 {
-		c.PollDuration = DefaultPollDuration
-	}
+	c.PollDuration = cmp.Or(c.PollDuration, DefaultPollDuration)
 	switch {
 	case c.Jitter == 0:
 		c.Jitter = DefaultJitter
 	case c.Jitter < 0:
 		c.Jitter = 0
 	}
-	if c.GoldenFlavors == "" {
-		c.GoldenFlavors = EveryBoot
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.RefreshInterval == 0 {
-		c.RefreshInterval = DefaultRefreshInterval
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = DefaultRetryMin
-	}
-	if c.DiskEncryption == "" {
-		c.DiskEncryption = DiskEncryptionMeasured
-	}
-	if c.MaxEvidenceAge == 0 {
-		c.MaxEvidenceAge = 2 * c.PollDuration
-	}
+	c.GoldenFlavors = cmp.Or(c.GoldenFlavors, EveryBoot)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
+	c.RetryMin = cmp.Or(c.RetryMin, DefaultRetryMin)
+	c.DiskEncryption = cmp.Or(c.DiskEncryption, DiskEncryptionMeasured)
+	c.MaxEvidenceAge = cmp.Or(c.MaxEvidenceAge, 2*c.PollDuration)
 	return c
 }
 

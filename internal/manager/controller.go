@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -93,21 +94,11 @@ type LeaderElection struct {
 
 // WithDefaults fills the zero fields.
 func (l LeaderElection) WithDefaults() LeaderElection {
-	if l.LeaseName == "" {
-		l.LeaseName = DefaultLeaseName
-	}
-	if l.Namespace == "" {
-		l.Namespace = cluster.DefaultNamespace
-	}
-	if l.LeaseDuration == 0 {
-		l.LeaseDuration = DefaultLeaseDuration
-	}
-	if l.RenewDeadline == 0 {
-		l.RenewDeadline = DefaultRenewDeadline
-	}
-	if l.RetryPeriod == 0 {
-		l.RetryPeriod = DefaultRetryPeriod
-	}
+	l.LeaseName = cmp.Or(l.LeaseName, DefaultLeaseName)
+	l.Namespace = cmp.Or(l.Namespace, cluster.DefaultNamespace)
+	l.LeaseDuration = cmp.Or(l.LeaseDuration, DefaultLeaseDuration)
+	l.RenewDeadline = cmp.Or(l.RenewDeadline, DefaultRenewDeadline)
+	l.RetryPeriod = cmp.Or(l.RetryPeriod, DefaultRetryPeriod)
 	return l
 }
 
@@ -135,9 +126,7 @@ func NewControllerManager(rc *rest.Config, le LeaderElection, namespace string, 
 			return nil, err
 		}
 	}
-	if namespace == "" {
-		namespace = cluster.DefaultNamespace
-	}
+	namespace = cmp.Or(namespace, cluster.DefaultNamespace)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -208,9 +197,7 @@ type ControllerOptions struct {
 // node never twice at once. The controller, like everything that acts, runs
 // only in the elected leader.
 func (m *Manager) Controller(mgr ctrl.Manager, opts ControllerOptions) error {
-	if opts.Namespace == "" {
-		opts.Namespace = cluster.DefaultNamespace
-	}
+	opts.Namespace = cmp.Or(opts.Namespace, cluster.DefaultNamespace)
 	events := make(chan event.GenericEvent)
 	if err := mgr.Add(ctrlmanager.RunnableFunc(func(ctx context.Context) error {
 		return m.forward(ctx, events)

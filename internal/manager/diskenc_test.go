@@ -57,9 +57,7 @@ func TestReadinessNeedsDiskEncryptionMeasuredUnlessTheOperatorAcceptsClaims(t *t
 // claim alone made the node ready.
 func TestAnAgentThatClaimsDiskEncryptionWithoutMeasurementIsNotReady(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
-	e.v.mu.Lock()
-	e.v.hostLocked(hostID(1)).diskCryptClaimed = true
-	e.v.mu.Unlock()
+	e.v.set(hostID(1), func(h *simHost) { h.diskCryptClaimed = true })
 	e.tick()
 	e.wantStatus("edge-1", cluster.StatusVerified)
 	if n := e.nodes.get("edge-1"); n.Ready {
@@ -67,9 +65,7 @@ func TestAnAgentThatClaimsDiskEncryptionWithoutMeasurementIsNotReady(t *testing.
 	}
 
 	accepting := newEnv(t, Config{DiskEncryption: DiskEncryptionClaimed}, 1)
-	accepting.v.mu.Lock()
-	accepting.v.hostLocked(hostID(1)).diskCryptClaimed = true
-	accepting.v.mu.Unlock()
+	accepting.v.set(hostID(1), func(h *simHost) { h.diskCryptClaimed = true })
 	accepting.tick()
 	if n := accepting.nodes.get("edge-1"); !n.Ready {
 		t.Fatalf("node %+v is not ready although the operator accepts claimed disk encryption", n.Node)

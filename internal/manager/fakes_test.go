@@ -75,16 +75,21 @@ func (f *fakeVerifier) record(format string, args ...any) error {
 	return f.down
 }
 
-func (f *fakeVerifier) count(prefix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// countPrefix counts the recorded calls that start with prefix.
+func countPrefix(calls []string, prefix string) int {
 	n := 0
-	for _, c := range f.calls {
+	for _, c := range calls {
 		if strings.HasPrefix(c, prefix) {
 			n++
 		}
 	}
 	return n
+}
+
+func (f *fakeVerifier) count(prefix string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return countPrefix(f.calls, prefix)
 }
 
 func (f *fakeVerifier) RegisterHost(_ context.Context, nodeName, hostID string) (string, error) {
@@ -186,6 +191,13 @@ func (f *fakeVerifier) publish(hostID string) *report.Report {
 	return f.appraiseLocked(hostID)
 }
 
+// put stores r as the verifier's newest report of its host.
+func (f *fakeVerifier) put(r *report.Report) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports[r.HostID] = append(f.reports[r.HostID], r)
+}
+
 func (f *fakeVerifier) LatestReport(_ context.Context, hostID string) (*report.Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -272,13 +284,7 @@ func (f *fakeNodes) update(name string, change func(*fakeNode)) {
 func (f *fakeNodes) count(prefix string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if strings.HasPrefix(c, prefix) {
-			n++
-		}
-	}
-	return n
+	return countPrefix(f.calls, prefix)
 }
 
 func (f *fakeNodes) EnabledNodes(context.Context) ([]Node, error) {

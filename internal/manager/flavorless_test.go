@@ -59,13 +59,6 @@ func TestFlavorless(t *testing.T) {
 	}
 }
 
-// put stores r as the verifier's newest report of its host.
-func (f *fakeVerifier) put(r *report.Report) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reports[r.HostID] = append(f.reports[r.HostID], r)
-}
-
 // TestAReportMadeBeforeTheHostsFlavorsIsNotActedOn plays the race of the
 // replicas failover test: the verifier attests a newly registered host (its
 // refresh, or an agent event) before the host has flavors; the flavors come

@@ -204,9 +204,7 @@ func TestAReportWithoutAQuoteDoesNotFakeAReboot(t *testing.T) {
 	// reset count, and a connection fault.
 	r := newReport(hostID(1)).id("offline").at(e.clock.Now()).fault("ConnectionFailure").build()
 	r.HostStatus, r.ResetCount = "CONNECTION_FAILURE", 0
-	e.v.mu.Lock()
-	e.v.reports[hostID(1)] = append(e.v.reports[hostID(1)], r)
-	e.v.mu.Unlock()
+	e.v.put(r)
 	e.m.ReportPublished(hostID(1))
 	e.tick()
 	e.wantStatus("edge-1", cluster.StatusAttestationFailed)

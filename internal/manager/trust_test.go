@@ -94,9 +94,7 @@ func TestAnUnreachableAgentStillFailsTheNodeAndSaysSo(t *testing.T) {
 	r := newReport(hostID(1)).id("offline").at(e.clock.Now()).fault("ConnectionFailure").build()
 	r.HostStatus, r.ResetCount = "CONNECTION_FAILURE", 0
 	r.TrustInformation.Overall = false
-	e.v.mu.Lock()
-	e.v.reports[hostID(1)] = append(e.v.reports[hostID(1)], r)
-	e.v.mu.Unlock()
+	e.v.put(r)
 	e.m.ReportPublished(hostID(1))
 	e.tick()
 	e.wantStatus("edge-1", cluster.StatusAttestationFailed)
