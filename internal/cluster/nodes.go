@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,9 +69,7 @@ func New(cs kubernetes.Interface, opts Options) *Nodes {
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
-	if n.name == "" {
-		n.name = DefaultName
-	}
+	n.name = cmp.Or(n.name, DefaultName)
 	if n.instance == "" {
 		n.instance, _ = os.Hostname()
 		if n.instance == "" {

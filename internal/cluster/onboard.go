@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,12 +38,8 @@ type OnboardRequests struct {
 // NewOnboardRequests returns the requests kept in namespace; fieldManager
 // names the writer in the ConfigMap's managed fields.
 func NewOnboardRequests(cs kubernetes.Interface, namespace, fieldManager string) *OnboardRequests {
-	if namespace == "" {
-		namespace = DefaultNamespace
-	}
-	if fieldManager == "" {
-		fieldManager = DefaultName
-	}
+	namespace = cmp.Or(namespace, DefaultNamespace)
+	fieldManager = cmp.Or(fieldManager, DefaultName)
 	return &OnboardRequests{cs: cs, namespace: namespace, manager: fieldManager}
 }
 

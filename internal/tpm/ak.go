@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"cmp"
 	"crypto"
 	"errors"
 	"fmt"
@@ -98,12 +99,8 @@ func akTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) {
 // Creating needs the owner hierarchy's authorization to be empty
 // (EvictControl).
 func (t *TPM) LoadOrCreateAK(opts AKOptions) (*AK, error) {
-	if opts.Algorithm == "" {
-		opts.Algorithm = ECCP256
-	}
-	if opts.Handle == 0 {
-		opts.Handle = DefaultAKHandle
-	}
+	opts.Algorithm = cmp.Or(opts.Algorithm, ECCP256)
+	opts.Handle = cmp.Or(opts.Handle, DefaultAKHandle)
 	if opts.Handle>>24 != uint32(tpm2.TPMHTPersistent) {
 		return nil, fmt.Errorf("ak handle %#x is not a persistent handle", opts.Handle)
 	}
