@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,20 +79,48 @@ func measure(clock func() time.Duration) (time.Duration, error) {
 // Meter measures the CPU time of a benchmark loop: Start it right before
 // the loop and Report after it. CPU time counts the whole process: work the
 // loop stops the timer for is included.
-type Meter struct{ start time.Duration }
+//
+// A Meter made by StartOwn also measures the share of the code under test:
+// the loop runs every other part (the node side of a report, the set-up of
+// the next operation) inside Exclude, and Report also reports the CPU time
+// less those parts.
+type Meter struct {
+	start time.Duration
+	// own names the code under test in metrics; "" for Start.
+	own string
+	// excluded is the CPU time (nanoseconds) spent inside Exclude.
+	excluded atomic.Int64
+}
 
 // Start starts a Meter.
 func Start() *Meter { return &Meter{start: cpuTime()} }
 
+// StartOwn starts a Meter that also reports the CPU time of the code under
+// test alone, named own: "<own>-cpu-ns" and "<own>-cpu-x-floor".
+func StartOwn(own string) *Meter { return &Meter{start: cpuTime(), own: own} }
+
+// Exclude runs fn and counts the process's CPU time while it runs as not
+// the code under test. The count is the whole process's: work of other
+// goroutines meanwhile (the garbage collector's too) is counted with fn,
+// so fn should run while the code under test waits for it. Exclude may be
+// called from another goroutine than the loop's, one call at a time.
+func (m *Meter) Exclude(fn func()) {
+	start := cpuTime()
+	fn()
+	m.excluded.Add(int64(cpuTime() - start))
+}
+
 // Report reports the CPU time per operation as "cpu-ns" and as a multiple
-// of the floor measured in CPU time, "cpu-x-floor". Call it after the loop
-// and before ReportRatio.
+// of the floor measured in CPU time, "cpu-x-floor", and for a Meter of
+// StartOwn the same less what ran inside Exclude, as "<own>-cpu-ns" and
+// "<own>-cpu-x-floor". Call it after the loop and before ReportRatio.
 func (m *Meter) Report(b *testing.B) {
 	b.Helper()
 	if b.N == 0 {
 		return
 	}
-	per := float64(cpuTime()-m.start) / float64(b.N)
+	total := cpuTime() - m.start
+	per := float64(total) / float64(b.N)
 	b.StopTimer()
 	floor, err := MeasureCPU()
 	if err != nil {
@@ -99,6 +128,11 @@ func (m *Meter) Report(b *testing.B) {
 	}
 	b.ReportMetric(per, "cpu-ns")
 	b.ReportMetric(per/float64(floor.Nanoseconds()), "cpu-"+Unit)
+	if m.own != "" {
+		own := float64(total-time.Duration(m.excluded.Load())) / float64(b.N)
+		b.ReportMetric(own, m.own+"-cpu-ns")
+		b.ReportMetric(own/float64(floor.Nanoseconds()), m.own+"-cpu-"+Unit)
+	}
 }
 
 // ReportRatio measures the floor and reports the benchmark's time per

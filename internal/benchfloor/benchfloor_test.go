@@ -55,3 +55,37 @@ func BenchmarkFloorWithout(b *testing.B) {
 	}
 	ReportRatioWithout(b, "part", part)
 }
+
+// BenchmarkFloorOwn is two floors of CPU per operation, one of them run
+// inside Exclude: cpu-x-floor about 2, own-cpu-x-floor about 1.
+func BenchmarkFloorOwn(b *testing.B) {
+	floor, err := MeasureCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu := StartOwn("own")
+	for b.Loop() {
+		spinCPU(floor)
+		cpu.Exclude(func() { spinCPU(floor) })
+	}
+	cpu.Report(b)
+}
+
+// spinCPU spins until the process has used d more CPU time.
+func spinCPU(d time.Duration) {
+	for start := cpuTime(); cpuTime()-start < d; {
+	}
+}
+
+func TestExcludedCPUTimeIsLeftOutOfTheOwnShare(t *testing.T) {
+	m := StartOwn("own")
+	spinCPU(20 * time.Millisecond)
+	m.Exclude(func() { spinCPU(60 * time.Millisecond) })
+	total, excluded := cpuTime()-m.start, time.Duration(m.excluded.Load())
+	// The excluded part is at least what fn spun and the own share at
+	// least what the loop spun outside it.
+	if excluded < 60*time.Millisecond || total-excluded < 20*time.Millisecond {
+		t.Fatalf("total %v, excluded %v: want excluded ≥ 60ms and the rest ≥ 20ms", total, excluded)
+	}
+}

@@ -308,9 +308,11 @@ type fakeAgent struct {
 	calls   atomic.Int32
 	reqs    []evidence.QuoteRequest
 	// timed, when set, adds the time the node takes to answer to elapsed
-	// (nanoseconds), for the benchmarks.
+	// (nanoseconds), for the benchmarks; exclude, when set, runs the
+	// node's side of the answer (benchfloor.Meter.Exclude).
 	timed   bool
 	elapsed atomic.Int64
+	exclude func(func())
 }
 
 func newFakeAgent(nodes ...*node) *fakeAgent {
@@ -325,7 +327,7 @@ func (f *fakeAgent) Quote(ctx context.Context, hostID string, req evidence.Quote
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	n, err, tamper, entered, release, timed := f.nodes[hostID], f.err, f.tamper, f.entered, f.release, f.timed
+	n, err, tamper, entered, release, timed, exclude := f.nodes[hostID], f.err, f.tamper, f.entered, f.release, f.timed, f.exclude
 	f.mu.Unlock()
 	if entered != nil {
 		entered <- struct{}{}
@@ -337,11 +339,17 @@ func (f *fakeAgent) Quote(ctx context.Context, hostID string, req evidence.Quote
 	if n == nil {
 		return nil, fmt.Errorf("no node %q", hostID)
 	}
-	start := time.Now()
-	resp, err := n.agent.Evidence(ctx, req)
-	if timed {
-		f.elapsed.Add(int64(time.Since(start)))
+	if exclude == nil {
+		exclude = func(fn func()) { fn() }
 	}
+	var resp *evidence.QuoteResponse
+	exclude(func() {
+		start := time.Now()
+		resp, err = n.agent.Evidence(ctx, req)
+		if timed {
+			f.elapsed.Add(int64(time.Since(start)))
+		}
+	})
 	if err != nil {
 		// As agentclient reports an error the agent answered with.
 		return nil, &agentclient.AgentError{HostID: hostID, Request: bus.QuoteRequest, Code: evidence.CodeInternal, Message: err.Error()}
