@@ -160,12 +160,17 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 }
 
 func newStore(backend string, wdb, rdb *sql.DB) *Store {
-	return &Store{
+	s := &Store{
 		queries: queries{r: rdb, w: wdb, db: wdb},
 		backend: backend,
 		wdb:     wdb,
 		rdb:     rdb,
 	}
+	if backend == backendSQLite {
+		s.prepared = newPreparedReads(rdb)
+		s.r = s.prepared
+	}
+	return s
 }
 
 // lockMigrations serializes migrations between processes. SQLite needs

@@ -39,6 +39,8 @@ type Store struct {
 	backend string  // "sqlite" or "postgres"
 	wdb     *sql.DB // writes and transactions
 	rdb     *sql.DB // reads; the same as wdb except for an SQLite file
+	// prepared serves the reads on SQLite (queries.r); nil on PostgreSQL.
+	prepared *preparedReads
 }
 
 // Tx is a transaction begun by [Store.InTx]. It has the same data methods as
@@ -121,7 +123,11 @@ func WithKeyring(kr *Keyring) Option { return func(o *options) { o.keys = kr } }
 
 // Close releases the database connections.
 func (s *Store) Close() error {
-	err := s.wdb.Close()
+	var err error
+	if s.prepared != nil {
+		err = s.prepared.Close()
+	}
+	err = errors.Join(err, s.wdb.Close())
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
 	}
