@@ -1,6 +1,7 @@
 package busserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -96,14 +97,8 @@ func (c *ClusterConfig) clusterOptions(opts *server.Options) error {
 	if tlsConfig.MinVersion < tls.VersionTLS13 {
 		tlsConfig.MinVersion = tls.VersionTLS13
 	}
-	port := c.Port
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	host := c.Host
-	if host == "" {
-		host = "0.0.0.0"
-	}
+	port := cmp.Or(c.Port, server.RANDOM_PORT)
+	host := cmp.Or(c.Host, "0.0.0.0")
 	opts.Cluster = server.ClusterOpts{
 		Name: c.Name, Host: host, Port: port, TLSConfig: tlsConfig, TLSTimeout: 5,
 		NoAdvertise: c.NoAdvertise,

@@ -1,6 +1,7 @@
 package busserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -93,14 +94,8 @@ func NewServer(cfg ServerConfig, auth *Authority, logger *slog.Logger) (*Server,
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("nats server: port %d out of range", cfg.Port)
 	}
-	port := cfg.Port
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	maxPayload := cfg.MaxPayload
-	if maxPayload == 0 {
-		maxPayload = DefaultMaxPayload
-	}
+	port := cmp.Or(cfg.Port, server.RANDOM_PORT)
+	maxPayload := cmp.Or(cfg.MaxPayload, DefaultMaxPayload)
 	if maxPayload < 0 {
 		return nil, fmt.Errorf("nats server: max payload %d is negative", maxPayload)
 	}
@@ -115,14 +110,8 @@ func NewServer(cfg ServerConfig, auth *Authority, logger *slog.Logger) (*Server,
 			return nil, fmt.Errorf("nats server: preload account: %w", err)
 		}
 	}
-	host := cfg.Host
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	name := cfg.Name
-	if name == "" {
-		name = "tc-verifier"
-	}
+	host := cmp.Or(cfg.Host, "0.0.0.0")
+	name := cmp.Or(cfg.Name, "tc-verifier")
 	opts := &server.Options{
 		ServerName:       name,
 		Host:             host,

@@ -14,6 +14,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"embed"
@@ -120,15 +121,9 @@ func New(cfg Config, st Store, a Authenticator, logger *slog.Logger) (*Dashboard
 	if st == nil || a == nil || logger == nil || cfg.Roots == nil {
 		return nil, errors.New("dashboard: store, authenticator, logger and roots are required")
 	}
-	if cfg.StaleAfter == 0 {
-		cfg.StaleAfter = DefaultStaleAfter
-	}
-	if cfg.Poll == 0 {
-		cfg.Poll = DefaultPoll
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = DefaultMaxSessions
-	}
+	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, DefaultStaleAfter)
+	cfg.Poll = cmp.Or(cfg.Poll, DefaultPoll)
+	cfg.MaxSessions = cmp.Or(cfg.MaxSessions, DefaultMaxSessions)
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
