@@ -92,30 +92,9 @@ func createUser(t *testing.T, v *verifiertest.Verifier, admin, name string, rule
 // a 2xx answer.
 func call(t *testing.T, v *verifiertest.Verifier, method, path, token string, in any) []byte {
 	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, v.Base+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := v.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	out, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %d %s %v", method, path, res.StatusCode, out, err)
+	status, out := v.DoJSON(t, method, path, token, in)
+	if status/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, status, out)
 	}
 	return bytes.TrimSpace(out)
 }

@@ -1,10 +1,7 @@
 package keybroker_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,31 +18,7 @@ type api struct {
 
 func (a api) do(t *testing.T, method, path string, in any) (int, []byte) {
 	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, a.v.Base+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.v.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return a.v.DoJSON(t, method, path, a.token, in)
 }
 
 func (a api) must(t *testing.T, method, path string, in any, want int, out any) []byte {

@@ -131,6 +131,19 @@ func (h *Verifier) Do(t testing.TB, method, path, token, contentType string, bod
 	return resp.StatusCode, b
 }
 
+// DoJSON is Do with in, when not nil, sent as a JSON body.
+func (h *Verifier) DoJSON(t testing.TB, method, path, token string, in any) (int, []byte) {
+	t.Helper()
+	if in == nil {
+		return h.Do(t, method, path, token, "", nil)
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Do(t, method, path, token, "application/json", body)
+}
+
 // Login returns a token of user, or fails the test.
 func (h *Verifier) Login(t testing.TB, user, password string) string {
 	t.Helper()
