@@ -196,12 +196,17 @@ type fixture struct {
 	client *Client
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts the fake verifier over TLS with HTTP/2, after the
+// options have adjusted its server.
+func newFixture(t *testing.T, opts ...func(*httptest.Server)) *fixture {
 	t.Helper()
 	clock := clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	fv := newFakeVerifier(t, clock.Now)
 	srv := httptest.NewUnstartedServer(fv)
 	srv.EnableHTTP2 = true
+	for _, o := range opts {
+		o(srv)
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	pwFile := filepath.Join(t.TempDir(), "password")
