@@ -25,6 +25,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
@@ -157,7 +158,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 		return fmt.Errorf("nats credentials %s: %w", cfg.NATS.CredsFile, err)
 	}
 	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		return bus.Connect(ctx, cfg.NATS.URL, c.Bytes(), roots, "attestation-manager", logger)
+		return natsbus.Connect(ctx, cfg.NATS.URL, c.Bytes(), roots, "attestation-manager", logger)
 	}
 	subscribe := func(nc *nats.Conn) ([]*nats.Subscription, error) {
 		sub, err := nc.Subscribe(bus.AllReports, func(msg *nats.Msg) {
@@ -183,7 +184,7 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, logger *
 	}
 	// The connection renews its credentials at two thirds of their lifetime
 	// (in memory: the credentials file is not rewritten).
-	nc, err := bus.DialManager(ctx, creds, dial, subscribe, nil, logger)
+	nc, err := natsbus.DialManager(ctx, creds, dial, subscribe, nil, logger)
 	if err != nil {
 		return err
 	}

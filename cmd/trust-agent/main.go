@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,10 +25,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsconn"
 	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
@@ -98,7 +98,7 @@ type node struct {
 	// secrets keeps the key broker's secrets; nil when none are configured.
 	secrets *agent.Secrets
 	// conn is the bus connection the agent serves on (health file).
-	conn *atomic.Pointer[nats.Conn]
+	conn *atomic.Pointer[bus.Conn]
 }
 
 func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
@@ -133,9 +133,9 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 	}
 	var secrets *agent.Secrets // the key broker's secrets, when configured
 	acfg := agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
-	conn := new(atomic.Pointer[nats.Conn])
-	acfg.OnConnect = func(nc *nats.Conn) {
-		conn.Store(nc)
+	conn := new(atomic.Pointer[bus.Conn])
+	acfg.OnConnect = func(nc bus.Conn) {
+		conn.Store(&nc)
 		if secrets == nil {
 			return
 		}
@@ -191,18 +191,22 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 		return err
 	}
 	defer func() { _ = n.tpm.Close() }()
-	var dial []nats.Option
+	opts := natsconn.Options{URL: cfg.NATS.URL, RootCAs: roots, Name: "trust-agent", Logger: logger}
 	if cfg.NATS.SerialDevice != "" {
 		// A serial line is slow (115200 baud): allow the TLS handshake
-		// more than nats.go's 2 s default.
-		dial = append(dial, nats.SetCustomDialer(serialDialer{path: cfg.NATS.SerialDevice}), nats.Timeout(serialConnectTimeout))
+		// more than the 5 s default.
+		serial := serialDialer{path: cfg.NATS.SerialDevice}
+		opts.Dial = func(_ context.Context, addr string) (net.Conn, error) { return serial.Dial("tcp", addr) }
+		opts.ConnectTimeout = serialConnectTimeout
 	}
 	parsed, err := bus.ParseCredentials(creds)
 	if err != nil {
 		return fmt.Errorf("nats credentials %s: %w", cfg.NATS.CredsFile, err)
 	}
-	connect := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		return bus.Connect(ctx, cfg.NATS.URL, c.Bytes(), roots, "trust-agent", logger, dial...)
+	connect := func(ctx context.Context, c *bus.Credentials) (bus.Conn, error) {
+		o := opts
+		o.Creds = c
+		return natsconn.Dial(ctx, o)
 	}
 	var save func(*bus.Credentials) error
 	if cfg.NATS.UpdateCredsFile {
@@ -212,7 +216,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if *healthFile != "" {
 		hctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		up := func() bool { nc := n.conn.Load(); return nc != nil && nc.IsConnected() }
+		up := func() bool { nc := n.conn.Load(); return nc != nil && (*nc).IsConnected() }
 		go func() { defer close(done); heartbeat(hctx, *healthFile, heartbeatInterval, up, logger) }()
 		defer func() { cancel(); <-done }()
 	}

@@ -17,7 +17,7 @@ import (
 // before the marker (a previous session's tail, line noise) are dropped.
 const SerialDialMarker = "TC-BUS-DIAL\n"
 
-// serialDialer is a nats.CustomDialer that carries the bus connection over a
+// serialDialer is the natsconn dialer that carries the bus connection over a
 // serial device (e.g. /dev/ttyS1 of a VM whose host bridges it to the bus).
 // TLS runs over it as over TCP; the address dialled is ignored, the server
 // name checked is still the URL's.

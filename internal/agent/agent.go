@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
@@ -56,7 +54,7 @@ type Config struct {
 	// OnConnect, when set, is told of each bus connection the agent serves
 	// on: the first, and each one a credential renewal makes (the key
 	// broker's secrets keeper attaches there, secrets.go).
-	OnConnect func(nc *nats.Conn)
+	OnConnect func(nc bus.Conn)
 }
 
 // Agent answers the verifier's requests for one host.
@@ -96,8 +94,9 @@ func New(cfg Config, t TPM, m Measurer, logger *slog.Logger) (*Agent, error) {
 }
 
 // Run serves requests on nc until ctx ends. It publishes a boot event first and
-// an IMA event whenever the IMA log grows.
-func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
+// an IMA event whenever the IMA log grows. nc is the agent's own client
+// (natsconn) or a nats.go connection through natsbus.Adapt.
+func (a *Agent) Run(ctx context.Context, nc bus.Conn) error {
 	subject, err := bus.AgentRequests(a.cfg.HostID)
 	if err != nil {
 		return err
@@ -105,11 +104,11 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
 	// Requests are answered even while Run stops: a request that reached
 	// this agent gets its answer (see the drain below).
 	serveCtx := context.WithoutCancel(ctx)
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { a.serve(serveCtx, m) })
+	sub, err := nc.Subscribe(subject, func(m *bus.Msg) { a.serve(serveCtx, nc, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
-	defer a.drain(nc, sub)
+	defer a.drain(sub)
 	a.connected(nc)
 
 	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
@@ -121,19 +120,15 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn) error {
 
 // drain stops taking requests and answers those already delivered, so a
 // verifier never waits out its timeout on an agent that stopped cleanly.
-func (a *Agent) drain(nc *nats.Conn, sub *nats.Subscription) {
+func (a *Agent) drain(sub bus.Subscription) {
 	if err := sub.Drain(); err != nil {
-		_ = sub.Unsubscribe()
-		return
-	}
-	_ = nc.FlushTimeout(2 * time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.IsValid() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+		a.logger.Warn("requests not drained", keyError, err.Error())
 	}
 }
 
-func (a *Agent) serve(ctx context.Context, m *nats.Msg) {
+// serve answers one request; the reply goes out on nc, the connection that
+// brought the request.
+func (a *Agent) serve(ctx context.Context, nc publisher, m *bus.Msg) {
 	_, req, err := bus.ParseAgentRequestSubject(m.Subject)
 	if err != nil {
 		a.logger.Warn("request on an unexpected subject", keyError, err.Error())
@@ -148,7 +143,7 @@ func (a *Agent) serve(ctx context.Context, m *nats.Msg) {
 		a.logger.Error("encode reply", keyRequest, string(req), keyError, err.Error())
 		return
 	}
-	if err := m.Respond(body); err != nil {
+	if err := nc.Publish(m.Reply, body); err != nil {
 		a.logger.Warn("reply not sent", keyRequest, string(req), keyError, err.Error())
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -36,7 +37,7 @@ func TestAgentRaisesBootAndIMAEvents(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, b.AgentConn(t, "edge-3")) }()
+	go func() { done <- a.Run(ctx, natsbus.Adapt(b.AgentConn(t, "edge-3"))) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/bus"
 )
 
@@ -18,7 +16,7 @@ type publisher interface {
 }
 
 // Dialer connects to the bus with creds.
-type Dialer func(ctx context.Context, creds *bus.Credentials) (*nats.Conn, error)
+type Dialer func(ctx context.Context, creds *bus.Credentials) (bus.Conn, error)
 
 // requestQueue is the queue group of the agent's request subscription: while
 // a renewal hands over from the old connection to the new one, both are
@@ -63,12 +61,12 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 		return err
 	}
 	cur := &currentConn{}
-	cur.c.Store(nc)
+	cur.c.Store(&nc)
 	a.connected(nc)
 	defer func() {
 		c := cur.c.Load()
-		a.drain(c, sub)
-		c.Close()
+		a.drain(sub)
+		(*c).Close()
 	}()
 	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
 		a.logger.Warn("boot event not published", keyError, err.Error())
@@ -93,9 +91,9 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 			continue
 		}
 		retry = 0
-		cur.c.Store(freshNC)
+		cur.c.Store(&freshNC)
 		a.connected(freshNC)
-		a.drain(nc, sub)
+		a.drain(sub)
 		nc.Close()
 		nc, sub, creds = freshNC, freshSub, fresh
 		a.logger.Info("bus credentials renewed", keyExpires, creds.Expires().UTC())
@@ -109,7 +107,7 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 
 // renew gets fresh credentials over nc and returns them with a new
 // connection subscribed to this host's requests.
-func (a *Agent) renew(ctx context.Context, nc *nats.Conn, creds *bus.Credentials, dial Dialer) (*bus.Credentials, *nats.Conn, *nats.Subscription, error) {
+func (a *Agent) renew(ctx context.Context, nc bus.Conn, creds *bus.Credentials, dial Dialer) (*bus.Credentials, bus.Conn, bus.Subscription, error) {
 	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
 	fresh, err := bus.RenewCredentials(rctx, nc, a.cfg.HostID, creds)
@@ -130,18 +128,20 @@ func (a *Agent) renew(ctx context.Context, nc *nats.Conn, creds *bus.Credentials
 
 // subscribe subscribes nc to this host's requests, in requestQueue, and
 // waits until the server has the subscription.
-func (a *Agent) subscribe(ctx context.Context, nc *nats.Conn) (*nats.Subscription, error) {
+func (a *Agent) subscribe(ctx context.Context, nc bus.Conn) (bus.Subscription, error) {
 	subject, err := bus.AgentRequests(a.cfg.HostID)
 	if err != nil {
 		return nil, err
 	}
 	// Requests are answered even while the agent stops (see drain).
 	serveCtx := context.WithoutCancel(ctx)
-	sub, err := nc.QueueSubscribe(subject, requestQueue, func(m *nats.Msg) { a.serve(serveCtx, m) })
+	sub, err := nc.QueueSubscribe(subject, requestQueue, func(m *bus.Msg) { a.serve(serveCtx, nc, m) })
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
-	if err := nc.FlushTimeout(renewTimeout); err != nil {
+	fctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	if err := nc.Flush(fctx); err != nil {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
@@ -150,9 +150,9 @@ func (a *Agent) subscribe(ctx context.Context, nc *nats.Conn) (*nats.Subscriptio
 
 // currentConn publishes on the connection in use.
 type currentConn struct {
-	c atomic.Pointer[nats.Conn]
+	c atomic.Pointer[bus.Conn]
 }
 
 func (c *currentConn) Publish(subject string, data []byte) error {
-	return c.c.Load().Publish(subject, data)
+	return (*c.c.Load()).Publish(subject, data)
 }

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsconn"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -81,8 +80,9 @@ func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string) (*regist
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		return bus.Connect(ctx, b.Server.ClientURL(), c.Bytes(), b.Roots, "agent-"+hostID, slog.New(slog.DiscardHandler))
+	// The trust agent's own client, as cmd/trust-agent dials it.
+	dial := func(ctx context.Context, c *bus.Credentials) (bus.Conn, error) {
+		return natsconn.Dial(ctx, natsconn.Options{URL: b.Server.ClientURL(), Creds: c, RootCAs: b.Roots, Name: "agent-" + hostID, Logger: slog.New(slog.DiscardHandler)})
 	}
 	renewed := make(chan *bus.Credentials, 16)
 	wg.Add(1)

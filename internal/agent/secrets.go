@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/tpm"
 )
@@ -56,7 +54,7 @@ type Secrets struct {
 	held map[string]heldSecret
 	// conn and sub are the attached connection and its subscription.
 	conn Conn
-	sub  *nats.Subscription
+	sub  bus.Subscription
 	// changed is signalled when an answer changes what is held.
 	changed chan struct{}
 }
@@ -92,14 +90,14 @@ func (a *Agent) NewSecrets(cfg SecretsConfig, t SecretTPM) (*Secrets, error) {
 	return &Secrets{cfg: cfg, a: a, tpm: t, logger: a.logger, held: map[string]heldSecret{}, changed: make(chan struct{}, 1)}, nil
 }
 
-// Conn is the bus as the keeper uses it (a *nats.Conn).
+// Conn is the bus as the keeper uses it (a bus.Conn).
 type Conn interface {
 	Publish(subject string, data []byte) error
-	Subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error)
+	Subscribe(subject string, h func(*bus.Msg)) (bus.Subscription, error)
 }
 
 // connected tells Config.OnConnect of a connection the agent serves on.
-func (a *Agent) connected(nc *nats.Conn) {
+func (a *Agent) connected(nc bus.Conn) {
 	if a.cfg.OnConnect != nil {
 		a.cfg.OnConnect(nc)
 	}
@@ -115,7 +113,7 @@ func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
 	if err != nil {
 		return err
 	}
-	sub, err := nc.Subscribe(answers, func(m *nats.Msg) { s.handle(ctx, m.Data) })
+	sub, err := nc.Subscribe(answers, func(m *bus.Msg) { s.handle(ctx, m.Data) })
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", answers, err)
 	}

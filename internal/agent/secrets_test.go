@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/tpm"
@@ -36,17 +34,22 @@ func (f fakeKeyTPM) Import(b tpm.ImportBlob) ([]byte, error) {
 // fakeBus hands the keeper's requests to answer and delivers its answers.
 type fakeBus struct {
 	mu       sync.Mutex
-	deliver  nats.MsgHandler
+	deliver  func(*bus.Msg)
 	requests int
 	answer   func(n int) *bus.SecretAnswer // nil: no answer
 }
 
-func (f *fakeBus) Subscribe(_ string, cb nats.MsgHandler) (*nats.Subscription, error) {
+func (f *fakeBus) Subscribe(_ string, cb func(*bus.Msg)) (bus.Subscription, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deliver = cb
-	return nil, nil
+	return fakeSub{}, nil
 }
+
+type fakeSub struct{}
+
+func (fakeSub) Unsubscribe() error { return nil }
+func (fakeSub) Drain() error       { return nil }
 
 func (f *fakeBus) Publish(_ string, _ []byte) error {
 	f.mu.Lock()
@@ -55,7 +58,7 @@ func (f *fakeBus) Publish(_ string, _ []byte) error {
 	f.mu.Unlock()
 	if ans := answer(n); ans != nil {
 		b, _ := json.Marshal(ans)
-		go cb(&nats.Msg{Data: b})
+		go cb(&bus.Msg{Data: b})
 	}
 	return nil
 }
@@ -154,7 +157,7 @@ func TestAReleasedSecretLivesOnTheTmpfsUntilRevoked(t *testing.T) {
 	deliver := b.deliver
 	b.mu.Unlock()
 	msg, _ := json.Marshal(bus.SecretAnswer{Refused: []bus.SecretRefusal{{Name: "volume-key", Reason: bus.ReasonRevoked}}})
-	deliver(&nats.Msg{Data: msg})
+	deliver(&bus.Msg{Data: msg})
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the secret file survived the revocation: %v", err)
 	}

@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Credentials are parsed user credentials (a .creds file: user JWT and user
@@ -19,22 +18,25 @@ import (
 type Credentials struct {
 	raw    []byte
 	jwt    string
-	claims *jwt.UserClaims
+	seed   string
+	claims userClaims
 }
 
-// ParseCredentials parses a .creds file's contents.
+// ParseCredentials parses a .creds file's contents: the decorated user JWT,
+// whose signature by its account is checked, and the decorated user seed,
+// which must belong to the JWT's subject.
 func ParseCredentials(creds []byte) (*Credentials, error) {
-	userJWT, err := jwt.ParseDecoratedJWT(creds)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
+	blocks := decoratedBlocks(string(creds), 2)
+	if len(blocks) != 2 {
+		return nil, errors.New("credentials: want a decorated user jwt and a decorated user seed")
 	}
-	claims, err := jwt.DecodeUserClaims(userJWT)
+	claims, err := decodeUserJWT(blocks[0])
 	if err != nil {
 		return nil, fmt.Errorf("credentials: user jwt: %w", err)
 	}
-	kp, err := jwt.ParseDecoratedUserNKey(creds)
+	kp, err := nkeys.FromSeed([]byte(blocks[1]))
 	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
+		return nil, fmt.Errorf("credentials: user seed: %w", err)
 	}
 	defer kp.Wipe()
 	pub, err := kp.PublicKey()
@@ -44,7 +46,21 @@ func ParseCredentials(creds []byte) (*Credentials, error) {
 	if pub != claims.Subject {
 		return nil, errors.New("credentials: the user seed does not belong to the user jwt")
 	}
-	return &Credentials{raw: append([]byte(nil), creds...), jwt: userJWT, claims: claims}, nil
+	return &Credentials{raw: append([]byte(nil), creds...), jwt: blocks[0], seed: blocks[1], claims: *claims}, nil
+}
+
+// JWT is the user JWT, sent to the server when connecting.
+func (c *Credentials) JWT() string { return c.jwt }
+
+// Sign signs the server's nonce with the user seed, proving the connection
+// holds the JWT's key.
+func (c *Credentials) Sign(nonce []byte) ([]byte, error) {
+	kp, err := nkeys.FromSeed([]byte(c.seed))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: user seed: %w", err)
+	}
+	defer kp.Wipe()
+	return kp.Sign(nonce)
 }
 
 // Bytes returns the .creds file's contents (they carry the user seed).
@@ -110,7 +126,7 @@ const renewWait = 30 * time.Second
 // fresh credentials of the agent of hostID and waits for the answer until ctx
 // ends. The answer must be user credentials with the same name, signed by the
 // same account as current.
-func RenewCredentials(ctx context.Context, nc *nats.Conn, hostID string, current *Credentials) (*Credentials, error) {
+func RenewCredentials(ctx context.Context, nc Conn, hostID string, current *Credentials) (*Credentials, error) {
 	return renewOn(ctx, nc, hostID, RenewSubject, IssuedSubject, current)
 }
 
@@ -130,7 +146,7 @@ func ManagerName(userName string) (string, bool) {
 
 // RenewManagerCredentials is RenewCredentials for an attestation manager: it
 // asks on the renewal subject of the manager that current names.
-func RenewManagerCredentials(ctx context.Context, nc *nats.Conn, current *Credentials) (*Credentials, error) {
+func RenewManagerCredentials(ctx context.Context, nc Conn, current *Credentials) (*Credentials, error) {
 	name, ok := ManagerName(current.Name())
 	if !ok {
 		return nil, fmt.Errorf("renew credentials: %q is not an attestation manager", current.Name())
@@ -175,7 +191,7 @@ func WaitToRenew(ctx context.Context, creds *Credentials, retry time.Duration) b
 
 // renewOn publishes a renewal on the renew subject of name and waits for
 // its answer on the issued subject of name.
-func renewOn(ctx context.Context, nc *nats.Conn, name string, renewSubject, issuedSubject func(string) (string, error), current *Credentials) (*Credentials, error) {
+func renewOn(ctx context.Context, nc Conn, name string, renewSubject, issuedSubject func(string) (string, error), current *Credentials) (*Credentials, error) {
 	renew, err := renewSubject(name)
 	if err != nil {
 		return nil, err
@@ -184,7 +200,13 @@ func renewOn(ctx context.Context, nc *nats.Conn, name string, renewSubject, issu
 	if err != nil {
 		return nil, err
 	}
-	sub, err := nc.SubscribeSync(issued)
+	answers := make(chan []byte, 4)
+	sub, err := nc.Subscribe(issued, func(m *Msg) {
+		select {
+		case answers <- m.Data:
+		default: // an answer this renewal cannot be waiting for
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("renew credentials: subscribe %s: %w", issued, err)
 	}
@@ -205,19 +227,21 @@ func renewOn(ctx context.Context, nc *nats.Conn, name string, renewSubject, issu
 		ctx, cancel = context.WithTimeout(ctx, renewWait)
 		defer cancel()
 	}
-	if err := nc.FlushWithContext(ctx); err != nil {
+	if err := nc.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("renew credentials: flush: %w", err)
 	}
 	if err := nc.Publish(renew, body); err != nil {
 		return nil, fmt.Errorf("renew credentials: publish: %w", err)
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("renew credentials: wait for the answer: %w", err)
+		var data []byte
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("renew credentials: wait for the answer: %w", ctx.Err())
+		case data = <-answers:
 		}
 		var reply RenewReply
-		if err := json.Unmarshal(m.Data, &reply); err != nil || reply.Nonce != nonce {
+		if err := json.Unmarshal(data, &reply); err != nil || reply.Nonce != nonce {
 			continue // an answer to someone else's (or an earlier) request
 		}
 		if reply.Error != "" {

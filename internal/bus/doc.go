@@ -1,7 +1,9 @@
 // Package bus is the client side of the Trusted Compute message bus (NATS):
-// the subject grammar, the requests and events, and Connect with its
-// reconnect policy. The trust agent, the verifier and the attestation manager
-// share it; the embedded server, its operator/account authority and the
+// the subject grammar, the requests and events, the credentials and their
+// renewal, and Conn, the connection as the agent uses it. The trust agent,
+// the verifier and the attestation manager share it; it links neither
+// nats.go nor jwt/v2 (natsbus connects with nats.go, natsconn is the trust
+// agent's own small client); the embedded server, its operator/account authority and the
 // minting of credentials live in the verifier (internal/verifier/busserver),
 // so that the agent never links the NATS server.
 //
@@ -20,6 +22,6 @@
 //
 // Every connection uses TLS 1.3 verified against the pinned CMS roots and the
 // user credentials (JWT + seed) that AAS issued, held in memory only. While
-// the server is unreachable Connect retries with jittered exponential
+// the server is unreachable natsbus.Connect and natsconn.Dial retry with jittered exponential
 // backoff; once connected, the connection reconnects forever on its own.
 package bus

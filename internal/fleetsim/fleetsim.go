@@ -27,7 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
@@ -164,7 +164,7 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 		return nil, fmt.Errorf("bus credentials of %s: %w", n.HostID, err)
 	}
 	n.dial = func(ctx context.Context) (*nats.Conn, error) {
-		return bus.Connect(ctx, f.opts.NATSURL, creds, f.opts.Roots, "agent-"+n.HostID, f.opts.AgentLogger)
+		return natsbus.Connect(ctx, f.opts.NATSURL, creds, f.opts.Roots, "agent-"+n.HostID, f.opts.AgentLogger)
 	}
 	n.agentCfg, n.logger = f.opts.Agent, f.opts.AgentLogger
 	if err := n.start(ctx); err != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/fleetsim"
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/restapi"
@@ -132,7 +132,7 @@ func watch(t *testing.T, ctx context.Context, api *fleetsim.API, natsURL string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, natsURL, creds, roots, "fleetsim-test-manager", slog.New(slog.DiscardHandler))
+	nc, err := natsbus.Connect(ctx, natsURL, creds, roots, "fleetsim-test-manager", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/measure"
@@ -177,7 +178,7 @@ func (n *Node) start(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := a.Run(actx, nc); err != nil && actx.Err() == nil {
+		if err := a.Run(actx, natsbus.Adapt(nc)); err != nil && actx.Err() == nil {
 			n.logger.Error("agent stopped", keyHost, n.HostID, keyError, err.Error())
 		}
 	}()

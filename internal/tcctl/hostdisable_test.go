@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 )
 
 // dialFile connects to the verifier's bus with the credentials in file.
@@ -24,7 +24,7 @@ func dialFile(t *testing.T, h *harness, file, name string) (*nats.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return bus.Connect(ctx, h.v.NATSURL(), raw, h.v.Roots, name, slog.New(slog.DiscardHandler))
+	return natsbus.Connect(ctx, h.v.NATSURL(), raw, h.v.Roots, name, slog.New(slog.DiscardHandler))
 }
 
 // waitCutOff fails the test unless nc is disconnected within 2 s.

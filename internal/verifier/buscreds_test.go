@@ -14,6 +14,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/pgtest"
 	"trustedcompute.io/tc/internal/restapi"
@@ -63,14 +64,15 @@ func agentRenewsUntilCutOff(t *testing.T, method, path string, wantStatus int) {
 	}
 	var mu sync.Mutex
 	var current *nats.Conn
-	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		nc, err := bus.Connect(ctx, h.v.NATSURL(), c.Bytes(), h.v.Roots, "agent-edge-9", slog.New(slog.DiscardHandler))
-		if err == nil {
-			mu.Lock()
-			current = nc
-			mu.Unlock()
+	dial := func(ctx context.Context, c *bus.Credentials) (bus.Conn, error) {
+		nc, err := natsbus.Connect(ctx, h.v.NATSURL(), c.Bytes(), h.v.Roots, "agent-edge-9", slog.New(slog.DiscardHandler))
+		if err != nil {
+			return nil, err
 		}
-		return nc, err
+		mu.Lock()
+		current = nc
+		mu.Unlock()
+		return natsbus.Adapt(nc), nil
 	}
 	renewals := make(chan struct{}, 16)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,7 +141,7 @@ func connectBus(t *testing.T, h *harness, creds []byte, name string) (*nats.Conn
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return bus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, name, slog.New(slog.DiscardHandler))
+	return natsbus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, name, slog.New(slog.DiscardHandler))
 }
 
 // issue asks AAS for bus credentials.

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -60,7 +60,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keeper.Attach(ctx, nc); err != nil {
+	if err := keeper.Attach(ctx, natsbus.Adapt(nc)); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = keeper.Run(ctx) }()
@@ -141,12 +141,12 @@ func startNode(t *testing.T, hostID string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
+	nc, err := natsbus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	go func() { _ = a.Run(ctx, nc) }()
+	go func() { _ = a.Run(ctx, natsbus.Adapt(nc)) }()
 	return &node{h: h, admin: admin, agent: a, tpm: nt, banks: banks, root: root, nc: nc, ctx: ctx}
 }
 

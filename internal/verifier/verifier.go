@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/run"
 	"trustedcompute.io/tc/internal/verifier/aas"
@@ -389,7 +389,7 @@ func (v *Verifier) connectBus(ctx context.Context) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats credentials: %w", err)
 	}
-	return bus.Connect(ctx, v.cfg.NATS.External, creds, v.ca.RootPool(), "hvs", logger)
+	return natsbus.Connect(ctx, v.cfg.NATS.External, creds, v.ca.RootPool(), "hvs", logger)
 }
 
 // agentProxy lets parts built before the bus is up reach the agents once it is.

@@ -12,6 +12,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
@@ -214,12 +215,12 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
+	nc, err := natsbus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	go func() { _ = a.Run(ctx, nc) }()
+	go func() { _ = a.Run(ctx, natsbus.Adapt(nc)) }()
 
 	body := h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/aik-enrollments", admin, []byte(`{"host_id":"edge-1"}`))
 	var got struct {

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/fleetsim"
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
@@ -169,7 +169,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 	if err != nil {
 		return fmt.Errorf("manager credentials: %w", err)
 	}
-	nc, err := bus.Connect(ctx, v.NATSURL, creds, v.Roots, "tc-loadtest", log)
+	nc, err := natsbus.Connect(ctx, v.NATSURL, creds, v.Roots, "tc-loadtest", log)
 	if err != nil {
 		return err
 	}

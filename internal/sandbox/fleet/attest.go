@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/manager/hvsclient"
 )
@@ -43,7 +44,7 @@ func (f *Fleet) startManager(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, err := bus.Connect(ctx, f.verifier.NATSURL(), creds, f.roots, "attestation-manager", logger)
+	nc, err := natsbus.Connect(ctx, f.verifier.NATSURL(), creds, f.roots, "attestation-manager", logger)
 	if err != nil {
 		return err
 	}

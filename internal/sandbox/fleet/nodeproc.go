@@ -27,6 +27,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -333,7 +334,7 @@ func (n *node) extend(pcr int) error {
 // start connects to the bus and runs the trust agent until stop.
 func (n *node) start(ctx context.Context) error {
 	actx, cancel := context.WithCancel(ctx)
-	nc, err := bus.Connect(actx, n.cfg.NATSURL, n.creds, n.roots, "agent-"+n.cfg.HostID, n.logger)
+	nc, err := natsbus.Connect(actx, n.cfg.NATSURL, n.creds, n.roots, "agent-"+n.cfg.HostID, n.logger)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("connect to the verifier bus: %w", err)
@@ -348,7 +349,7 @@ func (n *node) start(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := a.Run(actx, nc); err != nil && actx.Err() == nil {
+		if err := a.Run(actx, natsbus.Adapt(nc)); err != nil && actx.Err() == nil {
 			n.logger.Error("agent stopped", keyError, err.Error())
 		}
 	}()

@@ -19,6 +19,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/restapi"
@@ -146,7 +147,7 @@ func (s *scenario) askAsNode(ctx context.Context, n *nodeProc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	nc, err := bus.Connect(ctx, s.f.NATSURL(), creds, s.f.roots, "sandbox-secret-"+n.name, s.f.log)
+	nc, err := natsbus.Connect(ctx, s.f.NATSURL(), creds, s.f.roots, "sandbox-secret-"+n.name, s.f.log)
 	if err != nil {
 		return "", fmt.Errorf("connect as %s: %w", n.name, err)
 	}
@@ -245,13 +246,13 @@ func (n *node) keepSecret(ctx context.Context, arg string) error {
 	if !ok || dir == "" || name == "" {
 		return fmt.Errorf("secret: want <dir> <name>, got %q", arg)
 	}
-	nc, err := bus.Connect(ctx, n.cfg.NATSURL, n.creds, n.roots, "agent-secrets-"+n.cfg.HostID, n.logger)
+	nc, err := natsbus.Connect(ctx, n.cfg.NATSURL, n.creds, n.roots, "agent-secrets-"+n.cfg.HostID, n.logger)
 	if err != nil {
 		return fmt.Errorf("connect to the verifier bus: %w", err)
 	}
 	keeper, err := n.newKeeper(agent.SecretsConfig{Names: []string{name}, Dir: dir, Retry: secretRetry})
 	if err == nil {
-		err = keeper.Attach(ctx, nc)
+		err = keeper.Attach(ctx, natsbus.Adapt(nc))
 	}
 	if err != nil {
 		nc.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 )
 
 const ttl = time.Hour
@@ -297,7 +298,7 @@ func TestCredentialsAtConnect(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
-			nc, err := bus.Connect(ctx, srv.ClientURL(), creds, ca.pool, "test", discardLogger())
+			nc, err := natsbus.Connect(ctx, srv.ClientURL(), creds, ca.pool, "test", discardLogger())
 			if !tt.refused {
 				if err != nil {
 					t.Fatalf("Connect: %v", err)
@@ -371,7 +372,7 @@ func TestTLS(t *testing.T) {
 		other := newTestCA(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		nc, err := bus.Connect(ctx, srv.ClientURL(), creds, other.pool, "agent-H1", discardLogger())
+		nc, err := natsbus.Connect(ctx, srv.ClientURL(), creds, other.pool, "agent-H1", discardLogger())
 		if err == nil {
 			nc.Close()
 			t.Fatal("Connect succeeded, want a certificate error")
@@ -385,7 +386,7 @@ func TestTLS(t *testing.T) {
 	t.Run("a client refuses a server without tls", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		nc, err := bus.Connect(ctx, plain.ClientURL(), creds, ca.pool, "agent-H1", discardLogger())
+		nc, err := natsbus.Connect(ctx, plain.ClientURL(), creds, ca.pool, "agent-H1", discardLogger())
 		if err == nil {
 			nc.Close()
 			t.Fatal("Connect succeeded, want refused")
@@ -470,7 +471,7 @@ func TestAgentStartedBeforeServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() {
-		nc, err := bus.Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1", slog.New(rec))
+		nc, err := natsbus.Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1", slog.New(rec))
 		connected <- result{nc, err}
 	}()
 	if !rec.waitFor("nats server unreachable, retrying", 10*time.Second) {

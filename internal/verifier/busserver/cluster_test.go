@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
@@ -154,7 +155,7 @@ func TestARevocationOnOneReplicaCutsTheKeyOffOnAll(t *testing.T) {
 	}
 	for i, r := range rs {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		nc, err := bus.Connect(ctx, r.srv.ClientURL(), creds, ca.Pool(), "agent-again", discardLogger())
+		nc, err := natsbus.Connect(ctx, r.srv.ClientURL(), creds, ca.Pool(), "agent-again", discardLogger())
 		cancel()
 		if err == nil {
 			nc.Close()

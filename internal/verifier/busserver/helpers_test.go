@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
@@ -127,7 +128,7 @@ func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name s
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := bus.Connect(ctx, url, creds, roots, name, slog.New(rec), extra...)
+	nc, err := natsbus.Connect(ctx, url, creds, roots, name, slog.New(rec), extra...)
 	if err != nil {
 		t.Fatalf("Connect %s: %v", name, err)
 	}

@@ -6,13 +6,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 )
 
 // ConnectInProcess connects to srv without the network; for the verifier's
 // own services running in the server's process.
 func ConnectInProcess(srv *Server, creds []byte, name string, logger *slog.Logger) (*nats.Conn, error) {
-	opts, err := bus.ClientOptions(creds, name, logger)
+	opts, err := natsbus.ClientOptions(creds, name, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
@@ -18,7 +18,7 @@ func refused(t *testing.T, url string, creds []byte, ca testCA, what string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	nc, err := bus.Connect(ctx, url, creds, ca.pool, "test", discardLogger())
+	nc, err := natsbus.Connect(ctx, url, creds, ca.pool, "test", discardLogger())
 	if err == nil {
 		nc.Close()
 		t.Fatalf("%s: connected, want refused", what)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 )
 
 func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
@@ -30,7 +31,7 @@ func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 	var mu sync.Mutex
 	got := map[int]bool{}
 	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		return bus.Connect(ctx, srv.ClientURL(), c.Bytes(), ca.pool, "attestation-manager", discardLogger())
+		return natsbus.Connect(ctx, srv.ClientURL(), c.Bytes(), ca.pool, "attestation-manager", discardLogger())
 	}
 	subscribe := func(nc *nats.Conn) ([]*nats.Subscription, error) {
 		sub, err := nc.Subscribe(bus.AllReports, func(m *nats.Msg) {
@@ -51,7 +52,7 @@ func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mc, err := bus.DialManager(ctx, creds, dial, subscribe, func(c *bus.Credentials) { renewals <- c }, slog.New(rec))
+	mc, err := natsbus.DialManager(ctx, creds, dial, subscribe, func(c *bus.Credentials) { renewals <- c }, slog.New(rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestManagerCannotRenewOrReadCredentialsOfAnotherManager(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fresh, err := bus.RenewManagerCredentials(ctx, am, current)
+		fresh, err := bus.RenewManagerCredentials(ctx, natsbus.Adapt(am), current)
 		if err != nil {
 			t.Fatal(err)
 		}

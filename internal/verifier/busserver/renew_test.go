@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 )
 
 // fakeHosts is the set of registered hosts.
@@ -97,7 +98,7 @@ func TestRenewal(t *testing.T) {
 			nc, _ := client(t, srv.ClientURL(), raw, ca.pool, "agent-"+tt.host)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			fresh, err := bus.RenewCredentials(ctx, nc, tt.host, current)
+			fresh, err := bus.RenewCredentials(ctx, natsbus.Adapt(nc), tt.host, current)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("renewal: %v, want %v", err, tt.wantErr)
@@ -222,7 +223,7 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			if nc, err := bus.Connect(ctx, srv.ClientURL(), creds1, ca.pool, "agent-H1-again", discardLogger()); err == nil {
+			if nc, err := natsbus.Connect(ctx, srv.ClientURL(), creds1, ca.pool, "agent-H1-again", discardLogger()); err == nil {
 				nc.Close()
 				t.Fatal("the removed host's credentials connect again")
 			}

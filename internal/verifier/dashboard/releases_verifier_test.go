@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -38,7 +39,7 @@ func TestANodesPageShowsTheKeyBrokersRefusalOfItsRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(t.Context(), v.NATSURL(), creds, v.Roots, "agent-host-1", slog.New(slog.DiscardHandler))
+	nc, err := natsbus.Connect(t.Context(), v.NATSURL(), creds, v.Roots, "agent-host-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/measure"
@@ -110,7 +111,7 @@ func (n *realNode) boot(t testing.TB) {
 	nc := n.bus.AgentConn(n.life, n.id)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nc) }()
+	go func() { done <- a.Run(ctx, natsbus.Adapt(nc)) }()
 	n.stop = func() {
 		cancel()
 		if err := <-done; err != nil {

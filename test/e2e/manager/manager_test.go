@@ -35,7 +35,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
@@ -143,7 +143,7 @@ func (n *node) boot(t *testing.T, natsURL string, creds []byte, roots *x509.Cert
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nc, err := bus.Connect(ctx, natsURL, creds, roots, "agent", discard)
+	nc, err := natsbus.Connect(ctx, natsURL, creds, roots, "agent", discard)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func (n *node) boot(t *testing.T, natsURL string, creds []byte, roots *x509.Cert
 	n.cancel, n.done = cancel, make(chan struct{})
 	go func() {
 		defer close(n.done)
-		_ = a.Run(ctx, nc)
+		_ = a.Run(ctx, natsbus.Adapt(nc))
 		nc.Close()
 		_ = raw.Close()
 	}()

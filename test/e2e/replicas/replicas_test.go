@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/fleetsim"
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/pgtest"
@@ -184,7 +184,7 @@ func (s *site) watch(t *testing.T, ctx context.Context, also func(hostID string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := bus.Connect(ctx, s.natsURLs, creds, s.last.Roots, "replicas-test", slog.New(slog.DiscardHandler))
+	nc, err := natsbus.Connect(ctx, s.natsURLs, creds, s.last.Roots, "replicas-test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/testca"
@@ -98,7 +98,7 @@ func (b *Bus) AgentConn(t testing.TB, hostID string) *nats.Conn {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := bus.Connect(ctx, b.Server.ClientURL(), creds, b.Roots, "agent-"+hostID, slog.New(slog.DiscardHandler))
+	nc, err := natsbus.Connect(ctx, b.Server.ClientURL(), creds, b.Roots, "agent-"+hostID, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("agent connect: %v", err)
 	}
@@ -143,7 +143,7 @@ func (b *Bus) StartAgent(t testing.TB, hostID string, sw *tpmtest.Swtpm) *Agent 
 	nc := b.AgentConn(t, hostID)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nc) }()
+	go func() { done <- a.Run(ctx, natsbus.Adapt(nc)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,4 +1,4 @@
-package bus
+package natsbus
 
 import (
 	"context"
@@ -7,56 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
-
-// Reconnect backoff: exponential from minBackoff, capped at maxBackoff, with
-// jitter so that a fleet of agents does not reconnect in step after the
-// verifier restarts.
-const (
-	minBackoff = 250 * time.Millisecond
-	maxBackoff = 30 * time.Second
-)
-
-// Ping settings: edge nodes sit behind NAT, whose idle timeouts drop silent
-// connections; pinging every 20 s keeps the mapping and finds a dead
-// connection within a minute.
-const (
-	pingInterval = 20 * time.Second
-	maxPingsOut  = 3
-)
-
-// Log field keys.
-const (
-	// KeyURL and KeyTLS are shared with the embedded server's log lines.
-	KeyURL = "url"
-	KeyTLS = "tls"
-
-	keyName    = "nats_name"
-	keyErr     = "error"
-	keySubject = "subject"
-	keyAttempt = "attempt"
-	keyRetryIn = "retry_in"
-)
-
-// backoff is the delay before the attempt-th retry (attempt ≥ 1): between half
-// and all of min(minBackoff·2^(attempt-1), maxBackoff).
-func backoff(attempt int) time.Duration {
-	d := maxBackoff
-	if attempt < 1 {
-		attempt = 1
-	}
-	if attempt <= 20 {
-		if e := minBackoff << (attempt - 1); e < maxBackoff {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter needs no unpredictability
-}
 
 // Connect dials the NATS server at url (a comma-separated list is allowed)
 // with the user credentials creds (a .creds file's contents, never written to
@@ -83,23 +39,23 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 	opts = append(opts,
 		nats.Secure(&tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS13}),
 		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(backoff),
-		nats.PingInterval(pingInterval),
-		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.CustomReconnectDelay(bus.Backoff),
+		nats.PingInterval(bus.PingInterval),
+		nats.MaxPingsOutstanding(bus.MaxPingsOut),
 	)
 	opts = append(opts, extra...)
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
-			logger.Info("nats connected", keyName, name, KeyURL, nc.ConnectedUrlRedacted())
+			logger.Info("nats connected", bus.KeyName, name, bus.KeyURL, nc.ConnectedUrlRedacted())
 			return nc, nil
 		}
 		if permanent(err) {
 			return nil, fmt.Errorf("nats connect %s: %w", url, err)
 		}
-		wait := backoff(attempt)
-		logger.Warn("nats server unreachable, retrying", keyName, name, KeyURL, url,
-			keyAttempt, attempt, keyRetryIn, wait, keyErr, err)
+		wait := bus.Backoff(attempt)
+		logger.Warn("nats server unreachable, retrying", bus.KeyName, name, bus.KeyURL, url,
+			bus.KeyAttempt, attempt, bus.KeyRetryIn, wait, bus.KeyErr, err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -116,48 +72,41 @@ func ClientOptions(creds []byte, name string, logger *slog.Logger) ([]nats.Optio
 	if logger == nil {
 		return nil, errors.New("nats connect: logger is required")
 	}
-	userJWT, err := jwt.ParseDecoratedJWT(creds)
+	c, err := bus.ParseCredentials(creds)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect: credentials: %w", err)
-	}
-	if _, err := jwt.DecodeUserClaims(userJWT); err != nil {
-		return nil, fmt.Errorf("nats connect: credentials: user jwt: %w", err)
-	}
-	kp, err := jwt.ParseDecoratedUserNKey(creds)
-	if err != nil {
-		return nil, fmt.Errorf("nats connect: credentials: %w", err)
+		return nil, fmt.Errorf("nats connect: %w", err)
 	}
 	return []nats.Option{
 		nats.Name(name),
 		nats.UserJWT(
-			func() (string, error) { return userJWT, nil },
-			func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) },
+			func() (string, error) { return c.JWT(), nil },
+			c.Sign,
 		),
 		// A refused subscription fails the subscription, not only the log.
 		nats.PermissionErrOnSubscribe(true),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				logger.Warn("nats disconnected", keyName, name, keyErr, err)
+				logger.Warn("nats disconnected", bus.KeyName, name, bus.KeyErr, err)
 			} else {
-				logger.Info("nats disconnected", keyName, name)
+				logger.Info("nats disconnected", bus.KeyName, name)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("nats reconnected", keyName, name, KeyURL, nc.ConnectedUrlRedacted())
+			logger.Info("nats reconnected", bus.KeyName, name, bus.KeyURL, nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			if err := nc.LastError(); err != nil {
-				logger.Warn("nats connection closed", keyName, name, keyErr, err)
+				logger.Warn("nats connection closed", bus.KeyName, name, bus.KeyErr, err)
 			} else {
-				logger.Info("nats connection closed", keyName, name)
+				logger.Info("nats connection closed", bus.KeyName, name)
 			}
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
-				logger.Error("nats error", keyName, name, keySubject, sub.Subject, keyErr, err)
+				logger.Error("nats error", bus.KeyName, name, bus.KeySubject, sub.Subject, bus.KeyErr, err)
 				return
 			}
-			logger.Error("nats error", keyName, name, keyErr, err)
+			logger.Error("nats error", bus.KeyName, name, bus.KeyErr, err)
 		}),
 	}, nil
 }

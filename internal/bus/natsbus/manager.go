@@ -1,4 +1,4 @@
-package bus
+package natsbus
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // Dialer connects to the bus with creds.
-type Dialer func(ctx context.Context, creds *Credentials) (*nats.Conn, error)
+type Dialer func(ctx context.Context, creds *bus.Credentials) (*nats.Conn, error)
 
 // Subscriber sets up the subscriptions of a fresh connection and returns them
 // once the server has them.
@@ -36,20 +38,20 @@ type ManagerConn struct {
 	dial      Dialer
 	subscribe Subscriber
 	logger    *slog.Logger
-	saved     func(*Credentials)
+	saved     func(*bus.Credentials)
 
 	cur   atomic.Pointer[nats.Conn]
 	subs  []*nats.Subscription
-	creds *Credentials
+	creds *bus.Credentials
 }
 
 // DialManager connects with creds (credentials of a manager:<name> user) and
 // subscribes with subscribe. saved, if set, is told of every renewal.
-func DialManager(ctx context.Context, creds *Credentials, dial Dialer, subscribe Subscriber, saved func(*Credentials), logger *slog.Logger) (*ManagerConn, error) {
+func DialManager(ctx context.Context, creds *bus.Credentials, dial Dialer, subscribe Subscriber, saved func(*bus.Credentials), logger *slog.Logger) (*ManagerConn, error) {
 	if creds == nil || dial == nil || subscribe == nil || logger == nil {
 		return nil, errors.New("manager connection: credentials, dialer, subscriber and logger are required")
 	}
-	if _, ok := ManagerName(creds.Name()); !ok {
+	if _, ok := bus.ManagerName(creds.Name()); !ok {
 		return nil, fmt.Errorf("manager connection: %q is not an attestation manager", creds.Name())
 	}
 	nc, subs, err := dialSubscribed(ctx, creds, dial, subscribe)
@@ -61,7 +63,7 @@ func DialManager(ctx context.Context, creds *Credentials, dial Dialer, subscribe
 	return c, nil
 }
 
-func dialSubscribed(ctx context.Context, creds *Credentials, dial Dialer, subscribe Subscriber) (*nats.Conn, []*nats.Subscription, error) {
+func dialSubscribed(ctx context.Context, creds *bus.Credentials, dial Dialer, subscribe Subscriber) (*nats.Conn, []*nats.Subscription, error) {
 	nc, err := dial(ctx, creds)
 	if err != nil {
 		return nil, nil, err
@@ -86,13 +88,13 @@ func (c *ManagerConn) Run(ctx context.Context) error {
 	defer func() { drainClose(c.cur.Load(), c.subs) }()
 	retry := time.Duration(0)
 	for {
-		if !WaitToRenew(ctx, c.creds, retry) {
+		if !bus.WaitToRenew(ctx, c.creds, retry) {
 			return nil
 		}
 		if err := c.renew(ctx); err != nil {
-			retry = RenewRetry(c.creds)
-			c.logger.Warn("bus credentials not renewed", keyErr, err.Error(),
-				keyExpires, c.creds.Expires().UTC(), keyRetryIn, retry)
+			retry = bus.RenewRetry(c.creds)
+			c.logger.Warn("bus credentials not renewed", bus.KeyErr, err.Error(),
+				keyExpires, c.creds.Expires().UTC(), bus.KeyRetryIn, retry)
 			continue
 		}
 		retry = 0
@@ -109,7 +111,7 @@ func (c *ManagerConn) renew(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, renewRoundTrip)
 	defer cancel()
 	old := c.cur.Load()
-	fresh, err := RenewManagerCredentials(rctx, old, c.creds)
+	fresh, err := bus.RenewManagerCredentials(rctx, Adapt(old), c.creds)
 	if err != nil {
 		return err
 	}
