@@ -81,7 +81,13 @@ func enqueueAll(t *testing.T, e *env, ch chan<- event.GenericEvent) {
 // node is attested once, and the next polls spread over the whole jitter
 // window rather than in lock step.
 func TestTwoThousandNodesAreAttestedByABoundedPoolWithSpreadPolls(t *testing.T) {
-	const nodes, workers = 2000, 8
+	attestByABoundedPool(t, 2000, 8)
+}
+
+// attestByABoundedPool runs the controller with workers over nodes on the
+// fake verifier and checks the pool's goroutines and the polls' spread.
+func attestByABoundedPool(t *testing.T, nodes, workers int) {
+	t.Helper()
 	e := newEnv(t, Config{}, nodes)
 	before := runtime.NumGoroutine()
 	watch, stop := startController(t, e.m, workers)
