@@ -14,6 +14,11 @@ import (
 type Input struct {
 	// AKPublic is the TPMT_PUBLIC of the node's enrolled AK.
 	AKPublic []byte
+	// AK, when set, is AKPublic parsed already (ParseAK), kept by the
+	// caller so that it is not decoded at every appraisal. It is used only
+	// when its public area is AKPublic byte for byte; otherwise AKPublic
+	// is parsed again.
+	AK *AK
 	// Request is what the verifier asked for; its nonce must be in the quote.
 	Request evidence.QuoteRequest
 	// Response is the agent's answer.
@@ -140,7 +145,7 @@ func Appraise(in Input, now time.Time) Verdict {
 	if in.Response != nil {
 		facts = in.Response.HostInfo
 	}
-	q, faults := VerifyQuote(in.AKPublic, evidence.QualifyingData(in.Request.Nonce, facts), in.Response)
+	q, faults := verifyQuote(in.AKPublic, in.AK, evidence.QualifyingData(in.Request.Nonce, facts), in.Response)
 	if len(faults) > 0 {
 		for i := range faults {
 			if faults[i].Name == FaultQuoteNonce {

@@ -3,6 +3,7 @@ package appraise
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 
 	"trustedcompute.io/tc/internal/evidence"
@@ -89,8 +90,21 @@ func FuzzVerifyQuoteAKPublic(f *testing.F) {
 	}
 	ak := newAK(f, "ecc-p256")
 	rsp := buildQuote(f, ak, testNonce(), testPCRs(), quoteOptions{})
+	parsed, err := ParseAK(ak.public)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, public []byte) {
-		VerifyQuote(public, boundNonce(), rsp)
+		_, want := VerifyQuote(public, boundNonce(), rsp)
+		// ParseAK refuses exactly what an appraisal refuses, and a parsed
+		// AK never stands in for other bytes.
+		_, err := ParseAK(public)
+		if invalid := slices.ContainsFunc(want, func(f Fault) bool { return f.Name == FaultAKInvalid }); invalid != (err != nil) {
+			t.Fatalf("ParseAK: %v, but the appraisal's faults are %v", err, faultNames(want))
+		}
+		if _, got := verifyQuote(public, parsed, boundNonce(), rsp); !slices.Equal(faultNames(got), faultNames(want)) {
+			t.Fatalf("with the parsed AK of other bytes: faults %v, want %v", faultNames(got), faultNames(want))
+		}
 	})
 }
 

@@ -81,6 +81,12 @@ func bankHash(bank string) (crypto.Hash, bool) {
 // quote only when there is no fault; every independent check runs, so the
 // faults name everything that is wrong.
 func VerifyQuote(akPublic, nonce []byte, q *evidence.QuoteResponse) (*Quote, []Fault) {
+	return verifyQuote(akPublic, nil, nonce, q)
+}
+
+// verifyQuote is VerifyQuote with the AK parsed already (parsed, when it
+// is not nil and its public area is akPublic byte for byte).
+func verifyQuote(akPublic []byte, parsed *AK, nonce []byte, q *evidence.QuoteResponse) (*Quote, []Fault) {
 	if q == nil {
 		return nil, []Fault{fault(FaultEvidenceMissing, "no quote response")}
 	}
@@ -97,8 +103,11 @@ func VerifyQuote(akPublic, nonce []byte, q *evidence.QuoteResponse) (*Quote, []F
 	if len(nonce) == 0 {
 		faults = append(faults, fault(FaultQuoteNonce, "the verifier supplied no nonce"))
 	}
-	ak, err := parseAK(akPublic)
-	if err != nil {
+	var ak *attestKey
+	var err error
+	if parsed != nil && bytes.Equal(parsed.public, akPublic) {
+		ak = parsed.key
+	} else if ak, err = parseAK(akPublic); err != nil {
 		faults = append(faults, fault(FaultAKInvalid, "enrolled AK: %v", err))
 	}
 	if len(faults) > 0 {
@@ -158,11 +167,32 @@ func hashBank(h crypto.Hash) string {
 	return h.String()
 }
 
+// AK is an enrolled AK decoded and checked once by ParseAK, so that the
+// appraisals of its quotes (Input.AK) need not decode it again. It holds
+// its public area: an appraisal uses it only for that very public area.
+type AK struct {
+	public []byte
+	key    *attestKey
+}
+
+// ParseAK decodes an AK's TPMT_PUBLIC and checks that it is a restricted
+// signing key, as every appraisal does.
+func ParseAK(public []byte) (*AK, error) {
+	k, err := parseAK(public)
+	if err != nil {
+		return nil, err
+	}
+	return &AK{public: bytes.Clone(public), key: k}, nil
+}
+
+// Public is the TPMT_PUBLIC the AK was parsed from.
+func (a *AK) Public() []byte { return a.public }
+
 // attestKey is a parsed, usable AK.
 type attestKey struct {
-	public tpm2.TPMTPublic
-	key    crypto.PublicKey
-	name   []byte
+	typ  tpm2.TPMAlgID
+	key  crypto.PublicKey
+	name []byte
 	// scheme and schemeHash are the key's fixed signing scheme, or TPMAlgNull.
 	scheme, schemeHash tpm2.TPMAlgID
 }
@@ -184,7 +214,7 @@ func parseAK(raw []byte) (*attestKey, error) {
 		return nil, fmt.Errorf("not a restricted signing key (restricted=%t sign=%t decrypt=%t)",
 			attrs.Restricted, attrs.SignEncrypt, attrs.Decrypt)
 	}
-	ak := &attestKey{public: *pub, scheme: tpm2.TPMAlgNull}
+	ak := &attestKey{typ: pub.Type, scheme: tpm2.TPMAlgNull}
 	switch pub.Type {
 	case tpm2.TPMAlgRSA:
 		parms, err := pub.Parameters.RSADetail()
@@ -332,7 +362,7 @@ func verifySignature(ak *attestKey, signed, raw []byte) (crypto.Hash, *Fault) {
 		}
 		key, ok := ak.key.(*rsa.PublicKey)
 		if !ok {
-			return fail(FaultAKMismatch, "an RSA signature cannot come from the enrolled %v AK", ak.public.Type)
+			return fail(FaultAKMismatch, "an RSA signature cannot come from the enrolled %v AK", ak.typ)
 		}
 		hashAlg = s.Hash
 		verify = func(digest []byte, h crypto.Hash) bool {
@@ -348,7 +378,7 @@ func verifySignature(ak *attestKey, signed, raw []byte) (crypto.Hash, *Fault) {
 		}
 		key, ok := ak.key.(*ecdsa.PublicKey)
 		if !ok {
-			return fail(FaultAKMismatch, "an ECDSA signature cannot come from the enrolled %v AK", ak.public.Type)
+			return fail(FaultAKMismatch, "an ECDSA signature cannot come from the enrolled %v AK", ak.typ)
 		}
 		hashAlg = s.Hash
 		r := new(big.Int).SetBytes(s.SignatureR.Buffer)

@@ -191,3 +191,61 @@ func TestVerifyQuoteRefusesAWrongAKName(t *testing.T) {
 		t.Fatalf("faults = %v, want only %s", faults, FaultAKMismatch)
 	}
 }
+
+// A caller keeps parsed AKs to spare decoding one at every appraisal. A
+// parsed AK must vouch only for the public area it was parsed from: if an
+// appraisal took it for another host's AK, or for a re-enrolled host's new
+// one, a quote signed by the old key would verify.
+func TestAParsedAKIsUsedOnlyForItsOwnPublicArea(t *testing.T) {
+	signer := newAK(t, "ecc-p256")
+	other := newAK(t, "ecc-p256")
+	parsed, err := ParseAK(signer.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(signer.public)
+	flipped[len(flipped)-1] ^= 1 // the last byte of the public point
+	rsp := buildQuote(t, signer, testNonce(), testPCRs(), quoteOptions{})
+	tests := []struct {
+		name     string
+		enrolled []byte
+		trusted  bool
+	}{
+		{"the signer's own public area verifies with its parsed AK", signer.public, true},
+		{"another host's AK is parsed anew and refuses the signer's quote", other.public, false},
+		{"the signer's public area with one changed byte is parsed anew", flipped, false},
+		{"an enrolled AK that does not decode is invalid whatever was parsed", signer.public[:12], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, want := VerifyQuote(tt.enrolled, boundNonce(), rsp)
+			_, got := verifyQuote(tt.enrolled, parsed, boundNonce(), rsp)
+			if !slices.Equal(faultNames(got), faultNames(want)) {
+				t.Fatalf("with the parsed AK: faults %v; parsing the enrolled bytes: %v", faultNames(got), faultNames(want))
+			}
+			if (len(got) == 0) != tt.trusted {
+				t.Fatalf("faults %v, want trusted %v", faultNames(got), tt.trusted)
+			}
+			in := Input{AKPublic: tt.enrolled, AK: parsed, Request: evidence.QuoteRequest{Nonce: testNonce()}, Response: rsp}
+			if v := Appraise(in, testNow); v.Quote != nil && !tt.trusted {
+				t.Fatalf("Appraise verified the quote with the AK of other bytes: faults %v", faultNames(v.Faults))
+			}
+		})
+	}
+	if !bytes.Equal(parsed.Public(), signer.public) {
+		t.Fatal("the parsed AK does not hold its public area")
+	}
+}
+
+func TestParseAKRefusesWhatAnAppraisalRefuses(t *testing.T) {
+	ak := newAK(t, "rsassa")
+	if _, err := ParseAK(ak.public[:len(ak.public)-1]); err == nil {
+		t.Fatal("a truncated public area parsed")
+	}
+	if _, err := ParseAK(append(bytes.Clone(ak.public), 0)); err == nil {
+		t.Fatal("a public area with a trailing byte parsed")
+	}
+	if _, err := ParseAK(nil); err == nil {
+		t.Fatal("no public area parsed")
+	}
+}

@@ -265,6 +265,8 @@ type Service struct {
 	imaPrefixes *imaPrefixes
 	// eventLogs holds boot log appraisals by log and PCR values.
 	eventLogs *eventLogMemo
+	// aks holds enrolled AKs parsed, by their public area.
+	aks akMemo
 	// imaPolicies holds verified, compiled runtime policies.
 	imaPolicies *imaPolicyCache
 
@@ -296,6 +298,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
 	s.eventLogs = newEventLogMemo(cfg.EventLogCacheEntries)
+	s.aks = newAKMemo(akMemoEntries)
 	s.imaPolicies = newIMAPolicyCache(cfg.IMAPolicyCacheBytes)
 	if s.newSigner == nil {
 		s.newSigner = func(key crypto.Signer, chain []*x509.Certificate) (ReportSigner, error) {

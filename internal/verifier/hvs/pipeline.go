@@ -166,7 +166,7 @@ func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior
 		c.status, c.faults = agentFault(err)
 		return c, nil
 	}
-	v := appraise.Appraise(appraise.Input{AKPublic: ak.public, TPMBanks: ak.banks, Request: req, Response: resp,
+	v := appraise.Appraise(appraise.Input{AKPublic: ak.public, AK: s.aks.get(ak.public), TPMBanks: ak.banks, Request: req, Response: resp,
 		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}, EventLogMemo: s.eventLogs}, now)
 	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
 	return c, nil

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -137,4 +138,29 @@ func (f *fakeAgent) requests() []evidence.QuoteRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.reqs)
+}
+
+// Enrolled AKs are kept parsed by their public area. The attack: after
+// both hosts' reports warmed the memory, host 1's enrollment names host
+// 2's AK (a re-enrollment, or a rewritten row), while host 1's agent
+// still quotes with its old key. The old key's quote must be refused; a
+// memory keyed by host would verify it.
+func TestAKeptParsedAKVouchesOnlyForItsOwnPublicArea(t *testing.T) {
+	n1, n2 := newNode(t, "edge-1"), newNode(t, "edge-2")
+	e := newEnv(t, []*node{n1, n2})
+	e.baseline(t, n1)
+	e.baseline(t, n2)
+	wantTrusted(t, mustReport(t, e, n1.id))
+	wantTrusted(t, mustReport(t, e, n2.id))
+
+	e.enr.mu.Lock()
+	own := e.enr.enrolled[n1.id]
+	e.enr.enrolled[n1.id] = e.enr.enrolled[n2.id]
+	e.enr.mu.Unlock()
+	wantUntrusted(t, mustReport(t, e, n1.id), nil, appraise.FaultAKMismatch, appraise.FaultQuoteSignature)
+
+	e.enr.mu.Lock()
+	e.enr.enrolled[n1.id] = own
+	e.enr.mu.Unlock()
+	wantTrusted(t, mustReport(t, e, n1.id))
 }
