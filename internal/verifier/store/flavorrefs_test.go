@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -47,4 +49,34 @@ func TestHostFlavorRefsCarryTheDigestOfTheSignedBytes(t *testing.T) {
 			t.Errorf("FlavorSigned of no flavor = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// A report names its host's flavors at every report: on SQLite the query
+// must read the covering index only. Reading the rows would walk every
+// overflow page of each signed document, which an 800-line IMA flavor
+// fills by the dozen, since the columns read follow the document.
+func TestHostFlavorRefsReadOnlyTheCoveringIndexOnSQLite(t *testing.T) {
+	s := openTest(t, sqliteFileDSN(t))
+	rows, err := s.rdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+hostFlavorRefsQuery, "g1", "h1", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(plan, func(d string) bool {
+		return strings.HasPrefix(d, "SEARCH f USING COVERING INDEX flavors_binding_refs")
+	}) {
+		t.Fatalf("plan %q does not search flavors by the covering index flavors_binding_refs", plan)
+	}
 }

@@ -452,7 +452,7 @@ func (q *queries) ListFlavors(ctx context.Context, f FlavorFilter) ([]Flavor, er
 // HostFlavors returns the flavors of a group that apply to a host: those
 // bound to no host or to this one (by host id and by hardware UUID).
 //
-// The flavors are found by their binding (index flavors_host_id_hardware_uuid)
+// The flavors are found by their binding (index flavors_binding_refs)
 // and then checked for membership of the group, never the other way round:
 // a group such as automatic holds every host's flavors, and the cost of a
 // report must not grow with the fleet.
@@ -485,11 +485,15 @@ func (q *queries) HostFlavorRefs(ctx context.Context, groupID, hostID, hardwareU
 			}
 			return f, err
 		},
-		`SELECT f.id, f.part, f.signed_sha256 FROM flavors f
+		hostFlavorRefsQuery, groupID, hostID, hardwareUUID)
+}
+
+// hostFlavorRefsQuery reads the index flavors_binding_refs only, never
+// the flavor rows with their signed documents.
+const hostFlavorRefsQuery = `SELECT f.id, f.part, f.signed_sha256 FROM flavors f
 		WHERE f.host_id IN ('', $2) AND f.hardware_uuid IN ('', $3)
 		AND EXISTS (SELECT 1 FROM flavor_group_flavors g WHERE g.group_id = $1 AND g.flavor_id = f.id)
-		ORDER BY f.created_at, f.id`, groupID, hostID, hardwareUUID)
-}
+		ORDER BY f.created_at, f.id`
 
 // FlavorSigned returns the signed bytes of a flavor; ErrNotFound if none.
 func (q *queries) FlavorSigned(ctx context.Context, id string) ([]byte, error) {
