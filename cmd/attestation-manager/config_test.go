@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"trustedcompute.io/tc/internal/config/configtest"
+	"trustedcompute.io/tc/internal/errtest"
 	"trustedcompute.io/tc/internal/manager"
 )
 
@@ -162,20 +163,8 @@ func TestLoadConfig(t *testing.T) {
 			if err == nil {
 				err = c.validate()
 			}
-			if len(tt.wantErr) == 0 {
-				if err != nil {
-					t.Fatal(err)
-				}
+			if errtest.Want(t, err, tt.wantErr...) {
 				tt.check(t, c)
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not mention %q", err, want)
-				}
 			}
 		})
 	}

@@ -3,9 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"trustedcompute.io/tc/internal/errtest"
 	"trustedcompute.io/tc/internal/manager"
 )
 
@@ -40,14 +40,8 @@ func TestDiskEncryptionPolicyIsConfigured(t *testing.T) {
 			if err == nil {
 				err = mc.Validate()
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if mc.DiskEncryption != tt.want {
 				t.Fatalf("disk encryption = %q, want %q", mc.DiskEncryption, tt.want)

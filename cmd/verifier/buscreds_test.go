@@ -1,9 +1,10 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 func TestBusCredentialLifetime(t *testing.T) {
@@ -24,14 +25,8 @@ func TestBusCredentialLifetime(t *testing.T) {
 			if err == nil {
 				err = cfg.validate()
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("loadConfig = %v, want an error naming %s", err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			cfg.DataDir = t.TempDir()
 			vcfg, err := cfg.verifierConfig(env(nil))

@@ -1,11 +1,12 @@
 package helm_test
 
 import (
-	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 // renderedManagerConfig renders the umbrella chart and returns the
@@ -50,14 +51,8 @@ func TestTheManagerNeedsDiskEncryptionMeasuredUnlessTheValuesSayClaimed(t *testi
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := renderedManagerConfig(t, tt.set)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg["diskEncryption"] != tt.want {
 				t.Fatalf("diskEncryption = %v, want %s", cfg["diskEncryption"], tt.want)

@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"trustedcompute.io/tc/internal/eim/attestmgrv1"
+	"trustedcompute.io/tc/internal/errtest"
 	"trustedcompute.io/tc/internal/syncbuf"
 	"trustedcompute.io/tc/internal/testca"
 )
@@ -499,21 +500,7 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("Validate accepted the configuration")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			errtest.Want(t, tt.cfg.Validate(), tt.want...)
 		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 func TestConfigDir(t *testing.T) {
@@ -55,20 +57,7 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := loadConfig(dir)
-			if len(tt.wantErr) == 0 {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("loaded")
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q lacks %q", err, want)
-				}
-			}
+			errtest.Want(t, err, tt.wantErr...)
 		})
 	}
 	if _, err := loadConfig(t.TempDir()); !errors.Is(err, errNotLoggedIn) {
@@ -181,14 +170,8 @@ func TestImportRequestTellsTheCollectionsApart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, err := importRequest([]byte(tt.file), []string{"edge"})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if (req.FlavorCollection != nil) != tt.wantPlain || (req.SignedFlavorCollection != nil) != tt.wantSigned {
 				t.Errorf("request %+v", req)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 func TestParseApproval(t *testing.T) {
@@ -38,14 +40,8 @@ func TestParseApproval(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseApproval(tt.context)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseApproval(%q) error = %v, want one containing %q", tt.context, err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("ParseApproval(%q): %v", tt.context, err)
 			}
 			if got.CN != tt.want.CN || got.CertType != tt.want.CertType || !slices.Equal(got.SANs, tt.want.SANs) {
 				t.Fatalf("ParseApproval(%q) = %+v, want %+v", tt.context, got, tt.want)

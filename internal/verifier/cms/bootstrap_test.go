@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 func TestFetchRootPinned(t *testing.T) {
@@ -45,14 +47,8 @@ func TestFetchRootPinned(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root, err := FetchRootPinned(t.Context(), tt.url, tt.pin)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("FetchRootPinned error = %v, want one containing %q", err, tt.wantErr)
-				}
+			if !errtest.Want(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("FetchRootPinned: %v", err)
 			}
 			if !root.Equal(ca.Root()) {
 				t.Fatal("FetchRootPinned returned another certificate than the root")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/errtest"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -130,20 +131,10 @@ func TestValidatePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := ValidatePolicy(tt.policy)
-			if len(tt.wantErr) == 0 {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrInvalidPolicy) {
+			if len(tt.wantErr) > 0 && !errors.Is(err, ErrInvalidPolicy) {
 				t.Fatalf("error %v, want ErrInvalidPolicy", err)
 			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			errtest.Want(t, err, tt.wantErr...)
 		})
 	}
 }
