@@ -10,7 +10,7 @@ import (
 
 // userCreds makes a .creds file for a user of a fresh account, issued at iat
 // and living ttl, with the seed of another user when mismatched.
-func userCreds(t *testing.T, iat time.Time, ttl time.Duration, mismatched bool) []byte {
+func userCreds(t testing.TB, iat time.Time, ttl time.Duration, mismatched bool) []byte {
 	t.Helper()
 	acc, _ := nkeys.CreateAccount()
 	user, _ := nkeys.CreateUser()
@@ -61,6 +61,26 @@ func TestParseCredentials(t *testing.T) {
 	t.Run("garbage is refused", func(t *testing.T) {
 		if _, err := ParseCredentials([]byte("not a creds file")); err == nil {
 			t.Fatal("garbage parsed")
+		}
+	})
+}
+
+// FuzzParseCredentials parses arbitrary .creds files (read from disk, or a
+// renewal answer): no panic, and anything accepted has a signed user JWT
+// whose subject the seed's key is.
+func FuzzParseCredentials(f *testing.F) {
+	f.Add(userCreds(f, time.Now(), time.Hour, false))
+	f.Add([]byte("-----BEGIN NATS USER JWT-----\na.b.c\n------END NATS USER JWT------\n-----BEGIN USER NKEY SEED-----\nSUA\n------END USER NKEY SEED------\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := ParseCredentials(in)
+		if err != nil {
+			return
+		}
+		if c.UserPublicKey() == "" || c.Issuer() == "" {
+			t.Fatalf("accepted credentials without keys: %+v", c.claims)
+		}
+		if _, err := c.Sign([]byte("nonce")); err != nil {
+			t.Fatalf("accepted credentials do not sign: %v", err)
 		}
 	})
 }

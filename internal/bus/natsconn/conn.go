@@ -174,7 +174,8 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		if err == nil {
 			c.cur = s
 			c.logger.Info("nats connected", bus.KeyURL, s.url)
-			go c.loop(s)
+			// The connection outlives ctx, which bounds the dial only.
+			go c.loop(context.WithoutCancel(ctx), s)
 			go c.pinger()
 			return c, nil
 		}
@@ -337,14 +338,14 @@ func serverError(msg string) error {
 }
 
 // loop reads from the session until it fails, then reconnects, until Close.
-func (c *Conn) loop(s *session) {
+func (c *Conn) loop(ctx context.Context, s *session) {
 	defer close(c.done)
 	for {
 		err := c.read(s)
 		if !c.lost(s, err) {
 			return
 		}
-		if s = c.reconnect(); s == nil {
+		if s = c.reconnect(ctx); s == nil {
 			return
 		}
 	}
@@ -403,8 +404,8 @@ func (c *Conn) lost(s *session, err error) bool {
 
 // reconnect dials with backoff until it has a session subscribed as the
 // last one was, or until Close (then nil).
-func (c *Conn) reconnect() *session {
-	ctx, cancel := context.WithCancel(context.Background())
+func (c *Conn) reconnect(ctx context.Context) *session {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -435,11 +436,13 @@ func (c *Conn) reconnect() *session {
 			return nil
 		}
 		for _, sub := range c.subs {
-			if !sub.draining {
-				sub.writeSub(s.w)
+			if !sub.draining && err == nil {
+				err = sub.writeSub(s.w)
 			}
 		}
-		err = s.w.Flush()
+		if err == nil {
+			err = s.w.Flush()
+		}
 		if err == nil {
 			c.cur = s
 		}
@@ -519,8 +522,9 @@ func (c *Conn) writeLocked(s *session, size int, write func(w *bufio.Writer) err
 	return err
 }
 
-// write writes to the current session.
-func (c *Conn) write(size int, write func(w *bufio.Writer, maxPayload int) error) error {
+// write writes an operation with a payload of size bytes to the current
+// session.
+func (c *Conn) write(size int, write func(w *bufio.Writer) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -529,7 +533,10 @@ func (c *Conn) write(size int, write func(w *bufio.Writer, maxPayload int) error
 	if s == nil {
 		return ErrNotConnected
 	}
-	return c.writeLocked(s, size, func(w *bufio.Writer) error { return write(w, s.maxPayload) })
+	if size > s.maxPayload {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrMaxPayload, size, s.maxPayload)
+	}
+	return c.writeLocked(s, size, write)
 }
 
 // Publish sends data on subject. The payload goes to the connection as it
@@ -542,20 +549,19 @@ func (c *Conn) publish(subject, reply string, data []byte) error {
 	if err := checkSubject(subject); err != nil {
 		return err
 	}
-	return c.write(len(data), func(w *bufio.Writer, maxPayload int) error {
-		if len(data) > maxPayload {
-			return fmt.Errorf("%w: %d bytes, max %d", ErrMaxPayload, len(data), maxPayload)
-		}
-		w.WriteString("PUB ")
-		w.WriteString(subject)
+	return c.write(len(data), func(w *bufio.Writer) error {
+		hdr := make([]byte, 0, 24+len(subject)+len(reply))
+		hdr = append(append(hdr, "PUB "...), subject...)
 		if reply != "" {
-			w.WriteByte(' ')
-			w.WriteString(reply)
+			hdr = append(append(hdr, ' '), reply...)
 		}
-		w.WriteByte(' ')
-		w.WriteString(strconv.Itoa(len(data)))
-		w.WriteString("\r\n")
-		w.Write(data)
+		hdr = append(strconv.AppendInt(append(hdr, ' '), int64(len(data)), 10), "\r\n"...)
+		if _, err := w.Write(hdr); err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
 		_, err := w.WriteString("\r\n")
 		return err
 	})

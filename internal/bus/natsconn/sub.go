@@ -78,7 +78,7 @@ func (c *Conn) subscribe(ctx context.Context, subject, queue string, h func(*bus
 		}
 	}()
 	// While disconnected the SUB goes out with the next session's.
-	err := c.write(0, func(w *bufio.Writer, _ int) error { s.writeSub(w); return nil })
+	err := c.write(0, s.writeSub)
 	if err == nil {
 		err = c.Flush(ctx)
 	}
@@ -90,16 +90,13 @@ func (c *Conn) subscribe(ctx context.Context, subject, queue string, h func(*bus
 }
 
 // writeSub writes the SUB of s.
-func (s *Subscription) writeSub(w *bufio.Writer) {
-	w.WriteString("SUB ")
-	w.WriteString(s.subject)
+func (s *Subscription) writeSub(w *bufio.Writer) error {
+	line := "SUB " + s.subject + " "
 	if s.queue != "" {
-		w.WriteByte(' ')
-		w.WriteString(s.queue)
+		line += s.queue + " "
 	}
-	w.WriteByte(' ')
-	w.WriteString(strconv.FormatUint(s.sid, 10))
-	w.WriteString("\r\n")
+	_, err := w.WriteString(line + strconv.FormatUint(s.sid, 10) + "\r\n")
+	return err
 }
 
 // deliver queues a message for its subscription's handler.
@@ -129,7 +126,7 @@ func (s *Subscription) forget() bool {
 
 // unsub tells the server to stop sending s's messages.
 func (s *Subscription) unsub() error {
-	err := s.c.write(0, func(w *bufio.Writer, _ int) error {
+	err := s.c.write(0, func(w *bufio.Writer) error {
 		_, err := w.WriteString("UNSUB " + strconv.FormatUint(s.sid, 10) + "\r\n")
 		return err
 	})
