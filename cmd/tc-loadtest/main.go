@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,13 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the results as JSON here")
 	fs.StringVar(&cfg.SVGPath, "svg", "", "write the chart here (e.g. docs/images/loadtest.svg)")
 	fs.StringVar(&cfg.Machine, "machine", machine(), "machine description for the chart")
-	fs.IntVar(&cfg.Parallel, "parallel", runtime.GOMAXPROCS(0), "nodes enrolled at once")
+	fs.IntVar(&cfg.Parallel, "parallel", 16, "nodes enrolled at once")
 	var merge []string
 	fs.Func("merge", "also show the results of an earlier run's -json file (repeatable)", func(s string) error {
 		merge = append(merge, s)
 		return nil
 	})
 	verbose := fs.Bool("v", false, "log progress")
+	cpuProfile := fs.String("cpuprofile", "", "write the load test process's own CPU profile here (the verifier's: -v logs its pprof address)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +114,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer func() { _ = os.RemoveAll(dir) }()
 		cfg.Dir = dir
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg.Agent = agent.Config{IMAPollInterval: cfg.Agent.IMAPollInterval, IMADebounce: cfg.Agent.IMADebounce}
 	_, err = loadtest.Run(ctx, cfg, stdout)

@@ -8,7 +8,7 @@
 // enrollment by credential activation, host registration, golden flavors
 // from each node's first measurements.
 //
-// Nodes start in parallel, GOMAXPROCS at a time by default; AddNodes grows
+// Nodes start in parallel, 16 × GOMAXPROCS at a time by default; AddNodes grows
 // a running fleet, so a load test can measure one fleet size after another.
 package fleetsim
 
@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,7 +60,9 @@ type Options struct {
 	IMAFiles int
 	// Banks are the nodes' PCR banks (default SHA256).
 	Banks []string
-	// Parallel bounds the nodes started at once (default GOMAXPROCS).
+	// Parallel bounds the nodes started at once (default 16 × GOMAXPROCS:
+	// a node's enrollment is a chain of round trips that waits more than
+	// it computes).
 	Parallel int
 	// Agent configures every node's trust agent (HostID is set per node);
 	// zero intervals take the agent's defaults.
@@ -76,6 +79,8 @@ type Fleet struct {
 
 	mu    sync.Mutex
 	nodes []*Node
+
+	retries atomic.Int64 // see Retries
 }
 
 // New prepares a fleet with no node yet: the boot image every node boots.
@@ -93,7 +98,7 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 		opts.Banks = []string{evidence.BankSHA256}
 	}
 	if opts.Parallel <= 0 {
-		opts.Parallel = runtime.GOMAXPROCS(0)
+		opts.Parallel = 16 * runtime.GOMAXPROCS(0)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -159,8 +164,11 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 		return nil, err
 	}
 	api := f.opts.API
-	creds, err := api.Credentials(ctx, restapi.CredentialsAgent, n.HostID)
-	if err != nil {
+	var creds []byte
+	if err := f.retry(ctx, func() error {
+		creds, err = api.Credentials(ctx, restapi.CredentialsAgent, n.HostID)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("bus credentials of %s: %w", n.HostID, err)
 	}
 	n.dial = func(ctx context.Context) (*nats.Conn, error) {
@@ -177,23 +185,30 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 }
 
 // enroll enrolls the node's AK, registers the host and makes its first
-// measurements its golden flavors. A step the verifier answers with 503
-// (the agent not subscribed yet, or its connection re-established on a
-// loaded machine) is retried.
+// measurements its golden flavors. Transient refusals are retried (retry).
 func (f *Fleet) enroll(ctx context.Context, n *Node) error {
 	api := f.opts.API
-	if err := retryUnavailable(ctx, func() error {
+	if err := f.retry(ctx, func() error {
 		_, err := api.Call(ctx, http.MethodPost, "/hvs/v2/aik-enrollments", map[string]string{"host_id": n.HostID})
 		return err
 	}); err != nil {
 		return fmt.Errorf("enroll the ak of %s: %w", n.HostID, err)
 	}
 	host := restapi.HostRequest{HostName: n.HostID, ConnectionString: "nats://" + n.HostID, Description: "fleetsim node"}
-	if _, err := api.Call(ctx, http.MethodPost, "/hvs/v2/hosts", host); err != nil {
+	attempts := 0
+	if err := f.retry(ctx, func() error {
+		attempts++
+		_, err := api.Call(ctx, http.MethodPost, "/hvs/v2/hosts", host)
+		var se *StatusError
+		if attempts > 1 && errors.As(err, &se) && se.Status == http.StatusConflict {
+			return nil // the attempt that failed had registered it
+		}
+		return err
+	}); err != nil {
 		return fmt.Errorf("register host %s: %w", n.HostID, err)
 	}
 	baseline := restapi.FlavorRequest{HostID: n.HostID, PartialFlavorTypes: []flavor.Part{flavor.PartPlatform, flavor.PartOS, flavor.PartIMA}}
-	if err := retryUnavailable(ctx, func() error {
+	if err := f.retry(ctx, func() error {
 		_, err := api.Call(ctx, http.MethodPost, "/hvs/v2/flavors", baseline)
 		return err
 	}); err != nil {
@@ -202,15 +217,23 @@ func (f *Fleet) enroll(ctx context.Context, n *Node) error {
 	return nil
 }
 
-// retryUnavailable calls call until it does not fail with 503 Service
-// Unavailable, for at most about 15 s.
-func retryUnavailable(ctx context.Context, call func() error) error {
+// Retries is the number of enrollment steps retried so far: answered 503
+// (the agent not subscribed yet, or reconnecting on a loaded machine) or
+// 500 (a store timeout under the enrollment load).
+func (f *Fleet) Retries() int64 { return f.retries.Load() }
+
+// retry calls call until it does not fail with 503 or 500, for at most
+// about 15 s, counting the retries.
+func (f *Fleet) retry(ctx context.Context, call func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := call()
 		var se *StatusError
-		if err == nil || !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || attempt == 60 {
+		if err == nil || !errors.As(err, &se) || attempt == 60 ||
+			(se.Status != http.StatusServiceUnavailable && se.Status != http.StatusInternalServerError) {
 			return err
 		}
+		f.retries.Add(1)
+		f.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "enrollment step retried", slog.String(keyError, err.Error()))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -53,6 +53,20 @@ type scheduledResult struct {
 	// MachineCPU is the whole machine's, other users' work included.
 	MachineCPU float64 `json:"machine_cpu_cores"`
 	EnrollSecs float64 `json:"enroll_s"`
+	// EnrollVerifierCPU and EnrollFleetCPU are the verifier's and the
+	// fleet's CPU time per node enrolled in this step, in milliseconds.
+	EnrollVerifierCPU float64 `json:"enroll_verifier_cpu_ms_per_node,omitempty"`
+	EnrollFleetCPU    float64 `json:"enroll_fleet_cpu_ms_per_node,omitempty"`
+	// FirstReports is how long the first report of every node added in
+	// this step took, back to back before the window (the manager attests
+	// a node once it is onboarded), and FirstReportCPU the verifier's CPU
+	// time a first report: it verifies the node's new flavors, which
+	// later reports find verified in the flavor cache.
+	FirstReportsSecs float64 `json:"first_reports_s,omitempty"`
+	FirstReportCPU   float64 `json:"first_report_verifier_cpu_ms,omitempty"`
+	// EnrollRetries are the enrollment steps the verifier refused for a
+	// while (503, or 500 from a store timeout) and the fleet retried.
+	EnrollRetries int64 `json:"enroll_retries,omitempty"`
 }
 
 // maxResult is the fleet driven as fast as the verifier answers.
@@ -311,51 +325,95 @@ func (d *driver) settle(ctx context.Context, quiet, limit time.Duration) {
 // back for window: the throughput the verifier sustains.
 func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Duration) maxResult {
 	nodes := d.fleet.Nodes()
+	stop := time.Now().Add(window)
+	b := d.backToBack(ctx, concurrency, func() *fleetsim.Node {
+		if !time.Now().Before(stop) {
+			return nil
+		}
+		return nodes[rand.N(len(nodes))] //nolint:gosec // G404: load spreading
+	})
+	m := maxResult{
+		Nodes: len(nodes), Concurrency: concurrency, Throughput: float64(len(b.lat)) / b.elapsed.Seconds(), Errors: b.errs,
+		P50: ms(b.lat.percentile(50)), P99: ms(b.lat.percentile(99)), VerifierCPU: cpuShare(b.v0, b.v1),
+		FleetCPU: cpuShare(b.f0, b.f1), MachineCPU: machineCores(b.m0, b.m1),
+	}
+	if len(b.lat) > 0 {
+		m.VerifierCPUPerReport = ms(b.v1.cpu-b.v0.cpu) / float64(len(b.lat))
+		if m.VerifierCPUPerReport > 0 {
+			m.Projected = 2000 / m.VerifierCPUPerReport
+		}
+	}
+	return m
+}
+
+// firstReports asks for one report of every node, concurrency at a time:
+// the first attestation of nodes just onboarded. It returns how long that
+// took and the verifier's CPU time a report.
+func (d *driver) firstReports(ctx context.Context, nodes []*fleetsim.Node, concurrency int) (time.Duration, float64) {
+	var mu sync.Mutex
+	next := 0
+	b := d.backToBack(ctx, concurrency, func() *fleetsim.Node {
+		mu.Lock()
+		defer mu.Unlock()
+		if next == len(nodes) {
+			return nil
+		}
+		next++
+		return nodes[next-1]
+	})
+	if len(b.lat) == 0 {
+		return b.elapsed, 0
+	}
+	return b.elapsed, ms(b.v1.cpu-b.v0.cpu) / float64(len(b.lat))
+}
+
+// backToBackRun is what backToBack measured.
+type backToBackRun struct {
+	lat            latencies
+	errs           int
+	elapsed        time.Duration
+	v0, v1, f0, f1 procSample
+	m0, m1         machineSample
+}
+
+// backToBack has concurrency clients ask for reports back to back of the
+// nodes pick returns, until it returns nil.
+func (d *driver) backToBack(ctx context.Context, concurrency int, pick func() *fleetsim.Node) backToBackRun {
 	var (
-		mu   sync.Mutex
-		lat  latencies
-		errs int
-		wg   sync.WaitGroup
+		b  backToBackRun
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	vStart, _ := sampleProc(d.verifier)
-	fStart, _ := sampleProc(0)
-	mStart, _ := sampleMachine()
+	b.v0, _ = sampleProc(d.verifier)
+	b.f0, _ = sampleProc(0)
+	b.m0, _ = sampleMachine()
 	start := time.Now()
-	stop := start.Add(window)
 	for range concurrency {
 		wg.Go(func() {
-			for time.Now().Before(stop) && ctx.Err() == nil {
-				n := nodes[rand.N(len(nodes))] //nolint:gosec // G404: load spreading
+			for ctx.Err() == nil {
+				n := pick()
+				if n == nil {
+					return
+				}
 				t := time.Now()
 				_, err := d.manager.CreateReport(ctx, n.HostID)
 				took := time.Since(t)
 				mu.Lock()
 				if err != nil {
-					errs++
+					b.errs++
 				} else {
-					lat = append(lat, took)
+					b.lat = append(b.lat, took)
 				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	vEnd, _ := sampleProc(d.verifier)
-	fEnd, _ := sampleProc(0)
-	mEnd, _ := sampleMachine()
-	m := maxResult{
-		Nodes: len(nodes), Concurrency: concurrency, Throughput: float64(len(lat)) / elapsed.Seconds(), Errors: errs,
-		P50: ms(lat.percentile(50)), P99: ms(lat.percentile(99)), VerifierCPU: cpuShare(vStart, vEnd),
-		FleetCPU: cpuShare(fStart, fEnd), MachineCPU: machineCores(mStart, mEnd),
-	}
-	if len(lat) > 0 {
-		m.VerifierCPUPerReport = ms(vEnd.cpu-vStart.cpu) / float64(len(lat))
-		if m.VerifierCPUPerReport > 0 {
-			m.Projected = 2000 / m.VerifierCPUPerReport
-		}
-	}
-	return m
+	b.elapsed = time.Since(start)
+	b.v1, _ = sampleProc(d.verifier)
+	b.f1, _ = sampleProc(0)
+	b.m1, _ = sampleMachine()
+	return b
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -38,6 +38,7 @@ const (
 	keyNodes   = "nodes"
 	keyTook    = "took"
 	keyDir     = "dir"
+	keyPprof   = "pprof"
 )
 
 // Backend is a database the verifier runs on.
@@ -153,7 +154,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		return err
 	}
 	defer v.Stop()
-	log.Info("verifier started", keyDir, dir)
+	log.Info("verifier started", keyDir, dir, keyPprof, v.Pprof)
 	api := fleetsim.NewAPI(v.Base, v.Roots, "admin", v.Password, cfg.MaxInFlight)
 	defer api.Close()
 	fleet, err := fleetsim.New(ctx, fleetsim.Options{
@@ -190,21 +191,39 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 
 	for _, n := range cfg.Steps {
 		have := len(fleet.Nodes())
+		retries := fleet.Retries()
 		start := time.Now()
+		v0, _ := sampleProc(v.PID())
+		f0, _ := sampleProc(0)
 		if n > have {
 			if err := fleet.AddNodes(ctx, n-have); err != nil {
 				return fmt.Errorf("grow the fleet to %d nodes: %w", n, err)
 			}
 		}
 		enroll := time.Since(start)
+		v1, _ := sampleProc(v.PID())
+		f1, _ := sampleProc(0)
 		log.Info("fleet ready", keyNodes, n, keyTook, enroll.Round(time.Millisecond))
 		d.settle(ctx, 3*time.Second, 3*time.Minute)
+		var first time.Duration
+		var firstCPU float64
+		if n > have {
+			first, firstCPU = d.firstReports(ctx, fleet.Nodes()[have:], firstReportClients)
+			log.Info("first reports made", keyNodes, n-have, keyTook, first.Round(time.Millisecond))
+		}
 		runtime.GC()
 		r := d.scheduled(ctx, cfg.Interval, cfg.Window, cfg.IMAGrowth, cfg.Tampers, cfg.MaxInFlight)
 		r.Backend, r.EnrollSecs = b.Name, enroll.Seconds()
+		if added := n - have; added > 0 {
+			r.EnrollVerifierCPU = msPer(v1.cpu-v0.cpu, added)
+			r.EnrollFleetCPU = msPer(f1.cpu-f0.cpu, added)
+			r.FirstReportsSecs, r.FirstReportCPU = first.Seconds(), firstCPU
+			r.EnrollRetries = fleet.Retries() - retries
+		}
 		res.Scheduled = append(res.Scheduled, r)
-		_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %6.1f/s (target %.1f/s) p50 %.0f ms p90 %.0f ms p99 %.0f ms, %d errors, tamper %d/%d caught p50 %.0f ms, verifier %.2f cores %.0f MiB, fleet %.2f cores %.0f MiB, machine %.2f cores\n",
-			b.Name, r.Nodes, r.Achieved, r.Target, r.P50, r.P90, r.P99, r.Errors, r.TampersFound, r.Tampers, r.TamperP50, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.FleetRSS, r.MachineCPU)
+		_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %6.1f/s (target %.1f/s) p50 %.0f ms p90 %.0f ms p99 %.0f ms, %d errors, tamper %d/%d caught p50 %.0f ms, verifier %.2f cores %.0f MiB, fleet %.2f cores %.0f MiB, machine %.2f cores; enrolled in %.0f s (%.1f ms verifier CPU and %.1f ms fleet CPU a node, %d steps retried), first reports in %.0f s (%.1f ms verifier CPU each)\n",
+			b.Name, r.Nodes, r.Achieved, r.Target, r.P50, r.P90, r.P99, r.Errors, r.TampersFound, r.Tampers, r.TamperP50, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.FleetRSS, r.MachineCPU,
+			r.EnrollSecs, r.EnrollVerifierCPU, r.EnrollFleetCPU, r.EnrollRetries, r.FirstReportsSecs, r.FirstReportCPU)
 		if r.Untrusted > 0 {
 			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d untrusted reports of untampered nodes: %v\n", b.Name, r.Nodes, r.Untrusted, r.UntrustedCauses)
 		}
@@ -226,15 +245,25 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 	return ctx.Err()
 }
 
+// firstReportClients ask back to back for the first report of every node
+// added to the fleet, before the window measures the steady state.
+const firstReportClients = 16
+
+// msPer is d divided among n, in milliseconds.
+func msPer(d time.Duration, n int) float64 {
+	return float64(d) / float64(time.Millisecond) / float64(n)
+}
+
 // printTable writes the results as a Markdown table.
 func printTable(out io.Writer, res *Results) {
 	_, _ = fmt.Fprintf(out, "\nreports at the manager's rate (interval %s, window %s):\n\n", res.Interval, res.Window)
-	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | queued reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier RSS MiB | fleet cores | machine cores | enroll s |")
-	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | queued reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier RSS MiB | fleet cores | machine cores | enroll s | enroll verifier CPU ms/node | enroll fleet CPU ms/node | first reports s | first report verifier CPU ms |")
+	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range res.Scheduled {
-		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %.2f | %.0f |\n",
+		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %.2f | %.0f | %.1f | %.1f | %.0f | %.1f |\n",
 			r.Backend, r.Nodes, r.Target, r.Achieved, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Untrusted, r.EventReports,
-			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierCPUPerReport, r.VerifierRSS, r.FleetCPU, r.MachineCPU, r.EnrollSecs)
+			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierCPUPerReport, r.VerifierRSS, r.FleetCPU, r.MachineCPU, r.EnrollSecs,
+			r.EnrollVerifierCPU, r.EnrollFleetCPU, r.FirstReportsSecs, r.FirstReportCPU)
 	}
 	if len(res.Max) == 0 {
 		return

@@ -27,6 +27,9 @@ type verifierProc struct {
 	Roots   *x509.CertPool
 	// Password is the first administrator's.
 	Password string
+	// Pprof is the verifier's net/http/pprof address (debug.pprof_listen),
+	// for `go tool pprof http://<Pprof>/debug/pprof/profile`.
+	Pprof string
 }
 
 // startVerifier writes a configuration (loopback listeners, the database,
@@ -60,6 +63,10 @@ func startVerifier(ctx context.Context, bin, dir, database string, ekCAPEM []byt
 	if err != nil {
 		return nil, err
 	}
+	pprofPort, err := freePort(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if database == "" {
 		database = "sqlite:" + filepath.Join(dir, "data", "verifier.db")
 	}
@@ -76,9 +83,11 @@ nats:
   listen: 127.0.0.1:%d
 enrollment:
   ek_ca_files: [%s]
+debug:
+  pprof_listen: 127.0.0.1:%d
 log_level: warn
 `, httpPort, filepath.Join(dir, "data"), database, filepath.Join(dir, "kek"), filepath.Join(dir, "admin-password"),
-		natsPort, filepath.Join(dir, "ek-ca.pem"))
+		natsPort, filepath.Join(dir, "ek-ca.pem"), pprofPort)
 	cfgPath := filepath.Join(dir, "verifier.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -96,7 +105,7 @@ log_level: warn
 		return nil, fmt.Errorf("start verifier: %w", err)
 	}
 	v := &verifierProc{cmd: cmd, exited: make(chan struct{}), dir: dir, Password: password,
-		Base: fmt.Sprintf("https://127.0.0.1:%d", httpPort), NATSURL: fmt.Sprintf("tls://127.0.0.1:%d", natsPort)}
+		Base: fmt.Sprintf("https://127.0.0.1:%d", httpPort), Pprof: fmt.Sprintf("127.0.0.1:%d", pprofPort), NATSURL: fmt.Sprintf("tls://127.0.0.1:%d", natsPort)}
 	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(v.exited) }()
 	if err := v.waitReady(ctx); err != nil {
 		v.Stop()
