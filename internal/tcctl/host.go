@@ -29,23 +29,6 @@ func hostTable(hs ...restapi.Host) *table {
 	return t
 }
 
-// completeHostIDs completes host ids from the verifier when logged in.
-func (a *app) completeHostIDs(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-	c, err := a.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var list restapi.HostList
-	if err := c.get(cmd.Context(), "/hvs/v2/hosts", nil, &list); err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ids := make([]string, 0, len(list.Hosts))
-	for _, h := range list.Hosts {
-		ids = append(ids, h.ID+"\t"+h.HostName)
-	}
-	return ids, cobra.ShellCompDirectiveNoFileComp
-}
-
 func (a *app) hostList() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{Use: "list", Short: "List hosts", Args: cobra.NoArgs}
