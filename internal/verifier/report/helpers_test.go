@@ -67,6 +67,19 @@ func rules(p flavor.Part, flavorID string, n int) []flavor.RuleResult {
 
 // trustedReport is a report of a trusted host with PLATFORM, OS and IMA
 // parts, 20 rules in all, and Secure Boot on in PCR 7 and the efivar.
+// signedReport signs trustedReport with a fresh P-256 signer of a fresh CA
+// and returns the CA, the signer and the token.
+func signedReport(t testing.TB) (*cms.CA, *Signer, string) {
+	t.Helper()
+	ca := newCA(t)
+	s := newSigner(t, ca, elliptic.P256())
+	tok, err := s.Sign(trustedReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, s, tok
+}
+
 func trustedReport() *Report {
 	return &Report{
 		ID:         "6a1f3c2e-0b7d-4c1e-9a55-2f0e8d4c7b10",

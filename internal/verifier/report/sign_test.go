@@ -64,12 +64,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 }
 
 func TestVerifyRefuses(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
-	good, err := s.Sign(trustedReport())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, s, good := signedReport(t)
 	parts := strings.Split(good, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	var header jwsHeader
@@ -278,12 +273,7 @@ func TestVerifierReusesACheckedChainOnlyWhileItIsValid(t *testing.T) {
 }
 
 func TestVerifierIsSafeForConcurrentUse(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
-	tok, err := s.Sign(trustedReport())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, _, tok := signedReport(t)
 	v := NewVerifier(ca.RootPool())
 	errs := make(chan error, 8)
 	for range 8 {
