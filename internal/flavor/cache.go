@@ -21,7 +21,14 @@ type Checked struct {
 	check func(SignedFlavor) error
 	// want is the IMA flavor's file list, made once for a cached flavor.
 	want *imaWant
+	// digest is the SHA-256 of the stored bytes the cache checked; zero
+	// for a flavor it does not hold.
+	digest [sha256.Size]byte
 }
+
+// Digest is the SHA-256 of the flavor's stored bytes when a Cache checked
+// them (Load, Get), and false otherwise.
+func (c Checked) Digest() ([sha256.Size]byte, bool) { return c.digest, c.digest != [sha256.Size]byte{} }
 
 // Flavor returns the signed flavor.
 func (c Checked) Flavor() SignedFlavor { return c.sf }
@@ -111,7 +118,7 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 		e.want = newIMAWant(sf.Flavor.IMALogs)
 	}
 	c.put(key, e)
-	return Checked{sf: e.sf, want: e.want}
+	return Checked{sf: e.sf, want: e.want, digest: key}
 }
 
 // Get returns the trusted flavor whose stored bytes have the SHA-256
@@ -125,7 +132,7 @@ func (c *Cache) Get(digest [sha256.Size]byte, now time.Time) (Checked, bool) {
 	if !ok || now.Before(e.from) || now.After(e.until) {
 		return Checked{}, false
 	}
-	return Checked{sf: e.sf, want: e.want}, true
+	return Checked{sf: e.sf, want: e.want, digest: digest}, true
 }
 
 func (c *Cache) put(key [sha256.Size]byte, e *cached) {
@@ -154,4 +161,55 @@ func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.byKey)
+}
+
+// matchedBefore is how many first IMA entries matched the checked flavor
+// exactly at the previous report of the boot (Facts.IMAFlavorsMatched, by
+// the digest of the bytes the cache checked); 0 when unknown.
+func matchedBefore(c Checked, facts *Facts) int {
+	d, ok := c.Digest()
+	if !ok {
+		return 0
+	}
+	n := facts.IMAFlavorsMatched[d]
+	if n < 0 || n > len(facts.IMAEntries) {
+		return 0
+	}
+	return n
+}
+
+// IMAMatched lists the IMA flavors that the entries of facts matched
+// exactly in ti, evaluated from flavors: by the digest of each flavor's
+// stored bytes, the number of entries (len(facts.IMAEntries)). Keep it
+// with the entries for the next report of the boot
+// (Facts.IMAFlavorsMatched). A flavor the cache did not check, or whose
+// ID names more than one of flavors, is left out.
+func IMAMatched(ti TrustInformation, flavors []Checked, facts Facts) map[[sha256.Size]byte]int {
+	if !facts.IMAReplayed {
+		return nil
+	}
+	var out map[[sha256.Size]byte]int
+	for _, pt := range ti.FlavorsTrust {
+		for _, r := range pt.Rules {
+			if r.Rule.Name != RuleImaEventLogEquals || !r.Trusted || len(r.Faults) > 0 {
+				continue
+			}
+			var digest [sha256.Size]byte
+			found := 0
+			for _, c := range flavors {
+				if c.sf.Flavor.Meta.ID == r.FlavorID {
+					digest, _ = c.Digest()
+					found++
+				}
+			}
+			if found != 1 || digest == ([sha256.Size]byte{}) {
+				continue
+			}
+			if out == nil {
+				out = map[[sha256.Size]byte]int{}
+			}
+			out[digest] = len(facts.IMAEntries)
+		}
+	}
+	return out
 }

@@ -123,3 +123,72 @@ func BenchmarkEvaluateCached(b *testing.B) {
 		}
 	}
 }
+
+// The IMA entries of a boot that matched an IMA flavor exactly are not
+// checked again at the next report: only the new ones are. That memory
+// is keyed by the digest of the flavor's stored bytes. The attack: after
+// the boot's entries matched the genuine flavor, the IMA flavor is
+// replaced by another, validly signed under the same ID, that lists one
+// of those files with another measurement. The entries must be checked
+// against it whole; a memory keyed by host or by flavor ID would skip
+// them and trust the host.
+func TestAMatchedIMAPrefixIsOnlyReusedForTheSameFlavorBytes(t *testing.T) {
+	ca := newPKI(t, "cache")
+	h := defaultHost()
+	sfs := ca.signAll(t, goldenFlavors(t, h, "c"))
+	imaAt := slices.IndexFunc(sfs, func(sf SignedFlavor) bool { return sf.Flavor.Meta.Description.FlavorPart == PartIMA })
+	other := sfs[imaAt].Flavor
+	other.IMALogs = &IMALogs{ImaTemplate: other.IMALogs.ImaTemplate, ImaMeasurements: slices.Clone(other.IMALogs.ImaMeasurements)}
+	other.IMALogs.ImaMeasurements[1].Measurement = imaMeasurement(imaEntry(h.ima[1].Path, "kubelet v0")).Measurement
+	replaced := slices.Clone(sfs)
+	replaced[imaAt] = ca.sign(t, other)
+	cache := NewCache(ca.roots, 64<<20)
+	load := func(sfs []SignedFlavor) []Checked {
+		var out []Checked
+		for _, sf := range sfs {
+			out = append(out, cache.Load(sf.Flavor.Meta.ID, sf.Flavor.Meta.Description.FlavorPart, stored(t, sf), now))
+		}
+		return out
+	}
+	evaluate := func(flavors []Checked, facts Facts) TrustInformation {
+		ti, err := EvaluateChecked(automatic(), flavors, facts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ti
+	}
+
+	genuine := load(sfs)
+	facts := h.facts()
+	ti := evaluate(genuine, facts)
+	matched := IMAMatched(ti, genuine, facts)
+	if !ti.Overall || len(matched) != 1 {
+		t.Fatalf("the genuine flavors: overall %v, matched %v; want trusted and one IMA flavor matched", ti.Overall, matched)
+	}
+	if d, _ := genuine[imaAt].Digest(); matched[d] != len(h.ima) {
+		t.Fatalf("matched %v, want %d entries of the genuine IMA flavor", matched, len(h.ima))
+	}
+
+	// The next report of the boot, one entry more, against each flavor set.
+	facts.IMAEntries = append(slices.Clone(h.ima), h.ima[2])
+	facts.IMAFlavorsMatched = matched
+	if ti := evaluate(genuine, facts); !ti.Overall {
+		t.Fatalf("the genuine flavors after the matched prefix are not trusted: %+v", ti.FlavorsTrust[PartIMA])
+	}
+	ti = evaluate(load(replaced), facts)
+	if ti.Overall || len(findFaults(ti, PartIMA, RuleImaEventLogEquals, FaultImaMeasurementMismatch)) == 0 {
+		t.Fatalf("the replaced IMA flavor: overall %v, IMA %+v; want %s", ti.Overall, ti.FlavorsTrust[PartIMA], FaultImaMeasurementMismatch)
+	}
+	if m := IMAMatched(ti, load(replaced), facts); len(m) != 0 {
+		t.Fatalf("an IMA flavor the entries did not match is recorded as matched: %v", m)
+	}
+	// A count past the entries (a memory of a longer log) is ignored.
+	facts.IMAEntries = append(facts.IMAEntries, imaEntry("/usr/bin/evil", "x"))
+	facts.IMAFlavorsMatched = map[[32]byte]int{}
+	for d := range matched {
+		facts.IMAFlavorsMatched[d] = len(facts.IMAEntries) + 1
+	}
+	if ti := evaluate(genuine, facts); ti.Overall {
+		t.Fatal("an unexpected entry is trusted with a matched count past the entries")
+	}
+}

@@ -225,7 +225,7 @@ func evaluateFlavor(c Checked, facts *Facts) []RuleResult {
 	case f.IMALogs != nil:
 		out = append(out,
 			result(Rule{Name: RuleImaReplay}, imaReplay(facts)),
-			result(Rule{Name: RuleImaEventLogEquals}, imaEventLogEquals(c.imaWant(), facts)))
+			result(Rule{Name: RuleImaEventLogEquals}, imaEventLogEquals(c.imaWant(), matchedBefore(c, facts), facts)))
 	}
 	return out
 }

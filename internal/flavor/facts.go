@@ -1,6 +1,7 @@
 package flavor
 
 import (
+	"crypto/sha256"
 	"slices"
 
 	"trustedcompute.io/tc/internal/appraise"
@@ -27,6 +28,15 @@ type Facts struct {
 	// appraisal the caller passes all entries of the boot so far.
 	IMAReplayed bool
 	IMAEntries  []appraise.IMAEntry
+	// IMAFlavorsMatched holds, by the digest of an IMA flavor's stored
+	// bytes (Checked.Digest), how many first IMAEntries matched that
+	// flavor exactly at the previous report of the same boot (IMAMatched):
+	// ImaEventLogEquals then checks only the entries after them. The
+	// caller keeps it with those very entries (the replay-verified prefix
+	// of the boot) and passes it only with them. A flavor of other bytes
+	// is another key, and a count past IMAEntries is ignored. Nil: every
+	// entry is checked.
+	IMAFlavorsMatched map[[sha256.Size]byte]int
 	// IMAFaults are appraise's IMA faults (replay, unparsable).
 	IMAFaults []appraise.Fault
 	// IMAPolicy is the host's runtime policy, nil when it has none. When

@@ -41,7 +41,7 @@ func TestTheIndexedIMARuleGivesTheFaultsOfTheReferenceRule(t *testing.T) {
 		rng.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
 		entries = append(entries, entries[:rng.IntN(len(entries)+1)]...) // measured again
 		facts := &Facts{IMAReplayed: true, IMAEntries: entries}
-		got := imaEventLogEquals(newIMAWant(&l), facts)
+		got := imaEventLogEquals(newIMAWant(&l), 0, facts)
 		want := referenceIMAEventLogEquals(&l, facts)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("round %d: faults\n%+v\nwant\n%+v", round, got, want)
@@ -118,4 +118,51 @@ func referenceIMAEventLogEquals(l *IMALogs, facts *Facts) []appraise.Fault {
 		}
 	}
 	return imaListFaults(faults, unexpected, missing)
+}
+
+// After a report whose entries matched the flavor exactly, the next report
+// of the boot checks only the entries after them. That must give exactly
+// the faults of the whole log: none when every new entry is a listed file
+// with a listed measurement, and otherwise the faults of the reference
+// rule, in order.
+func TestTheIMARuleAfterAMatchedPrefixGivesTheFaultsOfTheWholeLog(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 3))
+	taken := map[bool]int{}
+	for round := range 300 {
+		var prefix []appraise.IMAEntry
+		for f := range 1 + rng.IntN(10) {
+			for range 1 + rng.IntN(2) {
+				prefix = append(prefix, imaEntry(fmt.Sprintf("/f%d", f), fmt.Sprintf("c%d", rng.IntN(3))))
+			}
+		}
+		var l IMALogs
+		for _, e := range prefix {
+			l.ImaMeasurements = append(l.ImaMeasurements, imaMeasurement(e))
+		}
+		entries := slices.Clone(prefix)
+		for range rng.IntN(5) {
+			switch rng.IntN(6) {
+			case 0: // a listed file with a measurement the flavor lacks
+				entries = append(entries, imaEntry(prefix[rng.IntN(len(prefix))].Path, "changed"))
+			case 1: // a file the flavor does not list
+				entries = append(entries, imaEntry(fmt.Sprintf("/unlisted%d", rng.IntN(3)), "x"))
+			default: // a listed file measured again
+				entries = append(entries, prefix[rng.IntN(len(prefix))])
+			}
+		}
+		facts := &Facts{IMAReplayed: true, IMAEntries: entries}
+		w := newIMAWant(&l)
+		if f := imaEventLogEquals(w, 0, &Facts{IMAReplayed: true, IMAEntries: prefix}); f != nil {
+			t.Fatalf("round %d: the prefix does not match its own flavor: %+v", round, f)
+		}
+		got := imaEventLogEquals(w, len(prefix), facts)
+		want := referenceIMAEventLogEquals(&l, facts)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: after the matched prefix, faults\n%+v\nwant\n%+v", round, got, want)
+		}
+		taken[len(want) == 0]++
+	}
+	if taken[true] < 30 || taken[false] < 30 {
+		t.Fatalf("rounds without faults %d, with faults %d: the logs do not exercise both", taken[true], taken[false])
+	}
 }

@@ -209,6 +209,22 @@ func newIMAWant(l *IMALogs) *imaWant {
 	return w
 }
 
+// lists reports whether every entry is a file of the flavor measured with
+// one of its measurements.
+func (w *imaWant) lists(entries []appraise.IMAEntry) bool {
+	for _, e := range entries {
+		fi, ok := w.index[e.Path]
+		if !ok {
+			return false
+		}
+		m := measured{alg: e.FileHashAlg, digest: e.FileHash}
+		if !slices.ContainsFunc(w.measurements(fi), m.is) {
+			return false
+		}
+	}
+	return true
+}
+
 // measurements returns file i's measurements, sorted and unique.
 func (w *imaWant) measurements(i int) []string { return w.flat[w.start[i]:w.start[i+1]] }
 
@@ -243,9 +259,17 @@ func (m measured) is(s string) bool {
 // file with another measurement is an ImaMeasurementMismatch naming the
 // file; a listed measurement the log lacks is a missing entry. Faults come
 // in the order of the files' first entries, then of the flavor.
-func imaEventLogEquals(w *imaWant, facts *Facts) []appraise.Fault {
+//
+// known is how many first entries are known to match the flavor exactly
+// (matchedBefore): when each entry after them is a listed file with one of
+// its listed measurements, nothing changes and there is no fault; any
+// other entry is looked at with the whole log, for the faults in order.
+func imaEventLogEquals(w *imaWant, known int, facts *Facts) []appraise.Fault {
 	if !facts.IMAReplayed {
 		return []appraise.Fault{{Name: FaultImaEventLogMissing, Description: "there are no replay-verified IMA entries"}}
+	}
+	if known > 0 && w.lists(facts.IMAEntries[known:]) {
+		return nil
 	}
 	firstSeen := make([]int, len(w.files)) // 1 + the index of the file's first entry; 0: none
 	matched := make([]bool, len(w.flat))

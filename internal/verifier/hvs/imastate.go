@@ -2,6 +2,7 @@ package hvs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"sync"
 
 	"trustedcompute.io/tc/internal/appraise"
@@ -38,6 +39,9 @@ type imaPrefix struct {
 	// policies is the appraisal of entries against each runtime policy
 	// of the host, by policy digest.
 	policies map[string]imapolicy.Progress
+	// flavors holds the IMA flavors that entries matched exactly, by the
+	// digest of the flavor's stored bytes (flavor.IMAMatched).
+	flavors map[[sha256.Size]byte]int
 }
 
 func newIMAPrefixes(maxEntries int) *imaPrefixes {
@@ -45,20 +49,21 @@ func newIMAPrefixes(maxEntries int) *imaPrefixes {
 }
 
 // get returns the entries of the host's boot up to st's offset, with their
-// runtime policy appraisals, if it holds them for the boot and PCR 10
-// value the host's row names.
-func (m *imaPrefixes) get(hostID string, boot store.HostBoot, st bootState) ([]appraise.IMAEntry, map[string]imapolicy.Progress, bool) {
+// runtime policy appraisals and the IMA flavors they matched, if it holds
+// them for the boot and PCR 10 value the host's row names; nil otherwise.
+// The prefix is shared: nobody may change it.
+func (m *imaPrefixes) get(hostID string, boot store.HostBoot, st bootState) *imaPrefix {
 	if !boot.Known || st.IMAOffset <= 0 {
-		return nil, nil, false
+		return nil
 	}
 	m.mu.Lock()
 	p, ok := m.byHost[hostID]
 	m.mu.Unlock()
 	if !ok || p.resetCount != boot.ResetCount || p.offset != st.IMAOffset || len(st.IMAValues) != 1 ||
 		!bytes.Equal(p.value, st.IMAValues[p.bank]) {
-		return nil, nil, false
+		return nil
 	}
-	return p.entries, p.policies, true
+	return p
 }
 
 // put records the host's entries up to offset; entries must not be

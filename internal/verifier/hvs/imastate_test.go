@@ -27,12 +27,12 @@ func TestTheKeptIMAPrefixesAreBoundedByTheirEntries(t *testing.T) {
 	boot := store.HostBoot{Known: true, ResetCount: 1}
 	for id := range m.byHost {
 		st := bootState{IMAOffset: 4, IMAValues: map[string][]byte{"SHA256": {1}}}
-		if _, _, ok := m.get(id, boot, st); !ok {
+		if m.get(id, boot, st) == nil {
 			t.Errorf("host %s: the kept prefix is not found", id)
 		}
 		boot2 := boot
 		boot2.ResetCount = 2
-		if _, _, ok := m.get(id, boot2, st); ok {
+		if m.get(id, boot2, st) != nil {
 			t.Errorf("host %s: the prefix of reset count 1 is found for reset count 2", id)
 		}
 	}

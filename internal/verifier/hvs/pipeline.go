@@ -48,10 +48,12 @@ const (
 type bootState struct {
 	IMAOffset int               `json:"ima_offset"`
 	IMAValues map[string][]byte `json:"ima_pcr10,omitempty"`
-	// IMAEntries are the entries up to IMAOffset, from imaPrefixes, and
-	// IMAPolicies their runtime policy appraisals.
+	// IMAEntries are the entries up to IMAOffset, from imaPrefixes,
+	// IMAPolicies their runtime policy appraisals and IMAFlavors the IMA
+	// flavors they matched exactly.
 	IMAEntries  []appraise.IMAEntry           `json:"-"`
 	IMAPolicies map[string]imapolicy.Progress `json:"-"`
+	IMAFlavors  map[[sha256.Size]byte]int     `json:"-"`
 }
 
 func decodeBoot(b store.HostBoot) bootState {
@@ -119,7 +121,9 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 	var prior bootState
 	if incremental {
 		prior = decodeBoot(h.Boot)
-		if prior.IMAEntries, prior.IMAPolicies, incremental = s.imaPrefixes.get(h.ID, h.Boot, prior); !incremental {
+		if p := s.imaPrefixes.get(h.ID, h.Boot, prior); p != nil {
+			prior.IMAEntries, prior.IMAPolicies, prior.IMAFlavors = p.entries, p.policies, p.flavors
+		} else {
 			// The entries of this boot so far are not at hand: read the
 			// whole log.
 			prior = bootState{}
@@ -260,8 +264,10 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		facts := flavor.FactsFromVerdict(v)
 		if facts.IMAReplayed && c.req.IMAOffset > 0 {
 			// The kept prefix is shared and never changed: new entries go
-			// to a copy.
+			// to a copy. The IMA flavors it matched exactly need check
+			// only the new entries.
 			facts.IMAEntries = append(slices.Clip(c.prior.IMAEntries), facts.IMAEntries...)
+			facts.IMAFlavorsMatched = c.prior.IMAFlavors
 		}
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
@@ -270,7 +276,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if err != nil {
 			return nil, err
 		}
-		ti, err := s.evaluate(ctx, h, hwUUID, facts, policies)
+		ti, matched, err := s.evaluate(ctx, h, hwUUID, facts, policies)
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +289,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 			b, p := nextBoot(h.Boot, c, facts, now)
 			boot, prefix = &b, p
 			if p != nil {
-				p.policies = policies.next
+				p.policies, p.flavors = policies.next, matched
 			}
 		}
 	}
@@ -431,23 +437,25 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 
 // evaluate appraises the facts against every group of the host, each with
 // its runtime policy; a part evaluated by several groups must be trusted by
-// each.
-func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, error) {
+// each. It also returns the IMA flavors the facts' IMA entries matched
+// exactly (flavor.IMAMatched), for the next report of the boot.
+func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, map[[sha256.Size]byte]int, error) {
 	now := policies.now
 	ti := flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
+	var matched map[[sha256.Size]byte]int
 	overall := len(h.FlavorGroupIDs) > 0
 	for _, gid := range h.FlavorGroupIDs {
 		rec, err := s.store.FlavorGroupByID(ctx, gid)
 		if err != nil {
-			return ti, err
+			return ti, nil, err
 		}
 		g, err := decodeGroup(rec)
 		if err != nil {
-			return ti, err
+			return ti, nil, err
 		}
 		refs, err := s.store.HostFlavorRefs(ctx, gid, h.ID, hwUUID)
 		if err != nil {
-			return ti, err
+			return ti, nil, err
 		}
 		flavors := make([]flavor.Checked, 0, len(refs))
 		for _, ref := range refs {
@@ -461,7 +469,7 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted since
 			} else if err != nil {
-				return ti, err
+				return ti, nil, err
 			}
 			// A stored flavor that does not decode is kept with its ID
 			// only: FlavorTrusted fails on it.
@@ -470,11 +478,17 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 		gfacts := facts
 		untrusted, err := policies.apply(ctx, gid, &gfacts)
 		if err != nil {
-			return ti, err
+			return ti, nil, err
 		}
 		gti, err := flavor.EvaluateChecked(g, flavors, gfacts)
 		if err != nil {
-			return ti, fmt.Errorf("flavor group %q: %w", g.Name, err)
+			return ti, nil, fmt.Errorf("flavor group %q: %w", g.Name, err)
+		}
+		for d, n := range flavor.IMAMatched(gti, flavors, gfacts) {
+			if matched == nil {
+				matched = map[[sha256.Size]byte]int{}
+			}
+			matched[d] = n
 		}
 		if untrusted != nil {
 			untrustIMA(&gti, *untrusted)
@@ -488,7 +502,7 @@ func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, fac
 		}
 	}
 	ti.Overall = overall && len(ti.FlavorsTrust) > 0
-	return ti, nil
+	return ti, matched, nil
 }
 
 // groupRecord and decodeGroup convert between a flavor group and its row.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"trustedcompute.io/tc/internal/appraise"
@@ -163,4 +164,46 @@ func TestAKeptParsedAKVouchesOnlyForItsOwnPublicArea(t *testing.T) {
 	e.enr.enrolled[n1.id] = own
 	e.enr.mu.Unlock()
 	wantTrusted(t, mustReport(t, e, n1.id))
+}
+
+// A steady report checks only the new IMA lines against an IMA flavor the
+// boot's earlier entries matched exactly; that memory is keyed by the
+// digest of the flavor's stored bytes. The attack: after two trusted
+// reports, the host's IMA flavor is replaced by one validly signed under
+// the same ID that gives systemd, measured early in the boot, another
+// value. The next report, one new line that both flavors list, must check
+// the boot's entries against the new flavor and fail; a memory keyed by
+// host or by flavor ID would check the new line alone and trust it.
+func TestAnIMAFlavorReplacedUnderItsIDChecksTheWholeBootAgain(t *testing.T) {
+	n := newNode(t, "edge-1")
+	e := newEnv(t, []*node{n})
+	e.baseline(t, n)
+	for range 2 { // the second report checks its new line alone
+		n.measureFile(t, "/usr/bin/kata-runtime", "kata")
+		wantTrusted(t, mustReport(t, e, n.id))
+	}
+	ctx := t.Context()
+	fs, err := e.st.ListFlavors(ctx, store.FlavorFilter{HostID: n.id, Parts: []string{string(flavor.PartIMA)}})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("IMA flavors of the host: %d, %v", len(fs), err)
+	}
+	var sf flavor.SignedFlavor
+	if err := json.Unmarshal(fs[0].Signed, &sf); err != nil {
+		t.Fatal(err)
+	}
+	f := sf.Flavor
+	f.IMALogs = &flavor.IMALogs{ImaTemplate: f.IMALogs.ImaTemplate, ImaMeasurements: slices.Clone(f.IMALogs.ImaMeasurements)}
+	at := slices.IndexFunc(f.IMALogs.ImaMeasurements, func(m flavor.IMAMeasurement) bool { return m.File == "/usr/lib/systemd/systemd" })
+	if at < 0 {
+		t.Fatalf("the IMA flavor does not list systemd: %+v", f.IMALogs.ImaMeasurements)
+	}
+	f.IMALogs.ImaMeasurements[at].Measurement = "sha256:" + strings.Repeat("ab", 32)
+	if err := e.st.DeleteFlavor(ctx, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ImportFlavors(ctx, flavor.FlavorCollection{Flavors: []flavor.Flavor{f}}, []string{"automatic"}); err != nil {
+		t.Fatal(err)
+	}
+	n.measureFile(t, "/usr/bin/kata-runtime", "kata")
+	wantUntrusted(t, mustReport(t, e, n.id), []string{"IMA"}, "IMA:"+flavor.FaultImaMeasurementMismatch)
 }
