@@ -431,10 +431,7 @@ func (a *applied) checkManagerRole(t *testing.T) {
 		delete(want, evict)
 	}
 	name := a.release + "-attestation-manager"
-	got, err := a.cs.RbacV1().ClusterRoles().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get ClusterRole %s: %v", name, err)
-	}
+	got := mustGet(t, "ClusterRole", a.cs.RbacV1().ClusterRoles().Get, name)
 	if g := ruleSet(got.Rules); !maps.Equal(g, want) {
 		t.Errorf("manager ClusterRole grants %v, want exactly %v", keys(g), keys(want))
 	}
@@ -444,10 +441,7 @@ func (a *applied) checkManagerRole(t *testing.T) {
 			t.Errorf("manager ClusterRole rule %+v: want no wildcards, resourceNames or non-resource URLs", r)
 		}
 	}
-	crb, err := a.cs.RbacV1().ClusterRoleBindings().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get ClusterRoleBinding %s: %v", name, err)
-	}
+	crb := mustGet(t, "ClusterRoleBinding", a.cs.RbacV1().ClusterRoleBindings().Get, name)
 	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: name, Namespace: a.ns}
 	if crb.RoleRef.Name != name || len(crb.Subjects) != 1 || crb.Subjects[0] != wantSubject {
 		t.Errorf("ClusterRoleBinding %s: roleRef %s, subjects %v; want %s and %v", name, crb.RoleRef.Name, crb.Subjects, name, wantSubject)
@@ -801,39 +795,35 @@ func (a *applied) has(kind, name string) bool {
 	return slices.ContainsFunc(a.objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == kind && o.GetName() == name })
 }
 
+// mustGet reads the object name of kind through get (a typed client's
+// Get), or fails the test.
+func mustGet[T any](t *testing.T, kind string, get func(context.Context, string, metav1.GetOptions) (T, error), name string) T {
+	t.Helper()
+	o, err := get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s %s: %v", kind, name, err)
+	}
+	return o
+}
+
 func (a *applied) daemonSet(t *testing.T, component string) *appsv1.DaemonSet {
 	t.Helper()
-	ds, err := a.cs.AppsV1().DaemonSets(a.ns).Get(context.Background(), a.release+"-"+component, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get DaemonSet: %v", err)
-	}
-	return ds
+	return mustGet(t, "DaemonSet", a.cs.AppsV1().DaemonSets(a.ns).Get, a.release+"-"+component)
 }
 
 func (a *applied) statefulSet(t *testing.T, component string) *appsv1.StatefulSet {
 	t.Helper()
-	s, err := a.cs.AppsV1().StatefulSets(a.ns).Get(context.Background(), a.release+"-"+component, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get StatefulSet: %v", err)
-	}
-	return s
+	return mustGet(t, "StatefulSet", a.cs.AppsV1().StatefulSets(a.ns).Get, a.release+"-"+component)
 }
 
 func (a *applied) deployment(t *testing.T, component string) *appsv1.Deployment {
 	t.Helper()
-	d, err := a.cs.AppsV1().Deployments(a.ns).Get(context.Background(), a.release+"-"+component, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get Deployment: %v", err)
-	}
-	return d
+	return mustGet(t, "Deployment", a.cs.AppsV1().Deployments(a.ns).Get, a.release+"-"+component)
 }
 
 func (a *applied) configMapData(t *testing.T, name, key string) string {
 	t.Helper()
-	cm, err := a.cs.CoreV1().ConfigMaps(a.ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get ConfigMap: %v", err)
-	}
+	cm := mustGet(t, "ConfigMap", a.cs.CoreV1().ConfigMaps(a.ns).Get, name)
 	v, ok := cm.Data[key]
 	if !ok {
 		t.Fatalf("ConfigMap %s has no key %s", name, key)
@@ -853,10 +843,7 @@ func (a *applied) managerConfig(t *testing.T) map[string]any {
 
 func (a *applied) servicePort(t *testing.T, name string, port int32) {
 	t.Helper()
-	svc, err := a.cs.CoreV1().Services(a.ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get Service: %v", err)
-	}
+	svc := mustGet(t, "Service", a.cs.CoreV1().Services(a.ns).Get, name)
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != port {
 		t.Errorf("Service %s ports %v, want only %d", name, svc.Spec.Ports, port)
 	}

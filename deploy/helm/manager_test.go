@@ -41,10 +41,7 @@ func TestTheManagerRunsTwoReplicasThatElectALeader(t *testing.T) {
 	if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), "ha-attestation-manager", metav1.GetOptions{}); err != nil {
 		t.Errorf("manager PodDisruptionBudget: %v", err)
 	}
-	role, err := cs.RbacV1().Roles(ns).Get(context.Background(), "ha-attestation-manager", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get the manager's Role: %v", err)
-	}
+	role := mustGet(t, "Role", cs.RbacV1().Roles(ns).Get, "ha-attestation-manager")
 	want := map[string]bool{
 		`"".configmaps:get`: true, `"".configmaps:patch`: true, `"".configmaps:list`: true, `"".configmaps:watch`: true,
 		`"coordination.k8s.io".leases:get`: true, `"coordination.k8s.io".leases:create`: true, `"coordination.k8s.io".leases:update`: true,

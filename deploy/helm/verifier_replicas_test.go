@@ -1,13 +1,11 @@
 package helm_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
@@ -52,10 +50,7 @@ func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 	if name == nil || name.ValueFrom == nil || name.ValueFrom.FieldRef == nil || name.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 		t.Errorf("TC_NATS_SERVER_NAME = %+v, want the pod's name (unique in the cluster)", name)
 	}
-	headless, err := cs.CoreV1().Services(ns).Get(context.Background(), "rep-verifier-headless", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	headless := mustGet(t, "Service", cs.CoreV1().Services(ns).Get, "rep-verifier-headless")
 	found := false
 	for _, p := range headless.Spec.Ports {
 		found = found || (p.Name == "nats-cluster" && p.Port == 6222)
@@ -63,10 +58,7 @@ func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 	if !found || sts.Spec.ServiceName != "rep-verifier-headless" {
 		t.Errorf("headless Service ports %v (StatefulSet serviceName %s), want nats-cluster 6222 on rep-verifier-headless", headless.Spec.Ports, sts.Spec.ServiceName)
 	}
-	pdb, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), "rep-verifier", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("verifier PodDisruptionBudget: %v", err)
-	}
+	pdb := mustGet(t, "PodDisruptionBudget", cs.PolicyV1().PodDisruptionBudgets(ns).Get, "rep-verifier")
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
 		t.Errorf("verifier PodDisruptionBudget maxUnavailable = %v, want 1", pdb.Spec.MaxUnavailable)
 	}
