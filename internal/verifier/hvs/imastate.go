@@ -3,7 +3,9 @@ package hvs
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/imapolicy"
@@ -18,7 +20,8 @@ import (
 // another replica moved on, or an entry from an older report is a miss, and
 // a miss reads the whole log from its first line again.
 //
-// It is bounded by the number of entries it holds; when it is full an
+// It is bounded by the number of entries it holds room for (the capacity
+// of the kept slices, which extend fills); when it is full an
 // arbitrary host makes room (not the least recently used: a fleet polled
 // in a cycle larger than the bound would miss every time).
 type imaPrefixes struct {
@@ -42,6 +45,28 @@ type imaPrefix struct {
 	// flavors holds the IMA flavors that entries matched exactly, by the
 	// digest of the flavor's stored bytes (flavor.IMAMatched).
 	flavors map[[sha256.Size]byte]int
+	// extended is set once a report appended to entries' spare capacity.
+	extended atomic.Bool
+}
+
+// extend returns the prefix's entries followed by more. entries never
+// change: the first caller appends into their spare capacity, the slots
+// past them that no holder of the prefix reads, so that a boot's entries
+// are not copied at every report; any later caller appends to a copy.
+func (p *imaPrefix) extend(more []appraise.IMAEntry) []appraise.IMAEntry {
+	if p.extended.CompareAndSwap(false, true) {
+		return append(p.entries, more...)
+	}
+	return append(slices.Clip(p.entries), more...)
+}
+
+// progress is the runtime policy appraisals of the prefix; nil without a
+// prefix.
+func (p *imaPrefix) progress() map[string]imapolicy.Progress {
+	if p == nil {
+		return nil
+	}
+	return p.policies
 }
 
 func newIMAPrefixes(maxEntries int) *imaPrefixes {
@@ -72,19 +97,19 @@ func (m *imaPrefixes) put(hostID string, p *imaPrefix) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.byHost[hostID]; ok {
-		m.entries -= len(old.entries)
+		m.entries -= cap(old.entries)
 		delete(m.byHost, hostID)
 	}
-	if len(p.entries) > m.max {
+	if cap(p.entries) > m.max {
 		return
 	}
 	for id, old := range m.byHost {
-		if m.entries+len(p.entries) <= m.max {
+		if m.entries+cap(p.entries) <= m.max {
 			break
 		}
-		m.entries -= len(old.entries)
+		m.entries -= cap(old.entries)
 		delete(m.byHost, id)
 	}
 	m.byHost[hostID] = p
-	m.entries += len(p.entries)
+	m.entries += cap(p.entries)
 }

@@ -37,3 +37,23 @@ func TestTheKeptIMAPrefixesAreBoundedByTheirEntries(t *testing.T) {
 		}
 	}
 }
+
+// A kept prefix is shared by every report of the boot that reads it. The
+// first report to extend it appends in place, past the entries; any
+// other must not write there, or it would change the entries the first
+// report evaluated (and kept for the next one).
+func TestAKeptPrefixIsExtendedInPlaceOnlyOnce(t *testing.T) {
+	entry := func(path string) appraise.IMAEntry { return appraise.IMAEntry{Path: path} }
+	p := &imaPrefix{entries: append(make([]appraise.IMAEntry, 0, 8), entry("/a"), entry("/b"))}
+	first := p.extend([]appraise.IMAEntry{entry("/first")})
+	second := p.extend([]appraise.IMAEntry{entry("/second")})
+	if len(p.entries) != 2 || p.entries[1].Path != "/b" {
+		t.Fatalf("the prefix changed: %+v", p.entries)
+	}
+	if len(first) != 3 || first[2].Path != "/first" || &first[0] != &p.entries[0] {
+		t.Fatalf("the first extension %+v is not the prefix's own array followed by /first", first)
+	}
+	if len(second) != 3 || second[2].Path != "/second" || &second[0] == &p.entries[0] {
+		t.Fatalf("the second extension %+v is not a copy followed by /second", second)
+	}
+}

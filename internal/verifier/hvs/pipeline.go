@@ -17,7 +17,6 @@ import (
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
-	"trustedcompute.io/tc/internal/imapolicy"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -48,12 +47,10 @@ const (
 type bootState struct {
 	IMAOffset int               `json:"ima_offset"`
 	IMAValues map[string][]byte `json:"ima_pcr10,omitempty"`
-	// IMAEntries are the entries up to IMAOffset, from imaPrefixes,
-	// IMAPolicies their runtime policy appraisals and IMAFlavors the IMA
-	// flavors they matched exactly.
-	IMAEntries  []appraise.IMAEntry           `json:"-"`
-	IMAPolicies map[string]imapolicy.Progress `json:"-"`
-	IMAFlavors  map[[sha256.Size]byte]int     `json:"-"`
+	// kept is the IMA log of the boot up to IMAOffset, from imaPrefixes:
+	// its entries, their runtime policy appraisals and the IMA flavors
+	// they matched exactly; nil when the whole log is read.
+	kept *imaPrefix
 }
 
 func decodeBoot(b store.HostBoot) bootState {
@@ -122,7 +119,7 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 	if incremental {
 		prior = decodeBoot(h.Boot)
 		if p := s.imaPrefixes.get(h.ID, h.Boot, prior); p != nil {
-			prior.IMAEntries, prior.IMAPolicies, prior.IMAFlavors = p.entries, p.policies, p.flavors
+			prior.kept = p
 		} else {
 			// The entries of this boot so far are not at hand: read the
 			// whole log.
@@ -263,16 +260,15 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		r.Faults = slices.Clone(v.Faults)
 		facts := flavor.FactsFromVerdict(v)
 		if facts.IMAReplayed && c.req.IMAOffset > 0 {
-			// The kept prefix is shared and never changed: new entries go
-			// to a copy. The IMA flavors it matched exactly need check
+			// The IMA flavors the kept prefix matched exactly need check
 			// only the new entries.
-			facts.IMAEntries = append(slices.Clip(c.prior.IMAEntries), facts.IMAEntries...)
-			facts.IMAFlavorsMatched = c.prior.IMAFlavors
+			facts.IMAEntries = c.prior.kept.extend(facts.IMAEntries)
+			facts.IMAFlavorsMatched = c.prior.kept.flavors
 		}
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
 		}
-		policies, err := s.hostPolicies(ctx, h.ID, c.prior.IMAPolicies, now)
+		policies, err := s.hostPolicies(ctx, h.ID, c.prior.kept.progress(), now)
 		if err != nil {
 			return nil, err
 		}
