@@ -50,10 +50,6 @@ commands:
   run      watch Trusted Compute nodes and act on their attestation
   version  print the version`
 
-func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return program().Run(ctx, args, stdout, stderr, getenv)
-}
-
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
 	fs, configPath := cli.Flags("run", stderr)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (overrides the config; default in-cluster)")

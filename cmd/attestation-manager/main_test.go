@@ -9,7 +9,7 @@ import (
 
 func TestRunRefusesAnInvalidConfigurationBeforeConnecting(t *testing.T) {
 	var stderr bytes.Buffer
-	err := runMain(context.Background(), []string{"run"}, &bytes.Buffer{}, &stderr, func(string) string { return "" })
+	err := program().Run(context.Background(), []string{"run"}, &bytes.Buffer{}, &stderr, func(string) string { return "" })
 	if err == nil || !strings.Contains(err.Error(), "verifier.url is required") {
 		t.Fatalf("run = %v, want the configuration problems", err)
 	}
@@ -17,7 +17,7 @@ func TestRunRefusesAnInvalidConfigurationBeforeConnecting(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if err := runMain(context.Background(), []string{"version"}, &out, &out, func(string) string { return "" }); err != nil {
+	if err := program().Run(context.Background(), []string{"version"}, &out, &out, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "attestation-manager ") {

@@ -69,7 +69,7 @@ func TestRunRefusesToStartWithoutAnAdminPassword(t *testing.T) {
 	if err := os.Chmod(dir, 0o700); err != nil { // t.TempDir is 0755, which the verifier refuses
 		t.Fatal(err)
 	}
-	err := run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr, env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0"}))
+	err := program().Run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr, env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0"}))
 	if err == nil || !strings.Contains(err.Error(), "password") {
 		t.Fatalf("err = %v, want a missing admin password error", err)
 	}

@@ -51,7 +51,7 @@ func TestRunRefusesADataDirectoryOthersMayRead(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr,
+	err := program().Run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr,
 		env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0", "TC_ADMIN_PASSWORD": "not-checked"}))
 	if err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
 		t.Fatalf("err = %v, want one naming the fix chmod 700 %s", err, dir)

@@ -40,10 +40,6 @@ commands:
                credentials for an external NATS cluster (-out DIR)
   version      print the version`
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return program().Run(ctx, args, stdout, stderr, getenv)
-}
-
 // cmdNATSExport writes, from the configured database, what an external
 // NATS cluster needs (verifier.ExportNATS).
 func cmdNATSExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
