@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (f *Fleet) startManager(ctx, runCtx context.Context) error {
 		return err
 	}
 	// Several sandboxes may run in one process (tests).
-	if err := m.Controller(cm, manager.ControllerOptions{Namespace: f.opts.Namespace, SkipNameValidation: true}); err != nil {
+	if err := m.Controller(cm, manager.ControllerOptions{Namespace: f.opts.Namespace, SkipNameValidation: true, Workers: f.workers()}); err != nil {
 		nc.Close()
 		return err
 	}
@@ -81,6 +82,10 @@ func (f *Fleet) startManager(ctx, runCtx context.Context) error {
 	return nil
 }
 
+// workers is the manager's worker pool for the fleet, sized as the
+// product sizes it (manager.Workers).
+func (f *Fleet) workers() int { return manager.Workers(len(f.nodes), f.opts.PollInterval) }
+
 // notices hands the reports the verifier publishes to the manager. It
 // never blocks the bus and never drops a report: Manager.ReportPublished
 // keeps one pending event per node however many arrive before the node is
@@ -90,10 +95,13 @@ type notices struct {
 	m    interface{ ReportPublished(hostID string) }
 	wake chan struct{}
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	hosts map[string]bool // published since the last take
 }
 
 func newNotices(m interface{ ReportPublished(string) }, logger *slog.Logger) *notices {
-	return &notices{m: m, wake: make(chan struct{}, 1), log: logger}
+	return &notices{m: m, wake: make(chan struct{}, 1), log: logger, hosts: map[string]bool{}}
 }
 
 // published is the bus handler of trust-reports.<host-id>.
@@ -104,24 +112,47 @@ func (n *notices) published(subject string) {
 		return
 	}
 	n.m.ReportPublished(host)
+	n.mu.Lock()
+	n.hosts[host] = true
+	n.mu.Unlock()
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
 }
 
+// take returns the hosts published since the last take.
+func (n *notices) take() map[string]bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	h := n.hosts
+	n.hosts = map[string]bool{}
+	return h
+}
+
 // runLocal does the controller's work over the local API until ctx ends:
-// every lookInterval, and at once when a report is published, it hands
-// every enabled node that is not being reconciled to Manager.ReconcileNode,
-// which attests it when it is due, has a published report or an onboard
-// request, and reverts drift. Nodes are reconciled concurrently, one node
-// never twice at once.
+// every lookInterval, and at once when a report is published, it hands to
+// Manager.ReconcileNode, through a worker pool of the product's size, every
+// enabled node that is due (the wait the last reconcile returned is over),
+// whose Node changed (drift, an onboard request) or whose host has a
+// published report, as the controller's watches and requeues do. Nodes are
+// reconciled concurrently, one node never twice at once.
 func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.Nodes, wake <-chan struct{}) error {
 	tick := time.NewTicker(lookInterval)
 	defer tick.Stop()
-	busy := map[string]bool{}
-	done := make(chan string)
-	var wg sync.WaitGroup
+	type done struct {
+		name string
+		wait time.Duration
+	}
+	var (
+		busy     = map[string]bool{}
+		next     = map[string]time.Time{}
+		seen     = map[string]manager.Node{}
+		pending  = map[string]bool{} // hosts with a published report, until their node is dispatched
+		finished = make(chan done)
+		workers  = make(chan struct{}, f.workers())
+		wg       sync.WaitGroup
+	)
 	defer wg.Wait()
 	for {
 		f.api.forget()
@@ -129,22 +160,35 @@ func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.
 		if err != nil && ctx.Err() == nil {
 			f.log.Warn("listing enabled nodes failed", slog.Any(keyError, err))
 		}
+		for h := range f.notices.take() {
+			pending[h] = true
+		}
+		now := time.Now()
 		for _, n := range list {
-			if busy[n.Name] {
+			due := !reflect.DeepEqual(seen[n.Name], n) || pending[n.HostID] || !now.Before(next[n.Name])
+			if busy[n.Name] || !due {
 				continue
 			}
-			busy[n.Name] = true
+			busy[n.Name], seen[n.Name] = true, n
+			delete(pending, n.HostID)
 			wg.Add(1)
 			go func(name string) {
 				defer wg.Done()
+				select {
+				case workers <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 				f.hold.RLock()
-				_, err := m.ReconcileNode(ctx, name)
+				wait, err := m.ReconcileNode(ctx, name)
 				f.hold.RUnlock()
+				<-workers
 				if err != nil && ctx.Err() == nil {
 					f.log.Warn("reconcile failed", slog.String(keyNode, name), slog.Any(keyError, err))
+					wait = time.Second
 				}
 				select {
-				case done <- name:
+				case finished <- done{name, wait}:
 				case <-ctx.Done():
 				}
 			}(n.Name)
@@ -154,8 +198,9 @@ func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.
 			select {
 			case <-ctx.Done():
 				return nil
-			case name := <-done:
-				delete(busy, name)
+			case d := <-finished:
+				delete(busy, d.name)
+				next[d.name] = time.Now().Add(d.wait)
 			case <-tick.C:
 				break wait
 			case <-wake:

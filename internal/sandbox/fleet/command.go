@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-
-	"trustedcompute.io/tc/internal/manager"
 )
 
 // RunOptions configure Run beside the fleet's Options.
@@ -43,15 +40,30 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 		return fmt.Errorf("unknown scenario %q: want one of %s or all", ro.Scenario, strings.Join(Scenarios, ", "))
 	}
 	start := time.Now()
-	_, _ = fmt.Fprintf(w, "starting the verifier and %d edge nodes (simulated TPMs, measured boot replayed)...\n", max(opts.Nodes, 1))
+	if err := opts.defaults(); err != nil {
+		return err
+	}
+	on := "each a process with the reference TPM simulator"
+	if opts.Simulator == SimulatorFleet {
+		on = fmt.Sprintf("on the fleet simulator, %d at a time", opts.Parallel)
+	}
+	kube := "an in-memory Kubernetes API"
+	switch {
+	case opts.KubeConfig != nil:
+		kube = "your cluster"
+	case opts.KubeAssets != "":
+		kube = "a kube-apiserver and etcd of its own"
+	}
+	_, _ = fmt.Fprintf(w, "starting the verifier, %s and %d edge nodes (%s; measured boot replayed)...\n", kube, opts.Nodes, on)
 	f, err := Start(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer f.Stop()
+	_, _ = fmt.Fprintf(w, "%d nodes started and enrolled in %s\n", len(f.nodes), since(start))
 	viewCtx, stopView := context.WithCancel(ctx)
 	defer stopView()
-	header := []string{fmt.Sprintf("Trusted Compute sandbox: %d nodes, the product's attestation manager; Ctrl-C stops everything", len(f.nodes))}
+	header := []string{fmt.Sprintf("Trusted Compute sandbox: %d nodes (%s simulator), the product's attestation manager; Ctrl-C stops everything", len(f.nodes), f.Simulator())}
 	if ro.Web != "" {
 		url, wait, err := serveWeb(viewCtx, ro.Web, f.Handler())
 		if err != nil {
@@ -68,6 +80,15 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 		fmt.Sprintf("dashboard %s (user %s, password in %s; the browser does not know the sandbox's CMS root)", f.DashboardURL(), adminUser, password),
 		"log in with tcctl:\n  " + f.LoginCommand(),
 	}
+	kubeLine := ""
+	switch {
+	case f.Kubeconfig() != "":
+		kubeLine = "export KUBECONFIG=" + f.Kubeconfig()
+		lines = append(lines, "tcctl node status | onboard (and kubectl) on the sandbox's kube-apiserver:\n  "+kubeLine)
+	case opts.KubeConfig == nil:
+		lines = append(lines, "the Nodes are in an in-memory Kubernetes API, which tcctl node status | onboard cannot reach: "+
+			"run with --kube apiserver (kube-apiserver and etcd from hack/kube-tools.sh, which make sandbox builds)")
+	}
 	for _, l := range lines {
 		_, _ = fmt.Fprintln(w, l)
 	}
@@ -75,9 +96,12 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 		fmt.Sprintf("  verifier   %s   bus %s", f.VerifierURL(), f.NATSURL()),
 		fmt.Sprintf("  dashboard  %s (user %s, password in %s)", f.DashboardURL(), adminUser, password),
 		"  tcctl      "+f.LoginCommand(),
-		"  keys       "+keyHelp(),
 	)
-	if err := f.WaitAllVerified(ctx, readyTimeout); err != nil {
+	if kubeLine != "" {
+		header = append(header, "  nodes      "+kubeLine)
+	}
+	header = append(header, "  keys       "+keyHelp())
+	if err := f.WaitAllVerified(ctx, readyTimeout+time.Duration(len(f.nodes))*100*time.Millisecond); err != nil {
 		f.renderTable(ctx, w, time.Now())
 		return err
 	}
@@ -101,6 +125,7 @@ func NewCommand() *cobra.Command {
 		ro         RunOptions
 		verbose    bool
 		kubeconfig string
+		kube       string
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
@@ -131,6 +156,7 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
   all             all of them, in that order`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true // a failure past here is not a usage error
 			if err := loopbackOnly(ro.Web); err != nil {
 				return err
 			}
@@ -139,14 +165,11 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 				h = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})
 			}
 			opts.Logger = slog.New(h)
-			if kubeconfig != "" {
-				rc, err := KubeConfig(kubeconfig)
-				if err != nil {
-					return err
-				}
-				opts.KubeConfig = rc
-				// controller-runtime logs through its own logger: the same handler.
-				ctrllog.SetLogger(logr.FromSlogHandler(h))
+			// controller-runtime and envtest log through their own logger:
+			// the same handler.
+			ctrllog.SetLogger(logr.FromSlogHandler(h))
+			if err := chooseKube(&opts, kube, kubeconfig); err != nil {
+				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -164,9 +187,14 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 			return Run(cmd.Context(), out, opts, ro)
 		},
 	}
-	cmd.Flags().IntVar(&opts.Nodes, "nodes", 3, "number of edge nodes")
+	cmd.Flags().IntVar(&opts.Nodes, "nodes", 3, fmt.Sprintf("number of edge nodes (at most %d)", MaxNodes))
+	cmd.Flags().StringVar(&opts.Simulator, "simulator", "", fmt.Sprintf("what the nodes run on: %s (a process each, the reference TPM simulator) or %s (the fleet simulator in this process, a software TPM each; for large fleets); default %s up to %d nodes, else %s",
+		SimulatorProcess, SimulatorFleet, SimulatorProcess, MaxProcessNodes, SimulatorFleet))
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "nodes started at once (default: the CPU count for node processes, 16 times that on the fleet simulator)")
+	cmd.Flags().StringVar(&kube, "kube", kubeAuto, "the Kubernetes API the manager acts on: apiserver (kube-apiserver and etcd from --kube-assets, run by the sandbox), memory (in process; tcctl node commands cannot reach it) or auto (apiserver when --kube-assets has them)")
+	cmd.Flags().StringVar(&opts.KubeAssets, "kube-assets", FindKubeAssets(), "directory holding kube-apiserver and etcd (hack/kube-tools.sh builds them and prints it; default $KUBEBUILDER_ASSETS, else its newest build in its cache)")
 	cmd.Flags().StringVar(&opts.Dir, "data", "", "data directory (default: a temp dir, removed at the end)")
-	cmd.Flags().DurationVar(&opts.PollInterval, "poll", manager.MinPollDuration, "the attestation manager's poll duration (at least a minute; reboots, IMA changes and the controls are attested at once)")
+	cmd.Flags().DurationVar(&opts.PollInterval, "poll", 0, "the attestation manager's poll duration (at least a minute; default a minute, or 60ms a node past 1,000 nodes; reboots, IMA changes and the controls are attested at once)")
 	cmd.Flags().StringVar(&ro.Scenario, "scenario", "", "run a scenario and exit: tamper | reboot | secureboot-off | onboard | secret | all")
 	cmd.Flags().StringVar(&ro.Web, "web", "127.0.0.1:0", "loopback address of the web page (controls after login); empty for none")
 	_ = cmd.RegisterFlagCompletionFunc("scenario", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -184,22 +212,4 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 		},
 	})
 	return cmd
-}
-
-// loopbackOnly refuses a web address that is not on loopback.
-func loopbackOnly(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--web %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--web %q: the page is served on loopback only", addr)
-	}
-	return nil
 }

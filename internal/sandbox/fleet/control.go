@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -78,7 +77,7 @@ func (f *Fleet) Do(ctx context.Context, node string, c Control, pcr int) (string
 	switch c {
 	case ControlTamper:
 		path := fmt.Sprintf("/usr/bin/tampered-%d", tampers.Add(1))
-		if err := n.command(ctx, "measure "+path+" a file that is in no golden flavor"); err != nil {
+		if err := n.measure(ctx, path, "a file that is in no golden flavor"); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: %s measured (IMA log + PCR 10); its agent reports the change", node, path), nil
@@ -86,18 +85,18 @@ func (f *Fleet) Do(ctx context.Context, node string, c Control, pcr int) (string
 		if pcr < 0 || pcr > 23 {
 			return "", fmt.Errorf("pcr %d: want 0 to 23", pcr)
 		}
-		if err := n.command(ctx, "extend "+strconv.Itoa(pcr)); err != nil {
+		if err := n.extend(ctx, pcr); err != nil {
 			return "", err
 		}
 		return f.attestNow(ctx, node, fmt.Sprintf("%s: PCR %d extended outside the event log", node, pcr))
 	case ControlReboot, ControlSecureBootOff:
 		off := c == ControlSecureBootOff
-		if err := f.Reboot(ctx, node, off); err != nil {
+		if err := n.reboot(ctx, off); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: rebooted (TPM reset, measured boot, Secure Boot %s); its agent reports the boot", node, map[bool]string{true: "off", false: "on"}[off]), nil
 	case ControlKillAgent:
-		if err := n.command(ctx, "kill"); err != nil {
+		if err := n.killAgent(ctx); err != nil {
 			return "", err
 		}
 		return f.attestNow(ctx, node, node+": trust agent killed (a reboot starts it again)")

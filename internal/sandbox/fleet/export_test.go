@@ -35,7 +35,11 @@ func (f *Fleet) LatestReportTrusted(ctx context.Context, hostID string) (id stri
 
 // AdminToken logs in to the verifier's AAS as the sandbox's administrator.
 func (f *Fleet) AdminToken(ctx context.Context) (string, error) {
-	return f.client.login(ctx)
+	password, err := adminPassword(f.dir)
+	if err != nil {
+		return "", err
+	}
+	return f.verifier.AAS().Login(ctx, adminUser, password)
 }
 
 // AdminPassword is the sandbox administrator's password.

@@ -17,15 +17,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/fleetsim"
+	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
@@ -59,8 +66,66 @@ type Options struct {
 	// controller against it, as in production. Without it the manager
 	// acts on Node objects in the sandbox's local Kubernetes API.
 	KubeConfig *rest.Config
+	// KubeAssets, when set and KubeConfig is not, is a directory holding
+	// kube-apiserver and etcd (hack/kube-tools.sh builds them): the
+	// sandbox runs them as its Kubernetes API, for the fleet's lifetime,
+	// and writes an administrator's kubeconfig into its data dir.
+	KubeAssets string
 	// Namespace holds the onboard requests (cluster.DefaultNamespace).
 	Namespace string
+	// Simulator is SimulatorProcess or SimulatorFleet; empty runs node
+	// processes up to MaxProcessNodes nodes and the fleet simulator above.
+	Simulator string
+	// Parallel bounds the nodes started at once (default GOMAXPROCS for
+	// node processes, 16 × GOMAXPROCS on the fleet simulator, whose
+	// enrollments wait more than they compute).
+	Parallel int
+}
+
+// defaults fills in the zero values and checks the rest.
+func (o *Options) defaults() error {
+	if o.Nodes <= 0 {
+		o.Nodes = 3
+	}
+	if o.Nodes > MaxNodes {
+		return fmt.Errorf("%d nodes: the sandbox starts at most %d", o.Nodes, MaxNodes)
+	}
+	switch o.Simulator {
+	case "":
+		o.Simulator = SimulatorProcess
+		if o.Nodes > MaxProcessNodes {
+			o.Simulator = SimulatorFleet
+		}
+	case SimulatorProcess, SimulatorFleet:
+	default:
+		return fmt.Errorf("simulator %q: want %s or %s", o.Simulator, SimulatorProcess, SimulatorFleet)
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = runtime.GOMAXPROCS(0)
+		if o.Simulator == SimulatorFleet {
+			o.Parallel *= 16
+		}
+	}
+	if o.PollInterval == 0 {
+		// A large fleet is attested at about 17 reports a second, what
+		// 1,000 nodes at a minute ask: the sandbox shares its cores with
+		// them all.
+		o.PollInterval = max(manager.MinPollDuration, time.Duration(o.Nodes)*60*time.Millisecond)
+	}
+	if o.Namespace == "" {
+		o.Namespace = cluster.DefaultNamespace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(o.NodeCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("node command: %w", err)
+		}
+		o.NodeCommand = []string{exe, "sandbox", "node"}
+	}
+	return nil
 }
 
 // Fleet is a running sandbox: the verifier, the node processes, the
@@ -72,7 +137,15 @@ type Fleet struct {
 	verifier *verifier.Verifier
 	client   *Client
 	roots    *x509.CertPool
-	nodes    []*nodeProc
+	// nodes are the fleet's nodes in their order (node i is nodes[i-1]);
+	// procs the node processes, sim the fleet simulator, whichever runs them.
+	nodes  []member
+	byName map[string]member
+	procs  []*nodeProc
+	sim    *fleetsim.Fleet
+	ekCA   *softtpm.EKCA
+	// control is the kube-apiserver and etcd the sandbox runs (KubeAssets).
+	control *controlPlane
 
 	// kube is the Kubernetes API the manager acts on; api is set when it
 	// is the local one.
@@ -115,29 +188,10 @@ const (
 // not wait for the first verdicts (see WaitAllVerified). Stop ends it all;
 // ctx bounds the start only.
 func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
-	if opts.Nodes <= 0 {
-		opts.Nodes = 3
-	}
-	if opts.PollInterval == 0 {
-		opts.PollInterval = manager.MinPollDuration
-	}
-	if opts.Namespace == "" {
-		opts.Namespace = cluster.DefaultNamespace
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if len(opts.NodeCommand) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("node command: %w", err)
-		}
-		opts.NodeCommand = []string{exe, "sandbox", "node"}
-	}
-	f = &Fleet{opts: opts, log: opts.Logger, dir: opts.Dir}
-	if err := f.kubernetesAPI(); err != nil {
+	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	f = &Fleet{opts: opts, log: opts.Logger, dir: opts.Dir, byName: map[string]member{}}
 	if f.dir == "" {
 		if f.dir, err = os.MkdirTemp("", "tc-sandbox-"); err != nil {
 			return nil, err
@@ -152,26 +206,118 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 			f = nil
 		}
 	}()
+	if opts.Simulator == SimulatorFleet {
+		if err := raiseFileLimit(opts.Nodes); err != nil {
+			return f, err
+		}
+	}
+	if opts.KubeAssets != "" && opts.KubeConfig == nil {
+		if err := f.startControlPlane(); err != nil {
+			return f, err
+		}
+	}
+	if err := f.kubernetesAPI(); err != nil {
+		return f, err
+	}
 	if err := f.startVerifier(ctx, runCtx); err != nil {
 		return f, err
 	}
 	if err := f.forgetEarlierRun(ctx); err != nil {
 		return f, err
 	}
-	for i := 1; i <= opts.Nodes; i++ {
-		if err := f.startNode(ctx, runCtx, i); err != nil {
-			return f, err
-		}
+	if opts.Simulator == SimulatorFleet {
+		err = f.startSimulated(ctx)
+	} else {
+		err = f.startProcesses(ctx, runCtx)
 	}
-	for _, n := range f.nodes {
-		if err := f.enroll(ctx, n); err != nil {
-			return f, err
-		}
-		if err := f.ensureNode(ctx, n); err != nil {
-			return f, err
-		}
+	if err != nil {
+		return f, err
+	}
+	if err := f.createNodes(ctx); err != nil {
+		return f, err
 	}
 	return f, f.startManager(ctx, runCtx)
+}
+
+// inParallel runs do(i) for i in [0, n), at most limit at once, and
+// returns the first failure.
+func inParallel(ctx context.Context, n, limit int, do func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i := range n {
+		g.Go(func() error { return do(gctx, i) })
+	}
+	return g.Wait()
+}
+
+// add makes m a node of the fleet.
+func (f *Fleet) add(m member) {
+	name, _ := m.id()
+	f.nodes = append(f.nodes, m)
+	f.byName[name] = m
+}
+
+// startProcesses starts the node processes, Parallel at a time, each
+// enrolled as soon as it is up.
+func (f *Fleet) startProcesses(ctx, runCtx context.Context) error {
+	procs := make([]*nodeProc, f.opts.Nodes)
+	err := inParallel(ctx, f.opts.Nodes, f.opts.Parallel, func(ctx context.Context, i int) error {
+		n, err := f.startNode(ctx, runCtx, i+1)
+		procs[i] = n
+		if err != nil {
+			return err
+		}
+		return f.enroll(ctx, n)
+	})
+	for _, n := range procs {
+		if n != nil {
+			f.procs = append(f.procs, n)
+			f.add(n)
+		}
+	}
+	return err
+}
+
+// simBanks are the PCR banks of the simulated fleet's TPMs.
+var simBanks = []string{evidence.BankSHA256}
+
+// startSimulated starts the nodes on the fleet simulator, Parallel at a
+// time: each is enrolled (its EK certificate chains to the simulator's EK
+// CA, which the verifier trusts), registered and baselined.
+func (f *Fleet) startSimulated(ctx context.Context) error {
+	sim, err := fleetsim.New(ctx, fleetsim.Options{
+		API: f.client.API, NATSURL: f.verifier.NATSURL(), Roots: f.roots, EKCA: f.ekCA,
+		Prefix: nodePrefix, Banks: simBanks, Parallel: f.opts.Parallel,
+		Agent:  agent.Config{AgentVersion: "sandbox", IMAPollInterval: time.Second, IMADebounce: 300 * time.Millisecond},
+		Logger: f.log.With(keyPart, "fleet simulator"), AgentLogger: f.log.With(keyPart, "agent"),
+	})
+	if err != nil {
+		return fmt.Errorf("fleet simulator: %w", err)
+	}
+	f.sim = sim
+	err = sim.AddNodes(ctx, f.opts.Nodes)
+	for _, n := range sim.Nodes() {
+		f.add(simNode{n: n, banks: simBanks})
+	}
+	return err
+}
+
+// raiseFileLimit makes room for the open files of nodes simulated nodes:
+// both ends of each one's bus connection are in this process.
+func raiseFileLimit(nodes int) error {
+	need := uint64(2*nodes + 1024)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= need {
+		return nil
+	}
+	lim.Cur, lim.Max = need, max(lim.Max, need)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("%d simulated nodes need %d open files (both ends of each bus connection are in this process), and the limit could not be raised: raise it (ulimit -n %d) or start fewer nodes: %w", nodes, need, need, err)
+	}
+	return nil
 }
 
 // goTask runs a long-lived part; its failure stops the fleet.
@@ -238,9 +384,16 @@ func (f *Fleet) startVerifier(ctx, runCtx context.Context) error {
 		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
 		// The simulator has no EK certificate: the sandbox registers each
 		// node's EK public key, as an operator would.
+		// The fleet simulator's TPMs have EK certificates from its EK CA.
 		Enrollment: enroll.Config{AllowRegisteredEKs: true},
 		// The operator's dashboard, as a real deployment can turn it on.
 		Dashboard: verifier.DashboardConfig{Listen: "127.0.0.1:0"},
+	}
+	if f.opts.Simulator == SimulatorFleet {
+		if f.ekCA, err = softtpm.NewEKCA(time.Now()); err != nil {
+			return err
+		}
+		cfg.Enrollment.EKRoots = f.ekCA.Pool()
 	}
 	v, err := verifier.New(runCtx, cfg, f.log.With(keyPart, "verifier"))
 	if err != nil {
@@ -269,7 +422,7 @@ func (f *Fleet) startVerifier(ctx, runCtx context.Context) error {
 	}
 	f.roots = x509.NewCertPool()
 	f.roots.AddCert(root)
-	f.client = NewClient(base, f.roots, adminUser, password)
+	f.client = NewClient(base, f.roots, adminUser, password, 2*f.opts.Parallel)
 	return nil
 }
 
@@ -281,9 +434,9 @@ type nodeProc struct {
 	msgs            chan nodeMessage
 	exited          chan struct{}
 	ekPEM           string
-	resetCount      uint32 // after the last boot, as the node said
 
 	mu sync.Mutex // one command at a time
+	rc uint32     // the reset count after the last boot, as the node said
 }
 
 // nodeUUID is the hardware UUID of node i: the first 256 nodes keep the
@@ -294,8 +447,9 @@ func nodeUUID(i int) string {
 }
 
 // startNode starts node i for the fleet's lifetime (runCtx); ctx bounds the
-// wait for it.
-func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
+// wait for it. A node whose process started is returned even when it then
+// failed, so that Stop stops it.
+func (f *Fleet) startNode(ctx, runCtx context.Context, i int) (*nodeProc, error) {
 	n := &nodeProc{
 		name: nodeName(i),
 		uuid: nodeUUID(i),
@@ -303,22 +457,22 @@ func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
 	}
 	n.dir = filepath.Join(f.dir, "nodes", n.name)
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	creds, err := f.verifier.Authority().AgentCredentials(n.name, 24*time.Hour)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rootPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.verifier.CA().Root().Raw})
 	if err := os.WriteFile(filepath.Join(n.dir, nodeCredsFile), creds, 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(n.dir, nodeRootFile), rootPEM, 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	logFile, err := os.OpenFile(filepath.Join(n.dir, nodeLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	args := append([]string{}, f.opts.NodeCommand[1:]...)
 	args = append(args, "--dir", n.dir, "--host-id", n.name, "--uuid", n.uuid, "--nats", f.verifier.NATSURL())
@@ -332,18 +486,17 @@ func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if n.stdin, err = n.cmd.StdinPipe(); err != nil {
 		_ = logFile.Close()
-		return err
+		return nil, err
 	}
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		_ = logFile.Close()
-		return err
+		return nil, err
 	}
 	if err := n.cmd.Start(); err != nil {
 		_ = logFile.Close()
-		return fmt.Errorf("start node %s: %w", n.name, err)
+		return nil, fmt.Errorf("start node %s: %w", n.name, err)
 	}
-	f.nodes = append(f.nodes, n)
 	go func() {
 		defer close(n.msgs)
 		s := bufio.NewScanner(stdout)
@@ -362,16 +515,16 @@ func (f *Fleet) startNode(ctx, runCtx context.Context, i int) error {
 	select {
 	case m, ok := <-n.msgs:
 		if !ok || m.Type != "ready" {
-			return fmt.Errorf("node %s did not start (see %s)", n.name, filepath.Join(n.dir, nodeLogFile))
+			return n, fmt.Errorf("node %s did not start (see %s)", n.name, filepath.Join(n.dir, nodeLogFile))
 		}
-		n.ekPEM, n.resetCount = m.EKPublicPEM, m.ResetCount
+		n.ekPEM, n.rc = m.EKPublicPEM, m.ResetCount
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("node %s not ready in 60s", n.name)
+		return n, fmt.Errorf("node %s not ready in 60s", n.name)
 	case <-ctx.Done():
-		return ctx.Err()
+		return n, ctx.Err()
 	}
 	f.log.Info("node started", keyNode, n.name, keyPID, n.cmd.Process.Pid)
-	return nil
+	return n, nil
 }
 
 // command sends one command to a node process and waits for its answer.
@@ -389,7 +542,7 @@ func (n *nodeProc) command(ctx context.Context, line string) error {
 		if m.Type == "error" {
 			return fmt.Errorf("node %s: %s", n.name, m.Error)
 		}
-		n.resetCount = m.ResetCount
+		n.rc = m.ResetCount
 		return nil
 	case <-time.After(60 * time.Second):
 		return fmt.Errorf("node %s: no answer to %q in 60s", n.name, line)
@@ -416,22 +569,34 @@ func (n *nodeProc) stop() {
 // are new machines (new TPMs, a first boot), which the manager registers
 // and baselines afresh. It runs before the nodes get their bus credentials.
 func (f *Fleet) forgetEarlierRun(ctx context.Context) error {
-	for i := 1; i <= f.opts.Nodes; i++ {
-		name := nodeName(i)
+	return inParallel(ctx, f.opts.Nodes, f.opts.Parallel, func(ctx context.Context, i int) error {
+		name := f.nameOf(i + 1)
 		err := f.client.Do(ctx, http.MethodDelete, "/hvs/v2/hosts/"+name, nil, nil)
 		if apiErr := (*APIError)(nil); errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
-			continue
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("delete host %s of an earlier run: %w", name, err)
 		}
 		f.log.Info("host of an earlier run deleted", keyNode, name)
-	}
-	return nil
+		return nil
+	})
 }
 
-// nodeName is the name (and host id) of node i.
-func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
+// nodePrefix starts every node's name.
+const nodePrefix = "edge"
+
+// nodeName is the name (and host id) of node process i.
+func nodeName(i int) string { return fmt.Sprintf("%s-%d", nodePrefix, i) }
+
+// nameOf is the name of node i: edge-1 for a process, edge-00001 as the
+// fleet simulator numbers its nodes.
+func (f *Fleet) nameOf(i int) string {
+	if f.opts.Simulator == SimulatorFleet {
+		return fmt.Sprintf("%s-%05d", nodePrefix, i)
+	}
+	return nodeName(i)
+}
 
 // enroll registers the node's EK and enrolls its AK by credential
 // activation, as an operator does for a TPM without an EK certificate. The
@@ -485,29 +650,31 @@ func (f *Fleet) NATSURL() string { return f.verifier.NATSURL() }
 // Dir is the sandbox's data directory.
 func (f *Fleet) Dir() string { return f.dir }
 
-// NodeNames lists the nodes.
+// NodeNames lists the nodes, node 1 first.
 func (f *Fleet) NodeNames() []string {
-	var out []string
+	out := make([]string, 0, len(f.nodes))
 	for _, n := range f.nodes {
-		out = append(out, n.name)
+		name, _ := n.id()
+		out = append(out, name)
 	}
 	return out
 }
 
-// PIDs lists the node processes' ids.
+// Simulator is what the nodes run on: SimulatorProcess or SimulatorFleet.
+func (f *Fleet) Simulator() string { return f.opts.Simulator }
+
+// PIDs lists the node processes' ids (none on the fleet simulator).
 func (f *Fleet) PIDs() []int {
 	var out []int
-	for _, n := range f.nodes {
+	for _, n := range f.procs {
 		out = append(out, n.cmd.Process.Pid)
 	}
 	return out
 }
 
-func (f *Fleet) node(name string) (*nodeProc, error) {
-	for _, n := range f.nodes {
-		if n.name == name {
-			return n, nil
-		}
+func (f *Fleet) node(name string) (member, error) {
+	if n, ok := f.byName[name]; ok {
+		return n, nil
 	}
 	return nil, fmt.Errorf("%w: %s", cluster.ErrNodeNotFound, name)
 }
@@ -518,7 +685,7 @@ func (f *Fleet) Measure(ctx context.Context, node, path, content string) error {
 	if err != nil {
 		return err
 	}
-	return n.command(ctx, "measure "+path+" "+content)
+	return n.measure(ctx, path, content)
 }
 
 // Reboot resets the node's TPM and boots it again, with Secure Boot on or off.
@@ -527,23 +694,27 @@ func (f *Fleet) Reboot(ctx context.Context, node string, secureBootOff bool) err
 	if err != nil {
 		return err
 	}
-	line := "reboot"
-	if secureBootOff {
-		line += " secureboot-off"
-	}
-	return n.command(ctx, line)
+	return n.reboot(ctx, secureBootOff)
 }
 
 // Stop ends everything: manager, nodes (asked to quit, killed after 5s, and
 // waited for), verifier (listeners closed). It removes a temp data dir.
 func (f *Fleet) Stop() {
-	for _, n := range f.nodes {
-		n.stop()
+	var wg sync.WaitGroup
+	for _, n := range f.procs {
+		wg.Go(n.stop)
 	}
+	if f.sim != nil {
+		wg.Go(f.sim.Stop)
+	}
+	wg.Wait()
 	f.cancel()
 	f.wg.Wait()
 	if f.client != nil {
 		f.client.Close()
+	}
+	if f.control != nil {
+		f.control.stop(f.log)
 	}
 	if f.rmDir {
 		_ = os.RemoveAll(f.dir)
@@ -577,10 +748,29 @@ func (f *Fleet) WaitStatus(ctx context.Context, node string, status cluster.Stat
 
 // WaitAllVerified waits until every node is Verified.
 func (f *Fleet) WaitAllVerified(ctx context.Context, timeout time.Duration) error {
-	for _, n := range f.nodes {
-		if _, err := f.WaitStatus(ctx, n.name, cluster.StatusVerified, nil, timeout); err != nil {
+	deadline := time.Now().Add(timeout)
+	for {
+		rows, err := f.Rows(ctx)
+		var left []NodeRow
+		for _, r := range rows {
+			if r.Status != statusTitle(cluster.StatusVerified) {
+				left = append(left, r)
+			}
+		}
+		switch {
+		case err == nil && len(left) == 0:
+			return nil
+		case f.Err() != nil:
+			return f.Err()
+		case time.Now().After(deadline) && err != nil:
 			return err
+		case time.Now().After(deadline):
+			return fmt.Errorf("%d of %d nodes not Verified after %s, %s among them: %s %s", len(left), len(rows), timeout, left[0].Node, left[0].Status, left[0].Message)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return nil
 }

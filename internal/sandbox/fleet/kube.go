@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,20 +44,78 @@ func (f *Fleet) kubernetesAPI() error {
 	return nil
 }
 
-// ensureNode makes sure the API has a Node object for a sandbox node,
-// labelled for Trusted Compute with the node's host id, and on a real
-// cluster the namespace of the onboard requests. A real cluster's Nodes are
-// meant for development clusters: the sandbox's nodes are processes on this
-// machine.
-func (f *Fleet) ensureNode(ctx context.Context, n *nodeProc) error {
-	_, err := f.kube.CoreV1().Nodes().Create(ctx, sandboxNode(n.name, n.name, n.uuid), metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create node %s: %w", n.name, err)
-	}
+// createNodes makes sure the API has a Node object for every sandbox node,
+// labelled for Trusted Compute with the node's host id, and the namespace
+// of the onboard requests. A real cluster's Nodes are meant for
+// development clusters: the sandbox's nodes run on this machine.
+func (f *Fleet) createNodes(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.opts.Namespace}}
-	_, err = f.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	_, err := f.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", f.opts.Namespace, err)
+	}
+	return inParallel(ctx, len(f.nodes), f.opts.Parallel, func(ctx context.Context, i int) error {
+		name, uuid := f.nodes[i].id()
+		_, err := f.kube.CoreV1().Nodes().Create(ctx, sandboxNode(name, name, uuid), metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create node %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// The --kube choices.
+const (
+	kubeAuto      = "auto"
+	kubeAPIServer = "apiserver"
+	kubeMemory    = "memory"
+)
+
+// chooseKube sets the Kubernetes API of opts from --kube, --kube-assets
+// and --kubeconfig (a real cluster, which wins).
+func chooseKube(opts *Options, kube, kubeconfig string) error {
+	if kubeconfig != "" {
+		rc, err := KubeConfig(kubeconfig)
+		if err != nil {
+			return err
+		}
+		opts.KubeConfig, opts.KubeAssets = rc, ""
+		return nil
+	}
+	switch kube {
+	case kubeMemory:
+		opts.KubeAssets = ""
+	case kubeAPIServer:
+		if opts.KubeAssets == "" {
+			return errors.New("--kube apiserver: no --kube-assets (hack/kube-tools.sh builds kube-apiserver and etcd and prints their directory)")
+		}
+		if err := HasKubeBinaries(opts.KubeAssets); err != nil {
+			return fmt.Errorf("--kube apiserver: %w", err)
+		}
+	case kubeAuto:
+		if opts.KubeAssets != "" && HasKubeBinaries(opts.KubeAssets) != nil {
+			opts.KubeAssets = ""
+		}
+	default:
+		return fmt.Errorf("--kube %q: want %s, %s or %s", kube, kubeAuto, kubeAPIServer, kubeMemory)
+	}
+	return nil
+}
+
+// loopbackOnly refuses a web address that is not on loopback.
+func loopbackOnly(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--web %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--web %q: the page is served on loopback only", addr)
 	}
 	return nil
 }

@@ -171,7 +171,9 @@ func get(t *testing.T, api localAPI, name string) *corev1.Node {
 // eventsOf lists the Events about a node, oldest first.
 func eventsOf(t *testing.T, api localAPI, node string) []Event {
 	t.Helper()
-	f := &Fleet{kube: api, nodes: []*nodeProc{{name: "n1"}, {name: "n2"}}}
+	f := &Fleet{kube: api, byName: map[string]member{}}
+	f.add(&nodeProc{name: "n1"})
+	f.add(&nodeProc{name: "n2"})
 	ev, err := f.Events(context.Background(), node)
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,7 @@ package fleet
 import (
 	"bufio"
 	"context"
-	"crypto/sha1" //nolint:gosec // the TPM's SHA-1 bank
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -26,7 +24,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"trustedcompute.io/tc/internal/agent"
-	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/measure"
@@ -307,21 +304,10 @@ func (n *node) measure(files map[string]string) error {
 func (n *node) extend(pcr int) error {
 	n.tpm.mu.Lock()
 	defer n.tpm.mu.Unlock()
-	data := []byte(fmt.Sprintf("unlogged change %d to pcr %d", time.Now().UnixNano(), pcr))
 	for _, bank := range n.banks {
-		var digest []byte
-		switch strings.ToUpper(bank) {
-		case evidence.BankSHA1:
-			d := sha1.Sum(data) //nolint:gosec // the TPM's SHA-1 bank
-			digest = d[:]
-		case evidence.BankSHA256:
-			d := sha256.Sum256(data)
-			digest = d[:]
-		case evidence.BankSHA384:
-			d := sha512.Sum384(data)
-			digest = d[:]
-		default:
-			return fmt.Errorf("extend pcr %d: unknown bank %q", pcr, bank)
+		digest, err := unloggedDigest(bank, pcr)
+		if err != nil {
+			return err
 		}
 		if err := n.tpm.nt.Extend(pcr, bank, digest); err != nil {
 			return fmt.Errorf("extend pcr %d %s: %w", pcr, bank, err)

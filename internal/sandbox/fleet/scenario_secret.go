@@ -49,9 +49,13 @@ func (s *scenario) secret(ctx context.Context) error {
 		return errors.New("no Verified, schedulable node to release a secret to")
 	}
 	target := healthy[0]
-	n, err := s.f.node(target)
+	m, err := s.f.node(target)
 	if err != nil {
 		return err
+	}
+	n, ok := m.(*nodeProc)
+	if !ok {
+		return errNotOnFleetSimulator
 	}
 	value := make([]byte, 32)
 	if _, err := rand.Read(value); err != nil {

@@ -18,6 +18,8 @@ import (
 
 // NodeRow is one node as the views show it, read from its Node object.
 type NodeRow struct {
+	// Number is the node's number (node 1 first), as the keys take it.
+	Number     int       `json:"number"`
 	Node       string    `json:"node"`
 	Status     string    `json:"status"`
 	Cordoned   bool      `json:"cordoned"`
@@ -58,16 +60,30 @@ func statusTitle(s cluster.Status) string {
 	return "Pending"
 }
 
-// Rows describes every sandbox node as its Node object says, by name.
+// statusOrder is the order the summaries count the statuses in.
+var statusOrder = []cluster.Status{cluster.StatusVerified, cluster.StatusAttestationFailed,
+	cluster.StatusSecureBootDisabled, cluster.StatusUnknown, cluster.StatusPending}
+
+// Rows describes every sandbox node as its Node object says, node 1
+// first, from one list of the Nodes.
 func (f *Fleet) Rows(ctx context.Context) ([]NodeRow, error) {
+	list, err := f.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	byName := make(map[string]*corev1.Node, len(list.Items))
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
 	rows := make([]NodeRow, 0, len(f.nodes))
-	for _, n := range f.nodes {
-		node, err := f.kube.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("get node %s: %w", n.name, err)
+	for i, m := range f.nodes {
+		name, _ := m.id()
+		node, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("node %s: %w", name, cluster.ErrNodeNotFound)
 		}
 		in := cluster.InfoOf(node)
-		row := NodeRow{Node: n.name, Status: statusTitle(in.Status), Cordoned: in.Cordoned, Tainted: in.Tainted,
+		row := NodeRow{Number: i + 1, Node: name, Status: statusTitle(in.Status), Cordoned: in.Cordoned, Tainted: in.Tainted,
 			Ready: in.Ready, LastReport: in.LastReport}
 		if c := cluster.TrustCondition(node); c != nil {
 			row.Reason, row.Message, row.Since = c.Reason, c.Message, c.LastTransitionTime.Time
@@ -76,6 +92,65 @@ func (f *Fleet) Rows(ctx context.Context) ([]NodeRow, error) {
 	}
 	return rows, nil
 }
+
+// StatusCount is how many nodes have a status.
+type StatusCount struct {
+	Status string
+	Count  int
+}
+
+// summarize counts rows per status, in statusOrder, leaving out the
+// statuses no node has.
+func summarize(rows []NodeRow) []StatusCount {
+	counts := map[string]int{}
+	for _, r := range rows {
+		counts[r.Status]++
+	}
+	var out []StatusCount
+	for _, s := range statusOrder {
+		if c := counts[statusTitle(s)]; c > 0 {
+			out = append(out, StatusCount{statusTitle(s), c})
+		}
+	}
+	return out
+}
+
+// summaryLine is the counts in a sentence: "10000 nodes: 9998 Verified, 2
+// Attestation Failed (2 cordoned)".
+func summaryLine(rows []NodeRow) string {
+	parts := make([]string, 0, len(statusOrder))
+	for _, c := range summarize(rows) {
+		parts = append(parts, fmt.Sprintf("%d %s", c.Count, c.Status))
+	}
+	cordoned := 0
+	for _, r := range rows {
+		if r.Cordoned {
+			cordoned++
+		}
+	}
+	return fmt.Sprintf("%d nodes: %s (%d cordoned)", len(rows), strings.Join(parts, ", "), cordoned)
+}
+
+// attentionFirst is at most limit rows: those not Verified first, then the
+// Verified ones, each in node order.
+func attentionFirst(rows []NodeRow, limit int) []NodeRow {
+	out := make([]NodeRow, 0, min(limit, len(rows)))
+	for _, verified := range []bool{false, true} {
+		for _, r := range rows {
+			if len(out) == limit {
+				return out
+			}
+			if (r.Status == statusTitle(cluster.StatusVerified)) == verified {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// viewRows is how many nodes the terminal view lists; a larger fleet is
+// summarised, the nodes that need attention listed first.
+const viewRows = 20
 
 // Events returns the Events the Kubernetes adapter recorded on the sandbox's
 // nodes (on node only, when set), oldest first.
@@ -100,30 +175,25 @@ func (f *Fleet) Events(ctx context.Context, node string) ([]Event, error) {
 	return out, nil
 }
 
-// renderTable writes the node table and the last Events.
+// renderTable writes the node table (a summary and the nodes that need
+// attention, for a large fleet) and the last Events.
 func (f *Fleet) renderTable(ctx context.Context, w io.Writer, now time.Time) {
 	rows, err := f.Rows(ctx)
 	if err != nil {
 		_, _ = fmt.Fprintf(w, "reading the nodes: %v\n", err)
 		return
 	}
+	shown := rows
+	if len(rows) > viewRows {
+		shown = attentionFirst(rows, viewRows)
+		_, _ = fmt.Fprintf(w, "%s\nthe %d listed: those not Verified first (the web page pages through all)\n\n", summaryLine(rows), len(shown))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	_, _ = fmt.Fprintln(tw, "#\tNODE\tSTATUS\tSCHEDULING\tREADY\tLAST REPORT\tSTATUS SINCE\tREASON")
-	for i, row := range rows {
-		sched := "schedulable"
-		if row.Cordoned {
-			sched = "cordoned"
-		}
-		if row.Tainted {
-			sched += "+tainted"
-		}
+	for _, row := range shown {
 		since := "-"
 		if !row.Since.IsZero() {
 			since = now.Sub(row.Since).Round(time.Second).String() + " ago"
-		}
-		reason := row.Reason
-		if row.Message != "" {
-			reason += ": " + row.Message
 		}
 		last := "-"
 		if row.LastReport != "" {
@@ -132,7 +202,7 @@ func (f *Fleet) renderTable(ctx context.Context, w io.Writer, now time.Time) {
 				last += " (" + now.Sub(t).Round(time.Second).String() + " ago)"
 			}
 		}
-		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", i+1, row.Node, row.Status, sched, row.Ready, last, since, reason)
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", row.Number, row.Node, row.Status, row.Scheduling(), row.Ready, last, since, row.Why())
 	}
 	_ = tw.Flush()
 	events, _ := f.Events(ctx, "")
@@ -143,6 +213,27 @@ func (f *Fleet) renderTable(ctx context.Context, w io.Writer, now time.Time) {
 	for _, e := range events {
 		_, _ = fmt.Fprintf(w, "  %s  %s\n", e.Time.Format("15:04:05"), e)
 	}
+}
+
+// Scheduling says whether the node takes new workloads: schedulable or
+// cordoned, and tainted.
+func (r NodeRow) Scheduling() string {
+	sched := "schedulable"
+	if r.Cordoned {
+		sched = "cordoned"
+	}
+	if r.Tainted {
+		sched += "+tainted"
+	}
+	return sched
+}
+
+// Why is the condition's reason and message.
+func (r NodeRow) Why() string {
+	if r.Message != "" {
+		return r.Reason + ": " + r.Message
+	}
+	return r.Reason
 }
 
 // signature changes when a node's state or the Events change, not with

@@ -49,9 +49,14 @@ const (
 type session struct {
 	token, user, csrf string
 	expires           time.Time
-	// said is the outcome of the last control, shown once.
-	said string
+	// said is the outcome of the last control, shown for saidFor.
+	said   string
+	saidAt time.Time
 }
+
+// saidFor is how long the page shows the outcome of a control: live
+// updates render the page again as the fleet changes.
+const saidFor = 30 * time.Second
 
 // web is the sandbox's page: the node table for anyone on loopback, the
 // controls after an AAS login, and the control endpoint.
@@ -62,10 +67,15 @@ type web struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	// subs are the live pages' streams; watching, while there is one,
+	// closes to stop the watch of the fleet.
+	subs     map[chan struct{}]struct{}
+	watching chan struct{}
 }
 
 func newWeb(f *Fleet, a Authenticator, logger *slog.Logger) *web {
-	return &web{f: f, auth: a, log: logger, sessions: map[string]*session{}}
+	return &web{f: f, auth: a, log: logger, sessions: map[string]*session{}, subs: map[chan struct{}]struct{}{}}
 }
 
 // Handler is the sandbox's web page: the node table and the Events for
@@ -80,6 +90,8 @@ func (wb *web) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", wb.page)
 	mux.HandleFunc("GET /nodes.json", wb.nodesJSON)
+	mux.HandleFunc("GET /events", wb.events)
+	mux.HandleFunc("GET /app.js", serveScript)
 	mux.HandleFunc("POST /login", wb.login)
 	mux.HandleFunc("POST /logout", wb.logout)
 	mux.HandleFunc("POST /control", wb.control)
@@ -136,6 +148,11 @@ func sameOrigin(r *http.Request) bool {
 
 type pageView struct {
 	Rows      []NodeRow
+	Summary   []StatusCount
+	Total     int
+	Status    string // the status the table is filtered by, if any
+	Page      int
+	Pages     int
 	Events    []Event
 	Now       time.Time
 	Verifier  string
@@ -150,28 +167,68 @@ type pageView struct {
 	Error     string
 }
 
+// pageSize is how many nodes a page of the table lists.
+const pageSize = 100
+
+// Prev and Next are the numbers of the neighbouring pages (0: none).
+func (v pageView) Prev() int { return max(v.Page-1, 0) }
+
+func (v pageView) Next() int {
+	if v.Page < v.Pages {
+		return v.Page + 1
+	}
+	return 0
+}
+
+// paged keeps the rows of status (all when empty) and cuts page number
+// page (from 1) of pageSize rows; it returns the page shown and the count.
+func paged(rows []NodeRow, status string, page int) (shown []NodeRow, page1, pages int) {
+	if status != "" {
+		kept := rows[:0:0]
+		for _, r := range rows {
+			if r.Status == status {
+				kept = append(kept, r)
+			}
+		}
+		rows = kept
+	}
+	pages = max((len(rows)+pageSize-1)/pageSize, 1)
+	page = min(max(page, 1), pages)
+	return rows[min((page-1)*pageSize, len(rows)):min(page*pageSize, len(rows))], page, pages
+}
+
 func (wb *web) page(w http.ResponseWriter, r *http.Request) {
 	v := pageView{Now: time.Now(), Verifier: wb.f.VerifierURL(), Dashboard: wb.f.DashboardURL(),
-		Login: wb.f.LoginCommand(), Controls: Controls(), PCR: DefaultPCR}
-	var err error
-	if v.Rows, err = wb.f.Rows(r.Context()); err != nil {
+		Login: wb.f.LoginCommand(), Controls: Controls(), PCR: DefaultPCR, Status: r.URL.Query().Get("status")}
+	rows, err := wb.f.Rows(r.Context())
+	if err != nil {
 		v.Error = err.Error()
 	}
+	pageNo, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	v.Summary, v.Total = summarize(rows), len(rows)
+	v.Rows, v.Page, v.Pages = paged(rows, v.Status, pageNo)
 	if v.Events, err = wb.f.Events(r.Context(), ""); err == nil && len(v.Events) > 30 {
 		v.Events = v.Events[len(v.Events)-30:]
 	}
 	if s := wb.sessionOf(r); s != nil {
 		wb.mu.Lock()
-		v.LoggedIn, v.User, v.CSRF, v.Said, s.said = true, s.user, s.csrf, s.said, ""
+		v.LoggedIn, v.User, v.CSRF = true, s.user, s.csrf
+		if time.Since(s.saidAt) < saidFor {
+			v.Said = s.said
+		}
 		wb.mu.Unlock()
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	w.Header().Set("X-Frame-Options", "DENY")
 	if err := page.Execute(w, v); err != nil {
 		wb.log.Warn("render the sandbox page", slog.Any(keyError, err))
 	}
 }
+
+// contentSecurityPolicy allows the page its own script (live updates) and
+// its own streams and forms, nothing else.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 
 func (wb *web) nodesJSON(w http.ResponseWriter, r *http.Request) {
 	rows, err := wb.f.Rows(r.Context())
@@ -271,7 +328,7 @@ func (wb *web) control(w http.ResponseWriter, r *http.Request) {
 	wb.log.Info("sandbox control", slog.String(keyNode, node), slog.String(keyControl, string(c)), slog.Bool("ok", err == nil))
 	if s != nil {
 		wb.mu.Lock()
-		s.said = said
+		s.said, s.saidAt = said, time.Now()
 		wb.mu.Unlock()
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -283,24 +340,29 @@ func (wb *web) control(w http.ResponseWriter, r *http.Request) {
 }
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
+<html><head><meta charset="utf-8">
 <title>Trusted Compute sandbox</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .Verified{color:#070}.Attestation.Failed,.Secure.Boot.Disabled{color:#b00}form.inline{display:inline;margin:0}
-code{background:#f4f4f4;padding:.1em .3em}.said{background:#ffd;padding:.4em}</style></head>
-<body><h1>Trusted Compute sandbox</h1>
-<p>Verifier {{.Verifier}} · <a href="{{.Dashboard}}">dashboard</a> · refreshed {{.Now.Format "15:04:05"}}<br>
+code{background:#f4f4f4;padding:.1em .3em}.said{background:#ffd;padding:.4em}#live{font-size:.8em;color:#666}</style>
+<script src="/app.js" defer></script></head>
+<body><h1>Trusted Compute sandbox <span id="live" hidden></span></h1>
+<p>Verifier {{.Verifier}} · <a href="{{.Dashboard}}">dashboard</a><br>
 <code>{{.Login}}</code></p>
+<main data-live>
+<p>{{.Total}} nodes:{{range .Summary}} <a href="?status={{.Status}}">{{.Count}} {{.Status}}</a>{{end}}{{if .Status}} · <a href="/">all</a>{{end}} · updated {{.Now.Format "15:04:05"}}</p>
 {{if .Error}}<p class="said">{{.Error}}</p>{{end}}
 {{if .Said}}<p class="said">{{.Said}}</p>{{end}}
-<table><tr><th>node</th><th>status</th><th>scheduling</th><th>ready</th><th>last report</th><th>reason</th>{{if .LoggedIn}}<th>controls</th>{{end}}</tr>
-{{range .Rows}}{{$node := .Node}}<tr><td>{{.Node}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{if .Cordoned}}cordoned{{else}}schedulable{{end}}{{if .Tainted}}, tainted{{end}}</td><td>{{.Ready}}</td><td>{{.LastReport}}</td><td>{{.Reason}}{{if .Message}}: {{.Message}}{{end}}</td>
+{{if gt .Pages 1}}<p>page {{.Page}} of {{.Pages}}{{if .Prev}} · <a href="?status={{.Status}}&amp;page={{.Prev}}">previous</a>{{end}}{{if .Next}} · <a href="?status={{.Status}}&amp;page={{.Next}}">next</a>{{end}}</p>{{end}}
+<table><tr><th>#</th><th>node</th><th>status</th><th>scheduling</th><th>ready</th><th>last report</th><th>reason</th>{{if .LoggedIn}}<th>controls</th>{{end}}</tr>
+{{range .Rows}}{{$node := .Node}}<tr><td>{{.Number}}</td><td>{{.Node}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Scheduling}}</td><td>{{.Ready}}</td><td>{{.LastReport}}</td><td>{{.Why}}</td>
 {{if $.LoggedIn}}<td>{{range $.Controls}}<form class="inline" method="post" action="/control"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="node" value="{{$node}}"><input type="hidden" name="control" value="{{.}}">{{if eq (printf "%s" .) "extend-pcr"}}<input name="pcr" size="2" value="{{$.PCR}}" aria-label="PCR">{{end}}<button>{{.}}</button></form> {{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{if .LoggedIn}}<form method="post" action="/logout"><p>Logged in as {{.User}}. <button>log out</button></p></form>
 {{else}}<form method="post" action="/login"><p>Log in to tamper, extend a PCR, reboot, turn Secure Boot off, kill the agent or re-onboard a node (the verifier's AAS user, as on the dashboard):
 <input name="username" value="admin" aria-label="username"> <input name="password" type="password" aria-label="password" autocomplete="current-password"> <button>log in</button></p></form>{{end}}
 <h2>Events of the attestation manager on the Nodes</h2><ul>{{range .Events}}<li>{{.Time.Format "15:04:05"}} {{.}}</li>{{end}}</ul>
+</main>
 <p><a href="/nodes.json">nodes.json</a></p></body></html>`))
 
 // serveWeb serves the page on addr (loopback) until ctx ends; it returns
