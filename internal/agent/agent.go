@@ -138,12 +138,7 @@ func (a *Agent) serve(ctx context.Context, nc publisher, m *bus.Msg) {
 		a.logger.Warn("request without a reply subject", keyRequest, string(req))
 		return
 	}
-	body, err := a.encodeReply(req, a.Handle(ctx, req, m.Data))
-	if err != nil {
-		a.logger.Error("encode reply", keyRequest, string(req), keyError, err.Error())
-		return
-	}
-	if err := nc.Publish(m.Reply, body); err != nil {
+	if err := a.reply(nc, m.Reply, req, a.Handle(ctx, req, m.Data)); err != nil {
 		a.logger.Warn("reply not sent", keyRequest, string(req), keyError, err.Error())
 	}
 }

@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"unicode/utf8"
 
 	"trustedcompute.io/tc/internal/bus"
@@ -69,30 +71,98 @@ func (a *Agent) quote(ctx context.Context, req evidence.QuoteRequest) (any, erro
 // (evidence.QuoteResponse.IMALog).
 const imaLogField = `,"ima_log":"`
 
-// encode writes the reply: the response without its IMA lines, as
-// encoding/json writes it, with the ima_log member appended.
-func (q *streamedQuote) encode() ([]byte, error) {
+// head is the response without its IMA lines, as encoding/json writes it,
+// and the size of the whole reply.
+func (q *streamedQuote) head() ([]byte, int, error) {
 	body, err := json.Marshal(q.resp)
 	if err != nil || q.size == 0 {
-		return body, err
+		return body, len(body), err
 	}
 	if len(body) < 2 || body[len(body)-1] != '}' {
-		return nil, errors.New("encode quote reply: not a JSON object")
+		return nil, 0, errors.New("encode quote reply: not a JSON object")
 	}
-	out := make([]byte, 0, len(body)-1+len(imaLogField)+q.size+2)
-	out = append(out, body[:len(body)-1]...)
-	out = append(out, imaLogField...)
-	start := len(out)
-	if _, err := q.src.EachIMALine(q.offset, q.end, func(line []byte) error {
-		out = appendJSONLine(out, line)
-		return nil
+	return body, len(body) - 1 + len(imaLogField) + q.size + 2, nil
+}
+
+// writeTo writes the reply with head (from q.head): the response with the
+// ima_log member appended, its lines read from the log again.
+func (q *streamedQuote) writeTo(w io.Writer, head []byte) error {
+	if q.size == 0 {
+		_, err := w.Write(head)
+		return err
+	}
+	if _, err := w.Write(head[:len(head)-1]); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, imaLogField); err != nil {
+		return err
+	}
+	var line []byte
+	written := 0
+	if _, err := q.src.EachIMALine(q.offset, q.end, func(l []byte) error {
+		line = appendJSONLine(line[:0], l)
+		written += len(line)
+		if written > q.size {
+			return errIMAChanged
+		}
+		_, err := w.Write(line)
+		return err
 	}); err != nil {
-		return nil, fmt.Errorf("ima log: %w", err)
+		return fmt.Errorf("ima log: %w", err)
 	}
-	if got := len(out) - start; got != q.size {
-		return nil, fmt.Errorf("ima log: the log changed while it was read (%d bytes, then %d)", q.size, got)
+	if written != q.size {
+		return fmt.Errorf("ima log: %w (%d bytes, then %d)", errIMAChanged, q.size, written)
 	}
-	return append(out, '"', '}'), nil
+	_, err := io.WriteString(w, `"}`)
+	return err
+}
+
+// errIMAChanged is the error of an IMA log that changed between its two
+// reads.
+var errIMAChanged = errors.New("the log changed while it was read")
+
+// encode returns the whole reply.
+func (q *streamedQuote) encode() ([]byte, error) {
+	head, size, err := q.head()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(size)
+	if err := q.writeTo(&b, head); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// streamPublisher publishes a message that write produces straight onto
+// the connection (natsconn does), so that a quote reply of megabytes is
+// never held whole in the agent's heap.
+type streamPublisher interface {
+	PublishStream(subject string, size int, write func(w io.Writer) error) error
+}
+
+// reply answers req on subject: streamed when both the reply and the
+// connection allow it, encoded whole otherwise.
+func (a *Agent) reply(nc publisher, subject string, req bus.Request, reply any) error {
+	q, ok := reply.(*streamedQuote)
+	sp, canStream := nc.(streamPublisher)
+	if !ok || !canStream {
+		body, err := a.encodeReply(req, reply)
+		if err != nil {
+			return fmt.Errorf("encode reply: %w", err)
+		}
+		return nc.Publish(subject, body)
+	}
+	head, size, err := q.head()
+	if err != nil {
+		body, err := json.Marshal(&evidence.QuoteResponse{Version: evidence.Version, Error: a.fail(req, err)})
+		if err != nil {
+			return err
+		}
+		return nc.Publish(subject, body)
+	}
+	return sp.PublishStream(subject, size, func(w io.Writer) error { return q.writeTo(w, head) })
 }
 
 // encodeReply encodes the reply to req. A quote reply that cannot be

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,19 +98,26 @@ func TestAStreamedQuoteReplyDecodesToTheEvidence(t *testing.T) {
 	}
 }
 
-func TestAQuoteReplyOfALogThatShrankIsAnError(t *testing.T) {
+// quoteOfAShrunkLog is a quote reply whose IMA log shrank after it was
+// read: the node rebooted between reading the log and sending it, and the
+// log restarted with fewer entries. The reply must not be a truncated log.
+func quoteOfAShrunkLog(t *testing.T) (*Agent, any) {
+	t.Helper()
 	root := imaRoot(t, []string{"/a", "/b", "/c"})
 	a, err := New(Config{HostID: "edge-1"}, fakeTPM{}, measure.New(root), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reply := a.Handle(context.Background(), bus.QuoteRequest, mustJSON(t, imaQuoteRequest(0)))
-	// The node rebooted between reading the log and sending it: the log
-	// restarted with fewer entries. The reply must not be a truncated log.
 	if err := os.WriteFile(filepath.Join(root, "sys/kernel/security/ima/ascii_runtime_measurements"),
 		[]byte("10 "+imaHash+" ima-ng sha256:"+imaHash+" /a\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return a, reply
+}
+
+func TestAQuoteReplyOfALogThatShrankIsAnError(t *testing.T) {
+	a, reply := quoteOfAShrunkLog(t)
 	body, err := a.encodeReply(bus.QuoteRequest, reply)
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +128,57 @@ func TestAQuoteReplyOfALogThatShrankIsAnError(t *testing.T) {
 	}
 	if resp.Error == nil || resp.IMALog != "" {
 		t.Fatalf("reply after the log shrank: error %v, ima log %q; want an error and no log", resp.Error, resp.IMALog)
+	}
+}
+
+// streamConn records what is published; PublishStream checks the size as
+// natsconn does.
+type streamConn struct {
+	published []byte
+	streamed  bool
+}
+
+func (c *streamConn) Publish(_ string, data []byte) error {
+	c.published = bytes.Clone(data)
+	return nil
+}
+
+func (c *streamConn) PublishStream(_ string, size int, write func(w io.Writer) error) error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return err
+	}
+	if b.Len() != size {
+		return fmt.Errorf("wrote %d bytes of %d", b.Len(), size)
+	}
+	c.published, c.streamed = b.Bytes(), true
+	return nil
+}
+
+func TestAQuoteReplyIsStreamedOntoTheConnectionAsItWouldBeEncoded(t *testing.T) {
+	a, err := New(Config{HostID: "edge-1"}, fakeTPM{}, measure.New(imaRoot(t, []string{"/a<b>", "/\xff", "/c"})), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := a.Handle(context.Background(), bus.QuoteRequest, mustJSON(t, imaQuoteRequest(0)))
+	want, err := a.encodeReply(bus.QuoteRequest, reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c streamConn
+	if err := a.reply(&c, "_INBOX.x", bus.QuoteRequest, reply); err != nil {
+		t.Fatal(err)
+	}
+	if !c.streamed || !bytes.Equal(c.published, want) {
+		t.Fatalf("streamed %v:\n%s\nwant\n%s", c.streamed, c.published, want)
+	}
+}
+
+func TestAStreamedReplyOfALogThatShrankIsNotSent(t *testing.T) {
+	a, reply := quoteOfAShrunkLog(t)
+	var c streamConn
+	if err := a.reply(&c, "_INBOX.x", bus.QuoteRequest, reply); err == nil {
+		t.Fatalf("a truncated log was sent: %s", c.published)
 	}
 }
 

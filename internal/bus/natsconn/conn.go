@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -91,15 +92,16 @@ type Conn struct {
 	// wmu serializes writes to the current session.
 	wmu sync.Mutex
 
-	mu        sync.Mutex
-	cur       *session // nil while disconnected
-	closed    bool
-	subs      map[uint64]*Subscription
-	nextSID   uint64
-	pongs     []chan struct{} // flushes waiting for a PONG, in PING order; nil for keep-alive pings
-	pingsOut  int
-	errSeq    uint64 // counts -ERR from the server
-	lastErr   error
+	mu       sync.Mutex
+	cur      *session // nil while disconnected
+	closed   bool
+	subs     map[uint64]*Subscription
+	nextSID  uint64
+	pongs    []chan struct{} // flushes waiting for a PONG, in PING order; nil for keep-alive pings
+	pingsOut int
+	// pending are the permission violations the server reported since
+	// the last Flush returned (at most maxPendingErrs).
+	pending   []error
 	inbox     string // prefix of this connection's reply subjects
 	inboxSub  *Subscription
 	responses map[string]chan *bus.Msg
@@ -374,8 +376,9 @@ func (c *Conn) read(s *session) error {
 				return err
 			}
 			c.mu.Lock()
-			c.errSeq++
-			c.lastErr = err
+			if len(c.pending) < maxPendingErrs {
+				c.pending = append(c.pending, err)
+			}
 			c.mu.Unlock()
 			c.logger.Error("nats error", bus.KeyErr, err.Error())
 		case opOK, opInfo:
@@ -533,7 +536,7 @@ func (c *Conn) write(size int, write func(w *bufio.Writer) error) error {
 	if s == nil {
 		return ErrNotConnected
 	}
-	if size > s.maxPayload {
+	if size < 0 || size > s.maxPayload {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrMaxPayload, size, s.maxPayload)
 	}
 	return c.writeLocked(s, size, write)
@@ -542,29 +545,56 @@ func (c *Conn) write(size int, write func(w *bufio.Writer) error) error {
 // Publish sends data on subject. The payload goes to the connection as it
 // is: a large reply is not copied into a buffer first.
 func (c *Conn) Publish(subject string, data []byte) error {
-	return c.publish(subject, "", data)
+	return c.publish(subject, "", len(data), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
-func (c *Conn) publish(subject, reply string, data []byte) error {
+// PublishStream sends a message of exactly size bytes on subject, which
+// write produces straight onto the connection: a large reply is never held
+// whole in memory. A write that fails or produces another size leaves a
+// broken message on the wire, so the connection is dropped (and reconnects).
+func (c *Conn) PublishStream(subject string, size int, write func(w io.Writer) error) error {
+	return c.publish(subject, "", size, write)
+}
+
+func (c *Conn) publish(subject, reply string, size int, body func(w io.Writer) error) error {
 	if err := checkSubject(subject); err != nil {
 		return err
 	}
-	return c.write(len(data), func(w *bufio.Writer) error {
+	return c.write(size, func(w *bufio.Writer) error {
 		hdr := make([]byte, 0, 24+len(subject)+len(reply))
 		hdr = append(append(hdr, "PUB "...), subject...)
 		if reply != "" {
 			hdr = append(append(hdr, ' '), reply...)
 		}
-		hdr = append(strconv.AppendInt(append(hdr, ' '), int64(len(data)), 10), "\r\n"...)
+		hdr = append(strconv.AppendInt(append(hdr, ' '), int64(size), 10), "\r\n"...)
 		if _, err := w.Write(hdr); err != nil {
 			return err
 		}
-		if _, err := w.Write(data); err != nil {
-			return err
+		cw := &countingWriter{w: w}
+		if err := body(cw); err != nil {
+			return fmt.Errorf("nats publish %s: %w", subject, err)
+		}
+		if cw.n != size {
+			return fmt.Errorf("nats publish %s: wrote %d bytes of %d", subject, cw.n, size)
 		}
 		_, err := w.WriteString("\r\n")
 		return err
 	})
+}
+
+// countingWriter counts what a message body writes.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 // checkSubject refuses a subject that would break the protocol line.
@@ -575,13 +605,17 @@ func checkSubject(s string) error {
 	return nil
 }
 
+// maxPendingErrs bounds the permission violations kept for Flush.
+const maxPendingErrs = 16
+
 // Flush returns once the server has answered a PING sent after everything
-// written before, with the permission violation it reported meanwhile.
+// written before, with the permission violations it reported since the
+// last Flush returned.
 func (c *Conn) Flush(ctx context.Context) error {
 	ch := make(chan struct{})
 	c.wmu.Lock()
 	c.mu.Lock()
-	s, seq := c.cur, c.errSeq
+	s := c.cur
 	if s != nil {
 		c.pongs = append(c.pongs, ch)
 	}
@@ -605,10 +639,9 @@ func (c *Conn) Flush(ctx context.Context) error {
 	if c.cur != s {
 		return ErrNotConnected
 	}
-	if c.errSeq != seq {
-		return c.lastErr
-	}
-	return nil
+	err = errors.Join(c.pending...)
+	c.pending = nil
+	return err
 }
 
 // IsConnected reports whether the connection is up now.
@@ -659,7 +692,7 @@ func (c *Conn) Request(ctx context.Context, subject string, data []byte) (*bus.M
 		delete(c.responses, token)
 		c.mu.Unlock()
 	}()
-	if err := c.publish(subject, prefix+token, data); err != nil {
+	if err := c.publish(subject, prefix+token, len(data), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return nil, err
 	}
 	select {
