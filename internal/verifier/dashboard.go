@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"time"
 
@@ -27,20 +26,6 @@ type DashboardConfig struct {
 type dashboardPart struct {
 	ln net.Listener
 	d  *dashboard.Dashboard
-}
-
-// listenDashboard binds the dashboard's address when one is configured.
-func (v *Verifier) listenDashboard(ctx context.Context) error {
-	if v.cfg.Dashboard.Listen == "" || v.dashboard.ln != nil {
-		return nil
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", v.cfg.Dashboard.Listen)
-	if err != nil {
-		return fmt.Errorf("dashboard listen %s: %w", v.cfg.Dashboard.Listen, err)
-	}
-	v.dashboard.ln = ln
-	return nil
 }
 
 // DashboardAddr returns the dashboard's address, or "" when it is off.

@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -93,20 +92,6 @@ func result(trusted bool) string {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
-
-// listenMetrics binds the metrics listener when one is configured.
-func (v *Verifier) listenMetrics(ctx context.Context) error {
-	if v.cfg.Metrics.Listen == "" || v.metrics.ln != nil {
-		return nil
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", v.cfg.Metrics.Listen)
-	if err != nil {
-		return fmt.Errorf("listen for metrics on %s: %w", v.cfg.Metrics.Listen, err)
-	}
-	v.metrics.ln = ln
-	return nil
 }
 
 // MetricsAddr returns the address of the metrics listener, or "" without one.

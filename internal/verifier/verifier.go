@@ -294,21 +294,32 @@ func (v *Verifier) NATSClusterURL() string {
 // Ready is closed when every part serves.
 func (v *Verifier) Ready() <-chan struct{} { return v.ready }
 
-// Listen binds the HTTPS address; Run calls it when it was not called before.
+// Listen binds the HTTPS address, and the metrics and dashboard addresses
+// when they are configured; Run calls it when it was not called before.
 func (v *Verifier) Listen(ctx context.Context) error {
 	if v.ln != nil {
 		return nil
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", v.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", v.cfg.Listen, err)
+	for _, l := range []struct {
+		ln         *net.Listener
+		what, addr string
+		optional   bool
+	}{
+		{&v.ln, "the API", v.cfg.Listen, false},
+		{&v.metrics.ln, "metrics", v.cfg.Metrics.Listen, true},
+		{&v.dashboard.ln, "the dashboard", v.cfg.Dashboard.Listen, true},
+	} {
+		if l.addr == "" && l.optional {
+			continue
+		}
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen for %s on %s: %w", l.what, l.addr, err)
+		}
+		*l.ln = ln
 	}
-	v.ln = ln
-	if err := v.listenMetrics(ctx); err != nil {
-		return err
-	}
-	return v.listenDashboard(ctx)
+	return nil
 }
 
 // Run serves until ctx ends or a part fails; then everything stops.
