@@ -167,8 +167,11 @@ func newStore(backend string, wdb, rdb *sql.DB) *Store {
 		rdb:     rdb,
 	}
 	if backend == backendSQLite {
-		s.prepared = newPreparedReads(rdb)
-		s.r = s.prepared
+		s.prepared, s.writes = newPreparedStmts(rdb), newPreparedStmts(wdb)
+		if rdb == wdb {
+			s.writes = s.prepared
+		}
+		s.r, s.queries.writes = s.prepared, s.writes
 	}
 	return s
 }

@@ -60,3 +60,45 @@ func TestAClosedStoreKeepsNoPreparedRead(t *testing.T) {
 		t.Fatalf("%d prepared reads after Close", n)
 	}
 }
+
+// A transaction's statements run prepared from the second transaction
+// that uses them on; prepared, they still commit all or nothing.
+func TestTransactionStatementsArePreparedAndStillAllOrNothing(t *testing.T) {
+	for name, dsn := range map[string]string{"sqlite file": sqliteFileDSN(t), "sqlite memory": "sqlite::memory:"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTest(t, dsn)
+			create := func(id string, fail error) error {
+				return s.InTxDeferredSync(ctx, func(tx *Tx) error {
+					if err := tx.CreateHost(ctx, Host{ID: id, Name: "edge-" + id, ConnectionString: "nats://" + id}); err != nil {
+						return err
+					}
+					if _, err := tx.HostByID(ctx, id); err != nil {
+						return err
+					}
+					return fail
+				})
+			}
+			must(t, "first transaction", create("h1", nil))
+			s.writes.mu.Lock()
+			prepared, wanted := len(s.writes.stmts), len(s.writes.wanted)
+			s.writes.mu.Unlock()
+			if prepared == 0 || wanted != 0 {
+				t.Fatalf("after a transaction: %d statements prepared, %d wanted; want some prepared, none wanted", prepared, wanted)
+			}
+			errRolledBack := errors.New("roll back")
+			if err := create("h2", errRolledBack); !errors.Is(err, errRolledBack) {
+				t.Fatalf("a failed transaction: %v", err)
+			}
+			if _, err := s.HostByID(ctx, "h2"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("the host of a rolled back transaction: %v, want not found", err)
+			}
+			must(t, "third transaction", create("h3", nil))
+			for _, id := range []string{"h1", "h3"} {
+				if _, err := s.HostByID(ctx, id); err != nil {
+					t.Fatalf("host %s: %v", id, err)
+				}
+			}
+		})
+	}
+}

@@ -39,8 +39,10 @@ type Store struct {
 	backend string  // "sqlite" or "postgres"
 	wdb     *sql.DB // writes and transactions
 	rdb     *sql.DB // reads; the same as wdb except for an SQLite file
-	// prepared serves the reads on SQLite (queries.r); nil on PostgreSQL.
-	prepared *preparedReads
+	// prepared serves the reads on SQLite (queries.r) and writes the
+	// transactions' statements (the same for SQLite in memory); both nil
+	// on PostgreSQL.
+	prepared, writes *preparedStmts
 }
 
 // Tx is a transaction begun by [Store.InTx]. It has the same data methods as
@@ -64,6 +66,26 @@ type queries struct {
 	db *sql.DB
 	// keys seal and open secrets.
 	keys *Keyring
+	// writes keeps the statements of transactions prepared on SQLite;
+	// nil on PostgreSQL and inside a Tx.
+	writes *preparedStmts
+}
+
+// txQuerier is the querier of a transaction: with its statements kept
+// prepared on SQLite (writes), as they are.
+func txQuerier(tx *sql.Tx, writes *preparedStmts) querier {
+	if writes == nil {
+		return tx
+	}
+	return txQueries{tx: tx, p: writes}
+}
+
+// prepareWanted prepares the statements first met in the transaction just
+// ended; nothing on PostgreSQL.
+func (q *queries) prepareWanted(ctx context.Context) {
+	if q.writes != nil {
+		q.writes.prepareWanted(ctx)
+	}
 }
 
 // atomic runs fn in a transaction: a new one on a Store, the current one in a Tx.
@@ -71,8 +93,10 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 	if q.db == nil {
 		return fn(q)
 	}
+	defer q.prepareWanted(ctx)
 	return inTx(ctx, q.db, func(tx *sql.Tx) error {
-		return fn(&queries{r: tx, w: tx, keys: q.keys})
+		txq := txQuerier(tx, q.writes)
+		return fn(&queries{r: txq, w: txq, keys: q.keys})
 	})
 }
 
@@ -127,6 +151,9 @@ func (s *Store) Close() error {
 	if s.prepared != nil {
 		err = s.prepared.Close()
 	}
+	if s.writes != nil && s.writes != s.prepared {
+		err = errors.Join(err, s.writes.Close())
+	}
 	err = errors.Join(err, s.wdb.Close())
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
@@ -162,8 +189,10 @@ func (s *Store) Backend() string { return s.backend }
 // run at READ COMMITTED: every statement is atomic with the others, and rows
 // written by fn are locked until the end, but rows only read may change.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	defer s.prepareWanted(ctx)
 	return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
-		return fn(&Tx{queries{r: tx, w: tx, keys: s.keys}})
+		txq := txQuerier(tx, s.writes)
+		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys}})
 	})
 }
 
@@ -176,7 +205,16 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 // PostgreSQL with synchronous_commit off. Security state (users, roles,
 // credentials, revocations, enrollment, flavors) is never written here.
 func (s *Store) InTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) error {
-	wrap := func(tx *sql.Tx) error { return fn(&Tx{queries{r: tx, w: tx, keys: s.keys}}) }
+	// After the writer connection is back in the pool.
+	defer s.prepareWanted(ctx)
+	return s.inTxDeferredSync(ctx, fn)
+}
+
+func (s *Store) inTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) error {
+	wrap := func(tx *sql.Tx) error {
+		txq := txQuerier(tx, s.writes)
+		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys}})
+	}
 	switch {
 	case s.backend == backendPostgres:
 		return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
