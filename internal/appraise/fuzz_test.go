@@ -1,10 +1,13 @@
 package appraise
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/google/go-tpm/tpm2"
 
 	"trustedcompute.io/tc/internal/evidence"
 )
@@ -67,6 +70,18 @@ func FuzzVerifyQuoteAttest(f *testing.F) {
 		quote, faults := VerifyQuote(ak.public, boundNonce(), &q)
 		if (quote == nil) == (len(faults) == 0) {
 			t.Fatalf("quote %v with faults %v", quote, faults)
+		}
+		// The walk that finds trailing (or missing) bytes agrees with
+		// re-encoding the decoded structure on whether it is raw whole.
+		if len(attest) < 6 || binary.BigEndian.Uint32(attest) != tpmGeneratedValue ||
+			tpm2.TPMST(binary.BigEndian.Uint16(attest[4:])) != tpm2.TPMSTAttestQuote {
+			return
+		}
+		if a, err := tpm2.Unmarshal[tpm2.TPMSAttest](attest); err == nil {
+			walked, encoded := quoteAttestSize(attest), len(tpm2.Marshal(a))
+			if (walked == len(attest)) != (encoded == len(attest)) {
+				t.Fatalf("of %d bytes, quoteAttestSize walks %d, the decoded structure takes %d", len(attest), walked, encoded)
+			}
 		}
 	})
 }
