@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -160,8 +159,11 @@ func (c Config) managerConfig() (manager.Config, error) {
 	}
 	var maxAge time.Duration
 	if c.MaxEvidenceAge != "" {
-		if maxAge, err = parseMinutesOrDuration(c.MaxEvidenceAge); err != nil {
+		if maxAge, err = manager.ParseMinutes(c.MaxEvidenceAge); err != nil {
 			return manager.Config{}, fmt.Errorf("maxEvidenceAge: %w", err)
+		}
+		if maxAge <= 0 {
+			return manager.Config{}, fmt.Errorf("maxEvidenceAge %s: want more than 0", maxAge)
 		}
 	}
 	return manager.Config{
@@ -239,22 +241,6 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("logLevel %q: %w", c.LogLevel, err))
 	}
 	return errors.Join(errs...)
-}
-
-// parseMinutesOrDuration reads whole minutes ("120", the Helm form) or a Go
-// duration ("2h"); it must be positive.
-func parseMinutesOrDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	if n, err := strconv.Atoi(s); err == nil {
-		d = time.Duration(n) * time.Minute
-	} else if d, err = time.ParseDuration(s); err != nil {
-		return 0, fmt.Errorf("%q: want minutes or a duration such as 2h", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%s: want more than 0", d)
-	}
-	return d, nil
 }
 
 func checkURL(key, raw string, required bool, schemes ...string) error {

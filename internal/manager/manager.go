@@ -495,16 +495,26 @@ func Jittered(d time.Duration, frac, u float64) time.Duration {
 	return d + time.Duration((2*u-1)*frac*float64(d))
 }
 
-// ParsePollDuration reads a poll duration: whole minutes ("60", the Helm
-// value's form) or a Go duration ("90m"). It must be at least a minute and at
-// most a week.
-func ParsePollDuration(s string) (time.Duration, error) {
+// ParseMinutes reads whole minutes ("60", the Helm values' form) or a Go
+// duration ("90m").
+func ParseMinutes(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	var d time.Duration
 	if n, err := strconv.Atoi(s); err == nil {
-		d = time.Duration(n) * time.Minute
-	} else if d, err = time.ParseDuration(s); err != nil {
-		return 0, fmt.Errorf("poll duration %q: want minutes or a duration such as 90m", s)
+		return time.Duration(n) * time.Minute, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want minutes or a duration such as 90m", s)
+	}
+	return d, nil
+}
+
+// ParsePollDuration reads a poll duration (ParseMinutes). It must be at
+// least a minute and at most a week.
+func ParsePollDuration(s string) (time.Duration, error) {
+	d, err := ParseMinutes(s)
+	if err != nil {
+		return 0, fmt.Errorf("poll duration %w", err)
 	}
 	if d < MinPollDuration || d > MaxPollDuration {
 		return 0, fmt.Errorf("poll duration %s: want %s to %s", d, MinPollDuration, MaxPollDuration)
