@@ -88,11 +88,15 @@ func (s *Server) applyRevocations(ctx context.Context) error {
 }
 
 // userConns lists the agent and manager connections open now, each as the
-// key it authenticated with.
+// key it authenticated with. It asks for every connection in one page:
+// Connz decodes the JWT of every connection on each call, whatever the
+// page, so pages of DefaultConnListSize made a list of 10,000 agents cost
+// ten times 10,000 JWT signature checks.
 func (s *Server) userConns() ([]UserKey, error) {
 	var out []UserKey
 	for offset := 0; ; {
-		cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Account: s.auth.AccountPublicKey(), Offset: offset, Limit: server.DefaultConnListSize})
+		limit := max(server.DefaultConnListSize, s.ns.NumClients()+server.DefaultConnListSize)
+		cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Account: s.auth.AccountPublicKey(), Offset: offset, Limit: limit})
 		if err != nil {
 			return nil, fmt.Errorf("list connections: %w", err)
 		}
