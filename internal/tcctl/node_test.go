@@ -11,28 +11,10 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
-
-// writeKubeconfig writes cfg as the kubeconfig file an operator would have.
-func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
-	t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
-	kc.CurrentContext = "test"
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 var nodeSerial atomic.Int64
 
@@ -44,7 +26,7 @@ func nodeName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, nodeSe
 func TestNodeCommandsReadAndAnnotateRealNodes(t *testing.T) {
 	cfg := clustertest.Start(t)
 	cs := clustertest.NewClientset(t, cfg)
-	kubeconfig := writeKubeconfig(t, cfg)
+	kubeconfig := clustertest.Kubeconfig(t, cfg)
 	verified, failed, off := nodeName("verified"), nodeName("failed"), nodeName("off")
 	clustertest.Node(verified).Label(cluster.LabelEnabled, "true").Label(cluster.LabelStatus, string(cluster.StatusVerified)).
 		Label(cluster.LabelReady, "true").Annotation(cluster.AnnotationHostID, "edge-1").Create(t, cs)
