@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -126,37 +125,15 @@ func TestAgentCannotRenewOrReadCredentialsOfAnotherHost(t *testing.T) {
 	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
 	startRenewer(t, srv, auth, newFakeHosts("H1", "H2"), time.Hour)
 	h1, log1 := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	otherRenew, _ := bus.RenewSubject("H2")
+	otherIssued, _ := bus.IssuedSubject("H2")
 
 	tests := []struct {
 		name string
 		try  func() error
 	}{
-		{"an agent asking on another host's renewal subject is refused by the server", func() error {
-			subj, _ := bus.RenewSubject("H2")
-			if err := h1.Publish(subj, []byte(`{"nonce":"n"}`)); err != nil {
-				return err
-			}
-			_ = h1.Flush()
-			if !log1.waitFor("Permissions Violation for Publish to \""+subj+"\"", 2*time.Second) {
-				return errors.New("no permission violation")
-			}
-			return nil
-		}},
-		{"an agent subscribing to another host's answers is refused by the server", func() error {
-			subj, _ := bus.IssuedSubject("H2")
-			sub, err := h1.SubscribeSync(subj)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = sub.Unsubscribe() }()
-			if err := h1.Flush(); err != nil {
-				return err
-			}
-			if _, err := sub.NextMsg(5 * time.Second); !errors.Is(err, nats.ErrPermissionViolation) {
-				return fmt.Errorf("NextMsg = %w, want a permissions violation", err)
-			}
-			return nil
-		}},
+		{"an agent asking on another host's renewal subject is refused by the server", publishRefused(h1, log1, otherRenew)},
+		{"an agent subscribing to another host's answers is refused by the server", subscribeRefused(h1, otherIssued)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
