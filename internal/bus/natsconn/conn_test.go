@@ -362,3 +362,37 @@ func TestCloseEndsTheConnection(t *testing.T) {
 		t.Fatalf("subscribe after Close: %v", err)
 	}
 }
+
+func TestACustomDialerCarriesTheConnection(t *testing.T) {
+	b := newTestBus(t)
+	creds, err := b.auth.AgentCredentials("H1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bus.ParseCredentials(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the serial-line dialer does: the address is the URL's, the bytes
+	// go wherever the dialer takes them; TLS still checks the URL's name.
+	var dialled []string
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(b.port))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := natsconn.Dial(ctx, natsconn.Options{URL: "nats://localhost:" + strconv.Itoa(b.port), Creds: c, RootCAs: b.roots,
+		Name: "agent-H1", Logger: slog.New(slog.DiscardHandler), Dial: dial})
+	if err != nil {
+		t.Fatalf("connect through the dialer: %v", err)
+	}
+	defer conn.Close()
+	if want := "localhost:" + strconv.Itoa(b.port); len(dialled) != 1 || dialled[0] != want {
+		t.Fatalf("dialled %v, want [%s]", dialled, want)
+	}
+	if err := conn.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
