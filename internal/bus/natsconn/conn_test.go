@@ -92,6 +92,20 @@ func (b *testBus) dial(creds []byte, name string) (*natsconn.Conn, error) {
 		Logger: slog.New(slog.DiscardHandler), PingInterval: 200 * time.Millisecond})
 }
 
+// agentCreds are the parsed agent credentials of hostID.
+func (b *testBus) agentCreds(hostID string) *bus.Credentials {
+	b.t.Helper()
+	creds, err := b.auth.AgentCredentials(hostID, time.Hour)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	c, err := bus.ParseCredentials(creds)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
 func (b *testBus) agent(hostID string) *natsconn.Conn {
 	b.t.Helper()
 	creds, err := b.auth.AgentCredentials(hostID, time.Hour)
@@ -267,17 +281,10 @@ func TestRefusedCredentialsAreNotRetried(t *testing.T) {
 
 func TestAServerWhoseCertificateDoesNotVerifyIsRefused(t *testing.T) {
 	b := newTestBus(t)
-	creds, err := b.auth.AgentCredentials("H1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := bus.ParseCredentials(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := b.agentCreds("H1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = natsconn.Dial(ctx, natsconn.Options{URL: b.url, Creds: c, RootCAs: testca.New(t, "another CA").Pool(),
+	_, err := natsconn.Dial(ctx, natsconn.Options{URL: b.url, Creds: c, RootCAs: testca.New(t, "another CA").Pool(),
 		Name: "agent-H1", Logger: slog.New(slog.DiscardHandler)})
 	var unknown x509.UnknownAuthorityError
 	var verify *tls.CertificateVerificationError
@@ -365,14 +372,7 @@ func TestCloseEndsTheConnection(t *testing.T) {
 
 func TestACustomDialerCarriesTheConnection(t *testing.T) {
 	b := newTestBus(t)
-	creds, err := b.auth.AgentCredentials("H1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := bus.ParseCredentials(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := b.agentCreds("H1")
 	// As the serial-line dialer does: the address is the URL's, the bytes
 	// go wherever the dialer takes them; TLS still checks the URL's name.
 	var dialled []string
