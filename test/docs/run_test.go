@@ -13,6 +13,9 @@
 // transcript: each command runs and its output must match the lines below
 // it, with report ids, host ids and times free (an id printed there stands
 // for the one printed when the test ran, in later commands too).
+//
+// The install guide (docs/install.md) runs in TestInstallGuideRuns, against
+// a real kube-apiserver with the real kubectl and helm (install_test.go).
 package docs_test
 
 import (
