@@ -18,9 +18,10 @@ pgport=$((20000 + RANDOM % 20000))
 TC_TEST_POSTGRES_URL=$(hack/postgres.sh start "$work/pg" "$pgport" | tail -n 1)
 export TC_TEST_POSTGRES_URL
 
-# A real kube-apiserver and etcd, built from their Go modules (cached).
-echo "== kube-apiserver and etcd"
-KUBEBUILDER_ASSETS=$(hack/kube-tools.sh)
+# A real kube-apiserver and etcd, and the kubectl and helm that test/docs
+# runs docs/install.md with, built from their Go modules (cached).
+echo "== kube-apiserver, etcd, kubectl and helm"
+KUBEBUILDER_ASSETS=$(hack/kube-tools.sh kubectl helm)
 export KUBEBUILDER_ASSETS
 
 # Tests that need these parts fail instead of skipping.
