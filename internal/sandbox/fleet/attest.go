@@ -136,7 +136,9 @@ func (n *notices) take() map[string]bool {
 // enabled node that is due (the wait the last reconcile returned is over),
 // whose Node changed (drift, an onboard request) or whose host has a
 // published report, as the controller's watches and requeues do. Nodes are
-// reconciled concurrently, one node never twice at once.
+// reconciled concurrently, one node never twice at once. A node with news
+// (changed, published) has a lane of its own, a quarter of the pool's size,
+// so that a tamper is acted on at once while a large fleet's polls queue.
 func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.Nodes, wake <-chan struct{}) error {
 	tick := time.NewTicker(lookInterval)
 	defer tick.Stop()
@@ -151,6 +153,7 @@ func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.
 		pending  = map[string]bool{} // hosts with a published report, until their node is dispatched
 		finished = make(chan done)
 		workers  = make(chan struct{}, f.workers())
+		urgent   = make(chan struct{}, max(2, f.workers()/4))
 		wg       sync.WaitGroup
 	)
 	defer wg.Wait()
@@ -165,9 +168,13 @@ func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.
 		}
 		now := time.Now()
 		for _, n := range list {
-			due := !reflect.DeepEqual(seen[n.Name], n) || pending[n.HostID] || !now.Before(next[n.Name])
-			if busy[n.Name] || !due {
+			news := !reflect.DeepEqual(seen[n.Name], n) || pending[n.HostID]
+			if busy[n.Name] || (!news && now.Before(next[n.Name])) {
 				continue
+			}
+			lane := workers
+			if news {
+				lane = urgent
 			}
 			busy[n.Name], seen[n.Name] = true, n
 			delete(pending, n.HostID)
@@ -175,14 +182,14 @@ func (f *Fleet) runLocal(ctx context.Context, m *manager.Manager, nodes manager.
 			go func(name string) {
 				defer wg.Done()
 				select {
-				case workers <- struct{}{}:
+				case lane <- struct{}{}:
 				case <-ctx.Done():
 					return
 				}
 				f.hold.RLock()
 				wait, err := m.ReconcileNode(ctx, name)
 				f.hold.RUnlock()
-				<-workers
+				<-lane
 				if err != nil && ctx.Err() == nil {
 					f.log.Warn("reconcile failed", slog.String(keyNode, name), slog.Any(keyError, err))
 					wait = time.Second

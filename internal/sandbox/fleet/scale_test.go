@@ -82,7 +82,7 @@ func TestTwoHundredSimulatedNodesAreVerifiedAndTheControlsWorkOnThem(t *testing.
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			page := get(t, srv.URL+"/"+tc.query)
-			if got := strings.Count(page, "<tr><td>"); got != tc.rows || !strings.Contains(page, tc.contains) {
+			if got := strings.Count(page, "<tr data-node="); got != tc.rows || !strings.Contains(page, tc.contains) {
 				t.Errorf("%d rows, want %d, and %q in the page:\n%s", got, tc.rows, tc.contains, page)
 			}
 		})

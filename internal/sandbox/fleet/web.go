@@ -355,12 +355,12 @@ code{background:#f4f4f4;padding:.1em .3em}.said{background:#ffd;padding:.4em}#li
 {{if .Said}}<p class="said">{{.Said}}</p>{{end}}
 {{if gt .Pages 1}}<p>page {{.Page}} of {{.Pages}}{{if .Prev}} · <a href="?status={{.Status}}&amp;page={{.Prev}}">previous</a>{{end}}{{if .Next}} · <a href="?status={{.Status}}&amp;page={{.Next}}">next</a>{{end}}</p>{{end}}
 <table><tr><th>#</th><th>node</th><th>status</th><th>scheduling</th><th>ready</th><th>last report</th><th>reason</th>{{if .LoggedIn}}<th>controls</th>{{end}}</tr>
-{{range .Rows}}{{$node := .Node}}<tr><td>{{.Number}}</td><td>{{.Node}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Scheduling}}</td><td>{{.Ready}}</td><td>{{.LastReport}}</td><td>{{.Why}}</td>
+{{range .Rows}}{{$node := .Node}}<tr data-node="{{.Node}}"><td>{{.Number}}</td><td>{{.Node}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Scheduling}}</td><td>{{.Ready}}</td><td>{{.LastReport}}</td><td>{{.Why}}</td>
 {{if $.LoggedIn}}<td>{{range $.Controls}}<form class="inline" method="post" action="/control"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="node" value="{{$node}}"><input type="hidden" name="control" value="{{.}}">{{if eq (printf "%s" .) "extend-pcr"}}<input name="pcr" size="2" value="{{$.PCR}}" aria-label="PCR">{{end}}<button>{{.}}</button></form> {{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{if .LoggedIn}}<form method="post" action="/logout"><p>Logged in as {{.User}}. <button>log out</button></p></form>
 {{else}}<form method="post" action="/login"><p>Log in to tamper, extend a PCR, reboot, turn Secure Boot off, kill the agent or re-onboard a node (the verifier's AAS user, as on the dashboard):
-<input name="username" value="admin" aria-label="username"> <input name="password" type="password" aria-label="password" autocomplete="current-password"> <button>log in</button></p></form>{{end}}
+<input id="username" name="username" value="admin" aria-label="username"> <input id="password" name="password" type="password" aria-label="password" autocomplete="current-password"> <button id="login">log in</button></p></form>{{end}}
 <h2>Events of the attestation manager on the Nodes</h2><ul>{{range .Events}}<li>{{.Time.Format "15:04:05"}} {{.}}</li>{{end}}</ul>
 </main>
 <p><a href="/nodes.json">nodes.json</a></p></body></html>`))
