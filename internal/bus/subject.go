@@ -118,11 +118,7 @@ func ValidateHostID(id string) error {
 // AgentRequestSubject is the subject of a request to the agent of hostID:
 // trust-agent.<host-id>.<request>.
 func AgentRequestSubject(hostID string, r Request) (string, error) {
-	s, err := hostSubject(agentPrefix, hostID, string(r))
-	if err == nil && !r.valid() {
-		return "", fmt.Errorf("%w: unknown request %q", ErrInvalidSubject, r)
-	}
-	return s, err
+	return knownSubject(agentPrefix, hostID, string(r), r.valid(), "request")
 }
 
 // AgentRequests is the subject the agent of hostID subscribes to:
@@ -135,11 +131,7 @@ func HostEvents(hostID string) (string, error) { return hostSubject(eventPrefix,
 // EventSubject is the subject of an event of hostID:
 // trust-events.<host-id>.<type>.
 func EventSubject(hostID string, t EventType) (string, error) {
-	s, err := hostSubject(eventPrefix, hostID, string(t))
-	if err == nil && !t.valid() {
-		return "", fmt.Errorf("%w: unknown event type %q", ErrInvalidSubject, t)
-	}
-	return s, err
+	return knownSubject(eventPrefix, hostID, string(t), t.valid(), "event type")
 }
 
 // ReportSubject is the subject of the trust reports of hostID:
@@ -155,6 +147,16 @@ func RenewSubject(hostID string) (string, error) { return hostSubject(credsPrefi
 // answer carries a user seed).
 func IssuedSubject(hostID string) (string, error) {
 	return hostSubject(credsPrefix, hostID, issuedToken)
+}
+
+// knownSubject is hostSubject for a last token of a known kind (a request,
+// an event type); known says whether it is one.
+func knownSubject(prefix, hostID, last string, known bool, kind string) (string, error) {
+	s, err := hostSubject(prefix, hostID, last)
+	if err == nil && !known {
+		return "", fmt.Errorf("%w: unknown %s %q", ErrInvalidSubject, kind, last)
+	}
+	return s, err
 }
 
 // hostSubject is prefix.<hostID>.last, or prefix.<hostID> when last is
@@ -173,32 +175,38 @@ func hostSubject(prefix, hostID, last string) (string, error) {
 // The host id is the one the server let publish there; never take it from the
 // payload.
 func ParseRenewSubject(subject string) (hostID string, err error) {
-	host, last, err := splitSubject(subject, credsPrefix, 3)
+	return parseRenewal(subject, credsPrefix)
+}
+
+// parseRenewal returns the name of prefix.<name>.renew.
+func parseRenewal(subject, prefix string) (string, error) {
+	name, last, err := splitSubject(subject, prefix, 3)
 	if err != nil {
 		return "", err
 	}
 	if last != renewToken {
 		return "", fmt.Errorf("%w %q: want a renewal", ErrInvalidSubject, subject)
 	}
-	return host, nil
+	return name, nil
 }
 
 // ManagerRenewSubject is where the attestation manager called name asks for
 // fresh credentials: trust-credentials-manager.<name>.renew. Only that
 // manager may publish to it. name follows the host id grammar.
 func ManagerRenewSubject(name string) (string, error) {
-	s, err := hostSubject(managerCredsPrefix, name, renewToken)
-	if err != nil {
-		return "", fmt.Errorf("manager name: %w", err)
-	}
-	return s, nil
+	return managerSubject(name, renewToken)
 }
 
 // ManagerIssuedSubject is where the verifier answers a renewal of the
 // manager called name: trust-credentials-manager.<name>.issued. Only that
 // manager may subscribe to it (the answer carries a user seed).
 func ManagerIssuedSubject(name string) (string, error) {
-	s, err := hostSubject(managerCredsPrefix, name, issuedToken)
+	return managerSubject(name, issuedToken)
+}
+
+// managerSubject is trust-credentials-manager.<name>.last.
+func managerSubject(name, last string) (string, error) {
+	s, err := hostSubject(managerCredsPrefix, name, last)
 	if err != nil {
 		return "", fmt.Errorf("manager name: %w", err)
 	}
@@ -209,40 +217,35 @@ func ManagerIssuedSubject(name string) (string, error) {
 // trust-credentials-manager.<name>.renew. The name is the one the server let
 // publish there; never take it from the payload.
 func ParseManagerRenewSubject(subject string) (name string, err error) {
-	name, last, err := splitSubject(subject, managerCredsPrefix, 3)
-	if err != nil {
-		return "", err
-	}
-	if last != renewToken {
-		return "", fmt.Errorf("%w %q: want a renewal", ErrInvalidSubject, subject)
-	}
-	return name, nil
+	return parseRenewal(subject, managerCredsPrefix)
 }
 
 // ParseAgentRequestSubject splits trust-agent.<host-id>.<request>.
 func ParseAgentRequestSubject(subject string) (hostID string, r Request, err error) {
-	host, last, err := splitSubject(subject, agentPrefix, 3)
-	if err != nil {
-		return "", "", err
-	}
-	if r = Request(last); !r.valid() {
-		return "", "", fmt.Errorf("%w %q: unknown request %q", ErrInvalidSubject, subject, last)
-	}
-	return host, r, nil
+	return parseKnown[Request](subject, agentPrefix, "request")
 }
 
 // ParseEventSubject splits trust-events.<host-id>.<type>. The host id of an
 // event is the one in its subject, which the server lets only that host's agent
 // publish to; never take it from the payload.
 func ParseEventSubject(subject string) (hostID string, t EventType, err error) {
-	host, last, err := splitSubject(subject, eventPrefix, 3)
+	return parseKnown[EventType](subject, eventPrefix, "event type")
+}
+
+// parseKnown splits prefix.<host-id>.<last> whose last token is a known T
+// (a request, an event type).
+func parseKnown[T interface {
+	~string
+	valid() bool
+}](subject, prefix, kind string) (string, T, error) {
+	host, last, err := splitSubject(subject, prefix, 3)
 	if err != nil {
 		return "", "", err
 	}
-	if t = EventType(last); !t.valid() {
-		return "", "", fmt.Errorf("%w %q: unknown event type %q", ErrInvalidSubject, subject, last)
+	if t := T(last); t.valid() {
+		return host, t, nil
 	}
-	return host, t, nil
+	return "", "", fmt.Errorf("%w %q: unknown %s %q", ErrInvalidSubject, subject, kind, last)
 }
 
 // ParseReportSubject returns the host id of trust-reports.<host-id>.
