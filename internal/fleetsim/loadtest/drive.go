@@ -173,9 +173,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		sem       = make(chan struct{}, maxInFlight)
 		completed atomic.Int64
 	)
-	vStart, _ := sampleProc(d.verifier)
-	fStart, _ := sampleProc(0)
-	mStart, _ := sampleMachine()
+	s0 := d.sample()
 	start := time.Now()
 	for i, s := range plan {
 		if wait := time.Until(start.Add(s.at)); wait > 0 {
@@ -227,9 +225,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 	}
 	wg.Wait()
 	elapsed := max(time.Since(start), window)
-	vEnd, _ := sampleProc(d.verifier)
-	fEnd, _ := sampleProc(0)
-	mEnd, _ := sampleMachine()
+	s1 := d.sample()
 	d.waitTampers(ctx, 30*time.Second)
 
 	d.mu.Lock()
@@ -239,11 +235,11 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		EventReports: max(0, d.busSeen-busBefore-len(lat)),
 		P50:          ms(lat.percentile(50)), P90: ms(lat.percentile(90)), P99: ms(lat.percentile(99)), Max: ms(lat.percentile(100)),
 		Tampers: len(d.tampered), TampersFound: len(d.caught),
-		VerifierCPU: cpuShare(vStart, vEnd), VerifierRSS: mib(vEnd.rss), VerifierPeak: mib(vEnd.peakRSS),
-		FleetCPU: cpuShare(fStart, fEnd), FleetRSS: mib(fEnd.rss), MachineCPU: machineCores(mStart, mEnd),
+		VerifierCPU: cpuShare(s0.verifier, s1.verifier), VerifierRSS: mib(s1.verifier.rss), VerifierPeak: mib(s1.verifier.peakRSS),
+		FleetCPU: cpuShare(s0.fleet, s1.fleet), FleetRSS: mib(s1.fleet.rss), MachineCPU: machineCores(s0.machine, s1.machine),
 	}
 	if made := res.Reports + res.EventReports; made > 0 {
-		res.VerifierCPUPerReport = ms(vEnd.cpu-vStart.cpu) / float64(made)
+		res.VerifierCPUPerReport = ms(s1.verifier.cpu-s0.verifier.cpu) / float64(made)
 	}
 	var tl latencies
 	for _, c := range d.caught {
@@ -334,11 +330,11 @@ func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Durat
 	})
 	m := maxResult{
 		Nodes: len(nodes), Concurrency: concurrency, Throughput: float64(len(b.lat)) / b.elapsed.Seconds(), Errors: b.errs,
-		P50: ms(b.lat.percentile(50)), P99: ms(b.lat.percentile(99)), VerifierCPU: cpuShare(b.v0, b.v1),
-		FleetCPU: cpuShare(b.f0, b.f1), MachineCPU: machineCores(b.m0, b.m1),
+		P50: ms(b.lat.percentile(50)), P99: ms(b.lat.percentile(99)), VerifierCPU: cpuShare(b.s0.verifier, b.s1.verifier),
+		FleetCPU: cpuShare(b.s0.fleet, b.s1.fleet), MachineCPU: machineCores(b.s0.machine, b.s1.machine),
 	}
 	if len(b.lat) > 0 {
-		m.VerifierCPUPerReport = ms(b.v1.cpu-b.v0.cpu) / float64(len(b.lat))
+		m.VerifierCPUPerReport = ms(b.s1.verifier.cpu-b.s0.verifier.cpu) / float64(len(b.lat))
 		if m.VerifierCPUPerReport > 0 {
 			m.Projected = 2000 / m.VerifierCPUPerReport
 		}
@@ -364,16 +360,30 @@ func (d *driver) firstReports(ctx context.Context, nodes []*fleetsim.Node, concu
 	if len(b.lat) == 0 {
 		return b.elapsed, 0
 	}
-	return b.elapsed, ms(b.v1.cpu-b.v0.cpu) / float64(len(b.lat))
+	return b.elapsed, ms(b.s1.verifier.cpu-b.s0.verifier.cpu) / float64(len(b.lat))
 }
 
 // backToBackRun is what backToBack measured.
 type backToBackRun struct {
-	lat            latencies
-	errs           int
-	elapsed        time.Duration
-	v0, v1, f0, f1 procSample
-	m0, m1         machineSample
+	lat     latencies
+	errs    int
+	elapsed time.Duration
+	s0, s1  sample
+}
+
+// sample is the verifier's, the fleet's (this process's) and the
+// machine's CPU and memory at one moment.
+type sample struct {
+	verifier, fleet procSample
+	machine         machineSample
+}
+
+func (d *driver) sample() sample {
+	var s sample
+	s.verifier, _ = sampleProc(d.verifier)
+	s.fleet, _ = sampleProc(0)
+	s.machine, _ = sampleMachine()
+	return s
 }
 
 // backToBack has concurrency clients ask for reports back to back of the
@@ -384,9 +394,7 @@ func (d *driver) backToBack(ctx context.Context, concurrency int, pick func() *f
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	b.v0, _ = sampleProc(d.verifier)
-	b.f0, _ = sampleProc(0)
-	b.m0, _ = sampleMachine()
+	b.s0 = d.sample()
 	start := time.Now()
 	for range concurrency {
 		wg.Go(func() {
@@ -410,9 +418,7 @@ func (d *driver) backToBack(ctx context.Context, concurrency int, pick func() *f
 	}
 	wg.Wait()
 	b.elapsed = time.Since(start)
-	b.v1, _ = sampleProc(d.verifier)
-	b.f1, _ = sampleProc(0)
-	b.m1, _ = sampleMachine()
+	b.s1 = d.sample()
 	return b
 }
 

@@ -193,16 +193,14 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		have := len(fleet.Nodes())
 		retries := fleet.Retries()
 		start := time.Now()
-		v0, _ := sampleProc(v.PID())
-		f0, _ := sampleProc(0)
+		s0 := d.sample()
 		if n > have {
 			if err := fleet.AddNodes(ctx, n-have); err != nil {
 				return fmt.Errorf("grow the fleet to %d nodes: %w", n, err)
 			}
 		}
 		enroll := time.Since(start)
-		v1, _ := sampleProc(v.PID())
-		f1, _ := sampleProc(0)
+		s1 := d.sample()
 		log.Info("fleet ready", keyNodes, n, keyTook, enroll.Round(time.Millisecond))
 		d.settle(ctx, 3*time.Second, 3*time.Minute)
 		var first time.Duration
@@ -215,8 +213,8 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		r := d.scheduled(ctx, cfg.Interval, cfg.Window, cfg.IMAGrowth, cfg.Tampers, cfg.MaxInFlight)
 		r.Backend, r.EnrollSecs = b.Name, enroll.Seconds()
 		if added := n - have; added > 0 {
-			r.EnrollVerifierCPU = msPer(v1.cpu-v0.cpu, added)
-			r.EnrollFleetCPU = msPer(f1.cpu-f0.cpu, added)
+			r.EnrollVerifierCPU = msPer(s1.verifier.cpu-s0.verifier.cpu, added)
+			r.EnrollFleetCPU = msPer(s1.fleet.cpu-s0.fleet.cpu, added)
 			r.FirstReportsSecs, r.FirstReportCPU = first.Seconds(), firstCPU
 			r.EnrollRetries = fleet.Retries() - retries
 		}
