@@ -38,8 +38,8 @@ import (
 // container as a process of the product binary its image names (with the
 // pod's args, its env resolved from values, Secrets and fields, its volumes
 // as directories and its container ports on free loopback ports), reports
-// the pod Running and Ready once the readiness probe's port accepts
-// connections, and reports the StatefulSet's status. Its HTTPS endpoint,
+// the pod Running and Ready once its readiness probe passes
+// (container.isReady), and reports the StatefulSet's status. Its HTTPS endpoint,
 // which the Node objects name, serves what the API server proxies to a
 // kubelet: a container's log (`kubectl logs`) and SPDY port forwarding
 // (`kubectl port-forward`). Deployments and DaemonSets get no pods.
@@ -60,6 +60,25 @@ type container struct {
 	log   string
 	ports map[int32]string // container port -> host address
 	ready string           // address of the readiness probe's port
+	tls   bool             // the probe is an HTTPS GET
+}
+
+// isReady is the readiness probe: the port accepts connections, and for an
+// HTTPS probe a TLS server answers on it (it presents its certificate; the
+// test cannot know the verifier's root before the guide pins it, so a
+// certificate that does not verify is an answer too, and nothing is sent).
+func (c *container) isReady() bool {
+	if !c.tls {
+		return serves(c.ready)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "localhost"}}
+	conn, err := d.DialContext(context.Background(), "tcp", c.ready)
+	if err == nil {
+		_ = conn.Close()
+		return true
+	}
+	var unverified *tls.CertificateVerificationError
+	return errors.As(err, &unverified)
 }
 
 // serve starts the kubelet's HTTPS endpoint and its controller loop until
@@ -188,7 +207,7 @@ func (k *kubelet) reconcilePod(ctx context.Context, set *appsv1.StatefulSet, i i
 				return false, fmt.Errorf("pod %s container %s: %w", name, c.Name, err)
 			}
 		}
-		if !serves(k.running(pod, c.Name).ready) {
+		if !k.running(pod, c.Name).isReady() {
 			return false, nil
 		}
 	}
@@ -275,6 +294,7 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container
 		ct.ports[p.ContainerPort] = "127.0.0.1:" + freePort(k.t)
 		if c.ReadinessProbe != nil && probePort(c.ReadinessProbe) == p.Name {
 			ct.ready = ct.ports[p.ContainerPort]
+			ct.tls = c.ReadinessProbe.HTTPGet != nil && c.ReadinessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS
 		}
 	}
 	env := []string{"HOME=" + root, "PATH=" + os.Getenv("PATH")}
