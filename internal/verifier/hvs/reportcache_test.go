@@ -149,10 +149,10 @@ func (f *fakeAgent) requests() []evidence.QuoteRequest {
 func TestAKeptParsedAKVouchesOnlyForItsOwnPublicArea(t *testing.T) {
 	n1, n2 := newNode(t, "edge-1"), newNode(t, "edge-2")
 	e := newEnv(t, []*node{n1, n2})
-	e.baseline(t, n1)
-	e.baseline(t, n2)
-	wantTrusted(t, mustReport(t, e, n1.id))
-	wantTrusted(t, mustReport(t, e, n2.id))
+	for _, n := range []*node{n1, n2} {
+		e.baseline(t, n)
+		wantTrusted(t, mustReport(t, e, n.id))
+	}
 
 	e.enr.mu.Lock()
 	own := e.enr.enrolled[n1.id]
