@@ -26,10 +26,18 @@ func KubeConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// kubeQPS is the request rate the sandbox's Kubernetes clients may use.
+const kubeQPS = 200
+
 // kubernetesAPI sets up the API the manager acts on: the cluster of
 // Options.KubeConfig, or the local one.
 func (f *Fleet) kubernetesAPI() error {
 	if f.opts.KubeConfig != nil {
+		// client-go's default of 5 requests a second would take minutes
+		// to create a large fleet's Nodes (the manager shares the config).
+		if f.opts.KubeConfig.QPS == 0 {
+			f.opts.KubeConfig.QPS, f.opts.KubeConfig.Burst = kubeQPS, 2*kubeQPS
+		}
 		cs, err := kubernetes.NewForConfig(f.opts.KubeConfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
