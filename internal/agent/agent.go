@@ -357,7 +357,10 @@ func (a *Agent) watchIMA(ctx context.Context, nc publisher) {
 		case <-pending:
 			pending = nil
 			if err := a.publishEvent(ctx, nc, bus.IMAEvent, last); err != nil {
+				// natsconn does not buffer while it reconnects: try
+				// again after the debounce interval.
 				a.logger.Warn("ima event not published", keyError, err.Error())
+				pending = time.After(a.cfg.IMADebounce)
 				continue
 			}
 			a.logger.Info("ima log grew", keyEntries, last)
