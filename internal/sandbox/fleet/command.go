@@ -101,11 +101,15 @@ func Run(ctx context.Context, w io.Writer, opts Options, ro RunOptions) error {
 		header = append(header, "  nodes      "+kubeLine)
 	}
 	header = append(header, "  keys       "+keyHelp())
-	if err := f.WaitAllVerified(ctx, readyTimeout+time.Duration(len(f.nodes))*100*time.Millisecond); err != nil {
-		f.renderTable(ctx, w, time.Now())
-		return err
-	}
 	ready := fmt.Sprintf("all %d nodes Verified %s after start", len(f.nodes), since(start))
+	if err := f.WaitAllVerified(ctx, readyTimeout+time.Duration(len(f.nodes))*100*time.Millisecond); err != nil {
+		if ro.Scenario != "" || ctx.Err() != nil || f.Err() != nil {
+			f.renderTable(ctx, w, time.Now())
+			return err
+		}
+		// The live view shows what is wrong, and the controls may fix it.
+		ready = "not all nodes Verified: " + err.Error()
+	}
 	_, _ = fmt.Fprintln(w, ready)
 	if ro.Scenario != "" {
 		err := RunScenario(ctx, f, ro.Scenario, w)
@@ -156,7 +160,8 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
   all             all of them, in that order`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.SilenceUsage = true // a failure past here is not a usage error
+			// A failure past here is not a usage error; the caller prints it.
+			cmd.SilenceUsage, cmd.SilenceErrors = true, true
 			if err := loopbackOnly(ro.Web); err != nil {
 				return err
 			}
