@@ -33,6 +33,13 @@ func (r *registered) HostAllowed(_ context.Context, id string) (bool, error) {
 	return r.hosts[id], nil
 }
 
+func (r *registered) HostRegistered(_ context.Context, id string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.hosts[id]
+	return ok, nil
+}
+
 func (r *registered) remove(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -31,6 +31,14 @@ func (h registeredHosts) HostAllowed(ctx context.Context, hostID string) (bool, 
 	return disabled.IsZero(), err
 }
 
+func (h registeredHosts) HostRegistered(ctx context.Context, hostID string) (bool, error) {
+	_, err := h.store.HostByID(ctx, hostID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // newRenewer answers the agents' credential renewals with the lifetime AAS
 // issues (aas.Config.CredentialValidity, default 30 days) and, with the
 // embedded server, revokes the credentials of removed hosts.

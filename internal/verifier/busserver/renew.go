@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,9 @@ type Hosts interface {
 	// HostAllowed reports whether hostID is registered (and not disabled).
 	// An error means it could not tell; nothing is revoked then.
 	HostAllowed(ctx context.Context, hostID string) (bool, error)
+	// HostRegistered reports whether hostID is registered, disabled or
+	// not. An error means it could not tell; nothing is revoked then.
+	HostRegistered(ctx context.Context, hostID string) (bool, error)
 }
 
 // RevokeHost cuts off the agent of hostID: every key the ledger holds for
@@ -152,6 +156,11 @@ type Renewer struct {
 	// nc is the service connection Run serves on, where revocations are
 	// announced to the other replicas; nil before Run.
 	nc atomic.Pointer[nats.Conn]
+	// seenMu guards seen: the hosts whose connected agents Reconcile found
+	// registered, so that it can tell a deleted host from one that is not
+	// registered yet.
+	seenMu sync.Mutex
+	seen   map[string]bool
 }
 
 // Log field keys.
@@ -228,7 +237,14 @@ func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
 }
 
 // Reconcile revokes the credentials of every connected agent whose host is
-// not allowed. It does nothing without an embedded server.
+// disabled, or was registered when an earlier Reconcile saw its agent and is
+// gone now. An agent whose host is not registered yet is left alone: an
+// operator issues a node's credentials before the manager registers its
+// host, and cutting it off then would be for good. Such an agent can do
+// nothing but wait (no report is made and no secret released for a host
+// that is not registered, and it cannot renew its credentials); deleting or
+// disabling a host revokes its credentials at once (HostRemoved), this is
+// the safety net. It does nothing without an embedded server.
 func (r *Renewer) Reconcile(ctx context.Context) {
 	if r.srv == nil {
 		return
@@ -248,12 +264,36 @@ func (r *Renewer) Reconcile(ctx context.Context) {
 			continue
 		}
 		seen[host] = true
-		ok, err := r.hosts.HostAllowed(ctx, host)
-		if err != nil || ok {
-			continue
+		if r.cutOff(ctx, host) {
+			r.hostRemoved(ctx, host)
 		}
-		r.hostRemoved(ctx, host)
 	}
+}
+
+// cutOff tells whether Reconcile revokes the connected agent of host.
+func (r *Renewer) cutOff(ctx context.Context, host string) bool {
+	ok, err := r.hosts.HostAllowed(ctx, host)
+	if err != nil {
+		return false
+	}
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if ok {
+		if r.seen == nil {
+			r.seen = map[string]bool{}
+		}
+		r.seen[host] = true
+		return false
+	}
+	registered, err := r.hosts.HostRegistered(ctx, host)
+	if err != nil {
+		return false
+	}
+	if registered || r.seen[host] {
+		delete(r.seen, host)
+		return true
+	}
+	return false
 }
 
 // HostRemoved revokes the bus credentials of hostID (call it when the host is

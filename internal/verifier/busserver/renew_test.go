@@ -17,7 +17,7 @@ import (
 // fakeHosts is the set of registered hosts.
 type fakeHosts struct {
 	mu    sync.Mutex
-	hosts map[string]bool
+	hosts map[string]bool // registered hosts: allowed, or disabled (false)
 	err   error
 }
 
@@ -33,6 +33,19 @@ func (h *fakeHosts) HostAllowed(_ context.Context, id string) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.hosts[id], h.err
+}
+
+func (h *fakeHosts) HostRegistered(_ context.Context, id string) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.hosts[id]
+	return ok, h.err
+}
+
+func (h *fakeHosts) set(id string, allowed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hosts[id] = allowed
 }
 
 func (h *fakeHosts) remove(id string) {
@@ -167,7 +180,12 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 			r.HostRemoved("H1")
 		}},
 		{"a host deleted while the verifier did not know its key is cut off by the reconciliation", func(r *Renewer, hosts *fakeHosts) {
+			r.Reconcile(context.Background()) // the periodic round that saw it registered
 			hosts.remove("H1")
+			r.Reconcile(context.Background())
+		}},
+		{"a host disabled while the verifier did not know its key is cut off by the reconciliation", func(r *Renewer, hosts *fakeHosts) {
+			hosts.set("H1", false)
 			r.Reconcile(context.Background())
 		}},
 	}
@@ -243,4 +261,34 @@ func TestRenewReplyGoesOnlyToTheHostsIssuedSubject(t *testing.T) {
 	if m, err := sub2.NextMsg(time.Second); err == nil {
 		t.Fatalf("H2 received an answer meant for H1: %d bytes", len(m.Data))
 	}
+}
+
+// An operator issues a node's credentials before the manager registers its
+// host (docs/install.md), so the agent is connected while its host is not
+// registered yet. The periodic reconciliation used to revoke it then, for
+// good: the node could never be attested with those credentials. It must
+// stay connected until its host is registered, and be cut off once the
+// registered host is deleted.
+func TestAnAgentWhoseHostIsNotRegisteredYetIsNotCutOff(t *testing.T) {
+	ca := newTestCA(t)
+	auth := newTestAuthority(t)
+	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	hosts := newFakeHosts()
+	r := startRenewer(t, srv, auth, hosts, time.Hour)
+	h1, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	echoAgent(t, h1, "H1")
+
+	for range 2 {
+		r.Reconcile(context.Background())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !h1.IsConnected() {
+		t.Fatal("the agent of a host not registered yet was cut off by the reconciliation")
+	}
+	hosts.set("H1", true)
+	r.Reconcile(context.Background())
+	hosts.remove("H1")
+	r.Reconcile(context.Background())
+	took := waitDisconnected(t, h1, 2*time.Second)
+	t.Logf("cut off %s after its registered host was deleted", took)
 }
