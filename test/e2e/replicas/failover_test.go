@@ -272,15 +272,15 @@ func TestTheFleetStaysAttestedWhenAVerifierReplicaAndTheLeaderManagerStop(t *tes
 		t.Errorf("%d EIM updates made twice (more updates than verdicts written)", eimDups)
 	}
 	reportDups := seen.duplicates(poll/4, target.HostID)
-	if reportDups > 0 {
-		t.Errorf("%d reports made twice in one round", reportDups)
+	if len(reportDups) > 0 {
+		t.Errorf("%d reports made twice in one round: %v", len(reportDups), reportDups)
 	}
 	t.Logf("figures: %d verifier replicas, %d-server NATS cluster, PostgreSQL, 2 managers, %d nodes; enrolled in %s, all Verified after %s; "+
 		"after verifier replica 1 and the leader manager stopped every node was attested again within %s (interval %s); "+
 		"tamper reported untrusted after %s, cordoned after %s; %d duplicate Node writes, %d duplicate EIM updates, %d duplicate reports",
 		replicas, replicas, fleetNodes, enrolled.Round(time.Millisecond), verified.Round(time.Millisecond),
 		attested.Round(time.Millisecond), poll, caught.Sub(killed).Round(time.Millisecond), cordoned.Round(time.Millisecond),
-		len(dups), eimDups, reportDups)
+		len(dups), eimDups, len(reportDups))
 }
 
 // waitStatus waits until every node's Node is Verified, and failed the

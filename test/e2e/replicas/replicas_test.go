@@ -95,12 +95,12 @@ func (a *arrivals) since(t time.Time) map[string]int {
 	return out
 }
 
-// duplicates counts, over the hosts but skip, the pairs of consecutive
+// duplicates names, over the hosts but skip, the pairs of consecutive
 // reports of one host closer than gap: a host attested twice in one round.
-func (a *arrivals) duplicates(gap time.Duration, skip string) int {
+func (a *arrivals) duplicates(gap time.Duration, skip string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := 0
+	var out []string
 	for h, ts := range a.at {
 		if h == skip {
 			continue
@@ -109,11 +109,11 @@ func (a *arrivals) duplicates(gap time.Duration, skip string) int {
 		slices.SortFunc(s, func(x, y time.Time) int { return x.Compare(y) })
 		for i := 1; i < len(s); i++ {
 			if s[i].Sub(s[i-1]) < gap {
-				n++
+				out = append(out, fmt.Sprintf("%s at %s and %s", h, s[i-1].Format("15:04:05.000"), s[i].Format("15:04:05.000")))
 			}
 		}
 	}
-	return n
+	return out
 }
 
 // site is the verifiers' side of a test: replicas on one PostgreSQL
@@ -245,8 +245,9 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 		}
 	}
 	dups := seen.duplicates((interval-margin)/2, target.HostID)
-	if dups > 0 {
-		t.Errorf("%d reports made twice in one round (two replicas attested one host)", dups)
+	if len(dups) > 0 {
+		t.Errorf("%d reports made twice in one round (two replicas attested one host; replica 1 stopped at %s): %v",
+			len(dups), killed.Format("15:04:05.000"), dups)
 	}
 	var hosts restapi.HostList
 	if err := api.JSON(ctx, http.MethodGet, "/hvs/v2/hosts", nil, &hosts); err != nil {
@@ -265,7 +266,7 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 		"after replica 1 stopped every node was attested again within %s (interval %s); tamper caught after %s; "+
 		"%d duplicate reports; %d hosts overdue",
 		replicas, fleetNodes, replicas, enrolled.Round(time.Millisecond), attested.Round(time.Millisecond), interval,
-		caught.Sub(killed).Round(time.Millisecond), dups, overdue)
+		caught.Sub(killed).Round(time.Millisecond), len(dups), overdue)
 }
 
 // waitAll waits until every node has a report that arrived after since, for
