@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"trustedcompute.io/tc/internal/sse"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
@@ -68,14 +69,14 @@ type web struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 
-	// subs are the live pages' streams; watching, while there is one,
-	// closes to stop the watch of the fleet.
-	subs     map[chan struct{}]struct{}
+	// streams are the live pages' streams; watching, while there is one,
+	// closes to stop the watch of the fleet (both under mu).
+	streams  sse.Hub
 	watching chan struct{}
 }
 
 func newWeb(f *Fleet, a Authenticator, logger *slog.Logger) *web {
-	return &web{f: f, auth: a, log: logger, sessions: map[string]*session{}, subs: map[chan struct{}]struct{}{}}
+	return &web{f: f, auth: a, log: logger, sessions: map[string]*session{}}
 }
 
 // Handler is the sandbox's web page: the node table and the Events for

@@ -3,9 +3,10 @@ package fleet
 import (
 	"context"
 	_ "embed"
-	"io"
 	"net/http"
 	"time"
+
+	"trustedcompute.io/tc/internal/sse"
 )
 
 // The page's live updates, as the verifier's dashboard does them: a
@@ -23,10 +24,6 @@ func serveScript(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(script)
 }
 
-// heartbeat keeps an idle stream open through proxies and shows the
-// browser the server is alive.
-const heartbeat = 15 * time.Second
-
 // watchEvery is how often the fleet is looked at while a page is open: a
 // fleet of thousands of nodes is one list of thousands of Nodes.
 func (f *Fleet) watchEvery() time.Duration {
@@ -36,11 +33,10 @@ func (f *Fleet) watchEvery() time.Duration {
 // subscribe adds a stream; the first one starts the watch of the fleet,
 // which outlives the request (ctx) that started it.
 func (wb *web) subscribe(ctx context.Context) chan struct{} {
-	ch := make(chan struct{}, 1)
 	wb.mu.Lock()
 	defer wb.mu.Unlock()
-	wb.subs[ch] = struct{}{}
-	if len(wb.subs) == 1 {
+	ch, n := wb.streams.Subscribe()
+	if n == 1 {
 		wb.watching = make(chan struct{})
 		go wb.watch(context.WithoutCancel(ctx), wb.watching, wb.f.watchEvery())
 	}
@@ -51,8 +47,7 @@ func (wb *web) subscribe(ctx context.Context) chan struct{} {
 func (wb *web) unsubscribe(ch chan struct{}) {
 	wb.mu.Lock()
 	defer wb.mu.Unlock()
-	delete(wb.subs, ch)
-	if len(wb.subs) == 0 {
+	if wb.streams.Unsubscribe(ch) == 0 {
 		close(wb.watching)
 	}
 }
@@ -80,40 +75,14 @@ func (wb *web) watch(ctx context.Context, stop <-chan struct{}, every time.Durat
 			continue
 		}
 		last = sig
-		wb.mu.Lock()
-		for ch := range wb.subs {
-			select {
-			case ch <- struct{}{}:
-			default: // one pending wake-up stands for any number
-			}
-		}
-		wb.mu.Unlock()
+		wb.streams.Wake()
 	}
 }
 
 // events is the Server-Sent Events stream of the page: an event "change"
 // when the fleet changes, a comment as a heartbeat.
 func (wb *web) events(w http.ResponseWriter, r *http.Request) {
-	flusher := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
 	ch := wb.subscribe(r.Context())
 	defer wb.unsubscribe(ch)
-	beat := time.NewTicker(heartbeat)
-	defer beat.Stop()
-	for msg := "retry: 2000\n: connected\n\n"; ; {
-		if _, err := io.WriteString(w, msg); err != nil || flusher.Flush() != nil {
-			return
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-ch:
-			msg = "event: change\ndata: fleet\n\n"
-		case <-beat.C:
-			msg = ": ping\n\n"
-		}
-	}
+	sse.Serve(w, r, ch, sse.Stream{Event: "change", Data: "fleet"})
 }

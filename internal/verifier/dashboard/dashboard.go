@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/sse"
 	"trustedcompute.io/tc/internal/verifier/auth"
 	"trustedcompute.io/tc/internal/verifier/keybroker"
 	"trustedcompute.io/tc/internal/verifier/report"
@@ -108,7 +109,7 @@ type Dashboard struct {
 	logger   *slog.Logger
 	reports  *report.Verifier
 	sessions *sessions
-	hub      hub
+	hub      sse.Hub
 	pages    pages
 	handler  http.Handler
 
@@ -137,7 +138,6 @@ func New(cfg Config, st Store, a Authenticator, logger *slog.Logger) (*Dashboard
 	}
 	d := &Dashboard{cfg: cfg, store: st, auth: a, logger: logger, reports: report.NewVerifier(cfg.Roots),
 		sessions: newSessions(cfg.MaxSessions), pages: p, since: map[string]runStart{}}
-	d.hub.subs = map[chan struct{}]struct{}{}
 	d.handler = d.routes()
 	return d, nil
 }
