@@ -228,54 +228,59 @@ func decodeStrict(data []byte, limit int, v any) error {
 	return nil
 }
 
+// decodeValid decodes one JSON value strictly and validates it with check;
+// what names the value in the error.
+func decodeValid[T any](data []byte, limit int, what string, check func(*T) error) (T, error) {
+	var v, zero T
+	if err := decodeStrict(data, limit, &v); err != nil {
+		return zero, fmt.Errorf("decode %s: %w", what, err)
+	}
+	if err := check(&v); err != nil {
+		return zero, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return v, nil
+}
+
 // DecodeFlavor parses and validates one flavor.
 func DecodeFlavor(data []byte) (Flavor, error) {
-	var f Flavor
-	if err := decodeStrict(data, MaxFlavorSize, &f); err != nil {
-		return Flavor{}, fmt.Errorf("decode flavor: %w", err)
-	}
-	if err := f.Validate(); err != nil {
-		return Flavor{}, fmt.Errorf("decode flavor: %w", err)
-	}
-	return f, nil
+	return decodeValid(data, MaxFlavorSize, "flavor", (*Flavor).Validate)
 }
 
 // DecodeFlavorCollection parses and validates a flavor collection.
 func DecodeFlavorCollection(data []byte) (FlavorCollection, error) {
-	var c FlavorCollection
-	if err := decodeStrict(data, MaxCollectionSize, &c); err != nil {
-		return FlavorCollection{}, fmt.Errorf("decode flavor collection: %w", err)
-	}
-	if n := len(c.Flavors); n == 0 || n > MaxCollectionFlavors {
-		return FlavorCollection{}, fmt.Errorf("decode flavor collection: %w", invalid("%d flavors, want 1 to %d", n, MaxCollectionFlavors))
-	}
-	for i := range c.Flavors {
-		if err := c.Flavors[i].Validate(); err != nil {
-			return FlavorCollection{}, fmt.Errorf("decode flavor collection: flavor %d: %w", i, err)
-		}
-	}
-	return c, nil
+	return decodeValid(data, MaxCollectionSize, "flavor collection", func(c *FlavorCollection) error {
+		return validateEach(c.Flavors, (*Flavor).Validate)
+	})
 }
 
 // DecodeSignedFlavorCollection parses a signed flavor collection and
 // validates every flavor. It does not check signatures: Verify does.
 func DecodeSignedFlavorCollection(data []byte) (SignedFlavorCollection, error) {
-	var c SignedFlavorCollection
-	if err := decodeStrict(data, MaxCollectionSize, &c); err != nil {
-		return SignedFlavorCollection{}, fmt.Errorf("decode signed flavor collection: %w", err)
+	return decodeValid(data, MaxCollectionSize, "signed flavor collection", func(c *SignedFlavorCollection) error {
+		return validateEach(c.SignedFlavors, func(sf *SignedFlavor) error {
+			if err := sf.Flavor.Validate(); err != nil {
+				return err
+			}
+			if sf.Signature == "" {
+				return invalid("signature is missing")
+			}
+			return nil
+		})
+	})
+}
+
+// validateEach checks that a collection holds 1 to MaxCollectionFlavors
+// flavors and that check accepts each of them.
+func validateEach[T any](flavors []T, check func(*T) error) error {
+	if n := len(flavors); n == 0 || n > MaxCollectionFlavors {
+		return invalid("%d flavors, want 1 to %d", n, MaxCollectionFlavors)
 	}
-	if n := len(c.SignedFlavors); n == 0 || n > MaxCollectionFlavors {
-		return SignedFlavorCollection{}, fmt.Errorf("decode signed flavor collection: %w", invalid("%d flavors, want 1 to %d", n, MaxCollectionFlavors))
-	}
-	for i, sf := range c.SignedFlavors {
-		if err := sf.Flavor.Validate(); err != nil {
-			return SignedFlavorCollection{}, fmt.Errorf("decode signed flavor collection: flavor %d: %w", i, err)
+	for i := range flavors {
+		if err := check(&flavors[i]); err != nil {
+			return fmt.Errorf("flavor %d: %w", i, err)
 		}
-		if sf.Signature == "" {
-			return SignedFlavorCollection{}, fmt.Errorf("decode signed flavor collection: flavor %d: %w", i, invalid("signature is missing"))
-		}
 	}
-	return c, nil
+	return nil
 }
 
 // bankSize returns the digest size of a PCR bank, or 0 for an unknown bank.

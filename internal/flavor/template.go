@@ -237,14 +237,7 @@ func (c *CompiledTemplate) Matches(m Manifest) (bool, error) {
 
 // DecodeTemplate parses and validates a template; Compile checks its conditions.
 func DecodeTemplate(data []byte) (Template, error) {
-	var t Template
-	if err := decodeStrict(data, MaxTemplateSize, &t); err != nil {
-		return Template{}, fmt.Errorf("decode template: %w", err)
-	}
-	if err := t.Validate(); err != nil {
-		return Template{}, fmt.Errorf("decode template: %w", err)
-	}
-	return t, nil
+	return decodeValid(data, MaxTemplateSize, "template", (*Template).Validate)
 }
 
 // Validate checks a template's structure (not its CEL: Compile does).
