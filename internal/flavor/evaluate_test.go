@@ -25,7 +25,9 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 		facts     func(*Facts)
 		flavors   func([]SignedFlavor) []SignedFlavor
 		untrusted []Part
-		check     func(t *testing.T, ti TrustInformation, facts Facts)
+		// faults each stand exactly once in their part's rule results.
+		faults []faultAt
+		check  func(t *testing.T, ti TrustInformation, facts Facts)
 	}{{
 		name: "a host that matches its golden flavors is trusted",
 		check: func(t *testing.T, ti TrustInformation, _ Facts) {
@@ -115,10 +117,8 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			return sfs
 		},
 		untrusted: []Part{PartOS},
+		faults:    []faultAt{{PartOS, RuleFlavorTrusted, FaultFlavorSignatureInvalid}},
 		check: func(t *testing.T, ti TrustInformation, _ Facts) {
-			if fs := findFaults(ti, PartOS, RuleFlavorTrusted, FaultFlavorSignatureInvalid); len(fs) != 1 {
-				t.Errorf("OS rules = %+v, want one FlavorSignatureInvalid", ti.FlavorsTrust[PartOS].Rules)
-			}
 			if n := len(ti.FlavorsTrust[PartOS].Rules); n != 1 {
 				t.Errorf("OS has %d rule results, want only FlavorTrusted for an untrusted flavor", n)
 			}
@@ -132,11 +132,7 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			return sfs
 		},
 		untrusted: []Part{PartIMA},
-		check: func(t *testing.T, ti TrustInformation, _ Facts) {
-			if fs := findFaults(ti, PartIMA, RuleFlavorTrusted, FaultFlavorSignatureInvalid); len(fs) != 1 {
-				t.Errorf("IMA rules = %+v, want one FlavorSignatureInvalid", ti.FlavorsTrust[PartIMA].Rules)
-			}
-		},
+		faults:    []faultAt{{PartIMA, RuleFlavorTrusted, FaultFlavorSignatureInvalid}},
 	}, {
 		name: "a flavor signed under another CA fails FlavorTrusted",
 		flavors: func(sfs []SignedFlavor) []SignedFlavor {
@@ -144,20 +140,12 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			return sfs
 		},
 		untrusted: []Part{PartPlatform},
-		check: func(t *testing.T, ti TrustInformation, _ Facts) {
-			if fs := findFaults(ti, PartPlatform, RuleFlavorTrusted, FaultFlavorCertificateUntrusted); len(fs) != 1 {
-				t.Errorf("PLATFORM rules = %+v, want one FlavorCertificateUntrusted", ti.FlavorsTrust[PartPlatform].Rules)
-			}
-		},
+		faults:    []faultAt{{PartPlatform, RuleFlavorTrusted, FaultFlavorCertificateUntrusted}},
 	}, {
 		name:      "a required part without flavors is FlavorMissing",
 		flavors:   func(sfs []SignedFlavor) []SignedFlavor { return slices.Delete(sfs, 1, 2) },
 		untrusted: []Part{PartOS},
-		check: func(t *testing.T, ti TrustInformation, _ Facts) {
-			if fs := findFaults(ti, PartOS, RuleRequiredFlavorTypeExists, FaultFlavorMissing); len(fs) != 1 {
-				t.Errorf("OS = %+v, want FlavorMissing", ti.FlavorsTrust[PartOS])
-			}
-		},
+		faults:    []faultAt{{PartOS, RuleRequiredFlavorTypeExists, FaultFlavorMissing}},
 	}, {
 		name:      "a PCR the quote does not cover fails closed",
 		facts:     func(f *Facts) { delete(f.PCRs[evidence.BankSHA384], 8) },
@@ -176,12 +164,10 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			f.EventLogFaults = []appraise.Fault{{Name: appraise.FaultEventLogReplay, PCRIndex: &seven, PCRBank: evidence.BankSHA384, Expected: "aa", Actual: "bb"}}
 		},
 		untrusted: []Part{PartPlatform},
+		faults:    []faultAt{{PartPlatform, RulePcrEventLogEquals, FaultPcrEventLogMissing}},
 		check: func(t *testing.T, ti TrustInformation, _ Facts) {
 			if fs := findFaults(ti, PartPlatform, RulePcrEventLogIntegrity, appraise.FaultEventLogReplay); len(fs) != 1 || fs[0].Actual != "bb" {
 				t.Errorf("integrity faults = %+v, want appraise's replay fault", fs)
-			}
-			if fs := findFaults(ti, PartPlatform, RulePcrEventLogEquals, FaultPcrEventLogMissing); len(fs) != 1 {
-				t.Errorf("equals faults = %+v, want PcrEventLogMissing", fs)
 			}
 		},
 	}, {
@@ -191,13 +177,9 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			f.IMAFaults = []appraise.Fault{{Name: appraise.FaultIMAReplay, Description: "does not replay"}}
 		},
 		untrusted: []Part{PartIMA},
-		check: func(t *testing.T, ti TrustInformation, _ Facts) {
-			if fs := findFaults(ti, PartIMA, RuleImaReplay, appraise.FaultIMAReplay); len(fs) != 1 {
-				t.Errorf("IMA = %+v, want IMAReplay", ti.FlavorsTrust[PartIMA])
-			}
-			if fs := findFaults(ti, PartIMA, RuleImaEventLogEquals, FaultImaEventLogMissing); len(fs) != 1 {
-				t.Errorf("IMA = %+v, want ImaEventLogMissing", ti.FlavorsTrust[PartIMA])
-			}
+		faults: []faultAt{
+			{PartIMA, RuleImaReplay, appraise.FaultIMAReplay},
+			{PartIMA, RuleImaEventLogEquals, FaultImaEventLogMissing},
 		},
 	}, {
 		name:      "empty facts fail every part",
@@ -237,11 +219,22 @@ func TestEvaluateDetectsEachTamper(t *testing.T) {
 			if ti.Overall != (len(tt.untrusted) == 0) {
 				t.Errorf("OVERALL = %v, want %v", ti.Overall, len(tt.untrusted) == 0)
 			}
+			for _, f := range tt.faults {
+				if fs := findFaults(ti, f.part, f.rule, f.fault); len(fs) != 1 {
+					t.Errorf("%s rules = %+v, want one %s of %s", f.part, ti.FlavorsTrust[f.part].Rules, f.fault, f.rule)
+				}
+			}
 			if tt.check != nil {
 				tt.check(t, ti, facts)
 			}
 		})
 	}
+}
+
+// faultAt names a fault of one rule of one part.
+type faultAt struct {
+	part        Part
+	rule, fault string
 }
 
 func TestMatchPolicies(t *testing.T) {

@@ -43,11 +43,7 @@ func FuzzDecodeFlavor(f *testing.F) {
 // a collection that decodes holds only valid, signed entries.
 func FuzzDecodeSignedFlavorCollection(f *testing.F) {
 	ca := newPKI(f, "fuzz")
-	var c SignedFlavorCollection
-	for _, fl := range goldenFlavors(f, defaultHost(), "fz") {
-		c.SignedFlavors = append(c.SignedFlavors, ca.sign(f, fl))
-	}
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(SignedFlavorCollection{SignedFlavors: ca.signAll(f, goldenFlavors(f, defaultHost(), "fz"))})
 	f.Add(b)
 	f.Add([]byte(`{"signed_flavors":[{"flavor":{},"signature":"a..b"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -165,11 +165,7 @@ func TestSignRefusesAKeyThatIsNotTheCertificates(t *testing.T) {
 
 func TestASignedFlavorSurvivesTheWire(t *testing.T) {
 	ca := newPKI(t, "cms")
-	var c SignedFlavorCollection
-	for _, f := range goldenFlavors(t, defaultHost(), "w") {
-		c.SignedFlavors = append(c.SignedFlavors, ca.sign(t, f))
-	}
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(SignedFlavorCollection{SignedFlavors: ca.signAll(t, goldenFlavors(t, defaultHost(), "w"))})
 	if err != nil {
 		t.Fatal(err)
 	}
