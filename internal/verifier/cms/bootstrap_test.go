@@ -63,7 +63,7 @@ func TestAClientTrustingOnlyTheRootRefusesAServerOfAnotherCA(t *testing.T) {
 	other.Routes(mux, withClaims(nil))
 	srv, _ := startServer(t, other, mux, nil)
 	_, client := startServer(t, ca, mux, ca.RootPool())
-	resp, err := get(t, client, srv.URL+PathCACertificates)
+	resp, err := client.Do(newRequest(t, http.MethodGet, srv.URL+PathCACertificates, "", nil))
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("a client trusting only our root accepted a server of another CA")

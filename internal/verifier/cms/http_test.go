@@ -88,17 +88,10 @@ func TestCACertificatesServesEachIssuingCA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := get(t, client, srv.URL+PathCACertificates+tt.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close() // pemReply reads and closes it; this tells the linter
-			certs, ok := pemReply(t, resp, tt.wantStatus, http.StatusOK, tt.want)
+			req := newRequest(t, http.MethodGet, srv.URL+PathCACertificates+tt.query, "", nil)
+			certs, ok := pemCall(t, client, req, tt.wantStatus, http.StatusOK, tt.want, 1)
 			if !ok {
 				return
-			}
-			if len(certs) != 1 {
-				t.Fatalf("body holds %d certificates, want 1", len(certs))
 			}
 			want, _ := ca.CACertificate(tt.want)
 			if !certs[0].Equal(want) {
@@ -173,22 +166,11 @@ func TestCertificatesSignsOnlyWhatACertApproverRoleAllows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, client := newCMSServer(t, ca, tt.claims)
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+PathCertificates+tt.query, bytes.NewReader(tt.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", tt.contentType)
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close() // pemReply reads and closes it; this tells the linter
-			chain, ok := pemReply(t, resp, tt.wantStatus, http.StatusCreated, tt.wantError)
+			req := newRequest(t, http.MethodPost, srv.URL+PathCertificates+tt.query, tt.contentType, tt.body)
+			// The chain is the leaf, the intermediate and the root.
+			chain, ok := pemCall(t, client, req, tt.wantStatus, http.StatusCreated, tt.wantError, 3)
 			if !ok {
 				return
-			}
-			if len(chain) != 3 {
-				t.Fatalf("body holds %d certificates, want leaf, intermediate, root", len(chain))
 			}
 			if !key.PublicKey.Equal(chain[0].PublicKey) {
 				t.Fatal("the leaf does not certify the CSR's key")
@@ -246,20 +228,30 @@ func FuzzParseCSR(f *testing.F) {
 	})
 }
 
-func get(t *testing.T, client *http.Client, url string) (*http.Response, error) {
+// newRequest makes a request under the test's context; contentType is
+// set unless it is empty.
+func newRequest(t *testing.T, method, url, contentType string, body []byte) *http.Request {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client.Do(req)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req
 }
 
-// pemReply checks that resp has wantStatus. When that is not okStatus, it
-// checks that the error body contains wantError and returns false; else it
-// checks the PEM content type and returns the certificates of the body.
-func pemReply(t *testing.T, resp *http.Response, wantStatus, okStatus int, wantError string) ([]*x509.Certificate, bool) {
+// pemCall sends req and checks that the reply has wantStatus. When that is
+// not okStatus, it checks that the error body contains wantError and
+// returns false; else it checks the PEM content type and that the body
+// holds wantCerts certificates, and returns them.
+func pemCall(t *testing.T, client *http.Client, req *http.Request, wantStatus, okStatus int, wantError string, wantCerts int) ([]*x509.Certificate, bool) {
 	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	body := readBody(t, resp)
 	if resp.StatusCode != wantStatus {
 		t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, wantStatus)
@@ -277,6 +269,9 @@ func pemReply(t *testing.T, resp *http.Response, wantStatus, okStatus int, wantE
 	certs, err := parseCertsPEM(body)
 	if err != nil {
 		t.Fatalf("body %s: %v", body, err)
+	}
+	if len(certs) != wantCerts {
+		t.Fatalf("body holds %d certificates, want %d", len(certs), wantCerts)
 	}
 	return certs, true
 }
