@@ -183,12 +183,7 @@ func TestDiskEncryption(t *testing.T) {
 			files := map[string]string{}
 			tt.build(files)
 			c := New(writeTree(t, files))
-			r, err := c.openRoot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			got := c.diskEncryption(r)
+			got := c.diskEncryption(mustOpenRoot(t, c))
 			if tt.reasonPrefix && strings.HasPrefix(got.Reason, tt.want.Reason) {
 				got.Reason = tt.want.Reason
 			}
@@ -204,12 +199,7 @@ func TestDiskEncryptionWithTheHostsMountinfo(t *testing.T) {
 	blockDev(files, "dm-0", "253:0", "CRYPT-LUKS2-0a1b-root")
 	files[mountinfoPath] = rootMountinfo("0:52", "overlay", "overlay")
 	c := New(writeTree(t, files), WithMountinfo("proc/1/mountinfo"))
-	r, err := c.openRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if got := c.diskEncryption(r); !got.Enabled {
+	if got := c.diskEncryption(mustOpenRoot(t, c)); !got.Enabled {
 		t.Errorf("diskEncryption() = %+v, want the host's encrypted root", got)
 	}
 }

@@ -7,6 +7,17 @@ import (
 	"testing"
 )
 
+// mustOpenRoot opens c's root, closed when the test ends.
+func mustOpenRoot(t *testing.T, c *Collector) *os.Root {
+	t.Helper()
+	r, err := c.openRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 // writeTree builds a file tree below a new temporary directory and returns
 // it. A value starting with "-> " makes a symbolic link to the rest of the
 // value; a key ending in "/" makes an empty directory.

@@ -101,12 +101,7 @@ func TestSecureBootEfivar(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := New(writeTree(t, tt.files))
-			r, err := c.openRoot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			got := c.secureBoot(r)
+			got := c.secureBoot(mustOpenRoot(t, c))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("secureBoot() = %v, want %v", fmtBoolPtr(got), fmtBoolPtr(tt.want))
 			}
