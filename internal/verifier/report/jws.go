@@ -167,6 +167,15 @@ func (s *Signer) sign(typ string, payload []byte) (string, error) {
 	return tok, nil
 }
 
+// signJSON signs the JSON encoding of v as a JWS of type typ.
+func (s *Signer) signJSON(typ string, v any) (string, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return s.sign(typ, payload)
+}
+
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }

@@ -2,7 +2,6 @@ package report
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,11 +22,7 @@ func (s *Signer) Sign(r *Report) (string, error) {
 	if r.Expiration.IsZero() || r.Expiration.Before(r.Created) {
 		return "", fmt.Errorf("sign report %q: expiration %s is not after creation %s", r.ID, r.Expiration, r.Created)
 	}
-	payload, err := json.Marshal(r)
-	if err != nil {
-		return "", fmt.Errorf("sign report %q: %w", r.ID, err)
-	}
-	jws, err := s.sign(TypeReport, payload)
+	jws, err := s.signJSON(TypeReport, r)
 	if err != nil {
 		return "", fmt.Errorf("sign report %q: %w", r.ID, err)
 	}
