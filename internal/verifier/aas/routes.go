@@ -1,6 +1,7 @@
 package aas
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -238,11 +239,17 @@ func (a *AAS) handleListUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleGetUser(w http.ResponseWriter, r *http.Request) error {
-	u, err := a.store.UserByID(r.Context(), r.PathValue("id"))
+	return writeByID(w, r, "user", a.store.UserByID, a.userResponse)
+}
+
+// writeByID answers with the record whose id the path names, as response
+// shows it; what names the record in a store error.
+func writeByID[T, R any](w http.ResponseWriter, r *http.Request, what string, byID func(context.Context, string) (T, error), response func(T) R) error {
+	v, err := byID(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return storeErr(err, "user")
+		return storeErr(err, what)
 	}
-	api.WriteJSON(w, http.StatusOK, a.userResponse(u))
+	api.WriteJSON(w, http.StatusOK, response(v))
 	return nil
 }
 
@@ -342,12 +349,7 @@ func (a *AAS) handleListRoles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AAS) handleGetRole(w http.ResponseWriter, r *http.Request) error {
-	rl, err := a.store.RoleByID(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return storeErr(err, "role")
-	}
-	api.WriteJSON(w, http.StatusOK, roleResponse(rl))
-	return nil
+	return writeByID(w, r, "role", a.store.RoleByID, roleResponse)
 }
 
 func (a *AAS) handleDeleteRole(w http.ResponseWriter, r *http.Request) error {
