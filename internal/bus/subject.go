@@ -149,6 +149,20 @@ func IssuedSubject(hostID string) (string, error) {
 	return hostSubject(credsPrefix, hostID, issuedToken)
 }
 
+// AgentSubjects are the subjects the agent of hostID may use, for its
+// credentials' permissions: it subscribes to sub (its requests, the answers
+// to its renewals and to its secret requests) and publishes on pub (its
+// events, its renewals and its secret requests).
+func AgentSubjects(hostID string) (sub, pub []string, err error) {
+	if err := ValidateHostID(hostID); err != nil {
+		return nil, nil, err
+	}
+	at := func(prefix, last string) string { return prefix + "." + hostID + "." + last }
+	sub = []string{at(agentPrefix, ">"), at(credsPrefix, issuedToken), at(secretsPrefix, answerToken)}
+	pub = []string{at(eventPrefix, ">"), at(credsPrefix, renewToken), at(secretsPrefix, requestToken)}
+	return sub, pub, nil
+}
+
 // knownSubject is hostSubject for a last token of a known kind (a request,
 // an event type); known says whether it is one.
 func knownSubject(prefix, hostID, last string, known bool, kind string) (string, error) {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -169,5 +170,22 @@ func TestParseRenewSubject(t *testing.T) {
 				t.Fatalf("ParseRenewSubject(%q) = %q, %v, want %q", tt.subject, got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestAgentSubjectsAreTheHostsOwnAndNoOther(t *testing.T) {
+	sub, pub, err := AgentSubjects("H1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSub := []string{"trust-agent.H1.>", "trust-credentials.H1.issued", "trust-secrets.H1.answer"}
+	wantPub := []string{"trust-events.H1.>", "trust-credentials.H1.renew", "trust-secrets.H1.request"}
+	if !slices.Equal(sub, wantSub) || !slices.Equal(pub, wantPub) {
+		t.Errorf("AgentSubjects(H1) = %q, %q; want %q, %q", sub, pub, wantSub, wantPub)
+	}
+	for _, id := range []string{"", "*", ">", "H1.>", "H 1"} {
+		if _, _, err := AgentSubjects(id); !errors.Is(err, ErrInvalidHostID) {
+			t.Errorf("AgentSubjects(%q) = %v, want ErrInvalidHostID", id, err)
+		}
 	}
 }

@@ -229,33 +229,13 @@ func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, 
 }
 
 func (a *Authority) agentCredentials(ctx context.Context, hostID string, ttl time.Duration) ([]byte, error) {
-	if err := bus.ValidateHostID(hostID); err != nil {
-		return nil, fmt.Errorf("agent credentials: %w", err)
-	}
-	requests, err := bus.AgentRequests(hostID)
-	if err != nil {
-		return nil, fmt.Errorf("agent credentials: %w", err)
-	}
-	events, err := bus.HostEvents(hostID)
-	if err != nil {
-		return nil, fmt.Errorf("agent credentials: %w", err)
-	}
-	renew, err := bus.RenewSubject(hostID)
-	if err != nil {
-		return nil, fmt.Errorf("agent credentials: %w", err)
-	}
-	issued, err := bus.IssuedSubject(hostID)
-	if err != nil {
-		return nil, fmt.Errorf("agent credentials: %w", err)
-	}
-	// Key broker (issue 17): the agent asks for its secrets and hears the answers.
-	secretRequests, secretAnswers, err := bus.SecretSubjects(hostID)
+	sub, pub, err := bus.AgentSubjects(hostID)
 	if err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}
 	perms := jwt.Permissions{
-		Sub:  jwt.Permission{Allow: jwt.StringList{requests, issued, secretAnswers}},
-		Pub:  jwt.Permission{Allow: jwt.StringList{events, renew, secretRequests}},
+		Sub:  jwt.Permission{Allow: sub},
+		Pub:  jwt.Permission{Allow: pub},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
 	return a.recordedCredentials(ctx, Owner{OwnerAgent, hostID}, agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)

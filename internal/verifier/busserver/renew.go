@@ -361,14 +361,14 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
 		return
 	}
-	var req bus.RenewRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+	nonce, ok := renewalNonce(m.Data)
+	if !ok {
 		r.logger.Warn("bus credentials: malformed renewal", keyHost, host)
 		return
 	}
-	reply := bus.RenewReply{Nonce: req.Nonce}
+	reply := bus.RenewReply{Nonce: nonce}
 	removed := false
-	ok, err := r.hosts.HostAllowed(ctx, host)
+	ok, err = r.hosts.HostAllowed(ctx, host)
 	switch {
 	case err != nil:
 		r.logger.Warn("bus credentials: look up host", keyHost, host, keyErr, err.Error())
@@ -378,25 +378,9 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		removed = true
 	default:
 		creds, err := r.auth.agentCredentials(ctx, host, r.cfg.TTL)
-		if err != nil {
-			r.logger.Error("bus credentials: mint", keyHost, host, keyErr, err.Error())
-			reply.Error = "the verifier could not issue credentials"
-			break
-		}
-		reply.Credentials = string(creds)
-		r.logger.Info("bus credentials renewed", keyHost, host, keyExpires, time.Now().Add(r.cfg.TTL).UTC())
+		r.fill(&reply, creds, err, keyHost, host)
 	}
-	body, err := json.Marshal(reply)
-	if err != nil {
-		return
-	}
-	subject, err := bus.IssuedSubject(host)
-	if err != nil {
-		return
-	}
-	if err := nc.Publish(subject, body); err != nil {
-		r.logger.Warn("bus credentials: answer", keyHost, host, keyErr, err.Error())
-	}
+	r.answer(nc, bus.IssuedSubject, reply, keyHost, host)
 	if removed {
 		// After the answer, so that the agent learns why it is cut off.
 		_ = nc.Flush()
@@ -415,29 +399,51 @@ func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) 
 		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
 		return
 	}
-	var req bus.RenewRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+	nonce, ok := renewalNonce(m.Data)
+	if !ok {
 		r.logger.Warn("bus credentials: malformed renewal", keyManager, name)
 		return
 	}
-	reply := bus.RenewReply{Nonce: req.Nonce}
+	reply := bus.RenewReply{Nonce: nonce}
 	creds, err := r.auth.managerCredentials(ctx, name, r.cfg.TTL)
+	r.fill(&reply, creds, err, keyManager, name)
+	r.answer(nc, bus.ManagerIssuedSubject, reply, keyManager, name)
+}
+
+// renewalNonce returns the nonce of a renewal request; false when the
+// request is malformed.
+func renewalNonce(data []byte) (string, bool) {
+	var req bus.RenewRequest
+	if err := json.Unmarshal(data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+		return "", false
+	}
+	return req.Nonce, true
+}
+
+// fill puts the credentials minted for who (logged under key) into reply,
+// or the error that they could not be minted.
+func (r *Renewer) fill(reply *bus.RenewReply, creds []byte, err error, key, who string) {
 	if err != nil {
-		r.logger.Error("bus credentials: mint", keyManager, name, keyErr, err.Error())
+		r.logger.Error("bus credentials: mint", key, who, keyErr, err.Error())
 		reply.Error = "the verifier could not issue credentials"
-	} else {
-		reply.Credentials = string(creds)
-		r.logger.Info("bus credentials renewed", keyManager, name, keyExpires, time.Now().Add(r.cfg.TTL).UTC())
-	}
-	body, err := json.Marshal(reply)
-	if err != nil {
 		return
 	}
-	subject, err := bus.ManagerIssuedSubject(name)
-	if err != nil {
-		return
+	reply.Credentials = string(creds)
+	r.logger.Info("bus credentials renewed", key, who, keyExpires, time.Now().Add(r.cfg.TTL).UTC())
+}
+
+// answer publishes reply on issued(who), the subject only who may read,
+// whatever reply subject the request named.
+func (r *Renewer) answer(nc *nats.Conn, issued func(string) (string, error), reply bus.RenewReply, key, who string) {
+	subject, err := issued(who)
+	var body []byte
+	if err == nil {
+		body, err = json.Marshal(reply)
 	}
-	if err := nc.Publish(subject, body); err != nil {
-		r.logger.Warn("bus credentials: answer", keyManager, name, keyErr, err.Error())
+	if err == nil {
+		err = nc.Publish(subject, body)
+	}
+	if err != nil {
+		r.logger.Warn("bus credentials: answer", key, who, keyErr, err.Error())
 	}
 }
