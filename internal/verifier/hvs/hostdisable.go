@@ -28,19 +28,9 @@ const (
 	keyAt     = "at"
 )
 
-// disabledReader is what refuseDisabled needs of the store (or of a
-// transaction).
-type disabledReader interface {
-	HostDisabled(ctx context.Context, id string) (time.Time, error)
-}
-
 // refuseDisabled returns an error wrapping ErrHostDisabled when the host is
-// disabled.
-func refuseDisabled(ctx context.Context, q disabledReader, hostID string) error {
-	at, err := q.HostDisabled(ctx, hostID)
-	if err != nil {
-		return err
-	}
+// disabled, that is when it was disabled at a time that is not zero.
+func refuseDisabled(hostID string, at time.Time) error {
 	if !at.IsZero() {
 		return fmt.Errorf("host %q, disabled at %s: %w", hostID, at.Format(time.RFC3339), ErrHostDisabled)
 	}

@@ -182,15 +182,11 @@ type hostPolicies struct {
 	now         time.Time
 }
 
-// hostPolicies resolves the host's runtime policies; prior is the
-// progress kept with the IMA entries the report continues from (nil for
-// a full read of the log).
-func (s *Service) hostPolicies(ctx context.Context, hostID string, prior map[string]imapolicy.Progress, now time.Time) (*hostPolicies, error) {
-	refs, err := s.store.HostIMAPolicies(ctx, hostID)
-	if err != nil {
-		return nil, err
-	}
-	return &hostPolicies{s: s, refs: refs, prior: prior, next: map[string]imapolicy.Progress{}, now: now}, nil
+// hostPolicies are the host's runtime policies, from its assignments
+// (store.ReportHost); prior is the progress kept with the IMA entries the
+// report continues from (nil for a full read of the log).
+func (s *Service) hostPolicies(refs store.HostIMAPolicies, prior map[string]imapolicy.Progress, now time.Time) *hostPolicies {
+	return &hostPolicies{s: s, refs: refs, prior: prior, next: map[string]imapolicy.Progress{}, now: now}
 }
 
 // apply sets on facts the runtime policy of the flavor group, if it has

@@ -203,9 +203,6 @@ var ErrNotFound = store.ErrNotFound
 // is an infrastructure failure (or ErrNotFound for an unknown host); a host
 // that cannot be attested gets an untrusted report that says why.
 func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Report, error) {
-	if err := refuseDisabled(ctx, s.store, hostID); err != nil {
-		return nil, err
-	}
 	ch := s.flight.DoChan(hostID, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ReportTimeout)
 		defer cancel()
@@ -227,11 +224,17 @@ func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Repo
 	}
 }
 
+// makeReport reads the host (store.HostForReport: one statement) and,
+// unless it is disabled, attests it and commits the report.
 func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report, error) {
-	h, err := s.store.HostByID(ctx, hostID)
+	rh, err := s.store.HostForReport(ctx, hostID)
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseDisabled(hostID, rh.DisabledAt); err != nil {
+		return nil, err
+	}
+	h := rh.Host
 	now := s.cfg.Now()
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -268,11 +271,8 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
 		}
-		policies, err := s.hostPolicies(ctx, h.ID, c.prior.kept.progress(), now)
-		if err != nil {
-			return nil, err
-		}
-		ti, matched, err := s.evaluate(ctx, h, hwUUID, facts, policies)
+		policies := s.hostPolicies(rh.IMAPolicies, c.prior.kept.progress(), now)
+		ti, matched, err := s.evaluate(ctx, rh, hwUUID, facts, policies)
 		if err != nil {
 			return nil, err
 		}
@@ -314,27 +314,18 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	if deferSync(r.Trusted(), h.Boot, boot) {
 		commit = s.store.InTxDeferredSync
 	}
+	// A report from the agent's evidence is a success.
+	outcome := store.HostReported{Status: r.HostStatus, At: now, Success: c.verdict != nil, Boot: boot}
+	if hwUUID != h.HardwareUUID {
+		outcome.HardwareUUID = hwUUID
+	}
 	err = commit(ctx, func(tx *store.Tx) error {
-		if err := refuseDisabled(ctx, tx, h.ID); err != nil {
-			return err // disabled while the report was made
-		}
-		if err := tx.CreateReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
-			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}); err != nil {
+		disabledAt, err := tx.CommitReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
+			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}, outcome)
+		if err != nil {
 			return err
 		}
-		// A report from the agent's evidence is a success.
-		if err := tx.SetHostReported(ctx, h.ID, r.HostStatus, now, c.verdict != nil); err != nil {
-			return err
-		}
-		if hwUUID != h.HardwareUUID {
-			if err := tx.SetHostHardwareUUID(ctx, h.ID, hwUUID); err != nil {
-				return err
-			}
-		}
-		if boot != nil {
-			return tx.SetHostBoot(ctx, h.ID, *boot)
-		}
-		return nil
+		return refuseDisabled(h.ID, disabledAt) // disabled while the report was made
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
@@ -435,23 +426,24 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 // its runtime policy; a part evaluated by several groups must be trusted by
 // each. It also returns the IMA flavors the facts' IMA entries matched
 // exactly (flavor.IMAMatched), for the next report of the boot.
-func (s *Service) evaluate(ctx context.Context, h store.Host, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, map[[sha256.Size]byte]int, error) {
+func (s *Service) evaluate(ctx context.Context, rh store.ReportHost, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, map[[sha256.Size]byte]int, error) {
 	now := policies.now
 	ti := flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
 	var matched map[[sha256.Size]byte]int
-	overall := len(h.FlavorGroupIDs) > 0
-	for _, gid := range h.FlavorGroupIDs {
-		rec, err := s.store.FlavorGroupByID(ctx, gid)
-		if err != nil {
-			return ti, nil, err
-		}
+	overall := len(rh.Groups) > 0
+	for _, rec := range rh.Groups {
+		gid := rec.ID
 		g, err := decodeGroup(rec)
 		if err != nil {
 			return ti, nil, err
 		}
-		refs, err := s.store.HostFlavorRefs(ctx, gid, h.ID, hwUUID)
-		if err != nil {
-			return ti, nil, err
+		// The references read with the host are for its stored hardware
+		// UUID; the agent's, when it differs, binds other flavors.
+		refs := rh.FlavorRefs[gid]
+		if hwUUID != rh.Host.HardwareUUID {
+			if refs, err = s.store.HostFlavorRefs(ctx, gid, rh.Host.ID, hwUUID); err != nil {
+				return ti, nil, err
+			}
 		}
 		flavors := make([]flavor.Checked, 0, len(refs))
 		for _, ref := range refs {

@@ -17,13 +17,17 @@ import (
 // moves LastSuccess and LastConnected. Neither LastAttempt nor LastSuccess
 // moves backwards, so replicas committing out of order keep the latest.
 func (q *queries) SetHostReported(ctx context.Context, id, status string, at time.Time, success bool) error {
-	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET status = $4, status_at = $2,
-		last_connected = CASE WHEN $3 = 1 THEN $2 ELSE last_connected END,
-		last_attempt = CASE WHEN last_attempt IS NULL OR last_attempt < $2 THEN $2 ELSE last_attempt END,
-		last_success = CASE WHEN $3 = 1 AND (last_success IS NULL OR last_success < $2) THEN $2 ELSE last_success END
-		WHERE id = $1`, id, at.UnixMicro(), boolInt(success), status)
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET `+hostReportedSet+` WHERE id = $1`,
+		id, at.UnixMicro(), boolInt(success), status)
 	return oneRow(res, err, fmt.Sprintf("record the report of host %q", id))
 }
+
+// hostReportedSet is SetHostReported's assignments: $1 the host's id, $2
+// the time in Unix microseconds, $3 success (1 or 0), $4 the status.
+const hostReportedSet = `status = $4, status_at = $2,
+		last_connected = CASE WHEN $3 = 1 THEN $2 ELSE last_connected END,
+		last_attempt = CASE WHEN last_attempt IS NULL OR last_attempt < $2 THEN $2 ELSE last_attempt END,
+		last_success = CASE WHEN $3 = 1 AND (last_success IS NULL OR last_success < $2) THEN $2 ELSE last_success END`
 
 // ClaimHostsToRefresh claims, for replica until until, at most limit enabled
 // hosts that have no report or whose latest report expires at or before

@@ -56,8 +56,20 @@ func TestHostFlavorRefsCarryTheDigestOfTheSignedBytes(t *testing.T) {
 // overflow page of each signed document, which an 800-line IMA flavor
 // fills by the dozen, since the columns read follow the document.
 func TestHostFlavorRefsReadOnlyTheCoveringIndexOnSQLite(t *testing.T) {
+	plan := sqlitePlan(t, hostFlavorRefsQuery, "g1", "h1", "u1")
+	if !slices.ContainsFunc(plan, func(d string) bool {
+		return strings.HasPrefix(d, "SEARCH f USING COVERING INDEX flavors_binding_refs")
+	}) {
+		t.Fatalf("plan %q does not search flavors by the covering index flavors_binding_refs", plan)
+	}
+}
+
+// sqlitePlan is the detail of each step of SQLite's plan of query on an
+// empty store.
+func sqlitePlan(t *testing.T, query string, args ...any) []string {
+	t.Helper()
 	s := openTest(t, sqliteFileDSN(t))
-	rows, err := s.rdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+hostFlavorRefsQuery, "g1", "h1", "u1")
+	rows, err := s.rdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +86,5 @@ func TestHostFlavorRefsReadOnlyTheCoveringIndexOnSQLite(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(plan, func(d string) bool {
-		return strings.HasPrefix(d, "SEARCH f USING COVERING INDEX flavors_binding_refs")
-	}) {
-		t.Fatalf("plan %q does not search flavors by the covering index flavors_binding_refs", plan)
-	}
+	return plan
 }

@@ -100,33 +100,25 @@ func addFleetHosts(ctx context.Context, s *Store, gid string, from, to int) erro
 	return nil
 }
 
-// reportStoreWork is what HVS asks of the store for one report of host i.
+// reportStoreWork is what HVS asks of the store for one report of host i:
+// the host with its group and the references of its flavors in one read,
+// which HVS finds in its cache of verified flavors by digest (all of them,
+// in a steady fleet), and the report with the host's outcome in one
+// transaction.
 func reportStoreWork(ctx context.Context, s *Store, gid string, i, n int) error {
-	h, err := s.HostByID(ctx, fleetHostID(i))
+	rh, err := s.HostForReport(ctx, fleetHostID(i))
 	if err != nil {
 		return err
 	}
-	if _, err := s.FlavorGroupByID(ctx, gid); err != nil {
-		return err
-	}
-	// HVS names the flavors and finds them in its cache of verified
-	// flavors by digest (all of them, in a steady fleet).
-	fs, err := s.HostFlavorRefs(ctx, gid, h.ID, h.HardwareUUID)
-	if err != nil {
-		return err
-	}
-	if len(fs) != 7 {
-		return fmt.Errorf("host %s has %d flavors, want 7", h.ID, len(fs))
+	h := rh.Host
+	if fs := rh.FlavorRefs[gid]; len(rh.Groups) != 1 || len(fs) != 7 {
+		return fmt.Errorf("host %s has %d groups and %d flavors, want 1 and 7", h.ID, len(rh.Groups), len(fs))
 	}
 	now := t0.Add(time.Duration(n) * time.Second)
 	return s.InTxDeferredSync(ctx, func(tx *Tx) error {
-		if err := tx.CreateReport(ctx, Report{ID: fmt.Sprintf("report-%012d", n), HostID: h.ID, HostName: h.Name,
-			Trusted: true, CreatedAt: now, ExpiresAt: now.Add(time.Hour), JSON: fleetFlavor, JWS: "jws"}); err != nil {
-			return err
-		}
-		if err := tx.SetHostStatus(ctx, h.ID, "CONNECTED", now, true); err != nil {
-			return err
-		}
-		return tx.SetHostBoot(ctx, h.ID, HostBoot{Known: true, ResetCount: 1, State: fleetFlavor[:256]})
+		_, err := tx.CommitReport(ctx, Report{ID: fmt.Sprintf("report-%012d", n), HostID: h.ID, HostName: h.Name,
+			Trusted: true, CreatedAt: now, ExpiresAt: now.Add(time.Hour), JSON: fleetFlavor, JWS: "jws"},
+			HostReported{Status: "CONNECTED", At: now, Success: true, Boot: &HostBoot{Known: true, ResetCount: 1, State: fleetFlavor[:256]}})
+		return err
 	})
 }
