@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/signerid"
 )
 
@@ -115,22 +116,10 @@ func (c *Config) validate() error {
 	if c.Conflict == nil {
 		errs = append(errs, errors.New("config: Conflict sentinel of the store is required"))
 	}
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"RootValidity", &c.RootValidity, defaultRootValidity},
-		{"IntermediateValidity", &c.IntermediateValidity, defaultIntermediateValidity},
-		{"LeafValidity", &c.LeafValidity, defaultLeafValidity},
-	} {
-		switch {
-		case *d.v < 0:
-			errs = append(errs, fmt.Errorf("config: %s must not be negative, got %s", d.name, *d.v))
-		case *d.v == 0:
-			*d.v = d.def
-		}
-	}
+	errs = append(errs, config.DefaultDurations("config",
+		config.Duration("RootValidity", &c.RootValidity, defaultRootValidity),
+		config.Duration("IntermediateValidity", &c.IntermediateValidity, defaultIntermediateValidity),
+		config.Duration("LeafValidity", &c.LeafValidity, defaultLeafValidity)))
 	if c.Now == nil {
 		c.Now = time.Now
 	}

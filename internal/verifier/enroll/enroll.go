@@ -48,6 +48,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
@@ -117,22 +118,10 @@ const (
 
 func (c *Config) validate() error {
 	var errs []error
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"ChallengeTTL", &c.ChallengeTTL, defaultChallengeTTL},
-		{"AKCertValidity", &c.AKCertValidity, defaultAKCertValidity},
-		{"PrivacyCAValidity", &c.PrivacyCAValidity, defaultPrivacyCAValidity},
-	} {
-		switch {
-		case *d.v < 0:
-			errs = append(errs, fmt.Errorf("enroll config: %s must not be negative, got %s", d.name, *d.v))
-		case *d.v == 0:
-			*d.v = d.def
-		}
-	}
+	errs = append(errs, config.DefaultDurations("enroll config",
+		config.Duration("ChallengeTTL", &c.ChallengeTTL, defaultChallengeTTL),
+		config.Duration("AKCertValidity", &c.AKCertValidity, defaultAKCertValidity),
+		config.Duration("PrivacyCAValidity", &c.PrivacyCAValidity, defaultPrivacyCAValidity)))
 	switch {
 	case c.AKCacheEntries < 0:
 		errs = append(errs, fmt.Errorf("enroll config: AKCacheEntries must not be negative, got %d", c.AKCacheEntries))
