@@ -75,14 +75,7 @@ func TestAllowedTraffic(t *testing.T) {
 	})
 
 	t.Run("an event published by H1's agent on its own subject reaches the service", func(t *testing.T) {
-		sub, err := f.service.SubscribeSync(bus.AllEvents)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-		if err := f.service.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		sub := subscribed(t, f.service, bus.AllEvents)
 		subj := subject(t)(bus.EventSubject("H1", bus.BootEvent))
 		if err := f.agent1.Publish(subj, []byte("booted")); err != nil {
 			t.Fatal(err)
@@ -98,14 +91,7 @@ func TestAllowedTraffic(t *testing.T) {
 	})
 
 	t.Run("a report published by the service reaches the manager", func(t *testing.T) {
-		sub, err := f.manager.SubscribeSync(bus.AllReports)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-		if err := f.manager.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		sub := subscribed(t, f.manager, bus.AllReports)
 		subj := subject(t)(bus.ReportSubject("H1"))
 		if err := f.service.Publish(subj, []byte("report")); err != nil {
 			t.Fatal(err)
@@ -122,41 +108,20 @@ func TestAllowedTraffic(t *testing.T) {
 
 func TestDeniedSubscriptions(t *testing.T) {
 	f := newFleet(t)
-	tests := []struct {
-		name    string
-		conn    func() *nats.Conn
-		subject string
-	}{
-		{"agent H1 cannot subscribe to H2's requests", func() *nats.Conn { return f.agent1 }, "trust-agent.H2.>"},
-		{"agent H1 cannot subscribe to H2's quote requests by wildcard", func() *nats.Conn { return f.agent1 }, "trust-agent.*.quote-request"},
-		{"agent H1 cannot subscribe to every request", func() *nats.Conn { return f.agent1 }, "trust-agent.>"},
-		{"agent H1 cannot subscribe to everything", func() *nats.Conn { return f.agent1 }, ">"},
-		{"agent H1 cannot subscribe to other agents' events", func() *nats.Conn { return f.agent1 }, "trust-events.>"},
-		{"agent H1 cannot subscribe to reports", func() *nats.Conn { return f.agent1 }, "trust-reports.H1"},
-		{"agent H1 cannot subscribe to reply inboxes", func() *nats.Conn { return f.agent1 }, "_INBOX.>"},
-		{"the manager cannot subscribe to agent events", func() *nats.Conn { return f.manager }, "trust-events.>"},
-		{"the manager cannot subscribe to reply inboxes", func() *nats.Conn { return f.manager }, "_INBOX.>"},
-		{"the service cannot subscribe to agent requests", func() *nats.Conn { return f.service }, "trust-agent.>"},
-		{"agent H1 cannot hear the key broker's answers to H2", func() *nats.Conn { return f.agent1 }, "trust-secrets.H2.answer"},
-		{"agent H1 cannot hear every key broker answer", func() *nats.Conn { return f.agent1 }, "trust-secrets.*.answer"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			nc := tt.conn()
-			sub, err := nc.SubscribeSync(tt.subject)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Unsubscribe()
-			if err := nc.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			_, err = sub.NextMsg(5 * time.Second)
-			if !errors.Is(err, nats.ErrPermissionViolation) {
-				t.Errorf("NextMsg on %s = %v, want a permissions violation", tt.subject, err)
-			}
-		})
-	}
+	runProbes(t, []probe{
+		{"agent H1 cannot subscribe to H2's requests", subscribeRefused(f.agent1, "trust-agent.H2.>")},
+		{"agent H1 cannot subscribe to H2's quote requests by wildcard", subscribeRefused(f.agent1, "trust-agent.*.quote-request")},
+		{"agent H1 cannot subscribe to every request", subscribeRefused(f.agent1, "trust-agent.>")},
+		{"agent H1 cannot subscribe to everything", subscribeRefused(f.agent1, ">")},
+		{"agent H1 cannot subscribe to other agents' events", subscribeRefused(f.agent1, "trust-events.>")},
+		{"agent H1 cannot subscribe to reports", subscribeRefused(f.agent1, "trust-reports.H1")},
+		{"agent H1 cannot subscribe to reply inboxes", subscribeRefused(f.agent1, "_INBOX.>")},
+		{"the manager cannot subscribe to agent events", subscribeRefused(f.manager, "trust-events.>")},
+		{"the manager cannot subscribe to reply inboxes", subscribeRefused(f.manager, "_INBOX.>")},
+		{"the service cannot subscribe to agent requests", subscribeRefused(f.service, "trust-agent.>")},
+		{"agent H1 cannot hear the key broker's answers to H2", subscribeRefused(f.agent1, "trust-secrets.H2.answer")},
+		{"agent H1 cannot hear every key broker answer", subscribeRefused(f.agent1, "trust-secrets.*.answer")},
+	})
 
 	t.Run("agent H1 does not receive H2's requests through any subscription", func(t *testing.T) {
 		// All of H1's attempts above were refused; H2's requests still go to H2 only.
@@ -191,15 +156,7 @@ func TestDeniedPublishes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			obs := tt.observer()
-			sub, err := obs.SubscribeSync(tt.subject)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Unsubscribe()
-			if err := obs.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			sub := subscribed(t, tt.observer(), tt.subject)
 			nc, log := tt.publisher()
 			if err := nc.Publish(tt.subject, []byte("forged")); err != nil {
 				t.Fatal(err)
@@ -222,19 +179,9 @@ func TestDeniedPublishes(t *testing.T) {
 		// two subscriptions matching one request use up its one answer).
 		agent, log := client(t, f.srv.ClientURL(), mustCreds(t)(f.auth.AgentCredentials("H3", ttl)), f.ca.pool, "agent-H3")
 		subj := subject(t)(bus.AgentRequestSubject("H3", bus.VersionRequest))
-		reqs, err := agent.SubscribeSync(subj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := agent.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		reqs := subscribed(t, agent, subj)
 		reply := f.service.NewRespInbox()
-		replies, err := f.service.SubscribeSync(reply)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer replies.Unsubscribe()
+		replies := subscribed(t, f.service, reply)
 		if err := f.service.PublishRequest(subj, reply, []byte("v?")); err != nil {
 			t.Fatal(err)
 		}

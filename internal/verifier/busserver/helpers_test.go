@@ -136,6 +136,21 @@ func client(t testing.TB, url string, creds []byte, roots *x509.CertPool, name s
 	return nc, rec
 }
 
+// subscribed subscribes nc to subj and flushes, so that the server holds
+// the subscription before anything is published; it ends with the test.
+func subscribed(t testing.TB, nc *nats.Conn, subj string) *nats.Subscription {
+	t.Helper()
+	sub, err := nc.SubscribeSync(subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
 // echoAgent answers every request on its own subjects with "<host>:<data>".
 func echoAgent(t testing.TB, nc *nats.Conn, hostID string) {
 	t.Helper()

@@ -3,6 +3,7 @@ package busserver
 import (
 	"errors"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,5 +41,24 @@ func subscribeRefused(nc *nats.Conn, subj string) func() error {
 			return fmt.Errorf("NextMsg = %w, want a permissions violation", err)
 		}
 		return nil
+	}
+}
+
+// probe is one named attempt that must be refused: try fails with an error
+// when it was not.
+type probe struct {
+	name string
+	try  func() error
+}
+
+// runProbes runs each probe as a subtest.
+func runProbes(t *testing.T, probes []probe) {
+	t.Helper()
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			if err := p.try(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

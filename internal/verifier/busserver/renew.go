@@ -319,17 +319,7 @@ func (r *Renewer) hostRemoved(ctx context.Context, hostID string) {
 // closes its connections. With an external NATS server only the ledger
 // learns of it (and renewals are refused while the host is not allowed).
 func (r *Renewer) RevokeHost(ctx context.Context, hostID string) error {
-	if r.srv == nil {
-		if err := bus.ValidateHostID(hostID); err != nil {
-			return fmt.Errorf("revoke host: %w", err)
-		}
-		return r.auth.revoke(ctx, Owner{OwnerAgent, hostID}, nil)
-	}
-	if err := r.srv.RevokeHost(ctx, hostID); err != nil {
-		return err
-	}
-	announceRevocation(r.nc.Load(), r.logger)
-	return nil
+	return r.revoke(ctx, Owner{OwnerAgent, hostID}, (*Server).RevokeHost)
 }
 
 // RevokeManager revokes the bus credentials of the attestation manager name
@@ -337,17 +327,27 @@ func (r *Renewer) RevokeHost(ctx context.Context, hostID string) error {
 // server, which closes its connections. Credentials issued to that name
 // later (POST /aas/v1/credentials) work.
 func (r *Renewer) RevokeManager(ctx context.Context, name string) error {
-	if r.srv == nil {
-		if err := bus.ValidateHostID(name); err != nil {
-			return fmt.Errorf("revoke manager: %w", err)
-		}
-		return r.auth.revoke(ctx, Owner{OwnerManager, name}, nil)
+	if err := r.revoke(ctx, Owner{OwnerManager, name}, (*Server).RevokeManager); err != nil {
+		return err
 	}
-	if err := r.srv.RevokeManager(ctx, name); err != nil {
+	r.logger.Info("bus credentials revoked", keyManager, name)
+	return nil
+}
+
+// revoke revokes the credentials of owner: in the ledger, or with the
+// embedded server through inServer, which also closes their connections, and
+// then tells the other replicas.
+func (r *Renewer) revoke(ctx context.Context, owner Owner, inServer func(*Server, context.Context, string) error) error {
+	if r.srv == nil {
+		if err := bus.ValidateHostID(owner.Name); err != nil {
+			return fmt.Errorf("revoke %s: %w", owner, err)
+		}
+		return r.auth.revoke(ctx, owner, nil)
+	}
+	if err := inServer(r.srv, ctx, owner.Name); err != nil {
 		return err
 	}
 	announceRevocation(r.nc.Load(), r.logger)
-	r.logger.Info("bus credentials revoked", keyManager, name)
 	return nil
 }
 
@@ -356,19 +356,12 @@ func (r *Renewer) RevokeManager(ctx context.Context, name string) error {
 // credentials are valid and not revoked); the answer goes to the subject only
 // that agent may read, whatever reply subject the request named.
 func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
-	host, err := bus.ParseRenewSubject(m.Subject)
-	if err != nil {
-		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
-		return
-	}
-	nonce, ok := renewalNonce(m.Data)
+	host, reply, ok := r.request(m, bus.ParseRenewSubject, keyHost)
 	if !ok {
-		r.logger.Warn("bus credentials: malformed renewal", keyHost, host)
 		return
 	}
-	reply := bus.RenewReply{Nonce: nonce}
 	removed := false
-	ok, err = r.hosts.HostAllowed(ctx, host)
+	ok, err := r.hosts.HostAllowed(ctx, host)
 	switch {
 	case err != nil:
 		r.logger.Warn("bus credentials: look up host", keyHost, host, keyErr, err.Error())
@@ -394,30 +387,30 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 // the subject only that manager may read. Managers are not registered
 // anywhere: a manager credential is cut off by RevokeManager or its expiry.
 func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
-	name, err := bus.ParseManagerRenewSubject(m.Subject)
-	if err != nil {
-		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
-		return
-	}
-	nonce, ok := renewalNonce(m.Data)
+	name, reply, ok := r.request(m, bus.ParseManagerRenewSubject, keyManager)
 	if !ok {
-		r.logger.Warn("bus credentials: malformed renewal", keyManager, name)
 		return
 	}
-	reply := bus.RenewReply{Nonce: nonce}
 	creds, err := r.auth.managerCredentials(ctx, name, r.cfg.TTL)
 	r.fill(&reply, creds, err, keyManager, name)
 	r.answer(nc, bus.ManagerIssuedSubject, reply, keyManager, name)
 }
 
-// renewalNonce returns the nonce of a renewal request; false when the
-// request is malformed.
-func renewalNonce(data []byte) (string, bool) {
-	var req bus.RenewRequest
-	if err := json.Unmarshal(data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
-		return "", false
+// request reads a renewal: who asks (from the subject, by parse; logged
+// under key) and the reply to fill, with the request's nonce; false when
+// the renewal is malformed.
+func (r *Renewer) request(m *nats.Msg, parse func(string) (string, error), key string) (string, bus.RenewReply, bool) {
+	who, err := parse(m.Subject)
+	if err != nil {
+		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
+		return "", bus.RenewReply{}, false
 	}
-	return req.Nonce, true
+	var req bus.RenewRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
+		r.logger.Warn("bus credentials: malformed renewal", key, who)
+		return "", bus.RenewReply{}, false
+	}
+	return who, bus.RenewReply{Nonce: req.Nonce}, true
 }
 
 // fill puts the credentials minted for who (logged under key) into reply,
