@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -301,7 +303,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	if err != nil {
 		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
-	body, err := json.Marshal(r)
+	body, err := signedJSON(r, jws)
 	if err != nil {
 		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
@@ -337,6 +339,21 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
 	s.publish(ctx, logger, h.ID, jws)
 	return r, nil
+}
+
+// signedJSON is the report's JSON as it was signed: the payload of its
+// compact JWS, which the signer marshalled from r (report.Signer.Sign), so
+// that a report is not marshalled twice; r marshalled again if the JWS is
+// not compact.
+func signedJSON(r *report.Report, jws string) ([]byte, error) {
+	if _, rest, ok := strings.Cut(jws, "."); ok {
+		if payload, _, ok := strings.Cut(rest, "."); ok {
+			if b, err := base64.RawURLEncoding.DecodeString(payload); err == nil {
+				return b, nil
+			}
+		}
+	}
+	return json.Marshal(r)
 }
 
 // publish sends the report's JWS on trust-reports.<host-id>. A failure is

@@ -1,6 +1,7 @@
 package hvs
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -102,6 +103,11 @@ func TestABaselinedHostIsTrustedAndItsReportIsSignedStoredAndPublished(t *testin
 	var published report.Report
 	if err := json.Unmarshal(payload, &published); err != nil {
 		t.Fatal(err)
+	}
+	// The stored JSON is the signed payload, byte for byte, and the report
+	// returned.
+	if want, err := json.Marshal(r); err != nil || !bytes.Equal(stored.JSON, payload) || !bytes.Equal(stored.JSON, want) {
+		t.Errorf("stored JSON %s\nis not the signed payload %s\nand the report returned %s (%v)", stored.JSON, payload, want, err)
 	}
 	if published.ID != r.ID || !published.Trusted() {
 		t.Errorf("published report %s trusted=%v, want %s trusted", published.ID, published.Trusted(), r.ID)
