@@ -222,14 +222,8 @@ func appraiseEventLog(log *EventLog, pcrs PCRs) *EventLogAppraisal {
 	faults, replayed := log.replay(pcrs)
 	a.Faults = append(a.Faults, faults...)
 	for bank, indexes := range replayed {
-		ok := map[int]bool{}
-		for _, i := range indexes {
-			ok[i] = true
-		}
-		for _, ev := range log.Events(bank) {
-			if ok[ev.Index] {
-				a.Events[bank] = append(a.Events[bank], ev)
-			}
+		if events := log.publicEvents(bank, indexes); len(events) > 0 {
+			a.Events[bank] = events
 		}
 	}
 	sb, faults := SecureBoot(log, pcrs)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf16"
@@ -252,9 +253,11 @@ func ParseEventLog(raw []byte) (*EventLog, error) {
 		return nil, err
 	}
 	log.algs = algs
+	// The events' digest lists are cut from blocks of 64 events' worth.
+	digests := &slab[[]byte]{block: 64 * len(algs)}
 	for n := 1; r.off < len(raw); n++ {
 		off := r.off
-		ev, ok := readEvent2(r, algs)
+		ev, ok := readEvent2(r, algs, digests)
 		if !ok {
 			return fail(n, off)
 		}
@@ -275,14 +278,14 @@ func readLegacyEvent(r *logReader) (rawEvent, bool) {
 	return rawEvent{index: int(index), typ: typ, digests: [][]byte{digest}, data: data}, r.err == ""
 }
 
-func readEvent2(r *logReader, algs []logAlg) (rawEvent, bool) {
+func readEvent2(r *logReader, algs []logAlg, digests *slab[[]byte]) (rawEvent, bool) {
 	index := r.u32()
 	typ := r.u32()
 	count := r.u32()
 	if r.err == "" && int(count) != len(algs) {
 		r.err = fmt.Sprintf("event has %d digests, the log declares %d algorithms", count, len(algs))
 	}
-	ev := rawEvent{index: int(index), typ: typ, digests: make([][]byte, len(algs))}
+	ev := rawEvent{index: int(index), typ: typ, digests: digests.take(len(algs))}
 	for i := 0; r.err == "" && i < int(count); i++ {
 		id := tpm2.TPMAlgID(r.u16())
 		j := algIndex(algs, id)
@@ -382,29 +385,57 @@ func (l *EventLog) bankIndex(bank string) int {
 // Events returns the events of one bank in log order, or nil when the log
 // has no digests for that bank.
 func (l *EventLog) Events(bank string) []Event {
+	return l.publicEvents(bank, nil)
+}
+
+// publicEvents returns the events of one bank in log order, only those of
+// the PCRs in keep when keep is not nil; nil when the log has no digests
+// for that bank. The events' digests are cut from one hex string.
+func (l *EventLog) publicEvents(bank string, keep []int) []Event {
 	b := l.bankIndex(bank)
 	if b < 0 {
 		return nil
 	}
-	events := make([]Event, 0, len(l.events))
-	h, _ := bankHash(bank)
+	kept := func(ev rawEvent) bool {
+		return keep == nil || slices.Contains(keep, ev.index)
+	}
+	n, size := 0, 0
 	for _, ev := range l.events {
-		events = append(events, ev.public(b, h))
+		if kept(ev) {
+			n++
+			size += 2 * len(ev.digests[b])
+		}
+	}
+	var hexes strings.Builder
+	hexes.Grow(size)
+	var buf [2 * 64]byte
+	for _, ev := range l.events {
+		if kept(ev) {
+			hexes.Write(buf[:hex.Encode(buf[:], ev.digests[b])])
+		}
+	}
+	digests := hexes.String()
+	h, _ := bankHash(bank)
+	g := newDigester(h)
+	events := make([]Event, 0, n)
+	for _, ev := range l.events {
+		if !kept(ev) {
+			continue
+		}
+		_, verified := g.boundData(ev.data, ev.digests[b])
+		digest := digests[:2*len(ev.digests[b])]
+		digests = digests[len(digest):]
+		events = append(events, Event{
+			Index:       ev.index,
+			Type:        ev.typ,
+			TypeName:    EventTypeName(ev.typ),
+			Digest:      digest,
+			Description: describe(ev.typ, ev.data),
+			Verified:    verified,
+			Data:        ev.data,
+		})
 	}
 	return events
-}
-
-func (ev rawEvent) public(bank int, h crypto.Hash) Event {
-	_, verified := boundData(h, ev.data, ev.digests[bank])
-	return Event{
-		Index:       ev.index,
-		Type:        ev.typ,
-		TypeName:    EventTypeName(ev.typ),
-		Digest:      hex.EncodeToString(ev.digests[bank]),
-		Description: describe(ev.typ, ev.data),
-		Verified:    verified,
-		Data:        ev.data,
-	}
 }
 
 // describe summarises event data for people reading a report.

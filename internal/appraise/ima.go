@@ -91,8 +91,20 @@ var imaAlgs = map[string]crypto.Hash{
 // or legacy ima template: "<pcr> <template-hash> <template> <file-hash> <path>".
 // The path is the rest of the line and may hold spaces.
 func ParseIMALine(line string) (IMAEntry, error) {
-	fail := func(format string, args ...any) (IMAEntry, error) {
-		return IMAEntry{}, &IMALineError{Line: line, Reason: fmt.Sprintf(format, args...)}
+	var e IMAEntry
+	if err := e.parseLine(line, nil); err != nil {
+		return IMAEntry{}, err
+	}
+	return e, nil
+}
+
+// parseLine is ParseIMALine into e, which is left partly filled when the
+// line does not decode. The template hash and the file hash are cut from
+// hashes (ReplayIMA decodes a whole log into a few blocks); with a nil slab
+// they take one allocation. The strings are slices of line.
+func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
+	fail := func(format string, args ...any) error {
+		return &IMALineError{Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
 	// The fields as strings.SplitN(line, " ", 5) cuts them, without
 	// allocating.
@@ -113,17 +125,15 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	if err != nil || pcr < 0 || pcr > maxPCRIndex || fields[0] != strconv.Itoa(pcr) {
 		return fail("pcr %q is not an index from 0 to %d", fields[0], maxPCRIndex)
 	}
-	e := IMAEntry{PCR: pcr, Template: fields[2], Path: fields[4]}
-	// One allocation holds the template hash and the file hash.
-	hashes := make([]byte, len(fields[1])/2, (len(fields[1])+len(fields[3]))/2)
-	if _, err := hex.Decode(hashes, []byte(fields[1])); err != nil {
+	*e = IMAEntry{PCR: pcr, Template: fields[2], Path: fields[4]}
+	column := fields[1]
+	if err := hexError(column); err != nil {
 		return fail("template hash: %v", err)
 	}
-	e.TemplateHash = hashes[:len(hashes):len(hashes)]
-	switch len(e.TemplateHash) {
+	switch len(column) / 2 {
 	case crypto.SHA1.Size(), crypto.SHA256.Size(), crypto.SHA384.Size(), crypto.SHA512.Size():
 	default:
-		return fail("template hash has %d bytes", len(e.TemplateHash))
+		return fail("template hash has %d bytes", len(column)/2)
 	}
 	if e.Path == "" {
 		return fail("has no path")
@@ -179,20 +189,57 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	if !ok {
 		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
 	}
-	if len(digest)%2 != 0 || len(digest)/2 > cap(hashes)-len(hashes) {
-		if _, err := hex.DecodeString(digest); err != nil {
-			return fail("file hash: %v", err)
-		}
-		return fail("%s file hash has %d bytes", e.FileHashAlg, len(digest)/2)
-	}
-	e.FileHash = hashes[len(hashes) : len(hashes)+len(digest)/2 : len(hashes)+len(digest)/2]
-	if _, err := hex.Decode(e.FileHash, []byte(digest)); err != nil {
+	if err := hexError(digest); err != nil {
 		return fail("file hash: %v", err)
 	}
-	if len(e.FileHash) != h.Size() {
-		return fail("%s file hash has %d bytes", e.FileHashAlg, len(e.FileHash))
+	if len(digest)/2 != h.Size() {
+		return fail("%s file hash has %d bytes", e.FileHashAlg, len(digest)/2)
 	}
-	return e, nil
+	// One slice holds the template hash and the file hash.
+	both := hashes.take(len(column)/2 + len(digest)/2)
+	e.TemplateHash = both[: len(column)/2 : len(column)/2]
+	e.FileHash = both[len(column)/2:]
+	decodeHex(e.TemplateHash, column)
+	decodeHex(e.FileHash, digest)
+	return nil
+}
+
+// hexValue maps an ASCII byte to its value as a hex digit, or to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	for i, c := range "ABCDEF" {
+		t[c] = byte(10 + i)
+	}
+	return t
+}()
+
+// hexError returns nil when s is hex of whole bytes (as encoding/hex reads
+// it, in either case), and encoding/hex's error for s otherwise. It
+// allocates only for the error.
+func hexError(s string) error {
+	ok := len(s)%2 == 0
+	for i := 0; ok && i < len(s); i++ {
+		ok = hexValue[s[i]] != 0xff
+	}
+	if ok {
+		return nil
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return err
+	}
+	return hex.ErrLength // not reached: DecodeString fails where the scan did
+}
+
+// decodeHex decodes s, which hexError accepted, into dst of len(s)/2 bytes.
+func decodeHex(dst []byte, s string) {
+	for i := range dst {
+		dst[i] = hexValue[s[2*i]]<<4 | hexValue[s[2*i+1]]
+	}
 }
 
 // decodeTail decodes the hex fields after the path of the ima-sig,
@@ -330,23 +377,18 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	intact := true
 	d := h.New()
 	// One line's scratch (extend digest, template data) is reused for the
-	// next; the PCR values after each line, which the result keeps, are cut
-	// from one slab.
+	// next; the entries' hashes and the PCR values after each line, which
+	// the result keeps, are cut from a few blocks.
 	var extBuf [64]byte
 	var data []byte
+	var sums templateSums
 	// Preallocation is bounded: a log of empty lines must not reserve
 	// memory for entries it does not have.
 	prealloc := min(strings.Count(lines, "\n")+1, 4096)
 	res.Entries = make([]IMAEntry, 0, prealloc)
 	res.values = make([][]byte, 0, prealloc+1)
-	slab := make([]byte, 0, prealloc*h.Size())
-	next := func() []byte {
-		if len(slab)+h.Size() > cap(slab) {
-			slab = make([]byte, 0, 64*h.Size())
-		}
-		slab = slab[:len(slab)+h.Size()]
-		return slab[len(slab)-h.Size() : len(slab) : len(slab)]
-	}
+	values := &slab[byte]{buf: make([]byte, 0, prealloc*h.Size()), block: 64 * h.Size()}
+	hashes := &slab[byte]{block: 4096}
 	res.values = append(res.values, value)
 	for n := 1; lines != ""; n++ {
 		var line string
@@ -354,13 +396,14 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 		if line == "" {
 			continue
 		}
-		e, err := ParseIMALine(line)
-		if err != nil {
+		res.Entries = append(res.Entries, IMAEntry{})
+		e := &res.Entries[len(res.Entries)-1]
+		if err := e.parseLine(line, hashes); err != nil {
+			res.Entries = res.Entries[:len(res.Entries)-1]
 			faults = append(faults, fault(FaultIMAUnparsable, "line %d: %v", n, err))
 			intact = false
 			continue
 		}
-		res.Entries = append(res.Entries, e)
 		extend := extBuf[:h.Size()]
 		if e.Violation() {
 			for i := range extend {
@@ -368,7 +411,7 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			}
 		} else {
 			data = e.appendTemplateData(data[:0])
-			if !checkTemplateHash(e.TemplateHash, data) {
+			if !sums.check(e.TemplateHash, data) {
 				f := fault(FaultIMAUnparsable, "line %d: template hash mismatch", n)
 				f.File = e.Path
 				faults = append(faults, f)
@@ -381,7 +424,7 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			d.Reset()
 			d.Write(value)
 			d.Write(extend)
-			value = d.Sum(next()[:0])
+			value = d.Sum(values.take(h.Size())[:0])
 		}
 		res.values = append(res.values, value)
 	}
@@ -428,26 +471,32 @@ func (res IMAResult) paddedValues() [][]byte {
 	return out
 }
 
-// checkTemplateHash checks a template hash column; its length names the hash
-// (SHA-1 in ascii_runtime_measurements, longer in the per-bank variants).
-func checkTemplateHash(column, data []byte) bool {
+// templateSums checks template hash columns, with one digester per
+// algorithm kept for the next line.
+type templateSums [3]*digester // SHA-256, SHA-384, SHA-512, made when first needed
+
+// check checks a template hash column; its length names the hash (SHA-1 in
+// ascii_runtime_measurements, longer in the per-bank variants).
+func (s *templateSums) check(column, data []byte) bool {
+	var i int
 	var h crypto.Hash
 	switch len(column) {
 	case sha1.Size:
 		sum := sha1.Sum(data) //nolint:gosec // see import
 		return bytes.Equal(sum[:], column)
 	case crypto.SHA256.Size():
-		h = crypto.SHA256
+		i, h = 0, crypto.SHA256
 	case crypto.SHA384.Size():
-		h = crypto.SHA384
+		i, h = 1, crypto.SHA384
 	case crypto.SHA512.Size():
-		h = crypto.SHA512
+		i, h = 2, crypto.SHA512
 	default:
 		return false
 	}
-	d := h.New()
-	d.Write(data)
-	return bytes.Equal(d.Sum(nil), column)
+	if s[i] == nil {
+		s[i] = newDigester(h)
+	}
+	return s[i].is(column, data)
 }
 
 // CompareIMA checks a replay against the quoted PCR 10 of its bank. Entries

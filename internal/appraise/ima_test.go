@@ -403,3 +403,58 @@ func TestParseIMALineRefusesMalformedTemplateFields(t *testing.T) {
 		})
 	}
 }
+
+// The entries of a replay share a few blocks of memory: each hash is
+// clipped, so that a caller appending to one cannot write into the next.
+func TestReplayedEntriesDoNotShareTheirHashes(t *testing.T) {
+	res, faults := ReplayIMA(imaLog(3), nil, evidence.BankSHA256)
+	if len(faults) != 0 || len(res.Entries) != 4 {
+		t.Fatalf("%d entries, faults %v", len(res.Entries), faults)
+	}
+	want := slices.Clone(res.Entries[1].TemplateHash)
+	wantFile := slices.Clone(res.Entries[0].FileHash)
+	_ = append(res.Entries[0].TemplateHash, 0xee)
+	_ = append(res.Entries[0].FileHash, 0xee)
+	if !bytes.Equal(res.Entries[0].FileHash, wantFile) || !bytes.Equal(res.Entries[1].TemplateHash, want) {
+		t.Fatal("appending to one entry's hash changed another hash")
+	}
+}
+
+// Replaying a log costs a few allocations, not some per line: the hashes
+// and PCR values are cut from blocks, the strings are slices of the log.
+func TestReplayIMAAllocatesPerBlockNotPerLine(t *testing.T) {
+	log := imaLog(799)
+	for _, bank := range []string{evidence.BankSHA1, evidence.BankSHA256, evidence.BankSHA384} {
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, faults := ReplayIMA(log, nil, bank); len(faults) != 0 {
+				t.Fatal(faults)
+			}
+		})
+		// 800 lines: the entry and value slices, 11 blocks of hashes
+		// and 14 of PCR values at most, the hash state and its scratch.
+		if allocs > 40 {
+			t.Errorf("the %s replay of 800 lines takes %.0f allocations, want at most 40", bank, allocs)
+		}
+	}
+}
+
+// hexError and decodeHex read hex as encoding/hex does, and fail with its
+// errors.
+func FuzzDecodeHex(f *testing.F) {
+	for _, s := range []string{"", "0", "00", "0g", "g0", "aBcDeF", "abc", "abz", strings.Repeat("ff", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, wantErr := hex.DecodeString(s)
+		if err := hexError(s); fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("hexError(%q) = %v, encoding/hex says %v", s, err, wantErr)
+		}
+		if wantErr != nil {
+			return
+		}
+		got := make([]byte, len(s)/2)
+		if decodeHex(got, s); !bytes.Equal(got, want) {
+			t.Fatalf("decodeHex(%q) = %x, want %x", s, got, want)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package appraise
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -140,6 +139,7 @@ func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 	}
 
 	st := SecureBootState{Bank: bank}
+	g := newDigester(h)
 	policy := map[string][]byte{}
 	separators := 0
 	for n, ev := range log.events {
@@ -147,7 +147,7 @@ func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 			continue
 		}
 		typ := EventTypeName(ev.typ)
-		switch separatorDigest(h, ev.digests[b]) {
+		switch g.separatorDigest(ev.digests[b]) {
 		case separatorNormal:
 			if ev.typ != evSeparator {
 				return fail("event %d has the digest of a separator but the type %s", n, typ)
@@ -162,7 +162,7 @@ func SecureBoot(log *EventLog, pcrs PCRs) (SecureBootState, []Fault) {
 		if !pcr7Types[ev.typ] {
 			return fail("event %d: %s does not belong in PCR 7", n, typ)
 		}
-		data, verified := boundData(h, ev.data, ev.digests[b])
+		data, verified := g.boundData(ev.data, ev.digests[b])
 		var v variableData
 		isVariable := false
 		if verified {
@@ -294,18 +294,21 @@ const (
 	separatorError
 )
 
+// separatorData and errorSeparatorData are the data of a separator event
+// and of an error separator.
+var (
+	separatorData      = []byte{0, 0, 0, 0}
+	errorSeparatorData = []byte{0xff, 0xff, 0xff, 0xff}
+)
+
 // separatorDigest tells whether a digest is the hash of a separator's
 // data: 4 zero bytes, or 0xFFFFFFFF for an error.
-func separatorDigest(h crypto.Hash, digest []byte) separatorKind {
-	for _, s := range []struct {
-		data []byte
-		kind separatorKind
-	}{{[]byte{0, 0, 0, 0}, separatorNormal}, {[]byte{0xff, 0xff, 0xff, 0xff}, separatorError}} {
-		d := h.New()
-		d.Write(s.data)
-		if bytes.Equal(d.Sum(nil), digest) {
-			return s.kind
-		}
+func (g *digester) separatorDigest(digest []byte) separatorKind {
+	switch {
+	case g.is(digest, separatorData):
+		return separatorNormal
+	case g.is(digest, errorSeparatorData):
+		return separatorError
 	}
 	return separatorNone
 }
@@ -314,18 +317,12 @@ func separatorDigest(h crypto.Hash, digest []byte) separatorKind {
 // all of it, or all but the last byte, which shim before rhboot/shim
 // commit 8a27a48 logged in excess in its authority events. It is false
 // when the digest covers neither: the data is then unverified.
-func boundData(h crypto.Hash, data, digest []byte) ([]byte, bool) {
-	d := h.New()
-	d.Write(data)
-	if bytes.Equal(d.Sum(nil), digest) {
+func (g *digester) boundData(data, digest []byte) ([]byte, bool) {
+	if g.is(digest, data) {
 		return data, true
 	}
-	if len(data) > 0 {
-		d.Reset()
-		d.Write(data[:len(data)-1])
-		if bytes.Equal(d.Sum(nil), digest) {
-			return data[:len(data)-1], true
-		}
+	if len(data) > 0 && g.is(digest, data[:len(data)-1]) {
+		return data[:len(data)-1], true
 	}
 	return nil, false
 }
