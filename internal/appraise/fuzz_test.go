@@ -1,10 +1,13 @@
 package appraise
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
@@ -120,6 +123,17 @@ func FuzzVerifyQuoteAKPublic(f *testing.F) {
 		if _, got := verifyQuote(public, parsed, boundNonce(), rsp); !slices.Equal(faultNames(got), faultNames(want)) {
 			t.Fatalf("with the parsed AK of other bytes: faults %v, want %v", faultNames(got), faultNames(want))
 		}
+		// The AK's name is the one tpm2.ObjectName gives its public area.
+		if ak, err := parseAK(public); err == nil {
+			pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, err := tpm2.ObjectName(pub)
+			if err != nil || !bytes.Equal(ak.name, name.Buffer) {
+				t.Fatalf("name %x, tpm2.ObjectName gives %x (%v)", ak.name, name.Buffer, err)
+			}
+		}
 	})
 }
 
@@ -142,6 +156,23 @@ func FuzzParseIMALine(f *testing.F) {
 		for _, bank := range []string{evidence.BankSHA1, evidence.BankSHA256, evidence.BankSHA384} {
 			res, _ := ReplayIMA(line+"\n"+line, nil, bank)
 			CompareIMA(res, PCRs{bank: {10: res.Value}})
+			// A replay decodes each line as ParseIMALine does, though
+			// into shared blocks.
+			if strings.ContainsRune(line, '\n') {
+				continue
+			}
+			want := 0
+			if err == nil {
+				want = 2
+			}
+			if len(res.Entries) != want {
+				t.Fatalf("the replay of two copies of the line has %d entries; ParseIMALine: %v", len(res.Entries), err)
+			}
+			for _, got := range res.Entries {
+				if !reflect.DeepEqual(got, e) {
+					t.Fatalf("the replay decodes %+v, ParseIMALine %+v", got, e)
+				}
+			}
 		}
 	})
 }

@@ -206,7 +206,8 @@ func parseAK(raw []byte) (*attestKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode TPMT_PUBLIC: %w", err)
 	}
-	if n := len(tpm2.Marshal(pub)); n != len(raw) {
+	encoded := tpm2.Marshal(pub)
+	if n := len(encoded); n != len(raw) {
 		return nil, fmt.Errorf("TPMT_PUBLIC of %d bytes carries %d trailing bytes", n, len(raw)-n)
 	}
 	attrs := pub.ObjectAttributes
@@ -252,11 +253,15 @@ func parseAK(raw []byte) (*attestKey, error) {
 	default:
 		return nil, fmt.Errorf("unsupported key type %v", pub.Type)
 	}
-	name, err := tpm2.ObjectName(pub)
+	// The name is tpm2.ObjectName's, from the encoding made above: the
+	// name algorithm, then its hash of the encoded public area.
+	nameHash, err := pub.NameAlg.Hash()
 	if err != nil {
 		return nil, fmt.Errorf("name: %w", err)
 	}
-	ak.name = name.Buffer
+	d := nameHash.New()
+	d.Write(encoded)
+	ak.name = d.Sum(binary.BigEndian.AppendUint16(make([]byte, 0, 2+nameHash.Size()), uint16(pub.NameAlg)))
 	return ak, nil
 }
 

@@ -76,6 +76,14 @@ func (e *editLog) extend(pcrs PCRs, ev rawEvent) {
 	}
 }
 
+// measure appends an event whose digests are the hashes of data and
+// extends them into the PCR values, as root can.
+func (e *editLog) measure(pcrs PCRs, pcr int, typ uint32, data []byte) {
+	ev := e.event(pcr, typ, data)
+	e.events = append(e.events, ev)
+	e.extend(pcrs, ev)
+}
+
 // relabel gives the PCR 7 events that match a new type.
 func (e *editLog) relabel(match func(ev rawEvent) bool, typ uint32) int {
 	n := 0
@@ -126,29 +134,21 @@ func TestSecureBootForgedOnByRewritingTheLogIsNotOn(t *testing.T) {
 				if l.relabel(isType(evSeparator), evEFIAction) != 1 || l.relabel(isVariable("SecureBoot"), evEFIVariableBoot) != 1 {
 					t.Fatal("the capture does not have one PCR 7 separator and one SecureBoot variable")
 				}
-				ev := l.event(7, evEFIVariableDriverConfig, sbOn)
-				l.events = append(l.events, ev)
-				l.extend(pcrs, ev)
+				l.measure(pcrs, 7, evEFIVariableDriverConfig, sbOn)
 			}, true},
 		{"SecureBoot=1 appended after the separator",
 			func(t *testing.T, l *editLog, pcrs PCRs) {
-				ev := l.event(7, evEFIVariableDriverConfig, sbOn)
-				l.events = append(l.events, ev)
-				l.extend(pcrs, ev)
+				l.measure(pcrs, 7, evEFIVariableDriverConfig, sbOn)
 			}, true},
 		{"the separator relabelled EV_EFI_SPDM_DEVICE_POLICY and SecureBoot=1 appended",
 			func(t *testing.T, l *editLog, pcrs PCRs) {
 				l.relabel(isType(evSeparator), evEFISPDMDevicePolicy)
-				ev := l.event(7, evEFIVariableDriverConfig, sbOn)
-				l.events = append(l.events, ev)
-				l.extend(pcrs, ev)
+				l.measure(pcrs, 7, evEFIVariableDriverConfig, sbOn)
 			}, true},
 		{"SecureBoot=0 relabelled EV_EFI_VARIABLE_AUTHORITY and SecureBoot=1 appended as an authority",
 			func(t *testing.T, l *editLog, pcrs PCRs) {
 				l.relabel(isVariable("SecureBoot"), evEFIVariableAuthority)
-				ev := l.event(7, evEFIVariableAuthority, sbOn)
-				l.events = append(l.events, ev)
-				l.extend(pcrs, ev)
+				l.measure(pcrs, 7, evEFIVariableAuthority, sbOn)
 			}, true},
 		{"SecureBoot=0 relabelled EV_NO_ACTION so that replay skips it",
 			func(t *testing.T, l *editLog, pcrs PCRs) {
