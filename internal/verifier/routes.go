@@ -32,7 +32,7 @@ func Routes() []Route {
 		Route{Method: "POST", Pattern: cms.PathCertificates, Role: cms.RoleService + ":" + cms.RoleCertApprover},
 	)
 	for _, r := range enroll.Routes() {
-		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Permission})
+		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
 	}
 	for _, r := range hvs.Routes() {
 		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})

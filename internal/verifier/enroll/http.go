@@ -25,43 +25,28 @@ import (
 // Service is the AAS service the enrollment permissions belong to.
 const Service = "HVS"
 
-// Route is one HTTP route and the permission a caller needs for it.
-type Route struct {
-	Method, Pattern, Service, Permission string
+// routes is the one table of enrollment's routes and permissions.
+var routes = api.Table[*Enroller]{
+	route(http.MethodPost, "/hvs/v2/tpm-endorsements", "tpm_endorsements:create:*", (*Enroller).createEndorsement),
+	route(http.MethodGet, "/hvs/v2/tpm-endorsements", "tpm_endorsements:search:*", (*Enroller).listEndorsements),
+	route(http.MethodGet, "/hvs/v2/tpm-endorsements/{id}", "tpm_endorsements:retrieve:*", (*Enroller).getEndorsement),
+	route(http.MethodDelete, "/hvs/v2/tpm-endorsements/{id}", "tpm_endorsements:delete:*", (*Enroller).deleteEndorsement),
+	route(http.MethodPost, "/hvs/v2/aik-enrollments", "aik_enrollments:create:*", (*Enroller).createEnrollment),
+	route(http.MethodGet, "/hvs/v2/aik-enrollments/{hostId}", "aik_enrollments:retrieve:*", (*Enroller).getEnrollment),
 }
 
-// route binds a Route to its handler.
-type route struct {
-	Route
-	handler func(e *Enroller, w http.ResponseWriter, r *http.Request)
-}
-
-var routes = []route{
-	{Route{http.MethodPost, "/hvs/v2/tpm-endorsements", Service, "tpm_endorsements:create:*"}, (*Enroller).createEndorsement},
-	{Route{http.MethodGet, "/hvs/v2/tpm-endorsements", Service, "tpm_endorsements:search:*"}, (*Enroller).listEndorsements},
-	{Route{http.MethodGet, "/hvs/v2/tpm-endorsements/{id}", Service, "tpm_endorsements:retrieve:*"}, (*Enroller).getEndorsement},
-	{Route{http.MethodDelete, "/hvs/v2/tpm-endorsements/{id}", Service, "tpm_endorsements:delete:*"}, (*Enroller).deleteEndorsement},
-	{Route{http.MethodPost, "/hvs/v2/aik-enrollments", Service, "aik_enrollments:create:*"}, (*Enroller).createEnrollment},
-	{Route{http.MethodGet, "/hvs/v2/aik-enrollments/{hostId}", Service, "aik_enrollments:retrieve:*"}, (*Enroller).getEnrollment},
+// route binds a route, under Service, to its handler.
+func route(method, pattern, rule string, h func(*Enroller, http.ResponseWriter, *http.Request) error) api.Entry[*Enroller] {
+	return api.Entry[*Enroller]{Route: api.Route{Method: method, Pattern: pattern, Service: Service, Rule: rule}, Handle: h}
 }
 
 // Routes lists the HTTP routes of enrollment with their permissions.
-func Routes() []Route {
-	out := make([]Route, len(routes))
-	for i, r := range routes {
-		out[i] = r.Route
-	}
-	return out
-}
+func Routes() []api.Route { return routes.Routes() }
 
 // Register adds the routes to mux, each wrapped with require(Service, its
-// permission) (the AAS middleware; authentication must run before it).
+// rule) (the AAS middleware; authentication must run before it).
 func (e *Enroller) Register(mux *http.ServeMux, require func(service, rule string) func(http.Handler) http.Handler) {
-	for _, r := range routes {
-		h := r.handler
-		mux.Handle(r.Method+" "+r.Pattern, require(r.Service, r.Permission)(http.HandlerFunc(
-			func(w http.ResponseWriter, req *http.Request) { h(e, w, req) })))
-	}
+	routes.Register(mux, e, require, func(err error) error { return err }, e.logger)
 }
 
 // Limits of the endorsement fields.
@@ -100,31 +85,28 @@ func endorsementView(r store.EKRegistration) Endorsement {
 		EKPublicKeySHA256: r.EKPublicSHA256, Created: r.CreatedAt}
 }
 
-func (e *Enroller) createEndorsement(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) createEndorsement(w http.ResponseWriter, r *http.Request) error {
 	var in endorsementRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	reg, err := in.registration()
 	if err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	if reg.ID, err = randomID(); err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	reg.CreatedAt = e.cfg.Now().UTC().Truncate(time.Microsecond)
 	if err := e.store.CreateEKRegistration(r.Context(), reg); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			err = api.Wrap(api.KindConflict, err, "this ek public key is registered already")
 		}
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/hvs/v2/tpm-endorsements/"+reg.ID)
 	api.WriteJSON(w, http.StatusCreated, endorsementView(reg))
+	return nil
 }
 
 // registration checks the request and returns the registration it asks for
@@ -217,47 +199,46 @@ func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func (e *Enroller) listEndorsements(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) listEndorsements(w http.ResponseWriter, r *http.Request) error {
 	regs, err := e.store.ListEKRegistrations(r.Context())
 	if err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	out := EndorsementList{Endorsements: make([]Endorsement, 0, len(regs))}
 	for _, reg := range regs {
 		out.Endorsements = append(out.Endorsements, endorsementView(reg))
 	}
 	api.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // getEndorsement looks the id up in the list: the store has no lookup by id,
 // and registrations are few (one per certificate-less TPM).
-func (e *Enroller) getEndorsement(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) getEndorsement(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	regs, err := e.store.ListEKRegistrations(r.Context())
 	if err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	for _, reg := range regs {
 		if reg.ID == id {
 			api.WriteJSON(w, http.StatusOK, endorsementView(reg))
-			return
+			return nil
 		}
 	}
-	api.WriteError(w, r, e.logger, api.Errorf(api.KindNotFound, "no tpm endorsement with id %q", id))
+	return api.Errorf(api.KindNotFound, "no tpm endorsement with id %q", id)
 }
 
-func (e *Enroller) deleteEndorsement(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) deleteEndorsement(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := e.store.DeleteEKRegistration(r.Context(), id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = api.Wrap(api.KindNotFound, err, fmt.Sprintf("no tpm endorsement with id %q", id))
 		}
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func enrollmentView(enr store.AKEnrollment) restapi.AKEnrollment {
@@ -269,23 +250,21 @@ func enrollmentView(enr store.AKEnrollment) restapi.AKEnrollment {
 	}
 }
 
-func (e *Enroller) createEnrollment(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) createEnrollment(w http.ResponseWriter, r *http.Request) error {
 	var in restapi.AKEnrollmentRequest
 	if err := api.DecodeJSON(w, r, &in, 0); err != nil {
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	if err := bus.ValidateHostID(in.HostID); err != nil {
-		api.WriteError(w, r, e.logger, api.Wrap(api.KindBadRequest, err, "host_id: "+err.Error()))
-		return
+		return api.Wrap(api.KindBadRequest, err, "host_id: "+err.Error())
 	}
 	enr, err := e.Enroll(r.Context(), in.HostID)
 	if err != nil {
-		api.WriteError(w, r, e.logger, enrollError(in.HostID, err))
-		return
+		return enrollError(in.HostID, err)
 	}
 	w.Header().Set("Location", "/hvs/v2/aik-enrollments/"+enr.HostID)
 	api.WriteJSON(w, http.StatusCreated, enrollmentView(enr))
+	return nil
 }
 
 // enrollError gives an Enroll error its API kind: a refusal is 403 with its
@@ -315,15 +294,15 @@ func enrollError(hostID string, err error) error {
 	return err
 }
 
-func (e *Enroller) getEnrollment(w http.ResponseWriter, r *http.Request) {
+func (e *Enroller) getEnrollment(w http.ResponseWriter, r *http.Request) error {
 	hostID := r.PathValue("hostId")
 	enr, err := e.store.AKEnrollmentByHost(r.Context(), hostID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = api.Wrap(api.KindNotFound, err, fmt.Sprintf("host %q has no enrolled ak", hostID))
 		}
-		api.WriteError(w, r, e.logger, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, enrollmentView(enr))
+	return nil
 }
