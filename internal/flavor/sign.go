@@ -112,12 +112,8 @@ func Sign(f Flavor, signer crypto.Signer, chain []*x509.Certificate) (SignedFlav
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
-	x5c := make([]string, 0, len(chain))
-	for _, c := range chain {
-		x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
-	}
 	js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: joseKey(signer)},
-		(&jose.SignerOptions{}).WithType(jwsType).WithHeader(headerX5C, x5c))
+		(&jose.SignerOptions{}).WithType(jwsType).WithHeader(headerX5C, signerid.EncodeX5C(chain)))
 	if err != nil {
 		return SignedFlavor{}, fmt.Errorf("sign flavor: %w", err)
 	}
@@ -252,20 +248,9 @@ func checkHeader(h64 string, roots *x509.CertPool, now time.Time) headerCheck {
 	if h.Typ != jwsType {
 		return headerCheck{err: malformed("typ %q, want %q", h.Typ, jwsType)}
 	}
-	if len(h.X5C) == 0 || len(h.X5C) > maxChainLength {
-		return headerCheck{err: malformed("x5c has %d certificates, want 1 to %d", len(h.X5C), maxChainLength)}
-	}
-	var chain []*x509.Certificate
-	for i, c := range h.X5C {
-		der, err := base64.StdEncoding.Strict().DecodeString(c)
-		if err != nil {
-			return headerCheck{err: malformed("x5c[%d]: %v", i, err)}
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return headerCheck{err: malformed("x5c[%d]: %v", i, err)}
-		}
-		chain = append(chain, cert)
+	chain, err := signerid.ParseX5C(h.X5C, maxChainLength)
+	if err != nil {
+		return headerCheck{err: malformed("%v", err)}
 	}
 	if err := signerid.Verify(chain, roots, now); err != nil {
 		return headerCheck{err: fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)}
@@ -274,14 +259,7 @@ func checkHeader(h64 string, roots *x509.CertPool, now time.Time) headerCheck {
 	if err != nil || string(alg) != h.Alg {
 		return headerCheck{err: malformed("alg %q does not fit the certificate's key", h.Alg)}
 	}
-	hc := headerCheck{leaf: chain[0], alg: alg, from: chain[0].NotBefore, until: chain[0].NotAfter}
-	for _, c := range chain[1:] {
-		if c.NotBefore.After(hc.from) {
-			hc.from = c.NotBefore
-		}
-		if c.NotAfter.Before(hc.until) {
-			hc.until = c.NotAfter
-		}
-	}
+	hc := headerCheck{leaf: chain[0], alg: alg}
+	hc.from, hc.until = signerid.Validity(chain)
 	return hc
 }

@@ -23,7 +23,7 @@ type issuer struct {
 var serial int64
 
 // mint makes a certificate from tmpl under parent (self-signed when nil).
-func mint(t *testing.T, tmpl *x509.Certificate, parent *issuer) issuer {
+func mint(t testing.TB, tmpl *x509.Certificate, parent *issuer) issuer {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

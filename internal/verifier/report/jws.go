@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,13 +110,10 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new report signer: %w", err)
 	}
-	var x5c []string
-	for _, c := range chain {
-		if c == nil {
-			return nil, errors.New("new report signer: nil certificate in the chain")
-		}
-		x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
+	if slices.Contains(chain, nil) {
+		return nil, errors.New("new report signer: nil certificate in the chain")
 	}
+	x5c := signerid.EncodeX5C(chain)
 	pub, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(chain[0].PublicKey) {
 		return nil, errors.New("new report signer: the key is not the key of the leaf certificate")
@@ -255,20 +253,9 @@ func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKe
 	if h.Typ != typ {
 		return signerKey{}, malformed("typ %q, want %q", h.Typ, typ)
 	}
-	if len(h.X5C) == 0 || len(h.X5C) > maxChainLength {
-		return signerKey{}, malformed("x5c has %d certificates, want 1 to %d", len(h.X5C), maxChainLength)
-	}
-	chain := make([]*x509.Certificate, 0, len(h.X5C))
-	for i, c := range h.X5C {
-		der, err := base64.StdEncoding.Strict().DecodeString(c)
-		if err != nil {
-			return signerKey{}, malformed("x5c[%d]: %v", i, err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return signerKey{}, malformed("x5c[%d]: %v", i, err)
-		}
-		chain = append(chain, cert)
+	chain, err := signerid.ParseX5C(h.X5C, maxChainLength)
+	if err != nil {
+		return signerKey{}, malformed("%v", err)
 	}
 	if err := signerid.Verify(chain, roots, now); err != nil {
 		return signerKey{}, fmt.Errorf("%w: %w", ErrCertificateUntrusted, err)
@@ -280,15 +267,8 @@ func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKe
 	if string(alg) != h.Alg {
 		return signerKey{}, fmt.Errorf("%w: %q does not fit the certificate's key", ErrAlgorithmNotAllowed, h.Alg)
 	}
-	k := signerKey{pub: chain[0].PublicKey.(*ecdsa.PublicKey), alg: alg, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
-	for _, c := range chain[1:] {
-		if c.NotBefore.After(k.notBefore) {
-			k.notBefore = c.NotBefore
-		}
-		if c.NotAfter.Before(k.notAfter) {
-			k.notAfter = c.NotAfter
-		}
-	}
+	k := signerKey{pub: chain[0].PublicKey.(*ecdsa.PublicKey), alg: alg}
+	k.notBefore, k.notAfter = signerid.Validity(chain)
 	return k, nil
 }
 
