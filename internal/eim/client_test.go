@@ -21,11 +21,9 @@ import (
 
 func TestClientUpdateSendsTheVerdict(t *testing.T) {
 	tests := []struct {
-		name   string
-		host   string
-		status Status
-		detail string
-		want   call
+		name, host, detail string
+		status             Status
+		want               call
 	}{
 		{
 			name:   "a VERIFIED update arrives with the host GUID, the status and the bearer token",
@@ -327,11 +325,9 @@ func updateVerified(t *testing.T, c *Client, eim *fakeEIM, wantCalls int) {
 
 func TestClientRefusesAnInvalidUpdateWithoutCalling(t *testing.T) {
 	tests := []struct {
-		name      string
-		host      string
-		status    Status
-		detail    string
-		wantField string
+		name, host        string
+		status            Status
+		detail, wantField string
 	}{
 		{"an empty host GUID is refused", "", StatusVerified, "", "host_guid"},
 		{"a host GUID longer than 36 bytes is refused", testHost + "0", StatusVerified, "", "host_guid"},

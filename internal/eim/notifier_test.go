@@ -273,12 +273,10 @@ func TestNotifierReportsFailures(t *testing.T) {
 
 func TestNotifyChecksTheVerdict(t *testing.T) {
 	tests := []struct {
-		name        string
-		host        string
-		status      Status
-		detail      string
-		wantErr     bool
-		wantPending int
+		name, host, detail string
+		status             Status
+		wantErr            bool
+		wantPending        int
 	}{
 		{name: "a bad host GUID is refused at once", host: "node-1", status: StatusVerified, wantErr: true},
 		{name: "an unspecified status is refused at once", host: testHost, status: 0, wantErr: true},

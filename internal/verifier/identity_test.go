@@ -1,11 +1,7 @@
 package verifier_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,6 +13,7 @@ import (
 
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
@@ -59,17 +56,8 @@ func TestACMSIssuedSigningCertificateSignsNothingTheVerifierBelieves(t *testing.
 	}
 	approver := h.login(t, "admin", adminPassword)
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr := func(cn string, dns []string, ips []net.IP) []byte {
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	}
+	key := testca.NewKey(t)
+	csr := func(cn string, dns []string, ips []net.IP) []byte { return csrPEM(t, key, cn, dns, ips) }
 
 	// The verifier's own TLS names are never issued.
 	status, body = h.do(t, "POST", cms.PathCertificates+"?certType=TLS", approver, cms.PEMContentType,

@@ -2,8 +2,7 @@ package verifier_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier"
 )
 
@@ -61,12 +61,9 @@ func (h *harness) mint(t *testing.T, caller, subject string, roles, perms any) (
 	return status, string(out)
 }
 
-func csrPEM(t *testing.T, cn string, dns []string, ips []net.IP) []byte {
+// csrPEM is a PEM certificate request of key for cn, dns and ips.
+func csrPEM(t *testing.T, key crypto.Signer, cn string, dns []string, ips []net.IP) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips}, key)
 	if err != nil {
@@ -92,7 +89,7 @@ func TestALowPrivilegedMinterCannotBuyACertificate(t *testing.T) {
 			}
 			if status == http.StatusOK { // show what the token buys on old code
 				st, body := h.do(t, "POST", "/cms/v1/certificates?certType="+certType, tok, "application/x-pem-file",
-					csrPEM(t, "localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}))
+					csrPEM(t, testca.NewKey(t), "localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}))
 				t.Errorf("... and CMS answered %d with it: %.80s", st, body)
 			}
 		}
