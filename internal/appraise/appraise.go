@@ -269,6 +269,6 @@ func (v *Verdict) appraiseIMA(in Input) {
 	if len(faults) == 0 {
 		v.IMAEntries = res.Entries[:covered]
 		v.IMANextOffset = rsp.IMAOffset + covered
-		v.IMANextValue = bytes.Clone(res.values[covered])
+		v.IMANextValue = bytes.Clone(res.valueAt(covered))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha1" //nolint:gosec // IMA's legacy template hash is SHA-1 by definition.
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -12,8 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	_ "crypto/sha256" // registers SHA-256 and SHA-384 for crypto.Hash.New
-	_ "crypto/sha512"
+	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New; sha512 the others
 
 	"trustedcompute.io/tc/internal/evidence"
 )
@@ -98,8 +98,8 @@ func ParseIMALine(line string) (IMAEntry, error) {
 	return e, nil
 }
 
-// parseLine is ParseIMALine into e, which is left partly filled when the
-// line does not decode. The template hash and the file hash are cut from
+// parseLine is ParseIMALine into e, which must be zero, and is left
+// partly filled when the line does not decode. The template hash and the file hash are cut from
 // hashes (ReplayIMA decodes a whole log into a few blocks); with a nil slab
 // they take one allocation. The strings are slices of line.
 func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
@@ -125,14 +125,20 @@ func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	if err != nil || pcr < 0 || pcr > maxPCRIndex || fields[0] != strconv.Itoa(pcr) {
 		return fail("pcr %q is not an index from 0 to %d", fields[0], maxPCRIndex)
 	}
-	*e = IMAEntry{PCR: pcr, Template: fields[2], Path: fields[4]}
+	e.PCR, e.Template, e.Path = pcr, fields[2], fields[4]
+	// The template hash is decoded here, kept until the file hash is
+	// checked too.
 	column := fields[1]
-	if err := hexError(column); err != nil {
-		return fail("template hash: %v", err)
-	}
-	switch len(column) / 2 {
-	case crypto.SHA1.Size(), crypto.SHA256.Size(), crypto.SHA384.Size(), crypto.SHA512.Size():
+	var templateHash [sha512.Size]byte
+	switch len(column) {
+	case 2 * crypto.SHA1.Size(), 2 * crypto.SHA256.Size(), 2 * crypto.SHA384.Size(), 2 * crypto.SHA512.Size():
+		if !unhex(templateHash[:len(column)/2], column) {
+			return fail("template hash: %v", hexError(column))
+		}
 	default:
+		if err := hexError(column); err != nil {
+			return fail("template hash: %v", err)
+		}
 		return fail("template hash has %d bytes", len(column)/2)
 	}
 	if e.Path == "" {
@@ -189,18 +195,20 @@ func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	if !ok {
 		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
 	}
-	if err := hexError(digest); err != nil {
-		return fail("file hash: %v", err)
-	}
-	if len(digest)/2 != h.Size() {
+	if len(digest) != 2*h.Size() {
+		if err := hexError(digest); err != nil {
+			return fail("file hash: %v", err)
+		}
 		return fail("%s file hash has %d bytes", e.FileHashAlg, len(digest)/2)
 	}
 	// One slice holds the template hash and the file hash.
-	both := hashes.take(len(column)/2 + len(digest)/2)
+	both := hashes.take(len(column)/2 + h.Size())
 	e.TemplateHash = both[: len(column)/2 : len(column)/2]
 	e.FileHash = both[len(column)/2:]
-	decodeHex(e.TemplateHash, column)
-	decodeHex(e.FileHash, digest)
+	copy(e.TemplateHash, templateHash[:])
+	if !unhex(e.FileHash, digest) {
+		return fail("file hash: %v", hexError(digest))
+	}
 	return nil
 }
 
@@ -220,7 +228,8 @@ var hexValue = func() (t [256]byte) {
 
 // hexError returns nil when s is hex of whole bytes (as encoding/hex reads
 // it, in either case), and encoding/hex's error for s otherwise. It
-// allocates only for the error.
+// allocates only for the error; a line's hex is decoded by unhex, and
+// hexError says why it failed.
 func hexError(s string) error {
 	ok := len(s)%2 == 0
 	for i := 0; ok && i < len(s); i++ {
@@ -235,11 +244,16 @@ func hexError(s string) error {
 	return hex.ErrLength // not reached: DecodeString fails where the scan did
 }
 
-// decodeHex decodes s, which hexError accepted, into dst of len(s)/2 bytes.
-func decodeHex(dst []byte, s string) {
+// unhex decodes s into dst of len(s)/2 bytes, in one pass, and reports
+// whether s was all hex digits; dst holds garbage when it was not.
+func unhex(dst []byte, s string) bool {
+	var bad byte
 	for i := range dst {
-		dst[i] = hexValue[s[2*i]]<<4 | hexValue[s[2*i+1]]
+		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo
 	}
+	return bad <= 0xf
 }
 
 // decodeTail decodes the hex fields after the path of the ima-sig,
@@ -349,10 +363,27 @@ type IMAResult struct {
 	// Value is the PCR 10 value after the last entry; nil when a line did
 	// not decode, so the replay cannot be trusted.
 	Value []byte `json:"value"`
-	// values[i] is PCR 10 after the first i entries; CompareIMA looks for the
-	// quoted value there, since entries may be appended between the quote
-	// and the log read.
-	values [][]byte
+	// values holds PCR 10 after the first i entries at valueAt(i), one
+	// value after another; CompareIMA looks for the quoted value there,
+	// since entries may be appended between the quote and the log read.
+	values []byte
+}
+
+// valueAt returns PCR 10 after the first i entries.
+func (res IMAResult) valueAt(i int) []byte {
+	h, _ := bankHash(res.Bank)
+	return res.values[i*h.Size() : (i+1)*h.Size() : (i+1)*h.Size()]
+}
+
+// lastValue returns the last i at which values, one PCR value of size
+// bytes after another, holds value.
+func lastValue(values []byte, size int, value []byte) (int, bool) {
+	for i := len(values)/max(size, 1) - 1; i >= 0; i-- {
+		if bytes.Equal(values[i*size:(i+1)*size], value) {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // ReplayIMA replays IMA log lines for one bank from startValue (nil for a
@@ -366,19 +397,16 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	if !ok {
 		return res, []Fault{fault(FaultIMAReplay, "IMA replay in unknown bank %q", bank)}
 	}
-	value := make([]byte, h.Size())
-	if startValue != nil {
-		if len(startValue) != h.Size() {
-			return res, []Fault{fault(FaultIMAReplay, "the %s start value has %d bytes", bank, len(startValue))}
-		}
-		copy(value, startValue)
+	size := h.Size()
+	if startValue != nil && len(startValue) != size {
+		return res, []Fault{fault(FaultIMAReplay, "the %s start value has %d bytes", bank, len(startValue))}
 	}
 	var faults []Fault
 	intact := true
 	d := h.New()
 	// One line's scratch (extend digest, template data) is reused for the
-	// next; the entries' hashes and the PCR values after each line, which
-	// the result keeps, are cut from a few blocks.
+	// next; the entries' hashes, which the result keeps, are cut from a
+	// few blocks, and the PCR values after each line are one slice.
 	var extBuf [64]byte
 	var data []byte
 	var sums templateSums
@@ -386,25 +414,28 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 	// memory for entries it does not have.
 	prealloc := min(strings.Count(lines, "\n")+1, 4096)
 	res.Entries = make([]IMAEntry, 0, prealloc)
-	res.values = make([][]byte, 0, prealloc+1)
-	values := &slab[byte]{buf: make([]byte, 0, prealloc*h.Size()), block: 64 * h.Size()}
+	res.values = make([]byte, size, (prealloc+1)*size)
+	copy(res.values, startValue)
+	value := res.values[:size:size]
 	hashes := &slab[byte]{block: 4096}
-	res.values = append(res.values, value)
 	for n := 1; lines != ""; n++ {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\n")
 		if line == "" {
 			continue
 		}
-		res.Entries = append(res.Entries, IMAEntry{})
+		// The entry is decoded in its place (a zero one: a line that
+		// does not decode leaves its place zeroed).
+		res.Entries = slices.Grow(res.Entries, 1)[:len(res.Entries)+1]
 		e := &res.Entries[len(res.Entries)-1]
 		if err := e.parseLine(line, hashes); err != nil {
+			*e = IMAEntry{}
 			res.Entries = res.Entries[:len(res.Entries)-1]
 			faults = append(faults, fault(FaultIMAUnparsable, "line %d: %v", n, err))
 			intact = false
 			continue
 		}
-		extend := extBuf[:h.Size()]
+		extend := extBuf[:size]
 		if e.Violation() {
 			for i := range extend {
 				extend[i] = 0xff
@@ -424,9 +455,11 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 			d.Reset()
 			d.Write(value)
 			d.Write(extend)
-			value = d.Sum(values.take(h.Size())[:0])
+			res.values = d.Sum(res.values)
+		} else {
+			res.values = append(res.values, value...)
 		}
-		res.values = append(res.values, value)
+		value = res.values[len(res.values)-size : len(res.values) : len(res.values)]
 	}
 	if intact {
 		res.Value = value
@@ -438,14 +471,14 @@ func ReplayIMA(lines string, startValue []byte, bank string) (IMAResult, []Fault
 // bank's hash algorithm (e.g. sha384 built as a module): it extends that
 // bank with the SHA-1 template hash padded with zeros. CompareIMA computes
 // it only when the quoted value is not on the bank's own chain.
-func (res IMAResult) paddedValues() [][]byte {
+func (res IMAResult) paddedValues() []byte {
 	h, ok := bankHash(res.Bank)
 	if !ok || len(res.values) == 0 {
 		return nil
 	}
-	out := make([][]byte, 0, len(res.values))
-	padded := res.values[0]
-	out = append(out, padded)
+	out := make([]byte, 0, len(res.values))
+	padded := res.valueAt(0)
+	out = append(out, padded...)
 	d := h.New()
 	ext := make([]byte, h.Size())
 	var data []byte
@@ -466,7 +499,7 @@ func (res IMAResult) paddedValues() [][]byte {
 			d.Write(ext)
 			padded = d.Sum(nil)
 		}
-		out = append(out, padded)
+		out = append(out, padded...)
 	}
 	return out
 }
@@ -510,17 +543,13 @@ func CompareIMA(res IMAResult, pcrs PCRs) (covered int, faults []Fault) {
 	if res.Value == nil {
 		return 0, []Fault{pcrFault(FaultIMAReplay, res.Bank, imaPCR, quoted, nil, "the IMA log has unparsable lines and cannot be replayed")}
 	}
-	for i := len(res.values) - 1; i >= 0; i-- {
-		if bytes.Equal(res.values[i], quoted) {
-			return i, nil
-		}
+	size := len(res.Value)
+	if i, ok := lastValue(res.values, size, quoted); ok {
+		return i, nil
 	}
 	if res.Bank != evidence.BankSHA1 {
-		padded := res.paddedValues()
-		for i := len(padded) - 1; i >= 0; i-- {
-			if bytes.Equal(padded[i], quoted) {
-				return i, nil
-			}
+		if i, ok := lastValue(res.paddedValues(), size, quoted); ok {
+			return i, nil
 		}
 	}
 	return 0, []Fault{pcrFault(FaultIMAReplay, res.Bank, imaPCR, quoted, res.Value, "the IMA log does not replay to the quoted PCR 10")}

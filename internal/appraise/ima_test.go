@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"trustedcompute.io/tc/internal/benchfloor"
 	"trustedcompute.io/tc/internal/evidence"
 )
 
@@ -438,8 +439,8 @@ func TestReplayIMAAllocatesPerBlockNotPerLine(t *testing.T) {
 	}
 }
 
-// hexError and decodeHex read hex as encoding/hex does, and fail with its
-// errors.
+// hexError and unhex read hex as encoding/hex does, and hexError fails
+// with its errors.
 func FuzzDecodeHex(f *testing.F) {
 	for _, s := range []string{"", "0", "00", "0g", "g0", "aBcDeF", "abc", "abz", strings.Repeat("ff", 64)} {
 		f.Add(s)
@@ -449,12 +450,27 @@ func FuzzDecodeHex(f *testing.F) {
 		if err := hexError(s); fmt.Sprint(err) != fmt.Sprint(wantErr) {
 			t.Fatalf("hexError(%q) = %v, encoding/hex says %v", s, err, wantErr)
 		}
-		if wantErr != nil {
-			return
-		}
 		got := make([]byte, len(s)/2)
-		if decodeHex(got, s); !bytes.Equal(got, want) {
-			t.Fatalf("decodeHex(%q) = %x, want %x", s, got, want)
+		if ok := unhex(got, s[:len(got)*2]); ok != (hexError(s[:len(got)*2]) == nil) {
+			t.Fatalf("unhex(%q) = %t, hexError says %v", s, ok, hexError(s[:len(got)*2]))
+		}
+		if wantErr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("unhex(%q) = %x, want %x", s, got, want)
 		}
 	})
+}
+
+// BenchmarkReplayIMA replays an 800-line IMA log in the bank the
+// appraisal prefers.
+func BenchmarkReplayIMA(b *testing.B) {
+	log := imaLog(799)
+	b.ReportAllocs()
+	cpu := benchfloor.Start()
+	for b.Loop() {
+		if _, faults := ReplayIMA(log, nil, evidence.BankSHA384); len(faults) != 0 {
+			b.Fatal(faults)
+		}
+	}
+	cpu.Report(b)
+	benchfloor.ReportRatio(b)
 }
