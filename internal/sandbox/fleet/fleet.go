@@ -612,16 +612,13 @@ func (f *Fleet) enroll(ctx context.Context, n *nodeProc) error {
 	// Enroll the AK first (this also replaces the enrollment of an earlier
 	// run in the same --data dir). The agent's subscription may not be up
 	// yet: retry for a while.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f.client.Do(ctx, http.MethodPost, "/hvs/v2/aik-enrollments", map[string]string{"host_id": n.name}, nil)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("enroll the ak of %s: %w", n.name, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var last error
+	err = poll(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		last = f.client.Do(ctx, http.MethodPost, "/hvs/v2/aik-enrollments", map[string]string{"host_id": n.name}, nil)
+		return last == nil, nil
+	}, func() error { return last })
+	if err != nil {
+		return fmt.Errorf("enroll the ak of %s: %w", n.name, err)
 	}
 	f.log.Info("node enrolled", keyNode, n.name)
 	return nil
@@ -723,54 +720,44 @@ func (f *Fleet) Stop() {
 
 // WaitStatus waits until node has status (and, unless nil, cordon state).
 func (f *Fleet) WaitStatus(ctx context.Context, node string, status cluster.Status, cordoned *bool, timeout time.Duration) (cluster.NodeInfo, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		info, err := f.adapter.Get(ctx, node)
-		if err != nil {
-			return info, err
+	var info cluster.NodeInfo
+	err := poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		var err error
+		if info, err = f.adapter.Get(ctx, node); err != nil {
+			return false, err
 		}
 		if info.Status == status && (cordoned == nil || info.Cordoned == *cordoned) {
-			return info, nil
+			return true, nil
 		}
-		if err := f.Err(); err != nil {
-			return info, err
-		}
-		if time.Now().After(deadline) {
-			return info, fmt.Errorf("node %s: status %s (cordoned %v) after %s, want %s", node, info.Status, info.Cordoned, timeout, status)
-		}
-		select {
-		case <-ctx.Done():
-			return info, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return false, f.Err()
+	}, func() error {
+		return fmt.Errorf("node %s: status %s (cordoned %v) after %s, want %s", node, info.Status, info.Cordoned, timeout, status)
+	})
+	return info, err
 }
 
 // WaitAllVerified waits until every node is Verified.
 func (f *Fleet) WaitAllVerified(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		rows, err := f.Rows(ctx)
-		var left []NodeRow
+	var (
+		rows, left []NodeRow
+		err        error
+	)
+	return poll(ctx, timeout, 250*time.Millisecond, func() (bool, error) {
+		rows, err = f.Rows(ctx)
+		left = nil
 		for _, r := range rows {
 			if r.Status != statusTitle(cluster.StatusVerified) {
 				left = append(left, r)
 			}
 		}
-		switch {
-		case err == nil && len(left) == 0:
-			return nil
-		case f.Err() != nil:
-			return f.Err()
-		case time.Now().After(deadline) && err != nil:
+		if err == nil && len(left) == 0 {
+			return true, nil
+		}
+		return false, f.Err()
+	}, func() error {
+		if err != nil {
 			return err
-		case time.Now().After(deadline):
-			return fmt.Errorf("%d of %d nodes not Verified after %s, %s among them: %s %s", len(left), len(rows), timeout, left[0].Node, left[0].Status, left[0].Message)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("%d of %d nodes not Verified after %s, %s among them: %s %s", len(left), len(rows), timeout, left[0].Node, left[0].Status, left[0].Message)
+	})
 }

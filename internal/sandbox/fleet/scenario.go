@@ -192,29 +192,22 @@ func (s *scenario) rebootAndWait(ctx context.Context, node string, secureBootOff
 		return cluster.NodeInfo{}, err
 	}
 	s.printf("   %s: rebooted (secure boot %v), TPM reset count %d, %s", node, !secureBootOff, rc, since(start))
-	deadline := time.Now().Add(scenarioTimeout)
-	for {
-		info, err := s.f.adapter.Get(ctx, node)
-		if err != nil {
-			return info, err
+	var info cluster.NodeInfo
+	err = poll(ctx, scenarioTimeout, 200*time.Millisecond, func() (bool, error) {
+		var err error
+		if info, err = s.f.adapter.Get(ctx, node); err != nil || info.Status != want || info.LastReport == "" {
+			return false, err
 		}
-		if info.Status == want && info.LastReport != "" {
-			var r report.Report
-			err := s.f.client.Do(ctx, http.MethodGet, "/hvs/v2/reports/"+info.LastReport, nil, &r)
-			if err == nil && r.ResetCount == rc {
-				s.printf("   %s: %s on report %s of the new boot, %s after the reboot", node, want, short(r.ID), since(start))
-				return info, nil
-			}
+		var r report.Report
+		if err := s.f.client.Do(ctx, http.MethodGet, "/hvs/v2/reports/"+info.LastReport, nil, &r); err != nil || r.ResetCount != rc {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			return info, fmt.Errorf("%s: status %s after the reboot, want %s on a report of reset count %d", node, info.Status, want, rc)
-		}
-		select {
-		case <-ctx.Done():
-			return info, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		s.printf("   %s: %s on report %s of the new boot, %s after the reboot", node, want, short(r.ID), since(start))
+		return true, nil
+	}, func() error {
+		return fmt.Errorf("%s: status %s after the reboot, want %s on a report of reset count %d", node, info.Status, want, rc)
+	})
+	return info, err
 }
 
 // resetCountNow reads the host's reset count as the node reports it.
@@ -286,24 +279,18 @@ func (s *scenario) onboard(ctx context.Context) error {
 		return err
 	}
 	s.printf("   %s: fixed by a clean reboot, TPM reset count %d", target, rc)
-	deadline := time.Now().Add(scenarioTimeout)
-	for {
+	err = poll(ctx, scenarioTimeout, 200*time.Millisecond, func() (bool, error) {
 		r, err := s.f.latestReport(ctx, target)
-		if err != nil {
-			return err
+		if err != nil || r == nil || !r.Trusted() || r.ResetCount != rc {
+			return false, err
 		}
-		if r != nil && r.Trusted() && r.ResetCount == rc {
-			s.printf("   %s: re-baselined, report %s of the new boot trusted, %s after the reboot", target, short(r.ID), since(start))
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: no trusted report of reset count %d after the reboot", target, rc)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		s.printf("   %s: re-baselined, report %s of the new boot trusted, %s after the reboot", target, short(r.ID), since(start))
+		return true, nil
+	}, func() error {
+		return fmt.Errorf("%s: no trusted report of reset count %d after the reboot", target, rc)
+	})
+	if err != nil {
+		return err
 	}
 	info, err := s.f.adapter.Get(ctx, target)
 	if err != nil {
@@ -374,19 +361,12 @@ func (f *Fleet) latestReport(ctx context.Context, host string) (*report.Report, 
 // requestGone waits up to timeout for the onboard request of node to be
 // removed.
 func (s *scenario) requestGone(ctx context.Context, node string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		left, err := s.f.requests.List(ctx)
-		if err == nil && left[node] == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("onboard request left after %s (%w)", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	var err error
+	return poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		var left map[string]string
+		left, err = s.f.requests.List(ctx)
+		return err == nil && left[node] == "", nil
+	}, func() error {
+		return fmt.Errorf("onboard request left after %s (%w)", timeout, err)
+	})
 }

@@ -196,26 +196,24 @@ func (s *scenario) askAsNode(ctx context.Context, n *nodeProc) (string, error) {
 // waitFile waits until the file at path exists (or, with present false, is
 // gone) and returns its content.
 func waitFile(ctx context.Context, path string, present bool) ([]byte, error) {
-	deadline := time.Now().Add(scenarioTimeout)
-	for {
-		b, err := os.ReadFile(path) //nolint:gosec // the scenario's own tmpfs directory
+	var b []byte
+	err := poll(ctx, scenarioTimeout, 50*time.Millisecond, func() (bool, error) {
+		var err error
+		b, err = os.ReadFile(path) //nolint:gosec // the scenario's own tmpfs directory
 		switch {
-		case present && err == nil:
-			return b, nil
-		case !present && errors.Is(err, os.ErrNotExist):
-			return nil, nil
-		case err != nil && !errors.Is(err, os.ErrNotExist):
-			return nil, err
+		case present && err == nil, !present && errors.Is(err, os.ErrNotExist):
+			return true, nil
+		case errors.Is(err, os.ErrNotExist):
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: still %s after %s", path, map[bool]string{true: "missing", false: "there"}[present], scenarioTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		return false, err
+	}, func() error {
+		return fmt.Errorf("%s: still %s after %s", path, map[bool]string{true: "missing", false: "there"}[present], scenarioTimeout)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return b, nil
 }
 
 // digest is the start of a value's SHA-256, to show which value a node
