@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -98,23 +97,6 @@ func getNode(t *testing.T, cs kubernetes.Interface, name string) *corev1.Node {
 
 func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
 	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == key && t.Effect == effect })
-}
-
-// nodeEvents lists the Events about the named Node, oldest first.
-func nodeEvents(t *testing.T, cs kubernetes.Interface, node string) []eventsv1.Event {
-	t.Helper()
-	list, err := cs.EventsV1().Events(metav1.NamespaceDefault).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatalf("list events: %v", err)
-	}
-	var out []eventsv1.Event
-	for _, e := range list.Items {
-		if e.Regarding.Kind == "Node" && e.Regarding.Name == node {
-			out = append(out, e)
-		}
-	}
-	slices.SortFunc(out, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
-	return out
 }
 
 // checkNode reports every way the Node differs from what is wanted.

@@ -117,7 +117,7 @@ func TestMarkFailed(t *testing.T) {
 				t.Errorf("condition message %q does not carry the caller's message", c.Message)
 			}
 
-			events := nodeEvents(t, cs, name)
+			events := clustertest.NodeEvents(t, cs, name)
 			if len(events) != 1 {
 				t.Fatalf("%d events about the node, want 1: %+v", len(events), events)
 			}
@@ -266,7 +266,7 @@ func TestMarkFailedTwiceChangesNothingTheSecondTime(t *testing.T) {
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Errorf("node resourceVersion moved %s -> %s: something was patched", before.ResourceVersion, after.ResourceVersion)
 	}
-	if events := nodeEvents(t, cs, name); len(events) != 1 {
+	if events := clustertest.NodeEvents(t, cs, name); len(events) != 1 {
 		t.Errorf("%d events, want 1", len(events))
 	}
 
@@ -275,7 +275,7 @@ func TestMarkFailedTwiceChangesNothingTheSecondTime(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("MarkFailed with a new report = %v, %v; want true, nil", changed, err)
 	}
-	if events := nodeEvents(t, cs, name); len(events) != 2 {
+	if events := clustertest.NodeEvents(t, cs, name); len(events) != 2 {
 		t.Errorf("%d events after a new report, want 2", len(events))
 	}
 	n := getNode(t, cs, name)
@@ -299,7 +299,7 @@ func TestMarkFailedFinishesWhatARestartedManagerLeftHalfDone(t *testing.T) {
 	}
 	checkNode(t, getNode(t, cs, name), nodeWant{status: "attestation-failed", unschedulable: true, cordonedByUs: true, taint: true,
 		condition: corev1.ConditionFalse, reason: cluster.ReasonAttestationFailed})
-	if events := nodeEvents(t, cs, name); len(events) != 1 {
+	if events := clustertest.NodeEvents(t, cs, name); len(events) != 1 {
 		t.Errorf("%d events, want 1", len(events))
 	}
 }
@@ -368,7 +368,7 @@ func TestOnboarded(t *testing.T) {
 			if !hasTaint(n, "example.com/dedicated", corev1.TaintEffectNoSchedule) {
 				t.Errorf("the node's other taint is gone: %v", n.Spec.Taints)
 			}
-			events := nodeEvents(t, cs, name)
+			events := clustertest.NodeEvents(t, cs, name)
 			if len(events) != 2 {
 				t.Fatalf("%d events, want 2 (failed, onboarded)", len(events))
 			}
@@ -418,7 +418,7 @@ func TestPendingNeverVerifies(t *testing.T) {
 				}
 			}
 			checkNode(t, getNode(t, cs, name), tt.want)
-			events := nodeEvents(t, cs, name)
+			events := clustertest.NodeEvents(t, cs, name)
 			if len(events) != 1 {
 				t.Fatalf("%d events after Pending twice, want 1", len(events))
 			}
@@ -516,7 +516,7 @@ func TestRefusals(t *testing.T) {
 		if n.Spec.Unschedulable || hasTaint(n, cluster.TaintUntrusted, corev1.TaintEffectNoSchedule) || n.Labels[cluster.LabelStatus] != "" || cluster.TrustCondition(n) != nil {
 			t.Errorf("refused node %s was changed: %+v", name, n)
 		}
-		if ev := nodeEvents(t, cs, name); len(ev) != 0 {
+		if ev := clustertest.NodeEvents(t, cs, name); len(ev) != 0 {
 			t.Errorf("refused node %s got %d events", name, len(ev))
 		}
 	}

@@ -33,7 +33,7 @@ func TestWithdraw(t *testing.T) {
 				}
 			}
 			checkNode(t, getNode(t, cs, name), tt.want)
-			if ev := nodeEvents(t, cs, name); len(ev) != 1 || ev[0].Type != corev1.EventTypeWarning || ev[0].Reason != cluster.ReasonVerifierUnreachable {
+			if ev := clustertest.NodeEvents(t, cs, name); len(ev) != 1 || ev[0].Type != corev1.EventTypeWarning || ev[0].Reason != cluster.ReasonVerifierUnreachable {
 				t.Fatalf("events %+v, want one Warning %s", ev, cluster.ReasonVerifierUnreachable)
 			}
 			// Fresh evidence makes it Verified again: a withdrawal is no failure.

@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -307,17 +306,7 @@ func tainted(n *corev1.Node) bool {
 
 func (w *world) events(t *testing.T, reason string) []string {
 	t.Helper()
-	list, err := w.cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range list.Items {
-		if e.Regarding.Name == w.nodeName && e.Reason == reason {
-			out = append(out, e.Note)
-		}
-	}
-	return out
+	return clustertest.EventNotes(t, w.cs, w.nodeName, reason)
 }
 
 func (w *world) waitEIM(t *testing.T, want attestmgrv1.AttestationStatus) *attestmgrv1.UpdateInstanceAttestationStatusByHostGuidRequest {
@@ -396,12 +385,8 @@ func TestManagerEndToEnd(t *testing.T) {
 		t.Fatalf("claiming node labels %v conditions %+v: want status unknown, no ready, reason %s",
 			tn.Labels, tn.Status.Conditions, cluster.ReasonHostClaimRefused)
 	}
-	list, err := w.cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
-		return e.Regarding.Name == thief && e.Reason == cluster.ReasonHostClaimRefused && strings.Contains(e.Note, w.nodeName)
+	if !slices.ContainsFunc(clustertest.EventNotes(t, w.cs, thief, cluster.ReasonHostClaimRefused), func(note string) bool {
+		return strings.Contains(note, w.nodeName)
 	}) {
 		t.Fatal("no HostClaimRefused event on the claiming node naming the node the host is bound to")
 	}

@@ -98,21 +98,6 @@ func (k *kube) attest(t *testing.T) *corev1.Node {
 func (k *kube) rebaselines() int { return strings.Count(k.log.String(), "golden flavors re-baselined") }
 
 // events lists the notes of the Node's Events with reason.
-func (k *kube) events(t *testing.T, reason string) []string {
-	t.Helper()
-	list, err := k.cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range list.Items {
-		if e.Regarding.Name == vmNodeName && e.Reason == reason {
-			out = append(out, e.Note)
-		}
-	}
-	return out
-}
-
 // lastReport is the report the manager last acted on, named by the Node.
 func lastReport(t *testing.T, h *harness, n *corev1.Node) *report.Report {
 	t.Helper()
@@ -167,7 +152,7 @@ func mustCordoned(t *testing.T, n *corev1.Node, status cluster.Status, reason st
 // eventFor returns the note of an Event with reason about report id.
 func (k *kube) eventFor(t *testing.T, reason, id string) string {
 	t.Helper()
-	notes := k.events(t, reason)
+	notes := clustertest.EventNotes(t, k.cs, vmNodeName, reason)
 	for _, note := range notes {
 		if strings.Contains(note, id) {
 			return note
