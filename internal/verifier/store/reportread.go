@@ -106,7 +106,9 @@ const (
 // every column, so that PostgreSQL types the literals of the other rows
 // after it. The flavors are found by their binding (the covering index
 // flavors_binding_refs, as hostFlavorRefsQuery), so the cost does not grow
-// with the fleet.
+// with the fleet: the binding's values are parameters and a scalar
+// subquery, never columns of a joined row, which PostgreSQL would turn into
+// an OR that reads every flavor bound by hardware UUID alone.
 const hostForReportQuery = `SELECT 0, h.id, h.name, h.connection_string, h.description, h.hardware_uuid, h.status,
 		h.status_at, h.last_connected, h.reset_count, h.rebooted_at, h.created_at, h.last_attempt, h.last_success,
 		(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = h.id), h.boot_state
@@ -116,9 +118,9 @@ const hostForReportQuery = `SELECT 0, h.id, h.name, h.connection_string, h.descr
 	FROM host_flavor_groups hg JOIN flavor_groups g ON g.id = hg.group_id WHERE hg.host_id = $1
 	UNION ALL
 	SELECT 2, hg.group_id, f.id, f.part, '', '', '', 0, 0, 0, 0, f.created_at, 0, 0, 0, f.signed_sha256
-	FROM hosts h JOIN host_flavor_groups hg ON hg.host_id = h.id
-	JOIN flavors f ON f.host_id IN ('', h.id) AND f.hardware_uuid IN ('', h.hardware_uuid)
-	WHERE h.id = $1 AND EXISTS (SELECT 1 FROM flavor_group_flavors fg WHERE fg.group_id = hg.group_id AND fg.flavor_id = f.id)
+	FROM host_flavor_groups hg JOIN flavors f ON f.host_id IN ('', $1)
+	AND f.hardware_uuid IN ('', (SELECT h.hardware_uuid FROM hosts h WHERE h.id = $1))
+	WHERE hg.host_id = $1 AND EXISTS (SELECT 1 FROM flavor_group_flavors fg WHERE fg.group_id = hg.group_id AND fg.flavor_id = f.id)
 	UNION ALL
 	SELECT 3, '', p.id, p.name, '', '', '', v.version, 0, 0, 0, 0, 0, 0, 0, v.document_sha256` + imaPolicyFrom + `
 	JOIN ima_policy_hosts a ON a.policy_id = p.id WHERE a.host_id = $1

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // reportHostOneByOne is what HostForReport stands for: the host, its
@@ -141,6 +143,35 @@ func TestHostForReportReadsTheFlavorsFromTheCoveringIndexOnSQLite(t *testing.T) 
 	}
 	if i := slices.IndexFunc(plan, func(d string) bool { return strings.HasPrefix(d, "SCAN") }); i >= 0 {
 		t.Errorf("plan %q scans a table: %s", plan, plan[i])
+	}
+}
+
+// On PostgreSQL the flavors must be found by both columns of their binding
+// in the index: a hardware UUID read from a joined row becomes an OR that
+// reads every flavor bound by hardware UUID alone (10,000 rows at 10,000
+// hosts). The planner is told to use indexes, as it does on a large fleet.
+func TestHostForReportSearchesTheFlavorsByTheirWholeBindingOnPostgreSQL(t *testing.T) {
+	s := openTest(t, pgtest.Schemas(t)(t))
+	ctx := t.Context()
+	reportFleet(t, s)
+	conn, err := s.rdb.Conn(ctx)
+	must(t, "Conn", err)
+	defer func() { _ = conn.Close() }()
+	_, err = conn.ExecContext(ctx, "SET enable_seqscan = off")
+	must(t, "SET enable_seqscan", err)
+	rows, err := conn.QueryContext(ctx, "EXPLAIN "+hostForReportQuery, "h1")
+	must(t, "EXPLAIN", err)
+	defer func() { _ = rows.Close() }()
+	var plan []string
+	for rows.Next() {
+		var line string
+		must(t, "Scan", rows.Scan(&line))
+		plan = append(plan, strings.TrimSpace(line))
+	}
+	must(t, "plan", rows.Err())
+	i := slices.IndexFunc(plan, func(l string) bool { return strings.Contains(l, "using flavors_binding_refs on flavors f") })
+	if i < 0 || i+1 == len(plan) || !strings.Contains(plan[i+1], "hardware_uuid = ANY") {
+		t.Fatalf("plan does not search flavors_binding_refs by host id and hardware uuid:\n%s", strings.Join(plan, "\n"))
 	}
 }
 
