@@ -19,6 +19,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/attestation-manager /usr/local/bin/attestation-manager
+ARG VERSION=dev
+ARG REVISION=
+LABEL org.opencontainers.image.version="${VERSION}" org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://trustedcompute.io/tc"
 USER 65532:65532
 # No port: the manager only calls the verifier, NATS, the API server and EIM.
 ENTRYPOINT ["/usr/local/bin/attestation-manager"]

@@ -26,6 +26,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # (charts/trust-agent/values.yaml, tpm.deviceAccess). It never listens.
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/trust-agent /usr/local/bin/trust-agent
+ARG VERSION=dev
+ARG REVISION=
+LABEL org.opencontainers.image.version="${VERSION}" org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://trustedcompute.io/tc"
 USER 0:0
 ENTRYPOINT ["/usr/local/bin/trust-agent"]
 CMD ["run"]

@@ -21,6 +21,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532), no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/verifier /usr/local/bin/verifier
+ARG VERSION=dev
+ARG REVISION=
+LABEL org.opencontainers.image.version="${VERSION}" org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://trustedcompute.io/tc"
 USER 65532:65532
 # 8443: HTTPS (/aas/v1, /cms/v1, /hvs/v2); 4222: the embedded NATS server.
 EXPOSE 8443 4222
