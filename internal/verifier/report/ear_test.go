@@ -15,8 +15,7 @@ import (
 )
 
 func TestEARStatuses(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
+	ca, s := newP256Signer(t)
 	now := t0.Add(time.Minute)
 	type vec = map[string]int
 	tests := []struct {
@@ -154,8 +153,7 @@ func TestEARStatuses(t *testing.T) {
 func itoa(v int) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestEARClaims(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
+	ca, s := newP256Signer(t)
 	now := t0.Add(time.Minute)
 	r := trustedReport()
 	tok, err := s.EAR(r, "", now)
@@ -189,8 +187,7 @@ func TestEARClaims(t *testing.T) {
 }
 
 func TestVerifyEARRefuses(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
+	ca, s := newP256Signer(t)
 	now := t0.Add(time.Minute)
 	report, _ := s.Sign(trustedReport())
 	good, _ := s.EAR(trustedReport(), "", now)

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"crypto/elliptic"
 	"errors"
 	"reflect"
 	"strings"
@@ -61,8 +60,7 @@ func FuzzVerify(f *testing.F) {
 
 // FuzzVerifyEAR feeds arbitrary tokens to VerifyEAR.
 func FuzzVerifyEAR(f *testing.F) {
-	ca := newCA(f)
-	s := newSigner(f, ca, elliptic.P256())
+	ca, s := newP256Signer(f)
 	now := t0.Add(time.Minute)
 	good, err := s.EAR(trustedReport(), ProfileEAR04, now)
 	if err != nil {
@@ -83,8 +81,7 @@ func FuzzVerifyEAR(f *testing.F) {
 // the payload decoders behind the signature check are fuzzed too. A
 // report that verifies must survive a second round trip unchanged.
 func FuzzSignedPayload(f *testing.F) {
-	ca := newCA(f)
-	s := newSigner(f, ca, elliptic.P256())
+	ca, s := newP256Signer(f)
 	now := t0.Add(time.Minute)
 	f.Add([]byte(`{"id":"a","expiration":"2026-11-27T10:00:00Z","trust_information":{"OVERALL":true,"flavors_trust":{"PLATFORM":{"trust":true,"rules":[]}}}}`))
 	f.Add([]byte(`{"trust_information":{"flavors_trust":{"NOPE":{}}}}`))

@@ -28,6 +28,13 @@ func newKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
+// newP256Signer returns a new CA and a Signer for a P-256 key under it.
+func newP256Signer(t testing.TB) (*cms.CA, *Signer) {
+	t.Helper()
+	ca := newCA(t)
+	return ca, newSigner(t, ca, elliptic.P256())
+}
+
 // newSigner issues the verifier's signing certificate for a fresh key on
 // curve c, valid for a day from t0, and returns a Signer for it.
 func newSigner(t testing.TB, ca *cms.CA, c elliptic.Curve) *Signer {
@@ -71,8 +78,7 @@ func rules(p flavor.Part, flavorID string, n int) []flavor.RuleResult {
 // and returns the CA, the signer and the token.
 func signedReport(t testing.TB) (*cms.CA, *Signer, string) {
 	t.Helper()
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
+	ca, s := newP256Signer(t)
 	tok, err := s.Sign(trustedReport())
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"crypto/elliptic"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -10,8 +9,7 @@ import (
 )
 
 func TestIMAPolicySignatures(t *testing.T) {
-	ca := newCA(t)
-	s := newSigner(t, ca, elliptic.P256())
+	ca, s := newP256Signer(t)
 	statement := []byte(`{"name":"kata","version":2,"digest":"sha256:00"}`)
 	token, err := s.SignIMAPolicy(statement)
 	if err != nil {
