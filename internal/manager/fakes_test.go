@@ -314,6 +314,13 @@ func (f *fakeNodes) Node(_ context.Context, name string) (Node, error) {
 	return n.Node, nil
 }
 
+// record notes a call about the named node and returns the node; the
+// caller holds f.mu.
+func (f *fakeNodes) record(name, format string, args ...any) (*fakeNode, error) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	return f.node(name)
+}
+
 func (f *fakeNodes) node(name string) (*fakeNode, error) {
 	n, ok := f.nodes[name]
 	if !ok {
@@ -325,8 +332,7 @@ func (f *fakeNodes) node(name string) (*fakeNode, error) {
 func (f *fakeNodes) MarkVerified(_ context.Context, name string, ready bool, reportID, message string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("verified %s ready=%v %s", name, ready, reportID))
-	n, err := f.node(name)
+	n, err := f.record(name, "verified %s ready=%v %s", name, ready, reportID)
 	if err != nil {
 		return err
 	}
@@ -340,8 +346,7 @@ func (f *fakeNodes) MarkVerified(_ context.Context, name string, ready bool, rep
 func (f *fakeNodes) MarkFailed(_ context.Context, name string, status cluster.Status, parts []string, reportID, message string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("failed %s %s %s %s", name, status, strings.Join(parts, ","), reportID))
-	n, err := f.node(name)
+	n, err := f.record(name, "failed %s %s %s %s", name, status, strings.Join(parts, ","), reportID)
 	if err != nil {
 		return false, err
 	}
@@ -371,8 +376,7 @@ func (f *fakeNodes) Evict(_ context.Context, name string, namespaces []string) (
 func (f *fakeNodes) Onboarded(_ context.Context, name string, ready bool, reportID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("onboarded %s ready=%v %s", name, ready, reportID))
-	n, err := f.node(name)
+	n, err := f.record(name, "onboarded %s ready=%v %s", name, ready, reportID)
 	if err != nil {
 		return err
 	}
@@ -389,8 +393,7 @@ func (f *fakeNodes) Onboarded(_ context.Context, name string, ready bool, report
 func (f *fakeNodes) Withdraw(_ context.Context, name, reason, message string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("withdraw %s %s %s", name, reason, message))
-	n, err := f.node(name)
+	n, err := f.record(name, "withdraw %s %s %s", name, reason, message)
 	if err != nil {
 		return false, err
 	}
@@ -410,8 +413,7 @@ func (f *fakeNodes) Withdraw(_ context.Context, name, reason, message string) (b
 func (f *fakeNodes) Pending(_ context.Context, name, reason, message string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("pending %s %s %s", name, reason, message))
-	n, err := f.node(name)
+	n, err := f.record(name, "pending %s %s %s", name, reason, message)
 	if err != nil {
 		return err
 	}

@@ -172,12 +172,12 @@ func TestTwoReplicasOnOneAPIServerOnlyTheLeaderActsAndTheOtherTakesOver(t *testi
 	}
 	k := &kubeEnv{admin: admin}
 
-	waitFor30(t, "one replica elected", func() bool { return a.elected() || b.elected() })
+	waitFor(t, 30*time.Second, "one replica elected", func() bool { return a.elected() || b.elected() })
 	leader, follower := a, b
 	if b.elected() {
 		leader, follower = b, a
 	}
-	waitFor30(t, "every node verified", func() bool {
+	waitFor(t, 30*time.Second, "every node verified", func() bool {
 		for _, n := range names {
 			if k.node(t, n).Labels[cluster.LabelStatus] != string(cluster.StatusVerified) {
 				return false
@@ -189,7 +189,7 @@ func TestTwoReplicasOnOneAPIServerOnlyTheLeaderActsAndTheOtherTakesOver(t *testi
 	v.set(hostID(201), func(h *simHost) { h.tampered = true })
 	v.publish(hostID(201))
 	published(1)
-	waitFor30(t, "lease-2 cordoned", func() bool { return k.node(t, "lease-2").Spec.Unschedulable })
+	waitFor(t, 30*time.Second, "lease-2 cordoned", func() bool { return k.node(t, "lease-2").Spec.Unschedulable })
 	if follower.elected() {
 		t.Fatal("both replicas are elected")
 	}
@@ -201,7 +201,7 @@ func TestTwoReplicasOnOneAPIServerOnlyTheLeaderActsAndTheOtherTakesOver(t *testi
 	// The leader crashes: it keeps its Lease until the Lease expires.
 	crashed := time.Now()
 	leader.stop(t)
-	waitFor30(t, "the follower elected", follower.elected)
+	waitFor(t, 30*time.Second, "the follower elected", follower.elected)
 	took := time.Since(crashed)
 	if limit := le.LeaseDuration + 2*le.RetryPeriod + time.Second; took > limit {
 		t.Fatalf("the follower took over after %s, want within the lease duration (%s, limit %s)", took, le.LeaseDuration, limit)
@@ -213,7 +213,7 @@ func TestTwoReplicasOnOneAPIServerOnlyTheLeaderActsAndTheOtherTakesOver(t *testi
 	v.publish(hostID(203))
 	published(3)
 	clustertest.Node("lease-6").Label(cluster.LabelEnabled, "true").Annotation(cluster.AnnotationHostID, hostID(205)).Create(t, admin)
-	waitFor30(t, "lease-4 cordoned and lease-6 verified by the new leader", func() bool {
+	waitFor(t, 30*time.Second, "lease-4 cordoned and lease-6 verified by the new leader", func() bool {
 		return k.node(t, "lease-4").Spec.Unschedulable &&
 			k.node(t, "lease-6").Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
 	})
@@ -230,17 +230,6 @@ func TestTwoReplicasOnOneAPIServerOnlyTheLeaderActsAndTheOtherTakesOver(t *testi
 	}
 	t.Logf("takeover after a crash: %s (lease %s, retry %s); writes: leader %d, new leader %d",
 		took.Round(10*time.Millisecond), le.LeaseDuration, le.RetryPeriod, leaderWrites, len(writes.by(follower.name)))
-}
-
-func waitFor30(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestTheControllerWakesOnTheChangesItWatches runs one manager as the
@@ -279,20 +268,20 @@ func TestTheControllerWakesOnTheChangesItWatches(t *testing.T) {
 	go func() { defer close(done); _ = cm.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	k := &kubeEnv{admin: admin}
-	waitFor30(t, "watch-1 cordoned, watch-2 verified", func() bool {
+	waitFor(t, 30*time.Second, "watch-1 cordoned, watch-2 verified", func() bool {
 		return k.node(t, "watch-1").Spec.Unschedulable && k.node(t, "watch-2").Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
 	})
 
 	if err := clustertest.PatchNode(admin, "watch-1", map[string]any{"spec": map[string]any{"unschedulable": false}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor30(t, "the uncordon reverted", func() bool { return k.node(t, "watch-1").Spec.Unschedulable })
+	waitFor(t, 30*time.Second, "the uncordon reverted", func() bool { return k.node(t, "watch-1").Spec.Unschedulable })
 
 	v.set(hostID(301), func(h *simHost) { h.tampered = false })
 	if err := cluster.NewOnboardRequests(admin, ns, "tcctl").Request(ctx, "watch-1", clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor30(t, "watch-1 re-onboarded", func() bool {
+	waitFor(t, 30*time.Second, "watch-1 re-onboarded", func() bool {
 		n := k.node(t, "watch-1")
 		return !n.Spec.Unschedulable && n.Labels[cluster.LabelStatus] == string(cluster.StatusVerified)
 	})
@@ -300,7 +289,7 @@ func TestTheControllerWakesOnTheChangesItWatches(t *testing.T) {
 	if err := clustertest.PatchNode(admin, "watch-2", meta("labels", map[string]any{cluster.LabelEnabled: nil})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor30(t, "watch-2's verdict labels removed", func() bool {
+	waitFor(t, 30*time.Second, "watch-2's verdict labels removed", func() bool {
 		l := k.node(t, "watch-2").Labels
 		return l[cluster.LabelStatus] == "" && l[cluster.LabelReady] == ""
 	})

@@ -76,6 +76,15 @@ func (e *env) wantStatus(node string, want cluster.Status) {
 	}
 }
 
+// wantNoCall fails the test when the nodes got a call of kind (a prefix of
+// the recorded call), saying why that is wrong.
+func (e *env) wantNoCall(kind, why string) {
+	e.t.Helper()
+	if e.nodes.count(kind) != 0 {
+		e.t.Fatalf("%s: %v", why, e.nodes.calls)
+	}
+}
+
 func TestAnEnabledNodeIsRegisteredBaselinedAndVerified(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
 	e.tick()
@@ -92,9 +101,7 @@ func TestAnEnabledNodeIsRegisteredBaselinedAndVerified(t *testing.T) {
 	if got, want := e.sink.last(), hostID(1)+" VERIFIED Attestation successful"; got != want {
 		t.Fatalf("eim = %q, want %q", got, want)
 	}
-	if e.nodes.count("failed") != 0 {
-		t.Fatalf("a failure was recorded: %v", e.nodes.calls)
-	}
+	e.wantNoCall("failed", "a failure was recorded")
 }
 
 func TestAFailingReportCordonsTheNodeAndTellsTheEIM(t *testing.T) {
@@ -150,9 +157,7 @@ func TestNothingUncordonsANodeButOnboarding(t *testing.T) {
 	if n := e.nodes.get("edge-1"); !n.Cordoned || e.nodes.uncordons != 0 {
 		t.Fatalf("a Verified report uncordoned the node: %+v", n.Node)
 	}
-	if e.nodes.count("onboarded") != 0 {
-		t.Fatalf("onboarded without a request: %v", e.nodes.calls)
-	}
+	e.wantNoCall("onboarded", "onboarded without a request")
 }
 
 func TestARebootReBaselinesThenAttests(t *testing.T) {
@@ -178,9 +183,7 @@ func TestARebootReBaselinesThenAttests(t *testing.T) {
 		t.Fatalf("rebaselines after the boot report = %d, want 3", got)
 	}
 	e.wantStatus("edge-1", cluster.StatusVerified)
-	if e.nodes.count("failed") != 0 {
-		t.Fatalf("the pre-baseline report was acted on: %v", e.nodes.calls)
-	}
+	e.wantNoCall("failed", "the pre-baseline report was acted on")
 }
 
 func TestARebootWhoseNoticeWasMissedIsSeenAtThePollTime(t *testing.T) {
@@ -371,9 +374,7 @@ func TestAnUnreachableVerifierLeavesTheStatusAndSaysWhy(t *testing.T) {
 	e.v.setDown(errUnreachable)
 	e.advance(90 * time.Minute)                    // due, and the evidence is younger than maxEvidenceAge
 	e.wantStatus("edge-1", cluster.StatusVerified) // stays
-	if e.nodes.count("failed") != 0 {
-		t.Fatalf("an unreachable verifier failed the node: %v", e.nodes.calls)
-	}
+	e.wantNoCall("failed", "an unreachable verifier failed the node")
 	if !strings.Contains(e.nodes.calls[len(e.nodes.calls)-1], "connection refused") {
 		t.Fatalf("the Pending message lacks the cause: %q", e.nodes.calls[len(e.nodes.calls)-1])
 	}
@@ -480,23 +481,25 @@ func TestTheControllerEvaluatesAPublishedReportWithoutWaitingForThePollTime(t *t
 	e := newEnv(t, Config{}, 1)
 	watch, stop := startController(t, e.m, 2)
 	enqueueAll(t, e, watch)
-	waitFor(t, func() bool { return e.nodes.get("edge-1").Status == cluster.StatusVerified })
+	waitFor(t, 5*time.Second, "edge-1 verified", func() bool { return e.nodes.get("edge-1").Status == cluster.StatusVerified })
 
 	e.v.set(hostID(1), func(h *simHost) { h.tampered = true })
 	e.v.publish(hostID(1))
 	e.m.ReportPublished(hostID(1))
-	waitFor(t, func() bool { return e.nodes.get("edge-1").Status == cluster.StatusAttestationFailed })
+	waitFor(t, 5*time.Second, "edge-1 failed", func() bool { return e.nodes.get("edge-1").Status == cluster.StatusAttestationFailed })
 	stop()
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds; the test fails when it does not hold
+// within the given time.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			t.Fatalf("not within %s: %s", within, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
