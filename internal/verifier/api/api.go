@@ -136,6 +136,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the status is sent; a write error means the client left
 }
 
+// WriteCreated answers 201 Created with the location of the new resource
+// and v, its JSON.
+func WriteCreated(w http.ResponseWriter, location string, v any) {
+	w.Header().Set("Location", location)
+	WriteJSON(w, http.StatusCreated, v)
+}
+
 // DecodeJSON decodes a request body strictly into v: the content type must be
 // application/json, unknown fields and trailing data are rejected, and the body
 // is limited to maxBytes (MaxBodyBytes when 0).

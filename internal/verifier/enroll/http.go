@@ -104,8 +104,7 @@ func (e *Enroller) createEndorsement(w http.ResponseWriter, r *http.Request) err
 		}
 		return err
 	}
-	w.Header().Set("Location", "/hvs/v2/tpm-endorsements/"+reg.ID)
-	api.WriteJSON(w, http.StatusCreated, endorsementView(reg))
+	api.WriteCreated(w, "/hvs/v2/tpm-endorsements/"+reg.ID, endorsementView(reg))
 	return nil
 }
 
@@ -262,8 +261,7 @@ func (e *Enroller) createEnrollment(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return enrollError(in.HostID, err)
 	}
-	w.Header().Set("Location", "/hvs/v2/aik-enrollments/"+enr.HostID)
-	api.WriteJSON(w, http.StatusCreated, enrollmentView(enr))
+	api.WriteCreated(w, "/hvs/v2/aik-enrollments/"+enr.HostID, enrollmentView(enr))
 	return nil
 }
 

@@ -59,8 +59,7 @@ func (b *Broker) createSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/hvs/v2/secrets/"+s.ID)
-	api.WriteJSON(w, http.StatusCreated, s)
+	api.WriteCreated(w, "/hvs/v2/secrets/"+s.ID, s)
 	return nil
 }
 
