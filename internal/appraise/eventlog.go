@@ -253,7 +253,17 @@ func ParseEventLog(raw []byte) (*EventLog, error) {
 		return nil, err
 	}
 	log.algs = algs
-	// The events' digest lists are cut from blocks of 64 events' worth.
+	// No event is shorter than its header and digests, so the rest of the
+	// log holds at most that many: the event slice never grows, and it is
+	// bounded by the log's size. The events' digest lists are cut from
+	// blocks of 64 events' worth.
+	least := 4 + 4 + 4 + 4
+	for _, a := range algs {
+		least += 2 + a.size
+	}
+	if most := (len(raw) - r.off) / least; most > 0 {
+		log.events = make([]rawEvent, 0, most)
+	}
 	digests := &slab[[]byte]{block: 64 * len(algs)}
 	for n := 1; r.off < len(raw); n++ {
 		off := r.off

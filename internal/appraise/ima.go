@@ -80,11 +80,19 @@ func (e *IMALineError) Error() string {
 	return fmt.Sprintf("ima line %q: %s", e.Line, e.Reason)
 }
 
-var imaAlgs = map[string]crypto.Hash{
-	"sha1":   crypto.SHA1,
-	"sha256": crypto.SHA256,
-	"sha384": crypto.SHA384,
-	"sha512": crypto.SHA512,
+// imaAlg returns the hash of an IMA digest algorithm name.
+func imaAlg(name string) (crypto.Hash, bool) {
+	switch name {
+	case "sha1":
+		return crypto.SHA1, true
+	case "sha256":
+		return crypto.SHA256, true
+	case "sha384":
+		return crypto.SHA384, true
+	case "sha512":
+		return crypto.SHA512, true
+	}
+	return 0, false
 }
 
 // ParseIMALine decodes one line of ascii_runtime_measurements in the ima-ng
@@ -191,7 +199,7 @@ func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	default:
 		return fail("template %q is not supported", e.Template)
 	}
-	h, ok := imaAlgs[e.FileHashAlg]
+	h, ok := imaAlg(e.FileHashAlg)
 	if !ok {
 		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
 	}
@@ -277,7 +285,7 @@ func (e *IMAEntry) decodeTail(tail []string) error {
 		}
 		if tail[1] != "" {
 			alg, d, ok := strings.Cut(tail[1], ":")
-			h, known := imaAlgs[alg]
+			h, known := imaAlg(alg)
 			if !ok || !known {
 				return fmt.Errorf("modsig digest %q has no supported algorithm", tail[1])
 			}
