@@ -2,8 +2,6 @@ package signerid
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -11,6 +9,8 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/testca"
 )
 
 var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
@@ -25,10 +25,7 @@ var serial int64
 // mint makes a certificate from tmpl under parent (self-signed when nil).
 func mint(t testing.TB, tmpl *x509.Certificate, parent *issuer) issuer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.NewKey(t)
 	serial++
 	tmpl.SerialNumber = big.NewInt(serial)
 	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
@@ -36,15 +33,7 @@ func mint(t testing.TB, tmpl *x509.Certificate, parent *issuer) issuer {
 	if parent != nil {
 		signer, signerKey = parent.cert, parent.key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return issuer{cert: c, key: key}
+	return issuer{cert: testca.Sign(t, tmpl, signer, key.Public(), signerKey), key: key}
 }
 
 func caTemplate(cn string, docSigning bool) *x509.Certificate {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/testca"
+	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
 // fakeClock is the shared settable clock.
@@ -338,14 +338,10 @@ func (ca *fakeCA) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Duratio
 	}
 	ca.issued++
 	now := ca.now()
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+	leaf, err := cms.Certify(&x509.Certificate{
 		SerialNumber: big.NewInt(int64(100 + ca.issued)), Subject: pkix.Name{CommonName: cn},
 		NotBefore: now, NotAfter: now.Add(ttl), KeyUsage: x509.KeyUsageDigitalSignature,
 	}, ca.inter, pub, ca.ikey)
-	if err != nil {
-		return nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/verifier/aas"
+	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/store"
 
 	"trustedcompute.io/tc/internal/clock"
@@ -28,14 +29,10 @@ func (s selfSigned) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Durat
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+	c, err := cms.Certify(&x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: s.now(), NotAfter: s.now().Add(ttl),
 	}, &x509.Certificate{Subject: pkix.Name{CommonName: "ca"}}, pub, ca)
-	if err != nil {
-		return nil, err
-	}
-	c, err := x509.ParseCertificate(der)
 	return []*x509.Certificate{c}, err
 }
 
