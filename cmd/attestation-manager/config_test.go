@@ -77,11 +77,10 @@ eim:
 
 func TestLoadConfig(t *testing.T) {
 	tests := []struct {
-		name    string
-		file    string
-		env     map[string]string
-		check   func(*testing.T, Config)
-		wantErr []string // substrings of the load or validate error
+		name, file string
+		env        map[string]string
+		check      func(*testing.T, Config)
+		wantErr    []string // substrings of the load or validate error
 	}{
 		{
 			name: "a complete file is valid and its pollDuration is minutes like the Helm value",

@@ -11,11 +11,10 @@ import (
 
 func TestDiskEncryptionPolicyIsConfigured(t *testing.T) {
 	tests := []struct {
-		name    string
-		file    string
-		env     map[string]string
-		want    manager.DiskEncryptionPolicy
-		wantErr string
+		name, file string
+		env        map[string]string
+		want       manager.DiskEncryptionPolicy
+		wantErr    string
 	}{
 		{name: "measured disk encryption is the default", want: manager.DiskEncryptionMeasured},
 		{name: "the file may accept claimed disk encryption", file: "diskEncryption: claimed\n", want: manager.DiskEncryptionClaimed},

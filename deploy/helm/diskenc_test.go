@@ -38,10 +38,9 @@ func managerConfigOf(t *testing.T, objs []*unstructured.Unstructured, name strin
 
 func TestTheManagerNeedsDiskEncryptionMeasuredUnlessTheValuesSayClaimed(t *testing.T) {
 	tests := []struct {
-		name    string
-		set     map[string]any
-		want    string
-		wantErr string
+		name          string
+		set           map[string]any
+		want, wantErr string
 	}{
 		{name: "measured by default", want: "measured"},
 		{name: "claimed when the operator accepts the agent's word", set: map[string]any{"attestationManager.diskEncryption": "claimed"}, want: "claimed"},

@@ -14,10 +14,8 @@ func TestNotesNameTheObjectsAsRendered(t *testing.T) {
 		"attestationManager.nats.url=tls://tcv-nats.tc.svc:4222",
 	}
 	tests := []struct {
-		name    string
-		set     []string
-		want    []string
-		notWant []string
+		name               string
+		set, want, notWant []string
 	}{
 		{
 			name: "the default names are the release's",

@@ -25,9 +25,7 @@ func setValues(t *testing.T, vals map[string]any, sets ...string) map[string]any
 // values.schema.json with a message that names the chart and the value.
 func TestValuesSchemaRefuses(t *testing.T) {
 	tests := []struct {
-		name    string
-		set     string
-		wantErr string
+		name, set, wantErr string
 	}{
 		{"a poll duration that is neither minutes nor a duration", "attestationManager.pollDuration=abc",
 			"attestationManager:\n- at '/pollDuration'"},

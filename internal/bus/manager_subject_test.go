@@ -18,8 +18,7 @@ func TestManagerRenewalSubjects(t *testing.T) {
 		t.Fatalf("ParseManagerRenewSubject(%q) = %q, %v", renew, name, err)
 	}
 	tests := []struct {
-		name    string
-		subject string
+		name, subject string
 	}{
 		{"an answer subject is not a renewal", issued},
 		{"an agent's renewal is not a manager's", "trust-credentials.am.renew"},

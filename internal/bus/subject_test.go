@@ -9,9 +9,8 @@ import (
 
 func TestValidateHostID(t *testing.T) {
 	tests := []struct {
-		name string
-		id   string
-		ok   bool
+		name, id string
+		ok       bool
 	}{
 		{"a uuid is a host id", "2f1b7c1e-4c5d-4b7a-9d2e-0a1b2c3d4e5f", true},
 		{"letters, digits, dash and underscore are allowed", "edge_node-01", true},
@@ -75,12 +74,10 @@ func TestSubjects(t *testing.T) {
 
 func TestParseSubjects(t *testing.T) {
 	tests := []struct {
-		name    string
-		subject string
-		parse   func(string) (string, string, error)
-		host    string
-		last    string
-		ok      bool
+		name, subject string
+		parse         func(string) (string, string, error)
+		host, last    string
+		ok            bool
 	}{
 		{"an event subject names its host and type", "trust-events.H1.boot", parseEvent, "H1", "boot", true},
 		{"an event of an unknown type is refused", "trust-events.H1.reboot", parseEvent, "", "", false},
@@ -148,9 +145,8 @@ func FuzzParseSubjects(f *testing.F) {
 
 func TestParseRenewSubject(t *testing.T) {
 	tests := []struct {
-		name    string
-		subject string
-		want    string // "" means an error is expected
+		name, subject string
+		want          string // "" means an error is expected
 	}{
 		{"a renewal names its host", "trust-credentials.H1.renew", "H1"},
 		{"an answer is not a renewal", "trust-credentials.H1.issued", ""},

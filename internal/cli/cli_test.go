@@ -18,11 +18,9 @@ func TestRunDispatchesTheCommandLine(t *testing.T) {
 		},
 	}}
 	tests := []struct {
-		name       string
-		args       []string
-		wantErr    string
-		wantStdout string
-		wantStderr string
+		name                            string
+		args                            []string
+		wantErr, wantStdout, wantStderr string
 	}{
 		{"a command gets the arguments after its name", []string{"run", "-x", "y"}, "", "ran -x y", ""},
 		{"version prints the name and the version", []string{"version"}, "", "demo v1 go", ""},

@@ -10,10 +10,9 @@ import (
 
 func TestDefaultDurations(t *testing.T) {
 	tests := []struct {
-		name            string
-		ttl, validity   time.Duration
-		wantTTL         time.Duration
-		wantErrContains []string
+		name                   string
+		ttl, validity, wantTTL time.Duration
+		wantErrContains        []string
 	}{
 		{name: "a zero duration takes its default", wantTTL: time.Minute},
 		{name: "a set duration is kept", ttl: time.Second, wantTTL: time.Second},

@@ -248,10 +248,9 @@ func TestClientStopsRetryingWhenTheContextEnds(t *testing.T) {
 
 func TestClientRefusesAServerItCannotTrust(t *testing.T) {
 	tests := []struct {
-		name       string
-		server     func(t *testing.T, clientCA *testca.CA) *tls.Config
-		serverName string
-		wantInErr  string
+		name                  string
+		server                func(t *testing.T, clientCA *testca.CA) *tls.Config
+		serverName, wantInErr string
 	}{
 		{
 			name: "a server certificate from another CA is refused",
@@ -540,9 +539,8 @@ func TestBackoffDelay(t *testing.T) {
 
 func TestTruncateDetail(t *testing.T) {
 	tests := []struct {
-		name string
-		in   string
-		want func(string) bool
+		name, in string
+		want     func(string) bool
 	}{
 		{"a short detail is kept as it is", "PCR 7 mismatch", func(s string) bool { return s == "PCR 7 mismatch" }},
 		{"a long detail is cut to MaxDetailBytes", strings.Repeat("x", 5000), func(s string) bool {

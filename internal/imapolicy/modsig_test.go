@@ -233,11 +233,10 @@ func TestAppendedSignaturesOfTestdata(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		name    string
-		file    string
-		dModsig []byte
-		fault   string
-		tamper  bool
+		name, file string
+		dModsig    []byte
+		fault      string
+		tamper     bool
 	}{
 		{"sign-file's RSA signature without attributes passes", "rsa-noattr.p7s", module[:], "", false},
 		{"an RSA signature naming the key by its identifier passes", "rsa-keyid.p7s", module[:], "", false},

@@ -92,11 +92,10 @@ func TestARealKernelIMALog(t *testing.T) {
 	changedPCR9["SHA256"][9] = make([]byte, 32)
 
 	for _, tt := range []struct {
-		name   string
-		policy *Policy
-		pcrs   appraise.PCRs
-		fault  string
-		file   string
+		name        string
+		policy      *Policy
+		pcrs        appraise.PCRs
+		fault, file string
 	}{
 		{"the policy made from the log with /var/log excluded allows the log, boot_aggregate included", withExclude, pcrs, "", ""},
 		{"the policy made from the log alone names the kernel's violation", generated, pcrs, ImaPolicyViolation, "/var/log/app.log"},

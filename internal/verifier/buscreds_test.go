@@ -31,9 +31,8 @@ import (
 // stays out (its renewals and reconnections refused).
 func TestAgentRenewsItsCredentialsAndIsCutOffWhenItsHostIsDeletedOrDisabled(t *testing.T) {
 	tests := []struct {
-		name         string
-		method, path string
-		status       int
+		name, method, path string
+		status             int
 	}{
 		{"deleting the host cuts its agent off", "DELETE", "/hvs/v2/hosts/edge-9", http.StatusNoContent},
 		{"disabling the host cuts its agent off", "POST", "/hvs/v2/hosts/edge-9/disable", http.StatusOK},

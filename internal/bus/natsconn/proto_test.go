@@ -10,9 +10,8 @@ import (
 
 func TestTheReaderParsesWhatTheServerSends(t *testing.T) {
 	tests := []struct {
-		name string
-		in   string
-		want frame
+		name, in string
+		want     frame
 	}{
 		{"a message without a reply subject", "MSG trust-agent.H1.quote-request 7 5\r\nhello\r\n",
 			frame{op: opMsg, subject: "trust-agent.H1.quote-request", sid: 7, data: []byte("hello")}},
@@ -44,8 +43,7 @@ func TestTheReaderParsesWhatTheServerSends(t *testing.T) {
 
 func TestTheReaderRefusesWhatBreaksTheLimits(t *testing.T) {
 	tests := []struct {
-		name string
-		in   string
+		name, in string
 	}{
 		{"a message beyond the max payload", "MSG a 1 1025\r\n" + strings.Repeat("x", 1025) + "\r\n"},
 		{"a line beyond the line limit", "INFO " + strings.Repeat("x", maxLine) + "\r\n"},

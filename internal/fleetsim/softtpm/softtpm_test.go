@@ -82,11 +82,10 @@ func TestAlteredQuotesAreRefused(t *testing.T) {
 	otherInfo, _ := other.KeyInfo()
 	nonce := bytes.Repeat([]byte{7}, 32)
 	tests := []struct {
-		name      string
-		akPublic  []byte
-		nonce     []byte
-		alter     func(q *evidence.QuoteResponse)
-		wantFault string
+		name            string
+		akPublic, nonce []byte
+		alter           func(q *evidence.QuoteResponse)
+		wantFault       string
 	}{
 		{"a reported pcr value that is not the quoted one is a pcr digest fault", info.AKPublic, nonce,
 			func(q *evidence.QuoteResponse) { q.PCRs[0].Value[0] ^= 1 }, appraise.FaultQuotePCRDigest},
@@ -123,11 +122,10 @@ func TestActivateCredentialRecoversOnlyItsOwnSecret(t *testing.T) {
 	otherInfo, _ := other.KeyInfo()
 	secret := bytes.Repeat([]byte{0x5a}, 32)
 	tests := []struct {
-		name     string
-		ekPublic []byte
-		akName   []byte
-		alter    func(blob, enc []byte)
-		wantErr  bool
+		name             string
+		ekPublic, akName []byte
+		alter            func(blob, enc []byte)
+		wantErr          bool
 	}{
 		{"a credential sealed to this ek and ak name is recovered", info.EKPublic, info.AKName, nil, false},
 		{"a credential sealed to another ak name is refused", info.EKPublic, otherInfo.AKName, nil, true},

@@ -142,11 +142,10 @@ func TestClientTransportFailures(t *testing.T) {
 	respond(t, "noak", []byte(`{"version":"tc/v1","error":{"code":"AIK_NOT_PROVISIONED","message":"no ak yet"}}`))
 
 	tests := []struct {
-		name     string
-		hostID   string
-		ctx      func() (context.Context, context.CancelFunc)
-		wantKind error
-		wantCode string
+		name, hostID string
+		ctx          func() (context.Context, context.CancelFunc)
+		wantKind     error
+		wantCode     string
 	}{
 		{name: "a host without an agent has no responders", hostID: "offline", wantKind: agentclient.ErrNoResponders},
 		{name: "an agent that stays silent times out", hostID: "silent", wantKind: agentclient.ErrTimeout},

@@ -8,10 +8,8 @@ func TestClaimsAllows(t *testing.T) {
 		{Service: "AAS", Rules: []string{"*:*:*"}},
 	}}
 	tests := []struct {
-		name    string
-		service string
-		need    string
-		want    bool
+		name, service, need string
+		want                bool
 	}{
 		{"an exact resource and action with a wildcard selector is allowed", "HVS", "hosts:create:h1", true},
 		{"another action on the same resource is refused", "HVS", "hosts:delete:h1", false},

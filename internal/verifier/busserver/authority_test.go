@@ -101,13 +101,11 @@ func TestCredentialClaims(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	a.now = func() time.Time { return now }
 	tests := []struct {
-		name      string
-		issue     func() ([]byte, error)
-		pubAllow  []string
-		pubDeny   []string
-		subAllow  []string
-		resp      bool
-		connTypes []string
+		name                        string
+		issue                       func() ([]byte, error)
+		pubAllow, pubDeny, subAllow []string
+		resp                        bool
+		connTypes                   []string
 	}{
 		{
 			name:      "an agent may hear its own requests, raise its own events, answer and renew its own credentials",

@@ -300,9 +300,8 @@ func TestTLS(t *testing.T) {
 	})
 
 	tests := []struct {
-		name   string
-		url    string
-		expect string // "PONG" or "closed"
+		name, url string
+		expect    string // "PONG" or "closed"
 	}{
 		{"a server allowed plaintext for tests answers a plaintext client", plain.ClientURL(), "PONG"},
 		{"a tls server drops a client that speaks plaintext", srv.ClientURL(), "closed"},

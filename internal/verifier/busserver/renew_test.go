@@ -95,9 +95,8 @@ func TestRenewal(t *testing.T) {
 	hosts.remove("H2")
 
 	tests := []struct {
-		name    string
-		host    string
-		wantErr error // nil: fresh credentials
+		name, host string
+		wantErr    error // nil: fresh credentials
 	}{
 		{"the agent of a registered host gets fresh credentials of the same name and lifetime", "H1", nil},
 		{"the agent of a removed host is refused", "H2", bus.ErrRenewalRefused},
