@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -18,6 +17,7 @@ import (
 
 	"trustedcompute.io/tc/internal/benchfloor"
 	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/credential"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -27,10 +27,7 @@ import (
 // TPMT_PUBLIC of the agent's AK template with that key.
 func newSoftAK(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.NewKey(t)
 	pub, err := tpm.AKTemplate(tpm.ECCP256)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package enroll
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -20,6 +18,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"trustedcompute.io/tc/internal/restapi"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
@@ -107,11 +106,7 @@ func TestRoutesDeclareTheirPermissions(t *testing.T) {
 func TestEndorsementRoutes(t *testing.T) {
 	e := newEnroller(t, Config{}, openStore(t), failingAgent{err: errors.New("unused")})
 	mux := newMux(e)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pemPublicKey(t, &key.PublicKey)
+	keyPEM := pemPublicKey(t, &testca.NewKey(t).PublicKey)
 	const uuid = "4C4C4544-0042-3510-8052-B3C04F4E3332"
 
 	rec := do(t, mux, http.MethodPost, "/hvs/v2/tpm-endorsements", "application/json", endorsementBody(t, uuid, keyPEM))

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -118,9 +118,5 @@ func TestPrivacyCA(t *testing.T) {
 
 func ecdsaKey(t *testing.T) *ecdsa.PublicKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &k.PublicKey
+	return &testca.NewKey(t).PublicKey
 }
