@@ -130,6 +130,20 @@ const hostForReportQuery = `SELECT 0, h.id, h.name, h.connection_string, h.descr
 	JOIN host_flavor_groups hg ON hg.group_id = a.group_id WHERE hg.host_id = $1
 	ORDER BY 1, 2, 12, 3`
 
+// commitReportUpdate records a report's outcome on its host unless the host
+// is disabled: hostReportedSet ($1 to $4), and the boot when $5 is 1 ($6
+// to $8). commitReportUpdateUUID also sets the hardware UUID to $9.
+const (
+	commitReportUpdate     = `UPDATE hosts SET ` + commitReportSet + commitReportWhere
+	commitReportUpdateUUID = `UPDATE hosts SET ` + commitReportSet + `, hardware_uuid = $9` + commitReportWhere
+	commitReportSet        = hostReportedSet + `,
+		reset_count = CASE WHEN $5 = 1 THEN $6 ELSE reset_count END,
+		rebooted_at = CASE WHEN $5 = 1 THEN $7 ELSE rebooted_at END,
+		boot_state = CASE WHEN $5 = 1 THEN $8 ELSE boot_state END`
+	commitReportWhere = `
+		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = $1)`
+)
+
 // HostReported is what the commit of a report records of its host.
 type HostReported struct {
 	// Status, At and Success are as in SetHostReported.
@@ -151,14 +165,15 @@ func (q *queries) CommitReport(ctx context.Context, r Report, o HostReported) (d
 	if o.Boot != nil {
 		boot = *o.Boot
 	}
-	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET `+hostReportedSet+`,
-		hardware_uuid = CASE WHEN $5 = '' THEN hardware_uuid ELSE $5 END,
-		reset_count = CASE WHEN $6 = 1 THEN $7 ELSE reset_count END,
-		rebooted_at = CASE WHEN $6 = 1 THEN $8 ELSE rebooted_at END,
-		boot_state = CASE WHEN $6 = 1 THEN $9 ELSE boot_state END
-		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = $1)`,
-		r.HostID, o.At.UnixMicro(), boolInt(o.Success), o.Status, o.HardwareUUID,
-		boolInt(o.Boot != nil), resetCount(boot), dbTime(boot.RebootedAt), dbBytes(boot.State))
+	// The hardware UUID is assigned only when it changes: SQLite rewrites
+	// the entries of an index (hosts_hardware_uuid) of every column a
+	// statement assigns, changed or not.
+	query, args := commitReportUpdate, []any{r.HostID, o.At.UnixMicro(), boolInt(o.Success), o.Status,
+		boolInt(o.Boot != nil), resetCount(boot), dbTime(boot.RebootedAt), dbBytes(boot.State)}
+	if o.HardwareUUID != "" {
+		query, args = commitReportUpdateUUID, append(args, o.HardwareUUID)
+	}
+	res, err := q.w.ExecContext(ctx, query, args...)
 	if err := oneRow(res, err, fmt.Sprintf("record the report of host %q", r.HostID)); errors.Is(err, ErrNotFound) {
 		// No row: the host is disabled, or gone.
 		if at, derr := q.HostDisabled(ctx, r.HostID); derr != nil || !at.IsZero() {
