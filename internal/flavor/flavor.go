@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -222,7 +223,8 @@ func decodeStrict(data []byte, limit int, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if dec.More() {
+	// Not dec.More, which says false before a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("trailing data after the JSON value")
 	}
 	return nil

@@ -60,6 +60,9 @@ func TestDecodeFlavor(t *testing.T) {
 		{"a flavor round-trips", good, false},
 		{"an unknown field is refused", bytes.Replace(good, []byte(`"pcr_matches"`), []byte(`"pcr_match"`), 1), true},
 		{"trailing data is refused", append(bytes.Clone(good), []byte(` {}`)...), true},
+		// Decoder.More says false before a stray closing brace or bracket.
+		{"a trailing closing brace is refused", append(bytes.Clone(good), '}'), true},
+		{"a trailing closing bracket is refused", append(bytes.Clone(good), ']'), true},
 		{"an oversized flavor is refused", append(bytes.Clone(good), bytes.Repeat([]byte(" "), MaxFlavorSize)...), true},
 		{"an unknown part is refused", bytes.Replace(good, []byte(`"PLATFORM"`), []byte(`"FIRMWARE"`), 1), true},
 	}

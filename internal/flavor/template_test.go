@@ -128,6 +128,7 @@ func TestDecodeTemplate(t *testing.T) {
 		{"an unknown field is refused", strings.Replace(string(def), `"label"`, `"lable"`, 1), true},
 		{"an unknown part is refused", strings.Replace(string(def), `"OS"`, `"KERNEL"`, 1), true},
 		{"trailing data is refused", string(def) + "{}", true},
+		{"a trailing closing brace is refused", string(def) + "}", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
