@@ -223,25 +223,23 @@ func TestAReportWithoutAQuoteDoesNotFakeAReboot(t *testing.T) {
 }
 
 func TestGoldenFlavorPolicies(t *testing.T) {
+	// outcome is how often the host was baselined so far, and its status.
+	type outcome struct {
+		baselines int
+		status    cluster.Status
+	}
+	verified, failed := cluster.StatusVerified, cluster.StatusAttestationFailed
 	tests := []struct {
-		name               string
-		policy             GoldenFlavors
-		operatorFlavors    bool
-		wantStartBaselines int
-		wantStartStatus    cluster.Status
-		wantBootBaselines  int
-		wantBootStatus     cluster.Status
+		name                 string
+		policy               GoldenFlavors
+		operatorFlavors      bool
+		atStart, afterReboot outcome
 	}{
-		{"everyBoot baselines a new host and again after every reboot", EveryBoot, false,
-			1, cluster.StatusVerified, 2, cluster.StatusVerified},
-		{"everyBoot keeps existing flavors until the next reboot", EveryBoot, true,
-			0, cluster.StatusVerified, 1, cluster.StatusVerified},
-		{"firstBoot baselines a new host only, so new boot software fails", FirstBoot, false,
-			1, cluster.StatusVerified, 1, cluster.StatusAttestationFailed},
-		{"provided never baselines: operator flavors are used", Provided, true,
-			0, cluster.StatusVerified, 0, cluster.StatusAttestationFailed},
-		{"provided never baselines: a host without flavors fails", Provided, false,
-			0, cluster.StatusAttestationFailed, 0, cluster.StatusAttestationFailed},
+		{"everyBoot baselines a new host and again after every reboot", EveryBoot, false, outcome{1, verified}, outcome{2, verified}},
+		{"everyBoot keeps existing flavors until the next reboot", EveryBoot, true, outcome{0, verified}, outcome{1, verified}},
+		{"firstBoot baselines a new host only, so new boot software fails", FirstBoot, false, outcome{1, verified}, outcome{1, failed}},
+		{"provided never baselines: operator flavors are used", Provided, true, outcome{0, verified}, outcome{0, failed}},
+		{"provided never baselines: a host without flavors fails", Provided, false, outcome{0, failed}, outcome{0, failed}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,16 +248,16 @@ func TestGoldenFlavorPolicies(t *testing.T) {
 				e.v.set(hostID(1), func(h *simHost) { h.baseline = 0 })
 			}
 			e.tick()
-			if got := e.v.rebaselines[hostID(1)]; got != tt.wantStartBaselines {
-				t.Fatalf("rebaselines at start = %d, want %d", got, tt.wantStartBaselines)
+			if got := e.v.rebaselines[hostID(1)]; got != tt.atStart.baselines {
+				t.Fatalf("rebaselines at start = %d, want %d", got, tt.atStart.baselines)
 			}
-			e.wantStatus("edge-1", tt.wantStartStatus)
+			e.wantStatus("edge-1", tt.atStart.status)
 			e.v.reboot(hostID(1), true)
 			e.advance(2 * time.Hour)
-			if got := e.v.rebaselines[hostID(1)]; got != tt.wantBootBaselines {
-				t.Fatalf("rebaselines after reboot = %d, want %d", got, tt.wantBootBaselines)
+			if got := e.v.rebaselines[hostID(1)]; got != tt.afterReboot.baselines {
+				t.Fatalf("rebaselines after reboot = %d, want %d", got, tt.afterReboot.baselines)
 			}
-			e.wantStatus("edge-1", tt.wantBootStatus)
+			e.wantStatus("edge-1", tt.afterReboot.status)
 		})
 	}
 }
