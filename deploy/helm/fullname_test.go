@@ -30,10 +30,7 @@ func TestTheUmbrellasFullnameOverrideNamesEveryObjectURLAndNote(t *testing.T) {
 		t.Errorf("NOTES name objects by the release name:\n%s", rel.Info.Notes)
 	}
 
-	objs, err := render(umbrellaChart, "tc", "tc-prefixed", vals)
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "tc", "tc-prefixed", vals)
 	for _, o := range objs {
 		if !strings.HasPrefix(o.GetName(), "edge-") && o.GetKind() != "RuntimeClass" {
 			t.Errorf("%s %s is not named with the prefix edge-", o.GetKind(), o.GetName())

@@ -286,10 +286,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				release = "tc-default"
 			}
 			ns := release + "-ns"
-			objs, err := render(umbrellaChart, release, ns, values(t, append([]string{"required.yaml"}, tt.files...)...))
-			if err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			objs := mustRender(t, umbrellaChart, release, ns, values(t, append([]string{"required.yaml"}, tt.files...)...))
 			clustertest.Namespace(t, cs, ns)
 			for _, other := range tt.namespaces {
 				clustertest.Namespace(t, cs, other)
@@ -572,10 +569,7 @@ func TestSubchartsInstallAlone(t *testing.T) {
 				set(vals, path, v)
 			}
 			ns := "alone-" + tt.chart
-			objs, err := render(filepath.Join(umbrellaChart, "charts", tt.chart), "solo", ns, vals)
-			if err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			objs := mustRender(t, filepath.Join(umbrellaChart, "charts", tt.chart), "solo", ns, vals)
 			if !slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == tt.wantKind }) {
 				t.Fatalf("no %s rendered", tt.wantKind)
 			}
@@ -633,10 +627,7 @@ func TestAdminPasswordFromAnExistingSecret(t *testing.T) {
 	set(vals, "verifier.admin.password", "")
 	set(vals, "verifier.admin.existingSecret", "my-admin")
 	set(vals, "verifier.admin.existingSecretKey", "pw")
-	objs, err := render(umbrellaChart, "tc", "tc", vals)
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "tc", "tc", vals)
 	for _, o := range objs {
 		if o.GetKind() == "Secret" {
 			t.Errorf("rendered Secret %s, want none with an existing admin Secret", o.GetName())
@@ -659,10 +650,7 @@ func TestAdminPasswordFromAnExistingSecret(t *testing.T) {
 // applies it beside the kata-qemu RuntimeClass and checks that a pod of it
 // is placed on ready nodes by the API server.
 func TestExampleWorkloadRunsInKata(t *testing.T) {
-	objs, err := render(exampleChart, "demo", "demo-ns", map[string]any{})
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, exampleChart, "demo", "demo-ns", map[string]any{})
 	var dep appsv1.Deployment
 	fromUnstructured(t, find(t, objs, "Deployment", "demo-confidential-app"), &dep)
 	if rc := dep.Spec.Template.Spec.RuntimeClassName; rc == nil || *rc != "kata-qemu" {
@@ -693,10 +681,7 @@ func TestExampleWorkloadRunsInKata(t *testing.T) {
 // TestTrustAgentRunsPrivilegedOnlyForTheTPMByDefault pins the default TPM
 // access: a privileged container with the device mounted, as documented.
 func TestTrustAgentRunsPrivilegedOnlyForTheTPMByDefault(t *testing.T) {
-	objs, err := render(umbrellaChart, "tc", "tc", values(t, "required.yaml"))
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "tc", "tc", values(t, "required.yaml"))
 	var ds appsv1.DaemonSet
 	fromUnstructured(t, find(t, objs, "DaemonSet", "tc-trust-agent"), &ds)
 	c := ds.Spec.Template.Spec.Containers[0]
@@ -875,6 +860,16 @@ func (a *applied) podGetsRuntimeClassPlacement(t *testing.T) {
 	if !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) {
 		t.Errorf("create a kata-qemu pod that selects %s=false: err %v, want it refused", cluster.LabelReady, err)
 	}
+}
+
+// mustRender is render, failing t on an error.
+func mustRender(t *testing.T, chartPath, name, namespace string, vals map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := render(chartPath, name, namespace, vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return objs
 }
 
 // render renders chartPath as release name in namespace with vals, the way

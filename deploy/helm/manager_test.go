@@ -18,10 +18,7 @@ import (
 func TestTheManagerRunsTwoReplicasThatElectALeader(t *testing.T) {
 	cs := clustertest.Clientset(t)
 	const ns = "tc-manager-ha"
-	objs, err := render(umbrellaChart, "ha", ns, values(t, "required.yaml"))
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "ha", ns, values(t, "required.yaml"))
 	clustertest.Namespace(t, cs, ns)
 	a := apply(t, cs, ns, objs)
 

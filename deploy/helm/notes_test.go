@@ -62,10 +62,7 @@ func TestNotesNameTheObjectsAsRendered(t *testing.T) {
 				return
 			}
 			// What the NOTES name exists.
-			objs, err := render(umbrellaChart, "tc", "tc", vals)
-			if err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			objs := mustRender(t, umbrellaChart, "tc", "tc", vals)
 			for _, w := range tt.want {
 				if kind, name, ok := strings.Cut(strings.TrimSpace(w), "/"); ok && (kind == "statefulset" || kind == "deployment") {
 					find(t, objs, map[string]string{"statefulset": "StatefulSet", "deployment": "Deployment"}[kind], name)

@@ -119,10 +119,7 @@ func TestPollDurationTakesMinutesOrADuration(t *testing.T) {
 					t.Fatalf("parse --set-string %s: %v", tt.setString, err)
 				}
 			}
-			objs, err := render(umbrellaChart, "tc", "tc", vals)
-			if err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			objs := mustRender(t, umbrellaChart, "tc", "tc", vals)
 			cfg := managerConfigOf(t, objs, "tc-attestation-manager")
 			checkConfigKeys(t, cfg)
 			if cfg[tt.key] != tt.want {

@@ -58,10 +58,7 @@ func mount(c corev1.Container, name string) *corev1.VolumeMount {
 func TestTheTrustAgentKeepsReleasedSecretsInANodeTmpfsDirectory(t *testing.T) {
 	vals := values(t, "required.yaml")
 	set(vals, "trustAgent.secrets.names", []any{"volume-key", "image-key"})
-	objs, err := render(umbrellaChart, "tc", "tc-secrets", vals)
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "tc", "tc-secrets", vals)
 	agent := find(t, objs, "DaemonSet", "tc-trust-agent")
 	var ds appsv1.DaemonSet
 	fromUnstructured(t, agent, &ds)
@@ -77,10 +74,7 @@ func TestTheTrustAgentKeepsReleasedSecretsInANodeTmpfsDirectory(t *testing.T) {
 		t.Errorf("agent's released-secrets volume %+v mounted %+v, want hostPath %s mounted writable at %s", v, m, agentSecretsDir, agentSecretsDir)
 	}
 
-	objs, err = render(umbrellaChart, "tc", "tc", values(t, "required.yaml"))
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs = mustRender(t, umbrellaChart, "tc", "tc", values(t, "required.yaml"))
 	fromUnstructured(t, find(t, objs, "DaemonSet", "tc-trust-agent"), &ds)
 	noEnv(t, ds.Spec.Template.Spec.Containers[0], "TC_SECRETS", "TC_SECRETS_DIR")
 	if volume(ds.Spec.Template.Spec, "released-secrets") != nil {

@@ -18,10 +18,7 @@ import (
 func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 	cs := clustertest.Clientset(t)
 	const ns = "tc-verifier-replicas"
-	objs, err := render(umbrellaChart, "rep", ns, values(t, "required.yaml", "replicated-verifier.yaml"))
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "rep", ns, values(t, "required.yaml", "replicated-verifier.yaml"))
 	clustertest.Namespace(t, cs, ns)
 	a := apply(t, cs, ns, objs)
 
@@ -67,10 +64,7 @@ func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 // TestALoneVerifierHasNoClusterAndNoDisruptionBudget keeps the default
 // install as it was: one replica, no routes, no PodDisruptionBudget.
 func TestALoneVerifierHasNoClusterAndNoDisruptionBudget(t *testing.T) {
-	objs, err := render(umbrellaChart, "one", "one", values(t, "required.yaml"))
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	objs := mustRender(t, umbrellaChart, "one", "one", values(t, "required.yaml"))
 	for _, o := range objs {
 		if o.GetKind() == "PodDisruptionBudget" && strings.Contains(o.GetName(), "verifier") {
 			t.Errorf("a lone verifier has a PodDisruptionBudget %s", o.GetName())
