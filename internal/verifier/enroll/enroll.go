@@ -170,9 +170,13 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	msg := fmt.Sprintf("ak enrollment of host %q refused: %s: %s", e.HostID, e.Reason, e.Detail)
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+	return withCause(fmt.Sprintf("ak enrollment of host %q refused: %s: %s", e.HostID, e.Reason, e.Detail), e.Err)
+}
+
+// withCause appends the text of cause, when there is one, to msg.
+func withCause(msg string, cause error) string {
+	if cause != nil {
+		return msg + ": " + cause.Error()
 	}
 	return msg
 }

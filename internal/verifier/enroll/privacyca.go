@@ -150,11 +150,7 @@ type AKError struct {
 }
 
 func (e *AKError) Error() string {
-	msg := fmt.Sprintf("ak of host %q not accepted: %s", e.HostID, e.Reason)
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
+	return withCause(fmt.Sprintf("ak of host %q not accepted: %s", e.HostID, e.Reason), e.Err)
 }
 
 func (e *AKError) Unwrap() error { return e.Err }
