@@ -28,24 +28,32 @@ func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 
 // installPage is the install guide. Its ```sh blocks run in order in one
 // bash session (set -euo pipefail; a variable set by one block, such as
-// PIN, is there in the next) from a working directory holding the
-// repository's deploy/, with the real kubectl and helm (hack/kube-tools.sh)
-// and the product's tcctl on PATH, and a KUBECONFIG for a real
-// kube-apiserver (envtest). The test plays the rest of a cluster (see
-// kubelet): Nodes control-1 and edge-1, the StatefulSet controller, and
-// the kubelet that runs the verifier's pod as the real verifier process and
-// serves its log and port forwarding. What the reader must bring is mapped
-// as in TestDocumentedCommandsRun: the node's /etc/trusted-compute is a
-// temp dir and the port-forward's local port 8443 a free port.
+// PIN, is there in the next) from a working directory that is a checkout
+// of the repository (its top-level entries linked), with go, the real
+// kubectl and helm (hack/kube-tools.sh) and the product's tcctl on PATH,
+// and a KUBECONFIG for a real kube-apiserver (envtest).
+//
+// The test plays the rest of a cluster (see kubelet): the reader's
+// registry, to which the guide pushes the images (go-containerregistry's
+// in-memory registry on the loopback); Nodes control-1 and edge-1; the
+// StatefulSet and DaemonSet controllers; and the kubelet, which runs the
+// pods from the pushed images: the verifier, and on edge-1 the trust agent
+// with a swtpm (EK certificates from swtpm's local CA) as its TPM and a
+// node root with the platform's files; it serves logs and port forwarding.
+// What the reader must bring is mapped as in TestDocumentedCommandsRun:
+// the registry's name is the test registry's address, the node's
+// /etc/trusted-compute is edge-1's root, the TPM vendors' EK CA bundle is
+// swtpm's local CA, and the port-forward's local port 8443 a free port.
 const installPage = "docs/install.md"
 
 // installSkips are the blocks of the install guide that do not run, each
 // found by a string it contains, with the reason. A skip that matches no
 // block fails the test, so the list stays true.
-var installSkips = []struct{ contains, why string }{
-	{"docker build", "builds and pushes the images: needs a container engine and the base images, which the test machine does not have"},
-	{"tcctl host enroll", "needs the node's trust agent and its TPM on the verifier's bus (enrollment through the API runs in test/e2e/vm, a QEMU VM with swtpm)"},
-}
+var installSkips = []struct{ contains, why string }{}
+
+// ekCABundle is the file of the TPM vendors' EK CA certificates the guide
+// has the reader bring.
+const ekCABundle = "tpm-ek-cas.pem"
 
 // edgeUUID is the SMBIOS system UUID of the test's Node edge-1.
 const edgeUUID = "4c4c4544-0042-3510-8052-b4c04f595a31"
@@ -67,7 +75,7 @@ func TestInstallGuideRuns(t *testing.T) {
 	t.Setenv("KUBEBUILDER_ASSETS", tools)
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/verifier", "./cmd/tcctl")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/tcctl")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -83,14 +91,23 @@ func TestInstallGuideRuns(t *testing.T) {
 	cfg := clustertest.Start(t)
 	cs := clustertest.NewClientset(t, cfg)
 	kubeconfig := clustertest.Kubeconfig(t, cfg)
+	reg := startRegistry(t, filepath.Join(tmp, "images"))
 	k := &kubelet{
-		t: t, cs: cs, node: "control-1", dir: filepath.Join(tmp, "pods"),
-		binaries:   map[string]string{"verifier": filepath.Join(bin, "verifier")},
-		containers: map[string]*container{},
+		t: t, cs: cs, images: reg, setNode: "control-1", dir: filepath.Join(tmp, "pods"),
+		nodes: map[string]*node{}, containers: map[string]*container{}, failed: map[string]bool{},
+		failures: make(chan string, 8),
 	}
 	k.serve(ca.ServerCert(t))
-	for _, n := range []struct{ name, uuid string }{{"control-1", "4c4c4544-0000-1000-8000-000000000001"}, {"edge-1", edgeUUID}} {
-		if err := k.addNode(t.Context(), n.name, n.uuid); err != nil {
+	edgeRoot := filepath.Join(tmp, "node")
+	edge := edgeNode(t, edgeRoot)
+	for _, n := range []struct {
+		name, uuid string
+		node       *node
+	}{
+		{"control-1", "4c4c4544-0000-1000-8000-000000000001", &node{root: filepath.Join(tmp, "control-1")}},
+		{"edge-1", edgeUUID, edge},
+	} {
+		if err := k.addNode(t.Context(), n.name, n.uuid, n.node); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,23 +118,25 @@ func TestInstallGuideRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink(filepath.Join(root, "deploy"), filepath.Join(work, "deploy")); err != nil {
-		t.Fatal(err)
-	}
+	checkout(t, root, work)
+	writeEKCABundle(t, filepath.Join(work, ekCABundle))
 	pf := freePort(t)
 	paths := strings.NewReplacer(
-		"/etc/trusted-compute", filepath.Join(tmp, "node/etc/trusted-compute"),
+		"registry.example.net", reg.host,
+		"/etc/trusted-compute", filepath.Join(edgeRoot, "etc/trusted-compute"),
 		"8443:8443", pf+":8443",
 		"https://127.0.0.1:8443", "https://127.0.0.1:"+pf,
 	)
-	sh := startShell(t, work, []string{
+	sh := startShell(t, work, append([]string{
 		"HOME=" + home,
 		"PATH=" + bin + ":" + tools + ":" + os.Getenv("PATH"),
 		"KUBECONFIG=" + kubeconfig,
 		"TMPDIR=" + tmp,
 		"LANG=C.UTF-8",
-	})
+	}, goEnv(t)...))
+	sh.abort = k.failures
 	var ran, skipped []string
+	outputs := map[string]string{} // the output of the blocks that ran, by a command they hold
 	used := make([]bool, len(installSkips))
 blocks:
 	for _, b := range shBlocks(t, filepath.Join(root, installPage)) {
@@ -129,12 +148,20 @@ blocks:
 				continue blocks
 			}
 		}
-		out, err := sh.run(paths.Replace(b.text), 5*time.Minute)
+		start := time.Now()
+		// The image step compiles the four release binaries: minutes on a
+		// cold build cache (about 7.5 CPU minutes), seconds on a warm one.
+		out, err := sh.run(paths.Replace(b.text), 20*time.Minute)
 		if err != nil {
-			t.Fatalf("%s: the block fails: %v\n%s\n--- output ---\n%s", b.where, err, b.text, out)
+			t.Fatalf("%s: the block fails: %v\n%s\n--- output ---\n%s\n--- pods ---\n%s", b.where, err, b.text, out, k.podLogs())
 		}
-		t.Logf("%s:\n%s", b.where, out)
+		t.Logf("%s (%.1f s):\n%s", b.where, time.Since(start).Seconds(), out)
 		ran = append(ran, b.where)
+		for _, c := range []string{"go run ./hack/image", "tcctl host enroll"} {
+			if strings.Contains(b.text, c) {
+				outputs[c] = out
+			}
+		}
 	}
 	for i, s := range installSkips {
 		if !used[i] {
@@ -149,11 +176,15 @@ blocks:
 	if err != nil {
 		t.Fatalf("read PIN: %v", err)
 	}
-	checkInstalled(t, cs, strings.TrimSpace(pin), filepath.Join(tmp, "node/etc/trusted-compute/agent.creds"))
+	checkInstalled(t, cs, reg.host, strings.TrimSpace(pin), filepath.Join(edgeRoot, "etc/trusted-compute/agent.creds"))
+	checkImages(t, reg, outputs["go run ./hack/image"])
+	if out := outputs["tcctl host enroll"]; !strings.Contains(out, edgeUUID) || !strings.Contains(out, "AK NAME") {
+		t.Errorf("tcctl host enroll printed no enrollment of %s:\n%s", edgeUUID, out)
+	}
 }
 
 // checkInstalled checks what the guide's blocks must have left behind.
-func checkInstalled(t *testing.T, cs kubernetes.Interface, pin, agentCreds string) {
+func checkInstalled(t *testing.T, cs kubernetes.Interface, registryHost, pin, agentCreds string) {
 	t.Helper()
 	ctx, ns := t.Context(), "trusted-compute"
 	if len(pin) != 96 {
@@ -168,7 +199,7 @@ func checkInstalled(t *testing.T, cs kubernetes.Interface, pin, agentCreds strin
 	}
 	if sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "tc-verifier", metav1.GetOptions{}); err != nil {
 		t.Errorf("the verifier's StatefulSet: %v", err)
-	} else if img := sts.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(img, "registry.example.net/trusted-compute/verifier:") {
+	} else if img := sts.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(img, registryHost+"/trusted-compute/verifier:") {
 		t.Errorf("the verifier's image is %s, not from site.yaml's registry", img)
 	}
 	if ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "tc-trust-agent", metav1.GetOptions{}); err != nil {
@@ -244,6 +275,7 @@ func kubeCLIs(t *testing.T, root string) string {
 // shell is one bash session that runs blocks one after the other.
 type shell struct {
 	t      *testing.T
+	abort  <-chan string // a reason to stop waiting for a block
 	dir    string
 	stdin  *os.File
 	lines  chan string
@@ -317,6 +349,8 @@ func (s *shell) run(script string, timeout time.Duration) (string, error) {
 			return out.String(), fmt.Errorf("a command failed and ended the session")
 		case <-deadline:
 			return out.String(), fmt.Errorf("not done after %v", timeout)
+		case why := <-s.abort:
+			return out.String(), fmt.Errorf("the cluster cannot do what the block waits for: %s", why)
 		}
 	}
 }

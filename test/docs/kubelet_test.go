@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
@@ -32,27 +33,48 @@ import (
 )
 
 // kubelet plays, for the install guide's test, the parts of a cluster that
-// envtest does not run: the StatefulSet controller and the kubelet of the
-// node its pods land on. For every StatefulSet it creates the pods and
-// their PersistentVolumeClaims as the controller does, runs each pod's
-// container as a process of the product binary its image names (with the
-// pod's args, its env resolved from values, Secrets and fields, its volumes
-// as directories and its container ports on free loopback ports), reports
-// the pod Running and Ready once its readiness probe passes
-// (container.isReady), and reports the StatefulSet's status. Its HTTPS endpoint,
-// which the Node objects name, serves what the API server proxies to a
-// kubelet: a container's log (`kubectl logs`) and SPDY port forwarding
-// (`kubectl port-forward`). Deployments and DaemonSets get no pods.
+// envtest does not run: the StatefulSet and DaemonSet controllers, cluster
+// DNS for Services, and the kubelet of the nodes the pods land on.
+//
+// For every StatefulSet it creates the pods (on setNode) and their
+// PersistentVolumeClaims as the controller does; for every DaemonSet, a pod
+// on each of its nodes whose labels match the pod's nodeSelector. It runs
+// each pod's container as a process of the image the container names,
+// pulled from the reader's registry (images) and unpacked: the image's
+// entrypoint and Cmd, the container's command and args, its env resolved
+// from values, Secrets and fields, its volumes as directories (a hostPath
+// below the node's root directory, a TPM device as the node's swtpm), a
+// Service's cluster DNS name as the address of the pod port behind it, and
+// its container ports on free loopback ports. It reports a pod Running and
+// Ready once its readiness probe passes (container.isReady), and the
+// StatefulSet's and DaemonSet's status. Its HTTPS endpoint, which the Node
+// objects name, serves what the API server proxies to a kubelet: a
+// container's log (`kubectl logs`) and SPDY port forwarding
+// (`kubectl port-forward`). Deployments get no pods.
 type kubelet struct {
-	t        *testing.T
-	cs       kubernetes.Interface
-	node     string            // the Node its pods run on
-	binaries map[string]string // image name (last path element, no tag) -> binary
-	dir      string
-	addr     *net.TCPAddr // its HTTPS endpoint
+	t       *testing.T
+	cs      kubernetes.Interface
+	images  *images
+	setNode string           // the Node StatefulSet pods run on
+	nodes   map[string]*node // the Nodes it serves
+	dir     string
+	addr    *net.TCPAddr // its HTTPS endpoint
 
 	mu         sync.Mutex
 	containers map[string]*container // namespace/pod/container
+	failed     map[string]bool       // pods whose start failed: namespace/pod
+	// failures says why a pod does not start, for the block waiting on it.
+	failures chan string
+}
+
+// node is a Node the kubelet serves: the directory that is its root file
+// system (hostPath volumes) and its devices.
+type node struct {
+	root string
+	// devices maps a device path to what a container is given instead: a
+	// TPM (/dev/tpmrm0) is a swtpm socket, and the agent's TC_TPM
+	// device:<path> becomes swtpm:unix:<socket>.
+	devices map[string]string
 }
 
 // container is a running container: a process with its log and ports.
@@ -61,13 +83,22 @@ type container struct {
 	ports map[int32]string // container port -> host address
 	ready string           // address of the readiness probe's port
 	tls   bool             // the probe is an HTTPS GET
+	probe *exec.Cmd        // an exec probe: run a copy
 }
 
-// isReady is the readiness probe: the port accepts connections, and for an
-// HTTPS probe a TLS server answers on it (it presents its certificate; the
-// test cannot know the verifier's root before the guide pins it, so a
-// certificate that does not verify is an answer too, and nothing is sent).
+// isReady is the readiness probe. An exec probe's command exits 0. For a
+// port, the port accepts connections, and for an HTTPS probe a TLS server
+// answers on it (it presents its certificate; the test cannot know the
+// verifier's root before the guide pins it, so a certificate that does not
+// verify is an answer too, and nothing is sent).
 func (c *container) isReady() bool {
+	if c.probe != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, c.probe.Path, c.probe.Args[1:]...)
+		cmd.Env, cmd.Dir = c.probe.Env, c.probe.Dir
+		return cmd.Run() == nil
+	}
 	if !c.tls {
 		return serves(c.ready)
 	}
@@ -119,14 +150,14 @@ func (k *kubelet) serve(cert tls.Certificate) {
 
 // addNode registers a Node served by this kubelet, Ready, with the given
 // SMBIOS system UUID.
-func (k *kubelet) addNode(ctx context.Context, name, systemUUID string) error {
-	n, err := k.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+func (k *kubelet) addNode(ctx context.Context, name, systemUUID string, n *node) error {
+	obj, err := k.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Labels: map[string]string{corev1.LabelHostname: name, corev1.LabelOSStable: "linux"},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", name, err)
 	}
-	n.Status = corev1.NodeStatus{
+	obj.Status = corev1.NodeStatus{
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(k.addr.Port)}},
 		NodeInfo:        corev1.NodeSystemInfo{SystemUUID: systemUUID, OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "v1.37.2"},
@@ -135,13 +166,17 @@ func (k *kubelet) addNode(ctx context.Context, name, systemUUID string) error {
 			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
 		}},
 	}
-	if _, err := k.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+	if _, err := k.cs.CoreV1().Nodes().UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("node %s status: %w", name, err)
 	}
+	k.mu.Lock()
+	k.nodes[name] = n
+	k.mu.Unlock()
 	return nil
 }
 
-// reconcile brings every StatefulSet's pods into being and reports them.
+// reconcile brings every StatefulSet's and DaemonSet's pods into being
+// and reports them.
 func (k *kubelet) reconcile(ctx context.Context) error {
 	sets, err := k.cs.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -149,6 +184,19 @@ func (k *kubelet) reconcile(ctx context.Context) error {
 	}
 	for i := range sets.Items {
 		if err := k.reconcileSet(ctx, &sets.Items[i]); err != nil {
+			return err
+		}
+	}
+	daemons, err := k.cs.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list daemonsets: %w", err)
+	}
+	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for i := range daemons.Items {
+		if err := k.reconcileDaemonSet(ctx, &daemons.Items[i], nodes.Items); err != nil {
 			return err
 		}
 	}
@@ -160,15 +208,14 @@ func (k *kubelet) reconcileSet(ctx context.Context, set *appsv1.StatefulSet) err
 	if set.Spec.Replicas != nil {
 		replicas = *set.Spec.Replicas
 	}
-	ready := int32(0)
+	var pods []wantedPod
 	for i := range replicas {
-		ok, err := k.reconcilePod(ctx, set, i)
-		if err != nil {
-			return err
-		}
-		if ok {
-			ready++
-		}
+		name := set.Name + "-" + strconv.Itoa(int(i))
+		pods = append(pods, wantedPod{name, func() (*corev1.Pod, error) { return k.createSetPod(ctx, set, name, i) }})
+	}
+	ready, err := k.reconcilePods(ctx, set.Namespace, pods)
+	if err != nil {
+		return err
 	}
 	want := appsv1.StatefulSetStatus{
 		ObservedGeneration: set.Generation, Replicas: replicas, ReadyReplicas: ready,
@@ -185,14 +232,70 @@ func (k *kubelet) reconcileSet(ctx context.Context, set *appsv1.StatefulSet) err
 	return nil
 }
 
-// reconcilePod creates pod i of the set with its claims and starts its
-// containers; it reports whether the pod is Ready.
-func (k *kubelet) reconcilePod(ctx context.Context, set *appsv1.StatefulSet, i int32) (bool, error) {
-	name := set.Name + "-" + strconv.Itoa(int(i))
-	pod, err := k.cs.CoreV1().Pods(set.Namespace).Get(ctx, name, metav1.GetOptions{})
+// reconcileDaemonSet runs the set's pod on each node this kubelet serves
+// whose labels match the pod's nodeSelector.
+func (k *kubelet) reconcileDaemonSet(ctx context.Context, ds *appsv1.DaemonSet, nodes []corev1.Node) error {
+	sel := labels.SelectorFromSet(ds.Spec.Template.Spec.NodeSelector)
+	var pods []wantedPod
+	for _, n := range nodes {
+		k.mu.Lock()
+		_, served := k.nodes[n.Name]
+		k.mu.Unlock()
+		if !served || !sel.Matches(labels.Set(n.Labels)) {
+			continue
+		}
+		name := ds.Name + "-" + n.Name
+		pods = append(pods, wantedPod{name, func() (*corev1.Pod, error) { return k.createDaemonPod(ctx, ds, name, n.Name) }})
+	}
+	desired := int32(len(pods))
+	ready, err := k.reconcilePods(ctx, ds.Namespace, pods)
+	if err != nil {
+		return err
+	}
+	want := appsv1.DaemonSetStatus{
+		ObservedGeneration: ds.Generation, DesiredNumberScheduled: desired, CurrentNumberScheduled: desired,
+		UpdatedNumberScheduled: desired, NumberReady: ready, NumberAvailable: ready, NumberUnavailable: desired - ready,
+	}
+	if ds.Status.ObservedGeneration == want.ObservedGeneration && ds.Status.DesiredNumberScheduled == desired && ds.Status.NumberReady == ready {
+		return nil
+	}
+	ds.Status = want
+	if _, err := k.cs.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, ds, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("daemonset %s status: %w", ds.Name, err)
+	}
+	return nil
+}
+
+// wantedPod is a pod a controller wants: its name and how to create it.
+type wantedPod struct {
+	name   string
+	create func() (*corev1.Pod, error)
+}
+
+// reconcilePods reconciles each pod and counts the Ready ones.
+func (k *kubelet) reconcilePods(ctx context.Context, ns string, pods []wantedPod) (int32, error) {
+	ready := int32(0)
+	for _, p := range pods {
+		ok, err := k.reconcilePod(ctx, ns, p.name, p.create)
+		if err != nil {
+			return ready, err
+		}
+		if ok {
+			ready++
+		}
+	}
+	return ready, nil
+}
+
+// reconcilePod creates pod name with create when it does not exist and
+// starts its containers; it reports whether the pod is Ready. A container
+// that cannot start is logged once and its pod stays unready, as on a real
+// node.
+func (k *kubelet) reconcilePod(ctx context.Context, ns, name string, create func() (*corev1.Pod, error)) (bool, error) {
+	pod, err := k.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		if pod, err = k.createPod(ctx, set, name, i); err != nil {
+		if pod, err = create(); err != nil {
 			return false, err
 		}
 	case err != nil:
@@ -201,10 +304,23 @@ func (k *kubelet) reconcilePod(ctx context.Context, set *appsv1.StatefulSet, i i
 	if podReady(pod) {
 		return true, nil
 	}
+	k.mu.Lock()
+	failed := k.failed[ns+"/"+name]
+	k.mu.Unlock()
+	if failed {
+		return false, nil
+	}
 	for _, c := range pod.Spec.Containers {
 		if k.running(pod, c.Name) == nil {
 			if err := k.start(ctx, pod, c); err != nil {
-				return false, fmt.Errorf("pod %s container %s: %w", name, c.Name, err)
+				select {
+				case k.failures <- fmt.Sprintf("pod %s/%s container %s does not start: %v", ns, name, c.Name, err):
+				default:
+				}
+				k.mu.Lock()
+				k.failed[ns+"/"+name] = true
+				k.mu.Unlock()
+				return false, nil
 			}
 		}
 		if !k.running(pod, c.Name).isReady() {
@@ -228,18 +344,24 @@ func (k *kubelet) reconcilePod(ctx context.Context, set *appsv1.StatefulSet, i i
 	return true, nil
 }
 
-func (k *kubelet) createPod(ctx context.Context, set *appsv1.StatefulSet, name string, i int32) (*corev1.Pod, error) {
-	pod := &corev1.Pod{ObjectMeta: *set.Spec.Template.ObjectMeta.DeepCopy(), Spec: *set.Spec.Template.Spec.DeepCopy()}
-	pod.Name, pod.Namespace = name, set.Namespace
+// newPod is a pod of a controller's template, on node.
+func newPod(tmpl *corev1.PodTemplateSpec, ns, name, node string, owner metav1.OwnerReference) *corev1.Pod {
+	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
+	pod.Name, pod.Namespace, pod.Spec.NodeName = name, ns, node
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
+	pod.OwnerReferences = []metav1.OwnerReference{owner}
+	return pod
+}
+
+func (k *kubelet) createSetPod(ctx context.Context, set *appsv1.StatefulSet, name string, i int32) (*corev1.Pod, error) {
+	pod := newPod(&set.Spec.Template, set.Namespace, name, k.setNode, metav1.OwnerReference{
+		APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name, UID: set.UID, Controller: ptr(true),
+	})
 	pod.Labels[appsv1.StatefulSetPodNameLabel] = name
 	pod.Labels[appsv1.PodIndexLabel] = strconv.Itoa(int(i))
-	pod.OwnerReferences = []metav1.OwnerReference{{
-		APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name, UID: set.UID, Controller: ptr(true),
-	}}
-	pod.Spec.NodeName, pod.Spec.Hostname, pod.Spec.Subdomain = k.node, name, set.Spec.ServiceName
+	pod.Spec.Hostname, pod.Spec.Subdomain = name, set.Spec.ServiceName
 	for _, claim := range set.Spec.VolumeClaimTemplates {
 		pvc := claim.DeepCopy()
 		pvc.Name, pvc.Namespace, pvc.ResourceVersion = claim.Name+"-"+name, set.Namespace, ""
@@ -250,9 +372,20 @@ func (k *kubelet) createPod(ctx context.Context, set *appsv1.StatefulSet, name s
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name},
 		}})
 	}
-	created, err := k.cs.CoreV1().Pods(set.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	return k.createPod(ctx, pod)
+}
+
+func (k *kubelet) createDaemonPod(ctx context.Context, ds *appsv1.DaemonSet, name, node string) (*corev1.Pod, error) {
+	pod := newPod(&ds.Spec.Template, ds.Namespace, name, node, metav1.OwnerReference{
+		APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID, Controller: ptr(true),
+	})
+	return k.createPod(ctx, pod)
+}
+
+func (k *kubelet) createPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	created, err := k.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("create pod %s: %w", name, err)
+		return nil, fmt.Errorf("create pod %s: %w", pod.Name, err)
 	}
 	return created, nil
 }
@@ -269,26 +402,42 @@ func (k *kubelet) running(pod *corev1.Pod, name string) *container {
 	return k.containers[pod.Namespace+"/"+pod.Name+"/"+name]
 }
 
-// start runs container c of pod as a process of the binary its image names.
+// start runs container c of pod as a process of its image.
 func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container) error {
-	image := path.Base(c.Image)
-	image, _, _ = strings.Cut(image, ":")
-	bin, ok := k.binaries[image]
-	if !ok {
-		return fmt.Errorf("no binary for image %s", c.Image)
+	im, err := k.images.pull(ctx, c.Image)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	n := k.nodes[pod.Spec.NodeName]
+	k.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("pod %s is on node %q, which this kubelet does not serve", pod.Name, pod.Spec.NodeName)
 	}
 	root := filepath.Join(k.dir, pod.Namespace, pod.Name)
-	// Volumes become directories; a mount path in a value becomes its
-	// directory.
+	// What the container sees is mapped to what the test has: a mount
+	// path to its volume's directory, a device to the node's stand-in, a
+	// Service's DNS name to the address of the pod port behind it.
 	var mounts []string
 	for _, m := range c.VolumeMounts {
-		dir := filepath.Join(root, "volumes", m.Name)
-		if err := k.volume(ctx, pod, m.Name, dir); err != nil {
+		src, err := k.volume(ctx, pod, n, m.Name, filepath.Join(root, "volumes", m.Name))
+		if err != nil {
 			return err
 		}
-		mounts = append(mounts, m.MountPath, filepath.Join(dir, m.SubPath))
+		if dev, ok := n.devices[src]; ok {
+			mounts = append(mounts, "device:"+m.MountPath, dev)
+			continue
+		}
+		mounts = append(mounts, m.MountPath, filepath.Join(src, m.SubPath))
 	}
-	paths := strings.NewReplacer(mounts...)
+	if prefix := hostRoot(pod, c); prefix != "" {
+		mounts = append(mounts, prefix, n.root)
+	}
+	dns, err := k.serviceAddrs(ctx)
+	if err != nil {
+		return err
+	}
+	paths := strings.NewReplacer(append(mounts, dns...)...)
 	ct := &container{log: filepath.Join(root, c.Name+".log"), ports: map[int32]string{}}
 	for _, p := range c.Ports {
 		ct.ports[p.ContainerPort] = "127.0.0.1:" + freePort(k.t)
@@ -316,11 +465,20 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container
 		}
 		env = append(env, e.Name+"="+paths.Replace(v))
 	}
+	program, args, err := im.command(c)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", c.Image, err)
+	}
+	if p := c.ReadinessProbe; p != nil && p.Exec != nil && len(p.Exec.Command) > 0 {
+		argv := p.Exec.Command
+		ct.probe = exec.Command(im.file(argv[0]), replaceAll(paths, argv[1:])...)
+		ct.probe.Env, ct.probe.Dir = env, root
+	}
 	logf, err := os.Create(ct.log)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, append(c.Command[min(1, len(c.Command)):], c.Args...)...)
+	cmd := exec.Command(program, replaceAll(paths, args)...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, root, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -336,6 +494,85 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container
 	return nil
 }
 
+func replaceAll(r *strings.Replacer, in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = r.Replace(s)
+	}
+	return out
+}
+
+// hostRoot is the directory under which the container mounts the node's
+// host paths each at its own path (the trust agent's /host with
+// /host/sys, /host/proc, ...), or "" when it does not. The test maps that
+// directory to the node's root.
+func hostRoot(pod *corev1.Pod, c corev1.Container) string {
+	prefix := ""
+	for _, m := range c.VolumeMounts {
+		i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 || pod.Spec.Volumes[i].HostPath == nil {
+			continue
+		}
+		hp := pod.Spec.Volumes[i].HostPath.Path
+		p, ok := strings.CutSuffix(m.MountPath, hp)
+		if !ok || p == "" || (prefix != "" && p != prefix) {
+			continue
+		}
+		prefix = p
+	}
+	return prefix
+}
+
+// serviceAddrs are replacer pairs from each Service's cluster DNS names and
+// ports to the address of the pod port behind it, for the pods this kubelet
+// runs.
+func (k *kubelet) serviceAddrs(ctx context.Context) ([]string, error) {
+	svcs, err := k.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	var out []string
+	for _, svc := range svcs.Items {
+		if len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		pods, err := k.cs.CoreV1().Pods(svc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+		if err != nil {
+			return nil, fmt.Errorf("pods of service %s: %w", svc.Name, err)
+		}
+		for _, sp := range svc.Spec.Ports {
+			for _, pod := range pods.Items {
+				addr := k.podPort(&pod, sp.TargetPort.String(), sp.TargetPort.IntValue())
+				if addr == "" {
+					continue
+				}
+				for _, host := range []string{svc.Name + "." + svc.Namespace + ".svc.cluster.local", svc.Name + "." + svc.Namespace + ".svc"} {
+					out = append(out, host+":"+strconv.Itoa(int(sp.Port)), addr)
+				}
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// podPort is the host address of a running pod's container port, given by
+// name or number.
+func (k *kubelet) podPort(pod *corev1.Pod, portName string, number int) string {
+	for _, c := range pod.Spec.Containers {
+		ct := k.running(pod, c.Name)
+		if ct == nil {
+			continue
+		}
+		for _, p := range c.Ports {
+			if p.Name == portName || int(p.ContainerPort) == number {
+				return ct.ports[p.ContainerPort]
+			}
+		}
+	}
+	return ""
+}
+
 func probePort(p *corev1.Probe) string {
 	switch {
 	case p.HTTPGet != nil:
@@ -346,28 +583,34 @@ func probePort(p *corev1.Probe) string {
 	return ""
 }
 
-// volume materialises a pod's volume as a directory.
-func (k *kubelet) volume(ctx context.Context, pod *corev1.Pod, name, dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
+// volume materialises a pod's volume and returns where it is: for a
+// hostPath, the path below the node's root (a device path as it is, for
+// node.devices), else the directory dir.
+func (k *kubelet) volume(ctx context.Context, pod *corev1.Pod, n *node, name, dir string) (string, error) {
 	i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == name })
 	if i < 0 {
-		return fmt.Errorf("volume %s is mounted but not declared", name)
+		return "", fmt.Errorf("volume %s is mounted but not declared", name)
+	}
+	v := pod.Spec.Volumes[i]
+	if hp := v.HostPath; hp != nil {
+		return hostPath(n, hp)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
 	}
 	data := map[string][]byte{}
 	var items []corev1.KeyToPath
-	switch v := pod.Spec.Volumes[i]; {
+	switch {
 	case v.Secret != nil:
 		s, err := k.cs.CoreV1().Secrets(pod.Namespace).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("volume %s: %w", name, err)
+			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
 		data, items = s.Data, v.Secret.Items
 	case v.ConfigMap != nil:
 		cm, err := k.cs.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("volume %s: %w", name, err)
+			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
 		for key, val := range cm.Data {
 			data[key] = []byte(val)
@@ -375,20 +618,45 @@ func (k *kubelet) volume(ctx context.Context, pod *corev1.Pod, name, dir string)
 		items = v.ConfigMap.Items
 	}
 	if items == nil {
-		for key := range data {
+		for _, key := range slices.Sorted(maps.Keys(data)) {
 			items = append(items, corev1.KeyToPath{Key: key, Path: key})
 		}
 	}
 	for _, it := range items {
 		val, ok := data[it.Key]
 		if !ok {
-			return fmt.Errorf("volume %s has no key %s", name, it.Key)
+			return "", fmt.Errorf("volume %s has no key %s", name, it.Key)
 		}
 		if err := os.WriteFile(filepath.Join(dir, it.Path), val, 0o400); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return dir, nil
+}
+
+// hostPath is where a hostPath volume is on the node, checked against its
+// type as a kubelet does.
+func hostPath(n *node, hp *corev1.HostPathVolumeSource) (string, error) {
+	if _, ok := n.devices[hp.Path]; ok {
+		return hp.Path, nil
+	}
+	p := filepath.Join(n.root, hp.Path)
+	typ := corev1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case typ == corev1.HostPathDirectoryOrCreate && errors.Is(err, os.ErrNotExist):
+		return p, os.MkdirAll(p, 0o755)
+	case typ == corev1.HostPathUnset, typ == corev1.HostPathDirectoryOrCreate && err == nil && fi.IsDir():
+		return p, nil
+	case err != nil:
+		return "", fmt.Errorf("hostPath %s (type %s) on the node: %w", hp.Path, typ, err)
+	case typ == corev1.HostPathDirectory && fi.IsDir(), typ == corev1.HostPathFile && fi.Mode().IsRegular():
+		return p, nil
+	}
+	return "", fmt.Errorf("hostPath %s on the node is not of type %s", hp.Path, typ)
 }
 
 func (k *kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar) (string, error) {
@@ -405,8 +673,10 @@ func (k *kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar
 		return pod.Name, nil
 	case from.FieldRef != nil && from.FieldRef.FieldPath == "metadata.namespace":
 		return pod.Namespace, nil
+	case from.FieldRef != nil && from.FieldRef.FieldPath == "spec.nodeName":
+		return pod.Spec.NodeName, nil
 	}
-	return "", errors.New("this kubelet resolves values, secretKeyRef and metadata.name/namespace only")
+	return "", errors.New("this kubelet resolves values, secretKeyRef and metadata.name/namespace and spec.nodeName only")
 }
 
 // logs serves a container's log, as the API server asks a kubelet for it.
@@ -424,6 +694,18 @@ func (k *kubelet) logs(w http.ResponseWriter, r *http.Request) {
 	defer func() { _ = f.Close() }()
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.Copy(w, f)
+}
+
+// podLogs is the end of every container's log, for a failure message.
+func (k *kubelet) podLogs() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var b strings.Builder
+	for _, key := range slices.Sorted(maps.Keys(k.containers)) {
+		log, _ := os.ReadFile(k.containers[key].log)
+		fmt.Fprintf(&b, "%s:\n%s\n", key, log[max(0, len(log)-4096):])
+	}
+	return b.String()
 }
 
 func (k *kubelet) lookup(ns, pod, name string) *container {

@@ -151,15 +151,7 @@ func TestDocumentedCommandsRun(t *testing.T) {
 		"TC_LISTEN=127.0.0.1:" + port,
 		"TC_NATS_LISTEN=127.0.0.1:" + natsPort,
 	}
-	// go, run by a page to build the binaries, keeps its caches and module
-	// settings although HOME is elsewhere.
-	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN", "CGO_ENABLED"} {
-		v, err := exec.Command("go", "env", k).Output()
-		if err != nil {
-			t.Fatalf("go env %s: %v", k, err)
-		}
-		env = append(env, k+"="+strings.TrimSpace(string(v)))
-	}
+	env = append(env, goEnv(t)...)
 	r := &runner{
 		t: t, root: root, env: env, tmp: tmp, ids: map[string]string{},
 		paths: strings.NewReplacer(
@@ -180,6 +172,21 @@ func TestDocumentedCommandsRun(t *testing.T) {
 		t.Errorf("no page started the verifier (a block ending in `verifier run`)")
 	}
 	t.Logf("ran %d command blocks of %s", ran, strings.Join(runPages, ", "))
+}
+
+// goEnv is the settings of go, for a page that runs it to build: its
+// caches and module settings stay although HOME is elsewhere.
+func goEnv(t *testing.T) []string {
+	t.Helper()
+	var env []string
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN", "CGO_ENABLED"} {
+		v, err := exec.Command("go", "env", k).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", k, err)
+		}
+		env = append(env, k+"="+strings.TrimSpace(string(v)))
+	}
+	return env
 }
 
 func (r *runner) run(b block) {
