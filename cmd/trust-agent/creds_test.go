@@ -14,13 +14,10 @@ func TestRenewedCredentialsReplaceTheFileReadableByTheOwnerOnly(t *testing.T) {
 	if err := writeFileAtomic(path, []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	got, readErr := os.ReadFile(path)
+	fi, statErr := os.Stat(path)
+	if readErr != nil || statErr != nil {
+		t.Fatal(readErr, statErr)
 	}
 	if string(got) != "new" || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("file holds %q with mode %v, want \"new\" with 0600", got, fi.Mode().Perm())

@@ -109,30 +109,21 @@ func parseModsig(b []byte) (modsig, error) {
 		return modsig{}, fmt.Errorf("modsig of %d bytes, more than %d", len(b), maxModsigBytes)
 	}
 	top := derReader{rest: b}
-	ci, err := top.next(asn1.ClassUniversal, asn1.TagSequence, true, "content info")
+	ci, err := top.last(asn1.ClassUniversal, asn1.TagSequence, "content info", "modsig")
 	if err != nil {
-		return modsig{}, err
-	}
-	if err := top.end("modsig"); err != nil {
 		return modsig{}, err
 	}
 	r := derReader{rest: ci.Bytes}
 	if err := r.oidEquals(oidSignedData, "content type (signedData)"); err != nil {
 		return modsig{}, err
 	}
-	wrap, err := r.next(asn1.ClassContextSpecific, 0, true, "signed data [0]")
+	wrap, err := r.last(asn1.ClassContextSpecific, 0, "signed data [0]", "content info")
 	if err != nil {
-		return modsig{}, err
-	}
-	if err := r.end("content info"); err != nil {
 		return modsig{}, err
 	}
 	w := derReader{rest: wrap.Bytes}
-	sd, err := w.next(asn1.ClassUniversal, asn1.TagSequence, true, "signed data")
+	sd, err := w.last(asn1.ClassUniversal, asn1.TagSequence, "signed data", "signed data [0]")
 	if err != nil {
-		return modsig{}, err
-	}
-	if err := w.end("signed data [0]"); err != nil {
 		return modsig{}, err
 	}
 	return parseSignedData(sd.Bytes)
@@ -168,11 +159,8 @@ func parseSignedData(b []byte) (modsig, error) {
 			return modsig{}, err
 		}
 	}
-	infos, err := r.next(asn1.ClassUniversal, asn1.TagSet, true, "signer infos")
+	infos, err := r.last(asn1.ClassUniversal, asn1.TagSet, "signer infos", "signed data")
 	if err != nil {
-		return modsig{}, err
-	}
-	if err := r.end("signed data"); err != nil {
 		return modsig{}, err
 	}
 	s := derReader{rest: infos.Bytes}
@@ -321,11 +309,8 @@ func parsePSSParams(b []byte, h crypto.Hash) (int, error) {
 		return 0, errors.New("RSASSA-PSS without parameters")
 	}
 	outer := derReader{rest: b}
-	seq, err := outer.next(asn1.ClassUniversal, asn1.TagSequence, true, "RSASSA-PSS parameters")
+	seq, err := outer.last(asn1.ClassUniversal, asn1.TagSequence, "RSASSA-PSS parameters", "RSASSA-PSS parameters")
 	if err != nil {
-		return 0, err
-	}
-	if err := outer.end("RSASSA-PSS parameters"); err != nil {
 		return 0, err
 	}
 	r := derReader{rest: seq.Bytes}
@@ -412,11 +397,8 @@ func checkAuthAttrs(b []byte, h crypto.Hash) error {
 		if err := a.oid(&oid, "attribute type"); err != nil {
 			return err
 		}
-		set, err := a.next(asn1.ClassUniversal, asn1.TagSet, true, "attribute values")
+		set, err := a.last(asn1.ClassUniversal, asn1.TagSet, "attribute values", "authenticated attribute")
 		if err != nil {
-			return err
-		}
-		if err := a.end("authenticated attribute"); err != nil {
 			return err
 		}
 		v := derReader{rest: set.Bytes}
@@ -493,6 +475,15 @@ func (r *derReader) optional(class, tag int, compound bool, what string) (asn1.R
 	}
 	r.rest = rest
 	return v, true, nil
+}
+
+// last reads the compound element what, the last one of its container.
+func (r *derReader) last(class, tag int, what, container string) (asn1.RawValue, error) {
+	v, err := r.next(class, tag, true, what)
+	if err != nil {
+		return asn1.RawValue{}, err
+	}
+	return v, r.end(container)
 }
 
 func (r *derReader) end(what string) error {

@@ -76,9 +76,6 @@ func dialSubscribed(ctx context.Context, creds *bus.Credentials, dial Dialer, su
 	return nc, subs, nil
 }
 
-// Conn is the connection in use now.
-func (c *ManagerConn) Conn() *nats.Conn { return c.cur.Load() }
-
 // IsConnected reports whether the connection in use is connected.
 func (c *ManagerConn) IsConnected() bool { return c.cur.Load().IsConnected() }
 
