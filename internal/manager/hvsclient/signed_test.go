@@ -3,10 +3,7 @@ package hvsclient
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/signerid"
+	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
@@ -58,10 +56,7 @@ func newTestCMS(t *testing.T, now func() time.Time) *cms.CA {
 func newVerifierSigner(t *testing.T, now func() time.Time) (*report.Signer, *cms.CA) {
 	t.Helper()
 	ca := newTestCMS(t, now)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.NewKey(t)
 	chain, err := ca.IssueVerifierSigning(key.Public(), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -130,19 +125,8 @@ func TestReportsNotSignedByTheVerifierAreRefused(t *testing.T) {
 	// A Signing certificate that an administrator got from the verifier's
 	// own CMS, whose root the manager trusts.
 	ca := f.fv.ca
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: signerid.LeafCommonName}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := ca.SignCSR(csr, cms.TypeSigning)
+	key := testca.NewKey(t)
+	chain, err := ca.SignCSR(testca.CSR(t, key, signerid.LeafCommonName), cms.TypeSigning)
 	if err != nil {
 		t.Fatal(err)
 	}
