@@ -107,9 +107,10 @@ func ParseIMALine(line string) (IMAEntry, error) {
 }
 
 // parseLine is ParseIMALine into e, which must be zero, and is left
-// partly filled when the line does not decode. The template hash and the file hash are cut from
-// hashes (ReplayIMA decodes a whole log into a few blocks); with a nil slab
-// they take one allocation. The strings are slices of line.
+// partly filled when the line does not decode. The template hash and the
+// file hash are cut from hashes (ReplayIMA decodes a whole log into a few
+// blocks); with a nil slab they take one allocation. The strings are
+// slices of line.
 func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	fail := func(format string, args ...any) error {
 		return &IMALineError{Line: line, Reason: fmt.Sprintf(format, args...)}
