@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha1" //nolint:gosec // IMA's legacy template hash is SHA-1 by definition.
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -13,7 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New; sha512 the others
+	_ "crypto/sha256" // registers SHA-256 and SHA-384 for crypto.Hash.New
+	_ "crypto/sha512"
 
 	"trustedcompute.io/tc/internal/evidence"
 )
@@ -138,7 +138,7 @@ func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	// The template hash is decoded here, kept until the file hash is
 	// checked too.
 	column := fields[1]
-	var templateHash [sha512.Size]byte
+	var templateHash [maxDigestSize]byte
 	switch len(column) {
 	case 2 * crypto.SHA1.Size(), 2 * crypto.SHA256.Size(), 2 * crypto.SHA384.Size(), 2 * crypto.SHA512.Size():
 		if !unhex(templateHash[:len(column)/2], column) {

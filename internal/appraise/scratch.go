@@ -27,11 +27,14 @@ func (s *slab[T]) take(n int) []T {
 	return s.buf[len(s.buf)-n : len(s.buf) : len(s.buf)]
 }
 
+// maxDigestSize is the size of the longest digest (SHA-512).
+const maxDigestSize = 64
+
 // digester checks digests against data with one hash state and one
 // scratch sum, kept from one event or IMA line to the next.
 type digester struct {
 	d   hash.Hash
-	sum [64]byte
+	sum [maxDigestSize]byte
 }
 
 func newDigester(h crypto.Hash) *digester { return &digester{d: h.New()} }
