@@ -418,7 +418,7 @@ func (l *EventLog) publicEvents(bank string, keep []int) []Event {
 	}
 	var hexes strings.Builder
 	hexes.Grow(size)
-	var buf [2 * 64]byte
+	var buf [2 * maxDigestSize]byte
 	for _, ev := range l.events {
 		if kept(ev) {
 			hexes.Write(buf[:hex.Encode(buf[:], ev.digests[b])])
