@@ -95,14 +95,7 @@ type replica struct {
 	done   chan struct{} // closed when the manager stopped
 }
 
-func (r *replica) elected() bool {
-	select {
-	case <-r.cm.Elected():
-		return true
-	default:
-		return false
-	}
-}
+func (r *replica) elected() bool { return clustertest.Elected(r.cm) }
 
 func (r *replica) stop(t *testing.T) {
 	t.Helper()

@@ -123,14 +123,7 @@ type managerReplica struct {
 	done   chan struct{}
 }
 
-func (r *managerReplica) elected() bool {
-	select {
-	case <-r.cm.Elected():
-		return true
-	default:
-		return false
-	}
-}
+func (r *managerReplica) elected() bool { return clustertest.Elected(r.cm) }
 
 // TestTheFleetStaysAttestedWhenAVerifierReplicaAndTheLeaderManagerStop is
 // issue 14's failover test: three verifier replicas on one PostgreSQL with a
