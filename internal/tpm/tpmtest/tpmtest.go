@@ -103,13 +103,21 @@ type Swtpm struct {
 	stderr *bytes.Buffer
 }
 
+// newSwtpm is a swtpm not started yet, with its state and control socket
+// in a temporary directory; it stops when the test ends.
+func newSwtpm(t testing.TB) *Swtpm {
+	t.Helper()
+	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
+	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // New starts a fresh swtpm in a temporary directory; it stops when the test ends.
 func New(t testing.TB) *Swtpm {
 	t.Helper()
-	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
+	s := newSwtpm(t)
 	s.ServerSock = filepath.Join(s.Dir, "tpm.sock")
-	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
-	t.Cleanup(s.Stop)
 	s.start()
 	return s
 }
@@ -121,15 +129,13 @@ func New(t testing.TB) *Swtpm {
 func NewWithEKCert(t testing.TB) *Swtpm {
 	t.Helper()
 	setup := Require(t, "swtpm_setup")
-	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
+	s := newSwtpm(t)
 	s.ServerSock = filepath.Join(s.Dir, "tpm.sock")
-	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
 	out, err := exec.CommandContext(t.Context(), setup, "--tpm2", "--tpmstate", s.Dir,
 		"--create-ek-cert", "--create-platform-cert", "--lock-nvram", "--overwrite").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swtpm_setup: %v\n%s", err, out)
 	}
-	t.Cleanup(s.Stop)
 	s.start()
 	return s
 }
@@ -138,8 +144,7 @@ func NewWithEKCert(t testing.TB) *Swtpm {
 // port of 127.0.0.1 (the control channel stays a unix socket).
 func NewTCP(t testing.TB) *Swtpm {
 	t.Helper()
-	s := &Swtpm{t: t, bin: Require(t, "swtpm"), Dir: t.TempDir()}
-	s.CtrlSock = filepath.Join(s.Dir, "ctrl.sock")
+	s := newSwtpm(t)
 	var lc net.ListenConfig
 	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -147,7 +152,6 @@ func NewTCP(t testing.TB) *Swtpm {
 	}
 	s.ServerAddr = l.Addr().String()
 	_ = l.Close()
-	t.Cleanup(s.Stop)
 	s.start()
 	return s
 }
@@ -174,16 +178,12 @@ func (s *Swtpm) ready() bool {
 	// the dialer's timeout bounds the probe.
 	ctx := context.Background()
 	d := net.Dialer{Timeout: time.Second}
+	// A unix socket file exists from bind on; dial to know swtpm listens.
+	network, addr := "unix", s.ServerSock
 	if s.ServerAddr != "" {
-		c, err := d.DialContext(ctx, "tcp", s.ServerAddr)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
+		network, addr = "tcp", s.ServerAddr
 	}
-	// The socket file exists from bind on; dial to know swtpm listens.
-	c, err := d.DialContext(ctx, "unix", s.ServerSock)
+	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return false
 	}
@@ -251,21 +251,4 @@ func (s *Swtpm) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.start()
-}
-
-// StartSwtpm starts a fresh swtpm for the test and returns its server
-// socket path and a stop function (also run at test cleanup).
-func StartSwtpm(t testing.TB) (serverSock string, stop func()) {
-	t.Helper()
-	s := New(t)
-	return s.ServerSock, s.Stop
-}
-
-// StartSwtpmWithEKCert is StartSwtpm on a TPM manufactured by swtpm_setup
-// with EK certificates; caCert is the path of the issuing local CA
-// certificate (PEM, CN=swtpm-localca).
-func StartSwtpmWithEKCert(t testing.TB) (serverSock, caCert string, stop func()) {
-	t.Helper()
-	s := NewWithEKCert(t)
-	return s.ServerSock, LocalCACert, s.Stop
 }
