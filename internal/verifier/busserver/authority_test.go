@@ -132,10 +132,7 @@ func TestCredentialClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			creds, err := tt.issue()
-			if err != nil {
-				t.Fatal(err)
-			}
+			creds := mustCreds(t)(tt.issue())
 			userJWT, err := jwt.ParseDecoratedJWT(creds)
 			if err != nil {
 				t.Fatal(err)
