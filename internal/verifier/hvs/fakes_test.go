@@ -571,6 +571,16 @@ func (e *env) register(t testing.TB, n *node) {
 }
 
 // baseline registers the node and makes its PLATFORM, OS and IMA flavors.
+// newBaselinedEnv is an environment with one node, edge-1, whose flavors
+// are taken from its boot (baseline).
+func newBaselinedEnv(t testing.TB) (*env, *node) {
+	t.Helper()
+	n := newNode(t, "edge-1")
+	e := newEnv(t, []*node{n})
+	e.baseline(t, n)
+	return e, n
+}
+
 func (e *env) baseline(t testing.TB, n *node) []string {
 	t.Helper()
 	e.register(t, n)

@@ -64,9 +64,7 @@ func wantUntrusted(t *testing.T, r *report.Report, failedParts []string, faults 
 }
 
 func TestABaselinedHostIsTrustedAndItsReportIsSignedStoredAndPublished(t *testing.T) {
-	n := newNode(t, "edge-1")
-	e := newEnv(t, []*node{n})
-	e.baseline(t, n)
+	e, n := newBaselinedEnv(t)
 	r := mustReport(t, e, n.id)
 	wantTrusted(t, r)
 	if r.HostStatus != report.StatusConnected || r.ResetCount != 1 || r.Rebooted {
@@ -159,9 +157,7 @@ func TestEachTamperMakesTheRightPartUntrusted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, "edge-1")
-			e := newEnv(t, []*node{n})
-			e.baseline(t, n)
+			e, n := newBaselinedEnv(t)
 			wantTrusted(t, mustReport(t, e, n.id))
 			tt.tamper(t, n, e)
 			r := mustReport(t, e, n.id)
@@ -218,9 +214,7 @@ func TestAgentFailuresGiveAStoredUntrustedReportWithTheirStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, "edge-1")
-			e := newEnv(t, []*node{n})
-			e.baseline(t, n)
+			e, n := newBaselinedEnv(t)
 			first := mustReport(t, e, n.id)
 			wantTrusted(t, first)
 			e.clock.Advance(time.Minute)
@@ -243,9 +237,7 @@ func TestAgentFailuresGiveAStoredUntrustedReportWithTheirStatus(t *testing.T) {
 }
 
 func TestConcurrentReportsOfOneHostShareOneQuote(t *testing.T) {
-	n := newNode(t, "edge-1")
-	e := newEnv(t, []*node{n})
-	e.baseline(t, n)
+	e, n := newBaselinedEnv(t)
 	before := e.agent.calls.Load()
 	e.agent.set(func(f *fakeAgent) {
 		f.entered, f.release = make(chan struct{}, 4), make(chan struct{})
@@ -283,9 +275,7 @@ func TestConcurrentReportsOfOneHostShareOneQuote(t *testing.T) {
 }
 
 func TestARebootIsDetectedFromTheQuoteAndTheIMALogStartsOver(t *testing.T) {
-	n := newNode(t, "edge-1")
-	e := newEnv(t, []*node{n})
-	e.baseline(t, n)
+	e, n := newBaselinedEnv(t)
 	wantTrusted(t, mustReport(t, e, n.id))
 
 	// Within a boot the IMA log is read from where the last report ended.

@@ -18,9 +18,7 @@ import (
 // its ID and signature to list a file the node now measures. The report
 // must verify the new bytes, and fail them.
 func TestAStoredFlavorRewrittenUnderItsIDIsVerifiedAgain(t *testing.T) {
-	n := newNode(t, "edge-1")
-	e := newEnv(t, []*node{n})
-	e.baseline(t, n)
+	e, n := newBaselinedEnv(t)
 	wantTrusted(t, mustReport(t, e, n.id))
 	wantTrusted(t, mustReport(t, e, n.id)) // the flavors come from the cache
 
@@ -99,9 +97,7 @@ func TestTheKeptIMAPrefixIsUsedOnlyWhereTheHostRowNamesIt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, "edge-1")
-			e := newEnv(t, []*node{n})
-			e.baseline(t, n)
+			e, n := newBaselinedEnv(t)
 			wantTrusted(t, mustReport(t, e, n.id))
 			wantTrusted(t, mustReport(t, e, n.id))
 			if got := e.agent.lastRequest().IMAOffset; got != len(bootFiles) {
@@ -175,9 +171,7 @@ func TestAKeptParsedAKVouchesOnlyForItsOwnPublicArea(t *testing.T) {
 // the boot's entries against the new flavor and fail; a memory keyed by
 // host or by flavor ID would check the new line alone and trust it.
 func TestAnIMAFlavorReplacedUnderItsIDChecksTheWholeBootAgain(t *testing.T) {
-	n := newNode(t, "edge-1")
-	e := newEnv(t, []*node{n})
-	e.baseline(t, n)
+	e, n := newBaselinedEnv(t)
 	for range 2 { // the second report checks its new line alone
 		n.measureFile(t, "/usr/bin/kata-runtime", "kata")
 		wantTrusted(t, mustReport(t, e, n.id))
