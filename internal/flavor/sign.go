@@ -39,13 +39,6 @@ const (
 	maxChainLength   = 8
 )
 
-type jwsHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-	// X5C is the certificate chain, leaf first, standard base64 DER (RFC 7515 4.1.6).
-	X5C []string `json:"x5c"`
-}
-
 // algFor returns the one algorithm a public key signs flavors with, so that
 // the header's alg can never choose a weaker verification.
 func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
@@ -241,7 +234,7 @@ func checkHeader(h64 string, roots *x509.CertPool, now time.Time) headerCheck {
 	if err != nil {
 		return headerCheck{err: malformed("header: %v", err)}
 	}
-	var h jwsHeader
+	var h signerid.JWSHeader
 	if err := decodeStrict(header, maxSignatureSize, &h); err != nil {
 		return headerCheck{err: malformed("header: %v", err)}
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 func TestSignThenVerify(t *testing.T) {
@@ -122,7 +124,7 @@ func TestSignThenVerify(t *testing.T) {
 				sf := ca.sign(t, f)
 				h, s, _ := strings.Cut(sf.Signature, "..")
 				raw, _ := base64.RawURLEncoding.DecodeString(h)
-				var hdr jwsHeader
+				var hdr signerid.JWSHeader
 				if err := json.Unmarshal(raw, &hdr); err != nil {
 					t.Fatal(err)
 				}

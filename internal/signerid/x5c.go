@@ -7,6 +7,16 @@ import (
 	"time"
 )
 
+// JWSHeader is the protected header of a JWS the verifier signs with its
+// signing identity: the algorithm, the type and the x5c chain.
+type JWSHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+	// X5C is the certificate chain, leaf first, standard base64 DER (RFC
+	// 7515 section 4.1.6).
+	X5C []string `json:"x5c"`
+}
+
 // EncodeX5C returns chain as the value of a JWS x5c header (RFC 7515
 // section 4.1.6): the standard base64 of each certificate's DER, in order.
 func EncodeX5C(chain []*x509.Certificate) []string {

@@ -77,14 +77,6 @@ func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	return "", fmt.Errorf("%w: curve %s, want P-256 or P-384", ErrAlgorithmNotAllowed, k.Curve.Params().Name)
 }
 
-type jwsHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-	// X5C is the certificate chain, leaf first, standard base64 DER
-	// (RFC 7515 section 4.1.6).
-	X5C []string `json:"x5c"`
-}
-
 // Signer signs reports and EARs with the key of the verifier's signing
 // certificate (go-jose, compact serialization, the x5c chain in the
 // protected header). It is immutable and safe for concurrent use.
@@ -243,7 +235,7 @@ func checkHeader(h64, typ string, roots *x509.CertPool, now time.Time) (signerKe
 	if err != nil {
 		return signerKey{}, malformed("header: %v", err)
 	}
-	var h jwsHeader
+	var h signerid.JWSHeader
 	if err := decodeStrict(header, &h); err != nil {
 		return signerKey{}, malformed("header: %v", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/signerid"
 )
 
 // forge builds a compact JWS from parts a signer would never produce.
@@ -46,7 +48,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				t.Fatalf("Sign: %v", err)
 			}
 			header, _ := base64.RawURLEncoding.DecodeString(strings.Split(jws, ".")[0])
-			var h jwsHeader
+			var h signerid.JWSHeader
 			if err := json.Unmarshal(header, &h); err != nil || h.Alg != tt.alg || h.Typ != TypeReport || len(h.X5C) != 3 {
 				t.Fatalf("header %s, want alg %s, typ %s and a chain of 3 (%v)", header, tt.alg, TypeReport, err)
 			}
@@ -67,7 +69,7 @@ func TestVerifyRefuses(t *testing.T) {
 	ca, s, good := signedReport(t)
 	parts := strings.Split(good, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var header jwsHeader
+	var header signerid.JWSHeader
 	h, _ := base64.RawURLEncoding.DecodeString(parts[0])
 	if err := json.Unmarshal(h, &header); err != nil {
 		t.Fatal(err)
@@ -126,9 +128,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"a TLS client certificate of the same CMS", fromTLSCert, true, now, ErrCertificateUntrusted},
 		{"no roots at all", good, false, now, ErrCertificateUntrusted},
 		{"no verification time", good, true, time.Time{}, ErrCertificateUntrusted},
-		{"alg none without a signature", forge(t, jwsHeader{Alg: "none", Typ: TypeReport, X5C: header.X5C}, payload, nil), true, now, ErrAlgorithmNotAllowed},
-		{"alg HS256 keyed with the public certificate", forge(t, jwsHeader{Alg: "HS256", Typ: TypeReport, X5C: header.X5C}, payload, mac.Sum(nil)), true, now, ErrAlgorithmNotAllowed},
-		{"alg ES384 over a P-256 certificate", forge(t, jwsHeader{Alg: "ES384", Typ: TypeReport, X5C: header.X5C}, payload, sig), true, now, ErrAlgorithmNotAllowed},
+		{"alg none without a signature", forge(t, signerid.JWSHeader{Alg: "none", Typ: TypeReport, X5C: header.X5C}, payload, nil), true, now, ErrAlgorithmNotAllowed},
+		{"alg HS256 keyed with the public certificate", forge(t, signerid.JWSHeader{Alg: "HS256", Typ: TypeReport, X5C: header.X5C}, payload, mac.Sum(nil)), true, now, ErrAlgorithmNotAllowed},
+		{"alg ES384 over a P-256 certificate", forge(t, signerid.JWSHeader{Alg: "ES384", Typ: TypeReport, X5C: header.X5C}, payload, sig), true, now, ErrAlgorithmNotAllowed},
 		{"no x5c header", forge(t, map[string]string{"alg": "ES256", "typ": TypeReport}, payload, sig), true, now, ErrMalformed},
 		{"an unknown header field", forge(t, map[string]any{"alg": "ES256", "typ": TypeReport, "x5c": header.X5C, "jku": "https://evil"}, payload, sig), true, now, ErrMalformed},
 		{"an EAR token in place of a report", ear, true, now, ErrMalformed},
