@@ -76,6 +76,14 @@ func (e *env) wantStatus(node string, want cluster.Status) {
 	}
 }
 
+// failThenFix fails edge-1 on a tampered report at its next poll, then
+// undoes the tamper: the reports after that pass.
+func (e *env) failThenFix() {
+	e.v.set(hostID(1), func(h *simHost) { h.tampered = true })
+	e.advance(2 * time.Hour)
+	e.v.set(hostID(1), func(h *simHost) { h.tampered = false })
+}
+
 // wantNoCall fails the test when the nodes got a call of kind (a prefix of
 // the recorded call), saying why that is wrong.
 func (e *env) wantNoCall(kind, why string) {
@@ -150,9 +158,7 @@ func TestAFailingReportCordonsTheNodeAndTellsTheEIM(t *testing.T) {
 func TestNothingUncordonsANodeButOnboarding(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
 	e.tick()
-	e.v.set(hostID(1), func(h *simHost) { h.tampered = true })
-	e.advance(2 * time.Hour)
-	e.v.set(hostID(1), func(h *simHost) { h.tampered = false })
+	e.failThenFix()
 	e.advance(2 * time.Hour) // a passing report
 	if n := e.nodes.get("edge-1"); !n.Cordoned || e.nodes.uncordons != 0 {
 		t.Fatalf("a Verified report uncordoned the node: %+v", n.Node)
@@ -303,9 +309,7 @@ func TestOnboardingLiftsTheCordonOnlyAfterAPassingAttestation(t *testing.T) {
 func TestOnboardingIsSeenAtTheNextNodeRefresh(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
 	e.tick()
-	e.v.set(hostID(1), func(h *simHost) { h.tampered = true })
-	e.advance(2 * time.Hour)
-	e.v.set(hostID(1), func(h *simHost) { h.tampered = false })
+	e.failThenFix()
 	e.nodes.update("edge-1", func(n *fakeNode) { n.OnboardRequested = true })
 	e.advance(DefaultRefreshInterval)
 	if e.nodes.count("onboarded") != 1 || e.nodes.get("edge-1").Cordoned {
