@@ -226,8 +226,11 @@ func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Repo
 	}
 }
 
-// makeReport reads the host (store.HostForReport: one statement) and,
-// unless it is disabled, attests it and commits the report.
+// makeReport reads the host (store.HostForReport) and, unless it is
+// disabled, attests it: the quote first, then the host's groups, flavors
+// and policies (store.ReportPolicies), so that the report is appraised
+// against them as they are once the evidence is in. Then it commits the
+// report.
 func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report, error) {
 	rh, err := s.store.HostForReport(ctx, hostID)
 	if err != nil {
@@ -273,8 +276,12 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
 			hwUUID = hi.HardwareUUID
 		}
-		policies := s.hostPolicies(rh.IMAPolicies, c.prior.kept.progress(), now)
-		ti, matched, err := s.evaluate(ctx, rh, hwUUID, facts, policies)
+		pol, err := s.store.ReportPolicies(ctx, h.ID, hwUUID)
+		if err != nil {
+			return nil, err
+		}
+		policies := s.hostPolicies(pol.IMAPolicies, c.prior.kept.progress(), now)
+		ti, matched, err := s.evaluate(ctx, pol, facts, policies)
 		if err != nil {
 			return nil, err
 		}
@@ -443,25 +450,18 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 // its runtime policy; a part evaluated by several groups must be trusted by
 // each. It also returns the IMA flavors the facts' IMA entries matched
 // exactly (flavor.IMAMatched), for the next report of the boot.
-func (s *Service) evaluate(ctx context.Context, rh store.ReportHost, hwUUID string, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, map[[sha256.Size]byte]int, error) {
+func (s *Service) evaluate(ctx context.Context, pol store.ReportPolicies, facts flavor.Facts, policies *hostPolicies) (flavor.TrustInformation, map[[sha256.Size]byte]int, error) {
 	now := policies.now
 	ti := flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}}
 	var matched map[[sha256.Size]byte]int
-	overall := len(rh.Groups) > 0
-	for _, rec := range rh.Groups {
+	overall := len(pol.Groups) > 0
+	for _, rec := range pol.Groups {
 		gid := rec.ID
 		g, err := decodeGroup(rec)
 		if err != nil {
 			return ti, nil, err
 		}
-		// The references read with the host are for its stored hardware
-		// UUID; the agent's, when it differs, binds other flavors.
-		refs := rh.FlavorRefs[gid]
-		if hwUUID != rh.Host.HardwareUUID {
-			if refs, err = s.store.HostFlavorRefs(ctx, gid, rh.Host.ID, hwUUID); err != nil {
-				return ti, nil, err
-			}
-		}
+		refs := pol.FlavorRefs[gid]
 		flavors := make([]flavor.Checked, 0, len(refs))
 		for _, ref := range refs {
 			if len(ref.SignedSHA256) == sha256.Size {

@@ -108,18 +108,22 @@ func addFleetHosts(ctx context.Context, s *Store, gid string, from, to int) erro
 }
 
 // reportStoreWork is what HVS asks of the store for one report of host i:
-// the host with its group and the references of its flavors in one read,
-// which HVS finds in its cache of verified flavors by digest (all of them,
-// in a steady fleet), and the report with the host's outcome in one
-// transaction.
+// the host, then its group, the references of its flavors (which HVS finds
+// in its cache of verified flavors by digest: all of them, in a steady
+// fleet) and its IMA policies, and the report with the host's outcome in
+// one transaction.
 func reportStoreWork(ctx context.Context, s *Store, gid string, i, n int) error {
 	rh, err := s.HostForReport(ctx, fleetHostID(i))
 	if err != nil {
 		return err
 	}
 	h := rh.Host
-	if fs := rh.FlavorRefs[gid]; len(rh.Groups) != 1 || len(fs) != 7 {
-		return fmt.Errorf("host %s has %d groups and %d flavors, want 1 and 7", h.ID, len(rh.Groups), len(fs))
+	pol, err := s.ReportPolicies(ctx, h.ID, h.HardwareUUID)
+	if err != nil {
+		return err
+	}
+	if fs := pol.FlavorRefs[gid]; len(pol.Groups) != 1 || len(fs) != 7 {
+		return fmt.Errorf("host %s has %d groups and %d flavors, want 1 and 7", h.ID, len(pol.Groups), len(fs))
 	}
 	now := t0.Add(time.Duration(n) * time.Second)
 	return s.InTxDeferredSync(ctx, func(tx *Tx) error {

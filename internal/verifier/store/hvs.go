@@ -651,125 +651,129 @@ func queryOne[T any](ctx context.Context, r querier, what string, scan func(inte
 }
 
 // The store's side of a trust report (issue 13): what a report reads of its
-// host in one statement (HostForReport) and what it writes in two
-// (CommitReport). On SQLite every statement outside a transaction is a read
-// transaction of its own (file and WAL locks, and pages read again after
-// each commit), so the number of statements a report runs is most of its
-// store cost.
+// host in two statements, one before the quote (HostForReport) and one
+// after it (ReportPolicies), and what it writes in two (CommitReport). On
+// SQLite every statement outside a transaction is a read transaction of
+// its own, with its locks, so a report runs as few as it can.
 
-// ReportHost is what a report reads of its host.
+// ReportHost is what a report reads of its host before it asks for a quote.
 type ReportHost struct {
+	// Host is the host without its FlavorGroupIDs, which ReportPolicies
+	// reads with the groups.
 	Host Host
 	// DisabledAt is when the host was disabled; zero if it is not.
 	DisabledAt time.Time
-	// Groups are the host's flavor groups, in the order of
-	// Host.FlavorGroupIDs.
+}
+
+// HostForReport reads, in one statement, the host (without its groups) and
+// whether it is disabled. ErrNotFound if there is no such host.
+func (q *queries) HostForReport(ctx context.Context, id string) (ReportHost, error) {
+	var disabled sql.NullInt64
+	h, err := queryOne(ctx, q.r, fmt.Sprintf("host %q", id), func(row interface{ Scan(...any) error }) (Host, error) {
+		return scanHost(scanAlso{row, &disabled})
+	}, hostForReportQuery, id)
+	if err != nil {
+		return ReportHost{}, err
+	}
+	return ReportHost{Host: h, DisabledAt: fromDBTime(disabled)}, nil
+}
+
+const hostForReportQuery = `SELECT ` + hostColumns + `,
+	(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = hosts.id) FROM hosts WHERE id = $1`
+
+// scanAlso scans a row's last column into also, after the columns asked for.
+type scanAlso struct {
+	row  interface{ Scan(...any) error }
+	also any
+}
+
+func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.also)...) }
+
+// ReportPolicies is what a report reads of the policies that apply to its
+// host once it has the quote.
+type ReportPolicies struct {
+	// Groups are the host's flavor groups, by ID.
 	Groups []FlavorGroup
 	// FlavorRefs holds, by group ID, HostFlavorRefs of the group for the
-	// host and its stored hardware UUID.
+	// host and the hardware UUID asked for.
 	FlavorRefs map[string][]FlavorRef
 	// IMAPolicies is HostIMAPolicies of the host.
 	IMAPolicies HostIMAPolicies
 }
 
-// HostForReport reads, in one statement, the host, whether it is disabled,
-// its flavor groups, the references of the flavors of each group that apply
-// to it (bound to no host, or to its ID and its stored hardware UUID) and
-// its IMA policies. ErrNotFound if there is no such host.
-func (q *queries) HostForReport(ctx context.Context, id string) (ReportHost, error) {
-	rows, err := q.r.QueryContext(ctx, hostForReportQuery, id)
+// ReportPolicies reads, in one statement, the host's flavor groups, the
+// references of the flavors of each group that apply to it (bound to no
+// host, or to its ID and hardwareUUID) and its IMA policies.
+func (q *queries) ReportPolicies(ctx context.Context, hostID, hardwareUUID string) (ReportPolicies, error) {
+	rows, err := q.r.QueryContext(ctx, reportPoliciesQuery, hostID, hardwareUUID)
 	if err != nil {
-		return ReportHost{}, fmt.Errorf("read host %q for a report: %w", id, err)
+		return ReportPolicies{}, fmt.Errorf("read the policies of host %q: %w", hostID, err)
 	}
 	defer func() { _ = rows.Close() }() // rows.Err below reports iteration errors
-	out := ReportHost{FlavorRefs: map[string][]FlavorRef{}, IMAPolicies: HostIMAPolicies{Groups: map[string]IMAPolicyRef{}}}
-	found := false
+	out := ReportPolicies{FlavorRefs: map[string][]FlavorRef{}, IMAPolicies: HostIMAPolicies{Groups: map[string]IMAPolicyRef{}}}
 	for rows.Next() {
 		var (
-			kind int64
-			t    [6]string
-			n    [8]sql.NullInt64
-			b    []byte
+			kind       int64
+			t1, t2, t3 string
+			n          sql.NullInt64
+			b          []byte
 		)
-		if err := rows.Scan(&kind, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5],
-			&n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6], &n[7], &b); err != nil {
-			return ReportHost{}, fmt.Errorf("read host %q for a report: %w", id, err)
+		if err := rows.Scan(&kind, &t1, &t2, &t3, &n, &b); err != nil {
+			return ReportPolicies{}, fmt.Errorf("read the policies of host %q: %w", hostID, err)
 		}
 		switch kind {
-		case reportRowHost:
-			found = true
-			h := &out.Host
-			h.ID, h.Name, h.ConnectionString, h.Description, h.HardwareUUID, h.Status = t[0], t[1], t[2], t[3], t[4], t[5]
-			h.StatusAt, h.LastConnected = fromDBTime(n[0]), fromDBTime(n[1])
-			h.Boot = HostBoot{Known: n[2].Valid, ResetCount: uint32(n[2].Int64), RebootedAt: fromDBTime(n[3]), State: b}
-			h.CreatedAt, h.LastAttempt, h.LastSuccess = fromDBTime(n[4]), fromDBTime(n[5]), fromDBTime(n[6])
-			out.DisabledAt = fromDBTime(n[7])
 		case reportRowGroup:
-			out.Host.FlavorGroupIDs = append(out.Host.FlavorGroupIDs, t[0])
-			out.Groups = append(out.Groups, FlavorGroup{ID: t[0], Name: t[1], Policies: b, CreatedAt: fromDBTime(n[4])})
+			out.Groups = append(out.Groups, FlavorGroup{ID: t1, Name: t2, Policies: b, CreatedAt: fromDBTime(n)})
 		case reportRowFlavor:
-			ref := FlavorRef{ID: t[1], Part: t[2], SignedSHA256: b}
+			ref := FlavorRef{ID: t2, Part: t3, SignedSHA256: b}
 			if len(ref.SignedSHA256) != sha256.Size {
 				ref.SignedSHA256 = nil
 			}
-			out.FlavorRefs[t[0]] = append(out.FlavorRefs[t[0]], ref)
+			out.FlavorRefs[t1] = append(out.FlavorRefs[t1], ref)
 		case reportRowHostPolicy, reportRowGroupPolicy:
-			ref := IMAPolicyRef{PolicyID: t[1], Name: t[2], Version: n[0].Int64, SHA256: b}
+			ref := IMAPolicyRef{PolicyID: t2, Name: t3, Version: n.Int64, SHA256: b}
 			if kind == reportRowHostPolicy {
 				out.IMAPolicies.Host = &ref
 			} else {
-				out.IMAPolicies.Groups[t[0]] = ref
+				out.IMAPolicies.Groups[t1] = ref
 			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return ReportHost{}, fmt.Errorf("read host %q for a report: %w", id, err)
-	}
-	if !found {
-		return ReportHost{}, fmt.Errorf("host %q: %w", id, ErrNotFound)
+		return ReportPolicies{}, fmt.Errorf("read the policies of host %q: %w", hostID, err)
 	}
 	return out, nil
 }
 
-// The kinds of row of hostForReportQuery, in the order they come.
+// The kinds of row of reportPoliciesQuery, in the order they come.
 const (
-	reportRowHost = iota
-	reportRowGroup
+	reportRowGroup = iota + 1
 	reportRowFlavor
 	reportRowHostPolicy
 	reportRowGroupPolicy
 )
 
-// hostForReportQuery is one row of the host (with its disabled mark), then
-// one per group, per flavor reference (by group, oldest first, as
-// hostFlavorRefsQuery) and per IMA policy. Its columns are a kind, six
-// texts, eight integers and bytes; the host's row comes first and types
-// every column, so that PostgreSQL types the literals of the other rows
-// after it. The flavors are found by their binding (the covering index
-// flavors_binding_refs, as hostFlavorRefsQuery), so the cost does not grow
-// with the fleet: the binding's values are parameters and a scalar
-// subquery, never columns of a joined row, which PostgreSQL would turn into
-// an OR that reads every flavor bound by hardware UUID alone.
-const hostForReportQuery = `SELECT 0, h.id, h.name, h.connection_string, h.description, h.hardware_uuid, h.status,
-		h.status_at, h.last_connected, h.reset_count, h.rebooted_at, h.created_at, h.last_attempt, h.last_success,
-		(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = h.id), h.boot_state
-	FROM hosts h WHERE h.id = $1
-	UNION ALL
-	SELECT 1, g.id, g.name, '', '', '', '', 0, 0, 0, 0, g.created_at, 0, 0, 0, g.policies
+// reportPoliciesQuery is one row per group, per flavor reference (by
+// group, oldest first, as hostFlavorRefsQuery) and per IMA policy: a kind,
+// three texts, an integer and bytes. The flavors are found by their binding
+// (the covering index flavors_binding_refs, as hostFlavorRefsQuery), so the
+// cost does not grow with the fleet: the binding's values are parameters,
+// never columns of a joined row, which PostgreSQL would turn into an OR
+// that reads every flavor bound by hardware UUID alone.
+const reportPoliciesQuery = `SELECT 1, g.id, g.name, g.name, g.created_at, g.policies
 	FROM host_flavor_groups hg JOIN flavor_groups g ON g.id = hg.group_id WHERE hg.host_id = $1
 	UNION ALL
-	SELECT 2, hg.group_id, f.id, f.part, '', '', '', 0, 0, 0, 0, f.created_at, 0, 0, 0, f.signed_sha256
-	FROM host_flavor_groups hg JOIN flavors f ON f.host_id IN ('', $1)
-	AND f.hardware_uuid IN ('', (SELECT h.hardware_uuid FROM hosts h WHERE h.id = $1))
+	SELECT 2, hg.group_id, f.id, f.part, f.created_at, f.signed_sha256
+	FROM host_flavor_groups hg JOIN flavors f ON f.host_id IN ('', $1) AND f.hardware_uuid IN ('', $2)
 	WHERE hg.host_id = $1 AND EXISTS (SELECT 1 FROM flavor_group_flavors fg WHERE fg.group_id = hg.group_id AND fg.flavor_id = f.id)
 	UNION ALL
-	SELECT 3, '', p.id, p.name, '', '', '', v.version, 0, 0, 0, 0, 0, 0, 0, v.document_sha256` + imaPolicyFrom + `
+	SELECT 3, '', p.id, p.name, v.version, v.document_sha256` + imaPolicyFrom + `
 	JOIN ima_policy_hosts a ON a.policy_id = p.id WHERE a.host_id = $1
 	UNION ALL
-	SELECT 4, a.group_id, p.id, p.name, '', '', '', v.version, 0, 0, 0, 0, 0, 0, 0, v.document_sha256` + imaPolicyFrom + `
+	SELECT 4, a.group_id, p.id, p.name, v.version, v.document_sha256` + imaPolicyFrom + `
 	JOIN ima_policy_groups a ON a.policy_id = p.id
 	JOIN host_flavor_groups hg ON hg.group_id = a.group_id WHERE hg.host_id = $1
-	ORDER BY 1, 2, 12, 3`
+	ORDER BY 1, 2, 5, 3`
 
 // commitReportUpdate records a report's outcome on its host unless the host
 // is disabled: hostReportedSet ($1 to $4), and the boot when $5 is 1 ($6

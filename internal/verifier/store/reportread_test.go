@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"reflect"
@@ -12,38 +13,41 @@ import (
 	"trustedcompute.io/tc/internal/pgtest"
 )
 
-// reportHostOneByOne is what HostForReport stands for: the host, its
-// disabled mark, each group, the flavor references of each group and the
-// IMA policies, each read on its own.
-func reportHostOneByOne(ctx context.Context, s *Store, id string) (ReportHost, error) {
+// reportReadsOneByOne is what HostForReport and ReportPolicies stand for:
+// the host, its disabled mark, each group, the flavor references of each
+// group for a hardware UUID ("" for the host's) and the IMA policies, each
+// read on its own.
+func reportReadsOneByOne(ctx context.Context, s *Store, id, uuid string) (ReportHost, ReportPolicies, error) {
 	h, err := s.HostByID(ctx, id)
 	if err != nil {
-		return ReportHost{}, err
+		return ReportHost{}, ReportPolicies{}, err
 	}
-	out := ReportHost{Host: h, FlavorRefs: map[string][]FlavorRef{}}
-	if out.DisabledAt, err = s.HostDisabled(ctx, id); err != nil {
-		return ReportHost{}, err
+	groups := h.FlavorGroupIDs
+	h.FlavorGroupIDs = nil
+	rh, pol := ReportHost{Host: h}, ReportPolicies{FlavorRefs: map[string][]FlavorRef{}}
+	if rh.DisabledAt, err = s.HostDisabled(ctx, id); err != nil {
+		return ReportHost{}, ReportPolicies{}, err
 	}
-	for _, gid := range h.FlavorGroupIDs {
+	for _, gid := range groups {
 		g, err := s.FlavorGroupByID(ctx, gid)
 		if err != nil {
-			return ReportHost{}, err
+			return ReportHost{}, ReportPolicies{}, err
 		}
-		out.Groups = append(out.Groups, g)
-		refs, err := s.HostFlavorRefs(ctx, gid, id, h.HardwareUUID)
+		pol.Groups = append(pol.Groups, g)
+		refs, err := s.HostFlavorRefs(ctx, gid, id, cmp.Or(uuid, h.HardwareUUID))
 		if err != nil {
-			return ReportHost{}, err
+			return ReportHost{}, ReportPolicies{}, err
 		}
 		if len(refs) > 0 {
-			out.FlavorRefs[gid] = refs
+			pol.FlavorRefs[gid] = refs
 		}
 	}
-	out.IMAPolicies, err = s.HostIMAPolicies(ctx, id)
-	return out, err
+	pol.IMAPolicies, err = s.HostIMAPolicies(ctx, id)
+	return rh, pol, err
 }
 
 // reportFleet stores hosts, groups, flavors and IMA policies of every kind
-// HostForReport tells apart.
+// HostForReport and ReportPolicies tell apart.
 func reportFleet(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := t.Context()
@@ -83,12 +87,12 @@ func reportFleet(t *testing.T, s *Store) {
 	must(t, "AssignIMAPolicy", s.AssignIMAPolicy(ctx, "host-policy", IMAPolicyAssignments{HostIDs: []string{"h2"}}))
 }
 
-func TestHostForReportReadsInOneStatementWhatTheReadsOneByOneRead(t *testing.T) {
+func TestAReportReadsInTwoStatementsWhatTheReadsOneByOneRead(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, s *Store) {
 		reportFleet(t, s)
 		for _, tc := range []struct {
-			name, host string
-			wantRefs   map[string][]string
+			name, host, uuid string
+			wantRefs         map[string][]string
 		}{
 			{
 				name: "a host in two groups gets the flavors bound to it by id and by hardware uuid, and the fleet's, oldest first",
@@ -99,6 +103,11 @@ func TestHostForReportReadsInOneStatementWhatTheReadsOneByOneRead(t *testing.T) 
 				},
 			},
 			{
+				name: "another hardware uuid binds its flavors instead",
+				host: "h1", uuid: "u2",
+				wantRefs: map[string][]string{"g1": {"f-h1-u2", "f-any"}, "g2": {"f-old"}},
+			},
+			{
 				name:     "a host with an IMA policy of its own and a boot gets both",
 				host:     "h2",
 				wantRefs: map[string][]string{"g1": {"f-h2", "f-any"}},
@@ -107,15 +116,20 @@ func TestHostForReportReadsInOneStatementWhatTheReadsOneByOneRead(t *testing.T) 
 			{name: "a disabled host says when it was disabled", host: "h4", wantRefs: map[string][]string{"g1": {"f-any"}}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				want, err := reportHostOneByOne(t.Context(), s, tc.host)
+				wantHost, wantPol, err := reportReadsOneByOne(t.Context(), s, tc.host, tc.uuid)
 				must(t, "reads one by one", err)
-				got, err := s.HostForReport(t.Context(), tc.host)
+				rh, err := s.HostForReport(t.Context(), tc.host)
 				must(t, "HostForReport", err)
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("HostForReport(%s) =\n%+v\nwant\n%+v", tc.host, got, want)
+				if !reflect.DeepEqual(rh, wantHost) {
+					t.Fatalf("HostForReport(%s) =\n%+v\nwant\n%+v", tc.host, rh, wantHost)
+				}
+				pol, err := s.ReportPolicies(t.Context(), tc.host, cmp.Or(tc.uuid, rh.Host.HardwareUUID))
+				must(t, "ReportPolicies", err)
+				if !reflect.DeepEqual(pol, wantPol) {
+					t.Fatalf("ReportPolicies(%s) =\n%+v\nwant\n%+v", tc.host, pol, wantPol)
 				}
 				ids := map[string][]string{}
-				for gid, refs := range got.FlavorRefs {
+				for gid, refs := range pol.FlavorRefs {
 					for _, ref := range refs {
 						ids[gid] = append(ids[gid], ref.ID)
 					}
@@ -131,11 +145,11 @@ func TestHostForReportReadsInOneStatementWhatTheReadsOneByOneRead(t *testing.T) 
 	})
 }
 
-// The one statement of a report must find the flavors by their binding
+// The read of a report's policies must find the flavors by their binding
 // from the covering index, as HostFlavorRefs does, and scan no table whose
 // size grows with the fleet.
-func TestHostForReportReadsTheFlavorsFromTheCoveringIndexOnSQLite(t *testing.T) {
-	plan := sqlitePlan(t, hostForReportQuery, "h1")
+func TestReportPoliciesReadsTheFlavorsFromTheCoveringIndexOnSQLite(t *testing.T) {
+	plan := sqlitePlan(t, reportPoliciesQuery, "h1", "u1")
 	if !slices.ContainsFunc(plan, func(d string) bool {
 		return strings.HasPrefix(d, "SEARCH f USING COVERING INDEX flavors_binding_refs")
 	}) {
@@ -150,7 +164,7 @@ func TestHostForReportReadsTheFlavorsFromTheCoveringIndexOnSQLite(t *testing.T) 
 // in the index: a hardware UUID read from a joined row becomes an OR that
 // reads every flavor bound by hardware UUID alone (10,000 rows at 10,000
 // hosts). The planner is told to use indexes, as it does on a large fleet.
-func TestHostForReportSearchesTheFlavorsByTheirWholeBindingOnPostgreSQL(t *testing.T) {
+func TestReportPoliciesSearchesTheFlavorsByTheirWholeBindingOnPostgreSQL(t *testing.T) {
 	s := openTest(t, pgtest.Schemas(t)(t))
 	ctx := t.Context()
 	reportFleet(t, s)
@@ -159,7 +173,7 @@ func TestHostForReportSearchesTheFlavorsByTheirWholeBindingOnPostgreSQL(t *testi
 	defer func() { _ = conn.Close() }()
 	_, err = conn.ExecContext(ctx, "SET enable_seqscan = off")
 	must(t, "SET enable_seqscan", err)
-	rows, err := conn.QueryContext(ctx, "EXPLAIN "+hostForReportQuery, "h1")
+	rows, err := conn.QueryContext(ctx, "EXPLAIN "+reportPoliciesQuery, "h1", "u1")
 	must(t, "EXPLAIN", err)
 	defer func() { _ = rows.Close() }()
 	var plan []string
