@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,7 +154,8 @@ func parseCELRecord(chunk []byte) (MeasureLogRecord, error) {
 	if err := dec.Decode(&c); err != nil {
 		return MeasureLogRecord{}, err
 	}
-	if dec.More() {
+	// Not dec.More, which says false before a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return MeasureLogRecord{}, errors.New("trailing data after the JSON object")
 	}
 	rec := MeasureLogRecord{PCR: -1, Digests: map[string][]byte{}, ContentType: c.ContentType,

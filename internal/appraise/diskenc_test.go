@@ -345,3 +345,16 @@ func FuzzParseMeasureLog(f *testing.F) {
 		_ = fmt.Sprint(st)
 	})
 }
+
+func TestParseMeasureLogRefusesARecordWithTrailingData(t *testing.T) {
+	for _, tail := range []string{" {}", "}", "]"} {
+		record := `{"pcr":15,"digests":[{"hashAlg":"sha256","digest":"` + strings.Repeat("ab", 32) + `"}]}`
+		if _, err := ParseMeasureLog([]byte("\x1e" + record + "\n")); err != nil {
+			t.Fatalf("the record alone: %v", err)
+		}
+		raw := []byte("\x1e" + record + tail + "\n")
+		if _, err := ParseMeasureLog(raw); err == nil || !strings.Contains(err.Error(), "trailing data") {
+			t.Errorf("a record followed by %q: err = %v, want trailing data", tail, err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -270,7 +271,8 @@ func Decode(data []byte, v Message) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode evidence message: %w", err)
 	}
-	if dec.More() {
+	// Not dec.More, which says false before a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("decode evidence message: trailing data after the JSON value")
 	}
 	if got := v.wireVersion(); got != Version {

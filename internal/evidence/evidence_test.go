@@ -18,6 +18,9 @@ func TestDecodeIsStrict(t *testing.T) {
 		{"an unknown version is refused", `{"version":"tc/v0","nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"ima_measure_enabled":false,"event_log":true}`, "unsupported evidence version"},
 		{"a missing version is refused", `{"nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"ima_measure_enabled":false,"event_log":true}`, "unsupported evidence version"},
 		{"trailing data is refused", `{"version":"tc/v1","nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"ima_measure_enabled":false,"event_log":true} {}`, "trailing data"},
+		// Decoder.More says false before a stray closing brace or bracket.
+		{"a trailing closing brace is refused", `{"version":"tc/v1","nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"ima_measure_enabled":false,"event_log":true}}`, "trailing data"},
+		{"a trailing closing bracket is refused", `{"version":"tc/v1","nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"ima_measure_enabled":false,"event_log":true}]`, "trailing data"},
 		{"a value of the wrong type is refused", `{"version":"tc/v1","nonce":5}`, "cannot unmarshal"},
 		{"malformed JSON is refused", `{"version":`, "decode evidence message"},
 	}
