@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,8 +11,6 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
-	"trustedcompute.io/tc/internal/bus/natsbus"
-	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
@@ -199,28 +196,8 @@ func TestIssuedCredentialsSubscribeToTheirSubjects(t *testing.T) {
 // certificate: credentials from AAS, the agent dials the embedded bus, the
 // operator asks HVS to enroll it, and the AK certificate comes back.
 func TestNodeLifecycleOverTheRealStack(t *testing.T) {
-	sw := tpmtest.NewWithEKCert(t)
-	ekRoots := tpmtest.LocalCAPool(t)
-	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
-	admin := h.login(t, "admin", adminPassword)
-	creds := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"edge-1"}}`)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logger := slog.New(slog.DiscardHandler)
-	nt, banks, root := measuredNode(t, sw, "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a01", "edge-1")
-	if err := root.MeasureFiles(nt, banks, map[string]string{"/usr/bin/kata-runtime": "kata"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(agent.Config{HostID: "edge-1"}, nt, measure.New(root.Dir), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsbus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, "agent", logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	go func() { _ = a.Run(ctx, natsbus.Adapt(nc)) }()
+	n := startNode(t, "edge-1")
+	h, admin, nt, banks, root := n.h, n.admin, n.tpm, n.banks, n.root
 
 	body := h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/aik-enrollments", admin, []byte(`{"host_id":"edge-1"}`))
 	var got struct {
