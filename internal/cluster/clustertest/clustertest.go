@@ -52,13 +52,12 @@ const (
 const assetsEnv = "KUBEBUILDER_ASSETS"
 
 var (
-	mu        sync.Mutex
-	inRun     bool
-	started   bool
-	env       *envtest.Environment
-	startErr  error
-	skipWhy   string
-	startTook time.Duration
+	mu       sync.Mutex
+	inRun    bool
+	started  bool
+	env      *envtest.Environment
+	startErr error
+	skipWhy  string
 )
 
 // Run runs the tests of m and then stops the control plane if a test started
@@ -140,13 +139,6 @@ func PatchNode(cs kubernetes.Interface, name string, body map[string]any) error 
 	return err
 }
 
-// StartDuration is how long the control plane took to start (zero before).
-func StartDuration() time.Duration {
-	mu.Lock()
-	defer mu.Unlock()
-	return startTook
-}
-
 func start(t testing.TB) *envtest.Environment {
 	t.Helper()
 	mu.Lock()
@@ -197,8 +189,7 @@ func boot() (e *envtest.Environment, skip string, err error) {
 		_ = e.Stop()
 		return nil, "", err
 	}
-	startTook = time.Since(t0)
-	fmt.Fprintf(os.Stderr, "clustertest: control plane (%s) up in %v\n", dir, startTook.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "clustertest: control plane (%s) up in %v\n", dir, time.Since(t0).Round(time.Millisecond))
 	return e, "", nil
 }
 

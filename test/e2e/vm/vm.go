@@ -384,12 +384,6 @@ func (v *VM) bridge(ch net.Conn, bus string) {
 	}
 }
 
-// Dialed is closed when the guest first asks for a bus connection.
-func (v *VM) Dialed() <-chan struct{} { return v.dialed }
-
-// Exited is closed when boot.sh has exited (the VM powered off or failed).
-func (v *VM) Exited() <-chan struct{} { return v.exited }
-
 // TimeToDial is how long the guest took from QEMU's start to its first bus
 // connection, or 0 when it has not dialled.
 func (v *VM) TimeToDial() time.Duration {
