@@ -15,7 +15,8 @@ import (
 // root the files the trust agent reads (sandbox.NewRoot: DMI facts with
 // edgeUUID, the firmware event log, which is replayed into the TPM as a
 // measured boot, an empty IMA log, the Secure Boot variable, a root file
-// system on dm-crypt). The guide installs the agent's credentials below
+// system on dm-crypt whose volume key systemd-cryptsetup measured into PCR
+// 15 and its measure log). The guide installs the agent's credentials below
 // root too (/etc/trusted-compute).
 func edgeNode(t *testing.T, root string) *node {
 	t.Helper()
@@ -43,8 +44,14 @@ func edgeNode(t *testing.T, root string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sandbox.ReplayEventLog(firmware, sandbox.BootLogSecureBootOn); err != nil {
+	banks, err := sandbox.ReplayEventLog(firmware, sandbox.BootLogSecureBootOn)
+	if err != nil {
 		t.Fatalf("measured boot: %v", err)
+	}
+	// systemd-cryptsetup unlocks the root volume with tpm2-measure-pcr=yes
+	// (the manager's default diskEncryption: measured).
+	if err := r.MeasurePlatformRootVolume(firmware, banks); err != nil {
+		t.Fatalf("measure the root volume key: %v", err)
 	}
 	if err := firmware.Close(); err != nil {
 		t.Fatal(err)

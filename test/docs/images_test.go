@@ -55,6 +55,10 @@ func startRegistry(t *testing.T, dir string) *images {
 	return &images{host: l.Addr().String(), dir: dir, pulled: map[string]*image{}}
 }
 
+// errNotPushed is an image from elsewhere than the registry the guide
+// pushed to: the test cannot pull it.
+var errNotPushed = errors.New("not in the registry the guide pushed to")
+
 // pull fetches ref from the registry (a reference elsewhere is an image the
 // guide did not push: an error) and unpacks it once.
 func (s *images) pull(ctx context.Context, ref string) (*image, error) {
@@ -68,7 +72,7 @@ func (s *images) pull(ctx context.Context, ref string) (*image, error) {
 		return nil, fmt.Errorf("image %q: %w", ref, err)
 	}
 	if r.Context().RegistryStr() != s.host {
-		return nil, fmt.Errorf("image %s is not in the registry the guide pushed to (%s)", ref, s.host)
+		return nil, fmt.Errorf("image %s: %w (%s)", ref, errNotPushed, s.host)
 	}
 	img, err := remote.Image(r, remote.WithContext(ctx))
 	if err != nil {

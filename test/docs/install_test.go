@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -36,10 +38,13 @@ func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
 // The test plays the rest of a cluster (see kubelet): the reader's
 // registry, to which the guide pushes the images (go-containerregistry's
 // in-memory registry on the loopback); Nodes control-1 and edge-1; the
-// StatefulSet and DaemonSet controllers; and the kubelet, which runs the
-// pods from the pushed images: the verifier, and on edge-1 the trust agent
-// with a swtpm (EK certificates from swtpm's local CA) as its TPM and a
-// node root with the platform's files; it serves logs and port forwarding.
+// StatefulSet, Deployment and DaemonSet controllers; and the kubelet, which
+// runs the pods from the pushed images: the verifier, the attestation
+// manager (with its ServiceAccount's token, so under the chart's RBAC), and
+// on edge-1 the trust agent with a swtpm (EK certificates from swtpm's
+// local CA) as its TPM and a node root with the platform's files; it
+// serves logs and port forwarding. After the blocks the test checks that
+// the manager attested edge-1 on the API server as step 7 says.
 // What the reader must bring is mapped as in TestDocumentedCommandsRun:
 // the registry's name is the test registry's address, the node's
 // /etc/trusted-compute is edge-1's root, the TPM vendors' EK CA bundle is
@@ -75,11 +80,7 @@ func TestInstallGuideRuns(t *testing.T) {
 	t.Setenv("KUBEBUILDER_ASSETS", tools)
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/tcctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	goBuild(t, root, bin, "./cmd/tcctl")
 	// The API server must trust the kubelet before it starts (and nothing
 	// after this point may need the system's roots).
 	ca := testca.New(t, "kubelet CA")
@@ -93,7 +94,7 @@ func TestInstallGuideRuns(t *testing.T) {
 	kubeconfig := clustertest.Kubeconfig(t, cfg)
 	reg := startRegistry(t, filepath.Join(tmp, "images"))
 	k := &kubelet{
-		t: t, cs: cs, images: reg, setNode: "control-1", dir: filepath.Join(tmp, "pods"),
+		t: t, cs: cs, api: cfg, images: reg, setNode: "control-1", dir: filepath.Join(tmp, "pods"),
 		nodes: map[string]*node{}, containers: map[string]*container{}, failed: map[string]bool{},
 		failures: make(chan string, 8),
 	}
@@ -157,7 +158,7 @@ blocks:
 		}
 		t.Logf("%s (%.1f s):\n%s", b.where, time.Since(start).Seconds(), out)
 		ran = append(ran, b.where)
-		for _, c := range []string{"go run ./hack/image", "tcctl host enroll"} {
+		for _, c := range []string{"go run ./hack/image", "tcctl host enroll", "kubectl get events --field-selector involvedObject.name=edge-1"} {
 			if strings.Contains(b.text, c) {
 				outputs[c] = out
 			}
@@ -177,6 +178,7 @@ blocks:
 		t.Fatalf("read PIN: %v", err)
 	}
 	checkInstalled(t, cs, reg.host, strings.TrimSpace(pin), filepath.Join(edgeRoot, "etc/trusted-compute/agent.creds"))
+	checkAttested(t, cs, outputs["kubectl get events --field-selector involvedObject.name=edge-1"])
 	checkImages(t, reg, outputs["go run ./hack/image"])
 	if out := outputs["tcctl host enroll"]; !strings.Contains(out, edgeUUID) || !strings.Contains(out, "AK NAME") {
 		t.Errorf("tcctl host enroll printed no enrollment of %s:\n%s", edgeUUID, out)
@@ -237,8 +239,60 @@ func checkInstalled(t *testing.T, cs kubernetes.Interface, registryHost, pin, ag
 	if n, err := cs.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{}); err != nil || n.Labels["trustedcompute.io/enabled"] != "true" {
 		t.Errorf("node edge-1 is not labelled trustedcompute.io/enabled=true: %v", err)
 	}
-	if reqs, err := cluster.NewOnboardRequests(cs, ns, "").List(ctx); err != nil || reqs["edge-1"] == "" {
-		t.Errorf("no onboard request for edge-1: %v %v", reqs, err)
+}
+
+// checkAttested checks that the attestation manager, run by the kubelet
+// with its ServiceAccount's token (so with the chart's RBAC), attested
+// edge-1 on the real API server as the guide's step 7 promises, that the
+// watch block showed it, and that it acted on the guide's onboard request
+// and cleared it.
+func checkAttested(t *testing.T, cs kubernetes.Interface, watched string) {
+	t.Helper()
+	ctx, ns := t.Context(), "trusted-compute"
+	var (
+		n    *corev1.Node
+		reqs map[string]string
+		err  error
+	)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		n, err = cs.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("node edge-1: %v", err)
+		}
+		if reqs, err = cluster.NewOnboardRequests(cs, ns, "").List(ctx); err != nil {
+			t.Fatalf("onboard requests: %v", err)
+		}
+		if (n.Labels[cluster.LabelStatus] == string(cluster.StatusVerified) && reqs["edge-1"] == "") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got := n.Labels[cluster.LabelStatus]; got != string(cluster.StatusVerified) {
+		t.Errorf("edge-1 has %s=%q, want %s", cluster.LabelStatus, got, cluster.StatusVerified)
+	}
+	if got := n.Labels[cluster.LabelReady]; got != "true" {
+		t.Errorf("edge-1 (Secure Boot on, root on dm-crypt) has %s=%q, want true", cluster.LabelReady, got)
+	}
+	if c := cluster.TrustCondition(n); c == nil || c.Status != corev1.ConditionTrue || c.Reason != cluster.ReasonVerified {
+		t.Errorf("edge-1's condition %s is %+v, want True, reason %s", cluster.ConditionTrustedAttestation, c, cluster.ReasonVerified)
+	}
+	if n.Annotations[cluster.AnnotationLastReport] == "" {
+		t.Errorf("edge-1 has no annotation %s", cluster.AnnotationLastReport)
+	}
+	if n.Spec.Unschedulable || slices.ContainsFunc(n.Spec.Taints, func(tn corev1.Taint) bool { return tn.Key == cluster.TaintUntrusted }) {
+		t.Errorf("verified edge-1 is cordoned or tainted: unschedulable %v, taints %v", n.Spec.Unschedulable, n.Spec.Taints)
+	}
+	if reqs["edge-1"] != "" {
+		t.Errorf("the manager left the guide's onboard request for edge-1: %q", reqs["edge-1"])
+	}
+	for _, reason := range []string{cluster.ReasonVerified, cluster.ReasonOnboarded} {
+		if len(clustertest.EventNotes(t, cs, "edge-1", reason)) == 0 {
+			t.Errorf("no %s Event about edge-1: %v", reason, clustertest.NodeEvents(t, cs, "edge-1"))
+		}
+	}
+	// The watch block's node line carries both labels as columns, and the
+	// events list the Verified Event.
+	if !regexp.MustCompile(`(?m)^edge-1\s.*\sverified\s+true\s*$`).MatchString(watched) || !strings.Contains(watched, cluster.ReasonVerified) {
+		t.Errorf("the watch block does not show edge-1 verified and ready with a Verified Event:\n%s", watched)
 	}
 }
 

@@ -2,7 +2,10 @@ package docs_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +24,15 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
 
@@ -33,24 +40,34 @@ import (
 )
 
 // kubelet plays, for the install guide's test, the parts of a cluster that
-// envtest does not run: the StatefulSet and DaemonSet controllers, cluster
-// DNS for Services, and the kubelet of the nodes the pods land on.
+// envtest does not run: the StatefulSet, Deployment (with ReplicaSet) and
+// DaemonSet controllers, the scheduler for Deployments' pods, cluster DNS
+// for Services, and the kubelet of the nodes the pods land on.
 //
 // For every StatefulSet it creates the pods (on setNode) and their
-// PersistentVolumeClaims as the controller does; for every DaemonSet, a pod
-// on each of its nodes whose labels match the pod's nodeSelector. It runs
+// PersistentVolumeClaims as the controller does; for every Deployment, its
+// replicas, bound to the first node whose labels match the admitted pod's
+// nodeSelector; for every DaemonSet, a pod on each of its nodes whose
+// labels match the pod's nodeSelector. It runs
 // each pod's container as a process of the image the container names,
 // pulled from the reader's registry (images) and unpacked: the image's
 // entrypoint and Cmd, the container's command and args, its env resolved
 // from values, Secrets and fields, its volumes as directories (a hostPath
 // below the node's root directory, a TPM device as the node's swtpm), a
 // Service's cluster DNS name as the address of the pod port behind it, and
-// its container ports on free loopback ports. It reports a pod Running and
+// its container ports on free loopback ports; the files of its ConfigMap
+// volumes are mapped the same way (Service names, mount paths, quoted
+// listen addresses). A pod that does not opt out of its ServiceAccount's
+// token gets one from the TokenRequest API in a kubeconfig
+// (serviceAccountKubeconfig), so the API server's RBAC applies to it. An
+// image from another registry than the guide's is not pulled: its pod
+// stays Pending, as on a node that cannot reach that registry. It reports a pod Running and
 // Ready once its readiness probe passes (container.isReady), and the
 // StatefulSet's and DaemonSet's status. Its HTTPS endpoint, which the Node
 // objects name, serves what the API server proxies to a kubelet: a
 // container's log (`kubectl logs`) and SPDY port forwarding
-// (`kubectl port-forward`). Deployments get no pods.
+// (`kubectl port-forward`). Old pods of a changed template are not
+// replaced.
 type kubelet struct {
 	t       *testing.T
 	cs      kubernetes.Interface
@@ -59,6 +76,7 @@ type kubelet struct {
 	nodes   map[string]*node // the Nodes it serves
 	dir     string
 	addr    *net.TCPAddr // its HTTPS endpoint
+	api     *rest.Config // the API server, for pods' kubeconfigs
 
 	mu         sync.Mutex
 	containers map[string]*container // namespace/pod/container
@@ -175,17 +193,16 @@ func (k *kubelet) addNode(ctx context.Context, name, systemUUID string, n *node)
 	return nil
 }
 
-// reconcile brings every StatefulSet's and DaemonSet's pods into being
-// and reports them.
+// reconcile brings every StatefulSet's, Deployment's and DaemonSet's pods
+// into being and reports them.
 func (k *kubelet) reconcile(ctx context.Context) error {
 	sets, err := k.cs.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list statefulsets: %w", err)
 	}
-	for i := range sets.Items {
-		if err := k.reconcileSet(ctx, &sets.Items[i]); err != nil {
-			return err
-		}
+	deploys, err := k.cs.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list deployments: %w", err)
 	}
 	daemons, err := k.cs.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -195,25 +212,23 @@ func (k *kubelet) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
-	for i := range daemons.Items {
-		if err := k.reconcileDaemonSet(ctx, &daemons.Items[i], nodes.Items); err != nil {
-			return err
-		}
+	var errs []error
+	for i := range sets.Items {
+		errs = append(errs, k.reconcileSet(ctx, &sets.Items[i]))
 	}
-	return nil
+	for i := range deploys.Items {
+		errs = append(errs, k.reconcileDeployment(ctx, &deploys.Items[i]))
+	}
+	for i := range daemons.Items {
+		errs = append(errs, k.reconcileDaemonSet(ctx, &daemons.Items[i], nodes.Items))
+	}
+	return errors.Join(errs...)
 }
 
 func (k *kubelet) reconcileSet(ctx context.Context, set *appsv1.StatefulSet) error {
-	replicas := int32(1)
-	if set.Spec.Replicas != nil {
-		replicas = *set.Spec.Replicas
-	}
-	var pods []wantedPod
-	for i := range replicas {
-		name := set.Name + "-" + strconv.Itoa(int(i))
-		pods = append(pods, wantedPod{name, func() (*corev1.Pod, error) { return k.createSetPod(ctx, set, name, i) }})
-	}
-	ready, err := k.reconcilePods(ctx, set.Namespace, pods)
+	replicas, ready, err := k.reconcileReplicas(ctx, set.Namespace, set.Spec.Replicas, set.Name+"-", func(name string, i int32) (*corev1.Pod, error) {
+		return k.createSetPod(ctx, set, name, i)
+	})
 	if err != nil {
 		return err
 	}
@@ -222,12 +237,22 @@ func (k *kubelet) reconcileSet(ctx context.Context, set *appsv1.StatefulSet) err
 		CurrentReplicas: replicas, UpdatedReplicas: replicas, AvailableReplicas: ready,
 		CurrentRevision: set.Name + "-1", UpdateRevision: set.Name + "-1",
 	}
-	if set.Status.ObservedGeneration == want.ObservedGeneration && set.Status.ReadyReplicas == ready {
+	same := set.Status.ObservedGeneration == want.ObservedGeneration && set.Status.ReadyReplicas == ready
+	return updateStatus("statefulset", set.Name, same, func() error {
+		set.Status = want
+		_, err := k.cs.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// updateStatus writes a controller's status with update unless it is the
+// same; a conflict is left to the next round.
+func updateStatus(kind, name string, same bool, update func() error) error {
+	if same {
 		return nil
 	}
-	set.Status = want
-	if _, err := k.cs.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
-		return fmt.Errorf("statefulset %s status: %w", set.Name, err)
+	if err := update(); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("%s %s status: %w", kind, name, err)
 	}
 	return nil
 }
@@ -256,14 +281,93 @@ func (k *kubelet) reconcileDaemonSet(ctx context.Context, ds *appsv1.DaemonSet, 
 		ObservedGeneration: ds.Generation, DesiredNumberScheduled: desired, CurrentNumberScheduled: desired,
 		UpdatedNumberScheduled: desired, NumberReady: ready, NumberAvailable: ready, NumberUnavailable: desired - ready,
 	}
-	if ds.Status.ObservedGeneration == want.ObservedGeneration && ds.Status.DesiredNumberScheduled == desired && ds.Status.NumberReady == ready {
-		return nil
+	same := ds.Status.ObservedGeneration == want.ObservedGeneration && ds.Status.DesiredNumberScheduled == desired && ds.Status.NumberReady == ready
+	return updateStatus("daemonset", ds.Name, same, func() error {
+		ds.Status = want
+		_, err := k.cs.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, ds, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// reconcileDeployment plays the Deployment and ReplicaSet controllers and
+// the scheduler: the pods of the current template are named
+// <deployment>-<template hash>-<i> and bound to the first node this kubelet
+// serves whose labels match the pod's nodeSelector as admitted (a
+// RuntimeClass's scheduling.nodeSelector merged in), else left Pending.
+func (k *kubelet) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) error {
+	tmpl, err := json.Marshal(d.Spec.Template)
+	if err != nil {
+		return err
 	}
-	ds.Status = want
-	if _, err := k.cs.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, ds, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
-		return fmt.Errorf("daemonset %s status: %w", ds.Name, err)
+	sum := sha256.Sum256(tmpl)
+	hash := hex.EncodeToString(sum[:5])
+	replicas, ready, err := k.reconcileReplicas(ctx, d.Namespace, d.Spec.Replicas, d.Name+"-"+hash+"-", func(name string, _ int32) (*corev1.Pod, error) {
+		return k.createDeploymentPod(ctx, d, name, hash)
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	want := appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
+		ReadyReplicas: ready, AvailableReplicas: ready, UnavailableReplicas: replicas - ready,
+	}
+	same := d.Status.ObservedGeneration == want.ObservedGeneration && d.Status.Replicas == replicas && d.Status.ReadyReplicas == ready
+	return updateStatus("deployment", d.Name, same, func() error {
+		d.Status = want
+		_, err := k.cs.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func (k *kubelet) createDeploymentPod(ctx context.Context, d *appsv1.Deployment, name, hash string) (*corev1.Pod, error) {
+	pod := newPod(&d.Spec.Template, d.Namespace, name, "", metav1.OwnerReference{
+		APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: ptr(true),
+	})
+	pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+	return k.createPod(ctx, pod)
+}
+
+// schedule binds pod to the first node this kubelet serves whose labels
+// match the pod's nodeSelector; it reports false when none does yet.
+func (k *kubelet) schedule(ctx context.Context, pod *corev1.Pod) (bool, error) {
+	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("list nodes: %w", err)
+	}
+	sel := labels.SelectorFromSet(pod.Spec.NodeSelector)
+	for _, n := range nodes.Items { // sorted by name
+		k.mu.Lock()
+		_, served := k.nodes[n.Name]
+		k.mu.Unlock()
+		if !served || !sel.Matches(labels.Set(n.Labels)) {
+			continue
+		}
+		if err := k.cs.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
+		}, metav1.CreateOptions{}); err != nil {
+			return false, fmt.Errorf("bind pod %s to %s: %w", pod.Name, n.Name, err)
+		}
+		pod.Spec.NodeName = n.Name
+		return true, nil
+	}
+	return false, nil
+}
+
+// reconcileReplicas reconciles the pods <prefix><i> of a set of replicas
+// (1 when nil) and counts them and the Ready ones.
+func (k *kubelet) reconcileReplicas(ctx context.Context, ns string, replicas *int32, prefix string, create func(name string, i int32) (*corev1.Pod, error)) (n, ready int32, err error) {
+	n = 1
+	if replicas != nil {
+		n = *replicas
+	}
+	var pods []wantedPod
+	for i := range n {
+		name := prefix + strconv.Itoa(int(i))
+		pods = append(pods, wantedPod{name, func() (*corev1.Pod, error) { return create(name, i) }})
+	}
+	ready, err = k.reconcilePods(ctx, ns, pods)
+	return n, ready, err
 }
 
 // wantedPod is a pod a controller wants: its name and how to create it.
@@ -310,9 +414,22 @@ func (k *kubelet) reconcilePod(ctx context.Context, ns, name string, create func
 	if failed {
 		return false, nil
 	}
+	if pod.Spec.NodeName == "" {
+		if ok, err := k.schedule(ctx, pod); !ok || err != nil {
+			return false, err
+		}
+	}
 	for _, c := range pod.Spec.Containers {
 		if k.running(pod, c.Name) == nil {
-			if err := k.start(ctx, pod, c); err != nil {
+			if err := k.start(ctx, pod, c); errors.Is(err, errNotPushed) {
+				// As a node without the image: the pod waits, which the
+				// guide never waits for (Kata's installer, the example app).
+				k.t.Logf("kubelet: pod %s/%s waits for its image: %v", ns, name, err)
+				k.mu.Lock()
+				k.failed[ns+"/"+name] = true
+				k.mu.Unlock()
+				return false, nil
+			} else if err != nil {
 				select {
 				case k.failures <- fmt.Sprintf("pod %s/%s container %s does not start: %v", ns, name, c.Name, err):
 				default:
@@ -439,14 +556,28 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container
 	}
 	paths := strings.NewReplacer(append(mounts, dns...)...)
 	ct := &container{log: filepath.Join(root, c.Name+".log"), ports: map[int32]string{}}
+	var listen []string // a quoted listen address on a container port in a file: its host port
 	for _, p := range c.Ports {
 		ct.ports[p.ContainerPort] = "127.0.0.1:" + freePort(k.t)
+		for _, a := range []string{":", "0.0.0.0:"} {
+			listen = append(listen, fmt.Sprintf("%q", a+strconv.Itoa(int(p.ContainerPort))), strconv.Quote(ct.ports[p.ContainerPort]))
+		}
 		if c.ReadinessProbe != nil && probePort(c.ReadinessProbe) == p.Name {
 			ct.ready = ct.ports[p.ContainerPort]
 			ct.tls = c.ReadinessProbe.HTTPGet != nil && c.ReadinessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS
 		}
 	}
+	if err := rewriteConfigMaps(pod, c, root, strings.NewReplacer(append(listen, append(mounts, dns...)...)...)); err != nil {
+		return err
+	}
 	env := []string{"HOME=" + root, "PATH=" + os.Getenv("PATH")}
+	kubeconfig, err := k.serviceAccountKubeconfig(ctx, pod, root)
+	if err != nil {
+		return err
+	}
+	if kubeconfig != "" {
+		env = append(env, "TC_KUBECONFIG="+kubeconfig)
+	}
 	for _, m := range c.VolumeMounts {
 		if m.MountPath == "/tmp" {
 			env = append(env, "TMPDIR="+filepath.Join(root, "volumes", m.Name))
@@ -492,6 +623,77 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, c corev1.Container
 	k.containers[pod.Namespace+"/"+pod.Name+"/"+c.Name] = ct
 	k.mu.Unlock()
 	return nil
+}
+
+// rewriteConfigMaps maps what the files of c's ConfigMap volumes name as
+// the container's args and env are mapped (r): the product's files read
+// Service names, mount paths and listen addresses from them.
+func rewriteConfigMaps(pod *corev1.Pod, c corev1.Container, root string, r *strings.Replacer) error {
+	for _, m := range c.VolumeMounts {
+		i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 || pod.Spec.Volumes[i].ConfigMap == nil {
+			continue
+		}
+		dir := filepath.Join(root, "volumes", m.Name)
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			p := filepath.Join(dir, f.Name())
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, []byte(r.Replace(string(b))), 0o400); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// serviceAccountKubeconfig gives a pod the API access a kubelet gives it:
+// unless the pod or its ServiceAccount opts out, a token for the pod's
+// ServiceAccount from the TokenRequest API, bound to the pod, in a
+// kubeconfig with the API server's CA, which it writes below root and
+// returns ("" when the pod gets no token). A kubelet mounts the token
+// where client-go's in-cluster config reads it, a path the test cannot
+// map, so the attestation manager gets the kubeconfig as TC_KUBECONFIG.
+func (k *kubelet) serviceAccountKubeconfig(ctx context.Context, pod *corev1.Pod, root string) (string, error) {
+	if m := pod.Spec.AutomountServiceAccountToken; m != nil && !*m {
+		return "", nil
+	}
+	name := pod.Spec.ServiceAccountName
+	if name == "" {
+		name = "default"
+	}
+	sa, err := k.cs.CoreV1().ServiceAccounts(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("service account %s: %w", name, err)
+	}
+	if m := sa.AutomountServiceAccountToken; pod.Spec.AutomountServiceAccountToken == nil && m != nil && !*m {
+		return "", nil
+	}
+	tr, err := k.cs.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: ptr(int64(3600)),
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for service account %s: %w", name, err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: k.api.Host, CertificateAuthorityData: k.api.CAData}
+	kc.AuthInfos["pod"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts["pod"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: "pod", Namespace: pod.Namespace}
+	kc.CurrentContext = "pod"
+	p := filepath.Join(root, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, p); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 func replaceAll(r *strings.Replacer, in []string) []string {

@@ -133,11 +133,7 @@ func TestDocumentedCommandsRun(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/verifier")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/verifier: %v\n%s", err, out)
-	}
+	goBuild(t, root, bin, "./cmd/verifier")
 	home := filepath.Join(tmp, "home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatal(err)
@@ -362,5 +358,15 @@ func TestTranscriptsCompareWhatMatters(t *testing.T) {
 	fmt.Fprintln(&b, "c")
 	if got := commands(b.String()); len(got) != 2 || strings.Fields(got[0])[1] != "b" {
 		t.Errorf("commands joins continuation lines: got %q", got)
+	}
+}
+
+// goBuild builds the packages of the repository at root into dir.
+func goBuild(t *testing.T, root, dir string, pkgs ...string) {
+	t.Helper()
+	build := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
 	}
 }
