@@ -139,6 +139,17 @@ func PatchNode(cs kubernetes.Interface, name string, body map[string]any) error 
 	return err
 }
 
+// Elected reports whether a controller-runtime manager leads now: it has
+// won the leader election (or runs without one).
+func Elected(cm interface{ Elected() <-chan struct{} }) bool {
+	select {
+	case <-cm.Elected():
+		return true
+	default:
+		return false
+	}
+}
+
 func start(t testing.TB) *envtest.Environment {
 	t.Helper()
 	mu.Lock()
