@@ -240,8 +240,7 @@ func (s *Service) createHost(w http.ResponseWriter, r *http.Request) error {
 	if enrollErr != nil {
 		v.EnrollmentError = enrollErr.Error()
 	}
-	w.Header().Set("Location", "/hvs/v2/hosts/"+id)
-	api.WriteJSON(w, http.StatusCreated, v)
+	api.WriteCreated(w, "/hvs/v2/hosts/"+id, v)
 	return nil
 }
 
@@ -511,8 +510,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.CreateFlavorGroup(r.Context(), rec); err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/hvs/v2/flavorgroups/"+g.ID)
-	api.WriteJSON(w, http.StatusCreated, g)
+	api.WriteCreated(w, "/hvs/v2/flavorgroups/"+g.ID, g)
 	return nil
 }
 
@@ -660,8 +658,7 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/hvs/v2/reports/"+rep.ID)
-	api.WriteJSON(w, http.StatusCreated, rep)
+	api.WriteCreated(w, "/hvs/v2/reports/"+rep.ID, rep)
 	return nil
 }
 

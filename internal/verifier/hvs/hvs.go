@@ -49,6 +49,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/singleflight"
 
+	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/run"
@@ -180,25 +181,14 @@ func (c *Config) setDefaults() error {
 	if slices.Contains(c.Banks, evidence.BankSHA1) && !c.AllowSHA1 {
 		errs = append(errs, errors.New("hvs config: the SHA1 bank is refused unless AllowSHA1 is set"))
 	}
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"ReportValidity", &c.ReportValidity, time.Hour},
-		{"RefreshMargin", &c.RefreshMargin, 10 * time.Minute},
-		{"RefreshInterval", &c.RefreshInterval, time.Minute},
-		{"ReportTimeout", &c.ReportTimeout, 60 * time.Second},
-		{"SigningValidity", &c.SigningValidity, 30 * 24 * time.Hour},
-		{"Interval", &c.Interval, DefaultInterval},
-	} {
-		switch {
-		case *d.v < 0:
-			errs = append(errs, fmt.Errorf("hvs config: %s must not be negative, got %s", d.name, *d.v))
-		case *d.v == 0:
-			*d.v = d.def
-		}
-	}
+	errs = append(errs, config.DefaultDurations("hvs config",
+		config.Duration("ReportValidity", &c.ReportValidity, time.Hour),
+		config.Duration("RefreshMargin", &c.RefreshMargin, 10*time.Minute),
+		config.Duration("RefreshInterval", &c.RefreshInterval, time.Minute),
+		config.Duration("ReportTimeout", &c.ReportTimeout, 60*time.Second),
+		config.Duration("SigningValidity", &c.SigningValidity, 30*24*time.Hour),
+		config.Duration("Interval", &c.Interval, DefaultInterval),
+	))
 	if c.Workers <= 0 {
 		c.Workers = 2
 	}
