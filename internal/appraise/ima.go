@@ -80,8 +80,9 @@ func (e *IMALineError) Error() string {
 	return fmt.Sprintf("ima line %q: %s", e.Line, e.Reason)
 }
 
-// imaAlg returns the hash of an IMA digest algorithm name.
-func imaAlg(name string) (crypto.Hash, bool) {
+// IMAHashAlg returns the hash of an IMA digest algorithm name ("sha1",
+// "sha256", "sha384", "sha512").
+func IMAHashAlg(name string) (crypto.Hash, bool) {
 	switch name {
 	case "sha1":
 		return crypto.SHA1, true
@@ -200,7 +201,7 @@ func (e *IMAEntry) parseLine(line string, hashes *slab[byte]) error {
 	default:
 		return fail("template %q is not supported", e.Template)
 	}
-	h, ok := imaAlg(e.FileHashAlg)
+	h, ok := IMAHashAlg(e.FileHashAlg)
 	if !ok {
 		return fail("file hash algorithm %q is not supported", e.FileHashAlg)
 	}
@@ -286,7 +287,7 @@ func (e *IMAEntry) decodeTail(tail []string) error {
 		}
 		if tail[1] != "" {
 			alg, d, ok := strings.Cut(tail[1], ":")
-			h, known := imaAlg(alg)
+			h, known := IMAHashAlg(alg)
 			if !ok || !known {
 				return fmt.Errorf("modsig digest %q has no supported algorithm", tail[1])
 			}

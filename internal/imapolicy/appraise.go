@@ -165,7 +165,7 @@ func (c *Compiled) entry(e *appraise.IMAEntry, i int, boot appraise.PCRs) (appra
 // modsig appraises a file by its appended signature (ima-modsig): a
 // signature by a trusted key over the entry's d-modsig digest.
 func (c *Compiled) modsig(e *appraise.IMAEntry, i int) (appraise.Fault, bool) {
-	h, ok := hashOf(e.ModsigHashAlg)
+	h, ok := appraise.IMAHashAlg(e.ModsigHashAlg)
 	if !ok || len(e.ModsigHash) != h.Size() {
 		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the entry's d-modsig is not a sha1, sha256, sha384 or sha512 digest, its appended signature (modsig) cannot be checked", e.Path), false
 	}
@@ -223,7 +223,7 @@ func (c *Compiled) signature(e *appraise.IMAEntry, i int) (f appraise.Fault, ok,
 	if len(keys) == 0 {
 		return c.fault(ImaPolicySignatureUntrustedKey, e, i, "", "%s is not in the runtime policy and is signed by key id %08x, which the policy does not trust", e.Path, s.keyID), false, true
 	}
-	if h, ok := hashOf(e.FileHashAlg); !ok || h != s.hash {
+	if h, ok := appraise.IMAHashAlg(e.FileHashAlg); !ok || h != s.hash {
 		return c.fault(ImaPolicySignatureInvalid, e, i, "", "%s: the signature is over a %v digest, the file was measured with %s", e.Path, s.hash, e.FileHashAlg), false, true
 	}
 	key := sigCacheKey(e.FileHash, e.Signature)
@@ -302,7 +302,7 @@ func checkBootAggregate(e *appraise.IMAEntry, i int, boot appraise.PCRs) (apprai
 // bank ("SHA1", "SHA256", ...): the hash over PCRs 0-7 for SHA-1, over
 // PCRs 0-9 for the other banks.
 func BootAggregate(alg string, pcrs appraise.PCRs) ([]byte, error) {
-	h, ok := hashOf(alg)
+	h, ok := appraise.IMAHashAlg(alg)
 	if !ok {
 		return nil, fmt.Errorf("the %q algorithm is not supported", alg)
 	}

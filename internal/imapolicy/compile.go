@@ -2,7 +2,6 @@ package imapolicy
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -249,19 +248,4 @@ func (c *Compiled) digests(sp span) string {
 
 func (c *Compiled) excluded(path string) bool {
 	return c.exclude != nil && c.exclude.MatchString(path)
-}
-
-// hashOf names a file digest algorithm's hash.
-func hashOf(alg string) (crypto.Hash, bool) {
-	switch alg {
-	case "sha1":
-		return crypto.SHA1, true
-	case "sha256":
-		return crypto.SHA256, true
-	case "sha384":
-		return crypto.SHA384, true
-	case "sha512":
-		return crypto.SHA512, true
-	}
-	return 0, false
 }

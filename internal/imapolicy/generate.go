@@ -54,7 +54,7 @@ func FromDir(root string, opts DirOptions) (*Policy, error) {
 	if alg == "" {
 		alg = "sha256"
 	}
-	h, ok := hashOf(alg)
+	h, ok := appraise.IMAHashAlg(alg)
 	if !ok {
 		return nil, fmt.Errorf("ima policy from %s: digest algorithm %q is not one of sha1, sha256, sha384, sha512", root, alg)
 	}
