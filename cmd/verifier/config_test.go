@@ -56,8 +56,9 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	cfg.IPs = []string{"not-an-ip"}
 	cfg.Tokens.Validity = 0
 	cfg.NATS.URL = "nats://x:4222"
+	cfg.Debug.PprofListen = "0.0.0.0:6060"
 	err := cfg.validate()
-	for _, want := range []string{"listen", "not-an-ip", "tokens.validity", "creds_file"} {
+	for _, want := range []string{"listen", "not-an-ip", "tokens.validity", "creds_file", "debug.pprof_listen"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate error %v lacks %q", err, want)
 		}

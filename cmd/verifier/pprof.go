@@ -19,22 +19,6 @@ type Debug struct {
 	PprofListen string `yaml:"pprof_listen" env:"TC_DEBUG_PPROF_LISTEN"`
 }
 
-// validatePprofListen accepts an empty address or a loopback one: the
-// profiles show what the verifier does, and they are served without a token.
-func validatePprofListen(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("debug.pprof_listen %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("debug.pprof_listen %q: want a loopback address (127.0.0.1, ::1 or localhost)", addr)
-	}
-	return nil
-}
-
 // servePprof serves the profiles on addr until ctx ends; it returns once
 // the address is bound, and serves in the background.
 func servePprof(ctx context.Context, addr string, logger *slog.Logger) error {

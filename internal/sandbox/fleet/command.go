@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"trustedcompute.io/tc/internal/config"
 )
 
 // RunOptions configure Run beside the fleet's Options.
@@ -162,8 +164,8 @@ Scenarios (--scenario, exit status 0 when the fleet behaved as described):
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// A failure past here is not a usage error; the caller prints it.
 			cmd.SilenceUsage, cmd.SilenceErrors = true, true
-			if err := loopbackOnly(ro.Web); err != nil {
-				return err
+			if err := config.LoopbackAddr(ro.Web); err != nil {
+				return fmt.Errorf("--web %q: %w", ro.Web, err)
 			}
 			h := slog.DiscardHandler
 			if verbose {

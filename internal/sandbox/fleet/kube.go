@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -106,24 +105,6 @@ func chooseKube(opts *Options, kube, kubeconfig string) error {
 		}
 	default:
 		return fmt.Errorf("--kube %q: want %s, %s or %s", kube, kubeAuto, kubeAPIServer, kubeMemory)
-	}
-	return nil
-}
-
-// loopbackOnly refuses a web address that is not on loopback.
-func loopbackOnly(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--web %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--web %q: the page is served on loopback only", addr)
 	}
 	return nil
 }
