@@ -36,6 +36,48 @@ func TestPostgres(t *testing.T) {
 	runSharedSuite(t, func(t *testing.T) string { return newDSN(t) })
 }
 
+// backends makes, for each backend, the function that opens a fresh, empty
+// store of it: SQLite file, SQLite memory and PostgreSQL
+// (TC_TEST_POSTGRES_URL; skipped without it).
+func backends() map[string]func(t *testing.T) func(t *testing.T) *Store {
+	return map[string]func(t *testing.T) func(t *testing.T) *Store{
+		"on an sqlite file": func(*testing.T) func(t *testing.T) *Store {
+			return func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) }
+		},
+		"on sqlite in memory": func(*testing.T) func(t *testing.T) *Store {
+			return func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") }
+		},
+		"on postgresql": func(t *testing.T) func(t *testing.T) *Store {
+			newDSN := pgtest.Schemas(t)
+			return func(t *testing.T) *Store { return openTest(t, newDSN(t)) }
+		},
+	}
+}
+
+// storeTest is one test of a suite; it gets a fresh, empty store.
+type storeTest struct {
+	name string
+	test func(t *testing.T, s *Store)
+}
+
+// runOnBackends runs every test on a fresh, empty store of each backend.
+func runOnBackends(t *testing.T, tests []storeTest) {
+	t.Helper()
+	for name, backend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runTests(t, backend(t), tests)
+		})
+	}
+}
+
+// runTests runs every test on a fresh, empty store made by open.
+func runTests(t *testing.T, open func(t *testing.T) *Store, tests []storeTest) {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
+	}
+}
+
 func sqliteFileDSN(t *testing.T) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "verifier.db")
 }

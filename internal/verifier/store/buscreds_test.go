@@ -4,44 +4,21 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"trustedcompute.io/tc/internal/pgtest"
 )
 
-// The bus credential and disabled host tables run through every backend:
-// SQLite file, SQLite memory and PostgreSQL (TC_TEST_POSTGRES_URL).
-
-func TestBusCredentialsSQLiteFile(t *testing.T) {
+// TestBusCredentials runs the bus credential and disabled host tables through
+// every backend: SQLite file, SQLite memory and PostgreSQL
+// (TC_TEST_POSTGRES_URL).
+func TestBusCredentials(t *testing.T) {
 	t.Parallel()
-	runBusCredsSuite(t, func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) })
-}
-
-func TestBusCredentialsSQLiteMemory(t *testing.T) {
-	t.Parallel()
-	runBusCredsSuite(t, func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") })
-}
-
-func TestBusCredentialsPostgres(t *testing.T) {
-	t.Parallel()
-	newDSN := pgtest.Schemas(t)
-	runBusCredsSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
-}
-
-func runBusCredsSuite(t *testing.T, open func(t *testing.T) *Store) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, s *Store)
-	}{
+	runOnBackends(t, []storeTest{
 		{"a revoked key stays revoked at its first revocation time", testBusKeyStaysRevoked},
 		{"revoking an owner revokes its live keys only", testRevokeBusKeysOfOwner},
 		{"expired keys are neither listed as revoked nor kept", testPruneBusKeys},
 		{"a key without an owner or expiry is refused", testBusKeyRequiredFields},
 		{"a host is disabled, enabled again, and its mark goes with it", testDisableHost},
 		{"disabling or enabling an unknown host is not found", testDisableUnknownHost},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-	}
+	})
 }
 
 func busKey(pub, kind, owner string, expires time.Time) BusKey {

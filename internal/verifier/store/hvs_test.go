@@ -8,28 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"trustedcompute.io/tc/internal/pgtest"
 )
-
-// The HVS tables run through the same backends as the rest of the suite:
-// SQLite file, SQLite memory and PostgreSQL (TC_TEST_POSTGRES_URL).
-
-func TestHVSSQLiteFile(t *testing.T) {
-	t.Parallel()
-	runHVSSuite(t, func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) })
-}
-
-func TestHVSSQLiteMemory(t *testing.T) {
-	t.Parallel()
-	runHVSSuite(t, func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") })
-}
-
-func TestHVSPostgres(t *testing.T) {
-	t.Parallel()
-	newDSN := pgtest.Schemas(t)
-	runHVSSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
-}
 
 // The HVS methods HVS codes against; this breaks the build if one drifts.
 var _ interface {
@@ -60,11 +39,11 @@ var _ interface {
 	ClaimHostsToRefresh(ctx context.Context, replica string, expiresBefore, now, until time.Time, limit int) ([]string, error)
 } = (*Tx)(nil)
 
-func runHVSSuite(t *testing.T, open func(t *testing.T) *Store) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, s *Store)
-	}{
+// TestHVS runs the HVS tables through every backend: SQLite file, SQLite
+// memory and PostgreSQL (TC_TEST_POSTGRES_URL).
+func TestHVS(t *testing.T) {
+	t.Parallel()
+	runOnBackends(t, []storeTest{
 		{"a created host reads back by id, by name and in the list", testHostRoundTrip},
 		{"a host with a taken id or name conflicts and one with an unknown group is not stored", testHostConflicts},
 		{"host status, boot and hardware uuid updates are stored", testHostUpdates},
@@ -78,10 +57,7 @@ func runHVSSuite(t *testing.T, open func(t *testing.T) *Store) {
 		{"reports are filtered by host, time and latest per host", testReportFilters},
 		{"hosts whose latest report expires are due for a refresh", testHostsToRefresh},
 		{"concurrent reports of many hosts are all stored", testConcurrentReports},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-	}
+	})
 }
 
 func group(t *testing.T, s *Store, id string) {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // TestIMAPolicies runs the IMA runtime policies (migration 0011) through
@@ -15,10 +13,7 @@ import (
 // (TC_TEST_POSTGRES_URL).
 func TestIMAPolicies(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		test func(t *testing.T, s *Store)
-	}{
+	runOnBackends(t, []storeTest{
 		{"a created policy reads back by id, by name, in the list and with its document", testIMAPolicyRoundTrip},
 		{"creating a policy with a taken name or id conflicts and stores nothing", testIMAPolicyConflict},
 		{"an update is the next version and older versions stay readable", testIMAPolicyVersions},
@@ -29,33 +24,7 @@ func TestIMAPolicies(t *testing.T) {
 		{"an assigned policy is deleted only when forced", testIMAPolicyDeleteAssigned},
 		{"deleting a host or a group deletes its assignment", testIMAPolicyAssignmentCascades},
 		{"operations on an unknown policy report not found", testUnknownIMAPolicy},
-	}
-	for name, backend := range backends() {
-		t.Run(name, func(t *testing.T) {
-			open := backend(t)
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-			}
-		})
-	}
-}
-
-// backends makes, for each backend, the function that opens a fresh, empty
-// store of it: SQLite file, SQLite memory and PostgreSQL
-// (TC_TEST_POSTGRES_URL; skipped without it).
-func backends() map[string]func(t *testing.T) func(t *testing.T) *Store {
-	return map[string]func(t *testing.T) func(t *testing.T) *Store{
-		"on an sqlite file": func(*testing.T) func(t *testing.T) *Store {
-			return func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) }
-		},
-		"on sqlite in memory": func(*testing.T) func(t *testing.T) *Store {
-			return func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") }
-		},
-		"on postgresql": func(t *testing.T) func(t *testing.T) *Store {
-			newDSN := pgtest.Schemas(t)
-			return func(t *testing.T) *Store { return openTest(t, newDSN(t)) }
-		},
-	}
+	})
 }
 
 // hostsIn creates a flavor group and hosts in it.

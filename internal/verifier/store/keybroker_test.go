@@ -10,16 +10,7 @@ import (
 // SQLite file, SQLite memory and PostgreSQL (TC_TEST_POSTGRES_URL).
 func TestKeyBroker(t *testing.T) {
 	t.Parallel()
-	for name, backend := range backends() {
-		t.Run(name, func(t *testing.T) { runKeyBrokerSuite(t, backend(t)) })
-	}
-}
-
-func runKeyBrokerSuite(t *testing.T, open func(t *testing.T) *Store) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, s *Store)
-	}{
+	runOnBackends(t, []storeTest{
 		{"a created secret reads back with its value and without it in the list", testBrokerSecretRoundTrip},
 		{"a secret's value is sealed at rest, never stored in clear", testBrokerSecretSealedAtRest},
 		{"creating a secret with a taken name or id conflicts", testBrokerSecretConflict},
@@ -28,10 +19,7 @@ func runKeyBrokerSuite(t *testing.T, open func(t *testing.T) *Store) {
 		{"deleting a secret deletes its value", testDeleteBrokerSecret},
 		{"operations on an unknown secret report not found", testUnknownBrokerSecret},
 		{"a value moved to another secret does not open", testBrokerValueMoved},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-	}
+	})
 }
 
 func brokerSecret(id string) BrokerSecret {

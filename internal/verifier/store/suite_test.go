@@ -18,10 +18,7 @@ var t0 = time.Date(2026, 11, 27, 8, 0, 0, 123456000, time.UTC)
 // runSuite tests every method against stores made by open, each test on a
 // fresh, empty database.
 func runSuite(t *testing.T, open func(t *testing.T) *Store) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, s *Store)
-	}{
+	runTests(t, open, []storeTest{
 		{"a new store answers a ping", testPing},
 		{"a created user reads back by name, by id and in the list", testUserRoundTrip},
 		{"creating a user with a taken name or id conflicts", testUserConflict},
@@ -42,10 +39,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		{"twenty concurrent writers all succeed", testConcurrentWriters},
 		{"of concurrent creates of one name exactly one wins", testConcurrentConflict},
 		{"of concurrent consumers of one challenge exactly one wins", testConcurrentConsume},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-	}
+	})
 }
 
 func wantErr(t *testing.T, what string, err, want error) {

@@ -3,28 +3,20 @@ package store
 import (
 	"context"
 	"testing"
-
-	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // Token revocation: the store moves a user's token generation on whenever the
 // user loses a password, a role or a permission, so that the AAS refuses the
 // user's older tokens. Run on SQLite file, SQLite memory and PostgreSQL.
 
-func TestTokenGenerationSQLiteFile(t *testing.T) {
+func TestTokenGeneration(t *testing.T) {
 	t.Parallel()
-	runTokenGenerationSuite(t, func(t *testing.T) *Store { return openTest(t, sqliteFileDSN(t)) })
-}
-
-func TestTokenGenerationSQLiteMemory(t *testing.T) {
-	t.Parallel()
-	runTokenGenerationSuite(t, func(t *testing.T) *Store { return openTest(t, "sqlite::memory:") })
-}
-
-func TestTokenGenerationPostgres(t *testing.T) {
-	t.Parallel()
-	newDSN := pgtest.Schemas(t)
-	runTokenGenerationSuite(t, func(t *testing.T) *Store { return openTest(t, newDSN(t)) })
+	for name, backend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runTokenGenerationSuite(t, backend(t))
+		})
+	}
 }
 
 // The method the AAS codes against; this breaks the build if it drifts.
