@@ -198,6 +198,17 @@ var (
 	errForeignKey = errors.New("foreign key constraint violated")
 )
 
+// created is the outcome of an insert of what (user "alice"): ErrConflict
+// if a unique key of it is taken.
+func created(err error, what string) error {
+	if err = classify(err); errors.Is(err, errUnique) {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("create %s: %w", what, err)
+	}
+	return nil
+}
+
 // classify wraps err so that errors.Is(err, errUnique) or
 // errors.Is(err, errForeignKey) tells a constraint violation; other errors are
 // returned unchanged.

@@ -26,12 +26,7 @@ func (q *queries) CreateEKRegistration(ctx context.Context, r EKRegistration) er
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		r.ID, r.HardwareUUID, r.Description, strings.ToLower(r.EKPublicSHA256), dbBytes(r.EKPublic),
 		createdAt(r.CreatedAt))
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("ek registration %s: %w", r.EKPublicSHA256, ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("create ek registration %s: %w", r.EKPublicSHA256, err)
-	}
-	return nil
+	return created(err, fmt.Sprintf("ek registration %s", r.EKPublicSHA256))
 }
 
 const ekRegistrationColumns = `id, hardware_uuid, description, ek_public_sha256, ek_public, created_at`
@@ -51,15 +46,9 @@ func scanEKRegistration(row interface{ Scan(...any) error }) (EKRegistration, er
 // EKRegistrationByDigest returns the registration of the EK whose
 // SubjectPublicKeyInfo has the SHA-256 digest (hex); ErrNotFound if none.
 func (q *queries) EKRegistrationByDigest(ctx context.Context, digest string) (EKRegistration, error) {
-	r, err := scanEKRegistration(q.r.QueryRowContext(ctx,
+	return queryOne(ctx, q.r, "ek registration "+digest, scanEKRegistration,
 		`SELECT `+ekRegistrationColumns+` FROM ek_registrations WHERE ek_public_sha256 = $1`,
-		strings.ToLower(digest)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return EKRegistration{}, fmt.Errorf("ek registration %s: %w", digest, ErrNotFound)
-	} else if err != nil {
-		return EKRegistration{}, fmt.Errorf("read ek registration %s: %w", digest, err)
-	}
-	return r, nil
+		strings.ToLower(digest))
 }
 
 // ListEKRegistrations returns all registrations, oldest first.
@@ -98,12 +87,7 @@ func (q *queries) CreateChallenge(ctx context.Context, c ActivationChallenge) er
 		c.ID, c.HostID, dbBytes(c.AKPublic), dbBytes(c.AKName), dbBytes(c.EKPublic),
 		dbBytes(c.EKCertificate), dbBytes(c.SecretSHA256), c.ExpiresAt.UnixMicro(), createdAt(c.CreatedAt),
 		joinBanks(c.PCRBanks))
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("activation challenge %q: %w", c.ID, ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("create activation challenge %q: %w", c.ID, err)
-	}
-	return nil
+	return created(err, fmt.Sprintf("activation challenge %q", c.ID))
 }
 
 const challengeColumns = `id, host_id, ak_public, ak_name, ek_public, ek_certificate, secret_sha256, expires_at, created_at, pcr_banks`
@@ -209,15 +193,20 @@ func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 
 const akEnrollmentColumns = `host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at, pcr_banks`
 
-func (q *queries) akEnrollment(ctx context.Context, where string, arg any) (AKEnrollment, error) {
+// akEnrollment reads the enrollment where selects; what (of host "h1")
+// names it in the error.
+func (q *queries) akEnrollment(ctx context.Context, what, where string, arg any) (AKEnrollment, error) {
+	return queryOne(ctx, q.r, "ak enrollment "+what, scanAKEnrollment,
+		`SELECT `+akEnrollmentColumns+` FROM ak_enrollments WHERE `+where, arg)
+}
+
+func scanAKEnrollment(row interface{ Scan(...any) error }) (AKEnrollment, error) {
 	var (
 		e      AKEnrollment
 		create sql.NullInt64
 		banks  string
 	)
-	err := q.r.QueryRowContext(ctx, `SELECT `+akEnrollmentColumns+` FROM ak_enrollments WHERE `+where, arg).Scan(
-		&e.HostID, &e.AKName, &e.AKPublic, &e.AKCertificate, &e.EKCertificate, &e.EKPublicSHA256, &create, &banks)
-	if err != nil {
+	if err := row.Scan(&e.HostID, &e.AKName, &e.AKPublic, &e.AKCertificate, &e.EKCertificate, &e.EKPublicSHA256, &create, &banks); err != nil {
 		return AKEnrollment{}, err
 	}
 	e.PCRBanks = splitBanks(banks)
@@ -227,23 +216,11 @@ func (q *queries) akEnrollment(ctx context.Context, where string, arg any) (AKEn
 
 // AKEnrollmentByHost returns the host's enrollment; ErrNotFound if none.
 func (q *queries) AKEnrollmentByHost(ctx context.Context, hostID string) (AKEnrollment, error) {
-	e, err := q.akEnrollment(ctx, `host_id = $1`, hostID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AKEnrollment{}, fmt.Errorf("ak enrollment of host %q: %w", hostID, ErrNotFound)
-	} else if err != nil {
-		return AKEnrollment{}, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
-	}
-	return e, nil
+	return q.akEnrollment(ctx, fmt.Sprintf("of host %q", hostID), `host_id = $1`, hostID)
 }
 
 // AKEnrollmentByName returns the enrollment of the AK with the TPM name;
 // ErrNotFound if none.
 func (q *queries) AKEnrollmentByName(ctx context.Context, akName []byte) (AKEnrollment, error) {
-	e, err := q.akEnrollment(ctx, `ak_name = $1`, dbBytes(akName))
-	if errors.Is(err, sql.ErrNoRows) {
-		return AKEnrollment{}, fmt.Errorf("ak enrollment of ak name %x: %w", akName, ErrNotFound)
-	} else if err != nil {
-		return AKEnrollment{}, fmt.Errorf("read ak enrollment of ak name %x: %w", akName, err)
-	}
-	return e, nil
+	return q.akEnrollment(ctx, fmt.Sprintf("of ak name %x", akName), `ak_name = $1`, dbBytes(akName))
 }

@@ -264,12 +264,7 @@ type FlavorGroup struct {
 func (q *queries) CreateFlavorGroup(ctx context.Context, g FlavorGroup) error {
 	_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_groups (id, name, policies, created_at) VALUES ($1, $2, $3, $4)`,
 		g.ID, g.Name, dbBytes(g.Policies), createdAt(g.CreatedAt))
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("flavor group %q: %w", g.Name, ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("create flavor group %q: %w", g.Name, err)
-	}
-	return nil
+	return created(err, fmt.Sprintf("flavor group %q", g.Name))
 }
 
 const flavorGroupColumns = `id, name, policies, created_at`
@@ -350,10 +345,8 @@ func (q *queries) CreateFlavor(ctx context.Context, f Flavor) error {
 		_, err := q.w.ExecContext(ctx, `INSERT INTO flavors (id, part, label, host_id, hardware_uuid, signed, signed_sha256, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			f.ID, f.Part, f.Label, f.HostID, f.HardwareUUID, dbBytes(f.Signed), digest[:], createdAt(f.CreatedAt))
-		if err = classify(err); errors.Is(err, errUnique) {
-			return fmt.Errorf("flavor %q: %w", f.ID, ErrConflict)
-		} else if err != nil {
-			return fmt.Errorf("create flavor %q: %w", f.ID, err)
+		if err := created(err, fmt.Sprintf("flavor %q", f.ID)); err != nil {
+			return err
 		}
 		for _, g := range f.GroupIDs {
 			_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_group_flavors (group_id, flavor_id) VALUES ($1, $2)

@@ -97,10 +97,8 @@ func (q *queries) CreateIMAPolicy(ctx context.Context, p IMAPolicy, v IMAPolicyV
 		at := createdAt(p.CreatedAt)
 		_, err := q.w.ExecContext(ctx, `INSERT INTO ima_policies (id, name, description, latest_version, created_at, updated_at)
 			VALUES ($1, $2, $3, 1, $4, $4)`, p.ID, p.Name, p.Description, at)
-		if err = classify(err); errors.Is(err, errUnique) {
-			return fmt.Errorf("ima policy %q: %w", p.Name, ErrConflict)
-		} else if err != nil {
-			return fmt.Errorf("create ima policy %q: %w", p.Name, err)
+		if err := created(err, fmt.Sprintf("ima policy %q", p.Name)); err != nil {
+			return err
 		}
 		v.PolicyID = p.ID
 		if v.CreatedAt.IsZero() {
@@ -156,13 +154,7 @@ func (q *queries) AddIMAPolicyVersion(ctx context.Context, v IMAPolicyVersion, d
 }
 
 func (q *queries) imaPolicy(ctx context.Context, what, where string, arg any) (IMAPolicy, error) {
-	p, err := scanIMAPolicy(q.r.QueryRowContext(ctx, `SELECT `+imaPolicyColumns+imaPolicyFrom+` WHERE `+where, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return IMAPolicy{}, fmt.Errorf("ima policy %s: %w", what, ErrNotFound)
-	} else if err != nil {
-		return IMAPolicy{}, fmt.Errorf("read ima policy %s: %w", what, err)
-	}
-	return p, nil
+	return queryOne(ctx, q.r, "ima policy "+what, scanIMAPolicy, `SELECT `+imaPolicyColumns+imaPolicyFrom+` WHERE `+where, arg)
 }
 
 // IMAPolicyByID returns the policy; ErrNotFound if none.

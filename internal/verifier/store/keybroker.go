@@ -61,10 +61,8 @@ func (q *queries) CreateBrokerSecret(ctx context.Context, s BrokerSecret, value 
 		at := createdAt(s.CreatedAt)
 		_, err := q.w.ExecContext(ctx, `INSERT INTO key_broker_secrets (id, name, version, policy, created_at, updated_at)
 			VALUES ($1, $2, 1, $3, $4, $4)`, s.ID, s.Name, string(s.Policy), at)
-		if err = classify(err); errors.Is(err, errUnique) {
-			return fmt.Errorf("broker secret %q: %w", s.Name, ErrConflict)
-		} else if err != nil {
-			return fmt.Errorf("create broker secret %q: %w", s.Name, err)
+		if err := created(err, fmt.Sprintf("broker secret %q", s.Name)); err != nil {
+			return err
 		}
 		return q.PutSecret(ctx, BrokerValueName(s.ID, 1), value)
 	})
@@ -73,14 +71,8 @@ func (q *queries) CreateBrokerSecret(ctx context.Context, s BrokerSecret, value 
 // BrokerSecretByID returns the secret without its value; ErrNotFound if
 // there is none.
 func (q *queries) BrokerSecretByID(ctx context.Context, id string) (BrokerSecret, error) {
-	s, err := scanBrokerSecret(q.r.QueryRowContext(ctx,
-		`SELECT `+brokerSecretColumns+` FROM key_broker_secrets WHERE id = $1`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return BrokerSecret{}, fmt.Errorf("broker secret %q: %w", id, ErrNotFound)
-	} else if err != nil {
-		return BrokerSecret{}, fmt.Errorf("read broker secret %q: %w", id, err)
-	}
-	return s, nil
+	return queryOne(ctx, q.r, fmt.Sprintf("broker secret %q", id), scanBrokerSecret,
+		`SELECT `+brokerSecretColumns+` FROM key_broker_secrets WHERE id = $1`, id)
 }
 
 // ListBrokerSecrets returns every secret, without values, by name.

@@ -36,12 +36,7 @@ func (q *queries) GetSecret(ctx context.Context, name string) ([]byte, error) {
 func (q *queries) CreateSecret(ctx context.Context, name string, value []byte) error {
 	_, err := q.w.ExecContext(ctx, `INSERT INTO secrets (name, value, updated_at) VALUES ($1, $2, $3)`,
 		name, q.keys.seal(name, value), time.Now().UnixMicro())
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("secret %q: %w", name, ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("create secret %q: %w", name, err)
-	}
-	return nil
+	return created(err, fmt.Sprintf("secret %q", name))
 }
 
 // PutSecret stores the secret, replacing any value it had.

@@ -36,12 +36,7 @@ func (q *queries) CreateUser(ctx context.Context, u User) error {
 	_, err := q.w.ExecContext(ctx,
 		`INSERT INTO users (id, name, password_hash, locked_until, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		u.ID, u.Name, dbBytes(u.PasswordHash), dbTime(u.LockedUntil), createdAt(u.CreatedAt))
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("user %q: %w", u.Name, ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("create user %q: %w", u.Name, err)
-	}
-	return nil
+	return created(err, fmt.Sprintf("user %q", u.Name))
 }
 
 const userColumns = `id, name, password_hash, locked_until, created_at, token_generation`
@@ -61,24 +56,12 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // UserByName returns the user called name; ErrNotFound if there is none.
 func (q *queries) UserByName(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(q.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = $1`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
-	} else if err != nil {
-		return User{}, fmt.Errorf("read user %q: %w", name, err)
-	}
-	return u, nil
+	return queryOne(ctx, q.r, fmt.Sprintf("user %q", name), scanUser, `SELECT `+userColumns+` FROM users WHERE name = $1`, name)
 }
 
 // UserByID returns the user with the ID; ErrNotFound if there is none.
 func (q *queries) UserByID(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(q.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("user id %q: %w", id, ErrNotFound)
-	} else if err != nil {
-		return User{}, fmt.Errorf("read user id %q: %w", id, err)
-	}
-	return u, nil
+	return queryOne(ctx, q.r, fmt.Sprintf("user id %q", id), scanUser, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
 }
 
 // ListUsers returns all users ordered by name.
