@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -258,16 +259,28 @@ func (s *Service) ensureEnrolled(r *http.Request, hostID string) error {
 	return nil
 }
 
+// boolParam reads the query parameter name as true or false; nil when it is
+// absent or empty.
+func boolParam(q url.Values, name string) (*bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, inputErrorf("%s must be true or false, got %q", name, v)
+	}
+	return &b, nil
+}
+
 func (s *Service) searchHosts(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := store.HostFilter{Name: q.Get("nameEqualTo"), HardwareUUID: q.Get("hostHardwareId")}
-	if v := q.Get("trusted"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return inputErrorf("trusted must be true or false, got %q", v)
-		}
-		f.Trusted = &b
+	trusted, err := boolParam(q, "trusted")
+	if err != nil {
+		return err
 	}
+	f.Trusted = trusted
 	hs, err := s.store.ListHosts(r.Context(), f)
 	if err != nil {
 		return err
@@ -665,13 +678,11 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) searchReports(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := store.ReportFilter{HostID: q.Get("hostId"), HostName: q.Get("hostName"), AfterID: q.Get("afterId"), Limit: defaultReportLimit}
-	if v := q.Get("latestPerHost"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return inputErrorf("latestPerHost must be true or false, got %q", v)
-		}
-		f.LatestPerHost = b
+	latest, err := boolParam(q, "latestPerHost")
+	if err != nil {
+		return err
 	}
+	f.LatestPerHost = latest != nil && *latest
 	for name, t := range map[string]*time.Time{"fromDate": &f.From, "toDate": &f.To} {
 		if v := q.Get(name); v != "" {
 			parsed, err := time.Parse(time.RFC3339Nano, v)

@@ -315,20 +315,16 @@ func (s *Service) getIMAPolicy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteIMAPolicy(w http.ResponseWriter, r *http.Request) error {
-	force := false
-	if q := r.URL.Query().Get("force"); q != "" {
-		b, err := strconv.ParseBool(q)
-		if err != nil {
-			return inputErrorf("force must be true or false, got %q", q)
-		}
-		force = b
+	force, err := boolParam(r.URL.Query(), "force")
+	if err != nil {
+		return err
 	}
 	ctx := r.Context()
 	p, err := s.imaPolicyByRef(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteIMAPolicy(ctx, p.ID, force); errors.Is(err, store.ErrConflict) {
+	if err := s.store.DeleteIMAPolicy(ctx, p.ID, force != nil && *force); errors.Is(err, store.ErrConflict) {
 		return api.Errorf(api.KindConflict, "ima policy %q is assigned to hosts or flavor groups: unassign it first, or delete with ?force=true", p.Name)
 	} else if err != nil {
 		return err

@@ -129,6 +129,7 @@ func TestIMAPolicyRoutes(t *testing.T) {
 			{"an update with a bad document", "PUT", "/hvs/v2/ima-policies/kata", `{"policy":{"meta":{"version":2}}}`, "meta.version"},
 			{"a rename", "PUT", "/hvs/v2/ima-policies/kata", `{"name":"other","policy":{"meta":{"version":1}}}`, "cannot be renamed"},
 			{"a version that is not a number", "GET", "/hvs/v2/ima-policies/kata?version=latest", "", "version must be"},
+			{"a force that is not true or false", "DELETE", "/hvs/v2/ima-policies/kata?force=sure", "", "force must be true or false"},
 			{"an assignment of nothing", "POST", "/hvs/v2/ima-policies/kata/assign", `{}`, "at least one"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
