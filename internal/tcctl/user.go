@@ -78,26 +78,22 @@ func (a *app) userPasswd() *cobra.Command {
 		Use:   "passwd <username>",
 		Short: "Set a user's password (this also lifts a lockout)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			id, err := userID(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			pw, err := a.readSecret(cmd, passwordFile, "", "new password for "+args[0]+": ")
-			if err != nil {
-				return err
-			}
-			if err := c.put(cmd.Context(), "/aas/v1/users/"+seg(id), restapi.PasswordRequest{Password: pw}, nil); err != nil {
-				return fmt.Errorf("set the password of %s: %w", args[0], err)
-			}
-			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
-			return nil
-		},
 	}
+	cmd.RunE = a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
+		id, err := userID(ctx, c, args[0])
+		if err != nil {
+			return err
+		}
+		pw, err := a.readSecret(cmd, passwordFile, "", "new password for "+args[0]+": ")
+		if err != nil {
+			return err
+		}
+		if err := c.put(ctx, "/aas/v1/users/"+seg(id), restapi.PasswordRequest{Password: pw}, nil); err != nil {
+			return fmt.Errorf("set the password of %s: %w", args[0], err)
+		}
+		_, _ = fmt.Fprintf(out, "password of %s changed\n", args[0])
+		return nil
+	})
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new password")
 	return cmd
 }

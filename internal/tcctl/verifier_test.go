@@ -242,6 +242,15 @@ func TestAGrantedRoleIsWhatTheUserMayDo(t *testing.T) {
 		t.Errorf("report list without the permission: %v, want a 403", err)
 	}
 
+	const newPassword = "alice's new long enough password"
+	if out := admin.must(t, "user", "passwd", "alice", "--password-file", secretFile(t, newPassword)); !strings.Contains(out, "password of alice changed") {
+		t.Errorf("passwd output:\n%s", out)
+	}
+	if _, _, err := alice.run("login", "--url", h.base, "--root-sha384", h.pin, "--username", "alice", "--password-file", secretFile(t, alicePassword)); err == nil {
+		t.Error("alice logged in with her old password after passwd")
+	}
+	alice.must(t, "login", "--url", h.base, "--root-sha384", h.pin, "--username", "alice", "--password-file", secretFile(t, newPassword))
+
 	admin.must(t, "role", "revoke", "alice", "HVS:HostReader")
 	admin.must(t, "user", "delete", "alice")
 	if _, _, err := admin.run("user", "delete", "alice"); err == nil || !strings.Contains(err.Error(), "no such user") {
