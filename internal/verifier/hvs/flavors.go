@@ -81,14 +81,14 @@ func (s *Service) fromHost(ctx context.Context, h store.Host, parts []flavor.Par
 		}
 		return nil, &EvidenceError{HostID: h.ID, Status: c.status, Faults: faults}
 	}
+	hw, changed := hardwareUUID(h, c.resp.HostInfo)
+	if changed != nil {
+		return nil, &EvidenceError{HostID: h.ID, Status: c.status, Faults: []appraise.Fault{*changed}}
+	}
 	facts := flavor.FactsFromVerdict(c.verdict)
 	fs, err := flavor.FromEvidence(flavor.NewManifest(c.resp.HostInfo, facts), facts, s.templates, parts, s.cfg.NewID, now)
 	if err != nil {
 		return nil, &InputError{Msg: err.Error()}
-	}
-	hw := h.HardwareUUID
-	if c.resp.HostInfo != nil && c.resp.HostInfo.HardwareUUID != "" {
-		hw = c.resp.HostInfo.HardwareUUID
 	}
 	for i := range fs {
 		fs[i].Meta.Description.HardwareUUID = hw

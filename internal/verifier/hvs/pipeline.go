@@ -40,7 +40,32 @@ const (
 	FaultAgentBadReply = "AgentBadReply"
 	// FaultAgentError: the agent answered with an error of its own.
 	FaultAgentError = "AgentError"
+	// FaultHardwareUUIDChanged: the agent reports another hardware UUID
+	// than the one the host holds.
+	FaultHardwareUUIDChanged = "HardwareUUIDChanged"
 )
+
+// hardwareUUID is the hardware UUID a report or a flavor of host h is
+// bound to. The agent's host info is a claim: it is taken only while the
+// host holds none (its first report after registration). Once held, a
+// different claim changes nothing and is a fault, so that a node cannot
+// rebind itself to another host's hardware UUID (and to the flavors and
+// lookups bound to it); after a hardware replacement an operator deletes
+// the host and registers it again.
+func hardwareUUID(h store.Host, hi *evidence.HostInfo) (string, *appraise.Fault) {
+	claim := ""
+	if hi != nil {
+		claim = hi.HardwareUUID
+	}
+	switch {
+	case h.HardwareUUID == "":
+		return claim, nil
+	case claim == "" || strings.EqualFold(claim, h.HardwareUUID):
+		return h.HardwareUUID, nil
+	}
+	return h.HardwareUUID, &appraise.Fault{Name: FaultHardwareUUIDChanged, Description: fmt.Sprintf(
+		"the agent reports hardware UUID %q, the host holds %q (if its hardware was replaced, delete the host and register it again)", claim, h.HardwareUUID)}
+}
 
 // bootState is what HVS keeps of a host's current boot (store.HostBoot.State):
 // where the next incremental IMA read starts, from which PCR 10 value. The
@@ -273,8 +298,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 			facts.IMAEntries = c.prior.kept.extend(facts.IMAEntries)
 			facts.IMAFlavorsMatched = c.prior.kept.flavors
 		}
-		if hi := c.resp.HostInfo; hi != nil && hi.HardwareUUID != "" {
-			hwUUID = hi.HardwareUUID
+		var changed *appraise.Fault
+		if hwUUID, changed = hardwareUUID(h, c.resp.HostInfo); changed != nil {
+			r.Faults = append(r.Faults, *changed)
 		}
 		pol, err := s.store.ReportPolicies(ctx, h.ID, hwUUID)
 		if err != nil {
@@ -287,6 +313,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		}
 		r.TrustInformation = ti
 		r.HostInfo = report.NewHostInfo(c.resp.HostInfo, v.SecureBoot, secureBootVerified(v, facts))
+		r.HostInfo.HardwareUUID = hwUUID
 		r.HostInfo.SetDiskEncryption(v.DiskEncryption)
 		if rc, ok := v.ResetCount(); ok {
 			r.ResetCount = rc
