@@ -81,7 +81,10 @@ func (s *Service) fromHost(ctx context.Context, h store.Host, parts []flavor.Par
 		}
 		return nil, &EvidenceError{HostID: h.ID, Status: c.status, Faults: faults}
 	}
-	hw, changed := hardwareUUID(h, c.resp.HostInfo)
+	hw, changed, err := s.claimedHardwareUUID(ctx, h, c.resp.HostInfo)
+	if err != nil {
+		return nil, err
+	}
 	if changed != nil {
 		return nil, &EvidenceError{HostID: h.ID, Status: c.status, Faults: []appraise.Fault{*changed}}
 	}

@@ -64,3 +64,66 @@ func TestANodeCannotRebindItselfToAnotherHardwareUUID(t *testing.T) {
 	claim(n.uuid)
 	wantTrusted(t, mustReport(t, e, n.id))
 }
+
+// A node without a hardware UUID yet (registered, not reported) takes the
+// one its agent claims only if no other host holds it. The attack: root on
+// a new node writes a trusted host's UUID before the node's first report,
+// to take that host's UUID-bound flavors and its place in lookups by UUID.
+func TestANewNodeCannotTakeTheHardwareUUIDAnotherHostHolds(t *testing.T) {
+	a, b := newNode(t, "edge-1"), newNode(t, "edge-2")
+	e := newEnv(t, []*node{a, b})
+	e.baseline(t, a)
+	wantTrusted(t, mustReport(t, e, a.id))
+	e.register(t, b)
+	holders := func(uuid string) []string {
+		t.Helper()
+		hs, err := e.st.ListHosts(t.Context(), store.HostFilter{HardwareUUID: uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, h := range hs {
+			ids = append(ids, h.ID)
+		}
+		return ids
+	}
+	wantInUse := func(err error) {
+		t.Helper()
+		var ee *EvidenceError
+		if !errors.As(err, &ee) || !slices.ContainsFunc(ee.Faults, func(f appraise.Fault) bool { return f.Name == FaultHardwareUUIDInUse }) {
+			t.Errorf("FlavorsFromHost with a taken UUID = %v, want an *EvidenceError with %s", err, FaultHardwareUUIDInUse)
+		}
+	}
+
+	for _, claim := range []string{a.uuid, strings.ToUpper(a.uuid)} {
+		if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(claim+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.svc.FlavorsFromHost(t.Context(), b.id, DefaultRebaselineParts(), nil)
+		wantInUse(err)
+		r := mustReport(t, e, b.id)
+		wantUntrusted(t, r, nil, FaultHardwareUUIDInUse)
+		if r.HostInfo.HardwareUUID != "" {
+			t.Errorf("the report names hardware UUID %q, want none", r.HostInfo.HardwareUUID)
+		}
+		if got := holders(a.uuid); !slices.Equal(got, []string{a.id}) {
+			t.Errorf("hosts holding %s's UUID = %v, want only %s", a.id, got, a.id)
+		}
+		if h, err := e.st.HostByID(t.Context(), b.id); err != nil || h.HardwareUUID != "" {
+			t.Errorf("%s holds hardware UUID %q (%v), want none", b.id, h.HardwareUUID, err)
+		}
+	}
+	wantTrusted(t, mustReport(t, e, a.id))
+
+	// Its own UUID it takes.
+	if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(b.uuid+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.FlavorsFromHost(t.Context(), b.id, DefaultRebaselineParts(), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantTrusted(t, mustReport(t, e, b.id))
+	if got := holders(b.uuid); !slices.Equal(got, []string{b.id}) {
+		t.Errorf("hosts holding %s's UUID = %v, want %s", b.id, got, b.id)
+	}
+}

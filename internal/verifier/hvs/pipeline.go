@@ -43,7 +43,14 @@ const (
 	// FaultHardwareUUIDChanged: the agent reports another hardware UUID
 	// than the one the host holds.
 	FaultHardwareUUIDChanged = "HardwareUUIDChanged"
+	// FaultHardwareUUIDInUse: a host that holds no hardware UUID yet
+	// reports one that another host holds.
+	FaultHardwareUUIDInUse = "HardwareUUIDInUse"
 )
+
+// errHardwareUUIDTaken: another host took the hardware UUID between the
+// check and the commit of a report; the next report names the fault.
+var errHardwareUUIDTaken = errors.New("another host took the hardware uuid meanwhile")
 
 // hardwareUUID is the hardware UUID a report or a flavor of host h is
 // bound to. The agent's host info is a claim: it is taken only while the
@@ -65,6 +72,27 @@ func hardwareUUID(h store.Host, hi *evidence.HostInfo) (string, *appraise.Fault)
 	}
 	return h.HardwareUUID, &appraise.Fault{Name: FaultHardwareUUIDChanged, Description: fmt.Sprintf(
 		"the agent reports hardware UUID %q, the host holds %q (if its hardware was replaced, delete the host and register it again)", claim, h.HardwareUUID)}
+}
+
+// claimedHardwareUUID is hardwareUUID, and more: a host takes the UUID its
+// agent claims only if no other host holds it, so that a node cannot take
+// another host's hardware UUID at its first report either. A claim
+// another host holds is the fault FaultHardwareUUIDInUse, and the host
+// stays without a UUID.
+func (s *Service) claimedHardwareUUID(ctx context.Context, h store.Host, hi *evidence.HostInfo) (string, *appraise.Fault, error) {
+	hw, fault := hardwareUUID(h, hi)
+	if fault != nil || hw == "" || hw == h.HardwareUUID {
+		return hw, fault, nil
+	}
+	holders, err := s.store.HostsHoldingHardwareUUID(ctx, h.ID, hw)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(holders) > 0 {
+		return "", &appraise.Fault{Name: FaultHardwareUUIDInUse, Description: fmt.Sprintf(
+			"the agent reports hardware UUID %q, which host %q holds (if the hardware moved, delete that host first)", hw, holders[0])}, nil
+	}
+	return hw, nil, nil
 }
 
 // bootState is what HVS keeps of a host's current boot (store.HostBoot.State):
@@ -299,7 +327,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 			facts.IMAFlavorsMatched = c.prior.kept.flavors
 		}
 		var changed *appraise.Fault
-		if hwUUID, changed = hardwareUUID(h, c.resp.HostInfo); changed != nil {
+		if hwUUID, changed, err = s.claimedHardwareUUID(ctx, h, c.resp.HostInfo); err != nil {
+			return nil, err
+		} else if changed != nil {
 			r.Faults = append(r.Faults, *changed)
 		}
 		pol, err := s.store.ReportPolicies(ctx, h.ID, hwUUID)
@@ -356,6 +386,17 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 		outcome.HardwareUUID = hwUUID
 	}
 	err = commit(ctx, func(tx *store.Tx) error {
+		if outcome.HardwareUUID != "" {
+			// Checked before the report was signed; checked again here,
+			// where a host taking it meanwhile is seen.
+			holders, err := tx.HostsHoldingHardwareUUID(ctx, h.ID, outcome.HardwareUUID)
+			if err != nil {
+				return err
+			}
+			if len(holders) > 0 {
+				return fmt.Errorf("report of host %q: hardware uuid %q: %w", h.ID, outcome.HardwareUUID, errHardwareUUIDTaken)
+			}
+		}
 		disabledAt, err := tx.CommitReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
 			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}, outcome)
 		if err != nil {
