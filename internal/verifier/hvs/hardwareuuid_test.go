@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -125,5 +126,63 @@ func TestANewNodeCannotTakeTheHardwareUUIDAnotherHostHolds(t *testing.T) {
 	wantTrusted(t, mustReport(t, e, b.id))
 	if got := holders(b.uuid); !slices.Equal(got, []string{b.id}) {
 		t.Errorf("hosts holding %s's UUID = %v, want %s", b.id, got, b.id)
+	}
+}
+
+// When an operator registered a host's EK with a hardware UUID, that UUID
+// is the host's from its first report: the agent's claim of another one
+// (root on the node writes it, the TPM is the registered one) is a fault
+// and is not taken.
+func TestAHostWithARegisteredEKHoldsTheRegisteredHardwareUUID(t *testing.T) {
+	a, b := newNode(t, "edge-1"), newNode(t, "edge-2")
+	e := newEnv(t, []*node{a, b})
+	e.baseline(t, a)
+	e.register(t, b)
+	ctx := t.Context()
+	ek := strings.Repeat("e1", 32)
+	if err := e.st.CreateEKRegistration(ctx, store.EKRegistration{ID: "ek-b", HardwareUUID: b.uuid,
+		EKPublicSHA256: ek, EKPublic: []byte("ek"), CreatedAt: time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.PutAKEnrollment(ctx, store.AKEnrollment{HostID: b.id, AKName: []byte("ak-b"), AKPublic: []byte("ak"),
+		AKCertificate: []byte("cert"), EKPublicSHA256: ek, CreatedAt: time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(uuid string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(uuid+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() string {
+		t.Helper()
+		h, err := e.st.HostByID(ctx, b.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.HardwareUUID
+	}
+
+	const unheld = "0f0e0d0c-0b0a-0908-0706-050403020100"
+	for _, other := range []string{unheld, a.uuid} {
+		claim(other)
+		var ee *EvidenceError
+		if _, err := e.svc.FlavorsFromHost(ctx, b.id, DefaultRebaselineParts(), nil); !errors.As(err, &ee) ||
+			!slices.ContainsFunc(ee.Faults, func(f appraise.Fault) bool { return f.Name == FaultHardwareUUIDNotRegistered }) {
+			t.Errorf("FlavorsFromHost claiming %s = %v, want an *EvidenceError with %s", other, err, FaultHardwareUUIDNotRegistered)
+		}
+		wantUntrusted(t, mustReport(t, e, b.id), nil, FaultHardwareUUIDNotRegistered)
+		if got := held(); got != "" {
+			t.Fatalf("claiming %s made the host hold %q, want none", other, got)
+		}
+	}
+
+	claim(strings.ToUpper(b.uuid))
+	if _, err := e.svc.FlavorsFromHost(ctx, b.id, DefaultRebaselineParts(), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantTrusted(t, mustReport(t, e, b.id))
+	if got := held(); got != b.uuid {
+		t.Errorf("the host holds %q, want the registered %q", got, b.uuid)
 	}
 }

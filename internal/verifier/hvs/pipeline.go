@@ -46,6 +46,10 @@ const (
 	// FaultHardwareUUIDInUse: a host that holds no hardware UUID yet
 	// reports one that another host holds.
 	FaultHardwareUUIDInUse = "HardwareUUIDInUse"
+	// FaultHardwareUUIDNotRegistered: a host that holds no hardware UUID
+	// yet, whose EK an operator registered with a hardware UUID, reports
+	// another one.
+	FaultHardwareUUIDNotRegistered = "HardwareUUIDNotRegistered"
 )
 
 // errHardwareUUIDTaken: another host took the hardware UUID between the
@@ -74,15 +78,30 @@ func hardwareUUID(h store.Host, hi *evidence.HostInfo) (string, *appraise.Fault)
 		"the agent reports hardware UUID %q, the host holds %q (if its hardware was replaced, delete the host and register it again)", claim, h.HardwareUUID)}
 }
 
-// claimedHardwareUUID is hardwareUUID, and more: a host takes the UUID its
-// agent claims only if no other host holds it, so that a node cannot take
-// another host's hardware UUID at its first report either. A claim
-// another host holds is the fault FaultHardwareUUIDInUse, and the host
-// stays without a UUID.
+// claimedHardwareUUID is hardwareUUID, and more, for a host that holds no
+// UUID yet. When an operator registered the host's EK with a hardware UUID
+// (POST /hvs/v2/tpm-endorsements), that UUID is the host's, and a claim of
+// another one is the fault FaultHardwareUUIDNotRegistered. Otherwise the host
+// takes the UUID its agent claims only if no other host holds it, so that
+// a node cannot take another host's hardware UUID at its first report
+// either: a claim another host holds is the fault FaultHardwareUUIDInUse,
+// and the host stays without a UUID.
 func (s *Service) claimedHardwareUUID(ctx context.Context, h store.Host, hi *evidence.HostInfo) (string, *appraise.Fault, error) {
 	hw, fault := hardwareUUID(h, hi)
-	if fault != nil || hw == "" || hw == h.HardwareUUID {
+	if fault != nil || h.HardwareUUID != "" {
 		return hw, fault, nil
+	}
+	registered, err := s.store.RegisteredHardwareUUID(ctx, h.ID)
+	switch {
+	case err != nil:
+		return "", nil, err
+	case registered != "" && hw != "" && !strings.EqualFold(hw, registered):
+		return "", &appraise.Fault{Name: FaultHardwareUUIDNotRegistered, Description: fmt.Sprintf(
+			"the agent reports hardware UUID %q, the host's EK is registered with %q", hw, registered)}, nil
+	case registered != "":
+		hw = registered
+	case hw == "":
+		return "", nil, nil
 	}
 	holders, err := s.store.HostsHoldingHardwareUUID(ctx, h.ID, hw)
 	if err != nil {
@@ -498,13 +517,7 @@ func nextBoot(prev store.HostBoot, c collected, facts flavor.Facts, now time.Tim
 	if !facts.IMAReplayed || v.IMANextValue == nil {
 		return b, nil
 	}
-	bank := ""
-	for _, candidate := range []string{evidence.BankSHA384, evidence.BankSHA256, evidence.BankSHA1} {
-		if _, ok := v.Quote.PCRs[candidate][10]; ok {
-			bank = candidate
-			break
-		}
-	}
+	bank := v.IMA.Bank // the bank appraise replayed, whose value it gave
 	st := bootState{IMAOffset: v.IMANextOffset, IMAValues: map[string][]byte{bank: v.IMANextValue}}
 	enc, err := json.Marshal(st)
 	if err != nil {
