@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 
 	"trustedcompute.io/tc/internal/appraise"
@@ -110,13 +109,4 @@ func MeasureFile(t Extender, banks []string, path string, fileSHA256 []byte) (st
 		}
 	}
 	return line, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

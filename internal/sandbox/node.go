@@ -3,8 +3,10 @@ package sandbox
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Layout of a node's file system root, as the trust agent reads it.
@@ -65,7 +67,7 @@ func (r *Root) AppendIMA(lines ...string) error {
 // MeasureFiles measures files (path → content) into the TPM and the IMA log,
 // as the kernel does when they are opened.
 func (r *Root) MeasureFiles(t Extender, banks []string, files map[string]string) error {
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		sum := sha256.Sum256([]byte(files[path]))
 		line, err := MeasureFile(t, banks, path, sum[:])
 		if err != nil {

@@ -28,8 +28,9 @@ import (
 	"flag"
 	"fmt"
 	"hash"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,15 +80,6 @@ func readBanks(path string) (banks, error) {
 	return bs, nil
 }
 
-func sortedBanks(bs banks) []string {
-	names := make([]string, 0, len(bs))
-	for n := range bs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func parseList(s string) (map[int]bool, error) {
 	set := map[int]bool{}
 	for _, part := range strings.Split(s, ",") {
@@ -133,7 +125,7 @@ func check(logPath, pcrsPath, outsideList string) error {
 
 	var failed []string
 	var good []attest.PCR // SHA-256 PCRs that replay, for the Secure Boot state
-	for _, name := range sortedBanks(bs) {
+	for _, name := range slices.Sorted(maps.Keys(bs)) {
 		alg, ok := hashes[name]
 		if !ok {
 			return fmt.Errorf("unknown bank %q", name)
@@ -248,7 +240,7 @@ func diffPCRs(a, b string) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedBanks(ba) {
+	for _, name := range slices.Sorted(maps.Keys(ba)) {
 		var diff []int
 		for i := 0; i < 24; i++ {
 			k := strconv.Itoa(i)
@@ -259,7 +251,7 @@ func diffPCRs(a, b string) error {
 		fmt.Printf("%s: PCRs differing: %v\n", name, diff)
 	}
 	if len(ba) != len(bb) {
-		fmt.Printf("bank sets differ: %v vs %v\n", sortedBanks(ba), sortedBanks(bb))
+		fmt.Printf("bank sets differ: %v vs %v\n", slices.Sorted(maps.Keys(ba)), slices.Sorted(maps.Keys(bb)))
 	}
 	return nil
 }

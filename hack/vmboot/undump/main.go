@@ -15,8 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -64,7 +65,7 @@ func run(serialPath, prefix string) error {
 		sb = strconv.Itoa(*d.SecureBoot)
 	}
 	fmt.Printf("banks=%s log_bytes=%d secureboot_var=%s tpm=%s cmdline=%q\n",
-		strings.Join(bankNames(d.PCRs), ","), len(d.EventLog), sb, d.TPMDevice, d.Cmdline)
+		strings.Join(slices.Sorted(maps.Keys(d.PCRs)), ","), len(d.EventLog), sb, d.TPMDevice, d.Cmdline)
 	return nil
 }
 
@@ -106,21 +107,12 @@ func parse(serial []byte) (*dump, error) {
 	return &d, nil
 }
 
-func bankNames(pcrs map[string]map[string]string) []string {
-	names := make([]string, 0, len(pcrs))
-	for n := range pcrs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // encodePCRs writes {"SHA256":{"0":"..",...,"23":".."},...} with PCRs in
 // numeric order, one per line, so that diffs between captures are readable.
 func encodePCRs(pcrs map[string]map[string]string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("{\n")
-	for bi, name := range bankNames(pcrs) {
+	for bi, name := range slices.Sorted(maps.Keys(pcrs)) {
 		fmt.Fprintf(&b, "  %q: {\n", name)
 		for i := 0; i < 24; i++ {
 			v, ok := pcrs[name][strconv.Itoa(i)]
