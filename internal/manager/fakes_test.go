@@ -11,19 +11,16 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/report"
-
-	"trustedcompute.io/tc/internal/clock"
 )
 
-// fakeClock is the shared settable clock; After channels fire when Advance
+// newFakeClock is the tests' settable clock; After channels fire when Advance
 // passes them.
-type fakeClock = clock.Fake
-
-func newFakeClock() *fakeClock { return clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)) }
+func newFakeClock() *clock.Fake { return clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)) }
 
 // simHost is a host as the fake verifier simulates it: its TPM reset count,
 // the version of its boot measurements and of its golden flavors.
@@ -44,7 +41,7 @@ type simHost struct {
 
 // fakeVerifier simulates HVS: registration, flavors, reports.
 type fakeVerifier struct {
-	clock *fakeClock
+	clock *clock.Fake
 
 	mu          sync.Mutex
 	hosts       map[string]*simHost // by host id
@@ -56,7 +53,7 @@ type fakeVerifier struct {
 	rebaselines map[string]int
 }
 
-func newFakeVerifier(clock *fakeClock) *fakeVerifier {
+func newFakeVerifier(clock *clock.Fake) *fakeVerifier {
 	return &fakeVerifier{clock: clock, hosts: map[string]*simHost{}, reports: map[string][]*report.Report{}, rebaselines: map[string]int{}}
 }
 

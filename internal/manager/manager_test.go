@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 )
 
@@ -18,7 +19,7 @@ import (
 type env struct {
 	t     *testing.T
 	cfg   Config
-	clock *fakeClock
+	clock *clock.Fake
 	v     *fakeVerifier
 	nodes *fakeNodes
 	sink  *fakeSink
