@@ -27,9 +27,7 @@ const ttl = time.Hour
 // fleet is a TLS server with a service, a manager and the agents of H1 and H2
 // (both answering their own requests).
 type fleet struct {
-	srv               *Server
-	ca                testCA
-	auth              *Authority
+	testBus
 	service, manager  *nats.Conn
 	agent1, agent2    *nats.Conn
 	agent1Log, mgrLog *recorder
@@ -37,13 +35,11 @@ type fleet struct {
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	f := &fleet{ca: newTestCA(t), auth: newTestAuthority(t)}
-	f.srv, _ = startServer(t, ServerConfig{Host: "127.0.0.1", TLS: f.ca.serverTLS}, f.auth)
-	url := f.srv.ClientURL()
-	f.service, _ = client(t, url, mustCreds(t)(f.auth.ServiceCredentials("hvs", ttl)), f.ca.pool, "hvs")
-	f.manager, f.mgrLog = client(t, url, mustCreds(t)(f.auth.ManagerCredentials("manager", ttl)), f.ca.pool, "manager")
-	f.agent1, f.agent1Log = client(t, url, mustCreds(t)(f.auth.AgentCredentials("H1", ttl)), f.ca.pool, "agent-H1")
-	f.agent2, _ = client(t, url, mustCreds(t)(f.auth.AgentCredentials("H2", ttl)), f.ca.pool, "agent-H2")
+	f := &fleet{testBus: newTestBus(t)}
+	f.service, _ = f.dial(t, mustCreds(t)(f.auth.ServiceCredentials("hvs", ttl)), "hvs")
+	f.manager, f.mgrLog = f.dial(t, mustCreds(t)(f.auth.ManagerCredentials("manager", ttl)), "manager")
+	f.agent1, f.agent1Log = f.agent(t, "H1")
+	f.agent2, _ = f.agent(t, "H2")
 	echoAgent(t, f.agent1, "H1")
 	echoAgent(t, f.agent2, "H2")
 	return f
@@ -177,7 +173,7 @@ func TestDeniedPublishes(t *testing.T) {
 	t.Run("an agent answers a request only once", func(t *testing.T) {
 		// Host H3's agent has a single subscription (see the package doc:
 		// two subscriptions matching one request use up its one answer).
-		agent, log := client(t, f.srv.ClientURL(), mustCreds(t)(f.auth.AgentCredentials("H3", ttl)), f.ca.pool, "agent-H3")
+		agent, log := f.agent(t, "H3")
 		subj := subject(t)(bus.AgentRequestSubject("H3", bus.VersionRequest))
 		reqs := subscribed(t, agent, subj)
 		reply := f.service.NewRespInbox()
@@ -221,10 +217,8 @@ func (f *fleet) h2() *nats.Conn                  { return f.agent2 }
 func (f *fleet) mgr() *nats.Conn                 { return f.manager }
 
 func TestCredentialsAtConnect(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-
+	b := newTestBus(t)
+	auth := b.auth
 	expiredAuth := *auth
 	expiredAuth.now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
 	otherAuth := newTestAuthority(t)
@@ -245,7 +239,7 @@ func TestCredentialsAtConnect(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
-			nc, err := natsbus.Connect(ctx, srv.ClientURL(), creds, ca.pool, "test", discardLogger())
+			nc, err := natsbus.Connect(ctx, b.srv.ClientURL(), creds, b.ca.pool, "test", discardLogger())
 			if !tt.refused {
 				if err != nil {
 					t.Fatalf("Connect: %v", err)
@@ -480,10 +474,9 @@ func freePort(t *testing.T) int {
 }
 
 func TestInProcessConnections(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	agent, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1")
+	b := newTestBus(t)
+	srv, auth := b.srv, b.auth
+	agent, _ := b.agent(t, "H1")
 	echoAgent(t, agent, "H1")
 
 	t.Run("an in-process service reaches an agent connected over tls", func(t *testing.T) {

@@ -49,6 +49,38 @@ func newTestCA(t testing.TB) testCA {
 	}
 }
 
+// testBus is a TLS server on a CA and an authority made for one test.
+type testBus struct {
+	ca   testCA
+	auth *Authority
+	srv  *Server
+}
+
+func newTestBus(t testing.TB) testBus {
+	t.Helper()
+	b := testBus{ca: newTestCA(t), auth: newTestAuthority(t)}
+	b.srv, _ = startServer(t, ServerConfig{Host: "127.0.0.1", TLS: b.ca.serverTLS}, b.auth)
+	return b
+}
+
+// dial connects to b with creds under name.
+func (b testBus) dial(t testing.TB, creds []byte, name string) (*nats.Conn, *recorder) {
+	t.Helper()
+	return client(t, b.srv.ClientURL(), creds, b.ca.pool, name)
+}
+
+// agent connects the agent of host ("agent-<host>") with credentials of ttl.
+func (b testBus) agent(t testing.TB, host string) (*nats.Conn, *recorder) {
+	t.Helper()
+	return b.dial(t, mustCreds(t)(b.auth.AgentCredentials(host, ttl)), "agent-"+host)
+}
+
+// manager connects the manager name ("manager-<name>") with credentials of ttl.
+func (b testBus) manager(t testing.TB, name string) (*nats.Conn, *recorder) {
+	t.Helper()
+	return b.dial(t, mustCreds(t)(b.auth.ManagerCredentials(name, ttl)), "manager-"+name)
+}
+
 // startServer runs a server until the test ends and checks that Run returns
 // nil after the clean shutdown. stop ends it earlier.
 func startServer(t testing.TB, cfg ServerConfig, auth *Authority) (srv *Server, stop func()) {

@@ -91,13 +91,11 @@ func TestRevocationsOutliveARestart(t *testing.T) {
 // running server: its connections close within 2 s and stay out; another
 // manager keeps receiving.
 func TestRevokedManagerIsCutOff(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	r := startRenewer(t, srv, auth, newFakeHosts(), time.Hour)
-	creds := mustCreds(t)(auth.ManagerCredentials("am", time.Hour))
-	am, _ := client(t, srv.ClientURL(), creds, ca.pool, "manager-am")
-	other, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.ManagerCredentials("am2", time.Hour)), ca.pool, "manager-am2")
+	b := newTestBus(t)
+	r := startRenewer(t, b.srv, b.auth, newFakeHosts(), time.Hour)
+	creds := mustCreds(t)(b.auth.ManagerCredentials("am", time.Hour))
+	am, _ := b.dial(t, creds, "manager-am")
+	other, _ := b.manager(t, "am2")
 
 	start := time.Now()
 	if err := r.RevokeManager(context.Background(), "am"); err != nil {
@@ -108,7 +106,7 @@ func TestRevokedManagerIsCutOff(t *testing.T) {
 	if am.IsConnected() {
 		t.Fatal("the revoked manager reconnected")
 	}
-	refused(t, srv.ClientURL(), creds, ca, "the revoked manager's credentials")
+	refused(t, b.srv.ClientURL(), creds, b.ca, "the revoked manager's credentials")
 	if !other.IsConnected() {
 		t.Fatal("the other manager was cut off too")
 	}

@@ -87,11 +87,9 @@ func startRenewer(t *testing.T, srv *Server, auth *Authority, hosts Hosts, ttl t
 }
 
 func TestRenewal(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	b := newTestBus(t)
 	hosts := newFakeHosts("H1", "H2")
-	startRenewer(t, srv, auth, hosts, 90*time.Second)
+	startRenewer(t, b.srv, b.auth, hosts, 90*time.Second)
 	hosts.remove("H2")
 
 	tests := []struct {
@@ -103,12 +101,12 @@ func TestRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := mustCreds(t)(auth.AgentCredentials(tt.host, time.Hour))
+			raw := mustCreds(t)(b.auth.AgentCredentials(tt.host, time.Hour))
 			current, err := bus.ParseCredentials(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc, _ := client(t, srv.ClientURL(), raw, ca.pool, "agent-"+tt.host)
+			nc, _ := b.dial(t, raw, "agent-"+tt.host)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			fresh, err := bus.RenewCredentials(ctx, natsbus.Adapt(nc), tt.host, current)
@@ -128,17 +126,15 @@ func TestRenewal(t *testing.T) {
 				t.Fatalf("renewed credentials live %s, want the configured 90s", life)
 			}
 			// The fresh credentials work.
-			client(t, srv.ClientURL(), fresh.Bytes(), ca.pool, "agent-"+tt.host+"-renewed")
+			b.dial(t, fresh.Bytes(), "agent-"+tt.host+"-renewed")
 		})
 	}
 }
 
 func TestAgentCannotRenewOrReadCredentialsOfAnotherHost(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	startRenewer(t, srv, auth, newFakeHosts("H1", "H2"), time.Hour)
-	h1, log1 := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	b := newTestBus(t)
+	startRenewer(t, b.srv, b.auth, newFakeHosts("H1", "H2"), time.Hour)
+	h1, log1 := b.agent(t, "H1")
 	otherRenew, _ := bus.RenewSubject("H2")
 	otherIssued, _ := bus.IssuedSubject("H2")
 
@@ -182,21 +178,19 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ca := newTestCA(t)
-			auth := newTestAuthority(t)
-			srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+			b := newTestBus(t)
 			hosts := newFakeHosts("H1", "H2")
-			r := startRenewer(t, srv, auth, hosts, time.Hour)
+			r := startRenewer(t, b.srv, b.auth, hosts, time.Hour)
 
 			// In the reconciliation case the key was issued by another
 			// authority object (a verifier before its restart) with the
 			// same account: the ledger of auth knows nothing of it.
-			issuer := *auth
+			issuer := *b.auth
 			issuer.ledger = newMemLedger()
 			creds1 := mustCreds(t)(issuer.AgentCredentials("H1", time.Hour))
-			h1, _ := client(t, srv.ClientURL(), creds1, ca.pool, "agent-H1")
+			h1, _ := b.dial(t, creds1, "agent-H1")
 			echoAgent(t, h1, "H1")
-			h2, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H2", time.Hour)), ca.pool, "agent-H2")
+			h2, _ := b.agent(t, "H2")
 			echoAgent(t, h2, "H2")
 
 			tt.remove(r, hosts)
@@ -209,14 +203,14 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			if nc, err := natsbus.Connect(ctx, srv.ClientURL(), creds1, ca.pool, "agent-H1-again", discardLogger()); err == nil {
+			if nc, err := natsbus.Connect(ctx, b.srv.ClientURL(), creds1, b.ca.pool, "agent-H1-again", discardLogger()); err == nil {
 				nc.Close()
 				t.Fatal("the removed host's credentials connect again")
 			}
 			if !h2.IsConnected() {
 				t.Fatal("the other host's agent was cut off too")
 			}
-			svc, err := ConnectInProcess(srv, mustCreds(t)(auth.ServiceCredentials("hvs", time.Hour)), "hvs2", discardLogger())
+			svc, err := ConnectInProcess(b.srv, mustCreds(t)(b.auth.ServiceCredentials("hvs", time.Hour)), "hvs2", discardLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,12 +223,10 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 }
 
 func TestRenewReplyGoesOnlyToTheHostsIssuedSubject(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	startRenewer(t, srv, auth, newFakeHosts("H1", "H2"), time.Hour)
-	h1, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
-	h2, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H2", time.Hour)), ca.pool, "agent-H2")
+	b := newTestBus(t)
+	startRenewer(t, b.srv, b.auth, newFakeHosts("H1", "H2"), time.Hour)
+	h1, _ := b.agent(t, "H1")
+	h2, _ := b.agent(t, "H2")
 	issued2, _ := bus.IssuedSubject("H2")
 	sub2 := subscribed(t, h2, issued2)
 	// H1 names H2's answer subject as its reply subject: the verifier
@@ -257,12 +249,10 @@ func TestRenewReplyGoesOnlyToTheHostsIssuedSubject(t *testing.T) {
 // stay connected until its host is registered, and be cut off once the
 // registered host is deleted.
 func TestAnAgentWhoseHostIsNotRegisteredYetIsNotCutOff(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
+	b := newTestBus(t)
 	hosts := newFakeHosts()
-	r := startRenewer(t, srv, auth, hosts, time.Hour)
-	h1, _ := client(t, srv.ClientURL(), mustCreds(t)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	r := startRenewer(t, b.srv, b.auth, hosts, time.Hour)
+	h1, _ := b.agent(t, "H1")
 	echoAgent(t, h1, "H1")
 
 	for range 2 {
@@ -282,11 +272,9 @@ func TestAnAgentWhoseHostIsNotRegisteredYetIsNotCutOff(t *testing.T) {
 
 func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 	const lifetime = 3 * time.Second
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	startRenewer(t, srv, auth, newFakeHosts("H1"), lifetime)
-	creds, err := bus.ParseCredentials(mustCreds(t)(auth.ManagerCredentials("am", lifetime)))
+	b := newTestBus(t)
+	startRenewer(t, b.srv, b.auth, newFakeHosts("H1"), lifetime)
+	creds, err := bus.ParseCredentials(mustCreds(t)(b.auth.ManagerCredentials("am", lifetime)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +283,7 @@ func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 	var mu sync.Mutex
 	got := map[int]bool{}
 	dial := func(ctx context.Context, c *bus.Credentials) (*nats.Conn, error) {
-		return natsbus.Connect(ctx, srv.ClientURL(), c.Bytes(), ca.pool, "attestation-manager", discardLogger())
+		return natsbus.Connect(ctx, b.srv.ClientURL(), c.Bytes(), b.ca.pool, "attestation-manager", discardLogger())
 	}
 	subscribe := func(nc *nats.Conn) ([]*nats.Subscription, error) {
 		sub, err := nc.Subscribe(bus.AllReports, func(m *nats.Msg) {
@@ -323,7 +311,7 @@ func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- mc.Run(ctx) }()
 
-	svc, err := ConnectInProcess(srv, mustCreds(t)(auth.ServiceCredentials("hvs", time.Hour)), "hvs-reports", discardLogger())
+	svc, err := ConnectInProcess(b.srv, mustCreds(t)(b.auth.ServiceCredentials("hvs", time.Hour)), "hvs-reports", discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,11 +384,9 @@ func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {
 }
 
 func TestManagerCannotRenewOrReadCredentialsOfAnotherManager(t *testing.T) {
-	ca := newTestCA(t)
-	auth := newTestAuthority(t)
-	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	startRenewer(t, srv, auth, newFakeHosts("H1"), time.Hour)
-	am, log := client(t, srv.ClientURL(), mustCreds(t)(auth.ManagerCredentials("am", time.Hour)), ca.pool, "manager-am")
+	b := newTestBus(t)
+	startRenewer(t, b.srv, b.auth, newFakeHosts("H1"), time.Hour)
+	am, log := b.manager(t, "am")
 
 	otherRenew, _ := bus.ManagerRenewSubject("other")
 	otherIssued, _ := bus.ManagerIssuedSubject("other")
@@ -413,7 +399,7 @@ func TestManagerCannotRenewOrReadCredentialsOfAnotherManager(t *testing.T) {
 	})
 
 	t.Run("a manager's own renewal yields credentials of that manager only", func(t *testing.T) {
-		current, err := bus.ParseCredentials(mustCreds(t)(auth.ManagerCredentials("am", time.Hour)))
+		current, err := bus.ParseCredentials(mustCreds(t)(b.auth.ManagerCredentials("am", time.Hour)))
 		if err != nil {
 			t.Fatal(err)
 		}
