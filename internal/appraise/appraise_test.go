@@ -25,8 +25,8 @@ func TestAppraiseTrustsConsistentEvidence(t *testing.T) {
 	if !v.SecureBoot.Enabled || len(v.SecureBoot.Authorities) != 1 {
 		t.Errorf("secure boot %+v", v.SecureBoot)
 	}
-	if len(v.IMAEntries) != 21 || v.IMANextOffset != 21 || len(v.IMANextValue) != 48 {
-		t.Errorf("IMA: %d entries, next offset %d, next value %x", len(v.IMAEntries), v.IMANextOffset, v.IMANextValue)
+	if len(v.IMAEntries) != 21 || v.IMANextOffset != 21 || len(v.IMANextValue) != 32 || v.IMA.Bank != evidence.BankSHA256 {
+		t.Errorf("IMA: %d entries, next offset %d, next %s value %x", len(v.IMAEntries), v.IMANextOffset, v.IMA.Bank, v.IMANextValue)
 	}
 	for _, bank := range []string{evidence.BankSHA256, evidence.BankSHA384} {
 		if len(v.Events[bank]) == 0 || len(v.Events[bank]) != len(mustParse(t, n.rsp.EventLog).Events(bank))-0 {
@@ -113,11 +113,11 @@ func TestAppraiseNamesFaults(t *testing.T) {
 func TestAppraiseContinuesTheIMALogOfTheBoot(t *testing.T) {
 	n := newNode(t, "rsassa", 0, 10)
 	lines := strings.SplitAfter(n.rsp.IMALog, "\n")
-	start := extendIMA(t, strings.Join(lines[:4], ""), evidence.BankSHA384)
+	start := extendIMA(t, strings.Join(lines[:4], ""), evidence.BankSHA256)
 	in := n.input()
 	in.Request.IMAOffset, in.Response.IMAOffset = 4, 4
 	in.Response.IMALog = strings.Join(lines[4:], "")
-	in.IMAStart = map[string][]byte{evidence.BankSHA384: start}
+	in.IMAStart = map[string][]byte{evidence.BankSHA256: start}
 	v := Appraise(in, testNow)
 	if !v.Trusted() {
 		t.Fatalf("faults: %v", v.Faults)
