@@ -174,11 +174,20 @@ type Event struct {
 	Data []byte `json:"-"`
 }
 
-// logReader reads little-endian fields and remembers the first failure.
+// logReader reads little-endian fields (big-endian ones, the TPM's wire
+// order, with big) and remembers the first failure.
 type logReader struct {
 	b   []byte
 	off int
 	err string
+	big bool
+}
+
+func (r *logReader) order() binary.ByteOrder {
+	if r.big {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
 }
 
 func (r *logReader) bytes(n int) []byte {
@@ -203,14 +212,21 @@ func (r *logReader) u8() byte {
 
 func (r *logReader) u16() uint16 {
 	if b := r.bytes(2); b != nil {
-		return binary.LittleEndian.Uint16(b)
+		return r.order().Uint16(b)
 	}
 	return 0
 }
 
 func (r *logReader) u32() uint32 {
 	if b := r.bytes(4); b != nil {
-		return binary.LittleEndian.Uint32(b)
+		return r.order().Uint32(b)
+	}
+	return 0
+}
+
+func (r *logReader) u64() uint64 {
+	if b := r.bytes(8); b != nil {
+		return r.order().Uint64(b)
 	}
 	return 0
 }

@@ -2,7 +2,6 @@ package appraise
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"os"
 	"reflect"
@@ -73,18 +72,6 @@ func FuzzVerifyQuoteAttest(f *testing.F) {
 		quote, faults := VerifyQuote(ak.public, boundNonce(), &q)
 		if (quote == nil) == (len(faults) == 0) {
 			t.Fatalf("quote %v with faults %v", quote, faults)
-		}
-		// The walk that finds trailing (or missing) bytes agrees with
-		// re-encoding the decoded structure on whether it is raw whole.
-		if len(attest) < 6 || binary.BigEndian.Uint32(attest) != tpmGeneratedValue ||
-			tpm2.TPMST(binary.BigEndian.Uint16(attest[4:])) != tpm2.TPMSTAttestQuote {
-			return
-		}
-		if a, err := tpm2.Unmarshal[tpm2.TPMSAttest](attest); err == nil {
-			walked, encoded := quoteAttestSize(attest), len(tpm2.Marshal(a))
-			if (walked == len(attest)) != (encoded == len(attest)) {
-				t.Fatalf("of %d bytes, quoteAttestSize walks %d, the decoded structure takes %d", len(attest), walked, encoded)
-			}
 		}
 	})
 }

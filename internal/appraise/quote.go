@@ -125,32 +125,23 @@ func verifyQuote(akPublic []byte, parsed *AK, nonce []byte, q *evidence.QuoteRes
 	if f != nil {
 		faults = append(faults, *f)
 	}
-	if subtle.ConstantTimeCompare(attest.ExtraData.Buffer, nonce) != 1 {
+	if subtle.ConstantTimeCompare(attest.extraData, nonce) != 1 {
 		faults = append(faults, fault(FaultQuoteNonce, "the quote's extraData is not the verifier's nonce"))
-	}
-	info, err := attest.Attested.Quote()
-	if err != nil {
-		return nil, append(faults, fault(FaultEvidenceUnparsable, "quote info: %v", err))
 	}
 	var pcrs PCRs
 	if hash != 0 {
 		var pf []Fault
-		pcrs, pf = verifyPCRs(info, hash, q.PCRs)
+		pcrs, pf = verifyPCRs(attest.selections, attest.pcrDigest, hash, q.PCRs)
 		faults = append(faults, pf...)
 	}
 	if len(faults) > 0 {
 		return nil, faults
 	}
 	return &Quote{
-		PCRs: pcrs,
-		ClockInfo: ClockInfo{
-			Clock:        attest.ClockInfo.Clock,
-			ResetCount:   attest.ClockInfo.ResetCount,
-			RestartCount: attest.ClockInfo.RestartCount,
-			Safe:         bool(attest.ClockInfo.Safe),
-		},
-		FirmwareVersion: attest.FirmwareVersion,
-		QualifiedSigner: attest.QualifiedSigner.Buffer,
+		PCRs:            pcrs,
+		ClockInfo:       attest.clockInfo,
+		FirmwareVersion: attest.firmwareVersion,
+		QualifiedSigner: bytes.Clone(attest.qualifiedSigner),
 		DigestBank:      hashBank(hash),
 	}, nil
 }
@@ -314,8 +305,9 @@ func ecdsaKey(curveID tpm2.TPMECCCurve, p *tpm2.TPMSECCPoint) (*ecdsa.PublicKey,
 	return key, nil
 }
 
-// parseAttest checks the magic and type and decodes a TPMS_ATTEST.
-func parseAttest(raw []byte) (*tpm2.TPMSAttest, *Fault) {
+// parseAttest checks the magic and type and decodes the TPMS_ATTEST of a
+// quote.
+func parseAttest(raw []byte) (*quoteAttest, *Fault) {
 	if len(raw) < 6 {
 		f := fault(FaultEvidenceUnparsable, "attest structure of %d bytes is too short", len(raw))
 		return nil, &f
@@ -328,56 +320,12 @@ func parseAttest(raw []byte) (*tpm2.TPMSAttest, *Fault) {
 		f := fault(FaultQuoteType, "attest type is %#04x, not TPM_ST_ATTEST_QUOTE", uint16(t))
 		return nil, &f
 	}
-	attest, err := tpm2.Unmarshal[tpm2.TPMSAttest](raw)
+	attest, err := decodeQuoteAttest(raw)
 	if err != nil {
 		f := fault(FaultEvidenceUnparsable, "decode TPMS_ATTEST: %v", err)
 		return nil, &f
 	}
-	if n := quoteAttestSize(raw); n != len(raw) {
-		f := fault(FaultEvidenceUnparsable, "TPMS_ATTEST of %d bytes carries %d trailing bytes", n, len(raw)-n)
-		return nil, &f
-	}
 	return attest, nil
-}
-
-// quoteAttestSize is the size of the TPMS_ATTEST of a quote at the start
-// of raw, which tpm2.Unmarshal decoded: what its fields take, walked
-// without decoding them again (re-encoding the decoded structure costs a
-// tenth of a steady report). -1 when raw is too short.
-func quoteAttestSize(raw []byte) int {
-	n := 4 + 2                       // magic, type
-	sized := func(prefix int) bool { // a field of prefix bytes of size, then that many bytes
-		if n+prefix > len(raw) {
-			return false
-		}
-		size := int(raw[n])
-		if prefix == 2 {
-			size = int(binary.BigEndian.Uint16(raw[n:]))
-		}
-		n += prefix + size
-		return n <= len(raw)
-	}
-	for range 2 { // qualifiedSigner, extraData
-		if !sized(2) {
-			return -1
-		}
-	}
-	n += 8 + 4 + 4 + 1 + 8 // clockInfo, firmwareVersion
-	if n+4 > len(raw) {
-		return -1
-	}
-	count := int(binary.BigEndian.Uint32(raw[n:])) // pcrSelect
-	n += 4
-	for range count {
-		n += 2 // hash
-		if !sized(1) {
-			return -1
-		}
-	}
-	if !sized(2) { // pcrDigest
-		return -1
-	}
-	return n
 }
 
 // verifySignature checks a TPMT_SIGNATURE over signed with the AK and
@@ -458,7 +406,7 @@ func verifySignature(ak *attestKey, signed, raw []byte) (crypto.Hash, *Fault) {
 
 // verifyPCRs checks that the reported values cover the quote's PCR selection
 // exactly once each and hash to its digest; it returns the covered values.
-func verifyPCRs(info *tpm2.TPMSQuoteInfo, h crypto.Hash, reported []evidence.PCRValue) (PCRs, []Fault) {
+func verifyPCRs(selections []pcrSelection, digest []byte, h crypto.Hash, reported []evidence.PCRValue) (PCRs, []Fault) {
 	type key struct {
 		bank  string
 		index int
@@ -472,10 +420,10 @@ func verifyPCRs(info *tpm2.TPMSQuoteInfo, h crypto.Hash, reported []evidence.PCR
 	pcrs := PCRs{}
 	d := h.New()
 	selected := 0
-	for _, sel := range info.PCRSelect.PCRSelections {
-		bank := bankName(sel.Hash)
+	for _, sel := range selections {
+		bank := bankName(sel.hash)
 		if bank == "" {
-			faults = append(faults, fault(FaultQuotePCRSelection, "the quote selects PCRs of unsupported bank %v", sel.Hash))
+			faults = append(faults, fault(FaultQuotePCRSelection, "the quote selects PCRs of unsupported bank %v", sel.hash))
 			continue
 		}
 		if pcrs[bank] != nil {
@@ -484,8 +432,8 @@ func verifyPCRs(info *tpm2.TPMSQuoteInfo, h crypto.Hash, reported []evidence.PCR
 		}
 		bh, _ := bankHash(bank)
 		pcrs[bank] = map[int][]byte{}
-		for i := 0; i < 8*len(sel.PCRSelect); i++ {
-			if sel.PCRSelect[i/8]&(1<<(i%8)) == 0 {
+		for i := 0; i < 8*len(sel.mask); i++ {
+			if sel.mask[i/8]&(1<<(i%8)) == 0 {
 				continue
 			}
 			selected++
@@ -511,9 +459,9 @@ func verifyPCRs(info *tpm2.TPMSQuoteInfo, h crypto.Hash, reported []evidence.PCR
 	if len(faults) > 0 {
 		return nil, faults
 	}
-	if got := d.Sum(nil); !bytes.Equal(got, info.PCRDigest.Buffer) {
+	if got := d.Sum(nil); !bytes.Equal(got, digest) {
 		f := fault(FaultQuotePCRDigest, "the reported PCR values do not hash to the quoted PCR digest")
-		f.Expected = hex.EncodeToString(info.PCRDigest.Buffer)
+		f.Expected = hex.EncodeToString(digest)
 		f.Actual = hex.EncodeToString(got)
 		return nil, []Fault{f}
 	}

@@ -280,11 +280,7 @@ func TestARealVTPMQuoteAndLogVerify(t *testing.T) {
 		t.Fatalf("the parsed AK does not verify the real signature: %v", err)
 	}
 	h := crypto.SHA1
-	info, err := attest.Attested.Quote()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcrs, faults := verifyPCRs(info, h, rsp.PCRs)
+	pcrs, faults := verifyPCRs(attest.selections, attest.pcrDigest, h, rsp.PCRs)
 	if len(faults) > 0 {
 		t.Fatal(faults)
 	}
