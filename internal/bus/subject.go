@@ -125,9 +125,6 @@ func AgentRequestSubject(hostID string, r Request) (string, error) {
 // trust-agent.<host-id>.>.
 func AgentRequests(hostID string) (string, error) { return hostSubject(agentPrefix, hostID, ">") }
 
-// HostEvents matches every event of hostID: trust-events.<host-id>.>.
-func HostEvents(hostID string) (string, error) { return hostSubject(eventPrefix, hostID, ">") }
-
 // EventSubject is the subject of an event of hostID:
 // trust-events.<host-id>.<type>.
 func EventSubject(hostID string, t EventType) (string, error) {
