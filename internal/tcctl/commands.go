@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 
 	"github.com/spf13/cobra"
 )
@@ -57,4 +58,20 @@ func (a *app) deleting(use, short, what, collection string, resolve func(ctx con
 			return nil
 		}),
 	}
+}
+
+// idByName resolves a name to the id of the one object of the collection
+// that bears it, asking the collection for nameEqualTo; the answer lists the
+// objects under key. An argument that names no object is taken as an id.
+func idByName(ctx context.Context, c *Client, what, collection, key, nameOrID string) (string, error) {
+	var list map[string][]struct {
+		ID string `json:"id"`
+	}
+	if err := c.get(ctx, collection, url.Values{"nameEqualTo": {nameOrID}}, &list); err != nil {
+		return "", fmt.Errorf("find %s %s: %w", what, nameOrID, err)
+	}
+	if objs := list[key]; len(objs) == 1 {
+		return objs[0].ID, nil
+	}
+	return nameOrID, nil
 }

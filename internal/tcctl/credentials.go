@@ -11,10 +11,6 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 )
 
-func (a *app) credentialsCmd() *cobra.Command {
-	return group("credentials", "Issue and revoke bus credentials", a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager())
-}
-
 func (a *app) credentialsAgent() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent <host-id> -f <out.creds>",

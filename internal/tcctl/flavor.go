@@ -16,11 +16,6 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 )
 
-func (a *app) flavorCmd() *cobra.Command {
-	return group("flavor", "List, import, create and remove flavors (golden measurements)",
-		a.flavorList(), a.flavorGet(), a.flavorImport(), a.flavorCreateFromHost(), a.flavorDelete())
-}
-
 func flavorTable(fs ...flavor.SignedFlavor) *table {
 	t := &table{header: []string{"FLAVOR ID", "PART", "LABEL", "HARDWARE UUID", "SOURCE", "CREATED"}}
 	for _, sf := range fs {

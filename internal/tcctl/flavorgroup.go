@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,11 +11,6 @@ import (
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/restapi"
 )
-
-func (a *app) flavorGroupCmd() *cobra.Command {
-	return group("flavorgroup", "List, create and remove flavor groups (per-part match policies)",
-		a.groupList(), a.groupGet(), a.groupCreate(), a.groupDelete())
-}
 
 func groupTable(gs ...flavor.Group) *table {
 	t := &table{header: []string{"ID", "NAME", "POLICIES"}}
@@ -33,14 +27,7 @@ func groupTable(gs ...flavor.Group) *table {
 // groupID resolves a flavor group name to its id; an argument that names
 // no group is taken as an id.
 func groupID(ctx context.Context, c *Client, nameOrID string) (string, error) {
-	var list restapi.FlavorGroupList
-	if err := c.get(ctx, "/hvs/v2/flavorgroups", url.Values{"nameEqualTo": {nameOrID}}, &list); err != nil {
-		return "", fmt.Errorf("find flavor group %s: %w", nameOrID, err)
-	}
-	if len(list.Groups) == 1 {
-		return list.Groups[0].ID, nil
-	}
-	return nameOrID, nil
+	return idByName(ctx, c, "flavor group", "/hvs/v2/flavorgroups", "flavorgroups", nameOrID)
 }
 
 func (a *app) groupList() *cobra.Command {

@@ -12,11 +12,6 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 )
 
-func (a *app) hostCmd() *cobra.Command {
-	return group("host", "Register, list and remove hosts in the verifier",
-		a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete(), a.hostDisable(), a.hostEnable())
-}
-
 func hostTable(hs ...restapi.Host) *table {
 	t := &table{header: []string{"HOST ID", "NAME", "STATUS", "FLAVORGROUPS", "LAST CONNECTED", "STATE"}}
 	for _, h := range hs {

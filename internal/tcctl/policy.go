@@ -24,12 +24,6 @@ import (
 
 const imaPoliciesPath = "/hvs/v2/ima-policies"
 
-func (a *app) policyCmd() *cobra.Command {
-	return group("policy", "Manage IMA runtime policies (allowed file digests, excludes, signing keys)",
-		a.policyCreate(), a.policyUpdate(), a.policyGet(), a.policyList(), a.policyDelete(),
-		a.policyAssign(), a.policyUnassign(), policyGenerate())
-}
-
 func policyTable(ps ...restapi.IMAPolicy) *table {
 	t := &table{header: []string{"ID", "NAME", "VERSION", "DIGEST", "HOSTS", "FLAVOR GROUPS", "UPDATED"}}
 	for _, p := range ps {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -16,12 +15,6 @@ import (
 // Key broker secrets (docs/secrets.md). A value is read from a file or
 // stdin, never from a flag (it would land in the shell's history), and is
 // never shown: the verifier does not give it back.
-
-func (a *app) secretCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "secret", Short: "Manage key broker secrets, released only to Verified nodes' TPMs"}
-	cmd.AddCommand(a.secretCreate(), a.secretList(), a.secretGetPolicy(), a.secretRotate(), a.secretDelete())
-	return cmd
-}
 
 func secretTable(ss ...restapi.Secret) *table {
 	t := &table{header: []string{"ID", "NAME", "VERSION", "HOSTS", "FLAVOR GROUPS", "MAX EVIDENCE AGE", "PCRS", "UPDATED"}}
@@ -46,14 +39,7 @@ func secretTable(ss ...restapi.Secret) *table {
 // secretID resolves a secret name to its id; an argument that names no
 // secret is taken as an id.
 func secretID(ctx context.Context, c *Client, nameOrID string) (string, error) {
-	var list restapi.SecretList
-	if err := c.get(ctx, "/hvs/v2/secrets", url.Values{"nameEqualTo": {nameOrID}}, &list); err != nil {
-		return "", fmt.Errorf("find secret %s: %w", nameOrID, err)
-	}
-	if len(list.Secrets) == 1 {
-		return list.Secrets[0].ID, nil
-	}
-	return nameOrID, nil
+	return idByName(ctx, c, "secret", "/hvs/v2/secrets", "secrets", nameOrID)
 }
 
 // policyFlags are the flags that make a release policy.

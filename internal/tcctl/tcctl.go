@@ -57,14 +57,35 @@ type app struct {
 	configDir string
 }
 
-// AddTo adds the commands and the global --config-dir flag to root.
+// AddTo adds the command tree and the global --config-dir flag to root.
 func AddTo(root *cobra.Command, env Env) {
 	env.withDefaults()
 	a := &app{env: env}
 	root.PersistentFlags().StringVar(&a.configDir, "config-dir", "",
 		"configuration directory (default $"+EnvConfigDir+", else $XDG_CONFIG_HOME/tcctl, else ~/.config/tcctl)")
-	root.AddCommand(a.loginCmd(), a.hostCmd(), a.flavorCmd(), a.flavorGroupCmd(), a.reportCmd(),
-		a.userCmd(), a.roleCmd(), a.credentialsCmd(), a.nodeCmd(), a.secretCmd(), a.policyCmd())
+	root.AddCommand(
+		a.loginCmd(),
+		group("host", "Register, list and remove hosts in the verifier",
+			a.hostList(), a.hostGet(), a.hostRegister(), a.hostEnroll(), a.hostDelete(), a.hostDisable(), a.hostEnable()),
+		group("flavor", "List, import, create and remove flavors (golden measurements)",
+			a.flavorList(), a.flavorGet(), a.flavorImport(), a.flavorCreateFromHost(), a.flavorDelete()),
+		group("flavorgroup", "List, create and remove flavor groups (per-part match policies)",
+			a.groupList(), a.groupGet(), a.groupCreate(), a.groupDelete()),
+		group("report", "Attest hosts and read their signed trust reports",
+			a.reportCreate(), a.reportList(), a.reportGet()),
+		group("user", "Manage AAS users",
+			a.userList(), a.userCreate(), a.userDelete(), a.userPasswd()),
+		group("role", "Manage AAS roles and grant them to users",
+			a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke()),
+		group("credentials", "Issue and revoke bus credentials",
+			a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager()),
+		a.nodeCmd(),
+		group("secret", "Manage key broker secrets, released only to Verified nodes' TPMs",
+			a.secretCreate(), a.secretList(), a.secretGetPolicy(), a.secretRotate(), a.secretDelete()),
+		group("policy", "Manage IMA runtime policies (allowed file digests, excludes, signing keys)",
+			a.policyCreate(), a.policyUpdate(), a.policyGet(), a.policyList(), a.policyDelete(),
+			a.policyAssign(), a.policyUnassign(), policyGenerate()),
+	)
 }
 
 func (a *app) dir() (string, error) { return configDir(a.configDir, a.env.Getenv) }

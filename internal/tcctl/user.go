@@ -12,10 +12,6 @@ import (
 	"trustedcompute.io/tc/internal/restapi"
 )
 
-func (a *app) userCmd() *cobra.Command {
-	return group("user", "Manage AAS users", a.userList(), a.userCreate(), a.userDelete(), a.userPasswd())
-}
-
 func userTable(us ...restapi.User) *table {
 	t := &table{header: []string{"USER ID", "USERNAME", "CREATED", "LOCKED UNTIL"}}
 	for _, u := range us {
@@ -96,11 +92,6 @@ func (a *app) userPasswd() *cobra.Command {
 	})
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new password")
 	return cmd
-}
-
-func (a *app) roleCmd() *cobra.Command {
-	return group("role", "Manage AAS roles and grant them to users",
-		a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke())
 }
 
 func roleTable(rs ...restapi.Role) *table {
