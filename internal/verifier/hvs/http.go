@@ -614,7 +614,11 @@ const (
 	maxReportLimit     = 1000
 )
 
-func (s *Service) resolveHost(r *http.Request, in restapi.ReportRequest) (store.Host, error) {
+// resolveHost finds the host a report request names. A host named by
+// host_id is read only if read is set: a synchronous report reads the
+// host itself (store.HostForReport), and a missing one is ErrNotFound
+// there as here.
+func (s *Service) resolveHost(r *http.Request, in restapi.ReportRequest, read bool) (store.Host, error) {
 	set := 0
 	for _, v := range []string{in.HostName, in.HostID, in.HardwareUUID} {
 		if v != "" {
@@ -629,6 +633,9 @@ func (s *Service) resolveHost(r *http.Request, in restapi.ReportRequest) (store.
 	case in.HostID != "":
 		if err := bus.ValidateHostID(in.HostID); err != nil {
 			return store.Host{}, err
+		}
+		if !read {
+			return store.Host{ID: in.HostID}, nil
 		}
 		return s.store.HostByID(ctx, in.HostID)
 	case in.HostName != "":
@@ -656,7 +663,7 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 	if process != "" && process != "async" && process != "sync" {
 		return inputErrorf("process must be sync or async, got %q", process)
 	}
-	h, err := s.resolveHost(r, in)
+	h, err := s.resolveHost(r, in, process == "async")
 	if err != nil {
 		return err
 	}

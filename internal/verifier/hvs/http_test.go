@@ -239,8 +239,12 @@ func TestReportRoutes(t *testing.T) {
 			t.Errorf("POST /reports%s %s = %d, want 400", tt.query, tt.body, w.Code)
 		}
 	}
-	if w := do(t, mux, "POST", "/hvs/v2/reports", `{"hardware_uuid":"nope"}`); w.Code != http.StatusNotFound {
-		t.Errorf("report of an unknown hardware uuid = %d, want 404", w.Code)
+	for _, q := range []string{"", "?process=sync", "?process=async"} {
+		for _, body := range []string{`{"hardware_uuid":"nope"}`, `{"host_id":"nope"}`, `{"host_name":"nope"}`} {
+			if w := do(t, mux, "POST", "/hvs/v2/reports"+q, body); w.Code != http.StatusNotFound {
+				t.Errorf("POST /reports%s %s (an unknown host) = %d, want 404", q, body, w.Code)
+			}
+		}
 	}
 
 	t.Run("reports are paged newest first with afterId", func(t *testing.T) {
