@@ -27,6 +27,18 @@ func dialFile(t *testing.T, h *harness, file, name string) (*nats.Conn, error) {
 	return natsbus.Connect(ctx, h.v.NATSURL(), raw, h.v.Roots, name, slog.New(slog.DiscardHandler))
 }
 
+// mustDial connects like dialFile and fails the test when it cannot; the
+// connection closes when the test ends.
+func mustDial(t *testing.T, h *harness, file, name string) *nats.Conn {
+	t.Helper()
+	nc, err := dialFile(t, h, file, name)
+	if err != nil {
+		t.Fatalf("connect as %s with %s: %v", name, filepath.Base(file), err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 // waitCutOff fails the test unless nc is disconnected within 2 s.
 func waitCutOff(t *testing.T, nc *nats.Conn) {
 	t.Helper()
@@ -48,11 +60,7 @@ func TestHostDisableAndEnable(t *testing.T) {
 	c.must(t, "host", "register", "--host-id", "edge-1", "--name", "edge-one")
 	creds := filepath.Join(t.TempDir(), "edge-1.creds")
 	c.must(t, "credentials", "agent", "edge-1", "-f", creds)
-	nc, err := dialFile(t, h, creds, "agent-edge-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := mustDial(t, h, creds, "agent-edge-1")
 
 	state := func(t *testing.T) string {
 		t.Helper()
@@ -86,11 +94,7 @@ func TestHostDisableAndEnable(t *testing.T) {
 		t.Fatalf("after enable the host is %q", got)
 	}
 	c.must(t, "credentials", "agent", "edge-1", "-f", creds)
-	nc2, err := dialFile(t, h, creds, "agent-edge-1")
-	if err != nil {
-		t.Fatalf("fresh credentials of the enabled host: %v", err)
-	}
-	nc2.Close()
+	mustDial(t, h, creds, "agent-edge-1") // fresh credentials of the enabled host
 	if _, _, err := c.run("host", "disable", "nope"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("disable an unknown host: %v, want a 404", err)
 	}
@@ -108,11 +112,7 @@ func TestRevokeManagerCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := dialFile(t, h, file, "attestation-manager")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := mustDial(t, h, file, "attestation-manager")
 	if out := c.must(t, "credentials", "revoke-manager"); !strings.Contains(out, "attestation-manager revoked") {
 		t.Errorf("revoke-manager output:\n%s", out)
 	}
@@ -126,11 +126,7 @@ func TestRevokeManagerCredentials(t *testing.T) {
 		t.Fatal("the revoked credentials connect")
 	}
 	c.must(t, "credentials", "manager", "-f", file)
-	nc2, err := dialFile(t, h, file, "attestation-manager")
-	if err != nil {
-		t.Fatalf("fresh manager credentials: %v", err)
-	}
-	nc2.Close()
+	mustDial(t, h, file, "attestation-manager") // fresh manager credentials
 	if _, _, err := c.run("credentials", "revoke-manager", "a.b"); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("revoke an invalid name: %v, want a 400", err)
 	}
