@@ -18,8 +18,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 // TestDefaultsArePinned fails when a default changes; run with -update to
 // accept the change on purpose.
 func TestDefaultsArePinned(t *testing.T) {
@@ -47,15 +45,6 @@ func TestDefaultsArePinned(t *testing.T) {
 	if mc.PollDuration != time.Hour || mc.Jitter != 0.1 || mc.GoldenFlavors != manager.EveryBoot {
 		t.Fatalf("manager defaults %+v", mc)
 	}
-}
-
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 const complete = `
@@ -154,11 +143,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = writeFile(t, tt.file)
-			}
-			c, err := loadConfig(path, env(tt.env))
+			c, err := loadConfig(configtest.File(t, tt.file), configtest.Env(tt.env))
 			if err == nil {
 				err = c.validate()
 			}

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
+	"trustedcompute.io/tc/internal/config/configtest"
 	"trustedcompute.io/tc/internal/errtest"
 	"trustedcompute.io/tc/internal/manager"
 )
@@ -24,14 +23,7 @@ func TestDiskEncryptionPolicyIsConfigured(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = filepath.Join(t.TempDir(), "config.yaml")
-				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cfg, err := loadConfig(path, func(k string) string { return tt.env[k] })
+			cfg, err := loadConfig(configtest.File(t, tt.file), configtest.Env(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}

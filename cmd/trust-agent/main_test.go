@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,10 +12,8 @@ import (
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestConfigDefaultsAndOverrides(t *testing.T) {
-	cfg, err := loadConfig("", env(map[string]string{"TC_TPM": "simulator", "TC_HOST_ID": "edge-9"}))
+	cfg, err := loadConfig("", configtest.Env(map[string]string{"TC_TPM": "simulator", "TC_HOST_ID": "edge-9"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +26,9 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 }
 
 func TestConfigRefusesUnknownKeysAndBadValues(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.yaml")
 	const typo = "ak_algoritm" //nolint:misspell // a deliberate typo: the unknown key under test
-	if err := os.WriteFile(path, []byte("tpm: device\n"+typo+": rsa2048\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), typo) {
+	path := configtest.File(t, "tpm: device\n"+typo+": rsa2048\n")
+	if _, err := loadConfig(path, configtest.Env(nil)); err == nil || !strings.Contains(err.Error(), typo) {
 		t.Fatalf("err = %v, want the unknown key named", err)
 	}
 	cfg := defaultConfig()
@@ -52,7 +45,7 @@ func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err = run(t.Context(), []string{"evidence", "-tpm", sw.Spec(), "-root", root.Dir, "-nonce", "00112233", "-pcrs", "0,7"}, &out, &errOut, env(nil))
+	err = run(t.Context(), []string{"evidence", "-tpm", sw.Spec(), "-root", root.Dir, "-nonce", "00112233", "-pcrs", "0,7"}, &out, &errOut, configtest.Env(nil))
 	if err != nil {
 		t.Fatalf("evidence: %v\n%s", err, errOut.String())
 	}
@@ -67,18 +60,18 @@ func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
 
 func TestUnknownCommandsAndMissingNonceAreErrors(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(t.Context(), nil, &out, &out, env(nil)); err == nil || !strings.Contains(out.String(), "usage: trust-agent") {
+	if err := run(t.Context(), nil, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(out.String(), "usage: trust-agent") {
 		t.Fatalf("no command: err = %v, output %q, want an error and the usage", err, out.String())
 	}
 	out.Reset()
-	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, env(nil)); err == nil || !strings.Contains(err.Error(), "frobnicate") || !strings.Contains(out.String(), "usage: trust-agent") {
+	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(err.Error(), "frobnicate") || !strings.Contains(out.String(), "usage: trust-agent") {
 		t.Fatalf("unknown command: err = %v, output %q, want an error naming it and the usage", err, out.String())
 	}
-	err := run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, env(nil))
+	err := run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, configtest.Env(nil))
 	if err == nil || !strings.Contains(err.Error(), "nonce") {
 		t.Fatalf("err = %v, want a nonce error", err)
 	}
-	if err := run(t.Context(), []string{"run", "-tpm", "simulator"}, &out, &out, env(nil)); err == nil || errors.Is(err, nil) {
+	if err := run(t.Context(), []string{"run", "-tpm", "simulator"}, &out, &out, configtest.Env(nil)); err == nil || errors.Is(err, nil) {
 		t.Fatal("run without bus settings succeeded")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"trustedcompute.io/tc/internal/config/configtest"
 )
 
 func TestMemoryLimit(t *testing.T) {
@@ -23,7 +25,7 @@ func TestMemoryLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetMemoryLimit(math.MaxInt64)
-			setMemoryLimit(tt.limit, env(tt.env))
+			setMemoryLimit(tt.limit, configtest.Env(tt.env))
 			if got := debug.SetMemoryLimit(-1); got != tt.want {
 				t.Fatalf("memory limit = %d, want %d", got, tt.want)
 			}
@@ -32,7 +34,7 @@ func TestMemoryLimit(t *testing.T) {
 }
 
 func TestMemoryLimitDefaultsAndValidation(t *testing.T) {
-	cfg, err := loadConfig("", env(map[string]string{"TC_MEMORY_LIMIT": "8388608"}))
+	cfg, err := loadConfig("", configtest.Env(map[string]string{"TC_MEMORY_LIMIT": "8388608"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"trustedcompute.io/tc/internal/config/configtest"
 )
 
 // openPTY returns the master side of a new pseudo-terminal and the path of
@@ -74,7 +75,7 @@ func TestSerialDialerCarriesBinaryDataAfterTheMarker(t *testing.T) {
 }
 
 func TestSerialConfigComesFromTheEnvironment(t *testing.T) {
-	cfg, err := loadConfig("", env(map[string]string{"TC_NATS_SERIAL_DEVICE": "/dev/ttyS1"}))
+	cfg, err := loadConfig("", configtest.Env(map[string]string{"TC_NATS_SERIAL_DEVICE": "/dev/ttyS1"}))
 	if err != nil || cfg.NATS.SerialDevice != "/dev/ttyS1" {
 		t.Fatalf("serial device %q, %v", cfg.NATS.SerialDevice, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/config/configtest"
 	"trustedcompute.io/tc/internal/errtest"
 )
 
@@ -21,7 +22,7 @@ func TestBusCredentialLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := loadConfig("", env(tt.env))
+			cfg, err := loadConfig("", configtest.Env(tt.env))
 			if err == nil {
 				err = cfg.validate()
 			}
@@ -29,7 +30,7 @@ func TestBusCredentialLifetime(t *testing.T) {
 				return
 			}
 			cfg.DataDir = t.TempDir()
-			vcfg, err := cfg.verifierConfig(env(nil))
+			vcfg, err := cfg.verifierConfig(configtest.Env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,10 +9,8 @@ import (
 	"trustedcompute.io/tc/internal/config/configtest"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestDefaultsArePinned(t *testing.T) {
-	cfg, err := loadConfig("", env(nil))
+	cfg, err := loadConfig("", configtest.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +23,8 @@ func TestDefaultsArePinned(t *testing.T) {
 }
 
 func TestConfigFileAndEnvironment(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "verifier.yaml")
-	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:9443\nnats:\n  listen: 127.0.0.1:5222\nenrollment:\n  allow_registered_eks: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(path, env(map[string]string{"TC_LISTEN": "127.0.0.1:10443", "TC_EK_CA_FILES": "a.pem,b.pem"}))
+	path := configtest.File(t, "listen: 127.0.0.1:9443\nnats:\n  listen: 127.0.0.1:5222\nenrollment:\n  allow_registered_eks: true\n")
+	cfg, err := loadConfig(path, configtest.Env(map[string]string{"TC_LISTEN": "127.0.0.1:10443", "TC_EK_CA_FILES": "a.pem,b.pem"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,11 +34,7 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 }
 
 func TestConfigRefusesUnknownKeys(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "verifier.yaml")
-	if err := os.WriteFile(path, []byte("listn: :8443\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), "listn") {
+	if _, err := loadConfig(configtest.File(t, "listn: :8443\n"), configtest.Env(nil)); err == nil || !strings.Contains(err.Error(), "listn") {
 		t.Fatalf("err = %v, want one naming the unknown key", err)
 	}
 }
@@ -70,7 +59,7 @@ func TestRunRefusesToStartWithoutAnAdminPassword(t *testing.T) {
 	if err := os.Chmod(dir, 0o700); err != nil { // t.TempDir is 0755, which the verifier refuses
 		t.Fatal(err)
 	}
-	err := program().Run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr, env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0"}))
+	err := program().Run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr, configtest.Env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0"}))
 	if err == nil || !strings.Contains(err.Error(), "password") {
 		t.Fatalf("err = %v, want a missing admin password error", err)
 	}

@@ -2,17 +2,15 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"trustedcompute.io/tc/internal/config/configtest"
 )
 
 func TestKeyEncryptionKeysComeFromTheFileAndTheEnvironment(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "verifier.yaml")
-	if err := os.WriteFile(path, []byte("key_encryption_key_file: /etc/tc/kek\nprevious_key_encryption_key_files: [/etc/tc/kek.old]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := configtest.File(t, "key_encryption_key_file: /etc/tc/kek\nprevious_key_encryption_key_files: [/etc/tc/kek.old]\n")
 	tests := []struct {
 		name                      string
 		env                       map[string]string
@@ -29,12 +27,12 @@ func TestKeyEncryptionKeysComeFromTheFileAndTheEnvironment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := loadConfig(path, env(tt.env))
+			cfg, err := loadConfig(path, configtest.Env(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg.DataDir = t.TempDir()
-			vc, err := cfg.verifierConfig(env(tt.env))
+			vc, err := cfg.verifierConfig(configtest.Env(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +50,7 @@ func TestRunRefusesADataDirectoryOthersMayRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := program().Run(t.Context(), []string{"run", "-listen", "127.0.0.1:0", "-data-dir", dir}, os.Stdout, os.Stderr,
-		env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0", "TC_ADMIN_PASSWORD": "not-checked"}))
+		configtest.Env(map[string]string{"TC_NATS_LISTEN": "127.0.0.1:0", "TC_ADMIN_PASSWORD": "not-checked"}))
 	if err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
 		t.Fatalf("err = %v, want one naming the fix chmod 700 %s", err, dir)
 	}

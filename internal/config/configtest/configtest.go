@@ -3,6 +3,7 @@ package configtest
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"trustedcompute.io/tc/internal/config"
@@ -16,4 +17,22 @@ func PrintEnvKeys(t testing.TB, cfg any) {
 	if err := config.PrintEnvKeys(os.Stdout, cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Env is a getenv that reads m (nil: an empty environment).
+func Env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// File writes content to config.yaml in a directory of the test's own and
+// returns its path; empty content writes no file and returns "" (no file to
+// load).
+func File(t testing.TB, content string) string {
+	t.Helper()
+	if content == "" {
+		return ""
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
