@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,7 +34,6 @@ import (
 	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/manager"
 	"trustedcompute.io/tc/internal/verifier"
-	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/enroll"
 )
@@ -368,27 +366,18 @@ func (f *Fleet) startVerifier(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin password: %w", err)
 	}
-	acfg := aas.DefaultConfig()
-	acfg.AdminPassword = password
 	vdir := filepath.Join(f.dir, "verifier")
 	if err := os.MkdirAll(vdir, 0o700); err != nil {
 		return err
 	}
-	cfg := verifier.Config{
-		Listen:     "127.0.0.1:0",
-		Database:   "sqlite:" + filepath.Join(vdir, "verifier.db"),
-		DataDir:    vdir,
-		ServerName: "localhost",
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		AAS:        acfg,
-		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-		// The simulator has no EK certificate: the sandbox registers each
-		// node's EK public key, as an operator would.
-		// The fleet simulator's TPMs have EK certificates from its EK CA.
-		Enrollment: enroll.Config{AllowRegisteredEKs: true},
-		// The operator's dashboard, as a real deployment can turn it on.
-		Dashboard: verifier.DashboardConfig{Listen: "127.0.0.1:0"},
-	}
+	cfg := verifier.LoopbackConfig(vdir)
+	cfg.AAS.AdminPassword = password
+	// The simulator has no EK certificate: the sandbox registers each
+	// node's EK public key, as an operator would.
+	// The fleet simulator's TPMs have EK certificates from its EK CA.
+	cfg.Enrollment = enroll.Config{AllowRegisteredEKs: true}
+	// The operator's dashboard, as a real deployment can turn it on.
+	cfg.Dashboard = verifier.DashboardConfig{Listen: "127.0.0.1:0"}
 	if f.opts.Simulator == SimulatorFleet {
 		if f.ekCA, err = softtpm.NewEKCA(time.Now()); err != nil {
 			return err

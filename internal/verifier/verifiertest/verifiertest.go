@@ -12,10 +12,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -52,18 +50,9 @@ func Start(t testing.TB, dataDir string, opts ...func(*verifier.Config)) *Verifi
 	if err := os.Chmod(dataDir, 0o700); err != nil { //nolint:gosec // G302: a directory needs its x bit; 0700 is owner-only
 		t.Fatal(err)
 	}
-	acfg := aas.DefaultConfig()
-	acfg.AdminPassword = AdminPassword
-	acfg.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1} // fast logins in tests
-	cfg := verifier.Config{
-		Listen:     "127.0.0.1:0",
-		Database:   "sqlite:" + filepath.Join(dataDir, "verifier.db"),
-		DataDir:    dataDir,
-		ServerName: "localhost",
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		AAS:        acfg,
-		NATS:       verifier.NATSConfig{Host: "127.0.0.1"},
-	}
+	cfg := verifier.LoopbackConfig(dataDir)
+	cfg.AAS.AdminPassword = AdminPassword
+	cfg.AAS.Argon2 = aas.Argon2Params{Memory: 1024, Time: 1, Threads: 1} // fast logins in tests
 	for _, o := range opts {
 		o(&cfg)
 	}
