@@ -91,6 +91,9 @@ func (q *queries) setHostGroups(ctx context.Context, hostID string, groupIDs []s
 	if _, err := q.w.ExecContext(ctx, `DELETE FROM host_flavor_groups WHERE host_id = $1`, hostID); err != nil {
 		return fmt.Errorf("set flavor groups of host %q: %w", hostID, err)
 	}
+	if err := q.policiesChanged(ctx); err != nil {
+		return err
+	}
 	for _, g := range groupIDs {
 		_, err := q.w.ExecContext(ctx, `INSERT INTO host_flavor_groups (host_id, group_id) VALUES ($1, $2)
 			ON CONFLICT DO NOTHING`, hostID, g)
@@ -249,7 +252,7 @@ func (q *queries) DeleteHost(ctx context.Context, id string) error {
 		if _, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1`, id); err != nil {
 			return fmt.Errorf("delete flavors of host %q: %w", id, err)
 		}
-		return nil
+		return q.policiesChanged(ctx)
 	})
 }
 
@@ -262,9 +265,14 @@ type FlavorGroup struct {
 
 // CreateFlavorGroup stores a group; ErrConflict if its ID or name is taken.
 func (q *queries) CreateFlavorGroup(ctx context.Context, g FlavorGroup) error {
-	_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_groups (id, name, policies, created_at) VALUES ($1, $2, $3, $4)`,
-		g.ID, g.Name, dbBytes(g.Policies), createdAt(g.CreatedAt))
-	return created(err, fmt.Sprintf("flavor group %q", g.Name))
+	return q.atomic(ctx, func(q *queries) error {
+		_, err := q.w.ExecContext(ctx, `INSERT INTO flavor_groups (id, name, policies, created_at) VALUES ($1, $2, $3, $4)`,
+			g.ID, g.Name, dbBytes(g.Policies), createdAt(g.CreatedAt))
+		if err := created(err, fmt.Sprintf("flavor group %q", g.Name)); err != nil {
+			return err
+		}
+		return q.policiesChanged(ctx)
+	})
 }
 
 const flavorGroupColumns = `id, name, policies, created_at`
@@ -303,22 +311,31 @@ func (q *queries) ListFlavorGroups(ctx context.Context) ([]FlavorGroup, error) {
 // UpdateFlavorGroup replaces the group's name and policies; ErrNotFound if
 // there is no such group, ErrConflict if the name is taken.
 func (q *queries) UpdateFlavorGroup(ctx context.Context, g FlavorGroup) error {
-	res, err := q.w.ExecContext(ctx, `UPDATE flavor_groups SET name = $2, policies = $3 WHERE id = $1`,
-		g.ID, g.Name, dbBytes(g.Policies))
-	if err = classify(err); errors.Is(err, errUnique) {
-		return fmt.Errorf("flavor group %q: %w", g.Name, ErrConflict)
-	}
-	return oneRow(res, err, fmt.Sprintf("update flavor group %q", g.ID))
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `UPDATE flavor_groups SET name = $2, policies = $3 WHERE id = $1`,
+			g.ID, g.Name, dbBytes(g.Policies))
+		if err = classify(err); errors.Is(err, errUnique) {
+			return fmt.Errorf("flavor group %q: %w", g.Name, ErrConflict)
+		}
+		if err := oneRow(res, err, fmt.Sprintf("update flavor group %q", g.ID)); err != nil {
+			return err
+		}
+		return q.policiesChanged(ctx)
+	})
 }
 
 // DeleteFlavorGroup deletes the group and its flavor memberships;
 // ErrNotFound if there is none, ErrConflict if a host uses it.
 func (q *queries) DeleteFlavorGroup(ctx context.Context, id string) error {
-	res, err := q.w.ExecContext(ctx, `DELETE FROM flavor_groups WHERE id = $1`, id)
-	if err = classify(err); errors.Is(err, errForeignKey) {
-		return fmt.Errorf("flavor group %q is used by a host: %w", id, ErrConflict)
-	}
-	return oneRow(res, err, fmt.Sprintf("delete flavor group %q", id))
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `DELETE FROM flavor_groups WHERE id = $1`, id)
+		if err = classify(err); errors.Is(err, errForeignKey) {
+			return fmt.Errorf("flavor group %q is used by a host: %w", id, ErrConflict)
+		} else if err := oneRow(res, err, fmt.Sprintf("delete flavor group %q", id)); err != nil {
+			return err
+		}
+		return q.policiesChanged(ctx)
+	})
 }
 
 // Flavor is a stored signed flavor. HostID and HardwareUUID bind it to one
@@ -357,7 +374,7 @@ func (q *queries) CreateFlavor(ctx context.Context, f Flavor) error {
 				return fmt.Errorf("add flavor %q to group %q: %w", f.ID, g, err)
 			}
 		}
-		return nil
+		return q.policiesChanged(ctx)
 	})
 }
 
@@ -484,8 +501,13 @@ func (q *queries) FlavorSigned(ctx context.Context, id string) ([]byte, error) {
 
 // DeleteFlavor deletes the flavor; ErrNotFound if there is none.
 func (q *queries) DeleteFlavor(ctx context.Context, id string) error {
-	res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE id = $1`, id)
-	return oneRow(res, err, fmt.Sprintf("delete flavor %q", id))
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE id = $1`, id)
+		if err := oneRow(res, err, fmt.Sprintf("delete flavor %q", id)); err != nil {
+			return err
+		}
+		return q.policiesChanged(ctx)
+	})
 }
 
 // DeleteHostFlavors deletes the flavors bound to the host whose part is one
@@ -500,15 +522,18 @@ func (q *queries) DeleteHostFlavors(ctx context.Context, hostID string, parts []
 		args = append(args, p)
 		in = append(in, fmt.Sprintf("$%d", len(args)))
 	}
-	res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1 AND part IN (`+strings.Join(in, ", ")+`)`, args...)
-	if err != nil {
-		return 0, fmt.Errorf("delete flavors of host %q: %w", hostID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("delete flavors of host %q: %w", hostID, err)
-	}
-	return n, nil
+	var n int64
+	err := q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1 AND part IN (`+strings.Join(in, ", ")+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("delete flavors of host %q: %w", hostID, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("delete flavors of host %q: %w", hostID, err)
+		}
+		return q.policiesChanged(ctx)
+	})
+	return n, err
 }
 
 // Report is a stored trust report: its JSON and its compact JWS.
@@ -656,31 +681,39 @@ type ReportHost struct {
 	Host Host
 	// DisabledAt is when the host was disabled; zero if it is not.
 	DisabledAt time.Time
+	// PolicyGeneration is the policy generation at the read: policies read
+	// at it (ReportPolicies.Generation) are the stored ones.
+	PolicyGeneration int64
 }
 
-// HostForReport reads, in one statement, the host (without its groups) and
-// whether it is disabled. ErrNotFound if there is no such host.
+// HostForReport reads, in one statement, the host (without its groups),
+// whether it is disabled and the policy generation. ErrNotFound if there
+// is no such host.
 func (q *queries) HostForReport(ctx context.Context, id string) (ReportHost, error) {
-	var disabled sql.NullInt64
+	var (
+		disabled sql.NullInt64
+		gen      int64
+	)
 	h, err := queryOne(ctx, q.r, fmt.Sprintf("host %q", id), func(row interface{ Scan(...any) error }) (Host, error) {
-		return scanHost(scanAlso{row, &disabled})
+		return scanHost(scanAlso{row, []any{&disabled, &gen}})
 	}, hostForReportQuery, id)
 	if err != nil {
 		return ReportHost{}, err
 	}
-	return ReportHost{Host: h, DisabledAt: fromDBTime(disabled)}, nil
+	return ReportHost{Host: h, DisabledAt: fromDBTime(disabled), PolicyGeneration: gen}, nil
 }
 
 const hostForReportQuery = `SELECT ` + hostColumns + `,
-	(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = hosts.id) FROM hosts WHERE id = $1`
+	(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = hosts.id), ` + policyGenerationQuery + `
+	FROM hosts WHERE id = $1`
 
-// scanAlso scans a row's last column into also, after the columns asked for.
+// scanAlso scans a row's last columns into also, after the columns asked for.
 type scanAlso struct {
 	row  interface{ Scan(...any) error }
-	also any
+	also []any
 }
 
-func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.also)...) }
+func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.also...)...) }
 
 // ReportPolicies is what a report reads of the policies that apply to its
 // host once it has the quote.
@@ -692,11 +725,14 @@ type ReportPolicies struct {
 	FlavorRefs map[string][]FlavorRef
 	// IMAPolicies is HostIMAPolicies of the host.
 	IMAPolicies HostIMAPolicies
+	// Generation is the policy generation they were read at.
+	Generation int64
 }
 
 // ReportPolicies reads, in one statement, the host's flavor groups, the
 // references of the flavors of each group that apply to it (bound to no
-// host, or to its ID and hardwareUUID) and its IMA policies.
+// host, or to its ID and hardwareUUID), its IMA policies and the policy
+// generation they are of.
 func (q *queries) ReportPolicies(ctx context.Context, hostID, hardwareUUID string) (ReportPolicies, error) {
 	rows, err := q.r.QueryContext(ctx, reportPoliciesQuery, hostID, hardwareUUID)
 	if err != nil {
@@ -715,6 +751,8 @@ func (q *queries) ReportPolicies(ctx context.Context, hostID, hardwareUUID strin
 			return ReportPolicies{}, fmt.Errorf("read the policies of host %q: %w", hostID, err)
 		}
 		switch kind {
+		case reportRowGeneration:
+			out.Generation = n.Int64
 		case reportRowGroup:
 			out.Groups = append(out.Groups, FlavorGroup{ID: t1, Name: t2, Policies: b, CreatedAt: fromDBTime(n)})
 		case reportRowFlavor:
@@ -740,13 +778,15 @@ func (q *queries) ReportPolicies(ctx context.Context, hostID, hardwareUUID strin
 
 // The kinds of row of reportPoliciesQuery, in the order they come.
 const (
-	reportRowGroup = iota + 1
+	reportRowGeneration = iota
+	reportRowGroup
 	reportRowFlavor
 	reportRowHostPolicy
 	reportRowGroupPolicy
 )
 
-// reportPoliciesQuery is one row per group, per flavor reference (by
+// reportPoliciesQuery is one row with the policy generation, then one row
+// per group, per flavor reference (by
 // group, oldest first, as hostFlavorRefsQuery) and per IMA policy: a kind,
 // three texts, an integer and bytes. The flavors are found by their binding
 // (the covering index flavors_binding_refs, as hostFlavorRefsQuery), so the
@@ -766,20 +806,24 @@ const reportPoliciesQuery = `SELECT 1, g.id, g.name, g.name, g.created_at, g.pol
 	SELECT 4, a.group_id, p.id, p.name, v.version, v.document_sha256` + imaPolicyFrom + `
 	JOIN ima_policy_groups a ON a.policy_id = p.id
 	JOIN host_flavor_groups hg ON hg.group_id = a.group_id WHERE hg.host_id = $1
+	UNION ALL
+	SELECT 0, '', '', '', generation, NULL FROM hvs_policy_generation WHERE id = 1
 	ORDER BY 1, 2, 5, 3`
 
 // commitReportUpdate records a report's outcome on its host unless the host
-// is disabled: hostReportedSet ($1 to $4), and the boot when $5 is 1 ($6
-// to $8). commitReportUpdateUUID also sets the hardware UUID to $9.
+// is disabled or the policy generation is not $9 (unless $9 is 0):
+// hostReportedSet ($1 to $4), and the boot when $5 is 1 ($6 to $8).
+// commitReportUpdateUUID also sets the hardware UUID to $10.
 const (
 	commitReportUpdate     = `UPDATE hosts SET ` + commitReportSet + commitReportWhere
-	commitReportUpdateUUID = `UPDATE hosts SET ` + commitReportSet + `, hardware_uuid = $9` + commitReportWhere
+	commitReportUpdateUUID = `UPDATE hosts SET ` + commitReportSet + `, hardware_uuid = $10` + commitReportWhere
 	commitReportSet        = hostReportedSet + `,
 		reset_count = CASE WHEN $5 = 1 THEN $6 ELSE reset_count END,
 		rebooted_at = CASE WHEN $5 = 1 THEN $7 ELSE rebooted_at END,
 		boot_state = CASE WHEN $5 = 1 THEN $8 ELSE boot_state END`
 	commitReportWhere = `
-		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = $1)`
+		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM disabled_hosts d WHERE d.host_id = $1)
+		AND CAST($9 AS BIGINT) IN (0, ` + policyGenerationQuery + `)`
 )
 
 // HostReported is what the commit of a report records of its host.
@@ -792,12 +836,18 @@ type HostReported struct {
 	HardwareUUID string
 	// Boot, when not nil, replaces the host's boot (SetHostBoot).
 	Boot *HostBoot
+	// PolicyGeneration, when not 0, is the policy generation of the
+	// policies the report was appraised against: the report is stored
+	// only if that is still the generation.
+	PolicyGeneration int64
 }
 
 // CommitReport stores the report of an enabled host and records its outcome
 // (SetHostReported, SetHostHardwareUUID and SetHostBoot in one statement).
 // When the host is disabled it writes nothing and returns when the host was
-// disabled; ErrNotFound when there is no such host. Run it in a transaction.
+// disabled; ErrNotFound when there is no such host; ErrPoliciesChanged when
+// o.PolicyGeneration is set and is no longer the policy generation. Run it
+// in a transaction.
 func (q *queries) CommitReport(ctx context.Context, r Report, o HostReported) (disabledAt time.Time, err error) {
 	var boot HostBoot
 	if o.Boot != nil {
@@ -807,15 +857,24 @@ func (q *queries) CommitReport(ctx context.Context, r Report, o HostReported) (d
 	// the entries of an index (hosts_hardware_uuid) of every column a
 	// statement assigns, changed or not.
 	query, args := commitReportUpdate, []any{r.HostID, o.At.UnixMicro(), boolInt(o.Success), o.Status,
-		boolInt(o.Boot != nil), resetCount(boot), dbTime(boot.RebootedAt), dbBytes(boot.State)}
+		boolInt(o.Boot != nil), resetCount(boot), dbTime(boot.RebootedAt), dbBytes(boot.State), o.PolicyGeneration}
 	if o.HardwareUUID != "" {
 		query, args = commitReportUpdateUUID, append(args, o.HardwareUUID)
 	}
 	res, err := q.w.ExecContext(ctx, query, args...)
 	if err := oneRow(res, err, fmt.Sprintf("record the report of host %q", r.HostID)); errors.Is(err, ErrNotFound) {
-		// No row: the host is disabled, or gone.
+		// No row: the host is disabled, or the policies changed, or the
+		// host is gone.
 		if at, derr := q.HostDisabled(ctx, r.HostID); derr != nil || !at.IsZero() {
 			return at, derr
+		}
+		if o.PolicyGeneration != 0 {
+			if g, gerr := q.PolicyGeneration(ctx); gerr != nil {
+				return time.Time{}, gerr
+			} else if g != o.PolicyGeneration {
+				return time.Time{}, fmt.Errorf("report of host %q, appraised at policy generation %d, now %d: %w",
+					r.HostID, o.PolicyGeneration, g, ErrPoliciesChanged)
+			}
 		}
 		return time.Time{}, err
 	} else if err != nil {

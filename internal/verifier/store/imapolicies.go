@@ -100,6 +100,9 @@ func (q *queries) CreateIMAPolicy(ctx context.Context, p IMAPolicy, v IMAPolicyV
 		if err := created(err, fmt.Sprintf("ima policy %q", p.Name)); err != nil {
 			return err
 		}
+		if err := q.policiesChanged(ctx); err != nil {
+			return err
+		}
 		v.PolicyID = p.ID
 		if v.CreatedAt.IsZero() {
 			v.CreatedAt = time.UnixMicro(at)
@@ -120,7 +123,7 @@ func (q *queries) insertIMAPolicyVersion(ctx context.Context, v IMAPolicyVersion
 	case err != nil:
 		return fmt.Errorf("store ima policy %q version %d: %w", v.PolicyID, v.Version, err)
 	}
-	return nil
+	return q.policiesChanged(ctx)
 }
 
 // AddIMAPolicyVersion stores the next version of a policy and makes it the
@@ -149,7 +152,7 @@ func (q *queries) AddIMAPolicyVersion(ctx context.Context, v IMAPolicyVersion, d
 		} else if err != nil {
 			return err
 		}
-		return nil
+		return q.policiesChanged(ctx)
 	})
 }
 
@@ -210,7 +213,10 @@ func (q *queries) DeleteIMAPolicy(ctx context.Context, id string, force bool) er
 		if err = classify(err); errors.Is(err, errForeignKey) {
 			return fmt.Errorf("ima policy %q is assigned to hosts or flavor groups: %w", id, ErrConflict)
 		}
-		return oneRow(res, err, fmt.Sprintf("delete ima policy %q", id))
+		if err := oneRow(res, err, fmt.Sprintf("delete ima policy %q", id)); err != nil {
+			return err
+		}
+		return q.policiesChanged(ctx)
 	})
 }
 
@@ -236,7 +242,7 @@ func (q *queries) AssignIMAPolicy(ctx context.Context, policyID string, a IMAPol
 				}
 			}
 		}
-		return nil
+		return q.policiesChanged(ctx)
 	})
 }
 
@@ -265,7 +271,7 @@ func (q *queries) UnassignIMAPolicy(ctx context.Context, policyID string, a IMAP
 				n += k
 			}
 		}
-		return nil
+		return q.policiesChanged(ctx)
 	})
 	return n, err
 }

@@ -42,7 +42,11 @@ func reportReadsOneByOne(ctx context.Context, s *Store, id, uuid string) (Report
 			pol.FlavorRefs[gid] = refs
 		}
 	}
-	pol.IMAPolicies, err = s.HostIMAPolicies(ctx, id)
+	if pol.IMAPolicies, err = s.HostIMAPolicies(ctx, id); err != nil {
+		return ReportHost{}, ReportPolicies{}, err
+	}
+	rh.PolicyGeneration, err = s.PolicyGeneration(ctx)
+	pol.Generation = rh.PolicyGeneration
 	return rh, pol, err
 }
 
