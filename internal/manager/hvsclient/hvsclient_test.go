@@ -49,6 +49,11 @@ type fakeVerifier struct {
 	ca       *cms.CA
 	signer   *report.Signer
 	signedAs func(report.Report) report.Report
+	// jsonOnly answers POST /hvs/v2/reports in JSON whatever the format
+	// asked, as verifiers did before they answered with the signed form.
+	jsonOnly bool
+	// signedGets counts the GET /hvs/v2/reports/{id}?format=jws.
+	signedGets int
 }
 
 func newFakeVerifier(t *testing.T, now func() time.Time) *fakeVerifier {
@@ -174,6 +179,10 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep := report.Report{ID: fmt.Sprintf("r%d", f.seq), HostID: req.HostID, Created: f.now(), Expiration: f.now().Add(time.Hour)}
 		rep.TrustInformation.Overall = f.flavors[req.HostID] > 0
 		f.reports[req.HostID] = append(f.reports[req.HostID], rep)
+		if r.URL.Query().Get("format") == "jws" && !f.jsonOnly {
+			f.writeSigned(w, http.StatusCreated, rep)
+			return
+		}
 		writeJSON(w, http.StatusCreated, rep)
 	case r.Method == http.MethodGet && r.URL.Path == PathReports:
 		id := r.URL.Query().Get("hostId")
@@ -183,6 +192,7 @@ func (f *fakeVerifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"reports": out})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, PathReports+"/") && r.URL.Query().Get("format") == "jws":
+		f.signedGets++
 		f.serveSigned(w, strings.TrimPrefix(r.URL.Path, PathReports+"/"))
 	default:
 		writeErr(w, http.StatusNotFound, "no route")

@@ -36,8 +36,24 @@ func (c *Client) signed(ctx context.Context, r *report.Report) (*report.Report, 
 	if err != nil {
 		return nil, fmt.Errorf("report %s: %w: %w", r.ID, ErrReportUntrusted, err)
 	}
+	// The JSON copy was checked (checkReport); the signed one must be the
+	// same report.
 	if sr.ID != r.ID || sr.HostID != r.HostID || !sr.Created.Equal(r.Created) || !sr.Expiration.Equal(r.Expiration) {
 		return nil, fmt.Errorf("report %s: %w: the signed report is %s of host %s, created %s", r.ID, ErrReportUntrusted, sr.ID, sr.HostID, sr.Created)
 	}
 	return sr, nil
+}
+
+// verify verifies the signed form of a report the verifier has just
+// made for the host: signed by the verifier's identity, valid now, of
+// that host.
+func (c *Client) verify(jws, hostID string) (*report.Report, error) {
+	r, err := c.reports.Verify(jws, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReportUntrusted, err)
+	}
+	if err := checkReport(r, hostID); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReportUntrusted, err)
+	}
+	return r, nil
 }

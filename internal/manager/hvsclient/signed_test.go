@@ -87,21 +87,26 @@ func (f *fakeVerifier) serveSigned(w http.ResponseWriter, id string) {
 			if rs[i].ID != id {
 				continue
 			}
-			signed := rs[i]
-			if f.signedAs != nil {
-				signed = f.signedAs(signed)
-			}
-			jws, err := f.signer.Sign(&signed)
-			if err != nil {
-				writeErr(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			w.Header().Set("Content-Type", "application/jose")
-			_, _ = w.Write([]byte(jws))
+			f.writeSigned(w, http.StatusOK, rs[i])
 			return
 		}
 	}
 	writeErr(w, http.StatusNotFound, "report not found")
+}
+
+// writeSigned answers with the report signed, after signedAs.
+func (f *fakeVerifier) writeSigned(w http.ResponseWriter, status int, r report.Report) {
+	if f.signedAs != nil {
+		r = f.signedAs(r)
+	}
+	jws, err := f.signer.Sign(&r)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/jose")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(jws))
 }
 
 // The attack of issue 11 on the manager: whoever sits between the manager
@@ -110,7 +115,20 @@ func (f *fakeVerifier) serveSigned(w http.ResponseWriter, id string) {
 // acted on. The manager acts only on reports signed by the verifier's own
 // signing identity, and on their signed content.
 func TestReportsNotSignedByTheVerifierAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		jsonOnly bool
+	}{
+		{"a verifier that answers a new report signed", false},
+		{"a verifier that answers a new report in json", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testReportsNotSignedByTheVerifierAreRefused(t, tt.jsonOnly) })
+	}
+}
+
+func testReportsNotSignedByTheVerifierAreRefused(t *testing.T, jsonOnly bool) {
 	f := newFixture(t)
+	f.fv.jsonOnly = jsonOnly
 	ctx := context.Background()
 	f.fv.flavors["host-1"] = 3
 
@@ -120,6 +138,12 @@ func TestReportsNotSignedByTheVerifierAreRefused(t *testing.T) {
 	}
 	if !r.Trusted() {
 		t.Fatal("the verifier's trusted report reads untrusted")
+	}
+	f.fv.mu.Lock()
+	gets := f.fv.signedGets
+	f.fv.mu.Unlock()
+	if want := map[bool]int{false: 0, true: 1}[jsonOnly]; gets != want {
+		t.Errorf("CreateReport asked %d times for the signed form, want %d", gets, want)
 	}
 
 	// A Signing certificate that an administrator got from the verifier's
@@ -158,5 +182,10 @@ func TestReportsNotSignedByTheVerifierAreRefused(t *testing.T) {
 	})
 	if _, err := f.client.LatestReport(ctx, "host-1"); !errors.Is(err, ErrReportUntrusted) {
 		t.Errorf("LatestReport whose signed form names another host = %v, want %v", err, ErrReportUntrusted)
+	}
+	// A new report signed for another host (the verifier's answer for
+	// host-2 replayed to a request for host-1) is refused too.
+	if _, err := f.client.CreateReport(ctx, "host-1"); !errors.Is(err, ErrReportUntrusted) {
+		t.Errorf("CreateReport whose signed form names another host = %v, want %v", err, ErrReportUntrusted)
 	}
 }

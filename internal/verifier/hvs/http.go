@@ -674,11 +674,26 @@ func (s *Service) createReport(w http.ResponseWriter, r *http.Request) error {
 		api.WriteJSON(w, http.StatusAccepted, restapi.ReportQueued{HostID: h.ID, Status: report.StatusQueue})
 		return nil
 	}
-	rep, err := s.CreateReport(r.Context(), h.ID)
+	format, err := reportFormat(r)
 	if err != nil {
 		return err
 	}
-	api.WriteCreated(w, "/hvs/v2/reports/"+rep.ID, rep)
+	if format == "ear" {
+		return inputErrorf("a new report is answered as json or jws; get it as ear from /hvs/v2/reports/{id}")
+	}
+	sr, err := s.createSignedReport(r.Context(), h.ID)
+	if err != nil {
+		return err
+	}
+	location := "/hvs/v2/reports/" + sr.report.ID
+	if format == "jws" {
+		// The signed form in the answer: a client that acts on the
+		// signature (the attestation manager) need not ask again.
+		w.Header().Set("Location", location)
+		writeToken(w, http.StatusCreated, restapi.MediaJWS, sr.jws)
+		return nil
+	}
+	api.WriteCreated(w, location, sr.report)
 	return nil
 }
 
@@ -759,7 +774,7 @@ func (s *Service) getReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch format {
 	case "jws":
-		writeToken(w, restapi.MediaJWS, rec.JWS)
+		writeToken(w, http.StatusOK, restapi.MediaJWS, rec.JWS)
 		return nil
 	case "ear":
 		var rep report.Report
@@ -774,16 +789,16 @@ func (s *Service) getReport(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeToken(w, restapi.MediaEAR, token)
+		writeToken(w, http.StatusOK, restapi.MediaEAR, token)
 		return nil
 	}
 	api.WriteJSON(w, http.StatusOK, json.RawMessage(rec.JSON))
 	return nil
 }
 
-func writeToken(w http.ResponseWriter, mediaType, token string) {
+func writeToken(w http.ResponseWriter, status int, mediaType, token string) {
 	w.Header().Set("Content-Type", mediaType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write([]byte(token))
 }

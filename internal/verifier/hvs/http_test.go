@@ -308,6 +308,31 @@ func TestReportRoutes(t *testing.T) {
 			t.Errorf("unknown report = %d, want 404", w.Code)
 		}
 	})
+	t.Run("a new report is answered signed when asked for jws", func(t *testing.T) {
+		for _, w := range []*httptest.ResponseRecorder{
+			do(t, mux, "POST", "/hvs/v2/reports?format=jws", `{"host_id":"edge-1"}`),
+			do(t, mux, "POST", "/hvs/v2/reports", `{"host_id":"edge-1"}`, "Accept", restapi.MediaJWS),
+		} {
+			if w.Code != http.StatusCreated || w.Header().Get("Content-Type") != restapi.MediaJWS {
+				t.Fatalf("POST for a jws = %d %s %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+			loc := w.Header().Get("Location")
+			if !strings.HasPrefix(loc, "/hvs/v2/reports/") {
+				t.Fatalf("Location %q", loc)
+			}
+			stored := do(t, mux, "GET", loc+"?format=jws", "")
+			if stored.Code != http.StatusOK || stored.Body.String() != w.Body.String() {
+				t.Errorf("the answer is not the stored JWS of %s:\n%s\n%s", loc, w.Body, stored.Body)
+			}
+			r, err := report.Verify(w.Body.String(), e.roots(), e.clock.Now())
+			if err != nil || "/hvs/v2/reports/"+r.ID != loc || r.HostID != "edge-1" || !r.Trusted() {
+				t.Errorf("the answered JWS verifies as %+v, %v", r, err)
+			}
+		}
+		if w := do(t, mux, "POST", "/hvs/v2/reports?format=ear", `{"host_id":"edge-1"}`); w.Code != http.StatusBadRequest {
+			t.Errorf("POST for an ear = %d, want 400", w.Code)
+		}
+	})
 	t.Run("an async report is made by the workers", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)

@@ -277,33 +277,47 @@ var ErrNotFound = store.ErrNotFound
 // is an infrastructure failure (or ErrNotFound for an unknown host); a host
 // that cannot be attested gets an untrusted report that says why.
 func (s *Service) CreateReport(ctx context.Context, hostID string) (*report.Report, error) {
+	sr, err := s.createSignedReport(ctx, hostID)
+	return sr.report, err
+}
+
+// signedReport is a report and its compact JWS, as stored.
+type signedReport struct {
+	report *report.Report
+	jws    string
+}
+
+// createSignedReport is CreateReport, with the report's JWS.
+func (s *Service) createSignedReport(ctx context.Context, hostID string) (signedReport, error) {
 	ch := s.flight.DoChan(hostID, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ReportTimeout)
 		defer cancel()
 		start := time.Now()
-		r, err := s.makeReport(ctx, hostID)
+		var sr signedReport
+		var err error
+		sr.report, err = s.makeReport(ctx, hostID, &sr.jws)
 		if err == nil && s.cfg.Observe != nil {
-			s.cfg.Observe(r, time.Since(start))
+			s.cfg.Observe(sr.report, time.Since(start))
 		}
-		return r, err
+		return sr, err
 	})
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("report of host %q: %w", hostID, ctx.Err())
+		return signedReport{}, fmt.Errorf("report of host %q: %w", hostID, ctx.Err())
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return signedReport{}, res.Err
 		}
-		return res.Val.(*report.Report), nil
+		return res.Val.(signedReport), nil
 	}
 }
 
 // makeReport reads the host (store.HostForReport) and, unless it is
-// disabled, attests it: the quote first, then the host's groups, flavors
+// disabled, attests it (and sets *signed to the report's JWS): the quote first, then the host's groups, flavors
 // and policies (store.ReportPolicies), so that the report is appraised
 // against them as they are once the evidence is in. Then it commits the
 // report.
-func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report, error) {
+func (s *Service) makeReport(ctx context.Context, hostID string, signed *string) (*report.Report, error) {
 	rh, err := s.store.HostForReport(ctx, hostID)
 	if err != nil {
 		return nil, err
@@ -432,6 +446,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string) (*report.Report
 	logger.LogAttrs(ctx, slog.LevelInfo, "report", slog.Bool(keyTrusted, r.Trusted()),
 		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
 	s.publish(ctx, logger, h.ID, jws)
+	*signed = jws
 	return r, nil
 }
 
