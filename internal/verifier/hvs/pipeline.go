@@ -313,10 +313,10 @@ func (s *Service) createSignedReport(ctx context.Context, hostID string) (signed
 }
 
 // makeReport reads the host (store.HostForReport) and, unless it is
-// disabled, attests it (and sets *signed to the report's JWS): the quote first, then the host's groups, flavors
+// disabled, attests it: the quote first, then the host's groups, flavors
 // and policies (store.ReportPolicies), so that the report is appraised
 // against them as they are once the evidence is in. Then it commits the
-// report.
+// report, and sets *signed to its JWS.
 func (s *Service) makeReport(ctx context.Context, hostID string, signed *string) (*report.Report, error) {
 	rh, err := s.store.HostForReport(ctx, hostID)
 	if err != nil {
