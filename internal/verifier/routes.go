@@ -24,8 +24,7 @@ type Route struct {
 func Routes() []Route {
 	var out []Route
 	for _, r := range aas.Routes() {
-		svc, rule := r.ServiceRule()
-		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: svc, Rule: rule})
+		out = append(out, Route{Method: r.Method, Pattern: r.Pattern, Service: r.Service, Rule: r.Rule})
 	}
 	out = append(out,
 		Route{Method: "GET", Pattern: cms.PathCACertificates},

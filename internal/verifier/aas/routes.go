@@ -5,83 +5,62 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/api"
 )
 
-// Route is one endpoint of the AAS and the permission it needs, written
-// "<service>:<resource>:<action>:<selector>"; empty means no token needed.
-type Route struct {
-	Method, Pattern, Permission string
+// routes is the one table of AAS endpoints and the permission each needs
+// (in Service); a route without a rule is public.
+var routes = api.Table[*AAS]{
+	route("POST", "/aas/v1/token", "", (*AAS).handleToken),
+	route("GET", "/aas/v1/jwt-certificates", "", (*AAS).handleCertificates),
+	route("GET", "/aas/v1/jwks", "", (*AAS).handleJWKS),
+	route("GET", "/.well-known/jwks.json", "", (*AAS).handleJWKS),
+	route("POST", "/aas/v1/custom-claims-token", "custom_claims:create:*", (*AAS).handleCustomClaimsToken),
+	route("POST", "/aas/v1/credentials", "credential:create:*", (*AAS).handleCredentials),
+	route("POST", "/aas/v1/users", "users:create:*", (*AAS).handleCreateUser),
+	route("GET", "/aas/v1/users", "users:search:*", (*AAS).handleListUsers),
+	route("GET", "/aas/v1/users/{id}", "users:retrieve:*", (*AAS).handleGetUser),
+	route("PUT", "/aas/v1/users/{id}", "users:update:*", (*AAS).handleUpdateUser),
+	route("DELETE", "/aas/v1/users/{id}", "users:delete:*", (*AAS).handleDeleteUser),
+	route("POST", "/aas/v1/roles", "roles:create:*", (*AAS).handleCreateRole),
+	route("GET", "/aas/v1/roles", "roles:search:*", (*AAS).handleListRoles),
+	route("GET", "/aas/v1/roles/{id}", "roles:retrieve:*", (*AAS).handleGetRole),
+	route("DELETE", "/aas/v1/roles/{id}", "roles:delete:*", (*AAS).handleDeleteRole),
+	route("PUT", "/aas/v1/roles/{id}/permissions", "roles:update:*", (*AAS).handleSetRolePermissions),
+	route("POST", "/aas/v1/users/{id}/roles", "user_roles:create:*", (*AAS).handleAddUserRoles),
+	route("GET", "/aas/v1/users/{id}/roles", "user_roles:search:*", (*AAS).handleUserRoles),
+	route("DELETE", "/aas/v1/users/{id}/roles/{roleId}", "user_roles:delete:*", (*AAS).handleRemoveUserRole),
+	route("GET", "/aas/v1/users/{id}/permissions", "user_roles:retrieve:*", (*AAS).handleUserPermissions),
 }
 
-// ServiceRule splits Permission into the service and the rule.
-func (r Route) ServiceRule() (service, rule string) {
-	service, rule, _ = strings.Cut(r.Permission, ":")
-	return service, rule
-}
-
-type route struct {
-	Route
-	handle func(a *AAS, w http.ResponseWriter, r *http.Request) error
-}
-
-// routes is the one table of AAS endpoints and their permissions.
-var routes = []route{
-	{Route{"POST", "/aas/v1/token", ""}, (*AAS).handleToken},
-	{Route{"GET", "/aas/v1/jwt-certificates", ""}, (*AAS).handleCertificates},
-	{Route{"GET", "/aas/v1/jwks", ""}, (*AAS).handleJWKS},
-	{Route{"GET", "/.well-known/jwks.json", ""}, (*AAS).handleJWKS},
-	{Route{"POST", "/aas/v1/custom-claims-token", "AAS:custom_claims:create:*"}, (*AAS).handleCustomClaimsToken},
-	{Route{"POST", "/aas/v1/credentials", "AAS:credential:create:*"}, (*AAS).handleCredentials},
-	{Route{"POST", "/aas/v1/users", "AAS:users:create:*"}, (*AAS).handleCreateUser},
-	{Route{"GET", "/aas/v1/users", "AAS:users:search:*"}, (*AAS).handleListUsers},
-	{Route{"GET", "/aas/v1/users/{id}", "AAS:users:retrieve:*"}, (*AAS).handleGetUser},
-	{Route{"PUT", "/aas/v1/users/{id}", "AAS:users:update:*"}, (*AAS).handleUpdateUser},
-	{Route{"DELETE", "/aas/v1/users/{id}", "AAS:users:delete:*"}, (*AAS).handleDeleteUser},
-	{Route{"POST", "/aas/v1/roles", "AAS:roles:create:*"}, (*AAS).handleCreateRole},
-	{Route{"GET", "/aas/v1/roles", "AAS:roles:search:*"}, (*AAS).handleListRoles},
-	{Route{"GET", "/aas/v1/roles/{id}", "AAS:roles:retrieve:*"}, (*AAS).handleGetRole},
-	{Route{"DELETE", "/aas/v1/roles/{id}", "AAS:roles:delete:*"}, (*AAS).handleDeleteRole},
-	{Route{"PUT", "/aas/v1/roles/{id}/permissions", "AAS:roles:update:*"}, (*AAS).handleSetRolePermissions},
-	{Route{"POST", "/aas/v1/users/{id}/roles", "AAS:user_roles:create:*"}, (*AAS).handleAddUserRoles},
-	{Route{"GET", "/aas/v1/users/{id}/roles", "AAS:user_roles:search:*"}, (*AAS).handleUserRoles},
-	{Route{"DELETE", "/aas/v1/users/{id}/roles/{roleId}", "AAS:user_roles:delete:*"}, (*AAS).handleRemoveUserRole},
-	{Route{"GET", "/aas/v1/users/{id}/permissions", "AAS:user_roles:retrieve:*"}, (*AAS).handleUserPermissions},
-}
-
-// Routes returns the endpoints of the AAS with the permission each needs.
-func Routes() []Route {
-	out := make([]Route, len(routes))
-	for i, r := range routes {
-		out[i] = r.Route
+// route binds a route to its handler, under Service when it names a rule.
+func route(method, pattern, rule string, h func(*AAS, http.ResponseWriter, *http.Request) error) api.Entry[*AAS] {
+	r := api.Route{Method: method, Pattern: pattern, Rule: rule}
+	if rule != "" {
+		r.Service = Service
 	}
-	return out
+	return api.Entry[*AAS]{Route: r, Handle: h}
 }
 
-// Register mounts every AAS endpoint on mux, each behind Authenticate and
-// Require for its permission.
+// Routes returns the endpoints of the AAS with the permission each needs;
+// a public route has no Service and no Rule.
+func Routes() []api.Route { return routes.Routes() }
+
+// Register mounts every AAS endpoint on mux, the protected ones behind
+// Authenticate and Require for their permission.
 func (a *AAS) Register(mux *http.ServeMux) {
 	g := a.Guard()
-	for _, rt := range routes {
-		h := a.handler(rt.handle)
-		if rt.Permission != "" {
-			service, rule := rt.ServiceRule()
-			h = g.Authenticate(g.Require(service, rule)(h))
+	guard := func(service, rule string) func(http.Handler) http.Handler {
+		if service == "" {
+			return func(h http.Handler) http.Handler { return h }
 		}
-		mux.Handle(rt.Method+" "+rt.Pattern, h)
+		require := g.Require(service, rule)
+		return func(h http.Handler) http.Handler { return g.Authenticate(require(h)) }
 	}
-}
-
-func (a *AAS) handler(h func(*AAS, http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(a, w, r); err != nil {
-			api.WriteError(w, r, a.logger, err)
-		}
-	})
+	routes.Register(mux, a, guard, func(err error) error { return err }, a.logger)
 }
 
 const smallBody = 8 << 10
