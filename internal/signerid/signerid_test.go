@@ -62,57 +62,43 @@ func TestVerifyAcceptsOnlyTheVerifierSigningChain(t *testing.T) {
 	foreignVerifierCA := mint(t, caTemplate(CACommonName, true), &foreignRoot)
 	nested := mint(t, caTemplate(CACommonName, true), &verifierCA)
 
+	// leafUnder mints tmpl under ca: the chain leaf, ca.
+	leafUnder := func(tmpl *x509.Certificate, ca *issuer) []*x509.Certificate {
+		return []*x509.Certificate{mint(t, tmpl, ca).cert, ca.cert}
+	}
+	ownChain := []*x509.Certificate{own.cert, verifierCA.cert}
+	tlsLeaf := leafTemplate(LeafCommonName)
+	tlsLeaf.UnknownExtKeyUsage, tlsLeaf.ExtKeyUsage = nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	tests := []struct {
 		name    string
-		chain   func(t *testing.T) []*x509.Certificate
+		chain   []*x509.Certificate
 		roots   *x509.CertPool
 		at      time.Time
 		wantErr error // nil: accepted; errAny: refused for another reason
 	}{
-		{"the verifier's certificate under the verifier signing CA is accepted",
-			func(*testing.T) []*x509.Certificate { return []*x509.Certificate{own.cert, verifierCA.cert} }, roots, now, nil},
+		{"the verifier's certificate under the verifier signing CA is accepted", ownChain, roots, now, nil},
 		{"the same chain with the root appended is accepted",
-			func(*testing.T) []*x509.Certificate {
-				return []*x509.Certificate{own.cert, verifierCA.cert, root.cert}
-			}, roots, now, nil},
+			[]*x509.Certificate{own.cert, verifierCA.cert, root.cert}, roots, now, nil},
 		{"a signing certificate under the Signing CA is not the verifier",
-			func(t *testing.T) []*x509.Certificate {
-				return []*x509.Certificate{mint(t, leafTemplate(LeafCommonName), &signingCA).cert, signingCA.cert}
-			}, roots, now, ErrNotVerifier},
+			leafUnder(leafTemplate(LeafCommonName), &signingCA), roots, now, ErrNotVerifier},
 		{"a signing certificate issued by the root itself is not the verifier",
-			func(t *testing.T) []*x509.Certificate {
-				return []*x509.Certificate{mint(t, leafTemplate(LeafCommonName), &root).cert}
-			}, roots, now, ErrNotVerifier},
+			[]*x509.Certificate{mint(t, leafTemplate(LeafCommonName), &root).cert}, roots, now, ErrNotVerifier},
 		{"a certificate under a CA named like the verifier signing CA below it is not the verifier",
-			func(t *testing.T) []*x509.Certificate {
-				return []*x509.Certificate{mint(t, leafTemplate(LeafCommonName), &nested).cert, nested.cert, verifierCA.cert}
-			}, roots, now, ErrNotVerifier},
+			append(leafUnder(leafTemplate(LeafCommonName), &nested), verifierCA.cert), roots, now, ErrNotVerifier},
 		{"another name under the verifier signing CA is not the verifier",
-			func(t *testing.T) []*x509.Certificate {
-				return []*x509.Certificate{mint(t, leafTemplate("node-1"), &verifierCA).cert, verifierCA.cert}
-			}, roots, now, ErrNotVerifier},
+			leafUnder(leafTemplate("node-1"), &verifierCA), roots, now, ErrNotVerifier},
 		{"a TLS usage under the verifier signing CA is not a signing certificate",
-			func(t *testing.T) []*x509.Certificate {
-				tmpl := leafTemplate(LeafCommonName)
-				tmpl.UnknownExtKeyUsage, tmpl.ExtKeyUsage = nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-				return []*x509.Certificate{mint(t, tmpl, &verifierCA).cert, verifierCA.cert}
-			}, roots, now, ErrNotVerifier},
+			leafUnder(tlsLeaf, &verifierCA), roots, now, ErrNotVerifier},
 		{"a verifier signing CA of another root does not chain",
-			func(t *testing.T) []*x509.Certificate {
-				return []*x509.Certificate{mint(t, leafTemplate(LeafCommonName), &foreignVerifierCA).cert, foreignVerifierCA.cert}
-			}, roots, now, errAny},
-		{"an expired chain does not verify",
-			func(*testing.T) []*x509.Certificate { return []*x509.Certificate{own.cert, verifierCA.cert} }, roots, now.Add(2 * time.Hour), errAny},
-		{"no roots are refused rather than the system roots",
-			func(*testing.T) []*x509.Certificate { return []*x509.Certificate{own.cert, verifierCA.cert} }, nil, now, errAny},
-		{"a zero time is refused rather than the clock",
-			func(*testing.T) []*x509.Certificate { return []*x509.Certificate{own.cert, verifierCA.cert} }, roots, time.Time{}, errAny},
-		{"an empty chain is refused",
-			func(*testing.T) []*x509.Certificate { return nil }, roots, now, errAny},
+			leafUnder(leafTemplate(LeafCommonName), &foreignVerifierCA), roots, now, errAny},
+		{"an expired chain does not verify", ownChain, roots, now.Add(2 * time.Hour), errAny},
+		{"no roots are refused rather than the system roots", ownChain, nil, now, errAny},
+		{"a zero time is refused rather than the clock", ownChain, roots, time.Time{}, errAny},
+		{"an empty chain is refused", nil, roots, now, errAny},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Verify(tt.chain(t), tt.roots, tt.at)
+			err := Verify(tt.chain, tt.roots, tt.at)
 			anyErr := errors.Is(tt.wantErr, errAny)
 			switch {
 			case tt.wantErr == nil && err != nil:
