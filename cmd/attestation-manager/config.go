@@ -187,34 +187,27 @@ func (c Config) leaderElection() manager.LeaderElection {
 	}.WithDefaults()
 }
 
-// validate reports every problem at once.
+// validate reports every problem at once (errors.Join drops the nil ones).
 func (c Config) validate() error {
 	var errs []error
 	if mc, err := c.managerConfig(); err != nil {
 		errs = append(errs, err)
-	} else if err := mc.Validate(); err != nil {
-		errs = append(errs, err)
+	} else {
+		errs = append(errs, mc.Validate())
 	}
 	if c.FleetSize < 0 {
 		errs = append(errs, fmt.Errorf("fleetSize %d: want 0 or more", c.FleetSize))
 	}
 	if le := c.leaderElection(); le.Enabled {
-		if err := le.Validate(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, le.Validate())
 	}
 	if c.Jitter < 0 {
 		errs = append(errs, fmt.Errorf("jitter %v is negative", c.Jitter))
 	}
-	if err := checkURL("verifier.url", c.Verifier.URL, true, "https"); err != nil {
-		errs = append(errs, err)
-	}
-	if err := checkURL("verifier.aasURL", c.Verifier.AASURL, false, "https"); err != nil {
-		errs = append(errs, err)
-	}
-	if err := checkURL("verifier.cmsURL", c.Verifier.CMSURL, false, "https"); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs,
+		checkURL("verifier.url", c.Verifier.URL, true, "https"),
+		checkURL("verifier.aasURL", c.Verifier.AASURL, false, "https"),
+		checkURL("verifier.cmsURL", c.Verifier.CMSURL, false, "https"))
 	if c.Verifier.CMSRootFile == "" && c.Verifier.CMSRootSHA384 == "" {
 		errs = append(errs, errors.New("verifier.cmsRootFile or verifier.cmsRootSHA384 is required: the verifier is trusted only through the CMS root"))
 	}
@@ -227,15 +220,11 @@ func (c Config) validate() error {
 	if c.Verifier.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("verifier.timeout %s: want more than 0", c.Verifier.Timeout))
 	}
-	if err := checkURL("nats.url", c.NATS.URL, true, "tls", "nats"); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, checkURL("nats.url", c.NATS.URL, true, "tls", "nats"))
 	if c.NATS.CredsFile == "" {
 		errs = append(errs, errors.New("nats.credsFile is required"))
 	}
-	if err := c.EIM.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.EIM.Validate())
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("logLevel %q: %w", c.LogLevel, err))

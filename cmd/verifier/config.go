@@ -189,12 +189,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// validate reports every problem at once.
+// validate reports every problem at once (errors.Join drops the nil ones).
 func (c Config) validate() error {
-	var errs []error
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
-	}
+	errs := []error{hostPort("listen", c.Listen, false)}
 	if c.Database == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("set database or data_dir"))
 	}
@@ -213,14 +210,10 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("tokens.leeway %s: want more than 0 and at most 1m", c.Tokens.Leeway))
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
-		}
+		errs = append(errs, hostPort("metrics.listen", c.Metrics.Listen, false))
 	}
 	if c.Dashboard.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Dashboard.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("dashboard.listen %q: %w", c.Dashboard.Listen, err))
-		}
+		errs = append(errs, hostPort("dashboard.listen", c.Dashboard.Listen, false))
 	}
 	if c.Dashboard.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("dashboard.stale_after %s: want a positive duration", c.Dashboard.StaleAfter))
@@ -229,17 +222,9 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("nats.credential_lifetime %s: want at least 1m and at most 8784h (366 days)", c.NATS.CredentialLifetime))
 	}
 	if c.NATS.URL == "" {
-		if _, port, err := net.SplitHostPort(c.NATS.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("nats.listen %q: %w", c.NATS.Listen, err))
-		} else if _, err := strconv.Atoi(port); err != nil {
-			errs = append(errs, fmt.Errorf("nats.listen %q: port: %w", c.NATS.Listen, err))
-		}
+		errs = append(errs, hostPort("nats.listen", c.NATS.Listen, true))
 		if c.NATS.Cluster.Name != "" {
-			if _, port, err := net.SplitHostPort(c.NATS.Cluster.Listen); err != nil {
-				errs = append(errs, fmt.Errorf("nats.cluster.listen %q: %w", c.NATS.Cluster.Listen, err))
-			} else if _, err := strconv.Atoi(port); err != nil {
-				errs = append(errs, fmt.Errorf("nats.cluster.listen %q: port: %w", c.NATS.Cluster.Listen, err))
-			}
+			errs = append(errs, hostPort("nats.cluster.listen", c.NATS.Cluster.Listen, true))
 		}
 	} else if c.NATS.CredsFile == "" {
 		errs = append(errs, errors.New("nats.creds_file must be set with an external nats.url"))
@@ -271,4 +256,17 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("log_level %q: %w", c.LogLevel, err))
 	}
 	return errors.Join(errs...)
+}
+
+// hostPort checks that the address addr of key is host:port; numeric also
+// wants the port a number, not a service name.
+func hostPort(key, addr string, numeric bool) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", key, addr, err)
+	}
+	if _, err := strconv.Atoi(port); numeric && err != nil {
+		return fmt.Errorf("%s %q: port: %w", key, addr, err)
+	}
+	return nil
 }
