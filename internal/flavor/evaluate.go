@@ -93,7 +93,10 @@ func Evaluate(g Group, flavors []SignedFlavor, facts Facts, roots *x509.CertPool
 		return TrustInformation{}, fmt.Errorf("evaluate flavor group %q: %w", g.Name, err)
 	}
 	headers := map[string]headerCheck{}
-	check := func(sf SignedFlavor) error { return verify(sf, roots, now, headers) }
+	check := func(sf SignedFlavor) error {
+		_, err := verifyHeader(sf, roots, now, headers)
+		return err
+	}
 	checked := make([]Checked, len(flavors))
 	for i, sf := range flavors {
 		checked[i] = Checked{sf: sf, check: check}

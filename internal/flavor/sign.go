@@ -154,7 +154,8 @@ func joseKey(signer crypto.Signer) any {
 // errors wrap ErrSignatureMalformed, ErrCertificateUntrusted or
 // ErrSignatureInvalid.
 func Verify(sf SignedFlavor, roots *x509.CertPool, now time.Time) error {
-	return verify(sf, roots, now, nil)
+	_, err := verifyHeader(sf, roots, now, nil)
+	return err
 }
 
 // headerCheck is the outcome of checking a JWS header: the leaf certificate and
@@ -168,14 +169,9 @@ type headerCheck struct {
 	from, until time.Time
 }
 
-// verify is Verify with a cache of checked headers (by their encoding, which
-// holds the whole chain), so that one evaluation checks a chain only once.
-func verify(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[string]headerCheck) error {
-	_, err := verifyHeader(sf, roots, now, headers)
-	return err
-}
-
-// verifyHeader is verify, and returns the header it checked.
+// verifyHeader is Verify with a cache of checked headers (by their encoding,
+// which holds the whole chain), so that one evaluation checks a chain only
+// once; it returns the header it checked.
 func verifyHeader(sf SignedFlavor, roots *x509.CertPool, now time.Time, headers map[string]headerCheck) (headerCheck, error) {
 	h64, err := splitJWS(sf.Signature)
 	if err != nil {
