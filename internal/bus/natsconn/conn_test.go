@@ -17,7 +17,7 @@ import (
 	"trustedcompute.io/tc/internal/bus/natsconn"
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/busserver"
-	"trustedcompute.io/tc/internal/verifier/store"
+	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
 // testBus is the verifier's embedded NATS server (operator/account JWT
@@ -34,12 +34,7 @@ type testBus struct {
 
 func newTestBus(t *testing.T) *testBus {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite::memory:")
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	auth, err := busserver.NewAuthority(context.Background(), st, store.ErrNotFound)
+	auth, err := busserver.NewAuthority(context.Background(), memsecrets.New(), memsecrets.ErrNotFound)
 	if err != nil {
 		t.Fatalf("nats authority: %v", err)
 	}
@@ -79,59 +74,48 @@ func (b *testBus) start() {
 	}
 }
 
-// dial connects with creds as the trust agent does.
-func (b *testBus) dial(creds []byte, name string) (*natsconn.Conn, error) {
+// creds parses the credentials an authority issued (raw, err).
+func (b *testBus) creds(raw []byte, err error) *bus.Credentials {
 	b.t.Helper()
-	c, err := bus.ParseCredentials(creds)
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	c, err := bus.ParseCredentials(raw)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+// dial connects with c as the trust agent does.
+func (b *testBus) dial(c *bus.Credentials, name string) (*natsconn.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return natsconn.Dial(ctx, natsconn.Options{URL: b.url, Creds: c, RootCAs: b.roots, Name: name,
 		Logger: slog.New(slog.DiscardHandler), PingInterval: 200 * time.Millisecond})
 }
 
-// agentCreds are the parsed agent credentials of hostID.
-func (b *testBus) agentCreds(hostID string) *bus.Credentials {
+// connect dials with c until the test ends.
+func (b *testBus) connect(c *bus.Credentials, name string) *natsconn.Conn {
 	b.t.Helper()
-	creds, err := b.auth.AgentCredentials(hostID, time.Hour)
+	conn, err := b.dial(c, name)
 	if err != nil {
-		b.t.Fatal(err)
+		b.t.Fatalf("%s connect: %v", name, err)
 	}
-	c, err := bus.ParseCredentials(creds)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return c
+	b.t.Cleanup(conn.Close)
+	return conn
+}
+
+func (b *testBus) agentCreds(hostID string) *bus.Credentials {
+	return b.creds(b.auth.AgentCredentials(hostID, time.Hour))
 }
 
 func (b *testBus) agent(hostID string) *natsconn.Conn {
-	b.t.Helper()
-	creds, err := b.auth.AgentCredentials(hostID, time.Hour)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	c, err := b.dial(creds, "agent-"+hostID)
-	if err != nil {
-		b.t.Fatalf("agent connect: %v", err)
-	}
-	b.t.Cleanup(c.Close)
-	return c
+	return b.connect(b.agentCreds(hostID), "agent-"+hostID)
 }
 
 func (b *testBus) service() *natsconn.Conn {
-	b.t.Helper()
-	creds, err := b.auth.ServiceCredentials("hvs", time.Hour)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	c, err := b.dial(creds, "hvs")
-	if err != nil {
-		b.t.Fatalf("service connect: %v", err)
-	}
-	b.t.Cleanup(c.Close)
-	return c
+	return b.connect(b.creds(b.auth.ServiceCredentials("hvs", time.Hour)), "hvs")
 }
 
 // serve answers every request of hostID with answer(request data).
@@ -265,12 +249,9 @@ func TestTheServerDecidesWhatAnAgentMayDo(t *testing.T) {
 func TestRefusedCredentialsAreNotRetried(t *testing.T) {
 	b := newTestBus(t)
 	other := newTestBus(t) // another verifier: another operator and account
-	creds, err := other.auth.AgentCredentials("H1", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := b.creds(other.auth.AgentCredentials("H1", time.Hour))
 	start := time.Now()
-	_, err = b.dial(creds, "agent-H1")
+	_, err := b.dial(creds, "agent-H1")
 	if !errors.Is(err, natsconn.ErrAuthorization) {
 		t.Fatalf("connect with another verifier's credentials: %v, want ErrAuthorization", err)
 	}
