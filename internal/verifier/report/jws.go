@@ -112,7 +112,12 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if slices.Contains(chain, nil) {
 		return nil, errors.New("new report signer: nil certificate in the chain")
 	}
-	x5c := signerid.EncodeX5C(chain)
+	// go-jose encodes every header value by reflection, twice at every
+	// signature; the chain is given to it as its JSON, encoded once.
+	x5c, err := json.Marshal(signerid.EncodeX5C(chain))
+	if err != nil {
+		return nil, fmt.Errorf("new report signer: %w", err)
+	}
 	pub, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(chain[0].PublicKey) {
 		return nil, errors.New("new report signer: the key is not the key of the leaf certificate")
@@ -123,7 +128,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	}
 	s := &Signer{signers: map[string]jose.Signer{}, headers: map[string]string{}, build: buildID()}
 	for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy} {
-		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, x5c)
+		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, encodedJSON(x5c))
 		js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, opts)
 		if err != nil {
 			return nil, fmt.Errorf("new report signer: %w", err)
@@ -145,6 +150,11 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 
 // headerX5C is the JWS header that carries the certificate chain.
 const headerX5C jose.HeaderKey = "x5c"
+
+// encodedJSON is a header value handed to go-jose as its JSON encoding.
+type encodedJSON []byte
+
+func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
 
 // buildID names the running build for ear.verifier-id.
 func buildID() string {
