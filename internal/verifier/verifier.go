@@ -223,8 +223,7 @@ func (v *Verifier) clusterConfig(cert tls.Certificate) (*busserver.ClusterConfig
 
 // require chains authentication and the route's permission check.
 func (v *Verifier) require(service, rule string) func(http.Handler) http.Handler {
-	perm := v.aas.Require(service, rule)
-	return func(h http.Handler) http.Handler { return v.aas.Authenticate(perm(h)) }
+	return v.aas.Protect(service, rule)
 }
 
 // writeRoot writes the CMS root for operators, who pin it in agents and clients.

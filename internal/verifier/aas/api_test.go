@@ -191,7 +191,7 @@ func TestAuthenticateExplainsRefusals(t *testing.T) {
 
 func TestRequireWithoutClaimsIsUnauthenticated(t *testing.T) {
 	f := newFixture(t)
-	h := f.aas.Require("HVS", "hosts:create:*")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := f.aas.Guard().Require("HVS", "hosts:create:*")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("the handler ran without claims")
 	}))
 	rec := httptest.NewRecorder()

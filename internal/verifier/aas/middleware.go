@@ -35,9 +35,16 @@ func (a *AAS) Guard() *Guard { return &Guard{verifier: a.verifier, gens: a.gens,
 // the request context (auth.FromContext). Any failure is a 401.
 func (a *AAS) Authenticate(next http.Handler) http.Handler { return a.Guard().Authenticate(next) }
 
-// Require is Guard.Require for this AAS's tokens.
-func (a *AAS) Require(service, rule string) func(http.Handler) http.Handler {
-	return a.Guard().Require(service, rule)
+// Protect is Guard.Protect for this AAS's tokens.
+func (a *AAS) Protect(service, rule string) func(http.Handler) http.Handler {
+	return a.Guard().Protect(service, rule)
+}
+
+// Protect is the middleware of a route that needs a permission:
+// Authenticate, then Require(service, rule).
+func (g *Guard) Protect(service, rule string) func(http.Handler) http.Handler {
+	require := g.Require(service, rule)
+	return func(h http.Handler) http.Handler { return g.Authenticate(require(h)) }
 }
 
 // Authenticate verifies "Authorization: Bearer <jwt>" and puts the claims in

@@ -57,8 +57,7 @@ func (a *AAS) Register(mux *http.ServeMux) {
 		if service == "" {
 			return func(h http.Handler) http.Handler { return h }
 		}
-		require := g.Require(service, rule)
-		return func(h http.Handler) http.Handler { return g.Authenticate(require(h)) }
+		return g.Protect(service, rule)
 	}
 	routes.Register(mux, a, guard, func(err error) error { return err }, a.logger)
 }
