@@ -8,10 +8,9 @@ import (
 
 func TestTruncate(t *testing.T) {
 	tests := []struct {
-		name  string
-		in    string
-		limit int
-		want  string
+		name, in string
+		limit    int
+		want     string
 	}{
 		{"a short note is kept whole", "pcr-7 differs", 1024, "pcr-7 differs"},
 		{"a note of exactly the limit is kept whole", strings.Repeat("a", 8), 8, strings.Repeat("a", 8)},

@@ -16,17 +16,14 @@ import (
 // exchange), so the client must keep its connection alive across requests
 // and across error answers, over HTTP/2 and over HTTP/1.1 alike.
 func TestReportsReuseOneConnection(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		http2 bool
-	}{
-		{"over HTTP/2 every request shares one connection", true},
-		{"over HTTP/1.1 sequential requests keep one connection alive", false},
+	for name, http2 := range map[string]bool{
+		"over HTTP/2 every request shares one connection":             true,
+		"over HTTP/1.1 sequential requests keep one connection alive": false,
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			var conns atomic.Int64
 			f := newFixture(t, func(s *httptest.Server) {
-				s.EnableHTTP2 = tc.http2
+				s.EnableHTTP2 = http2
 				s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 					if st == http.StateNew {
 						conns.Add(1)

@@ -115,14 +115,11 @@ func (f *fakeVerifier) writeSigned(w http.ResponseWriter, status int, r report.R
 // acted on. The manager acts only on reports signed by the verifier's own
 // signing identity, and on their signed content.
 func TestReportsNotSignedByTheVerifierAreRefused(t *testing.T) {
-	for _, tt := range []struct {
-		name     string
-		jsonOnly bool
-	}{
-		{"a verifier that answers a new report signed", false},
-		{"a verifier that answers a new report in json", true},
+	for name, jsonOnly := range map[string]bool{
+		"a verifier that answers a new report signed":  false,
+		"a verifier that answers a new report in json": true,
 	} {
-		t.Run(tt.name, func(t *testing.T) { testReportsNotSignedByTheVerifierAreRefused(t, tt.jsonOnly) })
+		t.Run(name, func(t *testing.T) { testReportsNotSignedByTheVerifierAreRefused(t, jsonOnly) })
 	}
 }
 

@@ -18,14 +18,11 @@ import (
 // met its flavors; a host that truly has none must still fail, on a report
 // made after that one.
 func TestAReportMadeBeforeTheHostsFlavorsIsNotActedOn(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		flavors bool
-	}{
-		{"flavors imported after the verifier's first report: the node is Verified", true},
-		{"no flavors at all: the node fails on a fresh report", false},
+	for name, flavors := range map[string]bool{
+		"flavors imported after the verifier's first report: the node is Verified": true,
+		"no flavors at all: the node fails on a fresh report":                      false,
 	} {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			w := newWorld(t, manager.Provided)
 			hc := w.mgrDeps.Verifier.(manager.HVSVerifier).Client
 			ctx := t.Context()
@@ -40,7 +37,7 @@ func TestAReportMadeBeforeTheHostsFlavorsIsNotActedOn(t *testing.T) {
 				t.Fatalf("the report before any flavor: trusted %v, failed parts %v, faults %+v; want OS and PLATFORM missing only",
 					early.Trusted(), early.FailedParts(), early.Faults)
 			}
-			if tt.flavors {
+			if flavors {
 				// As the operator's import of the host's flavors does.
 				if err := hc.Rebaseline(ctx, hostID, manager.BaselineParts); err != nil {
 					t.Fatal(err)
@@ -51,7 +48,7 @@ func TestAReportMadeBeforeTheHostsFlavorsIsNotActedOn(t *testing.T) {
 			}
 
 			n := w.attest(t)
-			if tt.flavors {
+			if flavors {
 				mustVerified(t, n, true)
 			} else {
 				mustCordoned(t, n, "attestation-failed")
@@ -59,7 +56,7 @@ func TestAReportMadeBeforeTheHostsFlavorsIsNotActedOn(t *testing.T) {
 			if got := n.Annotations[cluster.AnnotationLastReport]; got == early.ID || got == "" {
 				t.Fatalf("the node names report %q; want one made after %s", got, early.ID)
 			}
-			if tt.flavors {
+			if flavors {
 				if ev := w.events(t, cluster.ReasonAttestationFailed); len(ev) != 0 {
 					t.Fatalf("failure events %q, want none", ev)
 				}
