@@ -911,6 +911,16 @@ func install(chartPath, name, namespace string, vals map[string]any) (*release.R
 	return inst.Run(chrt, vals)
 }
 
+// applyRelease renders the umbrella chart as release in the fresh namespace
+// ns with required.yaml and files, and applies it.
+func applyRelease(t *testing.T, release, ns string, files ...string) *applied {
+	t.Helper()
+	cs := clustertest.Clientset(t)
+	objs := mustRender(t, umbrellaChart, release, ns, values(t, append([]string{"required.yaml"}, files...)...))
+	clustertest.Namespace(t, cs, ns)
+	return apply(t, cs, ns, objs)
+}
+
 // apply applies objs with server-side apply, first as a dry run (all of
 // them, so that nothing is stored if one is refused), then for real.
 // Namespaced objects must already name ns, or one of others.

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
 
 // TestTheManagerRunsTwoReplicasThatElectALeader renders the default chart and
@@ -16,11 +14,9 @@ import (
 // PodDisruptionBudget, and a Role that lets them hold a Lease and watch the
 // onboard requests in their own namespace only.
 func TestTheManagerRunsTwoReplicasThatElectALeader(t *testing.T) {
-	cs := clustertest.Clientset(t)
 	const ns = "tc-manager-ha"
-	objs := mustRender(t, umbrellaChart, "ha", ns, values(t, "required.yaml"))
-	clustertest.Namespace(t, cs, ns)
-	a := apply(t, cs, ns, objs)
+	a := applyRelease(t, "ha", ns)
+	cs := a.cs
 
 	dep := a.deployment(t, "attestation-manager")
 	if r := dep.Spec.Replicas; r == nil || *r != 2 {

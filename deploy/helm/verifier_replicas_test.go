@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"trustedcompute.io/tc/internal/cluster/clustertest"
 )
 
 // TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes renders three
@@ -16,11 +14,9 @@ import (
 // routes to all three pods through the headless Service, which carries the
 // route port; a PodDisruptionBudget lets one replica go at a time.
 func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
-	cs := clustertest.Clientset(t)
 	const ns = "tc-verifier-replicas"
-	objs := mustRender(t, umbrellaChart, "rep", ns, values(t, "required.yaml", "replicated-verifier.yaml"))
-	clustertest.Namespace(t, cs, ns)
-	a := apply(t, cs, ns, objs)
+	a := applyRelease(t, "rep", ns, "replicated-verifier.yaml")
+	cs := a.cs
 
 	sts := a.statefulSet(t, "verifier")
 	if r := sts.Spec.Replicas; r == nil || *r != 3 {
