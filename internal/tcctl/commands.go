@@ -35,20 +35,57 @@ func (a *app) showing(cmd *cobra.Command, f fetch) *cobra.Command {
 	return cmd
 }
 
+// resolver turns a command's argument into an object's id.
+type resolver func(ctx context.Context, c *Client, arg string) (string, error)
+
+// id resolves arg; a nil resolver takes arg as the id.
+func (r resolver) id(ctx context.Context, c *Client, arg string) (string, error) {
+	if r == nil {
+		return arg, nil
+	}
+	return r(ctx, c, arg)
+}
+
+// listing is the list command of the collection: rows makes the table of
+// its answer L; what names the objects in errors.
+func listing[L any](a *app, short, what, collection string, rows func(L) *table) *cobra.Command {
+	cmd := &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs}
+	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
+		list, raw, err := getAs[L](ctx, c, collection, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %s: %w", what, err)
+		}
+		return raw, rows(list), nil
+	})
+}
+
+// getting completes cmd as the command that shows the object, what, of the
+// collection that its one argument names (through resolve).
+func getting[T any](a *app, cmd *cobra.Command, what, collection string, resolve resolver, rows func(...T) *table) *cobra.Command {
+	cmd.Args = cobra.ExactArgs(1)
+	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
+		id, err := resolve.id(ctx, c, args[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		v, raw, err := getAs[T](ctx, c, collection+"/"+seg(id), nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("get %s %s: %w", what, args[0], err)
+		}
+		return raw, rows(v), nil
+	})
+}
+
 // deleting is a command that deletes each argument's object, what, under
-// the collection path; resolve, when not nil, turns an argument into the
-// object's id.
-func (a *app) deleting(use, short, what, collection string, resolve func(ctx context.Context, c *Client, arg string) (string, error)) *cobra.Command {
+// the collection path; resolve turns an argument into the object's id.
+func (a *app) deleting(use, short, what, collection string, resolve resolver) *cobra.Command {
 	return &cobra.Command{
 		Use: use, Short: short, Args: cobra.MinimumNArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
 			for _, arg := range args {
-				id := arg
-				if resolve != nil {
-					var err error
-					if id, err = resolve(ctx, c, arg); err != nil {
-						return err
-					}
+				id, err := resolve.id(ctx, c, arg)
+				if err != nil {
+					return err
 				}
 				if err := c.delete(ctx, collection+"/"+seg(id)); err != nil {
 					return fmt.Errorf("delete %s %s: %w", what, arg, err)

@@ -91,14 +91,8 @@ func (a *app) flavorList() *cobra.Command {
 }
 
 func (a *app) flavorGet() *cobra.Command {
-	cmd := &cobra.Command{Use: "get <flavor-id>", Short: "Show a signed flavor", Args: cobra.ExactArgs(1), ValidArgsFunction: a.completeFlavorIDs}
-	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
-		sf, raw, err := getAs[flavor.SignedFlavor](ctx, c, "/hvs/v2/flavors/"+seg(args[0]), nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("get flavor %s: %w", args[0], err)
-		}
-		return raw, flavorTable(sf), nil
-	})
+	return getting(a, &cobra.Command{Use: "get <flavor-id>", Short: "Show a signed flavor", ValidArgsFunction: a.completeFlavorIDs},
+		"flavor", "/hvs/v2/flavors", nil, flavorTable)
 }
 
 // importRequest makes the POST /hvs/v2/flavors body of a file holding a

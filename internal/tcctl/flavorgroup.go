@@ -31,29 +31,13 @@ func groupID(ctx context.Context, c *Client, nameOrID string) (string, error) {
 }
 
 func (a *app) groupList() *cobra.Command {
-	cmd := &cobra.Command{Use: "list", Short: "List flavor groups", Args: cobra.NoArgs}
-	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
-		list, raw, err := getAs[restapi.FlavorGroupList](ctx, c, "/hvs/v2/flavorgroups", nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("list flavor groups: %w", err)
-		}
-		return raw, groupTable(list.Groups...), nil
-	})
+	return listing(a, "List flavor groups", "flavor groups", "/hvs/v2/flavorgroups",
+		func(l restapi.FlavorGroupList) *table { return groupTable(l.Groups...) })
 }
 
 func (a *app) groupGet() *cobra.Command {
-	cmd := &cobra.Command{Use: "get <name-or-id>", Short: "Show a flavor group", Args: cobra.ExactArgs(1)}
-	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
-		id, err := groupID(ctx, c, args[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		g, raw, err := getAs[flavor.Group](ctx, c, "/hvs/v2/flavorgroups/"+seg(id), nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("get flavor group %s: %w", args[0], err)
-		}
-		return raw, groupTable(g), nil
-	})
+	return getting(a, &cobra.Command{Use: "get <name-or-id>", Short: "Show a flavor group"},
+		"flavor group", "/hvs/v2/flavorgroups", groupID, groupTable)
 }
 
 func (a *app) groupCreate() *cobra.Command {

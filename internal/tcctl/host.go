@@ -42,14 +42,8 @@ func (a *app) hostList() *cobra.Command {
 }
 
 func (a *app) hostGet() *cobra.Command {
-	cmd := &cobra.Command{Use: "get <host-id>", Short: "Show a host", Args: cobra.ExactArgs(1), ValidArgsFunction: a.completeHostIDs}
-	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
-		h, raw, err := getAs[restapi.Host](ctx, c, "/hvs/v2/hosts/"+seg(args[0]), nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("get host %s: %w", args[0], err)
-		}
-		return raw, hostTable(h), nil
-	})
+	return getting(a, &cobra.Command{Use: "get <host-id>", Short: "Show a host", ValidArgsFunction: a.completeHostIDs},
+		"host", "/hvs/v2/hosts", nil, hostTable)
 }
 
 func (a *app) hostRegister() *cobra.Command {
@@ -93,6 +87,29 @@ reason is shown.`,
 	_ = cmd.MarkFlagRequired("host-id")
 	addOutputFlag(cmd, &format)
 	return cmd
+}
+
+func (a *app) hostEnroll() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "enroll <host-id>",
+		Short: "Enroll a host's attestation key (its trust agent must be on the bus)",
+		Long: `Enroll the attestation key (AK) of a host: the verifier asks the host's
+trust agent for its EK certificate and AK, checks the EK certificate
+against the configured TPM vendor CAs, proves by credential activation that
+the AK lives in that TPM, and issues the AK certificate. A refusal names
+its reason.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeHostIDs,
+	}
+	return a.showing(cmd, func(ctx context.Context, c *Client, args []string) (any, *table, error) {
+		enr, raw, err := postAs[restapi.AKEnrollment](ctx, c, "/hvs/v2/aik-enrollments", restapi.AKEnrollmentRequest{HostID: args[0]})
+		if err != nil {
+			return nil, nil, fmt.Errorf("enroll the AK of host %s: %w", args[0], err)
+		}
+		t := &table{header: []string{"HOST ID", "AK NAME", "ENROLLED"}}
+		t.add(enr.HostID, enr.AKName, timeCell(&enr.Created))
+		return raw, t, nil
+	})
 }
 
 func (a *app) hostDelete() *cobra.Command {

@@ -175,14 +175,8 @@ func (a *app) policyGet() *cobra.Command {
 }
 
 func (a *app) policyList() *cobra.Command {
-	return a.showing(&cobra.Command{Use: "list", Short: "List runtime policies and where they are assigned", Args: cobra.NoArgs},
-		func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
-			list, raw, err := getAs[restapi.IMAPolicyList](ctx, c, imaPoliciesPath, nil)
-			if err != nil {
-				return nil, nil, fmt.Errorf("list policies: %w", err)
-			}
-			return raw, policyTable(list.Policies...), nil
-		})
+	return listing(a, "List runtime policies and where they are assigned", "policies", imaPoliciesPath,
+		func(l restapi.IMAPolicyList) *table { return policyTable(l.Policies...) })
 }
 
 func (a *app) policyDelete() *cobra.Command {

@@ -116,39 +116,13 @@ func (a *app) runWithValue(file *string, f func(ctx context.Context, c *Client, 
 }
 
 func (a *app) secretList() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use: "list", Short: "List secrets and their policies (never their values)", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
-			list, raw, err := getAs[restapi.SecretList](ctx, c, "/hvs/v2/secrets", nil)
-			if err != nil {
-				return fmt.Errorf("list secrets: %w", err)
-			}
-			return render(out, format, raw, secretTable(list.Secrets...))
-		}),
-	}
-	addOutputFlag(cmd, &format)
-	return cmd
+	return listing(a, "List secrets and their policies (never their values)", "secrets", "/hvs/v2/secrets",
+		func(l restapi.SecretList) *table { return secretTable(l.Secrets...) })
 }
 
 func (a *app) secretGetPolicy() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use: "get-policy <name-or-id>", Short: "Show a secret's release policy", Args: cobra.ExactArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			id, err := secretID(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			s, raw, err := getAs[restapi.Secret](ctx, c, "/hvs/v2/secrets/"+seg(id), nil)
-			if err != nil {
-				return fmt.Errorf("get secret %s: %w", args[0], err)
-			}
-			return render(out, format, raw, secretTable(s))
-		}),
-	}
-	addOutputFlag(cmd, &format)
-	return cmd
+	return getting(a, &cobra.Command{Use: "get-policy <name-or-id>", Short: "Show a secret's release policy"},
+		"secret", "/hvs/v2/secrets", secretID, secretTable)
 }
 
 func (a *app) secretRotate() *cobra.Command {
@@ -176,20 +150,5 @@ func (a *app) secretRotate() *cobra.Command {
 }
 
 func (a *app) secretDelete() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete <name-or-id>...", Short: "Delete secrets (nodes drop them at their next renewal)", Args: cobra.MinimumNArgs(1),
-		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			for _, arg := range args {
-				id, err := secretID(ctx, c, arg)
-				if err != nil {
-					return err
-				}
-				if err := c.delete(ctx, "/hvs/v2/secrets/"+seg(id)); err != nil {
-					return fmt.Errorf("delete secret %s: %w", arg, err)
-				}
-				_, _ = fmt.Fprintf(out, "secret %s deleted\n", arg)
-			}
-			return nil
-		}),
-	}
+	return a.deleting("delete <name-or-id>...", "Delete secrets (nodes drop them at their next renewal)", "secret", "/hvs/v2/secrets", secretID)
 }

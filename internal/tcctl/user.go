@@ -33,14 +33,7 @@ func userID(ctx context.Context, c *Client, name string) (string, error) {
 }
 
 func (a *app) userList() *cobra.Command {
-	cmd := &cobra.Command{Use: "list", Short: "List users", Args: cobra.NoArgs}
-	return a.showing(cmd, func(ctx context.Context, c *Client, _ []string) (any, *table, error) {
-		us, raw, err := getAs[[]restapi.User](ctx, c, "/aas/v1/users", nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("list users: %w", err)
-		}
-		return raw, userTable(us...), nil
-	})
+	return listing(a, "List users", "users", "/aas/v1/users", func(us []restapi.User) *table { return userTable(us...) })
 }
 
 func (a *app) userCreate() *cobra.Command {
