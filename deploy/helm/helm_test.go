@@ -61,11 +61,10 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			name:  "the default values with the required secrets run the verifier on SQLite with the embedded NATS",
 			files: nil,
 			check: func(t *testing.T, a *applied) {
-				sts := a.statefulSet(t, "verifier")
+				sts, c := a.verifier(t)
 				if len(sts.Spec.VolumeClaimTemplates) != 1 || sts.Spec.VolumeClaimTemplates[0].Name != "data" {
 					t.Errorf("verifier volumeClaimTemplates = %v, want one named data (SQLite on a PVC)", sts.Spec.VolumeClaimTemplates)
 				}
-				c := sts.Spec.Template.Spec.Containers[0]
 				wantEnv(t, c, "TC_ADMIN_PASSWORD_FILE", "/var/run/secrets/trustedcompute.io/admin/password")
 				wantEnv(t, c, "TC_NATS_LISTEN", ":4222")
 				// The data directory is below the volume root, which fsGroup
@@ -114,8 +113,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			name:  "postgres takes the database URL from a Secret file and keeps no PVC",
 			files: []string{"postgres.yaml"},
 			check: func(t *testing.T, a *applied) {
-				sts := a.statefulSet(t, "verifier")
-				c := sts.Spec.Template.Spec.Containers[0]
+				sts, c := a.verifier(t)
 				wantEnv(t, c, "TC_DATABASE_URL_FILE", "/var/run/secrets/trustedcompute.io/database/url")
 				noEnv(t, c, "TC_DATABASE_URL")
 				if len(sts.Spec.VolumeClaimTemplates) != 0 {
@@ -130,7 +128,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			name:  "an external NATS replaces the embedded server and its Service",
 			files: []string{"external-nats.yaml"},
 			check: func(t *testing.T, a *applied) {
-				c := a.statefulSet(t, "verifier").Spec.Template.Spec.Containers[0]
+				_, c := a.verifier(t)
 				wantEnv(t, c, "TC_NATS_URL", "tls://nats.nats.svc:4222")
 				wantEnv(t, c, "TC_NATS_CREDS_FILE", "/var/run/secrets/trustedcompute.io/nats/creds")
 				noEnv(t, c, "TC_NATS_LISTEN")
@@ -153,8 +151,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			name:  "metrics enabled serves /metrics on a port of its own and points the scrape annotations at it",
 			files: []string{"verifier-metrics.yaml"},
 			check: func(t *testing.T, a *applied) {
-				sts := a.statefulSet(t, "verifier")
-				c := sts.Spec.Template.Spec.Containers[0]
+				sts, c := a.verifier(t)
 				wantEnv(t, c, "TC_METRICS_LISTEN", ":9464")
 				found := false
 				for _, p := range c.Ports {
@@ -173,7 +170,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			name:  "the dashboard enabled listens on its own port, also on the Service",
 			files: []string{"verifier-dashboard.yaml"},
 			check: func(t *testing.T, a *applied) {
-				c := a.statefulSet(t, "verifier").Spec.Template.Spec.Containers[0]
+				_, c := a.verifier(t)
 				wantEnv(t, c, "TC_DASHBOARD_LISTEN", ":9443")
 				wantEnv(t, c, "TC_DASHBOARD_STALE_AFTER", "90m")
 				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "dashboard" && p.ContainerPort == 9443 }) {
@@ -799,6 +796,13 @@ func (a *applied) daemonSet(t *testing.T, component string) *appsv1.DaemonSet {
 func (a *applied) statefulSet(t *testing.T, component string) *appsv1.StatefulSet {
 	t.Helper()
 	return mustGet(t, "StatefulSet", a.cs.AppsV1().StatefulSets(a.ns).Get, a.release+"-"+component)
+}
+
+// verifier is the verifier's StatefulSet and its container.
+func (a *applied) verifier(t *testing.T) (*appsv1.StatefulSet, corev1.Container) {
+	t.Helper()
+	sts := a.statefulSet(t, "verifier")
+	return sts, sts.Spec.Template.Spec.Containers[0]
 }
 
 func (a *applied) deployment(t *testing.T, component string) *appsv1.Deployment {

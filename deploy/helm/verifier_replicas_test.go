@@ -18,11 +18,10 @@ func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 	a := applyRelease(t, "rep", ns, "replicated-verifier.yaml")
 	cs := a.cs
 
-	sts := a.statefulSet(t, "verifier")
+	sts, c := a.verifier(t)
 	if r := sts.Spec.Replicas; r == nil || *r != 3 {
 		t.Errorf("verifier replicas = %v, want 3", r)
 	}
-	c := sts.Spec.Template.Spec.Containers[0]
 	checkEnvKnown(t, c)
 	wantEnv(t, c, "TC_NATS_CLUSTER_NAME", "trusted-compute")
 	wantEnv(t, c, "TC_NATS_CLUSTER_LISTEN", ":6222")
