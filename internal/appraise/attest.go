@@ -78,3 +78,69 @@ func decodeQuoteAttest(raw []byte) (*quoteAttest, error) {
 	}
 	return a, nil
 }
+
+// quoteSignature is a TPMT_SIGNATURE (TPM 2.0 Part 2, 11.3.4): its scheme,
+// its hash and, for the schemes VerifyQuote verifies, the signature.
+type quoteSignature struct {
+	alg, hash tpm2.TPMAlgID
+	sig       []byte // RSASSA and RSAPSS
+	r, s      []byte // ECDSA
+}
+
+// decodeSignature decodes a TPMT_SIGNATURE as go-tpm's tpm2.Unmarshal
+// does, bytes after it ignored: RSASSA, RSAPSS and ECDSA signatures by
+// hand (decodeSignatureByHand), any other scheme, and bytes that end
+// inside a field, by go-tpm, so that each gets the faults it got before.
+func decodeSignature(raw []byte) (*quoteSignature, error) {
+	if s, ok := decodeSignatureByHand(raw); ok {
+		return s, nil
+	}
+	return decodeSignatureGoTPM(raw)
+}
+
+// decodeSignatureByHand decodes an RSASSA, RSAPSS or ECDSA TPMT_SIGNATURE
+// whose fields the bytes hold whole, and is false for anything else.
+// FuzzDecodeSignature holds it to go-tpm's decoder.
+func decodeSignatureByHand(raw []byte) (*quoteSignature, bool) {
+	r := logReader{b: raw, big: true}
+	out := &quoteSignature{alg: tpm2.TPMAlgID(r.u16()), hash: tpm2.TPMAlgID(r.u16())}
+	switch out.alg {
+	case tpm2.TPMAlgRSASSA, tpm2.TPMAlgRSAPSS:
+		out.sig = r.bytes(int(r.u16()))
+	case tpm2.TPMAlgECDSA:
+		out.r = r.bytes(int(r.u16()))
+		out.s = r.bytes(int(r.u16()))
+	default:
+		return nil, false
+	}
+	return out, r.err == ""
+}
+
+// decodeSignatureGoTPM decodes a TPMT_SIGNATURE with go-tpm.
+func decodeSignatureGoTPM(raw []byte) (*quoteSignature, error) {
+	sig, err := tpm2.Unmarshal[tpm2.TPMTSignature](raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode TPMT_SIGNATURE: %w", err)
+	}
+	out := &quoteSignature{alg: sig.SigAlg}
+	switch sig.SigAlg {
+	case tpm2.TPMAlgRSASSA, tpm2.TPMAlgRSAPSS:
+		var s *tpm2.TPMSSignatureRSA
+		if sig.SigAlg == tpm2.TPMAlgRSASSA {
+			s, err = sig.Signature.RSASSA()
+		} else {
+			s, err = sig.Signature.RSAPSS()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rsa signature: %w", err)
+		}
+		out.hash, out.sig = s.Hash, s.Sig.Buffer
+	case tpm2.TPMAlgECDSA:
+		s, err := sig.Signature.ECDSA()
+		if err != nil {
+			return nil, fmt.Errorf("ecdsa signature: %w", err)
+		}
+		out.hash, out.r, out.s = s.Hash, s.SignatureR.Buffer, s.SignatureS.Buffer
+	}
+	return out, nil
+}

@@ -113,3 +113,35 @@ func BenchmarkDecodeQuoteAttest(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecodeSignature holds the hand-written decoder of a TPMT_SIGNATURE
+// to go-tpm's: what it decodes, go-tpm decodes to the same fields.
+func FuzzDecodeSignature(f *testing.F) {
+	for _, kind := range []string{"ecc-p256", "ecc-p384", "rsassa", "rsapss"} {
+		sig := newAK(f, kind).sign(f, []byte("attest"))
+		f.Add(sig)
+		f.Add(sig[:len(sig)-1])
+		f.Add(append(bytes.Clone(sig), 1, 2, 3))
+	}
+	var dump gcpDump
+	if err := json.Unmarshal(readFile(f, "testdata/gcp-windows-shielded-vm.json"), &dump); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(dump.Quote.Signature)
+	f.Add([]byte{0x00, 0x18, 0x00, 0x0b, 0x00})
+	f.Add([]byte{0x00, 0x10})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := decodeSignatureByHand(raw)
+		if !ok {
+			return
+		}
+		want, err := decodeSignatureGoTPM(raw)
+		if err != nil {
+			t.Fatalf("decoded by hand as %+v, go-tpm refuses: %v", got, err)
+		}
+		if got.alg != want.alg || got.hash != want.hash || !bytes.Equal(got.sig, want.sig) ||
+			!bytes.Equal(got.r, want.r) || !bytes.Equal(got.s, want.s) {
+			t.Fatalf("decoded by hand as %+v, go-tpm decodes %+v", got, want)
+		}
+	})
+}

@@ -336,53 +336,38 @@ func verifySignature(ak *attestKey, signed, raw []byte) (crypto.Hash, *Fault) {
 		f := fault(name, format, args...)
 		return 0, &f
 	}
-	sig, err := tpm2.Unmarshal[tpm2.TPMTSignature](raw)
+	sig, err := decodeSignature(raw)
 	if err != nil {
-		return fail(FaultEvidenceUnparsable, "decode TPMT_SIGNATURE: %v", err)
+		return fail(FaultEvidenceUnparsable, "%v", err)
 	}
-	var hashAlg tpm2.TPMAlgID
+	hashAlg := sig.hash
 	var verify func(digest []byte, h crypto.Hash) bool
-	switch sig.SigAlg {
+	switch sig.alg {
 	case tpm2.TPMAlgRSASSA, tpm2.TPMAlgRSAPSS:
-		var s *tpm2.TPMSSignatureRSA
-		if sig.SigAlg == tpm2.TPMAlgRSASSA {
-			s, err = sig.Signature.RSASSA()
-		} else {
-			s, err = sig.Signature.RSAPSS()
-		}
-		if err != nil {
-			return fail(FaultEvidenceUnparsable, "rsa signature: %v", err)
-		}
 		key, ok := ak.key.(*rsa.PublicKey)
 		if !ok {
 			return fail(FaultAKMismatch, "an RSA signature cannot come from the enrolled %v AK", ak.typ)
 		}
-		hashAlg = s.Hash
 		verify = func(digest []byte, h crypto.Hash) bool {
-			if sig.SigAlg == tpm2.TPMAlgRSASSA {
-				return rsa.VerifyPKCS1v15(key, h, digest, s.Sig.Buffer) == nil
+			if sig.alg == tpm2.TPMAlgRSASSA {
+				return rsa.VerifyPKCS1v15(key, h, digest, sig.sig) == nil
 			}
-			return rsa.VerifyPSS(key, h, digest, s.Sig.Buffer, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
+			return rsa.VerifyPSS(key, h, digest, sig.sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
 		}
 	case tpm2.TPMAlgECDSA:
-		s, err := sig.Signature.ECDSA()
-		if err != nil {
-			return fail(FaultEvidenceUnparsable, "ecdsa signature: %v", err)
-		}
 		key, ok := ak.key.(*ecdsa.PublicKey)
 		if !ok {
 			return fail(FaultAKMismatch, "an ECDSA signature cannot come from the enrolled %v AK", ak.typ)
 		}
-		hashAlg = s.Hash
-		r := new(big.Int).SetBytes(s.SignatureR.Buffer)
-		ss := new(big.Int).SetBytes(s.SignatureS.Buffer)
+		r := new(big.Int).SetBytes(sig.r)
+		ss := new(big.Int).SetBytes(sig.s)
 		verify = func(digest []byte, _ crypto.Hash) bool { return ecdsa.Verify(key, digest, r, ss) }
 	default:
-		return fail(FaultQuoteSignature, "unsupported signature scheme %v", sig.SigAlg)
+		return fail(FaultQuoteSignature, "unsupported signature scheme %v", sig.alg)
 	}
-	if ak.scheme != tpm2.TPMAlgNull && (ak.scheme != sig.SigAlg || ak.schemeHash != hashAlg) {
+	if ak.scheme != tpm2.TPMAlgNull && (ak.scheme != sig.alg || ak.schemeHash != hashAlg) {
 		return fail(FaultQuoteSignature, "signature scheme %v/%v differs from the AK's fixed scheme %v/%v",
-			sig.SigAlg, hashAlg, ak.scheme, ak.schemeHash)
+			sig.alg, hashAlg, ak.scheme, ak.schemeHash)
 	}
 	var h crypto.Hash
 	switch hashAlg {
