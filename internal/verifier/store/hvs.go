@@ -674,6 +674,31 @@ func queryOne[T any](ctx context.Context, r querier, what string, scan func(inte
 // SQLite every statement outside a transaction is a read transaction of
 // its own, with its locks, so a report runs as few as it can.
 
+// reportReads is the queries of a report's reads outside a transaction:
+// on an SQLite file they run on the writer's connection. Every commit
+// empties the page cache of the other connections (WAL), so a reader
+// reads the same pages again at every report; the writer's cache holds
+// them, as the writer made the commit.
+func (s *Store) reportReads() *queries {
+	q := s.queries
+	if s.writes != nil {
+		q.r = sqliteQueries{s.writes}
+	}
+	return &q
+}
+
+// HostForReport is queries.HostForReport, on an SQLite file on the
+// writer's connection (reportReads).
+func (s *Store) HostForReport(ctx context.Context, id string) (ReportHost, error) {
+	return s.reportReads().HostForReport(ctx, id)
+}
+
+// ReportPolicies is queries.ReportPolicies, on an SQLite file on the
+// writer's connection (reportReads).
+func (s *Store) ReportPolicies(ctx context.Context, hostID, hardwareUUID string) (ReportPolicies, error) {
+	return s.reportReads().ReportPolicies(ctx, hostID, hardwareUUID)
+}
+
 // ReportHost is what a report reads of its host before it asks for a quote.
 type ReportHost struct {
 	// Host is the host without its FlavorGroupIDs, which ReportPolicies

@@ -18,11 +18,11 @@ const maxPrepared = 256
 // store time. PostgreSQL needs none of this: pgx keeps the statements it
 // has prepared on each connection.
 //
-// Reads outside transactions run on it directly (it is a querier).
-// Statements in a transaction run prepared once the query is kept
-// (txQueries); a query first met in a transaction runs unprepared and is
-// prepared after the transaction (prepareWanted), since the writer's only
-// connection is the transaction's until then.
+// Reads outside transactions run on it (sqliteQueries). Statements in a
+// transaction run prepared once the query is kept (txStmts); a query
+// first met in a transaction runs unprepared and is prepared after the
+// transaction (prepareWanted), since the writer's only connection is the
+// transaction's until then.
 type preparedStmts struct {
 	db *sql.DB
 
@@ -91,25 +91,6 @@ func (p *preparedStmts) prepareWanted(ctx context.Context) {
 	}
 }
 
-func (p *preparedStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := p.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return p.db.QueryContext(ctx, query, args...)
-}
-
-func (p *preparedStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := p.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return p.db.QueryRowContext(ctx, query, args...)
-}
-
-// ExecContext is not a read: it runs unprepared.
-func (p *preparedStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return p.db.ExecContext(ctx, query, args...)
-}
-
 // Close closes the prepared statements; later queries run unprepared.
 func (p *preparedStmts) Close() error {
 	p.mu.Lock()
@@ -124,32 +105,96 @@ func (p *preparedStmts) Close() error {
 	return errors.Join(errs...)
 }
 
-// txQueries is the querier of a transaction on SQLite: a statement whose
-// query p keeps prepared runs as that statement on the transaction's
-// connection; any other runs unprepared and is prepared after the
-// transaction.
-type txQueries struct {
+// quiet is ctx without its cancellation, for a statement on SQLite, or
+// ctx's error if it is done already. The SQLite driver watches a
+// cancellable context with a goroutine of its own for every statement,
+// and database/sql another for the rows of a query: a tenth of the CPU
+// time of a report's commit. A statement on SQLite runs for microseconds
+// (a wait for another process's lock ends at busy_timeout), so the
+// context is checked before each statement instead.
+func quiet(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
+// stmtSource has the prepared statements of an SQLite store's queries:
+// the pool's (*preparedStmts) or a transaction's (txStmts).
+type stmtSource interface {
+	// stmt returns the prepared statement of query, or nil: then the
+	// query runs unprepared on unprepared.
+	stmt(ctx context.Context, query string) *sql.Stmt
+	unprepared() querier
+}
+
+// sqliteQueries is the querier of an SQLite store: each statement runs
+// prepared when src has it, and quiet.
+type sqliteQueries struct{ src stmtSource }
+
+func (q sqliteQueries) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	qc, err := quiet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return q.on(qc, query).ExecContext(qc, query, args...)
+}
+
+func (q sqliteQueries) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	qc, err := quiet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return q.on(qc, query).QueryContext(qc, query, args...)
+}
+
+func (q sqliteQueries) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	qc, err := quiet(ctx)
+	if err != nil {
+		return q.src.unprepared().QueryRowContext(ctx, query, args...) // a Row with ctx's error
+	}
+	return q.on(qc, query).QueryRowContext(qc, query, args...)
+}
+
+// on is what runs query: its prepared statement, or the unprepared querier.
+func (q sqliteQueries) on(ctx context.Context, query string) querier {
+	if st := q.src.stmt(ctx, query); st != nil {
+		return preparedStmt{st}
+	}
+	return q.src.unprepared()
+}
+
+// preparedStmt runs its statement whatever the query (the statement's).
+type preparedStmt struct{ st *sql.Stmt }
+
+func (p preparedStmt) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return p.st.ExecContext(ctx, args...)
+}
+
+func (p preparedStmt) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return p.st.QueryContext(ctx, args...)
+}
+
+func (p preparedStmt) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return p.st.QueryRowContext(ctx, args...)
+}
+
+func (p *preparedStmts) unprepared() querier { return p.db }
+
+// txStmts are the statements of a transaction on SQLite: a statement
+// whose query p keeps prepared runs as that statement on the
+// transaction's connection; any other runs unprepared and is prepared
+// after the transaction.
+type txStmts struct {
 	tx *sql.Tx
 	p  *preparedStmts
 }
 
-func (t txQueries) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (t txStmts) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st := t.p.cached(query, true); st != nil {
-		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return t.tx.StmtContext(ctx, st)
 	}
-	return t.tx.ExecContext(ctx, query, args...)
+	return nil
 }
 
-func (t txQueries) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.p.cached(query, true); st != nil {
-		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return t.tx.QueryContext(ctx, query, args...)
-}
-
-func (t txQueries) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.p.cached(query, true); st != nil {
-		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return t.tx.QueryRowContext(ctx, query, args...)
-}
+func (t txStmts) unprepared() querier { return t.tx }

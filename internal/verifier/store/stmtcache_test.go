@@ -102,3 +102,69 @@ func TestTransactionStatementsArePreparedAndStillAllOrNothing(t *testing.T) {
 		})
 	}
 }
+
+// On an SQLite file a report reads its host and policies on the writer's
+// connection, whose page cache its own commits leave warm, and the reads
+// see every commit.
+func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, sqliteFileDSN(t))
+	reportFleet(t, s)
+	isKept := func(p *preparedStmts, query string) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		_, ok := p.stmts[query]
+		return ok
+	}
+	for _, read := range []struct {
+		query string
+		run   func() error
+	}{
+		{hostForReportQuery, func() error { _, err := s.HostForReport(ctx, "h1"); return err }},
+		{reportPoliciesQuery, func() error { _, err := s.ReportPolicies(ctx, "h1", "u1"); return err }},
+	} {
+		must(t, "read", read.run())
+		if !isKept(s.writes, read.query) || isKept(s.prepared, read.query) {
+			t.Errorf("the read %.40q… ran on a reader's connection, not the writer's", read.query)
+		}
+	}
+	must(t, "DeleteFlavor", s.DeleteFlavor(ctx, "f-h1"))
+	pol, err := s.ReportPolicies(ctx, "h1", "u1")
+	must(t, "ReportPolicies", err)
+	for _, ref := range pol.FlavorRefs["g1"] {
+		if ref.ID == "f-h1" {
+			t.Error("the writer's read does not see the flavor deleted")
+		}
+	}
+}
+
+// A statement on SQLite whose context is done does not run, in a
+// transaction or not, though it runs without its cancellation (quiet).
+func TestAStatementOnSQLiteWithADoneContextDoesNotRun(t *testing.T) {
+	for name, dsn := range map[string]string{"sqlite file": sqliteFileDSN(t), "sqlite memory": "sqlite::memory:"} {
+		t.Run(name, func(t *testing.T) {
+			s := openTest(t, dsn)
+			must(t, "CreateHost", s.CreateHost(t.Context(), host("h1")))
+			done, cancel := context.WithCancel(t.Context())
+			cancel()
+			if _, err := s.HostByID(done, "h1"); !errors.Is(err, context.Canceled) {
+				t.Errorf("a read with a done context: %v, want %v", err, context.Canceled)
+			}
+			if _, err := s.HostForReport(done, "h1"); !errors.Is(err, context.Canceled) {
+				t.Errorf("a report's read with a done context: %v, want %v", err, context.Canceled)
+			}
+			err := s.InTxDeferredSync(t.Context(), func(tx *Tx) error {
+				if err := tx.SetHostStatus(t.Context(), "h1", "CONNECTED", t0, true); err != nil {
+					return err
+				}
+				return tx.SetHostStatus(done, "h1", "CONNECTION_FAILURE", t0, false)
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("a transaction's statement with a done context: %v, want %v", err, context.Canceled)
+			}
+			if h, err := s.HostByID(t.Context(), "h1"); err != nil || h.Status != "UNKNOWN" {
+				t.Errorf("after the transaction the host is %q (%v), want UNKNOWN: rolled back", h.Status, err)
+			}
+		})
+	}
+}

@@ -77,7 +77,7 @@ func txQuerier(tx *sql.Tx, writes *preparedStmts) querier {
 	if writes == nil {
 		return tx
 	}
-	return txQueries{tx: tx, p: writes}
+	return sqliteQueries{txStmts{tx: tx, p: writes}}
 }
 
 // prepareWanted prepares the statements first met in the transaction just
@@ -231,7 +231,13 @@ func (s *Store) inTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) err
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+	// Once the writer is had, the transaction's statements run quiet
+	// (sqliteQueries): BEGIN, COMMIT and the PRAGMAs too.
+	qctx, err := quiet(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if _, err := conn.ExecContext(qctx, "PRAGMA synchronous = NORMAL"); err != nil {
 		return fmt.Errorf("defer sync: %w", err)
 	}
 	defer func() {
@@ -241,7 +247,7 @@ func (s *Store) inTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) err
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	return inTx(ctx, conn, wrap)
+	return inTx(qctx, conn, wrap)
 }
 
 // beginner begins transactions: a *sql.DB or one of its connections.
