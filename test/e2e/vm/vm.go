@@ -116,11 +116,7 @@ func cacheDir() string {
 	if d := os.Getenv("VMBOOT_CACHE"); d != "" {
 		return d
 	}
-	base := os.Getenv("XDG_CACHE_HOME")
-	if base == "" {
-		home, _ := os.UserHomeDir()
-		base = filepath.Join(home, ".cache")
-	}
+	base, _ := os.UserCacheDir() // $XDG_CACHE_HOME, else ~/.cache, as hack/vmboot/lib.sh
 	return filepath.Join(base, "trusted-compute", "vmboot")
 }
 
