@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/config/configtest"
 )
 
 func TestHealthCommandReadsTheHeartbeat(t *testing.T) {
@@ -63,7 +65,7 @@ func TestHeartbeatFollowsTheBusConnection(t *testing.T) {
 		heartbeat(ctx, path, 10*time.Millisecond, up.Load, slog.New(slog.DiscardHandler))
 	}()
 	health := func(args ...string) error {
-		return run(t.Context(), append([]string{"health", "-file", path}, args...), io.Discard, io.Discard, func(string) string { return "" })
+		return program().Run(t.Context(), append([]string{"health", "-file", path}, args...), io.Discard, io.Discard, configtest.Env(nil))
 	}
 	waitFor(t, func() bool { return health("-ready") == nil }, "ready while the bus is up")
 	up.Store(false)
@@ -74,7 +76,7 @@ func TestHeartbeatFollowsTheBusConnection(t *testing.T) {
 	cancel()
 	<-done
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"health", "-file", path}, &out, &out, func(string) string { return "" }); err == nil {
+	if err := program().Run(t.Context(), []string{"health", "-file", path}, &out, &out, configtest.Env(nil)); err == nil {
 		t.Errorf("health after the agent stopped = nil, output %q, want an error", out.String())
 	}
 }

@@ -54,10 +54,6 @@ commands:
 
 Run "trust-agent <command> -h" for the flags of a command.`
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return program().Run(ctx, args, stdout, stderr, getenv)
-}
-
 // common holds the flags every command shares.
 type common struct {
 	configPath string

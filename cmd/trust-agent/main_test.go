@@ -45,7 +45,7 @@ func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err = run(t.Context(), []string{"evidence", "-tpm", sw.Spec(), "-root", root.Dir, "-nonce", "00112233", "-pcrs", "0,7"}, &out, &errOut, configtest.Env(nil))
+	err = program().Run(t.Context(), []string{"evidence", "-tpm", sw.Spec(), "-root", root.Dir, "-nonce", "00112233", "-pcrs", "0,7"}, &out, &errOut, configtest.Env(nil))
 	if err != nil {
 		t.Fatalf("evidence: %v\n%s", err, errOut.String())
 	}
@@ -60,18 +60,18 @@ func TestEvidencePrintsABundleFromASwtpm(t *testing.T) {
 
 func TestUnknownCommandsAndMissingNonceAreErrors(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(t.Context(), nil, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(out.String(), "usage: trust-agent") {
+	if err := program().Run(t.Context(), nil, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(out.String(), "usage: trust-agent") {
 		t.Fatalf("no command: err = %v, output %q, want an error and the usage", err, out.String())
 	}
 	out.Reset()
-	if err := run(t.Context(), []string{"frobnicate"}, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(err.Error(), "frobnicate") || !strings.Contains(out.String(), "usage: trust-agent") {
+	if err := program().Run(t.Context(), []string{"frobnicate"}, &out, &out, configtest.Env(nil)); err == nil || !strings.Contains(err.Error(), "frobnicate") || !strings.Contains(out.String(), "usage: trust-agent") {
 		t.Fatalf("unknown command: err = %v, output %q, want an error naming it and the usage", err, out.String())
 	}
-	err := run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, configtest.Env(nil))
+	err := program().Run(t.Context(), []string{"evidence", "-tpm", "simulator"}, &out, &out, configtest.Env(nil))
 	if err == nil || !strings.Contains(err.Error(), "nonce") {
 		t.Fatalf("err = %v, want a nonce error", err)
 	}
-	if err := run(t.Context(), []string{"run", "-tpm", "simulator"}, &out, &out, configtest.Env(nil)); err == nil || errors.Is(err, nil) {
+	if err := program().Run(t.Context(), []string{"run", "-tpm", "simulator"}, &out, &out, configtest.Env(nil)); err == nil || errors.Is(err, nil) {
 		t.Fatal("run without bus settings succeeded")
 	}
 }

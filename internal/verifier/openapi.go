@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -101,14 +100,4 @@ func (v *Verifier) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(doc)
-}
-
-// sortedPatterns is used by tests.
-func sortedPatterns() []string {
-	var out []string
-	for _, r := range Routes() {
-		out = append(out, r.Method+" "+r.Pattern)
-	}
-	sort.Strings(out)
-	return out
 }
