@@ -60,9 +60,7 @@ var akAttributes = tpm2.TPMAObject{
 
 // AKTemplate is the public area an AK of alg is created from (its unique
 // field empty): what a software TPM copies to make the same AK.
-func AKTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) { return akTemplate(alg) }
-
-func akTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) {
+func AKTemplate(alg KeyAlgorithm) (tpm2.TPMTPublic, error) {
 	tmpl := tpm2.TPMTPublic{NameAlg: tpm2.TPMAlgSHA256, ObjectAttributes: akAttributes}
 	noSym := tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull}
 	switch alg {
@@ -104,7 +102,7 @@ func (t *TPM) LoadOrCreateAK(opts AKOptions) (*AK, error) {
 	if opts.Handle>>24 != uint32(tpm2.TPMHTPersistent) {
 		return nil, fmt.Errorf("ak handle %#x is not a persistent handle", opts.Handle)
 	}
-	tmpl, err := akTemplate(opts.Algorithm)
+	tmpl, err := AKTemplate(opts.Algorithm)
 	if err != nil {
 		return nil, err
 	}
