@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -38,23 +39,10 @@ type validity struct{ notBefore, notAfter time.Time }
 
 func (v validity) contains(t time.Time) bool { return !t.Before(v.notBefore) && !t.After(v.notAfter) }
 
-// and is the window in which both v and w hold.
-func (v validity) and(w validity) validity {
-	if w.notBefore.After(v.notBefore) {
-		v.notBefore = w.notBefore
-	}
-	if w.notAfter.Before(v.notAfter) {
-		v.notAfter = w.notAfter
-	}
-	return v
-}
-
 // chainValidity is the window in which every certificate of chain is valid.
 func chainValidity(chain []*x509.Certificate) validity {
-	v := validity{chain[0].NotBefore, chain[0].NotAfter}
-	for _, c := range chain[1:] {
-		v = v.and(validity{c.NotBefore, c.NotAfter})
-	}
+	var v validity
+	v.notBefore, v.notAfter = signerid.Validity(chain)
 	return v
 }
 

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/uuid"
 
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/config"
@@ -547,12 +548,9 @@ func keysEqual(a, b crypto.PublicKey) bool {
 
 // randomID returns a random UUID (version 4) string.
 func randomID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	id, err := uuid.NewRandom()
+	if err != nil {
 		return "", fmt.Errorf("random id: %w", err)
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+	return id.String(), nil
 }

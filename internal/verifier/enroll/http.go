@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/verifier/agentclient"
@@ -112,7 +114,7 @@ func (e *Enroller) createEndorsement(w http.ResponseWriter, r *http.Request) err
 // (without ID and time).
 func (in endorsementRequest) registration() (store.EKRegistration, error) {
 	var problems []string
-	uuid, ok := normalizeUUID(in.HardwareUUID)
+	hardwareUUID, ok := normalizeUUID(in.HardwareUUID)
 	if !ok {
 		problems = append(problems, "hardware_uuid must be a UUID")
 	}
@@ -129,7 +131,7 @@ func (in endorsementRequest) registration() (store.EKRegistration, error) {
 	if len(problems) > 0 {
 		return store.EKRegistration{}, api.Errorf(api.KindBadRequest, "%s", strings.Join(problems, "; "))
 	}
-	return store.EKRegistration{HardwareUUID: uuid, Description: in.Description, EKPublicSHA256: digest, EKPublic: der}, nil
+	return store.EKRegistration{HardwareUUID: hardwareUUID, Description: in.Description, EKPublicSHA256: digest, EKPublic: der}, nil
 }
 
 // ParseEKPublicKeyPEM parses one PEM "PUBLIC KEY" block (an RSA or ECDSA
@@ -174,28 +176,10 @@ func canonicalSPKI(key crypto.PublicKey) ([]byte, string, error) {
 // normalizeUUID accepts a UUID in its 36-character form, in either case,
 // and returns it in lower case.
 func normalizeUUID(s string) (string, bool) {
-	if len(s) != 36 {
+	if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
 		return "", false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			if !isHexDigit(c) {
-				return "", false
-			}
-		}
-	}
 	return strings.ToLower(s), true
-}
-
-// isHexDigit reports whether c is a hexadecimal digit, in either case.
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func (e *Enroller) listEndorsements(w http.ResponseWriter, r *http.Request) error {
