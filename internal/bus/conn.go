@@ -2,6 +2,9 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -85,4 +88,17 @@ func Backoff(attempt int) time.Duration {
 		}
 	}
 	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter needs no unpredictability
+}
+
+// CertificateRefused reports an error that says the server's TLS certificate
+// did not verify: retrying the same connection cannot fix it.
+func CertificateRefused(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid)
 }

@@ -224,15 +224,7 @@ func parseURLs(list string) ([]*url.URL, error) {
 
 // permanent reports errors that retrying the same connection cannot fix.
 func permanent(err error) bool {
-	var (
-		verify   *tls.CertificateVerificationError
-		unknown  x509.UnknownAuthorityError
-		hostname x509.HostnameError
-		invalid  x509.CertificateInvalidError
-	)
-	return errors.Is(err, ErrAuthorization) || errors.Is(err, errNoTLS) ||
-		errors.As(err, &verify) || errors.As(err, &unknown) ||
-		errors.As(err, &hostname) || errors.As(err, &invalid)
+	return errors.Is(err, ErrAuthorization) || errors.Is(err, errNoTLS) || bus.CertificateRefused(err)
 }
 
 var errNoTLS = errors.New("the server does not offer TLS")
