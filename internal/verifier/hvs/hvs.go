@@ -259,6 +259,8 @@ type Service struct {
 	aks akMemo
 	// imaPolicies holds verified, compiled runtime policies.
 	imaPolicies *imaPolicyCache
+	// policies holds the hosts' report policies by policy generation.
+	policies *policyCache
 
 	// hostRemoved is Deps.HostRemoved (nil: nothing to tell).
 	hostRemoved func(hostID string)
@@ -287,6 +289,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 	}
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
+	s.policies = newPolicyCache()
 	s.eventLogs = newEventLogMemo(cfg.EventLogCacheEntries)
 	s.aks = newAKMemo(akMemoEntries)
 	s.imaPolicies = newIMAPolicyCache(cfg.IMAPolicyCacheBytes)

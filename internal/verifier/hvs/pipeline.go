@@ -314,9 +314,9 @@ func (s *Service) createSignedReport(ctx context.Context, hostID string) (signed
 
 // makeReport reads the host (store.HostForReport) and, unless it is
 // disabled, attests it: the quote first, then the host's groups, flavors
-// and policies (store.ReportPolicies), so that the report is appraised
-// against them as they are once the evidence is in. Then it commits the
-// report, and sets *signed to its JWS.
+// and policies (reportPolicies), so that the report is appraised against
+// them as they are once the evidence is in. Then it commits the report,
+// and sets *signed to its JWS.
 func (s *Service) makeReport(ctx context.Context, hostID string, signed *string) (*report.Report, error) {
 	rh, err := s.store.HostForReport(ctx, hostID)
 	if err != nil {
@@ -331,14 +331,43 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 	if err != nil {
 		return nil, fmt.Errorf("report id: %w", err)
 	}
-	r := &report.Report{
-		ID: id.String(), HostID: h.ID, HostName: h.Name, Created: now, Expiration: now.Add(s.cfg.ReportValidity),
-		TrustInformation: flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}},
-	}
-	logger := s.logger.With(slog.String(keyHost, h.ID), slog.String(keyReport, r.ID))
 	c, err := s.collect(ctx, h, true, now)
 	if err != nil {
 		return nil, err
+	}
+	r, jws, prefix, err := s.appraiseAndCommit(ctx, h, c, id.String(), now, rh.PolicyGeneration)
+	if errors.Is(err, store.ErrPoliciesChanged) {
+		// The groups, flavors or IMA policies changed after they were
+		// read, through this replica or another: the evidence is
+		// appraised again, against the stored ones.
+		r, jws, prefix, err = s.appraiseAndCommit(ctx, h, c, id.String(), now, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if prefix != nil {
+		s.imaPrefixes.put(h.ID, prefix)
+	}
+	logger := s.logger.With(slog.String(keyHost, h.ID), slog.String(keyReport, r.ID))
+	logger.LogAttrs(ctx, slog.LevelInfo, "report", slog.Bool(keyTrusted, r.Trusted()),
+		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
+	s.publish(ctx, logger, h.ID, jws)
+	*signed = jws
+	return r, nil
+}
+
+// appraiseAndCommit makes the report of host h from what was collected,
+// signs it and commits it with the host's outcome; it returns the report,
+// its JWS and the IMA prefix to keep of the boot. At policy generation gen
+// (from HostForReport) it appraises against the policies kept at gen and
+// commits only if gen is still the generation (or else fails with
+// store.ErrPoliciesChanged, storing nothing); at gen 0 against the stored
+// policies, whatever changes meanwhile, as a report did before policies
+// were kept.
+func (s *Service) appraiseAndCommit(ctx context.Context, h store.Host, c collected, id string, now time.Time, gen int64) (*report.Report, string, *imaPrefix, error) {
+	r := &report.Report{
+		ID: id, HostID: h.ID, HostName: h.Name, Created: now, Expiration: now.Add(s.cfg.ReportValidity),
+		TrustInformation: flavor.TrustInformation{FlavorsTrust: map[flavor.Part]flavor.PartTrust{}},
 	}
 	r.HostStatus = c.status
 	r.HostInfo = report.NewHostInfo(nil, appraise.SecureBootState{}, false)
@@ -346,6 +375,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 	r.HostInfo.HardwareUUID = h.HardwareUUID
 	var boot *store.HostBoot
 	var prefix *imaPrefix
+	var checkGen int64
 	hwUUID := h.HardwareUUID
 	if v := c.verdict; v == nil {
 		r.Faults = c.faults
@@ -360,19 +390,23 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 			facts.IMAFlavorsMatched = c.prior.kept.flavors
 		}
 		var changed *appraise.Fault
+		var err error
 		if hwUUID, changed, err = s.claimedHardwareUUID(ctx, h, c.resp.HostInfo); err != nil {
-			return nil, err
+			return nil, "", nil, err
 		} else if changed != nil {
 			r.Faults = append(r.Faults, *changed)
 		}
-		pol, err := s.store.ReportPolicies(ctx, h.ID, hwUUID)
+		pol, err := s.reportPolicies(ctx, h.ID, hwUUID, gen)
 		if err != nil {
-			return nil, err
+			return nil, "", nil, err
+		}
+		if gen != 0 {
+			checkGen = pol.Generation
 		}
 		policies := s.hostPolicies(pol.IMAPolicies, c.prior.kept.progress(), now)
 		ti, matched, err := s.evaluate(ctx, pol, facts, policies)
 		if err != nil {
-			return nil, err
+			return nil, "", nil, err
 		}
 		r.TrustInformation = ti
 		r.HostInfo = report.NewHostInfo(c.resp.HostInfo, v.SecureBoot, secureBootVerified(v, facts))
@@ -394,15 +428,15 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 	}
 	key, err := s.signingKey(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
 	jws, err := key.report.Sign(r)
 	if err != nil {
-		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
+		return nil, "", nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
 	body, err := signedJSON(r, jws)
 	if err != nil {
-		return nil, fmt.Errorf("report of host %q: %w", h.ID, err)
+		return nil, "", nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
 	// A trusted report of the same boot is made again at the next poll: its
 	// commit need not wait for the disk. An untrusted one, or a new boot,
@@ -414,7 +448,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 		commit = s.store.InTxDeferredSync
 	}
 	// A report from the agent's evidence is a success.
-	outcome := store.HostReported{Status: r.HostStatus, At: now, Success: c.verdict != nil, Boot: boot}
+	outcome := store.HostReported{Status: r.HostStatus, At: now, Success: c.verdict != nil, Boot: boot, PolicyGeneration: checkGen}
 	if hwUUID != h.HardwareUUID {
 		outcome.HardwareUUID = hwUUID
 	}
@@ -438,16 +472,9 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 		return refuseDisabled(h.ID, disabledAt) // disabled while the report was made
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
+		return nil, "", nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
 	}
-	if prefix != nil {
-		s.imaPrefixes.put(h.ID, prefix)
-	}
-	logger.LogAttrs(ctx, slog.LevelInfo, "report", slog.Bool(keyTrusted, r.Trusted()),
-		slog.String(keyStatus, r.HostStatus), slog.Any(keyFaults, faultNames(r)))
-	s.publish(ctx, logger, h.ID, jws)
-	*signed = jws
-	return r, nil
+	return r, jws, prefix, nil
 }
 
 // signedJSON is the report's JSON as it was signed: the payload of its
