@@ -165,34 +165,18 @@ func (s *Secrets) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
+		case <-s.changed:
+			// An answer or a pushed revocation: the next renewal is due
+			// by the leases held now.
+			timer.Stop()
+			continue
 		case <-timer.C:
 			s.expire(ctx)
-		case <-s.changed:
-			timer.Stop()
-			s.waitRenewal(ctx)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		s.ask(ctx)
-	}
-}
-
-// waitRenewal waits, after an answer, until the next renewal is due, while
-// expiring leases and taking pushed revocations.
-func (s *Secrets) waitRenewal(ctx context.Context) {
-	for {
-		timer := time.NewTimer(s.nextRenewal())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-			s.expire(ctx)
-			return
-		case <-s.changed:
-			timer.Stop()
-		}
 	}
 }
 
