@@ -119,6 +119,25 @@ func ReadCert(t testing.TB, path string) *x509.Certificate {
 	return must(x509.ParseCertificate(block.Bytes))(t)
 }
 
+// ParseCerts parses the PEM certificates of b, in order; it fails t unless
+// there is at least one.
+func ParseCerts(t testing.TB, b []byte) []*x509.Certificate {
+	t.Helper()
+	var certs []*x509.Certificate
+	for {
+		block, rest := pem.Decode(b)
+		if block == nil {
+			break
+		}
+		certs = append(certs, must(x509.ParseCertificate(block.Bytes))(t))
+		b = rest
+	}
+	if len(certs) == 0 {
+		t.Fatal("no PEM certificate")
+	}
+	return certs
+}
+
 // must(f())(t) is the value f returns, or fails t with f's error.
 func must[T any](v T, err error) func(testing.TB) T {
 	return func(t testing.TB) T {

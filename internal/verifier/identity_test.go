@@ -1,9 +1,7 @@
 package verifier_test
 
 import (
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -71,18 +69,7 @@ func TestACMSIssuedSigningCertificateSignsNothingTheVerifierBelieves(t *testing.
 	if status != http.StatusCreated {
 		t.Fatalf("Signing CSR = %d %s, want 201", status, body)
 	}
-	var chain []*x509.Certificate
-	for rest := body; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append(chain, c)
-	}
+	chain := testca.ParseCerts(t, body)
 
 	// ...but a report or an EAR signed with it does not verify offline
 	// under the pinned root.

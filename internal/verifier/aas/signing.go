@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -177,36 +176,4 @@ func (s *signer) jwks(now time.Time) (JWKS, error) {
 		k.X5c = append(k.X5c, base64.StdEncoding.EncodeToString(c.Raw))
 	}
 	return JWKS{Keys: []JWK{k}}, nil
-}
-
-// ParseJWKS returns the ES256 keys of a JWKS by kid, for NewVerifierFromKeys.
-// Keys of other types are skipped.
-func ParseJWKS(b []byte) (map[string]crypto.PublicKey, error) {
-	var set JWKS
-	if err := json.Unmarshal(b, &set); err != nil {
-		return nil, fmt.Errorf("parse jwks: %w", err)
-	}
-	keys := make(map[string]crypto.PublicKey)
-	for _, k := range set.Keys {
-		if k.Kty != "EC" || k.Crv != "P-256" || (k.Alg != "" && k.Alg != algES256) || k.Kid == "" {
-			continue
-		}
-		x, err1 := b64url.DecodeString(k.X)
-		y, err2 := b64url.DecodeString(k.Y)
-		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
-			return nil, fmt.Errorf("parse jwks: key %q: bad coordinates", k.Kid)
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return nil, fmt.Errorf("parse jwks: key %q: %w", k.Kid, err)
-		}
-		if kid, _ := KeyID(pub); kid != k.Kid {
-			return nil, fmt.Errorf("parse jwks: key %q: kid is not the key's thumbprint", k.Kid)
-		}
-		keys[k.Kid] = pub
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("parse jwks: %w", errNoVerificationKey)
-	}
-	return keys, nil
 }

@@ -4,10 +4,8 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -159,47 +157,6 @@ type Verifier struct {
 	cache    *tokenCache
 }
 
-// NewVerifier returns a Verifier for the ES256 keys of certs (as served by
-// GET /aas/v1/jwt-certificates, see ParseCertificatesPEM, or the x5c of the
-// JWKS). CA certificates in certs are taken as intermediates. When roots is
-// not nil, every signing certificate must chain to it and be valid now.
-func NewVerifier(certs []*x509.Certificate, roots *x509.CertPool, cfg VerifierConfig) (*Verifier, error) {
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs {
-		if c.IsCA {
-			inter.AddCert(c)
-		}
-	}
-	keys := make(map[string]crypto.PublicKey)
-	for _, c := range certs {
-		if c.IsCA {
-			continue
-		}
-		if roots != nil {
-			if _, err := c.Verify(x509.VerifyOptions{
-				Roots: roots, Intermediates: inter, CurrentTime: now(),
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-			}); err != nil {
-				return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, err)
-			}
-		}
-		pub, ok := c.PublicKey.(*ecdsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, errNoVerificationKey)
-		}
-		kid, err := KeyID(pub)
-		if err != nil {
-			return nil, fmt.Errorf("token signing certificate %q: %w", c.Subject.CommonName, err)
-		}
-		keys[kid] = pub
-	}
-	return NewVerifierFromKeys(keys, cfg)
-}
-
 // NewVerifierFromKeys returns a Verifier for ES256 public keys by key id.
 func NewVerifierFromKeys(keys map[string]crypto.PublicKey, cfg VerifierConfig) (*Verifier, error) {
 	var errs []error
@@ -237,30 +194,6 @@ func NewVerifierFromKeys(keys map[string]crypto.PublicKey, cfg VerifierConfig) (
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
 	return v, nil
-}
-
-// ParseCertificatesPEM parses the PEM certificates of GET /aas/v1/jwt-certificates.
-func ParseCertificatesPEM(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse token signing certificate: %w", err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate in PEM")
-	}
-	return out, nil
 }
 
 // verified is what a Verifier keeps of a token it accepted.

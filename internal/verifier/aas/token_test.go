@@ -1,9 +1,11 @@
 package aas
 
 import (
+	"crypto"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"trustedcompute.io/tc/internal/testca"
 	"trustedcompute.io/tc/internal/verifier/auth"
@@ -216,57 +221,68 @@ func TestTheTokenCacheStaysBounded(t *testing.T) {
 	}
 }
 
+// TestOtherProcessesVerifyTokensFromThePublishedKeys checks that the
+// published keys verify a token with a standard JOSE library alone: the PEM
+// of jwt-certificates, whose signing certificate chains to the CMS root,
+// and the JWKS, whose key has the token's kid as its thumbprint.
 func TestOtherProcessesVerifyTokensFromThePublishedKeys(t *testing.T) {
 	f := newFixture(t)
 	tok := f.adminToken(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.root)
-	cfg := VerifierConfig{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Now: f.clock.Now}
-
-	rec := f.do(t, request{method: "GET", path: "/aas/v1/jwt-certificates"})
-	certs, err := ParseCertificatesPEM(rec.Body.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := NewVerifier(certs, roots, cfg)
-	if err != nil {
-		t.Fatalf("verifier from jwt-certificates: %v", err)
-	}
-	if _, err := v.Verify(tok); err != nil {
-		t.Errorf("verify with jwt-certificates: %v", err)
-	}
-
-	other := x509.NewCertPool()
-	other.AddCert(newFakeCA(t, f.clock.Now).root)
-	if _, err := NewVerifier(certs, other, cfg); err == nil {
-		t.Error("certificates that do not chain to the given roots were accepted")
+	verifyWith := func(t *testing.T, key any) {
+		t.Helper()
+		parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims jwt.Claims
+		if err := parsed.Claims(key, &claims); err != nil {
+			t.Fatalf("the token does not verify with the published key: %v", err)
+		}
+		if err := claims.ValidateWithLeeway(jwt.Expected{Issuer: "trusted-compute-aas", AnyAudience: jwt.Audience{"trusted-compute"},
+			Time: f.clock.Now()}, 0); err != nil {
+			t.Errorf("claims: %v", err)
+		}
 	}
 
-	rec = f.do(t, request{method: "GET", path: "/aas/v1/jwks"})
-	set := decode[JWKS](t, rec)
-	if len(set.Keys) != 1 || set.Keys[0].Kid != f.aas.KeyID() || len(set.Keys[0].X5c) != 3 {
-		t.Fatalf("jwks %+v: want one key with kid %s and a chain of 3", set, f.aas.KeyID())
-	}
-	keys, err := ParseJWKS(rec.Body.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err = NewVerifierFromKeys(keys, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Verify(tok); err != nil {
-		t.Errorf("verify with jwks: %v", err)
-	}
-	strict := cfg
-	strict.Audience = "someone-else"
-	v, err = NewVerifierFromKeys(keys, strict)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Verify(tok); !errors.Is(err, ErrTokenAudience) {
-		t.Errorf("a verifier for another audience accepted the token: %v", err)
-	}
+	t.Run("jwt-certificates", func(t *testing.T) {
+		rec := f.do(t, request{method: "GET", path: "/aas/v1/jwt-certificates"})
+		var leaves []*x509.Certificate
+		inter := x509.NewCertPool()
+		for _, c := range testca.ParseCerts(t, rec.Body.Bytes()) {
+			if c.IsCA {
+				inter.AddCert(c)
+			} else {
+				leaves = append(leaves, c)
+			}
+		}
+		if len(leaves) != 1 {
+			t.Fatalf("jwt-certificates has %d signing certificates, want 1", len(leaves))
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: f.clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+		if _, err := leaves[0].Verify(opts); err != nil {
+			t.Fatalf("the signing certificate does not chain to the CMS root: %v", err)
+		}
+		opts.Roots = x509.NewCertPool()
+		opts.Roots.AddCert(newFakeCA(t, f.clock.Now).root)
+		if _, err := leaves[0].Verify(opts); err == nil {
+			t.Error("the signing certificate chains to another root")
+		}
+		verifyWith(t, leaves[0].PublicKey)
+	})
+
+	t.Run("jwks", func(t *testing.T) {
+		set := decode[jose.JSONWebKeySet](t, f.do(t, request{method: "GET", path: "/aas/v1/jwks"}))
+		keys := set.Key(f.aas.KeyID())
+		if len(set.Keys) != 1 || len(keys) != 1 || len(keys[0].Certificates) != 3 {
+			t.Fatalf("jwks %+v: want one key with kid %s and a chain of 3", set, f.aas.KeyID())
+		}
+		if sum, err := keys[0].Thumbprint(crypto.SHA256); err != nil || base64.RawURLEncoding.EncodeToString(sum) != keys[0].KeyID {
+			t.Errorf("kid %s is not the key's thumbprint (%v)", keys[0].KeyID, err)
+		}
+		verifyWith(t, keys[0].Key)
+	})
 }
 
 func TestTheSigningCertificateIsReissuedBeforeItExpires(t *testing.T) {
@@ -286,11 +302,7 @@ func TestTheSigningCertificateIsReissuedBeforeItExpires(t *testing.T) {
 		t.Fatalf("issued %d certificates, want a re-issue", n)
 	}
 	rec := f.do(t, request{method: "GET", path: "/aas/v1/jwt-certificates"})
-	certs, err := ParseCertificatesPEM(rec.Body.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaves := slices.DeleteFunc(certs, func(c *x509.Certificate) bool { return c.IsCA })
+	leaves := slices.DeleteFunc(testca.ParseCerts(t, rec.Body.Bytes()), func(c *x509.Certificate) bool { return c.IsCA })
 	if len(leaves) != 2 {
 		t.Fatalf("jwt-certificates has %d signing certificates, want current and previous", len(leaves))
 	}
