@@ -360,35 +360,24 @@ type lockedTPM struct {
 	nt *agent.NodeTPM
 }
 
+// locked runs f holding mu (nt is set once, when the TPM boots).
+func locked[T any](l *lockedTPM, f func() (T, error)) (T, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return f()
+}
+
 func (l *lockedTPM) Quote(nonce []byte, pcrs []int, banks []string) (*evidence.QuoteResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nt.Quote(nonce, pcrs, banks)
-}
-
-func (l *lockedTPM) Info() (evidence.TPMInfo, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nt.Info()
-}
-
-func (l *lockedTPM) ResetCount() (uint32, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nt.ResetCount()
-}
-
-func (l *lockedTPM) KeyInfo() (evidence.AKInfo, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nt.KeyInfo()
+	return locked(l, func() (*evidence.QuoteResponse, error) { return l.nt.Quote(nonce, pcrs, banks) })
 }
 
 func (l *lockedTPM) ActivateCredential(blob, secret []byte) ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nt.ActivateCredential(blob, secret)
+	return locked(l, func() ([]byte, error) { return l.nt.ActivateCredential(blob, secret) })
 }
+
+func (l *lockedTPM) Info() (evidence.TPMInfo, error)   { return locked(l, l.nt.Info) }
+func (l *lockedTPM) ResetCount() (uint32, error)       { return locked(l, l.nt.ResetCount) }
+func (l *lockedTPM) KeyInfo() (evidence.AKInfo, error) { return locked(l, l.nt.KeyInfo) }
 
 // Extend and ActiveBanks make it an Extender; callers hold mu or run
 // before the agent starts.
@@ -400,9 +389,7 @@ func (l *lockedTPM) ActiveBanks() ([]string, error) { return l.nt.ActiveBanks() 
 
 // ekPEM is the EK public key as the verifier's registration wants it.
 func (l *lockedTPM) ekPEM() (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ek, err := l.nt.PreferredEK()
+	ek, err := locked(l, l.nt.PreferredEK)
 	if err != nil {
 		return "", fmt.Errorf("endorsement key: %w", err)
 	}
