@@ -14,11 +14,20 @@ func TestDefaultsArePinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":8443" || cfg.NATS.Listen != ":4222" || cfg.Tokens.Validity != time.Hour || cfg.Admin.Username != "admin" || cfg.Enrollment.AllowRegisteredEKs {
+	if cfg.Listen != ":8443" || cfg.NATS.Listen != ":4222" || cfg.Tokens.Validity != time.Hour || cfg.Tokens.Leeway != 5*time.Second ||
+		cfg.Admin.Username != "admin" || cfg.Enrollment.AllowRegisteredEKs {
 		t.Fatalf("defaults changed: %+v", cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vcfg.AAS.Leeway != 5*time.Second {
+		t.Fatalf("the AAS gets the default leeway %s, want 5s", vcfg.AAS.Leeway)
 	}
 }
 

@@ -8,24 +8,6 @@ import (
 	"trustedcompute.io/tc/internal/config/configtest"
 )
 
-func TestTokenLeewayDefaultsToFiveSecondsAndReachesTheAAS(t *testing.T) {
-	cfg, err := loadConfig("", configtest.Env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Tokens.Leeway != 5*time.Second {
-		t.Fatalf("default tokens.leeway %s, want 5s", cfg.Tokens.Leeway)
-	}
-	cfg.DataDir = t.TempDir()
-	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vcfg.AAS.Leeway != 5*time.Second {
-		t.Fatalf("the AAS gets leeway %s, want 5s", vcfg.AAS.Leeway)
-	}
-}
-
 func TestTokenLeewayAndMetricsListenAreConfigurable(t *testing.T) {
 	path := configtest.File(t, "tokens:\n  leeway: 2s\nmetrics:\n  listen: 127.0.0.1:9464\n")
 	cfg, err := loadConfig(path, configtest.Env(nil))

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
@@ -360,21 +359,17 @@ func rawPlaintextConnect(t *testing.T, url string, creds []byte) string {
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "INFO ")), &info); err != nil {
 		t.Fatal(err)
 	}
-	userJWT, err := jwt.ParseDecoratedJWT(creds)
+	c, err := bus.ParseCredentials(creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := jwt.ParseDecoratedUserNKey(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := kp.Sign([]byte(info.Nonce))
+	sig, err := c.Sign([]byte(info.Nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
 	connect, _ := json.Marshal(map[string]any{
 		"verbose": false, "pedantic": false, "protocol": 1, "tls_required": false,
-		"jwt": userJWT, "sig": base64.RawURLEncoding.EncodeToString(sig),
+		"jwt": c.JWT(), "sig": base64.RawURLEncoding.EncodeToString(sig),
 	})
 	if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", connect); err != nil {
 		return "closed"
