@@ -28,7 +28,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -434,8 +433,10 @@ func (c *Client) exchange(ctx context.Context, method, path string, q url.Values
 // checkStatus turns an unexpected status into an *HTTPError with the
 // server's message.
 func checkStatus(resp *http.Response, method, path string, ok []int) error {
-	if slices.Contains(ok, resp.StatusCode) {
-		return nil
+	for _, s := range ok {
+		if resp.StatusCode == s {
+			return nil
+		}
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	msg := strings.TrimSpace(string(b))
