@@ -60,10 +60,8 @@ func TestClientUpdateSendsTheVerdict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ca := newTestCA(t)
 			eim := &fakeEIM{}
-			addr := serve(t, eim, tls13(t, ca))
-			c := newTestClient(t, clientConfig(t, addr, ca, "tok-1"), nil)
+			c := newTestClient(t, serveEIM(t, eim, "tok-1"), nil)
 
 			if err := c.Update(t.Context(), tt.host, tt.status, tt.detail); err != nil {
 				t.Fatalf("Update: %v", err)
@@ -86,10 +84,8 @@ func assertCall(t *testing.T, got, want call) {
 }
 
 func TestClientRereadsTheTokenFileOnEveryCall(t *testing.T) {
-	ca := newTestCA(t)
 	eim := &fakeEIM{}
-	addr := serve(t, eim, tls13(t, ca))
-	cfg := clientConfig(t, addr, ca, "first-token")
+	cfg := serveEIM(t, eim, "first-token")
 	c := newTestClient(t, cfg, nil)
 
 	if err := c.Update(t.Context(), testHost, StatusVerified, ""); err != nil {
@@ -146,15 +142,13 @@ func TestClientRetriesOnlyTransientFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ca := newTestCA(t)
 			eim := &fakeEIM{respond: func(_ context.Context, n int) error {
 				if n <= len(tt.answers) {
 					return tt.answers[n-1]
 				}
 				return nil
 			}}
-			addr := serve(t, eim, tls13(t, ca))
-			c := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
+			c := newTestClient(t, serveEIM(t, eim, "tok"), nil)
 
 			err := c.Update(t.Context(), testHost, StatusFailed, "bad PCR 0")
 			tt.check(t, err)
@@ -186,15 +180,13 @@ func wantRejected(code codes.Code) func(*testing.T, error) {
 }
 
 func TestClientStopsWhenItsCallerCancels(t *testing.T) {
-	ca := newTestCA(t)
 	started := make(chan struct{}, 1)
 	eim := &fakeEIM{respond: func(ctx context.Context, _ int) error {
 		started <- struct{}{}
 		<-ctx.Done()
 		return ctx.Err()
 	}}
-	addr := serve(t, eim, tls13(t, ca))
-	c := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
+	c := newTestClient(t, serveEIM(t, eim, "tok"), nil)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
@@ -211,7 +203,6 @@ func TestClientStopsWhenItsCallerCancels(t *testing.T) {
 }
 
 func TestClientRetriesAnAttemptThatTimesOut(t *testing.T) {
-	ca := newTestCA(t)
 	eim := &fakeEIM{respond: func(ctx context.Context, n int) error {
 		if n == 1 {
 			<-ctx.Done() // the client's per-attempt deadline
@@ -219,17 +210,14 @@ func TestClientRetriesAnAttemptThatTimesOut(t *testing.T) {
 		}
 		return nil
 	}}
-	addr := serve(t, eim, tls13(t, ca))
-	cfg := clientConfig(t, addr, ca, "tok")
+	cfg := serveEIM(t, eim, "tok")
 	cfg.Timeout = 200 * time.Millisecond
 	updateVerified(t, newTestClient(t, cfg, nil), eim, 2)
 }
 
 func TestClientStopsRetryingWhenTheContextEnds(t *testing.T) {
-	ca := newTestCA(t)
 	eim := &fakeEIM{respond: func(context.Context, int) error { return grpcstatus.Error(codes.Unavailable, "down") }}
-	addr := serve(t, eim, tls13(t, ca))
-	cfg := clientConfig(t, addr, ca, "tok")
+	cfg := serveEIM(t, eim, "tok")
 	cfg.MaxAttempts = 1000
 	cfg.BackoffBase, cfg.BackoffCap = 20*time.Millisecond, 20*time.Millisecond
 	c := newTestClient(t, cfg, nil)
@@ -302,10 +290,8 @@ func TestClientRefusesAServerItCannotTrust(t *testing.T) {
 }
 
 func TestClientAcceptsTheServerNameOverride(t *testing.T) {
-	ca := newTestCA(t)
 	eim := &fakeEIM{}
-	addr := serve(t, eim, tls13(t, ca))
-	cfg := clientConfig(t, addr, ca, "tok")
+	cfg := serveEIM(t, eim, "tok")
 	cfg.ServerName = "eim.test" // only in the certificate's DNS names
 	updateVerified(t, newTestClient(t, cfg, nil), eim, 1)
 }
@@ -339,10 +325,8 @@ func TestClientRefusesAnInvalidUpdateWithoutCalling(t *testing.T) {
 		{"a detail that is not UTF-8 is refused", testHost, StatusFailed, "bad \xff byte", "attestation_status_detail"},
 		{"a FAILED status without a detail is refused", testHost, StatusFailed, " ", "attestation_status_detail"},
 	}
-	ca := newTestCA(t)
 	eim := &fakeEIM{}
-	addr := serve(t, eim, tls13(t, ca))
-	c := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
+	c := newTestClient(t, serveEIM(t, eim, "tok"), nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Update(t.Context(), tt.host, tt.status, tt.detail)
@@ -384,10 +368,8 @@ func TestClientReportsAnUnusableTokenFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ca := newTestCA(t)
 			eim := &fakeEIM{}
-			addr := serve(t, eim, tls13(t, ca))
-			cfg := clientConfig(t, addr, ca, "tok")
+			cfg := serveEIM(t, eim, "tok")
 			c := newTestClient(t, cfg, nil)
 			tt.write(t, cfg.TokenFile)
 
@@ -407,17 +389,15 @@ func TestClientReportsAnUnusableTokenFile(t *testing.T) {
 
 func TestClientNeverLogsTheToken(t *testing.T) {
 	const token = "eyJhbGciOiJSUzI1NiJ9.very-secret-payload.sig"
-	ca := newTestCA(t)
 	eim := &fakeEIM{respond: func(_ context.Context, n int) error {
 		if n == 1 {
 			return grpcstatus.Error(codes.Unavailable, "restarting")
 		}
 		return grpcstatus.Error(codes.Unauthenticated, "bad token")
 	}}
-	addr := serve(t, eim, tls13(t, ca))
 	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := newTestClient(t, clientConfig(t, addr, ca, token), logger)
+	c := newTestClient(t, serveEIM(t, eim, token), logger)
 
 	err := c.Update(t.Context(), testHost, StatusVerified, "")
 	if _, ok := errors.AsType[*RejectedError](err); !ok {

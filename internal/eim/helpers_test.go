@@ -125,6 +125,14 @@ func clientConfig(t *testing.T, addr string, ca *testca.CA, token string) Config
 	}
 }
 
+// serveEIM serves eim over TLS 1.3 with a certificate of a fresh CA and
+// returns a client configuration that trusts it and sends token.
+func serveEIM(t *testing.T, eim *fakeEIM, token string) Config {
+	t.Helper()
+	ca := newTestCA(t)
+	return clientConfig(t, serve(t, eim, tls13(t, ca)), ca, token)
+}
+
 func newTestClient(t *testing.T, cfg Config, logger *slog.Logger) *Client {
 	t.Helper()
 	if logger == nil {

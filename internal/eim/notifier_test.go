@@ -80,7 +80,6 @@ func receive[T any](t *testing.T, c <-chan T, what string) T {
 // release is closed.
 func startSlowEIM(t *testing.T) (n *Notifier, eim *fakeEIM, updates *doneUpdater, release chan struct{}) {
 	t.Helper()
-	ca := newTestCA(t)
 	release = make(chan struct{})
 	eim = &fakeEIM{
 		seen: make(chan struct{}, 10),
@@ -91,8 +90,7 @@ func startSlowEIM(t *testing.T) (n *Notifier, eim *fakeEIM, updates *doneUpdater
 			return nil
 		},
 	}
-	addr := serve(t, eim, tls13(t, ca))
-	client := newTestClient(t, clientConfig(t, addr, ca, "tok"), nil)
+	client := newTestClient(t, serveEIM(t, eim, "tok"), nil)
 	updates = &doneUpdater{sink: client, done: make(chan error, 10)}
 	n = NewNotifier(updates, discardLogger())
 	runNotifier(t, n)
