@@ -318,7 +318,7 @@ func kubeCLIs(t *testing.T, root string) string {
 	switch {
 	case why == "":
 		return dir
-	case os.Getenv("CI") == "true" || slices.Contains(strings.Split(os.Getenv(clustertest.RequireEnv), ","), clustertest.RequireName):
+	case os.Getenv("CI") == "true" || clustertest.Required():
 		t.Fatalf("kubectl and helm are required in CI: %s", why)
 	default:
 		t.Skipf("kubectl and helm are missing (in CI this fails): %s", why)

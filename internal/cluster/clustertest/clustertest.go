@@ -163,7 +163,7 @@ func start(t testing.TB) *envtest.Environment {
 		env, skipWhy, startErr = boot()
 	}
 	switch {
-	case skipWhy != "" && required():
+	case skipWhy != "" && Required():
 		t.Fatalf("kube-apiserver is required (%s=%q) but not available: %s", RequireEnv, os.Getenv(RequireEnv), skipWhy)
 	case skipWhy != "":
 		t.Skipf("no kube-apiserver (set %s=%s to make this a failure): %s", RequireEnv, RequireName, skipWhy)
@@ -262,7 +262,8 @@ func findScript() (string, error) {
 	}
 }
 
-func required() bool {
+// Required tells whether RequireEnv makes a missing control plane a failure.
+func Required() bool {
 	return slices.Contains(strings.Split(os.Getenv(RequireEnv), ","), RequireName)
 }
 
