@@ -34,12 +34,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 
 	const ctJSON = "application/json"
 	h.eventually(t, http.StatusCreated, "POST", "/hvs/v2/aik-enrollments", admin, []byte(`{"host_id":"edge-1"}`))
-	if status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"edge-1","connection_string":"nats://edge-1"}`)); status != http.StatusCreated {
-		t.Fatalf("register host: %d %s", status, body)
-	}
-	if status, body := h.do(t, "POST", "/hvs/v2/flavors", admin, ctJSON, []byte(`{"host_id":"edge-1","partial_flavor_types":["PLATFORM","OS","IMA"]}`)); status != http.StatusCreated {
-		t.Fatalf("flavors from the host: %d %s", status, body)
-	}
+	n.register(t)
 	// The swtpm node boots without Secure Boot or disk encryption; the
 	// policy relaxes both (their refusals are tested in package keybroker)
 	// and binds the secret to the PCRs its platform flavor holds as
@@ -111,14 +106,15 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 // node is a trust agent on a swtpm with an EK certificate, measured and
 // connected to a running verifier's embedded bus (not yet enrolled).
 type node struct {
-	h     *harness
-	admin string
-	agent *agent.Agent
-	tpm   *agent.NodeTPM
-	banks []string
-	root  *sandbox.Root
-	nc    *nats.Conn
-	ctx   context.Context
+	h      *harness
+	admin  string
+	hostID string
+	agent  *agent.Agent
+	tpm    *agent.NodeTPM
+	banks  []string
+	root   *sandbox.Root
+	nc     *nats.Conn
+	ctx    context.Context
 }
 
 // startNode runs a verifier and the agent of hostID on a swtpm; both stop
@@ -147,7 +143,21 @@ func startNode(t *testing.T, hostID string) *node {
 	}
 	t.Cleanup(nc.Close)
 	go func() { _ = a.Run(ctx, natsbus.Adapt(nc)) }()
-	return &node{h: h, admin: admin, agent: a, tpm: nt, banks: banks, root: root, nc: nc, ctx: ctx}
+	return &node{h: h, admin: admin, hostID: hostID, agent: a, tpm: nt, banks: banks, root: root, nc: nc, ctx: ctx}
+}
+
+// register registers the node's host and takes its platform, OS and IMA
+// flavors from it.
+func (n *node) register(t *testing.T) {
+	t.Helper()
+	host := `{"host_name":"` + n.hostID + `","connection_string":"nats://` + n.hostID + `"}`
+	if status, body := n.h.do(t, "POST", "/hvs/v2/hosts", n.admin, "application/json", []byte(host)); status != http.StatusCreated {
+		t.Fatalf("register host: %d %s", status, body)
+	}
+	flavors := `{"host_id":"` + n.hostID + `","partial_flavor_types":["PLATFORM","OS","IMA"]}`
+	if status, body := n.h.do(t, "POST", "/hvs/v2/flavors", n.admin, "application/json", []byte(flavors)); status != http.StatusCreated {
+		t.Fatalf("flavors from the host: %d %s", status, body)
+	}
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {

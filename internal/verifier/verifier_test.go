@@ -214,12 +214,7 @@ func TestNodeLifecycleOverTheRealStack(t *testing.T) {
 	// Register, baseline, attest: a trusted report whose JWS verifies offline
 	// against the CMS root alone.
 	const ctJSON = "application/json"
-	if status, body := h.do(t, "POST", "/hvs/v2/hosts", admin, ctJSON, []byte(`{"host_name":"edge-1","connection_string":"nats://edge-1"}`)); status != http.StatusCreated {
-		t.Fatalf("register host: %d %s", status, body)
-	}
-	if status, body := h.do(t, "POST", "/hvs/v2/flavors", admin, ctJSON, []byte(`{"host_id":"edge-1","partial_flavor_types":["PLATFORM","OS","IMA"]}`)); status != http.StatusCreated {
-		t.Fatalf("flavors from the host: %d %s", status, body)
-	}
+	n.register(t)
 	trusted := func() bool {
 		t.Helper()
 		status, body := h.do(t, "POST", "/hvs/v2/reports", admin, ctJSON, []byte(`{"host_id":"edge-1"}`))
