@@ -293,10 +293,7 @@ func (m *Manager) ReportPublished(hostID string) {
 func (m *Manager) takeWoken() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.woken))
-	for name := range m.woken {
-		out = append(out, name)
-	}
+	out := slices.Collect(maps.Keys(m.woken))
 	clear(m.woken)
 	return out
 }
