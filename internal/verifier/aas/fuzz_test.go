@@ -41,7 +41,7 @@ func FuzzVerify(f *testing.F) {
 		r := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
 		rec := httptest.NewRecorder()
-		NewGuard(v, discardLogger()).Authenticate(http.NotFoundHandler()).ServeHTTP(rec, r)
+		(&Guard{verifier: v, logger: discardLogger()}).Authenticate(http.NotFoundHandler()).ServeHTTP(rec, r)
 		if tok != good && strings.TrimSpace(tok) != good && rec.Code != http.StatusUnauthorized {
 			t.Fatalf("middleware let %q through: %d", tok, rec.Code)
 		}

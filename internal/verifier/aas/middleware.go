@@ -21,12 +21,6 @@ type Guard struct {
 	logger *slog.Logger
 }
 
-// NewGuard returns the middleware for tokens that v accepts. It cannot see
-// revocations: only the AAS's own Guard can.
-func NewGuard(v *Verifier, logger *slog.Logger) *Guard {
-	return &Guard{verifier: v, logger: logger}
-}
-
 // Guard returns the middleware for this AAS's tokens; it also refuses
 // revoked tokens.
 func (a *AAS) Guard() *Guard { return &Guard{verifier: a.verifier, gens: a.gens, logger: a.logger} }

@@ -20,12 +20,6 @@ import (
 	"time"
 )
 
-// Environment variables that name how a client finds the CMS root.
-const (
-	EnvRootSHA384 = "TC_CMS_ROOT_SHA384"
-	EnvRootCAFile = "TC_CMS_ROOT_CA_FILE"
-)
-
 // ErrPinMismatch is wrapped by errors of FetchRootPinned and LoadRootFile
 // when no certificate matches the pin.
 var ErrPinMismatch = errors.New("no self-signed CA certificate matches the pinned SHA-384")
@@ -226,20 +220,4 @@ func LoadRootFile(path string, sha384hex string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("root CA file %s: %w", path, err)
 	}
 	return root, nil
-}
-
-// RootFromEnv finds the CMS root as the environment says: TC_CMS_ROOT_CA_FILE
-// (checked against TC_CMS_ROOT_SHA384 when that is set too), or else
-// TC_CMS_ROOT_SHA384 alone, bootstrapping from the CMS at baseURL. getenv is
-// os.Getenv outside tests.
-func RootFromEnv(ctx context.Context, baseURL string, getenv func(string) string) (*x509.Certificate, error) {
-	file, pin := getenv(EnvRootCAFile), getenv(EnvRootSHA384)
-	switch {
-	case file != "":
-		return LoadRootFile(file, pin)
-	case pin != "":
-		return FetchRootPinned(ctx, baseURL, pin)
-	default:
-		return nil, fmt.Errorf("neither %s nor %s is set", EnvRootCAFile, EnvRootSHA384)
-	}
 }

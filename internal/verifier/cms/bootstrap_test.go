@@ -114,34 +114,6 @@ func TestLoadRootFile(t *testing.T) {
 	}
 }
 
-func TestRootFromEnv(t *testing.T) {
-	ca := newTestCA(t)
-	mux := http.NewServeMux()
-	ca.Routes(mux, withClaims(nil))
-	srv, _ := startServer(t, ca, mux, ca.RootPool())
-	file := filepath.Join(t.TempDir(), "root.pem")
-	if err := os.WriteFile(file, EncodeChainPEM(ca.certsOf(IssuingRoot)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	tests := []struct {
-		name    string
-		env     map[string]string
-		wantErr string
-	}{
-		{"a CA file is loaded", map[string]string{EnvRootCAFile: file}, ""},
-		{"a CA file is checked against the pin", map[string]string{EnvRootCAFile: file, EnvRootSHA384: strings.Repeat("00", 48)}, ErrPinMismatch.Error()},
-		{"a pin alone bootstraps from the CMS", map[string]string{EnvRootSHA384: ca.RootSHA384()}, ""},
-		{"nothing set is an error naming both variables", map[string]string{}, EnvRootCAFile},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			root, err := RootFromEnv(t.Context(), srv.URL, env(tt.env))
-			wantRoot(t, "RootFromEnv", root, err, ca.Root(), tt.wantErr)
-		})
-	}
-}
-
 // certsOf returns the CA certificate of kind as a one-element chain.
 func (ca *CA) certsOf(kind string) []*x509.Certificate {
 	c, err := ca.CACertificate(kind)

@@ -331,28 +331,3 @@ func EncodeChainPEM(chain []*x509.Certificate) []byte {
 	}
 	return out
 }
-
-// VerifySigning verifies a signing certificate chain (leaf first, then any
-// intermediates) under roots at now, and that the leaf may sign documents:
-// digital signature key usage and the document signing extended key usage.
-// x509.Verify cannot ask for that usage itself, so consumers of signed
-// flavors, reports and tokens call this.
-func VerifySigning(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) error {
-	if len(chain) == 0 {
-		return errors.New("signing chain is empty")
-	}
-	leaf := chain[0]
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return fmt.Errorf("verify signing certificate: %w", err)
-	}
-	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 || len(leaf.ExtKeyUsage) != 0 ||
-		!slices.ContainsFunc(leaf.UnknownExtKeyUsage, OIDExtKeyUsageDocumentSigning.Equal) {
-		return fmt.Errorf("certificate %q is not a signing certificate", leaf.Subject.CommonName)
-	}
-	return nil
-}

@@ -210,36 +210,6 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 	return c
 }
 
-func TestVerifySigningAcceptsOnlySigningChainsOfTheRoot(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
-	pub := newP384(t).Public()
-	signing := mustChain(t)(ca.IssueSigning(pub, "report-signer", time.Hour))
-	client := mustChain(t)(ca.IssueTLSClient(pub, "node-1", time.Hour))
-	foreign := mustChain(t)(other.IssueSigning(pub, "report-signer", time.Hour))
-	now := time.Now()
-	tests := []struct {
-		name   string
-		chain  []*x509.Certificate
-		now    time.Time
-		wantOK bool
-	}{
-		{"a signing chain of the root is accepted", signing[:2], now, true},
-		{"a TLS client chain of the root is refused", client[:2], now, false},
-		{"a signing chain of another root is refused", foreign[:2], now, false},
-		{"an expired signing chain is refused", signing[:2], now.Add(2 * time.Hour), false},
-		{"a leaf without its intermediate is refused", signing[:1], now, false},
-		{"an empty chain is refused", nil, now, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := VerifySigning(tt.chain, ca.RootPool(), tt.now)
-			if (err == nil) != tt.wantOK {
-				t.Fatalf("VerifySigning error = %v, want ok = %v", err, tt.wantOK)
-			}
-		})
-	}
-}
-
 // mustChain returns the chain an Issue method returned, failing t on its error.
 func mustChain(t testing.TB) func([]*x509.Certificate, error) []*x509.Certificate {
 	return func(chain []*x509.Certificate, err error) []*x509.Certificate {
