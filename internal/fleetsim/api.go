@@ -69,7 +69,7 @@ func (a *API) Call(ctx context.Context, method, path string, in any) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		status, b, err := a.send(ctx, method, path, token, body)
+		status, b, err := restapi.Send(ctx, a.client, a.base, method, path, token, body)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func (a *API) bearer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	status, b, err := a.send(ctx, http.MethodPost, "/aas/v1/token", "", body)
+	status, b, err := restapi.Send(ctx, a.client, a.base, http.MethodPost, "/aas/v1/token", "", body)
 	if err != nil {
 		return "", fmt.Errorf("login: %w", err)
 	}
@@ -117,10 +117,6 @@ func (a *API) bearer(ctx context.Context) (string, error) {
 	}
 	a.token = string(bytes.TrimSpace(b))
 	return a.token, nil
-}
-
-func (a *API) send(ctx context.Context, method, path, token string, body []byte) (int, []byte, error) {
-	return restapi.Send(ctx, a.client, a.base, method, path, token, body)
 }
 
 // Credentials asks AAS for bus credentials (restapi.CredentialsAgent with
