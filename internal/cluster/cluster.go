@@ -29,8 +29,6 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 )
 
 // Labels, annotations, the taint and the Node condition this package owns.
@@ -147,17 +145,3 @@ var (
 	ErrNotEnabled   = errors.New("node is not enabled for trusted compute")
 	ErrBadStatus    = errors.New("status is not a failure status")
 )
-
-// EvictionBlockedError lists the pods whose eviction the API server refused
-// with 429 Too Many Requests, almost always because a PodDisruptionBudget
-// allows no disruption now. The pods stay; the caller may retry later.
-type EvictionBlockedError struct {
-	Node string
-	// Pods are "namespace/name".
-	Pods []string
-}
-
-func (e *EvictionBlockedError) Error() string {
-	return fmt.Sprintf("node %s: eviction of %d pod(s) refused, disruption budget: %s",
-		e.Node, len(e.Pods), strings.Join(e.Pods, ", "))
-}

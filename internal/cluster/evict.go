@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -16,6 +17,20 @@ import (
 // annotationMirror marks a static pod's mirror in the API server; such a
 // pod cannot be evicted (the kubelet owns it).
 const annotationMirror = "kubernetes.io/config.mirror"
+
+// EvictionBlockedError lists the pods whose eviction the API server refused
+// with 429 Too Many Requests, almost always because a PodDisruptionBudget
+// allows no disruption now. The pods stay; the caller may retry later.
+type EvictionBlockedError struct {
+	Node string
+	// Pods are "namespace/name".
+	Pods []string
+}
+
+func (e *EvictionBlockedError) Error() string {
+	return fmt.Sprintf("node %s: eviction of %d pod(s) refused, disruption budget: %s",
+		e.Node, len(e.Pods), strings.Join(e.Pods, ", "))
+}
 
 // Evict asks the Eviction API (policy/v1) to evict the pods running on node
 // in the given namespaces, and only there: no namespaces, no evictions.
