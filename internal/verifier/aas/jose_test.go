@@ -16,11 +16,11 @@ import (
 
 func TestTheKeyIDIsTheRFC7638Thumbprint(t *testing.T) {
 	key := testca.NewKey(t)
-	x, y, err := coordinates(&key.PublicKey)
+	raw, err := key.PublicKey.Bytes() // 0x04 || X || Y
 	if err != nil {
 		t.Fatal(err)
 	}
-	canon := `{"crv":"P-256","kty":"EC","x":"` + b64url.EncodeToString(x) + `","y":"` + b64url.EncodeToString(y) + `"}`
+	canon := `{"crv":"P-256","kty":"EC","x":"` + b64url.EncodeToString(raw[1:33]) + `","y":"` + b64url.EncodeToString(raw[33:]) + `"}`
 	sum := sha256.Sum256([]byte(canon))
 	got, err := KeyID(&key.PublicKey)
 	if err != nil {

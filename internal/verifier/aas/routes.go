@@ -114,11 +114,7 @@ func (a *AAS) handleCertificates(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *AAS) handleJWKS(w http.ResponseWriter, _ *http.Request) error {
-	set, err := a.signer.jwks(a.now())
-	if err != nil {
-		return api.Wrap(api.KindInternal, err, "jwks")
-	}
-	api.WriteJSON(w, http.StatusOK, set)
+	api.WriteJSON(w, http.StatusOK, a.signer.jwks(a.now()))
 	return nil
 }
 

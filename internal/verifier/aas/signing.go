@@ -7,13 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // CertIssuer issues the certificate of the token signing key (the CMS).
@@ -147,33 +148,11 @@ func (s *signer) certificatesPEM(now time.Time) []byte {
 	return out
 }
 
-// JWK is one key of a JWKS (RFC 7517), an EC P-256 signing key.
-type JWK struct {
-	Kty string   `json:"kty"`
-	Crv string   `json:"crv"`
-	X   string   `json:"x"`
-	Y   string   `json:"y"`
-	Use string   `json:"use"`
-	Alg string   `json:"alg"`
-	Kid string   `json:"kid"`
-	X5c []string `json:"x5c,omitempty"` // standard base64 DER, leaf first
-}
-
-// JWKS is a JSON Web Key Set.
-type JWKS struct {
-	Keys []JWK `json:"keys"`
-}
-
-func (s *signer) jwks(now time.Time) (JWKS, error) {
+// jwks is the JSON Web Key Set (RFC 7517) of the token signing key: its
+// kid, algorithm and certificate chain, leaf first.
+func (s *signer) jwks(now time.Time) jose.JSONWebKeySet {
 	chain, _ := s.certificates(now)
-	x, y, err := coordinates(&s.key.PublicKey)
-	if err != nil {
-		return JWKS{}, err
-	}
-	k := JWK{Kty: "EC", Crv: "P-256", X: b64url.EncodeToString(x), Y: b64url.EncodeToString(y),
-		Use: "sig", Alg: algES256, Kid: s.kid}
-	for _, c := range chain {
-		k.X5c = append(k.X5c, base64.StdEncoding.EncodeToString(c.Raw))
-	}
-	return JWKS{Keys: []JWK{k}}, nil
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &s.key.PublicKey, KeyID: s.kid, Algorithm: algES256, Use: "sig", Certificates: chain},
+	}}
 }

@@ -108,18 +108,6 @@ func KeyID(pub *ecdsa.PublicKey) (string, error) {
 	return b64url.EncodeToString(sum), nil
 }
 
-// coordinates returns the 32-byte big-endian X and Y of a P-256 key.
-func coordinates(pub *ecdsa.PublicKey) ([]byte, []byte, error) {
-	if pub == nil || pub.Curve != elliptic.P256() {
-		return nil, nil, fmt.Errorf("%w: key is not on P-256", errNoVerificationKey)
-	}
-	raw, err := pub.Bytes() // 0x04 || X || Y
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode public key: %w", err)
-	}
-	return raw[1:33], raw[33:65], nil
-}
-
 // signToken encodes and signs claims as a compact ES256 JWS with the header
 // {"alg":"ES256","kid":kid,"typ":"JWT"} (no kid when kid is empty).
 func signToken(key *ecdsa.PrivateKey, kid string, c *tokenClaims) (string, error) {
