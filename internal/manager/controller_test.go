@@ -120,7 +120,7 @@ func attestByABoundedPool(t *testing.T, nodes, workers int) {
 	}
 
 	// Next polls: 60m ± 10%, in 12 one-minute buckets of about 167 each.
-	now := e.clock.Now()
+	now := e.now()
 	var buckets [12]int
 	for name, st := range e.m.hosts {
 		d := st.next.Sub(now)

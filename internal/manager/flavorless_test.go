@@ -123,7 +123,7 @@ func TestAPublishedReportMadeWithoutFlavorsIsNotActedOn(t *testing.T) {
 			e.tick()
 			e.wantStatus("edge-1", cluster.StatusVerified)
 			reports := e.v.count("report")
-			late := newReport(hostID(1)).id("late").at(e.clock.Now()).flavorsMissing(flavor.PartPlatform, flavor.PartOS).build()
+			late := newReport(hostID(1)).id("late").at(e.now()).flavorsMissing(flavor.PartPlatform, flavor.PartOS).build()
 			late.ResetCount = 7
 			e.v.put(late)
 			e.m.ReportPublished(hostID(1))
@@ -163,7 +163,7 @@ func TestAPublishedReportWithAnotherFaultIsActedOnAtOnce(t *testing.T) {
 			e.tick()
 			e.wantStatus("edge-1", cluster.StatusVerified)
 			reports := e.v.count("report")
-			r := tt.report.at(e.clock.Now()).build()
+			r := tt.report.at(e.now()).build()
 			r.ResetCount = 7
 			e.v.put(r)
 			e.m.ReportPublished(hostID(1))

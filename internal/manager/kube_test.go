@@ -42,7 +42,7 @@ func newKubeEnv(t *testing.T, prefix string, hosts map[string]string) *kubeEnv {
 		Requests:  cluster.NewOnboardRequests(admin, ns, ""),
 		Log:       log,
 	}
-	e := &env{t: t, clock: clock, v: newFakeVerifier(clock), sink: &fakeSink{}}
+	e := &env{t: t, v: newFakeVerifier(clock), sink: &fakeSink{}}
 	m, err := New(Config{}, Deps{Verifier: e.v, Nodes: nodes, Status: e.sink, Clock: clock, Logger: log, Rand: lockedRand(7)})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 
 	t.Run("the node cannot trigger its re-onboarding", func(t *testing.T) {
 		rebaselines := k.v.rebaselines[hostID(2)]
-		err := cluster.NewOnboardRequests(asEvil, k.ns, "").Request(ctx, evil, k.clock.Now())
+		err := cluster.NewOnboardRequests(asEvil, k.ns, "").Request(ctx, evil, k.now())
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("node writes its onboard request: err %v, want forbidden", err)
 		}
@@ -137,7 +137,7 @@ func TestANodeActingWithItsOwnIdentityCannotWriteItsTrust(t *testing.T) {
 
 		// The operator's request, with the operator's credentials, works.
 		k.v.set(hostID(2), func(h *simHost) { h.tampered = false })
-		if err := cluster.NewOnboardRequests(k.admin, k.ns, "tcctl").Request(ctx, evil, k.clock.Now()); err != nil {
+		if err := cluster.NewOnboardRequests(k.admin, k.ns, "tcctl").Request(ctx, evil, k.now()); err != nil {
 			t.Fatal(err)
 		}
 		k.advance(DefaultRefreshInterval)

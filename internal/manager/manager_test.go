@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 )
 
@@ -19,8 +18,7 @@ import (
 type env struct {
 	t     *testing.T
 	cfg   Config
-	clock *clock.Fake
-	v     *fakeVerifier
+	v     *fakeVerifier // its clock is the manager's
 	nodes *fakeNodes
 	sink  *fakeSink
 	m     *Manager
@@ -42,7 +40,7 @@ func lockedRand(seed uint64) func() float64 {
 func newEnv(t *testing.T, cfg Config, nodes int) *env {
 	t.Helper()
 	clock := newFakeClock()
-	e := &env{t: t, cfg: cfg, clock: clock, v: newFakeVerifier(clock), nodes: newFakeNodes(), sink: &fakeSink{}}
+	e := &env{t: t, cfg: cfg, v: newFakeVerifier(clock), nodes: newFakeNodes(), sink: &fakeSink{}}
 	for i := 1; i <= nodes; i++ {
 		e.nodes.add(fmt.Sprintf("edge-%d", i), hostID(i))
 	}
@@ -54,7 +52,7 @@ func newEnv(t *testing.T, cfg Config, nodes int) *env {
 func (e *env) restart() {
 	e.t.Helper()
 	m, err := New(e.cfg, Deps{
-		Verifier: e.v, Nodes: e.nodes, Status: e.sink, Clock: e.clock,
+		Verifier: e.v, Nodes: e.nodes, Status: e.sink, Clock: e.v.clock,
 		Logger: slog.New(slog.DiscardHandler), Rand: lockedRand(42),
 	})
 	if err != nil {
@@ -65,8 +63,10 @@ func (e *env) restart() {
 
 func (e *env) tick() { e.m.Tick(context.Background()) }
 
+func (e *env) now() time.Time { return e.v.clock.Now() }
+
 func (e *env) advance(d time.Duration) {
-	e.clock.Advance(d)
+	e.v.clock.Advance(d)
 	e.tick()
 }
 
@@ -212,7 +212,7 @@ func TestAReportWithoutAQuoteDoesNotFakeAReboot(t *testing.T) {
 	e.tick()
 	// The agent is unreachable: the verifier's report has no quote, no
 	// reset count, and a connection fault.
-	r := newReport(hostID(1)).id("offline").at(e.clock.Now()).fault("ConnectionFailure").build()
+	r := newReport(hostID(1)).id("offline").at(e.now()).fault("ConnectionFailure").build()
 	r.HostStatus, r.ResetCount = "CONNECTION_FAILURE", 0
 	e.v.put(r)
 	e.m.ReportPublished(hostID(1))
@@ -383,7 +383,7 @@ func TestAnUnreachableVerifierLeavesTheStatusAndSaysWhy(t *testing.T) {
 	}
 	// The retry waits RetryMin, then twice that, within the jitter.
 	st := e.m.hosts["edge-1"]
-	if wait := st.next.Sub(e.clock.Now()); wait < 27*time.Second || wait > 33*time.Second {
+	if wait := st.next.Sub(e.now()); wait < 27*time.Second || wait > 33*time.Second {
 		t.Fatalf("first retry in %s, want 30s ± 10%%", wait)
 	}
 }
@@ -391,7 +391,7 @@ func TestAnUnreachableVerifierLeavesTheStatusAndSaysWhy(t *testing.T) {
 func TestJitterKeepsAttestationsWithinBoundsAndSpreadsThem(t *testing.T) {
 	e := newEnv(t, Config{}, 100)
 	e.tick()
-	now := e.clock.Now()
+	now := e.now()
 	lo, hi := now.Add(54*time.Minute), now.Add(66*time.Minute)
 	first, last := hi, lo
 	for name, st := range e.m.hosts {
@@ -446,7 +446,7 @@ func TestThePollDurationAnnotationOverridesTheDefault(t *testing.T) {
 			e := newEnv(t, Config{}, 1)
 			e.nodes.update("edge-1", func(n *fakeNode) { n.PollDuration = tt.annotation })
 			e.tick()
-			wait := e.m.hosts["edge-1"].next.Sub(e.clock.Now())
+			wait := e.m.hosts["edge-1"].next.Sub(e.now())
 			if wait < tt.lo || wait > tt.hi {
 				t.Fatalf("next attestation in %s, want %s to %s", wait, tt.lo, tt.hi)
 			}

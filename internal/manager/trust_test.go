@@ -16,12 +16,12 @@ func TestAVerifierOutageWithdrawsVerifiedOnceTheEvidenceIsTooOldWithoutCordoning
 	e := newEnv(t, Config{EvictNamespaces: []string{"apps"}}, 1)
 	e.tick()
 	e.wantStatus("edge-1", cluster.StatusVerified)
-	verifiedAt := e.clock.Now()
+	verifiedAt := e.now()
 	e.v.setDown(errUnreachable)
 
-	for e.clock.Now().Sub(verifiedAt) < 3*time.Hour {
+	for e.now().Sub(verifiedAt) < 3*time.Hour {
 		e.advance(5 * time.Minute)
-		age := e.clock.Now().Sub(verifiedAt)
+		age := e.now().Sub(verifiedAt)
 		n := e.nodes.get("edge-1")
 		switch {
 		case age < 2*time.Hour && (n.Status != cluster.StatusVerified || !n.Ready):
@@ -91,7 +91,7 @@ func TestMaxEvidenceAgeDefaultsToTwicePollDurationAndIsConfigurable(t *testing.T
 func TestAnUnreachableAgentStillFailsTheNodeAndSaysSo(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
 	e.tick()
-	r := newReport(hostID(1)).id("offline").at(e.clock.Now()).fault("ConnectionFailure").build()
+	r := newReport(hostID(1)).id("offline").at(e.now()).fault("ConnectionFailure").build()
 	r.HostStatus, r.ResetCount = "CONNECTION_FAILURE", 0
 	r.TrustInformation.Overall = false
 	e.v.put(r)
