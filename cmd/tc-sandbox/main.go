@@ -6,23 +6,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/sandbox/fleet"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := fleet.NewCommand()
 	root.Use = "tc-sandbox"
-	err := root.ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tc-sandbox:", err)
-		os.Exit(1)
-	}
+	cli.Main("tc-sandbox", root.ExecuteContext)
 }

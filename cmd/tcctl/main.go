@@ -2,29 +2,19 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/tcctl"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot(processEnv()).ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tcctl:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("tcctl", newRoot(processEnv()).ExecuteContext) }
 
 // processEnv is the environment of the tcctl process: a password prompt
 // without echo only when stdin is a terminal.

@@ -32,15 +32,20 @@ type Program struct {
 	Commands map[string]Func
 }
 
-// Main runs the program on the process's arguments and environment with a
-// context that ends at SIGINT or SIGTERM, and exits 1 with "name: error"
-// when it fails.
+// Main runs the program on the process's arguments and environment (see
+// Main).
 func (p Program) Main() {
+	Main(p.Name, func(ctx context.Context) error { return p.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv) })
+}
+
+// Main runs a binary's run with a context that ends at SIGINT or SIGTERM,
+// and exits 1 with "name: error" when it fails.
+func Main(name string, run func(context.Context) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := p.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	err := run(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, p.Name+":", err)
+		fmt.Fprintln(os.Stderr, name+":", err)
 		os.Exit(1)
 	}
 }
