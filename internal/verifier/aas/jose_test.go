@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
 	"trustedcompute.io/tc/internal/testca"
 )
 
@@ -49,7 +50,7 @@ func TestTheTokenHeaderIsUnchanged(t *testing.T) {
 func TestATokenSignedTheOldWayStillVerifies(t *testing.T) {
 	f := newFixture(t)
 	now := f.clock.Now()
-	claims := mustJSON(t, &tokenClaims{Subject: "u", Issuer: "trusted-compute-aas", Audience: audience{"trusted-compute"},
+	claims := mustJSON(t, &tokenClaims{Subject: "u", Issuer: "trusted-compute-aas", Audience: jwt.Audience{"trusted-compute"},
 		ExpiresAt: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: "j"})
 	tok := craft(`{"alg":"ES256","kid":"`+f.aas.KeyID()+`","typ":"JWT"}`, claims, func(in string) []byte {
 		d := sha256.Sum256([]byte(in))

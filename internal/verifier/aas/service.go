@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/go-jose/go-jose/v4/jwt"
 	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
@@ -113,7 +114,7 @@ func (a *AAS) issue(owner principal, sub, name string, roles []auth.Role, perms 
 	}
 	tok, err := signToken(a.signer.key, a.signer.kid, &tokenClaims{
 		Subject: sub, Name: name, Roles: roles, Permissions: perms,
-		Issuer: a.cfg.Issuer, Audience: audience{a.cfg.Audience},
+		Issuer: a.cfg.Issuer, Audience: jwt.Audience{a.cfg.Audience},
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
 		UserID: owner.userID, Generation: owner.gen,
 	})

@@ -57,7 +57,7 @@ type tokenClaims struct {
 	Roles       []auth.Role       `json:"roles"`
 	Permissions []auth.Permission `json:"permissions"`
 	Issuer      string            `json:"iss"`
-	Audience    audience          `json:"aud"`
+	Audience    jwt.Audience      `json:"aud"`
 	ExpiresAt   int64             `json:"exp"`
 	IssuedAt    int64             `json:"iat"`
 	NotBefore   int64             `json:"nbf"`
@@ -68,30 +68,6 @@ type tokenClaims struct {
 	// once the user is deleted or the generation moves on (revocation).
 	UserID     string `json:"uid,omitempty"`
 	Generation int64  `json:"ugen,omitempty"`
-}
-
-// audience is a JWT "aud": one string or an array of strings (RFC 7519 4.1.3).
-type audience []string
-
-func (a audience) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
-}
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return err
-	}
-	*a = many
-	return nil
 }
 
 // KeyID returns the key id of an ES256 public key: its RFC 7638 JWK
@@ -285,11 +261,7 @@ func (v *Verifier) verify(token string, now time.Time) (*tokenClaims, error) {
 	if c.Issuer != v.issuer {
 		return nil, fmt.Errorf("%w: %q", ErrTokenIssuer, c.Issuer)
 	}
-	found := false
-	for _, a := range c.Audience {
-		found = found || a == v.audience
-	}
-	if !found {
+	if !c.Audience.Contains(v.audience) {
 		return nil, ErrTokenAudience
 	}
 	return &c, nil

@@ -100,7 +100,7 @@ func TestVerifierRefusesEveryBadToken(t *testing.T) {
 	kid := f.aas.KeyID()
 	now := f.clock.Now()
 	claims := func(edit func(*tokenClaims)) *tokenClaims {
-		c := &tokenClaims{Subject: "u", Issuer: "trusted-compute-aas", Audience: audience{"trusted-compute"},
+		c := &tokenClaims{Subject: "u", Issuer: "trusted-compute-aas", Audience: jwt.Audience{"trusted-compute"},
 			ExpiresAt: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: "j"}
 		if edit != nil {
 			edit(c)
@@ -160,7 +160,7 @@ func TestVerifierRefusesEveryBadToken(t *testing.T) {
 		}(), ErrTokenSignature},
 		{"a crit header is refused", craft(`{"alg":"ES256","kid":"`+kid+`","crit":["exp"]}`, payload, func(string) []byte { return make([]byte, 64) }), ErrTokenMalformed},
 		{"a wrong issuer is refused", signed(kid, claims(func(c *tokenClaims) { c.Issuer = "evil" })), ErrTokenIssuer},
-		{"a wrong audience is refused", signed(kid, claims(func(c *tokenClaims) { c.Audience = audience{"other", "more"} })), ErrTokenAudience},
+		{"a wrong audience is refused", signed(kid, claims(func(c *tokenClaims) { c.Audience = jwt.Audience{"other", "more"} })), ErrTokenAudience},
 		{"an expired token is refused", signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = now.Add(-31 * time.Second).Unix() })), ErrTokenExpired},
 		{"a token without exp is refused", signed(kid, claims(func(c *tokenClaims) { c.ExpiresAt = 0 })), ErrTokenMalformed},
 		{"a token from the future is refused", signed(kid, claims(func(c *tokenClaims) { c.NotBefore = now.Add(time.Minute).Unix() })), ErrTokenNotYetValid},
