@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,12 +38,14 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"trustedcompute.io/tc/internal/tpm/tpmtest"
 )
 
 // RequireEnv names the env variable that turns a missing control plane into
 // a failure when it contains RequireName.
 const (
-	RequireEnv  = "TC_TEST_REQUIRE"
+	RequireEnv  = tpmtest.RequireEnv
 	RequireName = "kube"
 )
 
@@ -264,7 +265,7 @@ func findScript() (string, error) {
 
 // Required tells whether RequireEnv makes a missing control plane a failure.
 func Required() bool {
-	return slices.Contains(strings.Split(os.Getenv(RequireEnv), ","), RequireName)
+	return tpmtest.Required(RequireName)
 }
 
 func lastLine(s string) string {
