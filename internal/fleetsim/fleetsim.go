@@ -246,7 +246,7 @@ func (f *Fleet) retry(ctx context.Context, call func() error) error {
 func (f *Fleet) Stop() {
 	var wg sync.WaitGroup
 	for _, n := range f.Nodes() {
-		wg.Go(n.stop)
+		wg.Go(n.StopAgent)
 	}
 	wg.Wait()
 }

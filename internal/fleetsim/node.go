@@ -123,13 +123,6 @@ func (n *Node) Remeasure(k int) error {
 	return n.measureLocked(e)
 }
 
-// IMAEntries is the number of entries in the node's IMA log.
-func (n *Node) IMAEntries() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.ima)
-}
-
 // The agent.Measurer of the node.
 
 // EventLog is the firmware's TCG event log.
@@ -145,8 +138,12 @@ func (n *Node) IMALog(offset int) (string, int, int, error) {
 	return strings.Join(n.ima[offset:], ""), offset, len(n.ima), nil
 }
 
-// IMAEntryCount is the number of IMA entries.
-func (n *Node) IMAEntryCount() (int, error) { return n.IMAEntries(), nil }
+// IMAEntryCount is the number of entries in the node's IMA log.
+func (n *Node) IMAEntryCount() (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.ima), nil
+}
 
 // HostInfo returns the node's facts.
 func (n *Node) HostInfo(context.Context) (evidence.HostInfo, error) {
@@ -195,8 +192,9 @@ func (n *Node) start(ctx context.Context) error {
 	return nil
 }
 
-// stop stops the node's agent, if it runs.
-func (n *Node) stop() {
+// StopAgent stops the node's trust agent, if it runs; the node runs on.
+// Reboot starts it again.
+func (n *Node) StopAgent() {
 	n.runMu.Lock()
 	halt := n.halt
 	n.halt = nil
@@ -211,7 +209,7 @@ func (n *Node) stop() {
 // new IMA log), and the agent starts again on a new bus connection and
 // publishes its boot event.
 func (n *Node) Reboot(ctx context.Context) error {
-	n.stop()
+	n.StopAgent()
 	n.tpm.Reset()
 	if err := n.boot(); err != nil {
 		return err
@@ -224,10 +222,6 @@ func (n *Node) Reboot(ctx context.Context) error {
 func (n *Node) Extend(pcr int, bank string, digest []byte) error {
 	return n.tpm.Extend(pcr, bank, digest)
 }
-
-// StopAgent stops the node's trust agent; the node runs on. Reboot starts
-// it again.
-func (n *Node) StopAgent() { n.stop() }
 
 // ResetCount is the TPM's reset count: one more after every Reboot.
 func (n *Node) ResetCount() (uint32, error) { return n.tpm.ResetCount() }
