@@ -50,12 +50,7 @@ func TestIntegrationDiskEncryptionFromPCR15(t *testing.T) {
 	}
 	attest := func(t *testing.T, id string) *report.Report {
 		t.Helper()
-		w := do(t, mux, "POST", "/hvs/v2/reports", `{"host_id":"`+id+`"}`)
-		if w.Code != http.StatusCreated {
-			t.Fatalf("create report = %d %s", w.Code, w.Body)
-		}
-		r := decode[report.Report](t, w)
-		return &r
+		return postReport(t, mux, id)
 	}
 
 	t.Run("a node whose tpm2-measure log replays to PCR 15 is measured", func(t *testing.T) {

@@ -55,6 +55,17 @@ func TestIntegrationPostgres(t *testing.T) {
 	runIntegration(t, pgtest.Schema(t))
 }
 
+// postReport asks the API for a new report of the host.
+func postReport(t *testing.T, mux http.Handler, hostID string) *report.Report {
+	t.Helper()
+	w := do(t, mux, "POST", "/hvs/v2/reports", `{"host_id":"`+hostID+`"}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("create report = %d %s", w.Code, w.Body)
+	}
+	r := decode[report.Report](t, w)
+	return &r
+}
+
 // realNode is an edge node: swtpm through a measured boot, its file system
 // root, and the real trust agent serving on the bus.
 type realNode struct {
@@ -371,12 +382,7 @@ func runIntegration(t *testing.T, dsn string) {
 
 	attest := func(t *testing.T) *report.Report {
 		t.Helper()
-		w := do(t, mux, "POST", "/hvs/v2/reports", `{"host_id":"edge-1"}`)
-		if w.Code != http.StatusCreated {
-			t.Fatalf("create report = %d %s", w.Code, w.Body)
-		}
-		r := decode[report.Report](t, w)
-		return &r
+		return postReport(t, mux, "edge-1")
 	}
 	first := attest(t)
 	wantTrusted(t, first)
