@@ -1,6 +1,7 @@
 package flavor
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -231,9 +232,7 @@ func imaLogs(entries []appraise.IMAEntry) *IMALogs {
 	l := &IMALogs{ImaMeasurements: []IMAMeasurement{}}
 	seen := map[IMAMeasurement]bool{}
 	for _, e := range entries {
-		if l.ImaTemplate == "" {
-			l.ImaTemplate = e.Template
-		}
+		l.ImaTemplate = cmp.Or(l.ImaTemplate, e.Template)
 		m := imaMeasurement(e)
 		if !seen[m] {
 			seen[m] = true

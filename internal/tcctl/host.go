@@ -1,6 +1,7 @@
 package tcctl
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -63,9 +64,7 @@ reason is shown.`,
 		Args:    cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, _ []string) error {
 			in.ConnectionString = "nats://" + hostID
-			if in.HostName == "" {
-				in.HostName = hostID
-			}
+			in.HostName = cmp.Or(in.HostName, hostID)
 			h, raw, err := postAs[restapi.Host](ctx, c, "/hvs/v2/hosts", in)
 			if err != nil {
 				return fmt.Errorf("register host %s: %w", hostID, err)

@@ -1,6 +1,7 @@
 package tcctl
 
 import (
+	"cmp"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/pem"
@@ -54,9 +55,7 @@ without echo when stdin is a terminal.`,
 			if username != "" {
 				cfg.Username = username
 			}
-			if cfg.Username == "" {
-				cfg.Username = "admin"
-			}
+			cfg.Username = cmp.Or(cfg.Username, "admin")
 			if cfg.URL == "" {
 				return errors.New("url is not set: give --url https://<verifier>:8443")
 			}

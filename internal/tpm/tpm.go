@@ -16,6 +16,7 @@
 package tpm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,10 +78,7 @@ func OpenContext(ctx context.Context, spec string) (*TPM, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "device":
-		path := arg
-		if path == "" {
-			path = DefaultDevice
-		}
+		path := cmp.Or(arg, DefaultDevice)
 		t, err := linuxtpm.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("open tpm device %s: %w", path, err)

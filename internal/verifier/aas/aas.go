@@ -15,6 +15,7 @@
 package aas
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -108,40 +109,23 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	set := func(v *string, def string) {
-		if *v == "" {
-			*v = def
-		}
-	}
-	setD := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setI := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	set(&c.Issuer, d.Issuer)
-	set(&c.Audience, d.Audience)
-	set(&c.AdminUsername, d.AdminUsername)
-	set(&c.SigningCertCN, d.SigningCertCN)
-	setD(&c.TokenValidity, d.TokenValidity)
-	setD(&c.MaxCustomClaimsValidity, d.MaxCustomClaimsValidity)
-	setD(&c.Leeway, d.Leeway)
-	setD(&c.RevocationRecheck, d.RevocationRecheck)
-	setD(&c.LockoutWindow, d.LockoutWindow)
-	setD(&c.LockoutDuration, d.LockoutDuration)
-	setD(&c.SigningCertValidity, d.SigningCertValidity)
-	setD(&c.CredentialValidity, d.CredentialValidity)
-	setI(&c.MinPasswordLength, d.MinPasswordLength)
-	setI(&c.MaxConcurrentHashes, d.MaxConcurrentHashes)
-	setI(&c.LockoutFailures, d.LockoutFailures)
-	setI(&c.VerifyCacheSize, d.VerifyCacheSize)
-	if c.Argon2 == (Argon2Params{}) {
-		c.Argon2 = d.Argon2
-	}
+	c.Issuer = cmp.Or(c.Issuer, d.Issuer)
+	c.Audience = cmp.Or(c.Audience, d.Audience)
+	c.AdminUsername = cmp.Or(c.AdminUsername, d.AdminUsername)
+	c.SigningCertCN = cmp.Or(c.SigningCertCN, d.SigningCertCN)
+	c.TokenValidity = cmp.Or(c.TokenValidity, d.TokenValidity)
+	c.MaxCustomClaimsValidity = cmp.Or(c.MaxCustomClaimsValidity, d.MaxCustomClaimsValidity)
+	c.Leeway = cmp.Or(c.Leeway, d.Leeway)
+	c.RevocationRecheck = cmp.Or(c.RevocationRecheck, d.RevocationRecheck)
+	c.LockoutWindow = cmp.Or(c.LockoutWindow, d.LockoutWindow)
+	c.LockoutDuration = cmp.Or(c.LockoutDuration, d.LockoutDuration)
+	c.SigningCertValidity = cmp.Or(c.SigningCertValidity, d.SigningCertValidity)
+	c.CredentialValidity = cmp.Or(c.CredentialValidity, d.CredentialValidity)
+	c.MinPasswordLength = cmp.Or(c.MinPasswordLength, d.MinPasswordLength)
+	c.MaxConcurrentHashes = cmp.Or(c.MaxConcurrentHashes, d.MaxConcurrentHashes)
+	c.LockoutFailures = cmp.Or(c.LockoutFailures, d.LockoutFailures)
+	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, d.VerifyCacheSize)
+	c.Argon2 = cmp.Or(c.Argon2, d.Argon2)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

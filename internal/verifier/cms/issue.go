@@ -1,6 +1,7 @@
 package cms
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -229,10 +230,7 @@ func (ca *CA) issueUnder(issuer authority, kind string, pub crypto.PublicKey, cn
 	if ttl < 0 {
 		return nil, badRequest(ErrBadName, "certificate lifetime must not be negative")
 	}
-	if ttl == 0 {
-		ttl = ca.cfg.LeafValidity
-	}
-	tmpl, err := NewTemplate(cn, ca.cfg.Now(), ttl, issuer.cert)
+	tmpl, err := NewTemplate(cn, ca.cfg.Now(), cmp.Or(ttl, ca.cfg.LeafValidity), issuer.cert)
 	if err != nil {
 		return nil, err
 	}
