@@ -54,10 +54,9 @@ type Options struct {
 	// ConnectTimeout bounds one attempt, TLS handshake and CONNECT
 	// included (default 5 s).
 	ConnectTimeout time.Duration
-	// PingInterval and MaxPingsOut detect a dead connection (defaults
-	// bus.PingInterval and bus.MaxPingsOut).
+	// PingInterval paces the pings that detect a dead connection after
+	// bus.MaxPingsOut unanswered ones (default bus.PingInterval).
 	PingInterval time.Duration
-	MaxPingsOut  int
 }
 
 // Errors.
@@ -160,9 +159,6 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 	}
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = bus.PingInterval
-	}
-	if opts.MaxPingsOut <= 0 {
-		opts.MaxPingsOut = bus.MaxPingsOut
 	}
 	servers, err := parseURLs(opts.URL)
 	if err != nil {
@@ -453,7 +449,7 @@ func (c *Conn) reconnect(ctx context.Context) *session {
 }
 
 // pinger pings the server every PingInterval and drops the session when
-// MaxPingsOut pings went unanswered.
+// bus.MaxPingsOut pings went unanswered.
 func (c *Conn) pinger() {
 	t := time.NewTicker(c.opts.PingInterval)
 	defer t.Stop()
@@ -465,7 +461,7 @@ func (c *Conn) pinger() {
 		}
 		c.mu.Lock()
 		s := c.cur
-		stale := s != nil && c.pingsOut >= c.opts.MaxPingsOut
+		stale := s != nil && c.pingsOut >= bus.MaxPingsOut
 		if s != nil && !stale {
 			c.pingsOut++
 			c.pongs = append(c.pongs, nil)
