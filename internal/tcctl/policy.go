@@ -79,7 +79,7 @@ func (in *policyInput) add(cmd *cobra.Command) {
 }
 
 // send reads the document and sends it; the answer is the policy.
-func (a *app) sendPolicy(in *policyInput, method string, path func(ctx context.Context, c *Client, args []string) (string, error),
+func (a *app) sendPolicy(in *policyInput, method string, path func(args []string) string,
 	body func(cmd *cobra.Command, args []string, doc json.RawMessage) restapi.IMAPolicyRequest) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		doc, err := readPolicy(cmd.InOrStdin(), in.file)
@@ -87,11 +87,7 @@ func (a *app) sendPolicy(in *policyInput, method string, path func(ctx context.C
 			return err
 		}
 		return a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			p, err := path(ctx, c, args)
-			if err != nil {
-				return err
-			}
-			got, raw, err := callAs[restapi.IMAPolicy](ctx, c, request{method: method, path: p, in: body(cmd, args, doc)})
+			got, raw, err := callAs[restapi.IMAPolicy](ctx, c, request{method: method, path: path(args), in: body(cmd, args, doc)})
 			if err != nil {
 				return fmt.Errorf("%s policy %s: %w", strings.ToLower(method), args[0], err)
 			}
@@ -113,7 +109,7 @@ appraises the IMA log of every host it is assigned to against it.
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.RunE = a.sendPolicy(&in, "POST",
-		func(context.Context, *Client, []string) (string, error) { return imaPoliciesPath, nil },
+		func([]string) string { return imaPoliciesPath },
 		func(cmd *cobra.Command, args []string, doc json.RawMessage) restapi.IMAPolicyRequest {
 			return restapi.IMAPolicyRequest{Name: args[0], Description: &in.description, Policy: doc}
 		})
@@ -129,9 +125,7 @@ func (a *app) policyUpdate() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	cmd.RunE = a.sendPolicy(&in, "PUT",
-		func(_ context.Context, _ *Client, args []string) (string, error) {
-			return imaPoliciesPath + "/" + seg(args[0]), nil
-		},
+		func(args []string) string { return imaPoliciesPath + "/" + seg(args[0]) },
 		func(cmd *cobra.Command, _ []string, doc json.RawMessage) restapi.IMAPolicyRequest {
 			req := restapi.IMAPolicyRequest{Policy: doc}
 			if cmd.Flags().Changed("description") {
