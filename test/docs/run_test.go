@@ -19,7 +19,6 @@
 package docs_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -50,23 +49,20 @@ type block struct {
 // shBlocks returns the ```sh blocks of a Markdown page.
 func shBlocks(t *testing.T, page string) []block {
 	t.Helper()
-	f, err := os.Open(page)
+	md, err := os.ReadFile(page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = f.Close() }()
 	var (
 		out   []block
 		cur   *block
 		lines []string
 	)
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	for i, line := range strings.Split(string(md), "\n") {
 		fence := strings.HasPrefix(strings.TrimSpace(line), "```")
 		switch {
 		case cur == nil && fence && strings.TrimSpace(line) == "```sh":
-			cur = &block{where: page + ":" + strconv.Itoa(n)}
+			cur = &block{where: page + ":" + strconv.Itoa(i+1)}
 			lines = nil
 		case cur != nil && fence:
 			cur.text = strings.Join(lines, "\n") + "\n"
@@ -75,9 +71,6 @@ func shBlocks(t *testing.T, page string) []block {
 		case cur != nil:
 			lines = append(lines, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	if cur != nil {
 		t.Fatalf("%s: the code block is not closed", cur.where)
