@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/benchfloor"
+	"trustedcompute.io/tc/internal/pgtest"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -26,8 +27,9 @@ func imaFile(i int) (path, content string) {
 }
 
 // newBenchReportEnv is a baselined node with a 152-event boot log and an
-// IMA log of imaLines lines, on an SQLite file.
-func newBenchReportEnv(b *testing.B) (*env, *node) {
+// IMA log of imaLines lines, on an SQLite file, or on the database dsn
+// names.
+func newBenchReportEnv(b *testing.B, dsn ...string) (*env, *node) {
 	b.Helper()
 	n := newNode(b, "edge-1")
 	files := map[string]string{}
@@ -38,7 +40,10 @@ func newBenchReportEnv(b *testing.B) (*env, *node) {
 	if err := n.root.MeasureFiles(n.tpm, n.banks, files); err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	if len(dsn) == 0 {
+		dsn = append(dsn, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	}
+	st, err := store.Open(b.Context(), dsn[0])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,4 +139,18 @@ func BenchmarkReportSteady(b *testing.B) {
 			reportRatios(b, e, cpu)
 		})
 	}
+}
+
+// BenchmarkReportSteadyPostgres is BenchmarkReportSteady without new IMA
+// lines on PostgreSQL (TC_TEST_POSTGRES_URL). The verifier's CPU figures
+// are the client's side only; the wall time has the server's work too.
+func BenchmarkReportSteadyPostgres(b *testing.B) {
+	e, n := newBenchReportEnv(b, pgtest.Schema(b))
+	wantTrustedReport(b, e, n)
+	b.ResetTimer()
+	cpu := startMeter(e)
+	for b.Loop() {
+		wantTrustedReport(b, e, n)
+	}
+	reportRatios(b, e, cpu)
 }
