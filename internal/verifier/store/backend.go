@@ -171,7 +171,7 @@ func newStore(backend string, wdb, rdb *sql.DB) *Store {
 		if rdb == wdb {
 			s.writes = s.prepared
 		}
-		s.r, s.queries.writes = sqliteQueries{s.prepared}, s.writes
+		s.r, s.queries.writes = sqliteQueries{src: s.prepared, cancellable: true}, s.writes
 	}
 	return s
 }

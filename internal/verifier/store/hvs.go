@@ -682,7 +682,7 @@ func queryOne[T any](ctx context.Context, r querier, what string, scan func(inte
 func (s *Store) reportReads() *queries {
 	q := s.queries
 	if s.writes != nil {
-		q.r = sqliteQueries{s.writes}
+		q.r = sqliteQueries{src: s.writes}
 	}
 	return &q
 }

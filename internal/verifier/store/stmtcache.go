@@ -129,11 +129,26 @@ type stmtSource interface {
 }
 
 // sqliteQueries is the querier of an SQLite store: each statement runs
-// prepared when src has it, and quiet.
-type sqliteQueries struct{ src stmtSource }
+// prepared when src has it, and quiet unless cancellable. The reads of the
+// reader pool keep their cancellation: a listing of every report runs for
+// as long as the table is large, and ends when its client goes away. A
+// report's reads and the statements of transactions are short and run
+// quiet.
+type sqliteQueries struct {
+	src         stmtSource
+	cancellable bool
+}
+
+// context is the context a statement runs with.
+func (q sqliteQueries) context(ctx context.Context) (context.Context, error) {
+	if q.cancellable {
+		return ctx, nil
+	}
+	return quiet(ctx)
+}
 
 func (q sqliteQueries) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	qc, err := quiet(ctx)
+	qc, err := q.context(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +156,7 @@ func (q sqliteQueries) ExecContext(ctx context.Context, query string, args ...an
 }
 
 func (q sqliteQueries) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	qc, err := quiet(ctx)
+	qc, err := q.context(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +164,7 @@ func (q sqliteQueries) QueryContext(ctx context.Context, query string, args ...a
 }
 
 func (q sqliteQueries) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	qc, err := quiet(ctx)
+	qc, err := q.context(ctx)
 	if err != nil {
 		return q.src.unprepared().QueryRowContext(ctx, query, args...) // a Row with ctx's error
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // The reads of an SQLite store run on statements prepared once. A prepared
@@ -166,5 +167,24 @@ func TestAStatementOnSQLiteWithADoneContextDoesNotRun(t *testing.T) {
 				t.Errorf("after the transaction the host is %q (%v), want UNKNOWN: rolled back", h.Status, err)
 			}
 		})
+	}
+}
+
+// A read of the reader pool keeps its context's cancellation: a long
+// read (here a count to twenty million, seconds of CPU) ends soon after
+// its context does, as a listing whose client went away.
+func TestALongReadOnSQLiteEndsWithItsContext(t *testing.T) {
+	s := openTest(t, sqliteFileDSN(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var n int64
+	err := s.r.QueryRowContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000)
+		SELECT count(*) FROM c`).Scan(&n)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a long read whose context ended: %v (count %d), want %v", err, n, context.DeadlineExceeded)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the read ended %v after it began, its context after 100ms", took)
 	}
 }

@@ -77,7 +77,7 @@ func txQuerier(tx *sql.Tx, writes *preparedStmts) querier {
 	if writes == nil {
 		return tx
 	}
-	return sqliteQueries{txStmts{tx: tx, p: writes}}
+	return sqliteQueries{src: txStmts{tx: tx, p: writes}}
 }
 
 // prepareWanted prepares the statements first met in the transaction just
