@@ -20,11 +20,7 @@ import (
 type registeredHosts struct{ store *store.Store }
 
 func (h registeredHosts) HostAllowed(ctx context.Context, hostID string) (bool, error) {
-	_, err := h.store.HostByID(ctx, hostID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
+	if registered, err := h.HostRegistered(ctx, hostID); !registered {
 		return false, err
 	}
 	disabled, err := h.store.HostDisabled(ctx, hostID)
