@@ -62,6 +62,9 @@ type HVS struct {
 	// successful attestation is older than 1.5 × Interval is overdue
 	// (GET /hvs/v2/hosts, tcctl host list, tc_hvs_hosts_overdue).
 	Interval time.Duration `yaml:"interval" env:"TC_HVS_INTERVAL"`
+	// ReportRetention is how long reports are kept (default 720h, at least
+	// 1h and 2 × Interval); each host's newest report is always kept.
+	ReportRetention time.Duration `yaml:"report_retention" env:"TC_HVS_REPORT_RETENTION"`
 	// FlavorCacheMiB bounds the stored flavors kept verified and decoded
 	// between reports (default 256).
 	FlavorCacheMiB int `yaml:"flavor_cache_mib" env:"TC_HVS_FLAVOR_CACHE_MIB"`
@@ -164,7 +167,7 @@ func defaultConfig() Config {
 		Admin:      Admin{Username: "admin"},
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
-		HVS: HVS{Interval: time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
+		HVS: HVS{Interval: time.Hour, ReportRetention: 30 * 24 * time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
 			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096},
 		Enrollment: Enrollment{AKCacheEntries: 1 << 16},
 		LogLevel:   "info",
@@ -231,6 +234,9 @@ func (c Config) validate() error {
 	}
 	if c.HVS.Interval < time.Minute || c.HVS.Interval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("hvs.interval %s: want at least 1m and at most 168h", c.HVS.Interval))
+	}
+	if c.HVS.ReportRetention < time.Hour || c.HVS.ReportRetention < 2*c.HVS.Interval {
+		errs = append(errs, fmt.Errorf("hvs.report_retention %s: want at least 1h and 2 × hvs.interval (%s)", c.HVS.ReportRetention, c.HVS.Interval))
 	}
 	for _, b := range []struct {
 		key      string

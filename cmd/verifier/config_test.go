@@ -134,9 +134,10 @@ func TestTokenLeewayAndMetricsListenAreValidated(t *testing.T) {
 	})
 }
 
-func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
-	path := configtest.File(t, "hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n")
-	cfg, err := loadConfig(path, configtest.Env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7"}))
+func TestHVSCacheBoundsAndReportRetentionReachTheHVSAndAreValidated(t *testing.T) {
+	path := configtest.File(t, "hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n  report_retention: 240h\n")
+	cfg, err := loadConfig(path, configtest.Env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7",
+		"TC_HVS_REPORT_RETENTION": "168h"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +150,10 @@ func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
 		t.Fatalf("the HVS gets flavor cache %d B, policy cache %d B, IMA entries %d, event logs %d; want 64 MiB, 32 MiB, 5000, 100",
 			h.FlavorCacheBytes, h.IMAPolicyCacheBytes, h.IMACacheEntries, h.EventLogCacheEntries)
 	}
+	if vcfg.HVS.ReportRetention != 168*time.Hour || defaultConfig().HVS.ReportRetention != 720*time.Hour {
+		t.Fatalf("the HVS keeps reports %s (default %s), want the environment's 168h (default 720h)",
+			vcfg.HVS.ReportRetention, defaultConfig().HVS.ReportRetention)
+	}
 	if vcfg.Enrollment.AKCacheEntries != 7 {
 		t.Fatalf("the enroller gets %d AK cache entries, want 7", vcfg.Enrollment.AKCacheEntries)
 	}
@@ -158,6 +163,10 @@ func TestHVSCacheBoundsReachTheHVSAndAreValidated(t *testing.T) {
 		{"a negative policy cache is refused", func(c *Config) { c.HVS.IMAPolicyCacheMiB = -1 }, "hvs.ima_policy_cache_mib"},
 		{"no IMA entries at all is refused", func(c *Config) { c.HVS.IMACacheEntries = 0 }, "hvs.ima_cache_entries"},
 		{"too many event logs are refused", func(c *Config) { c.HVS.EventLogCacheEntries = 1 << 25 }, "hvs.event_log_cache_entries"},
+		{"a report retention under an hour is refused", func(c *Config) { c.HVS.ReportRetention = 59 * time.Minute }, "hvs.report_retention"},
+		{"a report retention under two intervals is refused", func(c *Config) {
+			c.HVS.Interval, c.HVS.ReportRetention = 24*time.Hour, 47*time.Hour
+		}, "hvs.report_retention"},
 	})
 }
 

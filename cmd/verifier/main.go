@@ -157,7 +157,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		NATS:      verifier.NATSConfig{External: c.NATS.URL, ExternalCredsFile: c.NATS.CredsFile},
 		Metrics:   verifier.MetricsConfig{Listen: c.Metrics.Listen},
 		Dashboard: verifier.DashboardConfig{Listen: c.Dashboard.Listen, StaleAfter: c.Dashboard.StaleAfter},
-		HVS: hvs.Config{Interval: c.HVS.Interval,
+		HVS: hvs.Config{Interval: c.HVS.Interval, ReportRetention: c.HVS.ReportRetention,
 			FlavorCacheBytes: c.HVS.FlavorCacheMiB << 20, IMAPolicyCacheBytes: c.HVS.IMAPolicyCacheMiB << 20,
 			IMACacheEntries: c.HVS.IMACacheEntries, EventLogCacheEntries: c.HVS.EventLogCacheEntries},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs,

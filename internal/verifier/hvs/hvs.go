@@ -126,6 +126,10 @@ type Config struct {
 	// success is older than OverdueFactor × Interval is overdue: shown so in
 	// the API and /metrics, and never as trusted.
 	Interval time.Duration
+	// ReportRetention is how long reports are kept (default 30 days): every
+	// PruneInterval (default 1h, and once at start) reports older than it
+	// are deleted, except each host's newest, which is its current verdict.
+	ReportRetention, PruneInterval time.Duration
 	// Replica names this verifier replica in the claims on scheduled
 	// refreshes (default a random id per process): replicas on one database
 	// refresh each host once, and a dead replica's claims lapse after
@@ -188,7 +192,12 @@ func (c *Config) setDefaults() error {
 		config.Duration("ReportTimeout", &c.ReportTimeout, 60*time.Second),
 		config.Duration("SigningValidity", &c.SigningValidity, 30*24*time.Hour),
 		config.Duration("Interval", &c.Interval, DefaultInterval),
+		config.Duration("ReportRetention", &c.ReportRetention, DefaultReportRetention),
+		config.Duration("PruneInterval", &c.PruneInterval, time.Hour),
 	))
+	if c.ReportRetention < 2*c.Interval {
+		errs = append(errs, fmt.Errorf("hvs config: ReportRetention %s must be at least twice Interval %s", c.ReportRetention, c.Interval))
+	}
 	if c.Workers <= 0 {
 		c.Workers = 2
 	}
@@ -338,15 +347,16 @@ func (s *Service) createDefaultGroups(ctx context.Context) error {
 	return nil
 }
 
-// Run makes async reports, refreshes reports about to expire and, with a
+// Run makes async reports, refreshes reports about to expire, deletes
+// reports older than the retention (but each host's newest) and, with a
 // NATS connection, attests hosts on their boot and IMA events, until ctx
 // ends or one of them fails.
 func (s *Service) Run(ctx context.Context) error {
-	tasks := make([]run.Task, 0, s.cfg.Workers+2)
+	tasks := make([]run.Task, 0, s.cfg.Workers+3)
 	for range s.cfg.Workers {
 		tasks = append(tasks, s.work)
 	}
-	tasks = append(tasks, s.refresh)
+	tasks = append(tasks, s.refresh, s.prune)
 	if s.nc != nil {
 		tasks = append(tasks, s.subscribeEvents)
 	}
@@ -409,16 +419,7 @@ func (s *Service) work(ctx context.Context) error {
 // database never queue the same host together, and take over a dead
 // replica's hosts once its claims lapse (RefreshMargin/2).
 func (s *Service) refresh(ctx context.Context) error {
-	tick := time.NewTicker(s.cfg.RefreshInterval)
-	defer tick.Stop()
-	for {
-		s.refreshOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+	return every(ctx, s.cfg.RefreshInterval, func(ctx context.Context) { s.refreshOnce(ctx) })
 }
 
 // refreshOnce claims and queues the hosts due now; it returns how many it

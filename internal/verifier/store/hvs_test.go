@@ -37,6 +37,7 @@ var _ interface {
 	ReportByID(ctx context.Context, id string) (Report, error)
 	ListReports(ctx context.Context, f ReportFilter) ([]Report, error)
 	ClaimHostsToRefresh(ctx context.Context, replica string, expiresBefore, now, until time.Time, limit int) ([]string, error)
+	DeleteReportsBefore(ctx context.Context, before time.Time, batch int) (int64, error)
 } = (*Tx)(nil)
 
 // TestHVS runs the HVS tables through every backend: SQLite file, SQLite
@@ -57,6 +58,9 @@ func TestHVS(t *testing.T) {
 		{"reports are filtered by host, time and latest per host", testReportFilters},
 		{"hosts whose latest report expires are due for a refresh", testHostsToRefresh},
 		{"concurrent reports of many hosts are all stored", testConcurrentReports},
+		{"old reports are deleted in batches and new ones and each host's newest are kept", testDeleteReportsBefore},
+		{"deleting old reports touches no host, group or flavor", testDeleteReportsKeepsTheRest},
+		{"two replicas deleting old reports at once delete each once and keep each host's newest", testDeleteReportsConcurrently},
 	})
 }
 
