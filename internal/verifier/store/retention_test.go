@@ -1,6 +1,9 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -145,4 +148,65 @@ func TestDeletingOldReportsSearchesByIndexOnSQLite(t *testing.T) {
 			t.Errorf("plan %q reads the whole reports table (%s)", plan, d)
 		}
 	}
+}
+
+// BenchmarkDeleteReportsBefore deletes 10,000 old reports of 100 hosts a
+// run (DefaultDeleteBatch per statement), each the size of a steady report
+// of the 800-line IMA benchmark node (3.9 kB of JSON, 7.7 kB of JWS, random
+// so that PostgreSQL cannot compress them). It reports the time per
+// statement and the database's bytes per stored report.
+//
+//	go test -run '^$' -bench DeleteReportsBefore -benchtime 3x ./internal/verifier/store
+func BenchmarkDeleteReportsBefore(b *testing.B) {
+	benchStores(b, func(b *testing.B, s *Store) {
+		const hosts, each = 100, 100
+		ctx := b.Context()
+		json, jws := make([]byte, 3900), make([]byte, 7700/4*3)
+		for h := range hosts {
+			must(b, "CreateHost", s.CreateHost(ctx, host(fmt.Sprintf("h%03d", h))))
+		}
+		var statements, bytesPerReport float64
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			must(b, "InTx", s.InTx(ctx, func(tx *Tx) error {
+				for r := range hosts * (each + 1) {
+					h, n := r%hosts, r/hosts
+					rep := report(fmt.Sprintf("%04d-%05d-h%03d", i, n, h), fmt.Sprintf("h%03d", h), true, t0.Add(-time.Duration(each-n)*time.Hour))
+					_, _ = rand.Read(json)
+					_, _ = rand.Read(jws)
+					rep.JSON, rep.JWS = []byte(hex.EncodeToString(json)[:3900]), base64.RawURLEncoding.EncodeToString(jws)
+					if err := tx.CreateReport(ctx, rep); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			if i == 0 { // later, PostgreSQL's table also holds the dead rows
+				bytesPerReport = float64(databaseBytes(b, s)) / float64(count(b, s, "reports", ""))
+			}
+			b.StartTimer()
+			n, err := s.DeleteReportsBefore(ctx, t0, 0)
+			must(b, "DeleteReportsBefore", err)
+			if n != hosts*each {
+				b.Fatalf("deleted %d, want %d", n, hosts*each)
+			}
+			statements += float64(n/DefaultDeleteBatch + 1)
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/statements, "ms/statement")
+		b.ReportMetric(bytesPerReport, "B/report")
+	})
+}
+
+// databaseBytes is the size of the store's database (SQLite) or of its
+// reports table with its indexes and TOAST (PostgreSQL).
+func databaseBytes(b *testing.B, s *Store) int64 {
+	query := `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`
+	if s.Backend() == backendPostgres {
+		query = `SELECT pg_total_relation_size('reports')`
+	}
+	var n int64
+	if err := s.rdb.QueryRowContext(b.Context(), query).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }

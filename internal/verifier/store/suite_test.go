@@ -49,7 +49,7 @@ func wantErr(t *testing.T, what string, err, want error) {
 	}
 }
 
-func must(t *testing.T, what string, err error) {
+func must(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -83,7 +83,7 @@ func roleIDs(rs []Role) []string {
 }
 
 // count counts rows of a table, bypassing the store's methods.
-func count(t *testing.T, s *Store, table, where string, args ...any) int {
+func count(t testing.TB, s *Store, table, where string, args ...any) int {
 	t.Helper()
 	var n int
 	q := "SELECT COUNT(*) FROM " + table
