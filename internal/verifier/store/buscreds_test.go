@@ -26,11 +26,7 @@ func busKey(pub, kind, owner string, expires time.Time) BusKey {
 }
 
 func publicKeys(ks []BusKey) []string {
-	var out []string
-	for _, k := range ks {
-		out = append(out, k.PublicKey)
-	}
-	return out
+	return fieldOf(ks, func(k BusKey) string { return k.PublicKey })
 }
 
 func testBusKeyStaysRevoked(t *testing.T, s *Store) {

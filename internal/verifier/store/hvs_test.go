@@ -84,21 +84,9 @@ func report(id, hostID string, trusted bool, created time.Time) Report {
 		ExpiresAt: created.Add(time.Hour), JSON: []byte(`{"id":"` + id + `"}`), JWS: "jws-" + id}
 }
 
-func flavorIDs(fs []Flavor) []string {
-	var ids []string
-	for _, f := range fs {
-		ids = append(ids, f.ID)
-	}
-	return ids
-}
+func flavorIDs(fs []Flavor) []string { return fieldOf(fs, func(f Flavor) string { return f.ID }) }
 
-func reportIDs(rs []Report) []string {
-	var ids []string
-	for _, r := range rs {
-		ids = append(ids, r.ID)
-	}
-	return ids
-}
+func reportIDs(rs []Report) []string { return fieldOf(rs, func(r Report) string { return r.ID }) }
 
 func testHostRoundTrip(t *testing.T, s *Store) {
 	ctx := t.Context()

@@ -74,12 +74,15 @@ func equalRole(a, b Role) bool {
 		slices.Equal(a.Permissions, b.Permissions) && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-func roleIDs(rs []Role) []string {
-	var ids []string
-	for _, r := range rs {
-		ids = append(ids, r.ID)
+func roleIDs(rs []Role) []string { return fieldOf(rs, func(r Role) string { return r.ID }) }
+
+// fieldOf is the field of each of xs, in order.
+func fieldOf[T any](xs []T, field func(T) string) []string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, field(x))
 	}
-	return ids
+	return out
 }
 
 // count counts rows of a table, bypassing the store's methods.
