@@ -27,6 +27,7 @@ func TestVerifierReplicasJoinTheirEmbeddedNATSServersByRoutes(t *testing.T) {
 	wantEnv(t, c, "TC_NATS_CLUSTER_LISTEN", ":6222")
 	wantEnv(t, c, "TC_NATS_CLUSTER_NO_ADVERTISE", "true")
 	wantEnv(t, c, "TC_HVS_INTERVAL", "30m")
+	wantEnv(t, c, "TC_HVS_REPORT_RETENTION", "720h")
 	var routes []string
 	for i := range 3 {
 		routes = append(routes, fmt.Sprintf("nats://rep-verifier-%d.rep-verifier-headless.%s.svc:6222", i, ns))
