@@ -34,14 +34,8 @@ func TestANodeCannotRebindItselfToAnotherHardwareUUID(t *testing.T) {
 
 	// The agent reads the UUID it reports, and binds it into the quote,
 	// from a file root on the node can write.
-	claim := func(uuid string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(n.root.Dir, sandbox.UUIDPath), []byte(uuid+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const other = "0f0e0d0c-0b0a-0908-0706-050403020100"
-	claim(other)
+	claimUUID(t, n, other)
 	r := mustReport(t, e, n.id)
 	wantUntrusted(t, r, nil, FaultHardwareUUIDChanged)
 	if r.HostInfo.HardwareUUID != n.uuid {
@@ -60,9 +54,9 @@ func TestANodeCannotRebindItselfToAnotherHardwareUUID(t *testing.T) {
 	}
 
 	// The same UUID in other letters is the same UUID.
-	claim(strings.ToUpper(n.uuid))
+	claimUUID(t, n, strings.ToUpper(n.uuid))
 	wantTrusted(t, mustReport(t, e, n.id))
-	claim(n.uuid)
+	claimUUID(t, n, n.uuid)
 	wantTrusted(t, mustReport(t, e, n.id))
 }
 
@@ -97,9 +91,7 @@ func TestANewNodeCannotTakeTheHardwareUUIDAnotherHostHolds(t *testing.T) {
 	}
 
 	for _, claim := range []string{a.uuid, strings.ToUpper(a.uuid)} {
-		if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(claim+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		claimUUID(t, b, claim)
 		_, err := e.svc.FlavorsFromHost(t.Context(), b.id, DefaultRebaselineParts(), nil)
 		wantInUse(err)
 		r := mustReport(t, e, b.id)
@@ -117,9 +109,7 @@ func TestANewNodeCannotTakeTheHardwareUUIDAnotherHostHolds(t *testing.T) {
 	wantTrusted(t, mustReport(t, e, a.id))
 
 	// Its own UUID it takes.
-	if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(b.uuid+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	claimUUID(t, b, b.uuid)
 	if _, err := e.svc.FlavorsFromHost(t.Context(), b.id, DefaultRebaselineParts(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -148,12 +138,6 @@ func TestAHostWithARegisteredEKHoldsTheRegisteredHardwareUUID(t *testing.T) {
 		AKCertificate: []byte("cert"), EKPublicSHA256: ek, CreatedAt: time.Unix(1, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	claim := func(uuid string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(b.root.Dir, sandbox.UUIDPath), []byte(uuid+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	held := func() string {
 		t.Helper()
 		h, err := e.st.HostByID(ctx, b.id)
@@ -165,7 +149,7 @@ func TestAHostWithARegisteredEKHoldsTheRegisteredHardwareUUID(t *testing.T) {
 
 	const unheld = "0f0e0d0c-0b0a-0908-0706-050403020100"
 	for _, other := range []string{unheld, a.uuid} {
-		claim(other)
+		claimUUID(t, b, other)
 		var ee *EvidenceError
 		if _, err := e.svc.FlavorsFromHost(ctx, b.id, DefaultRebaselineParts(), nil); !errors.As(err, &ee) ||
 			!slices.ContainsFunc(ee.Faults, func(f appraise.Fault) bool { return f.Name == FaultHardwareUUIDNotRegistered }) {
@@ -177,12 +161,21 @@ func TestAHostWithARegisteredEKHoldsTheRegisteredHardwareUUID(t *testing.T) {
 		}
 	}
 
-	claim(strings.ToUpper(b.uuid))
+	claimUUID(t, b, strings.ToUpper(b.uuid))
 	if _, err := e.svc.FlavorsFromHost(ctx, b.id, DefaultRebaselineParts(), nil); err != nil {
 		t.Fatal(err)
 	}
 	wantTrusted(t, mustReport(t, e, b.id))
 	if got := held(); got != b.uuid {
 		t.Errorf("the host holds %q, want the registered %q", got, b.uuid)
+	}
+}
+
+// claimUUID has n's agent claim uuid: it reads, and binds into the quote,
+// the hardware UUID from a file root on the node can write.
+func claimUUID(t *testing.T, n *node, uuid string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(n.root.Dir, sandbox.UUIDPath), []byte(uuid+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
