@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"trustedcompute.io/tc/internal/errtest"
 )
 
 func TestDecodeIsStrict(t *testing.T) {
@@ -27,16 +29,7 @@ func TestDecodeIsStrict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var req QuoteRequest
-			err := Decode([]byte(tt.in), &req)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Decode: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Decode error = %v, want one containing %q", err, tt.wantErr)
-			}
+			errtest.Want(t, Decode([]byte(tt.in), &req), tt.wantErr)
 		})
 	}
 }
@@ -78,16 +71,7 @@ func TestQuoteRequestValidate(t *testing.T) {
 			r := ok
 			r.PCRs = append([]int(nil), ok.PCRs...)
 			tt.mutate(&r)
-			err := r.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate error = %v, want one containing %q", err, tt.wantErr)
-			}
+			errtest.Want(t, r.Validate(), tt.wantErr)
 		})
 	}
 }
