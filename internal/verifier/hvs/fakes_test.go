@@ -27,6 +27,7 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
+	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/signerid"
@@ -588,11 +589,16 @@ func (e *env) baseline(t testing.TB, n *node) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, f := range fs {
-		ids = append(ids, f.Flavor.Meta.ID)
+	return fieldOf(fs, func(f flavor.SignedFlavor) string { return f.Flavor.Meta.ID })
+}
+
+// fieldOf is field of each of xs, in their order.
+func fieldOf[T any](xs []T, field func(T) string) []string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, field(x))
 	}
-	return ids
+	return out
 }
 
 func (e *env) roots() *x509.CertPool { return e.svc.roots }

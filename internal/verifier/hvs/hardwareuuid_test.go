@@ -76,11 +76,7 @@ func TestANewNodeCannotTakeTheHardwareUUIDAnotherHostHolds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
-		for _, h := range hs {
-			ids = append(ids, h.ID)
-		}
-		return ids
+		return fieldOf(hs, func(h store.Host) string { return h.ID })
 	}
 	wantInUse := func(err error) {
 		t.Helper()

@@ -159,10 +159,7 @@ func TestHostRoutes(t *testing.T) {
 	}
 	for _, s := range searches {
 		w := do(t, mux, "GET", "/hvs/v2/hosts"+s.query, "")
-		var ids []string
-		for _, h := range decode[restapi.HostList](t, w).Hosts {
-			ids = append(ids, h.ID)
-		}
+		ids := fieldOf(decode[restapi.HostList](t, w).Hosts, func(h restapi.Host) string { return h.ID })
 		if !slices.Equal(ids, s.want) {
 			t.Errorf("GET /hosts%s = %v, want %v", s.query, ids, s.want)
 		}

@@ -367,11 +367,7 @@ func checkFlavorIDs(t *testing.T, e *env, hostID string, want []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, f := range fs {
-		got = append(got, f.ID)
-	}
-	slices.Sort(got)
+	got := slices.Sorted(slices.Values(fieldOf(fs, func(f store.Flavor) string { return f.ID })))
 	want = slices.Sorted(slices.Values(want))
 	if !slices.Equal(got, want) {
 		t.Errorf("flavors of the host %v, want %v", got, want)
