@@ -5,8 +5,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +85,24 @@ func TestProcSamplesSeeThisProcessWork(t *testing.T) {
 	}
 	if b.rss < 64<<20 || b.peakRSS < b.rss {
 		t.Errorf("rss %d, peak %d after writing 64 MiB", b.rss, b.peakRSS)
+	}
+}
+
+func TestFreePortsAreDistinctAndFree(t *testing.T) {
+	ports, err := freePorts(t.Context(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(ports)))) != 3 {
+		t.Fatalf("freePorts(3) = %v, want 3 distinct ports", ports)
+	}
+	var lc net.ListenConfig
+	for _, p := range ports {
+		l, err := lc.Listen(t.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d is not free: %v", p, err)
+		}
+		_ = l.Close()
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -55,18 +54,11 @@ func startVerifier(ctx context.Context, bin, dir, database string, ekCAPEM []byt
 			return nil, err
 		}
 	}
-	httpPort, err := freePort(ctx)
+	ports, err := freePorts(ctx, 3)
 	if err != nil {
 		return nil, err
 	}
-	natsPort, err := freePort(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pprofPort, err := freePort(ctx)
-	if err != nil {
-		return nil, err
-	}
+	httpPort, natsPort, pprofPort := ports[0], ports[1], ports[2]
 	if database == "" {
 		database = "sqlite:" + filepath.Join(dir, "data", "verifier.db")
 	}
@@ -164,16 +156,18 @@ func (v *verifierProc) Stop() {
 	}
 }
 
-func freePort(ctx context.Context) (int, error) {
+// freePorts finds n distinct free TCP ports on the loopback.
+func freePorts(ctx context.Context, n int) ([]int, error) {
 	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	ports := make([]int, 0, n)
+	for range n {
+		// Each listener stays open until all are found, so the ports differ.
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer func() { _ = l.Close() }()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer func() { _ = l.Close() }()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(port)
+	return ports, nil
 }
