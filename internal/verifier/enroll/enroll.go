@@ -9,6 +9,8 @@
 //     and certifies the very key of the EK's public area; or, without a
 //     certificate, an operator registered the EK's public key in advance
 //     (POST /hvs/v2/tpm-endorsements) and Config.AllowRegisteredEKs is set;
+//     and no other registered host is enrolled with that EK (one TPM attests
+//     one host);
 //  2. checks the AK: a restricted signing key that never leaves its TPM
 //     (fixedTPM, fixedParent, sensitiveDataOrigin, not decrypt), whose TPM name
 //     is the name of its public area;
@@ -70,6 +72,7 @@ type Store interface {
 
 	CreateEKRegistration(ctx context.Context, r store.EKRegistration) error
 	EKRegistrationByDigest(ctx context.Context, digest string) (store.EKRegistration, error)
+	HostsEnrolledWithEK(ctx context.Context, hostID, ekDigest string) ([]string, error)
 	ListEKRegistrations(ctx context.Context) ([]store.EKRegistration, error)
 	DeleteEKRegistration(ctx context.Context, id string) error
 
@@ -156,6 +159,11 @@ const (
 	ChallengeReplayed = "ChallengeReplayed"
 	// ChallengeExpired: the activation challenge expired before it was answered.
 	ChallengeExpired = "ChallengeExpired"
+	// EKInUse: another registered host is enrolled with the same EK. One TPM
+	// attests one host; otherwise a node could relay its TPM requests to a
+	// healthy node's TPM (a second AK under its EK) and be attested with
+	// that node's measurements.
+	EKInUse = "EKInUse"
 )
 
 // RefusedError is an enrollment refused on the evidence: the host's TPM or
@@ -279,7 +287,11 @@ func (e *Enroller) logRefusal(ctx context.Context, err error) error {
 // challenge checks the EK and AK of info and stores an activation challenge
 // for them. It returns the challenge id and the request for the agent.
 func (e *Enroller) challenge(ctx context.Context, hostID string, info *evidence.AKInfo) (string, evidence.ActivateRequest, error) {
-	if _, err := e.checkEK(ctx, hostID, info.EKPublic, info.EKCertificate); err != nil {
+	ekDigest, err := e.checkEK(ctx, hostID, info.EKPublic, info.EKCertificate)
+	if err != nil {
+		return "", evidence.ActivateRequest{}, err
+	}
+	if err := e.ekFree(ctx, hostID, ekDigest); err != nil {
 		return "", evidence.ActivateRequest{}, err
 	}
 	if _, err := checkAK(hostID, info.AKPublic, info.AKName); err != nil {
@@ -347,6 +359,10 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 	akKey, err := checkAK(ch.HostID, ch.AKPublic, ch.AKName)
 	if err != nil {
 		return store.AKEnrollment{}, fmt.Errorf("stored challenge of host %q: %w", ch.HostID, err)
+	}
+	// Again at the end: another host may have enrolled with the EK meanwhile.
+	if err := e.ekFree(ctx, ch.HostID, ekDigest); err != nil {
+		return store.AKEnrollment{}, err
 	}
 	cert, err := e.ca.issueAK(akKey, ch.HostID, e.cfg.Now(), e.cfg.AKCertValidity)
 	if err != nil {
@@ -442,6 +458,21 @@ func (e *Enroller) checkEK(ctx context.Context, hostID string, ekPublic, ekCert 
 		return "", fmt.Errorf("look up ek registration: %w", err)
 	}
 	return digest, nil
+}
+
+// ekFree refuses an EK that another registered host is enrolled with
+// (EKInUse). Enrollments of deleted hosts do not count, so a machine
+// registered again under a new host id enrolls.
+func (e *Enroller) ekFree(ctx context.Context, hostID, ekDigest string) error {
+	holders, err := e.store.HostsEnrolledWithEK(ctx, hostID, ekDigest)
+	if err != nil {
+		return fmt.Errorf("look up the hosts enrolled with the ek of host %q: %w", hostID, err)
+	}
+	if len(holders) > 0 {
+		return &RefusedError{HostID: hostID, Reason: EKInUse, Detail: fmt.Sprintf(
+			"the tpm's ek (sha-256 %s) is enrolled for host %q: one tpm attests one host (delete that host first)", ekDigest, holders[0])}
+	}
+	return nil
 }
 
 // checkAK checks the AK public area and name and returns its public key.
