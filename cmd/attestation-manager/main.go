@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -60,9 +61,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if err != nil {
 		return err
 	}
-	if *kubeconfig != "" {
-		cfg.Kubernetes.Kubeconfig = *kubeconfig
-	}
+	cfg.Kubernetes.Kubeconfig = cmp.Or(*kubeconfig, cfg.Kubernetes.Kubeconfig)
 	if err := cfg.validate(); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -74,15 +75,9 @@ func (c *common) config(getenv func(string) string, needBus bool) (Config, error
 	if err != nil {
 		return cfg, err
 	}
-	if c.tpmSpec != "" {
-		cfg.TPM = c.tpmSpec
-	}
-	if c.root != "" {
-		cfg.Root = c.root
-	}
-	if c.hostID != "" {
-		cfg.HostID = c.hostID
-	}
+	cfg.TPM = cmp.Or(c.tpmSpec, cfg.TPM)
+	cfg.Root = cmp.Or(c.root, cfg.Root)
+	cfg.HostID = cmp.Or(c.hostID, cfg.HostID)
 	return cfg, cfg.validate(needBus)
 }
 

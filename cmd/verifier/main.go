@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -79,15 +80,9 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	if *natsURL != "" {
-		cfg.NATS.URL = *natsURL
-	}
+	cfg.Listen = cmp.Or(*listen, cfg.Listen)
+	cfg.DataDir = cmp.Or(*dataDir, cfg.DataDir)
+	cfg.NATS.URL = cmp.Or(*natsURL, cfg.NATS.URL)
 	vcfg, logger, err := cfg.prepare(getenv, stderr)
 	if err != nil {
 		return err
