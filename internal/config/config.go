@@ -156,19 +156,3 @@ func set(f reflect.Value, raw string) error {
 	}
 	return nil
 }
-
-// PrintEnvKeys writes one "ENVKEY <name>" line per environment variable cfg
-// reads, for the docs check in test/deps; it reports an error when there is
-// none.
-func PrintEnvKeys(w io.Writer, cfg any) error {
-	keys := EnvKeys(cfg)
-	if len(keys) == 0 {
-		return errors.New("config: no env keys")
-	}
-	for _, k := range keys {
-		if _, err := fmt.Fprintln(w, "ENVKEY", k); err != nil {
-			return err
-		}
-	}
-	return nil
-}

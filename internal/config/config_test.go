@@ -87,16 +87,3 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(data, &cfg)
 	})
 }
-
-func TestPrintEnvKeysWritesOneLinePerVariable(t *testing.T) {
-	var b strings.Builder
-	if err := PrintEnvKeys(&b, sample{}); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Count(b.String(), "ENVKEY TC_"); got != 8 {
-		t.Fatalf("%d lines:\n%s", got, b.String())
-	}
-	if err := PrintEnvKeys(&b, struct{ X int }{}); err == nil {
-		t.Fatal("a config without env keys printed nothing and no error")
-	}
-}
