@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"html"
 	"math/big"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/report"
+	"trustedcompute.io/tc/internal/verifier/store"
 )
 
 // loggedIn returns a browser with a session of the operator.
@@ -374,5 +376,66 @@ func TestEventStreamPushesANewReport(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// Whoever can write the verifier's database (a copy written back, a
+// PostgreSQL account) cannot sign reports, but can change the columns and
+// the JSON stored beside a report's signed form. The report page must not
+// show such a row as trusted under a valid signature.
+func TestAReportRowChangedInTheDatabaseIsShownAsItsSignedForm(t *testing.T) {
+	f := newFixture(t)
+	f.addHost(t, "host-1", "node-1")
+	signer := f.signer(t)
+	at := t0.Add(-time.Minute)
+	forged := func(t *testing.T, r *report.Report) []byte {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		// row makes the stored row of the untrusted signed report.
+		row func(t *testing.T, signed *report.Report) store.Report
+	}{{
+		name: "a row whose verdict column was set to trusted",
+		row: func(t *testing.T, signed *report.Report) store.Report {
+			return store.Report{Trusted: true, CreatedAt: signed.Created, ExpiresAt: signed.Expiration, JSON: forged(t, signed)}
+		},
+	}, {
+		name: "a row whose verdict and JSON were replaced by a trusted report's",
+		row: func(t *testing.T, signed *report.Report) store.Report {
+			return store.Report{Trusted: true, CreatedAt: signed.Created, ExpiresAt: signed.Expiration,
+				JSON: forged(t, testReport("host-1", signed.ID, at))}
+		},
+	}, {
+		name: "a row whose JSON was replaced by a trusted report's",
+		row: func(t *testing.T, signed *report.Report) store.Report {
+			return store.Report{CreatedAt: signed.Created, ExpiresAt: signed.Expiration, JSON: forged(t, testReport("host-1", signed.ID, at))}
+		},
+	}}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "altered-report-" + string(rune('a'+i))
+			signed := testReport("host-1", id, at, appraise.Fault{Name: flavor.FaultImaMeasurementMismatch, File: "/usr/bin/kubelet"})
+			row := tt.row(t, signed)
+			row.ID, row.HostID, row.HostName, row.JWS = id, "host-1", signed.HostName, mustSign(t, signer, signed)
+			if err := f.st.CreateReport(t.Context(), row); err != nil {
+				t.Fatal(err)
+			}
+			body := f.loggedIn(t).page("/reports/" + id)
+			if m := regexp.MustCompile(`id="result">([a-z]+)<`).FindStringSubmatch(body); m == nil || m[1] != "untrusted" {
+				t.Errorf("result %q, want the signed verdict untrusted", m)
+			}
+			m := regexp.MustCompile(`<dd class="([a-z]+)" id="signature">([^<]*)</dd>`).FindStringSubmatch(body)
+			if m == nil || m[1] != "bad" || !strings.Contains(html.UnescapeString(m[2]), "not its signed form") {
+				t.Errorf("signature status %q, want bad: not its signed form", m)
+			}
+			if !strings.Contains(body, "/usr/bin/kubelet") {
+				t.Error("the page does not show the signed report's fault")
+			}
+		})
 	}
 }

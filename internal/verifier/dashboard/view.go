@@ -1,7 +1,9 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -440,19 +442,27 @@ func (d *Dashboard) reportView(ctx context.Context, id string) (reportView, stor
 	if err != nil {
 		return reportView{}, store.Report{}, err
 	}
-	var r report.Report
-	if err := json.Unmarshal(sr.JSON, &r); err != nil {
-		return reportView{}, store.Report{}, fmt.Errorf("report %q: %w", id, err)
-	}
+	sig, r := d.signature(sr)
 	v := reportView{ID: sr.ID, HostID: sr.HostID, HostName: sr.HostName, Created: sr.CreatedAt, Expires: sr.ExpiresAt,
-		Trusted: sr.Trusted, HostStatus: r.HostStatus, Rebooted: r.Rebooted, ResetCount: r.ResetCount,
-		SecureBoot: secureBootFact(r.HostInfo), Disk: diskFact(r.HostInfo), HasJWS: sr.JWS != "",
-		Signature: d.signature(sr)}
-	all := allFaults(&r)
+		Trusted: sr.Trusted, HasJWS: sr.JWS != "", Signature: sig}
+	if r != nil {
+		// The signed form is what the page shows whenever there is one,
+		// not the columns beside it, which whoever writes the database can
+		// change.
+		v.HostName, v.Created, v.Expires, v.Trusted = r.HostName, r.Created, r.Expiration, r.Trusted()
+	} else {
+		r = new(report.Report)
+		if err := json.Unmarshal(sr.JSON, r); err != nil {
+			return reportView{}, store.Report{}, fmt.Errorf("report %q: %w", id, err)
+		}
+	}
+	v.HostStatus, v.Rebooted, v.ResetCount = r.HostStatus, r.Rebooted, r.ResetCount
+	v.SecureBoot, v.Disk = secureBootFact(r.HostInfo), diskFact(r.HostInfo)
+	all := allFaults(r)
 	for _, f := range r.Faults {
 		v.Evidence = append(v.Evidence, newFaultView(placedFault{Fault: f}, all))
 	}
-	for _, p := range sortedParts(&r) {
+	for _, p := range sortedParts(r) {
 		pt := r.TrustInformation.FlavorsTrust[p]
 		pv := partView{Part: string(p), Trusted: pt.Trust}
 		for _, rr := range pt.Rules {
@@ -508,10 +518,14 @@ type signature struct {
 
 // signature checks the stored JWS of a report as a relying party would:
 // the verifier's own signing identity under the CMS root (package
-// signerid, through report.Verify), and that it is the same report.
-func (d *Dashboard) signature(sr store.Report) signature {
+// signerid, through report.Verify), and that it is the same report. It
+// returns the signed report whenever its signature verifies, nil
+// otherwise. A stored row that says other than its signed form (its
+// verdict, times or JSON) was changed in the database: its signature is
+// shown invalid.
+func (d *Dashboard) signature(sr store.Report) (signature, *report.Report) {
 	if sr.JWS == "" {
-		return signature{Text: "no signed form stored"}
+		return signature{Text: "no signed form stored"}, nil
 	}
 	now := d.cfg.Clock.Now()
 	r, err := d.reports.Verify(sr.JWS, now)
@@ -522,12 +536,29 @@ func (d *Dashboard) signature(sr store.Report) signature {
 	}
 	switch {
 	case err != nil:
-		return signature{Text: "invalid: " + err.Error()}
+		return signature{Text: "invalid: " + err.Error()}, nil
 	case r.ID != sr.ID || r.HostID != sr.HostID:
-		return signature{Text: fmt.Sprintf("invalid: the signed report is %s of host %s", r.ID, r.HostID)}
+		return signature{Text: fmt.Sprintf("invalid: the signed report is %s of host %s", r.ID, r.HostID)}, nil
+	case !sameAsSigned(sr, r):
+		return signature{Text: "invalid: the stored report is not its signed form (the database was changed); " +
+			"this page shows the signed form"}, r
 	case expired:
 		return signature{OK: true, Text: "valid, signed by the verifier's signing identity; the report expired " +
-			r.Expiration.UTC().Format(time.RFC3339)}
+			r.Expiration.UTC().Format(time.RFC3339)}, r
 	}
-	return signature{OK: true, Text: "valid, signed by the verifier's signing identity"}
+	return signature{OK: true, Text: "valid, signed by the verifier's signing identity"}, r
+}
+
+// sameAsSigned tells whether the stored row says what its signed report r
+// says: the verdict, the times (the store keeps microseconds) and the JSON,
+// which the verifier stores as the JWS payload.
+func sameAsSigned(sr store.Report, r *report.Report) bool {
+	if sr.Trusted != r.Trusted() || !sr.CreatedAt.Equal(r.Created.Truncate(time.Microsecond)) ||
+		!sr.ExpiresAt.Equal(r.Expiration.Truncate(time.Microsecond)) {
+		return false
+	}
+	_, rest, _ := strings.Cut(sr.JWS, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	signed, err := base64.RawURLEncoding.DecodeString(payload)
+	return err == nil && (len(sr.JSON) == 0 || bytes.Equal(sr.JSON, signed))
 }
