@@ -161,7 +161,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 
 func newStore(backend string, wdb, rdb *sql.DB) *Store {
 	s := &Store{
-		queries: queries{r: rdb, w: wdb, db: wdb},
+		queries: queries{r: rdb, w: wdb, db: wdb, headers: newJWSHeaders()},
 		backend: backend,
 		wdb:     wdb,
 		rdb:     rdb,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -560,33 +561,100 @@ type ReportFilter struct {
 }
 
 // CreateReport stores a report; ErrConflict if its ID is taken, ErrNotFound
-// if its host does not exist.
+// if its host does not exist. A report whose JWS is compact with its JSON
+// as the payload is stored without repeating them (detachJWS).
 func (q *queries) CreateReport(ctx context.Context, r Report) error {
-	_, err := q.w.ExecContext(ctx, `INSERT INTO reports (id, host_id, host_name, trusted, created_at, expires_at, report, jws)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.ID, r.HostID, r.HostName, boolInt(r.Trusted), createdAt(r.CreatedAt), r.ExpiresAt.UnixMicro(),
-		dbBytes(r.JSON), r.JWS)
-	switch err = classify(err); {
-	case errors.Is(err, errUnique):
-		return fmt.Errorf("report %q: %w", r.ID, ErrConflict)
-	case errors.Is(err, errForeignKey):
-		return fmt.Errorf("host %q of report %q: %w", r.HostID, r.ID, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create report %q: %w", r.ID, err)
-	}
-	return nil
+	return q.atomic(ctx, func(q *queries) error {
+		jws, header := r.JWS, []byte(nil)
+		if h, sig, ok := detachJWS(r.JSON, r.JWS); ok {
+			// Stored before the report that names it, unless it is known
+			// to be stored; one row per header.
+			digest, stored := q.headers.digest(h)
+			if !stored {
+				if _, err := q.w.ExecContext(ctx, insertJWSHeader, digest[:], h); err != nil {
+					return fmt.Errorf("create report %q: jws header: %w", r.ID, err)
+				}
+			}
+			jws, header = sig, digest[:]
+		}
+		_, err := q.w.ExecContext(ctx, `INSERT INTO reports (id, host_id, host_name, trusted, created_at, expires_at, report, jws, jws_header)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			r.ID, r.HostID, r.HostName, boolInt(r.Trusted), createdAt(r.CreatedAt), r.ExpiresAt.UnixMicro(),
+			dbBytes(r.JSON), jws, header)
+		switch err = classify(err); {
+		case errors.Is(err, errUnique):
+			return fmt.Errorf("report %q: %w", r.ID, ErrConflict)
+		case errors.Is(err, errForeignKey):
+			return fmt.Errorf("host %q of report %q: %w", r.HostID, r.ID, ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("create report %q: %w", r.ID, err)
+		}
+		return nil
+	})
 }
 
-const reportColumns = `r.id, r.host_id, r.host_name, r.trusted, r.created_at, r.expires_at, r.report, r.jws`
+// detachJWS splits a compact JWS whose payload is json, base64url-encoded
+// as JWS compact serialization encodes it, into its protected header and
+// its signature: header + "." + base64url(json) + "." + signature is jws
+// again, byte for byte (attachJWS). ok is false for any other JWS, which
+// is stored whole.
+func detachJWS(json []byte, jws string) (header, signature string, ok bool) {
+	header, rest, ok := strings.Cut(jws, ".")
+	if !ok || header == "" {
+		return "", "", false
+	}
+	payload, signature, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(signature, ".") || len(payload) != base64.RawURLEncoding.EncodedLen(len(json)) {
+		return "", "", false
+	}
+	// Encoded and compared, not decoded: decoding accepts more than one
+	// encoding of the same bytes.
+	if payload != base64.RawURLEncoding.EncodeToString(json) {
+		return "", "", false
+	}
+	return header, signature, true
+}
+
+// attachJWS is the compact JWS that detachJWS split.
+func attachJWS(header string, json []byte, signature string) string {
+	var b strings.Builder
+	b.Grow(len(header) + base64.RawURLEncoding.EncodedLen(len(json)) + len(signature) + 2)
+	b.WriteString(header)
+	b.WriteByte('.')
+	enc := base64.NewEncoder(base64.RawURLEncoding, &b)
+	_, _ = enc.Write(json) // a strings.Builder does not fail
+	_ = enc.Close()
+	b.WriteByte('.')
+	b.WriteString(signature)
+	return b.String()
+}
+
+// reportColumns and reportFrom read a report with the header of its JWS,
+// when it was stored without it.
+const (
+	reportColumns = `r.id, r.host_id, r.host_name, r.trusted, r.created_at, r.expires_at, r.report, r.jws,
+	r.jws_header, jh.header`
+	reportFrom = ` FROM reports r LEFT JOIN report_jws_headers jh ON jh.sha256 = r.jws_header`
+)
 
 func scanReport(row interface{ Scan(...any) error }) (Report, error) {
 	var (
 		r               Report
 		trusted         int64
 		create, expires sql.NullInt64
+		headerSHA256    []byte
+		header          sql.NullString
 	)
-	if err := row.Scan(&r.ID, &r.HostID, &r.HostName, &trusted, &create, &expires, &r.JSON, &r.JWS); err != nil {
+	if err := row.Scan(&r.ID, &r.HostID, &r.HostName, &trusted, &create, &expires, &r.JSON, &r.JWS,
+		&headerSHA256, &header); err != nil {
 		return Report{}, err
+	}
+	switch {
+	case headerSHA256 == nil: // stored whole
+	case !header.Valid:
+		return Report{}, fmt.Errorf("report %q: the header of its jws is not stored", r.ID)
+	default:
+		r.JWS = attachJWS(header.String, r.JSON, r.JWS)
 	}
 	r.Trusted = trusted == 1
 	r.CreatedAt, r.ExpiresAt = fromDBTime(create), fromDBTime(expires)
@@ -595,7 +663,7 @@ func scanReport(row interface{ Scan(...any) error }) (Report, error) {
 
 // ReportByID returns the report; ErrNotFound if none.
 func (q *queries) ReportByID(ctx context.Context, id string) (Report, error) {
-	return queryOne(ctx, q.r, fmt.Sprintf("report %q", id), scanReport, `SELECT `+reportColumns+` FROM reports r WHERE r.id = $1`, id)
+	return queryOne(ctx, q.r, fmt.Sprintf("report %q", id), scanReport, `SELECT `+reportColumns+reportFrom+` WHERE r.id = $1`, id)
 }
 
 // ListReports returns the reports the filter selects, newest first.
@@ -619,7 +687,7 @@ func (q *queries) ListReports(ctx context.Context, f ReportFilter) ([]Report, er
 	if f.LatestPerHost {
 		w.where = append(w.where, "r.id = (SELECT MAX(l.id) FROM reports l WHERE l.host_id = r.host_id)")
 	}
-	query := `SELECT ` + reportColumns + ` FROM reports r` + w.sql()
+	query := `SELECT ` + reportColumns + reportFrom + w.sql()
 	query += " ORDER BY r.id DESC"
 	if f.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", f.Limit)

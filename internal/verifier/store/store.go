@@ -69,6 +69,8 @@ type queries struct {
 	// writes keeps the statements of transactions prepared on SQLite;
 	// nil on PostgreSQL and inside a Tx.
 	writes *preparedStmts
+	// headers are the JWS headers of reports known to be stored.
+	headers *jwsHeaders
 }
 
 // txQuerier is the querier of a transaction: with its statements kept
@@ -81,11 +83,13 @@ func txQuerier(tx *sql.Tx, writes *preparedStmts) querier {
 }
 
 // prepareWanted prepares the statements first met in the transaction just
-// ended; nothing on PostgreSQL.
+// ended (nothing on PostgreSQL) and stores the JWS headers of its reports
+// that were not known to be stored (jwsHeaders).
 func (q *queries) prepareWanted(ctx context.Context) {
 	if q.writes != nil {
 		q.writes.prepareWanted(ctx)
 	}
+	q.headers.storeWanted(ctx, q.w)
 }
 
 // atomic runs fn in a transaction: a new one on a Store, the current one in a Tx.
@@ -96,7 +100,7 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 	defer q.prepareWanted(ctx)
 	return inTx(ctx, q.db, func(tx *sql.Tx) error {
 		txq := txQuerier(tx, q.writes)
-		return fn(&queries{r: txq, w: txq, keys: q.keys})
+		return fn(&queries{r: txq, w: txq, keys: q.keys, headers: q.headers})
 	})
 }
 
@@ -192,7 +196,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	defer s.prepareWanted(ctx)
 	return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
 		txq := txQuerier(tx, s.writes)
-		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys}})
+		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys, headers: s.headers}})
 	})
 }
 
@@ -213,7 +217,7 @@ func (s *Store) InTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) err
 func (s *Store) inTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) error {
 	wrap := func(tx *sql.Tx) error {
 		txq := txQuerier(tx, s.writes)
-		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys}})
+		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys, headers: s.headers}})
 	}
 	switch {
 	case s.backend == backendPostgres:
