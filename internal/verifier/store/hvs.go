@@ -607,12 +607,29 @@ func detachJWS(json []byte, jws string) (header, signature string, ok bool) {
 	if !ok || strings.Contains(signature, ".") || len(payload) != base64.RawURLEncoding.EncodedLen(len(json)) {
 		return "", "", false
 	}
-	// Encoded and compared, not decoded: decoding accepts more than one
-	// encoding of the same bytes.
-	if payload != base64.RawURLEncoding.EncodeToString(json) {
+	if !encodes(payload, json) {
 		return "", "", false
 	}
 	return header, signature, true
+}
+
+// encodes reports whether payload is json in base64url without padding,
+// encoded and compared a block at a time, without allocating; not
+// decoded, since decoding accepts more than one encoding of the same
+// bytes.
+func encodes(payload string, json []byte) bool {
+	const block = 48 // bytes, 64 characters
+	var buf [64]byte
+	for len(json) > 0 {
+		n := min(len(json), block)
+		m := base64.RawURLEncoding.EncodedLen(n)
+		base64.RawURLEncoding.Encode(buf[:m], json[:n])
+		if len(payload) < m || payload[:m] != string(buf[:m]) {
+			return false
+		}
+		json, payload = json[n:], payload[m:]
+	}
+	return payload == ""
 }
 
 // attachJWS is the compact JWS that detachJWS split.
