@@ -197,14 +197,15 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 		return nil
 	}
 	// A report not acted on yet was made by the verifier on its own (after
-	// a boot or IMA event of the agent). Act on it unless it is stale or it
-	// is time for a fresh one; in both cases keep its reboot, even if its
-	// NATS notice was missed.
+	// a boot or IMA event of the agent). Act on it unless it is stale
+	// (expired, or older than MaxEvidenceAge, which may be shorter than the
+	// verifier's report validity) or it is time for a fresh one; in all
+	// cases keep its reboot, even if its NATS notice was missed.
 	var r *report.Report
 	missedReboot := false
 	if latest != nil && !acted {
 		missedReboot = latest.Rebooted
-		if why != triggerSchedule && !expired(latest, now) {
+		if why != triggerSchedule && !expired(latest, now) && now.Sub(latest.Created) < m.cfg.MaxEvidenceAge {
 			r = latest
 		}
 	}
