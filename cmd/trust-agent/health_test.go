@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/config/configtest"
+	"trustedcompute.io/tc/internal/eventually"
 )
 
 func TestHealthCommandReadsTheHeartbeat(t *testing.T) {
@@ -67,9 +68,9 @@ func TestHeartbeatFollowsTheBusConnection(t *testing.T) {
 	health := func(args ...string) error {
 		return program().Run(t.Context(), append([]string{"health", "-file", path}, args...), io.Discard, io.Discard, configtest.Env(nil))
 	}
-	waitFor(t, func() bool { return health("-ready") == nil }, "ready while the bus is up")
+	eventually.True(t, 5*time.Second, "ready while the bus is up", func() bool { return health("-ready") == nil })
 	up.Store(false)
-	waitFor(t, func() bool { return health("-ready") != nil }, "not ready once the bus is down")
+	eventually.True(t, 5*time.Second, "not ready once the bus is down", func() bool { return health("-ready") != nil })
 	if err := health(); err != nil {
 		t.Errorf("health with the bus down = %v, want alive (a verifier outage must not restart agents)", err)
 	}
@@ -78,16 +79,5 @@ func TestHeartbeatFollowsTheBusConnection(t *testing.T) {
 	var out bytes.Buffer
 	if err := program().Run(t.Context(), []string{"health", "-file", path}, &out, &out, configtest.Env(nil)); err == nil {
 		t.Errorf("health after the agent stopped = nil, output %q, want an error", out.String())
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within 5s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

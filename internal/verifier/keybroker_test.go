@@ -13,6 +13,7 @@ import (
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus/natsbus"
+	"trustedcompute.io/tc/internal/eventually"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/restapi"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -59,7 +60,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = keeper.Run(ctx) }()
-	waitFor(t, 30*time.Second, "the node holds version 1", func() bool {
+	eventually.True(t, 30*time.Second, "the node holds version 1", func() bool {
 		v, ok := keeper.Get("volume-key")
 		return ok && string(v) == "volume key v1"
 	})
@@ -68,7 +69,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 	if status, b := h.do(t, "PUT", "/hvs/v2/secrets/"+secret.ID, admin, ctJSON, body); status != http.StatusOK {
 		t.Fatalf("rotate: %d %s", status, b)
 	}
-	waitFor(t, 40*time.Second, "the rotated version replaces the old at the next renewal", func() bool {
+	eventually.True(t, 40*time.Second, "the rotated version replaces the old at the next renewal", func() bool {
 		v, ok := keeper.Get("volume-key")
 		return ok && string(v) == "volume key v2"
 	})
@@ -84,14 +85,14 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); status != http.StatusCreated || err != nil || rep.Trusted() {
 		t.Fatalf("report after the tamper: %d %s", status, b)
 	}
-	waitFor(t, 10*time.Second, "the node drops the secret after the tamper", func() bool {
+	eventually.True(t, 10*time.Second, "the node drops the secret after the tamper", func() bool {
 		_, ok := keeper.Get("volume-key")
 		return !ok
 	})
 	if took := time.Since(tampered); took > 30*time.Second {
 		t.Errorf("the secret stayed %s after the tamper, longer than the lease", took)
 	}
-	waitFor(t, 15*time.Second, "further releases are refused and counted", func() bool {
+	eventually.True(t, 15*time.Second, "further releases are refused and counted", func() bool {
 		status, m := h.do(t, "GET", "/metrics", admin, "", nil)
 		return status == http.StatusOK &&
 			strings.Contains(string(m), `tc_keybroker_decisions_total{outcome="refused",reason="not_verified"}`) &&
@@ -157,16 +158,5 @@ func (n *node) register(t *testing.T) {
 	flavors := `{"host_id":"` + n.hostID + `","partial_flavor_types":["PLATFORM","OS","IMA"]}`
 	if status, body := n.h.do(t, "POST", "/hvs/v2/flavors", n.admin, "application/json", []byte(flavors)); status != http.StatusCreated {
 		t.Fatalf("flavors from the host: %d %s", status, body)
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
