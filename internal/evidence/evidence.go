@@ -30,6 +30,9 @@ const (
 // NonceSize is the size of the verifier's quote nonce in bytes.
 const NonceSize = 32
 
+// EventLogDigestSize is the size of QuoteRequest.EventLogDigest: a SHA-256.
+const EventLogDigestSize = 32
+
 // MaxNonceSize is the largest nonce a TPM accepts as qualifying data for a
 // quote (the size of a TPMU_HA for SHA-512).
 const MaxNonceSize = 64
@@ -52,6 +55,14 @@ type QuoteRequest struct {
 	IMAOffset int `json:"ima_offset,omitempty"`
 	// EventLog asks for the TCG measured-boot event log.
 	EventLog bool `json:"event_log"`
+	// EventLogDigest, with EventLog, is the SHA-256 of the event log whose
+	// appraisal the verifier holds for the host's current boot. An agent
+	// whose event log hashes to it may leave the log out of its answer
+	// and name it (QuoteResponse.EventLogDigest); any other agent sends
+	// the log. Absent: the log is always sent. Agents older than this
+	// field refuse a request that carries it (BAD_REQUEST): the verifier
+	// then asks again without it.
+	EventLogDigest []byte `json:"event_log_digest,omitempty"`
 }
 
 // PCRValue is one PCR of one bank as the TPM read it.
@@ -76,6 +87,12 @@ type QuoteResponse struct {
 	AKName []byte `json:"ak_name,omitempty"`
 	// EventLog is the raw TCG PC Client binary event log (crypto-agile).
 	EventLog []byte `json:"event_log,omitempty"`
+	// EventLogDigest is set when the agent left EventLog out because its
+	// log hashes to the request's EventLogDigest: it is that digest. The
+	// verifier then uses its own appraisal of that log, and only one made
+	// against the PCR values of this quote; otherwise it asks again for
+	// the whole log.
+	EventLogDigest []byte `json:"event_log_digest,omitempty"`
 	// IMALog holds the IMA ascii runtime measurement lines from IMAOffset on.
 	IMALog string `json:"ima_log,omitempty"`
 	// IMAOffset is the entry index the first line of IMALog has in the full log.
@@ -324,6 +341,12 @@ func (r *QuoteRequest) Validate() error {
 	}
 	if r.IMAOffset < 0 {
 		errs = append(errs, fmt.Errorf("ima_offset must not be negative, got %d", r.IMAOffset))
+	}
+	if n := len(r.EventLogDigest); n != 0 && n != EventLogDigestSize {
+		errs = append(errs, fmt.Errorf("event_log_digest must be %d bytes, got %d", EventLogDigestSize, n))
+	}
+	if len(r.EventLogDigest) != 0 && !r.EventLog {
+		errs = append(errs, errors.New("event_log_digest is set but the event log is not asked for"))
 	}
 	return errors.Join(errs...)
 }

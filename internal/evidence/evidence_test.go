@@ -65,6 +65,9 @@ func TestQuoteRequestValidate(t *testing.T) {
 		{"a PCR named twice is refused", func(r *QuoteRequest) { r.PCRs = []int{7, 7} }, "named twice"},
 		{"an unknown bank is refused", func(r *QuoteRequest) { r.Banks = []string{"MD5"} }, "unknown pcr bank"},
 		{"a negative IMA offset is refused", func(r *QuoteRequest) { r.IMAOffset = -1 }, "ima_offset"},
+		{"a named event log that is asked for is valid", func(r *QuoteRequest) { r.EventLog, r.EventLogDigest = true, make([]byte, EventLogDigestSize) }, ""},
+		{"a named event log of the wrong size is refused", func(r *QuoteRequest) { r.EventLog, r.EventLogDigest = true, make([]byte, 20) }, "event_log_digest must be"},
+		{"a named event log that is not asked for is refused", func(r *QuoteRequest) { r.EventLogDigest = make([]byte, EventLogDigestSize) }, "not asked for"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +85,8 @@ func TestQuoteRequestValidate(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"version":"tc/v1","nonce":"AQID","pcrs":[0,7],"pcrbanks":["SHA256"],"ima_measure_enabled":true,"event_log":true}`))
 	f.Add([]byte(`{"version":"tc/v1","attest":"/1RDR4AYACIAC","signature":"AAQ=","pcrs":[{"bank":"SHA256","index":0,"value":"AA=="}]}`))
+	f.Add([]byte(`{"version":"tc/v1","nonce":"AQID","pcrs":[0],"pcrbanks":["SHA256"],"event_log":true,"event_log_digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`))
+	f.Add([]byte(`{"version":"tc/v1","attest":"","signature":"","pcrs":[],"event_log_digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`))
 	f.Add([]byte(`{"version":"tc/v1","type":"boot","host_id":"h1","time":"2026-01-01T00:00:00Z","reset_count":3}`))
 	f.Add([]byte(`{"version":"tc/v1","credential_blob":"AA==","encrypted_secret":"AA=="}`))
 	f.Add([]byte(`null`))
