@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"time"
 
@@ -33,17 +34,40 @@ type Input struct {
 	TPMBanks []string
 	// EventLogMemo, when set, remembers event log appraisals (nil: none).
 	EventLogMemo EventLogMemo
+	// HeldEventLog is the event log the verifier named in
+	// Request.EventLogDigest: what a verdict of the host's boot said of
+	// it (Verdict.EventLog). When the agent leaves the log out, it is
+	// appraised from EventLogMemo by HeldEventLog and this quote's PCR
+	// values; nil when the request names no log.
+	HeldEventLog *HeldEventLog
+}
+
+// HeldEventLog names an event log whose appraisal EventLogMemo may hold:
+// the SHA-256 of its bytes, the PCRs it has events for (the replay reads
+// those and 0 to 9, pcrsRead) and the boot of the quote it was appraised
+// against. It holds no event: it is worth nothing without the memo, whose
+// key it completes with the quoted PCR values.
+type HeldEventLog struct {
+	Digest [sha256.Size]byte
+	// EventPCRs has bit i set when the log has events for PCR i (i < 64).
+	EventPCRs uint64
+	// ResetCount and RestartCount are the clockInfo of the quote the log
+	// was appraised against: an omitted log is only taken within that boot.
+	ResetCount, RestartCount uint32
 }
 
 // EventLogMemo remembers event log appraisals, so that a log and quoted
 // PCR values seen before are not replayed again. Appraise keys it with
-// eventLogKey: the SHA-256 of everything the appraisal reads, the log's
-// bytes, the quoted banks and the value of every quoted PCR the replay
-// reads (0 to 9, and any other the log has events for; PCR 10, which IMA
-// extends, is not one unless the log has events for it). Another log, or
-// one of those values that differs, is another key; so one memo serves any
-// number of hosts. The appraisals it returns are shared: nobody may change
-// them. The quote itself is verified on every call, never remembered.
+// eventLogKey: the SHA-256 of everything the appraisal reads, the SHA-256
+// of the log's bytes, the quoted banks and the value of every quoted PCR
+// the replay reads (0 to 9, and any other the log has events for; PCR 10,
+// which IMA extends, is not one unless the log has events for it). Another
+// log, or one of those values that differs, is another key; so one memo
+// serves any number of hosts. As the key needs the log's digest, not its
+// bytes, an agent may leave out a log the verifier holds an appraisal of
+// (HeldEventLog): that appraisal is found only for the PCR values of the
+// new quote. The appraisals it returns are shared: nobody may change them.
+// The quote itself is verified on every call, never remembered.
 type EventLogMemo interface {
 	Get(key [sha256.Size]byte) (*EventLogAppraisal, bool)
 	Put(key [sha256.Size]byte, a *EventLogAppraisal)
@@ -58,10 +82,10 @@ type EventLogAppraisal struct {
 }
 
 // eventLogKey is the memo key of an event log appraisal: SHA-256 over the
-// log's length and bytes, then every bank of pcrs and each of its PCRs, by
-// index, with its value, each field length-prefixed. pcrs are the PCRs the
-// replay reads (EventLog.readPCRs).
-func eventLogKey(raw []byte, pcrs PCRs) [sha256.Size]byte {
+// SHA-256 of the log's bytes, then every bank of pcrs and each of its PCRs,
+// by index, with its value, each field length-prefixed. pcrs are the PCRs
+// the replay reads (pcrsRead).
+func eventLogKey(digest [sha256.Size]byte, pcrs PCRs) [sha256.Size]byte {
 	h := sha256.New()
 	var n [8]byte
 	field := func(b []byte) {
@@ -69,8 +93,8 @@ func eventLogKey(raw []byte, pcrs PCRs) [sha256.Size]byte {
 		h.Write(n[:])
 		h.Write(b)
 	}
-	h.Write([]byte("tc event log appraisal v1\x00"))
-	field(raw)
+	h.Write([]byte("tc event log appraisal v2\x00"))
+	field(digest[:])
 	banks := make([]string, 0, len(pcrs))
 	for bank := range pcrs {
 		banks = append(banks, bank)
@@ -113,6 +137,9 @@ type Verdict struct {
 	// this boot starts from.
 	IMANextOffset int    `json:"ima_next_offset,omitempty"`
 	IMANextValue  []byte `json:"ima_next_value,omitempty"`
+	// EventLog names the event log appraised, for the next request of the
+	// boot (Input.HeldEventLog); nil when there was none that decoded.
+	EventLog *HeldEventLog `json:"-"`
 }
 
 // Trusted reports whether the appraisal found no fault.
@@ -163,7 +190,7 @@ func Appraise(in Input, now time.Time) Verdict {
 	}
 	v.Quote = q
 	v.Faults = append(v.Faults, checkBanks(in.Request, in.Policy, in.TPMBanks, q)...)
-	v.appraiseEventLog(in.Response.EventLog, in.EventLogMemo)
+	v.appraiseBootLog(in)
 	var claim evidence.DiskEncryption
 	if facts != nil {
 		claim = facts.DiskEncryption
@@ -174,6 +201,16 @@ func Appraise(in Input, now time.Time) Verdict {
 		v.appraiseIMA(in)
 	}
 	return v
+}
+
+// appraiseBootLog appraises the event log of the answer, or the one the
+// request named when the answer left it out.
+func (v *Verdict) appraiseBootLog(in Input) {
+	if len(in.Response.EventLog) == 0 && len(in.Request.EventLogDigest) > 0 {
+		v.appraiseHeldEventLog(in)
+		return
+	}
+	v.appraiseEventLog(in.Response.EventLog, in.EventLogMemo)
 }
 
 func (v *Verdict) appraiseEventLog(raw []byte, memo EventLogMemo) {
@@ -190,9 +227,11 @@ func (v *Verdict) appraiseEventLog(raw []byte, memo EventLogMemo) {
 			fault(FaultSecureBootUnparsable, "the event log does not decode"))
 		return
 	}
+	held := &HeldEventLog{Digest: sha256.Sum256(raw), EventPCRs: log.eventPCRs(),
+		ResetCount: v.Quote.ClockInfo.ResetCount, RestartCount: v.Quote.ClockInfo.RestartCount}
 	var a *EventLogAppraisal
 	if memo != nil {
-		key := eventLogKey(raw, log.readPCRs(v.Quote.PCRs))
+		key := eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))
 		var ok bool
 		if a, ok = memo.Get(key); !ok {
 			a = appraiseEventLog(log, v.Quote.PCRs)
@@ -201,18 +240,69 @@ func (v *Verdict) appraiseEventLog(raw []byte, memo EventLogMemo) {
 	} else {
 		a = appraiseEventLog(log, v.Quote.PCRs)
 	}
-	v.Faults = append(v.Faults, a.Faults...)
-	v.Events, v.SecureBoot = a.Events, a.SecureBoot
+	v.useEventLogAppraisal(a, held)
 }
 
-// readPCRs are the quoted PCRs the replay and Secure Boot read: every
-// bank, and in each the PCRs 0 to 9 and those the log has events for.
-func (l *EventLog) readPCRs(pcrs PCRs) PCRs {
+func (v *Verdict) useEventLogAppraisal(a *EventLogAppraisal, held *HeldEventLog) {
+	v.Faults = append(v.Faults, a.Faults...)
+	v.Events, v.SecureBoot, v.EventLog = a.Events, a.SecureBoot, held
+}
+
+// appraiseHeldEventLog appraises a quote whose request named the event log
+// the verifier holds (Request.EventLogDigest) and whose answer has no log.
+// The agent's word that its log is that one is taken only as far as the
+// memo vouches for it: the appraisal is the one made from a log with that
+// digest replayed against exactly the PCR values this quote covers (which
+// a log of other content replays to only with a hash collision), and only
+// within the boot it was made in. Anything else, whatever the agent
+// claims, is FaultEventLogNotHeld: the verifier asks again for the log.
+func (v *Verdict) appraiseHeldEventLog(in Input) {
+	held, asked, named := in.HeldEventLog, in.Request.EventLogDigest, in.Response.EventLogDigest
+	clock := v.Quote.ClockInfo
+	var why string
+	switch {
+	case held == nil || !bytes.Equal(asked, held.Digest[:]):
+		why = "the request named an event log the verifier holds nothing of"
+	case !bytes.Equal(named, asked):
+		why = fmt.Sprintf("the agent left the event log out, naming log %x, not the one asked about", named)
+	case clock.ResetCount != held.ResetCount || clock.RestartCount != held.RestartCount:
+		why = "the quote is of another boot than the one the held event log was appraised in"
+	case in.EventLogMemo == nil:
+		why = "no event log appraisals are kept"
+	default:
+		if a, ok := in.EventLogMemo.Get(eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))); ok {
+			kept := *held
+			v.useEventLogAppraisal(a, &kept)
+			return
+		}
+		why = "no appraisal of the held event log against the quoted PCR values is kept"
+	}
+	v.Faults = append(v.Faults,
+		fault(FaultEventLogNotHeld, "%s", why),
+		fault(FaultSecureBootUnparsable, "there is no event log to read Secure Boot from"))
+}
+
+// eventPCRs has bit i set for each PCR i < 64 the log has events for.
+func (l *EventLog) eventPCRs() uint64 {
+	var set uint64
+	for _, ev := range l.events {
+		if ev.typ != evNoAction && ev.index >= 0 && ev.index < 64 {
+			set |= 1 << ev.index
+		}
+	}
+	return set
+}
+
+// pcrsRead are the quoted PCRs the replay and Secure Boot read: every
+// bank, and in each the PCRs 0 to 9 and those the log has events for
+// (eventPCRs, EventLog.hasEvents); any PCR past 63, which eventPCRs cannot
+// tell, is counted as read.
+func pcrsRead(pcrs PCRs, eventPCRs uint64) PCRs {
 	out := make(PCRs, len(pcrs))
 	for bank, values := range pcrs {
 		read := make(map[int][]byte, len(values))
 		for i, value := range values {
-			if i <= lastPreOSPCR || l.hasEvents(i) {
+			if i <= lastPreOSPCR || i >= 64 || eventPCRs&(1<<i) != 0 {
 				read[i] = value
 			}
 		}

@@ -44,6 +44,12 @@ const (
 	FaultAKInvalid = "AKInvalid"
 	// FaultEventLogReplay: the TCG event log does not replay to a quoted PCR.
 	FaultEventLogReplay = "EventLogReplay"
+	// FaultEventLogNotHeld: the agent left the TCG event log out, as the
+	// verifier's request allowed for a log whose appraisal it held, but
+	// no appraisal of that log against the quoted PCR values in the same
+	// boot is held (or the agent named another log); the verifier asks
+	// again for the whole log.
+	FaultEventLogNotHeld = "EventLogNotHeld"
 	// FaultEventLogUnparsable: the TCG event log does not decode.
 	FaultEventLogUnparsable = "EventLogUnparsable"
 	// FaultSecureBootUnparsable: the Secure Boot state cannot be read from
