@@ -145,6 +145,10 @@ type collected struct {
 	verdict *appraise.Verdict
 	// prior is the boot state the request continued from (IMAOffset > 0).
 	prior bootState
+	// namedRefused: the request named the event log the verifier holds
+	// and the agent refused it as a bad request (an agent older than
+	// evidence.QuoteRequest.EventLogDigest).
+	namedRefused bool
 }
 
 func newNonce() ([]byte, error) {
@@ -160,7 +164,10 @@ func newNonce() ([]byte, error) {
 // can be read from evidence.
 const diskEncryptionPCR = 15
 
-func (s *Service) quoteRequest(offset int) (evidence.QuoteRequest, error) {
+// quoteRequest asks for the IMA log from offset on and for the event log,
+// naming held, the event log the verifier holds an appraisal of for the
+// host's boot, when there is one: the agent may then leave it out.
+func (s *Service) quoteRequest(offset int, held *appraise.HeldEventLog) (evidence.QuoteRequest, error) {
 	nonce, err := newNonce()
 	if err != nil {
 		return evidence.QuoteRequest{}, err
@@ -169,17 +176,27 @@ func (s *Service) quoteRequest(offset int) (evidence.QuoteRequest, error) {
 	if !slices.Contains(pcrs, diskEncryptionPCR) {
 		pcrs = append(pcrs, diskEncryptionPCR)
 	}
-	return evidence.QuoteRequest{
+	req := evidence.QuoteRequest{
 		Version: evidence.Version, Nonce: nonce, PCRs: pcrs, Banks: slices.Clone(s.cfg.Banks),
 		EventLog: true, IMAMeasureEnabled: true, IMAOffset: offset,
-	}, nil
+	}
+	if held != nil {
+		req.EventLogDigest = slices.Clone(held.Digest[:])
+	}
+	return req, nil
 }
 
 // collect asks the host for a fresh quote and appraises it. With
 // incremental, the IMA log is read from the offset of the host's current
 // boot; a quote that shows another boot is asked for again from 0. The
-// error is an infrastructure failure only: an unreachable agent or an AK
-// that is not accepted is a collected status with faults.
+// request names the event log last appraised in the host's boot
+// (eventLogMemo.held), which the agent may then leave out; when that log's
+// appraisal against the new quote is not at hand (FaultEventLogNotHeld),
+// or the agent refuses the request, the quote is asked for again with the
+// whole event log. So a host is asked at most three times, and only once
+// more in the usual cases. The error is an infrastructure failure only: an
+// unreachable agent or an AK that is not accepted is a collected status
+// with faults.
 func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, now time.Time) (collected, error) {
 	ak, tpmBanks, err := s.enroller.VerifyAK(ctx, h.ID)
 	var akErr *enroll.AKError
@@ -200,14 +217,45 @@ func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, n
 			prior = bootState{}
 		}
 	}
-	c, err := s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, prior, now)
-	if err != nil || c.req.IMAOffset == 0 || !c.retryFull(h.Boot) {
-		return c, err
+	held := s.eventLogs.held(h.ID)
+	refused := false
+	c, err := s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, prior, held, now)
+	for err == nil {
+		// Each retry drops the event log's name, the IMA offset or both,
+		// never to name or continue again.
+		logFull := c.req.EventLogDigest != nil && (c.namedRefused || c.eventLogNotHeld())
+		// An agent that refused the request: ask again without the
+		// name first, as an older agent refuses that.
+		imaFull := c.req.IMAOffset > 0 && c.retryFull(h.Boot) && !c.namedRefused
+		if !logFull && !imaFull {
+			break
+		}
+		if logFull {
+			// The agent left out a log the verifier does not hold an
+			// appraisal of for this quote, or cannot be asked so.
+			held, refused = nil, refused || c.namedRefused
+		}
+		if imaFull {
+			// The incremental read did not work out: the host rebooted
+			// since its last verified quote (its IMA log starts over),
+			// or the agent refused the offset, or the IMA replay
+			// failed. A full read decides.
+			prior = bootState{}
+		}
+		c, err = s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, prior, held, now)
 	}
-	// The incremental read did not work out: the host rebooted since its
-	// last verified quote (its IMA log starts over), or the agent refused
-	// the offset, or the IMA replay failed. A full read decides.
-	return s.quote(ctx, h.ID, enrolledAK{ak, tpmBanks}, bootState{}, now)
+	if err == nil {
+		s.eventLogs.remember(h.ID, c.verdict, refused)
+	}
+	return c, err
+}
+
+// eventLogNotHeld reports whether the agent left out the event log the
+// request named and the verifier holds no appraisal of it for this quote.
+func (c collected) eventLogNotHeld() bool {
+	return c.verdict != nil && slices.ContainsFunc(c.verdict.Faults, func(f appraise.Fault) bool {
+		return f.Name == appraise.FaultEventLogNotHeld
+	})
 }
 
 // enrolledAK is what enrollment recorded of a host's AK and TPM.
@@ -230,8 +278,8 @@ func (c collected) retryFull(prev store.HostBoot) bool {
 	})
 }
 
-func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior bootState, now time.Time) (collected, error) {
-	req, err := s.quoteRequest(prior.IMAOffset)
+func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior bootState, held *appraise.HeldEventLog, now time.Time) (collected, error) {
+	req, err := s.quoteRequest(prior.IMAOffset, held)
 	if err != nil {
 		return collected{}, err
 	}
@@ -239,10 +287,12 @@ func (s *Service) quote(ctx context.Context, hostID string, ak enrolledAK, prior
 	resp, err := s.agent.Quote(ctx, hostID, req)
 	if err != nil {
 		c.status, c.faults = agentFault(err)
+		var ae *agentclient.AgentError
+		c.namedRefused = held != nil && errors.As(err, &ae) && ae.Code == evidence.CodeBadRequest
 		return c, nil
 	}
 	v := appraise.Appraise(appraise.Input{AKPublic: ak.public, AK: s.aks.get(ak.public), TPMBanks: ak.banks, Request: req, Response: resp,
-		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}, EventLogMemo: s.eventLogs}, now)
+		IMAStart: prior.IMAValues, Policy: appraise.Policy{AllowSHA1: s.cfg.AllowSHA1}, EventLogMemo: s.eventLogs, HeldEventLog: held}, now)
 	c.status, c.resp, c.verdict = report.StatusConnected, resp, &v
 	return c, nil
 }
