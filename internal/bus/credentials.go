@@ -179,12 +179,10 @@ func WaitToRenew(ctx context.Context, creds *Credentials, retry time.Duration) b
 	if retry > 0 {
 		wait = retry
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-time.After(wait):
 		return true
 	}
 }

@@ -56,12 +56,10 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 		wait := bus.Backoff(attempt)
 		logger.Warn("nats server unreachable, retrying", bus.KeyName, name, bus.KeyURL, url,
 			bus.KeyAttempt, attempt, bus.KeyRetryIn, wait, bus.KeyErr, err)
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil, fmt.Errorf("nats connect %s: %w (last error: %w)", url, ctx.Err(), err)
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

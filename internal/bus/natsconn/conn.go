@@ -183,12 +183,10 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		wait := bus.Backoff(attempt)
 		c.logger.Warn("nats server unreachable, retrying", bus.KeyURL, opts.URL,
 			bus.KeyAttempt, attempt, bus.KeyRetryIn, wait, bus.KeyErr, err.Error())
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil, fmt.Errorf("nats connect %s: %w (last error: %w)", opts.URL, ctx.Err(), err)
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
@@ -406,12 +404,10 @@ func (c *Conn) reconnect(ctx context.Context) *session {
 		}
 	}()
 	for attempt := 1; ; attempt++ {
-		t := time.NewTimer(bus.Backoff(attempt))
 		select {
 		case <-c.stop:
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-time.After(bus.Backoff(attempt)):
 		}
 		s, err := c.handshake(ctx, c.servers[attempt%len(c.servers)])
 		if err != nil {

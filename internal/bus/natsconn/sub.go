@@ -187,12 +187,10 @@ func (s *Subscription) Drain() error {
 		s.forget()
 	}
 	s.end()
-	t := time.NewTimer(drainWait)
-	defer t.Stop()
 	select {
 	case <-s.done:
 		return nil
-	case <-t.C:
+	case <-time.After(drainWait):
 		return fmt.Errorf("drain %s: the handler did not finish in %s", s.subject, drainWait)
 	}
 }

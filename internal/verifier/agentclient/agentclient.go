@@ -198,12 +198,10 @@ func (c *Client) send(ctx context.Context, subject string, body []byte) (*nats.M
 		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
 			return msg, err
 		}
-		t := time.NewTimer(noRespondersRetry)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil, err
-		case <-t.C:
+		case <-time.After(noRespondersRetry):
 		}
 	}
 }

@@ -208,8 +208,6 @@ func (s *Server) waitReady() bool {
 // Ready waits up to timeout until clients can connect; it returns an error if
 // Run failed to start the server or the time ran out.
 func (s *Server) Ready(timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-s.ready:
 		return nil
@@ -217,7 +215,7 @@ func (s *Server) Ready(timeout time.Duration) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.err
-	case <-t.C:
+	case <-time.After(timeout):
 		return fmt.Errorf("nats server: not ready after %s", timeout)
 	}
 }
