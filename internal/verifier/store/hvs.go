@@ -784,6 +784,13 @@ func (s *Store) ReportPolicies(ctx context.Context, hostID, hardwareUUID string)
 	return s.reportReads().ReportPolicies(ctx, hostID, hardwareUUID)
 }
 
+// AKEnrollmentByHost is queries.AKEnrollmentByHost, on an SQLite file on
+// the writer's connection (reportReads): every report reads the host's
+// enrollment (enroll.Enroller.VerifyAK) before its quote.
+func (s *Store) AKEnrollmentByHost(ctx context.Context, hostID string) (AKEnrollment, error) {
+	return s.reportReads().AKEnrollmentByHost(ctx, hostID)
+}
+
 // ReportHost is what a report reads of its host before it asks for a quote.
 type ReportHost struct {
 	// Host is the host without its FlavorGroupIDs, which ReportPolicies

@@ -111,6 +111,7 @@ func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, sqliteFileDSN(t))
 	reportFleet(t, s)
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name"), AKPublic: []byte("public")}))
 	isKept := func(p *preparedStmts, query string) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -123,6 +124,8 @@ func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
 	}{
 		{hostForReportQuery, func() error { _, err := s.HostForReport(ctx, "h1"); return err }},
 		{reportPoliciesQuery, func() error { _, err := s.ReportPolicies(ctx, "h1", "u1"); return err }},
+		{`SELECT ` + akEnrollmentColumns + ` FROM ak_enrollments WHERE host_id = $1`,
+			func() error { _, err := s.AKEnrollmentByHost(ctx, "h1"); return err }},
 	} {
 		must(t, "read", read.run())
 		if !isKept(s.writes, read.query) || isKept(s.prepared, read.query) {
@@ -136,6 +139,10 @@ func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
 		if ref.ID == "f-h1" {
 			t.Error("the writer's read does not see the flavor deleted")
 		}
+	}
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name 2"), AKPublic: []byte("public 2")}))
+	if enr, err := s.AKEnrollmentByHost(ctx, "h1"); err != nil || string(enr.AKPublic) != "public 2" {
+		t.Errorf("the writer's read of a host enrolled again: %q, %v; want the new AK", enr.AKPublic, err)
 	}
 }
 
