@@ -14,14 +14,20 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/evidence"
 )
 
+// PCRExtender is the part of a TPM that extends a PCR.
+type PCRExtender interface {
+	Extend(pcr int, bank string, digest []byte) error
+}
+
 // Extender is the part of a TPM a measured boot needs.
 type Extender interface {
-	Extend(pcr int, bank string, digest []byte) error
+	PCRExtender
 	ActiveBanks() ([]string, error)
 }
 
@@ -95,18 +101,32 @@ func IMAEntry(path string, fileSHA256 []byte) (line string, templateData []byte)
 
 // MeasureFile extends PCR 10 of every given bank with the template hash of
 // the file's IMA entry, as the kernel does, and returns the log line.
-func MeasureFile(t Extender, banks []string, path string, fileSHA256 []byte) (string, error) {
+func MeasureFile(t PCRExtender, banks []string, path string, fileSHA256 []byte) (string, error) {
 	line, data := IMAEntry(path, fileSHA256)
+	if err := extendData(t, banks, IMAPCR, data); err != nil {
+		return "", err
+	}
+	return line, nil
+}
+
+// ExtendUnlogged extends pcr of every given bank with a digest no event log
+// explains, as an unmeasured change to the platform would.
+func ExtendUnlogged(t PCRExtender, banks []string, pcr int) error {
+	return extendData(t, banks, pcr, fmt.Appendf(nil, "unlogged change %d to pcr %d", time.Now().UnixNano(), pcr))
+}
+
+// extendData extends pcr of every given bank with the bank's digest of data.
+func extendData(t PCRExtender, banks []string, pcr int, data []byte) error {
 	for _, bank := range banks {
 		h, ok := bankHash[strings.ToUpper(bank)]
 		if !ok {
-			return "", fmt.Errorf("unknown bank %q", bank)
+			return fmt.Errorf("extend pcr %d: unknown bank %q", pcr, bank)
 		}
 		hh := h.New()
 		hh.Write(data)
-		if err := t.Extend(IMAPCR, bank, hh.Sum(nil)); err != nil {
-			return "", fmt.Errorf("extend pcr %d %s: %w", IMAPCR, bank, err)
+		if err := t.Extend(pcr, bank, hh.Sum(nil)); err != nil {
+			return fmt.Errorf("extend pcr %d %s: %w", pcr, bank, err)
 		}
 	}
-	return line, nil
+	return nil
 }

@@ -2,17 +2,11 @@ package fleet
 
 import (
 	"context"
-	"crypto/sha1" //nolint:gosec // the TPM's SHA-1 bank
-	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
-	"fmt"
 	"strconv"
-	"strings"
-	"time"
 
-	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/fleetsim"
+	"trustedcompute.io/tc/internal/sandbox"
 )
 
 // The simulators a sandbox node can run on.
@@ -94,16 +88,7 @@ func (s simNode) measure(_ context.Context, path, content string) error {
 }
 
 func (s simNode) extend(_ context.Context, pcr int) error {
-	for _, bank := range s.banks {
-		d, err := unloggedDigest(bank, pcr)
-		if err != nil {
-			return err
-		}
-		if err := s.n.Extend(pcr, bank, d); err != nil {
-			return fmt.Errorf("extend pcr %d %s: %w", pcr, bank, err)
-		}
-	}
-	return nil
+	return sandbox.ExtendUnlogged(s.n, s.banks, pcr)
 }
 
 func (s simNode) reboot(ctx context.Context, secureBootOff bool) error {
@@ -121,22 +106,4 @@ func (s simNode) killAgent(context.Context) error {
 func (s simNode) resetCount() uint32 {
 	rc, _ := s.n.ResetCount()
 	return rc
-}
-
-// unloggedDigest is the digest in bank of a change to pcr that no event
-// log explains: new every time.
-func unloggedDigest(bank string, pcr int) ([]byte, error) {
-	data := fmt.Appendf(nil, "unlogged change %d to pcr %d", time.Now().UnixNano(), pcr)
-	switch strings.ToUpper(bank) {
-	case evidence.BankSHA1:
-		d := sha1.Sum(data) //nolint:gosec // the TPM's SHA-1 bank
-		return d[:], nil
-	case evidence.BankSHA256:
-		d := sha256.Sum256(data)
-		return d[:], nil
-	case evidence.BankSHA384:
-		d := sha512.Sum384(data)
-		return d[:], nil
-	}
-	return nil, fmt.Errorf("extend pcr %d: unknown bank %q", pcr, bank)
 }

@@ -304,14 +304,8 @@ func (n *node) measure(files map[string]string) error {
 func (n *node) extend(pcr int) error {
 	n.tpm.mu.Lock()
 	defer n.tpm.mu.Unlock()
-	for _, bank := range n.banks {
-		digest, err := unloggedDigest(bank, pcr)
-		if err != nil {
-			return err
-		}
-		if err := n.tpm.nt.Extend(pcr, bank, digest); err != nil {
-			return fmt.Errorf("extend pcr %d %s: %w", pcr, bank, err)
-		}
+	if err := sandbox.ExtendUnlogged(n.tpm.nt, n.banks, pcr); err != nil {
+		return err
 	}
 	n.logger.Warn("pcr extended outside the event log", keyPCR, pcr)
 	return nil
