@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"trustedcompute.io/tc/internal/benchfloor"
 	"trustedcompute.io/tc/internal/evidence"
 )
 
@@ -123,5 +124,54 @@ func TestTheHeldLogReadsThePCRsTheLogHasEventsFor(t *testing.T) {
 				t.Fatalf("the key reads PCRs %v, the replay %v", got, want)
 			}
 		})
+	}
+}
+
+// BenchmarkSteadyBootLog is the boot log's part of a steady report whose
+// appraisal the memo holds: the log sent whole (decoded, hashed, its memo
+// key made) or left out as the request named it (the memo key made from
+// the named digest). Logs: a real OVMF boot and the 152-event log of
+// BenchmarkAppraise.
+func BenchmarkSteadyBootLog(b *testing.B) {
+	n := newNode(b, "ecc-p256", 130, 0)
+	logs := []struct {
+		name string
+		log  []byte
+		pcrs PCRs
+	}{
+		{"ovmf", readFile(b, "testdata/ovmf/sb-on-reboot.bin"), only(readPCRs(b, "testdata/ovmf/sb-on-reboot.pcrs.json"), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)},
+		{"152-events", n.rsp.EventLog, only(n.pcrs, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)},
+	}
+	for _, l := range logs {
+		memo := &mapMemo{m: map[[sha256.Size]byte]*EventLogAppraisal{}}
+		first := Verdict{Quote: &Quote{PCRs: l.pcrs}}
+		first.appraiseEventLog(l.log, memo)
+		if len(first.Faults) != 0 {
+			b.Fatalf("%s: %v", l.name, first.Faults)
+		}
+		held := first.EventLog
+		named := evidence.QuoteRequest{EventLog: true, EventLogDigest: held.Digest[:]}
+		for _, c := range []struct {
+			name string
+			in   Input
+		}{
+			{"sent", Input{Request: evidence.QuoteRequest{EventLog: true}, Response: &evidence.QuoteResponse{EventLog: l.log}, EventLogMemo: memo}},
+			{"left-out", Input{Request: named, Response: &evidence.QuoteResponse{EventLogDigest: held.Digest[:]}, EventLogMemo: memo, HeldEventLog: held}},
+		} {
+			b.Run(l.name+"/log="+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				cpu := benchfloor.Start()
+				for b.Loop() {
+					v := Verdict{Quote: first.Quote}
+					v.appraiseBootLog(c.in)
+					if len(v.Faults) != 0 {
+						b.Fatal(v.Faults)
+					}
+				}
+				cpu.Report(b)
+				benchfloor.ReportRatio(b)
+				b.ReportMetric(float64(len(l.log)), "log-bytes")
+			})
+		}
 	}
 }
