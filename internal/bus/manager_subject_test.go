@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -34,6 +35,24 @@ func TestManagerRenewalSubjects(t *testing.T) {
 	}
 	if _, err := ManagerRenewSubject("a.>"); !errors.Is(err, ErrInvalidHostID) {
 		t.Fatalf("ManagerRenewSubject with a wildcard name = %v, want ErrInvalidHostID", err)
+	}
+}
+
+func TestManagerSubjectsAreTheManagersOwnAndNoOther(t *testing.T) {
+	sub, pub, err := ManagerSubjects("am")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"trust-credentials-manager.am.issued"}; !slices.Equal(sub, want) {
+		t.Errorf("ManagerSubjects(am) sub = %q, want %q", sub, want)
+	}
+	if want := []string{"trust-credentials-manager.am.renew"}; !slices.Equal(pub, want) {
+		t.Errorf("ManagerSubjects(am) pub = %q, want %q", pub, want)
+	}
+	for _, name := range []string{"", "*", ">", "am.>", "a m"} {
+		if _, _, err := ManagerSubjects(name); !errors.Is(err, ErrInvalidHostID) {
+			t.Errorf("ManagerSubjects(%q) = %v, want ErrInvalidHostID", name, err)
+		}
 	}
 }
 

@@ -215,6 +215,17 @@ func ManagerIssuedSubject(name string) (string, error) {
 	return managerSubject(name, issuedToken)
 }
 
+// ManagerSubjects are the subjects of its own that the manager called name
+// may use, for its credentials' permissions: it subscribes to sub (the
+// answers to its renewals) and publishes on pub (its renewals).
+func ManagerSubjects(name string) (sub, pub []string, err error) {
+	if err := ValidateHostID(name); err != nil {
+		return nil, nil, fmt.Errorf("manager name: %w", err)
+	}
+	at := managerCredsPrefix + "." + name + "."
+	return []string{at + issuedToken}, []string{at + renewToken}, nil
+}
+
 // managerSubject is trust-credentials-manager.<name>.last.
 func managerSubject(name, last string) (string, error) {
 	s, err := hostSubject(managerCredsPrefix, name, last)

@@ -350,20 +350,13 @@ func (a *Authority) ManagerCredentials(name string, ttl time.Duration) ([]byte, 
 }
 
 func (a *Authority) managerCredentials(ctx context.Context, name string, ttl time.Duration) ([]byte, error) {
-	if err := bus.ValidateHostID(name); err != nil {
-		return nil, fmt.Errorf("manager credentials: name: %w", err)
-	}
-	renew, err := bus.ManagerRenewSubject(name)
-	if err != nil {
-		return nil, fmt.Errorf("manager credentials: %w", err)
-	}
-	issued, err := bus.ManagerIssuedSubject(name)
+	sub, pub, err := bus.ManagerSubjects(name)
 	if err != nil {
 		return nil, fmt.Errorf("manager credentials: %w", err)
 	}
 	perms := jwt.Permissions{
-		Sub: jwt.Permission{Allow: jwt.StringList{bus.AllReports, issued}},
-		Pub: jwt.Permission{Allow: jwt.StringList{renew}},
+		Sub: jwt.Permission{Allow: append(jwt.StringList{bus.AllReports}, sub...)},
+		Pub: jwt.Permission{Allow: pub},
 	}
 	return a.recordedCredentials(ctx, Owner{OwnerManager, name}, bus.ManagerUserPrefix+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 }
