@@ -73,17 +73,28 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) erro
 	m.schedule(st, m.jittered(retry))
 	log = log.With(slog.String(keyTrigger, string(why)), slog.Time(keyNext, st.next))
 	now := m.clock.Now()
-	if trusted(st.node) && m.stale(st, now) {
-		// No cordon: an outage of the verifier must not drain the fleet.
-		// But a node is not Verified nor ready on evidence this old.
+	stale := m.stale(st, now)
+	var msg string
+	if stale {
 		last := "of unknown age (none read since the manager started)"
 		if !st.evidenceAt.IsZero() {
 			last = "from " + st.evidenceAt.UTC().Format(time.RFC3339)
 		}
-		msg := fmt.Sprintf("verifier unreachable and the last evidence is %s, older than maxEvidenceAge %s", last, m.cfg.MaxEvidenceAge)
+		msg = fmt.Sprintf("verifier unreachable and the last evidence is %s, older than maxEvidenceAge %s", last, m.cfg.MaxEvidenceAge)
+	}
+	if trusted(st.node) && stale {
+		// No cordon: an outage of the verifier must not drain the fleet.
+		// But a node is not Verified nor ready on evidence this old.
 		log.Warn("verdict withdrawn: evidence too old", slog.Any(keyErr, err))
 		m.withdraw(ctx, st, ReasonVerifierUnreachable, msg+": "+err.Error(), "Attestation stale: "+msg, log)
 		return nil
+	}
+	if w := st.want; stale && w != nil && w.status == cluster.StatusUnknown && w.reason == ReasonVerifierUnreachable {
+		// Withdrawn for this outage: the EIM may have missed it. (Only a
+		// withdrawal this process made says so: a Node is unknown too when
+		// its claim of another node's host was refused, and that host is
+		// not its to report on.)
+		m.tellEIMStale(st, "Attestation stale: "+msg, false, log)
 	}
 	log.Warn("no attestation result: verifier unreachable", slog.Any(keyErr, err))
 	if perr := m.nodes.Pending(ctx, n.Name, ReasonVerifierUnreachable, "verifier unreachable: "+err.Error()); perr != nil {
@@ -110,11 +121,31 @@ func (m *Manager) withdraw(ctx context.Context, st *nodeState, reason, message, 
 		st.want = &verdict{status: cluster.StatusUnknown, reason: reason, message: message}
 	}
 	st.drift = false
-	if changed && eimDetail != "" && m.sink != nil {
-		if err := m.sink.Notify(st.node.HostID, eim.StatusFailed, eimDetail); err != nil {
-			log.Warn("eim notification not queued", slog.Any(keyErr, err))
-		}
+	if eimDetail != "" {
+		m.tellEIMStale(st, eimDetail, changed, log)
 	}
+}
+
+// tellEIMStale tells the EIM that the node's verdict is stale: at once when
+// now is true, else unless it was told within the node's poll duration.
+// While the verifier stays unreachable it is said again about once a poll
+// duration: one update may be lost (the EIM unreachable too, or its queue
+// full), and the EIM would then say VERIFIED for the whole outage.
+func (m *Manager) tellEIMStale(st *nodeState, detail string, now bool, log *slog.Logger) {
+	at := m.clock.Now()
+	if m.sink == nil || (!now && !st.staleToldAt.IsZero() && at.Sub(st.staleToldAt) < m.interval(st)) {
+		return
+	}
+	if st.verdictHost != "" && st.verdictHost != st.node.HostID {
+		// The Node claims another host id since its verdict: the stale
+		// verdict is not about that host, perhaps another node's.
+		return
+	}
+	if err := m.sink.Notify(st.node.HostID, eim.StatusFailed, detail); err != nil {
+		log.Warn("eim notification not queued", slog.Any(keyErr, err))
+		return
+	}
+	st.staleToldAt = at
 }
 
 // reassert makes the Node say the last verdict again after someone changed
@@ -395,6 +426,7 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 		return nil
 	}
 	m.notify(n.HostID, d, log)
+	st.staleToldAt = time.Time{}
 	var err error
 	switch d.Status {
 	case StatusVerified:
@@ -433,7 +465,7 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 	if err != nil {
 		return fmt.Errorf("node %s, report %s: %w", n.Name, r.ID, err)
 	}
-	st.lastActed, st.node.LastReport, st.evidenceAt = r.ID, r.ID, evidenceAt
+	st.lastActed, st.node.LastReport, st.evidenceAt, st.verdictHost = r.ID, r.ID, evidenceAt, n.HostID
 	m.clampNext(st)
 	st.want, st.drift = &verdict{status: st.node.Status, ready: st.node.Ready, reportID: r.ID, message: d.Message, parts: d.Parts}, false
 	if st.node.Status != cluster.StatusVerified {

@@ -200,6 +200,11 @@ type nodeState struct {
 	evidenceAt time.Time
 	// want is the last verdict this process made the Node say; nil before.
 	want *verdict
+	// staleToldAt is when the EIM was last told that the verdict is stale
+	// (tellEIMStale); zero since the last verdict.
+	staleToldAt time.Time
+	// verdictHost is the host id of the last verdict this process made.
+	verdictHost string
 	// drift: the Node no longer says want.
 	drift bool
 	// shown is node.Status after the last reconcile, under Manager.mu.
