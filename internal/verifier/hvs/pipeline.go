@@ -630,7 +630,7 @@ func (s *Service) evaluate(ctx context.Context, pol store.ReportPolicies, facts 
 	overall := len(pol.Groups) > 0
 	for _, rec := range pol.Groups {
 		gid := rec.ID
-		g, err := decodeGroup(rec)
+		g, err := s.policies.groups.decode(rec)
 		if err != nil {
 			return ti, nil, err
 		}

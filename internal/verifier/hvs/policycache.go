@@ -1,9 +1,11 @@
 package hvs
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
+	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -24,6 +26,8 @@ const maxCachedPolicies = 1 << 16
 type policyCache struct {
 	mu     sync.Mutex
 	byHost map[string]cachedPolicies
+	// groups are the flavor groups of the policies, decoded.
+	groups groupMemo
 }
 
 type cachedPolicies struct {
@@ -31,7 +35,9 @@ type cachedPolicies struct {
 	pol          store.ReportPolicies
 }
 
-func newPolicyCache() *policyCache { return &policyCache{byHost: map[string]cachedPolicies{}} }
+func newPolicyCache() *policyCache {
+	return &policyCache{byHost: map[string]cachedPolicies{}, groups: groupMemo{byID: map[string]decodedGroup{}}}
+}
 
 // get returns the policies kept for the host and hardware UUID at
 // generation gen.
@@ -78,4 +84,45 @@ func (s *Service) reportPolicies(ctx context.Context, hostID, hardwareUUID strin
 	}
 	s.policies.put(hostID, hardwareUUID, pol)
 	return pol, nil
+}
+
+// maxDecodedGroups bounds the flavor groups a groupMemo keeps; past it the
+// memo starts over.
+const maxDecodedGroups = 4096
+
+// groupMemo keeps flavor groups decoded from their rows (decodeGroup), by
+// group ID with the name and match policies bytes each was decoded from:
+// a row that differs in either is decoded again, so a changed group is
+// never evaluated by its old policies. The groups kept are shared between
+// reports: nobody may change them.
+type groupMemo struct {
+	mu   sync.Mutex
+	byID map[string]decodedGroup
+}
+
+type decodedGroup struct {
+	name     string
+	policies []byte
+	group    flavor.Group
+}
+
+// decode is decodeGroup(rec), decoded once for the same row.
+func (m *groupMemo) decode(rec store.FlavorGroup) (flavor.Group, error) {
+	m.mu.Lock()
+	d, ok := m.byID[rec.ID]
+	m.mu.Unlock()
+	if ok && d.name == rec.Name && bytes.Equal(d.policies, rec.Policies) {
+		return d.group, nil
+	}
+	g, err := decodeGroup(rec)
+	if err != nil {
+		return g, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.byID) >= maxDecodedGroups {
+		clear(m.byID)
+	}
+	m.byID[rec.ID] = decodedGroup{name: rec.Name, policies: bytes.Clone(rec.Policies), group: g}
+	return g, nil
 }

@@ -160,3 +160,41 @@ func TestKeptPoliciesAreUsedForTheirHostHardwareUUIDAndGenerationOnly(t *testing
 		t.Error("policies of generation 4 replaced those of generation 5")
 	}
 }
+
+func TestADecodedFlavorGroupIsUsedOnlyForTheRowItWasDecodedFrom(t *testing.T) {
+	anyOf := []byte(`[{"flavor_part":"OS","match_policy":{"match_type":"ANY_OF","required":"REQUIRED"}}]`)
+	allOf := []byte(`[{"flavor_part":"OS","match_policy":{"match_type":"ALL_OF","required":"REQUIRED"}}]`)
+	m := &newPolicyCache().groups
+	for _, tc := range []struct {
+		name string
+		rec  store.FlavorGroup
+		want flavor.MatchType // "": the decode fails
+	}{
+		{name: "a group is decoded", rec: store.FlavorGroup{ID: "g1", Name: "one", Policies: anyOf}, want: flavor.MatchAnyOf},
+		{name: "the same row gives the same group", rec: store.FlavorGroup{ID: "g1", Name: "one", Policies: anyOf}, want: flavor.MatchAnyOf},
+		{name: "other match policies under the group's id are decoded again",
+			rec: store.FlavorGroup{ID: "g1", Name: "one", Policies: allOf}, want: flavor.MatchAllOf},
+		{name: "another name under the group's id is decoded again",
+			rec: store.FlavorGroup{ID: "g1", Name: "renamed", Policies: allOf}, want: flavor.MatchAllOf},
+		{name: "undecodable policies under the group's id fail",
+			rec: store.FlavorGroup{ID: "g1", Name: "renamed", Policies: []byte(`[{`)}},
+		{name: "the decoded policies again after a failure",
+			rec: store.FlavorGroup{ID: "g1", Name: "renamed", Policies: anyOf}, want: flavor.MatchAnyOf},
+		{name: "another group's id with the same row is its own group",
+			rec: store.FlavorGroup{ID: "g2", Name: "renamed", Policies: anyOf}, want: flavor.MatchAnyOf},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := m.decode(tc.rec)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("decode = %+v, want an error", g)
+				}
+				return
+			}
+			if err != nil || g.ID != tc.rec.ID || g.Name != tc.rec.Name || len(g.MatchPolicies) != 1 ||
+				g.MatchPolicies[0].MatchPolicy.MatchType != tc.want {
+				t.Errorf("decode = %+v, %v; want group %s named %s matching %s", g, err, tc.rec.ID, tc.rec.Name, tc.want)
+			}
+		})
+	}
+}
