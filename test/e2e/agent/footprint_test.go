@@ -13,7 +13,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -26,11 +25,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"trustedcompute.io/tc/internal/graceful"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -302,46 +302,21 @@ func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
 // into anonymous memory (heap, stacks) and file pages (the binary's text).
 type memory struct{ rss, hwm, anon, file int64 }
 
-// readMemory reads VmRSS and VmHWM of pid from /proc/<pid>/status.
+// readMemory reads the resident set of pid from /proc/<pid>/status; a
+// field missing there is an error.
 func readMemory(pid int) (memory, error) {
-	var m memory
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return m, err
+		return memory{}, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	found := 0
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		var dst *int64
-		switch key {
-		case "VmRSS":
-			dst = &m.rss
-		case "VmHWM":
-			dst = &m.hwm
-		case "RssAnon":
-			dst = &m.anon
-		case "RssFile":
-			dst = &m.file
-		}
-		if !ok || dst == nil {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("/proc/%d/status %s %q: %w", pid, key, val, err)
-		}
-		*dst = kb << 10
-		found++
+	s, err := p.NewStatus()
+	if err != nil {
+		return memory{}, err
 	}
-	if err := sc.Err(); err != nil {
-		return m, err
+	if s.VmRSS == 0 || s.VmHWM == 0 || s.RssAnon == 0 || s.RssFile == 0 {
+		return memory{}, fmt.Errorf("/proc/%d/status: want VmRSS, VmHWM, RssAnon and RssFile, got %+v", pid, s)
 	}
-	if found != 4 {
-		return m, fmt.Errorf("/proc/%d/status: want VmRSS, VmHWM, RssAnon and RssFile, found %d of them", pid, found)
-	}
-	return m, nil
+	return memory{rss: int64(s.VmRSS), hwm: int64(s.VmHWM), anon: int64(s.RssAnon), file: int64(s.RssFile)}, nil
 }
 
 // hvsAPI is the HVS REST API as an administrator.
