@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,9 +142,7 @@ var envKeys = append(config.EnvKeys(Config{}), "TC_POD_NAMESPACE")
 func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
 	err := config.Load(path, getenv, &cfg)
-	if cfg.Kubernetes.Namespace == "" {
-		cfg.Kubernetes.Namespace = getenv("TC_POD_NAMESPACE")
-	}
+	cfg.Kubernetes.Namespace = cmp.Or(cfg.Kubernetes.Namespace, getenv("TC_POD_NAMESPACE"))
 	return cfg, err
 }
 

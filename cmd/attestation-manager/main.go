@@ -208,11 +208,7 @@ func cmsRoots(ctx context.Context, v Verifier) (*x509.CertPool, error) {
 	if v.CMSRootFile != "" {
 		root, err = cms.LoadRootFile(v.CMSRootFile, v.CMSRootSHA384)
 	} else {
-		base := v.CMSURL
-		if base == "" {
-			base = v.URL
-		}
-		root, err = cms.FetchRootPinned(ctx, base, v.CMSRootSHA384)
+		root, err = cms.FetchRootPinned(ctx, cmp.Or(v.CMSURL, v.URL), v.CMSRootSHA384)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cms root: %w", err)

@@ -293,9 +293,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	if cfg.HostID == "" {
-		cfg.HostID = "local"
-	}
+	cfg.HostID = cmp.Or(cfg.HostID, "local")
 	logger, err := cli.Logger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package imapolicy
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"encoding/hex"
 	"errors"
@@ -50,10 +51,7 @@ var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
 // not recorded (their targets are, where they are walked). Spaces in a
 // path are recorded as "_", as the kernel writes them in its log.
 func FromDir(root string, opts DirOptions) (*Policy, error) {
-	alg := opts.Alg
-	if alg == "" {
-		alg = "sha256"
-	}
+	alg := cmp.Or(opts.Alg, "sha256")
 	h, ok := appraise.IMAHashAlg(alg)
 	if !ok {
 		return nil, fmt.Errorf("ima policy from %s: digest algorithm %q is not one of sha1, sha256, sha384, sha512", root, alg)
@@ -72,10 +70,7 @@ func FromDir(root string, opts DirOptions) (*Policy, error) {
 	fsys := r.FS()
 	buf := make([]byte, 256<<10)
 	for _, dir := range dirs {
-		rel := strings.TrimPrefix(path.Clean("/"+dir), "/")
-		if rel == "" {
-			rel = "."
-		}
+		rel := cmp.Or(strings.TrimPrefix(path.Clean("/"+dir), "/"), ".")
 		info, err := r.Lstat(rel)
 		if errors.Is(err, fs.ErrNotExist) || (err == nil && !info.IsDir()) {
 			continue

@@ -14,6 +14,7 @@
 package agentclient
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,9 +106,7 @@ func New(nc *nats.Conn, timeout time.Duration) *Client {
 
 // Quote asks the agent of hostID for a quote and the logs that explain it.
 func (c *Client) Quote(ctx context.Context, hostID string, req evidence.QuoteRequest) (*evidence.QuoteResponse, error) {
-	if req.Version == "" {
-		req.Version = evidence.Version
-	}
+	req.Version = cmp.Or(req.Version, evidence.Version)
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("%s to host %q: %w", bus.QuoteRequest, hostID, err)
 	}
@@ -129,9 +128,7 @@ func (c *Client) AKInfo(ctx context.Context, hostID string) (*evidence.AKInfo, e
 // Activate sends the agent of hostID a credential challenge and returns the
 // secret its TPM recovered.
 func (c *Client) Activate(ctx context.Context, hostID string, req evidence.ActivateRequest) (*evidence.ActivateResponse, error) {
-	if req.Version == "" {
-		req.Version = evidence.Version
-	}
+	req.Version = cmp.Or(req.Version, evidence.Version)
 	return ask(ctx, c, hostID, bus.ActivateCredential, &req, func(r *evidence.ActivateResponse) *evidence.Error { return r.Error })
 }
 

@@ -1,6 +1,7 @@
 package busserver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,9 +179,7 @@ func NewRenewer(cfg RenewerConfig, auth *Authority, srv *Server, hosts Hosts, lo
 	if auth == nil || hosts == nil || logger == nil {
 		return nil, errors.New("credential renewer: authority, hosts and logger are required")
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultCredentialsTTL
-	}
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultCredentialsTTL)
 	if cfg.TTL < 0 || cfg.TTL > MaxCredentialsTTL {
 		return nil, fmt.Errorf("credential renewer: ttl %s out of range (0, %s]", cfg.TTL, MaxCredentialsTTL)
 	}
