@@ -1,9 +1,16 @@
 package hvs
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +37,13 @@ func imaFile(i int) (path, content string) {
 // IMA log of imaLines lines, on an SQLite file, or on the database dsn
 // names.
 func newBenchReportEnv(b *testing.B, dsn ...string) (*env, *node) {
+	e, n, _ := newBenchReportEnvAt(b, dsn...)
+	return e, n
+}
+
+// newBenchReportEnvAt is newBenchReportEnv, with the path of its SQLite
+// file ("" on another database).
+func newBenchReportEnvAt(b *testing.B, dsn ...string) (*env, *node, string) {
 	b.Helper()
 	n := newNode(b, "edge-1")
 	files := map[string]string{}
@@ -40,8 +54,10 @@ func newBenchReportEnv(b *testing.B, dsn ...string) (*env, *node) {
 	if err := n.root.MeasureFiles(n.tpm, n.banks, files); err != nil {
 		b.Fatal(err)
 	}
+	path := ""
 	if len(dsn) == 0 {
-		dsn = append(dsn, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+		path = filepath.Join(b.TempDir(), "bench.db")
+		dsn = append(dsn, "sqlite:"+path)
 	}
 	st, err := store.Open(b.Context(), dsn[0])
 	if err != nil {
@@ -50,7 +66,7 @@ func newBenchReportEnv(b *testing.B, dsn ...string) (*env, *node) {
 	b.Cleanup(func() { _ = st.Close() })
 	e := newEnvOn(b, st, []*node{n})
 	e.baseline(b, n)
-	return e, n
+	return e, n, path
 }
 
 // startMeter starts the Meter of the benchmark's CPU time, with the node's
@@ -154,3 +170,95 @@ func BenchmarkReportSteadyPostgres(b *testing.B) {
 	}
 	reportRatios(b, e, cpu)
 }
+
+// BenchmarkReportWrites is what a steady report with one new IMA line
+// writes to an SQLite file: the pages it writes to the WAL (wal-pages/op,
+// each a frame of a page and a 24-byte header), and by which table or
+// index (b.Log, from SQLite's dbstat), and how much the database grows
+// (db-bytes/op). The WAL must hold every report's frames: run it with
+// -benchtime 100x or fewer (SQLite checkpoints at 1,000 pages).
+//
+//	go test -run '^$' -bench ReportWrites -benchtime 100x -v ./internal/verifier/hvs
+func BenchmarkReportWrites(b *testing.B) {
+	e, n, path := newBenchReportEnvAt(b)
+	wantTrustedReport(b, e, n)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = raw.Close() }()
+	ctx := b.Context()
+	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	pages := func() (n int) {
+		if err := raw.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	before, next := pages(), 0
+	for b.Loop() {
+		p, c := imaFile(next % (imaLines - len(bootFiles)))
+		next++
+		if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{p: c}); err != nil {
+			b.Fatal(err)
+		}
+		wantTrustedReport(b, e, n)
+	}
+	grown := pages() - before
+	wal, err := os.ReadFile(path + "-wal")
+	if err != nil {
+		b.Fatal(err)
+	}
+	frames, err := walFramePages(wal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(frames) < b.N {
+		b.Fatalf("the WAL holds %d frames of %d reports: it was checkpointed; run with -benchtime 100x", len(frames), b.N)
+	}
+	owner := map[uint32]string{}
+	rows, err := raw.QueryContext(ctx, `SELECT name || ' ' || pagetype, pageno FROM dbstat`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var page uint32
+		if err := rows.Scan(&name, &page); err != nil {
+			b.Fatal(err)
+		}
+		owner[page] = name
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		b.Fatal(err)
+	}
+	byOwner := map[string]int{}
+	for _, p := range frames {
+		byOwner[cmp.Or(owner[p], fmt.Sprintf("page %d", p))]++
+	}
+	for _, name := range slices.Sorted(maps.Keys(byOwner)) {
+		b.Logf("%-40s %.2f pages a report", name, float64(byOwner[name])/float64(b.N))
+	}
+	b.ReportMetric(float64(len(frames))/float64(b.N), "wal-pages/op")
+	b.ReportMetric(float64(grown*pageSize(wal))/float64(b.N), "db-bytes/op")
+}
+
+// walFramePages lists the page number of every frame of an SQLite WAL
+// file, in order.
+func walFramePages(wal []byte) ([]uint32, error) {
+	const walHeader, frameHeader = 32, 24
+	if len(wal) < walHeader {
+		return nil, fmt.Errorf("wal of %d bytes", len(wal))
+	}
+	size := pageSize(wal)
+	var pages []uint32
+	for off := walHeader; off+frameHeader+size <= len(wal); off += frameHeader + size {
+		pages = append(pages, binary.BigEndian.Uint32(wal[off:]))
+	}
+	return pages, nil
+}
+
+// pageSize is the page size a WAL file's header gives.
+func pageSize(wal []byte) int { return int(binary.BigEndian.Uint32(wal[8:12])) }
