@@ -27,9 +27,11 @@
 // full read.
 //
 // Verified flavors (flavor.Cache, by the SHA-256 of their stored bytes) and
-// boot log appraisals (appraise.EventLogMemo, by the log and the PCR values
-// its replay reads) are kept in memory too; the quote is verified at every
-// report.
+// boot log appraisals (appraise.EventLogMemo, by the log's SHA-256 and the
+// PCR values its replay reads) are kept in memory too; the quote is
+// verified at every report. A report names the boot log last appraised in
+// the host's boot (evidence.QuoteRequest.EventLogDigest), which the agent
+// then leaves out (eventLogMemo).
 //
 // Reports are published as their compact JWS on trust-reports.<host-id>.
 package hvs
@@ -262,7 +264,8 @@ type Service struct {
 	flavors *flavor.Cache
 	// imaPrefixes holds the IMA entries of the hosts' current boots.
 	imaPrefixes *imaPrefixes
-	// eventLogs holds boot log appraisals by log and PCR values.
+	// eventLogs holds boot log appraisals by log and PCR values, and the
+	// log last appraised in each host's boot.
 	eventLogs *eventLogMemo
 	// aks holds enrolled AKs parsed, by their public area.
 	aks akMemo
