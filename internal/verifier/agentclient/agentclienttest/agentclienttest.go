@@ -58,15 +58,7 @@ func NewBus(t testing.TB) *Bus {
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("nats server: %v", err)
-		}
-	})
+	runUntilCleanup(t, "nats server", srv.Run)
 	if err := srv.Ready(10 * time.Second); err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
@@ -123,9 +115,9 @@ func (b *Bus) StartAgent(t testing.TB, hostID string, sw *tpmtest.Swtpm) *Agent 
 	if err != nil {
 		t.Fatalf("open tpm: %v", err)
 	}
+	t.Cleanup(func() { _ = tp.Close() }) // the last cleanup: after the agent stopped
 	node, err := agent.NewNodeTPM(tp, tpm.AKOptions{})
 	if err != nil {
-		_ = tp.Close()
 		t.Fatalf("node tpm: %v", err)
 	}
 	root := t.TempDir()
@@ -137,22 +129,26 @@ func (b *Bus) StartAgent(t testing.TB, hostID string, sw *tpmtest.Swtpm) *Agent 
 	}
 	a, err := agent.New(agent.Config{HostID: hostID, AgentVersion: "test"}, node, measure.New(root), slog.New(slog.DiscardHandler))
 	if err != nil {
-		_ = tp.Close()
 		t.Fatalf("agent: %v", err)
 	}
 	nc := b.AgentConn(t, hostID)
+	runUntilCleanup(t, "agent "+hostID, func(ctx context.Context) error { return a.Run(ctx, natsbus.Adapt(nc)) })
+	waitForAgent(t, agentclient.New(b.ServiceConn(t), time.Second), hostID)
+	return &Agent{HostID: hostID, TPM: node}
+}
+
+// runUntilCleanup runs task until the test ends; then it cancels the task's
+// context, waits for it and reports its error, named what.
+func runUntilCleanup(t testing.TB, what string, task func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, natsbus.Adapt(nc)) }()
+	go func() { done <- task(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("agent %s: %v", hostID, err)
+			t.Errorf("%s: %v", what, err)
 		}
-		_ = tp.Close()
 	})
-	waitForAgent(t, agentclient.New(b.ServiceConn(t), time.Second), hostID)
-	return &Agent{HostID: hostID, TPM: node}
 }
 
 // BootNode opens the TPM at spec as a node's TPM, replays the measured boot
