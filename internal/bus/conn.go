@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -88,6 +90,29 @@ func Backoff(attempt int) time.Duration {
 		}
 	}
 	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter needs no unpredictability
+}
+
+// Dial calls connect until it succeeds, until it fails in a way permanent
+// says a retry cannot mend, or until ctx ends. It waits Backoff(attempt)
+// after the attempt-th failure (attempts count from 1) and logs each one.
+func Dial[C any](ctx context.Context, url string, logger *slog.Logger, permanent func(error) bool, connect func(attempt int) (C, error)) (C, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := connect(attempt)
+		if err == nil {
+			return c, nil
+		}
+		if permanent(err) {
+			return c, fmt.Errorf("nats connect %s: %w", url, err)
+		}
+		wait := Backoff(attempt)
+		logger.Warn("nats server unreachable, retrying", KeyURL, url,
+			KeyAttempt, attempt, KeyRetryIn, wait, KeyErr, err.Error())
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("nats connect %s: %w (last error: %w)", url, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // CertificateRefused reports an error that says the server's TLS certificate

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -44,24 +43,13 @@ func Connect(ctx context.Context, url string, creds []byte, rootCAs *x509.CertPo
 		nats.MaxPingsOutstanding(bus.MaxPingsOut),
 	)
 	opts = append(opts, extra...)
-	for attempt := 1; ; attempt++ {
-		nc, err := nats.Connect(url, opts...)
-		if err == nil {
-			logger.Info("nats connected", bus.KeyName, name, bus.KeyURL, nc.ConnectedUrlRedacted())
-			return nc, nil
-		}
-		if permanent(err) {
-			return nil, fmt.Errorf("nats connect %s: %w", url, err)
-		}
-		wait := bus.Backoff(attempt)
-		logger.Warn("nats server unreachable, retrying", bus.KeyName, name, bus.KeyURL, url,
-			bus.KeyAttempt, attempt, bus.KeyRetryIn, wait, bus.KeyErr, err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("nats connect %s: %w (last error: %w)", url, ctx.Err(), err)
-		case <-time.After(wait):
-		}
+	logger = logger.With(bus.KeyName, name)
+	nc, err := bus.Dial(ctx, url, logger, permanent, func(int) (*nats.Conn, error) { return nats.Connect(url, opts...) })
+	if err != nil {
+		return nil, err
 	}
+	logger.Info("nats connected", bus.KeyURL, nc.ConnectedUrlRedacted())
+	return nc, nil
 }
 
 // ClientOptions are the options shared by every connection: identity,

@@ -167,28 +167,18 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 	c := &Conn{opts: opts, servers: servers, logger: opts.Logger.With(bus.KeyName, opts.Name),
 		subs: map[uint64]*Subscription{}, responses: map[string]chan *bus.Msg{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	for attempt := 1; ; attempt++ {
-		s, err := c.handshake(ctx, servers[(attempt-1)%len(servers)])
-		if err == nil {
-			c.cur = s
-			c.logger.Info("nats connected", bus.KeyURL, s.url)
-			// The connection outlives ctx, which bounds the dial only.
-			go c.loop(context.WithoutCancel(ctx), s)
-			go c.pinger()
-			return c, nil
-		}
-		if permanent(err) {
-			return nil, fmt.Errorf("nats connect %s: %w", opts.URL, err)
-		}
-		wait := bus.Backoff(attempt)
-		c.logger.Warn("nats server unreachable, retrying", bus.KeyURL, opts.URL,
-			bus.KeyAttempt, attempt, bus.KeyRetryIn, wait, bus.KeyErr, err.Error())
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("nats connect %s: %w (last error: %w)", opts.URL, ctx.Err(), err)
-		case <-time.After(wait):
-		}
+	s, err := bus.Dial(ctx, opts.URL, c.logger, permanent, func(attempt int) (*session, error) {
+		return c.handshake(ctx, servers[(attempt-1)%len(servers)])
+	})
+	if err != nil {
+		return nil, err
 	}
+	c.cur = s
+	c.logger.Info("nats connected", bus.KeyURL, s.url)
+	// The connection outlives ctx, which bounds the dial only.
+	go c.loop(context.WithoutCancel(ctx), s)
+	go c.pinger()
+	return c, nil
 }
 
 func parseURLs(list string) ([]*url.URL, error) {
