@@ -174,6 +174,18 @@ func FuzzDecodeQuoteResponse(f *testing.F) {
 	f.Add([]byte(`{"version":"tc/v1","attest":"/1RDR4AY","signature":"","pcrs":[{"bank":"SHA256","index":0,"value":""}]}`))
 	f.Add([]byte(`{"version":"tc/v1","error":{"code":"INTERNAL","message":"x"}}`))
 	f.Add([]byte(`{}`))
+	memo := &mapMemo{m: map[[32]byte]*EventLogAppraisal{}}
+	in := n.input()
+	in.EventLogMemo = memo
+	held := Appraise(in, testNow).EventLog
+	if held == nil {
+		f.Fatal("the genuine log names no held log")
+	}
+	left := *n.rsp
+	left.EventLog, left.EventLogDigest = nil, held.Digest[:]
+	if b, err := json.Marshal(&left); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var rsp evidence.QuoteResponse
 		if err := evidence.Decode(data, &rsp); err != nil {
@@ -184,6 +196,11 @@ func FuzzDecodeQuoteResponse(f *testing.F) {
 		v := Appraise(in, testNow)
 		if v.Trusted() && v.Quote == nil {
 			t.Fatal("a trusted verdict without a verified quote")
+		}
+		// The request named the genuine log, whose appraisal is held.
+		in.Request.EventLogDigest, in.HeldEventLog, in.EventLogMemo = held.Digest[:], held, memo
+		if v := Appraise(in, testNow); v.Trusted() && (v.Quote == nil || v.EventLog == nil || v.EventLog.Digest != held.Digest) {
+			t.Fatalf("a trusted verdict whose event log is not the held one: %+v", v.EventLog)
 		}
 	})
 }
