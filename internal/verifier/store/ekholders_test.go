@@ -1,0 +1,48 @@
+package store
+
+import (
+	"slices"
+	"testing"
+)
+
+// HostsEnrolledWithEK names the registered hosts other than the one asking
+// that are enrolled with an EK, whatever the case of its digest, and not the
+// hosts deleted since (package enroll refuses an EK another host holds).
+func TestHostsEnrolledWithEKNamesTheOtherRegisteredHosts(t *testing.T) {
+	const ek = "ab12"
+	runOnBackends(t, []storeTest{{
+		name: "the hosts enrolled with the ek are named, but the one asking and deleted ones",
+		test: func(t *testing.T, s *Store) {
+			for i, id := range []string{"h1", "h2", "h3", "h4"} {
+				if err := s.CreateHost(t.Context(), Host{ID: id, Name: "node-" + id}); err != nil {
+					t.Fatal(err)
+				}
+				digest := ek
+				if id == "h4" {
+					digest = "cd34"
+				}
+				if err := s.PutAKEnrollment(t.Context(), AKEnrollment{HostID: id, AKName: []byte{0, 0x0b, byte(i)},
+					AKPublic: []byte{1}, AKCertificate: []byte{2}, EKPublicSHA256: digest}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.DeleteHost(t.Context(), "h3"); err != nil {
+				t.Fatal(err)
+			}
+			for _, tt := range []struct {
+				host, digest string
+				want         []string
+			}{
+				{"h1", ek, []string{"h2"}},
+				{"h5", "AB12", []string{"h1", "h2"}},
+				{"h4", "cd34", nil},
+				{"h1", "ef56", nil},
+			} {
+				got, err := s.HostsEnrolledWithEK(t.Context(), tt.host, tt.digest)
+				if err != nil || !slices.Equal(got, tt.want) {
+					t.Errorf("HostsEnrolledWithEK(%s, %s) = %v, %v; want %v", tt.host, tt.digest, got, err, tt.want)
+				}
+			}
+		},
+	}})
+}
