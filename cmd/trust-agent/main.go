@@ -70,15 +70,21 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.hostID, "host-id", "", "host id on the bus (default: the SMBIOS system UUID)")
 }
 
-func (c *common) config(getenv func(string) string, needBus bool) (Config, error) {
+// config loads and validates the configuration the flags name and returns it
+// with the logger of the command.
+func (c *common) config(getenv func(string) string, stderr io.Writer, needBus bool) (Config, *slog.Logger, error) {
 	cfg, err := loadConfig(c.configPath, getenv)
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	cfg.TPM = cmp.Or(c.tpmSpec, cfg.TPM)
 	cfg.Root = cmp.Or(c.root, cfg.Root)
 	cfg.HostID = cmp.Or(c.hostID, cfg.HostID)
-	return cfg, cfg.validate(needBus)
+	if err := cfg.validate(needBus); err != nil {
+		return cfg, nil, err
+	}
+	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	return cfg, logger, err
 }
 
 // node opens the TPM and the measurements and builds the agent.
@@ -156,11 +162,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := c.config(getenv, true)
-	if err != nil {
-		return err
-	}
-	logger, err := cli.Logger(stderr, cfg.LogLevel)
+	cfg, logger, err := c.config(getenv, stderr, true)
 	if err != nil {
 		return err
 	}
@@ -289,15 +291,11 @@ func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	cfg, err := c.config(getenv, false)
+	cfg, logger, err := c.config(getenv, stderr, false)
 	if err != nil {
 		return err
 	}
 	cfg.HostID = cmp.Or(cfg.HostID, "local")
-	logger, err := cli.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
 	n, err := openNode(ctx, cfg, logger)
 	if err != nil {
 		return err
