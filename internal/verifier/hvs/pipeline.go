@@ -493,17 +493,23 @@ func (s *Service) appraiseAndCommit(ctx context.Context, h store.Host, c collect
 	// is synced: a power loss must neither bring back the host's last
 	// trusted report nor let the next report count the same reboot again
 	// (which would rebaseline golden flavors a second time).
-	commit := s.store.InTx
-	if deferSync(r.Trusted(), h.Boot, boot) {
-		commit = s.store.InTxDeferredSync
-	}
+	deferred := deferSync(r.Trusted(), h.Boot, boot)
 	// A report from the agent's evidence is a success.
 	outcome := store.HostReported{Status: r.HostStatus, At: now, Success: c.verdict != nil, Boot: boot, PolicyGeneration: checkGen}
 	if hwUUID != h.HardwareUUID {
 		outcome.HardwareUUID = hwUUID
 	}
-	err = commit(ctx, func(tx *store.Tx) error {
-		if outcome.HardwareUUID != "" {
+	rec := store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
+		CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}
+	var disabledAt time.Time
+	if outcome.HardwareUUID == "" {
+		disabledAt, err = s.store.CommitReportAlone(ctx, rec, outcome, deferred)
+	} else {
+		commit := s.store.InTx
+		if deferred {
+			commit = s.store.InTxDeferredSync
+		}
+		err = commit(ctx, func(tx *store.Tx) error {
 			// Checked before the report was signed; checked again here,
 			// where a host taking it meanwhile is seen.
 			holders, err := tx.HostsHoldingHardwareUUID(ctx, h.ID, outcome.HardwareUUID)
@@ -513,14 +519,13 @@ func (s *Service) appraiseAndCommit(ctx context.Context, h store.Host, c collect
 			if len(holders) > 0 {
 				return fmt.Errorf("report of host %q: hardware uuid %q: %w", h.ID, outcome.HardwareUUID, errHardwareUUIDTaken)
 			}
-		}
-		disabledAt, err := tx.CommitReport(ctx, store.Report{ID: r.ID, HostID: h.ID, HostName: h.Name, Trusted: r.Trusted(),
-			CreatedAt: r.Created, ExpiresAt: r.Expiration, JSON: body, JWS: jws}, outcome)
-		if err != nil {
+			disabledAt, err = tx.CommitReport(ctx, rec, outcome)
 			return err
-		}
-		return refuseDisabled(h.ID, disabledAt) // disabled while the report was made
-	})
+		})
+	}
+	if err == nil {
+		err = refuseDisabled(h.ID, disabledAt) // disabled while the report was made: nothing was stored
+	}
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
 	}

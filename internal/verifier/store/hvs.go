@@ -565,17 +565,13 @@ type ReportFilter struct {
 // as the payload is stored without repeating them (detachJWS).
 func (q *queries) CreateReport(ctx context.Context, r Report) error {
 	return q.atomic(ctx, func(q *queries) error {
-		jws, header := r.JWS, []byte(nil)
-		if h, sig, ok := detachJWS(r.JSON, r.JWS); ok {
-			// Stored before the report that names it, unless it is known
-			// to be stored; one row per header.
-			digest, stored := q.headers.digest(h)
-			if !stored {
-				if _, err := q.w.ExecContext(ctx, insertJWSHeader, digest[:], h); err != nil {
-					return fmt.Errorf("create report %q: jws header: %w", r.ID, err)
-				}
+		jws, header, h := q.reportJWS(r)
+		// The header is stored before the report that names it, unless
+		// it is known to be stored; one row per header.
+		if header != nil && !q.headers.isStored(h) {
+			if _, err := q.w.ExecContext(ctx, insertJWSHeader, header, h); err != nil {
+				return fmt.Errorf("create report %q: jws header: %w", r.ID, err)
 			}
-			jws, header = sig, digest[:]
 		}
 		_, err := q.w.ExecContext(ctx, `INSERT INTO reports (id, host_id, host_name, trusted, created_at, expires_at, report, jws, jws_header)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -591,6 +587,17 @@ func (q *queries) CreateReport(ctx context.Context, r Report) error {
 		}
 		return nil
 	})
+}
+
+// reportJWS is what a report row keeps of r.JWS: its signature and the
+// SHA-256 of its header h (detachJWS), or the whole JWS and a nil header.
+func (q *queries) reportJWS(r Report) (jws string, header []byte, h string) {
+	h, sig, ok := detachJWS(r.JSON, r.JWS)
+	if !ok {
+		return r.JWS, nil, ""
+	}
+	digest := q.headers.digest(h)
+	return sig, digest[:], h
 }
 
 // detachJWS splits a compact JWS whose payload is json, base64url-encoded
@@ -980,22 +987,97 @@ func (q *queries) CommitReport(ctx context.Context, r Report, o HostReported) (d
 	}
 	res, err := q.w.ExecContext(ctx, query, args...)
 	if err := oneRow(res, err, fmt.Sprintf("record the report of host %q", r.HostID)); errors.Is(err, ErrNotFound) {
-		// No row: the host is disabled, or the policies changed, or the
-		// host is gone.
-		if at, derr := q.HostDisabled(ctx, r.HostID); derr != nil || !at.IsZero() {
-			return at, derr
-		}
-		if o.PolicyGeneration != 0 {
-			if g, gerr := q.PolicyGeneration(ctx); gerr != nil {
-				return time.Time{}, gerr
-			} else if g != o.PolicyGeneration {
-				return time.Time{}, fmt.Errorf("report of host %q, appraised at policy generation %d, now %d: %w",
-					r.HostID, o.PolicyGeneration, g, ErrPoliciesChanged)
-			}
-		}
-		return time.Time{}, err
+		return q.notRecorded(ctx, r, o, err)
 	} else if err != nil {
 		return time.Time{}, err
 	}
 	return time.Time{}, q.CreateReport(ctx, r)
 }
+
+// notRecorded says why the commit of report r with outcome o recorded
+// nothing: the host is disabled (when), or the policies changed
+// (ErrPoliciesChanged), or else err (the host is gone).
+func (q *queries) notRecorded(ctx context.Context, r Report, o HostReported, err error) (time.Time, error) {
+	if at, derr := q.HostDisabled(ctx, r.HostID); derr != nil || !at.IsZero() {
+		return at, derr
+	}
+	if o.PolicyGeneration != 0 {
+		if g, gerr := q.PolicyGeneration(ctx); gerr != nil {
+			return time.Time{}, gerr
+		} else if g != o.PolicyGeneration {
+			return time.Time{}, fmt.Errorf("report of host %q, appraised at policy generation %d, now %d: %w",
+				r.HostID, o.PolicyGeneration, g, ErrPoliciesChanged)
+		}
+	}
+	return time.Time{}, err
+}
+
+// CommitReportAlone is CommitReport in a transaction of its own: InTx, or
+// InTxDeferredSync when deferSync. On PostgreSQL, once the header of the
+// report's JWS is known to be stored, it is one statement, one round trip
+// where the transaction takes five (BEGIN, SET LOCAL, UPDATE, INSERT,
+// COMMIT). o.HardwareUUID must be "": a report that gives its host a
+// hardware UUID checks that no other host holds it in the transaction
+// that stores it.
+func (s *Store) CommitReportAlone(ctx context.Context, r Report, o HostReported, deferSync bool) (disabledAt time.Time, err error) {
+	if o.HardwareUUID != "" {
+		return time.Time{}, fmt.Errorf("report of host %q: a hardware uuid is committed in a transaction", r.HostID)
+	}
+	if s.backend == backendPostgres {
+		if jws, header, h := s.reportJWS(r); header != nil && s.headers.isStored(h) {
+			return s.commitReportStatement(ctx, r, o, jws, header, deferSync)
+		}
+	}
+	commit := s.InTx
+	if deferSync {
+		commit = s.InTxDeferredSync
+	}
+	err = commit(ctx, func(tx *Tx) error {
+		disabledAt, err = tx.CommitReport(ctx, r, o)
+		return err
+	})
+	return disabledAt, err
+}
+
+// commitReportStatement is CommitReportAlone on PostgreSQL in one
+// statement (commitReportAlone), its own transaction; jws and header are
+// what the row keeps of r.JWS (reportJWS).
+func (s *Store) commitReportStatement(ctx context.Context, r Report, o HostReported, jws string, header []byte, deferSync bool) (time.Time, error) {
+	var boot HostBoot
+	if o.Boot != nil {
+		boot = *o.Boot
+	}
+	query := commitReportAlone
+	if deferSync {
+		query = commitReportAloneDeferred
+	}
+	res, err := s.w.ExecContext(ctx, query, r.HostID, o.At.UnixMicro(), boolInt(o.Success), o.Status,
+		boolInt(o.Boot != nil), resetCount(boot), dbTime(boot.RebootedAt), dbBytes(boot.State), o.PolicyGeneration,
+		r.ID, r.HostName, boolInt(r.Trusted), createdAt(r.CreatedAt), r.ExpiresAt.UnixMicro(), dbBytes(r.JSON), jws, header)
+	if err = classify(err); errors.Is(err, errUnique) {
+		return time.Time{}, fmt.Errorf("report %q: %w", r.ID, ErrConflict)
+	}
+	if err := oneRow(res, err, fmt.Sprintf("record the report of host %q", r.HostID)); errors.Is(err, ErrNotFound) {
+		return s.notRecorded(ctx, r, o, err)
+	} else if err != nil {
+		return time.Time{}, err
+	}
+	return time.Time{}, nil
+}
+
+// commitReportAlone records a report's outcome on its host as
+// commitReportUpdate does ($1 to $9) and inserts the report ($10 to $17)
+// only if the host's row was updated, in one statement (PostgreSQL: a
+// data-modifying WITH). commitReportAloneDeferred also sets
+// synchronous_commit off for the statement's own transaction
+// (set_config's third argument), as SET LOCAL does in InTxDeferredSync;
+// the host's update reads the setting, so that it is made.
+const (
+	commitReportAlone         = `WITH host AS (` + commitReportUpdate + ` RETURNING id)` + commitReportAloneInsert
+	commitReportAloneDeferred = `WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
+	host AS (` + commitReportUpdate + ` AND EXISTS (SELECT 1 FROM sync WHERE v = 'off') RETURNING id)` + commitReportAloneInsert
+	commitReportAloneInsert = `
+	INSERT INTO reports (id, host_id, host_name, trusted, created_at, expires_at, report, jws, jws_header)
+	SELECT $10, id, $11, CAST($12 AS BIGINT), CAST($13 AS BIGINT), CAST($14 AS BIGINT), CAST($15 AS BYTEA), $16,
+		CAST($17 AS BYTEA) FROM host`
+)

@@ -33,24 +33,29 @@ func newJWSHeaders() *jwsHeaders {
 	return &jwsHeaders{stored: map[[sha256.Size]byte]bool{}, wanted: map[[sha256.Size]byte]string{}}
 }
 
-// digest is the SHA-256 of header, and whether the header is known to be
-// stored. An unknown header is asked for (storeWanted).
-func (j *jwsHeaders) digest(header string) (d [sha256.Size]byte, stored bool) {
+// digest is the SHA-256 of header.
+func (j *jwsHeaders) digest(header string) [sha256.Size]byte {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if header == j.last {
-		d = j.lastDigest
-	} else {
-		d = sha256.Sum256([]byte(header))
-		j.last, j.lastDigest = header, d
+	if header != j.last {
+		j.last, j.lastDigest = header, sha256.Sum256([]byte(header))
 	}
+	return j.lastDigest
+}
+
+// isStored reports whether header is known to be stored; one that is not
+// is asked for (storeWanted).
+func (j *jwsHeaders) isStored(header string) bool {
+	d := j.digest(header)
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.stored[d] {
-		return d, true
+		return true
 	}
 	if len(j.wanted) < maxJWSHeaders {
 		j.wanted[d] = header
 	}
-	return d, false
+	return false
 }
 
 // storeWanted writes the headers asked for since the last call, each in a

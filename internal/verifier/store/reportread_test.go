@@ -259,15 +259,21 @@ func TestCommitReportStoresTheReportOfAnEnabledHostOnly(t *testing.T) {
 				if stored := rerr == nil; stored != (tc.want != nil) {
 					t.Fatalf("report stored: %v (%v), want %v", stored, rerr, tc.want != nil)
 				}
-				after, _ := s.HostByID(ctx, tc.host)
-				want := before
-				if tc.want != nil {
-					want = tc.want(before)
-				}
-				if !reflect.DeepEqual(after, want) {
-					t.Errorf("host after the commit\n%+v\nwant\n%+v", after, want)
-				}
+				wantHostAfter(t, s, before, tc.want)
 			})
 		}
 	})
+}
+
+// wantHostAfter checks the host after a report's commit: want(before), or
+// before when want is nil (nothing may change).
+func wantHostAfter(t *testing.T, s *Store, before Host, want func(h Host) Host) {
+	t.Helper()
+	after, _ := s.HostByID(t.Context(), before.ID)
+	if want != nil {
+		before = want(before)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("host after the commit\n%+v\nwant\n%+v", after, before)
+	}
 }
