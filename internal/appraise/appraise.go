@@ -54,6 +54,20 @@ type HeldEventLog struct {
 	// ResetCount and RestartCount are the clockInfo of the quote the log
 	// was appraised against: an omitted log is only taken within that boot.
 	ResetCount, RestartCount uint32
+	// key is the memo key of the appraisal, against that quote's PCRs.
+	key [sha256.Size]byte
+}
+
+// Kept reports whether memo still holds the appraisal of the log against
+// the PCR values of the quote it was appraised with. When it does not, a
+// request naming the log would only be answered without it in vain: the
+// verifier asks for the whole log at once instead.
+func (h *HeldEventLog) Kept(memo EventLogMemo) bool {
+	if h == nil || memo == nil {
+		return false
+	}
+	_, ok := memo.Get(h.key)
+	return ok
 }
 
 // EventLogMemo remembers event log appraisals, so that a log and quoted
@@ -231,11 +245,11 @@ func (v *Verdict) appraiseEventLog(raw []byte, memo EventLogMemo) {
 		ResetCount: v.Quote.ClockInfo.ResetCount, RestartCount: v.Quote.ClockInfo.RestartCount}
 	var a *EventLogAppraisal
 	if memo != nil {
-		key := eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))
+		held.key = eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))
 		var ok bool
-		if a, ok = memo.Get(key); !ok {
+		if a, ok = memo.Get(held.key); !ok {
 			a = appraiseEventLog(log, v.Quote.PCRs)
-			memo.Put(key, a)
+			memo.Put(held.key, a)
 		}
 	} else {
 		a = appraiseEventLog(log, v.Quote.PCRs)
@@ -270,8 +284,9 @@ func (v *Verdict) appraiseHeldEventLog(in Input) {
 	case in.EventLogMemo == nil:
 		why = "no event log appraisals are kept"
 	default:
-		if a, ok := in.EventLogMemo.Get(eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))); ok {
-			kept := *held
+		kept := *held
+		kept.key = eventLogKey(held.Digest, pcrsRead(v.Quote.PCRs, held.EventPCRs))
+		if a, ok := in.EventLogMemo.Get(kept.key); ok {
 			v.useEventLogAppraisal(a, &kept)
 			return
 		}

@@ -100,6 +100,24 @@ func TestAnEventLogLeftOutIsTakenFromTheMemoOnlyForTheSameLogPCRsAndBoot(t *test
 	}
 }
 
+// A held log is Kept while the memo holds its last appraisal, so that a
+// verifier names no log whose answer without it would be in vain.
+func TestAHeldLogIsKeptWhileTheMemoHoldsItsAppraisal(t *testing.T) {
+	memo := &mapMemo{m: map[[sha256.Size]byte]*EventLogAppraisal{}}
+	v := Verdict{Quote: &Quote{PCRs: only(readPCRs(t, "testdata/ovmf/sb-on-reboot.pcrs.json"), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)}}
+	v.appraiseEventLog(readFile(t, "testdata/ovmf/sb-on-reboot.bin"), memo)
+	if !v.EventLog.Kept(memo) {
+		t.Fatal("a log just appraised is not kept")
+	}
+	if v.EventLog.Kept(nil) || (*HeldEventLog)(nil).Kept(memo) {
+		t.Fatal("a log is kept without a memo, or no log is")
+	}
+	clear(memo.m)
+	if v.EventLog.Kept(memo) {
+		t.Fatal("a log whose appraisal was evicted is kept")
+	}
+}
+
 // The memo key reads the log's digest and, beyond PCRs 0 to 9, exactly the
 // PCRs the log has events for: what the held log records (EventPCRs) picks
 // the same PCRs as the log itself (hasEvents).

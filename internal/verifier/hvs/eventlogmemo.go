@@ -86,10 +86,12 @@ func newEventLogMemo(maxEntries int) *eventLogMemo {
 
 // held is the event log the next quote request of host names; nil when
 // there is none: a host not seen (or forgotten, or seen by another
-// replica), or whose agent refused a named log in this boot.
+// replica), whose agent refused a named log in this boot, or whose log's
+// last appraisal the memo no longer holds (its agent would leave the log
+// out in vain, and be asked again).
 func (m *eventLogMemo) held(hostID string) *appraise.HeldEventLog {
 	h, ok := m.hosts.Get(hostID)
-	if !ok || h.refused {
+	if !ok || h.refused || !h.log.Kept(m) {
 		return nil
 	}
 	return &h.log

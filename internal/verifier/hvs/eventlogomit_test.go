@@ -74,8 +74,8 @@ func TestASteadyReportNamesTheEventLogAndTheAgentLeavesItOut(t *testing.T) {
 // the named digest against exactly the quoted PCR values, in the same
 // boot, or asks again for the whole log; it never trusts the agent's word.
 func TestAnEventLogLeftOutIsTrustedOnlyWhereTheVerifierHoldsItsAppraisal(t *testing.T) {
-	leaveOut := func(digest func() []byte, always bool) func(*evidence.QuoteRequest, *evidence.QuoteResponse) {
-		return func(req *evidence.QuoteRequest, resp *evidence.QuoteResponse) {
+	leaveOut := func(digest func() []byte, always bool) func(*env, *evidence.QuoteRequest, *evidence.QuoteResponse) {
+		return func(_ *env, req *evidence.QuoteRequest, resp *evidence.QuoteResponse) {
 			if always || req.EventLogDigest != nil {
 				resp.EventLog, resp.EventLogDigest = nil, digest()
 			}
@@ -86,7 +86,7 @@ func TestAnEventLogLeftOutIsTrustedOnlyWhereTheVerifierHoldsItsAppraisal(t *test
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, e *env, n *node)
-		tamper  func(*evidence.QuoteRequest, *evidence.QuoteResponse)
+		tamper  func(*env, *evidence.QuoteRequest, *evidence.QuoteResponse)
 		quotes  []quoteSeen
 		trusted bool
 		faults  []string
@@ -114,8 +114,14 @@ func TestAnEventLogLeftOutIsTrustedOnlyWhereTheVerifierHoldsItsAppraisal(t *test
 			tamper: leaveOut(ownLog, true), quotes: []quoteSeen{{}}, faults: []string{appraise.FaultEvidenceMissing},
 		},
 		{
-			name:   "an appraisal evicted from the memo is made again from the whole log",
+			// The request names no log the memo no longer vouches for.
+			name:   "a host whose log's appraisal was evicted from the memo sends the whole log",
 			setup:  func(_ *testing.T, e *env, _ *node) { evictEventLogAppraisals(e) },
+			quotes: []quoteSeen{wholeLog}, trusted: true,
+		},
+		{
+			name:   "an appraisal evicted while the agent answered is made again from the whole log",
+			tamper: func(e *env, _ *evidence.QuoteRequest, _ *evidence.QuoteResponse) { evictEventLogAppraisals(e) },
 			quotes: []quoteSeen{namedLeftOut, wholeLog}, trusted: true,
 		},
 		{
@@ -138,7 +144,11 @@ func TestAnEventLogLeftOutIsTrustedOnlyWhereTheVerifierHoldsItsAppraisal(t *test
 			if tt.setup != nil {
 				tt.setup(t, e, n)
 			}
-			seen := watchQuotes(e, tt.tamper)
+			var tamper func(*evidence.QuoteRequest, *evidence.QuoteResponse)
+			if tt.tamper != nil {
+				tamper = func(req *evidence.QuoteRequest, resp *evidence.QuoteResponse) { tt.tamper(e, req, resp) }
+			}
+			seen := watchQuotes(e, tamper)
 			r := mustReport(t, e, n.id)
 			if got := seen(); !slices.Equal(got, tt.quotes) {
 				t.Errorf("quotes %+v, want %+v", got, tt.quotes)
