@@ -115,6 +115,8 @@ type Dashboard struct {
 
 	mu    sync.Mutex
 	since map[string]runStart // host id -> the start of its current run of results
+
+	verdicts verdicts // rows whose signed form says they are trusted (verdicts.go)
 }
 
 // New returns the dashboard. Run polls for new reports; Handler serves.

@@ -110,6 +110,8 @@ type fixture struct {
 	auth  *fakeAuth
 	log   *strings.Builder
 	seq   int
+	// reports signs the reports addReport stores, as the verifier does.
+	reports *report.Signer
 }
 
 type lockedBuilder struct {
@@ -140,6 +142,9 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := &fixture{st: st, ca: ca, clock: clk}
+	clk.Set(t0.Add(-23 * time.Hour)) // a signing certificate for every report the tests make
+	f.reports = f.signerFor(t, 72*time.Hour)
 	clk.Set(t0)
 	fa := &fakeAuth{clock: clk, ttl: tokenTTL, users: map[string]fakeUser{
 		"operator": {password: operatorPassword, rules: []string{"hosts:retrieve:*", "reports:retrieve:*", "hosts:search:*"}},
@@ -154,7 +159,8 @@ func newFixture(t testing.TB) *fixture {
 			t.Logf("dashboard log:\n%s", logs.String())
 		}
 	})
-	return &fixture{d: d, st: st, ca: ca, clock: clk, auth: fa, log: &logs.Builder}
+	f.d, f.auth, f.log = d, fa, &logs.Builder
+	return f
 }
 
 func (f *fixture) addHost(t testing.TB, id, name string) {
@@ -172,7 +178,11 @@ func (f *fixture) addReport(t testing.TB, hostID string, at time.Time, faults ..
 	t.Helper()
 	f.seq++
 	r := testReport(hostID, fmt.Sprintf("0000%04d-report", f.seq), at, faults...)
-	f.store(t, r, "")
+	jws, err := f.reports.Sign(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store(t, r, jws)
 	return r.ID
 }
 
@@ -222,20 +232,23 @@ func (f *fixture) store(t testing.TB, r *report.Report, jws string) {
 
 // signer signs reports as the verifier does: a P-256 key with a chain the
 // CMS issued to the verifier's signing identity.
-func (f *fixture) signer(t *testing.T) *report.Signer {
+func (f *fixture) signer(t testing.TB) *report.Signer { return f.signerFor(t, 24*time.Hour) }
+
+// signerFor is a signer whose certificate is valid from now for ttl.
+func (f *fixture) signerFor(t testing.TB, ttl time.Duration) *report.Signer {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := f.ca.IssueVerifierSigning(&key.PublicKey, 24*time.Hour)
+	chain, err := f.ca.IssueVerifierSigning(&key.PublicKey, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return newSigner(t, key, chain)
 }
 
-func newSigner(t *testing.T, key *ecdsa.PrivateKey, chain []*x509.Certificate) *report.Signer {
+func newSigner(t testing.TB, key *ecdsa.PrivateKey, chain []*x509.Certificate) *report.Signer {
 	t.Helper()
 	s, err := report.NewSigner(key, chain)
 	if err != nil {

@@ -439,3 +439,42 @@ func TestAReportRowChangedInTheDatabaseIsShownAsItsSignedForm(t *testing.T) {
 		})
 	}
 }
+
+// The fleet and node pages read the stored verdict column of many reports
+// at once; a row set to trusted in the database, beside a signed form that
+// says otherwise or without one, is not trusted there either.
+func TestARowSetToTrustedInTheDatabaseIsNotTrustedOnTheFleetAndNodePages(t *testing.T) {
+	f := newFixture(t)
+	at := t0.Add(-time.Minute)
+	for _, tt := range []struct {
+		name, host, want string
+		jws              func(t *testing.T, r *report.Report) string
+	}{{
+		name: "a row whose signed form is untrusted", host: "host-1", want: "signature invalid",
+		jws: func(t *testing.T, r *report.Report) string { return mustSign(t, f.signer(t), r) },
+	}, {
+		name: "a row without a signed form", host: "host-2", want: "unsigned",
+		jws: func(*testing.T, *report.Report) string { return "" },
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.addHost(t, tt.host, "node-"+tt.host)
+			signed := testReport(tt.host, "row-"+tt.host, at, appraise.Fault{Name: flavor.FaultImaMeasurementMismatch, File: "/usr/bin/kubelet"})
+			b, err := json.Marshal(testReport(tt.host, signed.ID, at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.st.CreateReport(t.Context(), store.Report{ID: signed.ID, HostID: tt.host, HostName: signed.HostName,
+				Trusted: true, CreatedAt: at, ExpiresAt: signed.Expiration, JSON: b, JWS: tt.jws(t, signed)}); err != nil {
+				t.Fatal(err)
+			}
+			b2 := f.loggedIn(t)
+			m := regexp.MustCompile(`(?s)<tr class="node [a-z]+" data-node="` + tt.host + `">(.*?)</tr>`).FindStringSubmatch(b2.page("/"))
+			if m == nil || !strings.Contains(m[1], ">Untrusted<") || !strings.Contains(m[1], tt.want) || strings.Contains(m[1], "measured") {
+				t.Errorf("fleet row %q: want Untrusted, %q and no facts of the changed JSON", m, tt.want)
+			}
+			if node := b2.page("/nodes/" + tt.host); !strings.Contains(node, `<span class="badge bad">untrusted</span>`) {
+				t.Errorf("node page timeline does not show the row untrusted:\n%s", node)
+			}
+		})
+	}
+}

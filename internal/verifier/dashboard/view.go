@@ -130,12 +130,18 @@ func (d *Dashboard) nodeRow(ctx context.Context, h store.Host, last *store.Repor
 		return row, nil
 	}
 	row.LastReportID, row.LastReport, row.Age = last.ID, last.CreatedAt, age(now, last.CreatedAt)
+	trusted := d.signedTrusted(*last)
 	row.Trusted = fact{"no", "bad"}
-	if last.Trusted {
+	switch {
+	case trusted:
 		row.Trusted = fact{"yes", "ok"}
+	case last.Trusted && last.JWS == "":
+		row.Trusted = fact{"unsigned", "bad"}
+	case last.Trusted:
+		row.Trusted = fact{"signature invalid", "bad"}
 	}
 	var r report.Report
-	if err := json.Unmarshal(last.JSON, &r); err == nil {
+	if err := json.Unmarshal(last.JSON, &r); err == nil && (trusted || !last.Trusted) {
 		row.SecureBoot, row.Disk = secureBootFact(r.HostInfo), diskFact(r.HostInfo)
 	}
 	since, exact, err := d.runStart(ctx, h.ID, *last)
@@ -144,7 +150,7 @@ func (d *Dashboard) nodeRow(ctx context.Context, h store.Host, last *store.Repor
 	}
 	row.Since, row.SinceExact = since, exact
 	row.Status = statusUntrusted
-	if last.Trusted {
+	if trusted {
 		row.Status = statusTrusted
 	}
 	if now.Sub(last.CreatedAt) > d.cfg.StaleAfter {
@@ -325,7 +331,7 @@ func (d *Dashboard) nodeView(ctx context.Context, id string, showReleases bool) 
 		v.Releases = d.releases(h.ID, now)
 	}
 	for _, sr := range rs {
-		e := timelineEntry{ID: sr.ID, Created: sr.CreatedAt, Age: age(now, sr.CreatedAt), Trusted: sr.Trusted}
+		e := timelineEntry{ID: sr.ID, Created: sr.CreatedAt, Age: age(now, sr.CreatedAt), Trusted: d.signedTrusted(sr)}
 		var r report.Report
 		if err := json.Unmarshal(sr.JSON, &r); err == nil {
 			e.HostStatus, e.Rebooted = r.HostStatus, r.Rebooted
