@@ -171,6 +171,17 @@ func (e *Enroller) VerifyAK(ctx context.Context, hostID string) (akPublic []byte
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("read ak enrollment of host %q: %w", hostID, err)
 	}
+	return e.VerifyEnrolledAK(hostID, enr)
+}
+
+// VerifyEnrolledAK is VerifyAK of the host's enrollment row as the caller
+// read it from the store, just now (a report reads it with its host,
+// store.ReportHost.Enrollment).
+func (e *Enroller) VerifyEnrolledAK(hostID string, enr store.AKEnrollment) (akPublic []byte, pcrBanks []string, err error) {
+	if enr.HostID != hostID {
+		return nil, nil, &AKError{HostID: hostID, Reason: AKCertUntrusted,
+			Err: fmt.Errorf("the enrollment read is of host %q", enr.HostID)}
+	}
 	now := e.cfg.Now()
 	key := akCacheKey(hostID, &enr)
 	if !e.akCache.verifiedAt(key, now) {

@@ -70,7 +70,7 @@ func (s *Service) groupIDs(ctx context.Context, names []string) ([]string, error
 // it verify without a single fault, and makes flavors of the parts bound to
 // the host.
 func (s *Service) fromHost(ctx context.Context, h store.Host, parts []flavor.Part, now time.Time) ([]flavor.Flavor, error) {
-	c, err := s.collect(ctx, h, false, now)
+	c, err := s.collect(ctx, h, nil, false, now)
 	if err != nil {
 		return nil, err
 	}

@@ -197,8 +197,11 @@ func (s *Service) quoteRequest(offset int, held *appraise.HeldEventLog) (evidenc
 // more in the usual cases. The error is an infrastructure failure only: an
 // unreachable agent or an AK that is not accepted is a collected status
 // with faults.
-func (s *Service) collect(ctx context.Context, h store.Host, incremental bool, now time.Time) (collected, error) {
-	ak, tpmBanks, err := s.enroller.VerifyAK(ctx, h.ID)
+//
+// enr is the host's AK enrollment as read with the host
+// (store.ReportHost.Enrollment), nil when it was not (verifyAK).
+func (s *Service) collect(ctx context.Context, h store.Host, enr *store.AKEnrollment, incremental bool, now time.Time) (collected, error) {
+	ak, tpmBanks, err := s.verifyAK(ctx, h.ID, enr)
 	var akErr *enroll.AKError
 	if errors.As(err, &akErr) {
 		return collected{status: report.StatusAIKNotProvisioned, faults: []appraise.Fault{{
@@ -381,7 +384,7 @@ func (s *Service) makeReport(ctx context.Context, hostID string, signed *string)
 	if err != nil {
 		return nil, fmt.Errorf("report id: %w", err)
 	}
-	c, err := s.collect(ctx, h, true, now)
+	c, err := s.collect(ctx, h, rh.Enrollment, true, now)
 	if err != nil {
 		return nil, err
 	}

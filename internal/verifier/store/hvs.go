@@ -808,28 +808,49 @@ type ReportHost struct {
 	// PolicyGeneration is the policy generation at the read: policies read
 	// at it (ReportPolicies.Generation) are the stored ones.
 	PolicyGeneration int64
+	// Enrollment is the host's AK enrollment (AKEnrollmentByHost); nil if
+	// it has none.
+	Enrollment *AKEnrollment
 }
 
 // HostForReport reads, in one statement, the host (without its groups),
-// whether it is disabled and the policy generation. ErrNotFound if there
-// is no such host.
+// whether it is disabled, the policy generation and the host's AK
+// enrollment. ErrNotFound if there is no such host.
 func (q *queries) HostForReport(ctx context.Context, id string) (ReportHost, error) {
 	var (
 		disabled sql.NullInt64
 		gen      int64
+		enr      AKEnrollment
+		enrolled sql.NullString
+		created  sql.NullInt64
+		banks    sql.NullString
+		ekSHA256 sql.NullString
 	)
 	h, err := queryOne(ctx, q.r, fmt.Sprintf("host %q", id), func(row interface{ Scan(...any) error }) (Host, error) {
-		return scanHost(scanAlso{row, []any{&disabled, &gen}})
+		return scanHost(scanAlso{row, []any{&disabled, &gen, &enrolled, &enr.AKName, &enr.AKPublic, &enr.AKCertificate,
+			&enr.EKCertificate, &ekSHA256, &created, &banks}})
 	}, hostForReportQuery, id)
 	if err != nil {
 		return ReportHost{}, err
 	}
-	return ReportHost{Host: h, DisabledAt: fromDBTime(disabled), PolicyGeneration: gen}, nil
+	rh := ReportHost{Host: h, DisabledAt: fromDBTime(disabled), PolicyGeneration: gen}
+	if enrolled.Valid {
+		enr.HostID, enr.EKPublicSHA256, enr.CreatedAt = enrolled.String, ekSHA256.String, fromDBTime(created)
+		enr.PCRBanks = splitBanks(banks.String)
+		rh.Enrollment = &enr
+	}
+	return rh, nil
 }
 
+// hostForReportQuery is the host's row, its disabled mark, the policy
+// generation and its AK enrollment's row (akEnrollmentColumns, NULL when
+// it has none; renamed, so that hostColumns name the host's own).
 const hostForReportQuery = `SELECT ` + hostColumns + `,
-	(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = hosts.id), ` + policyGenerationQuery + `
-	FROM hosts WHERE id = $1`
+	(SELECT d.disabled_at FROM disabled_hosts d WHERE d.host_id = hosts.id), ` + policyGenerationQuery + `,
+	a.enrolled_host, a.ak_name, a.ak_public, a.ak_certificate, a.ek_certificate, a.ek_public_sha256, a.enrolled_at, a.pcr_banks
+	FROM hosts LEFT JOIN (SELECT host_id AS enrolled_host, ak_name, ak_public, ak_certificate, ek_certificate,
+		ek_public_sha256, created_at AS enrolled_at, pcr_banks FROM ak_enrollments) a ON a.enrolled_host = hosts.id
+	WHERE hosts.id = $1`
 
 // scanAlso scans a row's last columns into also, after the columns asked for.
 type scanAlso struct {

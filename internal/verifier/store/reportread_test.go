@@ -28,6 +28,11 @@ func reportReadsOneByOne(ctx context.Context, s *Store, id, uuid string) (Report
 	if rh.DisabledAt, err = s.HostDisabled(ctx, id); err != nil {
 		return ReportHost{}, ReportPolicies{}, err
 	}
+	if enr, err := s.AKEnrollmentByHost(ctx, id); err == nil {
+		rh.Enrollment = &enr
+	} else if !errors.Is(err, ErrNotFound) {
+		return ReportHost{}, ReportPolicies{}, err
+	}
 	for _, gid := range groups {
 		g, err := s.FlavorGroupByID(ctx, gid)
 		if err != nil {
@@ -67,6 +72,11 @@ func reportFleet(t *testing.T, s *Store) {
 		must(t, "CreateHost", s.CreateHost(ctx, h))
 	}
 	must(t, "DisableHost", s.DisableHost(ctx, "h4", t0.Add(time.Hour)))
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name-h1"),
+		AKPublic: []byte("public-h1"), AKCertificate: []byte("cert-h1"), EKCertificate: []byte("ek-h1"),
+		EKPublicSHA256: "ab01", CreatedAt: t0, PCRBanks: []string{"SHA256", "SHA384"}}))
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h2", AKName: []byte("name-h2"),
+		AKPublic: []byte("public-h2")}))
 	must(t, "SetHostReported", s.SetHostReported(ctx, "h1", "CONNECTED", t0.Add(time.Minute), true))
 	for i, f := range []Flavor{
 		flavorRec("f-any", "SOFTWARE", "", "", "g1"),
