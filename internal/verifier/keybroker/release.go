@@ -132,16 +132,19 @@ func (b *Broker) release(ctx context.Context, d *decision) (*bus.SealedSecret, e
 	if err := admit(pol, h); err != nil {
 		return nil, err
 	}
-	r, err := b.signedReport(ctx, d.host, MaxEvidenceAge(pol))
+	// The enrollment first: the report must be of the TPM the secret is
+	// sealed to, so one made before the host's current enrollment is not
+	// used.
+	ek, enrolled, err := b.enrolledEK(ctx, d.host)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.signedReport(ctx, d.host, MaxEvidenceAge(pol), enrolled)
 	if err != nil {
 		return nil, err
 	}
 	d.reportID = r.ID
 	pcrs, err := Decide(pol, h, r, b.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	ek, err := b.enrolledEK(ctx, d.host)
 	if err != nil {
 		return nil, err
 	}
@@ -201,10 +204,11 @@ func (b *Broker) host(ctx context.Context, id string) (Host, error) {
 }
 
 // signedReport returns the host's latest report, checked against the
-// verifier's signing identity, when it is no older than maxAge/2; else it
-// attests the host afresh (a new quote with a fresh nonce) and returns that
-// report, checked alike. Only the signed form is believed.
-func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Duration) (*report.Report, error) {
+// verifier's signing identity, when it is no older than maxAge/2 and was
+// made after the host's enrollment at enrolled; else it attests the host
+// afresh (a new quote with a fresh nonce) and returns that report, checked
+// alike. Only the signed form is believed.
+func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Duration, enrolled time.Time) (*report.Report, error) {
 	now := b.cfg.Now()
 	latest, err := b.hosts.ListReports(ctx, store.ReportFilter{HostID: hostID, Limit: 1})
 	if err != nil {
@@ -213,7 +217,10 @@ func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Du
 	// Reuse a report only in the first half of its allowed age, so that a
 	// renewal always extends the lease by at least half of it.
 	if len(latest) == 1 && now.Sub(latest[0].CreatedAt) <= maxAge/2 {
-		return b.verified(latest[0], hostID, now)
+		r, err := b.verified(latest[0], hostID, now)
+		if err != nil || !r.Created.Before(enrolled) {
+			return r, err
+		}
 	}
 	if b.attest == nil {
 		return nil, refuse(ReasonEvidenceStale, "no report of host %s within %s", hostID, maxAge)
@@ -226,7 +233,11 @@ func (b *Broker) signedReport(ctx context.Context, hostID string, maxAge time.Du
 	if err != nil {
 		return nil, err
 	}
-	return b.verified(rec, hostID, b.cfg.Now())
+	r, err := b.verified(rec, hostID, b.cfg.Now())
+	if err == nil && r.Created.Before(enrolled) {
+		return nil, refuse(ReasonEvidenceStale, "report %s of host %s was made before its enrollment at %s", r.ID, hostID, enrolled.UTC().Format(time.RFC3339))
+	}
+	return r, err
 }
 
 func (b *Broker) verified(rec store.Report, hostID string, now time.Time) (*report.Report, error) {
@@ -240,41 +251,41 @@ func (b *Broker) verified(rec store.Report, hostID string, now time.Time) (*repo
 	return r, nil
 }
 
-// enrolledEK returns the public key of the EK the host enrolled with: from
-// its EK certificate, or from its registered EK. It is checked against the
-// digest the enrollment recorded.
-func (b *Broker) enrolledEK(ctx context.Context, hostID string) (crypto.PublicKey, error) {
+// enrolledEK returns the public key of the EK the host enrolled with, and
+// when it enrolled: from its EK certificate, or from its registered EK. It
+// is checked against the digest the enrollment recorded.
+func (b *Broker) enrolledEK(ctx context.Context, hostID string) (crypto.PublicKey, time.Time, error) {
 	e, err := b.hosts.AKEnrollmentByHost(ctx, hostID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refuse(ReasonNotEnrolled, "host %s has no AK enrollment", hostID)
+		return nil, time.Time{}, refuse(ReasonNotEnrolled, "host %s has no AK enrollment", hostID)
 	} else if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	var spki []byte
 	if len(e.EKCertificate) > 0 {
 		cert, err := x509.ParseCertificate(e.EKCertificate)
 		if err != nil {
-			return nil, fmt.Errorf("ek certificate of host %s: %w", hostID, err)
+			return nil, time.Time{}, fmt.Errorf("ek certificate of host %s: %w", hostID, err)
 		}
 		spki = cert.RawSubjectPublicKeyInfo
 	} else {
 		reg, err := b.hosts.EKRegistrationByDigest(ctx, e.EKPublicSHA256)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(ReasonNotEnrolled, "host %s: its registered ek is gone", hostID)
+			return nil, time.Time{}, refuse(ReasonNotEnrolled, "host %s: its registered ek is gone", hostID)
 		} else if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		spki = reg.EKPublic
 	}
 	sum := sha256.Sum256(spki)
 	if !strings.EqualFold(hex.EncodeToString(sum[:]), e.EKPublicSHA256) {
-		return nil, fmt.Errorf("host %s: the ek public key does not match the enrolled digest", hostID)
+		return nil, time.Time{}, fmt.Errorf("host %s: the ek public key does not match the enrolled digest", hostID)
 	}
 	pub, err := x509.ParsePKIXPublicKey(spki)
 	if err != nil {
-		return nil, fmt.Errorf("ek of host %s: %w", hostID, err)
+		return nil, time.Time{}, fmt.Errorf("ek of host %s: %w", hostID, err)
 	}
-	return pub, nil
+	return pub, e.CreatedAt, nil
 }
 
 // seal encrypts the value under a fresh key and seals the key to the EK

@@ -401,3 +401,34 @@ func TestStaleEvidenceIsAttestedAfresh(t *testing.T) {
 		t.Errorf("lease ends %v, want %v (the fresh report plus the evidence age)", rel.ExpiresAt, want)
 	}
 }
+
+// A report vouches for the TPM its quote came from. Once the host is
+// enrolled again (its TPM replaced, or another one put in its place), a
+// trusted report made before that enrollment must not release a secret
+// sealed to the newly enrolled EK, however fresh it is.
+func TestAReportMadeBeforeTheHostsEnrollmentReleasesNothing(t *testing.T) {
+	a := newNode(t, "node-a")
+	e := newEnv(t, a)
+	e.createSecret(t, "volume-key", "v", restapi.SecretPolicy{HostIDs: []string{"node-a"}, MaxEvidenceAgeSeconds: 600})
+	enr := e.hosts.enrollments["node-a"]
+	enr.CreatedAt = now.Add(-time.Minute)
+	e.hosts.enrollments["node-a"] = enr
+	e.addReport(verified(t, a, "before-enrollment", 3*time.Minute))
+
+	t.Run("a fresh report dated before the enrollment is refused", func(t *testing.T) {
+		e.attest.next = func(string) *report.Report { return verified(t, a, "also-before", 2*time.Minute) }
+		if _, err := e.broker.Release(t.Context(), "node-a", "volume-key"); reason(err) != "evidence_stale" {
+			t.Fatalf("Release err = %v, want evidence_stale", err)
+		}
+	})
+	t.Run("the host is attested afresh rather than the report of before reused", func(t *testing.T) {
+		calls := e.attest.calls
+		e.attest.next = func(string) *report.Report { return verified(t, a, "fresh", 0) }
+		if _, err := e.broker.Release(t.Context(), "node-a", "volume-key"); err != nil {
+			t.Fatal(err)
+		}
+		if e.attest.calls != calls+1 {
+			t.Errorf("%d fresh attestations, want 1", e.attest.calls-calls)
+		}
+	})
+}
