@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -68,13 +67,7 @@ func enrollSoftAK(t testing.TB, e *Enroller, st Store, host string, now time.Tim
 //
 //	go test -run '^$' -bench VerifyAK -count 3 ./internal/verifier/enroll
 func BenchmarkVerifyAK(b *testing.B) {
-	st, err := store.Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	e := newEnroller(b, Config{}, st, failingAgent{})
-	enrollSoftAK(b, e, st, "edge-1", time.Now(), time.Hour)
+	e, _ := benchEnroller(b)
 	ctx := b.Context()
 	b.ResetTimer()
 	cpu := benchfloor.Start()

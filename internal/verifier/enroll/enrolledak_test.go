@@ -3,9 +3,11 @@ package enroll
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/benchfloor"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -68,4 +70,35 @@ func TestAnEnrollmentReadWithItsHostIsVerifiedAsVerifyAKVerifiesIt(t *testing.T)
 	}
 	refused("the host's row rewritten to another host's verified AK", "edge-1", *read("edge-1"))
 	wantVerifications(t, e, 3)
+}
+
+// BenchmarkVerifyEnrolledAK is BenchmarkVerifyAK for a report that read
+// the enrollment row with its host: the check without the row's read.
+//
+//	go test -run '^$' -bench 'VerifyAK|VerifyEnrolledAK' -count 3 ./internal/verifier/enroll
+func BenchmarkVerifyEnrolledAK(b *testing.B) {
+	e, enr := benchEnroller(b)
+	b.ResetTimer()
+	cpu := benchfloor.Start()
+	for b.Loop() {
+		if _, _, err := e.VerifyEnrolledAK("edge-1", enr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.Report(b)
+	benchfloor.ReportRatio(b)
+}
+
+// benchEnroller is an Enroller on an SQLite file with host edge-1's AK
+// enrolled, and its enrollment.
+func benchEnroller(b *testing.B) (*Enroller, store.AKEnrollment) {
+	b.Helper()
+	st, err := store.Open(b.Context(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	e := newEnroller(b, Config{}, st, failingAgent{})
+	_, enr := enrollSoftAK(b, e, st, "edge-1", time.Now(), time.Hour)
+	return e, enr
 }
