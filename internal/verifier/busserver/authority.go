@@ -320,12 +320,38 @@ func (a *Authority) PruneKeys(ctx context.Context) error {
 // (trust-reports.>), and subscribe to every agent event (trust-events.>) and to
 // reply inboxes (_INBOX.>); it answers the renewals of agents and managers
 // (subscribe trust-credentials.*.renew and trust-credentials-manager.*.renew,
-// publish the matching .issued subjects).
+// publish the matching .issued subjects). The key is recorded in the ledger
+// under Owner{OwnerService, name}, so RevokeService cuts it off.
 func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
-	perms := jwt.Permissions{
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	return a.recordedCredentials(ctx, Owner{OwnerService, name}, serviceUserPrefix+name, servicePermissions(), ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
+}
+
+// InProcessCredentials issues the credentials of the verifier's own
+// connection to its embedded server: a service's permissions, but in-process
+// connections only, so they are of no use outside the process that holds
+// them. They are not recorded in the ledger and no revocation touches them
+// (their user name, process:<name>, is no owner's): revoking the services
+// never cuts the verifier off its own bus.
+func (a *Authority) InProcessCredentials(name string, ttl time.Duration) ([]byte, error) {
+	if err := bus.ValidateHostID(name); err != nil {
+		return nil, fmt.Errorf("in-process credentials: name: %w", err)
+	}
+	creds, _, _, err := a.userCredentials("process:"+name, servicePermissions(), ttl, jwt.ConnectionTypeInProcess)
+	return creds, err
+}
+
+// serviceUserPrefix starts the user name of every service credential:
+// service:<name>.
+const serviceUserPrefix = "service:"
+
+// servicePermissions are the permissions of a verifier service.
+func servicePermissions() jwt.Permissions {
+	return jwt.Permissions{
 		Pub: jwt.Permission{Allow: jwt.StringList{bus.AllAgentRequests, bus.AllReports, bus.AllIssued, bus.AllManagerIssued,
 			bus.AllSecretAnswers, // key broker answers (issue 17)
 			RevocationsSubject}}, // replicas tell each other of revocations (issue 14)
@@ -333,8 +359,6 @@ func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, 
 			bus.AllSecretRequests, // key broker requests (issue 17)
 			RevocationsSubject}},
 	}
-	creds, _, _, err := a.userCredentials("service:"+name, perms, ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
-	return creds, err
 }
 
 // ManagerCredentials issues the credentials of an attestation manager: it may

@@ -45,12 +45,15 @@
 // disabled only, on the subject only that agent may read; a manager does the
 // same on its own subjects.
 //
-// Every user key issued to an agent or a manager is recorded in the
+// Every user key issued to an agent, a manager or a service is recorded in the
 // authority's Ledger (the verifier's store) before the credentials are handed
 // out. Deleting or disabling a host revokes its agent's keys, and the key of
 // every connection open under its name, in the ledger and in the account TC
 // of the running server (Server.RevokeHost), which closes those connections at
-// once; Server.RevokeManager does the same for a named manager. At start
+// once; Server.RevokeManager and Server.RevokeService do the same for a named
+// manager or service. The verifier's own connection to its embedded server
+// uses in-process-only credentials (InProcessCredentials) that are not
+// recorded, so that no revocation cuts the verifier off its bus. At start
 // NewAuthority (WithLedger) signs the ledger's unexpired revocations into the
 // account JWT the server preloads, so a revoked key is refused from the first
 // connection after a restart. Renewer.Run also re-checks, every
@@ -68,6 +71,6 @@
 // own server, which closes the revoked connections it holds.
 //
 // Agent credentials work over TCP only; service and
-// manager credentials also in-process. Nobody holds system-account
+// manager credentials also in-process; the verifier's own in-process only. Nobody holds system-account
 // credentials.
 package busserver

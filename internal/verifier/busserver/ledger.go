@@ -12,10 +12,11 @@ import (
 const (
 	OwnerAgent   = "agent"   // Owner.Name is the host id
 	OwnerManager = "manager" // Owner.Name is the manager's name
+	OwnerService = "service" // Owner.Name is the service's name (HVS)
 )
 
-// Owner is whom a user key was issued to: the trust agent of a host or an
-// attestation manager.
+// Owner is whom a user key was issued to: the trust agent of a host, an
+// attestation manager or a verifier service.
 type Owner struct {
 	Kind, Name string
 }

@@ -59,6 +59,19 @@ func (s *Server) RevokeManager(ctx context.Context, name string) error {
 	return s.revoke(ctx, Owner{OwnerManager, name})
 }
 
+// RevokeService cuts off every credential issued so far to the verifier
+// service name (ServiceCredentials: POST /aas/v1/credentials of type HVS,
+// verifier nats-export) as RevokeHost cuts off an agent: its keys and its
+// open connections. The verifier's own in-process connection
+// (InProcessCredentials) is no service's and stays. Credentials issued to
+// that name later work.
+func (s *Server) RevokeService(ctx context.Context, name string) error {
+	if err := bus.ValidateHostID(name); err != nil {
+		return fmt.Errorf("revoke service: %w", err)
+	}
+	return s.revoke(ctx, Owner{OwnerService, name})
+}
+
 func (s *Server) revoke(ctx context.Context, owner Owner) error {
 	conns, err := s.userConns()
 	if err != nil {
@@ -124,14 +137,19 @@ func (s *Server) userConns() ([]UserKey, error) {
 	}
 }
 
-// userOwner tells the owner of a user name: agent:<host-id> or
-// manager:<name>.
+// userOwner tells the owner of a user name: agent:<host-id>,
+// manager:<name> or service:<name>.
 func userOwner(userName string) (Owner, bool) {
 	if host, ok := AgentHostID(userName); ok {
 		return Owner{OwnerAgent, host}, true
 	}
-	if name, ok := strings.CutPrefix(userName, bus.ManagerUserPrefix); ok && bus.ValidateHostID(name) == nil {
-		return Owner{OwnerManager, name}, true
+	for _, kind := range [...]struct{ prefix, owner string }{
+		{bus.ManagerUserPrefix, OwnerManager},
+		{serviceUserPrefix, OwnerService},
+	} {
+		if name, ok := strings.CutPrefix(userName, kind.prefix); ok && bus.ValidateHostID(name) == nil {
+			return Owner{kind.owner, name}, true
+		}
 	}
 	return Owner{}, false
 }
@@ -168,6 +186,7 @@ type Renewer struct {
 const (
 	keyHost    = "host_id"
 	keyManager = "manager"
+	keyService = "service"
 	keyErr     = "error"
 	keyExpires = "expires"
 )
@@ -330,6 +349,19 @@ func (r *Renewer) RevokeManager(ctx context.Context, name string) error {
 		return err
 	}
 	r.logger.Info("bus credentials revoked", keyManager, name)
+	return nil
+}
+
+// RevokeService revokes the bus credentials of the verifier service name
+// issued so far (Server.RevokeService): in the ledger, and with the embedded
+// server in the running server, which closes their connections. With an
+// external NATS cluster only the ledger learns of it, until the next
+// verifier nats-export.
+func (r *Renewer) RevokeService(ctx context.Context, name string) error {
+	if err := r.revoke(ctx, Owner{OwnerService, name}, (*Server).RevokeService); err != nil {
+		return err
+	}
+	r.logger.Info("bus credentials revoked", keyService, name)
 	return nil
 }
 

@@ -63,7 +63,7 @@ func startRenewer(t *testing.T, srv *Server, auth *Authority, hosts Hosts, ttl t
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ConnectInProcess(srv, mustCreds(t)(auth.ServiceCredentials("hvs", time.Hour)), "hvs", discardLogger())
+	svc, err := ConnectInProcess(srv, mustCreds(t)(auth.InProcessCredentials("hvs", time.Hour)), "hvs", discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
