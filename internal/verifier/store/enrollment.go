@@ -57,10 +57,27 @@ func (q *queries) ListEKRegistrations(ctx context.Context) ([]EKRegistration, er
 		`SELECT `+ekRegistrationColumns+` FROM ek_registrations ORDER BY created_at, id`)
 }
 
-// DeleteEKRegistration deletes the registration; ErrNotFound if there is none.
+// DeleteEKRegistration deletes the registration and, in the same
+// transaction, the AK enrollments it vouched for: those with its EK digest
+// and no EK certificate (a certificate that chained to a trusted EK CA
+// vouches for the others). Their hosts' quotes are then refused (AK not
+// enrolled) until they enroll again, which needs a registration.
+// ErrNotFound if there is none.
 func (q *queries) DeleteEKRegistration(ctx context.Context, id string) error {
-	res, err := q.w.ExecContext(ctx, `DELETE FROM ek_registrations WHERE id = $1`, id)
-	return oneRow(res, err, fmt.Sprintf("delete ek registration id %q", id))
+	return q.atomic(ctx, func(q *queries) error {
+		var digest string
+		err := q.w.QueryRowContext(ctx, `DELETE FROM ek_registrations WHERE id = $1 RETURNING ek_public_sha256`, id).Scan(&digest)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("delete ek registration id %q: %w", id, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("delete ek registration id %q: %w", id, err)
+		}
+		if _, err := q.w.ExecContext(ctx, `DELETE FROM ak_enrollments
+			WHERE ek_public_sha256 = $1 AND length(ek_certificate) = 0`, digest); err != nil {
+			return fmt.Errorf("delete the ak enrollments of ek registration id %q: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // ActivationChallenge is a credential activation in progress: the verifier

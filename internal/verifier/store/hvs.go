@@ -241,9 +241,11 @@ func (q *queries) SetHostBoot(ctx context.Context, id string, b HostBoot) error 
 	return oneRow(res, err, fmt.Sprintf("set boot of host %q", id))
 }
 
-// DeleteHost deletes the host with its reports, its group memberships and
-// the flavors bound to it (so that a host registered again under the same id
-// never inherits old golden measurements); ErrNotFound if there is none.
+// DeleteHost deletes the host with its reports, its group memberships, its
+// AK enrollment and the flavors bound to it (so that a host registered again
+// under the same id never inherits old golden measurements nor an AK it did
+// not enroll, and its machine enrolls again under any id); ErrNotFound if
+// there is none.
 func (q *queries) DeleteHost(ctx context.Context, id string) error {
 	return q.atomic(ctx, func(q *queries) error {
 		res, err := q.w.ExecContext(ctx, `DELETE FROM hosts WHERE id = $1`, id)
@@ -252,6 +254,9 @@ func (q *queries) DeleteHost(ctx context.Context, id string) error {
 		}
 		if _, err := q.w.ExecContext(ctx, `DELETE FROM flavors WHERE host_id = $1`, id); err != nil {
 			return fmt.Errorf("delete flavors of host %q: %w", id, err)
+		}
+		if _, err := q.w.ExecContext(ctx, `DELETE FROM ak_enrollments WHERE host_id = $1`, id); err != nil {
+			return fmt.Errorf("delete the ak enrollment of host %q: %w", id, err)
 		}
 		return q.policiesChanged(ctx)
 	})

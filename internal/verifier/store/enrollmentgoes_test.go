@@ -1,0 +1,120 @@
+package store
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// The deletions that take AK enrollments with them, a host's and an EK
+// registration's of the enrollments it alone vouched for, run in TestHVS
+// on every backend.
+
+var (
+	ekDigestA = strings.Repeat("a1", 32)
+	ekDigestB = strings.Repeat("b2", 32)
+)
+
+// akName is a TPM name (SHA-256) whose digest is 32 bytes of b.
+func akName(b byte) []byte { return append([]byte{0, 0x0b}, bytes.Repeat([]byte{b}, 32)...) }
+
+// putEnrollment stores an enrollment of host with the AK name akName(b),
+// the EK digest ek and, unless nil, the EK certificate ekCert.
+func putEnrollment(t *testing.T, s *Store, host string, b byte, ek string, ekCert []byte) {
+	t.Helper()
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(t.Context(), AKEnrollment{HostID: host, AKName: akName(b),
+		AKPublic: []byte("ak"), AKCertificate: []byte("ak cert"), EKCertificate: ekCert, EKPublicSHA256: ek, CreatedAt: t0}))
+}
+
+func wantEnrolled(t *testing.T, s *Store, host string, want bool) {
+	t.Helper()
+	_, err := s.AKEnrollmentByHost(t.Context(), host)
+	switch {
+	case want && err != nil:
+		t.Errorf("the enrollment of %s: %v, want it kept", host, err)
+	case !want && err == nil:
+		t.Errorf("%s is still enrolled, want its enrollment deleted", host)
+	case !want:
+		wantErr(t, "AKEnrollmentByHost("+host+")", err, ErrNotFound)
+	}
+}
+
+func testDeleteEKRegistrationDeletesItsEnrollments(t *testing.T, s *Store) {
+	ctx := t.Context()
+	for _, id := range []string{"h-registered", "h-certified", "h-other"} {
+		must(t, "CreateHost", s.CreateHost(ctx, Host{ID: id, Name: "name-" + id, CreatedAt: t0}))
+	}
+	must(t, "CreateEKRegistration", s.CreateEKRegistration(ctx, EKRegistration{ID: "reg-a", HardwareUUID: "u",
+		EKPublicSHA256: strings.ToUpper(ekDigestA), EKPublic: []byte("ek"), CreatedAt: t0}))
+	must(t, "CreateEKRegistration", s.CreateEKRegistration(ctx, EKRegistration{ID: "reg-b", HardwareUUID: "v",
+		EKPublicSHA256: ekDigestB, EKPublic: []byte("ek b"), CreatedAt: t0}))
+	putEnrollment(t, s, "h-registered", 1, ekDigestA, nil)
+	putEnrollment(t, s, "h-certified", 2, ekDigestA, []byte("ek cert"))
+	putEnrollment(t, s, "h-other", 3, ekDigestB, nil)
+	if rh, err := s.HostForReport(ctx, "h-registered"); err != nil || rh.Enrollment == nil {
+		t.Fatalf("HostForReport before the deletion: %+v, %v; want the enrollment", rh.Enrollment, err)
+	}
+
+	must(t, "DeleteEKRegistration", s.DeleteEKRegistration(ctx, "reg-a"))
+	wantEnrolled(t, s, "h-registered", false)
+	wantEnrolled(t, s, "h-certified", true)
+	wantEnrolled(t, s, "h-other", true)
+	rh, err := s.HostForReport(ctx, "h-registered")
+	if err != nil || rh.Enrollment != nil {
+		t.Errorf("HostForReport after the deletion: %+v, %v; want the host without an enrollment", rh.Enrollment, err)
+	}
+	wantErr(t, "DeleteEKRegistration(again)", s.DeleteEKRegistration(ctx, "reg-a"), ErrNotFound)
+	wantEnrolled(t, s, "h-other", true)
+	if _, err := s.EKRegistrationByDigest(ctx, ekDigestB); err != nil {
+		t.Errorf("the other registration: %v", err)
+	}
+}
+
+func testDeleteHostDeletesItsEnrollment(t *testing.T, s *Store) {
+	ctx := t.Context()
+	must(t, "CreateHost", s.CreateHost(ctx, Host{ID: "h-old", Name: "edge-1", CreatedAt: t0}))
+	must(t, "CreateHost", s.CreateHost(ctx, Host{ID: "h-kept", Name: "edge-2", CreatedAt: t0}))
+	putEnrollment(t, s, "h-old", 1, ekDigestA, []byte("ek cert"))
+	putEnrollment(t, s, "h-kept", 2, ekDigestB, []byte("ek cert b"))
+
+	must(t, "DeleteHost", s.DeleteHost(ctx, "h-old"))
+	wantEnrolled(t, s, "h-old", false)
+	wantEnrolled(t, s, "h-kept", true)
+	if _, err := s.AKEnrollmentByName(ctx, akName(1)); err == nil {
+		t.Error("the deleted host's AK name is still enrolled")
+	}
+	// The same machine (same AK) registered again under a new host id.
+	must(t, "CreateHost", s.CreateHost(ctx, Host{ID: "h-new", Name: "edge-1", CreatedAt: t0}))
+	putEnrollment(t, s, "h-new", 1, ekDigestA, []byte("ek cert"))
+	wantEnrolled(t, s, "h-new", true)
+	// A host registered again under the deleted id has no enrollment.
+	must(t, "CreateHost", s.CreateHost(ctx, Host{ID: "h-old", Name: "edge-3", CreatedAt: t0}))
+	wantEnrolled(t, s, "h-old", false)
+}
+
+// testEnrollmentOrphansMigration plays the rows deletions left before
+// migration 0016 and runs its SQL again.
+func testEnrollmentOrphansMigration(t *testing.T, s *Store) {
+	ctx := t.Context()
+	sqlText, err := migrationFiles.ReadFile("migrations/0016_enrollment_orphans.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"h-registered", "h-certified", "h-revoked"} {
+		must(t, "CreateHost", s.CreateHost(ctx, Host{ID: id, Name: "name-" + id, CreatedAt: t0}))
+	}
+	must(t, "CreateEKRegistration", s.CreateEKRegistration(ctx, EKRegistration{ID: "reg-a", HardwareUUID: "u",
+		EKPublicSHA256: ekDigestA, EKPublic: []byte("ek"), CreatedAt: t0}))
+	putEnrollment(t, s, "h-registered", 1, ekDigestA, nil)
+	putEnrollment(t, s, "h-certified", 2, ekDigestB, []byte("ek cert"))
+	putEnrollment(t, s, "h-revoked", 3, ekDigestB, nil) // its registration was deleted
+	putEnrollment(t, s, "h-deleted", 4, ekDigestA, []byte("ek cert"))
+
+	if _, err := s.wdb.ExecContext(ctx, string(sqlText)); err != nil {
+		t.Fatalf("migration 0016: %v", err)
+	}
+	wantEnrolled(t, s, "h-registered", true)
+	wantEnrolled(t, s, "h-certified", true)
+	wantEnrolled(t, s, "h-revoked", false)
+	wantEnrolled(t, s, "h-deleted", false)
+}
