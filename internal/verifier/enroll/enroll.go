@@ -18,8 +18,14 @@
 //     sends it to the agent: only a TPM that holds both the EK and a loaded
 //     key of that name can recover it (TPM2_ActivateCredential). The secret's
 //     digest is kept as a single-use, short-lived challenge in the store;
-//  4. when the secret comes back, issues an AK certificate signed by the
+//  4. when the secret comes back, checks the EK again (its registration may
+//     have been deleted meanwhile), issues an AK certificate signed by the
 //     privacy CA and stores the enrollment.
+//
+// An enrollment goes with what vouched for it: deleting the host deletes it,
+// and deleting an EK registration deletes the enrollments without an EK
+// certificate of that EK (package store), so the host's quotes are refused
+// (AKNotEnrolled) until it enrolls again.
 //
 // Each refusal is a *RefusedError with a Reason; a refusal changes nothing in
 // the store but the consumed challenge. Enroller.VerifyAK is what HVS calls
@@ -352,9 +358,12 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 		return store.AKEnrollment{}, &RefusedError{HostID: ch.HostID, Reason: ActivationFailed,
 			Detail: "the recovered secret is not the sealed one"}
 	}
-	ekDigest, err := ekPublicDigest(ch.EKPublic)
+	// The EK again: its registration may have been deleted while the
+	// challenge was out (a deletion deletes the enrollments it vouched for,
+	// so one stored after it would outlive it).
+	ekDigest, err := e.checkEK(ctx, ch.HostID, ch.EKPublic, ch.EKCertificate)
 	if err != nil {
-		return store.AKEnrollment{}, fmt.Errorf("stored challenge of host %q: %w", ch.HostID, err)
+		return store.AKEnrollment{}, err
 	}
 	akKey, err := checkAK(ch.HostID, ch.AKPublic, ch.AKName)
 	if err != nil {

@@ -106,7 +106,9 @@ func TestOneTPMCannotBeEnrolledForTwoHosts(t *testing.T) {
 		if err := st.DeleteHost(ctx, "D"); err != nil {
 			t.Fatal(err)
 		}
-		// A deleted host's enrollment keeps its AK name, so a new AK.
+		// Deleting A and D deleted their enrollments: the TPM enrolls as B
+		// (here with a third AK; TestTheSameMachineEnrollsUnderANewHostIDOnceItsHostIsDeleted
+		// enrolls the same one).
 		fresh := akOn(t, tp, tpm.DefaultAKHandle+2)
 		if _, err := newEnroller(t, cfg, st, fresh).Enroll(ctx, "B"); err != nil {
 			t.Fatalf("enroll B after A and D were deleted: %v", err)
