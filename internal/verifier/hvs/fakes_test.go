@@ -21,13 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/google/uuid"
 
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/fleetsim/softtpm"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/signerid"
@@ -54,160 +54,48 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// softTPM is a TPM in software: SHA256 and SHA384 PCRs, a P-256 AK, a
-// reset count. It implements agent.TPM and sandbox.Extender.
+// softTPM is the fleet simulator's software TPM with SHA256 and SHA384
+// banks. It implements agent.TPM and sandbox.Extender, and can tell two
+// lies an agent could: keyBanks, when set, are the PCR banks KeyInfo names
+// instead of the active ones; omitBank is a bank Quote leaves out.
 type softTPM struct {
-	mu     sync.Mutex
-	pcrs   map[string]*[24][]byte
-	reset  uint32
-	key    *ecdsa.PrivateKey
-	public []byte
-	name   []byte
-	// keyBanks, when set, are the PCR banks KeyInfo names instead of the
-	// active ones; omitBank is a bank Quote leaves out, as a lying agent
-	// would.
+	*softtpm.TPM
+	mu       sync.Mutex
 	keyBanks []string
 	omitBank string
 }
 
-var softBanks = map[string]crypto.Hash{evidence.BankSHA256: crypto.SHA256, evidence.BankSHA384: crypto.SHA384}
-var bankAlg = map[string]tpm2.TPMAlgID{evidence.BankSHA256: tpm2.TPMAlgSHA256, evidence.BankSHA384: tpm2.TPMAlgSHA384}
+// ekCA issues the EK certificates of every soft TPM of the tests.
+var ekCA = sync.OnceValues(func() (*softtpm.EKCA, error) { return softtpm.NewEKCA(time.Now()) })
 
 func newSoftTPM(t testing.TB) *softTPM {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := ekCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgECC,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true,
-			UserWithAuth: true, Restricted: true, SignEncrypt: true},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256})},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: k.X.FillBytes(make([]byte, 32))},
-			Y: tpm2.TPM2BECCParameter{Buffer: k.Y.FillBytes(make([]byte, 32))},
-		}),
-	}
-	name, err := tpm2.ObjectName(&pub)
+	tpm, err := softtpm.New(ca, softtpm.Options{Banks: []string{evidence.BankSHA256, evidence.BankSHA384}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &softTPM{key: k, public: tpm2.Marshal(&pub), name: name.Buffer, reset: 1}
-	s.clear()
-	return s
-}
-
-func (s *softTPM) clear() {
-	s.pcrs = map[string]*[24][]byte{}
-	for bank, h := range softBanks {
-		var p [24][]byte
-		for i := range p {
-			p[i] = make([]byte, h.Size())
-		}
-		s.pcrs[bank] = &p
-	}
-}
-
-// Reboot resets the PCRs and counts a TPM reset.
-func (s *softTPM) Reboot() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.clear()
-	s.reset++
-}
-
-func (s *softTPM) Extend(pcr int, bank string, digest []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, ok := softBanks[bank]
-	if !ok || len(digest) != h.Size() || pcr < 0 || pcr > 23 {
-		return fmt.Errorf("soft tpm: bad extend of %s pcr %d", bank, pcr)
-	}
-	d := h.New()
-	d.Write(s.pcrs[bank][pcr])
-	d.Write(digest)
-	s.pcrs[bank][pcr] = d.Sum(nil)
-	return nil
-}
-
-func (s *softTPM) ActiveBanks() ([]string, error) {
-	return []string{evidence.BankSHA256, evidence.BankSHA384}, nil
+	return &softTPM{TPM: tpm}
 }
 
 func (s *softTPM) Quote(nonce []byte, pcrs []int, banks []string) (*evidence.QuoteResponse, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	rsp := &evidence.QuoteResponse{Version: evidence.Version, AKName: slices.Clone(s.name)}
-	var sel tpm2.TPMLPCRSelection
-	d := sha256.New()
-	sorted := slices.Sorted(slices.Values(pcrs))
-	for _, bank := range banks {
-		if _, ok := softBanks[bank]; !ok || bank == s.omitBank {
-			continue
-		}
-		mask := make([]byte, 3)
-		for _, i := range sorted {
-			mask[i/8] |= 1 << (i % 8)
-			v := slices.Clone(s.pcrs[bank][i])
-			rsp.PCRs = append(rsp.PCRs, evidence.PCRValue{Bank: bank, Index: i, Value: v})
-			d.Write(v)
-		}
-		sel.PCRSelections = append(sel.PCRSelections, tpm2.TPMSPCRSelection{Hash: bankAlg[bank], PCRSelect: mask})
-	}
-	attest := tpm2.TPMSAttest{
-		Magic:           tpm2.TPMGeneratedValue,
-		Type:            tpm2.TPMSTAttestQuote,
-		QualifiedSigner: tpm2.TPM2BName{Buffer: slices.Clone(s.name)},
-		ExtraData:       tpm2.TPM2BData{Buffer: nonce},
-		ClockInfo:       tpm2.TPMSClockInfo{Clock: 1000, ResetCount: s.reset, RestartCount: 0, Safe: true},
-		FirmwareVersion: 1,
-		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
-			PCRSelect: sel, PCRDigest: tpm2.TPM2BDigest{Buffer: d.Sum(nil)}}),
-	}
-	rsp.Attest = tpm2.Marshal(&attest)
-	digest := sha256.Sum256(rsp.Attest)
-	r, sv, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
-	if err != nil {
-		return nil, err
-	}
-	sig := tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgECDSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA,
-		&tpm2.TPMSSignatureECC{Hash: tpm2.TPMAlgSHA256, SignatureR: tpm2.TPM2BECCParameter{Buffer: r.Bytes()},
-			SignatureS: tpm2.TPM2BECCParameter{Buffer: sv.Bytes()}})}
-	rsp.Signature = tpm2.Marshal(&sig)
-	return rsp, nil
-}
-
-func (s *softTPM) Info() (evidence.TPMInfo, error) {
-	return evidence.TPMInfo{Present: true, Version: "2.0", ActiveBanks: []string{evidence.BankSHA256, evidence.BankSHA384}}, nil
-}
-
-func (s *softTPM) ResetCount() (uint32, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reset, nil
+	omit := s.omitBank
+	s.mu.Unlock()
+	return s.TPM.Quote(nonce, pcrs, slices.DeleteFunc(slices.Clone(banks), func(b string) bool { return b == omit }))
 }
 
 func (s *softTPM) KeyInfo() (evidence.AKInfo, error) {
+	info, err := s.TPM.KeyInfo()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	banks := s.keyBanks
-	if banks == nil {
-		banks, _ = s.ActiveBanks()
+	if s.keyBanks != nil {
+		info.PCRBanks = slices.Clone(s.keyBanks)
 	}
-	return evidence.AKInfo{Version: evidence.Version, AKPublic: slices.Clone(s.public), AKName: slices.Clone(s.name),
-		PCRBanks: slices.Clone(banks)}, nil
-}
-
-func (s *softTPM) ActivateCredential(_, _ []byte) ([]byte, error) {
-	return nil, errors.New("soft tpm: no credential activation")
+	return info, err
 }
 
 // bootFiles are the files every node's IMA log measures after boot.
@@ -259,7 +147,7 @@ func (n *node) boot(t testing.TB, log []byte) {
 // (default the first boot's).
 func (n *node) reboot(t testing.TB, log ...[]byte) {
 	t.Helper()
-	n.tpm.Reboot()
+	n.tpm.Reset()
 	if len(log) == 0 {
 		log = [][]byte{sandbox.BootLogSecureBootOn}
 	}
