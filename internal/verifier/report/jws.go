@@ -5,9 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -21,8 +18,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"trustedcompute.io/tc/internal/signerid"
 )
@@ -86,22 +81,16 @@ func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 // certificate (go-jose, compact serialization, the x5c chain in the
 // protected header). It is immutable and safe for concurrent use.
 type Signer struct {
-	// signers holds one JOSE signer by typ: the headers are taken from
-	// the tokens they make, and TestATokenIsWhatGoJOSESerializes holds
-	// sign's tokens to theirs.
+	// signers holds one JOSE signer by typ.
 	signers map[string]jose.Signer
 	// headers holds, by typ, the first part of the signer's compact
 	// tokens: the base64url of the protected header. It is the same for
 	// every signature of a signer (alg, typ, x5c: no nonce, no key ID), so
-	// sign puts a token together from it, the payload and the signature
-	// of the two, without go-jose, which encodes the header (the whole x5c
-	// chain) again at every signature.
+	// a token is put together from it, the payload and go-jose's signature
+	// instead of CompactSerialize, which encodes the header (the whole x5c
+	// chain) once more after Sign did.
 	headers map[string]string
-	// key signs; curveBytes is the size of its curve's order in bytes
-	// (32 for P-256 and ES256, 48 for P-384 and ES384).
-	key        crypto.Signer
-	curveBytes int
-	build      string
+	build   string
 }
 
 // NewSigner returns a Signer for key, whose certificate chain (leaf
@@ -137,8 +126,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if k, ok := key.(*ecdsa.PrivateKey); ok {
 		signingKey = k
 	}
-	s := &Signer{signers: map[string]jose.Signer{}, headers: map[string]string{}, key: key,
-		curveBytes: (pub.Curve.Params().BitSize + 7) / 8, build: buildID()}
+	s := &Signer{signers: map[string]jose.Signer{}, headers: map[string]string{}, build: buildID()}
 	for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy} {
 		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, encodedJSON(x5c))
 		js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, opts)
@@ -184,57 +172,20 @@ func buildID() string {
 }
 
 // sign returns the compact JWS of payload with the header of typ: what
-// go-jose's CompactSerialize gives (TestATokenIsWhatGoJOSESerializes). The
-// signature is ECDSA over the SHA-256 (ES256) or SHA-384 (ES384) of the
-// header and payload parts, r and s each in curveBytes (RFC 7518, 3.4).
+// go-jose's CompactSerialize gives (TestATokenIsWhatGoJOSESerializes).
 func (s *Signer) sign(typ string, payload []byte) (string, error) {
-	header, enc := s.headers[typ], base64.RawURLEncoding
-	tok := make([]byte, 0, len(header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(2*s.curveBytes))
+	obj, err := s.signers[typ].Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	if len(obj.Signatures) != 1 {
+		return "", fmt.Errorf("sign: %d signatures, want 1", len(obj.Signatures))
+	}
+	header, sig, enc := s.headers[typ], obj.Signatures[0].Signature, base64.RawURLEncoding
+	tok := make([]byte, 0, len(header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(len(sig)))
 	tok = append(append(tok, header...), '.')
-	tok = enc.AppendEncode(tok, payload)
-	var digest []byte
-	opts := crypto.SHA256
-	if s.curveBytes == 32 {
-		d := sha256.Sum256(tok)
-		digest = d[:]
-	} else {
-		d := sha512.Sum384(tok)
-		digest, opts = d[:], crypto.SHA384
-	}
-	der, err := s.key.Sign(rand.Reader, digest, opts)
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
-	}
-	sig, err := rawECDSASignature(der, s.curveBytes)
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
-	}
-	return string(enc.AppendEncode(append(tok, '.'), sig)), nil
-}
-
-// rawECDSASignature is the ASN.1 ECDSA signature der (a crypto.Signer's)
-// as JWS encodes it: r and s, each unsigned big-endian in size bytes.
-func rawECDSASignature(der []byte, size int) ([]byte, error) {
-	in := cryptobyte.String(der)
-	var seq, r, s cryptobyte.String
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() ||
-		!seq.ReadASN1(&r, cbasn1.INTEGER) || !seq.ReadASN1(&s, cbasn1.INTEGER) || !seq.Empty() {
-		return nil, errors.New("the key's signature is not an ASN.1 ECDSA signature")
-	}
-	out := make([]byte, 2*size)
-	for i, n := range [][]byte{r, s} {
-		if len(n) == 0 || n[0]&0x80 != 0 {
-			return nil, errors.New("the key's signature holds a negative or empty integer")
-		}
-		for len(n) > 0 && n[0] == 0 {
-			n = n[1:]
-		}
-		if len(n) > size {
-			return nil, fmt.Errorf("the key's signature holds a %d-byte integer, want at most %d", len(n), size)
-		}
-		copy(out[(i+1)*size-len(n):], n)
-	}
-	return out, nil
+	tok = append(enc.AppendEncode(tok, payload), '.')
+	return string(enc.AppendEncode(tok, sig)), nil
 }
 
 // signJSON signs the JSON encoding of v as a JWS of type typ.
