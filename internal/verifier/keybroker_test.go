@@ -118,13 +118,19 @@ type node struct {
 	ctx    context.Context
 }
 
-// startNode runs a verifier and the agent of hostID on a swtpm; both stop
-// when the test ends.
+// startNode runs a verifier and the agent of hostID on a swtpm with an EK
+// certificate; both stop when the test ends.
 func startNode(t *testing.T, hostID string) *node {
 	t.Helper()
-	sw := tpmtest.NewWithEKCert(t)
 	ekRoots := tpmtest.LocalCAPool(t)
-	h := startVerifier(t, t.TempDir(), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
+	return startNodeOn(t, hostID, tpmtest.NewWithEKCert(t), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
+}
+
+// startNodeOn runs a verifier configured by opts and the agent of hostID
+// on sw; both stop when the test ends.
+func startNodeOn(t *testing.T, hostID string, sw *tpmtest.Swtpm, opts ...func(*verifier.Config)) *node {
+	t.Helper()
+	h := startVerifier(t, t.TempDir(), opts...)
 	admin := h.login(t, "admin", adminPassword)
 	creds := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"`+hostID+`"}}`)
 	ctx, cancel := context.WithCancel(context.Background())
