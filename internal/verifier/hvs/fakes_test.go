@@ -104,11 +104,10 @@ var bootFiles = map[string]string{"/usr/bin/kata-runtime": "kata", "/usr/lib/sys
 // node is a simulated edge node: a software TPM through a real measured
 // boot, a file system root and the real trust agent.
 type node struct {
+	measuredBoot
 	id    string
 	tpm   *softTPM
-	root  *sandbox.Root
 	agent *agent.Agent
-	banks []string
 	uuid  string
 	dir   string
 }
@@ -122,25 +121,43 @@ func newNode(t testing.TB, id string) *node {
 	return n
 }
 
-// boot replays a measured boot and measures the boot files.
+// boot replays a measured boot, measures the boot files and starts the agent.
 func (n *node) boot(t testing.TB, log []byte) {
 	t.Helper()
-	banks, err := sandbox.ReplayEventLog(n.tpm, log)
+	n.measuredBoot = bootMeasured(t, n.tpm, n.dir, n.uuid, n.id, log)
+	a, err := agent.New(agent.Config{HostID: n.id}, n.tpm, measure.New(n.root.Dir), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := sandbox.NewRoot(n.dir, n.uuid, "edge-"+n.id, log)
+	n.agent = a
+}
+
+// measuredBoot is what a node's measured boot leaves: its TPM, the PCR
+// banks the firmware log measured into and the file system root whose IMA
+// log records the files measured since. The fake's nodes and the
+// integration test's swtpm nodes share it.
+type measuredBoot struct {
+	pcrs  sandbox.Extender
+	root  *sandbox.Root
+	banks []string
+}
+
+// bootMeasured replays the firmware log into tpm, makes the node's file
+// system root in dir and measures the boot files.
+func bootMeasured(t testing.TB, tpm sandbox.Extender, dir, uuid, id string, log []byte) measuredBoot {
+	t.Helper()
+	banks, err := sandbox.ReplayEventLog(tpm, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := root.MeasureFiles(n.tpm, banks, bootFiles); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(agent.Config{HostID: n.id}, n.tpm, measure.New(root.Dir), discard)
+	root, err := sandbox.NewRoot(dir, uuid, "edge-"+id, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.root, n.agent, n.banks = root, a, banks
+	if err := root.MeasureFiles(tpm, banks, bootFiles); err != nil {
+		t.Fatal(err)
+	}
+	return measuredBoot{pcrs: tpm, root: root, banks: banks}
 }
 
 // reboot resets the TPM and boots again, with the given firmware log
@@ -166,17 +183,17 @@ func bootLogCmdline2(t testing.TB) []byte {
 }
 
 // extend extends a PCR of every bank with a digest nobody expects.
-func (n *node) extend(t testing.TB, pcr int) {
+func (m *measuredBoot) extend(t testing.TB, pcr int) {
 	t.Helper()
-	if err := sandbox.ExtendUnlogged(n.tpm, n.banks, pcr); err != nil {
+	if err := sandbox.ExtendUnlogged(m.pcrs, m.banks, pcr); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // measureFile measures a file into PCR 10 and the IMA log.
-func (n *node) measureFile(t testing.TB, path, content string) {
+func (m *measuredBoot) measureFile(t testing.TB, path, content string) {
 	t.Helper()
-	if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{path: content}); err != nil {
+	if err := m.root.MeasureFiles(m.pcrs, m.banks, map[string]string{path: content}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -68,14 +68,13 @@ func postReport(t *testing.T, mux http.Handler, hostID string) *report.Report {
 // realNode is an edge node: swtpm through a measured boot, its file system
 // root, and the real trust agent serving on the bus.
 type realNode struct {
+	measuredBoot
 	id     string
 	sw     *tpmtest.Swtpm
 	bus    *agentclienttest.Bus
 	dir    string
 	uuid   string
 	tpm    *agent.NodeTPM
-	root   *sandbox.Root
-	banks  []string
 	stop   func()
 	client *agentclient.Client
 	// life is the test the node lives as long as (its bus connection is
@@ -103,15 +102,7 @@ func (n *realNode) boot(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.banks, err = sandbox.ReplayEventLog(nt, sandbox.BootLogSecureBootOn); err != nil {
-		t.Fatal(err)
-	}
-	if n.root, err = sandbox.NewRoot(n.dir, n.uuid, "edge-"+n.id, sandbox.BootLogSecureBootOn); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.root.MeasureFiles(nt, n.banks, bootFiles); err != nil {
-		t.Fatal(err)
-	}
+	n.measuredBoot = bootMeasured(t, nt, n.dir, n.uuid, n.id, sandbox.BootLogSecureBootOn)
 	a, err := agent.New(agent.Config{HostID: n.id, IMAPollInterval: 50 * time.Millisecond, IMADebounce: 50 * time.Millisecond},
 		nt, measure.New(n.root.Dir), discard)
 	if err != nil {
@@ -174,20 +165,6 @@ func (n *realNode) reboot(t testing.TB) {
 	n.shutdown(t)
 	n.sw.Restart()
 	n.boot(t)
-}
-
-func (n *realNode) extend(t testing.TB, pcr int) {
-	t.Helper()
-	if err := sandbox.ExtendUnlogged(n.tpm, n.banks, pcr); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (n *realNode) measureFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := n.root.MeasureFiles(n.tpm, n.banks, map[string]string{path: content}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // tamperingAgent passes quotes through the real agent client and lets the
