@@ -62,30 +62,50 @@ func (a *app) issueCredentials(cmd *cobra.Command, describe func(args []string) 
 	return cmd
 }
 
-// defaultManagerName is the name of the manager credentials AAS issues
-// (tcctl credentials manager).
-const defaultManagerName = "attestation-manager"
+// Default names of the credentials AAS issues: tcctl credentials manager,
+// and POST /aas/v1/credentials {"type":"HVS"}.
+const (
+	defaultManagerName = "attestation-manager"
+	defaultServiceName = "HVS"
+)
 
 func (a *app) credentialsRevokeManager() *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke-manager [name]",
-		Short: "Revoke every bus credential issued so far to an attestation manager",
-		Long: `Revoke every bus credential issued so far to the attestation manager of
+	return a.revokeCredentials("manager", defaultManagerName, `Revoke every bus credential issued so far to the attestation manager of
 that name (default attestation-manager, the name tcctl credentials manager
 issues): its connections close at once and the credentials are refused from
 then on, after a verifier restart too. Credentials issued later work: give
 the manager fresh ones (tcctl credentials manager -f out.creds, then update
-the Secret it reads).`,
-		Args: cobra.MaximumNArgs(1),
+the Secret it reads).`, "/aas/v1/credentials/managers/")
+}
+
+func (a *app) credentialsRevokeService() *cobra.Command {
+	return a.revokeCredentials("service", defaultServiceName, `Revoke every bus credential issued so far to the verifier service of that
+name: HVS (the default) for those POST /aas/v1/credentials {"type":"HVS"}
+issued, hvs for those verifier nats-export wrote. Their connections close at
+once and the credentials are refused from then on, after a verifier restart
+too; the verifier's own connection to its embedded server is not touched.
+Credentials issued later work. With an external NATS cluster the revocation
+is recorded but reaches the cluster only with the next verifier nats-export.`, "/aas/v1/credentials/services/")
+}
+
+// revokeCredentials is "credentials revoke-<kind> [name]": it revokes the
+// bus credentials of the kind's name (default defaultName) with DELETE
+// path<name>.
+func (a *app) revokeCredentials(kind, defaultName, long, path string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke-" + kind + " [name]",
+		Short: "Revoke every bus credential issued so far to a " + kind + " (default " + defaultName + ")",
+		Long:  long,
+		Args:  cobra.MaximumNArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, out io.Writer, args []string) error {
-			name := defaultManagerName
+			name := defaultName
 			if len(args) == 1 {
 				name = args[0]
 			}
-			if err := c.delete(ctx, "/aas/v1/credentials/managers/"+seg(name)); err != nil {
-				return fmt.Errorf("revoke the credentials of manager %s: %w", name, err)
+			if err := c.delete(ctx, path+seg(name)); err != nil {
+				return fmt.Errorf("revoke the credentials of %s %s: %w", kind, name, err)
 			}
-			_, _ = fmt.Fprintf(out, "bus credentials of manager %s revoked\n", name)
+			_, _ = fmt.Fprintf(out, "bus credentials of %s %s revoked\n", kind, name)
 			return nil
 		}),
 	}

@@ -95,34 +95,56 @@ func TestHostDisableAndEnable(t *testing.T) {
 	}
 }
 
-// TestRevokeManagerCredentials revokes the attestation manager's bus
-// credentials from the CLI: its connection closes and the credentials are
+// TestRevokeCredentials revokes the attestation manager's and the HVS
+// service's bus credentials from the CLI (a stolen HVS service credential
+// reads every agent's events): the connection closes and the credentials are
 // refused; fresh ones connect.
-func TestRevokeManagerCredentials(t *testing.T) {
+func TestRevokeCredentials(t *testing.T) {
 	h := startVerifier(t)
 	c := loggedIn(t, h)
-	file := filepath.Join(t.TempDir(), "am.creds")
-	c.must(t, "credentials", "manager", "-f", file)
-	old, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, kind, wantOut string
+		issue               func(t *testing.T, file string)
+	}{
+		{"the attestation manager's credentials are revoked", "manager", "manager attestation-manager revoked", func(t *testing.T, file string) {
+			c.must(t, "credentials", "manager", "-f", file)
+		}},
+		{"the HVS service's credentials are revoked", "service", "service HVS revoked", func(t *testing.T, file string) {
+			creds, err := h.v.Authority().ServiceCredentials("HVS", time.Hour) // POST /aas/v1/credentials {"type":"HVS"}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, creds, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
-	nc := mustDial(t, h, file, "attestation-manager")
-	if out := c.must(t, "credentials", "revoke-manager"); !strings.Contains(out, "attestation-manager revoked") {
-		t.Errorf("revoke-manager output:\n%s", out)
-	}
-	waitCutOff(t, nc)
-	oldFile := filepath.Join(t.TempDir(), "old.creds")
-	if err := os.WriteFile(oldFile, old, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := dialFile(t, h, oldFile, "attestation-manager"); err == nil {
-		again.Close()
-		t.Fatal("the revoked credentials connect")
-	}
-	c.must(t, "credentials", "manager", "-f", file)
-	mustDial(t, h, file, "attestation-manager") // fresh manager credentials
-	if _, _, err := c.run("credentials", "revoke-manager", "a.b"); err == nil || !strings.Contains(err.Error(), "400") {
-		t.Errorf("revoke an invalid name: %v, want a 400", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), tt.kind+".creds")
+			tt.issue(t, file)
+			old, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc := mustDial(t, h, file, tt.kind)
+			if out := c.must(t, "credentials", "revoke-"+tt.kind); !strings.Contains(out, tt.wantOut) {
+				t.Errorf("revoke-%s output:\n%s", tt.kind, out)
+			}
+			waitCutOff(t, nc)
+			oldFile := filepath.Join(t.TempDir(), "old.creds")
+			if err := os.WriteFile(oldFile, old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := dialFile(t, h, oldFile, tt.kind); err == nil {
+				again.Close()
+				t.Fatal("the revoked credentials connect")
+			}
+			tt.issue(t, file)
+			mustDial(t, h, file, tt.kind) // fresh credentials
+			if _, _, err := c.run("credentials", "revoke-"+tt.kind, "a.b"); err == nil || !strings.Contains(err.Error(), "400") {
+				t.Errorf("revoke an invalid name: %v, want a 400", err)
+			}
+		})
 	}
 }

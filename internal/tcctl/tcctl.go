@@ -78,7 +78,7 @@ func AddTo(root *cobra.Command, env Env) {
 		group("role", "Manage AAS roles and grant them to users",
 			a.roleList(), a.roleCreate(), a.roleDelete(), a.roleGrant(), a.roleRevoke()),
 		group("credentials", "Issue and revoke bus credentials",
-			a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager()),
+			a.credentialsAgent(), a.credentialsManager(), a.credentialsRevokeManager(), a.credentialsRevokeService()),
 		a.nodeCmd(),
 		group("secret", "Manage key broker secrets, released only to Verified nodes' TPMs",
 			a.secretCreate(), a.secretList(), a.secretGetPolicy(), a.secretRotate(), a.secretDelete()),

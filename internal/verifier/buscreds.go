@@ -106,46 +106,61 @@ func (c credentialIssuer) AgentCredentials(hostID string, ttl time.Duration) ([]
 // Routes of the bus credentials the composition root serves itself (they
 // need the renewer, which lives beside the bus).
 //
-//nolint:gosec // G101: a route and a permission rule, not credentials
+//nolint:gosec // G101: routes and a permission rule, not credentials
 const (
 	pathManagerCredentials = "/aas/v1/credentials/managers/{name}"
+	pathServiceCredentials = "/aas/v1/credentials/services/{name}"
 	credentialsService     = "AAS"
 	credentialRevokeRule   = "credential:delete:*"
 )
 
 func busCredentialRoutes() []Route {
-	return []Route{{Method: http.MethodDelete, Pattern: pathManagerCredentials, Service: credentialsService, Rule: credentialRevokeRule}}
+	return []Route{
+		{Method: http.MethodDelete, Pattern: pathManagerCredentials, Service: credentialsService, Rule: credentialRevokeRule},
+		{Method: http.MethodDelete, Pattern: pathServiceCredentials, Service: credentialsService, Rule: credentialRevokeRule},
+	}
 }
 
 // Log field keys of the bus credential routes.
 const (
 	keyManager = "manager"
+	keyService = "service"
 	keyCaller  = "caller"
 )
 
-// registerBusCredentials serves DELETE /aas/v1/credentials/managers/{name}:
-// every bus credential issued so far to the attestation manager name is
-// revoked (persisted; with the embedded server its connections close at
-// once). Credentials issued to that name later work.
+// registerBusCredentials serves the revocations of bus credentials: DELETE
+// /aas/v1/credentials/managers/{name} revokes every credential issued so far
+// to the attestation manager name, DELETE /aas/v1/credentials/services/{name}
+// every one issued so far to the verifier service name (type HVS: name HVS;
+// verifier nats-export: name hvs). Each is persisted and, with the embedded
+// server, closes their connections at once; credentials issued to that name
+// later work. The verifier's own in-process connection is no service's.
 func (v *Verifier) registerBusCredentials(renewer *busserver.Renewer) {
 	logger := v.logger.With("part", "bus-credentials")
-	v.mux.Handle(http.MethodDelete+" "+pathManagerCredentials, v.require(credentialsService, credentialRevokeRule)(http.HandlerFunc(
-		func(w http.ResponseWriter, r *http.Request) {
-			name := r.PathValue("name")
-			if err := renewer.RevokeManager(r.Context(), name); err != nil {
-				kind := api.KindInternal
-				if errors.Is(err, bus.ErrInvalidHostID) {
-					kind = api.KindBadRequest
+	for _, route := range []struct {
+		pattern, key, msg string
+		revoke            func(context.Context, string) error
+	}{
+		{pathManagerCredentials, keyManager, "manager bus credentials revoked", renewer.RevokeManager},
+		{pathServiceCredentials, keyService, "service bus credentials revoked", renewer.RevokeService},
+	} {
+		v.mux.Handle(http.MethodDelete+" "+route.pattern, v.require(credentialsService, credentialRevokeRule)(http.HandlerFunc(
+			func(w http.ResponseWriter, r *http.Request) {
+				name := r.PathValue("name")
+				if err := route.revoke(r.Context(), name); err != nil {
+					kind := api.KindInternal
+					if errors.Is(err, bus.ErrInvalidHostID) {
+						kind = api.KindBadRequest
+					}
+					api.WriteError(w, r, logger, api.Wrap(kind, err, err.Error()))
+					return
 				}
-				api.WriteError(w, r, logger, api.Wrap(kind, err, err.Error()))
-				return
-			}
-			caller := ""
-			if c := auth.FromContext(r.Context()); c != nil {
-				caller = c.Subject
-			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "manager bus credentials revoked",
-				slog.String(keyManager, name), slog.String(keyCaller, caller))
-			w.WriteHeader(http.StatusNoContent)
-		})))
+				caller := ""
+				if c := auth.FromContext(r.Context()); c != nil {
+					caller = c.Subject
+				}
+				logger.LogAttrs(r.Context(), slog.LevelInfo, route.msg, slog.String(route.key, name), slog.String(keyCaller, caller))
+				w.WriteHeader(http.StatusNoContent)
+			})))
+	}
 }

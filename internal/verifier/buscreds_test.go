@@ -143,6 +143,26 @@ func connectBus(t *testing.T, h *harness, creds []byte, name string) (*nats.Conn
 	return natsbus.Connect(ctx, h.v.NATSURL(), creds, h.v.Roots, name, slog.New(slog.DiscardHandler))
 }
 
+// renews fails the test unless the agent of host, connected with creds,
+// gets its credentials renewed by the verifier over the bus.
+func renews(t *testing.T, h *harness, creds []byte, host string) {
+	t.Helper()
+	current, err := bus.ParseCredentials(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := connectBus(t, h, creds, "agent-"+host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := bus.RenewCredentials(ctx, natsbus.Adapt(nc), host, current); err != nil {
+		t.Fatalf("renew %s: %v", host, err)
+	}
+}
+
 // issue asks AAS for bus credentials.
 func issue(t *testing.T, h *harness, admin, body string) []byte {
 	t.Helper()
@@ -154,8 +174,9 @@ func issue(t *testing.T, h *harness, admin, body string) []byte {
 }
 
 // TestCutOffCredentialsStayRefusedAfterARestart plays a removed node, a
-// disabled node and a revoked attestation manager against the whole
-// verifier: each connection closes within 2 s of the operator's call, and
+// disabled node, a revoked attestation manager and a stolen, revoked HVS
+// service credential against the whole verifier: each connection closes
+// within 2 s of the operator's call (the verifier's own connection stays), and
 // after the verifier restarts on the same database their credentials are
 // refused at the first connection (before any reconciliation), while the
 // credentials of a host in good standing still connect. A disabled host gets
@@ -204,6 +225,8 @@ func cutOffsStayRefusedAfterARestart(t *testing.T, opts ...func(*verifier.Config
 			func() (int, []byte) {
 				return h.do(t, "DELETE", "/aas/v1/credentials/managers/attestation-manager", admin, "", nil)
 			}, http.StatusNoContent},
+		{"a stolen HVS service credential", issue(t, h, admin, `{"type":"HVS"}`),
+			func() (int, []byte) { return h.do(t, "DELETE", "/aas/v1/credentials/services/HVS", admin, "", nil) }, http.StatusNoContent},
 	}
 	for _, c := range cutOffs {
 		t.Run(c.name+" is cut off within 2 s", func(t *testing.T) {
@@ -231,6 +254,18 @@ func cutOffsStayRefusedAfterARestart(t *testing.T, opts ...func(*verifier.Config
 		}
 		if status, body := h.do(t, "POST", "/hvs/v2/reports", admin, ctJSON, []byte(`{"host_id":"edge-2"}`)); status != http.StatusConflict {
 			t.Errorf("report: %d %s, want 409", status, body)
+		}
+	})
+
+	t.Run("revoking the service name hvs leaves the verifier's own connection: an agent still renews", func(t *testing.T) {
+		if status, body := h.do(t, "DELETE", "/aas/v1/credentials/services/hvs", admin, "", nil); status != http.StatusNoContent {
+			t.Fatalf("revoke hvs: %d %s", status, body)
+		}
+		renews(t, h, good, "edge-3")
+	})
+	t.Run("revoking a service needs a valid name", func(t *testing.T) {
+		if status, body := h.do(t, "DELETE", "/aas/v1/credentials/services/a.b", admin, "", nil); status != http.StatusBadRequest {
+			t.Fatalf("revoke a.b: %d %s, want 400", status, body)
 		}
 	})
 

@@ -35,7 +35,9 @@ const (
 // authority kept in cfg's database, and the verifier's service credentials,
 // valid for ttl. It creates the seeds on a new database, as the first start
 // would. The account JWT carries the revocations recorded now; later ones are
-// not pushed to an external cluster (docs/verifier.md).
+// not pushed to an external cluster (docs/verifier.md). The service
+// credentials are recorded in the key ledger under the service name hvs:
+// DELETE /aas/v1/credentials/services/hvs revokes them.
 func ExportNATS(ctx context.Context, cfg Config, dir string, ttl time.Duration, logger *slog.Logger) error {
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -46,7 +48,7 @@ func ExportNATS(ctx context.Context, cfg Config, dir string, ttl time.Duration, 
 	if err != nil {
 		return fmt.Errorf("nats authority: %w", err)
 	}
-	creds, err := auth.ServiceCredentials("hvs", ttl)
+	creds, err := auth.ServiceCredentialsContext(ctx, "hvs", ttl)
 	if err != nil {
 		return err
 	}

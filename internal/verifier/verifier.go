@@ -389,7 +389,7 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 func (v *Verifier) connectBus(ctx context.Context) (*nats.Conn, error) {
 	logger := v.logger.With("part", "hvs")
 	if v.nats != nil {
-		creds, err := v.auth.ServiceCredentials("hvs", busserver.MaxCredentialsTTL)
+		creds, err := v.auth.InProcessCredentials("hvs", busserver.MaxCredentialsTTL)
 		if err != nil {
 			return nil, err
 		}

@@ -323,11 +323,17 @@ func (a *Authority) PruneKeys(ctx context.Context) error {
 // publish the matching .issued subjects). The key is recorded in the ledger
 // under Owner{OwnerService, name}, so RevokeService cuts it off.
 func (a *Authority) ServiceCredentials(name string, ttl time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	return a.ServiceCredentialsContext(ctx, name, ttl)
+}
+
+// ServiceCredentialsContext is ServiceCredentials recording the key within
+// ctx.
+func (a *Authority) ServiceCredentialsContext(ctx context.Context, name string, ttl time.Duration) ([]byte, error) {
 	if err := bus.ValidateHostID(name); err != nil {
 		return nil, fmt.Errorf("service credentials: name: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
-	defer cancel()
 	return a.recordedCredentials(ctx, Owner{OwnerService, name}, serviceUserPrefix+name, servicePermissions(), ttl, jwt.ConnectionTypeStandard, jwt.ConnectionTypeInProcess)
 }
 
