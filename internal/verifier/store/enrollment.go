@@ -208,6 +208,23 @@ func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 	return nil
 }
 
+// PutRegisteredAKEnrollment is PutAKEnrollment of an enrollment that its EK
+// registration vouches for (it has no EK certificate). In one transaction
+// it locks the registration's row and stores the enrollment, so that a
+// DeleteEKRegistration at the same time either comes first (ErrNotFound
+// here, nothing stored) or waits and deletes the enrollment with the
+// registration. ErrNotFound if the EK has no registration.
+func (q *queries) PutRegisteredAKEnrollment(ctx context.Context, e AKEnrollment) error {
+	return q.atomic(ctx, func(q *queries) error {
+		res, err := q.w.ExecContext(ctx, `UPDATE ek_registrations SET ek_public_sha256 = ek_public_sha256
+			WHERE ek_public_sha256 = $1`, strings.ToLower(e.EKPublicSHA256))
+		if err := oneRow(res, err, fmt.Sprintf("ak enrollment of host %q: ek registration %s", e.HostID, e.EKPublicSHA256)); err != nil {
+			return err
+		}
+		return q.PutAKEnrollment(ctx, e)
+	})
+}
+
 const akEnrollmentColumns = `host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at, pcr_banks`
 
 // akEnrollment reads the enrollment where selects; what (of host "h1")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The deletions that take AK enrollments with them, a host's and an EK
@@ -117,4 +118,44 @@ func testEnrollmentOrphansMigration(t *testing.T, s *Store) {
 	wantEnrolled(t, s, "h-certified", true)
 	wantEnrolled(t, s, "h-revoked", false)
 	wantEnrolled(t, s, "h-deleted", false)
+}
+
+// testPutRegisteredAKEnrollmentWaitsForADeletion plays an enrollment
+// stored while the registration that vouched for it is being deleted: the
+// deletion's transaction is open when the enrollment is put. The put waits
+// and stores nothing; stored first, the deletion would miss it.
+func testPutRegisteredAKEnrollmentWaitsForADeletion(t *testing.T, s *Store) {
+	ctx := t.Context()
+	must(t, "CreateHost", s.CreateHost(ctx, Host{ID: "h1", Name: "edge-1", CreatedAt: t0}))
+	must(t, "CreateEKRegistration", s.CreateEKRegistration(ctx, EKRegistration{ID: "reg-a", HardwareUUID: "u",
+		EKPublicSHA256: ekDigestA, EKPublic: []byte("ek"), CreatedAt: t0}))
+	enr := AKEnrollment{HostID: "h1", AKName: akName(1), AKPublic: []byte("ak"), AKCertificate: []byte("ak cert"),
+		EKPublicSHA256: ekDigestB, CreatedAt: t0}
+	wantErr(t, "PutRegisteredAKEnrollment(unregistered ek)", s.PutRegisteredAKEnrollment(ctx, enr), ErrNotFound)
+	wantEnrolled(t, s, "h1", false)
+
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM ek_registrations WHERE id = $1`, "reg-a"); err != nil {
+		t.Fatal(err)
+	}
+	enr.EKPublicSHA256 = strings.ToUpper(ekDigestA)
+	done := make(chan error, 1)
+	go func() { done <- s.PutRegisteredAKEnrollment(ctx, enr) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the enrollment was put while the deletion was open: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	must(t, "commit the deletion", tx.Commit())
+	wantErr(t, "PutRegisteredAKEnrollment(deleted registration)", <-done, ErrNotFound)
+	wantEnrolled(t, s, "h1", false)
+
+	must(t, "CreateEKRegistration", s.CreateEKRegistration(ctx, EKRegistration{ID: "reg-a2", HardwareUUID: "u",
+		EKPublicSHA256: ekDigestA, EKPublic: []byte("ek"), CreatedAt: t0}))
+	must(t, "PutRegisteredAKEnrollment", s.PutRegisteredAKEnrollment(ctx, enr))
+	wantEnrolled(t, s, "h1", true)
 }
