@@ -20,7 +20,8 @@
 //     digest is kept as a single-use, short-lived challenge in the store;
 //  4. when the secret comes back, checks the EK again (its registration may
 //     have been deleted meanwhile), issues an AK certificate signed by the
-//     privacy CA and stores the enrollment.
+//     privacy CA and stores the enrollment (without an EK certificate, only
+//     while its registration is: store.PutRegisteredAKEnrollment).
 //
 // An enrollment goes with what vouched for it: deleting the host deletes it,
 // and deleting an EK registration deletes the enrollments without an EK
@@ -86,6 +87,7 @@ type Store interface {
 	ConsumeChallenge(ctx context.Context, id string, now time.Time) (store.ActivationChallenge, error)
 
 	PutAKEnrollment(ctx context.Context, e store.AKEnrollment) error
+	PutRegisteredAKEnrollment(ctx context.Context, e store.AKEnrollment) error
 	AKEnrollmentByHost(ctx context.Context, hostID string) (store.AKEnrollment, error)
 }
 
@@ -387,7 +389,17 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 		PCRBanks:       ch.PCRBanks,
 		CreatedAt:      e.cfg.Now(),
 	}
-	if err := e.store.PutAKEnrollment(ctx, enr); err != nil {
+	put := e.store.PutAKEnrollment
+	if len(enr.EKCertificate) == 0 {
+		// Stored only while the registration is: a deletion at the same
+		// time comes first or deletes this enrollment too.
+		put = e.store.PutRegisteredAKEnrollment
+	}
+	if err := put(ctx, enr); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.AKEnrollment{}, &RefusedError{HostID: ch.HostID, Reason: EKNotRegistered,
+				Detail: "the ek registration was deleted during the enrollment", Err: err}
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return store.AKEnrollment{}, fmt.Errorf("host %q: %w (%w)", ch.HostID, ErrAKInUse, err)
 		}
