@@ -2,6 +2,7 @@ package store
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -45,4 +46,16 @@ func TestHostsEnrolledWithEKNamesTheOtherRegisteredHosts(t *testing.T) {
 			}
 		},
 	}})
+}
+
+// Enrollment asks for the hosts enrolled with an EK twice: on SQLite the
+// query must search the enrollments by their EK digest's index, not scan
+// every enrollment of the fleet.
+func TestHostsEnrolledWithEKSearchesTheEKIndexOnSQLite(t *testing.T) {
+	plan := sqlitePlan(t, hostsEnrolledWithEKQuery, "ab12", "h1")
+	if !slices.ContainsFunc(plan, func(d string) bool {
+		return strings.HasPrefix(d, "SEARCH e USING INDEX ak_enrollments_ek_public_sha256")
+	}) {
+		t.Fatalf("plan %q does not search the enrollments by the index ak_enrollments_ek_public_sha256", plan)
+	}
 }
