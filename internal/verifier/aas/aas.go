@@ -9,9 +9,11 @@
 // moves on (revoke.go); custom-claims tokens never carry more than their
 // caller holds (customclaims.go).
 //
-// A locked account answers 401 with the same message as a wrong password, so
-// that a caller learns nothing about which accounts exist or are locked; the
-// lock is logged with the user id.
+// Failed logins lock a user out for the source that failed them only, and
+// throttle a source that fails too many across users (lockout.go). A locked
+// account answers 401 with the same message as a wrong password, so that a
+// caller learns nothing about which accounts exist or are locked; the lock is
+// logged with the user id and the source.
 package aas
 
 import (
@@ -35,6 +37,7 @@ const (
 	keyUntil    = "locked_until"
 	keySubject  = "subject"
 	keyCaller   = "caller"
+	keySource   = "source"
 )
 
 // Service is the name of this service in roles and permissions.
@@ -65,9 +68,16 @@ type Config struct {
 	// takes Argon2.Memory KiB).
 	MaxConcurrentHashes int
 
-	LockoutFailures int           // failed logins ...
+	LockoutFailures int           // failed logins of a user from one source ...
 	LockoutWindow   time.Duration // ... within this window ...
-	LockoutDuration time.Duration // ... lock the account this long
+	LockoutDuration time.Duration // ... lock the user out for that source this long
+	// SourceFailures failed logins from one source, whatever the users,
+	// within LockoutWindow refuse every login from it for LockoutDuration
+	// (lockout.go). Default 20.
+	SourceFailures int
+	// MaxSources bounds the sources whose failures are counted in memory for
+	// SourceFailures. Default 10000.
+	MaxSources int
 
 	AdminUsername string
 	// AdminPasswordFile holds the first admin's password (TC_ADMIN_PASSWORD_FILE).
@@ -99,6 +109,8 @@ func DefaultConfig() Config {
 		LockoutFailures:         5,
 		LockoutWindow:           5 * time.Minute,
 		LockoutDuration:         15 * time.Minute,
+		SourceFailures:          20,
+		MaxSources:              10000,
 		AdminUsername:           "admin",
 		SigningCertCN:           "Trusted Compute AAS JWT Signing",
 		SigningCertValidity:     30 * 24 * time.Hour,
@@ -124,6 +136,8 @@ func (c Config) withDefaults() Config {
 	c.MinPasswordLength = cmp.Or(c.MinPasswordLength, d.MinPasswordLength)
 	c.MaxConcurrentHashes = cmp.Or(c.MaxConcurrentHashes, d.MaxConcurrentHashes)
 	c.LockoutFailures = cmp.Or(c.LockoutFailures, d.LockoutFailures)
+	c.SourceFailures = cmp.Or(c.SourceFailures, d.SourceFailures)
+	c.MaxSources = cmp.Or(c.MaxSources, d.MaxSources)
 	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, d.VerifyCacheSize)
 	c.Argon2 = cmp.Or(c.Argon2, d.Argon2)
 	if c.Now == nil {
@@ -161,6 +175,12 @@ func (c Config) validate() error {
 	if c.LockoutFailures < 1 {
 		errs = append(errs, fmt.Errorf("lockout failures %d must be at least 1", c.LockoutFailures))
 	}
+	if c.SourceFailures < 1 {
+		errs = append(errs, fmt.Errorf("source failures %d must be at least 1", c.SourceFailures))
+	}
+	if c.MaxSources < 1 {
+		errs = append(errs, fmt.Errorf("max sources %d must be at least 1", c.MaxSources))
+	}
 	if err := c.Argon2.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -187,7 +207,8 @@ type AAS struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	hashSem  chan struct{}
-	dummy    []byte // hash of a random password, verified when the user is unknown
+	sources  *throttle // failed logins per source, across users
+	dummy    []byte    // hash of a random password, verified when the user is unknown
 }
 
 // New starts the AAS: it loads or creates the token signing key, gets its
@@ -201,7 +222,8 @@ func New(ctx context.Context, cfg Config, store Store, certs CertIssuer, creds C
 		return nil, errors.New("aas: store, cert issuer, credential issuer and logger are required")
 	}
 	a := &AAS{cfg: cfg, store: store, creds: creds, logger: logger, now: cfg.Now,
-		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes)}
+		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes),
+		sources: newThrottle(cfg.SourceFailures, cfg.LockoutWindow, cfg.LockoutDuration, cfg.MaxSources)}
 	var err error
 	if a.dummy, err = hashPassword(rand.Text(), cfg.Argon2); err != nil {
 		return nil, fmt.Errorf("aas: %w", err)

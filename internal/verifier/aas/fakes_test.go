@@ -32,7 +32,8 @@ type fakeStore struct {
 	users     map[string]User
 	roles     map[string]Role
 	userRoles map[string][]string
-	failures  map[string][]time.Time
+	failures  map[loginKey][]time.Time
+	locks     map[loginKey]time.Time
 	secrets   map[string][]byte
 	writes    int // number of successful mutations
 }
@@ -40,7 +41,7 @@ type fakeStore struct {
 func newFakeStore() *fakeStore {
 	return &fakeStore{
 		users: map[string]User{}, roles: map[string]Role{}, userRoles: map[string][]string{},
-		failures: map[string][]time.Time{}, secrets: map[string][]byte{},
+		failures: map[loginKey][]time.Time{}, locks: map[loginKey]time.Time{}, secrets: map[string][]byte{},
 	}
 }
 
@@ -150,7 +151,7 @@ func (s *fakeStore) DeleteUser(_ context.Context, id string) error {
 	}
 	delete(s.users, id)
 	delete(s.userRoles, id)
-	delete(s.failures, id)
+	s.forgetLogins(id)
 	s.writes++
 	return nil
 }
@@ -253,18 +254,19 @@ func (s *fakeStore) UserRoles(_ context.Context, userID string) ([]Role, error) 
 	return out, nil
 }
 
-func (s *fakeStore) RecordLoginFailure(_ context.Context, userID string, at time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[userID] = append(s.failures[userID], at)
-	return nil
-}
+// loginKey is a (user, source) pair of the lockout.
+type loginKey struct{ user, source string }
 
-func (s *fakeStore) LoginFailuresSince(_ context.Context, userID string, since time.Time) (int, error) {
+func (s *fakeStore) RecordSourceLoginFailure(_ context.Context, userID, source string, at, since time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return 0, fmt.Errorf("user %q: %w", userID, ErrNotFound)
+	}
+	k := loginKey{userID, source}
+	s.failures[k] = append(s.failures[k], at)
 	n := 0
-	for _, t := range s.failures[userID] {
+	for _, t := range s.failures[k] {
 		if !t.Before(since) {
 			n++
 		}
@@ -272,11 +274,57 @@ func (s *fakeStore) LoginFailuresSince(_ context.Context, userID string, since t
 	return n, nil
 }
 
+func (s *fakeStore) LockLoginSource(_ context.Context, userID, source string, until, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return fmt.Errorf("user %q: %w", userID, ErrNotFound)
+	}
+	k := loginKey{userID, source}
+	s.locks[k] = until
+	delete(s.failures, k)
+	return nil
+}
+
+func (s *fakeStore) LoginSourceLockedUntil(_ context.Context, userID, source string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.locks[loginKey{userID, source}], nil
+}
+
+func (s *fakeStore) ClearSourceLoginFailures(_ context.Context, userID, source string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, loginKey{userID, source})
+	return nil
+}
+
 func (s *fakeStore) ClearLoginFailures(_ context.Context, userID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.failures, userID)
+	deleteOfUser(s.failures, userID)
 	return nil
+}
+
+func (s *fakeStore) ClearLoginLocks(_ context.Context, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	deleteOfUser(s.locks, userID)
+	return nil
+}
+
+// forgetLogins deletes the failures and locks of a deleted user; s.mu held.
+func (s *fakeStore) forgetLogins(userID string) {
+	deleteOfUser(s.failures, userID)
+	deleteOfUser(s.locks, userID)
+}
+
+func deleteOfUser[V any](m map[loginKey]V, userID string) {
+	for k := range m {
+		if k.user == userID {
+			delete(m, k)
+		}
+	}
 }
 
 func (s *fakeStore) GetSecret(_ context.Context, name string) ([]byte, error) {

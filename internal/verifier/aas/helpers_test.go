@@ -18,6 +18,8 @@ import (
 type request struct {
 	method, path, token, contentType string
 	body                             string
+	remoteAddr                       string // the TCP peer; httptest's 192.0.2.1:1234 when empty
+	header                           http.Header
 }
 
 func (f *fixture) do(t testing.TB, r request) *httptest.ResponseRecorder {
@@ -33,6 +35,12 @@ func (f *fixture) do(t testing.TB, r request) *httptest.ResponseRecorder {
 	if r.token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
+	if r.remoteAddr != "" {
+		req.RemoteAddr = r.remoteAddr
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	rec := httptest.NewRecorder()
 	f.mux.ServeHTTP(rec, req)
 	return rec
@@ -40,11 +48,18 @@ func (f *fixture) do(t testing.TB, r request) *httptest.ResponseRecorder {
 
 func (f *fixture) login(t testing.TB, user, pw string) *httptest.ResponseRecorder {
 	t.Helper()
+	return f.loginFrom(t, request{}, user, pw)
+}
+
+// loginFrom logs in with the peer address and headers of from.
+func (f *fixture) loginFrom(t testing.TB, from request, user, pw string) *httptest.ResponseRecorder {
+	t.Helper()
 	b, err := json.Marshal(restapi.TokenRequest{Username: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.do(t, request{method: "POST", path: "/aas/v1/token", contentType: "application/json", body: string(b)})
+	from.method, from.path, from.contentType, from.body = "POST", "/aas/v1/token", "application/json", string(b)
+	return f.do(t, from)
 }
 
 func (f *fixture) adminToken(t testing.TB) string {

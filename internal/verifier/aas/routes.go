@@ -98,7 +98,7 @@ func (a *AAS) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return api.Errorf(api.KindBadRequest, "username and password are required")
 	}
-	tok, err := a.Login(r.Context(), req.Username, req.Password)
+	tok, err := a.Login(ContextWithPeer(r.Context(), r.RemoteAddr), req.Username, req.Password)
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,8 @@ func writeByID[T, R any](w http.ResponseWriter, r *http.Request, what string, by
 	return nil
 }
 
-// handleUpdateUser sets a new password; it also lifts a lockout.
+// handleUpdateUser sets a new password; it also lifts the user's locks from
+// every source.
 func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
 	var req restapi.PasswordRequest
 	if err := api.DecodeJSON(w, r, &req, smallBody); err != nil {
@@ -252,6 +253,9 @@ func (a *AAS) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
 		return storeErr(err, "user")
 	}
 	if err := a.store.ClearLoginFailures(r.Context(), id); err != nil {
+		return storeErr(err, "user")
+	}
+	if err := a.store.ClearLoginLocks(r.Context(), id); err != nil {
 		return storeErr(err, "user")
 	}
 	w.WriteHeader(http.StatusNoContent)

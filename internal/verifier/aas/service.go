@@ -28,20 +28,28 @@ type CredentialIssuer interface {
 var errLogin = api.Errorf(api.KindUnauthenticated, "invalid username or password")
 
 // Login checks a password and returns a signed token. Unknown users cost a
-// dummy hash so that they take as long as known ones.
+// dummy hash so that they take as long as known ones. The source of the
+// login is the peer that ContextWithPeer put in ctx (lockout.go).
 func (a *AAS) Login(ctx context.Context, username, password string) (string, error) {
+	source := sourceFrom(ctx)
+	if a.sources.refused(source, a.now()) {
+		return "", errLogin // no hash: a throttled source costs nothing
+	}
 	if err := a.acquire(ctx); err != nil {
 		return "", api.Wrap(api.KindUnavailable, err, "server busy")
 	}
-	ok, u, err := a.checkLogin(ctx, username, password)
+	ok, u, err := a.checkLogin(ctx, source, username, password)
 	a.release()
 	if err != nil {
 		return "", err
 	}
 	if !ok {
+		if until, throttled := a.sources.fail(source, a.now()); throttled {
+			a.logger.Warn("login source throttled after failed logins", slog.String(keySource, source), slog.Time(keyUntil, until))
+		}
 		return "", errLogin
 	}
-	if err := a.store.ClearLoginFailures(ctx, u.ID); err != nil {
+	if err := a.store.ClearSourceLoginFailures(ctx, u.ID, source); err != nil {
 		return "", api.Wrap(api.KindInternal, err, "clear login failures")
 	}
 	roles, err := a.store.UserRoles(ctx, u.ID)
@@ -52,8 +60,9 @@ func (a *AAS) Login(ctx context.Context, username, password string) (string, err
 	return a.issue(principal{userID: u.ID, gen: u.TokenGeneration}, u.ID, u.Name, r, p, a.now().Add(a.cfg.TokenValidity))
 }
 
-// checkLogin verifies the password of username; it runs with a hashing slot.
-func (a *AAS) checkLogin(ctx context.Context, username, password string) (bool, User, error) {
+// checkLogin verifies the password of username from source; it runs with a
+// hashing slot.
+func (a *AAS) checkLogin(ctx context.Context, source, username, password string) (bool, User, error) {
 	now := a.now()
 	u, err := a.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) || len(password) > MaxPasswordLength {
@@ -63,9 +72,19 @@ func (a *AAS) checkLogin(ctx context.Context, username, password string) (bool, 
 	if err != nil {
 		return false, User{}, api.Wrap(api.KindInternal, err, "read user")
 	}
-	if now.Before(u.LockedUntil) {
+	// LockedUntil locks the user out for every source: only locks set before
+	// the lockout became per source have it.
+	until, err := a.store.LoginSourceLockedUntil(ctx, u.ID, source)
+	if err != nil {
+		return false, u, api.Wrap(api.KindInternal, err, "read login lock")
+	}
+	if until.Before(u.LockedUntil) {
+		until = u.LockedUntil
+	}
+	if now.Before(until) {
 		_, _ = verifyPassword(password, a.dummy)
-		a.logger.Info("login refused: account locked", slog.String(keyUser, u.ID), slog.Time(keyUntil, u.LockedUntil))
+		a.logger.Info("login refused: account locked for the source", slog.String(keyUser, u.ID),
+			slog.String(keySource, source), slog.Time(keyUntil, until))
 		return false, u, nil
 	}
 	ok, err := verifyPassword(password, u.PasswordHash)
@@ -75,22 +94,17 @@ func (a *AAS) checkLogin(ctx context.Context, username, password string) (bool, 
 	if ok {
 		return true, u, nil
 	}
-	if err := a.store.RecordLoginFailure(ctx, u.ID, now); err != nil {
-		return false, u, api.Wrap(api.KindInternal, err, "record login failure")
-	}
-	n, err := a.store.LoginFailuresSince(ctx, u.ID, now.Add(-a.cfg.LockoutWindow))
+	n, err := a.store.RecordSourceLoginFailure(ctx, u.ID, source, now, now.Add(-a.cfg.LockoutWindow))
 	if err != nil {
-		return false, u, api.Wrap(api.KindInternal, err, "count login failures")
+		return false, u, api.Wrap(api.KindInternal, err, "record login failure")
 	}
 	if n >= a.cfg.LockoutFailures {
 		until := now.Add(a.cfg.LockoutDuration)
-		if err := a.store.SetUserLockedUntil(ctx, u.ID, until); err != nil {
-			return false, u, api.Wrap(api.KindInternal, err, "lock account")
+		if err := a.store.LockLoginSource(ctx, u.ID, source, until, now); err != nil {
+			return false, u, api.Wrap(api.KindInternal, err, "lock account for the source")
 		}
-		if err := a.store.ClearLoginFailures(ctx, u.ID); err != nil {
-			return false, u, api.Wrap(api.KindInternal, err, "clear login failures")
-		}
-		a.logger.Warn("account locked after failed logins", slog.String(keyUser, u.ID), slog.Time(keyUntil, until))
+		a.logger.Warn("account locked for a source after failed logins", slog.String(keyUser, u.ID),
+			slog.String(keySource, source), slog.Time(keyUntil, until))
 	}
 	return false, u, nil
 }

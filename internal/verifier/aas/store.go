@@ -65,11 +65,20 @@ type RoleStore interface {
 	UserRoles(ctx context.Context, userID string) ([]Role, error)
 }
 
-// LoginFailureStore counts failed logins for the lockout.
+// LoginFailureStore counts failed logins per (user, source) and locks a
+// user out for one source (see lockout.go). Replicas share it.
 type LoginFailureStore interface {
-	RecordLoginFailure(ctx context.Context, userID string, at time.Time) error
-	LoginFailuresSince(ctx context.Context, userID string, since time.Time) (int, error)
-	ClearLoginFailures(ctx context.Context, userID string) error
+	// RecordSourceLoginFailure notes a failure at at, forgets every failure
+	// before since and returns the user's failures from source since then.
+	RecordSourceLoginFailure(ctx context.Context, userID, source string, at, since time.Time) (int, error)
+	// LockLoginSource locks the user out for source until until and clears
+	// the user's failures from source; it forgets the locks expired at now.
+	LockLoginSource(ctx context.Context, userID, source string, until, now time.Time) error
+	// LoginSourceLockedUntil is the zero time when there is no lock.
+	LoginSourceLockedUntil(ctx context.Context, userID, source string) (time.Time, error)
+	ClearSourceLoginFailures(ctx context.Context, userID, source string) error
+	ClearLoginFailures(ctx context.Context, userID string) error // every source
+	ClearLoginLocks(ctx context.Context, userID string) error    // every source
 }
 
 // SecretStore keeps named secrets (the token signing key).

@@ -139,15 +139,31 @@ func (a *Store) UserRoles(ctx context.Context, userID string) ([]aas.Role, error
 	return roles(a.s.UserRoles(ctx, userID))
 }
 
-// RecordLoginFailure implements aas.Store.
-func (a *Store) RecordLoginFailure(ctx context.Context, userID string, at time.Time) error {
-	return mapErr(a.s.RecordLoginFailure(ctx, userID, at))
+// RecordSourceLoginFailure implements aas.Store.
+func (a *Store) RecordSourceLoginFailure(ctx context.Context, userID, source string, at, since time.Time) (int, error) {
+	n, err := a.s.RecordSourceLoginFailure(ctx, userID, source, at, since)
+	return n, mapErr(err)
 }
 
-// LoginFailuresSince implements aas.Store.
-func (a *Store) LoginFailuresSince(ctx context.Context, userID string, since time.Time) (int, error) {
-	n, err := a.s.LoginFailuresSince(ctx, userID, since)
-	return n, mapErr(err)
+// LockLoginSource implements aas.Store.
+func (a *Store) LockLoginSource(ctx context.Context, userID, source string, until, now time.Time) error {
+	return mapErr(a.s.LockLoginSource(ctx, userID, source, until, now))
+}
+
+// LoginSourceLockedUntil implements aas.Store.
+func (a *Store) LoginSourceLockedUntil(ctx context.Context, userID, source string) (time.Time, error) {
+	t, err := a.s.LoginSourceLockedUntil(ctx, userID, source)
+	return t, mapErr(err)
+}
+
+// ClearSourceLoginFailures implements aas.Store.
+func (a *Store) ClearSourceLoginFailures(ctx context.Context, userID, source string) error {
+	return mapErr(a.s.ClearSourceLoginFailures(ctx, userID, source))
+}
+
+// ClearLoginLocks implements aas.Store.
+func (a *Store) ClearLoginLocks(ctx context.Context, userID string) error {
+	return mapErr(a.s.ClearLoginLocks(ctx, userID))
 }
 
 // ClearLoginFailures implements aas.Store.
