@@ -67,15 +67,44 @@ func ParseSecretRequestSubject(subject string) (hostID string, err error) {
 }
 
 // SecretRequest is what an agent publishes on its request subject: the
-// names of the secrets it wants (or renews).
+// names of the secrets it wants (or renews), and a fresh nonce that the
+// signed answer echoes.
 type SecretRequest struct {
 	Names []string `json:"names"`
+	// Nonce is SecretNonceSize fresh random bytes; an agent before signed
+	// answers sends none.
+	Nonce []byte `json:"nonce,omitempty"`
 }
+
+// SecretNonceSize is the size of the nonce of a request; the verifier
+// refuses a request with a nonce longer than MaxSecretNonceSize.
+const (
+	SecretNonceSize    = 32
+	MaxSecretNonceSize = 64
+)
 
 // SecretAnswer is what the verifier publishes on an agent's answer
 // subject: the secrets it released, sealed to the host's TPM, and those it
 // refused or revoked, which the agent drops.
+//
+// Signed is the answer signed by the verifier: a compact JWS (type
+// report.TypeSecretAnswer, the verifier's signing identity in its x5c
+// header) whose payload is a SignedSecretAnswer. An agent takes only the
+// signed payload and refuses an answer without it; Released and Refused
+// are kept for agents before signed answers.
 type SecretAnswer struct {
+	Released []SealedSecret  `json:"released,omitempty"`
+	Refused  []SecretRefusal `json:"refused,omitempty"`
+	Signed   string          `json:"signed,omitempty"`
+}
+
+// SignedSecretAnswer is the payload of SecretAnswer.Signed: the answer
+// bound to its host, to the nonce of the request it answers (none for a
+// revocation the verifier pushes unasked) and to when it was made.
+type SignedSecretAnswer struct {
+	HostID   string          `json:"host_id"`
+	Nonce    []byte          `json:"nonce,omitempty"`
+	IssuedAt time.Time       `json:"issued_at"`
 	Released []SealedSecret  `json:"released,omitempty"`
 	Refused  []SecretRefusal `json:"refused,omitempty"`
 }

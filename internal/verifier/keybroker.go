@@ -45,7 +45,7 @@ func (v *Verifier) startKeyBroker(r *run.Runner, nc *nats.Conn, svc *hvs.Service
 	v.metrics.reg.MustRegister(p.releases)
 	b := keybroker.New(keybroker.Config{Observe: func(outcome, reason string) {
 		p.releases.WithLabelValues(outcome, reason).Inc()
-	}}, keybroker.Deps{Secrets: v.store, Hosts: v.store, Attest: svc, Reports: report.NewVerifier(v.ca.RootPool())},
+	}}, keybroker.Deps{Secrets: v.store, Hosts: v.store, Attest: svc, Reports: report.NewVerifier(v.ca.RootPool()), Signer: svc},
 		v.logger.With("part", "keybroker"))
 	b.Register(v.mux, v.require)
 	p.b.Store(b)

@@ -14,6 +14,7 @@ import (
 
 	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -27,6 +28,8 @@ type signingKey struct {
 	key    *ecdsa.PrivateKey
 	chain  []*x509.Certificate
 	report ReportSigner
+	// answers signs the key broker's answers to agents (answersign.go).
+	answers *report.Signer
 	// renewAt is when a third of the certificate's validity is left.
 	renewAt time.Time
 }
@@ -83,9 +86,15 @@ func (s *Service) newSigningKey(key *ecdsa.PrivateKey, chain []*x509.Certificate
 	if err != nil {
 		return nil, fmt.Errorf("hvs report signer: %w", err)
 	}
+	answers, ok := rs.(*report.Signer)
+	if !ok {
+		if answers, err = report.NewSigner(key, chain); err != nil {
+			return nil, fmt.Errorf("hvs answer signer: %w", err)
+		}
+	}
 	leaf := chain[0]
 	third := leaf.NotAfter.Sub(leaf.NotBefore) / 3
-	return &signingKey{key: key, chain: chain, report: rs, renewAt: leaf.NotAfter.Add(-third)}, nil
+	return &signingKey{key: key, chain: chain, report: rs, answers: answers, renewAt: leaf.NotAfter.Add(-third)}, nil
 }
 
 // decodeSigning reads the stored key and chain and checks that they are

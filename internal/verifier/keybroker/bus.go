@@ -112,6 +112,8 @@ func (b *Broker) handle(ctx context.Context, p Publisher, subject string, data [
 		err = fmt.Errorf("request of %d bytes, at most %d", len(data), maxRequestSize)
 	} else if err = json.Unmarshal(data, &req); err == nil && len(req.Names) > maxNamesPerRequest {
 		err = fmt.Errorf("%d names, at most %d", len(req.Names), maxNamesPerRequest)
+	} else if err == nil && len(req.Nonce) > bus.MaxSecretNonceSize {
+		err = fmt.Errorf("nonce of %d bytes, at most %d", len(req.Nonce), bus.MaxSecretNonceSize)
 	}
 	if err != nil {
 		b.logger.LogAttrs(ctx, slog.LevelWarn, "malformed secret request", slog.String(keyHost, host), slog.String(keyError, err.Error()))
@@ -128,10 +130,24 @@ func (b *Broker) handle(ctx context.Context, p Publisher, subject string, data [
 		b.holders.add(host, name)
 		ans.Released = append(ans.Released, *s)
 	}
-	b.answer(ctx, p, host, ans)
+	b.answer(ctx, p, host, req.Nonce, ans)
 }
 
-func (b *Broker) answer(ctx context.Context, p Publisher, host string, ans bus.SecretAnswer) {
+// answer publishes ans to host, signed with the nonce of the request it
+// answers (none for a pushed revocation). An answer that cannot be signed
+// goes out unsigned, for agents before signed answers; newer agents refuse
+// it.
+func (b *Broker) answer(ctx context.Context, p Publisher, host string, nonce []byte, ans bus.SecretAnswer) {
+	if b.signer != nil {
+		payload, err := json.Marshal(bus.SignedSecretAnswer{HostID: host, Nonce: nonce, IssuedAt: b.cfg.Now().UTC(),
+			Released: ans.Released, Refused: ans.Refused})
+		if err == nil {
+			ans.Signed, err = b.signer.SignSecretAnswer(ctx, payload)
+		}
+		if err != nil {
+			b.logger.LogAttrs(ctx, slog.LevelWarn, "secret answer not signed", slog.String(keyHost, host), slog.String(keyError, err.Error()))
+		}
+	}
 	subject, err := bus.SecretAnswerSubject(host)
 	if err == nil {
 		var msg []byte
@@ -169,5 +185,5 @@ func (b *Broker) ReportMade(r *report.Report) {
 		b.journal.add(Decision{At: b.cfg.Now(), HostID: r.HostID, Name: n, Outcome: OutcomeRevoked, Reason: bus.ReasonRevoked,
 			Detail: "the host's report is untrusted", ReportID: r.ID})
 	}
-	b.answer(ctx, p, r.HostID, ans)
+	b.answer(ctx, p, r.HostID, nil, ans)
 }

@@ -47,7 +47,7 @@ func FuzzHandleSecretRequest(f *testing.F) {
 			return
 		}
 		var req bus.SecretRequest
-		if json.Unmarshal([]byte(body), &req) != nil || len(body) > maxRequestSize || len(req.Names) > maxNamesPerRequest {
+		if json.Unmarshal([]byte(body), &req) != nil || len(body) > maxRequestSize || len(req.Names) > maxNamesPerRequest || len(req.Nonce) > bus.MaxSecretNonceSize {
 			if len(pub.subjects) != 0 {
 				t.Fatalf("answered a malformed request: %q", pub.bodies)
 			}

@@ -74,6 +74,16 @@ type Deps struct {
 	Hosts   HostStore
 	Attest  Attester
 	Reports ReportVerifier
+	// Signer signs every answer to an agent (hvs.Service); without it the
+	// answers are unsigned, which agents refuse.
+	Signer AnswerSigner
+}
+
+// AnswerSigner signs the payload of an answer to an agent (the JSON of a
+// bus.SignedSecretAnswer) as a compact JWS of the verifier's signing
+// identity (report.TypeSecretAnswer).
+type AnswerSigner interface {
+	SignSecretAnswer(ctx context.Context, payload []byte) (string, error)
 }
 
 // Broker is the key broker.
@@ -83,6 +93,7 @@ type Broker struct {
 	hosts   HostStore
 	attest  Attester
 	reports ReportVerifier
+	signer  AnswerSigner
 	logger  *slog.Logger
 	// pub is the bus while Serve runs, for pushed revocations.
 	pub atomic.Pointer[publisher]
@@ -97,7 +108,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger) *Broker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Broker{cfg: cfg, secrets: deps.Secrets, hosts: deps.Hosts, attest: deps.Attest, reports: deps.Reports, logger: logger}
+	return &Broker{cfg: cfg, secrets: deps.Secrets, hosts: deps.Hosts, attest: deps.Attest, reports: deps.Reports, signer: deps.Signer, logger: logger}
 }
 
 // decodePolicy reads a stored policy.

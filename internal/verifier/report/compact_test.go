@@ -26,7 +26,7 @@ func TestATokenIsWhatGoJOSESerializes(t *testing.T) {
 			t.Fatal(err)
 		}
 		alg, _ := algFor(key.Public())
-		for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy} {
+		for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy, TypeSecretAnswer} {
 			for _, payload := range payloads {
 				tok, err := s.sign(typ, payload)
 				if err != nil {

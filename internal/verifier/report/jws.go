@@ -127,7 +127,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 		signingKey = k
 	}
 	s := &Signer{signers: map[string]jose.Signer{}, headers: map[string]string{}, build: buildID()}
-	for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy} {
+	for _, typ := range []string{TypeReport, TypeEAR, TypeIMAPolicy, TypeSecretAnswer} {
 		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(headerX5C, encodedJSON(x5c))
 		js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, opts)
 		if err != nil {
