@@ -98,7 +98,9 @@ type node struct {
 	conn *atomic.Pointer[bus.Conn]
 }
 
-func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, error) {
+// openNode opens the node's TPM and agent; roots are the CMS roots the key
+// broker's answers must be signed under (nil when the node has no bus).
+func openNode(ctx context.Context, cfg Config, roots *x509.CertPool, logger *slog.Logger) (*node, error) {
 	t, err := tpm.OpenContext(ctx, cfg.TPM)
 	if err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func openNode(ctx context.Context, cfg Config, logger *slog.Logger) (*node, erro
 		return nil, err
 	}
 	if len(cfg.Secrets.Names) > 0 {
-		if secrets, err = a.NewSecrets(agent.SecretsConfig{Names: cfg.Secrets.Names, Dir: cfg.Secrets.Dir}, nt); err != nil {
+		if secrets, err = a.NewSecrets(agent.SecretsConfig{Names: cfg.Secrets.Names, Dir: cfg.Secrets.Dir, Roots: roots}, nt); err != nil {
 			_ = t.Close()
 			return nil, err
 		}
@@ -179,7 +181,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if !roots.AppendCertsFromPEM(caPEM) {
 		return fmt.Errorf("nats ca file %s holds no PEM certificate", cfg.NATS.CAFile)
 	}
-	n, err := openNode(ctx, cfg, logger)
+	n, err := openNode(ctx, cfg, roots, logger)
 	if err != nil {
 		return err
 	}
@@ -296,7 +298,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	cfg.HostID = cmp.Or(cfg.HostID, "local")
-	n, err := openNode(ctx, cfg, logger)
+	n, err := openNode(ctx, cfg, nil, logger)
 	if err != nil {
 		return err
 	}

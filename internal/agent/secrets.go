@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/signerid"
 	"trustedcompute.io/tc/internal/tpm"
 )
 
@@ -41,6 +45,10 @@ type SecretsConfig struct {
 	// Retry is how long to wait before asking again when nothing is held
 	// or the verifier did not answer (default 30s).
 	Retry time.Duration
+	// Roots are the CMS roots (the bus's CA file): an answer is taken only
+	// when it is signed by the verifier's signing identity under them
+	// (signerid.Verify). Without roots every answer is refused.
+	Roots *x509.CertPool
 }
 
 // Secrets keeps the node's released secrets.
@@ -57,7 +65,26 @@ type Secrets struct {
 	sub  bus.Subscription
 	// changed is signalled when an answer changes what is held.
 	changed chan struct{}
+	// nonces are those of the last outstanding requests (at most
+	// maxOutstanding), oldest first; an answer that releases a secret must
+	// echo one of them, which it uses up.
+	nonces [][]byte
+	// lastIssued is the issue time of the newest answer taken: a pushed
+	// revocation must be newer.
+	lastIssued time.Time
 }
+
+// Limits of the answers taken.
+const (
+	// maxOutstanding is how many requests may await their answer.
+	maxOutstanding = 4
+	// maxRevocationSkew bounds the age, and the lead, of a pushed
+	// revocation's issue time.
+	maxRevocationSkew = 5 * time.Minute
+)
+
+// errUnsigned is the refusal of an answer that the verifier did not sign.
+var errUnsigned = errors.New("unsigned secret answer")
 
 type heldSecret struct {
 	version int64
@@ -137,9 +164,19 @@ func (s *Secrets) ask(ctx context.Context) {
 	if nc == nil || len(s.cfg.Names) == 0 {
 		return
 	}
+	nonce := make([]byte, bus.SecretNonceSize)
 	request, err := bus.SecretRequestSubject(s.a.cfg.HostID)
 	if err == nil {
-		msg, _ := json.Marshal(bus.SecretRequest{Names: s.cfg.Names})
+		_, err = rand.Read(nonce)
+	}
+	if err == nil {
+		s.mu.Lock()
+		s.nonces = append(s.nonces, nonce)
+		if len(s.nonces) > maxOutstanding {
+			s.nonces = slices.Delete(s.nonces, 0, len(s.nonces)-maxOutstanding)
+		}
+		s.mu.Unlock()
+		msg, _ := json.Marshal(bus.SecretRequest{Names: s.cfg.Names, Nonce: nonce})
 		err = nc.Publish(request, msg)
 	}
 	if err != nil {
@@ -207,11 +244,16 @@ func (s *Secrets) Get(name string) ([]byte, bool) {
 	return slices.Clone(h.value), true
 }
 
-// handle takes one answer of the verifier.
+// handle takes one answer of the verifier, when it is signed for this
+// host and fresh (open); a refused answer changes nothing that is held.
 func (s *Secrets) handle(ctx context.Context, data []byte) {
-	var ans bus.SecretAnswer
-	if err := json.Unmarshal(data, &ans); err != nil {
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "malformed secret answer", slog.String(keyError, err.Error()))
+	ans, err := s.open(data)
+	if errors.Is(err, errUnsigned) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "unsigned secret answer refused")
+		return
+	}
+	if err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "secret answer refused", slog.String(keyError, err.Error()))
 		return
 	}
 	for _, r := range ans.Refused {
@@ -238,6 +280,57 @@ func (s *Secrets) handle(ctx context.Context, data []byte) {
 	case s.changed <- struct{}{}:
 	default:
 	}
+}
+
+// open returns the signed payload of an answer when the answer may be
+// taken: it verifies (signerid.VerifyJWS: the verifier's signing identity
+// under the configured roots, now), it is for this host, and it
+// either echoes the nonce of an outstanding request (which it uses up) or,
+// without a nonce, only refuses secrets, was issued within
+// maxRevocationSkew of now and is newer than the last answer taken.
+func (s *Secrets) open(data []byte) (bus.SignedSecretAnswer, error) {
+	var ans bus.SecretAnswer
+	if err := json.Unmarshal(data, &ans); err != nil {
+		return bus.SignedSecretAnswer{}, fmt.Errorf("malformed secret answer: %w", err)
+	}
+	if ans.Signed == "" {
+		return bus.SignedSecretAnswer{}, errUnsigned
+	}
+	now := s.a.now()
+	payload, err := signerid.VerifyJWS(ans.Signed, bus.SecretAnswerType, s.cfg.Roots, now)
+	if err != nil {
+		return bus.SignedSecretAnswer{}, err
+	}
+	var sa bus.SignedSecretAnswer
+	if err := json.Unmarshal(payload, &sa); err != nil {
+		return bus.SignedSecretAnswer{}, fmt.Errorf("malformed signed secret answer: %w", err)
+	}
+	if sa.HostID != s.a.cfg.HostID {
+		return bus.SignedSecretAnswer{}, fmt.Errorf("the answer is for host %q", sa.HostID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(sa.Nonce) > 0 {
+		i := slices.IndexFunc(s.nonces, func(n []byte) bool { return bytes.Equal(n, sa.Nonce) })
+		if i < 0 {
+			return bus.SignedSecretAnswer{}, errors.New("the answer's nonce is of no outstanding request")
+		}
+		s.nonces = slices.Delete(s.nonces, i, i+1)
+	} else {
+		if len(sa.Released) > 0 {
+			return bus.SignedSecretAnswer{}, errors.New("an answer without a nonce releases secrets")
+		}
+		if d := now.Sub(sa.IssuedAt); d > maxRevocationSkew || d < -maxRevocationSkew {
+			return bus.SignedSecretAnswer{}, fmt.Errorf("a revocation issued at %s is not within %s of now", sa.IssuedAt.Format(time.RFC3339), maxRevocationSkew)
+		}
+		if !sa.IssuedAt.After(s.lastIssued) {
+			return bus.SignedSecretAnswer{}, fmt.Errorf("a revocation issued at %s is not newer than the last answer taken", sa.IssuedAt.Format(time.RFC3339))
+		}
+	}
+	if sa.IssuedAt.After(s.lastIssued) {
+		s.lastIssued = sa.IssuedAt
+	}
+	return sa, nil
 }
 
 // unwrap recovers the value under the agent's TPM lock.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +16,14 @@ import (
 	"trustedcompute.io/tc/internal/agent"
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/tpm"
+	"trustedcompute.io/tc/internal/verifier/cms"
+	"trustedcompute.io/tc/internal/verifier/cms/cmstest"
+	"trustedcompute.io/tc/internal/verifier/report"
 )
+
+// revocation is what the verifier pushes when the host's report turns
+// untrusted.
+var revocation = bus.SecretAnswer{Refused: []bus.SecretRefusal{{Name: "volume-key", Reason: bus.ReasonRevoked}}}
 
 // fakeKeyTPM unwraps the blobs made for it: their duplicate is its name.
 // (The real import is played on swtpm in package keybroker.)
@@ -31,12 +39,17 @@ func (f fakeKeyTPM) Import(b tpm.ImportBlob) ([]byte, error) {
 	return bytes.Clone(f.key), nil
 }
 
-// fakeBus hands the keeper's requests to answer and delivers its answers.
+// fakeBus hands the keeper's requests to answer and delivers its answers,
+// made into a message by msg (default: signed by the broker).
 type fakeBus struct {
 	mu       sync.Mutex
 	deliver  func(*bus.Msg)
 	requests int
 	answer   func(n int) *bus.SecretAnswer // nil: no answer
+	broker   *broker
+	msg      func(nonce []byte, ans bus.SecretAnswer) []byte
+	// sent are the messages delivered, in order.
+	sent [][]byte
 }
 
 func (f *fakeBus) Subscribe(_ string, cb func(*bus.Msg)) (bus.Subscription, error) {
@@ -51,19 +64,82 @@ type fakeSub struct{}
 func (fakeSub) Unsubscribe() error { return nil }
 func (fakeSub) Drain() error       { return nil }
 
-func (f *fakeBus) Publish(_ string, _ []byte) error {
+func (f *fakeBus) Publish(_ string, data []byte) error {
+	var req bus.SecretRequest
+	if err := json.Unmarshal(data, &req); err != nil || len(req.Nonce) != bus.SecretNonceSize {
+		return fmt.Errorf("request %s: want names and a %d-byte nonce", data, bus.SecretNonceSize)
+	}
 	f.mu.Lock()
 	f.requests++
-	n, cb, answer := f.requests, f.deliver, f.answer
+	n, cb, answer, msg := f.requests, f.deliver, f.answer, f.msg
+	if msg == nil {
+		msg = f.broker.message
+	}
 	f.mu.Unlock()
 	if ans := answer(n); ans != nil {
-		b, _ := json.Marshal(ans)
+		b := msg(req.Nonce, *ans)
+		f.mu.Lock()
+		f.sent = append(f.sent, b)
+		f.mu.Unlock()
 		go cb(&bus.Msg{Data: b})
 	}
 	return nil
 }
 
-func released(t *testing.T, tpmName, hostID, name string, version int64, value string, lease time.Duration) bus.SealedSecret {
+// push delivers a message as if the verifier had pushed it.
+func (f *fakeBus) push(msg []byte) {
+	f.mu.Lock()
+	deliver := f.deliver
+	f.mu.Unlock()
+	deliver(&bus.Msg{Data: msg})
+}
+
+// broker signs answers as the verifier's key broker does, for host, with
+// the issue time issued (zero: now).
+type broker struct {
+	ca     *cms.CA
+	signer *report.Signer
+	host   string
+	issued time.Time
+}
+
+// newBroker makes a CMS and the verifier's signing identity under it.
+func newBroker(t testing.TB) *broker {
+	t.Helper()
+	ca := cmstest.NewCA(t, time.Now())
+	signer, err := report.NewSigner(cmstest.VerifierSigning(t, ca, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &broker{ca: ca, signer: signer, host: "edge-1"}
+}
+
+// message is ans signed with nonce, as the key broker publishes it.
+func (b *broker) message(nonce []byte, ans bus.SecretAnswer) []byte {
+	issued := b.issued
+	if issued.IsZero() {
+		issued = time.Now()
+	}
+	payload, err := json.Marshal(bus.SignedSecretAnswer{HostID: b.host, Nonce: nonce, IssuedAt: issued, Released: ans.Released, Refused: ans.Refused})
+	if err != nil {
+		panic(err)
+	}
+	if ans.Signed, err = b.signer.SignSecretAnswer(payload); err != nil {
+		panic(err)
+	}
+	msg, err := json.Marshal(ans)
+	if err != nil {
+		panic(err)
+	}
+	return msg
+}
+
+func unsigned(_ []byte, ans bus.SecretAnswer) []byte {
+	msg, _ := json.Marshal(ans)
+	return msg
+}
+
+func released(t testing.TB, tpmName, hostID, name string, version int64, value string, lease time.Duration) bus.SealedSecret {
 	t.Helper()
 	s := bus.SealedSecret{Name: name, SecretID: "id-" + name, Version: version, ExpiresAt: time.Now().Add(lease), Duplicate: []byte(tpmName)}
 	if err := bus.EncryptValue(&s, bytes.Repeat([]byte{7}, bus.SecretKeySize), hostID, []byte(value)); err != nil {
@@ -72,7 +148,7 @@ func released(t *testing.T, tpmName, hostID, name string, version int64, value s
 	return s
 }
 
-func newKeeper(t *testing.T, cfg agent.SecretsConfig) *agent.Secrets {
+func newKeeper(t testing.TB, cfg agent.SecretsConfig) *agent.Secrets {
 	t.Helper()
 	a, err := agent.New(agent.Config{HostID: "edge-1"}, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -85,7 +161,7 @@ func newKeeper(t *testing.T, cfg agent.SecretsConfig) *agent.Secrets {
 	return s
 }
 
-func run(t *testing.T, s *agent.Secrets, b *fakeBus) {
+func run(t testing.TB, s *agent.Secrets, b *fakeBus) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -138,8 +214,9 @@ func TestASecretsDirectoryMustBeOnATmpfs(t *testing.T) {
 
 func TestAReleasedSecretLivesOnTheTmpfsUntilRevoked(t *testing.T) {
 	dir := tmpfsDir(t)
-	s := newKeeper(t, agent.SecretsConfig{Names: []string{"volume-key"}, Dir: dir, Retry: time.Hour})
-	b := &fakeBus{answer: func(int) *bus.SecretAnswer {
+	br := newBroker(t)
+	s := newKeeper(t, agent.SecretsConfig{Names: []string{"volume-key"}, Dir: dir, Retry: time.Hour, Roots: br.ca.RootPool()})
+	b := &fakeBus{broker: br, answer: func(int) *bus.SecretAnswer {
 		return &bus.SecretAnswer{Released: []bus.SealedSecret{released(t, "tpm-1", "edge-1", "volume-key", 1, "v1", time.Hour)}}
 	}}
 	run(t, s, b)
@@ -153,11 +230,8 @@ func TestAReleasedSecretLivesOnTheTmpfsUntilRevoked(t *testing.T) {
 		t.Errorf("secret file mode %v (%v), want 0400", fi.Mode(), err)
 	}
 	// The verifier pushes a revocation: the host's report turned untrusted.
-	b.mu.Lock()
-	deliver := b.deliver
-	b.mu.Unlock()
-	msg, _ := json.Marshal(bus.SecretAnswer{Refused: []bus.SecretRefusal{{Name: "volume-key", Reason: bus.ReasonRevoked}}})
-	deliver(&bus.Msg{Data: msg})
+	time.Sleep(time.Millisecond) // issued after the release
+	b.push(br.message(nil, revocation))
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the secret file survived the revocation: %v", err)
 	}
@@ -167,8 +241,9 @@ func TestAReleasedSecretLivesOnTheTmpfsUntilRevoked(t *testing.T) {
 }
 
 func TestASecretIsDroppedWhenItsLeaseEndsWithoutARenewal(t *testing.T) {
-	s := newKeeper(t, agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Hour})
-	b := &fakeBus{answer: func(n int) *bus.SecretAnswer {
+	br := newBroker(t)
+	s := newKeeper(t, agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Hour, Roots: br.ca.RootPool()})
+	b := &fakeBus{broker: br, answer: func(n int) *bus.SecretAnswer {
 		if n > 1 { // the verifier is gone: renewals go unanswered
 			return nil
 		}
@@ -185,8 +260,9 @@ func TestASecretIsDroppedWhenItsLeaseEndsWithoutARenewal(t *testing.T) {
 }
 
 func TestABlobForAnotherTPMOrHostIsNotKept(t *testing.T) {
-	s := newKeeper(t, agent.SecretsConfig{Names: []string{"a", "b"}, Retry: time.Hour})
-	b := &fakeBus{answer: func(int) *bus.SecretAnswer {
+	br := newBroker(t)
+	s := newKeeper(t, agent.SecretsConfig{Names: []string{"a", "b"}, Retry: time.Hour, Roots: br.ca.RootPool()})
+	b := &fakeBus{broker: br, answer: func(int) *bus.SecretAnswer {
 		return &bus.SecretAnswer{Released: []bus.SealedSecret{
 			released(t, "tpm-2", "edge-1", "a", 1, "for another tpm", time.Hour),
 			released(t, "tpm-1", "edge-2", "b", 1, "for another host", time.Hour),

@@ -88,8 +88,7 @@ const (
 // refused or revoked, which the agent drops.
 //
 // Signed is the answer signed by the verifier: a compact JWS (type
-// report.TypeSecretAnswer, the verifier's signing identity in its x5c
-// header) whose payload is a SignedSecretAnswer. An agent takes only the
+// SecretAnswerType, the verifier's signing identity in its x5c header) whose payload is a SignedSecretAnswer. An agent takes only the
 // signed payload and refuses an answer without it; Released and Refused
 // are kept for agents before signed answers.
 type SecretAnswer struct {
@@ -97,6 +96,10 @@ type SecretAnswer struct {
 	Refused  []SecretRefusal `json:"refused,omitempty"`
 	Signed   string          `json:"signed,omitempty"`
 }
+
+// SecretAnswerType is the JWS type (typ) of SecretAnswer.Signed
+// (report.TypeSecretAnswer).
+const SecretAnswerType = "tc-secret-answer+jws"
 
 // SignedSecretAnswer is the payload of SecretAnswer.Signed: the answer
 // bound to its host, to the nonce of the request it answers (none for a

@@ -53,7 +53,7 @@ func TestADeletedEKRegistrationStopsTheReportsItAllowed(t *testing.T) {
 	if status, b := h.do(t, "POST", "/hvs/v2/secrets", admin, ctJSON, body); status != http.StatusCreated {
 		t.Fatalf("create secret: %d %s", status, b)
 	}
-	keeper, err := n.agent.NewSecrets(agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Second}, n.tpm)
+	keeper, err := n.agent.NewSecrets(agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Second, Roots: n.h.v.Roots}, n.tpm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	keeper, err := a.NewSecrets(agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Second}, nt)
+	keeper, err := a.NewSecrets(agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Second, Roots: h.v.Roots}, nt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -252,7 +252,7 @@ func (n *node) keepSecret(ctx context.Context, arg string) error {
 	if err != nil {
 		return fmt.Errorf("connect to the verifier bus: %w", err)
 	}
-	keeper, err := n.newKeeper(agent.SecretsConfig{Names: []string{name}, Dir: dir, Retry: secretRetry})
+	keeper, err := n.newKeeper(agent.SecretsConfig{Names: []string{name}, Dir: dir, Retry: secretRetry, Roots: n.roots})
 	if err == nil {
 		err = keeper.Attach(ctx, natsbus.Adapt(nc))
 	}

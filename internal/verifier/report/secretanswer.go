@@ -3,12 +3,15 @@ package report
 import (
 	"crypto/x509"
 	"time"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // TypeSecretAnswer is the JWS type of the key broker's answers to agents
 // (bus.SecretAnswer.Signed): no other verifier of this package accepts it,
-// and its verifier accepts nothing else.
-const TypeSecretAnswer = "tc-secret-answer+jws"
+// and its verifier accepts nothing else. Agents check these answers with
+// signerid.VerifyJWS, which links no JOSE library.
+const TypeSecretAnswer = bus.SecretAnswerType
 
 // SignSecretAnswer signs the payload of a key broker answer (the JSON of a
 // bus.SignedSecretAnswer) as a compact JWS of type TypeSecretAnswer, with
