@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/sse"
+	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
 
@@ -248,7 +249,9 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := strings.TrimSpace(r.PostForm.Get("username"))
-	token, err := wb.auth.Login(r.Context(), user, r.PostForm.Get("password"))
+	// The peer's address is the login's source: failures lock the user
+	// out for that source only (package aas).
+	token, err := wb.auth.Login(aas.ContextWithPeer(r.Context(), r.RemoteAddr), user, r.PostForm.Get("password"))
 	if err == nil {
 		err = wb.allowed(r.Context(), token)
 	}
