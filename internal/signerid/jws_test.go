@@ -58,33 +58,31 @@ func TestVerifyJWSAcceptsOnlyTheVerifiersSignatureOfItsType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name  string
-		token string
-		ok    bool
-	}{
-		{"a token the verifier's P-256 key signed verifies", good, true},
-		{"a token the verifier's P-384 key signed verifies", sign(p384), true},
-		{"a token of another type is refused", policy, false},
-		{"a token of a signing certificate that is not the verifier's is refused", sign(other), false},
-		{"a token of the verifier of another CMS is refused", sign(foreign), false},
-		{"a token whose payload was changed is refused", h + "." + strings.ToUpper(p) + "." + sig, false},
-		{"a token whose signature is cut is refused", h + "." + p + "." + sig[:len(sig)-4], false},
-		{"a token of four parts is refused", good + ".", false},
-		{"an unsigned token is refused", h + "." + p + ".", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := signerid.VerifyJWS(tt.token, bus.SecretAnswerType, ca.RootPool(), jwsNow)
-			if tt.ok && (err != nil || !bytes.Equal(got, payload)) {
+	// Each token verifies (with the payload) exactly when ok is true.
+	ok := map[string]bool{}
+	named := map[string]string{}
+	add := func(name, token string, verifies bool) { named[name], ok[name] = token, verifies }
+	add("a token the verifier's P-256 key signed verifies", good, true)
+	add("a token the verifier's P-384 key signed verifies", sign(p384), true)
+	add("a token of another type is refused", policy, false)
+	add("a token of a signing certificate that is not the verifier's is refused", sign(other), false)
+	add("a token of the verifier of another CMS is refused", sign(foreign), false)
+	add("a token whose payload was changed is refused", h+"."+strings.ToUpper(p)+"."+sig, false)
+	add("a token whose signature is cut is refused", h+"."+p+"."+sig[:len(sig)-4], false)
+	add("a token of four parts is refused", good+".", false)
+	add("an unsigned token is refused", h+"."+p+".", false)
+	for name, token := range named {
+		t.Run(name, func(t *testing.T) {
+			got, err := signerid.VerifyJWS(token, bus.SecretAnswerType, ca.RootPool(), jwsNow)
+			if ok[name] && (err != nil || !bytes.Equal(got, payload)) {
 				t.Fatalf("VerifyJWS = %q, %v; want the payload", got, err)
 			}
-			if !tt.ok && err == nil {
+			if !ok[name] && err == nil {
 				t.Fatalf("VerifyJWS accepted it: %q", got)
 			}
 			// The verifier's go-jose check agrees.
-			if _, err := report.VerifySecretAnswer(tt.token, ca.RootPool(), jwsNow); (err == nil) != tt.ok {
-				t.Errorf("report.VerifySecretAnswer: %v, want ok=%v", err, tt.ok)
+			if _, err := report.VerifySecretAnswer(token, ca.RootPool(), jwsNow); (err == nil) != ok[name] {
+				t.Errorf("report.VerifySecretAnswer: %v, want ok=%v", err, ok[name])
 			}
 		})
 	}
