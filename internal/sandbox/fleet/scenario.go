@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/verifier/report"
 )
@@ -123,11 +125,34 @@ func (s *scenario) stillHealthy(ctx context.Context, nodes []string) error {
 }
 
 // checkFailed checks what MarkFailed leaves on a node: cordon by us, taint,
-// no ready label, condition False with reason, and a Warning Event.
+// no ready label, condition False with reason, and a Warning Event. The
+// manager writes these in separate requests (the status label and the
+// cordon first), so a node just seen cordoned may lack the rest for a
+// moment: the check is repeated for a few seconds before it fails.
 func (s *scenario) checkFailed(ctx context.Context, node, reason string) error {
-	info, err := s.f.adapter.Get(ctx, node)
+	var problems []string
+	var c corev1.NodeCondition
+	err := poll(ctx, failedSettle, 100*time.Millisecond, func() (bool, error) {
+		var err error
+		problems, c, err = s.failedProblems(ctx, node, reason)
+		return len(problems) == 0, err
+	}, func() error { return errors.New(node + ": " + strings.Join(problems, "; ")) })
 	if err != nil {
 		return err
+	}
+	s.printf("   %s: cordoned, tainted %s, condition False %s: %s", node, untrustedTaint, c.Reason, c.Message)
+	return nil
+}
+
+// failedSettle bounds how long checkFailed waits for the manager's writes
+// after the node was seen failed and cordoned.
+const failedSettle = 10 * time.Second
+
+// failedProblems lists what a failed node lacks of MarkFailed's marks.
+func (s *scenario) failedProblems(ctx context.Context, node, reason string) ([]string, corev1.NodeCondition, error) {
+	info, err := s.f.adapter.Get(ctx, node)
+	if err != nil {
+		return nil, corev1.NodeCondition{}, err
 	}
 	var problems []string
 	if !info.Cordoned || !info.CordonedByUs {
@@ -141,23 +166,19 @@ func (s *scenario) checkFailed(ctx context.Context, node, reason string) error {
 	}
 	c, err := s.f.condition(ctx, node)
 	if err != nil {
-		return err
+		return nil, corev1.NodeCondition{}, err
 	}
 	if c.Status != "False" || c.Reason != reason {
 		problems = append(problems, fmt.Sprintf("condition %s %s, want False/%s", c.Status, c.Reason, reason))
 	}
 	events, err := s.f.Events(ctx, node)
 	if err != nil {
-		return err
+		return nil, corev1.NodeCondition{}, err
 	}
 	if !slices.ContainsFunc(events, func(e Event) bool { return e.Type == "Warning" && e.Reason == reason }) {
 		problems = append(problems, "no Warning Event "+reason)
 	}
-	if len(problems) > 0 {
-		return errors.New(node + ": " + strings.Join(problems, "; "))
-	}
-	s.printf("   %s: cordoned, tainted %s, condition False %s: %s", node, untrustedTaint, c.Reason, c.Message)
-	return nil
+	return problems, c, nil
 }
 
 func (s *scenario) tamper(ctx context.Context) error {
