@@ -14,9 +14,11 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # tc_nosimulator leaves the reference TPM simulator (cgo) out of the node
 # binary: it can only talk to a real TPM (/dev/tpmrm0) or a swtpm socket.
+# -gcflags=all=-l builds it without inlining: 0.6 MB smaller, and as much
+# less resident, for about 10 ms more CPU per report (docs/performance.md).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -tags tc_nosimulator -ldflags "-s -w -X main.version=${VERSION}" \
+    go build -trimpath -tags tc_nosimulator -gcflags=all=-l -ldflags "-s -w -X main.version=${VERSION}" \
       -o /out/trust-agent ./cmd/trust-agent
 
 # The agent runs as root (uid 0) but with no capabilities: the TCG and IMA

@@ -42,6 +42,10 @@ type spec struct {
 	cmd   []string // default arguments
 	ports []string // exposed ports
 	title string
+	// gcflags are the binary's own compiler flags: the trust agent is built
+	// without inlining (-l), 0.6 MB smaller and as much less resident
+	// (trust-agent.Dockerfile, docs/performance.md).
+	gcflags string
 }
 
 // specs are the product's images, in the order they are built and printed.
@@ -50,7 +54,7 @@ var specs = []spec{
 		title: "Trusted Compute verifier (AAS, CMS, HVS, NATS)"},
 	// root without capabilities: the TCG and IMA logs are 0440 root:root
 	// and /dev/tpmrm0 is root:tss 0660 (trust-agent.Dockerfile).
-	{name: "trust-agent", user: "0:0", cmd: []string{"run"}, title: "Trusted Compute trust agent"},
+	{name: "trust-agent", user: "0:0", cmd: []string{"run"}, title: "Trusted Compute trust agent", gcflags: "all=-l"},
 	{name: "attestation-manager", user: nonroot, cmd: []string{"run"}, title: "Trusted Compute attestation manager"},
 	{name: "tcctl", user: nonroot, title: "Trusted Compute admin CLI"},
 }
@@ -232,21 +236,33 @@ func (p *plan) execute(ctx context.Context, log *slog.Logger, stdout io.Writer) 
 	return p.push(ctx, log, images, stdout)
 }
 
-// build runs go build for every image of the plan on one platform, into dir.
+// build runs go build for every image of the plan on one platform, into
+// dir: one go build for the binaries that share their compiler flags.
 func (p *plan) build(ctx context.Context, pl v1.Platform, dir string) error {
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-tags", "tc_nosimulator",
-		"-ldflags", "-s -w -X main.version=" + p.version, "-o", dir + "/"}
+	var flags []string // in the order of the specs
+	pkgs := map[string][]string{}
 	for _, s := range p.specs {
-		args = append(args, "./cmd/"+s.name)
+		if _, ok := pkgs[s.gcflags]; !ok {
+			flags = append(flags, s.gcflags)
+		}
+		pkgs[s.gcflags] = append(pkgs[s.gcflags], "./cmd/"+s.name)
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = p.source
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+pl.OS, "GOARCH="+pl.Architecture)
-	if pl.Variant != "" && pl.Architecture == "arm" {
-		cmd.Env = append(cmd.Env, "GOARM="+strings.TrimPrefix(pl.Variant, "v"))
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for %s in %s: %w\n%s", pl.String(), p.source, err, out)
+	for _, gcflags := range flags {
+		args := []string{"build", "-trimpath", "-buildvcs=false", "-tags", "tc_nosimulator",
+			"-ldflags", "-s -w -X main.version=" + p.version}
+		if gcflags != "" {
+			args = append(args, "-gcflags", gcflags)
+		}
+		args = append(args, "-o", dir+"/")
+		cmd := exec.CommandContext(ctx, "go", append(args, pkgs[gcflags]...)...)
+		cmd.Dir = p.source
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+pl.OS, "GOARCH="+pl.Architecture)
+		if pl.Variant != "" && pl.Architecture == "arm" {
+			cmd.Env = append(cmd.Env, "GOARM="+strings.TrimPrefix(pl.Variant, "v"))
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build for %s in %s: %w\n%s", pl.String(), p.source, err, out)
+		}
 	}
 	return nil
 }

@@ -406,3 +406,27 @@ func TestTheImagesArePushedToARegistryAndTheirBinariesRun(t *testing.T) {
 		}
 	})
 }
+
+// TestEachBinaryIsBuiltWithItsDockerfilesCompilerFlags keeps the images this
+// tool builds and the Dockerfiles' builds the same binaries: the trust agent
+// without inlining, the others with the compiler's defaults.
+func TestEachBinaryIsBuiltWithItsDockerfilesCompilerFlags(t *testing.T) {
+	for _, s := range specs {
+		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "docker", s.name+".Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gcflags string
+		for f := range strings.FieldsSeq(string(b)) {
+			if v, ok := strings.CutPrefix(f, "-gcflags="); ok {
+				gcflags = v
+			}
+		}
+		if gcflags != s.gcflags {
+			t.Errorf("%s: the Dockerfile builds with -gcflags %q, this tool with %q", s.name, gcflags, s.gcflags)
+		}
+	}
+	if specs[1].name != "trust-agent" || specs[1].gcflags != "all=-l" {
+		t.Errorf("the trust agent is built with -gcflags %q, want all=-l (its footprint, docs/performance.md)", specs[1].gcflags)
+	}
+}

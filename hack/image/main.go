@@ -7,7 +7,8 @@
 //	go run ./hack/image build --registry registry.example.net/trusted-compute --version v0.1.0 --tarball images.tar
 //
 // Each image holds one layer: the static binary (CGO_ENABLED=0, -trimpath,
-// -tags tc_nosimulator, -ldflags "-s -w -X main.version=...") at
+// -tags tc_nosimulator, -ldflags "-s -w -X main.version=...", and the trust
+// agent without inlining, -gcflags=all=-l) at
 // /usr/local/bin/<name>, /etc/passwd and /etc/group with root and nonroot
 // (65532), /home/nonroot and /tmp. Its configuration is that of the
 // Dockerfiles in deploy/docker (user, entrypoint, command, exposed ports)

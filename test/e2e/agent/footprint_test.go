@@ -194,8 +194,9 @@ nats:
 	}
 	t.Logf("node workload: %d IMA entries at boot, %d trust reports, %d IMA entries at the end (%d bytes of IMA log)",
 		bootIMAEntries, reports, measured, fileSize(t, filepath.Join(rootDir, sandbox.IMALogPath)))
-	t.Logf("FOOTPRINT trust-agent VmRSS=%.1fMiB (anon %.1f, file %.1f) VmHWM=%.1fMiB; after enrollment VmRSS=%.1fMiB (anon %.1f, file %.1f); peak VmRSS sampled after each report %.1fMiB; bound %.0fMiB",
-		mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm), mib(enrolled.rss), mib(enrolled.anon), mib(enrolled.file), mib(peakRSS), mib(maxHWM))
+	t.Logf("FOOTPRINT trust-agent VmRSS=%.1fMiB (anon %.1f, file %.1f) VmHWM=%.1fMiB; after enrollment VmRSS=%.1fMiB (anon %.1f, file %.1f); peak VmRSS sampled after each report %.1fMiB; bound %.0fMiB; CPU %.2fs in all, %.2fs for the %d reports",
+		mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm), mib(enrolled.rss), mib(enrolled.anon), mib(enrolled.file), mib(peakRSS), mib(maxHWM),
+		m.cpu, m.cpu-enrolled.cpu, reports)
 	if os.Getenv("TC_FOOTPRINT_SMAPS") != "" {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", agentProc.pid()))
 		t.Logf("smaps:\n%s", b)
@@ -231,7 +232,8 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 // buildAgent builds cmd/trust-agent as deploy/docker/trust-agent.Dockerfile
-// does (static, without the TPM simulator, trimmed and stripped).
+// does (static, without the TPM simulator, without inlining, trimmed and
+// stripped).
 // TC_FOOTPRINT_AGENT_BIN names a prebuilt binary to measure instead, e.g.
 // one built the same way from an older commit.
 func buildAgent(t *testing.T) string {
@@ -245,7 +247,7 @@ func buildAgent(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "trust-agent")
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-tags", "tc_nosimulator",
-		"-ldflags", "-s -w", "-o", out, "./cmd/trust-agent")
+		"-gcflags=all=-l", "-ldflags", "-s -w", "-o", out, "./cmd/trust-agent")
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -300,7 +302,10 @@ func startAgent(t *testing.T, bin, cfgFile string) *agentProcess {
 
 // memory is the resident set of a process: now, at its peak, and now split
 // into anonymous memory (heap, stacks) and file pages (the binary's text).
-type memory struct{ rss, hwm, anon, file int64 }
+type memory struct {
+	rss, hwm, anon, file int64
+	cpu                  float64 // user and system CPU seconds so far
+}
 
 // readMemory reads the resident set of pid from /proc/<pid>/status; a
 // field missing there is an error.
@@ -316,7 +321,11 @@ func readMemory(pid int) (memory, error) {
 	if s.VmRSS == 0 || s.VmHWM == 0 || s.RssAnon == 0 || s.RssFile == 0 {
 		return memory{}, fmt.Errorf("/proc/%d/status: want VmRSS, VmHWM, RssAnon and RssFile, got %+v", pid, s)
 	}
-	return memory{rss: int64(s.VmRSS), hwm: int64(s.VmHWM), anon: int64(s.RssAnon), file: int64(s.RssFile)}, nil
+	st, err := p.Stat()
+	if err != nil {
+		return memory{}, err
+	}
+	return memory{rss: int64(s.VmRSS), hwm: int64(s.VmHWM), anon: int64(s.RssAnon), file: int64(s.RssFile), cpu: st.CPUTime()}, nil
 }
 
 // hvsAPI is the HVS REST API as an administrator.
