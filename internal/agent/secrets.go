@@ -72,6 +72,10 @@ type Secrets struct {
 	// lastIssued is the issue time of the newest answer taken: a pushed
 	// revocation must be newer.
 	lastIssued time.Time
+	// lastRefusal is the issue time of the newest answer taken that
+	// refused or revoked a secret: an answer that releases must not be
+	// older, so a release held back on the bus cannot undo a revocation.
+	lastRefusal time.Time
 }
 
 // Limits of the answers taken.
@@ -285,7 +289,8 @@ func (s *Secrets) handle(ctx context.Context, data []byte) {
 // open returns the signed payload of an answer when the answer may be
 // taken: it verifies (signerid.VerifyJWS: the verifier's signing identity
 // under the configured roots, now), it is for this host, and it
-// either echoes the nonce of an outstanding request (which it uses up) or,
+// either echoes the nonce of an outstanding request (which it uses up) and,
+// when it releases, was not issued before the last refusal taken, or,
 // without a nonce, only refuses secrets, was issued within
 // maxRevocationSkew of now and is newer than the last answer taken.
 func (s *Secrets) open(data []byte) (bus.SignedSecretAnswer, error) {
@@ -315,6 +320,10 @@ func (s *Secrets) open(data []byte) (bus.SignedSecretAnswer, error) {
 		if i < 0 {
 			return bus.SignedSecretAnswer{}, errors.New("the answer's nonce is of no outstanding request")
 		}
+		if len(sa.Released) > 0 && sa.IssuedAt.Before(s.lastRefusal) {
+			return bus.SignedSecretAnswer{}, fmt.Errorf("a release issued at %s is older than the refusal taken, issued at %s",
+				sa.IssuedAt.Format(time.RFC3339Nano), s.lastRefusal.Format(time.RFC3339Nano))
+		}
 		s.nonces = slices.Delete(s.nonces, i, i+1)
 	} else {
 		if len(sa.Released) > 0 {
@@ -329,6 +338,9 @@ func (s *Secrets) open(data []byte) (bus.SignedSecretAnswer, error) {
 	}
 	if sa.IssuedAt.After(s.lastIssued) {
 		s.lastIssued = sa.IssuedAt
+	}
+	if len(sa.Refused) > 0 && sa.IssuedAt.After(s.lastRefusal) {
+		s.lastRefusal = sa.IssuedAt
 	}
 	return sa, nil
 }

@@ -99,6 +99,42 @@ func TestAReplayedReleaseIsRefused(t *testing.T) {
 	}
 }
 
+// TestAReleaseHeldBackPastARevocationIsRefused plays an attacker on the bus
+// who holds back the verifier's signed release (its nonce still
+// outstanding) until the verifier has revoked the node's secrets, and then
+// delivers it: the agent must not hold the secret again.
+func TestAReleaseHeldBackPastARevocationIsRefused(t *testing.T) {
+	br := newBroker(t)
+	s := newKeeper(t, agent.SecretsConfig{Names: []string{"volume-key"}, Retry: time.Hour, Roots: br.ca.RootPool()})
+	heldBack := make(chan []byte, 1)
+	b := &fakeBus{broker: br, answer: func(int) *bus.SecretAnswer {
+		return &bus.SecretAnswer{Released: []bus.SealedSecret{released(t, "tpm-1", "edge-1", "volume-key", 1, "v1", time.Hour)}}
+	}}
+	b.msg = func(nonce []byte, ans bus.SecretAnswer) []byte {
+		b.mu.Lock()
+		first := b.requests == 1
+		b.mu.Unlock()
+		if !first {
+			return br.message(nonce, ans)
+		}
+		heldBack <- br.message(nonce, ans)
+		return []byte(`{}`) // what the agent gets instead: refused, unsigned
+	}
+	run(t, s, b)
+	release := <-heldBack
+	time.Sleep(time.Millisecond) // the revocation is issued after the release
+	b.push(br.message(nil, revocation))
+	b.push(release)
+	if v, ok := s.Get("volume-key"); ok {
+		t.Fatalf("the release held back past the revocation is kept: %q", v)
+	}
+	// A release issued after the revocation is taken.
+	if err := s.Attach(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a release issued after the revocation is held", func() bool { _, ok := s.Get("volume-key"); return ok })
+}
+
 func TestAForgedRevocationLeavesTheSecretHeld(t *testing.T) {
 	tests := []struct {
 		name  string
