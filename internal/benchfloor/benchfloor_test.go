@@ -1,6 +1,7 @@
 package benchfloor
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -14,6 +15,49 @@ func TestTheFloorIsAPositiveFewMicroseconds(t *testing.T) {
 	// runs these tests; far outside that, the measurement is broken.
 	if floor < time.Microsecond || floor > 50*time.Millisecond {
 		t.Fatalf("floor %v", floor)
+	}
+}
+
+// TestTheThreadFloorLeavesOutOtherGoroutines measures the floor in thread
+// CPU time while another goroutine spins: the process's CPU time counts
+// both, the floor must count its own thread alone.
+func TestTheThreadFloorLeavesOutOtherGoroutines(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two threads running at once")
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	runtime.LockOSThread()
+	p0, t0 := cpuTime(), threadCPUTime()
+	floor, err := MeasureThreadCPU()
+	p1, t1 := cpuTime(), threadCPUTime()
+	runtime.UnlockOSThread()
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	process, thread := p1-p0, t1-t0
+	spin := process - thread
+	t.Logf("floor %v; the process used %v meanwhile, the floor's thread %v", floor, process, thread)
+	if spin < thread/2 {
+		t.Skipf("the spinning goroutine got %v of CPU beside the floor's %v: the machine is too busy to tell", spin, thread)
+	}
+	// The floor is the median of rounds of iterations: all of them took
+	// about floor*rounds*iterations of its own thread. Had it counted the
+	// spinning goroutine, it would be near the process's time.
+	if all := floor * rounds * iterations; all > process-spin/2 {
+		t.Errorf("floor × %d = %v: counts the other goroutine (process %v, thread %v)", rounds*iterations, all, process, thread)
 	}
 }
 

@@ -46,10 +46,15 @@ type scheduledResult struct {
 	// the window, event reports included: a figure the other work on a
 	// shared machine does not inflate as it does latencies.
 	VerifierCPUPerReport float64 `json:"verifier_cpu_ms_per_report"`
-	VerifierRSS          float64 `json:"verifier_rss_mib"`
-	VerifierPeak         float64 `json:"verifier_peak_rss_mib"`
-	FleetCPU             float64 `json:"fleet_cpu_cores"`
-	FleetRSS             float64 `json:"fleet_rss_mib"`
+	// FloorMicros is the crypto floor (one ECDSA P-256 verify and one
+	// sign, benchfloor.MeasureThreadCPU) in thread CPU time, measured in
+	// tc-loadtest's process before the window on the same machine; 0 in
+	// results of runs before it was measured.
+	FloorMicros  float64 `json:"floor_cpu_us,omitempty"`
+	VerifierRSS  float64 `json:"verifier_rss_mib"`
+	VerifierPeak float64 `json:"verifier_peak_rss_mib"`
+	FleetCPU     float64 `json:"fleet_cpu_cores"`
+	FleetRSS     float64 `json:"fleet_rss_mib"`
 	// MachineCPU is the whole machine's, other users' work included.
 	MachineCPU float64 `json:"machine_cpu_cores"`
 	EnrollSecs float64 `json:"enroll_s"`
@@ -84,8 +89,18 @@ type maxResult struct {
 	// machine that runs the verifier only.
 	VerifierCPUPerReport float64 `json:"verifier_cpu_ms_per_report"`
 	Projected            float64 `json:"projected_reports_per_s_on_2_cores"`
+	FloorMicros          float64 `json:"floor_cpu_us,omitempty"` // as in scheduledResult
 	FleetCPU             float64 `json:"fleet_cpu_cores"`
 	MachineCPU           float64 `json:"machine_cpu_cores"`
+}
+
+// xFloor is a CPU time in milliseconds as a multiple of a floor in
+// microseconds, for a table: "-" without a floor.
+func xFloor(ms, floorMicros float64) string {
+	if floorMicros <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", ms*1000/floorMicros)
 }
 
 // reporter asks the verifier for a report as the attestation manager does;

@@ -154,3 +154,36 @@ func TestUntrustedCausesNameStatusFaultsAndFailedParts(t *testing.T) {
 		t.Fatalf("untrustedCauses = %q, want %q", got, want)
 	}
 }
+
+func TestTheTableGivesTheVerifiersCPUAsAMultipleOfTheFloor(t *testing.T) {
+	res := &Results{
+		Scheduled: []scheduledResult{
+			{Backend: "sqlite", Nodes: 100, VerifierCPUPerReport: 0.9, FloorMicros: 90},
+			{Backend: "postgres", Nodes: 100, VerifierCPUPerReport: 1.2}, // merged from a run before the floor
+		},
+		Max: []maxResult{{Backend: "sqlite", Nodes: 100, Concurrency: 16, VerifierCPUPerReport: 1.35, FloorMicros: 90}},
+	}
+	var out strings.Builder
+	printTable(&out, res)
+	lines := strings.Split(out.String(), "\n")
+	var sqlite, postgres, best string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "| sqlite | 100 | 16 |"):
+			best = l
+		case strings.HasPrefix(l, "| sqlite | 100 |"):
+			sqlite = l
+		case strings.HasPrefix(l, "| postgres | 100 |"):
+			postgres = l
+		}
+	}
+	if !strings.Contains(sqlite, "| 0.9 | 10.0 | 90 |") {
+		t.Errorf("sqlite row %q: want 0.9 ms = 10.0 x-floor of a 90 µs floor", sqlite)
+	}
+	if !strings.Contains(postgres, "| 1.2 | - | 0 |") {
+		t.Errorf("postgres row %q: want no ratio without a floor", postgres)
+	}
+	if !strings.Contains(best, "| 1.4 | 15.0 |") {
+		t.Errorf("max row %q: want 1.35 ms = 15.0 x-floor", best)
+	}
+}
