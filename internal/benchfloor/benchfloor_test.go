@@ -2,6 +2,7 @@ package benchfloor
 
 import (
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -25,16 +26,11 @@ func TestTheThreadFloorLeavesOutOtherGoroutines(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("needs two threads running at once")
 	}
-	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() {
+	var stopped atomic.Bool
+	go func() { // spins until stopped
 		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for !stopped.Load() {
 		}
 	}()
 	runtime.LockOSThread()
@@ -42,7 +38,7 @@ func TestTheThreadFloorLeavesOutOtherGoroutines(t *testing.T) {
 	floor, err := MeasureThreadCPU()
 	p1, t1 := cpuTime(), threadCPUTime()
 	runtime.UnlockOSThread()
-	close(stop)
+	stopped.Store(true)
 	<-done
 	if err != nil {
 		t.Fatal(err)
