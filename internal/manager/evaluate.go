@@ -190,9 +190,9 @@ func (m *Manager) reassert(ctx context.Context, st *nodeState, log *slog.Logger)
 //
 // The verifier's latest report is read first. At the first evaluation after
 // a start and for a published report, a latest report that this process
-// acted on, or one that the Node already names (AnnotationLastReport: a
-// previous run of the manager acted on it) with the report's verdict, is not
-// acted on again; any other is acted on.
+// acted on, or, before it acted on any, one that the Node already names
+// (AnnotationLastReport: a previous run of the manager acted on it) with the
+// report's verdict, is not acted on again; any other is acted on.
 // On schedule, and when there is nothing to act on, a fresh report is made.
 // A latest report untrusted only because the host had no flavors when it was
 // made (flavorless) is never acted on: a fresh report is, whatever it says.
@@ -210,12 +210,13 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 		latest = nil
 	}
 	// The Node's annotation is the node's to write (the kubelet's
-	// credentials may), so it marks a report as acted on only where the
-	// Node's verdict agrees with the report's: a node still Verified that
-	// names a failing report there must not keep the failure from being
-	// acted on.
+	// credentials may). It stands in for this process's memory only while
+	// that is empty (after a start), and marks a report as acted on only
+	// where the Node's verdict agrees with the report's: a node still
+	// Verified that names a failing report there must not keep the failure
+	// from being acted on.
 	acted := latest != nil && (latest.ID == st.lastActed ||
-		(latest.ID == st.node.LastReport && latest.Trusted() == trusted(st.node)))
+		(st.lastActed == "" && latest.ID == st.node.LastReport && latest.Trusted() == trusted(st.node)))
 	if acted && !st.resetKnown && quoted(latest) {
 		st.resetCount, st.resetKnown = latest.ResetCount, true
 	}
