@@ -55,18 +55,16 @@ func MeasureThreadCPU() (time.Duration, error) {
 const rusageThread = 1
 
 // threadCPUTime is the CPU time the calling thread has used so far.
-func threadCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func threadCPUTime() time.Duration { return usedCPU(rusageThread) }
 
 // cpuTime is the CPU time the process has used so far.
-func cpuTime() time.Duration {
+func cpuTime() time.Duration { return usedCPU(syscall.RUSAGE_SELF) }
+
+// usedCPU is the user and system CPU time getrusage(2) gives for who; 0 if
+// it gives none.
+func usedCPU(who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
