@@ -89,12 +89,24 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) erro
 		m.withdraw(ctx, st, ReasonVerifierUnreachable, msg+": "+err.Error(), "Attestation stale: "+msg, log)
 		return nil
 	}
-	if w := st.want; stale && w != nil && w.status == cluster.StatusUnknown && w.reason == ReasonVerifierUnreachable {
+	switch w := st.want; {
+	case !stale:
+	case w != nil && w.status == cluster.StatusUnknown && w.reason == ReasonVerifierUnreachable:
 		// Withdrawn for this outage: the EIM may have missed it. (Only a
 		// withdrawal this process made says so: a Node is unknown too when
 		// its claim of another node's host was refused, and that host is
 		// not its to report on.)
 		m.tellEIMStale(st, "Attestation stale: "+msg, false, log)
+	case w == nil && st.node.Status != cluster.StatusPending && st.node.Status != "":
+		// Started during the outage, on a Node a predecessor left
+		// untrusted (a pending one was never decided): its update to the
+		// EIM may have been lost with it. The Node's failure, if it says
+		// one, goes along: the EIM says FAILED either way.
+		detail := "Attestation stale: " + msg
+		if s := st.node.Status; s == cluster.StatusAttestationFailed || s == cluster.StatusSecureBootDisabled {
+			detail += "; the Node's last verdict: " + string(s)
+		}
+		m.tellEIMStale(st, detail, false, log)
 	}
 	log.Warn("no attestation result: verifier unreachable", slog.Any(keyErr, err))
 	if perr := m.nodes.Pending(ctx, n.Name, ReasonVerifierUnreachable, "verifier unreachable: "+err.Error()); perr != nil {
