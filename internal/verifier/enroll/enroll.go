@@ -400,6 +400,12 @@ func (e *Enroller) complete(ctx context.Context, hostID, id string, secret []byt
 			return store.AKEnrollment{}, &RefusedError{HostID: ch.HostID, Reason: EKNotRegistered,
 				Detail: "the ek registration was deleted during the enrollment", Err: err}
 		}
+		if errors.Is(err, store.ErrEKInUse) {
+			// Another host enrolled with the EK after ekFree read (two
+			// replicas at the same instant): the store's constraint decides.
+			return store.AKEnrollment{}, &RefusedError{HostID: ch.HostID, Reason: EKInUse, Detail: fmt.Sprintf(
+				"the tpm's ek (sha-256 %s) was enrolled for another host during this enrollment: one tpm attests one host", ekDigest), Err: err}
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return store.AKEnrollment{}, fmt.Errorf("host %q: %w (%w)", ch.HostID, ErrAKInUse, err)
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -114,15 +116,15 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 		t.Run("an enrollment whose certificate another ca issued is not trusted", func(t *testing.T) {
 			other := newEnroller(t, Config{EKRoots: swtpmLocalCA(t), Now: clk.Now}, openStore(t), n.client)
 			wantAKRefused(t, other, "H1", AKNotEnrolled) // an empty store
-			putEnrollmentAs(t, st, enr, "H9", 0, mustIssue(t, other, ak.Public, "H9"))
+			putEnrollmentAs(t, st, withEK(enr, "H9"), "H9", 0, mustIssue(t, other, ak.Public, "H9"))
 			wantAKRefused(t, e, "H9", AKCertUntrusted)
 		})
 		t.Run("a certificate for another host is not trusted", func(t *testing.T) {
-			putEnrollmentAs(t, st, enr, "H8", 8, nil)
+			putEnrollmentAs(t, st, withEK(enr, "H8"), "H8", 8, nil)
 			wantAKRefused(t, e, "H8", AKCertUntrusted)
 		})
 		t.Run("an enrollment whose ak name is not its ak's is not trusted", func(t *testing.T) {
-			putEnrollmentAs(t, st, enr, "H6", 6, mustIssue(t, e, ak.Public, "H6"))
+			putEnrollmentAs(t, st, withEK(enr, "H6"), "H6", 6, mustIssue(t, e, ak.Public, "H6"))
 			_, _, err := e.VerifyAK(ctx, "H6")
 			var ake *AKError
 			if !errors.As(err, &ake) || ake.Reason != AKCertUntrusted || !strings.Contains(err.Error(), "name") {
@@ -487,6 +489,14 @@ func wantAKRefused(t *testing.T, e *Enroller, host, reason string) {
 
 // putEnrollmentAs stores a copy of enr for host, with an AK name whose
 // digest is 32 bytes of nameByte and, unless nil, the AK certificate cert.
+// withEK is enr with an EK digest of its own, made of seed: a row planted
+// for another host cannot share the EK of enr's (one EK enrolls one host).
+func withEK(enr store.AKEnrollment, seed string) store.AKEnrollment {
+	sum := sha256.Sum256([]byte(seed))
+	enr.EKPublicSHA256 = hex.EncodeToString(sum[:])
+	return enr
+}
+
 func putEnrollmentAs(t *testing.T, st interface {
 	PutAKEnrollment(context.Context, store.AKEnrollment) error
 }, enr store.AKEnrollment, host string, nameByte byte, cert []byte) {

@@ -64,7 +64,7 @@ func TestAnEnrollmentReadWithItsHostIsVerifiedAsVerifyAKVerifiesIt(t *testing.T)
 	// The AK and certificate of edge-2, whose chain was verified; the AK
 	// name stays edge-1's, as the name is unique.
 	rewritten := other
-	rewritten.HostID, rewritten.AKName = "edge-1", renewed.AKName
+	rewritten.HostID, rewritten.AKName, rewritten.EKPublicSHA256 = "edge-1", renewed.AKName, renewed.EKPublicSHA256
 	if err := st.PutAKEnrollment(ctx, rewritten); err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,15 @@ func TestOneTPMCannotBeEnrolledForTwoHosts(t *testing.T) {
 		wantRefused(t, err, EKInUse)
 		wantAKRefused(t, other, "C", AKNotEnrolled)
 	})
+	t.Run("an ek another replica enrolled after this one's last check is refused by the store", func(t *testing.T) {
+		// Two replicas enroll C and D with the one TPM at the same
+		// instant: each reads that no host holds the EK before the other
+		// writes. D's replica wrote first; C's read came before that.
+		registerHosts(t, st, "C2")
+		_, err := newEnroller(t, cfg, staleEKCheck{st}, relayed).Enroll(ctx, "C2")
+		wantRefused(t, err, EKInUse)
+		wantAKRefused(t, e, "C2", AKNotEnrolled)
+	})
 	t.Run("once the other hosts are deleted the tpm enrolls under a new host id with a new ak", func(t *testing.T) {
 		if err := st.DeleteHost(ctx, "D"); err != nil {
 			t.Fatal(err)
@@ -114,4 +123,12 @@ func TestOneTPMCannotBeEnrolledForTwoHosts(t *testing.T) {
 			t.Fatalf("enroll B after A and D were deleted: %v", err)
 		}
 	})
+}
+
+// staleEKCheck is the store as a replica sees it that read the EK's
+// holders just before another replica enrolled a host with it.
+type staleEKCheck struct{ *store.Store }
+
+func (staleEKCheck) HostsEnrolledWithEK(context.Context, string, string) ([]string, error) {
+	return nil, nil
 }

@@ -209,6 +209,17 @@ func created(err error, what string) error {
 	return nil
 }
 
+// violates tells whether err breaks the unique index named index
+// (PostgreSQL names it) on column, "table.column" (SQLite names that).
+func violates(err error, index, column string) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName == index
+	}
+	var sqliteErr *sqlite.Error
+	return errors.As(err, &sqliteErr) && strings.Contains(sqliteErr.Error(), column)
+}
+
 // classify wraps err so that errors.Is(err, errUnique) or
 // errors.Is(err, errForeignKey) tells a constraint violation; other errors are
 // returned unchanged.

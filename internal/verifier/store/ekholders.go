@@ -6,8 +6,12 @@ import (
 	"strings"
 )
 
+// ekUniqueIndex is the unique index on the enrollments' EK digest
+// (migration 0019): one TPM attests one host.
+const ekUniqueIndex = "ak_enrollments_one_per_ek"
+
 // hostsEnrolledWithEKQuery searches the enrollments by the index on their
-// EK digest (migration 0018), not by a scan of every enrollment.
+// EK digest (migration 0019; 0018 before it), not by a scan of every enrollment.
 const hostsEnrolledWithEKQuery = `SELECT e.host_id FROM ak_enrollments e JOIN hosts h ON h.id = e.host_id
 	WHERE e.ek_public_sha256 = $1 AND e.host_id <> $2 ORDER BY e.host_id`
 

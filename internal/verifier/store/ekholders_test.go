@@ -14,16 +14,13 @@ func TestHostsEnrolledWithEKNamesTheOtherRegisteredHosts(t *testing.T) {
 	runOnBackends(t, []storeTest{{
 		name: "the hosts enrolled with the ek are named, but the one asking and deleted ones",
 		test: func(t *testing.T, s *Store) {
-			for i, id := range []string{"h1", "h2", "h3", "h4"} {
-				if err := s.CreateHost(t.Context(), Host{ID: id, Name: "node-" + id}); err != nil {
+			// One EK enrolls one host (migration 0019): h3's goes with it.
+			for i, h := range []struct{ id, digest string }{{"h1", ek}, {"h2", "cd34"}, {"h3", "ef56"}} {
+				if err := s.CreateHost(t.Context(), Host{ID: h.id, Name: "node-" + h.id}); err != nil {
 					t.Fatal(err)
 				}
-				digest := ek
-				if id == "h4" {
-					digest = "cd34"
-				}
-				if err := s.PutAKEnrollment(t.Context(), AKEnrollment{HostID: id, AKName: []byte{0, 0x0b, byte(i)},
-					AKPublic: []byte{1}, AKCertificate: []byte{2}, EKPublicSHA256: digest}); err != nil {
+				if err := s.PutAKEnrollment(t.Context(), AKEnrollment{HostID: h.id, AKName: []byte{0, 0x0b, byte(i)},
+					AKPublic: []byte{1}, AKCertificate: []byte{2}, EKPublicSHA256: h.digest}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -34,10 +31,11 @@ func TestHostsEnrolledWithEKNamesTheOtherRegisteredHosts(t *testing.T) {
 				host, digest string
 				want         []string
 			}{
-				{"h1", ek, []string{"h2"}},
-				{"h5", "AB12", []string{"h1", "h2"}},
-				{"h4", "cd34", nil},
-				{"h1", "ef56", nil},
+				{"h2", ek, []string{"h1"}},
+				{"h5", "AB12", []string{"h1"}},
+				{"h1", ek, nil},
+				{"h2", "ef56", nil},
+				{"h1", "9999", nil},
 			} {
 				got, err := s.HostsEnrolledWithEK(t.Context(), tt.host, tt.digest)
 				if err != nil || !slices.Equal(got, tt.want) {
@@ -54,8 +52,8 @@ func TestHostsEnrolledWithEKNamesTheOtherRegisteredHosts(t *testing.T) {
 func TestHostsEnrolledWithEKSearchesTheEKIndexOnSQLite(t *testing.T) {
 	plan := sqlitePlan(t, hostsEnrolledWithEKQuery, "ab12", "h1")
 	if !slices.ContainsFunc(plan, func(d string) bool {
-		return strings.HasPrefix(d, "SEARCH e USING INDEX ak_enrollments_ek_public_sha256")
+		return strings.HasPrefix(d, "SEARCH e USING INDEX "+ekUniqueIndex)
 	}) {
-		t.Fatalf("plan %q does not search the enrollments by the index ak_enrollments_ek_public_sha256", plan)
+		t.Fatalf("plan %q does not search the enrollments by the index %s", plan, ekUniqueIndex)
 	}
 }

@@ -188,7 +188,9 @@ type AKEnrollment struct {
 }
 
 // PutAKEnrollment stores the host's enrollment, replacing any it had
-// (re-enrollment). ErrConflict if another host has the same AK name.
+// (re-enrollment). ErrConflict if another host has the same AK name,
+// ErrEKInUse if another host is enrolled with the same EK (a unique index,
+// migration 0019: two enrollments at the same instant cannot both pass).
 func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 	_, err := q.w.ExecContext(ctx, `INSERT INTO ak_enrollments
 		(host_id, ak_name, ak_public, ak_certificate, ek_certificate, ek_public_sha256, created_at, pcr_banks)
@@ -200,7 +202,9 @@ func (q *queries) PutAKEnrollment(ctx context.Context, e AKEnrollment) error {
 			pcr_banks = excluded.pcr_banks`,
 		e.HostID, dbBytes(e.AKName), dbBytes(e.AKPublic), dbBytes(e.AKCertificate), dbBytes(e.EKCertificate),
 		strings.ToLower(e.EKPublicSHA256), createdAt(e.CreatedAt), joinBanks(e.PCRBanks))
-	if err = classify(err); errors.Is(err, errUnique) {
+	if err = classify(err); errors.Is(err, errUnique) && violates(err, ekUniqueIndex, "ak_enrollments.ek_public_sha256") {
+		return fmt.Errorf("ak enrollment of host %q: ek %s: %w", e.HostID, e.EKPublicSHA256, ErrEKInUse)
+	} else if errors.Is(err, errUnique) {
 		return fmt.Errorf("ak enrollment of host %q: ak name %x: %w", e.HostID, e.AKName, ErrConflict)
 	} else if err != nil {
 		return fmt.Errorf("put ak enrollment of host %q: %w", e.HostID, err)

@@ -54,6 +54,8 @@ func TestHVS(t *testing.T) {
 		{"deleting an ek registration deletes the enrollments without an ek certificate of its ek", testDeleteEKRegistrationDeletesItsEnrollments},
 		{"migration 0016 deletes the enrollments of deleted hosts and of deleted registrations", testEnrollmentOrphansMigration},
 		{"an enrollment a registration vouches for is not stored while the registration is being deleted", testPutRegisteredAKEnrollmentWaitsForADeletion},
+		{"one ek enrolls one host, whatever the reads before the write said", testOneEKEnrollsOneHost},
+		{"migration 0019 deletes the enrollments that share an ek", testOneEKMigration},
 		{"flavor groups are created once, updated, and not deleted while a host uses them", testFlavorGroups},
 		{"flavors are listed by id, group and part", testFlavorList},
 		{"a host's flavors are the group's unbound ones and those bound to it", testHostFlavors},

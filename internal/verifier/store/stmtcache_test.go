@@ -111,7 +111,7 @@ func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, sqliteFileDSN(t))
 	reportFleet(t, s)
-	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name"), AKPublic: []byte("public")}))
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name"), AKPublic: []byte("public"), EKPublicSHA256: "e1"}))
 	isKept := func(p *preparedStmts, query string) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -140,7 +140,7 @@ func TestAReportReadsOnTheWritersConnectionOnAnSQLiteFile(t *testing.T) {
 			t.Error("the writer's read does not see the flavor deleted")
 		}
 	}
-	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name 2"), AKPublic: []byte("public 2")}))
+	must(t, "PutAKEnrollment", s.PutAKEnrollment(ctx, AKEnrollment{HostID: "h1", AKName: []byte("name 2"), AKPublic: []byte("public 2"), EKPublicSHA256: "e1"}))
 	if enr, err := s.AKEnrollmentByHost(ctx, "h1"); err != nil || string(enr.AKPublic) != "public 2" {
 		t.Errorf("the writer's read of a host enrolled again: %q, %v; want the new AK", enr.AKPublic, err)
 	}

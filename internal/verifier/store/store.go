@@ -29,6 +29,8 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrConflict      = errors.New("already exists")
 	ErrChallengeUsed = errors.New("activation challenge already used")
+	// ErrEKInUse: another host is enrolled with the EK (PutAKEnrollment).
+	ErrEKInUse = errors.New("the ek is enrolled for another host")
 )
 
 // Store is the verifier's database. It is safe for concurrent use.

@@ -563,7 +563,7 @@ func testAKEnrollments(t *testing.T, s *Store) {
 	wantErr(t, "AKEnrollmentByName(replaced AK)", err, ErrNotFound)
 
 	other := e2
-	other.HostID = "h2"
+	other.HostID, other.EKPublicSHA256 = "h2", strings.Repeat("12", 32)
 	wantErr(t, "PutAKEnrollment(another host, same AK)", s.PutAKEnrollment(ctx, other), ErrConflict)
 }
 
