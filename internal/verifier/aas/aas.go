@@ -75,9 +75,6 @@ type Config struct {
 	// within LockoutWindow refuse every login from it for LockoutDuration
 	// (lockout.go). Default 20.
 	SourceFailures int
-	// MaxSources bounds the sources whose failures are counted in memory for
-	// SourceFailures. Default 10000.
-	MaxSources int
 
 	AdminUsername string
 	// AdminPasswordFile holds the first admin's password (TC_ADMIN_PASSWORD_FILE).
@@ -110,7 +107,6 @@ func DefaultConfig() Config {
 		LockoutWindow:           5 * time.Minute,
 		LockoutDuration:         15 * time.Minute,
 		SourceFailures:          20,
-		MaxSources:              10000,
 		AdminUsername:           "admin",
 		SigningCertCN:           "Trusted Compute AAS JWT Signing",
 		SigningCertValidity:     30 * 24 * time.Hour,
@@ -137,7 +133,6 @@ func (c Config) withDefaults() Config {
 	c.MaxConcurrentHashes = cmp.Or(c.MaxConcurrentHashes, d.MaxConcurrentHashes)
 	c.LockoutFailures = cmp.Or(c.LockoutFailures, d.LockoutFailures)
 	c.SourceFailures = cmp.Or(c.SourceFailures, d.SourceFailures)
-	c.MaxSources = cmp.Or(c.MaxSources, d.MaxSources)
 	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, d.VerifyCacheSize)
 	c.Argon2 = cmp.Or(c.Argon2, d.Argon2)
 	if c.Now == nil {
@@ -178,9 +173,6 @@ func (c Config) validate() error {
 	if c.SourceFailures < 1 {
 		errs = append(errs, fmt.Errorf("source failures %d must be at least 1", c.SourceFailures))
 	}
-	if c.MaxSources < 1 {
-		errs = append(errs, fmt.Errorf("max sources %d must be at least 1", c.MaxSources))
-	}
 	if err := c.Argon2.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -207,8 +199,7 @@ type AAS struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	hashSem  chan struct{}
-	sources  *throttle // failed logins per source, across users
-	dummy    []byte    // hash of a random password, verified when the user is unknown
+	dummy    []byte // hash of a random password, verified when the user is unknown
 }
 
 // New starts the AAS: it loads or creates the token signing key, gets its
@@ -222,8 +213,7 @@ func New(ctx context.Context, cfg Config, store Store, certs CertIssuer, creds C
 		return nil, errors.New("aas: store, cert issuer, credential issuer and logger are required")
 	}
 	a := &AAS{cfg: cfg, store: store, creds: creds, logger: logger, now: cfg.Now,
-		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes),
-		sources: newThrottle(cfg.SourceFailures, cfg.LockoutWindow, cfg.LockoutDuration, cfg.MaxSources)}
+		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes)}
 	var err error
 	if a.dummy, err = hashPassword(rand.Text(), cfg.Argon2); err != nil {
 		return nil, fmt.Errorf("aas: %w", err)

@@ -34,6 +34,7 @@ type fakeStore struct {
 	userRoles map[string][]string
 	failures  map[loginKey][]time.Time
 	locks     map[loginKey]time.Time
+	sources   map[string]*sourceCount // failed logins per source, across users
 	secrets   map[string][]byte
 	writes    int // number of successful mutations
 }
@@ -42,7 +43,46 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{
 		users: map[string]User{}, roles: map[string]Role{}, userRoles: map[string][]string{},
 		failures: map[loginKey][]time.Time{}, locks: map[loginKey]time.Time{}, secrets: map[string][]byte{},
+		sources: map[string]*sourceCount{},
 	}
+}
+
+// sourceCount is a source's window of failed logins and its refusal.
+type sourceCount struct {
+	start        time.Time
+	failures     int
+	refusedUntil time.Time
+}
+
+func (s *fakeStore) CountLoginSourceFailure(_ context.Context, source string, at, since time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.sources[source]
+	if !ok {
+		c = &sourceCount{}
+		s.sources[source] = c
+	}
+	if !c.start.After(since) {
+		c.start, c.failures = at, 0
+	}
+	c.failures++
+	return c.failures, nil
+}
+
+func (s *fakeStore) RefuseLoginSource(_ context.Context, source string, until, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources[source] = &sourceCount{start: now, refusedUntil: until}
+	return nil
+}
+
+func (s *fakeStore) LoginSourceRefusedUntil(_ context.Context, source string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.sources[source]; ok {
+		return c.refusedUntil, nil
+	}
+	return time.Time{}, nil
 }
 
 func (s *fakeStore) Writes() int {

@@ -1,12 +1,9 @@
 package aas
 
 import (
-	"container/list"
 	"context"
 	"net"
 	"net/netip"
-	"sync"
-	"time"
 )
 
 // Failed logins are counted per (user, source), the way Keycloak's brute
@@ -20,9 +17,10 @@ import (
 //
 // Across users, a source that fails SourceFailures logins within
 // LockoutWindow is throttled for LockoutDuration: every login from it is
-// refused without a password check, which slows password spraying. This
-// state is in memory, per replica, and bounded to MaxSources sources (the
-// least recently failed are forgotten first).
+// refused without a password check, which slows password spraying. These
+// counts and refusals are in the store too (failSource), so replicas share
+// them: before, each replica counted in its own memory and N replicas let
+// a source try N times as many passwords.
 //
 // The source is the client's IP address taken from the TCP peer, never from
 // X-Forwarded-For (the verifier has no trusted-proxy setting): an IPv4
@@ -66,76 +64,4 @@ func sourceOf(remoteAddr string) string {
 	}
 	p, _ := addr.Prefix(64) // cannot fail: 64 bits of an IPv6 address
 	return p.String()
-}
-
-// throttle counts failed logins per source, across users, in fixed windows.
-type throttle struct {
-	failures   int           // failures within window ...
-	window     time.Duration // ...
-	hold       time.Duration // ... refuse the source this long
-	maxSources int
-
-	mu    sync.Mutex
-	lru   *list.List // of *sourceState, most recently failed first
-	index map[string]*list.Element
-}
-
-type sourceState struct {
-	source    string
-	start     time.Time // of the current window
-	count     int       // failures since start
-	refuseTil time.Time
-}
-
-func newThrottle(failures int, window, hold time.Duration, maxSources int) *throttle {
-	return &throttle{failures: failures, window: window, hold: hold, maxSources: maxSources,
-		lru: list.New(), index: map[string]*list.Element{}}
-}
-
-// refused reports whether logins from source are refused at now.
-func (t *throttle) refused(source string, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.index[source]
-	if !ok || !now.Before(e.Value.(*sourceState).refuseTil) {
-		return false
-	}
-	t.lru.MoveToFront(e) // a source that keeps trying is forgotten last
-	return true
-}
-
-// fail counts a failed login from source at now; it returns the time until
-// which the source is refused when this failure throttled it.
-func (t *throttle) fail(source string, now time.Time) (time.Time, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.index[source]
-	if ok {
-		t.lru.MoveToFront(e)
-	} else {
-		if t.lru.Len() >= t.maxSources {
-			oldest := t.lru.Back()
-			delete(t.index, oldest.Value.(*sourceState).source)
-			t.lru.Remove(oldest)
-		}
-		e = t.lru.PushFront(&sourceState{source: source, start: now})
-		t.index[source] = e
-	}
-	s := e.Value.(*sourceState)
-	if now.Sub(s.start) >= t.window {
-		s.start, s.count = now, 0
-	}
-	s.count++
-	if s.count < t.failures {
-		return time.Time{}, false
-	}
-	s.start, s.count, s.refuseTil = now, 0, now.Add(t.hold)
-	return s.refuseTil, true
-}
-
-// len returns the number of sources tracked.
-func (t *throttle) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.lru.Len()
 }

@@ -142,29 +142,48 @@ func TestAPasswordChangeLiftsTheLocksOfEverySource(t *testing.T) {
 	}
 }
 
-func TestTheThrottleForgetsTheLeastRecentSourcesBeyondItsBound(t *testing.T) {
-	now := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
-	th := newThrottle(2, time.Minute, time.Hour, 3)
-	th.fail("keeps-trying", now)
-	th.fail("keeps-trying", now) // refused from now on
-	for i := range 1000 {
-		th.fail(fmt.Sprintf("src-%d", i), now)
-		if i%2 == 0 && !th.refused("keeps-trying", now) {
-			t.Fatalf("the refused source that keeps trying was forgotten after %d others", i+1)
+// A password sprayer that spreads its guesses over the replicas behind a
+// load balancer: each replica counted the source's failures in its own
+// memory, so two replicas let it guess twice as many passwords.
+func TestSprayingThroughTwoReplicasIsThrottledAtTheSameCount(t *testing.T) {
+	f := newFixture(t)
+	other, err := New(context.Background(), testConfig(f.clock), f.store, f.ca, f.creds, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.createUser(t, "alice", "alice's long password")
+	ctx := ContextWithPeer(t.Context(), peerA.remoteAddr)
+	for i := range 20 { // the source limit, half through each replica
+		if i%2 == 1 {
+			if _, err := other.Login(ctx, fmt.Sprintf("nobody-%d", i), "Winter2026!"); err == nil {
+				t.Fatalf("guess %d logged in", i+1)
+			}
+			continue
+		}
+		if c := f.loginFrom(t, peerA, fmt.Sprintf("nobody-%d", i), "Winter2026!").Code; c != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, c)
 		}
 	}
-	if n := th.len(); n != 3 {
-		t.Fatalf("%d sources tracked, want the bound 3", n)
+	if c := f.loginFrom(t, peerA, "alice", "alice's long password").Code; c != http.StatusUnauthorized {
+		t.Fatalf("right password of alice through the first replica: status %d, want 401 (throttled)", c)
 	}
-	if !th.refused("keeps-trying", now) {
-		t.Error("the refused source that keeps trying was forgotten")
+	if _, err := other.Login(ctx, "alice", "alice's long password"); err == nil {
+		t.Fatal("the second replica let the throttled source log in")
 	}
-	th.fail("src-998", now)
-	if !th.refused("src-998", now) {
-		t.Error("a source with 2 failures in the window is not refused")
+	// A replica started now refuses it too: the throttle is not in memory.
+	restarted, err := New(context.Background(), testConfig(f.clock), f.store, f.ca, f.creds, discardLogger())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if th.refused("src-0", now) {
-		t.Error("an evicted source is refused")
+	if _, err := restarted.Login(ctx, "alice", "alice's long password"); err == nil {
+		t.Fatal("a restarted replica let the throttled source log in")
+	}
+	if _, err := restarted.Login(ContextWithPeer(t.Context(), peerB.remoteAddr), "alice", "alice's long password"); err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	f.clock.Advance(15 * time.Minute)
+	if _, err := other.Login(ctx, "alice", "alice's long password"); err != nil {
+		t.Fatalf("the throttled source after the refusal: %v", err)
 	}
 }
 

@@ -32,8 +32,12 @@ var errLogin = api.Errorf(api.KindUnauthenticated, "invalid username or password
 // login is the peer that ContextWithPeer put in ctx (lockout.go).
 func (a *AAS) Login(ctx context.Context, username, password string) (string, error) {
 	source := sourceFrom(ctx)
-	if a.sources.refused(source, a.now()) {
-		return "", errLogin // no hash: a throttled source costs nothing
+	refusedUntil, err := a.store.LoginSourceRefusedUntil(ctx, source)
+	if err != nil {
+		return "", api.Wrap(api.KindInternal, err, "read login source refusal")
+	}
+	if a.now().Before(refusedUntil) {
+		return "", errLogin // no hash: a throttled source costs one read
 	}
 	if err := a.acquire(ctx); err != nil {
 		return "", api.Wrap(api.KindUnavailable, err, "server busy")
@@ -44,8 +48,8 @@ func (a *AAS) Login(ctx context.Context, username, password string) (string, err
 		return "", err
 	}
 	if !ok {
-		if until, throttled := a.sources.fail(source, a.now()); throttled {
-			a.logger.Warn("login source throttled after failed logins", slog.String(keySource, source), slog.Time(keyUntil, until))
+		if err := a.failSource(ctx, source); err != nil {
+			return "", err
 		}
 		return "", errLogin
 	}
@@ -58,6 +62,25 @@ func (a *AAS) Login(ctx context.Context, username, password string) (string, err
 	}
 	r, p := claimsOf(roles)
 	return a.issue(principal{userID: u.ID, gen: u.TokenGeneration}, u.ID, u.Name, r, p, a.now().Add(a.cfg.TokenValidity))
+}
+
+// failSource counts a failed login from source, whatever the user, and
+// refuses the source once it failed SourceFailures times in a window.
+func (a *AAS) failSource(ctx context.Context, source string) error {
+	now := a.now()
+	n, err := a.store.CountLoginSourceFailure(ctx, source, now, now.Add(-a.cfg.LockoutWindow))
+	if err != nil {
+		return api.Wrap(api.KindInternal, err, "record login failure of the source")
+	}
+	if n < a.cfg.SourceFailures {
+		return nil
+	}
+	until := now.Add(a.cfg.LockoutDuration)
+	if err := a.store.RefuseLoginSource(ctx, source, until, now); err != nil {
+		return api.Wrap(api.KindInternal, err, "refuse the login source")
+	}
+	a.logger.Warn("login source throttled after failed logins", slog.String(keySource, source), slog.Time(keyUntil, until))
+	return nil
 }
 
 // checkLogin verifies the password of username from source; it runs with a

@@ -66,7 +66,8 @@ type RoleStore interface {
 }
 
 // LoginFailureStore counts failed logins per (user, source) and locks a
-// user out for one source (see lockout.go). Replicas share it.
+// user out for one source, and counts them per source across users and
+// refuses a source (see lockout.go). Replicas share it.
 type LoginFailureStore interface {
 	// RecordSourceLoginFailure notes a failure at at, forgets every failure
 	// before since and returns the user's failures from source since then.
@@ -79,6 +80,17 @@ type LoginFailureStore interface {
 	ClearSourceLoginFailures(ctx context.Context, userID, source string) error
 	ClearLoginFailures(ctx context.Context, userID string) error // every source
 	ClearLoginLocks(ctx context.Context, userID string) error    // every source
+
+	// CountLoginSourceFailure notes a failed login from source, of any
+	// user or none, and returns the source's failures in its window (one
+	// that started at or before since is over; this failure starts the
+	// next).
+	CountLoginSourceFailure(ctx context.Context, source string, at, since time.Time) (int, error)
+	// RefuseLoginSource refuses every login from source until until and
+	// starts its count again.
+	RefuseLoginSource(ctx context.Context, source string, until, now time.Time) error
+	// LoginSourceRefusedUntil is the zero time when the source is not refused.
+	LoginSourceRefusedUntil(ctx context.Context, source string) (time.Time, error)
 }
 
 // SecretStore keeps named secrets (the token signing key).

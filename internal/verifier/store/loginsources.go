@@ -92,3 +92,61 @@ func (q *queries) ClearLoginLocks(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// Failed logins per source, whatever the user (migration 0020): the AAS
+// refuses every login from a source that fails too many within a window.
+// A source's window starts at its first failure; a failure after the
+// window starts a new one.
+
+// CountLoginSourceFailure notes a failed login from source at at, of any
+// user or of none, and returns the source's failures in its window, this
+// one included: a window that started at or before since is over, and this
+// failure starts the next. Sources whose window is over and whose refusal
+// has ended at at are forgotten.
+func (q *queries) CountLoginSourceFailure(ctx context.Context, source string, at, since time.Time) (int, error) {
+	var n int
+	err := q.atomic(ctx, func(q *queries) error {
+		if _, err := q.w.ExecContext(ctx, `DELETE FROM login_source_throttle
+			WHERE window_start <= $1 AND refused_until <= $2 AND source <> $3`,
+			since.UnixMicro(), at.UnixMicro(), source); err != nil {
+			return fmt.Errorf("forget login sources: %w", err)
+		}
+		err := q.w.QueryRowContext(ctx, `INSERT INTO login_source_throttle (source, window_start, failures, refused_until)
+			VALUES ($1, $2, 1, 0)
+			ON CONFLICT (source) DO UPDATE SET
+				failures = CASE WHEN login_source_throttle.window_start <= $3 THEN 1 ELSE login_source_throttle.failures + 1 END,
+				window_start = CASE WHEN login_source_throttle.window_start <= $3 THEN excluded.window_start ELSE login_source_throttle.window_start END
+			RETURNING failures`, source, at.UnixMicro(), since.UnixMicro()).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("count login failures from a source: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// RefuseLoginSource refuses every login from source until the time and
+// starts its count again.
+func (q *queries) RefuseLoginSource(ctx context.Context, source string, until, now time.Time) error {
+	_, err := q.w.ExecContext(ctx, `INSERT INTO login_source_throttle (source, window_start, failures, refused_until)
+		VALUES ($1, $2, 0, $3)
+		ON CONFLICT (source) DO UPDATE SET window_start = excluded.window_start, failures = 0,
+			refused_until = excluded.refused_until`, source, now.UnixMicro(), until.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("refuse a login source: %w", err)
+	}
+	return nil
+}
+
+// LoginSourceRefusedUntil returns until when logins from source are
+// refused; the zero time when they are not.
+func (q *queries) LoginSourceRefusedUntil(ctx context.Context, source string) (time.Time, error) {
+	var until int64
+	err := q.r.QueryRowContext(ctx, `SELECT refused_until FROM login_source_throttle WHERE source = $1`, source).Scan(&until)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && until == 0) {
+		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, fmt.Errorf("read the refusal of a login source: %w", err)
+	}
+	return time.UnixMicro(until).UTC(), nil
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -15,6 +16,8 @@ func TestLoginSources(t *testing.T) {
 		{"a lock holds for its user and source only and is lifted by ClearLoginLocks", testSourceLocks},
 		{"old failures and expired locks are deleted as new ones are written", testSourceStateIsPruned},
 		{"failures and locks of an unknown user are refused and of a deleted user deleted", testSourceUnknownUser},
+		{"failures per source, across users, are counted in windows and refuse the source", testSourceThrottle},
+		{"sources whose window and refusal are over are forgotten", testSourceThrottleIsPruned},
 	}
 	for name, backend := range backends() {
 		t.Run(name, func(t *testing.T) { t.Parallel(); runTests(t, backend(t), tests) })
@@ -126,5 +129,82 @@ func testSourceUnknownUser(t *testing.T, s *Store) {
 	}
 	if n := count(t, s, "login_locks", ""); n != 0 {
 		t.Errorf("%d locks left of the deleted user", n)
+	}
+}
+
+// Failed logins per source, whatever the user (migration 0020).
+
+func testSourceThrottle(t *testing.T, s *Store) {
+	ctx := t.Context()
+	const window = 5 * time.Minute
+	fail := func(src string, at time.Time) int {
+		t.Helper()
+		n, err := s.CountLoginSourceFailure(ctx, src, at, at.Add(-window))
+		must(t, "CountLoginSourceFailure", err)
+		return n
+	}
+	for i := range 3 {
+		if n := fail("A", t0.Add(time.Duration(i)*time.Minute)); n != i+1 {
+			t.Fatalf("failure %d from A counted %d", i+1, n)
+		}
+	}
+	if n := fail("B", t0.Add(3*time.Minute)); n != 1 {
+		t.Errorf("first failure from B counted %d, want 1: sources are not apart", n)
+	}
+	// A's window started at t0: a failure at t0+5m starts the next one.
+	if n := fail("A", t0.Add(window)); n != 1 {
+		t.Errorf("failure from A after its window counted %d, want 1", n)
+	}
+	if n := fail("A", t0.Add(window+time.Minute)); n != 2 {
+		t.Errorf("second failure of A's new window counted %d, want 2", n)
+	}
+
+	if until, err := s.LoginSourceRefusedUntil(ctx, "A"); err != nil || !until.IsZero() {
+		t.Fatalf("LoginSourceRefusedUntil(A) before a refusal = %v, %v; want zero", until, err)
+	}
+	until := t0.Add(time.Hour).UTC()
+	must(t, "RefuseLoginSource", s.RefuseLoginSource(ctx, "A", until, t0.Add(window+time.Minute)))
+	if got, err := s.LoginSourceRefusedUntil(ctx, "A"); err != nil || !got.Equal(until) {
+		t.Errorf("LoginSourceRefusedUntil(A) = %v, %v; want %v", got, err, until)
+	}
+	if got, err := s.LoginSourceRefusedUntil(ctx, "B"); err != nil || !got.IsZero() {
+		t.Errorf("LoginSourceRefusedUntil(B) = %v, %v; want zero: refusals are per source", got, err)
+	}
+	if n := fail("A", t0.Add(window+2*time.Minute)); n != 1 {
+		t.Errorf("first failure after the refusal counted %d, want 1: a refusal starts the count again", n)
+	}
+	if got, _ := s.LoginSourceRefusedUntil(ctx, "A"); !got.Equal(until) {
+		t.Errorf("a failure moved the refusal to %v, want it kept at %v", got, until)
+	}
+	if got, err := s.LoginSourceRefusedUntil(ctx, "never-failed"); err != nil || !got.IsZero() {
+		t.Errorf("LoginSourceRefusedUntil(unknown source) = %v, %v; want zero", got, err)
+	}
+}
+
+func testSourceThrottleIsPruned(t *testing.T, s *Store) {
+	ctx := t.Context()
+	const window = 5 * time.Minute
+	for i := range 50 {
+		if _, err := s.CountLoginSourceFailure(ctx, fmt.Sprintf("spray-%d", i), t0, t0.Add(-window)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, "RefuseLoginSource", s.RefuseLoginSource(ctx, "refused", t0.Add(time.Hour), t0))
+	later := t0.Add(window + time.Second)
+	if _, err := s.CountLoginSourceFailure(ctx, "late", later, later.Add(-window)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "login_source_throttle", ""); n != 2 {
+		t.Errorf("%d sources kept after their windows, want 2: the refused one and the late one", n)
+	}
+	if got, _ := s.LoginSourceRefusedUntil(ctx, "refused"); got.IsZero() {
+		t.Error("a source still refused was forgotten")
+	}
+	end := t0.Add(2 * time.Hour)
+	if _, err := s.CountLoginSourceFailure(ctx, "last", end, end.Add(-window)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "login_source_throttle", ""); n != 1 {
+		t.Errorf("%d sources kept after every window and refusal ended, want 1", n)
 	}
 }

@@ -161,6 +161,23 @@ func (a *Store) ClearSourceLoginFailures(ctx context.Context, userID, source str
 	return mapErr(a.s.ClearSourceLoginFailures(ctx, userID, source))
 }
 
+// CountLoginSourceFailure implements aas.Store.
+func (a *Store) CountLoginSourceFailure(ctx context.Context, source string, at, since time.Time) (int, error) {
+	n, err := a.s.CountLoginSourceFailure(ctx, source, at, since)
+	return n, mapErr(err)
+}
+
+// RefuseLoginSource implements aas.Store.
+func (a *Store) RefuseLoginSource(ctx context.Context, source string, until, now time.Time) error {
+	return mapErr(a.s.RefuseLoginSource(ctx, source, until, now))
+}
+
+// LoginSourceRefusedUntil implements aas.Store.
+func (a *Store) LoginSourceRefusedUntil(ctx context.Context, source string) (time.Time, error) {
+	t, err := a.s.LoginSourceRefusedUntil(ctx, source)
+	return t, mapErr(err)
+}
+
 // ClearLoginLocks implements aas.Store.
 func (a *Store) ClearLoginLocks(ctx context.Context, userID string) error {
 	return mapErr(a.s.ClearLoginLocks(ctx, userID))
