@@ -27,8 +27,6 @@ var _ interface {
 	AddUserRoles(ctx context.Context, userID string, roleIDs []string) error
 	RemoveUserRole(ctx context.Context, userID, roleID string) error
 	UserRoles(ctx context.Context, userID string) ([]Role, error)
-	RecordLoginFailure(ctx context.Context, userID string, at time.Time) error
-	LoginFailuresSince(ctx context.Context, userID string, since time.Time) (int, error)
 	ClearLoginFailures(ctx context.Context, userID string) error
 
 	GetSecret(ctx context.Context, name string) ([]byte, error)

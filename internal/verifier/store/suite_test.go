@@ -29,7 +29,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		{"roles are added to users idempotently and removed", testUserRoles},
 		{"deleting a user deletes its role assignments and login failures", testDeleteUserCascades},
 		{"deleting a role takes it from its users", testDeleteRole},
-		{"login failures are counted from a time and cleared", testLoginFailures},
+		{"a user's login failures are cleared from every source", testLoginFailures},
 		{"secrets are created once and put many times", testSecrets},
 		{"ek registrations are found by digest and deleted", testEKRegistrations},
 		{"an activation challenge is consumed once before it expires", testChallenges},
@@ -180,16 +180,15 @@ func testUnknownUser(t *testing.T, s *Store) {
 		{"AddUserRoles", func() error { return s.AddUserRoles(ctx, "nobody", []string{"r1"}) }},
 		{"RemoveUserRole", func() error { return s.RemoveUserRole(ctx, "nobody", "r1") }},
 		{"UserRoles", func() error { _, err := s.UserRoles(ctx, "nobody"); return err }},
-		{"RecordLoginFailure", func() error { return s.RecordLoginFailure(ctx, "nobody", t0) }},
+		{"RecordSourceLoginFailure", func() error {
+			_, err := s.RecordSourceLoginFailure(ctx, "nobody", "A", t0, t0.Add(-time.Minute))
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" reports not found", func(t *testing.T) {
 			wantErr(t, tt.name, tt.op(), ErrNotFound)
 		})
-	}
-	n, err := s.LoginFailuresSince(ctx, "nobody", time.Time{})
-	if err != nil || n != 0 {
-		t.Errorf("LoginFailuresSince(unknown user) = %d, %v; want 0, nil", n, err)
 	}
 	must(t, "ClearLoginFailures(unknown user)", s.ClearLoginFailures(ctx, "nobody"))
 }
@@ -314,7 +313,8 @@ func testDeleteUserCascades(t *testing.T, s *Store) {
 	must(t, "CreateRole", s.CreateRole(ctx, role("r1", "p")))
 	for _, u := range []string{"u1", "u2"} {
 		must(t, "AddUserRoles", s.AddUserRoles(ctx, u, []string{"r1"}))
-		must(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, u, t0))
+		_, err := s.RecordSourceLoginFailure(ctx, u, "A", t0, t0.Add(-time.Minute))
+		must(t, "RecordSourceLoginFailure", err)
 	}
 
 	must(t, "DeleteUser", s.DeleteUser(ctx, "u1"))
@@ -332,8 +332,8 @@ func testDeleteUserCascades(t *testing.T, s *Store) {
 	if !slices.Equal(roleIDs(roles), []string{"r1"}) {
 		t.Errorf("UserRoles(u2) = %v, want [r1]", roleIDs(roles))
 	}
-	if n, _ := s.LoginFailuresSince(ctx, "u2", t0); n != 1 {
-		t.Errorf("LoginFailuresSince(u2) = %d, want 1", n)
+	if n := count(t, s, "login_failures", "user_id = $1", "u2"); n != 1 {
+		t.Errorf("%d login failures of u2, want 1", n)
 	}
 	wantErr(t, "DeleteUser again", s.DeleteUser(ctx, "u1"), ErrNotFound)
 }
@@ -363,35 +363,15 @@ func testLoginFailures(t *testing.T, s *Store) {
 	ctx := t.Context()
 	must(t, "CreateUser", s.CreateUser(ctx, user("u1")))
 	must(t, "CreateUser", s.CreateUser(ctx, user("u2")))
-	for i := range 3 {
-		must(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, "u1", t0.Add(time.Duration(i)*time.Minute)))
-	}
-	must(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, "u2", t0))
-	tests := []struct {
-		name  string
-		since time.Time
-		want  int
-	}{
-		{"from long ago counts all", time.Time{}, 3},
-		{"from the first failure counts it", t0, 3},
-		{"from just after the first skips it", t0.Add(time.Microsecond), 2},
-		{"from the last counts one", t0.Add(2 * time.Minute), 1},
-		{"from after the last counts none", t0.Add(3 * time.Minute), 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := s.LoginFailuresSince(ctx, "u1", tt.since)
-			must(t, "LoginFailuresSince", err)
-			if n != tt.want {
-				t.Errorf("LoginFailuresSince(%v) = %d, want %d", tt.since, n, tt.want)
-			}
-		})
+	for _, f := range []struct{ user, source string }{{"u1", "A"}, {"u1", "B"}, {"u1", "B"}, {"u2", "A"}} {
+		_, err := s.RecordSourceLoginFailure(ctx, f.user, f.source, t0, t0.Add(-time.Minute))
+		must(t, "RecordSourceLoginFailure", err)
 	}
 	must(t, "ClearLoginFailures", s.ClearLoginFailures(ctx, "u1"))
-	if n, _ := s.LoginFailuresSince(ctx, "u1", time.Time{}); n != 0 {
-		t.Errorf("after clearing %d failures, want 0", n)
+	if n := count(t, s, "login_failures", "user_id = $1", "u1"); n != 0 {
+		t.Errorf("after clearing, u1 has %d failures, want 0 from every source", n)
 	}
-	if n, _ := s.LoginFailuresSince(ctx, "u2", time.Time{}); n != 1 {
+	if n := count(t, s, "login_failures", "user_id = $1", "u2"); n != 1 {
 		t.Errorf("clearing u1 left u2 with %d failures, want 1", n)
 	}
 }
@@ -623,7 +603,7 @@ func testConcurrentWriters(t *testing.T, s *Store) {
 				errs <- err
 				return
 			}
-			if err := s.RecordLoginFailure(ctx, id, t0); err != nil {
+			if _, err := s.RecordSourceLoginFailure(ctx, id, "A", t0, t0.Add(-time.Minute)); err != nil {
 				errs <- err
 				return
 			}

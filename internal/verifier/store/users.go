@@ -327,32 +327,6 @@ func (q *queries) UserRoles(ctx context.Context, userID string) ([]Role, error) 
 	return roles, nil
 }
 
-// RecordLoginFailure notes a failed login of the user at the time;
-// ErrNotFound for an unknown user.
-func (q *queries) RecordLoginFailure(ctx context.Context, userID string, at time.Time) error {
-	_, err := q.w.ExecContext(ctx, `INSERT INTO login_failures (user_id, failed_at) VALUES ($1, $2)`,
-		userID, at.UnixMicro())
-	if err = classify(err); errors.Is(err, errForeignKey) {
-		return fmt.Errorf("user id %q: %w", userID, ErrNotFound)
-	} else if err != nil {
-		return fmt.Errorf("record login failure of user id %q: %w", userID, err)
-	}
-	return nil
-}
-
-// LoginFailuresSince counts the user's failed logins at or after since
-// (0 for an unknown user).
-func (q *queries) LoginFailuresSince(ctx context.Context, userID string, since time.Time) (int, error) {
-	var n int
-	err := q.r.QueryRowContext(ctx,
-		`SELECT COUNT(*) FROM login_failures WHERE user_id = $1 AND failed_at >= $2`,
-		userID, since.UnixMicro()).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count login failures of user id %q: %w", userID, err)
-	}
-	return n, nil
-}
-
 // ClearLoginFailures forgets the user's failed logins.
 func (q *queries) ClearLoginFailures(ctx context.Context, userID string) error {
 	if _, err := q.w.ExecContext(ctx, `DELETE FROM login_failures WHERE user_id = $1`, userID); err != nil {
