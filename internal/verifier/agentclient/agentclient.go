@@ -187,14 +187,21 @@ const NoRespondersGrace = time.Second
 const noRespondersRetry = 100 * time.Millisecond
 
 // send sends one request, again while no agent listens for up to
-// NoRespondersGrace (within ctx).
+// NoRespondersGrace (within ctx). When ctx ends during a send again, the
+// host is reported as it was found, with no agent listening, not as an
+// agent that did not answer in time.
 func (c *Client) send(ctx context.Context, subject string, body []byte) (*nats.Msg, error) {
 	deadline := time.Now().Add(NoRespondersGrace)
+	var noResponders error
 	for {
 		msg, err := c.nc.RequestWithContext(ctx, subject, body)
+		if err != nil && noResponders != nil && ctx.Err() != nil && !errors.Is(err, nats.ErrNoResponders) {
+			return nil, noResponders
+		}
 		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
 			return msg, err
 		}
+		noResponders = err
 		select {
 		case <-ctx.Done():
 			return nil, err
