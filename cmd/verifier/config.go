@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/config"
+	"trustedcompute.io/tc/internal/verifier/aas"
 )
 
 // Config is the verifier's configuration file. Every key can be overridden by
@@ -41,18 +42,22 @@ type Config struct {
 	keyEncryptionKey, previousKeyEncryptionKey string
 	// ServerName is the DNS name clients use; also DNSNames and IPs for the
 	// TLS certificate.
-	ServerName string     `yaml:"server_name" env:"TC_SERVER_NAME"`
-	DNSNames   []string   `yaml:"dns_names" env:"TC_DNS_NAMES"`
-	IPs        []string   `yaml:"ips" env:"TC_IPS"`
-	Admin      Admin      `yaml:"admin"`
-	Tokens     Tokens     `yaml:"tokens"`
-	NATS       NATS       `yaml:"nats"`
-	Enrollment Enrollment `yaml:"enrollment"`
-	Metrics    Metrics    `yaml:"metrics"`
-	Dashboard  Dashboard  `yaml:"dashboard"`
-	HVS        HVS        `yaml:"hvs"`
-	Debug      Debug      `yaml:"debug"`
-	LogLevel   string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
+	ServerName string   `yaml:"server_name" env:"TC_SERVER_NAME"`
+	DNSNames   []string `yaml:"dns_names" env:"TC_DNS_NAMES"`
+	IPs        []string `yaml:"ips" env:"TC_IPS"`
+	// TrustedProxies are the reverse proxies (CIDR prefixes or addresses)
+	// in front of the API or the dashboard whose X-Forwarded-For names the
+	// client of a login, for the lockout and the throttle; none by default.
+	TrustedProxies []string   `yaml:"trusted_proxies" env:"TC_TRUSTED_PROXIES"`
+	Admin          Admin      `yaml:"admin"`
+	Tokens         Tokens     `yaml:"tokens"`
+	NATS           NATS       `yaml:"nats"`
+	Enrollment     Enrollment `yaml:"enrollment"`
+	Metrics        Metrics    `yaml:"metrics"`
+	Dashboard      Dashboard  `yaml:"dashboard"`
+	HVS            HVS        `yaml:"hvs"`
+	Debug          Debug      `yaml:"debug"`
+	LogLevel       string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
 }
 
 // HVS tunes host verification.
@@ -205,6 +210,9 @@ func (c Config) validate() error {
 		if net.ParseIP(ip) == nil {
 			errs = append(errs, fmt.Errorf("ips: %q is not an IP address", ip))
 		}
+	}
+	if _, err := aas.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
 	}
 	if c.Tokens.Validity <= 0 || c.Tokens.Validity > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("tokens.validity %s: want more than 0 and at most 24h", c.Tokens.Validity))

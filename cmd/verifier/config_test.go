@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -248,4 +249,34 @@ func TestBusCredentialLifetime(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTrustedProxiesReachTheAASAndAreValidated(t *testing.T) {
+	path := configtest.File(t, "trusted_proxies: [10.1.0.0/16, 192.0.2.5]\n")
+	cfg, err := loadConfig(path, configtest.Env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(vcfg.AAS.TrustedProxies); got != "[10.1.0.0/16 192.0.2.5/32]" {
+		t.Fatalf("file: the AAS trusts %s", got)
+	}
+	cfg, err = loadConfig(path, configtest.Env(map[string]string{"TC_TRUSTED_PROXIES": "fd00::/8,10.2.0.0/16"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.TrustedProxies); got != "[fd00::/8 10.2.0.0/16]" {
+		t.Fatalf("env: trusted_proxies %s", got)
+	}
+	if got := defaultConfig().TrustedProxies; len(got) != 0 {
+		t.Errorf("default trusted proxies %v, want none", got)
+	}
+	checkRefusals(t, []refusal{
+		{"a proxy that is no prefix is refused", func(c *Config) { c.TrustedProxies = []string{"ingress.example"} }, "trusted_proxies"},
+		{"trusting every address is refused", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "every address"},
+	})
 }

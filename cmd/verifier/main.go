@@ -129,6 +129,11 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 	a.Issuer, a.Audience, a.TokenValidity, a.Leeway = c.Tokens.Issuer, c.Tokens.Audience, c.Tokens.Validity, c.Tokens.Leeway
 	a.CredentialValidity = c.NATS.CredentialLifetime
 	a.AdminUsername = c.Admin.Username
+	proxies, err := aas.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return verifier.Config{}, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	a.TrustedProxies = proxies
 	a.AdminPasswordFile = c.Admin.PasswordFile
 	a.AdminPassword = getenv("TC_ADMIN_PASSWORD")
 	if a.AdminPasswordFile != "" {

@@ -167,12 +167,13 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			},
 		},
 		{
-			name:  "the dashboard enabled listens on its own port, also on the Service",
+			name:  "the dashboard enabled listens on its own port, also on the Service, behind its trusted proxies",
 			files: []string{"verifier-dashboard.yaml"},
 			check: func(t *testing.T, a *applied) {
 				_, c := a.verifier(t)
 				wantEnv(t, c, "TC_DASHBOARD_LISTEN", ":9443")
 				wantEnv(t, c, "TC_DASHBOARD_STALE_AFTER", "90m")
+				wantEnv(t, c, "TC_TRUSTED_PROXIES", "10.42.0.0/16,192.0.2.10")
 				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "dashboard" && p.ContainerPort == 9443 }) {
 					t.Errorf("verifier ports %v: want dashboard 9443", c.Ports)
 				}

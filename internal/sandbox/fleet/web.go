@@ -251,7 +251,7 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) {
 	user := strings.TrimSpace(r.PostForm.Get("username"))
 	// The peer's address is the login's source: failures lock the user
 	// out for that source only (package aas).
-	token, err := wb.auth.Login(aas.ContextWithPeer(r.Context(), r.RemoteAddr), user, r.PostForm.Get("password"))
+	token, err := wb.auth.Login(aas.ContextWithRequestPeer(r.Context(), r), user, r.PostForm.Get("password"))
 	if err == nil {
 		err = wb.allowed(r.Context(), token)
 	}

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -75,6 +76,10 @@ type Config struct {
 	// within LockoutWindow refuse every login from it for LockoutDuration
 	// (lockout.go). Default 20.
 	SourceFailures int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client of a login (lockout.go); none by default, and never every
+	// address.
+	TrustedProxies []netip.Prefix
 
 	AdminUsername string
 	// AdminPasswordFile holds the first admin's password (TC_ADMIN_PASSWORD_FILE).
@@ -175,6 +180,11 @@ func (c Config) validate() error {
 	}
 	if err := c.Argon2.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, p := range c.TrustedProxies {
+		if err := checkTrustedProxy(p); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.AdminPasswordFile != "" && c.AdminPassword != "" {
 		errs = append(errs, errors.New("admin password given both as a file and as a value; give one"))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -226,5 +227,137 @@ func FuzzSourceOf(f *testing.F) {
 		if p, err := netip.ParsePrefix(got); err != nil || p.Bits() != 64 || !p.Addr().Is6() {
 			t.Fatalf("sourceOf(%q) = %q: neither IPv4, an IPv6 /64 nor unknown", addr, got)
 		}
+	})
+}
+
+// The clients of the lockout tests behind the proxy 10.1.0.5.
+var (
+	proxy = "10.1.0.5:443"
+	viaX  = request{remoteAddr: proxy, header: http.Header{"X-Forwarded-For": {"203.0.113.7"}}}
+	viaY  = request{remoteAddr: proxy, header: http.Header{"X-Forwarded-For": {"198.51.100.9"}}}
+)
+
+func trustProxies(prefixes ...string) func(*Config) {
+	return func(c *Config) {
+		for _, p := range prefixes {
+			c.TrustedProxies = append(c.TrustedProxies, netip.MustParsePrefix(p))
+		}
+	}
+}
+
+// Behind an ingress every login came from the ingress's address: five
+// failed admin logins by anyone on the Internet locked the admin out for
+// every client of the ingress, and twenty failures of any users throttled
+// them all. With the ingress trusted, each client is its own source.
+func TestClientsBehindATrustedProxyAreLockedOutApart(t *testing.T) {
+	f := newFixture(t, trustProxies("10.1.0.0/16"))
+	failAdmin(t, f, viaX, 5)
+	if c := f.loginFrom(t, viaY, "admin", adminPassword).Code; c != http.StatusOK {
+		t.Fatalf("right password from Y through the proxy after 5 failures from X: status %d, want 200", c)
+	}
+	if c := f.loginFrom(t, viaX, "admin", adminPassword).Code; c != http.StatusUnauthorized {
+		t.Fatalf("right password from X through the proxy after its 5 failures: status %d, want 401", c)
+	}
+	// X cannot pass for another client: what it writes stands left of
+	// the address the proxy appends.
+	forged := viaX
+	forged.header = http.Header{"X-Forwarded-For": {"192.0.2.44, 203.0.113.7"}}
+	if c := f.loginFrom(t, forged, "admin", adminPassword).Code; c != http.StatusUnauthorized {
+		t.Fatalf("X naming another client before its own address: status %d, want 401 (still X)", c)
+	}
+	// A client that reaches the verifier directly is not a proxy: its
+	// header is not read, so it cannot lock Y out by naming Y.
+	direct := request{remoteAddr: "192.0.2.77:5555", header: http.Header{"X-Forwarded-For": {"198.51.100.9"}}}
+	failAdmin(t, f, direct, 5)
+	if c := f.loginFrom(t, viaY, "admin", adminPassword).Code; c != http.StatusOK {
+		t.Fatalf("Y after a direct client failed 5 logins naming Y: status %d, want 200", c)
+	}
+}
+
+func TestResolveSource(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00::/8")}
+	for _, tt := range []struct {
+		name, remote string
+		xff          []string
+		want         string
+	}{
+		{"a direct client is its address", "203.0.113.7:1", nil, "203.0.113.7"},
+		{"a direct client's header is not read", "203.0.113.7:1", []string{"198.51.100.9"}, "203.0.113.7"},
+		{"a trusted proxy's client is the address it appended", proxy, []string{"198.51.100.9"}, "198.51.100.9"},
+		{"two trusted proxies: the nearest untrusted hop", proxy, []string{"198.51.100.9, 10.1.2.3"}, "198.51.100.9"},
+		{"hops in several header values count in order", proxy, []string{"192.0.2.1", "198.51.100.9", "10.1.2.3"}, "198.51.100.9"},
+		{"what the client wrote left of its address is not read", proxy, []string{"10.1.9.9, 198.51.100.9"}, "198.51.100.9"},
+		{"a proxy with no header is the source", proxy, nil, "10.1.0.5"},
+		{"every hop a trusted proxy: the first one", proxy, []string{"10.1.7.7, 10.1.8.8"}, "10.1.7.7"},
+		{"a hop that is no address: the nearest proxy", proxy, []string{"198.51.100.9, bogus"}, "10.1.0.5"},
+		{"a hop with a port", proxy, []string{"198.51.100.9:4711"}, "198.51.100.9"},
+		{"an IPv6 client behind an IPv6 proxy is its /64", "[fd00::1]:443", []string{"2001:db8:1:2::77"}, "2001:db8:1:2::/64"},
+		{"a bracketed IPv6 hop", "[fd00::1]:443", []string{"[2001:db8:1:2::77]"}, "2001:db8:1:2::/64"},
+		{"an unparsable peer", "not an address", []string{"198.51.100.9"}, unknownSource},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := resolveSource(peer{remoteAddr: tt.remote, forwardedFor: tt.xff}, trusted); got != tt.want {
+				t.Errorf("source = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies([]string{"10.1.0.0/16", " 192.0.2.5 ", "fd00::/8", "2001:db8::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.1.0.0/16", "192.0.2.5/32", "fd00::/8", "2001:db8::1/128"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/33", "proxy.example", ""} {
+		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
+			t.Errorf("ParseTrustedProxies(%q) accepted it", bad)
+		}
+	}
+	if _, err := New(context.Background(), Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, newFakeStore(), nil, nil, discardLogger()); err == nil || !strings.Contains(err.Error(), "every address") {
+		t.Errorf("New with a proxy trusting every address: %v, want refused", err)
+	}
+}
+
+// FuzzResolveSource plays X-Forwarded-For headers a client writes: the
+// source is a source (an IPv4 address, an IPv6 /64 or unknown), the header
+// of a peer that is no trusted proxy is never read, and behind a trusted
+// proxy the source is the peer or one of the header's addresses.
+func FuzzResolveSource(f *testing.F) {
+	for _, s := range []string{"198.51.100.9", "192.0.2.1, 198.51.100.9", "10.1.7.7, 10.1.8.8", "bogus, 10.1.2.3", "[2001:db8::1]:80", ",,", ""} {
+		f.Add("10.1.0.5:443", s)
+		f.Add("203.0.113.7:1", s)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		got := resolveSource(peer{remoteAddr: remote, forwardedFor: []string{xff}}, trusted)
+		if got == unknownSource {
+			return
+		}
+		if a, err := netip.ParseAddr(got); err == nil && !a.Is4() {
+			t.Fatalf("resolveSource(%q, %q) = %q: an address that is not IPv4", remote, xff, got)
+		} else if p, perr := netip.ParsePrefix(got); err != nil && (perr != nil || p.Bits() != 64 || !p.Addr().Is6()) {
+			t.Fatalf("resolveSource(%q, %q) = %q: neither IPv4, an IPv6 /64 nor unknown", remote, xff, got)
+		}
+		if got == sourceOf(remote) {
+			return
+		}
+		if peerAddr, ok := parseHost(remote); !ok || !trusted[0].Contains(peerAddr) {
+			t.Fatalf("resolveSource(%q, %q) = %q: a peer that is no proxy named its source", remote, xff, got)
+		}
+		for hop := range strings.SplitSeq(xff, ",") {
+			if sourceOf(strings.TrimSpace(hop)) == got {
+				return
+			}
+		}
+		t.Fatalf("resolveSource(%q, %q) = %q: neither the peer nor a hop of the header", remote, xff, got)
 	})
 }

@@ -98,7 +98,7 @@ func (a *AAS) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return api.Errorf(api.KindBadRequest, "username and password are required")
 	}
-	tok, err := a.Login(ContextWithPeer(r.Context(), r.RemoteAddr), req.Username, req.Password)
+	tok, err := a.Login(ContextWithRequestPeer(r.Context(), r), req.Username, req.Password)
 	if err != nil {
 		return err
 	}

@@ -29,9 +29,10 @@ var errLogin = api.Errorf(api.KindUnauthenticated, "invalid username or password
 
 // Login checks a password and returns a signed token. Unknown users cost a
 // dummy hash so that they take as long as known ones. The source of the
-// login is the peer that ContextWithPeer put in ctx (lockout.go).
+// login is the client that ContextWithPeer or ContextWithRequestPeer put in
+// ctx (lockout.go).
 func (a *AAS) Login(ctx context.Context, username, password string) (string, error) {
-	source := sourceFrom(ctx)
+	source := a.sourceFrom(ctx)
 	refusedUntil, err := a.store.LoginSourceRefusedUntil(ctx, source)
 	if err != nil {
 		return "", api.Wrap(api.KindInternal, err, "read login source refusal")

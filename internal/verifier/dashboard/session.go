@@ -213,7 +213,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := strings.TrimSpace(r.PostForm.Get("username"))
-	token, err := d.auth.Login(aas.ContextWithPeer(r.Context(), r.RemoteAddr), user, r.PostForm.Get("password"))
+	token, err := d.auth.Login(aas.ContextWithRequestPeer(r.Context(), r), user, r.PostForm.Get("password"))
 	if err != nil {
 		d.logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard login refused", slog.String(keyUser, user), slog.String(keyError, err.Error()))
 		d.renderLogin(w, r, http.StatusUnauthorized, loginView{Username: user, Error: "Invalid username or password."})
