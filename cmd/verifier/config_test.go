@@ -10,6 +10,7 @@ import (
 
 	"trustedcompute.io/tc/internal/config/configtest"
 	"trustedcompute.io/tc/internal/errtest"
+	"trustedcompute.io/tc/internal/verifier"
 )
 
 func TestDefaultsArePinned(t *testing.T) {
@@ -137,16 +138,8 @@ func TestTokenLeewayAndMetricsListenAreValidated(t *testing.T) {
 
 func TestHVSCacheBoundsAndReportRetentionReachTheHVSAndAreValidated(t *testing.T) {
 	path := configtest.File(t, "hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n  report_retention: 240h\n")
-	cfg, err := loadConfig(path, configtest.Env(map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7",
-		"TC_HVS_REPORT_RETENTION": "168h"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, vcfg := verifierConfigOf(t, path, map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7",
+		"TC_HVS_REPORT_RETENTION": "168h"})
 	if h := vcfg.HVS; h.FlavorCacheBytes != 64<<20 || h.IMAPolicyCacheBytes != 32<<20 || h.IMACacheEntries != 5000 || h.EventLogCacheEntries != 100 {
 		t.Fatalf("the HVS gets flavor cache %d B, policy cache %d B, IMA entries %d, event logs %d; want 64 MiB, 32 MiB, 5000, 100",
 			h.FlavorCacheBytes, h.IMAPolicyCacheBytes, h.IMACacheEntries, h.EventLogCacheEntries)
@@ -253,22 +246,11 @@ func TestBusCredentialLifetime(t *testing.T) {
 
 func TestTrustedProxiesReachTheAASAndAreValidated(t *testing.T) {
 	path := configtest.File(t, "trusted_proxies: [10.1.0.0/16, 192.0.2.5]\n")
-	cfg, err := loadConfig(path, configtest.Env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, vcfg := verifierConfigOf(t, path, nil)
 	if got := fmt.Sprint(vcfg.AAS.TrustedProxies); got != "[10.1.0.0/16 192.0.2.5/32]" {
 		t.Fatalf("file: the AAS trusts %s", got)
 	}
-	cfg, err = loadConfig(path, configtest.Env(map[string]string{"TC_TRUSTED_PROXIES": "fd00::/8,10.2.0.0/16"}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := verifierConfigOf(t, path, map[string]string{"TC_TRUSTED_PROXIES": "fd00::/8,10.2.0.0/16"})
 	if got := fmt.Sprint(cfg.TrustedProxies); got != "[fd00::/8 10.2.0.0/16]" {
 		t.Fatalf("env: trusted_proxies %s", got)
 	}
@@ -279,4 +261,21 @@ func TestTrustedProxiesReachTheAASAndAreValidated(t *testing.T) {
 		{"a proxy that is no prefix is refused", func(c *Config) { c.TrustedProxies = []string{"ingress.example"} }, "trusted_proxies"},
 		{"trusting every address is refused", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "every address"},
 	})
+}
+
+// verifierConfigOf loads the file at path with the environment env and
+// turns it into the composition root's configuration, on a data directory
+// of the test's.
+func verifierConfigOf(t *testing.T, path string, env map[string]string) (Config, verifier.Config) {
+	t.Helper()
+	cfg, err := loadConfig(path, configtest.Env(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	vcfg, err := cfg.verifierConfig(configtest.Env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, vcfg
 }

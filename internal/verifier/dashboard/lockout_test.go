@@ -17,18 +17,23 @@ import (
 // admin out of that address only, not of the dashboard for everyone.
 func TestDashboardLoginFailuresLockOutTheirSourceOnly(t *testing.T) {
 	v := startWithDashboard(t)
-	base := "https://" + v.DashboardAddr()
-	attacker, admin := clientFrom(t, v, "127.0.0.2"), clientFrom(t, v, "127.0.0.3")
+	wantLockedOutApart(t, "https://"+v.DashboardAddr(), clientFrom(t, v, "127.0.0.2"), clientFrom(t, v, "127.0.0.3"))
+}
+
+// wantLockedOutApart fails five admin logins of attacker, then wants the
+// admin's password to log admin in and attacker still locked out.
+func wantLockedOutApart(t *testing.T, base string, attacker, admin *http.Client) {
+	t.Helper()
 	for i := range 5 {
 		if res := dashboardLogin(t, attacker, base, "admin", "wrong password 123"); res.code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: status %d", i+1, res.code)
 		}
 	}
 	if res := dashboardLogin(t, admin, base, "admin", verifiertest.AdminPassword); res.code != http.StatusOK {
-		t.Fatalf("admin from another address: status %d at %s, want 200", res.code, res.path)
+		t.Fatalf("admin from another client: status %d at %s, want 200", res.code, res.path)
 	}
 	if res := dashboardLogin(t, attacker, base, "admin", verifiertest.AdminPassword); res.code != http.StatusUnauthorized {
-		t.Fatalf("admin from the failing address: status %d, want 401 (locked out)", res.code)
+		t.Fatalf("admin from the failing client: status %d, want 401 (locked out)", res.code)
 	}
 }
 
@@ -57,20 +62,8 @@ func TestDashboardLoginsThroughATrustedProxyLockOutTheirClientOnly(t *testing.T)
 		c.Dashboard = verifier.DashboardConfig{Listen: "127.0.0.1:0"}
 		c.AAS.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}
 	})
-	base := "https://" + v.DashboardAddr()
-	attacker := forwardedFor(clientFrom(t, v, "127.0.0.9"), "203.0.113.7")
-	admin := forwardedFor(clientFrom(t, v, "127.0.0.9"), "198.51.100.9")
-	for i := range 5 {
-		if res := dashboardLogin(t, attacker, base, "admin", "wrong password 123"); res.code != http.StatusUnauthorized {
-			t.Fatalf("failure %d: status %d", i+1, res.code)
-		}
-	}
-	if res := dashboardLogin(t, admin, base, "admin", verifiertest.AdminPassword); res.code != http.StatusOK {
-		t.Fatalf("admin through the proxy: status %d at %s, want 200", res.code, res.path)
-	}
-	if res := dashboardLogin(t, attacker, base, "admin", verifiertest.AdminPassword); res.code != http.StatusUnauthorized {
-		t.Fatalf("the failing client through the proxy: status %d, want 401 (locked out)", res.code)
-	}
+	wantLockedOutApart(t, "https://"+v.DashboardAddr(),
+		forwardedFor(clientFrom(t, v, "127.0.0.9"), "203.0.113.7"), forwardedFor(clientFrom(t, v, "127.0.0.9"), "198.51.100.9"))
 }
 
 // forwardedFor makes c's requests carry X-Forwarded-For: client, as a
