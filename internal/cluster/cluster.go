@@ -82,6 +82,10 @@ const (
 	// ReasonHostClaimRefused says the Node claims a host id the verifier
 	// has bound to another Node (or the Node is bound to another host).
 	ReasonHostClaimRefused = "HostClaimRefused"
+	// ReasonGoldenFlavorsReplaced says a boot's measurements differed from
+	// the node's golden flavors and were made its golden flavors
+	// (goldenFlavors everyBoot): an operator's trail of what changed.
+	ReasonGoldenFlavorsReplaced = "GoldenFlavorsReplaced"
 )
 
 // DefaultName is the default Options.Name: the field manager, the Events'

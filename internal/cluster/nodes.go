@@ -337,6 +337,19 @@ func (n *Nodes) Pending(ctx context.Context, node, reason, message string) error
 	return err
 }
 
+// FlavorsReplaced records a Warning Event (ReasonGoldenFlavorsReplaced)
+// that the node's golden flavors were replaced by the measurements of a
+// boot that differed from them, as reportID says; message names what
+// differed. It changes nothing on the Node.
+func (n *Nodes) FlavorsReplaced(ctx context.Context, node, reportID, message string) error {
+	cur, err := n.getEnabled(ctx, node)
+	if err != nil {
+		return err
+	}
+	return n.recordEvent(ctx, cur, &event{typ: corev1.EventTypeWarning, reason: ReasonGoldenFlavorsReplaced,
+		action: "Rebaseline", note: message, reportID: reportID})
+}
+
 // apply reads the Node, asks plan what to change and writes it: first the
 // Node (labels, annotations, spec) by one strategic-merge patch, then the
 // Event, then the condition by a patch of the status subresource. The

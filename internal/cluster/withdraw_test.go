@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,5 +64,30 @@ func TestClearDisabledRemovesTheVerdictOfANodeThatLeft(t *testing.T) {
 	}
 	if n := getNode(t, cs, stays); n.Labels[cluster.LabelReady] != "true" {
 		t.Fatalf("an enabled node lost its verdict: %v", n.Labels)
+	}
+}
+
+// FlavorsReplaced leaves the operator's trail of golden flavors a boot
+// replaced: a Warning Event naming the report, and nothing else changed.
+func TestFlavorsReplacedRecordsAWarningAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	cs := clustertest.Clientset(t)
+	ctx := context.Background()
+	name, nodes := createNode(t, cs, verifiedNode)
+	before := getNode(t, cs, name)
+	if err := nodes.FlavorsReplaced(ctx, name, "r-9", "this boot measured OS otherwise than the golden flavors"); err != nil {
+		t.Fatal(err)
+	}
+	after := getNode(t, cs, name)
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("the Node changed: %v → %v", before.Labels, after.Labels)
+	}
+	ev := clustertest.NodeEvents(t, cs, name)
+	if len(ev) != 1 || ev[0].Type != corev1.EventTypeWarning || ev[0].Reason != cluster.ReasonGoldenFlavorsReplaced ||
+		ev[0].Annotations[cluster.AnnotationReport] != "r-9" || ev[0].Note != "this boot measured OS otherwise than the golden flavors" {
+		t.Fatalf("events %+v, want one Warning %s about r-9", ev, cluster.ReasonGoldenFlavorsReplaced)
+	}
+	if err := nodes.FlavorsReplaced(ctx, "no-such-node", "r-9", "x"); !errors.Is(err, cluster.ErrNodeNotFound) {
+		t.Errorf("FlavorsReplaced(unknown node) = %v, want ErrNodeNotFound", err)
 	}
 }

@@ -282,6 +282,7 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 		st.flavorsKnown, st.hasFlavors = true, true
 		log.Info("golden flavors re-baselined", slog.String(keyReportID, r.ID),
 			slog.Bool("rebooted", reboot), slog.Any(keyParts, BaselineParts))
+		m.flavorsReplaced(ctx, st, r, log)
 	} else if !fresh && flavorless(r) {
 		// The verifier attested the host before it had flavors (its
 		// refresh or an agent event right after the registration, or an
@@ -304,6 +305,31 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	}
 	m.schedule(st, m.jittered(m.interval(st)))
 	return m.act(ctx, st, r, false, log)
+}
+
+// flavorsReplaced leaves an operator's trail when a re-baseline replaced
+// golden flavors that r, the boot's report before it, failed: which parts
+// this boot measured otherwise than the flavors it replaced (a Warning
+// Event on the Node, ReasonGoldenFlavorsReplaced, and the log). Under
+// goldenFlavors everyBoot that is how a legitimate update looks, and also
+// root on the node that changed what it boots and rebooted: the node is
+// Verified again, but not silently. A report that failed for anything but
+// its flavor parts (an evidence fault, Secure Boot off) or that had no
+// flavors to fail says nothing of what changed and leaves no trail.
+func (m *Manager) flavorsReplaced(ctx context.Context, st *nodeState, r *report.Report, log *slog.Logger) {
+	if r.Trusted() || len(r.Faults) > 0 || flavorless(r) {
+		return
+	}
+	d := m.cfg.Decide(r)
+	if d.Status != StatusAttestationFailed || len(d.Parts) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("this boot measured %s otherwise than the golden flavors (report %s: %s); goldenFlavors %s made its measurements the golden flavors",
+		strings.Join(d.Parts, ", "), r.ID, d.Message, m.cfg.GoldenFlavors)
+	log.Warn("golden flavors replaced by a boot that differed from them", slog.String(keyReportID, r.ID), slog.Any(keyParts, d.Parts))
+	if err := m.nodes.FlavorsReplaced(ctx, st.node.Name, r.ID, msg); err != nil {
+		log.Warn("recording the replaced golden flavors failed", slog.Any(keyErr, err))
+	}
 }
 
 // flavorless tells whether r is untrusted only because the host had no

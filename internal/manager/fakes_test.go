@@ -407,6 +407,13 @@ func (f *fakeNodes) Withdraw(_ context.Context, name, reason, message string) (b
 	return changed, nil
 }
 
+func (f *fakeNodes) FlavorsReplaced(_ context.Context, name, reportID, message string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.record(name, "flavors-replaced %s %s %s", name, reportID, message)
+	return err
+}
+
 func (f *fakeNodes) Pending(_ context.Context, name, reason, message string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

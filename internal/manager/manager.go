@@ -121,6 +121,9 @@ type Nodes interface {
 	Onboarded(ctx context.Context, node string, ready bool, reportID string) error
 	Pending(ctx context.Context, node, reason, message string) error
 	Withdraw(ctx context.Context, node, reason, message string) (changed bool, err error)
+	// FlavorsReplaced records that a boot whose measurements differed from
+	// the golden flavors replaced them (cluster.Nodes.FlavorsReplaced).
+	FlavorsReplaced(ctx context.Context, node, reportID, message string) error
 }
 
 // StatusSink receives every decision (the EIM notifier). Notify must not block.

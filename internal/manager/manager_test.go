@@ -193,6 +193,41 @@ func TestARebootReBaselinesThenAttests(t *testing.T) {
 	e.wantNoCall("failed", "the pre-baseline report was acted on")
 }
 
+// Root on a node changes what it boots (an initrd, a kernel command line)
+// and reboots: under goldenFlavors everyBoot the boot's measurements become
+// the golden flavors and the node is Verified again, as the seed asks. It
+// must not be silent: the operator gets a Warning Event on the Node naming
+// what this boot measured otherwise than the flavors it replaced.
+func TestGoldenFlavorsReplacedByABootThatDifferedLeaveATrail(t *testing.T) {
+	e := newEnv(t, Config{}, 1)
+	e.tick()
+	e.wantNoCall("flavors-replaced", "the first baseline of a host without flavors replaced nothing")
+
+	e.v.reboot(hostID(1), false) // the same software: nothing differs
+	e.advance(2 * time.Hour)
+	e.wantNoCall("flavors-replaced", "a reboot into the same software left a trail")
+
+	e.v.reboot(hostID(1), true)
+	e.advance(2 * time.Hour)
+	e.wantStatus("edge-1", cluster.StatusVerified)
+	if n := e.nodes.count("flavors-replaced edge-1 "); n != 1 {
+		t.Fatalf("%d trails of replaced flavors, want 1: %v", n, e.nodes.calls)
+	}
+	for _, c := range e.nodes.calls {
+		if strings.HasPrefix(c, "flavors-replaced ") && (!strings.Contains(c, "measured OS otherwise") || !strings.Contains(c, "goldenFlavors everyBoot")) {
+			t.Errorf("trail %q: want the part that differed and the policy", c)
+		}
+	}
+
+	// firstBoot never replaces flavors: the boot fails instead.
+	f := newEnv(t, Config{GoldenFlavors: FirstBoot}, 1)
+	f.tick()
+	f.v.reboot(hostID(1), true)
+	f.advance(2 * time.Hour)
+	f.wantStatus("edge-1", cluster.StatusAttestationFailed)
+	f.wantNoCall("flavors-replaced", "firstBoot replaced flavors")
+}
+
 func TestARebootWhoseNoticeWasMissedIsSeenAtThePollTime(t *testing.T) {
 	e := newEnv(t, Config{}, 1)
 	e.tick()
