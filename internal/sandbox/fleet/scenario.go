@@ -258,12 +258,23 @@ func (s *scenario) reboot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	replaced := ""
 	for _, e := range after[len(before):] {
-		if e.Type == "Warning" && e.Reason != cluster.ReasonVerifierUnreachable {
+		switch {
+		case e.Type == "Warning" && e.Reason == cluster.ReasonGoldenFlavorsReplaced && replaced == "":
+			replaced = e.Note
+		case e.Type == "Warning" && e.Reason != cluster.ReasonVerifierUnreachable:
 			return fmt.Errorf("%s: unexpected Warning Event %s: %s", target, e.Reason, e.Note)
 		}
 	}
+	// The update changed what the boot measured: the golden flavors it
+	// replaced are on record, as any change of a boot would be.
+	if !strings.Contains(replaced, "measured IMA otherwise") {
+		return fmt.Errorf("%s: no Warning Event %s naming IMA after a boot with an updated containerd (got %q)",
+			target, cluster.ReasonGoldenFlavorsReplaced, replaced)
+	}
 	s.printf("   %s: re-baselined (new golden IMA: containerd was updated) and Verified, never cordoned", target)
+	s.printf("   %s: Warning %s: the boot measured IMA otherwise than the flavors it replaced", target, cluster.ReasonGoldenFlavorsReplaced)
 	return s.stillHealthy(ctx, others)
 }
 
