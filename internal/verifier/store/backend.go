@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -144,13 +145,27 @@ func tightenMode(path string) error {
 	return nil
 }
 
+// postgresConns is how many connections a verifier keeps to PostgreSQL at
+// the most; postgresIdleTime how long one may stay unused before it is
+// closed.
+const (
+	postgresConns    = 20
+	postgresIdleTime = 5 * time.Minute
+)
+
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(5)
+	db.SetMaxOpenConns(postgresConns)
+	// Every connection the pool opens is a new PostgreSQL backend (a fork,
+	// its catalog caches) whose statements pgx prepares again: keep what a
+	// burst opened for the next burst, and let a quiet verifier give them
+	// back. With fewer idle than open, a fleet's steady load closed and
+	// reopened connections many times a second (issue 13).
+	db.SetMaxIdleConns(postgresConns)
+	db.SetConnMaxIdleTime(postgresIdleTime)
 	s := newStore(backendPostgres, db, db)
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
