@@ -25,12 +25,37 @@ import (
 var ErrPoliciesChanged = errors.New("the flavors, groups or ima policies changed")
 
 // policiesChanged moves the policy generation. Call it in the transaction
-// of the change.
+// of the change: the transaction moves it once, as its last statement
+// (endTx). The generation is one row that every change locks until it
+// commits; moved first, it held concurrent enrollments on PostgreSQL
+// behind each other for their whole transactions (issue 13).
 func (q *queries) policiesChanged(ctx context.Context) error {
+	if q.tx != nil {
+		q.tx.policiesChanged = true
+		return nil
+	}
+	return q.movePolicyGeneration(ctx)
+}
+
+func (q *queries) movePolicyGeneration(ctx context.Context) error {
 	if _, err := q.w.ExecContext(ctx, `UPDATE hvs_policy_generation SET generation = generation + 1 WHERE id = 1`); err != nil {
 		return fmt.Errorf("move the policy generation: %w", err)
 	}
 	return nil
+}
+
+// txState is what a transaction has done that its end must record.
+type txState struct {
+	policiesChanged bool
+}
+
+// endTx runs the statements a transaction ends with, before its commit.
+func (q *queries) endTx(ctx context.Context) error {
+	if q.tx == nil || !q.tx.policiesChanged {
+		return nil
+	}
+	q.tx.policiesChanged = false
+	return q.movePolicyGeneration(ctx)
 }
 
 // policyGenerationQuery is the current policy generation, as a subquery.

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/pgtest"
 )
 
 // reportPolicyTables are the tables ReportPolicies reads: a write to any
@@ -189,4 +193,36 @@ func TestACommitAppraisedAtAnOlderPolicyGenerationStoresNothing(t *testing.T) {
 		}
 		must(t, "a commit at the new generation", commit("r-fresh", fresh.Generation))
 	})
+}
+
+// Enrollments write flavors and host groups concurrently, each in its own
+// transaction, and each moves the one generation row. A transaction must
+// hold that row only while it commits: on PostgreSQL a change made while
+// another is still running its statements commits without waiting for it,
+// and the two together move the generation twice.
+func TestConcurrentChangesDoNotWaitForEachOthersTransactions(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, pgtest.Schemas(t)(t))
+	ctx := t.Context()
+	group(t, s, "automatic")
+	before, err := s.PolicyGeneration(ctx)
+	must(t, "PolicyGeneration", err)
+	err = s.InTx(ctx, func(tx *Tx) error {
+		if err := tx.CreateFlavor(ctx, flavorRec("f1", "PLATFORM", "h1", "", "automatic")); err != nil {
+			return err
+		}
+		// Another enrollment, while this transaction still runs.
+		other, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := s.CreateFlavor(other, flavorRec("f2", "PLATFORM", "h2", "", "automatic")); err != nil {
+			return fmt.Errorf("a concurrent change waited for the running transaction: %w", err)
+		}
+		return nil
+	})
+	must(t, "InTx", err)
+	after, err := s.PolicyGeneration(ctx)
+	must(t, "PolicyGeneration", err)
+	if after != before+2 {
+		t.Errorf("policy generation %d → %d, want two moves", before, after)
+	}
 }

@@ -73,6 +73,9 @@ type queries struct {
 	writes *preparedStmts
 	// headers are the JWS headers of reports known to be stored.
 	headers *jwsHeaders
+	// tx is what the transaction has done that its end must record; nil
+	// outside a transaction.
+	tx *txState
 }
 
 // txQuerier is the querier of a transaction: with its statements kept
@@ -102,7 +105,11 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 	defer q.prepareWanted(ctx)
 	return inTx(ctx, q.db, func(tx *sql.Tx) error {
 		txq := txQuerier(tx, q.writes)
-		return fn(&queries{r: txq, w: txq, keys: q.keys, headers: q.headers})
+		tq := &queries{r: txq, w: txq, keys: q.keys, headers: q.headers, tx: &txState{}}
+		if err := fn(tq); err != nil {
+			return err
+		}
+		return tq.endTx(ctx)
 	})
 }
 
@@ -197,8 +204,7 @@ func (s *Store) Backend() string { return s.backend }
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	defer s.prepareWanted(ctx)
 	return inTx(ctx, s.wdb, func(tx *sql.Tx) error {
-		txq := txQuerier(tx, s.writes)
-		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys, headers: s.headers}})
+		return s.runTx(ctx, tx, fn)
 	})
 }
 
@@ -216,10 +222,19 @@ func (s *Store) InTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) err
 	return s.inTxDeferredSync(ctx, fn)
 }
 
+// runTx runs fn in the transaction tx and records what its end must.
+func (s *Store) runTx(ctx context.Context, tx *sql.Tx, fn func(tx *Tx) error) error {
+	txq := txQuerier(tx, s.writes)
+	t := &Tx{queries{r: txq, w: txq, keys: s.keys, headers: s.headers, tx: &txState{}}}
+	if err := fn(t); err != nil {
+		return err
+	}
+	return t.endTx(ctx)
+}
+
 func (s *Store) inTxDeferredSync(ctx context.Context, fn func(tx *Tx) error) error {
 	wrap := func(tx *sql.Tx) error {
-		txq := txQuerier(tx, s.writes)
-		return fn(&Tx{queries{r: txq, w: txq, keys: s.keys, headers: s.headers}})
+		return s.runTx(ctx, tx, fn)
 	}
 	switch {
 	case s.backend == backendPostgres:
