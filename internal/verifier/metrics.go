@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,6 +73,15 @@ func newMetrics(numConns func() int) *metrics {
 	m.reg.MustRegister(m.reports, m.parts, m.latency, m.clients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchPools serves the database connection pools' figures as
+// go_sql_*{db_name="..."}: among them how long statements waited for a
+// connection (go_sql_wait_duration_seconds_total).
+func (m *metrics) watchPools(pools map[string]*sql.DB) {
+	for name, db := range pools {
+		m.reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+	}
 }
 
 // observe records one report.

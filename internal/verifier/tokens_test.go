@@ -208,3 +208,21 @@ func TestTheMetricsListenerServesMetricsOnly(t *testing.T) {
 		t.Errorf("unauthenticated GET /metrics on the API port: %d, want 401", status)
 	}
 }
+
+// An operator sees when the verifier waits for database connections: the
+// connection pools' figures are served, per pool.
+func TestMetricsShowTheDatabasePools(t *testing.T) {
+	h := startVerifier(t, t.TempDir())
+	admin := h.login(t, "admin", adminPassword)
+	status, body := h.do(t, "GET", "/metrics", admin, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics as admin: %d %.200s", status, body)
+	}
+	for _, pool := range []string{"writer", "readers"} {
+		for _, metric := range []string{"go_sql_wait_duration_seconds_total", "go_sql_open_connections", "go_sql_max_open_connections"} {
+			if want := metric + `{db_name="` + pool + `"}`; !strings.Contains(string(body), want) {
+				t.Errorf("/metrics has no %s", want)
+			}
+		}
+	}
+}

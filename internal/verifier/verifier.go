@@ -203,6 +203,7 @@ func (v *Verifier) build(ctx context.Context) error {
 	}
 	v.metrics = newMetrics(conns)
 	v.metrics.reg.MustRegister(newAttemptCollector(v.store, v.cfg.HVS.OverdueBefore))
+	v.metrics.watchPools(v.store.Pools())
 	v.mux.Handle("GET /metrics", v.require(metricsService, metricsRule)(v.metrics.handler()))
 	return nil
 }

@@ -27,6 +27,9 @@ func TestPostgresKeepsTheConnectionsABurstOpened(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	if pools := s.Pools(); len(pools) != 1 || pools["postgres"] != s.wdb {
+		t.Errorf("Pools() = %v, want the one pool named postgres", pools)
+	}
 	burst()
 	opened := s.wdb.Stats().OpenConnections
 	burst()

@@ -182,6 +182,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Pools names the store's connection pools, for their metrics
+// (database/sql's DBStats): on SQLite "writer" (one connection) and
+// "readers", on PostgreSQL "postgres". Use them for nothing else.
+func (s *Store) Pools() map[string]*sql.DB {
+	if s.backend == backendPostgres || s.rdb == s.wdb {
+		return map[string]*sql.DB{s.backend: s.wdb}
+	}
+	return map[string]*sql.DB{"writer": s.wdb, "readers": s.rdb}
+}
+
 // Backend names the database in use: "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.backend }
 
