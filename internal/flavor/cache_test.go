@@ -192,3 +192,42 @@ func TestAMatchedIMAPrefixIsOnlyReusedForTheSameFlavorBytes(t *testing.T) {
 		t.Fatal("an unexpected entry is trusted with a matched count past the entries")
 	}
 }
+
+// A verified flavor is cached without its signature: at 10,000 hosts the
+// signatures and their certificate chains were 120 MB of the verifier's
+// heap, and nothing reads them after the verification. A cached flavor
+// still serves a trusted evaluation, and a flavor whose signature the
+// cache dropped is never trusted on the strength of the dropped bytes:
+// the same bytes are the cache key, other bytes are verified anew.
+func TestTheFlavorCacheKeepsNoSignature(t *testing.T) {
+	ca := newPKI(t, "nosig")
+	sfs := ca.signAll(t, goldenFlavors(t, defaultHost(), "n"))
+	rows := make([][]byte, len(sfs))
+	for i, sf := range sfs {
+		rows[i] = stored(t, sf)
+	}
+	cache := NewCache(ca.roots, 64<<20)
+	if ti := evaluateLoaded(t, cache, rows, now); !ti.Overall {
+		t.Fatalf("the genuine flavors are not trusted: %+v", ti)
+	}
+	for i, b := range rows {
+		c := cache.Load("id", PartPlatform, b, now)
+		if c.Flavor().Signature != "" {
+			t.Errorf("flavor %d: the cache kept its signature (%d bytes)", i, len(c.Flavor().Signature))
+		}
+		if c.Flavor().Flavor.Meta.ID != sfs[i].Flavor.Meta.ID {
+			t.Errorf("flavor %d: cached as %q, want %q", i, c.Flavor().Flavor.Meta.ID, sfs[i].Flavor.Meta.ID)
+		}
+	}
+	if ti := evaluateLoaded(t, cache, rows, now); !ti.Overall {
+		t.Fatalf("the cached flavors are not trusted: %+v", ti)
+	}
+	// Stored without a signature, the same flavor is not trusted.
+	unsigned := make([][]byte, len(sfs))
+	for i, sf := range sfs {
+		unsigned[i] = stored(t, SignedFlavor{Flavor: sf.Flavor})
+	}
+	if ti := evaluateLoaded(t, cache, unsigned, now); ti.Overall {
+		t.Fatal("flavors stored without their signatures are trusted")
+	}
+}
