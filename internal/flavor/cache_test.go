@@ -194,8 +194,8 @@ func TestAMatchedIMAPrefixIsOnlyReusedForTheSameFlavorBytes(t *testing.T) {
 }
 
 // A verified flavor is cached without its signature: at 10,000 hosts the
-// signatures and their certificate chains were 120 MB of the verifier's
-// heap, and nothing reads them after the verification. A cached flavor
+// signatures and their certificate chains were about 85 MB of the
+// verifier's heap, and nothing reads them after the verification. A cached flavor
 // still serves a trusted evaluation, and a flavor whose signature the
 // cache dropped is never trusted on the strength of the dropped bytes:
 // the same bytes are the cache key, other bytes are verified anew.
