@@ -16,6 +16,19 @@ func stored(t testing.TB, sf SignedFlavor) []byte {
 	return b
 }
 
+// signedGolden signs the default host's golden flavors under a new PKI and
+// stores each: the PKI, the signed flavors and their stored bytes.
+func signedGolden(t testing.TB, name, id string) (*pki, []SignedFlavor, [][]byte) {
+	t.Helper()
+	ca := newPKI(t, name)
+	sfs := ca.signAll(t, goldenFlavors(t, defaultHost(), id))
+	rows := make([][]byte, len(sfs))
+	for i, sf := range sfs {
+		rows[i] = stored(t, sf)
+	}
+	return ca, sfs, rows
+}
+
 func evaluateLoaded(t testing.TB, c *Cache, rows [][]byte, at time.Time) TrustInformation {
 	t.Helper()
 	var checked []Checked
@@ -34,12 +47,7 @@ func evaluateLoaded(t testing.TB, c *Cache, rows [][]byte, at time.Time) TrustIn
 // expired since, and bytes that do not decode must all fail as they would
 // without a cache.
 func TestTheFlavorCacheNeverVouchesForBytesOrTimesItDidNotCheck(t *testing.T) {
-	ca := newPKI(t, "cache")
-	sfs := ca.signAll(t, goldenFlavors(t, defaultHost(), "c"))
-	genuine := make([][]byte, len(sfs))
-	for i, sf := range sfs {
-		genuine[i] = stored(t, sf)
-	}
+	ca, sfs, genuine := signedGolden(t, "cache", "c")
 	platform := slices.IndexFunc(sfs, func(sf SignedFlavor) bool { return sf.Flavor.Meta.Description.FlavorPart == PartPlatform })
 	// The attacker's PLATFORM flavor: the same ID and signature, one PCR
 	// value changed to what a tampered host would quote.
@@ -195,17 +203,13 @@ func TestAMatchedIMAPrefixIsOnlyReusedForTheSameFlavorBytes(t *testing.T) {
 
 // A verified flavor is cached without its signature: at 10,000 hosts the
 // signatures and their certificate chains were about 85 MB of the
-// verifier's heap, and nothing reads them after the verification. A cached flavor
-// still serves a trusted evaluation, and a flavor whose signature the
-// cache dropped is never trusted on the strength of the dropped bytes:
-// the same bytes are the cache key, other bytes are verified anew.
+// verifier's heap, and nothing reads them after the verification. A
+// cached flavor still serves a trusted evaluation, and a flavor whose
+// signature the cache dropped is never trusted on the strength of the
+// dropped bytes: the same bytes are the cache key, other bytes are
+// verified anew.
 func TestTheFlavorCacheKeepsNoSignature(t *testing.T) {
-	ca := newPKI(t, "nosig")
-	sfs := ca.signAll(t, goldenFlavors(t, defaultHost(), "n"))
-	rows := make([][]byte, len(sfs))
-	for i, sf := range sfs {
-		rows[i] = stored(t, sf)
-	}
+	ca, sfs, rows := signedGolden(t, "nosig", "n")
 	cache := NewCache(ca.roots, 64<<20)
 	if ti := evaluateLoaded(t, cache, rows, now); !ti.Overall {
 		t.Fatalf("the genuine flavors are not trusted: %+v", ti)
