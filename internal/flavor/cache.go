@@ -66,13 +66,27 @@ type Cache struct {
 	mu    sync.Mutex
 	bytes int
 	byKey map[[sha256.Size]byte]*cached
+	// imas holds one decoded copy of each IMA list the cached flavors
+	// hold, by the SHA-256 of its JSON: a fleet that runs one software
+	// image has one IMA list in as many flavors as it has hosts, and each
+	// copy was dozens of objects a host for the collector to mark.
+	imas map[[sha256.Size]byte]*sharedIMA
 }
 
 type cached struct {
 	sf          SignedFlavor
 	want        *imaWant
+	imaKey      [sha256.Size]byte // the key of its IMA list in imas; zero without one
 	size        int
 	from, until time.Time
+}
+
+// sharedIMA is an IMA list and its index, held by refs cached flavors.
+// Neither is ever written after it is made.
+type sharedIMA struct {
+	logs *IMALogs
+	want *imaWant
+	refs int
 }
 
 // CacheMaxAge bounds how long a checked flavor is believed without
@@ -82,7 +96,8 @@ const CacheMaxAge = time.Hour
 // NewCache returns a cache that checks flavors under roots and holds at
 // most maxBytes of stored flavor bytes.
 func NewCache(roots *x509.CertPool, maxBytes int) *Cache {
-	return &Cache{roots: roots, maxBytes: maxBytes, byKey: map[[sha256.Size]byte]*cached{}}
+	return &Cache{roots: roots, maxBytes: maxBytes, byKey: map[[sha256.Size]byte]*cached{},
+		imas: map[[sha256.Size]byte]*sharedIMA{}}
 }
 
 // Load returns the flavor stored as stored (the JSON of a SignedFlavor)
@@ -118,8 +133,11 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 	if limit := now.Add(CacheMaxAge); e.until.After(limit) {
 		e.until = limit
 	}
-	if sf.Flavor.IMALogs != nil {
-		e.want = newIMAWant(sf.Flavor.IMALogs)
+	if l := e.sf.Flavor.IMALogs; l != nil {
+		e.want = newIMAWant(l)
+		if b, err := json.Marshal(l); err == nil {
+			e.imaKey = sha256.Sum256(b)
+		}
 	}
 	c.put(key, e)
 	return Checked{sf: e.sf, want: e.want, digest: key}
@@ -146,18 +164,37 @@ func (c *Cache) put(key [sha256.Size]byte, e *cached) {
 		return
 	}
 	if old, ok := c.byKey[key]; ok {
-		c.bytes -= old.size
-		delete(c.byKey, key)
+		c.evict(key, old)
 	}
 	for k, old := range c.byKey {
 		if c.bytes+e.size <= c.maxBytes {
 			break
 		}
-		c.bytes -= old.size
-		delete(c.byKey, k)
+		c.evict(k, old)
+	}
+	if e.imaKey != ([sha256.Size]byte{}) {
+		s := c.imas[e.imaKey]
+		if s == nil {
+			s = &sharedIMA{logs: e.sf.Flavor.IMALogs, want: e.want}
+			c.imas[e.imaKey] = s
+		}
+		s.refs++
+		e.sf.Flavor.IMALogs, e.want = s.logs, s.want
 	}
 	c.byKey[key] = e
 	c.bytes += e.size
+}
+
+// evict removes the entry under key, and its IMA list once no other entry
+// holds it. Call it with c.mu held.
+func (c *Cache) evict(key [sha256.Size]byte, e *cached) {
+	c.bytes -= e.size
+	delete(c.byKey, key)
+	if s := c.imas[e.imaKey]; s != nil {
+		if s.refs--; s.refs == 0 {
+			delete(c.imas, e.imaKey)
+		}
+	}
 }
 
 // Len returns the number of flavors the cache holds.

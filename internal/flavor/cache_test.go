@@ -235,3 +235,59 @@ func TestTheFlavorCacheKeepsNoSignature(t *testing.T) {
 		t.Fatal("flavors stored without their signatures are trusted")
 	}
 }
+
+// The IMA flavors of a fleet that runs one software image hold the same
+// IMA list: the cache keeps one decoded copy of it for all of them, and
+// drops it with the last flavor that holds it. Each host is still
+// appraised against its own flavors.
+func TestTheFlavorCacheSharesIdenticalIMALists(t *testing.T) {
+	ca := newPKI(t, "share")
+	imaFlavor := func(h testHost, id string) []byte {
+		for _, sf := range ca.signAll(t, goldenFlavors(t, h, id)) {
+			if sf.Flavor.IMALogs != nil {
+				return stored(t, sf)
+			}
+		}
+		t.Fatal("no IMA flavor")
+		return nil
+	}
+	other := defaultHost()
+	other.ima = slices.Clone(other.ima)
+	other.ima[1] = imaEntry("/usr/bin/kubelet", "kubelet v2")
+	a, b, c := imaFlavor(defaultHost(), "a"), imaFlavor(defaultHost(), "b"), imaFlavor(other, "c")
+	if len(a) != len(c) {
+		t.Fatalf("the test wants IMA flavors of one size: %d and %d bytes", len(a), len(c))
+	}
+	shared := func(cache *Cache) (lists int, refs []int) {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		for _, s := range cache.imas {
+			refs = append(refs, s.refs)
+		}
+		return len(cache.imas), refs
+	}
+
+	cache := NewCache(ca.roots, 64<<20)
+	ca1, cb := cache.Load("a", PartIMA, a, now), cache.Load("b", PartIMA, b, now)
+	if ca1.Flavor().Flavor.IMALogs != cb.Flavor().Flavor.IMALogs || ca1.imaWant() != cb.imaWant() {
+		t.Error("two flavors with one IMA list hold two copies of it")
+	}
+	if ca1.Flavor().Flavor.Meta.ID == cb.Flavor().Flavor.Meta.ID {
+		t.Error("the two flavors lost their own IDs")
+	}
+	cc := cache.Load("c", PartIMA, c, now)
+	if cc.Flavor().Flavor.IMALogs == ca1.Flavor().Flavor.IMALogs {
+		t.Error("a flavor with another IMA list holds the first one's")
+	}
+	if lists, refs := shared(cache); lists != 2 || !slices.Equal(slices.Sorted(slices.Values(refs)), []int{1, 2}) {
+		t.Errorf("shared IMA lists: %d held %v times, want 2 held [1 2] times", lists, refs)
+	}
+
+	// Room for one flavor: loading c evicts a, and a's list goes with it.
+	small := NewCache(ca.roots, len(a))
+	small.Load("a", PartIMA, a, now)
+	small.Load("c", PartIMA, c, now)
+	if lists, refs := shared(small); lists != 1 || !slices.Equal(refs, []int{1}) || small.Len() != 1 {
+		t.Errorf("after an eviction: %d shared IMA lists held %v times, %d flavors; want 1, [1], 1", lists, refs, small.Len())
+	}
+}
