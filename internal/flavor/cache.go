@@ -134,9 +134,13 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 		e.until = limit
 	}
 	if l := e.sf.Flavor.IMALogs; l != nil {
-		e.want = newIMAWant(l)
 		if b, err := json.Marshal(l); err == nil {
 			e.imaKey = sha256.Sum256(b)
+		}
+		if s := c.shared(e.imaKey); s != nil {
+			e.sf.Flavor.IMALogs, e.want = s.logs, s.want // put counts it
+		} else {
+			e.want = newIMAWant(l)
 		}
 	}
 	c.put(key, e)
@@ -183,6 +187,13 @@ func (c *Cache) put(key [sha256.Size]byte, e *cached) {
 	}
 	c.byKey[key] = e
 	c.bytes += e.size
+}
+
+// shared returns the IMA list the cache holds under key, if any.
+func (c *Cache) shared(key [sha256.Size]byte) *sharedIMA {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.imas[key]
 }
 
 // evict removes the entry under key, and its IMA list once no other entry
