@@ -63,6 +63,7 @@ func edgeNode(t *testing.T, root string) *node {
 // swtpm, the certificates of swtpm's local CA.
 func writeEKCABundle(t *testing.T, file string) {
 	t.Helper()
+	tpmtest.EnsureLocalCA(t)
 	var bundle []byte
 	for _, f := range []string{tpmtest.LocalCACert, tpmtest.LocalCARootCert} {
 		b, err := os.ReadFile(f)

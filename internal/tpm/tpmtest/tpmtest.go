@@ -41,11 +41,43 @@ const (
 	LocalCARootCert = "/var/lib/swtpm-localca/swtpm-localca-rootca-cert.pem"
 )
 
+// localCAMu keeps two tests of a package from creating the local CA at once.
+var localCAMu sync.Mutex
+
+// EnsureLocalCA makes sure swtpm's local CA (LocalCACert, LocalCARootCert)
+// exists. swtpm_setup creates it the first time it issues an EK
+// certificate on a machine, so a test that reads it before any TPM was
+// manufactured there (on a fresh machine, whichever package runs first)
+// would find nothing: EnsureLocalCA then manufactures a throwaway TPM
+// state. Read the CA's files only after it.
+func EnsureLocalCA(t testing.TB) {
+	t.Helper()
+	localCAMu.Lock()
+	defer localCAMu.Unlock()
+	if haveLocalCA() {
+		return
+	}
+	manufacture(t, t.TempDir())
+	if !haveLocalCA() {
+		t.Fatalf("swtpm_setup issued an EK certificate but %s or %s is missing", LocalCACert, LocalCARootCert)
+	}
+}
+
+func haveLocalCA() bool {
+	for _, f := range []string{LocalCACert, LocalCARootCert} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // LocalCAPool holds both certificates of the swtpm local CA (LocalCACert
 // and LocalCARootCert): the EK roots of a verifier that is to accept the EK
 // certificates of NewWithEKCert.
 func LocalCAPool(t testing.TB) *x509.CertPool {
 	t.Helper()
+	EnsureLocalCA(t)
 	pool := x509.NewCertPool()
 	for _, f := range []string{LocalCACert, LocalCARootCert} {
 		b, err := os.ReadFile(f) //nolint:gosec // G304: swtpm's fixed local CA paths
@@ -128,16 +160,23 @@ func New(t testing.TB) *Swtpm {
 // It runs as root with Debian's /etc/swtpm_setup.conf; it takes about 1.5 s.
 func NewWithEKCert(t testing.TB) *Swtpm {
 	t.Helper()
-	setup := Require(t, "swtpm_setup")
 	s := newSwtpm(t)
 	s.ServerSock = filepath.Join(s.Dir, "tpm.sock")
-	out, err := exec.CommandContext(t.Context(), setup, "--tpm2", "--tpmstate", s.Dir,
+	manufacture(t, s.Dir)
+	s.start()
+	return s
+}
+
+// manufacture runs swtpm_setup on the TPM state directory dir, as
+// NewWithEKCert describes.
+func manufacture(t testing.TB, dir string) {
+	t.Helper()
+	setup := Require(t, "swtpm_setup")
+	out, err := exec.CommandContext(t.Context(), setup, "--tpm2", "--tpmstate", dir,
 		"--create-ek-cert", "--create-platform-cert", "--lock-nvram", "--overwrite").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swtpm_setup: %v\n%s", err, out)
 	}
-	s.start()
-	return s
 }
 
 // NewTCP starts a fresh swtpm whose server socket listens on a free TCP

@@ -184,6 +184,7 @@ func TestEnrollWithAnEKCertificate(t *testing.T) {
 	})
 
 	t.Run("an ek ca given as root and intermediate also verifies", func(t *testing.T) {
+		tpmtest.EnsureLocalCA(t)
 		roots := x509.NewCertPool()
 		roots.AddCert(testca.ReadCert(t, tpmtest.LocalCARootCert))
 		inter := x509.NewCertPool()

@@ -34,6 +34,7 @@ func newEnroller(t testing.TB, cfg Config, st Store, agent Agent) *Enroller {
 // swtpmLocalCA is the pool of the CA that swtpm_setup issues EK certificates from.
 func swtpmLocalCA(t testing.TB) *x509.CertPool {
 	t.Helper()
+	tpmtest.EnsureLocalCA(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(testca.ReadCert(t, tpmtest.LocalCACert))
 	return pool

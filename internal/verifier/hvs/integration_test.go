@@ -280,6 +280,7 @@ func newRealDeps(t testing.TB, b *agentclienttest.Bus, dsn string) realDeps {
 	}
 	nc := b.ServiceConn(t)
 	client := agentclient.New(nc, 10*time.Second)
+	tpmtest.EnsureLocalCA(t)
 	localCA, err := os.ReadFile(tpmtest.LocalCACert)
 	if err != nil {
 		t.Fatal(err)
