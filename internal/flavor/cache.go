@@ -66,27 +66,94 @@ type Cache struct {
 	mu    sync.Mutex
 	bytes int
 	byKey map[[sha256.Size]byte]*cached
-	// imas holds one decoded copy of each IMA list the cached flavors
-	// hold, by the SHA-256 of its JSON: a fleet that runs one software
-	// image has one IMA list in as many flavors as it has hosts, and each
-	// copy was dozens of objects a host for the collector to mark.
-	imas map[[sha256.Size]byte]*sharedIMA
+	// The parts of the cached flavors that a fleet repeats, one decoded
+	// copy of each for all the flavors that hold it: a fleet on one
+	// firmware and one software image has one PLATFORM rule list, one OS
+	// rule list and one IMA list in as many flavors as it has hosts, and
+	// each copy was dozens of objects a host for the collector to mark.
+	imas     pool[[sha256.Size]byte, sharedIMA]
+	pcrs     pool[[sha256.Size]byte, []PCRRule]
+	hardware pool[[sha256.Size]byte, *Hardware]
+	names    pool[string, string]
 }
 
 type cached struct {
-	sf          SignedFlavor
-	want        *imaWant
-	imaKey      [sha256.Size]byte // the key of its IMA list in imas; zero without one
+	sf   SignedFlavor
+	want *imaWant
+	// keys are the keys of its parts in the pools (contentKey); zero for
+	// a part it lacks.
+	keys        partKeys
 	size        int
 	from, until time.Time
 }
 
-// sharedIMA is an IMA list and its index, held by refs cached flavors.
-// Neither is ever written after it is made.
+type partKeys struct{ ima, pcrs, hardware [sha256.Size]byte }
+
+// sharedIMA is an IMA list and its index.
 type sharedIMA struct {
 	logs *IMALogs
 	want *imaWant
+}
+
+// pool holds one copy of each distinct value, by a key of its content
+// (for a part of a flavor, the SHA-256 of its JSON: contentKey; for a
+// name, the name itself), with the number of cached flavors that hold it.
+// Nothing writes a pooled value after it is made. Call its methods with
+// Cache.mu held.
+type pool[K comparable, V any] map[K]*pooled[V]
+
+type pooled[V any] struct {
+	v    V
 	refs int
+}
+
+// contentKey is the key of v in a pool: the SHA-256 of its JSON; zero
+// when v is nil or does not encode, and then it is not pooled.
+func contentKey[T any](v T, present bool) [sha256.Size]byte {
+	if !present {
+		return [sha256.Size]byte{}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return [sha256.Size]byte{}
+	}
+	return sha256.Sum256(b)
+}
+
+// hold returns the pooled value under key, counting one more holder; v
+// becomes the pooled value when there is none. A zero key returns v and
+// holds nothing.
+func (p pool[K, V]) hold(key K, v V) V {
+	var zero K
+	if key == zero {
+		return v
+	}
+	e := p[key]
+	if e == nil {
+		e = &pooled[V]{v: v}
+		p[key] = e
+	}
+	e.refs++
+	return e.v
+}
+
+// get returns the pooled value under key, if any, without holding it.
+func (p pool[K, V]) get(key K) (V, bool) {
+	e := p[key]
+	if e == nil {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// release counts one holder less, and drops the value with the last.
+func (p pool[K, V]) release(key K) {
+	if e := p[key]; e != nil {
+		if e.refs--; e.refs == 0 {
+			delete(p, key)
+		}
+	}
 }
 
 // CacheMaxAge bounds how long a checked flavor is believed without
@@ -97,7 +164,8 @@ const CacheMaxAge = time.Hour
 // most maxBytes of stored flavor bytes.
 func NewCache(roots *x509.CertPool, maxBytes int) *Cache {
 	return &Cache{roots: roots, maxBytes: maxBytes, byKey: map[[sha256.Size]byte]*cached{},
-		imas: map[[sha256.Size]byte]*sharedIMA{}}
+		imas: pool[[sha256.Size]byte, sharedIMA]{}, pcrs: pool[[sha256.Size]byte, []PCRRule]{},
+		hardware: pool[[sha256.Size]byte, *Hardware]{}, names: pool[string, string]{}}
 }
 
 // Load returns the flavor stored as stored (the JSON of a SignedFlavor)
@@ -133,12 +201,15 @@ func (c *Cache) Load(id string, part Part, stored []byte, now time.Time) Checked
 	if limit := now.Add(CacheMaxAge); e.until.After(limit) {
 		e.until = limit
 	}
-	if l := e.sf.Flavor.IMALogs; l != nil {
-		if b, err := json.Marshal(l); err == nil {
-			e.imaKey = sha256.Sum256(b)
-		}
-		if s := c.shared(e.imaKey); s != nil {
-			e.sf.Flavor.IMALogs, e.want = s.logs, s.want // put counts it
+	f := &e.sf.Flavor
+	e.keys = partKeys{
+		ima:      contentKey(f.IMALogs, f.IMALogs != nil),
+		pcrs:     contentKey(f.PCRs, len(f.PCRs) > 0),
+		hardware: contentKey(f.Hardware, f.Hardware != nil),
+	}
+	if l := f.IMALogs; l != nil {
+		if s, ok := c.sharedIMA(e.keys.ima); ok {
+			f.IMALogs, e.want = s.logs, s.want // put counts it
 		} else {
 			e.want = newIMAWant(l)
 		}
@@ -176,36 +247,46 @@ func (c *Cache) put(key [sha256.Size]byte, e *cached) {
 		}
 		c.evict(k, old)
 	}
-	if e.imaKey != ([sha256.Size]byte{}) {
-		s := c.imas[e.imaKey]
-		if s == nil {
-			s = &sharedIMA{logs: e.sf.Flavor.IMALogs, want: e.want}
-			c.imas[e.imaKey] = s
-		}
-		s.refs++
-		e.sf.Flavor.IMALogs, e.want = s.logs, s.want
+	f := &e.sf.Flavor
+	if f.IMALogs != nil {
+		s := c.imas.hold(e.keys.ima, sharedIMA{logs: f.IMALogs, want: e.want})
+		f.IMALogs, e.want = s.logs, s.want
+	}
+	f.PCRs = c.pcrs.hold(e.keys.pcrs, f.PCRs)
+	f.Hardware = c.hardware.hold(e.keys.hardware, f.Hardware)
+	for _, name := range repeatedNames(&f.Meta.Description) {
+		*name = c.names.hold(*name, *name)
 	}
 	c.byKey[key] = e
 	c.bytes += e.size
 }
 
-// shared returns the IMA list the cache holds under key, if any.
-func (c *Cache) shared(key [sha256.Size]byte) *sharedIMA {
+// sharedIMA returns the IMA list and index the cache holds under key, if
+// any.
+func (c *Cache) sharedIMA(key [sha256.Size]byte) (sharedIMA, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.imas[key]
+	return c.imas.get(key)
 }
 
-// evict removes the entry under key, and its IMA list once no other entry
-// holds it. Call it with c.mu held.
+// evict removes the entry under key, and each of its parts once no other
+// entry holds it. Call it with c.mu held.
 func (c *Cache) evict(key [sha256.Size]byte, e *cached) {
 	c.bytes -= e.size
 	delete(c.byKey, key)
-	if s := c.imas[e.imaKey]; s != nil {
-		if s.refs--; s.refs == 0 {
-			delete(c.imas, e.imaKey)
-		}
+	c.imas.release(e.keys.ima)
+	c.pcrs.release(e.keys.pcrs)
+	c.hardware.release(e.keys.hardware)
+	for _, name := range repeatedNames(&e.sf.Flavor.Meta.Description) {
+		c.names.release(*name)
 	}
+}
+
+// repeatedNames are the names of a flavor that a fleet repeats in every
+// host's flavors (label, firmware, OS, TPM version), which the cache holds
+// as one string each; the ID, hardware UUID and source are the host's own.
+func repeatedNames(d *Description) []*string {
+	return []*string{&d.Label, &d.BiosName, &d.BiosVersion, &d.OSName, &d.OSVersion, &d.TPMVersion}
 }
 
 // Len returns the number of flavors the cache holds.

@@ -2,9 +2,12 @@ package flavor
 
 import (
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func stored(t testing.TB, sf SignedFlavor) []byte {
@@ -290,4 +293,136 @@ func TestTheFlavorCacheSharesIdenticalIMALists(t *testing.T) {
 	if lists, refs := shared(small); lists != 1 || !slices.Equal(refs, []int{1}) || small.Len() != 1 {
 		t.Errorf("after an eviction: %d shared IMA lists held %v times, %d flavors; want 1, [1], 1", lists, refs, small.Len())
 	}
+}
+
+// A fleet on one firmware and one OS image has the same PLATFORM and OS
+// rules, and the same hardware, in every host's flavors: the cache holds
+// one copy of each for all of them, and the names they repeat as one
+// string each, while every flavor keeps its own ID.
+func TestTheFlavorCacheSharesThePartsAFleetRepeats(t *testing.T) {
+	ca := newPKI(t, "share-parts")
+	byPart := func(h testHost, id string) map[Part][]byte {
+		out := map[Part][]byte{}
+		for _, sf := range ca.signAll(t, goldenFlavors(t, h, id)) {
+			out[sf.Flavor.Meta.Description.FlavorPart] = stored(t, sf)
+		}
+		return out
+	}
+	newFirmware := defaultHost()
+	newFirmware.events = slices.Clone(newFirmware.events)
+	newFirmware.events[0].data = "firmware 2.0"
+	a, b, c := byPart(defaultHost(), "a"), byPart(defaultHost(), "b"), byPart(newFirmware, "c")
+
+	cache := NewCache(ca.roots, 64<<20)
+	load := func(id string, rows map[Part][]byte, p Part) Flavor {
+		t.Helper()
+		ch := cache.Load(id+string(p), p, rows[p], now)
+		if faults := ch.trustFaults(); len(faults) > 0 {
+			t.Fatalf("flavor %s %s: %v", id, p, faults)
+		}
+		return ch.Flavor().Flavor
+	}
+	aP, bP, cP := load("a", a, PartPlatform), load("b", b, PartPlatform), load("c", c, PartPlatform)
+	aO, bO, cO := load("a", a, PartOS), load("b", b, PartOS), load("c", c, PartOS)
+	if len(aP.PCRs) == 0 || len(aO.PCRs) == 0 || aP.Hardware == nil {
+		t.Fatal("the test wants PLATFORM and OS flavors with PCR rules and hardware")
+	}
+	same := func(x, y []PCRRule) bool { return &x[0] == &y[0] }
+	if !same(aP.PCRs, bP.PCRs) || !same(aO.PCRs, bO.PCRs) || !same(aO.PCRs, cO.PCRs) {
+		t.Error("flavors with the same PCR rules hold copies of them")
+	}
+	if same(aP.PCRs, cP.PCRs) || slices.EqualFunc(aP.PCRs, cP.PCRs, func(x, y PCRRule) bool { return x.Measurement == y.Measurement }) {
+		t.Error("a PLATFORM flavor of another firmware holds the first one's rules")
+	}
+	if aP.Hardware != bP.Hardware || aP.Hardware != cP.Hardware {
+		t.Error("flavors with the same hardware hold copies of it")
+	}
+	if aP.Meta.ID == bP.Meta.ID || aO.Meta.ID == bO.Meta.ID {
+		t.Error("the flavors lost their own IDs")
+	}
+	if unsafe.StringData(aP.Meta.Description.Label) != unsafe.StringData(bO.Meta.Description.Label) {
+		t.Error("the label the flavors repeat is a string each")
+	}
+	pools := func(c *Cache) (pcrs, hardware []int) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, e := range c.pcrs {
+			pcrs = append(pcrs, e.refs)
+		}
+		for _, e := range c.hardware {
+			hardware = append(hardware, e.refs)
+		}
+		slices.Sort(pcrs)
+		return pcrs, hardware
+	}
+	// Two PLATFORM rule lists (a and b's, c's) and one OS list.
+	if pcrs, hw := pools(cache); !slices.Equal(pcrs, []int{1, 2, 3}) || !slices.Equal(hw, []int{3}) {
+		t.Errorf("pooled PCR rule lists held %v times and hardware %v times; want [1 2 3] and [3]", pcrs, hw)
+	}
+
+	// Room for one flavor: loading c's evicts a's, and a's parts go with it.
+	small := NewCache(ca.roots, len(a[PartPlatform]))
+	small.Load("a", PartPlatform, a[PartPlatform], now)
+	cPS := small.Load("c", PartPlatform, c[PartPlatform], now).Flavor().Flavor
+	if pcrs, hw := pools(small); !slices.Equal(pcrs, []int{1}) || !slices.Equal(hw, []int{1}) || small.Len() != 1 {
+		t.Errorf("after an eviction: PCR rule lists held %v times, hardware %v times, %d flavors; want [1], [1], 1", pcrs, hw, small.Len())
+	}
+	if small.pcrs[contentKey(cPS.PCRs, true)] == nil {
+		t.Error("the eviction dropped the rules of the flavor that stays")
+	}
+	for name, e := range small.names {
+		if e.refs != 1 {
+			t.Errorf("after an eviction the name %q is held %d times, want once", name, e.refs)
+		}
+	}
+	if small.names[cPS.Meta.Description.Label] == nil {
+		t.Error("the eviction dropped the label of the flavor that stays")
+	}
+}
+
+// BenchmarkCacheHeldObjects is what the cache keeps of a fleet's flavors:
+// 500 hosts on one firmware and one software image, each with its own
+// PLATFORM, OS and IMA flavor (its own IDs, hardware UUID and source), as
+// the heap objects the collector marks a host (objects/host) and bytes.
+//
+//	go test -run '^$' -bench CacheHeldObjects -benchtime 1x ./internal/flavor
+func BenchmarkCacheHeldObjects(b *testing.B) {
+	const hosts = 500
+	ca := newPKI(b, "held")
+	fs := goldenFlavors(b, defaultHost(), "template")
+	var rows [][]byte
+	for h := range hosts {
+		for _, f := range fs {
+			f.Meta.ID = fmt.Sprintf("%s-%04d", f.Meta.Description.FlavorPart, h)
+			f.Meta.Description.HardwareUUID = fmt.Sprintf("00000000-0000-4000-8000-%012d", h)
+			f.Meta.Description.Source = fmt.Sprintf("host-%04d", h)
+			rows = append(rows, stored(b, ca.signAll(b, []Flavor{f})[0]))
+		}
+	}
+	heap := func() (objects, bytes uint64) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapObjects, m.HeapAlloc
+	}
+	var objects, bytes float64
+	for b.Loop() {
+		b.StopTimer()
+		o0, b0 := heap()
+		b.StartTimer()
+		cache := NewCache(ca.roots, 1<<30)
+		for i, row := range rows {
+			cache.Load(fmt.Sprint(i), "", row, now)
+		}
+		b.StopTimer()
+		o1, b1 := heap()
+		if cache.Len() != len(rows) {
+			b.Fatalf("the cache holds %d flavors of %d", cache.Len(), len(rows))
+		}
+		objects, bytes = float64(o1)-float64(o0), float64(b1)-float64(b0)
+		runtime.KeepAlive(cache)
+		b.StartTimer()
+	}
+	b.ReportMetric(objects/hosts, "objects/host")
+	b.ReportMetric(bytes/hosts, "bytes/host")
 }
