@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Dir, "dir", "", "work directory (default: a temp dir, removed at the end)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the results as JSON here")
 	fs.StringVar(&cfg.SVGPath, "svg", "", "write the chart here (e.g. docs/images/loadtest.svg)")
+	fs.StringVar(&cfg.LatenciesPath, "latencies", "", "write every scheduled report (host, when it was due, its latency) here as CSV")
 	fs.StringVar(&cfg.Machine, "machine", machine(), "machine description for the chart")
 	fs.IntVar(&cfg.Parallel, "parallel", 16, "nodes enrolled at once")
 	var merge []string

@@ -72,6 +72,9 @@ type scheduledResult struct {
 	// EnrollRetries are the enrollment steps the verifier refused for a
 	// while (503, or 500 from a store timeout) and the fleet retried.
 	EnrollRetries int64 `json:"enroll_retries,omitempty"`
+	// samples are the window's reports, in the order they completed
+	// (Config.LatenciesPath); not in the JSON.
+	samples []reportSample
 }
 
 // maxResult is the fleet driven as fast as the verifier answers.
@@ -181,6 +184,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 	var (
 		mu        sync.Mutex
 		lat       latencies
+		samples   = make([]reportSample, 0, len(plan))
 		errs      int
 		untrusted int
 		causes    = map[string]int{}
@@ -225,6 +229,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 			completed.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
+			samples = append(samples, reportSample{Host: s.node.HostID, Scheduled: scheduledAt, Took: took, Failed: err != nil})
 			if err != nil {
 				errs++
 				return
@@ -252,6 +257,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		Tampers: len(d.tampered), TampersFound: len(d.caught),
 		VerifierCPU: cpuShare(s0.verifier, s1.verifier), VerifierRSS: mib(s1.verifier.rss), VerifierPeak: mib(s1.verifier.peakRSS),
 		FleetCPU: cpuShare(s0.fleet, s1.fleet), FleetRSS: mib(s1.fleet.rss), MachineCPU: machineCores(s0.machine, s1.machine),
+		samples: samples,
 	}
 	if made := res.Reports + res.EventReports; made > 0 {
 		res.VerifierCPUPerReport = ms(s1.verifier.cpu-s0.verifier.cpu) / float64(made)

@@ -85,6 +85,10 @@ type Config struct {
 	Dir string
 	// JSONPath and SVGPath receive the results; empty skips them.
 	JSONPath, SVGPath string
+	// LatenciesPath receives every scheduled report of the windows as CSV
+	// (writeLatencies), to lay the slow ones beside the verifier's log;
+	// empty skips it.
+	LatenciesPath string
 	// Machine describes the machine in the chart's caption.
 	Machine string
 	Logger  *slog.Logger
@@ -136,6 +140,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 			err = os.WriteFile(cfg.JSONPath, append(b, '\n'), 0o644) //nolint:gosec // results are public
 		}
 		errs = append(errs, err)
+	}
+	if cfg.LatenciesPath != "" {
+		errs = append(errs, writeLatencies(cfg.LatenciesPath, res.Scheduled))
 	}
 	if cfg.SVGPath != "" && len(res.Scheduled) > 0 {
 		errs = append(errs, os.WriteFile(cfg.SVGPath, chart(res), 0o644)) //nolint:gosec // a chart is public
