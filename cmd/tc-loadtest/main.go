@@ -57,6 +57,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		merge = append(merge, s)
 		return nil
 	})
+	fs.Func("verifier-env", "add KEY=VALUE to the verifier's environment, e.g. GOMEMLIMIT=1300MiB (repeatable)", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", s)
+		}
+		cfg.VerifierEnv = append(cfg.VerifierEnv, s)
+		return nil
+	})
 	verbose := fs.Bool("v", false, "log progress")
 	cpuProfile := fs.String("cpuprofile", "", "write the load test process's own CPU profile here (the verifier's: -v logs its pprof address)")
 	if err := fs.Parse(args); err != nil {

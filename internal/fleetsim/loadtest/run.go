@@ -55,6 +55,9 @@ type Backend struct {
 type Config struct {
 	// VerifierBin is the verifier binary (make build puts it in bin/).
 	VerifierBin string
+	// VerifierEnv is added to the verifier's environment (KEY=VALUE), e.g.
+	// GOMEMLIMIT for it alone.
+	VerifierEnv []string
 	Backends    []Backend
 	// Steps are the fleet sizes, ascending; the fleet grows from one to the next.
 	Steps []int
@@ -157,7 +160,7 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 	if err != nil {
 		return err
 	}
-	v, err := startVerifier(ctx, cfg.VerifierBin, dir, b.Database, ca.PEM())
+	v, err := startVerifier(ctx, cfg.VerifierBin, dir, b.Database, ca.PEM(), cfg.VerifierEnv)
 	if err != nil {
 		return err
 	}

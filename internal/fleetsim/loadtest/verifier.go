@@ -33,9 +33,9 @@ type verifierProc struct {
 
 // startVerifier writes a configuration (loopback listeners, the database,
 // the simulator's EK CA as the only trusted EK CA) and runs `verifier run`
-// on it until the returned process is stopped. Its log goes to
-// <dir>/verifier.log.
-func startVerifier(ctx context.Context, bin, dir, database string, ekCAPEM []byte) (*verifierProc, error) {
+// on it until the returned process is stopped, in tc-loadtest's environment
+// and env (KEY=VALUE, later wins). Its log goes to <dir>/verifier.log.
+func startVerifier(ctx context.Context, bin, dir, database string, ekCAPEM []byte, env []string) (*verifierProc, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}
@@ -91,6 +91,7 @@ log_level: warn
 	// Not ctx: Stop ends the verifier with SIGTERM, then waits.
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, "run", "-config", cfgPath) //nolint:gosec // G204: the verifier binary the caller names
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
