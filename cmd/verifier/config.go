@@ -58,6 +58,23 @@ type Config struct {
 	HVS            HVS        `yaml:"hvs"`
 	Debug          Debug      `yaml:"debug"`
 	LogLevel       string     `yaml:"log_level" env:"TC_LOG_LEVEL"`
+	// GCPercent is the garbage collector's target (debug.SetGCPercent, as
+	// GOGC): a collection starts once the heap has grown by this percentage
+	// of what the last one left live. The verifier's live heap is mostly
+	// state kept per node (bus connections, caches), marked again at every
+	// collection; the reports waiting on a collection's marking make the
+	// tail of the report latency (docs/scaling.md#memory), so the default
+	// (200) collects half as often as Go's (100) for about half again the
+	// memory. The GOGC environment variable, when set, wins.
+	GCPercent int `yaml:"gc_percent" env:"TC_GC_PERCENT"`
+	// MemoryLimitRatio sets the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit) to this share of the memory limit of the
+	// verifier's cgroup (a container's resources.limits.memory, systemd's
+	// MemoryMax), so that the garbage collector works harder as the heap
+	// nears the limit rather than letting it double past it and the kernel
+	// kill the process. 0, or a cgroup without a limit, sets none; the
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimitRatio float64 `yaml:"memory_limit_ratio" env:"TC_MEMORY_LIMIT_RATIO"`
 }
 
 // HVS tunes host verification.
@@ -174,8 +191,10 @@ func defaultConfig() Config {
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
 		HVS: HVS{Interval: time.Hour, ReportRetention: 30 * 24 * time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
 			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096},
-		Enrollment: Enrollment{AKCacheEntries: 1 << 16},
-		LogLevel:   "info",
+		Enrollment:       Enrollment{AKCacheEntries: 1 << 16},
+		LogLevel:         "info",
+		GCPercent:        200,
+		MemoryLimitRatio: 0.9,
 	}
 }
 
@@ -219,6 +238,12 @@ func (c Config) validate() error {
 	}
 	if c.Tokens.Leeway <= 0 || c.Tokens.Leeway > time.Minute {
 		errs = append(errs, fmt.Errorf("tokens.leeway %s: want more than 0 and at most 1m", c.Tokens.Leeway))
+	}
+	if c.GCPercent < 25 || c.GCPercent > 1000 {
+		errs = append(errs, fmt.Errorf("gc_percent %d: want 25 to 1000 (GOGC=off, for no collections but at the memory limit, is the environment's)", c.GCPercent))
+	}
+	if !(c.MemoryLimitRatio >= 0 && c.MemoryLimitRatio <= 1) { // NaN too
+		errs = append(errs, fmt.Errorf("memory_limit_ratio %g: want 0 (none) to 1", c.MemoryLimitRatio))
 	}
 	if c.Metrics.Listen != "" {
 		errs = append(errs, hostPort("metrics.listen", c.Metrics.Listen, false))

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/verifier"
 	"trustedcompute.io/tc/internal/verifier/aas"
@@ -87,6 +89,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer, getenv func
 	if err != nil {
 		return err
 	}
+	tuneMemory(cfg.GCPercent, cfg.MemoryLimitRatio, getenv, memlimit.FromCgroup, logger)
 	if cfg.Debug.PprofListen != "" {
 		if err := servePprof(ctx, cfg.Debug.PprofListen, logger); err != nil {
 			return err
