@@ -64,7 +64,7 @@ type Config struct {
 	// state kept per node (bus connections, caches), marked again at every
 	// collection; the reports waiting on a collection's marking make the
 	// tail of the report latency (docs/scaling.md#memory), so the default
-	// (200) collects half as often as Go's (100) for about half again the
+	// (200) collects half as often as Go's (100) for about a third more
 	// memory. The GOGC environment variable, when set, wins.
 	GCPercent int `yaml:"gc_percent" env:"TC_GC_PERCENT"`
 	// MemoryLimitRatio sets the Go runtime's soft memory limit
@@ -240,7 +240,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("tokens.leeway %s: want more than 0 and at most 1m", c.Tokens.Leeway))
 	}
 	if c.GCPercent < 25 || c.GCPercent > 1000 {
-		errs = append(errs, fmt.Errorf("gc_percent %d: want 25 to 1000 (GOGC=off, for no collections but at the memory limit, is the environment's)", c.GCPercent))
+		errs = append(errs, fmt.Errorf("gc_percent %d: want 25 to 1000 (for collections at the memory limit only, set GOGC=off in the environment)", c.GCPercent))
 	}
 	if !(c.MemoryLimitRatio >= 0 && c.MemoryLimitRatio <= 1) { // NaN too
 		errs = append(errs, fmt.Errorf("memory_limit_ratio %g: want 0 (none) to 1", c.MemoryLimitRatio))
