@@ -124,7 +124,7 @@ func TestEachControlChangesTheNodeAndTheManagersVerdictFollows(t *testing.T) {
 		}},
 		{"a tamper fails the node on its IMA part", "edge-1", fleet.ControlTamper, func(t *testing.T) {
 			waitNode(t, f, "edge-1", cluster.StatusAttestationFailed, true, timeout)
-			c := cluster.TrustCondition(nodeOf(t, f, "edge-1"))
+			c := failedCondition(t, f, "edge-1", "IMA")
 			if c == nil || !strings.Contains(c.Message, "IMA") {
 				t.Errorf("edge-1's condition does not name the IMA part: %+v", c)
 			}

@@ -5,6 +5,7 @@ package fleet_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -87,20 +88,63 @@ func warning(t *testing.T, f *fleet.Fleet, node, reason string) (fleet.Event, bo
 }
 
 // assertCordoned checks what the Kubernetes adapter leaves on a failed
-// node's Node object.
+// node's Node object. The adapter writes the Node (status label, cordon,
+// taint), then the Event, then the condition (cluster.Nodes.apply): a
+// waiter that saw the label may read the Node before the other two, so it
+// waits up to cordonSettles for all three.
 func assertCordoned(t *testing.T, f *fleet.Fleet, node string, status cluster.Status, reason string) {
 	t.Helper()
+	deadline := time.Now().Add(cordonSettles)
+	for {
+		problems := cordonProblems(t, f, node, status, reason)
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				t.Error(p)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cordonSettles bounds the time between the adapter's Node patch and its
+// condition patch that assertCordoned waits out.
+const cordonSettles = 10 * time.Second
+
+// failedCondition waits up to cordonSettles for the node's trust
+// condition to be False and to say says (assertCordoned: the condition is
+// the adapter's last write), and returns the last one read.
+func failedCondition(t *testing.T, f *fleet.Fleet, node, says string) *corev1.NodeCondition {
+	t.Helper()
+	deadline := time.Now().Add(cordonSettles)
+	for {
+		c := cluster.TrustCondition(nodeOf(t, f, node))
+		if c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, says) || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cordonProblems is what assertCordoned finds missing, now.
+func cordonProblems(t *testing.T, f *fleet.Fleet, node string, status cluster.Status, reason string) []string {
+	t.Helper()
+	var problems []string
 	n := nodeOf(t, f, node)
 	info := cluster.InfoOf(n)
 	if info.Status != status || !info.Cordoned || !info.CordonedByUs || info.Ready || !info.Tainted {
-		t.Errorf("%s: %+v, want %s, cordoned by the manager, tainted, not ready", node, info, status)
+		problems = append(problems, fmt.Sprintf("%s: %+v, want %s, cordoned by the manager, tainted, not ready", node, info, status))
 	}
 	if c := cluster.TrustCondition(n); c == nil || c.Status != corev1.ConditionFalse || c.Reason != reason {
-		t.Errorf("%s: condition %+v, want False/%s", node, c, reason)
+		problems = append(problems, fmt.Sprintf("%s: condition %+v, want False/%s", node, c, reason))
 	}
 	if e, ok := warning(t, f, node, reason); !ok || !strings.Contains(e.Note, "report ") || e.ReportID == "" {
-		t.Errorf("%s: Warning Event %s with the report missing: %+v", node, reason, events(t, f, node))
+		problems = append(problems, fmt.Sprintf("%s: Warning Event %s with the report missing: %+v", node, reason, events(t, f, node)))
 	}
+	return problems
 }
 
 // assertUntouched checks that a bystander is Verified, schedulable and was

@@ -108,7 +108,7 @@ func TestTwoHundredSimulatedNodesAreVerifiedAndTheControlsWorkOnThem(t *testing.
 				t.Fatal(err)
 			}
 			info := waitNode(t, f, st.node, st.status, true, timeout)
-			if c := cluster.TrustCondition(nodeOf(t, f, st.node)); c == nil || !strings.Contains(c.Message, st.says) {
+			if c := failedCondition(t, f, st.node, st.says); c == nil || !strings.Contains(c.Message, st.says) {
 				t.Errorf("%s: %+v, condition %+v, want one that says %q", st.node, info, c, st.says)
 			}
 		})
