@@ -33,10 +33,11 @@ func memoryLimit(ratio float64, getenv func(string) string, cgroup memlimit.Prov
 // and logs what it set. A cgroup that cannot be read is logged and leaves
 // the runtime without a limit, as the verifier runs without the setting.
 func tuneMemory(gcPercent int, ratio float64, getenv func(string) string, cgroup memlimit.Provider, logger *slog.Logger) {
-	gc := "GOGC=" + getenv("GOGC")
-	if gc == "GOGC=" {
+	gc := strconv.Itoa(gcPercent)
+	if v := getenv("GOGC"); v != "" {
+		gc = "GOGC=" + v // the runtime read it
+	} else {
 		debug.SetGCPercent(gcPercent)
-		gc = strconv.Itoa(gcPercent)
 	}
 	limit, err := memoryLimit(ratio, getenv, cgroup)
 	if err != nil {
