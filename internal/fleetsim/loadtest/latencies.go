@@ -37,7 +37,7 @@ func writeLatencies(path string, windows []scheduledResult) error {
 	_ = w.Write(latenciesHeader)
 	for _, r := range windows {
 		samples := slices.SortedStableFunc(slices.Values(r.samples), func(a, b reportSample) int {
-			return cmp.Compare(a.Scheduled.UnixNano(), b.Scheduled.UnixNano())
+			return a.Scheduled.Compare(b.Scheduled)
 		})
 		for _, s := range samples {
 			_ = w.Write([]string{r.Backend, strconv.Itoa(r.Nodes), s.Host, s.Scheduled.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),

@@ -94,19 +94,13 @@ func warning(t *testing.T, f *fleet.Fleet, node, reason string) (fleet.Event, bo
 // waits up to cordonSettles for all three.
 func assertCordoned(t *testing.T, f *fleet.Fleet, node string, status cluster.Status, reason string) {
 	t.Helper()
-	deadline := time.Now().Add(cordonSettles)
-	for {
-		problems := cordonProblems(t, f, node, status, reason)
-		if len(problems) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, p := range problems {
-				t.Error(p)
-			}
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	var problems []string
+	settle(func() bool {
+		problems = cordonProblems(t, f, node, status, reason)
+		return len(problems) == 0
+	})
+	for _, p := range problems {
+		t.Error(p)
 	}
 }
 
@@ -114,19 +108,24 @@ func assertCordoned(t *testing.T, f *fleet.Fleet, node string, status cluster.St
 // condition patch that assertCordoned waits out.
 const cordonSettles = 10 * time.Second
 
+// settle calls done until it returns true or cordonSettles has passed.
+func settle(done func() bool) {
+	for deadline := time.Now().Add(cordonSettles); !done() && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // failedCondition waits up to cordonSettles for the node's trust
 // condition to be False and to say says (assertCordoned: the condition is
 // the adapter's last write), and returns the last one read.
 func failedCondition(t *testing.T, f *fleet.Fleet, node, says string) *corev1.NodeCondition {
 	t.Helper()
-	deadline := time.Now().Add(cordonSettles)
-	for {
-		c := cluster.TrustCondition(nodeOf(t, f, node))
-		if c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, says) || time.Now().After(deadline) {
-			return c
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var c *corev1.NodeCondition
+	settle(func() bool {
+		c = cluster.TrustCondition(nodeOf(t, f, node))
+		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, says)
+	})
+	return c
 }
 
 // cordonProblems is what assertCordoned finds missing, now.
