@@ -134,8 +134,11 @@ type Report struct {
 	ID         string `json:"id"`
 	HostID     string `json:"host_id"`
 	HostStatus string `json:"host_status"`
-	ResetCount uint32 `json:"reset_count"`
-	Rebooted   bool   `json:"rebooted"`
+	// Created is when the verifier started the report: the time its
+	// host's last_success then records.
+	Created    time.Time `json:"created"`
+	ResetCount uint32    `json:"reset_count"`
+	Rebooted   bool      `json:"rebooted"`
 	Trust      struct {
 		Overall bool `json:"OVERALL"`
 	} `json:"trust_information"`

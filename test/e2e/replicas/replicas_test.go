@@ -50,10 +50,12 @@ const (
 	tick     = time.Second
 )
 
-// arrivals records when each host's reports arrived on the bus.
+// arrivals records when each host's reports arrived on the bus, and when
+// the verifier started them.
 type arrivals struct {
 	mu        sync.Mutex
 	at        map[string][]time.Time
+	created   map[string][]time.Time
 	untrusted map[string][]time.Time
 	causes    []string // of the untrusted reports: host, status, faults
 }
@@ -62,6 +64,7 @@ func (a *arrivals) add(r *fleetsim.Report, at time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.at[r.HostID] = append(a.at[r.HostID], at)
+	a.created[r.HostID] = append(a.created[r.HostID], r.Created)
 	if !r.Trusted() {
 		a.causes = append(a.causes, fmt.Sprintf("%s at %s: %s %+v overall %v", r.HostID, at.Format("15:04:05.000"), r.HostStatus, r.Faults, r.Trust.Overall))
 		a.untrusted[r.HostID] = append(a.untrusted[r.HostID], at)
@@ -80,12 +83,14 @@ func (a *arrivals) untrustedAfter(host string, t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// since counts, per host, the reports that arrived after t.
+// since counts, per host, the reports started after t. A report started
+// before t and published after it holds evidence from before t: the host's
+// last success stays before t too.
 func (a *arrivals) since(t time.Time) map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := map[string]int{}
-	for h, ts := range a.at {
+	for h, ts := range a.created {
 		for _, at := range ts {
 			if at.After(t) {
 				out[h]++
@@ -189,7 +194,7 @@ func (s *site) watch(t *testing.T, ctx context.Context, also func(hostID string)
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	seen := &arrivals{at: map[string][]time.Time{}, untrusted: map[string][]time.Time{}}
+	seen := &arrivals{at: map[string][]time.Time{}, created: map[string][]time.Time{}, untrusted: map[string][]time.Time{}}
 	if _, err := fleetsim.WatchReports(nc, func(r *fleetsim.Report, at time.Time) {
 		seen.add(r, at)
 		if also != nil {
@@ -253,20 +258,20 @@ func TestAFleetStaysAttestedWhenAVerifierReplicaStops(t *testing.T) {
 	if err := api.JSON(ctx, http.MethodGet, "/hvs/v2/hosts", nil, &hosts); err != nil {
 		t.Fatal(err)
 	}
-	overdue := 0
+	var overdue []string
 	for _, h := range hosts.Hosts {
 		if h.Overdue || h.LastSuccess == nil || h.LastSuccess.Before(killed) {
-			overdue++
+			overdue = append(overdue, fmt.Sprintf("%s (overdue %v, last success %v, last attempt %v)", h.ID, h.Overdue, h.LastSuccess, h.LastAttempt))
 		}
 	}
-	if overdue > 0 {
-		t.Errorf("%d hosts without a success since the replica stopped, or overdue", overdue)
+	if len(overdue) > 0 {
+		t.Errorf("%d hosts without a success since the replica stopped (%s), or overdue: %v", len(overdue), killed.Format("15:04:05.000"), overdue)
 	}
 	t.Logf("figures: %d replicas, %d nodes on PostgreSQL and a %d-server NATS cluster; enrolled in %s; "+
 		"after replica 1 stopped every node was attested again within %s (interval %s); tamper caught after %s; "+
 		"%d duplicate reports; %d hosts overdue",
 		replicas, fleetNodes, replicas, enrolled.Round(time.Millisecond), attested.Round(time.Millisecond), interval,
-		caught.Sub(killed).Round(time.Millisecond), len(dups), overdue)
+		caught.Sub(killed).Round(time.Millisecond), len(dups), len(overdue))
 }
 
 // waitAll waits until every node has a report that arrived after since, for
