@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"trustedcompute.io/tc/internal/bus"
@@ -68,6 +69,10 @@ type Agent struct {
 	now     func() time.Time
 
 	mu sync.Mutex // serializes TPM access
+
+	// grammar is the bus.AgentGrammar of the credentials of the
+	// connection the agent serves on now (zero: bus.GrammarSplit).
+	grammar atomic.Int32
 }
 
 // Log field keys.
@@ -97,7 +102,9 @@ func New(cfg Config, t TPM, m Measurer, logger *slog.Logger) (*Agent, error) {
 
 // Run serves requests on nc until ctx ends. It publishes a boot event first and
 // an IMA event whenever the IMA log grows. nc is the agent's own client
-// (natsconn) or a nats.go connection through natsbus.Adapt.
+// (natsconn) or a nats.go connection through natsbus.Adapt; without the
+// credentials it was made with, the agent's own subjects are in
+// bus.GrammarSplit (RunRenewing takes the grammar of its credentials).
 func (a *Agent) Run(ctx context.Context, nc bus.Conn) error {
 	subject, err := bus.AgentRequests(a.cfg.HostID)
 	if err != nil {
@@ -111,7 +118,7 @@ func (a *Agent) Run(ctx context.Context, nc bus.Conn) error {
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
 	defer a.drain(sub)
-	a.connected(nc)
+	a.connected(nc, nil)
 
 	if err := a.publishEvent(ctx, nc, bus.BootEvent, -1); err != nil {
 		a.logger.Warn("boot event not published", keyError, err.Error())
@@ -128,10 +135,22 @@ func (a *Agent) drain(sub bus.Subscription) {
 	}
 }
 
+// busGrammar is the grammar of the credentials of the connection the agent
+// serves on now.
+func (a *Agent) busGrammar() bus.AgentGrammar {
+	if g := bus.AgentGrammar(a.grammar.Load()); g.Valid() {
+		return g
+	}
+	return bus.GrammarSplit
+}
+
 // serve answers one request; the reply goes out on nc, the connection that
 // brought the request.
 func (a *Agent) serve(ctx context.Context, nc publisher, m *bus.Msg) {
 	_, req, err := bus.ParseAgentRequestSubject(m.Subject)
+	if err != nil && bus.IsAgentAnswer(m.Subject) {
+		return // a renewal's or the key broker's answer: their own subscriptions take them
+	}
 	if err != nil {
 		a.logger.Warn("request on an unexpected subject", keyError, err.Error())
 		return

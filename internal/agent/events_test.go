@@ -3,6 +3,10 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/tpm/tpmtest"
+	"trustedcompute.io/tc/internal/verifier/agentclient"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
 )
 
@@ -82,4 +87,74 @@ func TestAgentRaisesBootAndIMAEvents(t *testing.T) {
 	if m, err := events.NextMsg(700 * time.Millisecond); err == nil {
 		t.Fatalf("a burst of IMA entries raised a second event: %s %s", m.Subject, m.Data)
 	}
+}
+
+// TestTheAgentTakesNoAnswerForARequest: with two prefixes the answers to
+// an agent's renewals and secret requests come under its requests
+// (trust-agent.<host-id>.issued, .secret-answer); the request subscription
+// passes over them without a word, and answers nothing.
+func TestTheAgentTakesNoAnswerForARequest(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	rec := &warnings{}
+	nt, _, root := agentclienttest.BootNode(t, tpmtest.New(t).Spec(), "6f1f7c1e-2d6b-4b8a-9c3e-5a4d3c2b1a0a", "edge-10", sandbox.BootLogSecureBootOn)
+	a, err := agent.New(agent.Config{HostID: "edge-10"}, nt, measure.New(root.Dir), slog.New(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, natsbus.Adapt(b.AgentConn(t, "edge-10"))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent run: %v", err)
+		}
+	}()
+	svc := b.ServiceConn(t)
+	waitAnswers(t, agentclient.New(svc, 10*time.Second), "edge-10")
+	issued, _ := bus.GrammarTwoPrefixes.IssuedSubject("edge-10")
+	answer, _ := bus.GrammarTwoPrefixes.SecretAnswerSubject("edge-10")
+	unknown := "trust-agent.edge-10.reboot"
+	for _, subject := range []string{issued, answer, unknown} {
+		reply, err := svc.Request(subject, []byte(`{"nonce":"n"}`), 300*time.Millisecond)
+		if err == nil {
+			t.Errorf("the agent answered %s: %s", subject, reply.Data)
+		}
+	}
+	// The unknown request is warned of: the log is read.
+	deadline := time.Now().Add(5 * time.Second)
+	for !rec.has("trust-agent.edge-10.reboot") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := rec.all(); len(got) != 1 || !strings.Contains(got[0], "reboot") {
+		t.Errorf("warnings %q, want one, of the unknown request only", got)
+	}
+}
+
+// warnings records the messages and errors of warnings and errors.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.Key + "=" + a.Value.String(); return true })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
+
+func (w *warnings) has(s string) bool {
+	return slices.ContainsFunc(w.all(), func(m string) bool { return strings.Contains(m, s) })
 }

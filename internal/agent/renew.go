@@ -32,6 +32,7 @@ const (
 const (
 	keyExpires = "expires"
 	keyRetryIn = "retry_in"
+	keyGrammar = "bus_grammar"
 )
 
 // RunRenewing serves requests like Run, on a connection dial makes with
@@ -62,7 +63,7 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 	}
 	cur := &currentConn{}
 	cur.c.Store(&nc)
-	a.connected(nc)
+	a.connected(nc, creds)
 	defer func() {
 		c := cur.c.Load()
 		a.drain(sub)
@@ -79,6 +80,10 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 	defer func() { <-imaDone }()
 
 	retry := time.Duration(0)
+	// Each renewal asks for credentials of two prefixes
+	// (bus.AgentGrammar): split ones move to them when they are due, not
+	// at the start, since a verifier refuses (and revokes) the renewal of a
+	// host not registered yet, and an agent starts before its host is.
 	for {
 		if !bus.WaitToRenew(ctx, creds, retry) {
 			return nil
@@ -92,11 +97,11 @@ func (a *Agent) RunRenewing(ctx context.Context, creds *bus.Credentials, dial Di
 		}
 		retry = 0
 		cur.c.Store(&freshNC)
-		a.connected(freshNC)
+		a.connected(freshNC, fresh)
 		a.drain(sub)
 		nc.Close()
 		nc, sub, creds = freshNC, freshSub, fresh
-		a.logger.Info("bus credentials renewed", keyExpires, creds.Expires().UTC())
+		a.logger.Info("bus credentials renewed", keyExpires, creds.Expires().UTC(), keyGrammar, creds.AgentGrammar().String())
 		if saved != nil {
 			if err := saved(creds); err != nil {
 				a.logger.Warn("renewed bus credentials not saved", keyError, err.Error())

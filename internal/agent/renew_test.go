@@ -49,10 +49,11 @@ func (r *registered) remove(id string) {
 // credsLifetime is the lifetime of the test's credentials: renewals every 2 s.
 const credsLifetime = 3 * time.Second
 
-// renewingAgent runs a real agent on a swtpm with credentials that live
-// credsLifetime, renewed by a real Renewer on the embedded bus. It returns
-// the host list, the renewer and a channel that gets every renewal.
-func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string) (*registered, *busserver.Renewer, <-chan *bus.Credentials) {
+// renewingAgent runs a real agent on a swtpm with credentials of grammar
+// held that live lifetime, renewed by a real Renewer on the embedded bus
+// into credentials that live credsLifetime. It returns the host list, the
+// renewer and a channel that gets every renewal.
+func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string, held bus.AgentGrammar, lifetime time.Duration) (*registered, *busserver.Renewer, <-chan *bus.Credentials) {
 	t.Helper()
 	hosts := &registered{hosts: map[string]bool{hostID: true}}
 	renewer, err := busserver.NewRenewer(busserver.RenewerConfig{TTL: credsLifetime, ReconcileInterval: time.Hour}, b.Authority, b.Server, hosts, discard)
@@ -79,7 +80,7 @@ func renewingAgent(t *testing.T, b *agentclienttest.Bus, hostID string) (*regist
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw0, err := b.Authority.AgentCredentials(hostID, credsLifetime)
+	raw0, err := b.Authority.AgentCredentials(hostID, held, lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func quoteLoop(c *agentclient.Client, hostID string, stop <-chan struct{}, answe
 
 func TestAgentLivesThroughThreeRenewalsWithoutAMissedQuote(t *testing.T) {
 	b := agentclienttest.NewBus(t)
-	_, _, renewed := renewingAgent(t, b, "edge-7")
+	_, _, renewed := renewingAgent(t, b, "edge-7", bus.GrammarTwoPrefixes, credsLifetime)
 	c := agentclient.New(b.ServiceConn(t), 10*time.Second)
 	waitAnswers(t, c, "edge-7")
 
@@ -166,9 +167,42 @@ func TestAgentLivesThroughThreeRenewalsWithoutAMissedQuote(t *testing.T) {
 	}
 }
 
+// TestAnAgentHoldingSplitCredentialsMovesToTwoPrefixes: credentials of the
+// split grammar (from a verifier before the grammar, or AAS without
+// bus-grammar) are renewed into two prefixes when they are due, and the
+// agent answers throughout.
+func TestAnAgentHoldingSplitCredentialsMovesToTwoPrefixes(t *testing.T) {
+	b := agentclienttest.NewBus(t)
+	start := time.Now()
+	_, _, renewed := renewingAgent(t, b, "edge-9", bus.GrammarSplit, credsLifetime)
+	c := agentclient.New(b.ServiceConn(t), 10*time.Second)
+	waitAnswers(t, c, "edge-9")
+	select {
+	case cr := <-renewed:
+		if g := cr.AgentGrammar(); g != bus.GrammarTwoPrefixes {
+			t.Fatalf("renewed into %v, want two prefixes", g)
+		}
+		t.Logf("moved to two prefixes %s after the start", time.Since(start).Round(time.Millisecond))
+	case <-time.After(3 * credsLifetime):
+		t.Fatal("the split credentials were not renewed")
+	}
+	waitAnswers(t, c, "edge-9")
+	// Then the credentials of two prefixes are renewed when due, into two
+	// prefixes again, with answers on trust-agent.<host>.issued.
+	select {
+	case cr := <-renewed:
+		if g := cr.AgentGrammar(); g != bus.GrammarTwoPrefixes {
+			t.Fatalf("renewed again into %v", g)
+		}
+	case <-time.After(3 * credsLifetime):
+		t.Fatal("the credentials of two prefixes were not renewed")
+	}
+	waitAnswers(t, c, "edge-9")
+}
+
 func TestRemovedHostsAgentIsCutOffWithinTwoSeconds(t *testing.T) {
 	b := agentclienttest.NewBus(t)
-	hosts, renewer, _ := renewingAgent(t, b, "edge-8")
+	hosts, renewer, _ := renewingAgent(t, b, "edge-8", bus.GrammarTwoPrefixes, credsLifetime)
 	c := agentclient.New(b.ServiceConn(t), 2*time.Second)
 	waitAnswers(t, c, "edge-8")
 

@@ -60,9 +60,11 @@ type Secrets struct {
 
 	mu   sync.Mutex
 	held map[string]heldSecret
-	// conn and sub are the attached connection and its subscription.
-	conn Conn
-	sub  bus.Subscription
+	// conn and sub are the attached connection and its subscription;
+	// grammar is the bus.AgentGrammar of its credentials.
+	conn    Conn
+	sub     bus.Subscription
+	grammar bus.AgentGrammar
 	// changed is signalled when an answer changes what is held.
 	changed chan struct{}
 	// nonces are those of the last outstanding requests (at most
@@ -127,8 +129,15 @@ type Conn interface {
 	Subscribe(subject string, h func(*bus.Msg)) (bus.Subscription, error)
 }
 
-// connected tells Config.OnConnect of a connection the agent serves on.
-func (a *Agent) connected(nc bus.Conn) {
+// connected takes the grammar of creds, the credentials nc was made with
+// (nil: unknown, bus.GrammarSplit), and tells Config.OnConnect of nc, a
+// connection the agent serves on.
+func (a *Agent) connected(nc bus.Conn, creds *bus.Credentials) {
+	g := bus.GrammarSplit
+	if creds != nil {
+		g = creds.AgentGrammar()
+	}
+	a.grammar.Store(int32(g))
 	if a.cfg.OnConnect != nil {
 		a.cfg.OnConnect(nc)
 	}
@@ -140,7 +149,8 @@ func (a *Agent) connected(nc bus.Conn) {
 // and asks at once. The agent calls it with each connection it serves on
 // (Config.OnConnect): the first, and each one a credential renewal makes.
 func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
-	answers, err := bus.SecretAnswerSubject(s.a.cfg.HostID)
+	g := s.a.busGrammar()
+	answers, err := g.SecretAnswerSubject(s.a.cfg.HostID)
 	if err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
 	}
 	s.mu.Lock()
 	old := s.sub
-	s.conn, s.sub = nc, sub
+	s.conn, s.sub, s.grammar = nc, sub, g
 	s.mu.Unlock()
 	if old != nil {
 		_ = old.Unsubscribe()
@@ -163,13 +173,13 @@ func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
 // connection.
 func (s *Secrets) ask(ctx context.Context) {
 	s.mu.Lock()
-	nc := s.conn
+	nc, g := s.conn, s.grammar
 	s.mu.Unlock()
 	if nc == nil || len(s.cfg.Names) == 0 {
 		return
 	}
 	nonce := make([]byte, bus.SecretNonceSize)
-	request, err := bus.SecretRequestSubject(s.a.cfg.HostID)
+	request, err := g.SecretRequestSubject(s.a.cfg.HostID)
 	if err == nil {
 		_, err = rand.Read(nonce)
 	}

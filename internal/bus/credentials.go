@@ -98,15 +98,21 @@ func (c *Credentials) RenewAt() time.Time {
 	return issued.Add(exp.Sub(issued) * 2 / 3)
 }
 
-// RenewRequest is what an agent publishes on RenewSubject. Who asks is the
-// host id of the subject, which the server lets only that host's agent use.
+// RenewRequest is what an agent publishes on its renewal subject
+// (AgentGrammar.RenewSubject). Who asks is the host id of the subject,
+// which the server lets only that host's agent use.
 type RenewRequest struct {
 	// Nonce is echoed in the answer so the agent can tell it apart from an
 	// answer to an earlier request.
 	Nonce string `json:"nonce"`
+	// Grammar is the grammar of the credentials the agent asks for; the
+	// verifier issues AgentGrammar.Granted (zero, from agents before the
+	// grammar: GrammarSplit; a renewal on a GrammarTwoPrefixes subject
+	// gets GrammarTwoPrefixes). Managers send none.
+	Grammar AgentGrammar `json:"grammar,omitempty"`
 }
 
-// RenewReply is the verifier's answer on IssuedSubject.
+// RenewReply is the verifier's answer on the issued subject.
 type RenewReply struct {
 	Nonce string `json:"nonce"`
 	// Credentials are the new .creds file; empty when Error is set.
@@ -124,10 +130,13 @@ const renewWait = 30 * time.Second
 
 // RenewCredentials asks the verifier, over nc (connected with current), for
 // fresh credentials of the agent of hostID and waits for the answer until ctx
-// ends. The answer must be user credentials with the same name, signed by the
-// same account as current.
+// ends. It asks in the grammar of current and for GrammarTwoPrefixes
+// credentials, which a verifier before the grammar does not know of (it
+// answers with GrammarSplit ones). The answer must be user credentials with
+// the same name, signed by the same account as current.
 func RenewCredentials(ctx context.Context, nc Conn, hostID string, current *Credentials) (*Credentials, error) {
-	return renewOn(ctx, nc, hostID, RenewSubject, IssuedSubject, current)
+	g := current.AgentGrammar()
+	return renewOn(ctx, nc, hostID, g.RenewSubject, g.IssuedSubject, GrammarTwoPrefixes, current)
 }
 
 // ManagerUserPrefix starts the user name of every attestation manager:
@@ -151,7 +160,7 @@ func RenewManagerCredentials(ctx context.Context, nc Conn, current *Credentials)
 	if !ok {
 		return nil, fmt.Errorf("renew credentials: %q is not an attestation manager", current.Name())
 	}
-	return renewOn(ctx, nc, name, ManagerRenewSubject, ManagerIssuedSubject, current)
+	return renewOn(ctx, nc, name, ManagerRenewSubject, ManagerIssuedSubject, 0, current)
 }
 
 // Renewal retry bounds (see RenewRetry).
@@ -187,9 +196,10 @@ func WaitToRenew(ctx context.Context, creds *Credentials, retry time.Duration) b
 	}
 }
 
-// renewOn publishes a renewal on the renew subject of name and waits for
-// its answer on the issued subject of name.
-func renewOn(ctx context.Context, nc Conn, name string, renewSubject, issuedSubject func(string) (string, error), current *Credentials) (*Credentials, error) {
+// renewOn publishes a renewal on the renew subject of name, asking for
+// credentials of grammar g (none: 0), and waits for its answer on the
+// issued subject of name.
+func renewOn(ctx context.Context, nc Conn, name string, renewSubject, issuedSubject func(string) (string, error), g AgentGrammar, current *Credentials) (*Credentials, error) {
 	renew, err := renewSubject(name)
 	if err != nil {
 		return nil, err
@@ -214,7 +224,7 @@ func renewOn(ctx context.Context, nc Conn, name string, renewSubject, issuedSubj
 		return nil, fmt.Errorf("renew credentials: nonce: %w", err)
 	}
 	nonce := hex.EncodeToString(n[:])
-	body, err := json.Marshal(RenewRequest{Nonce: nonce})
+	body, err := json.Marshal(RenewRequest{Nonce: nonce, Grammar: g})
 	if err != nil {
 		return nil, err
 	}

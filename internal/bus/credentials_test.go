@@ -11,12 +11,20 @@ import (
 // userCreds makes a .creds file for a user of a fresh account, issued at iat
 // and living ttl, with the seed of another user when mismatched.
 func userCreds(t testing.TB, iat time.Time, ttl time.Duration, mismatched bool) []byte {
+	return userCredsAllowing(t, "agent:H1", iat, ttl, mismatched, nil, nil)
+}
+
+// userCredsAllowing is userCreds for the user called name, allowed to
+// subscribe to sub and publish on pub.
+func userCredsAllowing(t testing.TB, name string, iat time.Time, ttl time.Duration, mismatched bool, sub, pub []string) []byte {
 	t.Helper()
 	acc, _ := nkeys.CreateAccount()
 	user, _ := nkeys.CreateUser()
-	pub, _ := user.PublicKey()
-	uc := jwt.NewUserClaims(pub)
-	uc.Name = "agent:H1"
+	pub0, _ := user.PublicKey()
+	uc := jwt.NewUserClaims(pub0)
+	uc.Name = name
+	uc.Sub.Allow = sub
+	uc.Pub.Allow = pub
 	uc.IssuedAt = iat.Unix()
 	uc.Expires = iat.Add(ttl).Unix()
 	encoded, err := uc.Encode(acc)
@@ -63,6 +71,37 @@ func TestParseCredentials(t *testing.T) {
 			t.Fatal("garbage parsed")
 		}
 	})
+}
+
+func TestTheGrammarOfCredentialsIsThatOfTheirPermissions(t *testing.T) {
+	splitSub, splitPub, _ := AgentSubjects("H1", GrammarSplit)
+	twoSub, twoPub, _ := AgentSubjects("H1", GrammarTwoPrefixes)
+	otherSub, otherPub, _ := AgentSubjects("H2", GrammarTwoPrefixes)
+	for _, tt := range []struct {
+		name     string
+		user     string
+		sub, pub []string
+		want     AgentGrammar
+	}{
+		{"permissions of the split grammar", "agent:H1", splitSub, splitPub, GrammarSplit},
+		{"permissions of two prefixes", "agent:H1", twoSub, twoPub, GrammarTwoPrefixes},
+		{"two prefixes of another host", "agent:H1", otherSub, otherPub, GrammarSplit},
+		{"no permissions", "agent:H1", nil, nil, GrammarSplit},
+		{"one prefix only", "agent:H1", twoSub, nil, GrammarSplit},
+		{"more than two prefixes", "agent:H1", append(twoSub, "trust-reports.>"), twoPub, GrammarSplit},
+		{"not an agent", "manager:am", twoSub, twoPub, GrammarSplit},
+		{"an agent name that is no host id", "agent:H1.>", twoSub, twoPub, GrammarSplit},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseCredentials(userCredsAllowing(t, tt.user, time.Now(), time.Hour, false, tt.sub, tt.pub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.AgentGrammar(); got != tt.want {
+				t.Fatalf("AgentGrammar() = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 // FuzzParseCredentials parses arbitrary .creds files (read from disk, or a

@@ -15,6 +15,11 @@
 //	trust-events.<host-id>.<type>    agent → verifier (boot, ima)
 //	trust-reports.<host-id>          verifier → attestation manager
 //
+// An agent's renewals and secret requests, and their answers, are in its
+// AgentGrammar: under trust-events.<host-id> and trust-agent.<host-id>
+// (GrammarTwoPrefixes), or under trust-credentials and trust-secrets
+// (GrammarSplit, agents before 2026-12).
+//
 // A host id is one subject token: 1 to 64 of [A-Za-z0-9_-] (see
 // ValidateHostID), so it can never smuggle a "." or a wildcard into a subject.
 //

@@ -11,60 +11,28 @@ import (
 )
 
 // Key broker subjects and messages (docs/secrets.md). The agent of a
-// host asks for its secrets on trust-secrets.<host-id>.request, which only
-// that agent may publish to; the verifier answers, and pushes revocations,
-// on trust-secrets.<host-id>.answer, which only that agent may subscribe
-// to. The host id of a request is the one in its subject, never one from
-// the payload.
+// host asks for its secrets on its secret request subject
+// (AgentGrammar.SecretRequestSubject: trust-secrets.<host-id>.request or
+// trust-events.<host-id>.secret-request), which only that agent may publish
+// to; the verifier answers, and pushes revocations, on its secret answer
+// subject (trust-secrets.<host-id>.answer or
+// trust-agent.<host-id>.secret-answer), which only that agent may
+// subscribe to. The host id of a request is the one in its subject, never
+// one from the payload.
 const (
 	secretsPrefix = "trust-secrets"
 	requestToken  = "request"
 	answerToken   = "answer"
 )
 
-// Wildcards of the verifier's key broker.
+// Wildcards of the verifier's key broker in GrammarSplit (AgentGrammar has
+// those of GrammarTwoPrefixes).
 const (
 	// AllSecretRequests matches every agent's secret request.
 	AllSecretRequests = secretsPrefix + ".*." + requestToken
 	// AllSecretAnswers matches every answer to an agent.
 	AllSecretAnswers = secretsPrefix + ".*." + answerToken
 )
-
-// SecretRequestSubject is where the agent of hostID asks for its secrets:
-// trust-secrets.<host-id>.request.
-func SecretRequestSubject(hostID string) (string, error) {
-	return hostSubject(secretsPrefix, hostID, requestToken)
-}
-
-// SecretAnswerSubject is where the verifier answers the agent of hostID:
-// trust-secrets.<host-id>.answer.
-func SecretAnswerSubject(hostID string) (string, error) {
-	return hostSubject(secretsPrefix, hostID, answerToken)
-}
-
-// SecretSubjects are the request and the answer subject of hostID, for
-// the permissions of its agent: it publishes the first and subscribes to
-// the second.
-func SecretSubjects(hostID string) (request, answer string, err error) {
-	if request, err = SecretRequestSubject(hostID); err != nil {
-		return "", "", err
-	}
-	answer, err = SecretAnswerSubject(hostID)
-	return request, answer, err
-}
-
-// ParseSecretRequestSubject returns the host id of
-// trust-secrets.<host-id>.request.
-func ParseSecretRequestSubject(subject string) (hostID string, err error) {
-	host, last, err := splitSubject(subject, secretsPrefix, 3)
-	if err != nil {
-		return "", err
-	}
-	if last != requestToken {
-		return "", ErrInvalidSubject
-	}
-	return host, nil
-}
 
 // SecretRequest is what an agent publishes on its request subject: the
 // names of the secrets it wants (or renews), and a fresh nonce that the

@@ -79,9 +79,16 @@ const (
 	IMAEvent  EventType = "ima"
 )
 
+// EventTypes are the event types there are.
+var EventTypes = []EventType{BootEvent, IMAEvent}
+
 func (e EventType) valid() bool {
 	return e == BootEvent || e == IMAEvent
 }
+
+// AllEventsOf matches the events of type t of every agent:
+// trust-events.*.<type>.
+func AllEventsOf(t EventType) string { return eventPrefix + ".*." + string(t) }
 
 // MaxHostIDLen is the longest host id accepted in a subject.
 const MaxHostIDLen = 64
@@ -135,31 +142,6 @@ func EventSubject(hostID string, t EventType) (string, error) {
 // trust-reports.<host-id>.
 func ReportSubject(hostID string) (string, error) { return hostSubject(reportPrefix, hostID, "") }
 
-// RenewSubject is where the agent of hostID asks for fresh credentials:
-// trust-credentials.<host-id>.renew. Only that agent may publish to it.
-func RenewSubject(hostID string) (string, error) { return hostSubject(credsPrefix, hostID, renewToken) }
-
-// IssuedSubject is where the verifier answers a renewal of hostID:
-// trust-credentials.<host-id>.issued. Only that agent may subscribe to it (the
-// answer carries a user seed).
-func IssuedSubject(hostID string) (string, error) {
-	return hostSubject(credsPrefix, hostID, issuedToken)
-}
-
-// AgentSubjects are the subjects the agent of hostID may use, for its
-// credentials' permissions: it subscribes to sub (its requests, the answers
-// to its renewals and to its secret requests) and publishes on pub (its
-// events, its renewals and its secret requests).
-func AgentSubjects(hostID string) (sub, pub []string, err error) {
-	if err := ValidateHostID(hostID); err != nil {
-		return nil, nil, err
-	}
-	at := func(prefix, last string) string { return prefix + "." + hostID + "." + last }
-	sub = []string{at(agentPrefix, ">"), at(credsPrefix, issuedToken), at(secretsPrefix, answerToken)}
-	pub = []string{at(eventPrefix, ">"), at(credsPrefix, renewToken), at(secretsPrefix, requestToken)}
-	return sub, pub, nil
-}
-
 // knownSubject is hostSubject for a last token of a known kind (a request,
 // an event type); known says whether it is one.
 func knownSubject(prefix, hostID, last string, known bool, kind string) (string, error) {
@@ -180,13 +162,6 @@ func hostSubject(prefix, hostID, last string) (string, error) {
 		return prefix + "." + hostID, nil
 	}
 	return prefix + "." + hostID + "." + last, nil
-}
-
-// ParseRenewSubject returns the host id of trust-credentials.<host-id>.renew.
-// The host id is the one the server let publish there; never take it from the
-// payload.
-func ParseRenewSubject(subject string) (hostID string, err error) {
-	return parseRenewal(subject, credsPrefix)
 }
 
 // parseRenewal returns the name of prefix.<name>.renew.

@@ -48,9 +48,18 @@ func TestSubjects(t *testing.T) {
 		{"an unknown request is refused", func() (string, error) { return AgentRequestSubject("H1", "reboot") }, ""},
 		{"a request to a bad host id is refused", func() (string, error) { return AgentRequestSubject("H1.*", QuoteRequest) }, ""},
 		{"an agent subscribes to all of its requests", func() (string, error) { return AgentRequests("H1") }, "trust-agent.H1.>"},
-		{"an agent asks for fresh credentials on its own renewal subject", func() (string, error) { return RenewSubject("H1") }, "trust-credentials.H1.renew"},
-		{"the verifier answers a renewal on the host's own subject", func() (string, error) { return IssuedSubject("H1") }, "trust-credentials.H1.issued"},
-		{"a renewal for a wildcard host is refused", func() (string, error) { return RenewSubject("*") }, ""},
+		{"an agent asks for fresh credentials on its own renewal subject", func() (string, error) { return GrammarSplit.RenewSubject("H1") }, "trust-credentials.H1.renew"},
+		{"the verifier answers a renewal on the host's own subject", func() (string, error) { return GrammarSplit.IssuedSubject("H1") }, "trust-credentials.H1.issued"},
+		{"a renewal for a wildcard host is refused", func() (string, error) { return GrammarSplit.RenewSubject("*") }, ""},
+		{"with two prefixes a renewal is one of the agent's events", func() (string, error) { return GrammarTwoPrefixes.RenewSubject("H1") }, "trust-events.H1.renew"},
+		{"with two prefixes its answer is under the agent's requests", func() (string, error) { return GrammarTwoPrefixes.IssuedSubject("H1") }, "trust-agent.H1.issued"},
+		{"a secret request", func() (string, error) { return GrammarSplit.SecretRequestSubject("H1") }, "trust-secrets.H1.request"},
+		{"a secret answer", func() (string, error) { return GrammarSplit.SecretAnswerSubject("H1") }, "trust-secrets.H1.answer"},
+		{"a secret request with two prefixes", func() (string, error) { return GrammarTwoPrefixes.SecretRequestSubject("H1") }, "trust-events.H1.secret-request"},
+		{"a secret answer with two prefixes", func() (string, error) { return GrammarTwoPrefixes.SecretAnswerSubject("H1") }, "trust-agent.H1.secret-answer"},
+		{"a wildcard host with two prefixes is refused", func() (string, error) { return GrammarTwoPrefixes.SecretAnswerSubject("H1.>") }, ""},
+		{"an unknown grammar is refused", func() (string, error) { return AgentGrammar(3).RenewSubject("H1") }, ""},
+		{"no grammar is refused", func() (string, error) { return AgentGrammar(0).IssuedSubject("H1") }, ""},
 		{"an ima event is under the host's events", func() (string, error) { return EventSubject("H1", IMAEvent) }, "trust-events.H1.ima"},
 		{"an unknown event type is refused", func() (string, error) { return EventSubject("H1", "shutdown") }, ""},
 		{"a report is under the host's reports", func() (string, error) { return ReportSubject("H1") }, "trust-reports.H1"},
@@ -143,45 +152,109 @@ func FuzzParseSubjects(f *testing.F) {
 	})
 }
 
-func TestParseRenewSubject(t *testing.T) {
+func TestParseAgentGrammarSubjects(t *testing.T) {
 	tests := []struct {
 		name, subject string
+		parse         func(string) (string, AgentGrammar, error)
 		want          string // "" means an error is expected
+		grammar       AgentGrammar
 	}{
-		{"a renewal names its host", "trust-credentials.H1.renew", "H1"},
-		{"an answer is not a renewal", "trust-credentials.H1.issued", ""},
-		{"an extra token is refused", "trust-credentials.H1.x.renew", ""},
-		{"another prefix is refused", "trust-events.H1.renew", ""},
+		{"a renewal names its host", "trust-credentials.H1.renew", ParseRenewSubject, "H1", GrammarSplit},
+		{"a renewal with two prefixes names its host", "trust-events.H1.renew", ParseRenewSubject, "H1", GrammarTwoPrefixes},
+		{"an answer is not a renewal", "trust-credentials.H1.issued", ParseRenewSubject, "", 0},
+		{"an answer with two prefixes is not a renewal", "trust-agent.H1.issued", ParseRenewSubject, "", 0},
+		{"an event is not a renewal", "trust-events.H1.ima", ParseRenewSubject, "", 0},
+		{"an extra token is refused", "trust-credentials.H1.x.renew", ParseRenewSubject, "", 0},
+		{"an extra token with two prefixes is refused", "trust-events.H1.x.renew", ParseRenewSubject, "", 0},
+		{"a wildcard host is refused", "trust-events.*.renew", ParseRenewSubject, "", 0},
+		{"a secret request names its host", "trust-secrets.H1.request", ParseSecretRequestSubject, "H1", GrammarSplit},
+		{"a secret request with two prefixes names its host", "trust-events.H1.secret-request", ParseSecretRequestSubject, "H1", GrammarTwoPrefixes},
+		{"the split token under two prefixes is refused", "trust-events.H1.request", ParseSecretRequestSubject, "", 0},
+		{"a secret answer is not a request", "trust-agent.H1.secret-answer", ParseSecretRequestSubject, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRenewSubject(tt.subject)
+			got, g, err := tt.parse(tt.subject)
 			if tt.want == "" {
 				if !errors.Is(err, ErrInvalidSubject) {
-					t.Fatalf("ParseRenewSubject(%q) = %q, %v, want ErrInvalidSubject", tt.subject, got, err)
+					t.Fatalf("parse(%q) = %q, %v, %v, want ErrInvalidSubject", tt.subject, got, g, err)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Fatalf("ParseRenewSubject(%q) = %q, %v, want %q", tt.subject, got, err, tt.want)
+			if err != nil || got != tt.want || g != tt.grammar {
+				t.Fatalf("parse(%q) = %q, %v, %v, want %q, %v", tt.subject, got, g, err, tt.want, tt.grammar)
 			}
 		})
 	}
 }
 
 func TestAgentSubjectsAreTheHostsOwnAndNoOther(t *testing.T) {
-	sub, pub, err := AgentSubjects("H1")
+	for _, tt := range []struct {
+		g                AgentGrammar
+		wantSub, wantPub []string
+	}{
+		{GrammarSplit, []string{"trust-agent.H1.>", "trust-credentials.H1.issued", "trust-secrets.H1.answer"},
+			[]string{"trust-events.H1.>", "trust-credentials.H1.renew", "trust-secrets.H1.request"}},
+		{GrammarTwoPrefixes, []string{"trust-agent.H1.>"}, []string{"trust-events.H1.>"}},
+	} {
+		sub, pub, err := AgentSubjects("H1", tt.g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sub, tt.wantSub) || !slices.Equal(pub, tt.wantPub) {
+			t.Errorf("AgentSubjects(H1, %v) = %q, %q; want %q, %q", tt.g, sub, pub, tt.wantSub, tt.wantPub)
+		}
+		for _, id := range []string{"", "*", ">", "H1.>", "H 1"} {
+			if _, _, err := AgentSubjects(id, tt.g); !errors.Is(err, ErrInvalidHostID) {
+				t.Errorf("AgentSubjects(%q, %v) = %v, want ErrInvalidHostID", id, tt.g, err)
+			}
+		}
+	}
+	if _, _, err := AgentSubjects("H1", 0); !errors.Is(err, ErrInvalidSubject) {
+		t.Errorf("AgentSubjects(H1, 0) = %v, want ErrInvalidSubject", err)
+	}
+}
+
+// TestEveryGrammarSubjectIsWithinTheSplitPermissions: an agent holding
+// credentials of either grammar may use the subjects of GrammarTwoPrefixes,
+// so an agent that moves to it needs no new credentials first.
+func TestEveryGrammarSubjectIsWithinTheSplitPermissions(t *testing.T) {
+	sub, pub, err := AgentSubjects("H1", GrammarSplit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSub := []string{"trust-agent.H1.>", "trust-credentials.H1.issued", "trust-secrets.H1.answer"}
-	wantPub := []string{"trust-events.H1.>", "trust-credentials.H1.renew", "trust-secrets.H1.request"}
-	if !slices.Equal(sub, wantSub) || !slices.Equal(pub, wantPub) {
-		t.Errorf("AgentSubjects(H1) = %q, %q; want %q, %q", sub, pub, wantSub, wantPub)
+	within := func(allowed []string, subject string) bool {
+		for _, a := range allowed {
+			if a == subject || (strings.HasSuffix(a, ".>") && strings.HasPrefix(subject, strings.TrimSuffix(a, ">"))) {
+				return true
+			}
+		}
+		return false
 	}
-	for _, id := range []string{"", "*", ">", "H1.>", "H 1"} {
-		if _, _, err := AgentSubjects(id); !errors.Is(err, ErrInvalidHostID) {
-			t.Errorf("AgentSubjects(%q) = %v, want ErrInvalidHostID", id, err)
+	for _, g := range []AgentGrammar{GrammarSplit, GrammarTwoPrefixes} {
+		gsub, gpub, _ := AgentSubjects("H1", g)
+		for _, build := range []func(string) (string, error){g.IssuedSubject, g.SecretAnswerSubject} {
+			s, _ := build("H1")
+			if !within(sub, s) || !within(gsub, s) {
+				t.Errorf("%v: the agent may not subscribe to %s", g, s)
+			}
+		}
+		for _, build := range []func(string) (string, error){g.RenewSubject, g.SecretRequestSubject} {
+			s, _ := build("H1")
+			if !within(pub, s) || !within(gpub, s) {
+				t.Errorf("%v: the agent may not publish on %s", g, s)
+			}
+		}
+	}
+}
+
+func TestAGrammarIsGrantedUpToTheNewestKnown(t *testing.T) {
+	for asked, want := range map[AgentGrammar]AgentGrammar{
+		-1: GrammarSplit, 0: GrammarSplit, GrammarSplit: GrammarSplit,
+		GrammarTwoPrefixes: GrammarTwoPrefixes, 3: GrammarTwoPrefixes,
+	} {
+		if got := asked.Granted(); got != want {
+			t.Errorf("AgentGrammar(%d).Granted() = %v, want %v", asked, got, want)
 		}
 	}
 }

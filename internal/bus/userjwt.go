@@ -23,6 +23,12 @@ type userClaims struct {
 		Type          string `json:"type"`
 		Version       int    `json:"version"`
 		IssuerAccount string `json:"issuer_account"`
+		Pub           struct {
+			Allow []string `json:"allow"`
+		} `json:"pub"`
+		Sub struct {
+			Allow []string `json:"allow"`
+		} `json:"sub"`
 	} `json:"nats"`
 }
 

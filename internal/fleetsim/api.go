@@ -120,11 +120,12 @@ func (a *API) bearer(ctx context.Context) (string, error) {
 }
 
 // Credentials asks AAS for bus credentials (restapi.CredentialsAgent with
-// a host id, or restapi.CredentialsManager).
+// a host id, of the two-prefix grammar the fleet's agents speak, or
+// restapi.CredentialsManager).
 func (a *API) Credentials(ctx context.Context, typ, hostID string) ([]byte, error) {
 	req := restapi.CredentialsRequest{Type: typ}
 	if hostID != "" {
-		req.Parameters = map[string]string{restapi.ParamHostID: hostID}
+		req.Parameters = map[string]string{restapi.ParamHostID: hostID, restapi.ParamBusGrammar: "2"}
 	}
 	return a.Call(ctx, http.MethodPost, "/aas/v1/credentials", req)
 }

@@ -91,3 +91,11 @@ const (
 // ParamHostID is the CredentialsRequest parameter naming the host of a
 // trust agent's credentials.
 const ParamHostID = "host-id"
+
+// ParamBusGrammar is the CredentialsRequest parameter naming the grammar
+// of a trust agent's own bus subjects (bus.AgentGrammar): "2" for
+// trust-agent.<host-id>.> and trust-events.<host-id>.> alone, which agents
+// from 2026-12 on use; "1" or none for the split grammar every agent
+// knows. An agent from 2026-12 on renews into "2" by itself when its
+// credentials are due.
+const ParamBusGrammar = "bus-grammar"

@@ -13,16 +13,28 @@ import (
 
 func (a *app) credentialsAgent() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "agent <host-id> -f <out.creds>",
+		Use:   "agent <host-id> -f <out.creds> [--bus-grammar 2]",
 		Short: "Issue a trust agent's NATS credentials into a file (mode 0600)",
 		Long: `Issue the NATS credentials of the trust agent of one host. They hold a
 private key: they are written to the file with mode 0600 and never printed.
-Install the file on the node with the CMS root.`,
+Install the file on the node with the CMS root.
+
+--bus-grammar 2 issues credentials of the two-prefix grammar
+(trust-agent.<host-id>.> and trust-events.<host-id>.> only), which agents
+from 2026-12 on use; without it they are of the split grammar every agent
+knows, and an agent from 2026-12 on renews them into two prefixes when
+they are due.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeHostIDs,
 	}
+	var grammar string
+	cmd.Flags().StringVar(&grammar, "bus-grammar", "", "grammar of the agent's bus subjects: 1 (split) or 2 (two prefixes); default: the verifier's, 1")
 	return a.issueCredentials(cmd, func(args []string) (restapi.CredentialsRequest, string) {
-		return restapi.CredentialsRequest{Type: restapi.CredentialsAgent, Parameters: map[string]string{restapi.ParamHostID: args[0]}}, "host " + args[0]
+		params := map[string]string{restapi.ParamHostID: args[0]}
+		if grammar != "" {
+			params[restapi.ParamBusGrammar] = grammar
+		}
+		return restapi.CredentialsRequest{Type: restapi.CredentialsAgent, Parameters: params}, "host " + args[0]
 	})
 }
 

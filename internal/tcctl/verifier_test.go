@@ -2,6 +2,7 @@ package tcctl_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // TestLogin logs in to a real verifier the ways an operator can, and the
@@ -287,6 +290,31 @@ func TestBusCredentialsAreWrittenForTheOwnerOnly(t *testing.T) {
 	}
 	if _, _, err := c.run("credentials", "agent", "not a host id!", "-f", path+".2"); err == nil || !strings.Contains(err.Error(), "400 Bad Request") {
 		t.Errorf("credentials for a bad host id: %v", err)
+	}
+	// The grammar of the agent's subjects (bus.AgentGrammar).
+	for _, tt := range []struct {
+		flag []string
+		want bus.AgentGrammar
+	}{{nil, bus.GrammarSplit}, {[]string{"--bus-grammar", "1"}, bus.GrammarSplit}, {[]string{"--bus-grammar", "2"}, bus.GrammarTwoPrefixes}} {
+		path := filepath.Join(dir, "grammar.creds")
+		c.must(t, append([]string{"credentials", "agent", "edge-1", "-f", path}, tt.flag...)...)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := bus.ParseCredentials(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := creds.AgentGrammar(); got != tt.want {
+			t.Errorf("credentials agent %q: grammar %v, want %v", tt.flag, got, tt.want)
+		}
+	}
+	if _, _, err := c.run("credentials", "agent", "edge-1", "-f", path+".3", "--bus-grammar", "3"); err == nil || !strings.Contains(err.Error(), "bus-grammar must be 1") {
+		t.Errorf("credentials of an unknown grammar: %v", err)
+	}
+	if _, err := os.Stat(path + ".3"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused request wrote %s: %v", path+".3", err)
 	}
 }
 

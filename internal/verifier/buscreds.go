@@ -89,7 +89,7 @@ type credentialIssuer struct {
 // errHostDisabled: AAS does not issue bus credentials for a disabled host.
 var errHostDisabled = errors.New("the host is disabled: enable it before issuing its credentials")
 
-func (c credentialIssuer) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+func (c credentialIssuer) AgentCredentials(hostID string, g bus.AgentGrammar, ttl time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	disabled, err := c.store.HostDisabled(ctx, hostID)
@@ -100,7 +100,7 @@ func (c credentialIssuer) AgentCredentials(hostID string, ttl time.Duration) ([]
 		err := fmt.Errorf("agent credentials of host %q: %w", hostID, errHostDisabled)
 		return nil, api.Wrap(api.KindConflict, err, err.Error())
 	}
-	return c.Authority.AgentCredentials(hostID, ttl)
+	return c.Authority.AgentCredentials(hostID, g, ttl)
 }
 
 // Routes of the bus credentials the composition root serves itself (they

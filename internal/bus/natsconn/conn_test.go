@@ -108,7 +108,7 @@ func (b *testBus) connect(c *bus.Credentials, name string) *natsconn.Conn {
 }
 
 func (b *testBus) agentCreds(hostID string) *bus.Credentials {
-	return b.creds(b.auth.AgentCredentials(hostID, time.Hour))
+	return b.creds(b.auth.AgentCredentials(hostID, bus.GrammarTwoPrefixes, time.Hour))
 }
 
 func (b *testBus) agent(hostID string) *natsconn.Conn {
@@ -250,7 +250,7 @@ func TestTheServerDecidesWhatAnAgentMayDo(t *testing.T) {
 func TestRefusedCredentialsAreNotRetried(t *testing.T) {
 	b := newTestBus(t)
 	other := newTestBus(t) // another verifier: another operator and account
-	creds := b.creds(other.auth.AgentCredentials("H1", time.Hour))
+	creds := b.creds(other.auth.AgentCredentials("H1", bus.GrammarTwoPrefixes, time.Hour))
 	start := time.Now()
 	_, err := b.dial(creds, "agent-H1")
 	if !errors.Is(err, natsconn.ErrAuthorization) {

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/fleetsim"
@@ -448,7 +449,7 @@ func (f *Fleet) startNode(ctx, runCtx context.Context, i int) (*nodeProc, error)
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		return nil, err
 	}
-	creds, err := f.verifier.Authority().AgentCredentials(n.name, 24*time.Hour)
+	creds, err := f.verifier.Authority().AgentCredentials(n.name, bus.GrammarTwoPrefixes, 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}

@@ -147,7 +147,16 @@ func (s *scenario) askAsNode(ctx context.Context, n *nodeProc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	request, answer, err := bus.SecretSubjects(n.name)
+	parsed, err := bus.ParseCredentials(creds)
+	if err != nil {
+		return "", err
+	}
+	g := parsed.AgentGrammar()
+	request, err := g.SecretRequestSubject(n.name)
+	if err != nil {
+		return "", err
+	}
+	answer, err := g.SecretAnswerSubject(n.name)
 	if err != nil {
 		return "", err
 	}

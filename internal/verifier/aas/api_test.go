@@ -127,7 +127,9 @@ func TestCredentials(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token(t, "AAS:credential:create:*")
 	for _, tt := range []struct{ body, wantCall string }{
-		{`{"type":"TA","parameters":{"host-id":"node-7"}}`, "agent:node-7"},
+		{`{"type":"TA","parameters":{"host-id":"node-7"}}`, "agent:node-7 split"},
+		{`{"type":"TA","parameters":{"host-id":"node-7","bus-grammar":"1"}}`, "agent:node-7 split"},
+		{`{"type":"TA","parameters":{"host-id":"node-7","bus-grammar":"2"}}`, "agent:node-7 two-prefixes"},
 		{`{"type":"HVS","parameters":{}}`, "service:HVS"},
 	} {
 		rec := f.do(t, request{method: "POST", path: "/aas/v1/credentials", token: tok, contentType: "application/json", body: tt.body})
@@ -137,6 +139,35 @@ func TestCredentials(t *testing.T) {
 		if last := f.creds.calls[len(f.creds.calls)-1]; last != tt.wantCall {
 			t.Errorf("issued %s, want %s", last, tt.wantCall)
 		}
+	}
+}
+
+// TestTheIssuersRefusalIsTheAnswer: a host the issuer refuses (disabled)
+// gets the refusal, in every grammar, never an empty 200.
+func TestTheIssuersRefusalIsTheAnswer(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, "AAS:credential:create:*")
+	for _, g := range []string{"", "1", "2"} {
+		body := `{"type":"TA","parameters":{"host-id":"` + disabledHost + `","bus-grammar":"` + g + `"}}`
+		rec := f.do(t, request{method: "POST", path: "/aas/v1/credentials", token: tok, contentType: "application/json", body: body})
+		if rec.Code != http.StatusConflict {
+			t.Errorf("bus-grammar %q: status %d, body %q; want 409", g, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestAnUnknownBusGrammarIsRefusedAndIssuesNothing(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, "AAS:credential:create:*")
+	for _, g := range []string{"0", "3", "two", " 2"} {
+		body := `{"type":"TA","parameters":{"host-id":"node-7","bus-grammar":"` + g + `"}}`
+		rec := f.do(t, request{method: "POST", path: "/aas/v1/credentials", token: tok, contentType: "application/json", body: body})
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "bus-grammar") {
+			t.Errorf("bus-grammar %q: status %d, body %q; want 400 naming bus-grammar", g, rec.Code, rec.Body)
+		}
+	}
+	if len(f.creds.calls) != 0 {
+		t.Errorf("credentials issued for a refused request: %v", f.creds.calls)
 	}
 }
 

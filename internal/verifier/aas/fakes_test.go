@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/testca"
+	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/cms"
 )
 
@@ -442,16 +444,23 @@ func (ca *fakeCA) Issued() int {
 	return ca.issued
 }
 
+// disabledHost is a host fakeCreds refuses, as the verifier's issuer
+// refuses a disabled host.
+const disabledHost = "disabled-1"
+
 // fakeCreds records credential requests.
 type fakeCreds struct {
 	mu    sync.Mutex
 	calls []string
 }
 
-func (f *fakeCreds) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+func (f *fakeCreds) AgentCredentials(hostID string, g bus.AgentGrammar, ttl time.Duration) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, "agent:"+hostID)
+	f.calls = append(f.calls, "agent:"+hostID+" "+g.String())
+	if hostID == disabledHost {
+		return nil, api.Errorf(api.KindConflict, "the host is disabled")
+	}
 	return []byte("-----BEGIN NATS USER JWT-----\nagent " + hostID + "\n"), nil
 }
 

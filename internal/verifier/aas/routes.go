@@ -139,7 +139,11 @@ func (a *AAS) handleCredentials(w http.ResponseWriter, r *http.Request) error {
 		if err := checkHostID(host); err != nil {
 			return badRequest(err)
 		}
-		creds, err = a.creds.AgentCredentials(host, a.cfg.CredentialValidity)
+		g, gerr := busGrammar(req.Parameters[restapi.ParamBusGrammar])
+		if gerr != nil {
+			return badRequest(gerr)
+		}
+		creds, err = a.creds.AgentCredentials(host, g, a.cfg.CredentialValidity)
 	case restapi.CredentialsHVS:
 		creds, err = a.creds.ServiceCredentials("HVS", a.cfg.CredentialValidity)
 	case restapi.CredentialsManager:

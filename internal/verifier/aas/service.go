@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/verifier/api"
 	"trustedcompute.io/tc/internal/verifier/auth"
 )
@@ -18,7 +19,7 @@ import (
 // CredentialIssuer issues NATS credentials (.creds files): for the trust agent
 // of one host, or for a verifier service.
 type CredentialIssuer interface {
-	AgentCredentials(hostID string, ttl time.Duration) ([]byte, error)
+	AgentCredentials(hostID string, g bus.AgentGrammar, ttl time.Duration) ([]byte, error)
 	ServiceCredentials(name string, ttl time.Duration) ([]byte, error)
 	ManagerCredentials(name string, ttl time.Duration) ([]byte, error)
 }
@@ -260,4 +261,16 @@ func storeErr(err error, what string) error {
 // isASCIIAlnum reports whether c is an ASCII letter or digit.
 func isASCIIAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// busGrammar is the agent grammar a bus-grammar parameter names: none or
+// "1" the split grammar, "2" two prefixes.
+func busGrammar(v string) (bus.AgentGrammar, error) {
+	switch v {
+	case "", "1":
+		return bus.GrammarSplit, nil
+	case "2":
+		return bus.GrammarTwoPrefixes, nil
+	}
+	return 0, fmt.Errorf("bus-grammar must be 1 (split, the default) or 2 (two prefixes), got %q", v)
 }

@@ -218,18 +218,19 @@ func (a *Authority) AccountJWTs() map[string]string {
 	return m
 }
 
-// AgentCredentials issues the credentials of the trust agent of hostID: it may
-// subscribe to trust-agent.<host-id>.> only, publish to
-// trust-events.<host-id>.> only, and answer once, within ResponseWindow, each
-// request it received. It may connect over TCP only.
-func (a *Authority) AgentCredentials(hostID string, ttl time.Duration) ([]byte, error) {
+// AgentCredentials issues the credentials of the trust agent of hostID in
+// grammar g (bus.AgentGrammar): it may subscribe to trust-agent.<host-id>.>
+// and publish to trust-events.<host-id>.> (and, in bus.GrammarSplit, to its
+// own credential and secret subjects) only, and answer once, within
+// ResponseWindow, each request it received. It may connect over TCP only.
+func (a *Authority) AgentCredentials(hostID string, g bus.AgentGrammar, ttl time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
 	defer cancel()
-	return a.agentCredentials(ctx, hostID, ttl)
+	return a.agentCredentials(ctx, hostID, g, ttl)
 }
 
-func (a *Authority) agentCredentials(ctx context.Context, hostID string, ttl time.Duration) ([]byte, error) {
-	sub, pub, err := bus.AgentSubjects(hostID)
+func (a *Authority) agentCredentials(ctx context.Context, hostID string, g bus.AgentGrammar, ttl time.Duration) ([]byte, error) {
+	sub, pub, err := bus.AgentSubjects(hostID, g)
 	if err != nil {
 		return nil, fmt.Errorf("agent credentials: %w", err)
 	}

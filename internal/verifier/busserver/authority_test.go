@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/verifier/memsecrets"
 )
 
@@ -109,9 +110,17 @@ func TestCredentialClaims(t *testing.T) {
 	}{
 		{
 			name:      "an agent may hear its own requests, raise its own events, answer and renew its own credentials",
-			issue:     func() ([]byte, error) { return a.AgentCredentials("H1", time.Hour) },
+			issue:     func() ([]byte, error) { return a.AgentCredentials("H1", bus.GrammarSplit, time.Hour) },
 			pubAllow:  []string{"trust-events.H1.>", "trust-credentials.H1.renew", "trust-secrets.H1.request"},
 			subAllow:  []string{"trust-agent.H1.>", "trust-credentials.H1.issued", "trust-secrets.H1.answer"},
+			resp:      true,
+			connTypes: []string{jwt.ConnectionTypeStandard},
+		},
+		{
+			name:      "an agent of two prefixes may hear what is for its host and publish what is from it, nothing else",
+			issue:     func() ([]byte, error) { return a.AgentCredentials("H1", bus.GrammarTwoPrefixes, time.Hour) },
+			pubAllow:  []string{"trust-events.H1.>"},
+			subAllow:  []string{"trust-agent.H1.>"},
 			resp:      true,
 			connTypes: []string{jwt.ConnectionTypeStandard},
 		},
@@ -181,11 +190,11 @@ func TestCredentialsRefused(t *testing.T) {
 		name  string
 		issue func() ([]byte, error)
 	}{
-		{"an agent host id with a dot is refused", func() ([]byte, error) { return a.AgentCredentials("H1.>", time.Hour) }},
-		{"an agent host id that is a wildcard is refused", func() ([]byte, error) { return a.AgentCredentials("*", time.Hour) }},
-		{"an empty agent host id is refused", func() ([]byte, error) { return a.AgentCredentials("", time.Hour) }},
+		{"an agent host id with a dot is refused", func() ([]byte, error) { return a.AgentCredentials("H1.>", bus.GrammarSplit, time.Hour) }},
+		{"an agent host id that is a wildcard is refused", func() ([]byte, error) { return a.AgentCredentials("*", bus.GrammarSplit, time.Hour) }},
+		{"an empty agent host id is refused", func() ([]byte, error) { return a.AgentCredentials("", bus.GrammarSplit, time.Hour) }},
 		{"a service name with a space is refused", func() ([]byte, error) { return a.ServiceCredentials("h v s", time.Hour) }},
-		{"credentials without a lifetime are refused", func() ([]byte, error) { return a.AgentCredentials("H1", 0) }},
+		{"credentials without a lifetime are refused", func() ([]byte, error) { return a.AgentCredentials("H1", bus.GrammarSplit, 0) }},
 		{"credentials living longer than a year are refused", func() ([]byte, error) { return a.ManagerCredentials("m", 400*24*time.Hour) }},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,7 @@ func BenchmarkRequestReply(b *testing.B) {
 	ca := newTestCA(b)
 	auth := newTestAuthority(b)
 	srv, _ := startServer(b, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
-	agent, _ := client(b, srv.ClientURL(), mustCreds(b)(auth.AgentCredentials("H1", time.Hour)), ca.pool, "agent-H1")
+	agent, _ := client(b, srv.ClientURL(), mustCreds(b)(auth.AgentCredentials("H1", bus.GrammarSplit, time.Hour)), ca.pool, "agent-H1")
 	echoAgent(b, agent, "H1")
 	svcCreds := mustCreds(b)(auth.ServiceCredentials("hvs", time.Hour))
 	tlsSvc, _ := client(b, srv.ClientURL(), svcCreds, ca.pool, "hvs")

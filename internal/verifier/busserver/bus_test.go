@@ -227,10 +227,10 @@ func TestCredentialsAtConnect(t *testing.T) {
 		creds   func() ([]byte, error)
 		refused bool
 	}{
-		{"agent credentials valid for another hour are accepted", func() ([]byte, error) { return auth.AgentCredentials("H1", time.Hour) }, false},
-		{"agent credentials that expired an hour ago are refused", func() ([]byte, error) { return expiredAuth.AgentCredentials("H1", time.Hour) }, true},
+		{"agent credentials valid for another hour are accepted", func() ([]byte, error) { return auth.AgentCredentials("H1", bus.GrammarSplit, time.Hour) }, false},
+		{"agent credentials that expired an hour ago are refused", func() ([]byte, error) { return expiredAuth.AgentCredentials("H1", bus.GrammarSplit, time.Hour) }, true},
 		{"service credentials that expired an hour ago are refused", func() ([]byte, error) { return expiredAuth.ServiceCredentials("hvs", time.Hour) }, true},
-		{"credentials of another authority are refused", func() ([]byte, error) { return otherAuth.AgentCredentials("H1", time.Hour) }, true},
+		{"credentials of another authority are refused", func() ([]byte, error) { return otherAuth.AgentCredentials("H1", bus.GrammarSplit, time.Hour) }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +263,7 @@ func TestCredentialsAtConnect(t *testing.T) {
 func TestTLS(t *testing.T) {
 	ca := newTestCA(t)
 	auth := newTestAuthority(t)
-	creds := mustCreds(t)(auth.AgentCredentials("H1", ttl))
+	creds := mustCreds(t)(auth.AgentCredentials("H1", bus.GrammarSplit, ttl))
 	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
 	plain, _ := startServer(t, ServerConfig{Host: "127.0.0.1", AllowPlaintextForTests: true}, auth)
 
@@ -406,7 +406,7 @@ func TestAgentStartedBeforeServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() {
-		nc, err := natsbus.Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", ttl)), ca.pool, "agent-H1", slog.New(rec))
+		nc, err := natsbus.Connect(ctx, url, mustCreds(t)(auth.AgentCredentials("H1", bus.GrammarSplit, ttl)), ca.pool, "agent-H1", slog.New(rec))
 		connected <- result{nc, err}
 	}()
 	if !rec.waitFor("nats server unreachable, retrying", 10*time.Second) {
@@ -495,7 +495,7 @@ func TestInProcessConnections(t *testing.T) {
 			// deadline before the client sees the refusal.
 			t.Skip("takes 10 s")
 		}
-		nc, err := ConnectInProcess(srv, mustCreds(t)(auth.AgentCredentials("H1", ttl)), "agent-H1", discardLogger())
+		nc, err := ConnectInProcess(srv, mustCreds(t)(auth.AgentCredentials("H1", bus.GrammarSplit, ttl)), "agent-H1", discardLogger())
 		if err == nil {
 			nc.Close()
 			t.Fatal("ConnectInProcess with agent credentials succeeded, want refused")

@@ -99,7 +99,7 @@ func TestAnAgentOnAKilledReplicaKeepsAnsweringThroughAnother(t *testing.T) {
 	const host = "edge-1"
 	// The agent's credentials come from replica 3, it connects to replica 1
 	// (listed first, not shuffled) and the verifier asks from replica 2.
-	agent, _ := client(t, urls(rs), mustCreds(t)(rs[2].auth.AgentCredentials(host, time.Hour)), ca.Pool(), "agent", nats.DontRandomize())
+	agent, _ := client(t, urls(rs), mustCreds(t)(rs[2].auth.AgentCredentials(host, bus.GrammarSplit, time.Hour)), ca.Pool(), "agent", nats.DontRandomize())
 	echoAgent(t, agent, host)
 	if got := agent.ConnectedServerName(); got != "replica-1" {
 		t.Fatalf("agent connected to %s, want replica-1", got)
@@ -137,7 +137,7 @@ func TestARevocationOnOneReplicaCutsTheKeyOffOnAll(t *testing.T) {
 	for _, r := range rs {
 		renewers = append(renewers, startRenewer(t, r.srv, r.auth, hosts, time.Hour))
 	}
-	creds := mustCreds(t)(rs[0].auth.AgentCredentials(host, time.Hour))
+	creds := mustCreds(t)(rs[0].auth.AgentCredentials(host, bus.GrammarSplit, time.Hour))
 	agent, _ := client(t, urls(rs), creds, ca.Pool(), "agent", nats.DontRandomize())
 	if got := agent.ConnectedServerName(); got != "replica-1" {
 		t.Fatalf("agent connected to %s, want replica-1", got)

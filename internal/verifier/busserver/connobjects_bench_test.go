@@ -6,44 +6,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
-
 	"trustedcompute.io/tc/internal/bus"
 )
 
 // BenchmarkAgentConnectionHeldObjects is what the garbage collector marks
 // for each connected agent (docs/scaling.md#memory): heap objects and bytes
 // a connection, server and client side together (both are in this
-// process), with the agents' credentials as issued (six subjects, three to
-// subscribe and three to publish) and with two prefixes only
-// (trust-agent.<host>.> and trust-events.<host>.>), the grammar a next
-// version of the bus could use. The difference is what nats-server keeps
-// for the other four subjects in each connection's permission trees. Each
-// agent subscribes to its requests and publishes one event, as agents do.
+// process), with the agents' credentials of each grammar (bus.AgentGrammar):
+// split (six subjects, three to subscribe and three to publish) and two
+// prefixes (trust-agent.<host>.> and trust-events.<host>.>). The
+// difference is what nats-server keeps for the other four subjects in each
+// connection's permission trees. Each agent subscribes to its requests and
+// publishes one event, as agents do.
 //
 //	go test -run '^$' -bench AgentConnectionHeldObjects -benchtime 1x -count 2 ./internal/verifier/busserver
 func BenchmarkAgentConnectionHeldObjects(b *testing.B) {
 	const agents = 300
-	for _, c := range []struct {
-		name  string
-		creds func(a *Authority, host string) ([]byte, error)
-	}{
-		{"permissions=as-issued", func(a *Authority, host string) ([]byte, error) { return a.AgentCredentials(host, time.Hour) }},
-		{"permissions=two-prefixes", func(a *Authority, host string) ([]byte, error) {
-			sub, err1 := bus.AgentRequests(host)
-			pub := "trust-events." + host + ".>"
-			perms := jwt.Permissions{
-				Sub:  jwt.Permission{Allow: jwt.StringList{sub}},
-				Pub:  jwt.Permission{Allow: jwt.StringList{pub}},
-				Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
-			}
-			creds, err2 := a.recordedCredentials(b.Context(), Owner{OwnerAgent, host}, agentUserPrefix+host, perms, time.Hour, jwt.ConnectionTypeStandard)
-			if err1 != nil {
-				return nil, err1
-			}
-			return creds, err2
-		}},
-	} {
+	for _, g := range []bus.AgentGrammar{bus.GrammarSplit, bus.GrammarTwoPrefixes} {
+		c := struct {
+			name  string
+			creds func(a *Authority, host string) ([]byte, error)
+		}{"grammar=" + g.String(), func(a *Authority, host string) ([]byte, error) { return a.AgentCredentials(host, g, time.Hour) }}
 		b.Run(c.name, func(b *testing.B) {
 			ca := newTestCA(b)
 			auth := newTestAuthority(b)

@@ -72,7 +72,7 @@ func (b testBus) dial(t testing.TB, creds []byte, name string) (*nats.Conn, *rec
 // agent connects the agent of host ("agent-<host>") with credentials of ttl.
 func (b testBus) agent(t testing.TB, host string) (*nats.Conn, *recorder) {
 	t.Helper()
-	return b.dial(t, mustCreds(t)(b.auth.AgentCredentials(host, ttl)), "agent-"+host)
+	return b.dial(t, mustCreds(t)(b.auth.AgentCredentials(host, bus.GrammarSplit, ttl)), "agent-"+host)
 }
 
 // manager connects the manager name ("manager-<name>") with credentials of ttl.

@@ -10,6 +10,8 @@ import (
 
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/verifier/memsecrets"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // refused fails the test unless creds are refused at connect, at once.
@@ -45,8 +47,8 @@ func TestRevocationsOutliveARestart(t *testing.T) {
 	}
 	srv1, stop1 := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth1)
 	r1 := startRenewer(t, srv1, auth1, newFakeHosts("H1", "H2"), time.Hour)
-	h1creds := mustCreds(t)(auth1.AgentCredentials("H1", time.Hour))
-	h2creds := mustCreds(t)(auth1.AgentCredentials("H2", time.Hour))
+	h1creds := mustCreds(t)(auth1.AgentCredentials("H1", bus.GrammarSplit, time.Hour))
+	h2creds := mustCreds(t)(auth1.AgentCredentials("H2", bus.GrammarSplit, time.Hour))
 	amCreds := mustCreds(t)(auth1.ManagerCredentials("am", time.Hour))
 	otherAM := mustCreds(t)(auth1.ManagerCredentials("am2", time.Hour))
 	svcCreds := mustCreds(t)(auth1.ServiceCredentials("HVS", time.Hour))
@@ -131,7 +133,7 @@ func TestCredentialsWhoseKeyIsNotRecordedAreNotIssued(t *testing.T) {
 		name  string
 		issue func() ([]byte, error)
 	}{
-		{"agent credentials are refused", func() ([]byte, error) { return a.AgentCredentials("H1", time.Hour) }},
+		{"agent credentials are refused", func() ([]byte, error) { return a.AgentCredentials("H1", bus.GrammarSplit, time.Hour) }},
 		{"manager credentials are refused", func() ([]byte, error) { return a.ManagerCredentials("am", time.Hour) }},
 	}
 	for _, tt := range tests {
@@ -152,7 +154,7 @@ func TestReconcilePrunesExpiredKeys(t *testing.T) {
 	}
 	srv, _ := startServer(t, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
 	r := startRenewer(t, srv, auth, newFakeHosts("H1"), time.Hour)
-	mustCreds(t)(auth.AgentCredentials("H1", time.Hour))
+	mustCreds(t)(auth.AgentCredentials("H1", bus.GrammarSplit, time.Hour))
 	old := UserKey{Owner: Owner{OwnerAgent, "H0"}, PublicKey: "UOLD", Expires: time.Now().Add(-time.Minute), Revoked: time.Now().Add(-time.Hour)}
 	if err := ledger.RecordKeys(context.Background(), old); err != nil {
 		t.Fatal(err)

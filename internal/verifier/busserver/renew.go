@@ -214,12 +214,15 @@ func NewRenewer(cfg RenewerConfig, auth *Authority, srv *Server, hosts Hosts, lo
 // are not: this covers agents that connect with credentials issued before the
 // verifier restarted (the revocation list lives in memory).
 func (r *Renewer) Run(ctx context.Context, nc *nats.Conn) error {
-	// A queue group: with several verifier replicas one answers each renewal.
-	sub, err := nc.QueueSubscribe(bus.AllRenewals, "tc-credentials", func(m *nats.Msg) { r.renew(ctx, nc, m) })
-	if err != nil {
-		return fmt.Errorf("credential renewer: subscribe: %w", err)
+	// A queue group: with several verifier replicas one answers each
+	// renewal. Agents renew in either grammar (bus.AgentGrammar).
+	for _, subject := range []string{bus.AllRenewals, bus.AllRenewalsTwoPrefixes} {
+		sub, err := nc.QueueSubscribe(subject, "tc-credentials", func(m *nats.Msg) { r.renew(ctx, nc, m) })
+		if err != nil {
+			return fmt.Errorf("credential renewer: subscribe: %w", err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
 	}
-	defer func() { _ = sub.Unsubscribe() }()
 	msub, err := nc.QueueSubscribe(bus.AllManagerRenewals, "tc-credentials", func(m *nats.Msg) { r.renewManager(ctx, nc, m) })
 	if err != nil {
 		return fmt.Errorf("credential renewer: subscribe: %w", err)
@@ -385,12 +388,20 @@ func (r *Renewer) revoke(ctx context.Context, owner Owner, inServer func(*Server
 // renew answers one renewal. The host id comes from the subject, which the
 // server lets only that host's agent publish to (and only while its
 // credentials are valid and not revoked); the answer goes to the subject only
-// that agent may read, whatever reply subject the request named.
+// that agent may read, in the grammar of the renewal, whatever reply subject
+// the request named. The credentials are of the grammar the agent asked for
+// (bus.AgentGrammar.Granted), or of the renewal's when that is newer: an
+// agent that renews with two prefixes uses them.
 func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
-	host, reply, ok := r.request(m, bus.ParseRenewSubject, keyHost)
+	var g bus.AgentGrammar
+	host, req, ok := r.request(m, func(s string) (host string, err error) {
+		host, g, err = bus.ParseRenewSubject(s)
+		return host, err
+	}, keyHost)
 	if !ok {
 		return
 	}
+	reply := bus.RenewReply{Nonce: req.Nonce}
 	removed := false
 	ok, err := r.hosts.HostAllowed(ctx, host)
 	switch {
@@ -401,10 +412,10 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 		reply.Error = "host " + host + " is not registered or is disabled"
 		removed = true
 	default:
-		creds, err := r.auth.agentCredentials(ctx, host, r.cfg.TTL)
+		creds, err := r.auth.agentCredentials(ctx, host, max(req.Grammar.Granted(), g), r.cfg.TTL)
 		r.fill(&reply, creds, err, keyHost, host)
 	}
-	r.answer(nc, bus.IssuedSubject, reply, keyHost, host)
+	r.answer(nc, g.IssuedSubject, reply, keyHost, host)
 	if removed {
 		// After the answer, so that the agent learns why it is cut off.
 		_ = nc.Flush()
@@ -418,30 +429,30 @@ func (r *Renewer) renew(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 // the subject only that manager may read. Managers are not registered
 // anywhere: a manager credential is cut off by RevokeManager or its expiry.
 func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
-	name, reply, ok := r.request(m, bus.ParseManagerRenewSubject, keyManager)
+	name, req, ok := r.request(m, bus.ParseManagerRenewSubject, keyManager)
 	if !ok {
 		return
 	}
+	reply := bus.RenewReply{Nonce: req.Nonce}
 	creds, err := r.auth.managerCredentials(ctx, name, r.cfg.TTL)
 	r.fill(&reply, creds, err, keyManager, name)
 	r.answer(nc, bus.ManagerIssuedSubject, reply, keyManager, name)
 }
 
 // request reads a renewal: who asks (from the subject, by parse; logged
-// under key) and the reply to fill, with the request's nonce; false when
-// the renewal is malformed.
-func (r *Renewer) request(m *nats.Msg, parse func(string) (string, error), key string) (string, bus.RenewReply, bool) {
+// under key) and the request; false when the renewal is malformed.
+func (r *Renewer) request(m *nats.Msg, parse func(string) (string, error), key string) (string, bus.RenewRequest, bool) {
 	who, err := parse(m.Subject)
 	if err != nil {
 		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
-		return "", bus.RenewReply{}, false
+		return "", bus.RenewRequest{}, false
 	}
 	var req bus.RenewRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.Nonce == "" || len(req.Nonce) > 128 {
 		r.logger.Warn("bus credentials: malformed renewal", key, who)
-		return "", bus.RenewReply{}, false
+		return "", bus.RenewRequest{}, false
 	}
-	return who, bus.RenewReply{Nonce: req.Nonce}, true
+	return who, req, true
 }
 
 // fill puts the credentials minted for who (logged under key) into reply,

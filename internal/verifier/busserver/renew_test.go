@@ -101,7 +101,7 @@ func TestRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := mustCreds(t)(b.auth.AgentCredentials(tt.host, time.Hour))
+			raw := mustCreds(t)(b.auth.AgentCredentials(tt.host, bus.GrammarSplit, time.Hour))
 			current, err := bus.ParseCredentials(raw)
 			if err != nil {
 				t.Fatal(err)
@@ -134,14 +134,117 @@ func TestRenewal(t *testing.T) {
 func TestAgentCannotRenewOrReadCredentialsOfAnotherHost(t *testing.T) {
 	b := newTestBus(t)
 	startRenewer(t, b.srv, b.auth, newFakeHosts("H1", "H2"), time.Hour)
-	h1, log1 := b.agent(t, "H1")
-	otherRenew, _ := bus.RenewSubject("H2")
-	otherIssued, _ := bus.IssuedSubject("H2")
+	for _, held := range []bus.AgentGrammar{bus.GrammarSplit, bus.GrammarTwoPrefixes} {
+		h1, log1 := b.dial(t, mustCreds(t)(b.auth.AgentCredentials("H1", held, time.Hour)), "agent-H1-"+held.String())
+		var probes []probe
+		for _, g := range []bus.AgentGrammar{bus.GrammarSplit, bus.GrammarTwoPrefixes} {
+			otherRenew, _ := g.RenewSubject("H2")
+			otherIssued, _ := g.IssuedSubject("H2")
+			otherAnswer, _ := g.SecretAnswerSubject("H2")
+			otherRequest, _ := g.SecretRequestSubject("H2")
+			probes = append(probes,
+				probe{held.String() + " credentials: asking on another host's " + g.String() + " renewal subject is refused by the server", publishRefused(h1, log1, otherRenew)},
+				probe{held.String() + " credentials: subscribing to another host's " + g.String() + " renewal answers is refused by the server", subscribeRefused(h1, otherIssued)},
+				probe{held.String() + " credentials: forging another host's " + g.String() + " renewal answer is refused by the server", publishRefused(h1, log1, otherIssued)},
+				probe{held.String() + " credentials: asking for another host's secrets in " + g.String() + " is refused by the server", publishRefused(h1, log1, otherRequest)},
+				probe{held.String() + " credentials: reading another host's secrets in " + g.String() + " is refused by the server", subscribeRefused(h1, otherAnswer)},
+				probe{held.String() + " credentials: forging another host's secret answer in " + g.String() + " is refused by the server", publishRefused(h1, log1, otherAnswer)},
+			)
+		}
+		// An agent must not forge the verifier's answers to itself either
+		// (a renewal answer names the credentials it holds next).
+		ownIssued, _ := bus.GrammarTwoPrefixes.IssuedSubject("H1")
+		probes = append(probes,
+			probe{held.String() + " credentials: publishing its own renewal answer is refused by the server", publishRefused(h1, log1, ownIssued)},
+			probe{held.String() + " credentials: subscribing to every agent's requests is refused by the server", subscribeRefused(h1, bus.AllAgentRequests)},
+			probe{held.String() + " credentials: subscribing to every renewal is refused by the server", subscribeRefused(h1, bus.AllRenewalsTwoPrefixes)})
+		runProbes(t, probes)
+	}
+}
 
-	runProbes(t, []probe{
-		{"an agent asking on another host's renewal subject is refused by the server", publishRefused(h1, log1, otherRenew)},
-		{"an agent subscribing to another host's answers is refused by the server", subscribeRefused(h1, otherIssued)},
-	})
+// TestAgentsRenewIntoTheGrammarTheyAskFor: an agent renews in the grammar
+// of the credentials it holds, and gets credentials of the grammar it asks
+// for; an agent from before the grammar, which asks for none, keeps the
+// split grammar it knows.
+func TestAgentsRenewIntoTheGrammarTheyAskFor(t *testing.T) {
+	b := newTestBus(t)
+	startRenewer(t, b.srv, b.auth, newFakeHosts("H1"), time.Hour)
+	for _, tt := range []struct {
+		name       string
+		held       bus.AgentGrammar
+		on         bus.AgentGrammar // the subjects the renewal uses
+		asked      bus.AgentGrammar // RenewRequest.Grammar
+		want       bus.AgentGrammar
+		bySubjects bool // renew by hand, as an older agent does
+	}{
+		{"an agent holding split credentials moves to two prefixes", bus.GrammarSplit, bus.GrammarSplit, bus.GrammarTwoPrefixes, bus.GrammarTwoPrefixes, false},
+		{"an agent holding two prefixes keeps them", bus.GrammarTwoPrefixes, bus.GrammarTwoPrefixes, bus.GrammarTwoPrefixes, bus.GrammarTwoPrefixes, false},
+		{"an agent from before the grammar keeps the split grammar", bus.GrammarSplit, bus.GrammarSplit, 0, bus.GrammarSplit, true},
+		{"an agent asking for a grammar newer than any gets the newest", bus.GrammarSplit, bus.GrammarSplit, 9, bus.GrammarTwoPrefixes, true},
+		{"a renewal on two prefixes gets two prefixes whatever it asks", bus.GrammarSplit, bus.GrammarTwoPrefixes, 0, bus.GrammarTwoPrefixes, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := mustCreds(t)(b.auth.AgentCredentials("H1", tt.held, time.Hour))
+			current, err := bus.ParseCredentials(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if current.AgentGrammar() != tt.held {
+				t.Fatalf("issued credentials of grammar %v, want %v", current.AgentGrammar(), tt.held)
+			}
+			nc, _ := b.dial(t, raw, "agent-H1")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var fresh *bus.Credentials
+			if tt.bySubjects {
+				fresh = renewBy(t, ctx, nc, tt.on, tt.asked)
+			} else if fresh, err = bus.RenewCredentials(ctx, natsbus.Adapt(nc), "H1", current); err != nil {
+				t.Fatal(err)
+			}
+			if got := fresh.AgentGrammar(); got != tt.want {
+				t.Fatalf("renewed into %v, want %v", got, tt.want)
+			}
+			// The fresh credentials work, in their grammar.
+			fnc, flog := b.dial(t, fresh.Bytes(), "agent-H1-renewed")
+			if tt.want == bus.GrammarTwoPrefixes {
+				split, _ := bus.GrammarSplit.RenewSubject("H1")
+				runProbes(t, []probe{{"the split renewal subject is no longer allowed", publishRefused(fnc, flog, split)}})
+			}
+			if again := renewBy(t, ctx, fnc, tt.want, bus.GrammarTwoPrefixes); again.AgentGrammar() != bus.GrammarTwoPrefixes {
+				t.Fatalf("renewed again into %v", again.AgentGrammar())
+			}
+		})
+	}
+}
+
+// renewBy renews the credentials of H1 over nc by hand: on the subjects of
+// on, asking for asked, and waits for the answer.
+func renewBy(t *testing.T, ctx context.Context, nc *nats.Conn, on, asked bus.AgentGrammar) *bus.Credentials {
+	t.Helper()
+	renew, _ := on.RenewSubject("H1")
+	issued, _ := on.IssuedSubject("H1")
+	answers, err := nc.SubscribeSync(issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = answers.Unsubscribe() }()
+	body, _ := json.Marshal(bus.RenewRequest{Nonce: "n-" + on.String(), Grammar: asked})
+	if err := nc.Publish(renew, body); err != nil {
+		t.Fatal(err)
+	}
+	m, err := answers.NextMsgWithContext(ctx)
+	if err != nil {
+		t.Fatalf("no answer on %s: %v", issued, err)
+	}
+	var reply bus.RenewReply
+	if err := json.Unmarshal(m.Data, &reply); err != nil || reply.Error != "" || reply.Nonce != "n-"+on.String() {
+		t.Fatalf("answer %s: %v", m.Data, err)
+	}
+	fresh, err := bus.ParseCredentials([]byte(reply.Credentials))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fresh
 }
 
 // waitDisconnected waits until nc is disconnected and returns how long it took.
@@ -187,7 +290,7 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 			// same account: the ledger of auth knows nothing of it.
 			issuer := *b.auth
 			issuer.ledger = newMemLedger()
-			creds1 := mustCreds(t)(issuer.AgentCredentials("H1", time.Hour))
+			creds1 := mustCreds(t)(issuer.AgentCredentials("H1", bus.GrammarSplit, time.Hour))
 			h1, _ := b.dial(t, creds1, "agent-H1")
 			echoAgent(t, h1, "H1")
 			h2, _ := b.agent(t, "H2")
@@ -227,11 +330,11 @@ func TestRenewReplyGoesOnlyToTheHostsIssuedSubject(t *testing.T) {
 	startRenewer(t, b.srv, b.auth, newFakeHosts("H1", "H2"), time.Hour)
 	h1, _ := b.agent(t, "H1")
 	h2, _ := b.agent(t, "H2")
-	issued2, _ := bus.IssuedSubject("H2")
+	issued2, _ := bus.GrammarSplit.IssuedSubject("H2")
 	sub2 := subscribed(t, h2, issued2)
 	// H1 names H2's answer subject as its reply subject: the verifier
 	// answers on H1's own subject anyway.
-	renew1, _ := bus.RenewSubject("H1")
+	renew1, _ := bus.GrammarSplit.RenewSubject("H1")
 	body, _ := json.Marshal(bus.RenewRequest{Nonce: "n1"})
 	if err := h1.PublishRequest(renew1, issued2, body); err != nil {
 		t.Fatal(err)
@@ -390,10 +493,12 @@ func TestManagerCannotRenewOrReadCredentialsOfAnotherManager(t *testing.T) {
 
 	otherRenew, _ := bus.ManagerRenewSubject("other")
 	otherIssued, _ := bus.ManagerIssuedSubject("other")
-	agentRenew, _ := bus.RenewSubject("H1")
+	agentRenew, _ := bus.GrammarSplit.RenewSubject("H1")
+	agentRenew2, _ := bus.GrammarTwoPrefixes.RenewSubject("H1")
 	runProbes(t, []probe{
 		{"a manager asking on another manager's renewal subject is refused by the server", publishRefused(am, log, otherRenew)},
 		{"a manager asking on an agent's renewal subject is refused by the server", publishRefused(am, log, agentRenew)},
+		{"a manager asking on an agent's renewal subject with two prefixes is refused by the server", publishRefused(am, log, agentRenew2)},
 		{"a manager subscribing to another manager's answers is refused by the server", subscribeRefused(am, otherIssued)},
 		{"a manager subscribing to every manager's answers is refused by the server", subscribeRefused(am, bus.AllManagerIssued)},
 	})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"trustedcompute.io/tc/internal/bus"
 )
 
 // BenchmarkUserConns lists 2,100 connected agents, as the renewer's
@@ -17,7 +19,7 @@ func BenchmarkUserConns(b *testing.B) {
 	srv, _ := startServer(b, ServerConfig{Host: "127.0.0.1", TLS: ca.serverTLS}, auth)
 	for i := range agents {
 		host := fmt.Sprintf("H%d", i)
-		client(b, srv.ClientURL(), mustCreds(b)(auth.AgentCredentials(host, time.Hour)), ca.pool, "agent-"+host)
+		client(b, srv.ClientURL(), mustCreds(b)(auth.AgentCredentials(host, bus.GrammarSplit, time.Hour)), ca.pool, "agent-"+host)
 	}
 	for b.Loop() {
 		conns, err := srv.userConns()

@@ -35,7 +35,7 @@ func TestANodesPageShowsTheKeyBrokersRefusalOfItsRequest(t *testing.T) {
 	createUser(t, v, admin, "viewer", "hosts:retrieve:*", "reports:retrieve:*")
 	createUser(t, v, admin, "auditor", "hosts:retrieve:*", "reports:retrieve:*", "secrets:retrieve:*")
 
-	creds, err := v.Authority().AgentCredentials("host-1", time.Hour)
+	creds, err := v.Authority().AgentCredentials("host-1", bus.GrammarTwoPrefixes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,11 @@ func TestANodesPageShowsTheKeyBrokersRefusalOfItsRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	request, answer, err := bus.SecretSubjects("host-1")
+	request, err := bus.GrammarTwoPrefixes.SecretRequestSubject("host-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := bus.GrammarTwoPrefixes.SecretAnswerSubject("host-1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,17 +16,22 @@ import (
 const eventQueueGroup = "hvs"
 
 // subscribeEvents attests a registered host on each of its boot and IMA
-// events until ctx ends.
+// events until ctx ends. It subscribes to each event type, not to all of
+// trust-events.>: agents renew their credentials and ask for their secrets
+// under that prefix too (bus.GrammarTwoPrefixes), which are no events.
 func (s *Service) subscribeEvents(ctx context.Context) error {
-	sub, err := s.nc.QueueSubscribe(bus.AllEvents, eventQueueGroup, func(m *nats.Msg) {
-		s.HandleEvent(ctx, m.Subject)
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", bus.AllEvents, err)
+	for _, t := range bus.EventTypes {
+		subject := bus.AllEventsOf(t)
+		sub, err := s.nc.QueueSubscribe(subject, eventQueueGroup, func(m *nats.Msg) {
+			s.HandleEvent(ctx, m.Subject)
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
 	}
-	defer func() { _ = sub.Unsubscribe() }()
 	if err := s.nc.Flush(); err != nil {
-		return fmt.Errorf("subscribe %s: %w", bus.AllEvents, err)
+		return fmt.Errorf("subscribe to the agents' events: %w", err)
 	}
 	<-ctx.Done()
 	return ctx.Err()

@@ -21,8 +21,10 @@ func (r reportSigner) SignSecretAnswer(_ context.Context, payload []byte) (strin
 }
 
 // TestEachAnswerCarriesAJWSThatVerifiesWithHostAndNonce: a request's answer
-// echoes its nonce, a pushed revocation has none, each is signed for its
-// host, and the plain fields stay for agents before signed answers.
+// echoes its nonce and goes to the host's answer subject in the request's
+// grammar, a pushed revocation has none and goes to the host's answer
+// subject in both grammars, each is signed for its host, and the plain
+// fields stay for agents before signed answers.
 func TestEachAnswerCarriesAJWSThatVerifiesWithHostAndNonce(t *testing.T) {
 	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
 	ca := cmstest.NewCA(t, at)
@@ -34,23 +36,28 @@ func TestEachAnswerCarriesAJWSThatVerifiesWithHostAndNonce(t *testing.T) {
 	var pub answers
 	nonce := bytes.Repeat([]byte{9}, bus.SecretNonceSize)
 	req, _ := json.Marshal(bus.SecretRequest{Names: []string{"volume-key"}, Nonce: nonce})
-	b.handle(t.Context(), &pub, "trust-secrets.host-1.request", req)
+	b.handle(t.Context(), &pub, "trust-events.host-1.secret-request", req)
 	// A revocation pushed unasked carries no nonce.
 	b.pub.Store(&publisher{&pub})
 	b.holders.add("host-1", "volume-key")
 	b.ReportMade(&report.Report{ID: "r1", HostID: "host-1"})
 
 	want := []struct {
+		subject string
 		nonce   []byte
 		refused bus.SecretRefusal
 	}{
-		{nonce, bus.SecretRefusal{Name: "volume-key", Reason: ReasonInternal}}, // no host store here
-		{nil, bus.SecretRefusal{Name: "volume-key", Reason: bus.ReasonRevoked}},
+		{"trust-agent.host-1.secret-answer", nonce, bus.SecretRefusal{Name: "volume-key", Reason: ReasonInternal}}, // no host store here
+		{"trust-secrets.host-1.answer", nil, bus.SecretRefusal{Name: "volume-key", Reason: bus.ReasonRevoked}},
+		{"trust-agent.host-1.secret-answer", nil, bus.SecretRefusal{Name: "volume-key", Reason: bus.ReasonRevoked}},
 	}
 	if len(pub.bodies) != len(want) {
-		t.Fatalf("%d answers, want %d", len(pub.bodies), len(want))
+		t.Fatalf("%d answers (%q), want %d", len(pub.bodies), pub.subjects, len(want))
 	}
 	for i, w := range want {
+		if pub.subjects[i] != w.subject {
+			t.Errorf("answer %d on %s, want %s", i, pub.subjects[i], w.subject)
+		}
 		var ans bus.SecretAnswer
 		if err := json.Unmarshal([]byte(pub.bodies[i]), &ans); err != nil {
 			t.Fatal(err)

@@ -67,33 +67,35 @@ func (h *holders) take(host string) []string {
 	return names
 }
 
-// Serve answers the agents' secret requests on nc until ctx ends. The host
-// of a request is the one in its subject, which only that host's agent may
-// publish to.
+// Serve answers the agents' secret requests, in either grammar
+// (bus.AgentGrammar), on nc until ctx ends. The host of a request is the
+// one in its subject, which only that host's agent may publish to.
 func (b *Broker) Serve(ctx context.Context, nc *nats.Conn) error {
 	b.pub.Store(&publisher{nc})
 	defer b.pub.Store(nil)
 	sem := make(chan struct{}, concurrentRequests)
 	var wg sync.WaitGroup
-	sub, err := nc.Subscribe(bus.AllSecretRequests, func(m *nats.Msg) {
-		select {
-		case sem <- struct{}{}:
-		default:
-			b.logger.LogAttrs(ctx, slog.LevelWarn, "secret request dropped: too many at once", slog.String("subject", m.Subject))
-			return
+	defer wg.Wait()
+	for _, subject := range []string{bus.AllSecretRequests, bus.AllSecretRequestsTwoPrefixes} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			select {
+			case sem <- struct{}{}:
+			default:
+				b.logger.LogAttrs(ctx, slog.LevelWarn, "secret request dropped: too many at once", slog.String("subject", m.Subject))
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				b.handle(ctx, nc, m.Subject, m.Data)
+			}()
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe to %s: %w", subject, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			b.handle(ctx, nc, m.Subject, m.Data)
-		}()
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to %s: %w", bus.AllSecretRequests, err)
+		defer func() { _ = sub.Unsubscribe() }()
 	}
 	<-ctx.Done()
-	_ = sub.Unsubscribe()
-	wg.Wait()
 	return nil
 }
 
@@ -102,7 +104,7 @@ type publisher struct{ Publisher }
 
 // handle answers one request.
 func (b *Broker) handle(ctx context.Context, p Publisher, subject string, data []byte) {
-	host, err := bus.ParseSecretRequestSubject(subject)
+	host, g, err := bus.ParseSecretRequestSubject(subject)
 	if err != nil {
 		b.logger.LogAttrs(ctx, slog.LevelWarn, "secret request on an unexpected subject", slog.String(keyError, err.Error()))
 		return
@@ -130,14 +132,14 @@ func (b *Broker) handle(ctx context.Context, p Publisher, subject string, data [
 		b.holders.add(host, name)
 		ans.Released = append(ans.Released, *s)
 	}
-	b.answer(ctx, p, host, req.Nonce, ans)
+	b.answer(ctx, p, host, req.Nonce, ans, g)
 }
 
-// answer publishes ans to host, signed with the nonce of the request it
-// answers (none for a pushed revocation). An answer that cannot be signed
-// goes out unsigned, for agents before signed answers; newer agents refuse
-// it.
-func (b *Broker) answer(ctx context.Context, p Publisher, host string, nonce []byte, ans bus.SecretAnswer) {
+// answer publishes ans to host on its answer subject in each of grammars,
+// signed with the nonce of the request it answers (none for a pushed
+// revocation). An answer that cannot be signed goes out unsigned, for
+// agents before signed answers; newer agents refuse it.
+func (b *Broker) answer(ctx context.Context, p Publisher, host string, nonce []byte, ans bus.SecretAnswer, grammars ...bus.AgentGrammar) {
 	if b.signer != nil {
 		payload, err := json.Marshal(bus.SignedSecretAnswer{HostID: host, Nonce: nonce, IssuedAt: b.cfg.Now().UTC(),
 			Released: ans.Released, Refused: ans.Refused})
@@ -148,10 +150,13 @@ func (b *Broker) answer(ctx context.Context, p Publisher, host string, nonce []b
 			b.logger.LogAttrs(ctx, slog.LevelWarn, "secret answer not signed", slog.String(keyHost, host), slog.String(keyError, err.Error()))
 		}
 	}
-	subject, err := bus.SecretAnswerSubject(host)
-	if err == nil {
-		var msg []byte
-		if msg, err = json.Marshal(ans); err == nil {
+	msg, err := json.Marshal(ans)
+	for _, g := range grammars {
+		var subject string
+		if err == nil {
+			subject, err = g.SecretAnswerSubject(host)
+		}
+		if err == nil {
 			err = p.Publish(subject, msg)
 		}
 	}
@@ -185,5 +190,7 @@ func (b *Broker) ReportMade(r *report.Report) {
 		b.journal.add(Decision{At: b.cfg.Now(), HostID: r.HostID, Name: n, Outcome: OutcomeRevoked, Reason: bus.ReasonRevoked,
 			Detail: "the host's report is untrusted", ReportID: r.ID})
 	}
-	b.answer(ctx, p, r.HostID, nil, ans)
+	// The broker does not know which grammar the agent listens in now (it
+	// may have renewed into another since it asked): both.
+	b.answer(ctx, p, r.HostID, nil, ans, bus.GrammarSplit, bus.GrammarTwoPrefixes)
 }

@@ -35,11 +35,14 @@ func FuzzHandleSecretRequest(f *testing.F) {
 	f.Add("trust-secrets.*.request", `{"names":["a"]}`)
 	f.Add("trust-secrets.host-1.answer", `{"names":["a"]}`)
 	f.Add("trust-secrets.host-1.request", `{"names":"a"}`)
+	f.Add("trust-events.host-1.secret-request", `{"names":["volume-key"]}`)
+	f.Add("trust-events.host-1.request", `{"names":["a"]}`)
+	f.Add("trust-agent.host-1.secret-answer", `{"names":["a"]}`)
 	f.Fuzz(func(t *testing.T, subject, body string) {
 		b := New(Config{}, Deps{Secrets: noSecrets{}}, slog.New(slog.DiscardHandler))
 		var pub answers
 		b.handle(t.Context(), &pub, subject, []byte(body))
-		host, err := bus.ParseSecretRequestSubject(subject)
+		host, g, err := bus.ParseSecretRequestSubject(subject)
 		if err != nil {
 			if len(pub.subjects) != 0 {
 				t.Fatalf("answered %q to a request on the unexpected subject %q", pub.subjects, subject)
@@ -53,7 +56,7 @@ func FuzzHandleSecretRequest(f *testing.F) {
 			}
 			return
 		}
-		want, _ := bus.SecretAnswerSubject(host)
+		want, _ := g.SecretAnswerSubject(host)
 		if len(pub.subjects) != 1 || pub.subjects[0] != want {
 			t.Fatalf("answered on %q, want once on %q", pub.subjects, want)
 		}

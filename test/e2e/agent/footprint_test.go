@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/graceful"
 	"trustedcompute.io/tc/internal/sandbox"
 	"trustedcompute.io/tc/internal/syncbuf"
@@ -121,7 +122,7 @@ func TestAgentFootprintOnANodeWorkload(t *testing.T) {
 	vt := verifiertest.Start(t, dataDir, func(c *verifier.Config) {
 		c.Enrollment = enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots}
 	})
-	creds, err := vt.Authority().AgentCredentials(hostID, time.Hour)
+	creds, err := vt.Authority().AgentCredentials(hostID, bus.GrammarTwoPrefixes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

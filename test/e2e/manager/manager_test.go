@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
@@ -231,7 +232,7 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	// The node: an enabled Kubernetes Node and its agent.
 	clustertest.Node(w.nodeName).Label(cluster.LabelEnabled, "true").SystemUUID(hostID).Create(t, cs)
 	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), w.nodeName, metav1.DeleteOptions{}) })
-	w.creds, err = v.Authority().AgentCredentials(hostID, time.Hour)
+	w.creds, err = v.Authority().AgentCredentials(hostID, bus.GrammarTwoPrefixes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

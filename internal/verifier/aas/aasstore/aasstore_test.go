@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/verifier/aas"
 	"trustedcompute.io/tc/internal/verifier/cms"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -38,7 +39,7 @@ func (s selfSigned) IssueSigning(pub crypto.PublicKey, cn string, ttl time.Durat
 
 type noCreds struct{}
 
-func (noCreds) AgentCredentials(string, time.Duration) ([]byte, error) {
+func (noCreds) AgentCredentials(string, bus.AgentGrammar, time.Duration) ([]byte, error) {
 	return nil, errors.New("none")
 }
 func (noCreds) ServiceCredentials(string, time.Duration) ([]byte, error) {

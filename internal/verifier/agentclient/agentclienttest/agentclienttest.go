@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/measure"
 	"trustedcompute.io/tc/internal/sandbox"
@@ -84,7 +85,7 @@ func (b *Bus) ServiceConn(t testing.TB) *nats.Conn {
 // trust agent does.
 func (b *Bus) AgentConn(t testing.TB, hostID string) *nats.Conn {
 	t.Helper()
-	creds, err := b.Authority.AgentCredentials(hostID, credsTTL)
+	creds, err := b.Authority.AgentCredentials(hostID, bus.GrammarTwoPrefixes, credsTTL)
 	if err != nil {
 		t.Fatalf("agent credentials: %v", err)
 	}
