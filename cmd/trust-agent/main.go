@@ -133,12 +133,12 @@ func openNode(ctx context.Context, cfg Config, roots *x509.CertPool, logger *slo
 	var secrets *agent.Secrets // the key broker's secrets, when configured
 	acfg := agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
 	conn := new(atomic.Pointer[bus.Conn])
-	acfg.OnConnect = func(nc bus.Conn) {
+	acfg.OnConnect = func(nc bus.Conn, g bus.AgentGrammar) {
 		conn.Store(&nc)
 		if secrets == nil {
 			return
 		}
-		if err := secrets.Attach(ctx, nc); err != nil {
+		if err := secrets.Attach(ctx, nc, g); err != nil {
 			logger.Warn("secrets not attached to the bus", "error", err.Error())
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"trustedcompute.io/tc/internal/bus"
@@ -55,9 +54,10 @@ type Config struct {
 	// IMADebounce coalesces IMA growth into one event (default 2s).
 	IMADebounce time.Duration
 	// OnConnect, when set, is told of each bus connection the agent serves
-	// on: the first, and each one a credential renewal makes (the key
-	// broker's secrets keeper attaches there, secrets.go).
-	OnConnect func(nc bus.Conn)
+	// on, with the grammar of the credentials it was made with: the first,
+	// and each one a credential renewal makes (the key broker's secrets
+	// keeper attaches there, secrets.go).
+	OnConnect func(nc bus.Conn, g bus.AgentGrammar)
 }
 
 // Agent answers the verifier's requests for one host.
@@ -69,10 +69,6 @@ type Agent struct {
 	now     func() time.Time
 
 	mu sync.Mutex // serializes TPM access
-
-	// grammar is the bus.AgentGrammar of the credentials of the
-	// connection the agent serves on now (zero: bus.GrammarSplit).
-	grammar atomic.Int32
 }
 
 // Log field keys.
@@ -133,15 +129,6 @@ func (a *Agent) drain(sub bus.Subscription) {
 	if err := sub.Drain(); err != nil {
 		a.logger.Warn("requests not drained", keyError, err.Error())
 	}
-}
-
-// busGrammar is the grammar of the credentials of the connection the agent
-// serves on now.
-func (a *Agent) busGrammar() bus.AgentGrammar {
-	if g := bus.AgentGrammar(a.grammar.Load()); g.Valid() {
-		return g
-	}
-	return bus.GrammarSplit
 }
 
 // serve answers one request; the reply goes out on nc, the connection that

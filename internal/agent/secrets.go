@@ -129,27 +129,26 @@ type Conn interface {
 	Subscribe(subject string, h func(*bus.Msg)) (bus.Subscription, error)
 }
 
-// connected takes the grammar of creds, the credentials nc was made with
-// (nil: unknown, bus.GrammarSplit), and tells Config.OnConnect of nc, a
-// connection the agent serves on.
+// connected tells Config.OnConnect of nc, a connection the agent serves on,
+// with the grammar of creds, the credentials nc was made with (nil:
+// unknown, bus.GrammarSplit).
 func (a *Agent) connected(nc bus.Conn, creds *bus.Credentials) {
 	g := bus.GrammarSplit
 	if creds != nil {
 		g = creds.AgentGrammar()
 	}
-	a.grammar.Store(int32(g))
 	if a.cfg.OnConnect != nil {
-		a.cfg.OnConnect(nc)
+		a.cfg.OnConnect(nc, g)
 	}
 }
 
 // Attach makes nc the connection the keeper asks and listens on (ctx is
-// for the answers' handling and logs): it
-// subscribes to this host's answers there, leaves the previous connection
-// and asks at once. The agent calls it with each connection it serves on
-// (Config.OnConnect): the first, and each one a credential renewal makes.
-func (s *Secrets) Attach(ctx context.Context, nc Conn) error {
-	g := s.a.busGrammar()
+// for the answers' handling and logs), in g, the grammar of the
+// credentials nc was made with: it subscribes to this host's answers
+// there, leaves the previous connection and asks at once. The agent calls
+// it with each connection it serves on (Config.OnConnect): the first, and
+// each one a credential renewal makes.
+func (s *Secrets) Attach(ctx context.Context, nc Conn, g bus.AgentGrammar) error {
 	answers, err := g.SecretAnswerSubject(s.a.cfg.HostID)
 	if err != nil {
 		return err

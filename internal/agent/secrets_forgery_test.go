@@ -129,7 +129,7 @@ func TestAReleaseHeldBackPastARevocationIsRefused(t *testing.T) {
 		t.Fatalf("the release held back past the revocation is kept: %q", v)
 	}
 	// A release issued after the revocation is taken.
-	if err := s.Attach(t.Context(), b); err != nil {
+	if err := s.Attach(t.Context(), b, bus.GrammarTwoPrefixes); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a release issued after the revocation is held", func() bool { _, ok := s.Get("volume-key"); return ok })

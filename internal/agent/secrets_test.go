@@ -165,7 +165,7 @@ func run(t testing.TB, s *agent.Secrets, b *fakeBus) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	if err := s.Attach(ctx, b); err != nil {
+	if err := s.Attach(ctx, b, bus.GrammarTwoPrefixes); err != nil {
 		t.Fatal(err)
 	}
 	go func() { defer close(done); _ = s.Run(ctx) }()

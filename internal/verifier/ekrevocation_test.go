@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/eventually"
 	"trustedcompute.io/tc/internal/restapi"
@@ -30,7 +31,9 @@ import (
 func TestADeletedEKRegistrationStopsTheReportsItAllowed(t *testing.T) {
 	sw := tpmtest.New(t) // no EK certificate
 	ekPEM := ekPublicKeyPEM(t, sw)
-	n := startNodeOn(t, "edge-1", sw, func(c *verifier.Config) { c.Enrollment.AllowRegisteredEKs = true })
+	// Credentials of the split grammar, which agents before 2026-12 hold:
+	// the key broker answers them on their subjects.
+	n := startNodeOn(t, "edge-1", sw, bus.GrammarSplit, func(c *verifier.Config) { c.Enrollment.AllowRegisteredEKs = true })
 	h, admin := n.h, n.admin
 	const ctJSON = "application/json"
 
@@ -57,7 +60,7 @@ func TestADeletedEKRegistrationStopsTheReportsItAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keeper.Attach(n.ctx, natsbus.Adapt(n.nc)); err != nil {
+	if err := keeper.Attach(n.ctx, natsbus.Adapt(n.nc), n.grammar); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = keeper.Run(n.ctx) }()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/agent"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/bus/natsbus"
 	"trustedcompute.io/tc/internal/eventually"
 	"trustedcompute.io/tc/internal/measure"
@@ -56,7 +58,7 @@ func TestASecretIsGoneFromATamperedNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keeper.Attach(ctx, natsbus.Adapt(nc)); err != nil {
+	if err := keeper.Attach(ctx, natsbus.Adapt(nc), n.grammar); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = keeper.Run(ctx) }()
@@ -116,23 +118,29 @@ type node struct {
 	root   *sandbox.Root
 	nc     *nats.Conn
 	ctx    context.Context
+	// grammar is that of the agent's bus credentials.
+	grammar bus.AgentGrammar
 }
 
 // startNode runs a verifier and the agent of hostID on a swtpm with an EK
-// certificate; both stop when the test ends.
+// certificate, with bus credentials of two prefixes; both stop when the
+// test ends.
 func startNode(t *testing.T, hostID string) *node {
 	t.Helper()
 	ekRoots := tpmtest.LocalCAPool(t)
-	return startNodeOn(t, hostID, tpmtest.NewWithEKCert(t), func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
+	return startNodeOn(t, hostID, tpmtest.NewWithEKCert(t), bus.GrammarTwoPrefixes, func(c *verifier.Config) { c.Enrollment.EKRoots = ekRoots })
 }
 
 // startNodeOn runs a verifier configured by opts and the agent of hostID
-// on sw; both stop when the test ends.
-func startNodeOn(t *testing.T, hostID string, sw *tpmtest.Swtpm, opts ...func(*verifier.Config)) *node {
+// on sw, with bus credentials of grammar g; both stop when the test ends.
+func startNodeOn(t *testing.T, hostID string, sw *tpmtest.Swtpm, g bus.AgentGrammar, opts ...func(*verifier.Config)) *node {
 	t.Helper()
 	h := startVerifier(t, t.TempDir(), opts...)
 	admin := h.login(t, "admin", adminPassword)
-	creds := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"`+hostID+`"}}`)
+	creds := issue(t, h, admin, `{"type":"TA","parameters":{"host-id":"`+hostID+`","bus-grammar":"`+strconv.Itoa(int(g))+`"}}`)
+	if parsed, err := bus.ParseCredentials(creds); err != nil || parsed.AgentGrammar() != g {
+		t.Fatalf("AAS issued credentials of grammar %v, %v; want %v", parsed.AgentGrammar(), err, g)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	logger := slog.New(slog.DiscardHandler)
@@ -150,7 +158,7 @@ func startNodeOn(t *testing.T, hostID string, sw *tpmtest.Swtpm, opts ...func(*v
 	}
 	t.Cleanup(nc.Close)
 	go func() { _ = a.Run(ctx, natsbus.Adapt(nc)) }()
-	return &node{h: h, admin: admin, hostID: hostID, agent: a, tpm: nt, banks: banks, root: root, nc: nc, ctx: ctx}
+	return &node{h: h, admin: admin, hostID: hostID, agent: a, tpm: nt, banks: banks, root: root, nc: nc, ctx: ctx, grammar: g}
 }
 
 // register registers the node's host and takes its platform, OS and IMA

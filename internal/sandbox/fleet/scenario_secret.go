@@ -257,13 +257,17 @@ func (n *node) keepSecret(ctx context.Context, arg string) error {
 	if !ok || dir == "" || name == "" {
 		return fmt.Errorf("secret: want <dir> <name>, got %q", arg)
 	}
+	creds, err := bus.ParseCredentials(n.creds)
+	if err != nil {
+		return fmt.Errorf("bus credentials: %w", err)
+	}
 	nc, err := natsbus.Connect(ctx, n.cfg.NATSURL, n.creds, n.roots, "agent-secrets-"+n.cfg.HostID, n.logger)
 	if err != nil {
 		return fmt.Errorf("connect to the verifier bus: %w", err)
 	}
 	keeper, err := n.newKeeper(agent.SecretsConfig{Names: []string{name}, Dir: dir, Retry: secretRetry, Roots: n.roots})
 	if err == nil {
-		err = keeper.Attach(ctx, natsbus.Adapt(nc))
+		err = keeper.Attach(ctx, natsbus.Adapt(nc), creds.AgentGrammar())
 	}
 	if err != nil {
 		nc.Close()
