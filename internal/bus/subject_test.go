@@ -130,10 +130,34 @@ func parseReport(s string) (string, string, error) {
 
 // FuzzParseSubjects checks that whatever parses rebuilds to the same subject.
 func FuzzParseSubjects(f *testing.F) {
-	for _, s := range []string{"trust-events.H1.boot", "trust-agent.H1.quote-request", "trust-reports.H1", "trust-events.H1.>", ""} {
+	for _, s := range []string{"trust-events.H1.boot", "trust-agent.H1.quote-request", "trust-reports.H1", "trust-events.H1.>", "",
+		"trust-events.H1.renew", "trust-credentials.H1.renew", "trust-events.H1.secret-request", "trust-secrets.H1.request",
+		"trust-agent.H1.issued", "trust-agent.H1.secret-answer"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// A renewal or a secret request rebuilds in its grammar, and is
+		// neither an event nor a request to an agent.
+		for _, p := range []struct {
+			parse func(string) (string, AgentGrammar, error)
+			build func(AgentGrammar, string) (string, error)
+		}{{ParseRenewSubject, AgentGrammar.RenewSubject}, {ParseSecretRequestSubject, AgentGrammar.SecretRequestSubject}} {
+			h, g, err := p.parse(s)
+			if err != nil {
+				continue
+			}
+			if got, err := p.build(g, h); err != nil || got != s {
+				t.Errorf("%q rebuilt in %v as %q, %v", s, g, got, err)
+			}
+			if _, _, err := ParseEventSubject(s); err == nil {
+				t.Errorf("%q parses as an event too", s)
+			}
+		}
+		if IsAgentAnswer(s) {
+			if _, _, err := ParseAgentRequestSubject(s); err == nil {
+				t.Errorf("the answer %q parses as a request too", s)
+			}
+		}
 		if h, e, err := ParseEventSubject(s); err == nil {
 			if got, err := EventSubject(h, e); err != nil || got != s {
 				t.Errorf("event %q rebuilt as %q, %v", s, got, err)
