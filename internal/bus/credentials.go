@@ -143,6 +143,20 @@ func RenewCredentials(ctx context.Context, nc Conn, hostID string, current *Cred
 // manager:<name>.
 const ManagerUserPrefix = "manager:"
 
+// AgentUserPrefix starts the user name of every trust agent:
+// agent:<host-id>.
+const AgentUserPrefix = "agent:"
+
+// AgentHostID returns the host id of an agent's user name
+// (agent:<host-id>).
+func AgentHostID(userName string) (string, bool) {
+	host, ok := strings.CutPrefix(userName, AgentUserPrefix)
+	if !ok || ValidateHostID(host) != nil {
+		return "", false
+	}
+	return host, true
+}
+
 // ManagerName returns the name of an attestation manager's user name
 // (manager:<name>).
 func ManagerName(userName string) (string, bool) {

@@ -149,7 +149,7 @@ func AgentSubjects(hostID string, g AgentGrammar) (sub, pub []string, err error)
 // (agent:<host-id>), GrammarSplit otherwise (credentials a verifier from
 // before the grammar issued, which may not serve it).
 func (c *Credentials) AgentGrammar() AgentGrammar {
-	host, ok := strings.CutPrefix(c.Name(), "agent:")
+	host, ok := AgentHostID(c.Name())
 	if !ok {
 		return GrammarSplit
 	}

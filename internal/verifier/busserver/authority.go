@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -239,7 +238,7 @@ func (a *Authority) agentCredentials(ctx context.Context, hostID string, g bus.A
 		Pub:  jwt.Permission{Allow: pub},
 		Resp: &jwt.ResponsePermission{MaxMsgs: 1, Expires: ResponseWindow},
 	}
-	return a.recordedCredentials(ctx, Owner{OwnerAgent, hostID}, agentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
+	return a.recordedCredentials(ctx, Owner{OwnerAgent, hostID}, bus.AgentUserPrefix+hostID, perms, ttl, jwt.ConnectionTypeStandard)
 }
 
 // recordedCredentials issues user credentials for owner and records the key
@@ -254,18 +253,6 @@ func (a *Authority) recordedCredentials(ctx context.Context, owner Owner, name s
 		return nil, fmt.Errorf("credentials for %s: record key: %w", name, err)
 	}
 	return creds, nil
-}
-
-// agentUserPrefix starts the user name of every agent: agent:<host-id>.
-const agentUserPrefix = "agent:"
-
-// AgentHostID returns the host id of an agent's user name (agent:<host-id>).
-func AgentHostID(userName string) (string, bool) {
-	host, ok := strings.CutPrefix(userName, agentUserPrefix)
-	if !ok || bus.ValidateHostID(host) != nil {
-		return "", false
-	}
-	return host, true
 }
 
 // revoke revokes every key of owner in the ledger, and the keys in extra

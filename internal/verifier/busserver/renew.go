@@ -140,7 +140,7 @@ func (s *Server) userConns() ([]UserKey, error) {
 // userOwner tells the owner of a user name: agent:<host-id>,
 // manager:<name> or service:<name>.
 func userOwner(userName string) (Owner, bool) {
-	if host, ok := AgentHostID(userName); ok {
+	if host, ok := bus.AgentHostID(userName); ok {
 		return Owner{OwnerAgent, host}, true
 	}
 	for _, kind := range [...]struct{ prefix, owner string }{
