@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -27,7 +28,7 @@ const (
 
 	// sqliteBusyTimeout is how long an SQLite statement waits for another
 	// process's write lock before failing with SQLITE_BUSY.
-	sqliteBusyTimeout = "10000" // milliseconds
+	sqliteBusyTimeout = 10 * time.Second
 	sqliteReaders     = 4
 )
 
@@ -53,7 +54,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store: bad sqlite path %q", path)
 	}
 	common := url.Values{}
-	common.Add("_pragma", "busy_timeout("+sqliteBusyTimeout+")")
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
 	common.Add("_pragma", "foreign_keys(1)")
 
 	if path == ":memory:" {
@@ -89,7 +90,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	// The writer goes first: it creates the file and switches it to WAL.
-	if err := wdb.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, wdb); err != nil {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -108,11 +109,33 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	rdb.SetMaxOpenConns(sqliteReaders)
 	rdb.SetMaxIdleConns(sqliteReaders)
 	s := newStore(backendSQLite, wdb, rdb)
-	if err := rdb.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, rdb); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// pingSQLite opens db's first connection. Connections opened at once on a
+// fresh file all switch it to WAL, which takes its exclusive lock; SQLite
+// answers one of two such openers SQLITE_BUSY at once rather than call the
+// busy handler on a lock it sees as a deadlock. The opener then tries again,
+// with a new connection, for as long as busy_timeout would have waited.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var sqliteErr *sqlite.Error
+		if err == nil || !errors.As(err, &sqliteErr) || sqliteErr.Code()&0xff != sqlite3.SQLITE_BUSY ||
+			time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause + rand.N(pause)):
+		}
+	}
 }
 
 // createPrivate creates an empty file (an empty SQLite database) readable by
