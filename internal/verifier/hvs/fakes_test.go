@@ -341,7 +341,9 @@ func (p *fakePublisher) published(subject string) []string {
 // failingSigner refuses to sign reports.
 type failingSigner struct{}
 
-func (failingSigner) Sign(*report.Report) (string, error) { return "", errors.New("hsm unavailable") }
+func (failingSigner) SignedJSON(*report.Report) (string, []byte, error) {
+	return "", nil, errors.New("hsm unavailable")
+}
 func (failingSigner) EAR(*report.Report, string, time.Time) (string, error) {
 	return "", errors.New("hsm unavailable")
 }

@@ -83,7 +83,8 @@ type CA interface {
 
 // ReportSigner signs reports; *report.Signer is one.
 type ReportSigner interface {
-	Sign(r *report.Report) (string, error)
+	// SignedJSON returns the report's JWS and the JSON it signed.
+	SignedJSON(r *report.Report) (jws string, payload []byte, err error)
 	EAR(r *report.Report, profile string, now time.Time) (string, error)
 }
 

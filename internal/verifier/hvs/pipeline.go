@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -483,11 +482,7 @@ func (s *Service) appraiseAndCommit(ctx context.Context, h store.Host, c collect
 	if err != nil {
 		return nil, "", nil, err
 	}
-	jws, err := key.report.Sign(r)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("report of host %q: %w", h.ID, err)
-	}
-	body, err := signedJSON(r, jws)
+	jws, body, err := key.report.SignedJSON(r)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("report of host %q: %w", h.ID, err)
 	}
@@ -533,21 +528,6 @@ func (s *Service) appraiseAndCommit(ctx context.Context, h store.Host, c collect
 		return nil, "", nil, fmt.Errorf("store report of host %q: %w", h.ID, err)
 	}
 	return r, jws, prefix, nil
-}
-
-// signedJSON is the report's JSON as it was signed: the payload of its
-// compact JWS, which the signer marshalled from r (report.Signer.Sign), so
-// that a report is not marshalled twice; r marshalled again if the JWS is
-// not compact.
-func signedJSON(r *report.Report, jws string) ([]byte, error) {
-	if _, rest, ok := strings.Cut(jws, "."); ok {
-		if payload, _, ok := strings.Cut(rest, "."); ok {
-			if b, err := base64.RawURLEncoding.DecodeString(payload); err == nil {
-				return b, nil
-			}
-		}
-	}
-	return json.Marshal(r)
 }
 
 // publish sends the report's JWS on trust-reports.<host-id>. A failure is

@@ -160,7 +160,7 @@ func (s *Signer) EAR(r *Report, profile string, now time.Time) (string, error) {
 	if n := len(r.Nonce); n >= 8 && n <= 64 {
 		claims["eat_nonce"] = base64.RawURLEncoding.EncodeToString(r.Nonce)
 	}
-	tok, err := s.signJSON(TypeEAR, claims)
+	tok, _, err := s.signJSON(TypeEAR, claims)
 	if err != nil {
 		return "", fmt.Errorf("ear for report %q: %w", r.ID, err)
 	}

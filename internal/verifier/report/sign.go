@@ -16,17 +16,24 @@ import (
 // accept any certificate of the CMS. A report without an expiration, or
 // expiring before it was created, is refused.
 func (s *Signer) Sign(r *Report) (string, error) {
+	jws, _, err := s.SignedJSON(r)
+	return jws, err
+}
+
+// SignedJSON is Sign, and it also returns the JSON of r that it signed
+// (the JWS's payload), for a caller that keeps both.
+func (s *Signer) SignedJSON(r *Report) (jws string, payload []byte, err error) {
 	if r == nil {
-		return "", errors.New("sign report: no report")
+		return "", nil, errors.New("sign report: no report")
 	}
 	if r.Expiration.IsZero() || r.Expiration.Before(r.Created) {
-		return "", fmt.Errorf("sign report %q: expiration %s is not after creation %s", r.ID, r.Expiration, r.Created)
+		return "", nil, fmt.Errorf("sign report %q: expiration %s is not after creation %s", r.ID, r.Expiration, r.Created)
 	}
-	jws, err := s.signJSON(TypeReport, r)
+	jws, payload, err = s.signJSON(TypeReport, r)
 	if err != nil {
-		return "", fmt.Errorf("sign report %q: %w", r.ID, err)
+		return "", nil, fmt.Errorf("sign report %q: %w", r.ID, err)
 	}
-	return jws, nil
+	return jws, payload, nil
 }
 
 // Verify checks a signed report at now and returns it: the header must be
