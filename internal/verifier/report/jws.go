@@ -102,7 +102,10 @@ type Signer struct {
 	// tokens: the base64url of the protected header. It is the same for
 	// every signature of a signer (alg, typ, x5c: no nonce, no key ID).
 	headers map[string]string
-	build   string
+	// signingPrefix holds, by typ, the header and the dot that begin the
+	// signing input, as bytes for the hash.
+	signingPrefix map[string][]byte
+	build         string
 }
 
 // NewSigner returns a Signer for key, whose certificate chain (leaf
@@ -138,7 +141,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if k, ok := key.(*ecdsa.PrivateKey); ok {
 		signingKey = k
 	}
-	s := &Signer{key: key, hash: crypto.SHA256, size: 32, headers: map[string]string{}, build: buildID()}
+	s := &Signer{key: key, hash: crypto.SHA256, size: 32, headers: map[string]string{}, signingPrefix: map[string][]byte{}, build: buildID()}
 	if alg == jose.ES384 {
 		s.hash, s.size = crypto.SHA384, 48
 	}
@@ -157,6 +160,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 			return nil, fmt.Errorf("new report signer: %w", err)
 		}
 		s.headers[typ], _, _ = strings.Cut(tok, ".")
+		s.signingPrefix[typ] = []byte(s.headers[typ] + ".")
 	}
 	return s, nil
 }
@@ -203,15 +207,17 @@ func (s *Signer) sign(typ string, payload []byte) (string, error) {
 	tok.Grow(len(header) + 1 + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(2*s.size))
 	tok.WriteString(header)
 	tok.WriteByte('.')
-	appendBase64(&tok, payload)
+	// The signing input, header.payload, is hashed as it is written: a
+	// hash takes bytes, and the token is a string.
 	h := s.hash.New()
-	_, _ = io.WriteString(h, tok.String()) // the signing input: header.payload
+	h.Write(s.signingPrefix[typ])
+	appendBase64(&tok, h, payload)
 	sig, err := s.signDigest(h.Sum(nil))
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}
 	tok.WriteByte('.')
-	appendBase64(&tok, sig)
+	appendBase64(&tok, nil, sig)
 	return tok.String(), nil
 }
 
@@ -236,8 +242,8 @@ func (s *Signer) signDigest(digest []byte) ([]byte, error) {
 }
 
 // appendBase64 writes the base64url of src to b, without padding, through
-// a buffer on the stack.
-func appendBase64(b *strings.Builder, src []byte) {
+// a buffer on the stack, and to h too unless it is nil.
+func appendBase64(b *strings.Builder, h io.Writer, src []byte) {
 	const chunk = 3 * 256
 	var out [4 * 256]byte
 	for len(src) > 0 {
@@ -245,6 +251,9 @@ func appendBase64(b *strings.Builder, src []byte) {
 		m := base64.RawURLEncoding.EncodedLen(n)
 		base64.RawURLEncoding.Encode(out[:m], src[:n])
 		b.Write(out[:m])
+		if h != nil {
+			h.Write(out[:m])
+		}
 		src = src[n:]
 	}
 }
