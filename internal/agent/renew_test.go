@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,11 +34,10 @@ func (r *registered) HostAllowed(_ context.Context, id string) (bool, error) {
 	return r.hosts[id], nil
 }
 
-func (r *registered) HostRegistered(_ context.Context, id string) (bool, error) {
+func (r *registered) HostsAllowed(context.Context) (map[string]bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.hosts[id]
-	return ok, nil
+	return maps.Clone(r.hosts), nil
 }
 
 func (r *registered) remove(id string) {

@@ -35,6 +35,10 @@ func (h registeredHosts) HostRegistered(ctx context.Context, hostID string) (boo
 	return err == nil, err
 }
 
+func (h registeredHosts) HostsAllowed(ctx context.Context) (map[string]bool, error) {
+	return h.store.HostsAllowed(ctx)
+}
+
 // newRenewer answers the agents' credential renewals with the lifetime AAS
 // issues (aas.Config.CredentialValidity, default 30 days) and, with the
 // embedded server, revokes the credentials of removed hosts.

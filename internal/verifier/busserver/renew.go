@@ -32,9 +32,11 @@ type Hosts interface {
 	// HostAllowed reports whether hostID is registered (and not disabled).
 	// An error means it could not tell; nothing is revoked then.
 	HostAllowed(ctx context.Context, hostID string) (bool, error)
-	// HostRegistered reports whether hostID is registered, disabled or
-	// not. An error means it could not tell; nothing is revoked then.
-	HostRegistered(ctx context.Context, hostID string) (bool, error)
+	// HostsAllowed maps every registered host to HostAllowed of it: true,
+	// or false when it is disabled. Reconcile reads it once for all the
+	// connected agents. An error means it could not tell; nothing is
+	// revoked then.
+	HostsAllowed(ctx context.Context) (map[string]bool, error)
 }
 
 // RevokeHost cuts off the agent of hostID: every key the ledger holds for
@@ -109,9 +111,14 @@ func (s *Server) applyRevocations(ctx context.Context) error {
 // key it authenticated with. It asks for every connection in one page:
 // Connz decodes the JWT of every connection on each call, whatever the
 // page, so pages of DefaultConnListSize made a list of 10,000 agents cost
-// ten times 10,000 JWT signature checks.
+// ten times 10,000 JWT signature checks. The user key read from a JWT is
+// kept while a connection holds it (connKeys), so that each list decodes
+// only the JWTs of connections new since the last.
 func (s *Server) userConns() ([]UserKey, error) {
 	var out []UserKey
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	seen := make(map[string]connKey, len(s.connKeys))
 	for offset := 0; ; {
 		limit := max(server.DefaultConnListSize, s.ns.NumClients()+server.DefaultConnListSize)
 		cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Account: s.auth.AccountPublicKey(), Offset: offset, Limit: limit})
@@ -122,19 +129,43 @@ func (s *Server) userConns() ([]UserKey, error) {
 			if ci.JWT == "" {
 				continue
 			}
-			uc, err := jwt.DecodeUserClaims(ci.JWT)
-			if err != nil {
-				continue
+			k, ok := seen[ci.JWT]
+			if !ok {
+				if k, ok = s.connKeys[ci.JWT]; !ok {
+					if k, ok = decodeConnKey(ci.JWT); !ok {
+						continue
+					}
+				}
+				seen[ci.JWT] = k
 			}
-			if owner, ok := userOwner(uc.Name); ok {
-				out = append(out, UserKey{Owner: owner, PublicKey: uc.Subject, Expires: time.Unix(uc.Expires, 0)})
+			if k.ok {
+				out = append(out, k.key)
 			}
 		}
 		offset += len(cz.Conns)
 		if len(cz.Conns) == 0 || offset >= cz.Total {
+			s.connKeys = seen
 			return out, nil
 		}
 	}
+}
+
+// connKey is the user key of a connection's JWT; ok tells whether it is
+// an agent's, a manager's or a service's.
+type connKey struct {
+	key UserKey
+	ok  bool
+}
+
+// decodeConnKey reads a connection's JWT (the server checked it when the
+// connection authenticated); false when it does not decode.
+func decodeConnKey(userJWT string) (connKey, bool) {
+	uc, err := jwt.DecodeUserClaims(userJWT)
+	if err != nil {
+		return connKey{}, false
+	}
+	owner, ok := userOwner(uc.Name)
+	return connKey{key: UserKey{Owner: owner, PublicKey: uc.Subject, Expires: time.Unix(uc.Expires, 0)}, ok: ok}, true
 }
 
 // userOwner tells the owner of a user name: agent:<host-id>,
@@ -299,6 +330,13 @@ func (r *Renewer) Reconcile(ctx context.Context) {
 		r.logger.Warn("bus credentials: list agents", keyErr, err.Error())
 		return
 	}
+	// Read after the connections: a host registered meanwhile is seen
+	// registered, one removed meanwhile is cut off now or at the next round.
+	hosts, err := r.hosts.HostsAllowed(ctx)
+	if err != nil {
+		r.logger.Warn("bus credentials: list hosts", keyErr, err.Error())
+		return
+	}
 	seen := map[string]bool{}
 	for _, c := range conns {
 		host := c.Owner.Name
@@ -306,29 +344,24 @@ func (r *Renewer) Reconcile(ctx context.Context) {
 			continue
 		}
 		seen[host] = true
-		if r.cutOff(ctx, host) {
+		allowed, registered := hosts[host]
+		if r.cutOff(host, allowed, registered) {
 			r.hostRemoved(ctx, host)
 		}
 	}
 }
 
-// cutOff tells whether Reconcile revokes the connected agent of host.
-func (r *Renewer) cutOff(ctx context.Context, host string) bool {
-	ok, err := r.hosts.HostAllowed(ctx, host)
-	if err != nil {
-		return false
-	}
+// cutOff tells whether Reconcile revokes the connected agent of host,
+// which is allowed bus credentials, or registered but disabled, or not
+// registered.
+func (r *Renewer) cutOff(host string, allowed, registered bool) bool {
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
-	if ok {
+	if allowed {
 		if r.seen == nil {
 			r.seen = map[string]bool{}
 		}
 		r.seen[host] = true
-		return false
-	}
-	registered, err := r.hosts.HostRegistered(ctx, host)
-	if err != nil {
 		return false
 	}
 	if registered || r.seen[host] {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ type fakeHosts struct {
 	mu    sync.Mutex
 	hosts map[string]bool // registered hosts: allowed, or disabled (false)
 	err   error
+	// asks and lists count the calls of HostAllowed and HostsAllowed.
+	asks, lists int
 }
 
 func newFakeHosts(ids ...string) *fakeHosts {
@@ -34,14 +38,15 @@ func newFakeHosts(ids ...string) *fakeHosts {
 func (h *fakeHosts) HostAllowed(_ context.Context, id string) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.asks++
 	return h.hosts[id], h.err
 }
 
-func (h *fakeHosts) HostRegistered(_ context.Context, id string) (bool, error) {
+func (h *fakeHosts) HostsAllowed(context.Context) (map[string]bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.hosts[id]
-	return ok, h.err
+	h.lists++
+	return maps.Clone(h.hosts), h.err
 }
 
 func (h *fakeHosts) set(id string, allowed bool) {
@@ -57,7 +62,7 @@ func (h *fakeHosts) remove(id string) {
 }
 
 // startRenewer runs a Renewer on a service connection until the test ends.
-func startRenewer(t *testing.T, srv *Server, auth *Authority, hosts Hosts, ttl time.Duration) *Renewer {
+func startRenewer(t testing.TB, srv *Server, auth *Authority, hosts Hosts, ttl time.Duration) *Renewer {
 	t.Helper()
 	r, err := NewRenewer(RenewerConfig{TTL: ttl, ReconcileInterval: time.Hour}, auth, srv, hosts, discardLogger())
 	if err != nil {
@@ -371,6 +376,61 @@ func TestAnAgentWhoseHostIsNotRegisteredYetIsNotCutOff(t *testing.T) {
 	r.Reconcile(context.Background())
 	took := waitDisconnected(t, h1, 2*time.Second)
 	t.Logf("cut off %s after its registered host was deleted", took)
+}
+
+// The reconciliation asked the hosts of every connected agent one at a
+// time: at 10,000 agents, 20,000 statements each minute in one burst. It
+// now reads them once a round, and decides the same: the disabled host's
+// agent is cut off, the others stay.
+func TestTheReconciliationReadsTheHostsOnceARound(t *testing.T) {
+	b := newTestBus(t)
+	const agents = 12
+	ids := make([]string, agents)
+	conns := make([]*nats.Conn, agents)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("H%02d", i)
+	}
+	hosts := newFakeHosts(ids...)
+	r := startRenewer(t, b.srv, b.auth, hosts, time.Hour)
+	for i, id := range ids {
+		conns[i], _ = b.agent(t, id)
+		echoAgent(t, conns[i], id)
+	}
+	hosts.set(ids[3], false)
+	hosts.mu.Lock()
+	hosts.asks, hosts.lists = 0, 0
+	hosts.mu.Unlock()
+	r.Reconcile(context.Background())
+	hosts.mu.Lock()
+	asks, lists := hosts.asks, hosts.lists
+	hosts.mu.Unlock()
+	if asks != 0 || lists != 1 {
+		t.Fatalf("one round over %d agents asked HostAllowed %d times and HostsAllowed %d; want 0 and 1", agents, asks, lists)
+	}
+	waitDisconnected(t, conns[3], 2*time.Second)
+	for i, nc := range conns {
+		if i != 3 && !nc.IsConnected() {
+			t.Fatalf("the agent of allowed host %s was cut off", ids[i])
+		}
+	}
+}
+
+// A round that cannot read the hosts revokes nothing.
+func TestTheReconciliationRevokesNothingWhenTheHostsCannotBeRead(t *testing.T) {
+	b := newTestBus(t)
+	hosts := newFakeHosts("H1")
+	r := startRenewer(t, b.srv, b.auth, hosts, time.Hour)
+	h1, _ := b.agent(t, "H1")
+	echoAgent(t, h1, "H1")
+	r.Reconcile(context.Background())
+	hosts.mu.Lock()
+	hosts.hosts, hosts.err = map[string]bool{}, errors.New("database is down")
+	hosts.mu.Unlock()
+	r.Reconcile(context.Background())
+	time.Sleep(300 * time.Millisecond)
+	if !h1.IsConnected() {
+		t.Fatal("a round that could not read the hosts cut off an agent")
+	}
 }
 
 func TestManagerRenewsItsCredentialsAndKeepsReceivingReports(t *testing.T) {

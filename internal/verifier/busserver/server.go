@@ -67,6 +67,11 @@ type Server struct {
 	mu      sync.Mutex
 	err     error // why Run failed; guarded by mu
 	fatal   atomic.Pointer[string]
+
+	// connKeys holds the user key of each connection's JWT, by the JWT,
+	// for the connections of the last userConns; guarded by keysMu.
+	keysMu   sync.Mutex
+	connKeys map[string]connKey
 }
 
 // NewServer configures, but does not start, an embedded server that trusts

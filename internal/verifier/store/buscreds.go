@@ -171,3 +171,30 @@ func (q *queries) DisabledHosts(ctx context.Context) (map[string]time.Time, erro
 	}
 	return out, nil
 }
+
+// HostsAllowed maps the id of every registered host to whether it may
+// hold bus credentials: true, or false when it is disabled. One statement
+// for a whole fleet, where HostByID and HostDisabled are two a host.
+func (q *queries) HostsAllowed(ctx context.Context) (map[string]bool, error) {
+	type state struct {
+		id      string
+		allowed bool
+	}
+	states, err := queryAll(ctx, q.r, "list hosts allowed bus credentials", func(row interface{ Scan(...any) error }) (state, error) {
+		var (
+			s        state
+			disabled int64
+		)
+		err := row.Scan(&s.id, &disabled)
+		s.allowed = disabled == 0
+		return s, err
+	}, `SELECT h.id, (SELECT count(*) FROM disabled_hosts d WHERE d.host_id = h.id) FROM hosts h`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(states))
+	for _, s := range states {
+		out[s.id] = s.allowed
+	}
+	return out, nil
+}

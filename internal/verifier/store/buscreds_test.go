@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -139,10 +140,18 @@ func testDisableHost(t *testing.T, s *Store) {
 	if len(all) != 1 || !all["h1"].Equal(t0) {
 		t.Fatalf("DisabledHosts = %v, want h1 only", all)
 	}
+	allowed, err := s.HostsAllowed(ctx)
+	must(t, "HostsAllowed", err)
+	if want := map[string]bool{"h1": false, "h2": true}; !maps.Equal(allowed, want) {
+		t.Fatalf("HostsAllowed = %v, want %v (a host not registered is missing)", allowed, want)
+	}
 	must(t, "EnableHost", s.EnableHost(ctx, "h1"))
 	must(t, "EnableHost again", s.EnableHost(ctx, "h1"))
 	if at, err := s.HostDisabled(ctx, "h1"); err != nil || !at.IsZero() {
 		t.Fatalf("after enable: HostDisabled = %s, %v", at, err)
+	}
+	if allowed, err := s.HostsAllowed(ctx); err != nil || !allowed["h1"] {
+		t.Fatalf("after enable: HostsAllowed = %v, %v", allowed, err)
 	}
 	must(t, "DisableHost h2", s.DisableHost(ctx, "h2", t0))
 	must(t, "DeleteHost h2", s.DeleteHost(ctx, "h2"))
