@@ -241,18 +241,19 @@ func (s *Signer) signDigest(digest []byte) ([]byte, error) {
 	return sig, nil
 }
 
-// appendBase64 writes the base64url of src to b, without padding, through
-// a buffer on the stack, and to h too unless it is nil.
+// appendBase64 writes the base64url of src to b, without padding, and to h
+// too unless it is nil, through a small buffer (it escapes to the heap
+// through h).
 func appendBase64(b *strings.Builder, h io.Writer, src []byte) {
-	const chunk = 3 * 256
-	var out [4 * 256]byte
+	const chunk = 3 * 64
+	var out [4 * 64]byte
 	for len(src) > 0 {
 		n := min(len(src), chunk)
 		m := base64.RawURLEncoding.EncodedLen(n)
 		base64.RawURLEncoding.Encode(out[:m], src[:n])
 		b.Write(out[:m])
 		if h != nil {
-			h.Write(out[:m])
+			_, _ = h.Write(out[:m]) // a hash never fails
 		}
 		src = src[n:]
 	}

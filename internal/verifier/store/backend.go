@@ -133,7 +133,7 @@ func pingSQLite(ctx context.Context, db *sql.DB) error {
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(pause + rand.N(pause)):
+		case <-time.After(pause + rand.N(pause)): //nolint:gosec // G404: retry jitter needs no unpredictability
 		}
 	}
 }
