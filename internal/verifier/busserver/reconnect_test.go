@@ -1,0 +1,151 @@
+package busserver
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+
+	"trustedcompute.io/tc/internal/bus"
+)
+
+// nats-server lets a client send CONNECT again on an open connection, and
+// authenticates it again, as whoever the new JWT names. userConns keeps
+// what it read from a connection's JWT keyed by that JWT, never by the
+// connection, so that a connection that changed its user is listed under
+// the new key: a revocation of either host finds the key that is really
+// connected. A cache by connection ID would keep naming the first.
+func TestAConnectionThatConnectsAgainIsListedUnderItsNewKey(t *testing.T) {
+	b := newTestBus(t)
+	creds1 := mustCreds(t)(b.auth.AgentCredentials("H1", bus.GrammarTwoPrefixes, time.Hour))
+	creds2 := mustCreds(t)(b.auth.AgentCredentials("H2", bus.GrammarTwoPrefixes, time.Hour))
+	key1, key2 := credsUserKey(t, creds1), credsUserKey(t, creds2)
+
+	c := rawConnect(t, b.srv.ClientURL(), b.ca.serverTLS.ServerName, b, creds1)
+	if got := listedKeys(t, b.srv); !got[key1] || got[key2] {
+		t.Fatalf("after the first CONNECT: listed %v, want H1's key only", got)
+	}
+	c.connect(t, creds2)
+	if got := listedKeys(t, b.srv); got[key1] || !got[key2] {
+		t.Fatalf("after CONNECT as H2 on the same connection: listed %v, want H2's key only", got)
+	}
+}
+
+func credsUserKey(t *testing.T, creds []byte) string {
+	t.Helper()
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uc.Subject
+}
+
+func listedKeys(t *testing.T, srv *Server) map[string]bool {
+	t.Helper()
+	conns, err := srv.userConns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, c := range conns {
+		out[c.PublicKey] = true
+	}
+	return out
+}
+
+// rawConn speaks the NATS client protocol by hand, which nats.go does not
+// let a test do: CONNECT twice on one connection.
+type rawConn struct {
+	conn  *tls.Conn
+	r     *bufio.Reader
+	nonce string
+}
+
+func rawConnect(t *testing.T, clientURL, serverName string, b testBus, creds []byte) *rawConn {
+	t.Helper()
+	u, err := url.Parse(clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "INFO ") {
+		t.Fatalf("server greeting %q: %v", line, err)
+	}
+	var info struct {
+		Nonce string `json:"nonce"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "INFO ")), &info); err != nil {
+		t.Fatal(err)
+	}
+	host, _, _ := net.SplitHostPort(u.Host)
+	if serverName == "" {
+		serverName = host
+	}
+	tc := tls.Client(nc, &tls.Config{RootCAs: b.ca.pool, ServerName: serverName, MinVersion: tls.VersionTLS13})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c := &rawConn{conn: tc, r: bufio.NewReader(tc), nonce: info.Nonce}
+	c.connect(t, creds)
+	return c
+}
+
+// connect sends CONNECT with creds, signing the server's nonce, and waits
+// for the PONG that says the server took it.
+func (c *rawConn) connect(t *testing.T, creds []byte) {
+	t.Helper()
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := kp.Sign([]byte(c.nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := json.Marshal(map[string]any{"jwt": tok, "sig": base64.RawURLEncoding.EncodeToString(sig),
+		"verbose": false, "pedantic": false, "tls_required": true, "protocol": 1, "headers": true, "lang": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write([]byte("CONNECT " + string(opts) + "\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after CONNECT: %v", err)
+		}
+		switch {
+		case strings.HasPrefix(line, "PONG"):
+			return
+		case strings.HasPrefix(line, "-ERR"):
+			t.Fatalf("CONNECT refused: %s", strings.TrimSpace(line))
+		case strings.HasPrefix(line, "PING"):
+			if _, err := c.conn.Write([]byte("PONG\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
