@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nkeys"
-
 	"trustedcompute.io/tc/internal/bus"
 )
 
@@ -27,7 +24,7 @@ func TestAConnectionThatConnectsAgainIsListedUnderItsNewKey(t *testing.T) {
 	b := newTestBus(t)
 	creds1 := mustCreds(t)(b.auth.AgentCredentials("H1", bus.GrammarTwoPrefixes, time.Hour))
 	creds2 := mustCreds(t)(b.auth.AgentCredentials("H2", bus.GrammarTwoPrefixes, time.Hour))
-	key1, key2 := credsUserKey(t, creds1), credsUserKey(t, creds2)
+	key1, key2 := parseCreds(t, creds1).UserPublicKey(), parseCreds(t, creds2).UserPublicKey()
 
 	c := rawConnect(t, b.srv.ClientURL(), b.ca.serverTLS.ServerName, b, creds1)
 	if got := listedKeys(t, b.srv); !got[key1] || got[key2] {
@@ -39,17 +36,13 @@ func TestAConnectionThatConnectsAgainIsListedUnderItsNewKey(t *testing.T) {
 	}
 }
 
-func credsUserKey(t *testing.T, creds []byte) string {
+func parseCreds(t *testing.T, creds []byte) *bus.Credentials {
 	t.Helper()
-	tok, err := jwt.ParseDecoratedJWT(creds)
+	c, err := bus.ParseCredentials(creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc, err := jwt.DecodeUserClaims(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uc.Subject
+	return c
 }
 
 func listedKeys(t *testing.T, srv *Server) map[string]bool {
@@ -112,19 +105,12 @@ func rawConnect(t *testing.T, clientURL, serverName string, b testBus, creds []b
 // for the PONG that says the server took it.
 func (c *rawConn) connect(t *testing.T, creds []byte) {
 	t.Helper()
-	tok, err := jwt.ParseDecoratedJWT(creds)
+	cr := parseCreds(t, creds)
+	sig, err := cr.Sign([]byte(c.nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := nkeys.ParseDecoratedNKey(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := kp.Sign([]byte(c.nonce))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := json.Marshal(map[string]any{"jwt": tok, "sig": base64.RawURLEncoding.EncodeToString(sig),
+	opts, err := json.Marshal(map[string]any{"jwt": cr.JWT(), "sig": base64.RawURLEncoding.EncodeToString(sig),
 		"verbose": false, "pedantic": false, "tls_required": true, "protocol": 1, "headers": true, "lang": "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -131,13 +131,14 @@ func (s *Server) userConns() ([]UserKey, error) {
 			}
 			k, ok := seen[ci.JWT]
 			if !ok {
-				if k, ok = s.connKeys[ci.JWT]; !ok {
-					if k, ok = decodeConnKey(ci.JWT); !ok {
-						continue
-					}
-				}
-				seen[ci.JWT] = k
+				k, ok = s.connKeys[ci.JWT]
 			}
+			if !ok {
+				if k, ok = decodeConnKey(ci.JWT); !ok {
+					continue
+				}
+			}
+			seen[ci.JWT] = k
 			if k.ok {
 				out = append(out, k.key)
 			}

@@ -98,14 +98,12 @@ type Signer struct {
 	hash crypto.Hash
 	// size is the byte length of R and of S in a signature: the curve's.
 	size int
-	// headers holds, by typ, the first part of the signer's compact
-	// tokens: the base64url of the protected header. It is the same for
-	// every signature of a signer (alg, typ, x5c: no nonce, no key ID).
-	headers map[string]string
-	// signingPrefix holds, by typ, the header and the dot that begin the
-	// signing input, as bytes for the hash.
-	signingPrefix map[string][]byte
-	build         string
+	// prefixes holds, by typ, what begins the signer's compact tokens and
+	// their signing input: the base64url of the protected header and a
+	// dot. It is the same for every signature of a signer (alg, typ, x5c:
+	// no nonce, no key ID).
+	prefixes map[string][]byte
+	build    string
 }
 
 // NewSigner returns a Signer for key, whose certificate chain (leaf
@@ -141,7 +139,7 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if k, ok := key.(*ecdsa.PrivateKey); ok {
 		signingKey = k
 	}
-	s := &Signer{key: key, hash: crypto.SHA256, size: 32, headers: map[string]string{}, signingPrefix: map[string][]byte{}, build: buildID()}
+	s := &Signer{key: key, hash: crypto.SHA256, size: 32, prefixes: map[string][]byte{}, build: buildID()}
 	if alg == jose.ES384 {
 		s.hash, s.size = crypto.SHA384, 48
 	}
@@ -159,8 +157,8 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("new report signer: %w", err)
 		}
-		s.headers[typ], _, _ = strings.Cut(tok, ".")
-		s.signingPrefix[typ] = []byte(s.headers[typ] + ".")
+		header, _, _ := strings.Cut(tok, ".")
+		s.prefixes[typ] = []byte(header + ".")
 	}
 	return s, nil
 }
@@ -198,19 +196,18 @@ func buildID() string {
 // sign returns the compact JWS of payload with the header of typ: what
 // go-jose's CompactSerialize gives (TestATokenIsWhatGoJOSESerializes).
 func (s *Signer) sign(typ string, payload []byte) (string, error) {
-	header, ok := s.headers[typ]
+	prefix, ok := s.prefixes[typ]
 	if !ok {
 		return "", fmt.Errorf("sign: no header of type %q", typ)
 	}
 	enc := base64.RawURLEncoding
 	var tok strings.Builder
-	tok.Grow(len(header) + 1 + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(2*s.size))
-	tok.WriteString(header)
-	tok.WriteByte('.')
+	tok.Grow(len(prefix) + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(2*s.size))
 	// The signing input, header.payload, is hashed as it is written: a
 	// hash takes bytes, and the token is a string.
 	h := s.hash.New()
-	h.Write(s.signingPrefix[typ])
+	tok.Write(prefix)
+	h.Write(prefix)
 	appendBase64(&tok, h, payload)
 	sig, err := s.signDigest(h.Sum(nil))
 	if err != nil {
