@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,11 @@ type scheduledResult struct {
 	VerifierPeak float64 `json:"verifier_peak_rss_mib"`
 	FleetCPU     float64 `json:"fleet_cpu_cores"`
 	FleetRSS     float64 `json:"fleet_rss_mib"`
+	// FleetCollections counts the collections of tc-loadtest's own
+	// heap, the simulated fleet's, during the window (quietCollector):
+	// 0 unless the window allocated more than its budget; nil in results
+	// of runs before 2026-12-06, whose windows did not keep it out.
+	FleetCollections *uint64 `json:"fleet_collections,omitempty"`
 	// MachineCPU is the whole machine's, other users' work included.
 	MachineCPU float64 `json:"machine_cpu_cores"`
 	EnrollSecs float64 `json:"enroll_s"`
@@ -94,7 +100,16 @@ type maxResult struct {
 	Projected            float64 `json:"projected_reports_per_s_on_2_cores"`
 	FloorMicros          float64 `json:"floor_cpu_us,omitempty"` // as in scheduledResult
 	FleetCPU             float64 `json:"fleet_cpu_cores"`
+	FleetCollections     *uint64 `json:"fleet_collections,omitempty"` // as in scheduledResult
 	MachineCPU           float64 `json:"machine_cpu_cores"`
+}
+
+// count is a count for a table: "-" where the run did not count.
+func count(n *uint64) string {
+	if n == nil {
+		return "-"
+	}
+	return strconv.FormatUint(*n, 10)
 }
 
 // xFloor is a CPU time in milliseconds as a multiple of a floor in
@@ -192,6 +207,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		sem       = make(chan struct{}, maxInFlight)
 		completed atomic.Int64
 	)
+	quiet := quietCollector(windowHeapBudget)
 	s0 := d.sample()
 	start := time.Now()
 	for i, s := range plan {
@@ -246,6 +262,7 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 	wg.Wait()
 	elapsed := max(time.Since(start), window)
 	s1 := d.sample()
+	collections := quiet()
 	d.waitTampers(ctx, 30*time.Second)
 
 	d.mu.Lock()
@@ -256,8 +273,9 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		P50:          ms(lat.percentile(50)), P90: ms(lat.percentile(90)), P99: ms(lat.percentile(99)), Max: ms(lat.percentile(100)),
 		Tampers: len(d.tampered), TampersFound: len(d.caught),
 		VerifierCPU: cpuShare(s0.verifier, s1.verifier), VerifierRSS: mib(s1.verifier.rss), VerifierPeak: mib(s1.verifier.peakRSS),
-		FleetCPU: cpuShare(s0.fleet, s1.fleet), FleetRSS: mib(s1.fleet.rss), MachineCPU: machineCores(s0.machine, s1.machine),
-		samples: samples,
+		FleetCPU: cpuShare(s0.fleet, s1.fleet), FleetRSS: mib(s1.fleet.rss), FleetCollections: &collections,
+		MachineCPU: machineCores(s0.machine, s1.machine),
+		samples:    samples,
 	}
 	if made := res.Reports + res.EventReports; made > 0 {
 		res.VerifierCPUPerReport = ms(s1.verifier.cpu-s0.verifier.cpu) / float64(made)
@@ -342,6 +360,7 @@ func (d *driver) settle(ctx context.Context, quiet, limit time.Duration) {
 // back for window: the throughput the verifier sustains.
 func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Duration) maxResult {
 	nodes := d.fleet.Nodes()
+	quiet := quietCollector(windowHeapBudget)
 	stop := time.Now().Add(window)
 	b := d.backToBack(ctx, concurrency, func() *fleetsim.Node {
 		if !time.Now().Before(stop) {
@@ -354,6 +373,8 @@ func (d *driver) maxRate(ctx context.Context, concurrency int, window time.Durat
 		P50: ms(b.lat.percentile(50)), P99: ms(b.lat.percentile(99)), VerifierCPU: cpuShare(b.s0.verifier, b.s1.verifier),
 		FleetCPU: cpuShare(b.s0.fleet, b.s1.fleet), MachineCPU: machineCores(b.s0.machine, b.s1.machine),
 	}
+	collections := quiet()
+	m.FleetCollections = &collections
 	if len(b.lat) > 0 {
 		m.VerifierCPUPerReport = ms(b.s1.verifier.cpu-b.s0.verifier.cpu) / float64(len(b.lat))
 		if m.VerifierCPUPerReport > 0 {

@@ -187,3 +187,50 @@ func TestTheTableGivesTheVerifiersCPUAsAMultipleOfTheFloor(t *testing.T) {
 		t.Errorf("max row %q: want 1.35 ms = 15.0 x-floor", best)
 	}
 }
+
+// TestEveryRowHasItsHeadersColumns: each table's separator and rows have
+// as many cells as its header, and the fleet's collections in a window
+// stand under their heading ("-" for a run that did not count them).
+func TestEveryRowHasItsHeadersColumns(t *testing.T) {
+	seven, five := uint64(7), uint64(5)
+	res := &Results{
+		Scheduled: []scheduledResult{
+			{Backend: "sqlite", Nodes: 100, FleetCollections: &seven},
+			{Backend: "postgres", Nodes: 100}, // merged from a run before they were counted
+		},
+		Max: []maxResult{{Backend: "sqlite", Nodes: 100, Concurrency: 16, FleetCollections: &five}},
+	}
+	var out strings.Builder
+	printTable(&out, res)
+	var header []string
+	for l := range strings.Lines(out.String()) {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "|") {
+			header = nil
+			continue
+		}
+		cells := strings.Split(strings.Trim(l, "|"), "|")
+		if header == nil {
+			header = cells
+			continue
+		}
+		if len(cells) != len(header) {
+			t.Errorf("%d cells, want the header's %d: %s", len(cells), len(header), l)
+			continue
+		}
+		if strings.HasPrefix(cells[0], "---") {
+			continue
+		}
+		col := slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == "fleet collections" })
+		if col < 0 {
+			t.Fatalf("no fleet collections column in %q", header)
+		}
+		want := map[string]string{"sqlite": "7", "postgres": "-"}[strings.TrimSpace(cells[0])]
+		if len(cells) < 20 {
+			want = "5"
+		}
+		if got := strings.TrimSpace(cells[col]); got != want {
+			t.Errorf("fleet collections %q, want %s: %s", got, want, l)
+		}
+	}
+}

@@ -235,8 +235,8 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 			r.EnrollRetries = fleet.Retries() - retries
 		}
 		res.Scheduled = append(res.Scheduled, r)
-		_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %6.1f/s (target %.1f/s) p50 %.0f ms p90 %.0f ms p99 %.0f ms, %d errors, tamper %d/%d caught p50 %.0f ms, verifier %.2f cores %.0f MiB, fleet %.2f cores %.0f MiB, machine %.2f cores; verifier CPU a report %.2f ms = %s x-floor (floor %.0f µs); enrolled in %.0f s (%.1f ms verifier CPU and %.1f ms fleet CPU a node, %d steps retried), first reports in %.0f s (%.1f ms verifier CPU each)\n",
-			b.Name, r.Nodes, r.Achieved, r.Target, r.P50, r.P90, r.P99, r.Errors, r.TampersFound, r.Tampers, r.TamperP50, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.FleetRSS, r.MachineCPU,
+		_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %6.1f/s (target %.1f/s) p50 %.0f ms p90 %.0f ms p99 %.0f ms, %d errors, tamper %d/%d caught p50 %.0f ms, verifier %.2f cores %.0f MiB, fleet %.2f cores %.0f MiB (%s collections), machine %.2f cores; verifier CPU a report %.2f ms = %s x-floor (floor %.0f µs); enrolled in %.0f s (%.1f ms verifier CPU and %.1f ms fleet CPU a node, %d steps retried), first reports in %.0f s (%.1f ms verifier CPU each)\n",
+			b.Name, r.Nodes, r.Achieved, r.Target, r.P50, r.P90, r.P99, r.Errors, r.TampersFound, r.Tampers, r.TamperP50, r.VerifierCPU, r.VerifierRSS, r.FleetCPU, r.FleetRSS, count(r.FleetCollections), r.MachineCPU,
 			r.VerifierCPUPerReport, xFloor(r.VerifierCPUPerReport, r.FloorMicros), r.FloorMicros,
 			r.EnrollSecs, r.EnrollVerifierCPU, r.EnrollFleetCPU, r.EnrollRetries, r.FirstReportsSecs, r.FirstReportCPU)
 		if r.Untrusted > 0 {
@@ -249,8 +249,8 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 		for _, c := range cfg.MaxConcurrency {
 			m := d.maxRate(ctx, c, cfg.MaxWindow)
 			m.Backend, m.FloorMicros = b.Name, r.FloorMicros
-			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d clients back to back: %6.1f reports/s p50 %.0f ms p99 %.0f ms, %d errors, verifier %.2f cores (%.1f ms = %s x-floor a report), fleet %.2f, machine %.2f\n",
-				b.Name, m.Nodes, c, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, xFloor(m.VerifierCPUPerReport, m.FloorMicros), m.FleetCPU, m.MachineCPU)
+			_, _ = fmt.Fprintf(out, "%-8s %6d nodes: %d clients back to back: %6.1f reports/s p50 %.0f ms p99 %.0f ms, %d errors, verifier %.2f cores (%.1f ms = %s x-floor a report), fleet %.2f (%s collections), machine %.2f\n",
+				b.Name, m.Nodes, c, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, xFloor(m.VerifierCPUPerReport, m.FloorMicros), m.FleetCPU, count(m.FleetCollections), m.MachineCPU)
 			if m.Throughput > best.Throughput {
 				best = m
 			}
@@ -272,22 +272,22 @@ func msPer(d time.Duration, n int) float64 {
 // printTable writes the results as a Markdown table.
 func printTable(out io.Writer, res *Results) {
 	_, _ = fmt.Fprintf(out, "\nreports at the manager's rate (interval %s, window %s):\n\n", res.Interval, res.Window)
-	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | queued reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier CPU x-floor | floor µs | verifier RSS MiB | fleet cores | machine cores | enroll s | enroll verifier CPU ms/node | enroll fleet CPU ms/node | first reports s | first report verifier CPU ms |")
-	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | target /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | untrusted | queued reports | tamper caught | tamper p50 ms | tamper max ms | verifier cores | verifier CPU ms/report | verifier CPU x-floor | floor µs | verifier RSS MiB | fleet cores | fleet collections | machine cores | enroll s | enroll verifier CPU ms/node | enroll fleet CPU ms/node | first reports s | first report verifier CPU ms |")
+	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range res.Scheduled {
-		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %s | %.0f | %.0f | %.2f | %.2f | %.0f | %.1f | %.1f | %.0f | %.1f |\n",
+		_, _ = fmt.Fprintf(out, "| %s | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %d | %d/%d | %.0f | %.0f | %.2f | %.1f | %s | %.0f | %.0f | %.2f | %s | %.2f | %.0f | %.1f | %.1f | %.0f | %.1f |\n",
 			r.Backend, r.Nodes, r.Target, r.Achieved, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Untrusted, r.EventReports,
-			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierCPUPerReport, xFloor(r.VerifierCPUPerReport, r.FloorMicros), r.FloorMicros, r.VerifierRSS, r.FleetCPU, r.MachineCPU, r.EnrollSecs,
+			r.TampersFound, r.Tampers, r.TamperP50, r.TamperMax, r.VerifierCPU, r.VerifierCPUPerReport, xFloor(r.VerifierCPUPerReport, r.FloorMicros), r.FloorMicros, r.VerifierRSS, r.FleetCPU, count(r.FleetCollections), r.MachineCPU, r.EnrollSecs,
 			r.EnrollVerifierCPU, r.EnrollFleetCPU, r.FirstReportsSecs, r.FirstReportCPU)
 	}
 	if len(res.Max) == 0 {
 		return
 	}
 	_, _ = fmt.Fprintln(out, "\nhighest sustained rate (clients asking back to back):")
-	_, _ = fmt.Fprintln(out, "| backend | nodes | clients | reports/s | p50 ms | p99 ms | errors | verifier cores | verifier CPU ms/report | verifier CPU x-floor | 2-core projection /s | fleet cores | machine cores |")
-	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	_, _ = fmt.Fprintln(out, "| backend | nodes | clients | reports/s | p50 ms | p99 ms | errors | verifier cores | verifier CPU ms/report | verifier CPU x-floor | 2-core projection /s | fleet cores | fleet collections | machine cores |")
+	_, _ = fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, m := range res.Max {
-		_, _ = fmt.Fprintf(out, "| %s | %d | %d | %.1f | %.0f | %.0f | %d | %.2f | %.1f | %s | %.0f | %.2f | %.2f |\n",
-			m.Backend, m.Nodes, m.Concurrency, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, xFloor(m.VerifierCPUPerReport, m.FloorMicros), m.Projected, m.FleetCPU, m.MachineCPU)
+		_, _ = fmt.Fprintf(out, "| %s | %d | %d | %.1f | %.0f | %.0f | %d | %.2f | %.1f | %s | %.0f | %.2f | %s | %.2f |\n",
+			m.Backend, m.Nodes, m.Concurrency, m.Throughput, m.P50, m.P99, m.Errors, m.VerifierCPU, m.VerifierCPUPerReport, xFloor(m.VerifierCPUPerReport, m.FloorMicros), m.Projected, m.FleetCPU, count(m.FleetCollections), m.MachineCPU)
 	}
 }
