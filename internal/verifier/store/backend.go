@@ -81,7 +81,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// WAL with synchronous FULL (SQLite's default): a commit returns once
 	// the WAL is synced. Store.InTxDeferredSync relaxes that for one
 	// transaction.
-	wq := url.Values{"_pragma": append([]string{"journal_mode(WAL)", "synchronous(FULL)"}, common["_pragma"]...)}
+	// Its commits leave the log's checkpoints to the background
+	// (checkpoint.go) up to sqliteBackstopPages.
+	wq := url.Values{"_pragma": append([]string{"journal_mode(WAL)", "synchronous(FULL)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", sqliteBackstopPages)}, common["_pragma"]...)}
 	wq.Set("_txlock", "immediate")
 	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
@@ -112,6 +115,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if err := pingSQLite(ctx, rdb); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if s.checkpoints, err = startCheckpointer(ctx, path, common); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	return s, nil
 }

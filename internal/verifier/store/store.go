@@ -45,6 +45,9 @@ type Store struct {
 	// transactions' statements (the same for SQLite in memory); both nil
 	// on PostgreSQL.
 	prepared, writes *preparedStmts
+	// checkpoints runs the log's checkpoints of an SQLite file; nil
+	// otherwise.
+	checkpoints *checkpointer
 }
 
 // Tx is a transaction begun by [Store.InTx]. It has the same data methods as
@@ -161,8 +164,11 @@ func WithKeyring(kr *Keyring) Option { return func(o *options) { o.keys = kr } }
 // Close releases the database connections.
 func (s *Store) Close() error {
 	var err error
+	if s.checkpoints != nil {
+		err = s.checkpoints.stop()
+	}
 	if s.prepared != nil {
-		err = s.prepared.Close()
+		err = errors.Join(err, s.prepared.Close())
 	}
 	if s.writes != nil && s.writes != s.prepared {
 		err = errors.Join(err, s.writes.Close())
