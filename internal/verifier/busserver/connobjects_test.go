@@ -97,12 +97,20 @@ func BenchmarkAgentRepliesHeldObjects(b *testing.B) {
 // TestTheServerForgetsWhereAgentsRepliedTo: an agent's every reply goes to
 // a subject of its own; with the Renewer running the server does not keep
 // them (BenchmarkAgentRepliesHeldObjects: about 1,600 objects an agent
-// without it, after 512 replies).
+// without it, after 512 replies). What it holds is sampled over ten of the
+// Renewer's intervals and the least counts: a single sample right before a
+// drop also counts the replies since the last one, and on a loaded machine
+// that was once above the bound.
 func TestTheServerForgetsWhereAgentsRepliedTo(t *testing.T) {
 	r := newRepliers(t, 40, true)
 	r.answer(t, 600)
-	if held := r.held(); held > 500 {
-		t.Fatalf("the server holds %.0f heap objects for each agent after 600 replies, want at most 500", held)
+	least := r.held()
+	for range 4 {
+		time.Sleep(120 * time.Millisecond)
+		least = min(least, r.held())
+	}
+	if least > 500 {
+		t.Fatalf("the server held at least %.0f heap objects for each agent in the half second after 600 replies, want at most 500", least)
 	}
 }
 
