@@ -349,29 +349,7 @@ func rawPlaintextConnect(t *testing.T, url string, creds []byte) string {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "INFO ") {
-		t.Fatalf("read INFO: %q %v", line, err)
-	}
-	var info struct {
-		Nonce string `json:"nonce"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "INFO ")), &info); err != nil {
-		t.Fatal(err)
-	}
-	c, err := bus.ParseCredentials(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := c.Sign([]byte(info.Nonce))
-	if err != nil {
-		t.Fatal(err)
-	}
-	connect, _ := json.Marshal(map[string]any{
-		"verbose": false, "pedantic": false, "protocol": 1, "tls_required": false,
-		"jwt": c.JWT(), "sig": base64.RawURLEncoding.EncodeToString(sig),
-	})
-	if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", connect); err != nil {
+	if _, err := conn.Write(connectLine(t, creds, readInfoNonce(t, r), false)); err != nil {
 		return "closed"
 	}
 	for {
@@ -388,6 +366,45 @@ func rawPlaintextConnect(t *testing.T, url string, creds []byte) string {
 			return line
 		}
 	}
+}
+
+// readInfoNonce reads the server's INFO line, the first of a connection,
+// and returns the nonce a CONNECT signs.
+func readInfoNonce(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "INFO ") {
+		t.Fatalf("read INFO: %q %v", line, err)
+	}
+	var info struct {
+		Nonce string `json:"nonce"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "INFO ")), &info); err != nil {
+		t.Fatal(err)
+	}
+	return info.Nonce
+}
+
+// connectLine is a CONNECT with the JWT of creds and its signature of
+// nonce, then a PING.
+func connectLine(t *testing.T, creds []byte, nonce string, tlsRequired bool) []byte {
+	t.Helper()
+	c, err := bus.ParseCredentials(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := c.Sign([]byte(nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect, err := json.Marshal(map[string]any{
+		"verbose": false, "pedantic": false, "protocol": 1, "tls_required": tlsRequired,
+		"jwt": c.JWT(), "sig": base64.RawURLEncoding.EncodeToString(sig),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Appendf(nil, "CONNECT %s\r\nPING\r\n", connect)
 }
 
 func TestAgentStartedBeforeServer(t *testing.T) {

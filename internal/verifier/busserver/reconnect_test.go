@@ -3,8 +3,6 @@ package busserver
 import (
 	"bufio"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/json"
 	"net"
 	"net/url"
 	"strings"
@@ -26,7 +24,7 @@ func TestAConnectionThatConnectsAgainIsListedUnderItsNewKey(t *testing.T) {
 	creds2 := mustCreds(t)(b.auth.AgentCredentials("H2", bus.GrammarTwoPrefixes, time.Hour))
 	key1, key2 := parseCreds(t, creds1).UserPublicKey(), parseCreds(t, creds2).UserPublicKey()
 
-	c := rawConnect(t, b.srv.ClientURL(), b.ca.serverTLS.ServerName, b, creds1)
+	c := rawConnect(t, b, creds1)
 	if got := listedKeys(t, b.srv); !got[key1] || got[key2] {
 		t.Fatalf("after the first CONNECT: listed %v, want H1's key only", got)
 	}
@@ -66,9 +64,11 @@ type rawConn struct {
 	nonce string
 }
 
-func rawConnect(t *testing.T, clientURL, serverName string, b testBus, creds []byte) *rawConn {
+// rawConnect dials b's server, reads its INFO, starts TLS and connects
+// with creds.
+func rawConnect(t *testing.T, b testBus, creds []byte) *rawConn {
 	t.Helper()
-	u, err := url.Parse(clientURL)
+	u, err := url.Parse(b.srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,25 +78,16 @@ func rawConnect(t *testing.T, clientURL, serverName string, b testBus, creds []b
 	}
 	t.Cleanup(func() { _ = nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "INFO ") {
-		t.Fatalf("server greeting %q: %v", line, err)
-	}
-	var info struct {
-		Nonce string `json:"nonce"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "INFO ")), &info); err != nil {
-		t.Fatal(err)
-	}
-	host, _, _ := net.SplitHostPort(u.Host)
+	nonce := readInfoNonce(t, bufio.NewReader(nc))
+	serverName := b.ca.serverTLS.ServerName
 	if serverName == "" {
-		serverName = host
+		serverName = u.Hostname()
 	}
 	tc := tls.Client(nc, &tls.Config{RootCAs: b.ca.pool, ServerName: serverName, MinVersion: tls.VersionTLS13})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	c := &rawConn{conn: tc, r: bufio.NewReader(tc), nonce: info.Nonce}
+	c := &rawConn{conn: tc, r: bufio.NewReader(tc), nonce: nonce}
 	c.connect(t, creds)
 	return c
 }
@@ -105,17 +96,7 @@ func rawConnect(t *testing.T, clientURL, serverName string, b testBus, creds []b
 // for the PONG that says the server took it.
 func (c *rawConn) connect(t *testing.T, creds []byte) {
 	t.Helper()
-	cr := parseCreds(t, creds)
-	sig, err := cr.Sign([]byte(c.nonce))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := json.Marshal(map[string]any{"jwt": cr.JWT(), "sig": base64.RawURLEncoding.EncodeToString(sig),
-		"verbose": false, "pedantic": false, "tls_required": true, "protocol": 1, "headers": true, "lang": "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.conn.Write([]byte("CONNECT " + string(opts) + "\r\nPING\r\n")); err != nil {
+	if _, err := c.conn.Write(connectLine(t, creds, c.nonce, true)); err != nil {
 		t.Fatal(err)
 	}
 	for {
