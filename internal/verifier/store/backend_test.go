@@ -113,7 +113,7 @@ func sqliteFileDSN(t *testing.T) string {
 }
 
 // openTest opens dsn and closes the store when the test ends.
-func openTest(t *testing.T, dsn string) *Store {
+func openTest(t testing.TB, dsn string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), dsn)
 	if err != nil {

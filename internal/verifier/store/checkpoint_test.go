@@ -11,31 +11,37 @@ import (
 	"time"
 )
 
-// openSQLiteFile opens a store on a fresh file in a temp dir.
+// openSQLiteFile opens a store on a fresh file and returns the file's path.
 func openSQLiteFile(t testing.TB) (*Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "tc.db")
-	s, err := Open(t.Context(), "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s, path
+	path := filepath.Join(t.TempDir(), "verifier.db")
+	return openTest(t, "sqlite:"+path), path
 }
 
-// writePages commits n rows of about one 4 KiB page each, one transaction a
-// row, as reports are committed (InTxDeferredSync).
-func writePages(ctx context.Context, t testing.TB, s *Store, n int) {
+// createScratch makes the table the commits below write.
+func createScratch(ctx context.Context, t testing.TB, s *Store) {
 	t.Helper()
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS scratch (id INTEGER PRIMARY KEY, v BLOB NOT NULL)`); err != nil {
+	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE scratch (id INTEGER PRIMARY KEY, v BLOB NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commitRow commits row to the scratch table in a transaction of its own,
+// as a report is committed (InTxDeferredSync).
+func commitRow(ctx context.Context, s *Store, row []byte) error {
+	return s.InTxDeferredSync(ctx, func(tx *Tx) error {
+		_, err := tx.w.ExecContext(ctx, `INSERT INTO scratch (v) VALUES ($1)`, row)
+		return err
+	})
+}
+
+// writePages commits n rows of about one 4 KiB page each.
+func writePages(ctx context.Context, t testing.TB, s *Store, n int) {
+	t.Helper()
+	createScratch(ctx, t, s)
 	row := bytes.Repeat([]byte{0x5a}, 3500)
 	for range n {
-		if err := s.InTxDeferredSync(ctx, func(tx *Tx) error {
-			_, err := tx.w.ExecContext(ctx, `INSERT INTO scratch (v) VALUES ($1)`, row)
-			return err
-		}); err != nil {
+		if err := commitRow(ctx, s, row); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,19 +153,14 @@ func benchmarkCommitTail(b *testing.B, pace time.Duration, mode string) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE scratch (id INTEGER PRIMARY KEY, v BLOB NOT NULL)`); err != nil {
-		b.Fatal(err)
-	}
+	createScratch(ctx, b, s)
 	row := bytes.Repeat([]byte{0x5a}, 15000)
 	took := make([]time.Duration, 0, b.N)
 	start := time.Now()
 	for b.Loop() {
 		time.Sleep(time.Until(start.Add(time.Duration(len(took)) * pace)))
 		t0 := time.Now()
-		if err := s.InTxDeferredSync(ctx, func(tx *Tx) error {
-			_, err := tx.w.ExecContext(ctx, `INSERT INTO scratch (v) VALUES ($1)`, row)
-			return err
-		}); err != nil {
+		if err := commitRow(ctx, s, row); err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(t0))
