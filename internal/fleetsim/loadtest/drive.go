@@ -166,7 +166,8 @@ func (d *driver) onReport(r *fleetsim.Report, at time.Time) {
 // falls behind is seen. Each node's IMA log grows once per imaGrowth on
 // average (a re-measured known file, which raises an IMA event); tampers
 // nodes measure a file outside their flavors, spread over the window.
-func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time.Duration, tampers, maxInFlight int) scheduledResult {
+// quiet ends the quietCollector the caller started before the window.
+func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time.Duration, tampers, maxInFlight int, quiet func() uint64) scheduledResult {
 	nodes := d.fleet.Nodes()
 	type shot struct {
 		at   time.Duration
@@ -207,7 +208,6 @@ func (d *driver) scheduled(ctx context.Context, interval, window, imaGrowth time
 		sem       = make(chan struct{}, maxInFlight)
 		completed atomic.Int64
 	)
-	quiet := quietCollector(windowHeapBudget)
 	s0 := d.sample()
 	start := time.Now()
 	for i, s := range plan {

@@ -226,8 +226,8 @@ func TestEveryRowHasItsHeadersColumns(t *testing.T) {
 			t.Fatalf("no fleet collections column in %q", header)
 		}
 		want := map[string]string{"sqlite": "7", "postgres": "-"}[strings.TrimSpace(cells[0])]
-		if len(cells) < 20 {
-			want = "5"
+		if slices.ContainsFunc(header, func(h string) bool { return strings.TrimSpace(h) == "clients" }) {
+			want = "5" // the back-to-back table
 		}
 		if got := strings.TrimSpace(cells[col]); got != want {
 			t.Errorf("fleet collections %q, want %s: %s", got, want, l)

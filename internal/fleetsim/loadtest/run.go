@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
@@ -220,12 +219,15 @@ func runBackend(ctx context.Context, cfg Config, b Backend, res *Results, out io
 			first, firstCPU = d.firstReports(ctx, fleet.Nodes()[have:], firstReportClients)
 			log.Info("first reports made", keyNodes, n-have, keyTook, first.Round(time.Millisecond))
 		}
-		runtime.GC()
+		// One collection, then none from this process through the floor's
+		// measurement and the window (quietCollector).
+		quiet := quietCollector(windowHeapBudget)
 		floor, err := benchfloor.MeasureThreadCPU()
 		if err != nil {
+			quiet()
 			return fmt.Errorf("measure the crypto floor: %w", err)
 		}
-		r := d.scheduled(ctx, cfg.Interval, cfg.Window, cfg.IMAGrowth, cfg.Tampers, cfg.MaxInFlight)
+		r := d.scheduled(ctx, cfg.Interval, cfg.Window, cfg.IMAGrowth, cfg.Tampers, cfg.MaxInFlight, quiet)
 		r.Backend, r.EnrollSecs = b.Name, enroll.Seconds()
 		r.FloorMicros = float64(floor) / float64(time.Microsecond)
 		if added := n - have; added > 0 {
