@@ -1,0 +1,146 @@
+package hostlimit
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"trustedcompute.io/tc/internal/clock"
+)
+
+var t0 = time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+
+func TestAHostGetsItsBurstAndThenATurnAnInterval(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := New(clk, time.Second, 2)
+	type step struct {
+		name           string
+		host           string
+		advance        time.Duration
+		wantOK, wantTo bool
+	}
+	steps := []step{
+		{"the first turn of the burst", "a", 0, true, false},
+		{"the second turn of the burst", "a", 0, true, false},
+		{"a third at once is refused and told", "a", 0, false, true},
+		{"a fourth at once is refused quietly", "a", 0, false, false},
+		{"another host has its own burst", "b", 0, true, false},
+		{"half an interval later there is still no turn", "a", 500 * time.Millisecond, false, false},
+		{"an interval after the burst there is one turn", "a", 500 * time.Millisecond, true, false},
+		{"and then a refusal is told again", "a", 0, false, true},
+	}
+	for _, s := range steps {
+		clk.Advance(s.advance)
+		ok, tell := l.Allow(s.host)
+		if ok != s.wantOK || tell != s.wantTo {
+			t.Fatalf("%s: Allow(%q) = %v, %v, want %v, %v", s.name, s.host, ok, tell, s.wantOK, s.wantTo)
+		}
+	}
+}
+
+func TestFoldRunsOnceATurnAndNeverLosesTheLastCall(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := New(clk, time.Second, 1)
+	ran := make(chan struct{}, 100)
+	fn := func() { ran <- struct{}{} }
+	if got := l.Fold(t.Context(), "a", fn); got != Ran {
+		t.Fatalf("first call: %v, want Ran", got)
+	}
+	<-ran
+	if got := l.Fold(t.Context(), "a", fn); got != Deferred {
+		t.Fatalf("second call: %v, want Deferred", got)
+	}
+	for i := range 1000 {
+		if got := l.Fold(t.Context(), "a", fn); got != Folded {
+			t.Fatalf("call %d of the flood: %v, want Folded", i, got)
+		}
+	}
+	if got := l.Fold(t.Context(), "b", fn); got != Ran {
+		t.Fatalf("another host's call during the flood: %v, want Ran", got)
+	}
+	<-ran
+	select {
+	case <-ran:
+		t.Fatal("the deferred call ran before the host's next turn")
+	case <-time.After(50 * time.Millisecond):
+	}
+	waitForWaiter(t, clk)
+	clk.Advance(time.Second)
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deferred call did not run at the host's next turn")
+	}
+	select {
+	case <-ran:
+		t.Fatal("the folded calls ran too")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// A call after the deferred one ran waits for a turn of its own.
+	if got := l.Fold(t.Context(), "a", fn); got != Deferred {
+		t.Fatalf("a call after the deferred run: %v, want Deferred", got)
+	}
+}
+
+func TestADeferredCallDoesNotRunAfterItsContextEnds(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := New(clk, time.Second, 1)
+	var runs atomic.Int32
+	fn := func() { runs.Add(1) }
+	ctx, cancel := context.WithCancel(t.Context())
+	l.Fold(ctx, "a", fn)
+	if got := l.Fold(ctx, "a", fn); got != Deferred {
+		t.Fatalf("second call: %v, want Deferred", got)
+	}
+	cancel()
+	// Once the waiting call has gone, the host can defer again.
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Fold(t.Context(), "a", func() {}) == Folded {
+		if time.Now().After(deadline) {
+			t.Fatal("the call deferred under an ended context still waits")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("fn ran %d times, want once (not after its context ended)", n)
+	}
+}
+
+func TestIdleHostsAreForgotten(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := New(clk, time.Second, 2)
+	const n = 5000
+	for i := range n {
+		l.Allow(fmt.Sprint("old-", i))
+	}
+	clk.Advance(10 * time.Second) // every old host's budget is full again
+	for i := range n {
+		l.Allow(fmt.Sprint("new-", i))
+	}
+	if got := l.Len(); got > n+minSweep {
+		t.Fatalf("the limiter remembers %d hosts after %d idle and %d active ones, want at most %d", got, n, n, n+minSweep)
+	}
+	// A forgotten host has its whole burst, as it would have had.
+	for i := range 2 {
+		if ok, _ := l.Allow("old-0"); !ok {
+			t.Fatalf("turn %d of a forgotten host was refused", i+1)
+		}
+	}
+	if ok, _ := l.Allow("old-0"); ok {
+		t.Fatal("a forgotten host got more than its burst")
+	}
+}
+
+// waitForWaiter waits until a deferred call waits on clk.
+func waitForWaiter(t *testing.T, clk *clock.Fake) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for clk.Waiters() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no deferred call waits on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
