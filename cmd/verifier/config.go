@@ -100,6 +100,10 @@ type HVS struct {
 	// EventLogCacheEntries bounds the boot log appraisals kept in memory
 	// (default 4096; hosts that booted alike share one).
 	EventLogCacheEntries int `yaml:"event_log_cache_entries" env:"TC_HVS_EVENT_LOG_CACHE_ENTRIES"`
+	// EventInterval bounds the reports one host's bus events cause: two at
+	// once, then one an interval (default 1s, the agent's IMA poll; 100ms
+	// to 10m). Faster events fold into the host's next report.
+	EventInterval time.Duration `yaml:"event_interval" env:"TC_HVS_EVENT_INTERVAL"`
 }
 
 // Metrics configures Prometheus /metrics. On the API port it always needs
@@ -190,7 +194,7 @@ func defaultConfig() Config {
 		Tokens:     Tokens{Issuer: "trusted-compute-aas", Audience: "trusted-compute", Validity: time.Hour, Leeway: 5 * time.Second},
 		NATS:       NATS{Listen: ":4222", CredentialLifetime: 30 * 24 * time.Hour, Cluster: NATSCluster{Listen: ":6222"}},
 		HVS: HVS{Interval: time.Hour, ReportRetention: 30 * 24 * time.Hour, FlavorCacheMiB: 256, IMAPolicyCacheMiB: 128,
-			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096},
+			IMACacheEntries: 1 << 20, EventLogCacheEntries: 4096, EventInterval: time.Second},
 		Enrollment:       Enrollment{AKCacheEntries: 1 << 16},
 		LogLevel:         "info",
 		GCPercent:        200,
@@ -267,6 +271,9 @@ func (c Config) validate() error {
 	}
 	if c.HVS.Interval < time.Minute || c.HVS.Interval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("hvs.interval %s: want at least 1m and at most 168h", c.HVS.Interval))
+	}
+	if c.HVS.EventInterval < 100*time.Millisecond || c.HVS.EventInterval > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("hvs.event_interval %s: want at least 100ms and at most 10m", c.HVS.EventInterval))
 	}
 	if c.HVS.ReportRetention < time.Hour || c.HVS.ReportRetention < 2*c.HVS.Interval {
 		errs = append(errs, fmt.Errorf("hvs.report_retention %s: want at least 1h and 2 × hvs.interval (%s)", c.HVS.ReportRetention, c.HVS.Interval))

@@ -137,9 +137,9 @@ func TestTokenLeewayAndMetricsListenAreValidated(t *testing.T) {
 }
 
 func TestHVSCacheBoundsAndReportRetentionReachTheHVSAndAreValidated(t *testing.T) {
-	path := configtest.File(t, "hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n  report_retention: 240h\n")
+	path := configtest.File(t, "hvs:\n  flavor_cache_mib: 64\n  ima_policy_cache_mib: 32\n  event_log_cache_entries: 100\n  report_retention: 240h\n  event_interval: 3s\n")
 	_, vcfg := verifierConfigOf(t, path, map[string]string{"TC_HVS_IMA_CACHE_ENTRIES": "5000", "TC_AK_CACHE_ENTRIES": "7",
-		"TC_HVS_REPORT_RETENTION": "168h"})
+		"TC_HVS_REPORT_RETENTION": "168h", "TC_HVS_EVENT_INTERVAL": "2s"})
 	if h := vcfg.HVS; h.FlavorCacheBytes != 64<<20 || h.IMAPolicyCacheBytes != 32<<20 || h.IMACacheEntries != 5000 || h.EventLogCacheEntries != 100 {
 		t.Fatalf("the HVS gets flavor cache %d B, policy cache %d B, IMA entries %d, event logs %d; want 64 MiB, 32 MiB, 5000, 100",
 			h.FlavorCacheBytes, h.IMAPolicyCacheBytes, h.IMACacheEntries, h.EventLogCacheEntries)
@@ -151,7 +151,13 @@ func TestHVSCacheBoundsAndReportRetentionReachTheHVSAndAreValidated(t *testing.T
 	if vcfg.Enrollment.AKCacheEntries != 7 {
 		t.Fatalf("the enroller gets %d AK cache entries, want 7", vcfg.Enrollment.AKCacheEntries)
 	}
+	if vcfg.HVS.EventInterval != 2*time.Second || defaultConfig().HVS.EventInterval != time.Second {
+		t.Fatalf("the HVS's event interval is %s (default %s), want the environment's 2s (default 1s)",
+			vcfg.HVS.EventInterval, defaultConfig().HVS.EventInterval)
+	}
 	checkRefusals(t, []refusal{
+		{"an event interval under 100ms is refused", func(c *Config) { c.HVS.EventInterval = 99 * time.Millisecond }, "hvs.event_interval"},
+		{"an event interval over 10m is refused", func(c *Config) { c.HVS.EventInterval = 11 * time.Minute }, "hvs.event_interval"},
 		{"an AK cache of no entries is refused", func(c *Config) { c.Enrollment.AKCacheEntries = 0 }, "enrollment.ak_cache_entries"},
 		{"a flavor cache of 0 MiB is refused", func(c *Config) { c.HVS.FlavorCacheMiB = 0 }, "hvs.flavor_cache_mib"},
 		{"a negative policy cache is refused", func(c *Config) { c.HVS.IMAPolicyCacheMiB = -1 }, "hvs.ima_policy_cache_mib"},

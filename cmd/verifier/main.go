@@ -162,7 +162,7 @@ func (c Config) verifierConfig(getenv func(string) string) (verifier.Config, err
 		Dashboard: verifier.DashboardConfig{Listen: c.Dashboard.Listen, StaleAfter: c.Dashboard.StaleAfter},
 		HVS: hvs.Config{Interval: c.HVS.Interval, ReportRetention: c.HVS.ReportRetention,
 			FlavorCacheBytes: c.HVS.FlavorCacheMiB << 20, IMAPolicyCacheBytes: c.HVS.IMAPolicyCacheMiB << 20,
-			IMACacheEntries: c.HVS.IMACacheEntries, EventLogCacheEntries: c.HVS.EventLogCacheEntries},
+			IMACacheEntries: c.HVS.IMACacheEntries, EventLogCacheEntries: c.HVS.EventLogCacheEntries, EventInterval: c.HVS.EventInterval},
 		Enrollment: enroll.Config{EKRoots: ekRoots, EKIntermediates: ekRoots, AllowRegisteredEKs: c.Enrollment.AllowRegisteredEKs,
 			AKCacheEntries: c.Enrollment.AKCacheEntries},
 	}

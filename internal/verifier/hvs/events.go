@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/verifier/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -37,16 +39,37 @@ func (s *Service) subscribeEvents(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Events of one host make at most EventBurst reports at once, and then one
+// every Config.EventInterval.
+const (
+	DefaultEventInterval = time.Second
+	EventBurst           = 2
+)
+
 // HandleEvent queues a report of the host that published an event on
 // subject. The host is the one in the subject, which only that host's agent
 // may publish to, never one named in the payload; the payload is not read.
-// Events of unknown hosts are logged and dropped.
+// Events of unknown hosts are logged and dropped. A host's events beyond
+// its budget (Config.EventInterval) fold into its next report, which comes
+// at its next turn: they cost no store read and no report of their own.
 func (s *Service) HandleEvent(ctx context.Context, subject string) {
 	hostID, typ, err := bus.ParseEventSubject(subject)
 	if err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "event dropped", slog.String(keySubject, subject), slog.String(keyError, err.Error()))
 		return
 	}
+	if s.events.Fold(ctx, hostID, func() { s.queueEvent(ctx, hostID, typ) }) == hostlimit.Deferred {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "events come faster than the host's reports; the next one waits for its turn",
+			slog.String(keyHost, hostID), slog.Duration(keyWait, s.cfg.EventInterval))
+	}
+}
+
+// EventsFolded is the number of events that folded into a report already
+// waiting for its host's turn.
+func (s *Service) EventsFolded() uint64 { return s.events.Limited() }
+
+// queueEvent queues a report of a registered host on its event of type typ.
+func (s *Service) queueEvent(ctx context.Context, hostID string, typ bus.EventType) {
 	logger := s.logger.With(slog.String(keyHost, hostID), slog.String(keyEvent, string(typ)))
 	if _, err := s.store.HostByID(ctx, hostID); errors.Is(err, store.ErrNotFound) {
 		logger.LogAttrs(ctx, slog.LevelInfo, "event of an unregistered host dropped")

@@ -51,10 +51,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/singleflight"
 
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
 	"trustedcompute.io/tc/internal/run"
+	"trustedcompute.io/tc/internal/verifier/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
@@ -141,6 +143,13 @@ type Config struct {
 	// Workers make async reports from a queue of QueueSize hosts
 	// (defaults 2 and 1024).
 	Workers, QueueSize int
+	// EventInterval bounds the reports one host's events cause: after a
+	// burst of EventBurst, at most one an EventInterval (default 1s, the
+	// agent's IMA poll). The events that come faster fold into the host's
+	// next report, which quotes the node afresh, so none is lost; a node
+	// that floods its event subjects costs a map lookup a message
+	// (hostlimit).
+	EventInterval time.Duration
 	// ReportTimeout bounds one report, agent round trips included
 	// (default 60s; the agent client has its own, shorter timeout).
 	ReportTimeout time.Duration
@@ -197,6 +206,7 @@ func (c *Config) setDefaults() error {
 		config.Duration("Interval", &c.Interval, DefaultInterval),
 		config.Duration("ReportRetention", &c.ReportRetention, DefaultReportRetention),
 		config.Duration("PruneInterval", &c.PruneInterval, time.Hour),
+		config.Duration("EventInterval", &c.EventInterval, DefaultEventInterval),
 	))
 	if c.ReportRetention < 2*c.Interval {
 		errs = append(errs, fmt.Errorf("hvs config: ReportRetention %s must be at least twice Interval %s", c.ReportRetention, c.Interval))
@@ -245,6 +255,7 @@ const (
 	keySubject = "subject"
 	keyCount   = "count"
 	keyEvent   = "event"
+	keyWait    = "wait"
 )
 
 // Service is HVS. It is safe for concurrent use.
@@ -281,6 +292,9 @@ type Service struct {
 	signingMu sync.Mutex
 	signing   *signingKey
 
+	// events gives each host's events a budget of reports.
+	events *hostlimit.Limiter
+
 	flight  singleflight.Group
 	queue   chan string
 	pending sync.Map // host id → struct{}: queued or being made async
@@ -300,6 +314,7 @@ func New(ctx context.Context, cfg Config, deps Deps, logger *slog.Logger) (*Serv
 		roots: deps.CA.RootPool(), newSigner: deps.NewReportSigner, publisher: deps.Publisher,
 		nc: deps.NATS, hostRemoved: deps.HostRemoved, logger: logger, queue: make(chan string, cfg.QueueSize),
 	}
+	s.events = hostlimit.New(clock.Real{}, cfg.EventInterval, EventBurst)
 	s.flavors = flavor.NewCache(s.roots, cfg.FlavorCacheBytes)
 	s.imaPrefixes = newIMAPrefixes(cfg.IMACacheEntries)
 	s.policies = newPolicyCache()
@@ -389,8 +404,9 @@ func (c *Config) OverdueBefore(now time.Time) time.Time {
 // ErrQueueFull: the async report queue is full; try again later.
 var ErrQueueFull = errors.New("the report queue is full")
 
-// Enqueue queues an async report of the host. A host already queued (or
-// being appraised from the queue) is not queued twice.
+// Enqueue queues an async report of the host. A host already queued is not
+// queued twice; once a worker has taken it, it may be queued again (that
+// report quotes the node afresh).
 func (s *Service) Enqueue(hostID string) error {
 	if _, loaded := s.pending.LoadOrStore(hostID, struct{}{}); loaded {
 		return nil
