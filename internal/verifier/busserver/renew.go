@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/verifier/hostlimit"
 )
 
 // DefaultCredentialsTTL is the lifetime of the credentials the verifier
@@ -194,7 +196,23 @@ type RenewerConfig struct {
 	// ReconcileInterval is how often the connected agents are checked against
 	// the registered hosts (default DefaultReconcileInterval).
 	ReconcileInterval time.Duration
+	// Each agent, and each manager, has RenewalBurst renewals at once and
+	// then one every RenewalInterval (defaults DefaultRenewalBurst and
+	// DefaultRenewalInterval); the renewals beyond are dropped unanswered,
+	// before they are decoded.
+	RenewalBurst    int
+	RenewalInterval time.Duration
 }
+
+// The defaults of RenewerConfig.RenewalBurst and RenewalInterval. An agent
+// renews once in two thirds of its credentials' lifetime, and after a
+// failed renewal waits a tenth of what is left (bus.RenewRetry), so only a
+// flood meets them: each renewal it made would mint a key and record it in
+// the store.
+const (
+	DefaultRenewalBurst    = 3
+	DefaultRenewalInterval = 10 * time.Second
+)
 
 // Renewer answers the requests of agents and attestation managers for fresh
 // credentials, and cuts off the agents of hosts that are gone.
@@ -204,6 +222,8 @@ type Renewer struct {
 	srv    *Server // nil with an external NATS server: no revocation
 	hosts  Hosts
 	logger *slog.Logger
+	// limit gives each agent and manager its budget of renewals.
+	limit *hostlimit.Limiter
 	// nc is the service connection Run serves on, where revocations are
 	// announced to the other replicas; nil before Run.
 	nc atomic.Pointer[nats.Conn]
@@ -221,6 +241,8 @@ const (
 	keyService = "service"
 	keyErr     = "error"
 	keyExpires = "expires"
+	keyBurst   = "burst"
+	keyEvery   = "every"
 )
 
 // NewRenewer returns a Renewer that mints with auth for the hosts hosts
@@ -237,7 +259,12 @@ func NewRenewer(cfg RenewerConfig, auth *Authority, srv *Server, hosts Hosts, lo
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = DefaultReconcileInterval
 	}
-	return &Renewer{cfg: cfg, auth: auth, srv: srv, hosts: hosts, logger: logger}, nil
+	cfg.RenewalBurst = cmp.Or(max(cfg.RenewalBurst, 0), DefaultRenewalBurst)
+	if cfg.RenewalInterval <= 0 {
+		cfg.RenewalInterval = DefaultRenewalInterval
+	}
+	return &Renewer{cfg: cfg, auth: auth, srv: srv, hosts: hosts, logger: logger,
+		limit: hostlimit.New(clock.Real{}, cfg.RenewalInterval, cfg.RenewalBurst)}, nil
 }
 
 // Run answers renewals on nc (a service connection) until ctx ends, and
@@ -494,12 +521,24 @@ func (r *Renewer) renewManager(ctx context.Context, nc *nats.Conn, m *nats.Msg) 
 	r.answer(nc, bus.ManagerIssuedSubject, reply, keyManager, name)
 }
 
+// RenewalsLimited is the number of renewals dropped over the limit.
+func (r *Renewer) RenewalsLimited() uint64 { return r.limit.Limited() }
+
 // request reads a renewal: who asks (from the subject, by parse; logged
 // under key) and the request; false when the renewal is malformed.
 func (r *Renewer) request(m *nats.Msg, parse func(string) (string, error), key string) (string, bus.RenewRequest, bool) {
 	who, err := parse(m.Subject)
 	if err != nil {
 		r.logger.Warn("bus credentials: renewal on an unexpected subject", keyErr, err.Error())
+		return "", bus.RenewRequest{}, false
+	}
+	// Before anything is decoded or logged: a flood costs a map lookup a
+	// message and one log line a turn.
+	if ok, tell := r.limit.Allow(key + "/" + who); !ok {
+		if tell {
+			r.logger.Warn("bus credentials: renewals come faster than the limit; dropped until the next turn",
+				key, who, keyBurst, r.cfg.RenewalBurst, keyEvery, r.cfg.RenewalInterval)
+		}
 		return "", bus.RenewRequest{}, false
 	}
 	var req bus.RenewRequest

@@ -62,9 +62,17 @@ func (h *fakeHosts) remove(id string) {
 }
 
 // startRenewer runs a Renewer on a service connection until the test ends.
+// Its agents may renew 100 times at once (the tests renew one host often).
 func startRenewer(t testing.TB, srv *Server, auth *Authority, hosts Hosts, ttl time.Duration) *Renewer {
 	t.Helper()
-	r, err := NewRenewer(RenewerConfig{TTL: ttl, ReconcileInterval: time.Hour}, auth, srv, hosts, discardLogger())
+	return startRenewerWith(t, srv, auth, hosts, RenewerConfig{TTL: ttl, ReconcileInterval: time.Hour, RenewalBurst: 100})
+}
+
+// startRenewerWith runs a Renewer of cfg on a service connection until the
+// test ends.
+func startRenewerWith(t testing.TB, srv *Server, auth *Authority, hosts Hosts, cfg RenewerConfig) *Renewer {
+	t.Helper()
+	r, err := NewRenewer(cfg, auth, srv, hosts, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
