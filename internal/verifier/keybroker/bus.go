@@ -78,6 +78,9 @@ func (b *Broker) Serve(ctx context.Context, nc *nats.Conn) error {
 	defer wg.Wait()
 	for _, subject := range []string{bus.AllSecretRequests, bus.AllSecretRequestsTwoPrefixes} {
 		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			if !b.admit(ctx, m.Subject) {
+				return
+			}
 			select {
 			case sem <- struct{}{}:
 			default:
@@ -98,6 +101,24 @@ func (b *Broker) Serve(ctx context.Context, nc *nats.Conn) error {
 	<-ctx.Done()
 	return nil
 }
+
+// admit takes a turn of the host that published on subject; false when it
+// has none, or subject names no host (handle logs that).
+func (b *Broker) admit(ctx context.Context, subject string) bool {
+	host, _, err := bus.ParseSecretRequestSubject(subject)
+	if err != nil {
+		return true
+	}
+	ok, tell := b.limit.Allow(host)
+	if tell {
+		b.logger.LogAttrs(ctx, slog.LevelWarn, "secret requests come faster than the limit; dropped until the next turn",
+			slog.String(keyHost, host), slog.Int(keyBurst, b.cfg.RequestBurst), slog.Duration(keyEvery, b.cfg.RequestInterval))
+	}
+	return ok
+}
+
+// RequestsLimited is the number of secret requests dropped over the limit.
+func (b *Broker) RequestsLimited() uint64 { return b.limit.Limited() }
 
 // publisher wraps the connection for the atomic pointer.
 type publisher struct{ Publisher }

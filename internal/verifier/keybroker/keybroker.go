@@ -21,7 +21,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/restapi"
+	"trustedcompute.io/tc/internal/verifier/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 
@@ -42,7 +44,22 @@ type Config struct {
 	// Observe, when set, counts every release decision: outcome "released"
 	// or "refused", and the refusal's reason ("" for a release).
 	Observe func(outcome, reason string)
+	// Each host has RequestBurst secret requests at once and then one every
+	// RequestInterval (defaults DefaultRequestBurst and
+	// DefaultRequestInterval); the requests beyond are dropped unanswered
+	// before they are decoded, so that one node cannot take the broker's
+	// slots (concurrentRequests) from the others.
+	RequestBurst    int
+	RequestInterval time.Duration
 }
+
+// The defaults of Config.RequestBurst and RequestInterval. An agent asks
+// when it starts, before a lease ends and, while it holds nothing, every
+// agent.SecretsConfig.Retry (default 30s).
+const (
+	DefaultRequestBurst    = 5
+	DefaultRequestInterval = time.Second
+)
 
 // Outcomes of a release decision.
 const (
@@ -64,6 +81,8 @@ const (
 	keyReport  = "report_id"
 	keyPCRs    = "pcrs"
 	keyError   = "error"
+	keyBurst   = "burst"
+	keyEvery   = "every"
 )
 
 // Deps are the parts the broker uses. Secrets is required; the others are
@@ -101,6 +120,8 @@ type Broker struct {
 	holders holders
 	// journal keeps the latest decisions per host (journal.go).
 	journal journal
+	// limit gives each host its budget of secret requests.
+	limit *hostlimit.Limiter
 }
 
 // New returns a broker.
@@ -108,7 +129,14 @@ func New(cfg Config, deps Deps, logger *slog.Logger) *Broker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Broker{cfg: cfg, secrets: deps.Secrets, hosts: deps.Hosts, attest: deps.Attest, reports: deps.Reports, signer: deps.Signer, logger: logger}
+	if cfg.RequestBurst <= 0 {
+		cfg.RequestBurst = DefaultRequestBurst
+	}
+	if cfg.RequestInterval <= 0 {
+		cfg.RequestInterval = DefaultRequestInterval
+	}
+	return &Broker{cfg: cfg, secrets: deps.Secrets, hosts: deps.Hosts, attest: deps.Attest, reports: deps.Reports, signer: deps.Signer, logger: logger,
+		limit: hostlimit.New(clock.Real{}, cfg.RequestInterval, cfg.RequestBurst)}
 }
 
 // decodePolicy reads a stored policy.
