@@ -47,6 +47,7 @@ func (v *Verifier) startKeyBroker(r *run.Runner, nc *nats.Conn, svc *hvs.Service
 		p.releases.WithLabelValues(outcome, reason).Inc()
 	}}, keybroker.Deps{Secrets: v.store, Hosts: v.store, Attest: svc, Reports: report.NewVerifier(v.ca.RootPool()), Signer: svc},
 		v.logger.With("part", "keybroker"))
+	v.metrics.countLimited("secret_request", b.RequestsLimited)
 	b.Register(v.mux, v.require)
 	p.b.Store(b)
 	r.Go("keybroker", func(ctx context.Context) error { return b.Serve(ctx, nc) })

@@ -84,6 +84,17 @@ func (m *metrics) watchPools(pools map[string]*sql.DB) {
 	}
 }
 
+// countLimited serves n() as tc_bus_messages_limited_total{kind="kind"}:
+// the messages of one agent (or manager) beyond its budget (hostlimit),
+// dropped or folded into a turn of its own.
+func (m *metrics) countLimited(kind string, n func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "tc", Subsystem: "bus", Name: "messages_limited_total",
+		Help:        "Bus messages of one agent or manager beyond its budget, dropped or folded into its next turn, by kind (event, renewal, secret_request).",
+		ConstLabels: prometheus.Labels{"kind": kind},
+	}, func() float64 { return float64(n()) }))
+}
+
 // observe records one report.
 func (m *metrics) observe(r *report.Report, took time.Duration) {
 	m.reports.WithLabelValues(result(r.Trusted()), r.HostStatus).Inc()

@@ -368,6 +368,8 @@ func (v *Verifier) start(ctx context.Context, r *run.Runner) (*nats.Conn, error)
 	if err != nil {
 		return nc, fmt.Errorf("hvs: %w", err)
 	}
+	v.metrics.countLimited("event", svc.EventsFolded)
+	v.metrics.countLimited("renewal", renewer.RenewalsLimited)
 	r.Go("bus-credentials", func(ctx context.Context) error { return renewer.Run(ctx, nc) })
 	v.registerBusCredentials(renewer)
 	svc.Register(v.mux, v.require)
