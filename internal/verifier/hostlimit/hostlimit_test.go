@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/eventually"
 )
 
 var t0 = time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
@@ -66,7 +67,7 @@ func TestFoldRunsOnceATurnAndNeverLosesTheLastCall(t *testing.T) {
 		t.Fatal("the deferred call ran before the host's next turn")
 	case <-time.After(50 * time.Millisecond):
 	}
-	waitForWaiter(t, clk)
+	eventually.True(t, 5*time.Second, "a deferred call waiting on the clock", func() bool { return clk.Waiters() > 0 })
 	clk.Advance(time.Second)
 	select {
 	case <-ran:
@@ -96,13 +97,9 @@ func TestADeferredCallDoesNotRunAfterItsContextEnds(t *testing.T) {
 	}
 	cancel()
 	// Once the waiting call has gone, the host can defer again.
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Fold(t.Context(), "a", func() {}) == Folded {
-		if time.Now().After(deadline) {
-			t.Fatal("the call deferred under an ended context still waits")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, "the call deferred under the ended context gone", func() bool {
+		return l.Fold(t.Context(), "a", func() {}) != Folded
+	})
 	if n := runs.Load(); n != 1 {
 		t.Fatalf("fn ran %d times, want once (not after its context ended)", n)
 	}
@@ -130,17 +127,5 @@ func TestIdleHostsAreForgotten(t *testing.T) {
 	}
 	if ok, _ := l.Allow("old-0"); ok {
 		t.Fatal("a forgotten host got more than its burst")
-	}
-}
-
-// waitForWaiter waits until a deferred call waits on clk.
-func waitForWaiter(t *testing.T, clk *clock.Fake) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for clk.Waiters() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no deferred call waits on the clock")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

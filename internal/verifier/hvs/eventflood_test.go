@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/bus"
+	"trustedcompute.io/tc/internal/eventually"
 	"trustedcompute.io/tc/internal/verifier/agentclient/agentclienttest"
 )
 
@@ -35,16 +36,6 @@ func TestANodeFloodingItsEventsGetsOneReportATurn(t *testing.T) {
 		}
 	})
 	reports := func(n *node) int { return len(e.pub.published("trust-reports." + n.id)) }
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 
 	// The honest node's event is reported once HVS has subscribed.
 	hc := b.AgentConn(t, honest.id)
@@ -85,7 +76,7 @@ func TestANodeFloodingItsEventsGetsOneReportATurn(t *testing.T) {
 	atEnd := reports(attacker)
 	// The events still folded at the flood's end are reported at the
 	// attacker's next turn.
-	waitFor("a report of the events folded at the end of the flood", func() bool { return reports(attacker) > atEnd })
+	eventually.True(t, 10*time.Second, "a report of the events folded at the end of the flood", func() bool { return reports(attacker) > atEnd })
 	time.Sleep(3 * interval)
 	// A burst, then one a turn since the flood began (the events may reach
 	// HVS later than they were sent, never earlier).
@@ -96,7 +87,7 @@ func TestANodeFloodingItsEventsGetsOneReportATurn(t *testing.T) {
 		t.Errorf("%d events in %s made %d reports of the flooding node, want at most %d (one a %s turn)", sent, flood, got, want, interval)
 	}
 	if honestSeen.IsZero() {
-		waitFor("the honest node's report", func() bool { return reports(honest) > honestBefore })
+		eventually.True(t, 10*time.Second, "the honest node's report", func() bool { return reports(honest) > honestBefore })
 		honestSeen = time.Now()
 	}
 	if took := honestSeen.Sub(honestSent); took > 3*time.Second {
