@@ -40,6 +40,7 @@ import (
 
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
+	"trustedcompute.io/tc/internal/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/report"
 
 	"trustedcompute.io/tc/internal/clock"
@@ -173,6 +174,9 @@ type Manager struct {
 	log      *slog.Logger
 	rnd      func() float64
 	onCordon func(node string, status cluster.Status)
+	// claims gives each node its budget of attestations out of schedule
+	// for a change of the host it claims, which it writes itself.
+	claims *hostlimit.Limiter
 
 	mu     sync.Mutex
 	hosts  map[string]*nodeState // by node name
@@ -181,6 +185,16 @@ type Manager struct {
 	woken  map[string]struct{}   // node names not yet handed to the controller
 	wake   chan struct{}
 }
+
+// A node that keeps changing the host it claims (its host-id annotation or
+// system UUID, which it writes itself) is attested for its new claim
+// ClaimBurst times at once and then once a ClaimInterval at the most: each
+// such attestation costs the verifier a report or a registration and the
+// API server an Event. A real re-annotation is rare.
+const (
+	ClaimBurst    = 2
+	ClaimInterval = 30 * time.Second
+)
 
 // nodeState is what this process knows about a node. Losing it (a restart)
 // costs at most a registration lookup and a report read per node.
@@ -260,6 +274,7 @@ func New(cfg Config, d Deps) (*Manager, error) {
 	if m.clock == nil {
 		m.clock = clock.Real{}
 	}
+	m.claims = hostlimit.New(m.clock, ClaimInterval, ClaimBurst)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -399,8 +414,13 @@ func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
 		}
 		st.verifierID, st.registeredFor, st.flavorsKnown, st.resetKnown = "", "", false, false
 		// A verdict is about a host: another claimed host is attested
-		// (or refused) now, not at the next poll.
-		st.next = now
+		// (or refused) now, not at the next poll. The node writes its
+		// claim itself, so one that keeps changing it gets ClaimBurst
+		// attestations and then one a ClaimInterval, never later than
+		// its schedule.
+		if next := now.Add(m.claims.Next(n.Name)); next.Before(st.next) || st.next.IsZero() {
+			st.next = next
+		}
 	}
 	if !n.OnboardRequested {
 		st.onboardTried = false

@@ -18,7 +18,7 @@ import (
 
 	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/clock"
-	"trustedcompute.io/tc/internal/verifier/hostlimit"
+	"trustedcompute.io/tc/internal/hostlimit"
 )
 
 // DefaultCredentialsTTL is the lifetime of the credentials the verifier

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"trustedcompute.io/tc/internal/bus"
-	"trustedcompute.io/tc/internal/verifier/hostlimit"
+	"trustedcompute.io/tc/internal/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 

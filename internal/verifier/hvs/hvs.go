@@ -55,8 +55,8 @@ import (
 	"trustedcompute.io/tc/internal/config"
 	"trustedcompute.io/tc/internal/evidence"
 	"trustedcompute.io/tc/internal/flavor"
+	"trustedcompute.io/tc/internal/hostlimit"
 	"trustedcompute.io/tc/internal/run"
-	"trustedcompute.io/tc/internal/verifier/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/report"
 	"trustedcompute.io/tc/internal/verifier/store"
 )

@@ -22,8 +22,8 @@ import (
 	"github.com/google/uuid"
 
 	"trustedcompute.io/tc/internal/clock"
+	"trustedcompute.io/tc/internal/hostlimit"
 	"trustedcompute.io/tc/internal/restapi"
-	"trustedcompute.io/tc/internal/verifier/hostlimit"
 	"trustedcompute.io/tc/internal/verifier/store"
 )
 

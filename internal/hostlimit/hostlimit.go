@@ -1,5 +1,7 @@
-// Package hostlimit bounds how often one host's agent, or one attestation
-// manager, can make the verifier work through the bus.
+// Package hostlimit bounds how often one node can make the verifier or the
+// manager work: through the bus (its agent's events, renewals and secret
+// requests, or an attestation manager's renewals), or through what it
+// writes on its own Node (the host it claims).
 //
 // Whoever holds a host's bus credentials (root on the node, or a thief of
 // its credentials) may publish to that host's subjects as fast as the
@@ -101,6 +103,25 @@ func (l *Limiter) Allow(host string) (ok, tell bool) {
 	return false, tell
 }
 
+// Next takes host's turn and returns 0 when it has one now; otherwise it
+// returns how long until its next turn, which it leaves for a later call.
+// Asking again before then takes nothing either, so a caller that waits
+// for the turn is never pushed further out by calls made meanwhile.
+func (l *Limiter) Next(host string) time.Duration {
+	now := l.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entry(host, now)
+	if e.lim.AllowN(now, 1) {
+		return 0
+	}
+	l.limited.Add(1)
+	r := e.lim.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return wait
+}
+
 // Outcome says what Fold did with a call.
 type Outcome int
 
@@ -154,7 +175,8 @@ func (l *Limiter) Fold(ctx context.Context, host string, fn func()) Outcome {
 	return Deferred
 }
 
-// Limited is the number of calls Allow refused and Fold folded.
+// Limited is the number of calls Allow refused, Fold folded and Next put
+// off.
 func (l *Limiter) Limited() uint64 { return l.limited.Load() }
 
 // Len is the number of hosts the Limiter remembers.

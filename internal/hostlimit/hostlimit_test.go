@@ -41,6 +41,30 @@ func TestAHostGetsItsBurstAndThenATurnAnInterval(t *testing.T) {
 	}
 }
 
+func TestNextPutsOffAHostWithoutPushingItsTurnFurther(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := New(clk, 10*time.Second, 1)
+	if d := l.Next("a"); d != 0 {
+		t.Fatalf("the first call waits %s, want its turn now", d)
+	}
+	for i := range 100 {
+		if d := l.Next("a"); !near(d, 10*time.Second) {
+			t.Fatalf("call %d right after the turn waits %s, want 10s", i, d)
+		}
+	}
+	clk.Advance(4 * time.Second)
+	if d := l.Next("a"); !near(d, 6*time.Second) {
+		t.Fatalf("4s later the call waits %s, want 6s (the calls before took nothing)", d)
+	}
+	clk.Advance(6 * time.Second)
+	if d := l.Next("a"); d != 0 {
+		t.Fatalf("at the turn the call waits %s, want 0", d)
+	}
+	if got := l.Limited(); got != 101 {
+		t.Fatalf("%d calls counted as put off, want 101", got)
+	}
+}
+
 func TestFoldRunsOnceATurnAndNeverLosesTheLastCall(t *testing.T) {
 	clk := clock.NewFake(t0)
 	l := New(clk, time.Second, 1)
@@ -129,3 +153,6 @@ func TestIdleHostsAreForgotten(t *testing.T) {
 		t.Fatal("a forgotten host got more than its burst")
 	}
 }
+
+// near: d is want give or take the rate's rounding (a millisecond).
+func near(d, want time.Duration) bool { return (d - want).Abs() < time.Millisecond }

@@ -1,0 +1,61 @@
+package manager
+
+import (
+	"testing"
+
+	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/cluster/clustertest"
+)
+
+// A node with root rewrites the host it claims (its own host-id
+// annotation, which its identity may write) again and again, on the real
+// API server. Each change used to make the manager attest the new claim at
+// once: a verifier call or more and an Event each, as fast as the node
+// writes. After ClaimBurst changes the claims now wait for the node's next
+// turn, which still comes, and no later than its schedule; the other nodes
+// are untouched.
+func TestANodeChangingItsClaimAgainAndAgainIsAttestedOnceATurn(t *testing.T) {
+	const flipper, other = "mgr-flipper", "mgr-steady"
+	k := newKubeEnv(t, "mgr-claims", map[string]string{flipper: hostID(21), other: hostID(22)})
+	k.tick()
+	k.want(t, flipper, cluster.StatusVerified, true, false)
+	k.want(t, other, cluster.StatusVerified, true, false)
+	asFlipper := clustertest.AsNode(t, flipper)
+	claim := func(i int) {
+		t.Helper()
+		host := hostID(21)
+		if i%2 == 0 {
+			host = hostID(23) // a host nobody has registered
+		}
+		if err := clustertest.PatchNode(asFlipper, flipper, meta("annotations", map[string]any{cluster.AnnotationHostID: host})); err != nil {
+			t.Fatalf("node annotates itself: %v", err)
+		}
+		k.tick()
+	}
+
+	before := k.v.count("")
+	for i := range ClaimBurst {
+		claim(i)
+	}
+	burst := k.v.count("") - before
+	if burst == 0 {
+		t.Fatal("the node's first changes of its claim made no verifier call; the test measures nothing")
+	}
+	const flood = 20
+	for i := ClaimBurst; i < ClaimBurst+flood; i++ {
+		claim(i)
+	}
+	if extra := k.v.count("") - before - burst; extra != 0 {
+		t.Fatalf("%d changes of the claim after the burst made %d verifier calls in no time, want none before the node's next turn", flood, extra)
+	}
+	k.want(t, other, cluster.StatusVerified, true, false)
+
+	// The node's last claim is attested at its next turn.
+	atTurn := k.v.count("")
+	k.advance(ClaimInterval)
+	if k.v.count("") == atTurn {
+		t.Fatalf("no verifier call %s after the flood of claims: the last claim was never attested", ClaimInterval)
+	}
+	// It claims its own host last: Verified again.
+	k.want(t, flipper, cluster.StatusVerified, true, false)
+}
