@@ -102,8 +102,9 @@ func (b *Broker) Serve(ctx context.Context, nc *nats.Conn) error {
 	return nil
 }
 
-// admit takes a turn of the host that published on subject; false when it
-// has none, or subject names no host (handle logs that).
+// admit takes a turn of the host that published on subject and reports
+// whether it had one. A subject that names no host is admitted: handle
+// logs and drops it.
 func (b *Broker) admit(ctx context.Context, subject string) bool {
 	host, _, err := bus.ParseSecretRequestSubject(subject)
 	if err != nil {
