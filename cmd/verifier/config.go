@@ -101,7 +101,7 @@ type HVS struct {
 	// (default 4096; hosts that booted alike share one).
 	EventLogCacheEntries int `yaml:"event_log_cache_entries" env:"TC_HVS_EVENT_LOG_CACHE_ENTRIES"`
 	// EventInterval bounds the reports one host's bus events cause: two at
-	// once, then one an interval (default 1s, the agent's IMA poll; 100ms
+	// once, then one an interval (default 1s, below the agent's IMA poll of 5s; 100ms
 	// to 10m). Faster events fold into the host's next report.
 	EventInterval time.Duration `yaml:"event_interval" env:"TC_HVS_EVENT_INTERVAL"`
 }

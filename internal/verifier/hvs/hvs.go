@@ -144,8 +144,9 @@ type Config struct {
 	// (defaults 2 and 1024).
 	Workers, QueueSize int
 	// EventInterval bounds the reports one host's events cause: after a
-	// burst of EventBurst, at most one an EventInterval (default 1s, the
-	// agent's IMA poll). The events that come faster fold into the host's
+	// burst of EventBurst, at most one an EventInterval (default 1s; an
+	// agent checks its IMA log every 5s by default). The events that come
+	// faster fold into the host's
 	// next report, which quotes the node afresh, so none is lost; a node
 	// that floods its event subjects costs a map lookup a message
 	// (hostlimit).
