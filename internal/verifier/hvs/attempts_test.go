@@ -130,3 +130,52 @@ func drain(s *Service) []string {
 	}
 	return ids
 }
+
+// A replica claims a due host, but its report waits in the queue past the
+// claim (a loaded machine); another replica claims the host meanwhile and
+// attests it. The first replica's worker then skips the host: before, both
+// attested it together (test/e2e/replicas counted "reports made twice in
+// one round" on a loaded CI machine).
+func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *testing.T) {
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	n := newNode(t, "edge-1")
+	replica := func(name string) envOption {
+		return func(cfg *Config, _ *Deps) { cfg.Replica = name }
+	}
+	a := newEnvOn(t, st, []*node{n}, replica("a"))
+	b := newEnvOn(t, st, []*node{n}, replica("b"))
+	b.clock = a.clock
+	b.svc.cfg.Now = a.clock.Now
+	a.baseline(t, n)
+	ctx := t.Context()
+	if q := a.svc.refreshOnce(ctx); q != 1 {
+		t.Fatalf("replica a queued %d hosts, want the one due", q)
+	}
+	a.clock.Advance(a.svc.cfg.RefreshMargin / 2) // a's claim lapses, its report still queued
+	if q := b.svc.refreshOnce(ctx); q != 1 {
+		t.Fatalf("replica b queued %d hosts after a's claim lapsed, want 1", q)
+	}
+	b.svc.runQueued(ctx, <-b.svc.queue)
+	a.svc.runQueued(ctx, <-a.svc.queue)
+	rs, err := st.ListReports(ctx, store.ReportFilter{HostID: n.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("%d reports of the host, want 1 (made by the replica that holds the claim)", len(rs))
+	}
+
+	// A claim nobody took over is kept: a's next refresh is attested.
+	a.clock.Advance(time.Hour)
+	if q := a.svc.refreshOnce(ctx); q != 1 {
+		t.Fatalf("replica a queued %d hosts an hour later, want 1", q)
+	}
+	a.svc.runQueued(ctx, <-a.svc.queue)
+	if rs, _ := st.ListReports(ctx, store.ReportFilter{HostID: n.id}); len(rs) != 2 {
+		t.Fatalf("%d reports after a's own claimed refresh, want 2", len(rs))
+	}
+}

@@ -299,6 +299,7 @@ type Service struct {
 	flight  singleflight.Group
 	queue   chan string
 	pending sync.Map // host id → struct{}: queued or being made async
+	claims  sync.Map // host id → struct{}: queued by this replica's refresh claim
 }
 
 // New returns HVS: it creates the default flavor groups on first start and
@@ -427,11 +428,28 @@ func (s *Service) work(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case id := <-s.queue:
-			s.pending.Delete(id)
-			if _, err := s.CreateReport(ctx, id); err != nil && ctx.Err() == nil && !errors.Is(err, ErrHostDisabled) {
-				s.logger.LogAttrs(ctx, slog.LevelWarn, "async report failed", slog.String(keyHost, id), slog.String(keyError, err.Error()))
-			}
+			s.runQueued(ctx, id)
 		}
+	}
+}
+
+// runQueued makes the queued report of host id. A host this replica claimed
+// to refresh is attested only while the claim is still its own, or nobody's:
+// a claim lapses RefreshMargin/2 after it was made, and a report that waited
+// longer in the queue may have been claimed by another replica meanwhile,
+// which attests it. Without a store to ask, the report is made.
+func (s *Service) runQueued(ctx context.Context, id string) {
+	s.pending.Delete(id)
+	if _, claimed := s.claims.LoadAndDelete(id); claimed {
+		now := s.cfg.Now()
+		kept, err := s.store.KeepRefreshClaim(ctx, id, s.cfg.Replica, now, now.Add(s.cfg.RefreshMargin/2))
+		if err == nil && !kept {
+			s.logger.LogAttrs(ctx, slog.LevelDebug, "refresh skipped: another replica claimed the host since", slog.String(keyHost, id))
+			return
+		}
+	}
+	if _, err := s.CreateReport(ctx, id); err != nil && ctx.Err() == nil && !errors.Is(err, ErrHostDisabled) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "async report failed", slog.String(keyHost, id), slog.String(keyError, err.Error()))
 	}
 }
 
@@ -458,7 +476,9 @@ func (s *Service) refreshOnce(ctx context.Context) int {
 	}
 	queued := 0
 	for _, id := range ids {
+		s.claims.Store(id, struct{}{})
 		if err := s.Enqueue(id); err != nil {
+			s.claims.Delete(id)
 			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh reports", slog.String(keyHost, id), slog.String(keyError, err.Error()))
 			break
 		}

@@ -50,6 +50,26 @@ func (q *queries) ClaimHostsToRefresh(ctx context.Context, replica string, expir
 	return ids, nil
 }
 
+// KeepRefreshClaim renews, for replica until until, its claim on host id
+// when it still holds it at now, or when nobody does; it reports false when
+// another replica holds an unexpired claim on the host (it claimed the host
+// after this replica's claim lapsed, and attests it). A worker calls it as
+// it starts a claimed report, so that a claim that lapsed while the report
+// waited in the queue does not make two replicas attest one host together.
+func (q *queries) KeepRefreshClaim(ctx context.Context, id, replica string, now, until time.Time) (bool, error) {
+	res, err := q.w.ExecContext(ctx, `UPDATE hosts SET claimed_by = $2, claimed_until = $4
+		WHERE id = $1 AND (claimed_by = $2 OR claimed_until IS NULL OR claimed_until <= $3)`,
+		id, replica, now.UnixMicro(), until.UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("keep the refresh claim on host %q: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("keep the refresh claim on host %q: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 // AttemptStats counts the enabled hosts and those overdue.
 type AttemptStats struct {
 	Hosts, Overdue int

@@ -115,11 +115,29 @@ func testClaimLapses(t *testing.T, newDSN func(t *testing.T) string) {
 	if len(got) != 0 {
 		t.Errorf("replica a claimed %v again while its claim holds (queued twice), want nothing", got)
 	}
+	// Replica a keeps its live claim as its worker starts the report.
+	kept, err := a.KeepRefreshClaim(ctx, "h1", "replica-a", t0.Add(2*time.Minute), t0.Add(7*time.Minute))
+	must(t, "keep by a", err)
+	if !kept {
+		t.Error("replica a could not keep its own live claim")
+	}
 	// Replica a dies: its claim lapses and b takes the host.
-	got, err = b.ClaimHostsToRefresh(ctx, "replica-b", due, t0.Add(6*time.Minute), t0.Add(11*time.Minute), 10)
+	got, err = b.ClaimHostsToRefresh(ctx, "replica-b", due, t0.Add(7*time.Minute), t0.Add(12*time.Minute), 10)
 	must(t, "claim by b after the lapse", err)
 	if !slices.Equal(got, []string{"h1"}) {
 		t.Errorf("replica b claimed %v after a's claim lapsed, want [h1]", got)
+	}
+	// A report of a's that waited past its claim is not started: b holds it.
+	kept, err = a.KeepRefreshClaim(ctx, "h1", "replica-a", t0.Add(8*time.Minute), t0.Add(13*time.Minute))
+	must(t, "keep by a after b's claim", err)
+	if kept {
+		t.Error("replica a kept a claim that replica b holds")
+	}
+	// Once b's claim lapses too, whoever starts first takes it over.
+	kept, err = a.KeepRefreshClaim(ctx, "h1", "replica-a", t0.Add(12*time.Minute), t0.Add(17*time.Minute))
+	must(t, "keep by a after b's lapse", err)
+	if !kept {
+		t.Error("replica a could not take over a claim that had lapsed")
 	}
 }
 
