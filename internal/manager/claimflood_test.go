@@ -59,3 +59,40 @@ func TestANodeChangingItsClaimAgainAndAgainIsAttestedOnceATurn(t *testing.T) {
 	// It claims its own host last: Verified again.
 	k.want(t, flipper, cluster.StatusVerified, true, false)
 }
+
+// The same node drops and sets its own trustedcompute.io/enabled label
+// again and again: each set made it new to the manager, attested at once.
+// It shares the budget of its claims.
+func TestANodeReEnablingItselfAgainAndAgainIsAttestedOnceATurn(t *testing.T) {
+	const toggler = "mgr-toggler"
+	k := newKubeEnv(t, "mgr-enable", map[string]string{toggler: hostID(31)})
+	k.tick()
+	k.want(t, toggler, cluster.StatusVerified, true, false)
+	asToggler := clustertest.AsNode(t, toggler)
+	set := func(v any) {
+		t.Helper()
+		if err := clustertest.PatchNode(asToggler, toggler, meta("labels", map[string]any{cluster.LabelEnabled: v})); err != nil {
+			t.Fatalf("node sets its enabled label to %v: %v", v, err)
+		}
+		k.tick()
+	}
+	before := k.v.count("")
+	set(nil)
+	set("true") // new to the manager: its second turn (the first was its start)
+	if k.v.count("") == before {
+		t.Fatal("re-enabling the node made no verifier call; the test measures nothing")
+	}
+	afterBurst := k.v.count("")
+	for range 10 {
+		set(nil)
+		set("true")
+	}
+	if extra := k.v.count("") - afterBurst; extra != 0 {
+		t.Fatalf("10 more re-enables in no time made %d verifier calls, want none before the node's next turn", extra)
+	}
+	k.advance(ClaimInterval)
+	if k.v.count("") == afterBurst {
+		t.Fatalf("no verifier call %s after the re-enables: the node was never attested again", ClaimInterval)
+	}
+	k.want(t, toggler, cluster.StatusVerified, true, false)
+}

@@ -187,10 +187,12 @@ type Manager struct {
 }
 
 // A node that keeps changing the host it claims (its host-id annotation or
-// system UUID, which it writes itself) is attested for its new claim
-// ClaimBurst times at once and then once a ClaimInterval at the most: each
-// such attestation costs the verifier a report or a registration and the
-// API server an Event. A real re-annotation is rare.
+// system UUID, which it writes itself), or keeps dropping and setting its
+// own enabled label (each set makes it new to the manager), is attested out
+// of schedule ClaimBurst times at once and then once a ClaimInterval at the
+// most: each such attestation costs the verifier a report or a registration
+// and the API server an Event. A real re-annotation is rare. The budget is
+// kept by Node name, so forgetting a node does not refill it.
 const (
 	ClaimBurst    = 2
 	ClaimInterval = 30 * time.Second
@@ -437,6 +439,11 @@ func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
 	evented := m.events[n.Name]
 	delete(m.events, n.Name)
 	switch {
+	case !st.seen && now.Before(st.next):
+		// New to this process, and put off by its claims' budget: a node
+		// that drops and sets its own enabled label again and again is
+		// new at every set.
+		return st, "", false
 	case !st.seen:
 		return st, triggerStart, true
 	case n.OnboardRequested && !st.onboardTried:
