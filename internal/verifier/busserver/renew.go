@@ -259,7 +259,9 @@ func NewRenewer(cfg RenewerConfig, auth *Authority, srv *Server, hosts Hosts, lo
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = DefaultReconcileInterval
 	}
-	cfg.RenewalBurst = cmp.Or(max(cfg.RenewalBurst, 0), DefaultRenewalBurst)
+	if cfg.RenewalBurst <= 0 {
+		cfg.RenewalBurst = DefaultRenewalBurst
+	}
 	if cfg.RenewalInterval <= 0 {
 		cfg.RenewalInterval = DefaultRenewalInterval
 	}

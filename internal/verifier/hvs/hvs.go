@@ -146,10 +146,9 @@ type Config struct {
 	// EventInterval bounds the reports one host's events cause: after a
 	// burst of EventBurst, at most one an EventInterval (default 1s; an
 	// agent checks its IMA log every 5s by default). The events that come
-	// faster fold into the host's
-	// next report, which quotes the node afresh, so none is lost; a node
-	// that floods its event subjects costs a map lookup a message
-	// (hostlimit).
+	// faster fold into the host's next report, which quotes the node
+	// afresh, so none is lost; a node that floods its event subjects costs
+	// a map lookup a message (hostlimit).
 	EventInterval time.Duration
 	// ReportTimeout bounds one report, agent round trips included
 	// (default 60s; the agent client has its own, shorter timeout).
