@@ -82,6 +82,10 @@ const (
 	// ReasonHostClaimRefused says the Node claims a host id the verifier
 	// has bound to another Node (or the Node is bound to another host).
 	ReasonHostClaimRefused = "HostClaimRefused"
+	// ReasonHostClaimChanged says the Node changed the host it claims faster
+	// than the manager attests new claims: its verdict was about the host it
+	// claimed before, and is withdrawn until the new claim is attested.
+	ReasonHostClaimChanged = "HostClaimChanged"
 	// ReasonGoldenFlavorsReplaced says a boot's measurements differed from
 	// the node's golden flavors and were made its golden flavors
 	// (goldenFlavors everyBoot): an operator's trail of what changed.

@@ -291,7 +291,8 @@ func (n *Nodes) Onboarded(ctx context.Context, node string, ready bool, reportID
 // Withdraw takes back a verdict that can no longer stand, without cordoning:
 // the evidence is older than the manager's maxEvidenceAge (reason
 // ReasonVerifierUnreachable), or the Node's host claim was refused
-// (ReasonHostClaimRefused). It removes LabelReady, turns LabelStatus
+// (ReasonHostClaimRefused) or changed faster than it is attested
+// (ReasonHostClaimChanged). It removes LabelReady, turns LabelStatus
 // verified or pending into StatusUnknown (a failure status stays, and so do
 // its cordon and taint), sets condition TrustedAttestation=Unknown with the
 // reason and message, and records a Warning Event when anything changed.

@@ -33,18 +33,31 @@ func TestANodeChangingItsClaimAgainAndAgainIsAttestedOnceATurn(t *testing.T) {
 		k.tick()
 	}
 
+	// The node's start took one turn of its burst.
 	before := k.v.count("")
-	for i := range ClaimBurst {
+	for i := range ClaimBurst - 1 {
 		claim(i)
 	}
 	burst := k.v.count("") - before
 	if burst == 0 {
 		t.Fatal("the node's first changes of its claim made no verifier call; the test measures nothing")
 	}
+	k.want(t, flipper, cluster.StatusVerified, true, false) // back on its own host
+	// The first change past the burst is put off, and the verdict, about
+	// the host claimed before, goes at once: a node that spent its burst
+	// and then tampered with itself while it changed its claim kept ready
+	// until the new claim's turn, the tamper's report going to the host it
+	// no longer claimed.
+	claim(ClaimBurst - 1)
+	k.want(t, flipper, cluster.StatusUnknown, false, false)
+	if c := k.node(t, flipper).Status.Conditions; len(c) == 0 || c[0].Reason != cluster.ReasonHostClaimChanged {
+		t.Fatalf("conditions %+v, want reason %s", c, cluster.ReasonHostClaimChanged)
+	}
 	const flood = 20
-	for i := ClaimBurst; i < ClaimBurst+flood; i++ {
+	for i := ClaimBurst; i < ClaimBurst+flood-1; i++ {
 		claim(i)
 	}
+	claim(1) // and last its own host again
 	if extra := k.v.count("") - before - burst; extra != 0 {
 		t.Fatalf("%d changes of the claim after the burst made %d verifier calls in no time, want none before the node's next turn", flood, extra)
 	}
@@ -76,9 +89,12 @@ func TestANodeReEnablingItselfAgainAndAgainIsAttestedOnceATurn(t *testing.T) {
 		}
 		k.tick()
 	}
+	// Each set makes it new to the manager; its start took one turn.
 	before := k.v.count("")
-	set(nil)
-	set("true") // new to the manager: its second turn (the first was its start)
+	for range ClaimBurst - 1 {
+		set(nil)
+		set("true")
+	}
 	if k.v.count("") == before {
 		t.Fatal("re-enabling the node made no verifier call; the test measures nothing")
 	}

@@ -29,6 +29,18 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) erro
 		m.reassert(ctx, st, log)
 		return nil
 	}
+	if why == triggerClaimPutOff {
+		if st.want != nil && !st.want.ready && st.want.status != cluster.StatusVerified {
+			// Neither ready nor Verified (withdrawn already, or failed and
+			// cordoned): nothing to take back, and no write, Event or log
+			// line a change.
+			return nil
+		}
+		msg := "the node changed the host it claims again before its turn; the new claim is attested at " + st.next.UTC().Format(time.RFC3339)
+		log.Warn("host claim put off", slog.String(keyReason, msg))
+		m.withdraw(ctx, st, cluster.ReasonHostClaimChanged, msg, "", log)
+		return nil
+	}
 	if n.HostID == "" {
 		msg := "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
 		log.Warn("cannot attest node", slog.String(keyReason, msg))

@@ -192,9 +192,10 @@ type Manager struct {
 // of schedule ClaimBurst times at once and then once a ClaimInterval at the
 // most: each such attestation costs the verifier a report or a registration
 // and the API server an Event. A real re-annotation is rare. The budget is
-// kept by Node name, so forgetting a node does not refill it.
+// kept by Node name, so forgetting a node does not refill it; a node's
+// first attestation by this process takes one turn of the burst.
 const (
-	ClaimBurst    = 2
+	ClaimBurst    = 3
 	ClaimInterval = 30 * time.Second
 )
 
@@ -334,6 +335,10 @@ const (
 	triggerEvent    trigger = "report"   // a report was published
 	triggerOnboard  trigger = "onboard"  // an operator asked for re-onboarding
 	triggerDrift    trigger = "drift"    // the Node no longer says the verdict
+	// triggerClaimPutOff: the Node claims another host, whose attestation
+	// its claims' budget puts off; its verdict, about the host it claimed
+	// before, is withdrawn meanwhile.
+	triggerClaimPutOff trigger = "claim-put-off"
 )
 
 // Tick reconciles every enabled node once, one after another, and returns
@@ -405,6 +410,7 @@ func (m *Manager) ReconcileNode(ctx context.Context, name string) (time.Duration
 func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	putOff := false
 	st, ok := m.hosts[n.Name]
 	if !ok {
 		st = &nodeState{}
@@ -420,9 +426,13 @@ func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
 		// claim itself, so one that keeps changing it gets ClaimBurst
 		// attestations and then one a ClaimInterval, never later than
 		// its schedule.
-		if next := now.Add(m.claims.Next(n.Name)); next.Before(st.next) || st.next.IsZero() {
+		next := now.Add(m.claims.Next(n.Name))
+		if next.Before(st.next) || st.next.IsZero() {
 			st.next = next
 		}
+		// The verdict the Node shows is about the host it claimed before:
+		// it goes now, not at the new claim's turn (fail closed).
+		putOff = st.seen && now.Before(st.next)
 	}
 	if !n.OnboardRequested {
 		st.onboardTried = false
@@ -439,6 +449,8 @@ func (m *Manager) track(n Node, now time.Time) (*nodeState, trigger, bool) {
 	evented := m.events[n.Name]
 	delete(m.events, n.Name)
 	switch {
+	case putOff:
+		return st, triggerClaimPutOff, true
 	case !st.seen && now.Before(st.next):
 		// New to this process, and put off by its claims' budget: a node
 		// that drops and sets its own enabled label again and again is
