@@ -99,8 +99,10 @@ func BenchmarkAgentRepliesHeldObjects(b *testing.B) {
 // them (BenchmarkAgentRepliesHeldObjects: about 1,600 objects an agent
 // without it, after 512 replies). What it holds is sampled over ten of the
 // Renewer's intervals and the least counts: a single sample right before a
-// drop also counts the replies since the last one, and on a loaded machine
-// that was once above the bound.
+// drop also counts the replies since the last one. The bound sits between
+// what the Renewer leaves (up to 444 objects an agent on a quiet machine,
+// 509 once on a loaded CI machine, the least of five samples) and what the
+// server keeps without it (1,600 to 1,769).
 func TestTheServerForgetsWhereAgentsRepliedTo(t *testing.T) {
 	r := newRepliers(t, 40, true)
 	r.answer(t, 600)
@@ -109,8 +111,8 @@ func TestTheServerForgetsWhereAgentsRepliedTo(t *testing.T) {
 		time.Sleep(120 * time.Millisecond)
 		least = min(least, r.held())
 	}
-	if least > 500 {
-		t.Fatalf("the server held at least %.0f heap objects for each agent in the half second after 600 replies, want at most 500", least)
+	if least > 1000 {
+		t.Fatalf("the server held at least %.0f heap objects for each agent in the half second after 600 replies, want at most 1000", least)
 	}
 }
 
