@@ -38,7 +38,7 @@ type Limiter struct {
 	every time.Duration
 	burst int
 
-	// limited counts the calls refused by Allow or folded by Fold.
+	// limited counts the calls Allow refused, Fold folded and Next put off.
 	limited atomic.Uint64
 
 	mu    sync.Mutex
@@ -63,9 +63,6 @@ func New(clk clock.Clock, every time.Duration, burst int) *Limiter {
 	}
 	return &Limiter{clk: clk, every: every, burst: burst, hosts: map[string]*entry{}, sweepAt: minSweep}
 }
-
-// Interval is the time between two turns of a host once its burst is used.
-func (l *Limiter) Interval() time.Duration { return l.every }
 
 // entry returns host's entry, made when missing; l.mu is held.
 func (l *Limiter) entry(host string, now time.Time) *entry {
