@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
 	"trustedcompute.io/tc/internal/flavor"
@@ -41,10 +42,13 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) erro
 		m.withdraw(ctx, st, cluster.ReasonHostClaimChanged, msg, "", log)
 		return nil
 	}
-	if n.HostID == "" {
-		msg := "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
+	if reason, msg := claimFault(n.HostID); reason != "" {
 		log.Warn("cannot attest node", slog.String(keyReason, msg))
-		if err := m.nodes.Pending(ctx, n.Name, ReasonHostIDMissing, msg); err != nil {
+		if trusted(st.node) {
+			// The verdict is about the host the node claimed before, whose
+			// reports no longer reach it: it goes (fail closed).
+			m.withdraw(ctx, st, reason, msg, "", log)
+		} else if err := m.nodes.Pending(ctx, n.Name, reason, msg); err != nil {
 			log.Warn("marking node pending failed", slog.Any(keyErr, err))
 		}
 		m.schedule(st, m.jittered(m.interval(st)))
@@ -84,6 +88,15 @@ func (m *Manager) evaluate(ctx context.Context, st *nodeState, why trigger) erro
 	retry := min(m.cfg.RetryMin<<min(st.failures-1, 20), m.interval(st))
 	m.schedule(st, m.jittered(retry))
 	log = log.With(slog.String(keyTrigger, string(why)), slog.Time(keyNext, st.next))
+	if trusted(st.node) && st.verdictHost != "" && st.verdictHost != st.node.HostID {
+		// The node changed the host it claims, and the new claim could not
+		// be attested: the verdict is about the host claimed before, whose
+		// reports no longer reach the node, outage or not.
+		msg := "the node changed the host it claims and the new claim could not be attested: " + err.Error()
+		log.Warn("verdict withdrawn: new host claim not attested", slog.Any(keyErr, err))
+		m.withdraw(ctx, st, cluster.ReasonHostClaimChanged, msg, "", log)
+		return nil
+	}
 	now := m.clock.Now()
 	stale := m.stale(st, now)
 	var msg string
@@ -317,6 +330,20 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 	}
 	m.schedule(st, m.jittered(m.interval(st)))
 	return m.act(ctx, st, r, false, log)
+}
+
+// claimFault says why a node's claimed host id cannot be attested, with a
+// reason of Pending or Withdraw, or "" when it can. A claim the bus could
+// not name (bus.ValidateHostID) is refused here: the verifier would refuse
+// it too, and the manager took its refusal for an outage.
+func claimFault(hostID string) (reason, message string) {
+	if hostID == "" {
+		return ReasonHostIDMissing, "node has neither a system UUID nor the annotation " + cluster.AnnotationHostID
+	}
+	if err := bus.ValidateHostID(hostID); err != nil {
+		return ReasonHostIDInvalid, "node claims a host id that cannot name a host: " + err.Error()
+	}
+	return "", ""
 }
 
 // flavorsReplaced leaves an operator's trail when a re-baseline replaced

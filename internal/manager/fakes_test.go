@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
+	"trustedcompute.io/tc/internal/bus"
 	"trustedcompute.io/tc/internal/clock"
 	"trustedcompute.io/tc/internal/cluster"
 	"trustedcompute.io/tc/internal/eim"
@@ -94,6 +95,10 @@ func (f *fakeVerifier) RegisterHost(_ context.Context, nodeName, hostID string) 
 	defer f.mu.Unlock()
 	if err := f.record("register %s %s", nodeName, hostID); err != nil {
 		return "", err
+	}
+	// As HVS does: 400, the id cannot name a host on the bus.
+	if err := bus.ValidateHostID(hostID); err != nil {
+		return "", fmt.Errorf("POST /hvs/v2/hosts: 400 Bad Request: %w", err)
 	}
 	// As HVS does: a host id and a node name are bound to each other by
 	// the first registration (the store's unique id and name).

@@ -73,6 +73,7 @@ const (
 const (
 	ReasonVerifierUnreachable = cluster.ReasonVerifierUnreachable
 	ReasonHostIDMissing       = "HostIDMissing"
+	ReasonHostIDInvalid       = "HostIDInvalid"
 	ReasonHostClaimRefused    = cluster.ReasonHostClaimRefused
 )
 
