@@ -14,8 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Func runs one command with the arguments after its name.
@@ -45,10 +48,41 @@ func Main(name string, run func(context.Context) error) {
 	err := run(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, name+":", err)
+		fmt.Fprintln(os.Stderr, name+":", Printable(err.Error()))
 		os.Exit(1)
 	}
 }
+
+// Printable returns s with what a terminal would act on instead of show
+// written as Go escapes: control characters but the newline (\x1b, \r,
+// \t), format characters such as the bidi overrides (\u202e), and bytes
+// that are not UTF-8 (\xff). An error's text may carry what a node wrote
+// (an agent's answer, a Node's annotation), and root on a node must not
+// move the operator's cursor, rewrite the lines above or retitle the
+// window.
+func Printable(s string) string {
+	if !strings.ContainsFunc(s, notShown) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case notShown(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// notShown tells the runes Printable escapes.
+func notShown(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }
 
 // Run runs the command args[0]: one of Commands, "version" or help. No
 // command or an unknown one prints the usage to stderr and is an error.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRunDispatchesTheCommandLine(t *testing.T) {
@@ -79,4 +80,43 @@ func TestFlagsAreShownWithTwoDashesAndTakenWithEither(t *testing.T) {
 	if strings.Contains(out.String(), "\n  -config") {
 		t.Errorf("usage shows a single-dash flag:\n%s", out.String())
 	}
+}
+
+// What root on a node could put in an error's text (an agent's answer, a
+// Node's annotation) reaches the operator's terminal as text, not as a
+// cursor move, a cleared line, a window title or reversed text.
+func TestPrintableEscapesWhatATerminalWouldActOn(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"host edge-1 not found", "host edge-1 not found"},
+		{"two\nlines", "two\nlines"},
+		{"ok\x1b[2K\rverified", `ok\x1b[2K\rverified`},
+		{"\x1b]0;owned\a", `\x1b]0;owned\a`},
+		{"tab\there", `tab\there`},
+		{"evil\u202edeifirev", `evil\u202edeifirev`},
+		{"bad \xff byte", `bad \xff byte`},
+		{"ünïcode ✓", "ünïcode ✓"},
+	}
+	for _, tt := range tests {
+		if got := Printable(tt.in); got != tt.want {
+			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func FuzzPrintable(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\x1b[1Ab", "\r\n\t", "\u202e\u200f", "\xff\xfe", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Printable(s)
+		if !utf8.ValidString(got) {
+			t.Fatalf("Printable(%q) = %q: not UTF-8", s, got)
+		}
+		if i := strings.IndexFunc(got, notShown); i >= 0 {
+			t.Fatalf("Printable(%q) = %q: %q at %d is not shown as text", s, got, got[i:], i)
+		}
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, notShown) && got != s {
+			t.Fatalf("Printable(%q) = %q: changed a printable string", s, got)
+		}
+	})
 }

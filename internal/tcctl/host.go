@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"trustedcompute.io/tc/internal/cli"
 	"trustedcompute.io/tc/internal/restapi"
 )
 
@@ -73,7 +74,7 @@ reason is shown.`,
 				return err
 			}
 			if h.EnrollmentError != "" && format == formatTable {
-				_, _ = fmt.Fprintf(out, "\nthe AK is not enrolled: %s\n", h.EnrollmentError)
+				_, _ = fmt.Fprintf(out, "\nthe AK is not enrolled: %s\n", cli.Printable(h.EnrollmentError))
 			}
 			return nil
 		}),

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode"
 
+	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"trustedcompute.io/tc/internal/cluster"
@@ -105,4 +107,54 @@ func TestNodeCommandsReadAndAnnotateRealNodes(t *testing.T) {
 			t.Errorf("missing kubeconfig: %v", err)
 		}
 	})
+}
+
+// TestNodeStatusShowsWhatANodeWroteAsText plays root on a failing node: with
+// its own identity it writes its host-id and last-report annotations full
+// of terminal controls, to clear its row and print one that says verified,
+// ready and not cordoned, or to add a row. node status shows them as quoted
+// text: no control byte reaches the terminal, one row a node, and the
+// node's columns say what the manager decided.
+func TestNodeStatusShowsWhatANodeWroteAsText(t *testing.T) {
+	cfg := clustertest.Start(t)
+	cs := clustertest.NewClientset(t, cfg)
+	kubeconfig := clustertest.Kubeconfig(t, cfg)
+	forger := nodeName("forger")
+	clustertest.Node(forger).Label(cluster.LabelEnabled, "true").Label(cluster.LabelStatus, string(cluster.StatusAttestationFailed)).
+		Annotation(cluster.AnnotationHostID, "edge-7").Unschedulable().Create(t, cs)
+	fake := "   edge-7   verified   yes   no   no   r-1"
+	forged := map[string]any{
+		cluster.AnnotationHostID:     "edge-7\x1b[2K\r" + forger + fake,
+		cluster.AnnotationLastReport: "r-1\n" + forger + fake + "\x1b]0;all nodes verified\a\u202e\x7f\u009b",
+	}
+	if err := clustertest.PatchNode(clustertest.AsNode(t, forger), forger, map[string]any{"metadata": map[string]any{"annotations": forged}}); err != nil {
+		t.Fatalf("the node annotates itself: %v", err)
+	}
+	c := newCLI(t)
+	for _, format := range []string{"table", "json", "yaml"} {
+		out := c.must(t, "node", "status", forger, "-o", format, "--kubeconfig", kubeconfig)
+		if i := strings.IndexFunc(out, func(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }); i >= 0 {
+			t.Fatalf("-o %s: %q at %d reaches the terminal:\n%s", format, out[i:min(i+8, len(out))], i, out)
+		}
+		if format != "table" {
+			// Escaped, not changed: the value reads back as the node wrote it.
+			var got []struct {
+				LastReport string `json:"last_report" yaml:"last_report"`
+			}
+			if err := yaml.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || got[0].LastReport != forged[cluster.AnnotationLastReport] {
+				t.Errorf("-o %s reads back as %+v (%v), want the annotation as written:\n%s", format, got, err, out)
+			}
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%d lines for one node, want a header and one row:\n%s", len(lines), out)
+		}
+		for _, col := range []struct{ name, want string }{{"STATUS", "attestation-failed"}, {"READY", "no"}, {"CORDONED", "yes"}} {
+			at := strings.Index(lines[0], col.name)
+			if got, _, _ := strings.Cut(lines[1][at:], " "); got != col.want {
+				t.Errorf("column %s shows %q, want %q:\n%s", col.name, got, col.want, out)
+			}
+		}
+	}
 }

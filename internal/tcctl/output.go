@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -43,8 +47,13 @@ func render(w io.Writer, format string, v any, t *table) error {
 	case formatTable, "":
 		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 		_, _ = fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+		cells := make([]string, 0, len(t.header))
 		for _, r := range t.rows {
-			_, _ = fmt.Fprintln(tw, strings.Join(r, "\t"))
+			cells = cells[:0]
+			for _, c := range r {
+				cells = append(cells, cell(c))
+			}
+			_, _ = fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
 		return tw.Flush()
 	case formatJSON:
@@ -57,7 +66,7 @@ func render(w io.Writer, format string, v any, t *table) error {
 			return fmt.Errorf("format json: %w", err)
 		}
 		out.WriteByte('\n')
-		_, err = w.Write(out.Bytes())
+		_, err = w.Write(escapeUnprintable(out.Bytes(), jsonEscapes))
 		return err
 	case formatYAML:
 		b, err := toJSON(v)
@@ -68,7 +77,7 @@ func render(w io.Writer, format string, v any, t *table) error {
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(y)
+		_, err = w.Write(escapeUnprintable(y, yamlEscapes))
 		return err
 	}
 	return fmt.Errorf("unknown output format %q: want table, json or yaml", format)
@@ -89,7 +98,7 @@ func toJSON(v any) ([]byte, error) {
 // order (JSON is YAML; the flow style and quoting are dropped).
 func jsonToYAML(b []byte) ([]byte, error) {
 	var n yaml.Node
-	if err := yaml.Unmarshal(b, &n); err != nil {
+	if err := yaml.Unmarshal(escapeUnprintable(b, bmpEscapes), &n); err != nil {
 		return nil, fmt.Errorf("format yaml: %w", err)
 	}
 	blockStyle(&n)
@@ -109,12 +118,79 @@ func blockStyle(n *yaml.Node) {
 	// Strings keep their tag so that "true" or "1" stay strings; the
 	// encoder quotes them where plain style would change their type.
 	n.Style = 0
+	if n.Kind == yaml.ScalarNode && strings.ContainsFunc(n.Value, notPrint) {
+		// In double quotes, where escapeUnprintable's escapes mean the
+		// same character.
+		n.Style = yaml.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
 }
 
+// notPrint tells the runes a terminal may act on rather than show.
+func notPrint(r rune) bool { return !unicode.IsPrint(r) }
+
+// escapeUnprintable writes the runes of JSON or YAML text that a terminal
+// would act on (notPrint, but the newline) as escapes that mean the same
+// character in a JSON string and in a double-quoted YAML scalar, where
+// alone they stand: encoding/json and the YAML encoder escape the control
+// characters but pass DEL, the C1 controls and format characters such as
+// U+202E through. A byte that is not UTF-8 becomes U+FFFD.
+func escapeUnprintable(b []byte, e escapes) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r != '\n' && notPrint(r) }) && utf8.Valid(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			out = append(out, "\uFFFD"...)
+		case r == '\n' || !notPrint(r):
+			out = append(out, b[:n]...)
+		case r <= 0xffff:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		case e == yamlEscapes:
+			out = fmt.Appendf(out, `\U%08x`, r)
+		case e == jsonEscapes:
+			hi, lo := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, hi, lo)
+		default:
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
+}
+
+// escapes are the forms escapeUnprintable writes beyond the BMP.
+type escapes int
+
+const (
+	jsonEscapes escapes = iota // a surrogate pair, \ud834\udd73
+	yamlEscapes                // \U0001d173
+	// bmpEscapes leaves them as they are: JSON for the YAML parser, which
+	// reads them (and not a surrogate pair) but refuses DEL and C1.
+	bmpEscapes
+)
+
 // Cell helpers.
+
+// cell is c as a table shows it: quoted, with Go escapes, when it holds
+// what a terminal would act on rather than show (an escape sequence, a
+// carriage return, a tab that moves the columns, a bidi override, bytes
+// that are not UTF-8) or spaces that would pass for a column's end. Many
+// cells come from what a node wrote (its Node's annotations, its agent's
+// answers), and root on a node must not make a failing node read as
+// verified in the operator's table.
+func cell(c string) string {
+	if strings.ContainsFunc(c, notPrint) || !utf8.ValidString(c) ||
+		strings.Contains(c, "  ") || strings.TrimSpace(c) != c {
+		return strconv.Quote(c)
+	}
+	return c
+}
 
 func timeCell(t *time.Time) string {
 	if t == nil || t.IsZero() {
