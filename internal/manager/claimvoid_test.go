@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"trustedcompute.io/tc/internal/cluster"
@@ -37,6 +38,25 @@ func TestANodeWhoseNewClaimCannotBeAttestedLosesItsVerdictAtOnce(t *testing.T) {
 			t.Fatalf("node %s conditions %+v, want reason %s", node, c, reason)
 		}
 	}
+	// The EIM said VERIFIED for the node's host; it is told that verdict
+	// is stale, once, and nothing of the host the node now claims.
+	wantEIMTold := func(host string, others ...string) {
+		t.Helper()
+		n := 0
+		for _, m := range k.sink.all() {
+			if strings.HasPrefix(m, host+" FAILED Attestation stale: the node no longer claims this host") {
+				n++
+			}
+			for _, o := range others {
+				if strings.HasPrefix(m, o+" ") {
+					t.Errorf("the EIM was told of %s, the host the node now claims: %q", o, m)
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("the EIM was told %d times that the verdict of %s is stale, want once: %q", n, host, k.sink.all())
+		}
+	}
 
 	t.Run("a node that drops its claim", func(t *testing.T) {
 		// No annotation, and no system UUID either (the test's Nodes have
@@ -44,6 +64,8 @@ func TestANodeWhoseNewClaimCannotBeAttestedLosesItsVerdictAtOnce(t *testing.T) {
 		claim(dropper, nil)
 		k.want(t, dropper, cluster.StatusUnknown, false, false)
 		wantReason(dropper, ReasonHostIDMissing)
+		k.advance(ClaimInterval)
+		wantEIMTold(hostID(41))
 	})
 
 	t.Run("a node that claims an id the verifier refuses", func(t *testing.T) {
@@ -52,6 +74,7 @@ func TestANodeWhoseNewClaimCannotBeAttestedLosesItsVerdictAtOnce(t *testing.T) {
 		claim(invalid, bad)
 		k.want(t, invalid, cluster.StatusUnknown, false, false)
 		wantReason(invalid, ReasonHostIDInvalid)
+		wantEIMTold(hostID(42))
 		if n := k.v.count("") - before; n != 0 {
 			t.Fatalf("a claim of %q made %d verifier calls, want none: it is refused before", bad, n)
 		}
@@ -62,6 +85,7 @@ func TestANodeWhoseNewClaimCannotBeAttestedLosesItsVerdictAtOnce(t *testing.T) {
 		claim(outage, hostID(45))
 		k.want(t, outage, cluster.StatusUnknown, false, false)
 		wantReason(outage, cluster.ReasonHostClaimChanged)
+		wantEIMTold(hostID(43), hostID(45))
 		// An outage alone takes nothing from a node whose evidence is
 		// fresh.
 		k.want(t, other, cluster.StatusVerified, true, false)

@@ -161,6 +161,16 @@ func (m *Manager) withdraw(ctx context.Context, st *nodeState, reason, message, 
 	if eimDetail != "" {
 		m.tellEIMStale(st, eimDetail, changed, log)
 	}
+	if h := st.verdictHost; m.sink != nil && h != "" && h != st.node.HostID && st.leftTold != h {
+		// The node no longer claims the host of its verdict, which was its
+		// own (a host is bound to one node): the EIM said that verdict,
+		// and nothing attests that host any more.
+		if err := m.sink.Notify(h, eim.StatusFailed, "Attestation stale: the node no longer claims this host: "+message); err != nil {
+			log.Warn("eim notification not queued", slog.Any(keyErr, err))
+			return
+		}
+		st.leftTold = h
+	}
 }
 
 // tellEIMStale tells the EIM that the node's verdict is stale: at once when
@@ -551,6 +561,7 @@ func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onbo
 		return fmt.Errorf("node %s, report %s: %w", n.Name, r.ID, err)
 	}
 	st.lastActed, st.node.LastReport, st.evidenceAt, st.verdictHost = r.ID, r.ID, evidenceAt, n.HostID
+	st.leftTold = ""
 	m.clampNext(st)
 	st.want, st.drift = &verdict{status: st.node.Status, ready: st.node.Ready, reportID: r.ID, message: d.Message, parts: d.Parts}, false
 	if st.node.Status != cluster.StatusVerified {

@@ -226,6 +226,9 @@ type nodeState struct {
 	staleToldAt time.Time
 	// verdictHost is the host id of the last verdict this process made.
 	verdictHost string
+	// leftTold is the verdictHost the EIM was told the node no longer
+	// claims (withdraw); "" since the last verdict.
+	leftTold string
 	// drift: the Node no longer says want.
 	drift bool
 	// shown is node.Status after the last reconcile, under Manager.mu.
