@@ -32,6 +32,10 @@ type Config struct {
 	// to the quoted PCR 15; the default) or claimed (the agent's word is
 	// enough).
 	DiskEncryption string `yaml:"diskEncryption" env:"TC_DISK_ENCRYPTION"`
+	// NodeBinding is reported (a report whose agent names another Node is
+	// refused; the default) or required (one that names none is refused
+	// too).
+	NodeBinding string `yaml:"nodeBinding" env:"TC_NODE_BINDING"`
 	// EvictNamespaces are drained from a node that fails (none: cordon only).
 	EvictNamespaces []string `yaml:"evictNamespaces" env:"TC_EVICT_NAMESPACES"`
 	// Concurrency bounds the nodes attested at the same time (the
@@ -122,6 +126,7 @@ func defaultConfig() Config {
 		Jitter:          manager.DefaultJitter,
 		GoldenFlavors:   string(manager.EveryBoot),
 		DiskEncryption:  string(manager.DiskEncryptionMeasured),
+		NodeBinding:     string(manager.NodeBindingReported),
 		RefreshInterval: manager.DefaultRefreshInterval,
 		LeaderElection: LeaderElection{
 			Enabled: true, LeaseName: manager.DefaultLeaseName, LeaseDuration: manager.DefaultLeaseDuration,
@@ -171,6 +176,7 @@ func (c Config) managerConfig() (manager.Config, error) {
 		Jitter:          jitter,
 		GoldenFlavors:   manager.GoldenFlavors(c.GoldenFlavors),
 		DiskEncryption:  manager.DiskEncryptionPolicy(c.DiskEncryption),
+		NodeBinding:     manager.NodeBindingPolicy(c.NodeBinding),
 		EvictNamespaces: c.EvictNamespaces,
 		Concurrency:     c.Concurrency,
 		RefreshInterval: c.RefreshInterval,

@@ -20,6 +20,11 @@ type Config struct {
 	Root string `yaml:"root" env:"TC_ROOT"`
 	// HostID is the host's id on the bus; default: the SMBIOS system UUID.
 	HostID string `yaml:"host_id" env:"TC_HOST_ID"`
+	// NodeName is the Kubernetes Node the agent runs on (the chart sets it
+	// from the Downward API's spec.nodeName); the agent's host facts carry
+	// it, bound to its quotes, and the attestation manager applies the
+	// host's reports to that Node only. Empty outside Kubernetes.
+	NodeName string `yaml:"node_name" env:"TC_NODE_NAME"`
 	// AKAlgorithm is ecc-p256 (default) or rsa2048.
 	AKAlgorithm string `yaml:"ak_algorithm" env:"TC_AK_ALGORITHM"`
 	// AKHandle is the AK's persistent handle (default 0x81000100).

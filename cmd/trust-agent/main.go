@@ -131,7 +131,7 @@ func openNode(ctx context.Context, cfg Config, roots *x509.CertPool, logger *slo
 		hostID = info.HardwareUUID
 	}
 	var secrets *agent.Secrets // the key broker's secrets, when configured
-	acfg := agent.Config{HostID: hostID, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
+	acfg := agent.Config{HostID: hostID, NodeName: cfg.NodeName, AgentVersion: version, IMAPollInterval: cfg.IMAPollInterval}
 	conn := new(atomic.Pointer[bus.Conn])
 	acfg.OnConnect = func(nc bus.Conn, g bus.AgentGrammar) {
 		conn.Store(&nc)

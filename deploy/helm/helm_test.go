@@ -95,6 +95,12 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				if cfg["goldenFlavors"] != "everyBoot" {
 					t.Errorf("manager goldenFlavors = %v, want everyBoot", cfg["goldenFlavors"])
 				}
+				// The chart's agents name their Node, so the manager requires it.
+				if cfg["nodeBinding"] != "required" {
+					t.Errorf("manager nodeBinding = %v, want required", cfg["nodeBinding"])
+				}
+				_, agent := a.daemonSet(t, "trust-agent"), a.daemonSet(t, "trust-agent").Spec.Template.Spec.Containers[0]
+				wantEnv(t, agent, "TC_NODE_NAME", "$(NODE_NAME)")
 				if _, ok := cfg["eim"]; ok {
 					t.Errorf("manager config has eim, want it off by default: %v", cfg["eim"])
 				}

@@ -47,6 +47,9 @@ type Measurer interface {
 type Config struct {
 	// HostID is the host's id on the bus (default: the SMBIOS system UUID).
 	HostID string
+	// NodeName is the Kubernetes Node the agent runs on, reported in the
+	// host facts (evidence.HostInfo.NodeName); empty outside Kubernetes.
+	NodeName string
 	// AgentVersion is reported in version replies and host info.
 	AgentVersion string
 	// IMAPollInterval is how often the IMA log length is checked (default 5s).
@@ -83,6 +86,9 @@ const (
 func New(cfg Config, t TPM, m Measurer, logger *slog.Logger) (*Agent, error) {
 	if err := bus.ValidateHostID(cfg.HostID); err != nil {
 		return nil, fmt.Errorf("agent host id: %w", err)
+	}
+	if err := evidence.ValidateNodeName(cfg.NodeName); cfg.NodeName != "" && err != nil {
+		return nil, fmt.Errorf("agent node name: %w", err)
 	}
 	if cfg.IMAPollInterval <= 0 {
 		cfg.IMAPollInterval = 5 * time.Second
@@ -313,6 +319,7 @@ func (a *Agent) HostInfo(ctx context.Context) (evidence.HostInfo, error) {
 		return evidence.HostInfo{}, fmt.Errorf("tpm info: %w", err)
 	}
 	info.Version = evidence.Version
+	info.NodeName = a.cfg.NodeName
 	info.TPM = tpmInfo
 	info.AgentVersion = a.cfg.AgentVersion
 	return info, nil

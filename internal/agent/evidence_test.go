@@ -140,6 +140,11 @@ func TestEvidenceFromARealTPMAppraises(t *testing.T) {
 					}
 					resp.IMALog = resp.IMALog[:i] + string(flipped) + resp.IMALog[i+1:]
 				}, appraise.FaultIMAUnparsable},
+				// The Node the agent names (its pod's) is bound like every
+				// host fact: root on another node cannot lend it a report.
+				{"another node name than the agent's fails the quote", func(t *testing.T, _ *evidence.QuoteRequest, resp *evidence.QuoteResponse, _ *[]byte) {
+					resp.HostInfo.NodeName = "edge-other"
+				}, appraise.FaultQuoteNonce},
 				// Last: it leaves PCR 0 extended.
 				{"PCR values read after a later extend do not match the quote", func(t *testing.T, req *evidence.QuoteRequest, resp *evidence.QuoteResponse, _ *[]byte) {
 					if err := n.tpm.Extend(0, n.banks[0], bytes.Repeat([]byte{1}, 32+16*btoi(n.banks[0] == evidence.BankSHA384))); err != nil {

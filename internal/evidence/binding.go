@@ -30,6 +30,7 @@ func appendHostFacts(b []byte, h *HostInfo) []byte {
 	}
 	b = appendKey(b, '{', "version", h.Version)
 	b = appendKey(b, ',', "host_name", h.HostName)
+	b = appendOmitEmpty(b, "node_name", h.NodeName)
 	b = appendKey(b, ',', "hardware_uuid", h.HardwareUUID)
 	b = appendKey(b, ',', "os_name", h.OSName)
 	b = appendKey(b, ',', "os_version", h.OSVersion)

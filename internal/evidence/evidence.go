@@ -150,8 +150,13 @@ type CryptVolume struct {
 // signed by the TPM; where a fact can be read from quoted evidence (Secure
 // Boot from PCR 7) the verifier prefers that.
 type HostInfo struct {
-	Version       string  `json:"version"`
-	HostName      string  `json:"host_name"`
+	Version  string `json:"version"`
+	HostName string `json:"host_name"`
+	// NodeName is the Kubernetes Node the agent runs on, as its pod was
+	// told (the Downward API's spec.nodeName); empty outside Kubernetes.
+	// Bound to the quote like every fact, it ties the host to one Node: the
+	// attestation manager acts on a report for no other Node.
+	NodeName      string  `json:"node_name,omitempty"`
 	HardwareUUID  string  `json:"hardware_uuid"`
 	OSName        string  `json:"os_name"`
 	OSVersion     string  `json:"os_version"`
@@ -349,4 +354,24 @@ func (r *QuoteRequest) Validate() error {
 		errs = append(errs, errors.New("event_log_digest is set but the event log is not asked for"))
 	}
 	return errors.Join(errs...)
+}
+
+// ErrNodeName is wrapped by ValidateNodeName's errors.
+var ErrNodeName = errors.New("invalid node name")
+
+// ValidateNodeName reports whether name can be a Kubernetes Node's name: a
+// DNS subdomain of RFC 1123, 1 to 253 characters of a-z, 0-9, "-" and ".",
+// beginning and ending with a letter or digit.
+func ValidateNodeName(name string) error {
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%w: %d characters, want 1 to 253", ErrNodeName, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' && c != '.' || i == 0 || i == len(name)-1) {
+			return fmt.Errorf("%w %q: %q at %d", ErrNodeName, name, c, i)
+		}
+	}
+	return nil
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// DiskEncryption is the disk encryption that makes a Verified node
 	// ready: DiskEncryptionMeasured (default) or DiskEncryptionClaimed.
 	DiskEncryption DiskEncryptionPolicy
+	// NodeBinding says whether a report must name the Node its agent runs
+	// on: NodeBindingReported (default) or NodeBindingRequired.
+	NodeBinding NodeBindingPolicy
 	// MaxEvidenceAge is the age of the newest evidence past which a node is
 	// no longer Verified nor ready: its ready label goes, its status turns
 	// unknown and its condition says why (never a cordon: a verifier outage
@@ -85,6 +88,7 @@ func (c Config) WithDefaults() Config {
 	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
 	c.RetryMin = cmp.Or(c.RetryMin, DefaultRetryMin)
 	c.DiskEncryption = cmp.Or(c.DiskEncryption, DiskEncryptionMeasured)
+	c.NodeBinding = cmp.Or(c.NodeBinding, NodeBindingReported)
 	c.MaxEvidenceAge = cmp.Or(c.MaxEvidenceAge, 2*c.PollDuration)
 	return c
 }
@@ -113,6 +117,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("retry min %s: want more than 0", c.RetryMin))
 	}
 	if err := c.DiskEncryption.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NodeBinding.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxEvidenceAge < c.PollDuration {

@@ -504,6 +504,9 @@ func (m *Manager) needBaseline(ctx context.Context, st *nodeState, id string, re
 // act decides on r and makes the node and the EIM say so.
 func (m *Manager) act(ctx context.Context, st *nodeState, r *report.Report, onboarding bool, log *slog.Logger) error {
 	n := st.node
+	if err := m.cfg.NodeBinding.boundTo(r, n.Name); err != nil {
+		return err
+	}
 	d := m.cfg.Decide(r)
 	log = log.With(slog.String(keyReportID, r.ID), slog.String(keyStatus, string(d.Status)))
 	evidenceAt := r.Created

@@ -38,6 +38,8 @@ type simHost struct {
 	// diskCryptClaimed: the agent claims disk encryption that PCR 15 does
 	// not show.
 	diskCryptClaimed bool
+	// agentNode is the Node the host's agent says it runs on; "" says none.
+	agentNode string
 }
 
 // fakeVerifier simulates HVS: registration, flavors, reports.
@@ -181,6 +183,7 @@ func (f *fakeVerifier) appraiseLocked(hostID string) *report.Report {
 		b.diskEncryptionClaimed()
 	}
 	r := b.build()
+	r.HostInfo.NodeName = h.agentNode
 	f.reports[hostID] = append(f.reports[hostID], r)
 	return r
 }

@@ -90,11 +90,13 @@ const (
 // Secure Boot, which comes from the quoted PCR 7 events, and disk
 // encryption, whose status comes from the quoted PCR 15.
 type HostInfo struct {
-	OSName           string           `json:"os_name"`
-	OSVersion        string           `json:"os_version"`
-	BIOSName         string           `json:"bios_name"`
-	BIOSVersion      string           `json:"bios_version"`
-	HostName         string           `json:"host_name"`
+	OSName      string `json:"os_name"`
+	OSVersion   string `json:"os_version"`
+	BIOSName    string `json:"bios_name"`
+	BIOSVersion string `json:"bios_version"`
+	HostName    string `json:"host_name"`
+	// NodeName is the agent's Kubernetes Node (evidence.HostInfo.NodeName).
+	NodeName         string           `json:"node_name,omitempty"`
 	HardwareUUID     string           `json:"hardware_uuid"`
 	HardwareFeatures HardwareFeatures `json:"hardware_features"`
 	SecureBoot       SecureBoot       `json:"secure_boot"`
@@ -207,6 +209,9 @@ func NewHostInfo(h *evidence.HostInfo, sb appraise.SecureBootState, sbVerified b
 	hi.BIOSName = h.BIOSName
 	hi.BIOSVersion = h.BIOSVersion
 	hi.HostName = h.HostName
+	if hi.NodeName = h.NodeName; hi.NodeName != "" {
+		hi.Sources["node_name"] = SourceClaimed
+	}
 	hi.HardwareUUID = h.HardwareUUID
 	hi.BootID = h.BootID
 	hi.DiskEncryption = h.DiskEncryption

@@ -138,7 +138,10 @@ func (n *node) boot(t *testing.T, natsURL string, creds []byte, roots *x509.Cert
 	if err := n.root.MeasureVolumeKey(n.tpm, n.banks, "luks-5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19", "5f4b3c2a-1e0d-4c8b-9a7f-6e5d4c3b2a19", []byte("volume key")); err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agent.Config{HostID: hostID}, n.tpm, measure.New(dir), discard)
+	// The agent names its Node as the chart's does (the Downward API), and
+	// the manager requires it: the name travels in the host facts the
+	// quote binds, through the verifier's signed report.
+	a, err := agent.New(agent.Config{HostID: hostID, NodeName: n.name}, n.tpm, measure.New(dir), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +252,7 @@ func newWorld(t *testing.T, golden manager.GoldenFlavors) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.mgrCfg = manager.Config{PollDuration: time.Hour, Jitter: -1, GoldenFlavors: golden, RefreshInterval: time.Second}
+	w.mgrCfg = manager.Config{PollDuration: time.Hour, Jitter: -1, GoldenFlavors: golden, RefreshInterval: time.Second, NodeBinding: manager.NodeBindingRequired}
 	w.mgrDeps = manager.Deps{
 		Verifier: manager.HVSVerifier{Client: hc, Log: discard},
 		Nodes: manager.KubeNodes{Nodes: cluster.New(cs, cluster.Options{Logger: discard}), Clientset: cs,

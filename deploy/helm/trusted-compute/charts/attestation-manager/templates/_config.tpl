@@ -3,6 +3,7 @@ pollDuration: {{ .Values.pollDuration | toString | quote }}
 jitter: {{ .Values.jitter }}
 goldenFlavors: {{ .Values.goldenFlavors }}
 diskEncryption: {{ .Values.diskEncryption | default "measured" }}
+nodeBinding: {{ .Values.nodeBinding | default "required" }}
 evictNamespaces: {{ .Values.evictNamespaces | default list | toJson }}
 concurrency: {{ .Values.concurrency }}
 fleetSize: {{ .Values.fleetSize | default 0 }}

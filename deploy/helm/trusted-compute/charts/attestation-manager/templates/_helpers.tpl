@@ -45,6 +45,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (has (.Values.diskEncryption | default "measured") (list "measured" "claimed")) -}}
 {{- fail (printf "attestationManager.diskEncryption %q: want measured or claimed" .Values.diskEncryption) -}}
 {{- end -}}
+{{- if not (has (.Values.nodeBinding | default "required") (list "required" "reported")) -}}
+{{- fail (printf "attestationManager.nodeBinding %q: want required or reported" .Values.nodeBinding) -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "attestationManager.replicas > 1 needs attestationManager.leaderElection.enabled: two managers without a Lease would both act on every node" -}}
 {{- end -}}
