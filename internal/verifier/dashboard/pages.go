@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"trustedcompute.io/tc/internal/verifier/keybroker"
 	"trustedcompute.io/tc/internal/verifier/store"
@@ -78,7 +81,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, t
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	_, _ = w.Write(visible(buf.Bytes()))
 }
 
 type messageView struct{ Heading, Text string }
@@ -142,4 +145,33 @@ func (d *Dashboard) download(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jose")
 	w.Header().Set("Content-Disposition", `attachment; filename="report-`+unsafeName.ReplaceAllString(sr.ID, "_")+`.jws"`)
 	_, _ = w.Write([]byte(sr.JWS + "\n"))
+}
+
+// visible returns page with the characters a browser acts on rather than
+// shows written out as text, \u202e: format characters (bidi overrides and
+// isolates, zero-width characters), control characters but the newline,
+// carriage return and tab, and the line and paragraph separators.
+// html/template escapes markup, not these, and a node writes much of what
+// a page shows (its IMA paths, its agent's facts): a bidi override could
+// show /usr/bin/evil as another file, and a page is read as evidence. The
+// templates hold none of them.
+func visible(page []byte) []byte {
+	shown := func(r rune) bool {
+		return r == '\n' || r == '\r' || r == '\t' ||
+			!unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) && r != utf8.RuneError
+	}
+	if !bytes.ContainsFunc(page, func(r rune) bool { return !shown(r) }) {
+		return page
+	}
+	out := make([]byte, 0, len(page)+64)
+	for len(page) > 0 {
+		r, n := utf8.DecodeRune(page)
+		if shown(r) {
+			out = append(out, page[:n]...)
+		} else {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		page = page[n:]
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 	"time"
 
 	"trustedcompute.io/tc/internal/appraise"
@@ -74,6 +75,30 @@ func TestPagesEscapeWhatANodeControls(t *testing.T) {
 				t.Errorf("page does not show the host name escaped:\n%s", body)
 			}
 		})
+	}
+}
+
+// A node also controls characters that html/template leaves alone: a bidi
+// override in an IMA path showed /usr/bin/evil.sh as another file name,
+// zero-width characters hid in a fault. The pages write them as text.
+func TestPagesShowTheCharactersABrowserWouldActOnAsText(t *testing.T) {
+	const spoofed = "/usr/bin/\u202ehs.live\u200b"
+	f := newFixture(t)
+	f.addHost(t, "host-1", "edge-1\u2066")
+	id := f.addReport(t, "host-1", t0.Add(-time.Minute),
+		appraise.Fault{Name: flavor.FaultImaMeasurementMismatch, Description: "file " + spoofed + " changed\x1b[2K",
+			File: spoofed, Expected: "aa", Actual: "bb"})
+	b := f.loggedIn(t)
+	for _, path := range []string{"/", "/nodes/host-1", "/reports/" + id} {
+		body := b.page(path)
+		if i := strings.IndexFunc(body, func(r rune) bool {
+			return r != '\n' && r != '\r' && r != '\t' && unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
+		}); i >= 0 {
+			t.Errorf("%s: %q at %d reaches the browser", path, body[i:min(i+8, len(body))], i)
+		}
+		if path == "/reports/"+id && !strings.Contains(body, `/usr/bin/\u202ehs.live\u200b`) {
+			t.Errorf("%s: the path is not shown with its bidi override written out:\n%s", path, body)
+		}
 	}
 }
 
