@@ -16,8 +16,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"unicode"
 	"time"
+	"unicode"
 
 	"trustedcompute.io/tc/internal/appraise"
 	"trustedcompute.io/tc/internal/flavor"
