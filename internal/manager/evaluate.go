@@ -301,6 +301,11 @@ func (m *Manager) attest(ctx context.Context, st *nodeState, why trigger, first 
 			return err
 		}
 	}
+	// Before a re-baseline: a host whose agent runs on another Node is not
+	// this node's to re-baseline.
+	if err := m.cfg.NodeBinding.boundTo(r, st.node.Name); err != nil {
+		return err
+	}
 	reboot := r.Rebooted || missedReboot || (quoted(r) && st.resetKnown && r.ResetCount != st.resetCount)
 	if quoted(r) {
 		st.resetCount, st.resetKnown = r.ResetCount, true

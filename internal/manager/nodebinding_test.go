@@ -33,6 +33,10 @@ func TestANodeClaimingAHostWhoseAgentRunsOnAnotherNodeIsRefused(t *testing.T) {
 			t.Fatalf("the EIM was told about the claimed host: %q", m)
 		}
 	}
+	// The other machine's golden flavors are not this node's to set.
+	if n := k.v.rebaselines[hostID(62)]; n != 0 {
+		t.Fatalf("the claim re-baselined the other machine's host %d times", n)
+	}
 	// Still refused at its next turns.
 	k.advance(DefaultPollDuration)
 	k.want(t, evil, cluster.StatusUnknown, false, false)
