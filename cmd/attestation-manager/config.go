@@ -33,8 +33,8 @@ type Config struct {
 	// enough).
 	DiskEncryption string `yaml:"diskEncryption" env:"TC_DISK_ENCRYPTION"`
 	// NodeBinding is reported (a report whose agent names another Node is
-	// refused; the default) or required (one that names none is refused
-	// too).
+	// refused; the default) or required (a trusted one that names none is
+	// refused too).
 	NodeBinding string `yaml:"nodeBinding" env:"TC_NODE_BINDING"`
 	// EvictNamespaces are drained from a node that fails (none: cordon only).
 	EvictNamespaces []string `yaml:"evictNamespaces" env:"TC_EVICT_NAMESPACES"`

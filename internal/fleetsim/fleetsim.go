@@ -67,6 +67,10 @@ type Options struct {
 	// Agent configures every node's trust agent (HostID is set per node);
 	// zero intervals take the agent's defaults.
 	Agent agent.Config
+	// NodeNames makes each agent name its host id as the Kubernetes Node
+	// it runs on (agent.Config.NodeName), for a fleet whose Nodes are
+	// named so (the sandbox's).
+	NodeNames bool
 	// Logger receives the fleet's log; AgentLogger the agents' (default:
 	// discarded, thousands of agents are loud).
 	Logger, AgentLogger *slog.Logger
@@ -174,7 +178,7 @@ func (f *Fleet) startNode(ctx context.Context, i int) (*Node, error) {
 	n.dial = func(ctx context.Context) (*nats.Conn, error) {
 		return natsbus.Connect(ctx, f.opts.NATSURL, creds, f.opts.Roots, "agent-"+n.HostID, f.opts.AgentLogger)
 	}
-	n.agentCfg, n.logger = f.opts.Agent, f.opts.AgentLogger
+	n.agentCfg, n.nodeNames, n.logger = f.opts.Agent, f.opts.NodeNames, f.opts.AgentLogger
 	if err := n.start(ctx); err != nil {
 		return nil, err
 	}

@@ -36,9 +36,10 @@ type Node struct {
 	facts evidence.HostInfo
 
 	// dial connects the agent to the bus; agentCfg and logger configure it.
-	dial     func(ctx context.Context) (*nats.Conn, error)
-	agentCfg agent.Config
-	logger   *slog.Logger
+	dial      func(ctx context.Context) (*nats.Conn, error)
+	agentCfg  agent.Config
+	nodeNames bool
+	logger    *slog.Logger
 
 	runMu sync.Mutex // guards halt
 	halt  func()     // stops the running agent
@@ -166,6 +167,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	cfg := n.agentCfg
 	cfg.HostID = n.HostID
+	if n.nodeNames {
+		cfg.NodeName = n.HostID
+	}
 	a, err := agent.New(cfg, n.tpm, n, n.logger)
 	if err != nil {
 		nc.Close()

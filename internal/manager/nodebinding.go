@@ -23,7 +23,9 @@ const (
 	// another Node; a report that names none is acted on, for agents run
 	// outside Kubernetes and agents older than the field.
 	NodeBindingReported NodeBindingPolicy = "reported"
-	// NodeBindingRequired also refuses a report that names no Node.
+	// NodeBindingRequired also refuses a trusted report that names no
+	// Node. An untrusted one is acted on: it can only fail the node, and
+	// the report of an agent that does not answer has no host facts.
 	NodeBindingRequired NodeBindingPolicy = "required"
 )
 
@@ -36,15 +38,15 @@ func (p NodeBindingPolicy) validate() error {
 }
 
 // boundTo refuses r for the Node named node, wrapping ErrHostClaimed,
-// unless its agent runs there (or, under NodeBindingReported, names no
-// Node).
+// unless its agent runs there, or names no Node and r is untrusted or the
+// policy NodeBindingReported.
 func (p NodeBindingPolicy) boundTo(r *report.Report, node string) error {
 	switch on := r.HostInfo.NodeName; {
 	case on == node:
 		return nil
 	case on != "":
 		return fmt.Errorf("%w: the agent of host %s runs on node %q, not on this node (report %s)", ErrHostClaimed, r.HostID, on, r.ID)
-	case p == NodeBindingRequired:
+	case p == NodeBindingRequired && r.Trusted():
 		return fmt.Errorf("%w: the agent of host %s does not say which node it runs on, and nodeBinding is %s: set the agent's node_name (TC_NODE_NAME) (report %s)",
 			ErrHostClaimed, r.HostID, p, r.ID)
 	}

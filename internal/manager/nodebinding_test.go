@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"trustedcompute.io/tc/internal/cluster"
+	"trustedcompute.io/tc/internal/flavor"
 )
 
 // Root on a node that is new to Trusted Compute (its name bound to no host
@@ -44,28 +45,37 @@ func TestANodeClaimingAHostWhoseAgentRunsOnAnotherNodeIsRefused(t *testing.T) {
 }
 
 func TestNodeBindingPolicies(t *testing.T) {
-	on := func(node string) *reportBuilder {
+	on := func(node string, trusted bool) *reportBuilder {
 		b := newReport(hostID(1))
 		b.r.HostInfo.NodeName = node
+		if !trusted {
+			b.failPart(flavor.PartIMA)
+		}
 		return b
 	}
 	tests := []struct {
-		policy NodeBindingPolicy
-		agent  string
-		ok     bool
+		policy  NodeBindingPolicy
+		agent   string
+		trusted bool
+		ok      bool
 	}{
-		{NodeBindingReported, "edge-1", true},
-		{NodeBindingReported, "", true},
-		{NodeBindingReported, "edge-2", false},
-		{NodeBindingReported, "Edge-1", false},
-		{NodeBindingRequired, "edge-1", true},
-		{NodeBindingRequired, "", false},
-		{NodeBindingRequired, "edge-2", false},
+		{NodeBindingReported, "edge-1", true, true},
+		{NodeBindingReported, "", true, true},
+		{NodeBindingReported, "edge-2", true, false},
+		{NodeBindingReported, "edge-2", false, false},
+		{NodeBindingReported, "Edge-1", true, false},
+		{NodeBindingRequired, "edge-1", true, true},
+		{NodeBindingRequired, "", true, false},
+		// An agent that does not answer sends no facts: its report fails
+		// the node, as it must.
+		{NodeBindingRequired, "", false, true},
+		{NodeBindingRequired, "edge-2", true, false},
+		{NodeBindingRequired, "edge-2", false, false},
 	}
 	for _, tt := range tests {
-		err := tt.policy.boundTo(on(tt.agent).build(), "edge-1")
+		err := tt.policy.boundTo(on(tt.agent, tt.trusted).build(), "edge-1")
 		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrHostClaimed)) {
-			t.Errorf("%s, agent on %q, node edge-1: %v, want ok %v (refusals wrap ErrHostClaimed)", tt.policy, tt.agent, err, tt.ok)
+			t.Errorf("%s, agent on %q, trusted %v, node edge-1: %v, want ok %v (refusals wrap ErrHostClaimed)", tt.policy, tt.agent, tt.trusted, err, tt.ok)
 		}
 	}
 	if err := NodeBindingPolicy("strict").validate(); err == nil {

@@ -35,7 +35,8 @@ func (f *Fleet) startManager(ctx, runCtx context.Context) error {
 		return err
 	}
 	nodes := manager.KubeNodes{Nodes: f.adapter, Clientset: f.kube, Requests: f.requests, Log: logger}
-	m, err := manager.New(manager.Config{PollDuration: f.opts.PollInterval}, manager.Deps{
+	// As the chart runs it: a report must name the Node its agent runs on.
+	m, err := manager.New(manager.Config{PollDuration: f.opts.PollInterval, NodeBinding: manager.NodeBindingRequired}, manager.Deps{
 		Verifier: manager.HVSVerifier{Client: hvs, Log: logger}, Nodes: nodes, Logger: logger,
 	})
 	if err != nil {

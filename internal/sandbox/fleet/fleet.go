@@ -287,8 +287,10 @@ func (f *Fleet) startSimulated(ctx context.Context) error {
 	sim, err := fleetsim.New(ctx, fleetsim.Options{
 		API: f.client.API, NATSURL: f.verifier.NATSURL(), Roots: f.roots, EKCA: f.ekCA,
 		Prefix: nodePrefix, Banks: simBanks, Parallel: f.opts.Parallel,
-		Agent:  agent.Config{AgentVersion: "sandbox", IMAPollInterval: time.Second, IMADebounce: 300 * time.Millisecond},
-		Logger: f.log.With(keyPart, "fleet simulator"), AgentLogger: f.log.With(keyPart, "agent"),
+		Agent: agent.Config{AgentVersion: "sandbox", IMAPollInterval: time.Second, IMADebounce: 300 * time.Millisecond},
+		// The sandbox's Nodes are named after their hosts.
+		NodeNames: true,
+		Logger:    f.log.With(keyPart, "fleet simulator"), AgentLogger: f.log.With(keyPart, "agent"),
 	})
 	if err != nil {
 		return fmt.Errorf("fleet simulator: %w", err)

@@ -319,7 +319,8 @@ func (n *node) start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("connect to the verifier bus: %w", err)
 	}
-	a, err := agent.New(agent.Config{HostID: n.cfg.HostID, AgentVersion: "sandbox", IMAPollInterval: time.Second, IMADebounce: 300 * time.Millisecond},
+	// The sandbox's Node is named after the host, as its agent says.
+	a, err := agent.New(agent.Config{HostID: n.cfg.HostID, NodeName: n.cfg.HostID, AgentVersion: "sandbox", IMAPollInterval: time.Second, IMADebounce: 300 * time.Millisecond},
 		n.tpm, measure.New(n.root.Dir, measure.WithLogger(n.logger)), n.logger)
 	if err != nil {
 		cancel()

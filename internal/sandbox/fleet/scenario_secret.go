@@ -290,7 +290,7 @@ func (n *node) keepSecret(ctx context.Context, arg string) error {
 
 // newKeeper makes the agent's keeper on this boot's TPM.
 func (n *node) newKeeper(cfg agent.SecretsConfig) (*agent.Secrets, error) {
-	a, err := agent.New(agent.Config{HostID: n.cfg.HostID, AgentVersion: "sandbox"}, n.tpm,
+	a, err := agent.New(agent.Config{HostID: n.cfg.HostID, NodeName: n.cfg.HostID, AgentVersion: "sandbox"}, n.tpm,
 		measure.New(n.root.Dir, measure.WithLogger(n.logger)), n.logger)
 	if err != nil {
 		return nil, err
