@@ -179,3 +179,48 @@ func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *te
 		t.Fatalf("%d reports after a's own claimed refresh, want 2", len(rs))
 	}
 }
+
+// A replica whose queue drains slower than a claim lives (a loaded
+// machine) keeps renewing the claims of the hosts it queued at each tick:
+// another replica took them over after the lapse, each then left the host
+// to the other, and in the replicas' test three hosts went unattested for
+// a whole interval.
+func TestAReplicaKeepsTheClaimsOfTheHostsItStillHasQueued(t *testing.T) {
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	n := newNode(t, "edge-1")
+	replica := func(name string) envOption {
+		return func(cfg *Config, _ *Deps) { cfg.Replica = name }
+	}
+	a := newEnvOn(t, st, []*node{n}, replica("a"))
+	b := newEnvOn(t, st, []*node{n}, replica("b"))
+	b.clock = a.clock
+	b.svc.cfg.Now = a.clock.Now
+	a.baseline(t, n)
+	ctx := t.Context()
+	if q := a.svc.refreshOnce(ctx); q != 1 {
+		t.Fatalf("replica a queued %d hosts, want the one due", q)
+	}
+	// The report waits in a's queue for three claim lives; a ticks.
+	life, queued := a.svc.cfg.RefreshMargin/2, a.clock.Now()
+	for range 6 {
+		a.clock.Advance(life / 2)
+		if q := b.svc.refreshOnce(ctx); q != 0 {
+			t.Fatalf("replica b claimed %d hosts %s after a queued them, want none: a still has the host queued", q, a.clock.Now().Sub(queued))
+		}
+		a.svc.refreshOnce(ctx)
+	}
+	a.svc.runQueued(ctx, <-a.svc.queue)
+	if rs, _ := st.ListReports(ctx, store.ReportFilter{HostID: n.id}); len(rs) != 1 {
+		t.Fatalf("%d reports of the host, want 1 by replica a", len(rs))
+	}
+	// Once a has started it, nothing renews the claim: were a to die, b
+	// takes the host over when it is due again.
+	a.clock.Advance(time.Hour)
+	if q := b.svc.refreshOnce(ctx); q != 1 {
+		t.Fatalf("replica b queued %d hosts an hour later, want 1", q)
+	}
+}

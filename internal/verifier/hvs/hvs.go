@@ -460,14 +460,35 @@ func (s *Service) refresh(ctx context.Context) error {
 	return every(ctx, s.cfg.RefreshInterval, func(ctx context.Context) { s.refreshOnce(ctx) })
 }
 
+// keepQueuedClaims renews the claims on the hosts this replica queued and
+// has not started: a queue that takes longer than a claim's life
+// (RefreshMargin/2) to drain, on a loaded machine, would otherwise let
+// another replica claim them, and each replica then left such a host to
+// the other (runQueued). Only a replica that stops renewing, being dead or
+// stalled for that long, loses its claims.
+func (s *Service) keepQueuedClaims(ctx context.Context, now time.Time) {
+	var ids []string
+	s.claims.Range(func(id, _ any) bool {
+		ids = append(ids, id.(string))
+		return true
+	})
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.store.KeepRefreshClaims(ctx, s.cfg.Replica, ids, now.Add(s.cfg.RefreshMargin/2)); err != nil && ctx.Err() == nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh claims not renewed", slog.String(keyError, err.Error()))
+	}
+}
+
 // refreshOnce claims and queues the hosts due now; it returns how many it
 // queued.
 func (s *Service) refreshOnce(ctx context.Context) int {
+	now := s.cfg.Now()
+	s.keepQueuedClaims(ctx, now)
 	room := cap(s.queue) - len(s.queue) // claim no more than can be queued
 	if room <= 0 {
 		return 0
 	}
-	now := s.cfg.Now()
 	ids, err := s.store.ClaimHostsToRefresh(ctx, s.cfg.Replica, now.Add(s.cfg.RefreshMargin), now,
 		now.Add(s.cfg.RefreshMargin/2), room)
 	if err != nil && ctx.Err() == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,35 @@ func (q *queries) KeepRefreshClaim(ctx context.Context, id, replica string, now,
 		return false, fmt.Errorf("keep the refresh claim on host %q: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// KeepRefreshClaims renews, until until, the claims that replica still
+// holds on the hosts ids: those it queued and has not started yet. A
+// replica whose queue is longer than a claim's life so keeps its hosts:
+// otherwise another replica claimed them after the lapse, and each then
+// left the host to the other (KeepRefreshClaim) until neither attested it.
+// A claim another replica took since is left to it.
+func (q *queries) KeepRefreshClaims(ctx context.Context, replica string, ids []string, until time.Time) error {
+	const chunk = 500 // well under either database's limit on parameters
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		args := append(make([]any, 0, n+2), replica, until.UnixMicro())
+		var in strings.Builder
+		for i, id := range ids[:n] {
+			if i > 0 {
+				in.WriteByte(',')
+			}
+			fmt.Fprintf(&in, "$%d", i+3)
+			args = append(args, id)
+		}
+		// Only placeholders are put together here; the ids are parameters.
+		stmt := `UPDATE hosts SET claimed_until = $2 WHERE claimed_by = $1 AND id IN (` + in.String() + `)` // #nosec G202
+		if _, err := q.w.ExecContext(ctx, stmt, args...); err != nil {
+			return fmt.Errorf("keep the refresh claims of %d hosts: %w", len(ids), err)
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // AttemptStats counts the enabled hosts and those overdue.

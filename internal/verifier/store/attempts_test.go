@@ -33,6 +33,7 @@ func runAttemptsSuite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"an attempt moves last attempt and a success also last success, never backwards", testHostAttempts},
 		{"a host is overdue when its last success, or its registration, is older than the bound", testOverdue},
 		{"a host claimed by one replica is not claimed by another until the claim lapses", testClaimLapses},
+		{"a replica renews the claims it still holds on its queued hosts, not one another took", testKeepRefreshClaims},
 		{"disabled hosts and hosts with a fresh report are not claimed", testClaimSkips},
 		{"two replicas claiming at once never get the same host and together get all", testClaimRace},
 	}
@@ -139,6 +140,39 @@ func testClaimLapses(t *testing.T, newDSN func(t *testing.T) string) {
 	if !kept {
 		t.Error("replica a could not take over a claim that had lapsed")
 	}
+}
+
+func testKeepRefreshClaims(t *testing.T, newDSN func(t *testing.T) string) {
+	ctx := t.Context()
+	dsn := newDSN(t)
+	a, b := openTest(t, dsn), openTest(t, dsn)
+	ids := make([]string, 0, 600) // more than one statement's chunk
+	for i := range cap(ids) {
+		ids = append(ids, fmt.Sprintf("h%03d", i))
+		must(t, "CreateHost", a.CreateHost(ctx, host(ids[i])))
+	}
+	due := t0.Add(time.Hour)
+	got, err := a.ClaimHostsToRefresh(ctx, "replica-a", due, t0, t0.Add(5*time.Minute), len(ids))
+	must(t, "claim by a", err)
+	if len(got) != len(ids) {
+		t.Fatalf("replica a claimed %d hosts, want %d", len(got), len(ids))
+	}
+	// a's claim on h000 lapses and b takes it; a renews the rest, and h000
+	// with them, which it no longer holds.
+	got, err = b.ClaimHostsToRefresh(ctx, "replica-b", due, t0.Add(5*time.Minute), t0.Add(10*time.Minute), 1)
+	must(t, "claim by b", err)
+	if !slices.Equal(got, []string{"h000"}) {
+		t.Fatalf("replica b claimed %v after the lapse, want [h000]", got)
+	}
+	must(t, "KeepRefreshClaims", a.KeepRefreshClaims(ctx, "replica-a", ids, t0.Add(15*time.Minute)))
+	// At 12 min b's claim on h000 has lapsed (10 min) and a's renewed
+	// claims hold (15 min): b takes h000 again, nothing else.
+	got, err = b.ClaimHostsToRefresh(ctx, "replica-b", due, t0.Add(12*time.Minute), t0.Add(17*time.Minute), len(ids))
+	must(t, "claim by b after the renewal", err)
+	if !slices.Equal(got, []string{"h000"}) {
+		t.Errorf("replica b claimed %d hosts (%.3v) while a's renewed claims hold, want only h000, which a no longer held", len(got), got)
+	}
+	must(t, "KeepRefreshClaims of nothing", a.KeepRefreshClaims(ctx, "replica-a", nil, t0.Add(20*time.Minute)))
 }
 
 func testClaimSkips(t *testing.T, newDSN func(t *testing.T) string) {
