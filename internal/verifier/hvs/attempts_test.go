@@ -131,12 +131,10 @@ func drain(s *Service) []string {
 	return ids
 }
 
-// A replica claims a due host, but its report waits in the queue past the
-// claim (a loaded machine); another replica claims the host meanwhile and
-// attests it. The first replica's worker then skips the host: before, both
-// attested it together (test/e2e/replicas counted "reports made twice in
-// one round" on a loaded CI machine).
-func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *testing.T) {
+// twoReplicasOneDue starts replicas a and b of one SQLite database, on one
+// clock, with one baselined node, whose host a has claimed and queued.
+func twoReplicasOneDue(t *testing.T) (*store.Store, *node, *env, *env) {
+	t.Helper()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,10 +149,20 @@ func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *te
 	b.clock = a.clock
 	b.svc.cfg.Now = a.clock.Now
 	a.baseline(t, n)
-	ctx := t.Context()
-	if q := a.svc.refreshOnce(ctx); q != 1 {
+	if q := a.svc.refreshOnce(t.Context()); q != 1 {
 		t.Fatalf("replica a queued %d hosts, want the one due", q)
 	}
+	return st, n, a, b
+}
+
+// A replica claims a due host, but its report waits in the queue past the
+// claim (a loaded machine); another replica claims the host meanwhile and
+// attests it. The first replica's worker then skips the host: before, both
+// attested it together (test/e2e/replicas counted "reports made twice in
+// one round" on a loaded CI machine).
+func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *testing.T) {
+	st, n, a, b := twoReplicasOneDue(t)
+	ctx := t.Context()
 	a.clock.Advance(a.svc.cfg.RefreshMargin / 2) // a's claim lapses, its report still queued
 	if q := b.svc.refreshOnce(ctx); q != 1 {
 		t.Fatalf("replica b queued %d hosts after a's claim lapsed, want 1", q)
@@ -186,24 +194,8 @@ func TestAReportThatWaitedPastItsClaimIsLeftToTheReplicaThatClaimedItSince(t *te
 // to the other, and in the replicas' test three hosts went unattested for
 // a whole interval.
 func TestAReplicaKeepsTheClaimsOfTheHostsItStillHasQueued(t *testing.T) {
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "verifier.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	n := newNode(t, "edge-1")
-	replica := func(name string) envOption {
-		return func(cfg *Config, _ *Deps) { cfg.Replica = name }
-	}
-	a := newEnvOn(t, st, []*node{n}, replica("a"))
-	b := newEnvOn(t, st, []*node{n}, replica("b"))
-	b.clock = a.clock
-	b.svc.cfg.Now = a.clock.Now
-	a.baseline(t, n)
+	st, n, a, b := twoReplicasOneDue(t)
 	ctx := t.Context()
-	if q := a.svc.refreshOnce(ctx); q != 1 {
-		t.Fatalf("replica a queued %d hosts, want the one due", q)
-	}
 	// The report waits in a's queue for three claim lives; a ticks.
 	life, queued := a.svc.cfg.RefreshMargin/2, a.clock.Now()
 	for range 6 {
