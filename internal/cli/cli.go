@@ -61,7 +61,7 @@ func Main(name string, run func(context.Context) error) {
 // move the operator's cursor, rewrite the lines above or retitle the
 // window.
 func Printable(s string) string {
-	if !strings.ContainsFunc(s, notShown) && utf8.ValidString(s) {
+	if !strings.ContainsFunc(s, NotShown) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -70,7 +70,7 @@ func Printable(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case notShown(r):
+		case NotShown(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
@@ -81,8 +81,9 @@ func Printable(s string) string {
 	return b.String()
 }
 
-// notShown tells the runes Printable escapes.
-func notShown(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }
+// NotShown tells the runes a terminal acts on rather than shows, which
+// Printable escapes: all that unicode.IsPrint refuses but the newline.
+func NotShown(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }
 
 // Run runs the command args[0]: one of Commands, "version" or help. No
 // command or an unknown one prints the usage to stderr and is an error.

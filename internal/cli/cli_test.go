@@ -112,10 +112,10 @@ func FuzzPrintable(f *testing.F) {
 		if !utf8.ValidString(got) {
 			t.Fatalf("Printable(%q) = %q: not UTF-8", s, got)
 		}
-		if i := strings.IndexFunc(got, notShown); i >= 0 {
+		if i := strings.IndexFunc(got, NotShown); i >= 0 {
 			t.Fatalf("Printable(%q) = %q: %q at %d is not shown as text", s, got, got[i:], i)
 		}
-		if utf8.ValidString(s) && !strings.ContainsFunc(s, notShown) && got != s {
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, NotShown) && got != s {
 			t.Fatalf("Printable(%q) = %q: changed a printable string", s, got)
 		}
 	})

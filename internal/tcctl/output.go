@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+
+	"trustedcompute.io/tc/internal/cli"
 )
 
 // Output formats of read commands.
@@ -132,13 +134,13 @@ func blockStyle(n *yaml.Node) {
 func notPrint(r rune) bool { return !unicode.IsPrint(r) }
 
 // escapeUnprintable writes the runes of JSON or YAML text that a terminal
-// would act on (notPrint, but the newline) as escapes that mean the same
+// would act on (cli.NotShown) as escapes that mean the same
 // character in a JSON string and in a double-quoted YAML scalar, where
 // alone they stand: encoding/json and the YAML encoder escape the control
 // characters but pass DEL, the C1 controls and format characters such as
 // U+202E through. A byte that is not UTF-8 becomes U+FFFD.
 func escapeUnprintable(b []byte, e escapes) []byte {
-	if !bytes.ContainsFunc(b, func(r rune) bool { return r != '\n' && notPrint(r) }) && utf8.Valid(b) {
+	if !bytes.ContainsFunc(b, cli.NotShown) && utf8.Valid(b) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+32)
@@ -147,7 +149,7 @@ func escapeUnprintable(b []byte, e escapes) []byte {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			out = append(out, "\uFFFD"...)
-		case r == '\n' || !notPrint(r):
+		case !cli.NotShown(r):
 			out = append(out, b[:n]...)
 		case r <= 0xffff:
 			out = fmt.Appendf(out, `\u%04x`, r)
